@@ -1,0 +1,42 @@
+namespace Rtt.Core.Errors;
+
+/// <summary>
+/// Every stable error code in one place, so a code is never reused for something else.
+/// docs/errors.md describes each one; a test checks that the two agree.
+/// </summary>
+public static class ErrorCodes
+{
+    // Canonical JSON and documents
+    public const string JsonInvalid = "RTT-JSON-001";
+    public const string JsonNumberNotFinite = "RTT-JSON-002";
+    public const string JsonDuplicateKey = "RTT-JSON-003";
+    public const string JsonLoneSurrogate = "RTT-JSON-004";
+    public const string DocumentShape = "RTT-JSON-005";
+
+    // Workspace
+    public const string WorkspaceNotFound = "RTT-WS-001";
+    public const string WorkspaceExists = "RTT-WS-002";
+    public const string WorkspaceUnwritable = "RTT-WS-003";
+    public const string WorkspaceFileMissing = "RTT-WS-004";
+    public const string ExampleNotFound = "RTT-WS-005";
+
+    // Keys, signatures, trust
+    public const string KeyFileMissing = "RTT-KEY-001";
+    public const string KeyFileInvalid = "RTT-KEY-002";
+    public const string KeyExists = "RTT-KEY-003";
+    public const string KeyUnknown = "RTT-KEY-004";
+    public const string KeyNameInvalid = "RTT-KEY-005";
+    public const string Unsigned = "RTT-SIGN-001";
+    public const string SignerUnknown = "RTT-SIGN-002";
+    public const string SignerRevoked = "RTT-SIGN-003";
+    public const string SignatureInvalid = "RTT-SIGN-004";
+    public const string SignatureMalformed = "RTT-SIGN-005";
+
+    // Silo, storage, client
+    public const string PortInUse = "RTT-SILO-001";
+    public const string StateUnwritable = "RTT-SILO-002";
+    public const string StateCorrupt = "RTT-SILO-003";
+    public const string SiloStartFailed = "RTT-SILO-004";
+    public const string ConfigInvalid = "RTT-SILO-005";
+    public const string NoSiloAnswers = "RTT-CLIENT-001";
+}

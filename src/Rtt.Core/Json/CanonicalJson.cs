@@ -1,0 +1,334 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+
+namespace Rtt.Core.Json;
+
+/// <summary>
+/// RFC 8785 (JSON Canonicalization Scheme) writer. Every hash and signature in RTT is taken over
+/// these bytes, so an implementation in any language can recompute them:
+/// object members sorted by their UTF-16 code units, no insignificant white space, numbers in
+/// ECMAScript's Number-to-String form, strings with only the escapes the RFC requires.
+/// </summary>
+public static class CanonicalJson
+{
+    private static readonly JsonDocumentOptions ParseOptions = new()
+    {
+        AllowTrailingCommas = false,
+        CommentHandling = JsonCommentHandling.Disallow,
+        MaxDepth = 256,
+    };
+
+    // Strict UTF-8: a lone surrogate is an error rather than a silent U+FFFD.
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Canonical bytes of a JSON text. Throws <see cref="DocumentException"/> for invalid JSON.</summary>
+    public static byte[] Canonicalize(ReadOnlySpan<byte> utf8Json, string? source = null)
+    {
+        using var doc = Parse(utf8Json, source);
+        return Serialize(doc.RootElement);
+    }
+
+    /// <summary>Canonical bytes of a JSON text given as a string.</summary>
+    public static byte[] Canonicalize(string json, string? source = null) => Canonicalize(Encoding.UTF8.GetBytes(json), source);
+
+    /// <summary>Canonical bytes of a parsed element.</summary>
+    public static byte[] Serialize(JsonElement element)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        Write(buffer, element, "$");
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Canonical bytes of a node tree (null means the JSON literal <c>null</c>).</summary>
+    public static byte[] Serialize(JsonNode? node)
+    {
+        // JsonNode has no stable view of raw number text, so round through its own writer once.
+        var raw = node is null ? "null"u8.ToArray() : JsonSerializer.SerializeToUtf8Bytes(node);
+        return Canonicalize(raw);
+    }
+
+    /// <summary>Canonical bytes of any value System.Text.Json can serialize with the given options.</summary>
+    public static byte[] SerializeValue<T>(T value, JsonSerializerOptions options) =>
+        Canonicalize(JsonSerializer.SerializeToUtf8Bytes(value, options));
+
+    /// <summary>Canonical text (UTF-8 decoded) - for display and tests.</summary>
+    public static string ToCanonicalString(JsonNode? node) => Encoding.UTF8.GetString(Serialize(node));
+
+    /// <summary>Parses JSON with RTT's rules, turning a syntax error into an error that names line and column.</summary>
+    public static JsonDocument Parse(ReadOnlySpan<byte> utf8Json, string? source = null)
+    {
+        // Tolerate a UTF-8 BOM: editors add one, and it carries no meaning.
+        if (utf8Json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]))
+        {
+            utf8Json = utf8Json[3..];
+        }
+
+        var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions
+        {
+            AllowTrailingCommas = ParseOptions.AllowTrailingCommas,
+            CommentHandling = ParseOptions.CommentHandling,
+            MaxDepth = ParseOptions.MaxDepth,
+        });
+        try
+        {
+            return JsonDocument.ParseValue(ref reader);
+        }
+        catch (JsonException ex)
+        {
+            var where = source ?? "input";
+            var at = ex.LineNumber is { } line ? $"{where}:{line + 1}:{(ex.BytePositionInLine ?? 0) + 1}" : where;
+            throw new DocumentException(ErrorCodes.JsonInvalid, $"not valid JSON: {FirstSentence(ex.Message)}", at,
+                "fix the JSON syntax at the position shown");
+        }
+    }
+
+    /// <summary>Parses JSON into a mutable node tree with RTT's rules.</summary>
+    public static JsonNode ParseNode(ReadOnlySpan<byte> utf8Json, string? source = null)
+    {
+        using var doc = Parse(utf8Json, source);
+        return JsonNode.Parse(doc.RootElement.GetRawText())
+            ?? throw new DocumentException(ErrorCodes.DocumentShape, "the document is the JSON literal null", source, "write a JSON object");
+    }
+
+    private static string FirstSentence(string message)
+    {
+        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return cut > 0 ? message[..cut].TrimEnd('.') : message.TrimEnd('.');
+    }
+
+    private static void Write(ArrayBufferWriter<byte> output, JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                WriteObject(output, element, path);
+                break;
+            case JsonValueKind.Array:
+                output.Write("["u8);
+                var index = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (index > 0)
+                    {
+                        output.Write(","u8);
+                    }
+
+                    Write(output, item, $"{path}[{index}]");
+                    index++;
+                }
+
+                output.Write("]"u8);
+                break;
+            case JsonValueKind.String:
+                WriteString(output, Text(element, path), path);
+                break;
+            case JsonValueKind.Number:
+                // RFC 8785 numbers are IEEE 754 doubles; a literal beyond double range is not representable.
+                WriteAscii(output, FormatNumber(element.TryGetDouble(out var number) ? number : double.PositiveInfinity, path));
+                break;
+            case JsonValueKind.True:
+                output.Write("true"u8);
+                break;
+            case JsonValueKind.False:
+                output.Write("false"u8);
+                break;
+            case JsonValueKind.Null:
+                output.Write("null"u8);
+                break;
+            default:
+                throw new DocumentException(ErrorCodes.JsonInvalid, $"unexpected JSON value kind {element.ValueKind}", path);
+        }
+    }
+
+    private static void WriteObject(ArrayBufferWriter<byte> output, JsonElement element, string path)
+    {
+        var members = new List<(string Name, JsonElement Value)>();
+        foreach (var property in element.EnumerateObject())
+        {
+            members.Add((PropertyName(property, path), property.Value));
+        }
+
+        // RFC 8785 3.2.3: sort by the UTF-16 code units of the names, which is exactly ordinal order.
+        members.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+        output.Write("{"u8);
+        for (var i = 0; i < members.Count; i++)
+        {
+            var name = members[i].Name;
+            if (i > 0)
+            {
+                if (string.Equals(members[i - 1].Name, name, StringComparison.Ordinal))
+                {
+                    throw new DocumentException(ErrorCodes.JsonDuplicateKey, $"duplicate member name \"{name}\"", path,
+                        "remove one of the two members: canonical JSON has no duplicate names");
+                }
+
+                output.Write(","u8);
+            }
+
+            WriteString(output, name, path);
+            output.Write(":"u8);
+            Write(output, members[i].Value, $"{path}.{name}");
+        }
+
+        output.Write("}"u8);
+    }
+
+    // System.Text.Json refuses to decode an escaped lone surrogate; report it as RTT's own error.
+    private static string Text(JsonElement element, string path)
+    {
+        try
+        {
+            return element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw LoneSurrogate(path);
+        }
+    }
+
+    private static string PropertyName(JsonProperty property, string path)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException)
+        {
+            throw LoneSurrogate(path);
+        }
+    }
+
+    private static DocumentException LoneSurrogate(string path) =>
+        new(ErrorCodes.JsonLoneSurrogate, "string holds a lone UTF-16 surrogate", path, "strings must be valid Unicode; pair or remove the surrogate");
+
+    private static void WriteString(ArrayBufferWriter<byte> output, string value, string path)
+    {
+        output.Write("\""u8);
+        var start = 0;
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            string? escape = c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\b' => "\\b",
+                '\f' => "\\f",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                < ' ' => $"\\u{(int)c:x4}",
+                _ => null,
+            };
+            if (escape is null)
+            {
+                continue;
+            }
+
+            WriteUtf8(output, value.AsSpan(start, i - start), path);
+            WriteAscii(output, escape);
+            start = i + 1;
+        }
+
+        WriteUtf8(output, value.AsSpan(start), path);
+        output.Write("\""u8);
+    }
+
+    private static void WriteUtf8(ArrayBufferWriter<byte> output, ReadOnlySpan<char> text, string path)
+    {
+        if (text.IsEmpty)
+        {
+            return;
+        }
+
+        try
+        {
+            var span = output.GetSpan(StrictUtf8.GetMaxByteCount(text.Length));
+            output.Advance(StrictUtf8.GetBytes(text, span));
+        }
+        catch (EncoderFallbackException)
+        {
+            throw LoneSurrogate(path);
+        }
+    }
+
+    private static void WriteAscii(ArrayBufferWriter<byte> output, string ascii)
+    {
+        var span = output.GetSpan(ascii.Length);
+        for (var i = 0; i < ascii.Length; i++)
+        {
+            span[i] = (byte)ascii[i];
+        }
+
+        output.Advance(ascii.Length);
+    }
+
+    /// <summary>
+    /// ECMAScript Number::toString for a finite double (ECMA-262, 7.1.12.1), which RFC 8785 adopts.
+    /// .NET's "R" format yields the shortest round-tripping digits; only the layout differs.
+    /// </summary>
+    public static string FormatNumber(double value, string path = "$")
+    {
+        if (!double.IsFinite(value))
+        {
+            throw new DocumentException(ErrorCodes.JsonNumberNotFinite, "number is not finite", path, "JSON numbers must be finite");
+        }
+
+        if (value == 0)
+        {
+            return "0"; // covers -0 as well
+        }
+
+        var negative = value < 0;
+        var r = Math.Abs(value).ToString("R", CultureInfo.InvariantCulture);
+
+        // Split "R" output into significant digits and a decimal exponent n, with value = 0.d1d2... * 10^n.
+        var ePos = r.IndexOfAny(['E', 'e']);
+        var mantissa = ePos >= 0 ? r[..ePos] : r;
+        var exponent = ePos >= 0 ? int.Parse(r[(ePos + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture) : 0;
+        var dot = mantissa.IndexOf('.');
+        var intPart = dot >= 0 ? mantissa[..dot] : mantissa;
+        var fracPart = dot >= 0 ? mantissa[(dot + 1)..] : string.Empty;
+        var digits = (intPart + fracPart).TrimStart('0');
+        var leadingZeros = (intPart + fracPart).Length - digits.Length;
+        var n = intPart.Length + exponent - leadingZeros;
+        digits = digits.TrimEnd('0');
+        var k = digits.Length;
+
+        var sb = new StringBuilder(32);
+        if (negative)
+        {
+            sb.Append('-');
+        }
+
+        if (k <= n && n <= 21)
+        {
+            sb.Append(digits).Append('0', n - k);
+        }
+        else if (0 < n && n <= 21)
+        {
+            sb.Append(digits, 0, n).Append('.').Append(digits, n, k - n);
+        }
+        else if (-6 < n && n <= 0)
+        {
+            sb.Append("0.").Append('0', -n).Append(digits);
+        }
+        else
+        {
+            sb.Append(digits[0]);
+            if (k > 1)
+            {
+                sb.Append('.').Append(digits, 1, k - 1);
+            }
+
+            var e = n - 1;
+            sb.Append('e').Append(e >= 0 ? '+' : '-').Append(Math.Abs(e).ToString(CultureInfo.InvariantCulture));
+        }
+
+        return sb.ToString();
+    }
+}
