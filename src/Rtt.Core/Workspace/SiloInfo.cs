@@ -1,0 +1,61 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Core.Json;
+
+namespace Rtt.Core.Workspace;
+
+/// <summary>
+/// <c>.rtt/state/silo.json</c>: written by a running silo so that <c>rtt status</c> and client apps on
+/// this machine find its gateway; removed on clean shutdown. A stale file (process gone) is ignored.
+/// </summary>
+public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int GatewayPort, string ClusterId, string ServiceId, DateTimeOffset Started)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["pid"] = ProcessId,
+        ["node_id"] = NodeId,
+        ["silo_port"] = SiloPort,
+        ["gateway_port"] = GatewayPort,
+        ["cluster_id"] = ClusterId,
+        ["service_id"] = ServiceId,
+        ["started"] = Started.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture),
+    };
+
+    public void Write(string path) => AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(ToJson()));
+
+    /// <summary>Reads the file; null when it is missing, unreadable or its process is gone.</summary>
+    public static SiloInfo? ReadLive(string path)
+    {
+        try
+        {
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+
+            var json = CanonicalJson.ParseNode(File.ReadAllBytes(path), path);
+            var info = new SiloInfo(
+                (int)json["pid"]!, (string)json["node_id"]!, (int)json["silo_port"]!, (int)json["gateway_port"]!,
+                (string)json["cluster_id"]!, (string)json["service_id"]!,
+                DateTimeOffset.Parse((string)json["started"]!, CultureInfo.InvariantCulture));
+            return IsAlive(info.ProcessId) ? info : null;
+        }
+        catch (Exception ex) when (ex is IOException or FormatException or InvalidOperationException or NullReferenceException or Errors.RttException)
+        {
+            return null;
+        }
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+}

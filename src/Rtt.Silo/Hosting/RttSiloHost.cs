@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using Orleans.Configuration;
+using Rtt.Core.Errors;
+using Rtt.Core.Telemetry;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Nodes;
+using Rtt.Silo.Nodes;
+using Rtt.Silo.Storage;
+
+namespace Rtt.Silo.Hosting;
+
+/// <summary>
+/// Builds the embedded silo for a workspace: localhost clustering, grain state in the workspace's SQLite
+/// database, OpenTelemetry metrics, node registration at start-up.
+/// </summary>
+public static class RttSiloHost
+{
+    /// <summary>
+    /// Configuration sources in .NET's order of precedence (last wins): appsettings.json beside the binary,
+    /// RTT_-prefixed environment variables, then <paramref name="overrides"/> (the command line).
+    /// </summary>
+    public static IConfigurationRoot LoadConfiguration(IReadOnlyDictionary<string, string?>? overrides = null) =>
+        new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true, reloadOnChange: false)
+            .AddEnvironmentVariables("RTT_")
+            .AddInMemoryCollection(overrides ?? new Dictionary<string, string?>())
+            .Build();
+
+    /// <summary>Checks everything a start needs and builds the host; nothing is started yet.</summary>
+    public static RttSilo Build(RttWorkspace workspace, IReadOnlyDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? logging = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var configuration = LoadConfiguration(overrides);
+        var silo = Bind<RttSiloOptions>(configuration, "Silo");
+        var storage = Bind<RttStorageOptions>(configuration, "Storage");
+        var metrics = Bind<RttMetricsOptions>(configuration, "Metrics");
+        silo.Validate();
+
+        workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
+        EnsureWritable(workspace.State);
+        EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
+        EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
+        if (metrics.PrometheusPort != 0)
+        {
+            EnsurePortFree(metrics.PrometheusPort, "Metrics:PrometheusPort", "--metrics-port");
+        }
+
+        if (!string.Equals(storage.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"unknown storage provider \"{storage.Provider}\"", "Storage:Provider",
+                "use \"sqlite\" (the embedded default)");
+        }
+
+        var connectionString = storage.ConnectionString ?? SqliteStateStore.ConnectionString(workspace.StateDatabasePath);
+        SqliteStateStore.Prepare(connectionString, workspace.StateDatabasePath);
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            DisableDefaults = true, // we add exactly the sources above, in that order
+            ContentRootPath = AppContext.BaseDirectory,
+            ApplicationName = "rtt-silo",
+        });
+        builder.Configuration.AddConfiguration(configuration);
+        builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
+        if (logging is null)
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            });
+        }
+        else
+        {
+            logging(builder.Logging);
+        }
+
+        builder.Services.AddSingleton(workspace);
+        builder.Services.AddSingleton(silo);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.UseOrleans(orleans =>
+        {
+            orleans.UseLocalhostClustering(silo.SiloPort, silo.GatewayPort, null, silo.ServiceId, silo.ClusterId);
+            orleans.Configure<SiloOptions>(o => o.SiloName = silo.NodeId);
+            orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
+            {
+                o.Invariant = SqliteStateStore.Invariant;
+                o.ConnectionString = connectionString;
+            });
+        });
+
+        // Added after UseOrleans, so it starts once the silo is up and stops before it goes down.
+        builder.Services.AddSingleton<NodeRegistrationService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRegistrationService>());
+
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("rtt-silo", serviceInstanceId: silo.NodeId))
+            .WithMetrics(m =>
+            {
+                m.AddMeter("Microsoft.Orleans", RttMetrics.MeterName);
+                if (metrics.Console)
+                {
+                    m.AddConsoleExporter();
+                }
+
+                if (metrics.PrometheusPort != 0)
+                {
+                    m.AddPrometheusHttpListener(o =>
+                    {
+                        o.Host = "127.0.0.1";
+                        o.Port = metrics.PrometheusPort;
+                    });
+                }
+            });
+
+        return new RttSilo(builder.Build(), silo, workspace, clock);
+    }
+
+    private static T Bind<T>(IConfiguration configuration, string section)
+        where T : new()
+    {
+        try
+        {
+            return configuration.GetSection(section).Get<T>() ?? new T();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"invalid configuration: {ex.Message}", section,
+                "fix the value in appsettings.json, the RTT_ environment variable or the command-line option", ex);
+        }
+    }
+
+    private static void EnsureWritable(string stateDirectory)
+    {
+        var probe = Path.Combine(stateDirectory, $".write-probe-{Environment.ProcessId}");
+        try
+        {
+            Directory.CreateDirectory(stateDirectory);
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw new HostingException(ErrorCodes.StateUnwritable, "the workspace state folder is not writable", stateDirectory,
+                "make it writable by this user, or run on a workspace you own", ex);
+        }
+    }
+
+    private static void EnsurePortFree(int port, string setting, string option)
+    {
+        // Orleans binds on loopback for localhost clustering; a trial bind there gives a clear answer early.
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.ExclusiveAddressUse = true;
+            socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
+        {
+            throw new HostingException(ErrorCodes.PortInUse, $"port {port} is already in use", setting,
+                $"stop the process that holds it (is another silo running?) or choose another port with {option}", ex);
+        }
+    }
+}
+
+/// <summary>A built silo host with the settings it runs with.</summary>
+public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace workspace, Stopwatch sinceBuild) : IAsyncDisposable
+{
+    public IHost Host { get; } = host;
+    public RttSiloOptions Options { get; } = options;
+    public RttWorkspace Workspace { get; } = workspace;
+
+    /// <summary>The registration made at start-up (available after <see cref="StartAsync"/>).</summary>
+    public NodeRecord? Node => Host.Services.GetRequiredService<NodeRegistrationService>().Record;
+
+    /// <summary>Time from the start of <see cref="RttSiloHost.Build"/> to the node registered.</summary>
+    public TimeSpan StartupTime { get; private set; }
+
+    public IGrainFactory Grains => Host.Services.GetRequiredService<IGrainFactory>();
+
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await Host.StartAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is not RttException and not OperationCanceledException)
+        {
+            throw new HostingException(ErrorCodes.SiloStartFailed, $"the silo did not start: {Innermost(ex).Message}", Workspace.Root,
+                "see the message; run again with Logging__LogLevel__Default=Information for detail", ex);
+        }
+
+        StartupTime = sinceBuild.Elapsed;
+        RttMetrics.SiloStartup.Record(StartupTime.TotalMilliseconds);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken = default) => Host.StopAsync(cancellationToken);
+
+    /// <summary>Runs until Ctrl-C or SIGTERM, then shuts down cleanly.</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => Host.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Host is IAsyncDisposable asyncDisposable)
+        {
+            await asyncDisposable.DisposeAsync();
+        }
+        else
+        {
+            Host.Dispose();
+        }
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is not null)
+        {
+            ex = ex.InnerException;
+        }
+
+        return ex;
+    }
+}

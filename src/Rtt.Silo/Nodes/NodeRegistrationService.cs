@@ -1,0 +1,58 @@
+using System.Collections.Immutable;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Rtt.Core.Nodes;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Nodes;
+using Rtt.Silo.Hosting;
+
+namespace Rtt.Silo.Nodes;
+
+/// <summary>
+/// Registers this silo's node in its node grain once the silo is up, then publishes silo.json so that
+/// clients on this machine find the gateway. On shutdown it removes silo.json.
+/// </summary>
+public sealed class NodeRegistrationService(
+    IGrainFactory grains,
+    RttSiloOptions options,
+    RttWorkspace workspace,
+    ILocalSiloDetails silo,
+    TimeProvider time,
+    ILogger<NodeRegistrationService> logger) : IHostedService
+{
+    public NodeRecord? Record { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
+        Record = await grains.GetGrain<INodeGrain>(options.NodeId).Register(facts);
+        new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow())
+            .Write(workspace.SiloInfoPath);
+        logger.LogInformation("Node {NodeId} registered ({Registrations} registrations since {First:u})",
+            options.NodeId, Record.Registrations, Record.FirstRegistered);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            File.Delete(workspace.SiloInfoPath);
+        }
+        catch (IOException ex)
+        {
+            logger.LogWarning(ex, "Could not remove {Path}", workspace.SiloInfoPath);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Maps the machine's topology to the wire record.</summary>
+    public static NodeFacts ToFacts(string nodeId, MachineTopology machine, string siloAddress) => new(
+        nodeId,
+        machine.HostName,
+        machine.CpuModel,
+        machine.LogicalCores,
+        machine.MemoryBytes,
+        [.. machine.NumaNodes.Select(n => new NumaNodeFacts(n.Id, MachineTopology.FormatCpuList(n.Cpus), n.Cpus.Count, n.MemoryBytes))],
+        siloAddress);
+}
