@@ -21,10 +21,11 @@ public static class InitCommand
         return command;
     }
 
-    internal static void Print(InitResult result, string? exampleName)
+    internal static void Print(InitResult result, string? exampleName, TextWriter? output = null)
     {
-        Console.WriteLine($"Created workspace {result.Workspace.Root}{(exampleName is null ? "" : $" from example \"{exampleName}\"")}");
-        Console.WriteLine($"  signing key  default  {result.KeyId}");
-        Console.WriteLine($"  private key  {result.Workspace.PrivateKeyPath("default")} (mode 0600, not for version control)");
+        output ??= Console.Out;
+        output.WriteLine($"Created workspace {result.Workspace.Root}{(exampleName is null ? "" : $" from example \"{exampleName}\"")}");
+        output.WriteLine($"  signing key  default  {result.KeyId}");
+        output.WriteLine($"  private key  {result.Workspace.PrivateKeyPath("default")} (mode 0600, not for version control)");
     }
 }

@@ -34,7 +34,7 @@ public static class UpCommand
                     ? Path.GetFullPath(dir)
                     : Path.Combine(Path.GetTempPath(), $"rtt-{exampleName}-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}");
                 var created = WorkspaceInitializer.Create(target, Examples.Find(exampleName));
-                InitCommand.Print(created, exampleName);
+                InitCommand.Print(created, exampleName, parse.GetValue(json) ? Console.Error : Console.Out); // keep stdout pure JSON
                 workspace = created.Workspace;
             }
             else

@@ -78,6 +78,8 @@ public static class RttSiloHost
                 o.SingleLine = true;
                 o.TimestampFormat = "HH:mm:ss ";
             });
+            // Logs go to stderr so that stdout carries only the command's own output (JSON included).
+            builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         }
         else
         {

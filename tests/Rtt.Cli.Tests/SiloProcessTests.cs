@@ -1,0 +1,242 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+using Rtt.Core.Errors;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary>The real silo: the built <c>rtt up</c> in a temp workspace, driven and killed as an operator would.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class SiloProcessTests
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
+    private static (int Silo, int Gateway) Ports() => (RttProcess.FreePort(), RttProcess.FreePort());
+
+    private static RttProcess StartSilo(string workspace, int siloPort, int gatewayPort, params string[] extra)
+    {
+        var silo = RttProcess.Start(workspace, null, ["up", "--silo-port", siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture), .. extra]);
+        var info = Path.Combine(workspace, ".rtt", "state", "silo.json");
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (silo.HasExited)
+            {
+                throw new InvalidOperationException($"silo exited with {silo.ExitCode}\n{silo.Stdout}\n{silo.Stderr}");
+            }
+
+            if (silo.Stdout.Contains("Ctrl-C", StringComparison.Ordinal) && File.Exists(info))
+            {
+                return silo;
+            }
+
+            Thread.Sleep(50);
+        }
+
+        silo.Kill();
+        throw new TimeoutException($"silo did not come up\n{silo.Stdout}\n{silo.Stderr}");
+    }
+
+    private static JsonObject Status(string workspace)
+    {
+        var result = RttProcess.Run(workspace, "status", "--json");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return JsonNode.Parse(result.Stdout)!.AsObject();
+    }
+
+    [Fact]
+    public void Node_state_survives_kill_9_in_sqlite()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        var (siloPort, gatewayPort) = Ports();
+
+        string firstRegistered;
+        using (var silo = StartSilo(dir.Path, siloPort, gatewayPort))
+        {
+            var status = Status(dir.Path);
+            var member = status["members"]!.AsArray().Single()!;
+            Assert.Equal("node0", (string?)member["name"]);
+            Assert.Equal("Active", (string?)member["status"]);
+            var node = status["nodes"]!.AsArray().Single()!;
+            Assert.Equal("node0", (string?)node["node_id"]);
+            Assert.Equal(1, (int)node["registrations"]!);
+            Assert.True((int)node["logical_cores"]! >= 1);
+            Assert.NotEmpty(node["numa_nodes"]!.AsArray());
+            firstRegistered = (string)node["first_registered"]!;
+
+            silo.Kill(); // SIGKILL: no shutdown code runs
+        }
+
+        // The row is in the SQLite file, readable by any SQLite client.
+        using (var connection = new SqliteConnection($"Data Source={dir[".rtt/state/rtt.db"]};Mode=ReadOnly;Pooling=False"))
+        {
+            connection.Open();
+            using var query = connection.CreateCommand();
+            query.CommandText = "SELECT payload_text FROM rtt_grain_state_text WHERE state_name = 'node' AND grain_key_ext = 'node0'";
+            var payload = query.ExecuteScalar() as string;
+            Assert.NotNull(payload);
+            Assert.Contains("node0", payload);
+        }
+
+        using (var silo = StartSilo(dir.Path, siloPort, gatewayPort))
+        {
+            var node = Status(dir.Path)["nodes"]!.AsArray().Single()!;
+            Assert.Equal(2, (int)node["registrations"]!);
+            Assert.Equal(firstRegistered, (string?)node["first_registered"]);
+
+            var table = RttProcess.Run(dir.Path, "status");
+            Assert.True(table.ExitCode == 0, table.ToString());
+            Assert.Contains("node0", table.Stdout);
+        }
+    }
+
+    [Fact]
+    public void Sigterm_shuts_down_cleanly()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        var (siloPort, gatewayPort) = Ports();
+        using var silo = StartSilo(dir.Path, siloPort, gatewayPort);
+        silo.Terminate();
+        Assert.True(silo.WaitForExit(TimeSpan.FromSeconds(30)), "silo did not stop on SIGTERM");
+        Assert.True(silo.ExitCode == 0, $"exit {silo.ExitCode}\n{silo.Stdout}\n{silo.Stderr}");
+        Assert.Contains("stopped", silo.Stdout);
+        Assert.False(File.Exists(dir[".rtt/state/silo.json"]), "silo.json left behind");
+    }
+
+    [Fact]
+    public void Up_once_runs_the_quickstart_and_state_persists_between_runs()
+    {
+        using var dir = new TempDir();
+        var (siloPort, gatewayPort) = Ports();
+        string[] ports = ["--silo-port", siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture)];
+        var first = RttProcess.Run(dir.Path, ["up", "--example", "quickstart", "--into", dir["qs"], "--once", "--json", .. ports]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        var summary = JsonNode.Parse(first.Stdout)!; // stdout is pure JSON: logs and the init note go to stderr
+        Assert.Contains("Created workspace", first.Stderr);
+        Assert.Equal(1, (int)summary["node"]!["registrations"]!);
+        Assert.Contains("1 route(s), 2 manifest(s)", (string?)summary["steps"]![0]!["detail"]);
+
+        var second = RttProcess.Run(dir["qs"], ["up", "--once", .. ports]);
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Contains("node0 registered (2 registration(s))", second.Stdout);
+    }
+
+    [Fact]
+    public void Configuration_comes_from_rtt_environment_variables()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        var env = new Dictionary<string, string>
+        {
+            ["RTT_Silo__NodeId"] = "numa1",
+            ["RTT_Silo__SiloPort"] = RttProcess.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["RTT_Silo__GatewayPort"] = RttProcess.FreePort().ToString(CultureInfo.InvariantCulture),
+        };
+        var result = RttProcess.RunWith(dir.Path, env, "up", "--once", "--json");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("numa1", (string?)JsonNode.Parse(result.Stdout)!["node"]!["node_id"]);
+
+        env["RTT_Silo__NodeId"] = "bad/id";
+        var bad = RttProcess.RunWith(dir.Path, env, "up", "--once");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains(ErrorCodes.ConfigInvalid, bad.Stderr);
+        Assert.Contains("Silo:NodeId", bad.Stderr);
+    }
+
+    [Fact]
+    public async Task Metrics_are_served_in_prometheus_format()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        var (siloPort, gatewayPort) = Ports();
+        var metricsPort = RttProcess.FreePort();
+        using var silo = StartSilo(dir.Path, siloPort, gatewayPort, "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture));
+        using var http = new HttpClient();
+        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
+        Assert.Contains("rtt_node_registrations", text); // our meter
+        Assert.Contains("orleans_", text);                // Orleans' meter
+    }
+
+    [Fact]
+    public void Status_without_a_silo_is_a_clear_error()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        var result = RttProcess.Run(dir.Path, "status", "--gateway-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(ErrorCodes.NoSiloAnswers, result.Stderr);
+        Assert.Contains("rtt up", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+    }
+
+    [Fact]
+    public void Malformed_topology_is_named_with_line_and_column()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        File.WriteAllText(dir[".rtt/topology.json"], "{\n  \"hosts\": [\n    { \"name\": \"a\" \"numa_nodes\": [] }\n  ]\n}\n");
+        var result = RttProcess.Run(dir.Path, "up", "--once");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(ErrorCodes.JsonInvalid, result.Stderr);
+        Assert.Contains("topology.json:3:", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+        Assert.False(File.Exists(dir[".rtt/state/rtt.db"]), "nothing should start on a bad workspace");
+    }
+
+    [Fact]
+    public void Missing_signing_key_file_is_a_clear_error()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        File.Delete(dir[".rtt/keys/default.key"]);
+        var result = RttProcess.Run(dir.Path, "up", "--once");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(ErrorCodes.KeyFileMissing, result.Stderr);
+        Assert.Contains("default.key", result.Stderr);
+    }
+
+    [Fact]
+    public void Occupied_port_is_a_clear_error()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        using var squatter = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        squatter.Start();
+        var taken = ((System.Net.IPEndPoint)squatter.LocalEndpoint).Port;
+        var result = RttProcess.Run(dir.Path, "up", "--once", "--silo-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--gateway-port", taken.ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(ErrorCodes.PortInUse, result.Stderr);
+        Assert.Contains($"port {taken}", result.Stderr);
+        Assert.Contains("--gateway-port", result.Stderr);
+    }
+
+    [Fact]
+    public void Corrupt_database_is_a_clear_error_and_is_left_as_it_was()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        var garbage = new byte[8192];
+        new Random(7).NextBytes(garbage);
+        File.WriteAllBytes(dir[".rtt/state/rtt.db"], garbage);
+        var result = RttProcess.Run(dir.Path, "up", "--once", "--silo-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--gateway-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(ErrorCodes.StateCorrupt, result.Stderr);
+        Assert.Contains("rtt.db", result.Stderr);
+        Assert.Equal(garbage, File.ReadAllBytes(dir[".rtt/state/rtt.db"]));
+    }
+
+    [Fact]
+    public void Unwritable_state_folder_is_a_clear_error()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        // Root ignores permission bits, so make the state path something that cannot hold files.
+        Directory.Delete(dir[".rtt/state"]);
+        File.WriteAllText(dir[".rtt/state"], "not a folder");
+        var result = RttProcess.Run(dir.Path, "up", "--once");
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(ErrorCodes.StateUnwritable, result.Stderr);
+    }
+}
