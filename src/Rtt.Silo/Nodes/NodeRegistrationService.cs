@@ -28,7 +28,7 @@ public sealed class NodeRegistrationService(
         Record = await grains.GetGrain<INodeGrain>(options.NodeId).Register(facts);
         new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow())
             .Write(workspace.SiloInfoPath);
-        logger.LogInformation("Node {NodeId} registered ({Registrations} registrations since {First:u})",
+        logger.LogInformation("Node {NodeId} registered (registration {Registrations}, first on {First:u})",
             options.NodeId, Record.Registrations, Record.FirstRegistered);
     }
 
