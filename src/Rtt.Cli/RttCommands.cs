@@ -29,6 +29,12 @@ public static class RttCommands
         root.Subcommands.Add(KeysCommand.Create());
         root.Subcommands.Add(UpCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
+        foreach (var command in RegistryCommands.Create())
+        {
+            root.Subcommands.Add(command);
+        }
+
+        root.Subcommands.Add(McpCommand.Create());
         return root;
     }
 

@@ -32,6 +32,22 @@ public static class ErrorCodes
     public const string SignatureInvalid = "RTT-SIGN-004";
     public const string SignatureMalformed = "RTT-SIGN-005";
 
+    // Registry: CAS, index, pack, schemas, discovery, MCP
+    public const string CasMissing = "RTT-REG-001";
+    public const string CasHashMismatch = "RTT-REG-002";
+    public const string Immutable = "RTT-REG-003";
+    public const string SchemaViolation = "RTT-REG-004";
+    public const string BadSemver = "RTT-REG-005";
+    public const string BadSymbol = "RTT-REG-006";
+    public const string PackCorrupt = "RTT-REG-007";
+    public const string IndexCorrupt = "RTT-REG-008";
+    public const string NotFound = "RTT-REG-009";
+    public const string YamlInvalid = "RTT-REG-010";
+    public const string McpServerFailed = "RTT-MCP-001";
+    public const string McpToolInvalid = "RTT-MCP-002";
+    public const string McpDrift = "RTT-MCP-003";
+    public const string McpNameInvalid = "RTT-MCP-004";
+
     // Silo, storage, client
     public const string PortInUse = "RTT-SILO-001";
     public const string StateUnwritable = "RTT-SILO-002";
@@ -39,4 +55,10 @@ public static class ErrorCodes
     public const string SiloStartFailed = "RTT-SILO-004";
     public const string ConfigInvalid = "RTT-SILO-005";
     public const string NoSiloAnswers = "RTT-CLIENT-001";
+
+    // Fabric lanes
+    public const string LaneSetupFailed = "RTT-LANE-001";
+    public const string LaneAttachFailed = "RTT-LANE-002";
+    public const string LaneRouteUnknown = "RTT-LANE-003";
+    public const string LaneConfigInvalid = "RTT-LANE-004";
 }

@@ -1,0 +1,91 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+
+namespace Rtt.Cli.Mcp;
+
+/// <summary>What an MCP server says about itself and its tools.</summary>
+public sealed record McpListing(string ServerName, string ServerVersion, JsonObject ToolsList);
+
+/// <summary>Gets a tools/list result from a real MCP server over stdio (ModelContextProtocol SDK), or from a saved file.</summary>
+public static class McpToolSource
+{
+    public static async Task<McpListing> FromServerAsync(string name, IReadOnlyList<string> command, string workingDirectory, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var stderr = new List<string>();
+        var transport = new StdioClientTransport(new StdioClientTransportOptions
+        {
+            Name = name,
+            Command = command[0],
+            Arguments = [.. command.Skip(1)],
+            WorkingDirectory = workingDirectory,
+            ShutdownTimeout = TimeSpan.FromSeconds(5),
+            StandardErrorLines = line =>
+            {
+                lock (stderr)
+                {
+                    if (stderr.Count < 20)
+                    {
+                        stderr.Add(line);
+                    }
+                }
+            },
+        });
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await using var client = await McpClient.CreateAsync(transport, cancellationToken: cts.Token);
+            var tools = await client.ListToolsAsync(cancellationToken: cts.Token);
+            var list = new JsonArray();
+            foreach (var tool in tools)
+            {
+                var json = JsonSerializer.SerializeToNode(tool.ProtocolTool, McpJsonUtilities.DefaultOptions)!.AsObject();
+                var kept = new JsonObject();
+                foreach (var member in new[] { "name", "title", "description", "inputSchema", "outputSchema" })
+                {
+                    if (json[member] is { } value)
+                    {
+                        kept[member] = value.DeepClone();
+                    }
+                }
+
+                list.Add(kept);
+            }
+
+            return new McpListing(client.ServerInfo?.Name ?? name, client.ServerInfo?.Version ?? "0.0.0", new JsonObject { ["tools"] = list });
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            string[] lines;
+            lock (stderr)
+            {
+                lines = [.. stderr];
+            }
+
+            var why = ex is OperationCanceledException ? $"no answer within {timeout.TotalSeconds:0} s" : ex.Message;
+            var tail = lines.Length > 0 ? $"; its stderr: {string.Join(" | ", lines.TakeLast(3))}" : "";
+            throw new RttException(ErrorCodes.McpServerFailed, $"MCP server \"{string.Join(' ', command)}\" failed: {why}{tail}", command[0],
+                "check that the command starts an MCP server on stdio (try running it by hand)", ex);
+        }
+    }
+
+    /// <summary>A saved tools/list result: <c>{"tools": [...]}</c>, optionally with <c>serverInfo</c> {name, version}.</summary>
+    public static McpListing FromFile(string path, string name)
+    {
+        if (!File.Exists(path))
+        {
+            throw new RttException(ErrorCodes.WorkspaceFileMissing, "tools file not found", path, "give the path of a saved tools/list result");
+        }
+
+        var root = CanonicalJson.ParseNode(File.ReadAllBytes(path), path) as JsonObject
+            ?? throw new RttException(ErrorCodes.McpToolInvalid, "expected {\"tools\": [...]}", path, "save the result object of tools/list");
+        var info = root["serverInfo"] as JsonObject;
+        var tools = new JsonObject { ["tools"] = root["tools"]?.DeepClone() };
+        return new McpListing((string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0", tools);
+    }
+}

@@ -1,0 +1,306 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Core.Registry;
+
+/// <summary>
+/// Discovery: walks the workspace for agent definitions (<c>*.agent.json</c>), Claude Code subagents
+/// (<c>.claude/agents/*.md</c>) and manifests (<c>.rtt/manifests/*.json</c>, MCP manifests included),
+/// ingests them, and rebuilds <c>registry/symbols.json</c>. Files are processed in ordinal order of their
+/// workspace-relative path, so the outcome never depends on directory order. Unchanged files (same size and
+/// mtime as in the cache, objects still indexed) are not read again.
+/// </summary>
+public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
+{
+    private const string CacheFormat = "rtt.scan-cache/2";
+    private static readonly string[] SkippedFolders = ["node_modules", ".git", "providers", "overlays", "bin", "obj"];
+
+    public string CachePath => Path.Combine(workspace.State, "scan-cache.json");
+
+    public string SymbolsPath => Path.Combine(workspace.Registry, "symbols.json");
+
+    /// <summary>Scans <paramref name="paths"/> (default: the whole workspace).</summary>
+    public ScanReport Run(IReadOnlyList<string>? paths = null, IProgress<(int Done, int Total)>? progress = null)
+    {
+        var roots = (paths is { Count: > 0 } ? paths : [workspace.Root]).Select(p => Path.GetFullPath(p, workspace.Root)).ToList();
+        foreach (var root in roots)
+        {
+            if (!Directory.Exists(root) && !File.Exists(root))
+            {
+                throw new WorkspaceException(ErrorCodes.WorkspaceFileMissing, "path to scan does not exist", root, "give a folder or file inside the workspace");
+            }
+
+            if (Path.GetRelativePath(workspace.Root, root).StartsWith("..", StringComparison.Ordinal))
+            {
+                throw new WorkspaceException(ErrorCodes.WorkspaceFileMissing, "path to scan is outside the workspace", root, "give a folder or file inside the workspace");
+            }
+        }
+
+        var cache = LoadCache();
+        var found = new SortedDictionary<string, FileInfo>(StringComparer.Ordinal);
+        foreach (var root in roots)
+        {
+            foreach (var file in Enumerate(root))
+            {
+                found[Relative(file.FullName)] = file;
+            }
+        }
+
+        var report = new ScanReport();
+        var done = 0;
+        foreach (var (rel, file) in found)
+        {
+            progress?.Report((done++, found.Count));
+            if (cache.TryGetValue(rel, out var cached) && cached.Size == file.Length && cached.MtimeTicks == file.LastWriteTimeUtc.Ticks
+                && cached.Objects.All(o => store.Index.TryGet(o.Key, out var h) && h == o.Hash))
+            {
+                report.Unchanged.Add(rel);
+                continue;
+            }
+
+            try
+            {
+                var entry = Ingest(rel, file);
+                var isNew = !cache.TryGetValue(rel, out var before);
+                var changed = !isNew && !before!.Objects.Select(o => o.Hash).SequenceEqual(entry.Objects.Select(o => o.Hash));
+                cache[rel] = entry;
+                (isNew ? report.Added : changed ? report.Changed : report.Unchanged).Add(rel);
+            }
+            catch (RttException ex)
+            {
+                report.Errors.Add(new ScanError(rel, ex));
+            }
+        }
+
+        progress?.Report((found.Count, found.Count));
+
+        // Files gone from the scanned roots leave the symbol table (their objects stay: the CAS is append-only).
+        foreach (var rel in cache.Keys.ToList())
+        {
+            if (!found.ContainsKey(rel) && roots.Any(r => IsUnder(Path.Combine(workspace.Root, rel), r)))
+            {
+                cache.Remove(rel);
+                report.Removed.Add(rel);
+            }
+        }
+
+        var symbols = BuildSymbols(cache, report);
+        store.Save();                                   // 1. index (objects are already durable)
+        AtomicFile.WriteAllBytes(SymbolsPath, PrettyJson.ToUtf8(symbols)); // 2. symbols
+        SaveCache(cache);                               // 3. cache last: a crash before it only costs a re-read
+        report.Symbols = symbols.Count;
+        report.Objects = store.Index.Count;
+        return report;
+    }
+
+    private CacheEntry Ingest(string rel, FileInfo file)
+    {
+        var bytes = File.ReadAllBytes(file.FullName);
+        var source = rel;
+        SourceObject parsed;
+        if (rel.EndsWith(".md", StringComparison.Ordinal))
+        {
+            parsed = Sources.ClaudeSubagent(Sources.ReadText(bytes, source), source);
+        }
+        else if (rel.EndsWith(".agent.json", StringComparison.Ordinal))
+        {
+            parsed = Sources.Agent(bytes, source);
+        }
+        else if (Path.GetFileName(rel).StartsWith("mcp.", StringComparison.Ordinal))
+        {
+            var manifest = CanonicalJson.ParseNode(bytes, source) as JsonObject
+                ?? throw new DocumentException(ErrorCodes.DocumentShape, "expected a JSON object", source, "write it with `rtt mcp ingest`");
+            parsed = McpCatalog.FromManifest(manifest, store, source);
+        }
+        else
+        {
+            parsed = Sources.Manifest(bytes, source);
+        }
+
+        var result = store.Ingest(parsed.Object, parsed.Id, parsed.Version, source, signIfUnsigned: true);
+        var symbols = parsed.Symbols.Select(s => (s, Hash: s.Kind == "mcp-tool" ? ToolObject(s) : result.Hash)).ToList();
+        return new CacheEntry(file.Length, file.LastWriteTimeUtc.Ticks, [new CachedObject(result.Key, result.Hash)],
+            [.. symbols.Select(x => (x.s.Symbol, x.s.ToJson(x.Hash, rel)))]);
+    }
+
+    private string ToolObject(SymbolEntry symbol) =>
+        store.Index.TryGet(RegistryIndex.Key(symbol.Symbol, symbol.Version), out var hash) ? hash
+            : throw new RttException(ErrorCodes.CasMissing, $"MCP tool object {symbol.Symbol}@{symbol.Version} is not in the registry", symbol.Symbol, "run `rtt mcp ingest` again");
+
+    private static JsonObject BuildSymbols(SortedDictionary<string, CacheEntry> cache, ScanReport report)
+    {
+        var bySymbol = new SortedDictionary<string, SortedDictionary<string, JsonObject>>(StringComparer.Ordinal);
+        foreach (var (rel, entry) in cache)
+        {
+            foreach (var (symbol, json) in entry.Symbols)
+            {
+                var versions = bySymbol.TryGetValue(symbol, out var v) ? v : bySymbol[symbol] = new(StringComparer.Ordinal);
+                var version = (string)json["version"]!;
+                if (versions.TryGetValue(version, out var other) && (string?)other["object"] != (string?)json["object"])
+                {
+                    report.Errors.Add(new ScanError(rel, new RttException(ErrorCodes.Immutable,
+                        $"{symbol}@{version} is also exported by {other["source"]} with other content", rel, "give one of them another version or address")));
+                    continue;
+                }
+
+                versions[version] = json;
+            }
+        }
+
+        var result = new JsonObject();
+        foreach (var (symbol, versions) in bySymbol)
+        {
+            var list = new JsonArray();
+            foreach (var json in versions.Values.OrderBy(j => NuGet.Versioning.SemanticVersion.Parse((string)j["version"]!)))
+            {
+                list.Add(json.DeepClone());
+            }
+
+            result[symbol] = list;
+        }
+
+        return result;
+    }
+
+    private IEnumerable<FileInfo> Enumerate(string root)
+    {
+        if (File.Exists(root))
+        {
+            var single = new FileInfo(root);
+            if (IsSource(Relative(single.FullName)))
+            {
+                yield return single;
+            }
+
+            yield break;
+        }
+
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
+        foreach (var file in new DirectoryInfo(root).EnumerateFiles("*", options))
+        {
+            var rel = Relative(file.FullName);
+            if (IsSource(rel))
+            {
+                yield return file;
+            }
+        }
+    }
+
+    /// <summary>Which workspace-relative paths discovery reads.</summary>
+    public static bool IsSource(string rel)
+    {
+        var parts = rel.Split('/');
+        if (parts.Length == 3 && parts[0] == ".rtt" && parts[1] == "manifests")
+        {
+            return rel.EndsWith(".json", StringComparison.Ordinal);
+        }
+
+        if (parts[0] == ".rtt" || parts.Any(p => SkippedFolders.Contains(p, StringComparer.Ordinal)))
+        {
+            return false;
+        }
+
+        if (rel.EndsWith(".agent.json", StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        return parts.Length >= 3 && parts[^3] == ".claude" && parts[^2] == "agents" && rel.EndsWith(".md", StringComparison.Ordinal);
+    }
+
+    private string Relative(string full) => Path.GetRelativePath(workspace.Root, full).Replace('\\', '/');
+
+    private static bool IsUnder(string path, string root) =>
+        string.Equals(path, root, StringComparison.Ordinal) || path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    private SortedDictionary<string, CacheEntry> LoadCache()
+    {
+        var cache = new SortedDictionary<string, CacheEntry>(StringComparer.Ordinal);
+        try
+        {
+            if (!File.Exists(CachePath) || CanonicalJson.ParseNode(File.ReadAllBytes(CachePath), CachePath) is not JsonObject root
+                || (string?)root["format"] != CacheFormat || root["files"] is not JsonObject files)
+            {
+                return cache;
+            }
+
+            foreach (var (rel, node) in files)
+            {
+                var e = node!.AsObject();
+                cache[rel] = new CacheEntry(
+                    (long)e["size"]!, (long)e["mtime"]!,
+                    [.. e["objects"]!.AsArray().Select(o => new CachedObject((string)o!["key"]!, (string)o["hash"]!))],
+                    [.. e["symbols"]!.AsArray().Select(s => ((string)s!["symbol"]!, (JsonObject)s["entry"]!.DeepClone()))]);
+            }
+        }
+        catch (Exception ex) when (ex is RttException or InvalidOperationException or FormatException or NullReferenceException)
+        {
+            cache.Clear(); // a damaged cache only costs a full re-read
+        }
+
+        return cache;
+    }
+
+    private void SaveCache(SortedDictionary<string, CacheEntry> cache)
+    {
+        var files = new JsonObject();
+        foreach (var (rel, e) in cache)
+        {
+            files[rel] = new JsonObject
+            {
+                ["size"] = e.Size,
+                ["mtime"] = e.MtimeTicks,
+                ["objects"] = new JsonArray([.. e.Objects.Select(o => (JsonNode)new JsonObject { ["key"] = o.Key, ["hash"] = o.Hash })]),
+                ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = s.Entry.DeepClone() })]),
+            };
+        }
+
+        // The cache is machine-local state (mtimes), so compact canonical bytes are enough.
+        AtomicFile.WriteAllBytes(CachePath, CanonicalJson.Serialize(new JsonObject { ["format"] = CacheFormat, ["files"] = files }));
+    }
+
+    private sealed record CachedObject(string Key, string Hash);
+
+    private sealed record CacheEntry(long Size, long MtimeTicks, IReadOnlyList<CachedObject> Objects, IReadOnlyList<(string Symbol, JsonObject Entry)> Symbols);
+}
+
+/// <summary>What a scan did, per workspace-relative path.</summary>
+public sealed class ScanReport
+{
+    public List<string> Added { get; } = [];
+    public List<string> Changed { get; } = [];
+    public List<string> Unchanged { get; } = [];
+    public List<string> Removed { get; } = [];
+    public List<ScanError> Errors { get; } = [];
+    public int Symbols { get; set; }
+    public int Objects { get; set; }
+
+    public JsonObject ToJson()
+    {
+        static JsonArray List(IEnumerable<string> items) => new([.. items.Select(i => (JsonNode)JsonValue.Create(i))]);
+        return new JsonObject
+        {
+            ["added"] = List(Added),
+            ["changed"] = List(Changed),
+            ["unchanged"] = Unchanged.Count,
+            ["removed"] = List(Removed),
+            ["errors"] = new JsonArray([.. Errors.Select(e => (JsonNode)new JsonObject
+            {
+                ["path"] = e.Path,
+                ["code"] = e.Error.Code,
+                ["message"] = e.Error.Message,
+                ["location"] = e.Error.Location,
+            })]),
+            ["symbols"] = Symbols,
+            ["objects"] = Objects,
+        };
+    }
+
+    public string Summary => string.Create(CultureInfo.InvariantCulture,
+        $"{Added.Count} added, {Changed.Count} changed, {Unchanged.Count} unchanged, {Removed.Count} removed, {Errors.Count} error(s); {Symbols} symbol(s), {Objects} object(s) indexed");
+}
+
+public sealed record ScanError(string Path, RttException Error);

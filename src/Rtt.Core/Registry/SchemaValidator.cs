@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Json.Schema;
+using NuGet.Versioning;
+using Rtt.Core.Errors;
+
+namespace Rtt.Core.Registry;
+
+/// <summary>The registry's JSON Schemas (embedded), and the checks a schema cannot express (SemVer).</summary>
+public static class SchemaValidator
+{
+    public static readonly Lazy<JsonSchema> Agent = new(() => Load("agent"));
+    public static readonly Lazy<JsonSchema> Manifest = new(() => Load("manifest"));
+    public static readonly Lazy<JsonSchema> McpTools = new(() => Load("mcp-tools"));
+
+    /// <summary>The schema text, for docs and for `rtt schema`.</summary>
+    public static string Text(string name)
+    {
+        using var stream = typeof(SchemaValidator).Assembly.GetManifestResourceStream($"Rtt.Core.Registry.Schemas.{name}.schema.json")
+            ?? throw new InvalidOperationException($"schema {name} is not embedded");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
+    private static JsonSchema Load(string name) =>
+        // Own registry per schema: nothing global, nothing fetched from the network.
+        JsonSchema.FromText(Text(name), new BuildOptions { SchemaRegistry = new SchemaRegistry() });
+
+    /// <summary>Validates; the first error names the file and the JSON Pointer of the offending field.</summary>
+    public static void Validate(Lazy<JsonSchema> schema, JsonElement instance, string source)
+    {
+        var results = schema.Value.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        if (results.IsValid)
+        {
+            return;
+        }
+
+        // Report the deepest failing location: it is the field the user has to fix.
+        var failures = (results.Details ?? [])
+            .Where(d => d.Errors is { Count: > 0 })
+            .OrderByDescending(d => d.InstanceLocation.ToString().Length)
+            .ThenBy(d => d.InstanceLocation.ToString(), StringComparer.Ordinal)
+            .ToList();
+        var first = failures.FirstOrDefault();
+        var pointer = first?.InstanceLocation.ToString() is { Length: > 0 } p ? p : "/";
+        var message = first?.Errors?.Values.FirstOrDefault() ?? "does not match the schema";
+        throw new RttException(ErrorCodes.SchemaViolation, $"{message}", $"{source}: {pointer}",
+            $"fix the field at {pointer}; see docs/registry.md for the format");
+    }
+
+    /// <summary>Checks a SemVer 2.0 version string with NuGet.Versioning's strict parser.</summary>
+    public static SemanticVersion Semver(string version, string location)
+    {
+        if (!SemanticVersion.TryParse(version, out var parsed) || parsed.ToFullString() != version)
+        {
+            throw new RttException(ErrorCodes.BadSemver, $"\"{version}\" is not a SemVer 2.0 version", location,
+                "use MAJOR.MINOR.PATCH, optionally with -prerelease and +build (e.g. 1.2.0, 2.0.0-rc.1)");
+        }
+
+        return parsed;
+    }
+}
