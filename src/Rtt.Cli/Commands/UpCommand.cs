@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Json;
+using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
 using Rtt.Silo.Hosting;
 
@@ -87,12 +88,24 @@ public static class UpCommand
         }
     }
 
-    /// <summary>What one pass of the data flow did. Later layers (discovery, planning, apply) add their steps here.</summary>
+    /// <summary>What one pass of the data flow did. Later layers (planning, apply) add their steps here.</summary>
     private static JsonObject Summary(RttSilo silo)
     {
         var ws = silo.Workspace;
         var routes = RttWorkspace.ReadObject(ws.RoutesPath)["routes"] as JsonArray;
         var manifests = Directory.Exists(ws.Manifests) ? Directory.GetFiles(ws.Manifests, "*.json").Length : 0;
+        ScanReport scan;
+        using (var store = RegistryStore.Open(ws))
+        {
+            scan = new Scanner(ws, store).Run();
+        }
+
+        if (scan.Errors.Count > 0)
+        {
+            RegistryCommands.Print(scan, json: false);
+            throw scan.Errors[0].Error; // discovery must be clean before later steps run
+        }
+
         using var key = ws.LoadSigningKey();
         return new JsonObject
         {
@@ -102,7 +115,8 @@ public static class UpCommand
             ["node"] = NodeJson.Node(silo.Node!),
             ["steps"] = new JsonArray(
                 new JsonObject { ["step"] = "workspace", ["status"] = "ok", ["detail"] = $"documents valid, signing key loaded; {routes?.Count ?? 0} route(s), {manifests} manifest(s)" },
-                new JsonObject { ["step"] = "node", ["status"] = "ok", ["detail"] = $"{silo.Node!.Facts.NodeId} registered ({silo.Node.Registrations} registration(s))" }),
+                new JsonObject { ["step"] = "node", ["status"] = "ok", ["detail"] = $"{silo.Node!.Facts.NodeId} registered ({silo.Node.Registrations} registration(s))" },
+                new JsonObject { ["step"] = "discovery", ["status"] = "ok", ["detail"] = scan.Summary }),
         };
     }
 

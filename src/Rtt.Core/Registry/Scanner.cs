@@ -49,6 +49,12 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             }
         }
 
+        // A tool list (mcp/<name>.tools.json) is the source of its MCP manifest: read the source, not both.
+        foreach (var rel in found.Keys.Where(IsToolList).ToList())
+        {
+            found.Remove($".rtt/manifests/mcp.{ToolListName(rel)}.json");
+        }
+
         var report = new ScanReport();
         var done = 0;
         foreach (var (rel, file) in found)
@@ -108,6 +114,16 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         else if (rel.EndsWith(".agent.json", StringComparison.Ordinal))
         {
             parsed = Sources.Agent(bytes, source);
+        }
+        else if (IsToolList(rel))
+        {
+            var listing = CanonicalJson.ParseNode(bytes, source) as JsonObject
+                ?? throw new RttException(ErrorCodes.McpToolInvalid, "expected {\"tools\": [...]}", source, "save the result object of tools/list");
+            var name = ToolListName(rel);
+            var info = listing["serverInfo"] as JsonObject;
+            var mcp = McpCatalog.Ingest(workspace, store, name, (string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0",
+                ["--from", rel], new JsonObject { ["tools"] = listing["tools"]?.DeepClone() }, source, acceptDrift: false);
+            parsed = McpCatalog.FromManifest(RttWorkspace.ReadObject(mcp.ManifestPath), store, source);
         }
         else if (Path.GetFileName(rel).StartsWith("mcp.", StringComparison.Ordinal))
         {
@@ -203,13 +219,19 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             return false;
         }
 
-        if (rel.EndsWith(".agent.json", StringComparison.Ordinal))
+        if (rel.EndsWith(".agent.json", StringComparison.Ordinal) || IsToolList(rel))
         {
             return true;
         }
 
         return parts.Length >= 3 && parts[^3] == ".claude" && parts[^2] == "agents" && rel.EndsWith(".md", StringComparison.Ordinal);
     }
+
+    /// <summary>A saved MCP tools/list result: <c>mcp/&lt;name&gt;.tools.json</c> at the workspace root.</summary>
+    public static bool IsToolList(string rel) =>
+        rel.StartsWith("mcp/", StringComparison.Ordinal) && rel.EndsWith(".tools.json", StringComparison.Ordinal) && rel.Count(c => c == '/') == 1;
+
+    private static string ToolListName(string rel) => rel["mcp/".Length..^".tools.json".Length];
 
     private string Relative(string full) => Path.GetRelativePath(workspace.Root, full).Replace('\\', '/');
 
