@@ -155,35 +155,43 @@ public sealed unsafe class PackReader : IDisposable
         _index = q + _indexView.PointerOffset;
         _packMemory = new MappedMemory(_pack, checked((int)Math.Min(_packLength, int.MaxValue)));
 
-        if (!IndexSpan(0, 8).SequenceEqual(Packfile.IndexMagic) || BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(8, 4)) != 1)
+        try
         {
-            throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "bad magic or format version");
-        }
+            if (!IndexSpan(0, 8).SequenceEqual(Packfile.IndexMagic) || BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(8, 4)) != 1)
+            {
+                throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "bad magic or format version");
+            }
 
-        if (!PackSpan(0, 8).SequenceEqual(Packfile.PackMagic) || BinaryPrimitives.ReadUInt32LittleEndian(PackSpan(8, 4)) != 1)
-        {
-            throw Corrupt(ErrorCodes.PackCorrupt, packPath, "bad magic or format version");
-        }
+            if (!PackSpan(0, 8).SequenceEqual(Packfile.PackMagic) || BinaryPrimitives.ReadUInt32LittleEndian(PackSpan(8, 4)) != 1)
+            {
+                throw Corrupt(ErrorCodes.PackCorrupt, packPath, "bad magic or format version");
+            }
 
-        Count = (int)BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(12, 4));
-        if (_indexLength != Packfile.IndexHeader + Packfile.Fanout + ((long)Count * Packfile.EntrySize) + (2 * Packfile.HashSize))
-        {
-            throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, $"length {_indexLength} does not fit {Count} entries");
-        }
+            Count = (int)BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(12, 4));
+            if (_indexLength != Packfile.IndexHeader + Packfile.Fanout + ((long)Count * Packfile.EntrySize) + (2 * Packfile.HashSize))
+            {
+                throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, $"length {_indexLength} does not fit {Count} entries");
+            }
 
-        if (BinaryPrimitives.ReadUInt32LittleEndian(PackSpan(12, 4)) != Count)
-        {
-            throw Corrupt(ErrorCodes.PackCorrupt, packPath, "object count differs from the index's");
-        }
+            if (!BoundPackTrailer.SequenceEqual(PackSpan(_packLength - Packfile.HashSize, Packfile.HashSize)))
+            {
+                throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "the index belongs to another pack (trailer mismatch)");
+            }
 
-        if (!BoundPackTrailer.SequenceEqual(PackSpan(_packLength - Packfile.HashSize, Packfile.HashSize)))
-        {
-            throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "the index belongs to another pack (trailer mismatch)");
-        }
+            if (BinaryPrimitives.ReadUInt32LittleEndian(PackSpan(12, 4)) != Count)
+            {
+                throw Corrupt(ErrorCodes.PackCorrupt, packPath, "object count differs from the index's");
+            }
 
-        if (BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(Packfile.IndexHeader + (255 * 4), 4)) != Count)
+            if (BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(Packfile.IndexHeader + (255 * 4), 4)) != Count)
+            {
+                throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "fanout table does not end at the object count");
+            }
+        }
+        catch
         {
-            throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "fanout table does not end at the object count");
+            Dispose(); // a refused file must not stay mapped (and locked)
+            throw;
         }
     }
 

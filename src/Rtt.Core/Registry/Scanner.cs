@@ -15,7 +15,7 @@ namespace Rtt.Core.Registry;
 /// </summary>
 public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 {
-    private const string CacheFormat = "rtt.scan-cache/2";
+    private const string CacheFormat = "rtt.scan-cache/3";
     private static readonly string[] SkippedFolders = ["node_modules", ".git", "providers", "overlays", "bin", "obj"];
 
     public string CachePath => Path.Combine(workspace.State, "scan-cache.json");
@@ -253,7 +253,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             {
                 var e = node!.AsObject();
                 cache[rel] = new CacheEntry(
-                    (long)e["size"]!, (long)e["mtime"]!,
+                    (long)e["size"]!, long.Parse((string)e["mtime"]!, CultureInfo.InvariantCulture),
                     [.. e["objects"]!.AsArray().Select(o => new CachedObject((string)o!["key"]!, (string)o["hash"]!))],
                     [.. e["symbols"]!.AsArray().Select(s => ((string)s!["symbol"]!, (JsonObject)s["entry"]!.DeepClone()))]);
             }
@@ -274,7 +274,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             files[rel] = new JsonObject
             {
                 ["size"] = e.Size,
-                ["mtime"] = e.MtimeTicks,
+                ["mtime"] = e.MtimeTicks.ToString(CultureInfo.InvariantCulture), // ticks exceed 2^53: a JSON number would round
                 ["objects"] = new JsonArray([.. e.Objects.Select(o => (JsonNode)new JsonObject { ["key"] = o.Key, ["hash"] = o.Hash })]),
                 ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = s.Entry.DeepClone() })]),
             };

@@ -28,23 +28,33 @@ public static class SchemaValidator
     /// <summary>Validates; the first error names the file and the JSON Pointer of the offending field.</summary>
     public static void Validate(Lazy<JsonSchema> schema, JsonElement instance, string source)
     {
-        var results = schema.Value.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        var results = schema.Value.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.Hierarchical });
         if (results.IsValid)
         {
             return;
         }
 
-        // Report the deepest failing location: it is the field the user has to fix.
-        var failures = (results.Details ?? [])
-            .Where(d => d.Errors is { Count: > 0 })
-            .OrderByDescending(d => d.InstanceLocation.ToString().Length)
-            .ThenBy(d => d.InstanceLocation.ToString(), StringComparer.Ordinal)
-            .ToList();
-        var first = failures.FirstOrDefault();
-        var pointer = first?.InstanceLocation.ToString() is { Length: > 0 } p ? p : "/";
-        var message = first?.Errors?.Values.FirstOrDefault() ?? "does not match the schema";
-        throw new RttException(ErrorCodes.SchemaViolation, $"{message}", $"{source}: {pointer}",
+        // Walk only failing nodes: a passing oneOf keeps its failed branches out of the report.
+        // The deepest failing instance location is the field the user has to fix.
+        var (pointer, message) = Deepest(results);
+        pointer = pointer.Length > 0 ? pointer : "/";
+        throw new RttException(ErrorCodes.SchemaViolation, message, $"{source}: {pointer}",
             $"fix the field at {pointer}; see docs/registry.md for the format");
+    }
+
+    private static (string Pointer, string Message) Deepest(EvaluationResults node)
+    {
+        var best = (Pointer: node.InstanceLocation.ToString(), Message: node.Errors?.Values.FirstOrDefault());
+        foreach (var child in (node.Details ?? []).Where(d => !d.IsValid))
+        {
+            var candidate = Deepest(child);
+            if (candidate.Message is not null && (best.Message is null || candidate.Pointer.Length > best.Pointer.Length))
+            {
+                best = candidate;
+            }
+        }
+
+        return (best.Pointer, best.Message ?? "does not match the schema");
     }
 
     /// <summary>Checks a SemVer 2.0 version string with NuGet.Versioning's strict parser.</summary>
