@@ -1,0 +1,53 @@
+using System.Buffers.Binary;
+
+namespace Rtt.Fabric.Frames;
+
+/// <summary>Header flags (u16).</summary>
+[Flags]
+public enum FrameFlags : ushort
+{
+    None = 0,
+
+    /// <summary>The CRC covers the header only: the zero-copy hot path skips hashing the payload.</summary>
+    NoPayloadCrc = 0x0001,
+
+    /// <summary>A response to the request with the same frame_id.</summary>
+    Response = 0x0002,
+}
+
+/// <summary>
+/// The seed's 24-byte little-endian frame header: magic "RTT1", flags u16, reserved u16, route_id u32,
+/// frame_id u32, len u32, crc32c u32; the payload follows. The CRC-32C covers header bytes 0..19 and,
+/// unless <see cref="FrameFlags.NoPayloadCrc"/>, the payload.
+/// </summary>
+public readonly record struct FrameHeader(FrameFlags Flags, uint RouteId, uint FrameId, uint Length, uint Crc)
+{
+    public const int Size = 24;
+
+    /// <summary>"RTT1" read as a little-endian u32.</summary>
+    public const uint Magic = 0x31545452;
+
+    /// <summary>The header bytes the CRC covers (everything before the crc field).</summary>
+    public const int CoveredSize = 20;
+
+    /// <summary>Reads a header without checking it (see <see cref="FrameCodec.Check"/>).</summary>
+    public static FrameHeader Read(ReadOnlySpan<byte> source) => new(
+        (FrameFlags)BinaryPrimitives.ReadUInt16LittleEndian(source[4..]),
+        BinaryPrimitives.ReadUInt32LittleEndian(source[8..]),
+        BinaryPrimitives.ReadUInt32LittleEndian(source[12..]),
+        BinaryPrimitives.ReadUInt32LittleEndian(source[16..]),
+        BinaryPrimitives.ReadUInt32LittleEndian(source[20..]));
+
+    public static uint ReadMagic(ReadOnlySpan<byte> source) => BinaryPrimitives.ReadUInt32LittleEndian(source);
+
+    /// <summary>Writes magic, flags, reserved (0), route, frame id and length; the crc field is left to the codec.</summary>
+    public static void WriteWithoutCrc(Span<byte> destination, FrameFlags flags, uint routeId, uint frameId, uint length)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, Magic);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[4..], (ushort)flags);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[6..], 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[8..], routeId);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[12..], frameId);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[16..], length);
+    }
+}

@@ -1,0 +1,58 @@
+namespace Rtt.Fabric.Frames;
+
+/// <summary>
+/// A lane's counters. Each field has one writer (the lane's reader or writer thread), so plain
+/// increments suffice; other threads read them with Volatile for reports.
+/// </summary>
+public sealed class LaneCounters
+{
+    private long _sent;
+    private long _received;
+    private long _full;
+    private long _badMagic;
+    private long _tooLong;
+    private long _badCrc;
+    private long _truncated;
+    private long _unknownRoute;
+
+    public long Sent => Volatile.Read(ref _sent);
+
+    public long Received => Volatile.Read(ref _received);
+
+    /// <summary>Times a writer found the ring (or socket buffer) full.</summary>
+    public long Full => Volatile.Read(ref _full);
+
+    public long BadMagic => Volatile.Read(ref _badMagic);
+
+    public long TooLong => Volatile.Read(ref _tooLong);
+
+    public long BadCrc => Volatile.Read(ref _badCrc);
+
+    public long Truncated => Volatile.Read(ref _truncated);
+
+    public long UnknownRoute => Volatile.Read(ref _unknownRoute);
+
+    public long Dropped => BadMagic + TooLong + BadCrc + Truncated + UnknownRoute;
+
+    internal void OnSent() => _sent++;
+
+    internal void OnReceived() => _received++;
+
+    internal void OnFull() => _full++;
+
+    public void OnDrop(DropReason reason)
+    {
+        switch (reason)
+        {
+            case DropReason.BadMagic: _badMagic++; break;
+            case DropReason.TooLong: _tooLong++; break;
+            case DropReason.BadCrc: _badCrc++; break;
+            case DropReason.Truncated: _truncated++; break;
+            case DropReason.UnknownRoute: Interlocked.Increment(ref _unknownRoute); break; // counted by the router, maybe another thread
+            default: break;
+        }
+    }
+
+    public override string ToString() =>
+        $"sent {Sent}, received {Received}, full {Full}, dropped {Dropped} (magic {BadMagic}, too long {TooLong}, crc {BadCrc}, truncated {Truncated}, route {UnknownRoute})";
+}

@@ -1,0 +1,335 @@
+using System.Runtime.CompilerServices;
+using Rtt.Fabric.Frames;
+using Rtt.Fabric.Interop;
+using Rtt.Fabric.Lanes;
+
+namespace Rtt.Fabric.Shm;
+
+/// <summary>
+/// Layout of one single-producer single-consumer ring inside a segment. The control block is
+/// <see cref="ControlSize"/> bytes; each counter sits on its own 128-byte block (two cache lines, so the
+/// adjacent-line prefetcher does not make producer and consumer share one):
+/// <code>
+///   +0    tail   i64  bytes ever published by the producer (written by the producer only)
+///   +128  head   i64  bytes ever consumed (written by the consumer only)
+///   +256  dataSeq i32, dataWaiters i32   futex word the consumer sleeps on when the ring is empty
+///   +384  spaceSeq i32, spaceWaiters i32 futex word the producer sleeps on when the ring is full
+/// </code>
+/// The data area is a power of two in bytes. A record is [i32 length][i32 kind][frame], 8-byte aligned;
+/// a record never wraps: when it does not fit before the end, a padding record fills the rest.
+/// </summary>
+internal static class ShmRing
+{
+    public const int ControlSize = 512;
+    public const int TailOffset = 0;
+    public const int HeadOffset = 128;
+    public const int DataSeqOffset = 256;
+    public const int DataWaitersOffset = 260;
+    public const int SpaceSeqOffset = 384;
+    public const int SpaceWaitersOffset = 388;
+    public const int RecordHeader = 8;
+    public const int KindFrame = 1;
+    public const int KindPadding = 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Align8(int n) => (n + 7) & ~7;
+
+    public static int RecordLength(int payloadLength) => Align8(RecordHeader + FrameHeader.Size + payloadLength);
+
+    /// <summary>The smallest valid ring for a maximum payload: twice the largest record, so a record plus the padding before it always fits.</summary>
+    public static bool CapacityFits(int capacity, int maxPayload) =>
+        capacity > 0 && (capacity & (capacity - 1)) == 0 && capacity >= 2 * RecordLength(maxPayload);
+}
+
+/// <summary>The producer side of a ring. One thread.</summary>
+internal sealed unsafe class ShmRingWriter
+{
+    private readonly byte* _data;
+    private readonly long* _tail;
+    private readonly long* _head;
+    private readonly int* _dataSeq;
+    private readonly int* _dataWaiters;
+    private readonly int* _spaceSeq;
+    private readonly int* _spaceWaiters;
+    private readonly int _capacity;
+    private readonly int _mask;
+    private readonly FrameCodec _codec;
+    private readonly LaneCounters _counters;
+    private readonly ShmLane _lane;
+    private long _tailLocal;   // our own tail: only we write it, so no need to read it back
+    private long _headCache;   // last head seen: re-read only when the cache says the ring is full
+    private int _loanOffset = -1;
+    private int _loanMax;
+
+    public ShmRingWriter(byte* control, byte* data, int capacity, ShmLane lane)
+    {
+        _data = data;
+        _tail = (long*)(control + ShmRing.TailOffset);
+        _head = (long*)(control + ShmRing.HeadOffset);
+        _dataSeq = (int*)(control + ShmRing.DataSeqOffset);
+        _dataWaiters = (int*)(control + ShmRing.DataWaitersOffset);
+        _spaceSeq = (int*)(control + ShmRing.SpaceSeqOffset);
+        _spaceWaiters = (int*)(control + ShmRing.SpaceWaitersOffset);
+        _capacity = capacity;
+        _mask = capacity - 1;
+        _lane = lane;
+        _codec = new FrameCodec(lane.Options.MaxPayload);
+        _counters = lane.Counters;
+        _tailLocal = Volatile.Read(ref *_tail);
+        _headCache = Volatile.Read(ref *_head);
+        WrapPaddings = lane.Options.TrackWraps ? new long[capacity / 8] : null;
+    }
+
+    /// <summary>With TrackWraps: how many times a wrap skipped N*8 bytes (index 0: a record ended exactly at the end).</summary>
+    public long[]? WrapPaddings { get; }
+
+    /// <summary>Claims room for a payload of <paramref name="maxLength"/>; false when the ring is full right now.</summary>
+    public bool TryLoan(int maxLength, out Span<byte> payload)
+    {
+        payload = default;
+        if ((uint)maxLength > (uint)_codec.MaxPayload)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxLength), $"at most {_codec.MaxPayload} bytes"); // a caller bug, not a frame fault
+        }
+
+        var record = ShmRing.RecordLength(maxLength);
+        var index = (int)(_tailLocal & _mask);
+        var toEnd = _capacity - index;
+        var padding = record > toEnd ? toEnd : 0;
+        if (_tailLocal + padding + record - _headCache > _capacity)
+        {
+            _headCache = Volatile.Read(ref *_head);
+            if (_tailLocal + padding + record - _headCache > _capacity)
+            {
+                return false; // the lane counts a full ring once per episode, not per retry
+            }
+        }
+
+        if (padding > 0)
+        {
+            // The padding record is written now but published with the frame after it (one tail store).
+            *(int*)(_data + index) = padding;
+            *(int*)(_data + index + 4) = ShmRing.KindPadding;
+            _tailLocal += padding;
+            index = 0;
+            if (WrapPaddings is not null)
+            {
+                WrapPaddings[padding / 8]++;
+            }
+        }
+        else if (record == toEnd && WrapPaddings is not null)
+        {
+            WrapPaddings[0]++;
+        }
+
+        _loanOffset = index;
+        _loanMax = maxLength;
+        payload = new Span<byte>(_data + index + ShmRing.RecordHeader + FrameHeader.Size, maxLength);
+        return true;
+    }
+
+    /// <summary>Seals the loaned frame (header, CRC) and publishes it with one ordered store of the tail.</summary>
+    public void Commit(int length, uint routeId, uint frameId, FrameFlags flags)
+    {
+        var index = _loanOffset;
+        if (index < 0 || (uint)length > (uint)_loanMax)
+        {
+            throw new InvalidOperationException("commit without a loan, or longer than the loan");
+        }
+
+        _loanOffset = -1;
+        var frame = _data + index + ShmRing.RecordHeader;
+        _codec.Seal(new Span<byte>(frame, FrameHeader.Size), new ReadOnlySpan<byte>(frame + FrameHeader.Size, length), flags, routeId, frameId);
+        var record = ShmRing.RecordLength(length);
+        *(int*)(_data + index) = record;
+        *(int*)(_data + index + 4) = ShmRing.KindFrame;
+        _tailLocal += record;
+
+        // Exchange is a full fence: the store of the tail is ordered before the load of the waiters flag,
+        // so either the reader sees the new tail before it sleeps, or we see it waiting and wake it.
+        Interlocked.Exchange(ref *_tail, _tailLocal);
+        _counters.OnSent();
+        if (Volatile.Read(ref *_dataWaiters) != 0)
+        {
+            Interlocked.Increment(ref *_dataSeq);
+            Libc.FutexWakeShared(_dataSeq);
+        }
+    }
+
+    /// <summary>Writes raw bytes as a record with no codec (tests forge bad frames with it).</summary>
+    internal bool TryWriteRaw(ReadOnlySpan<byte> frameBytes)
+    {
+        if (!TryLoan(Math.Max(0, frameBytes.Length - FrameHeader.Size), out _))
+        {
+            return false;
+        }
+
+        var index = _loanOffset;
+        _loanOffset = -1;
+        var record = ShmRing.Align8(ShmRing.RecordHeader + frameBytes.Length);
+        frameBytes.CopyTo(new Span<byte>(_data + index + ShmRing.RecordHeader, frameBytes.Length));
+        *(int*)(_data + index) = record;
+        *(int*)(_data + index + 4) = ShmRing.KindFrame;
+        _tailLocal += record;
+        Interlocked.Exchange(ref *_tail, _tailLocal);
+        if (Volatile.Read(ref *_dataWaiters) != 0)
+        {
+            Interlocked.Increment(ref *_dataSeq);
+            Libc.FutexWakeShared(_dataSeq);
+        }
+
+        return true;
+    }
+
+    /// <summary>Sleeps until the reader frees room, the peer goes, or the timeout passes.</summary>
+    public void WaitForSpace(long timeoutNs)
+    {
+        var seq = Volatile.Read(ref *_spaceSeq);
+        Interlocked.Exchange(ref *_spaceWaiters, 1);
+        if (Volatile.Read(ref *_head) != _headCache || _lane.PeerGone)
+        {
+            Volatile.Write(ref *_spaceWaiters, 0);
+            return;
+        }
+
+        Libc.FutexWaitShared(_spaceSeq, seq, timeoutNs);
+        Volatile.Write(ref *_spaceWaiters, 0);
+    }
+
+    /// <summary>Wakes a reader blocked on this ring (when the lane closes).</summary>
+    public void WakeReader()
+    {
+        Interlocked.Increment(ref *_dataSeq);
+        Libc.FutexWakeShared(_dataSeq);
+    }
+}
+
+/// <summary>The consumer side of a ring. One thread.</summary>
+internal sealed unsafe class ShmRingReader
+{
+    private readonly byte* _data;
+    private readonly long* _tail;
+    private readonly long* _head;
+    private readonly int* _dataSeq;
+    private readonly int* _dataWaiters;
+    private readonly int* _spaceSeq;
+    private readonly int* _spaceWaiters;
+    private readonly int _capacity;
+    private readonly int _mask;
+    private readonly int _releaseEvery;
+    private readonly FrameCodec _codec;
+    private readonly LaneCounters _counters;
+    private readonly ShmLane _lane;
+    private long _headLocal;
+    private long _tailCache;
+
+    public ShmRingReader(byte* control, byte* data, int capacity, ShmLane lane)
+    {
+        _data = data;
+        _tail = (long*)(control + ShmRing.TailOffset);
+        _head = (long*)(control + ShmRing.HeadOffset);
+        _dataSeq = (int*)(control + ShmRing.DataSeqOffset);
+        _dataWaiters = (int*)(control + ShmRing.DataWaitersOffset);
+        _spaceSeq = (int*)(control + ShmRing.SpaceSeqOffset);
+        _spaceWaiters = (int*)(control + ShmRing.SpaceWaitersOffset);
+        _capacity = capacity;
+        _mask = capacity - 1;
+        _releaseEvery = capacity / 4;
+        _lane = lane;
+        _codec = new FrameCodec(lane.Options.MaxPayload);
+        _counters = lane.Counters;
+        _headLocal = Volatile.Read(ref *_head);
+        _tailCache = Volatile.Read(ref *_tail);
+    }
+
+    public int Poll(FrameHandler handler, int limit)
+    {
+        if (_headLocal == _tailCache)
+        {
+            _tailCache = Volatile.Read(ref *_tail); // acquire: the records up to this tail are fully written
+            if (_headLocal == _tailCache)
+            {
+                return 0;
+            }
+        }
+
+        var handled = 0;
+        var released = _headLocal;
+        while (_headLocal < _tailCache && handled < limit)
+        {
+            var index = (int)(_headLocal & _mask);
+            var record = *(int*)(_data + index);
+            var kind = *(int*)(_data + index + 4);
+            if (record < ShmRing.RecordHeader || (record & 7) != 0 || record > _capacity - index || record > _tailCache - _headLocal)
+            {
+                // The record framing itself is broken (the producer wrote garbage): nothing after it can be
+                // trusted, so drop everything published so far and carry on from the tail.
+                _counters.OnDrop(DropReason.Truncated);
+                _headLocal = _tailCache;
+                break;
+            }
+
+            if (kind == ShmRing.KindFrame)
+            {
+                var frame = new ReadOnlySpan<byte>(_data + index + ShmRing.RecordHeader, record - ShmRing.RecordHeader);
+                var reason = _codec.Check(frame, out var header);
+                if (reason == DropReason.None)
+                {
+                    _counters.OnReceived();
+                    handler(in header, frame.Slice(FrameHeader.Size, (int)header.Length)); // a span over the ring: no copy
+                }
+                else
+                {
+                    _counters.OnDrop(reason);
+                }
+
+                handled++;
+            }
+
+            _headLocal += record;
+            if (_headLocal - released >= _releaseEvery)
+            {
+                Release();
+                released = _headLocal;
+            }
+        }
+
+        Release();
+        return handled;
+    }
+
+    /// <summary>Publishes the consumed position (after the handler is done with the bytes) and wakes a waiting writer.</summary>
+    private void Release()
+    {
+        Interlocked.Exchange(ref *_head, _headLocal); // full fence before reading the writer's waiting flag
+        if (Volatile.Read(ref *_spaceWaiters) != 0)
+        {
+            Interlocked.Increment(ref *_spaceSeq);
+            Libc.FutexWakeShared(_spaceSeq);
+        }
+    }
+
+    public bool HasData => _headLocal != Volatile.Read(ref *_tail);
+
+    /// <summary>Sleeps on the futex until the writer publishes, the peer goes, or the timeout passes.</summary>
+    public void WaitForData(long timeoutNs)
+    {
+        var seq = Volatile.Read(ref *_dataSeq);
+        Interlocked.Exchange(ref *_dataWaiters, 1);
+        if (Volatile.Read(ref *_tail) != _headLocal || _lane.PeerGone)
+        {
+            Volatile.Write(ref *_dataWaiters, 0);
+            return;
+        }
+
+        Libc.FutexWaitShared(_dataSeq, seq, timeoutNs);
+        Volatile.Write(ref *_dataWaiters, 0);
+    }
+
+    /// <summary>Wakes a writer blocked on this ring (when the lane closes).</summary>
+    public void WakeWriter()
+    {
+        Interlocked.Increment(ref *_spaceSeq);
+        Libc.FutexWakeShared(_spaceSeq);
+    }
+}

@@ -1,0 +1,76 @@
+using System.Net;
+using System.Net.Sockets;
+using Rtt.Core.Errors;
+
+namespace Rtt.Fabric.Streams;
+
+/// <summary>Opening the sockets lanes run on: Unix domain sockets by path, TCP on an address.</summary>
+public static class LaneSockets
+{
+    public static Socket ListenUnix(string path, int backlog = 16)
+    {
+        if (File.Exists(path))
+        {
+            File.Delete(path); // a socket file left by a process that died
+        }
+
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            socket.Listen(backlog);
+            return socket;
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new RttException(ErrorCodes.LaneSetupFailed, $"cannot listen on {path}: {ex.Message}", path, "check the folder exists and is writable, and the path is under 108 bytes");
+        }
+    }
+
+    public static Socket ConnectUnix(string path)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            return socket;
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new RttException(ErrorCodes.LaneAttachFailed, $"nothing answers on {path}: {ex.Message}", path, "start the silo (rtt up) or the peer first");
+        }
+    }
+
+    public static Socket ListenTcp(IPAddress address, int port, int backlog = 16)
+    {
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(address, port));
+            socket.Listen(backlog);
+            return socket;
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new RttException(ErrorCodes.LaneSetupFailed, $"cannot listen on {address}:{port}: {ex.Message}", $"{address}:{port}", "choose a free port");
+        }
+    }
+
+    public static Socket ConnectTcp(IPEndPoint endPoint)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            socket.Connect(endPoint);
+            return socket;
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new RttException(ErrorCodes.LaneAttachFailed, $"nothing answers on {endPoint}: {ex.Message}", endPoint.ToString(), "start the silo (rtt up) or the peer first");
+        }
+    }
+}
