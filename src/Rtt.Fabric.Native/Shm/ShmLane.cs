@@ -67,6 +67,8 @@ public sealed unsafe class ShmLane : IFrameLane
 
     internal ShmRingWriter Writer => _tx;
 
+    internal byte* SegmentBase => _segment.Base;
+
     public static long SegmentSizeFor(int capacity) => DataOffset + 2L * capacity;
 
     /// <summary>Server side: creates the segment, sends its fd over <paramref name="control"/>, waits for the peer to map it.</summary>
@@ -252,8 +254,8 @@ public sealed unsafe class ShmLane : IFrameLane
         _peerGone = true;
         if (Volatile.Read(ref _disposed) == 0)
         {
-            _tx.WakeReader();
-            _rx.WakeWriter();
+            _tx.WakeWaitingWriter();
+            _rx.WakeWaitingReader();
             PeerLost?.Invoke(this);
         }
     }

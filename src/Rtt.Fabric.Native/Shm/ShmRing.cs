@@ -196,11 +196,11 @@ internal sealed unsafe class ShmRingWriter
         Volatile.Write(ref *_spaceWaiters, 0);
     }
 
-    /// <summary>Wakes a reader blocked on this ring (when the lane closes).</summary>
-    public void WakeReader()
+    /// <summary>Wakes this side's writer if it sleeps in <see cref="WaitForSpace"/> (the lane is closing).</summary>
+    public void WakeWaitingWriter()
     {
-        Interlocked.Increment(ref *_dataSeq);
-        Libc.FutexWakeShared(_dataSeq);
+        Interlocked.Increment(ref *_spaceSeq);
+        Libc.FutexWakeShared(_spaceSeq);
     }
 }
 
@@ -326,10 +326,10 @@ internal sealed unsafe class ShmRingReader
         Volatile.Write(ref *_dataWaiters, 0);
     }
 
-    /// <summary>Wakes a writer blocked on this ring (when the lane closes).</summary>
-    public void WakeWriter()
+    /// <summary>Wakes this side's reader if it sleeps in <see cref="WaitForData"/> (the lane is closing).</summary>
+    public void WakeWaitingReader()
     {
-        Interlocked.Increment(ref *_spaceSeq);
-        Libc.FutexWakeShared(_spaceSeq);
+        Interlocked.Increment(ref *_dataSeq);
+        Libc.FutexWakeShared(_dataSeq);
     }
 }
