@@ -5,6 +5,7 @@ using Orleans.Runtime;
 using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
+using Rtt.Grains.Registry;
 
 namespace Rtt.Client;
 
@@ -87,6 +88,10 @@ public sealed class RttClient : IAsyncDisposable
 
         return new ClusterStatus(members, nodes.ToImmutable());
     }
+
+    /// <summary>Every version of a symbol, through the registry grain (lowest version first; empty when unknown).</summary>
+    public Task<ImmutableArray<SymbolVersion>> ResolveSymbolAsync(string symbol) =>
+        Cluster.GetGrain<IRegistryGrain>(IRegistryGrain.WorkspaceKey).ResolveSymbol(symbol);
 
     public async ValueTask DisposeAsync()
     {

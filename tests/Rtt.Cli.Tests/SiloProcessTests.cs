@@ -92,6 +92,27 @@ public sealed class SiloProcessTests
     }
 
     [Fact]
+    public async Task A_client_app_resolves_symbols_through_the_running_silo()
+    {
+        using var dir = new TempDir();
+        var ws = dir["qs"];
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init", "--example", "quickstart", ws).ExitCode);
+        Assert.Equal(0, RttProcess.Run(ws, "scan").ExitCode);
+        var (siloPort, gatewayPort) = Ports();
+        using var silo = StartSilo(ws, siloPort, gatewayPort);
+
+        await using var client = await Rtt.Client.RttClient.ConnectAsync(new Rtt.Client.RttClientOptions { GatewayPort = gatewayPort });
+        var metrics = Assert.Single(await client.ResolveSymbolAsync("rtt://core/api/metrics"));
+        Assert.Equal(("1.2.0", "service"), (metrics.Version, metrics.Kind));
+        var echo = Assert.Single(await client.ResolveSymbolAsync("rtt://mcp/everything/echo"));
+        Assert.Contains("\"message\"", echo.InputJson);
+        var registry = client.Cluster.GetGrain<Rtt.Grains.Registry.IRegistryGrain>(Rtt.Grains.Registry.IRegistryGrain.WorkspaceKey);
+        var obj = await registry.GetByHash(metrics.Object);
+        Assert.NotNull(obj);
+        Assert.Contains("rtt://core/api/metrics", obj.Json);
+    }
+
+    [Fact]
     public void Sigterm_shuts_down_cleanly()
     {
         using var dir = new TempDir();

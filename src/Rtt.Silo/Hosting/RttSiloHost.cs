@@ -11,6 +11,7 @@ using Orleans.Configuration;
 using Rtt.Core.Errors;
 using Rtt.Core.Telemetry;
 using Rtt.Core.Workspace;
+using Rtt.Grains;
 using Rtt.Grains.Nodes;
 using Rtt.Silo.Nodes;
 using Rtt.Silo.Storage;
@@ -93,6 +94,7 @@ public static class RttSiloHost
         {
             orleans.UseLocalhostClustering(silo.SiloPort, silo.GatewayPort, null, silo.ServiceId, silo.ClusterId);
             orleans.Configure<SiloOptions>(o => o.SiloName = silo.NodeId);
+            orleans.AddRttGrains();
             orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
             {
                 o.Invariant = SqliteStateStore.Invariant;

@@ -1,0 +1,113 @@
+using System.Collections.Immutable;
+using System.Text;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Registry;
+using Rtt.Core.Signing;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Grains.Registry;
+
+/// <summary>
+/// Thin shell over <see cref="RegistryStore"/> on the silo's workspace. The store is reopened when index.json
+/// changes on disk, so objects ingested by the <c>rtt</c> command are visible without restarting the silo.
+/// </summary>
+public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrain
+{
+    private RegistryStore? _store;
+    private DateTime _indexStamp;
+
+    private RegistryStore Store
+    {
+        get
+        {
+            var stamp = File.Exists(workspace.IndexPath) ? File.GetLastWriteTimeUtc(workspace.IndexPath) : DateTime.MinValue;
+            if (_store is null || stamp != _indexStamp)
+            {
+                _store?.Dispose();
+                _store = RegistryStore.Open(workspace);
+                _indexStamp = stamp;
+            }
+
+            return _store;
+        }
+    }
+
+    public Task<RegistryObject?> GetByHash(string hash) => Task.FromResult(TryRead(hash));
+
+    public Task<RegistryObject?> GetById(string idAtVersion) =>
+        Task.FromResult(Store.Index.TryGet(idAtVersion, out var hash) ? TryRead(hash) : null);
+
+    public Task<ImmutableArray<SymbolVersion>> ResolveSymbol(string symbol)
+    {
+        var path = Path.Combine(workspace.Registry, "symbols.json");
+        if (!File.Exists(path) || RttWorkspace.ReadObject(path)[symbol] is not JsonArray versions)
+        {
+            return Task.FromResult(ImmutableArray<SymbolVersion>.Empty);
+        }
+
+        return Task.FromResult(versions.Select(v => new SymbolVersion(
+            symbol, (string)v!["version"]!, (string)v["kind"]!, (string)v["object"]!,
+            v["input"]?.ToJsonString(), v["output"]?.ToJsonString(), (string)v["source"]!)).ToImmutableArray());
+    }
+
+    public Task<IngestOutcome> Ingest(string json, string id, string version)
+    {
+        var obj = CanonicalJson.ParseNode(Encoding.UTF8.GetBytes(json), $"{id}@{version}") as JsonObject
+            ?? throw new ArgumentException("the object must be a JSON object", nameof(json));
+        SchemaValidator.Semver(version, $"{id}@{version}");
+        var result = Store.Ingest(obj, id, version, $"{id}@{version}", signIfUnsigned: false); // client apps sign their own objects
+        Store.Save();
+        _indexStamp = File.GetLastWriteTimeUtc(workspace.IndexPath);
+        return Task.FromResult(new IngestOutcome(result.Key, result.Hash, result.Added));
+    }
+
+    private RegistryObject? TryRead(string hash)
+    {
+        try
+        {
+            var obj = Store.ReadObject(hash);
+            return new RegistryObject(hash, Encoding.UTF8.GetString(CanonicalJson.Serialize(obj)), (string?)obj[ObjectSigner.SignMember]?["key_id"]);
+        }
+        catch (RttException ex) when (ex.Code is ErrorCodes.CasMissing or ErrorCodes.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _store?.Dispose();
+        return base.OnDeactivateAsync(reason, cancellationToken);
+    }
+}
+
+/// <summary>An agent definition (key ID@version) as the registry holds it.</summary>
+public sealed class AgentGrain(RttWorkspace workspace) : Grain, IAgentGrain
+{
+    public Task<AgentInfo?> GetInfo()
+    {
+        var key = this.GetPrimaryKeyString();
+        using var store = RegistryStore.Open(workspace);
+        if (!store.Index.TryGet(key, out var hash))
+        {
+            return Task.FromResult<AgentInfo?>(null);
+        }
+
+        var obj = CanonicalJson.ParseNode(store.ReadBytes(hash), key).AsObject();
+        var valid = true;
+        try
+        {
+            store.VerifySignature(obj, key);
+        }
+        catch (SigningException)
+        {
+            valid = false; // reported, not thrown: the caller asked about the agent, not for its use
+        }
+
+        var exports = (obj["exports"] as JsonArray ?? []).Select(e => (string)e!["symbol"]!).ToImmutableArray();
+        return Task.FromResult<AgentInfo?>(new AgentInfo(key, hash, (string?)obj["description"] ?? "", exports,
+            (string?)obj[ObjectSigner.SignMember]?["key_id"], valid && obj[ObjectSigner.SignMember] is not null));
+    }
+}

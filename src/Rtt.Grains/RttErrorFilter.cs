@@ -1,0 +1,30 @@
+using Microsoft.Extensions.DependencyInjection;
+using Rtt.Core.Errors;
+
+namespace Rtt.Grains;
+
+/// <summary>Turns an RttException thrown in a grain into a <see cref="RttGrainException"/> the caller can deserialize.</summary>
+public sealed class RttErrorFilter : IIncomingGrainCallFilter
+{
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        try
+        {
+            await context.Invoke();
+        }
+        catch (RttException ex)
+        {
+            throw new RttGrainException(ex.Code, ex.Message, ex.Location, ex.Remedy);
+        }
+    }
+}
+
+public static class RttGrainsSiloExtensions
+{
+    /// <summary>Registers what every silo hosting RTT grains needs beyond storage (the error filter).</summary>
+    public static ISiloBuilder AddRttGrains(this ISiloBuilder silo)
+    {
+        silo.Services.AddSingleton<IIncomingGrainCallFilter, RttErrorFilter>();
+        return silo;
+    }
+}
