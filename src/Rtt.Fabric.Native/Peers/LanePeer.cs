@@ -26,6 +26,9 @@ public static class PeerRoutes
 
     /// <summary>Echo the frame with the peer's receive time (Stopwatch ticks, shared clock on one host) at payload bytes 8..15.</summary>
     public const uint EchoStamped = 4;
+
+    /// <summary>A request answered by a 16-byte response: the request's bytes 0..7 and the peer's receive time. The request payload is not copied.</summary>
+    public const uint Ack = 5;
 }
 
 /// <summary>
@@ -115,6 +118,16 @@ public static class LanePeer
                     }
 
                     break;
+                case PeerRoutes.Ack:
+                    if (lane.TryLoan(16, out var ack))
+                    {
+                        var received = Stopwatch.GetTimestamp();
+                        payload[..Math.Min(8, payload.Length)].CopyTo(ack);
+                        BinaryPrimitives.WriteInt64LittleEndian(ack[8..], received);
+                        lane.Commit(16, header.RouteId, header.FrameId, header.Flags | FrameFlags.Response);
+                    }
+
+                    break;
                 case PeerRoutes.Sink:
                     counted++;
                     break;
@@ -154,7 +167,11 @@ public static class LanePeer
     {
         using (socket)
         {
-            socket.NoDelay = socket.ProtocolType == ProtocolType.Tcp;
+            if (socket.ProtocolType == ProtocolType.Tcp)
+            {
+                socket.NoDelay = true;
+            }
+
             var buffer = new byte[4 + (1 << 20)];
             while (true)
             {
@@ -287,8 +304,8 @@ public static unsafe class Mailbox
                 return;
             }
 
+            Clear(request); // safe before the copy: the parent writes the next request only after it sees this response
             Put(response, payload, crc);
-            Clear(request);
         }
     }
 }

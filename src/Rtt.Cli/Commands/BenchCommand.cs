@@ -1,0 +1,195 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Fabric.Bench;
+using Rtt.Fabric.Peers;
+
+namespace Rtt.Cli.Commands;
+
+/// <summary><c>rtt bench lanes</c>: the fabric's lanes against raw baselines measured in the same run, with two real processes.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var seconds = new Option<double>("--seconds") { Description = "Ping-pong time per case and per baseline (streaming gets half)", DefaultValueFactory = _ => 2 };
+        var json = RttCommands.JsonOption();
+        var lanes = new Command("lanes", "Round trip, one-way latency and throughput of the SHM, UDS and TCP lanes against a shared-memory mailbox, raw UDS and raw TCP (two processes)")
+        {
+            seconds, json,
+        };
+        lanes.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            var s = parse.GetValue(seconds);
+            if (s is <= 0 or > 600)
+            {
+                throw new RttException(ErrorCodes.LaneConfigInvalid, $"--seconds {s.ToString(CultureInfo.InvariantCulture)} is out of range", "--seconds", "give a time per case between 0 and 600 seconds");
+            }
+
+            var asJson = parse.GetValue(json);
+            var result = LaneBench.Run(new LaneBenchOptions
+            {
+                Seconds = s,
+                StartPeer = StartPeer,
+                Progress = m => Console.Error.WriteLine($"bench: {m}"),
+            });
+            if (asJson)
+            {
+                Console.Out.Write(PrettyJson.ToText(ToJson(result)));
+            }
+            else
+            {
+                Print(result);
+            }
+
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
+        // The other process of every case; started by `bench lanes` itself.
+        var mode = new Argument<string>("mode");
+        var address = new Argument<string>("address");
+        var peer = new Command("peer", "The peer process of rtt bench lanes") { mode, address };
+        peer.Hidden = true;
+        peer.SetAction(parse => LanePeer.Run([parse.GetValue(mode)!, parse.GetValue(address)!]));
+
+        return new Command("bench", "Benchmarks") { lanes, peer };
+    }
+
+    private static Process StartPeer(string mode, string address)
+    {
+        var self = Environment.ProcessPath!;
+        var info = new ProcessStartInfo(self) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            info.ArgumentList.Add(typeof(BenchCommand).Assembly.Location); // run as `dotnet rtt.dll`
+        }
+
+        foreach (var arg in new[] { "bench", "peer", mode, address })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(info)!;
+    }
+
+    public static JsonObject ToJson(LaneBenchResult result)
+    {
+        var cases = new JsonArray();
+        foreach (var c in result.Cases)
+        {
+            cases.Add(new JsonObject
+            {
+                ["lane"] = c.Lane,
+                ["size"] = c.Size,
+                ["crc"] = c.Crc,
+                ["rtt_p50_ns"] = c.RoundTrip.P50,
+                ["rtt_p99_ns"] = c.RoundTrip.P99,
+                ["rtt_p999_ns"] = c.RoundTrip.P999,
+                ["rtt_max_ns"] = c.RoundTrip.Max,
+                ["frames_per_s"] = Math.Round(c.FramesPerSecond),
+                ["baseline"] = c.Baseline,
+                ["baseline_p50_ns"] = c.BaselineRoundTrip.P50,
+                ["baseline_p99_ns"] = c.BaselineRoundTrip.P99,
+                ["oneway_p50_ns"] = c.OneWay.P50,
+                ["oneway_p99_ns"] = c.OneWay.P99,
+                ["alloc_bytes_per_frame"] = Math.Round(Math.Max(c.ParentBytesPerFrame, c.PeerBytesPerFrame), 4),
+            });
+        }
+
+        return new JsonObject
+        {
+            ["cases"] = cases,
+            ["memcpy_ns"] = Sizes(result.MemcpyNs),
+            ["crc32c_ns"] = Sizes(result.Crc32cNs),
+        };
+    }
+
+    private static JsonObject Sizes(IReadOnlyDictionary<int, double> values)
+    {
+        var o = new JsonObject();
+        foreach (var (size, ns) in values.OrderBy(p => p.Key))
+        {
+            o[size.ToString(CultureInfo.InvariantCulture)] = Math.Round(ns, 1);
+        }
+
+        return o;
+    }
+
+    private static string Us(long ns) => (ns / 1000.0).ToString("0.00", CultureInfo.InvariantCulture);
+
+    private static void Print(LaneBenchResult result)
+    {
+        Console.WriteLine("round trip (ping-pong) and one-way latency in µs, HdrHistogram; ratio = lane / baseline in the same run");
+        Console.WriteLine($"{"lane",-9}{"size",7} {"crc",-4}{"p50",9}{"p99",9}{"p99.9",9}{"max",10} {"1way p50",9}{"1way p99",9}{"frames/s",12}{"B/frame",8}  {"baseline",-9}{"p50",9}{"p99",9}{"x p50",7}{"x p99",7}");
+        foreach (var c in result.Cases)
+        {
+            var b = c.BaselineRoundTrip;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{c.Lane,-9}{c.Size,7} {(c.Crc ? "yes" : "no"),-4}{Us(c.RoundTrip.P50),9}{Us(c.RoundTrip.P99),9}{Us(c.RoundTrip.P999),9}{Us(c.RoundTrip.Max),10} {Us(c.OneWay.P50),9}{Us(c.OneWay.P99),9}{c.FramesPerSecond,12:0}{Math.Max(c.ParentBytesPerFrame, c.PeerBytesPerFrame),8:0.###}  {c.Baseline,-9}{Us(b.P50),9}{Us(b.P99),9}{c.RoundTrip.P50 / (double)b.P50,7:0.00}{c.RoundTrip.P99 / (double)b.P99,7:0.00}"));
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("per operation (ns): " + string.Join(", ", result.MemcpyNs.OrderBy(p => p.Key).Select(p =>
+            string.Create(CultureInfo.InvariantCulture, $"{p.Key} B memcpy {p.Value:0.0}, crc32c {result.Crc32cNs[p.Key]:0.0}"))));
+        Console.WriteLine();
+        Console.WriteLine("goals (issue 6):");
+        foreach (var (goal, value, limit, pass) in Goals(result))
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(pass ? "pass" : "MISS"),-5}{goal,-62} {value,10:0.00} (limit {limit:0.##})"));
+        }
+    }
+
+    /// <summary>The issue's goals as (goal, measured, limit, met).</summary>
+    public static IEnumerable<(string Goal, double Value, double Limit, bool Pass)> Goals(LaneBenchResult r)
+    {
+        LaneCaseResult? Find(string lane, int size) => r.Cases.FirstOrDefault(c => c.Lane == lane && c.Size == size);
+        var results = new List<(string, double, double, bool)>();
+        void Ratio(string goal, double value, double limit) => results.Add((goal, value, limit, value <= limit));
+
+        if (Find("shm", 64) is { } shm64)
+        {
+            Ratio("SHM 64 B round trip p50 / mailbox p50", shm64.RoundTrip.P50 / (double)shm64.BaselineRoundTrip.P50, 1.5);
+            Ratio("SHM 64 B round trip p99 / mailbox p99", shm64.RoundTrip.P99 / (double)shm64.BaselineRoundTrip.P99, 2.0);
+            if (Find("shm-loan", 65536) is { } loan)
+            {
+                Ratio("SHM 64 KiB loaned, no payload CRC, p50 / SHM 64 B p50", loan.RoundTrip.P50 / (double)shm64.RoundTrip.P50, 2.0);
+            }
+
+            results.Add(("SHM 64 B streaming, million frames/s (at least)", shm64.FramesPerSecond / 1e6, 10, shm64.FramesPerSecond >= 10e6));
+        }
+
+        if (Find("shm", 65536) is { } shm64k)
+        {
+            Ratio("SHM 64 KiB with payload CRC p50 / mailbox (same CRC) p50", shm64k.RoundTrip.P50 / (double)shm64k.BaselineRoundTrip.P50, 1.0);
+            Ratio("SHM 64 KiB p99 in µs (seed 1500 µs / 100)", shm64k.RoundTrip.P99 / 1000.0, 15);
+        }
+
+        foreach (var c in r.Cases.Where(c => c.Lane == "uds"))
+        {
+            var crc = c.Crc ? "" : ", no payload CRC";
+            Ratio($"UDS {c.Size} B{crc} p50 / raw UDS p50", c.RoundTrip.P50 / (double)c.BaselineRoundTrip.P50, 1.2);
+            Ratio($"UDS {c.Size} B{crc} p99 / raw UDS p99", c.RoundTrip.P99 / (double)c.BaselineRoundTrip.P99, 1.3);
+        }
+
+        if (r.Cases.Where(c => c.Lane == "uds").MaxBy(c => c.RoundTrip.P99) is { } udsWorst)
+        {
+            Ratio("UDS worst p99 in µs (seed 300 µs / 100)", udsWorst.RoundTrip.P99 / 1000.0, 3);
+        }
+
+        foreach (var c in r.Cases.Where(c => c.Lane == "tcp"))
+        {
+            Ratio($"TCP {c.Size} B{(c.Crc ? "" : ", no payload CRC")} p50 / raw TCP p50", c.RoundTrip.P50 / (double)c.BaselineRoundTrip.P50, 1.2);
+        }
+
+        if (r.Cases.Where(c => c.Lane == "tcp").MaxBy(c => c.RoundTrip.P99) is { } tcpWorst)
+        {
+            Ratio("TCP worst p99 in µs (seed 10 ms / 100)", tcpWorst.RoundTrip.P99 / 1000.0, 100);
+        }
+
+        var alloc = r.Cases.Max(c => Math.Max(c.ParentBytesPerFrame, c.PeerBytesPerFrame));
+        results.Add(("allocated bytes per streamed frame, worst case (both sides)", alloc, 0, alloc < 0.01));
+        return results;
+    }
+}
