@@ -7,7 +7,9 @@ namespace Rtt.Core.Json;
 /// </summary>
 public static class AtomicFile
 {
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null)
+    /// <param name="durable">Flush the file to disk before the rename. Batch writers pass false and call
+    /// <see cref="SyncFileSystem"/> once before they publish (one barrier instead of one fsync per file).</param>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null, bool durable = true)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
@@ -23,7 +25,7 @@ public static class AtomicFile
             using (var stream = new FileStream(temp, options))
             {
                 stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
+                stream.Flush(flushToDisk: durable);
             }
 
             File.Move(temp, path, overwrite: true);
@@ -41,6 +43,29 @@ public static class AtomicFile
                 "check free space and permissions", ex);
         }
     }
+
+    /// <summary>
+    /// Makes every write to the file system holding <paramref name="directory"/> durable (Linux syncfs), so that
+    /// a batch of files written with durable: false is on disk before anything that names them is published.
+    /// </summary>
+    public static void SyncFileSystem(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        // syncfs takes any descriptor on the file system; .NET will not open a folder, so open a marker file in it.
+        using var handle = File.OpenHandle(Path.Combine(directory, ".syncfs"), FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite, FileOptions.None);
+        if (SyncFs((int)handle.DangerousGetHandle()) != 0)
+        {
+            throw new WorkspaceException(ErrorCodes.WorkspaceUnwritable, $"syncfs failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})", directory,
+                "check the disk: written files could not be made durable");
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    private static extern int SyncFs(int fd);
 
     private static void TryDelete(string path)
     {

@@ -17,17 +17,29 @@ public sealed class CasStore(string directory)
 
     public bool Contains(string hash) => File.Exists(PathOf(hash));
 
-    /// <summary>Stores canonical bytes and returns their hash. An object already present is left as it is.</summary>
+    /// <summary>
+    /// Stores canonical bytes and returns their hash. An object already present is left as it is. The write is
+    /// atomic (temp + rename); durability comes from <see cref="Sync"/>, called once before the index names it.
+    /// </summary>
     public string Put(ReadOnlySpan<byte> canonicalBytes)
     {
         var hash = ContentHash.Of(canonicalBytes);
         var path = PathOf(hash);
         if (!File.Exists(path))
         {
-            AtomicFile.WriteAllBytes(path, canonicalBytes);
+            AtomicFile.WriteAllBytes(path, canonicalBytes, durable: false);
         }
 
         return hash;
+    }
+
+    /// <summary>Makes every object written so far durable (one file-system barrier for a whole batch).</summary>
+    public void Sync()
+    {
+        if (System.IO.Directory.Exists(Directory))
+        {
+            AtomicFile.SyncFileSystem(Directory);
+        }
     }
 
     /// <summary>Reads an object and checks that its bytes hash to its name.</summary>

@@ -123,8 +123,12 @@ public sealed class RegistryStore : IDisposable
         return new IngestResult(key, hash, Added: true);
     }
 
-    /// <summary>Writes the index. Objects are already durable; the index is written last so it never names a missing object.</summary>
-    public void Save() => Index.Save();
+    /// <summary>Makes the objects durable, then writes the index, so the index never names a missing object.</summary>
+    public void Save()
+    {
+        Cas.Sync();
+        Index.Save();
+    }
 
     /// <summary>Resolves <c>sha256:…</c> or <c>ID@version</c> to a hash.</summary>
     public string Resolve(string reference)

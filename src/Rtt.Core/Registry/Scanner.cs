@@ -93,12 +93,20 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             }
         }
 
+        report.Objects = store.Index.Count;
+        if (report.Added.Count + report.Changed.Count + report.Removed.Count == 0 && report.Errors.Count == 0 && File.Exists(SymbolsPath))
+        {
+            // Nothing changed: no write at all, and the symbol table on disk is still right.
+            report.Symbols = cache.Values.SelectMany(e => e.Symbols.Select(x => x.Symbol)).Distinct(StringComparer.Ordinal).Count();
+            return report;
+        }
+
         var symbols = BuildSymbols(cache, report);
-        store.Save();                                   // 1. index (objects are already durable)
+        report.Symbols = symbols.Count;
+
+        store.Save();                                   // 1. objects synced, then the index
         AtomicFile.WriteAllBytes(SymbolsPath, PrettyJson.ToUtf8(symbols)); // 2. symbols
         SaveCache(cache);                               // 3. cache last: a crash before it only costs a re-read
-        report.Symbols = symbols.Count;
-        report.Objects = store.Index.Count;
         return report;
     }
 
@@ -139,7 +147,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         var result = store.Ingest(parsed.Object, parsed.Id, parsed.Version, source, signIfUnsigned: true);
         var symbols = parsed.Symbols.Select(s => (s, Hash: s.Kind == "mcp-tool" ? ToolObject(s) : result.Hash)).ToList();
         return new CacheEntry(file.Length, file.LastWriteTimeUtc.Ticks, [new CachedObject(result.Key, result.Hash)],
-            [.. symbols.Select(x => (x.s.Symbol, x.s.ToJson(x.Hash, rel)))]);
+            [.. symbols.Select(x => (x.s.Symbol, x.s.ToJson(x.Hash, rel).ToJsonString()))]);
     }
 
     private string ToolObject(SymbolEntry symbol) =>
@@ -151,8 +159,9 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         var bySymbol = new SortedDictionary<string, SortedDictionary<string, JsonObject>>(StringComparer.Ordinal);
         foreach (var (rel, entry) in cache)
         {
-            foreach (var (symbol, json) in entry.Symbols)
+            foreach (var (symbol, text) in entry.Symbols)
             {
+                var json = JsonNode.Parse(text)!.AsObject();
                 var versions = bySymbol.TryGetValue(symbol, out var v) ? v : bySymbol[symbol] = new(StringComparer.Ordinal);
                 var version = (string)json["version"]!;
                 if (versions.TryGetValue(version, out var other) && (string?)other["object"] != (string?)json["object"])
@@ -172,7 +181,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             var list = new JsonArray();
             foreach (var json in versions.Values.OrderBy(j => NuGet.Versioning.SemanticVersion.Parse((string)j["version"]!)))
             {
-                list.Add(json.DeepClone());
+                list.Add(json);
             }
 
             result[symbol] = list;
@@ -243,22 +252,30 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         var cache = new SortedDictionary<string, CacheEntry>(StringComparer.Ordinal);
         try
         {
-            if (!File.Exists(CachePath) || CanonicalJson.ParseNode(File.ReadAllBytes(CachePath), CachePath) is not JsonObject root
-                || (string?)root["format"] != CacheFormat || root["files"] is not JsonObject files)
+            if (!File.Exists(CachePath))
             {
                 return cache;
             }
 
-            foreach (var (rel, node) in files)
+            // JsonDocument, not JsonNode: the cache of a large tree is read on every scan and must be cheap.
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(CachePath));
+            var root = doc.RootElement;
+            if (!root.TryGetProperty("format", out var format) || format.GetString() != CacheFormat || !root.TryGetProperty("files", out var files))
             {
-                var e = node!.AsObject();
-                cache[rel] = new CacheEntry(
-                    (long)e["size"]!, long.Parse((string)e["mtime"]!, CultureInfo.InvariantCulture),
-                    [.. e["objects"]!.AsArray().Select(o => new CachedObject((string)o!["key"]!, (string)o["hash"]!))],
-                    [.. e["symbols"]!.AsArray().Select(s => ((string)s!["symbol"]!, (JsonObject)s["entry"]!.DeepClone()))]);
+                return cache;
+            }
+
+            foreach (var file in files.EnumerateObject())
+            {
+                var e = file.Value;
+                cache[file.Name] = new CacheEntry(
+                    e.GetProperty("size").GetInt64(),
+                    long.Parse(e.GetProperty("mtime").GetString()!, CultureInfo.InvariantCulture),
+                    [.. e.GetProperty("objects").EnumerateArray().Select(o => new CachedObject(o.GetProperty("key").GetString()!, o.GetProperty("hash").GetString()!))],
+                    [.. e.GetProperty("symbols").EnumerateArray().Select(x => (x.GetProperty("symbol").GetString()!, x.GetProperty("entry").GetRawText()))]);
             }
         }
-        catch (Exception ex) when (ex is RttException or InvalidOperationException or FormatException or NullReferenceException)
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or FormatException or KeyNotFoundException or IOException)
         {
             cache.Clear(); // a damaged cache only costs a full re-read
         }
@@ -276,7 +293,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
                 ["size"] = e.Size,
                 ["mtime"] = e.MtimeTicks.ToString(CultureInfo.InvariantCulture), // ticks exceed 2^53: a JSON number would round
                 ["objects"] = new JsonArray([.. e.Objects.Select(o => (JsonNode)new JsonObject { ["key"] = o.Key, ["hash"] = o.Hash })]),
-                ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = s.Entry.DeepClone() })]),
+                ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = JsonNode.Parse(s.EntryJson) })]),
             };
         }
 
@@ -286,7 +303,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
     private sealed record CachedObject(string Key, string Hash);
 
-    private sealed record CacheEntry(long Size, long MtimeTicks, IReadOnlyList<CachedObject> Objects, IReadOnlyList<(string Symbol, JsonObject Entry)> Symbols);
+    private sealed record CacheEntry(long Size, long MtimeTicks, IReadOnlyList<CachedObject> Objects, IReadOnlyList<(string Symbol, string EntryJson)> Symbols);
 }
 
 /// <summary>What a scan did, per workspace-relative path.</summary>

@@ -21,6 +21,8 @@ public static class SchemaValidator
         return reader.ReadToEnd();
     }
 
+    private static readonly EvaluationOptions FlagOptions = new() { OutputFormat = OutputFormat.Flag };
+
     private static JsonSchema Load(string name) =>
         // Own registry per schema: nothing global, nothing fetched from the network.
         JsonSchema.FromText(Text(name), new BuildOptions { SchemaRegistry = new SchemaRegistry() });
@@ -28,11 +30,13 @@ public static class SchemaValidator
     /// <summary>Validates; the first error names the file and the JSON Pointer of the offending field.</summary>
     public static void Validate(Lazy<JsonSchema> schema, JsonElement instance, string source)
     {
-        var results = schema.Value.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.Hierarchical });
-        if (results.IsValid)
+        // The flag form is the fast path (no annotations collected); the detailed form runs only to explain a failure.
+        if (schema.Value.Evaluate(instance, FlagOptions).IsValid)
         {
             return;
         }
+
+        var results = schema.Value.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.Hierarchical });
 
         // Walk only failing nodes: a passing oneOf keeps its failed branches out of the report.
         // The deepest failing instance location is the field the user has to fix.
