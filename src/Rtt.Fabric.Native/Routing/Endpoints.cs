@@ -1,0 +1,87 @@
+using Rtt.Fabric.Drivers;
+using Rtt.Fabric.Frames;
+using Rtt.Fabric.Lanes;
+
+namespace Rtt.Fabric.Routing;
+
+/// <summary>Where a route's requests go: a driver in this process, or another process over a lane.</summary>
+public abstract class Endpoint(string name)
+{
+    public string Name { get; } = name;
+
+    /// <summary>Requests handed to this endpoint.</summary>
+    public long Requests { get; internal set; }
+
+    /// <summary>Responses it gave back.</summary>
+    public long Responses { get; internal set; }
+
+    /// <summary>Requests sent on and not yet answered (always 0 for a driver).</summary>
+    public long InFlight => Requests - Responses;
+
+    public override string ToString() => $"{Name} ({Requests} requests, {Responses} responses)";
+}
+
+/// <summary>A driver called on the lane worker thread; answers at once.</summary>
+public sealed class DriverEndpoint(ILaneDriver driver) : Endpoint(driver.Name)
+{
+    public ILaneDriver Driver { get; } = driver;
+}
+
+/// <summary>
+/// A service in another process reached over a lane (the host forwards requests and relays responses,
+/// matching them by its own frame ids). The lane worker is the only thread that touches the lane.
+/// </summary>
+public sealed class LaneEndpoint(string name, IFrameLane upstream, uint? upstreamRouteId = null, int window = 4096) : Endpoint(name)
+{
+    /// <summary>The route id the service behind the lane expects (null: the client's route id unchanged).</summary>
+    public uint? UpstreamRouteId { get; } = upstreamRouteId;
+
+    internal readonly PendingRequest[] Pending = new PendingRequest[window]; // by upstream frame id & mask; allocated once
+    internal uint NextId;
+
+    public IFrameLane Upstream { get; } = upstream;
+
+    internal int Mask => Pending.Length - 1;
+}
+
+internal struct PendingRequest
+{
+    public int Inbound;       // index of the client lane in the host's inbound array
+    public uint ClientFrameId;
+    public uint RouteId;
+    public bool Used;
+}
+
+/// <summary>One route of the table.</summary>
+public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint);
+
+/// <summary>An immutable route table: route_id -> endpoint. Replaced whole, never changed in place.</summary>
+public sealed class RouteTable
+{
+    private readonly Endpoint?[] _byId; // dense by route id: one bounds-checked load per frame
+
+    public RouteTable(IEnumerable<RouteEntry> routes)
+    {
+        Routes = routes.OrderBy(r => r.RouteId).ToArray();
+        _byId = new Endpoint?[Routes.Count == 0 ? 1 : (int)Routes.Max(r => r.RouteId) + 1];
+        foreach (var r in Routes)
+        {
+            if (_byId[r.RouteId] is not null)
+            {
+                throw new ArgumentException($"route id {r.RouteId} appears twice", nameof(routes));
+            }
+
+            _byId[r.RouteId] = r.Endpoint;
+        }
+    }
+
+    public static RouteTable Empty { get; } = new([]);
+
+    public IReadOnlyList<RouteEntry> Routes { get; }
+
+    public Endpoint? Find(uint routeId) => routeId < (uint)_byId.Length ? _byId[routeId] : null;
+
+    public RouteTable With(RouteEntry entry) => new(Routes.Where(r => r.RouteId != entry.RouteId).Append(entry));
+
+    public RouteTable Without(uint routeId) => new(Routes.Where(r => r.RouteId != routeId));
+}

@@ -1,0 +1,240 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Rtt.Core.Errors;
+using Rtt.Fabric.Lanes;
+using Rtt.Fabric.Shm;
+using Rtt.Fabric.Streams;
+
+namespace Rtt.Fabric.Routing;
+
+/// <summary>
+/// The attach protocol on a lane host's control socket. The client sends
+/// <c>"RTTQ" u8 version u8 kind u16 name_len name(utf-8)</c>; the host answers <c>"RTTR" i32 status u32 route_id</c>
+/// (status 0 ok, 1 unknown route, 2 lane kind not offered here). Then, for SHM, the host sends the segment's fd
+/// (see <see cref="ShmLane"/>) and the socket stays open as the liveness signal; for UDS and TCP the same socket
+/// carries the frames from then on.
+/// </summary>
+public static class LaneAttach
+{
+    public const uint RequestMagic = 0x51545452; // "RTTQ"
+    public const uint ReplyMagic = 0x52545452;   // "RTTR"
+    public const int Version = 1;
+
+    /// <summary>Client side over the host's Unix control socket: an SHM or UDS lane for <paramref name="route"/>.</summary>
+    public static (IFrameLane Lane, uint RouteId) ConnectUnix(string controlPath, string route, LaneKind kind = LaneKind.Shm, LaneOptions? options = null)
+    {
+        if (kind == LaneKind.Tcp)
+        {
+            throw new ArgumentException("TCP lanes attach with ConnectTcp", nameof(kind));
+        }
+
+        return Handshake(LaneSockets.ConnectUnix(controlPath), route, kind, options ?? new LaneOptions(), controlPath);
+    }
+
+    /// <summary>Client side over TCP (another host): the connection becomes the lane.</summary>
+    public static (IFrameLane Lane, uint RouteId) ConnectTcp(IPEndPoint host, string route, LaneOptions? options = null) =>
+        Handshake(LaneSockets.ConnectTcp(host), route, LaneKind.Tcp, options ?? new LaneOptions(), host.ToString());
+
+    private static (IFrameLane, uint) Handshake(Socket socket, string route, LaneKind kind, LaneOptions options, string where)
+    {
+        try
+        {
+            var name = Encoding.UTF8.GetBytes(route);
+            var request = new byte[8 + name.Length];
+            BinaryPrimitives.WriteUInt32LittleEndian(request, RequestMagic);
+            request[4] = Version;
+            request[5] = (byte)kind;
+            BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), (ushort)name.Length);
+            name.CopyTo(request, 8);
+            socket.Send(request);
+
+            Span<byte> reply = stackalloc byte[12];
+            socket.ReceiveTimeout = 10_000;
+            FdPassing.ReadExactly(socket, reply);
+            socket.ReceiveTimeout = 0;
+            var status = BinaryPrimitives.ReadInt32LittleEndian(reply[4..]);
+            if (BinaryPrimitives.ReadUInt32LittleEndian(reply) != ReplyMagic)
+            {
+                throw new RttException(ErrorCodes.LaneAttachFailed, "the lane host answered with another protocol", where, "check the silo and the client run the same rtt version");
+            }
+
+            if (status == 1)
+            {
+                throw new RttException(ErrorCodes.LaneRouteUnknown, $"no lane serves route \"{route}\" here", where, "list the node's routes (rtt up --once shows them) or check routes.json");
+            }
+
+            if (status != 0)
+            {
+                throw new RttException(ErrorCodes.LaneAttachFailed, $"the lane host does not offer {kind} lanes here", where, "attach with another lane kind");
+            }
+
+            var routeId = BinaryPrimitives.ReadUInt32LittleEndian(reply[8..]);
+            IFrameLane lane = kind == LaneKind.Shm ? ShmLane.Attach(socket, options) : new StreamLane(socket, kind, options);
+            return (lane, routeId);
+        }
+        catch (SocketException ex)
+        {
+            socket.Dispose();
+            throw new RttException(ErrorCodes.LaneAttachFailed, $"attach failed: {ex.Message}", where, "check the silo is running (rtt up)", ex);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Host side: reads an attach request and answers it; returns the lane, or null when refused.</summary>
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options)
+    {
+        Span<byte> head = stackalloc byte[8];
+        socket.ReceiveTimeout = 10_000;
+        FdPassing.ReadExactly(socket, head);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != RequestMagic || head[4] != Version)
+        {
+            socket.Dispose();
+            return null;
+        }
+
+        var kind = (LaneKind)head[5];
+        var name = new byte[BinaryPrimitives.ReadUInt16LittleEndian(head[6..])];
+        FdPassing.ReadExactly(socket, name);
+        socket.ReceiveTimeout = 0;
+        var routeId = resolve(Encoding.UTF8.GetString(name));
+        var isUnix = socket.AddressFamily == AddressFamily.Unix;
+        var offered = isUnix ? kind is LaneKind.Shm or LaneKind.Uds : kind == LaneKind.Tcp;
+        Span<byte> reply = stackalloc byte[12];
+        BinaryPrimitives.WriteUInt32LittleEndian(reply, ReplyMagic);
+        BinaryPrimitives.WriteInt32LittleEndian(reply[4..], routeId is null ? 1 : offered ? 0 : 2);
+        BinaryPrimitives.WriteUInt32LittleEndian(reply[8..], routeId ?? 0);
+        socket.Send(reply);
+        if (routeId is null || !offered)
+        {
+            socket.Dispose();
+            return null;
+        }
+
+        return kind == LaneKind.Shm ? ShmLane.Accept(socket, options) : new StreamLane(socket, kind, options);
+    }
+}
+
+/// <summary>Accepts clients on a lane host's control socket (Unix, and TCP if configured) and attaches their lanes.</summary>
+public sealed class LaneHostListener : IDisposable
+{
+    private readonly LaneHost _host;
+    private readonly LaneOptions _options;
+    private readonly List<Socket> _listeners = [];
+    private readonly List<Thread> _threads = [];
+    private volatile bool _stopping;
+
+    public LaneHostListener(LaneHost host, LaneOptions options, string? unixPath, IPEndPoint? tcp = null)
+    {
+        _host = host;
+        _options = options;
+        if (unixPath is not null)
+        {
+            _listeners.Add(LaneSockets.ListenUnix(unixPath));
+            UnixPath = unixPath;
+        }
+
+        if (tcp is not null)
+        {
+            var listener = LaneSockets.ListenTcp(tcp.Address, tcp.Port);
+            _listeners.Add(listener);
+            TcpEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        }
+
+        foreach (var listener in _listeners)
+        {
+            var thread = new Thread(() => AcceptLoop(listener)) { IsBackground = true, Name = "rtt-lane-accept" };
+            _threads.Add(thread);
+            thread.Start();
+        }
+    }
+
+    public string? UnixPath { get; }
+
+    public IPEndPoint? TcpEndPoint { get; }
+
+    /// <summary>Attach failures (a client that died mid-handshake); the listener carries on.</summary>
+    public long Failures { get; private set; }
+
+    private void AcceptLoop(Socket listener)
+    {
+        while (!_stopping)
+        {
+            Socket client;
+            try
+            {
+                client = listener.Accept();
+            }
+            catch (Exception) when (_stopping)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue;
+            }
+
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    var lane = LaneAttach.Accept(client, Resolve, _options);
+                    if (lane is not null)
+                    {
+                        await _host.AttachAsync(lane);
+                    }
+                }
+                catch (Exception)
+                {
+                    Failures++;
+                    client.Dispose();
+                }
+            });
+        }
+    }
+
+    private uint? Resolve(string route)
+    {
+        foreach (var r in _host.Routes.Routes)
+        {
+            if (r.Name == route || r.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture) == route)
+            {
+                return r.RouteId;
+            }
+        }
+
+        return null;
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        foreach (var listener in _listeners)
+        {
+            try
+            {
+                listener.Shutdown(SocketShutdown.Both);
+            }
+            catch (SocketException)
+            {
+            }
+
+            listener.Dispose();
+        }
+
+        foreach (var thread in _threads)
+        {
+            thread.Join(TimeSpan.FromSeconds(5));
+        }
+
+        if (UnixPath is not null && File.Exists(UnixPath))
+        {
+            File.Delete(UnixPath);
+        }
+    }
+}

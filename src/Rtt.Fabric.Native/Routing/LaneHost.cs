@@ -1,0 +1,277 @@
+using System.Collections.Concurrent;
+using Rtt.Fabric.Agents;
+using Rtt.Fabric.Frames;
+using Rtt.Fabric.Lanes;
+
+namespace Rtt.Fabric.Routing;
+
+/// <summary>What grains (the node grain, later the reconciler) use to drive a node's lanes. Never called per frame.</summary>
+public interface ILaneHost
+{
+    /// <summary>The current table (immutable).</summary>
+    RouteTable Routes { get; }
+
+    /// <summary>
+    /// Publishes <paramref name="next"/> with one ordered write. Completes when every lane endpoint the old
+    /// table had and the new one does not has answered all its in-flight requests (nothing lost or duplicated).
+    /// </summary>
+    Task SwapAsync(RouteTable next);
+
+    /// <summary>Client lanes attached now, with their counters.</summary>
+    IReadOnlyList<IFrameLane> Inbound { get; }
+}
+
+/// <summary>
+/// Owns a node's lanes on one dedicated worker thread (an agent on an <see cref="AgentRunner"/>): it polls every
+/// client lane, routes each request by route_id through the current <see cref="RouteTable"/> to a driver (answered
+/// in place) or to another process over a lane (forwarded, its response relayed back by frame_id), and drains
+/// replaced endpoints. Set-up changes arrive as commands applied on the worker thread between batches, so the
+/// per-frame path takes no lock and allocates nothing.
+/// </summary>
+public sealed class LaneHost : IAgent, ILaneHost, IDisposable
+{
+    private readonly ConcurrentQueue<Action> _commands = new();
+    private readonly List<LaneEndpoint> _pumped = [];
+    private readonly List<(RouteTable Table, HashSet<LaneEndpoint> Waiting, TaskCompletionSource Done)> _swaps = [];
+    private readonly FrameHandler _onRequest;
+    private readonly FrameHandler _onResponse;
+    private readonly AgentRunner? _runner;
+    private IFrameLane?[] _inbound = new IFrameLane?[8];
+    private RouteTable _routes = RouteTable.Empty;
+    private RouteTable _current = RouteTable.Empty;
+    private int _currentInbound;
+    private LaneEndpoint? _currentEndpoint;
+    private long _unmatchedResponses;
+
+    /// <param name="start">Start the worker thread now (false: the caller runs <see cref="DoWork"/>, as tests may).</param>
+    public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null)
+    {
+        _onRequest = OnRequest;
+        _onResponse = OnResponse;
+        if (start)
+        {
+            _runner = new AgentRunner(this, idle ?? BackoffIdleStrategy.Sleeping(spins: 20_000, yields: 100), cpus);
+        }
+    }
+
+    public string Name => "lane-host";
+
+    public RouteTable Routes => Volatile.Read(ref _routes);
+
+    public IReadOnlyList<IFrameLane> Inbound => Volatile.Read(ref _inbound).Where(l => l is not null).ToArray()!;
+
+    /// <summary>Responses from an upstream lane that matched no pending request (dropped).</summary>
+    public long UnmatchedResponses => Volatile.Read(ref _unmatchedResponses);
+
+    public Exception? Fault => _runner?.Fault;
+
+    public Task SwapAsync(RouteTable next)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Enqueue(() => ApplySwap(next, done));
+        return done.Task;
+    }
+
+    /// <summary>Adds a client lane; the host owns it from now on and disposes it when its peer goes.</summary>
+    public Task AttachAsync(IFrameLane lane)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _commands.Enqueue(() =>
+        {
+            var slots = _inbound;
+            var free = Array.IndexOf(slots, null);
+            if (free < 0)
+            {
+                free = slots.Length;
+                Array.Resize(ref slots, slots.Length * 2);
+            }
+
+            slots[free] = lane;
+            Volatile.Write(ref _inbound, slots);
+            done.SetResult();
+        });
+        return done.Task;
+    }
+
+    private void ApplySwap(RouteTable next, TaskCompletionSource done)
+    {
+        var old = _routes;
+        Volatile.Write(ref _routes, next); // the one ordered write that publishes the table
+        foreach (var r in next.Routes)
+        {
+            if (r.Endpoint is LaneEndpoint l && !_pumped.Contains(l))
+            {
+                _pumped.Add(l);
+            }
+        }
+
+        var kept = next.Routes.Select(r => r.Endpoint).ToHashSet();
+        var waiting = old.Routes.Select(r => r.Endpoint).OfType<LaneEndpoint>().Where(e => !kept.Contains(e)).ToHashSet();
+        _swaps.Add((next, waiting, done));
+    }
+
+    public int DoWork()
+    {
+        var work = 0;
+        while (_commands.TryDequeue(out var command))
+        {
+            command();
+            work++;
+        }
+
+        _current = _routes; // one read per batch: every frame of the batch sees the same table
+        var inbound = _inbound;
+        for (var i = 0; i < inbound.Length; i++)
+        {
+            var lane = inbound[i];
+            if (lane is null)
+            {
+                continue;
+            }
+
+            _currentInbound = i;
+            work += lane.Poll(_onRequest);
+            if (lane.PeerGone)
+            {
+                inbound[i] = null; // this thread is the only one touching the lane: safe to release it now
+                lane.Dispose();
+            }
+        }
+
+        foreach (var endpoint in _pumped)
+        {
+            _currentEndpoint = endpoint;
+            work += endpoint.Upstream.Poll(_onResponse);
+            endpoint.Upstream.Flush();
+        }
+
+        foreach (var lane in inbound)
+        {
+            lane?.Flush(); // responses batched during this round go out in one send per stream lane
+        }
+
+        if (_swaps.Count > 0)
+        {
+            CompleteDrainedSwaps();
+        }
+
+        return work;
+    }
+
+    private void CompleteDrainedSwaps()
+    {
+        for (var s = _swaps.Count - 1; s >= 0; s--)
+        {
+            var (_, waiting, done) = _swaps[s];
+            waiting.RemoveWhere(e => e.InFlight == 0);
+            if (waiting.Count == 0)
+            {
+                _swaps.RemoveAt(s);
+                var stillUsed = _routes.Routes.Select(r => r.Endpoint).ToHashSet();
+                _pumped.RemoveAll(e => !stillUsed.Contains(e) && e.InFlight == 0 && !_swaps.Any(x => x.Waiting.Contains(e)));
+                done.SetResult();
+            }
+        }
+    }
+
+    private void OnRequest(in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        var lane = _inbound[_currentInbound]!;
+        var endpoint = _current.Find(header.RouteId);
+        switch (endpoint)
+        {
+            case DriverEndpoint d:
+                d.Requests++;
+                if (lane.TryLoan(d.Driver.MaxResponseLength(payload.Length), out var room))
+                {
+                    var length = d.Driver.Handle(in header, payload, room); // the driver writes straight into the lane
+                    if (length >= 0)
+                    {
+                        lane.Commit(length, header.RouteId, header.FrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
+                    }
+                }
+
+                d.Responses++;
+                break;
+            case LaneEndpoint l:
+                Forward(l, lane, in header, payload);
+                break;
+            default:
+                lane.Counters.OnDrop(DropReason.UnknownRoute);
+                break;
+        }
+    }
+
+    private void Forward(LaneEndpoint l, IFrameLane from, in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        ref var slot = ref l.Pending[l.NextId & (uint)l.Mask];
+        while (slot.Used || !l.Upstream.TrySend(l.UpstreamRouteId ?? header.RouteId, l.NextId, payload, header.Flags & FrameFlags.NoPayloadCrc))
+        {
+            // The window or the upstream ring is full: relay responses until there is room (never block the
+            // worker on a peer that is itself waiting for us to read its answers).
+            if (l.Upstream.PeerGone)
+            {
+                from.Counters.OnDrop(DropReason.UnknownRoute);
+                return;
+            }
+
+            var saved = _currentEndpoint;
+            _currentEndpoint = l;
+            l.Upstream.Flush();
+            if (l.Upstream.Poll(_onResponse) == 0)
+            {
+                Thread.Yield();
+            }
+
+            _currentEndpoint = saved;
+            foreach (var lane in _inbound)
+            {
+                lane?.Flush();
+            }
+        }
+
+        slot = new PendingRequest { Inbound = _currentInbound, ClientFrameId = header.FrameId, RouteId = header.RouteId, Used = true };
+        l.NextId++;
+        l.Requests++;
+    }
+
+    private void OnResponse(in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        var l = _currentEndpoint!;
+        ref var slot = ref l.Pending[header.FrameId & (uint)l.Mask];
+        if (!slot.Used)
+        {
+            _unmatchedResponses++;
+            return;
+        }
+
+        slot.Used = false;
+        l.Responses++;
+        var client = _inbound[slot.Inbound];
+        if (client is null || client.PeerGone)
+        {
+            return; // the client went away; its answer has nowhere to go
+        }
+
+        if (client.TryLoan(payload.Length, out var room))
+        {
+            payload.CopyTo(room);
+            client.Commit(payload.Length, slot.RouteId, slot.ClientFrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
+        }
+    }
+
+    /// <summary>Stops the worker and closes every client lane (endpoint lanes belong to whoever made them).</summary>
+    public void Dispose()
+    {
+        _runner?.Dispose();
+        foreach (var lane in _inbound)
+        {
+            lane?.Dispose();
+        }
+
+        foreach (var (_, _, done) in _swaps)
+        {
+            done.TrySetCanceled();
+        }
+    }
+}
