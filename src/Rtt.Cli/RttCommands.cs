@@ -36,6 +36,7 @@ public static class RttCommands
         }
 
         root.Subcommands.Add(McpCommand.Create());
+        root.Subcommands.Add(PlanCommand.Create());
         return root;
     }
 

@@ -48,6 +48,15 @@ public static class ErrorCodes
     public const string McpDrift = "RTT-MCP-003";
     public const string McpNameInvalid = "RTT-MCP-004";
 
+    // Planner
+    public const string PlanInputInvalid = "RTT-PLAN-001";
+    public const string PlanRangeInvalid = "RTT-PLAN-002";
+    public const string PlanPinUnknownNode = "RTT-PLAN-003";
+    public const string PlanManifestUnsigned = "RTT-PLAN-004";
+    public const string PlanTopologyInvalid = "RTT-PLAN-005";
+    public const string PlanMismatch = "RTT-PLAN-006";
+    public const string PlanStatusInvalid = "RTT-PLAN-007";
+
     // Silo, storage, client
     public const string PortInUse = "RTT-SILO-001";
     public const string StateUnwritable = "RTT-SILO-002";
@@ -61,4 +70,17 @@ public static class ErrorCodes
     public const string LaneAttachFailed = "RTT-LANE-002";
     public const string LaneRouteUnknown = "RTT-LANE-003";
     public const string LaneConfigInvalid = "RTT-LANE-004";
+
+    // Provider views: overlays, merged views, materialized files
+    public const string ViewUnknownAgent = "RTT-VIEW-001";
+    public const string ViewPatchInvalid = "RTT-VIEW-002";
+    public const string ViewNameInvalid = "RTT-VIEW-003";
+    public const string ViewConflict = "RTT-VIEW-004";
+    public const string ViewTargetOutside = "RTT-VIEW-005";
+    public const string ViewNotOwned = "RTT-VIEW-006";
+    public const string ViewWriteFailed = "RTT-VIEW-007";
+    public const string ViewUnknownEnv = "RTT-VIEW-008";
+    public const string ViewOwnedInvalid = "RTT-VIEW-009";
+    public const string ViewImportInvalid = "RTT-VIEW-010";
+    public const string ViewProvenance = "RTT-VIEW-011";
 }

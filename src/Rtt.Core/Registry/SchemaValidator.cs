@@ -11,6 +11,9 @@ public static class SchemaValidator
     public static readonly Lazy<JsonSchema> Agent = new(() => Load("agent"));
     public static readonly Lazy<JsonSchema> Manifest = new(() => Load("manifest"));
     public static readonly Lazy<JsonSchema> McpTools = new(() => Load("mcp-tools"));
+    public static readonly Lazy<JsonSchema> Routes = new(() => Load("routes"));
+    public static readonly Lazy<JsonSchema> Policy = new(() => Load("policy"));
+    public static readonly Lazy<JsonSchema> Topology = new(() => Load("topology"));
 
     /// <summary>The schema text, for docs and for `rtt schema`.</summary>
     public static string Text(string name)

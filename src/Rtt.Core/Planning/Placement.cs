@@ -1,0 +1,407 @@
+using System.Text.Json.Nodes;
+using Google.OrTools.Sat;
+
+namespace Rtt.Core.Planning;
+
+/// <summary>Where every symbol of the admitted routes runs, which routes are admitted, and on which lane kind.</summary>
+internal sealed record PlacementResult(
+    SortedDictionary<string, string> Nodes,
+    List<(Candidate Candidate, string Lane)> Admitted,
+    List<Rejection> Rejected,
+    Dictionary<string, string> MoveReasons,
+    string Solver);
+
+/// <summary>
+/// Constraints 5 and 6: capacity per NUMA node, NUMA-aware placement (same node: shm; same host: uds; else tcp),
+/// pins, and churn (a placement from the applied plan is kept while it stays feasible). A greedy pass decides the
+/// easy cases; when it cannot admit every route, CP-SAT decides admission by priority, then lane quality and churn.
+/// </summary>
+internal static class Placement
+{
+    public static PlacementResult Solve(PlanInputs inputs, List<Candidate> candidates)
+    {
+        var greedy = Greedy(inputs, candidates);
+        if (greedy.Rejected.Count == 0 || candidates.Count == 0)
+        {
+            return greedy;
+        }
+
+        return Ilp.Solve(inputs, candidates, greedy) ?? greedy;
+    }
+
+    /// <summary>Demand of each symbol: the largest over the versions its routes use.</summary>
+    internal static SortedDictionary<string, (double Cpu, double Memory)> Demands(IEnumerable<Candidate> candidates)
+    {
+        var demand = new SortedDictionary<string, (double Cpu, double Memory)>(StringComparer.Ordinal);
+        foreach (var c in candidates)
+        {
+            foreach (var contract in new[] { c.From, c.To })
+            {
+                var current = demand.GetValueOrDefault(contract.Address);
+                demand[contract.Address] = (Math.Max(current.Cpu, contract.CpuMillis), Math.Max(current.Memory, contract.MemoryMb));
+            }
+        }
+
+        return demand;
+    }
+
+    /// <summary>The best lane kind two placements allow for a route, or null.</summary>
+    internal static string? Lane(Candidate c, NumaNodeSpec from, NumaNodeSpec to)
+    {
+        if (from.Id == to.Id && c.Lanes.Contains("shm"))
+        {
+            return "shm";
+        }
+
+        if (from.Host == to.Host && c.Lanes.Contains("uds"))
+        {
+            return "uds";
+        }
+
+        return c.Lanes.Contains("tcp") ? "tcp" : null;
+    }
+
+    private static PlacementResult Greedy(PlanInputs inputs, List<Candidate> candidates)
+    {
+        var nodes = inputs.Nodes.ToDictionary(n => n.Id, StringComparer.Ordinal);
+        var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis, StringComparer.Ordinal);
+        var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb, StringComparer.Ordinal);
+        var demand = Demands(candidates);
+        var previous = Planner.BasePlacement(inputs.Base);
+        var placed = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var admitted = new List<(Candidate, string)>();
+        var rejected = new List<Rejection>();
+        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
+
+        bool Fits(string node, string symbol) => freeCpu[node] >= demand[symbol].Cpu && freeMem[node] >= demand[symbol].Memory;
+
+        string? Choose(string symbol, string? partnerNode)
+        {
+            if (inputs.Pins.TryGetValue(symbol, out var pin))
+            {
+                return Fits(pin, symbol) ? pin : null;
+            }
+
+            if (previous.TryGetValue(symbol, out var prev) && nodes.ContainsKey(prev) && Fits(prev, symbol))
+            {
+                return prev; // churn: keep what still fits
+            }
+
+            if (partnerNode is not null && Fits(partnerNode, symbol))
+            {
+                return partnerNode; // co-locate for an shm lane
+            }
+
+            var pool = inputs.Nodes.Where(n => Fits(n.Id, symbol));
+            if (partnerNode is not null && pool.Any(n => n.Host == nodes[partnerNode].Host))
+            {
+                pool = pool.Where(n => n.Host == nodes[partnerNode].Host); // same host: a uds lane
+            }
+
+            // Most free CPU first; node id breaks ties so the choice is the same everywhere.
+            return pool.OrderByDescending(n => freeCpu[n.Id]).ThenBy(n => n.Id, StringComparer.Ordinal).Select(n => n.Id).FirstOrDefault();
+        }
+
+        foreach (var c in candidates.OrderByDescending(c => c.Route.Priority).ThenBy(c => c.Route.Index))
+        {
+            var fresh = new List<string>();
+            Rejection? failure = null;
+            foreach (var (symbol, partner) in new[] { (c.To.Address, c.From.Address), (c.From.Address, c.To.Address) })
+            {
+                if (placed.ContainsKey(symbol))
+                {
+                    continue;
+                }
+
+                var node = Choose(symbol, placed.GetValueOrDefault(partner));
+                if (node is null)
+                {
+                    failure = CapacityRejection(c, symbol, demand[symbol], freeCpu, freeMem, inputs.Pins.GetValueOrDefault(symbol));
+                    break;
+                }
+
+                placed[symbol] = node;
+                freeCpu[node] -= demand[symbol].Cpu;
+                freeMem[node] -= demand[symbol].Memory;
+                fresh.Add(symbol);
+            }
+
+            var lane = failure is null ? Lane(c, nodes[placed[c.From.Address]], nodes[placed[c.To.Address]]) : null;
+            if (failure is null && lane is null)
+            {
+                failure = new Rejection(c.Route, Constraint.Placement, new JsonObject
+                {
+                    ["from_node"] = placed[c.From.Address],
+                    ["to_node"] = placed[c.To.Address],
+                    ["allowed_lanes"] = new JsonArray([.. c.Lanes.Select(l => (JsonNode)JsonValue.Create(l))]),
+                });
+            }
+
+            if (failure is not null)
+            {
+                foreach (var symbol in fresh)
+                {
+                    freeCpu[placed[symbol]] += demand[symbol].Cpu;
+                    freeMem[placed[symbol]] += demand[symbol].Memory;
+                    placed.Remove(symbol);
+                }
+
+                rejected.Add(failure);
+                continue;
+            }
+
+            admitted.Add((c, lane!));
+        }
+
+        foreach (var (symbol, node) in placed)
+        {
+            if (previous.TryGetValue(symbol, out var prev) && prev != node)
+            {
+                reasons[symbol] = inputs.Pins.TryGetValue(symbol, out var pin) && pin == node ? "pin"
+                    : !nodes.ContainsKey(prev) ? "node-removed"
+                    : "capacity";
+            }
+        }
+
+        return new PlacementResult(placed, admitted, rejected, reasons, "greedy");
+    }
+
+    internal static Rejection CapacityRejection(Candidate c, string symbol, (double Cpu, double Memory) need, IReadOnlyDictionary<string, double> freeCpu,
+        IReadOnlyDictionary<string, double> freeMem, string? pin) => new(c.Route, Constraint.Capacity, new JsonObject
+        {
+            ["symbol"] = symbol,
+            ["cpu_millis"] = need.Cpu,
+            ["memory_mb"] = need.Memory,
+            ["node"] = pin,
+            ["free_cpu_millis"] = pin is null ? freeCpu.Values.Max() : freeCpu[pin],
+            ["free_memory_mb"] = pin is null ? freeMem.Values.Max() : freeMem[pin],
+        });
+}
+
+/// <summary>The CP-SAT model for the hard cases: deterministic (1 worker, fixed seed, deterministic time limit).</summary>
+internal static class Ilp
+{
+    private const string Parameters = "num_workers:1 random_seed:17 max_deterministic_time:20 log_search_progress:false";
+
+    public static PlacementResult? Solve(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy)
+    {
+        var demand = Placement.Demands(candidates);
+        var symbols = demand.Keys.ToList();
+        var nodes = inputs.Nodes;
+        var hosts = nodes.Select(n => n.Host).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var previous = Planner.BasePlacement(inputs.Base);
+        var model = new CpModel();
+
+        var x = new Dictionary<(string, string), BoolVar>();
+        var placedVar = new Dictionary<string, BoolVar>(StringComparer.Ordinal);
+        foreach (var s in symbols)
+        {
+            var p = model.NewBoolVar($"p|{s}");
+            placedVar[s] = p;
+            var row = new List<ILiteral>();
+            foreach (var n in nodes)
+            {
+                var v = model.NewBoolVar($"x|{s}|{n.Id}");
+                x[(s, n.Id)] = v;
+                row.Add(v);
+                if (inputs.Pins.TryGetValue(s, out var pin) && pin != n.Id)
+                {
+                    model.Add(v == 0);
+                }
+            }
+
+            model.Add(LinearExpr.Sum(row.Cast<BoolVar>()) == p);
+        }
+
+        foreach (var n in nodes)
+        {
+            model.Add(LinearExpr.WeightedSum(symbols.Select(s => x[(s, n.Id)]), symbols.Select(s => (long)Math.Ceiling(demand[s].Cpu))) <= (long)Math.Floor(n.CpuMillis));
+            model.Add(LinearExpr.WeightedSum(symbols.Select(s => x[(s, n.Id)]), symbols.Select(s => (long)Math.Ceiling(demand[s].Memory))) <= (long)Math.Floor(n.MemoryMb));
+        }
+
+        var admit = new List<BoolVar>();
+        var laneVars = new List<Dictionary<string, BoolVar>>();
+        var laneScore = new List<(BoolVar Var, long Score)>();
+        foreach (var c in candidates)
+        {
+            var a = model.NewBoolVar($"a|{c.Route.Index}");
+            admit.Add(a);
+            var f = c.From.Address;
+            var t = c.To.Address;
+            model.AddImplication(a, placedVar[f]);
+            model.AddImplication(a, placedVar[t]);
+            var y = new Dictionary<string, BoolVar>(StringComparer.Ordinal);
+            foreach (var kind in c.Lanes)
+            {
+                y[kind] = model.NewBoolVar($"y|{c.Route.Index}|{kind}");
+            }
+
+            model.Add(LinearExpr.Sum(y.Values) == a);
+            if (y.TryGetValue("shm", out var shm))
+            {
+                var same = new List<BoolVar>();
+                foreach (var n in nodes)
+                {
+                    var z = model.NewBoolVar($"same|{c.Route.Index}|{n.Id}");
+                    model.AddImplication(z, x[(f, n.Id)]);
+                    model.AddImplication(z, x[(t, n.Id)]);
+                    same.Add(z);
+                }
+
+                model.Add(shm <= LinearExpr.Sum(same));
+                laneScore.Add((shm, 2));
+            }
+
+            if (y.TryGetValue("uds", out var uds))
+            {
+                var sameHost = new List<BoolVar>();
+                foreach (var h in hosts)
+                {
+                    var w = model.NewBoolVar($"host|{c.Route.Index}|{h}");
+                    var onHost = nodes.Where(n => n.Host == h).ToList();
+                    model.Add(w <= LinearExpr.Sum(onHost.Select(n => x[(f, n.Id)])));
+                    model.Add(w <= LinearExpr.Sum(onHost.Select(n => x[(t, n.Id)])));
+                    sameHost.Add(w);
+                }
+
+                model.Add(uds <= LinearExpr.Sum(sameHost));
+                laneScore.Add((uds, 1));
+            }
+
+            laneVars.Add(y);
+        }
+
+        // Start from the greedy answer: a deterministic hint that the solver improves on.
+        var greedyAdmitted = greedy.Admitted.Select(g => g.Candidate.Route.Index).ToHashSet();
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            model.AddHint(admit[i], greedyAdmitted.Contains(candidates[i].Route.Index) ? 1 : 0);
+        }
+
+        var solver = new CpSolver { StringParameters = Parameters };
+
+        // Admission is lexicographic by priority: maximise the highest level, fix it, go down.
+        foreach (var level in candidates.Select(c => c.Route.Priority).Distinct().OrderDescending())
+        {
+            var atLevel = candidates.Select((c, i) => (c, i)).Where(p => p.c.Route.Priority == level).Select(p => admit[p.i]).ToList();
+            model.Maximize(LinearExpr.Sum(atLevel));
+            var status = solver.Solve(model);
+            if (status is not (CpSolverStatus.Optimal or CpSolverStatus.Feasible))
+            {
+                return null;
+            }
+
+            model.Add(LinearExpr.Sum(atLevel) >= (long)Math.Round(solver.ObjectiveValue));
+        }
+
+        // Then keep placements (churn), then lane quality: keeping one symbol outweighs every lane gain.
+        var keepWeight = (2L * candidates.Count) + 1;
+        var terms = new List<BoolVar>();
+        var weights = new List<long>();
+        foreach (var s in symbols)
+        {
+            if (previous.TryGetValue(s, out var prev) && x.TryGetValue((s, prev), out var keep))
+            {
+                terms.Add(keep);
+                weights.Add(keepWeight);
+            }
+        }
+
+        foreach (var (v, score) in laneScore)
+        {
+            terms.Add(v);
+            weights.Add(score);
+        }
+
+        if (terms.Count > 0)
+        {
+            model.Maximize(LinearExpr.WeightedSum(terms, weights));
+        }
+
+        var final = solver.Solve(model);
+        if (final is not (CpSolverStatus.Optimal or CpSolverStatus.Feasible))
+        {
+            return null;
+        }
+
+        var placed = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var admitted = new List<(Candidate, string)>();
+        var rejected = new List<Rejection>();
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            var c = candidates[i];
+            if (!solver.BooleanValue(admit[i]))
+            {
+                continue;
+            }
+
+            foreach (var s in new[] { c.From.Address, c.To.Address })
+            {
+                placed[s] = nodes.First(n => solver.BooleanValue(x[(s, n.Id)])).Id;
+            }
+
+            admitted.Add((c, laneVars[i].First(kv => solver.BooleanValue(kv.Value)).Key));
+        }
+
+        foreach (var (c, i) in candidates.Select((c, i) => (c, i)).Where(p => !solver.BooleanValue(admit[p.i])))
+        {
+            rejected.Add(Diagnose(inputs, c, placed, demand));
+        }
+
+        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (s, node) in placed)
+        {
+            if (previous.TryGetValue(s, out var prev) && prev != node)
+            {
+                reasons[s] = inputs.Pins.TryGetValue(s, out var pin) && pin == node ? "pin"
+                    : inputs.Nodes.All(n => n.Id != prev) ? "node-removed"
+                    : "admission"; // moved so that more (or higher-priority) routes fit
+            }
+        }
+
+        return new PlacementResult(placed, admitted, rejected, reasons, "cp-sat");
+    }
+
+    /// <summary>Why a route the model left out could not join the solution: the binding constraint with its values.</summary>
+    private static Rejection Diagnose(PlanInputs inputs, Candidate c, SortedDictionary<string, string> placed, SortedDictionary<string, (double Cpu, double Memory)> demand)
+    {
+        var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Cpu), StringComparer.Ordinal);
+        var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Memory), StringComparer.Ordinal);
+        foreach (var s in new[] { c.To.Address, c.From.Address })
+        {
+            if (placed.ContainsKey(s))
+            {
+                continue;
+            }
+
+            var pin = inputs.Pins.GetValueOrDefault(s);
+            var fits = pin is null
+                ? inputs.Nodes.Any(n => freeCpu[n.Id] >= demand[s].Cpu && freeMem[n.Id] >= demand[s].Memory)
+                : freeCpu[pin] >= demand[s].Cpu && freeMem[pin] >= demand[s].Memory;
+            if (!fits)
+            {
+                return Placement.CapacityRejection(c, s, demand[s], freeCpu, freeMem, pin);
+            }
+        }
+
+        if (placed.TryGetValue(c.From.Address, out var fn) && placed.TryGetValue(c.To.Address, out var tn))
+        {
+            var nodes = inputs.Nodes.ToDictionary(n => n.Id, StringComparer.Ordinal);
+            if (Placement.Lane(c, nodes[fn], nodes[tn]) is null)
+            {
+                return new Rejection(c.Route, Constraint.Placement, new JsonObject
+                {
+                    ["from_node"] = fn,
+                    ["to_node"] = tn,
+                    ["allowed_lanes"] = new JsonArray([.. c.Lanes.Select(l => (JsonNode)JsonValue.Create(l))]),
+                });
+            }
+        }
+
+        return new Rejection(c.Route, Constraint.Admission, new JsonObject
+        {
+            ["priority"] = c.Route.Priority,
+            ["detail"] = "capacity went to routes of higher priority or earlier in routes.json",
+        });
+    }
+}

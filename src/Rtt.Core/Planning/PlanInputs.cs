@@ -1,0 +1,318 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NuGet.Versioning;
+using Rtt.Core.Errors;
+using Rtt.Core.Hashing;
+using Rtt.Core.Json;
+using Rtt.Core.Registry;
+using Rtt.Core.Signing;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Core.Planning;
+
+/// <summary>A desired route, as routes.json states it (index = its position, for error locations).</summary>
+public sealed record RouteSpec(int Index, string From, string To, string RangeText, VersionRange Range, double? BudgetUs, double RateHz, int Priority)
+{
+    public string Key => $"{From} -> {To}";
+}
+
+/// <summary>What the planner knows of one version of a symbol.</summary>
+public sealed record SymbolContract(
+    string Address, NuGetVersion Version, string Kind, JsonNode? Input, JsonNode? Output, IReadOnlyList<string> CompatibleWith,
+    IReadOnlyList<string> Lanes, double LatencyUs, double CpuMillis, double MemoryMb, bool Acyclic)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["address"] = Address,
+        ["version"] = Version.ToFullString(),
+        ["kind"] = Kind,
+        ["input"] = Input?.DeepClone(),
+        ["output"] = Output?.DeepClone(),
+        ["compatible_with"] = new JsonArray([.. CompatibleWith.Select(c => (JsonNode)JsonValue.Create(c))]),
+        ["lanes"] = new JsonArray([.. Lanes.Select(c => (JsonNode)JsonValue.Create(c))]),
+        ["latency_us"] = LatencyUs,
+        ["cpu_millis"] = CpuMillis,
+        ["memory_mb"] = MemoryMb,
+        ["acyclic"] = Acyclic,
+    };
+}
+
+public sealed record NumaNodeSpec(string Id, string Host, double CpuMillis, double MemoryMb);
+
+public sealed record AclRule(bool Allow, string From, string To);
+
+public sealed record QosRule(string Match, double BudgetUs);
+
+/// <summary>Everything a plan is computed from, validated, in canonical order.</summary>
+public sealed class PlanInputs
+{
+    public static readonly string[] LaneKinds = ["shm", "uds", "tcp"];
+
+    public required IReadOnlyList<RouteSpec> Routes { get; init; }
+
+    /// <summary>Contracts by address, versions ascending.</summary>
+    public required IReadOnlyDictionary<string, IReadOnlyList<SymbolContract>> Contracts { get; init; }
+
+    public required IReadOnlyList<NumaNodeSpec> Nodes { get; init; }
+
+    public required IReadOnlyDictionary<string, double> LaneP99Us { get; init; }
+
+    public required bool Strict { get; init; }
+
+    public required IReadOnlyList<AclRule> Acl { get; init; }
+
+    public required IReadOnlyList<QosRule> Qos { get; init; }
+
+    public required IReadOnlyDictionary<string, string> Pins { get; init; }
+
+    /// <summary>The applied plan this one is computed against, or null.</summary>
+    public JsonObject? Base { get; init; }
+
+    /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
+    public required string Hash { get; init; }
+
+    /// <summary>Reads a workspace: routes, policy, topology, and contracts from the registry (symbols.json + signed objects).</summary>
+    public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null)
+    {
+        var routesJson = ReadDocument(workspace.RoutesPath, SchemaValidator.Routes);
+        var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy);
+        var topologyJson = ReadDocument(workspace.TopologyPath, SchemaValidator.Topology);
+        var strict = policyJson["strict"] is not JsonValue sv || sv.GetValue<bool>();
+        var contracts = LoadContracts(workspace, strict);
+        return Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath);
+    }
+
+    /// <summary>Builds inputs from parsed documents (used by Load, tests and the benchmark).</summary>
+    public static PlanInputs Build(JsonObject routesJson, JsonObject policyJson, JsonObject topologyJson, IEnumerable<SymbolContract> contracts,
+        JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json")
+    {
+        Validate(SchemaValidator.Routes, routesJson, routesSource);
+        Validate(SchemaValidator.Policy, policyJson, policySource);
+        Validate(SchemaValidator.Topology, topologyJson, topologySource);
+
+        var routes = new List<RouteSpec>();
+        var list = routesJson["routes"]!.AsArray();
+        for (var i = 0; i < list.Count; i++)
+        {
+            var r = list[i]!.AsObject();
+            var rangeText = (string?)r["version"] ?? "*";
+            var qos = r["qos"] as JsonObject;
+            routes.Add(new RouteSpec(i, (string)r["from"]!, (string)r["to"]!, rangeText, ParseRange(rangeText, $"{routesSource}: /routes/{i}/version"),
+                qos?["p99_budget_us"] is JsonValue b ? Number(b) : null,
+                qos?["rate_hz"] is JsonValue h ? Number(h) : 0,
+                qos?["priority"] is JsonValue p ? (int)Number(p) : 0));
+        }
+
+        var nodes = new List<NumaNodeSpec>();
+        foreach (var host in topologyJson["hosts"]!.AsArray())
+        {
+            foreach (var n in host!["numa_nodes"]!.AsArray())
+            {
+                nodes.Add(new NumaNodeSpec((string)n!["id"]!, (string)host["name"]!, Number(n["cpu_millis"]), Number(n["memory_mb"])));
+            }
+        }
+
+        if (nodes.Count == 0)
+        {
+            throw new RttException(ErrorCodes.PlanTopologyInvalid, "the topology has no NUMA node to place symbols on", $"{topologySource}: /hosts",
+                "declare at least one host with one NUMA node");
+        }
+
+        var duplicate = nodes.GroupBy(n => n.Id, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new RttException(ErrorCodes.PlanTopologyInvalid, $"node id \"{duplicate.Key}\" appears more than once", $"{topologySource}: /hosts",
+                "node ids must be unique across hosts");
+        }
+
+        nodes.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        var lanes = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var kind in LaneKinds)
+        {
+            lanes[kind] = topologyJson["lanes"]?[kind]?["p99_us"] is JsonValue v ? Number(v)
+                : kind switch { "shm" => 50, "uds" => 300, _ => 10_000 }; // the seed's targets when nothing is measured
+        }
+
+        var acl = (policyJson["acl"] as JsonArray ?? []).Select(e =>
+        {
+            var allow = e!["allow"] is JsonObject;
+            var rule = (e["allow"] ?? e["deny"])!;
+            return new AclRule(allow, (string)rule["from"]!, (string)rule["to"]!);
+        }).ToList();
+        var qosRules = (policyJson["qos"] as JsonArray ?? []).Select(q => new QosRule((string)q!["match"]!, Number(q["p99_budget_us"]))).ToList();
+        var pins = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (symbol, node) in policyJson["pins"] as JsonObject ?? [])
+        {
+            var id = (string)node!;
+            if (!nodes.Any(n => n.Id == id))
+            {
+                throw new RttException(ErrorCodes.PlanPinUnknownNode, $"pin of {symbol} names node \"{id}\", which the topology does not have", $"{policySource}: /pins/{symbol}",
+                    $"use one of: {string.Join(", ", nodes.Select(n => n.Id))}");
+            }
+
+            pins[symbol] = id;
+        }
+
+        var byAddress = contracts
+            .GroupBy(c => c.Address, StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<SymbolContract>)[.. g.OrderBy(c => c.Version)], StringComparer.Ordinal);
+
+        var canonical = new JsonObject
+        {
+            ["routes"] = routesJson.DeepClone(),
+            ["policy"] = policyJson.DeepClone(),
+            ["topology"] = topologyJson.DeepClone(),
+            ["contracts"] = new JsonArray([.. byAddress.Values.SelectMany(v => v).Select(c => (JsonNode)c.ToJson())]),
+            ["base"] = (string?)basePlan?["plan_id"],
+        };
+
+        return new PlanInputs
+        {
+            Routes = routes,
+            Contracts = byAddress,
+            Nodes = nodes,
+            LaneP99Us = lanes,
+            Strict = policyJson["strict"] is not JsonValue s || s.GetValue<bool>(),
+            Acl = acl,
+            Qos = qosRules,
+            Pins = pins,
+            Base = basePlan,
+            Hash = ContentHash.OfCanonical(canonical),
+        };
+    }
+
+    /// <summary>A contract from a service manifest object (the manifest schema's fields).</summary>
+    public static SymbolContract FromManifest(JsonObject m) => new(
+        (string)m["address"]!, NuGetVersion.Parse((string)m["version"]!), "service", m["input"]?.DeepClone(), m["output"]?.DeepClone(),
+        [.. (m["compatible_with"] as JsonArray ?? []).Select(c => (string)c!).Order(StringComparer.Ordinal)],
+        [.. (m["lanes"] as JsonArray ?? new JsonArray("shm", "uds", "tcp")).Select(c => (string)c!).Order(StringComparer.Ordinal)],
+        m["latency_us"] is JsonValue l ? Number(l) : 0,
+        m["demand"]?["cpu_millis"] is JsonValue c ? Number(c) : 0,
+        m["demand"]?["memory_mb"] is JsonValue mem ? Number(mem) : 0,
+        m["x-acyclic"] is JsonValue a && a.GetValue<bool>());
+
+    private static IEnumerable<SymbolContract> LoadContracts(RttWorkspace workspace, bool strict)
+    {
+        var contracts = new List<SymbolContract>();
+        using var store = RegistryStore.Open(workspace);
+        var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
+        var symbols = File.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
+        foreach (var (address, versions) in symbols)
+        {
+            foreach (var v in versions!.AsArray())
+            {
+                var kind = (string)v!["kind"]!;
+                if (kind == "service")
+                {
+                    contracts.Add(FromManifest(store.ReadObject((string)v["object"]!, address)));
+                }
+                else
+                {
+                    // Agents and MCP tools: types and version from discovery; they run where their driver is and need no capacity.
+                    contracts.Add(new SymbolContract(address, NuGetVersion.Parse((string)v["version"]!), kind, v["input"]?.DeepClone(), v["output"]?.DeepClone(),
+                        [], ["shm", "tcp", "uds"], 0, 0, 0, false));
+                }
+            }
+        }
+
+        // Every manifest file must be what the registry signed (strict), or is read as it is (not strict).
+        if (Directory.Exists(workspace.Manifests))
+        {
+            foreach (var file in Directory.GetFiles(workspace.Manifests, "*.json").Order(StringComparer.Ordinal))
+            {
+                if (Path.GetFileName(file).StartsWith("mcp.", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var manifest = Sources.Manifest(File.ReadAllBytes(file), file);
+                var key = RegistryIndex.Key(manifest.Id, manifest.Version);
+                var signed = store.Index.TryGet(key, out var hash) && SameContent(store.ReadObject(hash, key), manifest.Object);
+                if (signed)
+                {
+                    continue;
+                }
+
+                if (strict)
+                {
+                    throw new RttException(ErrorCodes.PlanManifestUnsigned, $"manifest {key} is not in the registry as a signed object (new or changed since the last scan)", file,
+                        "run `rtt scan` to ingest and sign it, or set \"strict\": false in .rtt/policy.json");
+                }
+
+                contracts.RemoveAll(c => c.Address == manifest.Id && c.Version.ToFullString() == manifest.Version);
+                contracts.Add(FromManifest(manifest.Object));
+            }
+        }
+
+        return contracts;
+    }
+
+    private static bool SameContent(JsonObject stored, JsonObject file)
+    {
+        var a = (JsonObject)stored.DeepClone();
+        a.Remove(ObjectSigner.SignMember);
+        var b = (JsonObject)file.DeepClone();
+        b.Remove(ObjectSigner.SignMember);
+        return CanonicalJson.Serialize(a).AsSpan().SequenceEqual(CanonicalJson.Serialize(b));
+    }
+
+    private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema)
+    {
+        var yaml = Path.ChangeExtension(path, ".yaml");
+        var doc = !File.Exists(path) && File.Exists(yaml) ? YamlDocuments.ReadObject(yaml) : RttWorkspace.ReadObject(path);
+        Validate(schema, doc, File.Exists(path) ? path : yaml);
+        return doc;
+    }
+
+    private static void Validate(Lazy<global::Json.Schema.JsonSchema> schema, JsonObject doc, string source)
+    {
+        using var parsed = JsonDocument.Parse(CanonicalJson.Serialize(doc));
+        try
+        {
+            SchemaValidator.Validate(schema, parsed.RootElement, source);
+        }
+        catch (RttException ex) when (ex.Code == ErrorCodes.SchemaViolation)
+        {
+            throw new RttException(ErrorCodes.PlanInputInvalid, ex.Message, ex.Location, ex.Remedy);
+        }
+    }
+
+    /// <summary>NuGet.Versioning ranges, plus the npm-style ^ and ~ that people write in routes.</summary>
+    public static VersionRange ParseRange(string text, string location)
+    {
+        var t = text.Trim();
+        if (t is "*" or "")
+        {
+            return VersionRange.All;
+        }
+
+        if ((t.StartsWith('^') || t.StartsWith('~')) && NuGetVersion.TryParse(t[1..], out var v))
+        {
+            var upper = t[0] == '^'
+                ? (v.Major > 0 ? new NuGetVersion(v.Major + 1, 0, 0) : v.Minor > 0 ? new NuGetVersion(0, v.Minor + 1, 0) : new NuGetVersion(0, 0, v.Patch + 1))
+                : new NuGetVersion(v.Major, v.Minor + 1, 0);
+            return new VersionRange(v, includeMinVersion: true, upper, includeMaxVersion: false);
+        }
+
+        if (VersionRange.TryParse(t, out var range))
+        {
+            // A bare version in NuGet means "at least"; in a route it means exactly that version.
+            return NuGetVersion.TryParse(t, out var exact) ? new VersionRange(exact, true, exact, true) : range;
+        }
+
+        throw new RttException(ErrorCodes.PlanRangeInvalid, $"\"{text}\" is not a version range", location,
+            "use 1.2.0, ^1.0.0, ~1.2.0, [1.0.0,2.0.0) or *");
+    }
+
+    /// <summary>A JSON number as a double, whatever CLR type the node was built from.</summary>
+    public static double Number(JsonNode? node) => node is JsonValue v
+        ? v.TryGetValue<double>(out var d) ? d
+        : v.TryGetValue<long>(out var l) ? l
+        : v.TryGetValue<int>(out var i) ? i
+        : double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture)
+        : throw new InvalidOperationException("not a number");
+
+    internal static string Format(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
+}

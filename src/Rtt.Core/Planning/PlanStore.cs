@@ -1,0 +1,32 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Hashing;
+using Rtt.Core.Json;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Core.Planning;
+
+/// <summary>
+/// Plans on disk: every signed plan is kept as <c>.rtt/plans/&lt;hex of plan_id&gt;.json</c> (so a plan's base can
+/// always be found), and <c>.rtt/plans/applied.json</c> is the plan in force (written by apply; the planner's base).
+/// </summary>
+public sealed class PlanStore(RttWorkspace workspace)
+{
+    public string Directory => Path.Combine(workspace.Dir, "plans");
+
+    public string AppliedPath => Path.Combine(Directory, "applied.json");
+
+    public string PathOf(string planId) => Path.Combine(Directory, planId[ContentHash.Prefix.Length..] + ".json");
+
+    public JsonObject? Applied() => File.Exists(AppliedPath) ? RttWorkspace.ReadObject(AppliedPath) : null;
+
+    public JsonObject? Find(string planId) => File.Exists(PathOf(planId)) ? RttWorkspace.ReadObject(PathOf(planId)) : null;
+
+    public string Save(JsonObject plan)
+    {
+        var id = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanMismatch, "plan has no plan_id", null, "compute it with `rtt plan`");
+        var path = PathOf(id);
+        AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(plan));
+        return path;
+    }
+}

@@ -1,0 +1,305 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Hashing;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+
+namespace Rtt.Core.Planning;
+
+/// <summary>A route that passed the static checks, with what placement must still satisfy.</summary>
+internal sealed record Candidate(RouteSpec Route, SymbolContract From, SymbolContract To, IReadOnlyList<string> Lanes, double? Budget);
+
+/// <summary>A rejected route: the constraint that binds and the values that show why.</summary>
+public sealed record Rejection(RouteSpec Route, string Constraint, JsonObject Values)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["route"] = new JsonObject { ["from"] = Route.From, ["to"] = Route.To, ["index"] = Route.Index },
+        ["constraint"] = Constraint,
+        ["values"] = Values.DeepClone(),
+    };
+}
+
+/// <summary>
+/// The constraint planner: static checks (type, version, ACL, QoS), then placement and admission (capacity,
+/// NUMA placement, pins, churn) by a greedy pass, or by CP-SAT when the greedy pass cannot admit every route.
+/// Deterministic: inputs are iterated in canonical order and the solver runs single-threaded with a fixed seed
+/// and a deterministic time limit.
+/// </summary>
+public static class Planner
+{
+    /// <summary>Computes the plan body (everything but <c>plan_id</c> and <c>sign</c>).</summary>
+    public static PlanOutcome Compute(PlanInputs inputs)
+    {
+        var rejected = new List<Rejection>();
+        var candidates = new List<Candidate>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var route in inputs.Routes)
+        {
+            if (!seen.Add(route.Key))
+            {
+                rejected.Add(new Rejection(route, Constraint.Duplicate, new JsonObject { ["first"] = inputs.Routes.First(r => r.Key == route.Key).Index }));
+                continue;
+            }
+
+            var (rejection, candidate) = Check(route, inputs);
+            if (rejection is not null)
+            {
+                rejected.Add(rejection);
+                continue;
+            }
+
+            candidates.Add(candidate!);
+        }
+
+        RejectForbiddenCycles(candidates, rejected);
+
+        var placement = Placement.Solve(inputs, candidates);
+        rejected.AddRange(placement.Rejected);
+        rejected.Sort((a, b) => a.Route.Index.CompareTo(b.Route.Index));
+        return Assemble(inputs, placement, rejected);
+    }
+
+    /// <summary>Computes, hashes and signs a plan.</summary>
+    public static JsonObject ComputeSigned(PlanInputs inputs, SigningKey key) => Seal(Compute(inputs).Body, key);
+
+    /// <summary><c>plan_id</c> = sha256 of the canonical plan without <c>plan_id</c> and <c>sign</c>; then the signature over the rest.</summary>
+    public static JsonObject Seal(JsonObject body, SigningKey key)
+    {
+        var plan = (JsonObject)body.DeepClone();
+        plan.Remove("plan_id");
+        plan.Remove(ObjectSigner.SignMember);
+        plan["plan_id"] = PlanId(plan);
+        return ObjectSigner.Sign(plan, key);
+    }
+
+    public static string PlanId(JsonObject plan)
+    {
+        var body = (JsonObject)plan.DeepClone();
+        body.Remove("plan_id");
+        body.Remove(ObjectSigner.SignMember);
+        return ContentHash.OfCanonical(body);
+    }
+
+    /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>
+    private static (Rejection? Rejection, Candidate? Candidate) Check(RouteSpec route, PlanInputs inputs)
+    {
+        if (!inputs.Contracts.TryGetValue(route.From, out var fromVersions) || !inputs.Contracts.TryGetValue(route.To, out var toVersions))
+        {
+            var missing = inputs.Contracts.ContainsKey(route.From) ? route.To : route.From;
+            return (new Rejection(route, Constraint.UnknownSymbol, new JsonObject { ["symbol"] = missing }), null);
+        }
+
+        var to = toVersions.LastOrDefault(c => route.Range.Satisfies(c.Version)); // highest satisfying version wins
+        if (to is null)
+        {
+            return (new Rejection(route, Constraint.Version, new JsonObject
+            {
+                ["range"] = route.RangeText,
+                ["available"] = new JsonArray([.. toVersions.Select(v => (JsonNode)JsonValue.Create(v.Version.ToFullString()))]),
+            }), null);
+        }
+
+        var from = fromVersions[^1];
+        if (Checks.Type(from, to) is { } type)
+        {
+            return (new Rejection(route, Constraint.Type, type), null);
+        }
+
+        if (Checks.Acl(route, inputs) is { } acl)
+        {
+            return (new Rejection(route, Constraint.Acl, acl), null);
+        }
+
+        var budget = Checks.Budget(route, inputs);
+        var lanes = Checks.AllowedLanes(from, to, budget, inputs);
+        if (lanes.Count == 0)
+        {
+            var fastest = PlanInputs.LaneKinds.Where(k => to.Lanes.Contains(k) && from.Lanes.Contains(k)).Select(k => inputs.LaneP99Us[k]).DefaultIfEmpty(double.NaN).Min();
+            return (new Rejection(route, Constraint.Qos, new JsonObject
+            {
+                ["p99_budget_us"] = budget,
+                ["best_lane_p99_us"] = double.IsNaN(fastest) ? null : fastest,
+                ["provider_latency_us"] = to.LatencyUs,
+            }), null);
+        }
+
+        return (null, new Candidate(route, from, to, lanes, budget));
+    }
+
+    private static void RejectForbiddenCycles(List<Candidate> candidates, List<Rejection> rejected)
+    {
+        var forbidden = Cycles.Find(candidates.Select(c => (c.Route.From, c.Route.To)))
+            .Where(scc => candidates.Any(c => scc.Contains(c.Route.From) && scc.Contains(c.Route.To) && (c.From.Acyclic || c.To.Acyclic)))
+            .ToList();
+        foreach (var scc in forbidden)
+        {
+            var members = new JsonArray([.. scc.Order(StringComparer.Ordinal).Select(s => (JsonNode)JsonValue.Create(s))]);
+            foreach (var c in candidates.Where(c => scc.Contains(c.Route.From) && scc.Contains(c.Route.To)).ToList())
+            {
+                rejected.Add(new Rejection(c.Route, Constraint.Cycle, new JsonObject { ["cycle"] = members.DeepClone() }));
+                candidates.Remove(c);
+            }
+        }
+    }
+
+    private static PlanOutcome Assemble(PlanInputs inputs, PlacementResult placement, List<Rejection> rejected)
+    {
+        var basePlacement = BasePlacement(inputs.Base);
+        var baseRoutes = BaseRoutes(inputs.Base);
+
+        var placementJson = new JsonObject();
+        foreach (var (symbol, node) in placement.Nodes)
+        {
+            placementJson[symbol] = node;
+        }
+
+        var routesAdd = new JsonArray();
+        var lanes = new JsonArray();
+        var admittedKeys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (candidate, lane) in placement.Admitted.OrderBy(a => a.Candidate.Route.Index))
+        {
+            var route = candidate.Route;
+            admittedKeys.Add(route.Key);
+            if (!baseRoutes.Contains(route.Key))
+            {
+                routesAdd.Add(new JsonObject { ["from"] = route.From, ["to"] = route.To, ["version"] = candidate.To.Version.ToFullString(), ["lane"] = lane });
+            }
+
+            lanes.Add(new JsonObject
+            {
+                ["route"] = new JsonObject { ["from"] = route.From, ["to"] = route.To },
+                ["kind"] = lane,
+                ["ring_size"] = RingSize(route.RateHz),
+            });
+        }
+
+        var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
+        {
+            var parts = k.Split(" -> ");
+            return (JsonNode)new JsonObject { ["from"] = parts[0], ["to"] = parts[1] };
+        })]);
+
+        var moves = new JsonArray();
+        foreach (var (symbol, node) in placement.Nodes)
+        {
+            if (basePlacement.TryGetValue(symbol, out var previous) && previous != node)
+            {
+                moves.Add(new JsonObject { ["symbol"] = symbol, ["from"] = previous, ["to"] = node, ["reason"] = placement.MoveReasons.GetValueOrDefault(symbol, "admission") });
+            }
+        }
+
+        var body = new JsonObject
+        {
+            ["base"] = (string?)inputs.Base?["plan_id"],
+            ["inputs"] = inputs.Hash,
+            ["lanes"] = lanes,
+            ["moves"] = moves,
+            ["placement"] = placementJson,
+            ["rejected"] = new JsonArray([.. rejected.Select(r => (JsonNode)r.ToJson())]),
+            ["routes_add"] = routesAdd,
+            ["routes_remove"] = routesRemove,
+        };
+        return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver);
+    }
+
+    /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
+    public static int RingSize(double rateHz)
+    {
+        var frames = (long)Math.Ceiling(rateHz * 0.010);
+        var size = 256L;
+        while (size < frames && size < 65_536)
+        {
+            size <<= 1;
+        }
+
+        return (int)size;
+    }
+
+    internal static Dictionary<string, string> BasePlacement(JsonObject? basePlan)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (symbol, node) in basePlan?["placement"] as JsonObject ?? [])
+        {
+            result[symbol] = (string)node!;
+        }
+
+        return result;
+    }
+
+    private static HashSet<string> BaseRoutes(JsonObject? basePlan) =>
+        (basePlan?["lanes"] as JsonArray ?? []).Select(l => $"{l!["route"]!["from"]} -> {l["route"]!["to"]}").ToHashSet(StringComparer.Ordinal);
+}
+
+/// <summary>The plan body and what it decided.</summary>
+public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejected, int Admitted, string Solver);
+
+/// <summary>Strongly connected components of the route graph (Tarjan), deterministic: vertices in ordinal order.</summary>
+internal static class Cycles
+{
+    public static List<HashSet<string>> Find(IEnumerable<(string From, string To)> edges)
+    {
+        var graph = new SortedDictionary<string, SortedSet<string>>(StringComparer.Ordinal);
+        foreach (var (from, to) in edges)
+        {
+            (graph.TryGetValue(from, out var set) ? set : graph[from] = new SortedSet<string>(StringComparer.Ordinal)).Add(to);
+            if (!graph.ContainsKey(to))
+            {
+                graph[to] = new SortedSet<string>(StringComparer.Ordinal);
+            }
+        }
+
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        var low = new Dictionary<string, int>(StringComparer.Ordinal);
+        var stack = new Stack<string>();
+        var onStack = new HashSet<string>(StringComparer.Ordinal);
+        var result = new List<HashSet<string>>();
+        var counter = 0;
+
+        void Visit(string v)
+        {
+            index[v] = low[v] = counter++;
+            stack.Push(v);
+            onStack.Add(v);
+            foreach (var w in graph[v])
+            {
+                if (!index.ContainsKey(w))
+                {
+                    Visit(w);
+                    low[v] = Math.Min(low[v], low[w]);
+                }
+                else if (onStack.Contains(w))
+                {
+                    low[v] = Math.Min(low[v], index[w]);
+                }
+            }
+
+            if (low[v] == index[v])
+            {
+                var component = new HashSet<string>(StringComparer.Ordinal);
+                string w;
+                do
+                {
+                    w = stack.Pop();
+                    onStack.Remove(w);
+                    component.Add(w);
+                }
+                while (w != v);
+
+                if (component.Count > 1 || graph[v].Contains(v))
+                {
+                    result.Add(component);
+                }
+            }
+        }
+
+        foreach (var v in graph.Keys)
+        {
+            if (!index.ContainsKey(v))
+            {
+                Visit(v);
+            }
+        }
+
+        return result;
+    }
+}
