@@ -69,6 +69,18 @@ public static class PlanCommand
         return (signed, outcome, path);
     }
 
+    /// <summary>The planning step of <c>rtt up --once</c>: computes, signs and stores the plan; reports what it decided.</summary>
+    public static JsonObject Step(RttWorkspace ws)
+    {
+        var (plan, outcome, path) = Compute(ws, null, null);
+        return new JsonObject
+        {
+            ["step"] = "plan",
+            ["status"] = outcome.Rejected.Count == 0 ? "ok" : "rejected",
+            ["detail"] = $"{plan["plan_id"]}: {outcome.Admitted} route(s) placed, {outcome.Rejected.Count} rejected ({outcome.Solver}); {Path.GetRelativePath(ws.Root, path)}",
+        };
+    }
+
     /// <summary>Hash, signature, expected id, and (when the inputs are unchanged) recomputation. Throws RTT-PLAN-006 on a mismatch.</summary>
     public static IReadOnlyList<string> Verify(RttWorkspace ws, JsonObject plan, string source, string? expect)
     {

@@ -116,7 +116,8 @@ public static class UpCommand
             ["steps"] = new JsonArray(
                 new JsonObject { ["step"] = "workspace", ["status"] = "ok", ["detail"] = $"documents valid, signing key loaded; {routes?.Count ?? 0} route(s), {manifests} manifest(s)" },
                 new JsonObject { ["step"] = "node", ["status"] = "ok", ["detail"] = $"{silo.Node!.Facts.NodeId} registered ({silo.Node.Registrations} registration(s))" },
-                new JsonObject { ["step"] = "discovery", ["status"] = "ok", ["detail"] = scan.Summary }),
+                new JsonObject { ["step"] = "discovery", ["status"] = "ok", ["detail"] = scan.Summary },
+                PlanCommand.Step(ws)),
         };
     }
 
