@@ -1,0 +1,176 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Json;
+
+namespace Rtt.Core.Views;
+
+/// <summary>
+/// Each provider's native format. Claude Code: <c>.claude/agents/&lt;name&gt;.md</c>, YAML front matter (name,
+/// description, tools, model) and the instructions as the Markdown body. OpenAI/Codex: one <c>AGENTS.md</c> with a
+/// section per agent in ordinal order. Any other provider: <c>&lt;name&gt;.agent.json</c>, the merged definition.
+/// Output is LF-only UTF-8 without BOM, so the bytes are the same on every machine.
+/// </summary>
+public static class ProviderFormats
+{
+    public const string Claude = "claude";
+    public const string OpenAi = "openai";
+    public const string AgentsMd = "AGENTS.md";
+
+    private static readonly JsonSerializerOptions YamlStringOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>The provider's files: path relative to <c>providers/&lt;provider&gt;/</c> -> bytes.</summary>
+    public static SortedDictionary<string, byte[]> Render(string provider, IReadOnlyList<ComposedView> views)
+    {
+        var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
+        var ordered = views.OrderBy(v => v.Agent, StringComparer.Ordinal).ToList();
+        switch (provider)
+        {
+            case OpenAi:
+                if (ordered.Count > 0)
+                {
+                    files[AgentsMd] = OpenAiAgents(ordered.Select(v => v.Content));
+                }
+
+                break;
+            default:
+                foreach (var view in ordered)
+                {
+                    files[PathOf(provider, view.Agent)] = RenderAgent(view);
+                }
+
+                break;
+        }
+
+        return files;
+    }
+
+    /// <summary>Where one agent's file lives under <c>providers/&lt;provider&gt;/</c> (OpenAI: the shared AGENTS.md).</summary>
+    public static string PathOf(string provider, string agent) => provider switch
+    {
+        Claude => $".claude/agents/{agent}.md",
+        OpenAi => AgentsMd,
+        _ => $"{agent}.agent.json",
+    };
+
+    /// <summary>One agent in the provider's format (OpenAI: the agent's AGENTS.md section on its own).</summary>
+    public static byte[] RenderAgent(ComposedView view) => view.Provider switch
+    {
+        Claude => ClaudeAgent(view.Content),
+        OpenAi => OpenAiAgents([view.Content]),
+        _ => PrettyJson.ToUtf8(view.Content),
+    };
+
+    /// <summary>A Claude Code subagent file.</summary>
+    public static byte[] ClaudeAgent(JsonObject agent)
+    {
+        var sb = new StringBuilder();
+        sb.Append("---\n");
+        sb.Append("name: ").Append(YamlScalar(Text(agent, "id"))).Append('\n');
+        sb.Append("description: ").Append(YamlScalar(Text(agent, "description"))).Append('\n');
+        var tools = Tools(agent);
+        if (tools.Count > 0)
+        {
+            sb.Append("tools: ").Append(YamlScalar(string.Join(", ", tools))).Append('\n'); // Claude Code reads a comma list
+        }
+
+        if (Model(agent) is { } model)
+        {
+            sb.Append("model: ").Append(YamlScalar(model)).Append('\n');
+        }
+
+        sb.Append("---\n");
+        sb.Append(Body(agent));
+        return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    /// <summary>The Codex AGENTS.md: a heading per agent (ordinal order), its description, settings and instructions.</summary>
+    public static byte[] OpenAiAgents(IEnumerable<JsonObject> agents)
+    {
+        var sb = new StringBuilder();
+        sb.Append("<!-- Written by `rtt view build` from agents/common and overlays/: edit those, not this file. -->\n\n");
+        sb.Append("# Agents\n");
+        foreach (var agent in agents.OrderBy(a => Text(a, "id"), StringComparer.Ordinal))
+        {
+            sb.Append("\n## ").Append(Text(agent, "id")).Append("\n\n");
+            sb.Append(OneLine(Text(agent, "description"))).Append("\n\n");
+            sb.Append("- version: ").Append(Text(agent, "version")).Append('\n');
+            if (Model(agent) is { } model)
+            {
+                sb.Append("- model: ").Append(OneLine(model)).Append('\n');
+            }
+
+            if (agent["model"]?["temperature"] is JsonValue t && t.TryGetValue<double>(out var temperature))
+            {
+                sb.Append("- temperature: ").Append(CanonicalJson.FormatNumber(temperature)).Append('\n');
+            }
+
+            var tools = Tools(agent);
+            if (tools.Count > 0)
+            {
+                sb.Append("- tools: ").Append(string.Join(", ", tools.Select(OneLine))).Append('\n');
+            }
+
+            sb.Append("\n### Instructions\n\n").Append(Body(agent));
+        }
+
+        return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    private static string Text(JsonObject agent, string name) => agent[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";
+
+    private static List<string> Tools(JsonObject agent) =>
+        agent["tools"] is JsonArray a ? [.. a.Select(t => t is JsonValue v && v.TryGetValue<string>(out var s) ? s : "").Where(s => s.Length > 0)] : [];
+
+    /// <summary>The model a provider file names: the hint (what import reads back), else the exact name.</summary>
+    private static string? Model(JsonObject agent)
+    {
+        var hint = agent["model"]?["hint"] is JsonValue h && h.TryGetValue<string>(out var hs) && hs.Length > 0 ? hs : null;
+        var name = agent["model"]?["name"] is JsonValue n && n.TryGetValue<string>(out var ns) && ns.Length > 0 ? ns : null;
+        return hint ?? name;
+    }
+
+    private static string Body(JsonObject agent)
+    {
+        var body = Text(agent, "instructions").Replace("\r\n", "\n", StringComparison.Ordinal).Trim('\n');
+        return body.Length == 0 ? "" : body + "\n";
+    }
+
+    private static string OneLine(string text) => text.Replace("\r\n", " ", StringComparison.Ordinal).Replace('\n', ' ').Trim();
+
+    /// <summary>
+    /// A YAML scalar: plain when it cannot be misread (no indicator characters, not a YAML 1.1/1.2 boolean, null
+    /// or number), otherwise double-quoted with JSON escapes, which YAML's double-quoted style accepts.
+    /// </summary>
+    public static string YamlScalar(string value)
+    {
+        if (IsPlainSafe(value))
+        {
+            return value;
+        }
+
+        return JsonSerializer.Serialize(value, YamlStringOptions);
+    }
+
+    private static bool IsPlainSafe(string value)
+    {
+        if (value.Length == 0 || !char.IsAsciiLetter(value[0]) || value[^1] == ' ')
+        {
+            return false;
+        }
+
+        foreach (var c in value)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is ' ' or ',' or '.' or '_' or '-' or '(' or ')' or '/' or '\'' or '+' or ';' or '!' or '?'))
+            {
+                return false;
+            }
+        }
+
+        var lower = value.ToLowerInvariant();
+        return lower is not ("true" or "false" or "yes" or "no" or "on" or "off" or "y" or "n" or "null")
+            && !double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
+    }
+}

@@ -1,0 +1,440 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Hashing;
+using Rtt.Core.Registry;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Core.Views;
+
+public enum FileChangeKind
+{
+    Added,
+    Changed,
+    Removed,
+}
+
+/// <summary>One file a build would add, change or remove; <see cref="Path"/> is relative to <c>providers/&lt;provider&gt;/</c>.</summary>
+public sealed record FileChange(FileChangeKind Kind, string Provider, string Path, byte[]? Before, byte[]? After)
+{
+    public string WorkspacePath => $"{ViewBuilder.ProvidersFolder}/{Provider}/{Path}";
+}
+
+/// <summary>What a build would do in one provider folder.</summary>
+public sealed record ProviderPlan(string Provider, string Directory, OwnedFiles Before, OwnedFiles After, IReadOnlyList<FileChange> Changes, int Unchanged)
+{
+    /// <summary>The owned-files manifest must be (re)written or removed.</summary>
+    public bool ManifestChanges =>
+        After.Files.Count == 0 ? Before.Existed : !Before.Existed || !Before.Files.SequenceEqual(After.Files);
+}
+
+/// <summary>What <c>rtt view build</c> (or clean) would do: per provider, the files to add, change and remove.</summary>
+public sealed record ViewPlan(string? Env, IReadOnlyList<ProviderPlan> Providers, IReadOnlyList<ComposedView> Views)
+{
+    public IEnumerable<FileChange> Changes => Providers.SelectMany(p => p.Changes);
+
+    public bool HasChanges => Providers.Any(p => p.Changes.Count > 0);
+
+    public IReadOnlyList<ViewConflict> Conflicts => [.. Views.SelectMany(v => v.Conflicts)];
+
+    public int Unchanged => Providers.Sum(p => p.Unchanged);
+}
+
+/// <summary>What a build did.</summary>
+public sealed record ViewBuildResult(ViewPlan Plan, IReadOnlyList<IngestResult> Recorded);
+
+/// <summary>
+/// Materializes provider views under <c>providers/&lt;provider&gt;/</c>. Writes only files whose bytes change, removes
+/// files it wrote earlier that no view produces any more, and never touches a file it does not own (it refuses and
+/// names it). All new bytes are staged in a temp folder first and moved into place by rename; on any failure every
+/// move is undone, so a build either happens whole or not at all.
+/// </summary>
+public sealed class ViewBuilder(RttWorkspace workspace)
+{
+    public const string ProvidersFolder = "providers";
+    private const string StagingPrefix = ".rtt-staging-";
+
+    public string ProvidersRoot => Path.Combine(workspace.Root, ProvidersFolder);
+
+    /// <summary>Computes what a build (or, with <paramref name="clean"/>, a clean) would change. Reads only.</summary>
+    public ViewPlan Plan(string? provider, string? env, bool clean = false)
+    {
+        var sources = ViewSources.Load(workspace.Root);
+        if (env is not null)
+        {
+            ViewNames.Env(env, "--env");
+            if (!clean && !sources.Envs.ContainsKey(env))
+            {
+                throw new RttException(ErrorCodes.ViewUnknownEnv, $"no environment \"{env}\"", $"{ViewSources.EnvOverlayFolder}/{env}",
+                    sources.Envs.Count == 0 ? "this workspace has no environments: create overlays/env/<env>/" : $"environments: {string.Join(", ", sources.Envs.Keys)}");
+            }
+        }
+
+        var providers = new SortedSet<string>(StringComparer.Ordinal);
+        if (provider is not null)
+        {
+            providers.Add(ViewNames.Provider(provider, "--provider"));
+        }
+        else
+        {
+            providers.UnionWith(sources.Providers);
+            if (Directory.Exists(ProvidersRoot))
+            {
+                // Folders holding files rtt wrote are still rtt's to clean up, even when their overlays are gone.
+                foreach (var dir in Directory.GetDirectories(ProvidersRoot))
+                {
+                    var name = Path.GetFileName(dir);
+                    if (!name.StartsWith('.') && File.Exists(Path.Combine(dir, OwnedFiles.FileName)))
+                    {
+                        providers.Add(ViewNames.Provider(name, dir));
+                    }
+                }
+            }
+        }
+
+        var plans = new List<ProviderPlan>();
+        var views = new List<ComposedView>();
+        foreach (var p in providers)
+        {
+            var composed = clean ? [] : ViewEngine.ComposeAll(sources, p, env);
+            views.AddRange(composed);
+            plans.Add(PlanProvider(p, clean ? new SortedDictionary<string, byte[]>(StringComparer.Ordinal) : ProviderFormats.Render(p, composed)));
+        }
+
+        return new ViewPlan(env, plans, views);
+    }
+
+    private ProviderPlan PlanProvider(string provider, SortedDictionary<string, byte[]> desired)
+    {
+        var dir = Path.Combine(ProvidersRoot, provider);
+        CheckNoLinks(dir);
+        var before = OwnedFiles.Load(dir, provider);
+        var after = OwnedFiles.Empty(provider);
+        var changes = new List<FileChange>();
+        var notOwned = new List<string>();
+        var unchanged = 0;
+        foreach (var (rel, bytes) in desired)
+        {
+            var target = Target(provider, rel);
+            var hash = ContentHash.Of(bytes);
+            after.Files[rel] = hash;
+            if (!File.Exists(target))
+            {
+                if (Directory.Exists(target))
+                {
+                    notOwned.Add($"{ProvidersFolder}/{provider}/{rel}");
+                    continue;
+                }
+
+                changes.Add(new FileChange(FileChangeKind.Added, provider, rel, null, bytes));
+                continue;
+            }
+
+            var current = File.ReadAllBytes(target);
+            if (current.AsSpan().SequenceEqual(bytes))
+            {
+                unchanged++; // identical bytes: nothing to write (a user's identical file is adopted)
+            }
+            else if (before.Files.ContainsKey(rel))
+            {
+                changes.Add(new FileChange(FileChangeKind.Changed, provider, rel, current, bytes));
+            }
+            else
+            {
+                notOwned.Add($"{ProvidersFolder}/{provider}/{rel}");
+            }
+        }
+
+        if (notOwned.Count > 0)
+        {
+            throw new RttException(ErrorCodes.ViewNotOwned,
+                $"{notOwned.Count} file(s) would be overwritten but were not written by rtt: {string.Join(", ", notOwned)}", notOwned[0],
+                "move or delete them (rtt never overwrites a file it does not own), or rename the agent");
+        }
+
+        foreach (var (rel, _) in before.Files)
+        {
+            if (desired.ContainsKey(rel))
+            {
+                continue;
+            }
+
+            var target = Target(provider, rel);
+            if (File.Exists(target))
+            {
+                changes.Add(new FileChange(FileChangeKind.Removed, provider, rel, File.ReadAllBytes(target), null));
+            }
+        }
+
+        changes.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        return new ProviderPlan(provider, dir, before, after, changes, unchanged);
+    }
+
+    /// <summary>Builds: plans, refuses conflicts in strict mode, records the views in the registry, then writes the files.</summary>
+    public ViewBuildResult Build(string? provider, string? env)
+    {
+        var plan = Plan(provider, env);
+        using var store = RegistryStore.Open(workspace);
+        ThrowOnConflicts(plan, store.Strict);
+        var recorded = new List<IngestResult>();
+        if (plan.Views.Count > 0)
+        {
+            using var key = workspace.LoadSigningKey();
+            foreach (var view in plan.Views)
+            {
+                recorded.Add(ViewRecorder.Record(store, key, view));
+            }
+
+            store.Save();
+        }
+
+        Apply(plan);
+        return new ViewBuildResult(plan, recorded);
+    }
+
+    /// <summary>Removes every file rtt wrote (and the manifests); user files stay.</summary>
+    public ViewPlan Clean(string? provider)
+    {
+        var plan = Plan(provider, env: null, clean: true);
+        Apply(plan);
+        return plan;
+    }
+
+    /// <summary>Strict mode refuses a build whose overlays conflict; otherwise conflicts are warnings.</summary>
+    public static void ThrowOnConflicts(ViewPlan plan, bool strict)
+    {
+        var conflicts = plan.Conflicts;
+        if (strict && conflicts.Count > 0)
+        {
+            throw new RttException(ErrorCodes.ViewConflict,
+                $"{conflicts.Count} conflicting field(s) between overlays of the same level: {string.Join("; ", conflicts)}", conflicts[0].SecondSource,
+                "make the overlays agree (or set the field in only one of them), or set \"strict\": false in .rtt/policy.json to let the later one win");
+        }
+    }
+
+    /// <summary>Carries out a plan as one transaction: stage, move old files aside, move new ones in; undo everything on failure.</summary>
+    public void Apply(ViewPlan plan)
+    {
+        var work = plan.Providers.Where(p => p.Changes.Count > 0 || p.ManifestChanges).ToList();
+        if (work.Count == 0)
+        {
+            return;
+        }
+
+        RemoveLeftoverStaging();
+        var createdDirs = new List<string>();
+        var moves = new List<(string From, string To)>();
+        var staging = Path.Combine(ProvidersRoot, StagingPrefix + Guid.NewGuid().ToString("N"));
+        var current = ProvidersRoot;
+        try
+        {
+            CreateDirectory(ProvidersRoot, createdDirs);
+            current = staging;
+            Directory.CreateDirectory(staging);
+            createdDirs.Add(staging);
+
+            // 1. Every new byte goes to the staging folder first.
+            var n = 0;
+            var placements = new List<(string Staged, string Target)>();
+            var removals = new List<string>();
+            foreach (var p in work)
+            {
+                foreach (var change in p.Changes)
+                {
+                    var target = Target(p.Provider, change.Path);
+                    if (change.After is { } bytes)
+                    {
+                        var staged = Path.Combine(staging, $"new-{n++}");
+                        current = staged;
+                        File.WriteAllBytes(staged, bytes);
+                        placements.Add((staged, target));
+                    }
+
+                    if (change.Kind != FileChangeKind.Added)
+                    {
+                        removals.Add(target);
+                    }
+                }
+
+                if (p.ManifestChanges)
+                {
+                    var manifest = Path.Combine(p.Directory, OwnedFiles.FileName);
+                    if (File.Exists(manifest))
+                    {
+                        removals.Add(manifest);
+                    }
+
+                    if (p.After.Files.Count > 0)
+                    {
+                        var staged = Path.Combine(staging, $"new-{n++}");
+                        current = staged;
+                        File.WriteAllBytes(staged, p.After.ToBytes());
+                        placements.Add((staged, manifest));
+                    }
+                }
+            }
+
+            // 2. Old files move aside into the staging folder (same file system: a rename).
+            var k = 0;
+            foreach (var target in removals)
+            {
+                current = target;
+                var backup = Path.Combine(staging, $"old-{k++}");
+                File.Move(target, backup);
+                moves.Add((target, backup));
+            }
+
+            // 3. New files move into place.
+            foreach (var (staged, target) in placements)
+            {
+                current = target;
+                CreateDirectory(Path.GetDirectoryName(target)!, createdDirs);
+                File.Move(staged, target);
+                moves.Add((staged, target));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Undo(moves, createdDirs);
+            throw new RttException(ErrorCodes.ViewWriteFailed, $"cannot write the provider views: {ex.Message}", current,
+                "make the folder writable (or free space) and build again; nothing was changed");
+        }
+
+        TryDeleteTree(staging); // only backups of replaced files remain in it
+        foreach (var p in work)
+        {
+            foreach (var change in p.Changes.Where(c => c.Kind == FileChangeKind.Removed))
+            {
+                RemoveEmptyParents(Target(p.Provider, change.Path), p.Directory);
+            }
+
+            if (p.After.Files.Count == 0)
+            {
+                RemoveEmptyParents(Path.Combine(p.Directory, OwnedFiles.FileName), ProvidersRoot);
+            }
+        }
+    }
+
+    /// <summary>The full path of a file in a provider folder, refusing anything that would land outside it.</summary>
+    public string Target(string provider, string rel)
+    {
+        ViewNames.Provider(provider);
+        OwnedFiles.CheckRelative(rel, $"{ProvidersFolder}/{provider}/{rel}");
+        var dir = Path.Combine(ProvidersRoot, provider);
+        var full = Path.GetFullPath(Path.Combine(dir, rel));
+        if (!full.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new RttException(ErrorCodes.ViewTargetOutside, $"path \"{rel}\" leaves its provider folder", full, "use plain names without .. or separators");
+        }
+
+        CheckNoLinks(full);
+        return full;
+    }
+
+    /// <summary>No folder or file from the workspace root down to <paramref name="full"/> may be a symbolic link: a link
+    /// could send a write (or a removal) outside the workspace.</summary>
+    private void CheckNoLinks(string full)
+    {
+        var rel = Path.GetRelativePath(workspace.Root, full);
+        if (rel.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(rel))
+        {
+            throw new RttException(ErrorCodes.ViewTargetOutside, "the target is outside the workspace", full, "materialize only under providers/");
+        }
+
+        var path = workspace.Root;
+        foreach (var segment in rel.Split(Path.DirectorySeparatorChar))
+        {
+            path = Path.Combine(path, segment);
+            FileSystemInfo info = Directory.Exists(path) ? new DirectoryInfo(path) : new FileInfo(path);
+            if (info.LinkTarget is not null)
+            {
+                throw new RttException(ErrorCodes.ViewTargetOutside, $"\"{Path.GetRelativePath(workspace.Root, path)}\" is a symbolic link (to {info.LinkTarget})", path,
+                    "replace the link with a real folder: rtt writes provider views only inside the workspace");
+            }
+
+            if (!info.Exists && info is FileInfo)
+            {
+                return; // nothing below a missing entry exists either
+            }
+        }
+    }
+
+    private static void CreateDirectory(string dir, List<string> created)
+    {
+        var missing = new Stack<string>();
+        for (var d = dir; !Directory.Exists(d); d = Path.GetDirectoryName(d)!)
+        {
+            missing.Push(d);
+        }
+
+        while (missing.TryPop(out var d))
+        {
+            Directory.CreateDirectory(d);
+            created.Add(d);
+        }
+    }
+
+    private static void Undo(List<(string From, string To)> moves, List<string> createdDirs)
+    {
+        for (var i = moves.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                File.Move(moves[i].To, moves[i].From, overwrite: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // best effort: keep undoing the rest
+            }
+        }
+
+        for (var i = createdDirs.Count - 1; i >= 0; i--)
+        {
+            TryDeleteTree(createdDirs[i]);
+        }
+    }
+
+    private void RemoveLeftoverStaging()
+    {
+        if (Directory.Exists(ProvidersRoot))
+        {
+            foreach (var dir in Directory.GetDirectories(ProvidersRoot, StagingPrefix + "*"))
+            {
+                TryDeleteTree(dir);
+            }
+        }
+    }
+
+    private static void RemoveEmptyParents(string file, string stopAt)
+    {
+        for (var dir = Path.GetDirectoryName(file); dir is not null && dir.Length > stopAt.Length; dir = Path.GetDirectoryName(dir))
+        {
+            if (!Directory.Exists(dir) || Directory.EnumerateFileSystemEntries(dir).Any())
+            {
+                return;
+            }
+
+            try
+            {
+                Directory.Delete(dir);
+            }
+            catch (IOException)
+            {
+                return;
+            }
+        }
+    }
+
+    private static void TryDeleteTree(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+}
