@@ -130,7 +130,7 @@ public sealed class PlannerTests
         var plan = Plan(Routes(Route("rtt://a/x/a", "rtt://b/x/b"), Route("rtt://a/x/a", "rtt://c/x/c")), contracts, Topology(("h1", "n0", 1000, 1000), ("h1", "n1", 1000, 1000)));
         Assert.Single(plan.Body["lanes"]!.AsArray());
         Assert.Equal(Constraint.Capacity, Rejection(plan));
-        Assert.Equal(ErrorCodes.PlanTopologyInvalid, Assert.Throws<RttException>(() => Plan(Routes(), contracts, new JsonObject { ["hosts"] = new JsonArray() })).Code);
+        Assert.Equal(ErrorCodes.PlanTopologyInvalid, Assert.Throws<RttException>(() => Plan(Routes(Route("rtt://a/x/a", "rtt://b/x/b")), contracts, new JsonObject { ["hosts"] = new JsonArray() })).Code);
         Assert.Equal(ErrorCodes.PlanInputInvalid, Assert.Throws<RttException>(() => Plan(Routes(), contracts, Topology(("h1", "n0", 0, 1000)))).Code);
     }
 

@@ -54,7 +54,116 @@ public static class BenchCommand
         peer.Hidden = true;
         peer.SetAction(parse => LanePeer.Run([parse.GetValue(mode)!, parse.GetValue(address)!]));
 
-        return new Command("bench", "Benchmarks") { lanes, peer };
+        // A client process sending traffic through the silo's lanes (rtt up --once runs it).
+        var control = new Argument<string>("control");
+        var routes = new Argument<string[]>("routes") { Arity = ArgumentArity.OneOrMore };
+        var count = new Option<int>("--count") { DefaultValueFactory = _ => 2000 };
+        var routeClient = new Command("route-client", "Sends requests through the silo's lanes and prints per-route latency as JSON") { control, routes, count };
+        routeClient.Hidden = true;
+        routeClient.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
+        {
+            var result = new JsonArray();
+            foreach (var route in parse.GetValue(routes)!)
+            {
+                result.Add(await RouteTraffic(parse.GetValue(control)!, route, parse.GetValue(count), cancellationToken));
+            }
+
+            Console.Out.Write(result.ToJsonString());
+            return RttCommands.Ok;
+        }));
+
+        return new Command("bench", "Benchmarks") { lanes, peer, routeClient };
+    }
+
+    /// <summary>Attaches to one route over SHM and measures request/response round trips through the silo.</summary>
+    private static async Task<JsonObject> RouteTraffic(string control, string route, int count, CancellationToken cancellationToken)
+    {
+        using var client = Client.Lanes.LaneClient.Attach(control, route);
+        var payload = new byte[64];
+        var histogram = new HdrHistogram.LongHistogram(10_000_000_000, 3);
+        for (var i = 0; i < count + 200; i++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            var answer = await client.RequestAsync(payload, cancellationToken);
+            var t1 = Stopwatch.GetTimestamp();
+            if (answer.Length != payload.Length)
+            {
+                throw new InvalidOperationException($"route {route} answered {answer.Length} bytes to a {payload.Length}-byte request");
+            }
+
+            if (i >= 200)
+            {
+                histogram.RecordValue((t1 - t0) * 1_000_000_000 / Stopwatch.Frequency); // first 200: warm-up
+            }
+        }
+
+        return new JsonObject
+        {
+            ["route"] = route,
+            ["route_id"] = client.RouteId,
+            ["lane"] = "shm",
+            ["requests"] = count,
+            ["p50_us"] = Math.Round(histogram.GetValueAtPercentile(50) / 1000.0, 1),
+            ["p99_us"] = Math.Round(histogram.GetValueAtPercentile(99) / 1000.0, 1),
+            ["dropped"] = client.Counters.Dropped,
+        };
+    }
+
+    /// <summary>
+    /// The <c>rtt up --once</c> step: the silo's lane host serves the workspace's routes; a separate client
+    /// process attaches to each over SHM and sends requests through it; the step reports per-route p50/p99.
+    /// </summary>
+    public static JsonObject LaneStep(Silo.Hosting.RttSilo silo)
+    {
+        var lanes = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetService<Silo.Lanes.LaneHostService>(silo.Host.Services);
+        if (lanes is not { Running: true })
+        {
+            return new JsonObject { ["step"] = "lanes", ["status"] = "skip", ["detail"] = "lane host disabled (Lanes:Enabled)" };
+        }
+
+        var routes = lanes.Routes.Routes;
+        if (routes.Count == 0)
+        {
+            return new JsonObject { ["step"] = "lanes", ["status"] = "ok", ["detail"] = "lane host up, no routes in routes.json" };
+        }
+
+        var self = Environment.ProcessPath!;
+        var info = new ProcessStartInfo(self) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            info.ArgumentList.Add(typeof(BenchCommand).Assembly.Location);
+        }
+
+        foreach (var arg in new[] { "bench", "route-client", lanes.ControlSocket }.Concat(routes.Select(r => r.Name)))
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var client = Process.Start(info)!;
+        var stdout = client.StandardOutput.ReadToEndAsync();
+        var stderr = client.StandardError.ReadToEndAsync();
+        if (!client.WaitForExit(60_000))
+        {
+            client.Kill();
+            client.WaitForExit();
+            return new JsonObject { ["step"] = "lanes", ["status"] = "fail", ["detail"] = "the lane client process did not finish in 60 s" };
+        }
+
+        if (client.ExitCode != 0)
+        {
+            return new JsonObject { ["step"] = "lanes", ["status"] = "fail", ["detail"] = $"the lane client process failed: {stderr.Result.Trim()}" };
+        }
+
+        var measured = JsonNode.Parse(stdout.Result)!.AsArray();
+        var detail = string.Join("; ", measured.Select(m => string.Create(CultureInfo.InvariantCulture,
+            $"{m!["route"]} (route {m["route_id"]}, shm) p50 {(double)m["p50_us"]!:0.0} µs p99 {(double)m["p99_us"]!:0.0} µs over {m["requests"]} requests")));
+        return new JsonObject
+        {
+            ["step"] = "lanes",
+            ["status"] = "ok",
+            ["detail"] = $"{routes.Count} route(s) served; client process {client.Id}: {detail}",
+            ["routes"] = measured.DeepClone(),
+        };
     }
 
     private static Process StartPeer(string mode, string address)

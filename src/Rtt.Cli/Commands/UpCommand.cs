@@ -117,7 +117,8 @@ public static class UpCommand
                 new JsonObject { ["step"] = "workspace", ["status"] = "ok", ["detail"] = $"documents valid, signing key loaded; {routes?.Count ?? 0} route(s), {manifests} manifest(s)" },
                 new JsonObject { ["step"] = "node", ["status"] = "ok", ["detail"] = $"{silo.Node!.Facts.NodeId} registered ({silo.Node.Registrations} registration(s))" },
                 new JsonObject { ["step"] = "discovery", ["status"] = "ok", ["detail"] = scan.Summary },
-                PlanCommand.Step(ws)),
+                PlanCommand.Step(ws),
+                BenchCommand.LaneStep(silo)),
         };
     }
 

@@ -113,7 +113,7 @@ public sealed class PlanInputs
             }
         }
 
-        if (nodes.Count == 0)
+        if (nodes.Count == 0 && routes.Count > 0)
         {
             throw new RttException(ErrorCodes.PlanTopologyInvalid, "the topology has no NUMA node to place symbols on", $"{topologySource}: /hosts",
                 "declare at least one host with one NUMA node");

@@ -128,11 +128,33 @@ public static class WorkspaceInitializer
                 ["qos"] = new JsonArray(),
                 ["pins"] = new JsonObject(),
             });
-            WriteIfMissing(Path.Combine(dir, "topology.json"), new JsonObject { ["hosts"] = new JsonArray() });
+            WriteIfMissing(Path.Combine(dir, "topology.json"), LocalTopology());
             // Private keys and the silo's state never belong in version control.
             File.WriteAllText(Path.Combine(dir, ".gitignore"), "keys/\nstate/\n");
             return dir;
         }
+    }
+
+    /// <summary>
+    /// This machine as the planner's topology: one host, a node per NUMA node (<c>node&lt;N&gt;</c>, the id its silo
+    /// registers with), 1000 CPU millis per core and the node's memory. Edit it, or fill it from a cluster.
+    /// </summary>
+    public static JsonObject LocalTopology()
+    {
+        var machine = Nodes.MachineTopology.ReadLocal();
+        var nodes = new JsonArray();
+        foreach (var n in machine.NumaNodes)
+        {
+            var memory = n.MemoryBytes > 0 ? n.MemoryBytes : machine.MemoryBytes / Math.Max(1, machine.NumaNodes.Count);
+            nodes.Add(new JsonObject
+            {
+                ["id"] = $"node{n.Id}",
+                ["cpu_millis"] = Math.Max(1, n.Cpus.Count) * 1000,
+                ["memory_mb"] = Math.Max(1, memory / (1024 * 1024)),
+            });
+        }
+
+        return new JsonObject { ["hosts"] = new JsonArray(new JsonObject { ["name"] = machine.HostName, ["numa_nodes"] = nodes }) };
     }
 
     private static void WriteIfMissing(string path, JsonObject content)

@@ -50,7 +50,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _onResponse = OnResponse;
         if (start)
         {
-            _runner = new AgentRunner(this, idle ?? BackoffIdleStrategy.Sleeping(spins: 20_000, yields: 100), cpus);
+            _runner = new AgentRunner(this, idle ?? new BackoffIdleStrategy(50_000, 200, Park, TimeSpan.FromMilliseconds(1)) /* ~1 ms of spinning after the last frame, then it costs nothing */, cpus);
         }
     }
 
@@ -91,6 +91,42 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             done.SetResult();
         });
         return done.Task;
+    }
+
+    /// <summary>
+    /// The idle strategy's last stage: with one client lane, sleep on its own wake-up (futex or poll) so a
+    /// request wakes the worker at once; while requests are out at a service, only yield; otherwise nap 1 ms.
+    /// </summary>
+    private void Park(TimeSpan timeout)
+    {
+        foreach (var endpoint in _pumped)
+        {
+            if (endpoint.InFlight > 0)
+            {
+                Thread.Yield();
+                return;
+            }
+        }
+
+        IFrameLane? only = null;
+        var count = 0;
+        foreach (var lane in _inbound)
+        {
+            if (lane is not null)
+            {
+                only = lane;
+                count++;
+            }
+        }
+
+        if (count == 1 && _commands.IsEmpty)
+        {
+            only!.WaitForData(timeout);
+        }
+        else
+        {
+            Thread.Sleep(timeout);
+        }
     }
 
     private void ApplySwap(RouteTable next, TaskCompletionSource done)

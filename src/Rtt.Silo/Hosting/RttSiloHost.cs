@@ -13,6 +13,7 @@ using Rtt.Core.Telemetry;
 using Rtt.Core.Workspace;
 using Rtt.Grains;
 using Rtt.Grains.Nodes;
+using Rtt.Silo.Lanes;
 using Rtt.Silo.Nodes;
 using Rtt.Silo.Storage;
 
@@ -105,6 +106,7 @@ public static class RttSiloHost
         // Added after UseOrleans, so it starts once the silo is up and stops before it goes down.
         builder.Services.AddSingleton<NodeRegistrationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRegistrationService>());
+        builder.Services.AddRttLanes(configuration); // the node's lane host: lane workers on their own threads, outside grain turns
 
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("rtt-silo", serviceInstanceId: silo.NodeId))

@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Rtt.Core.Workspace;
+using Rtt.Fabric.Agents;
+using Rtt.Fabric.Frames;
+using Rtt.Fabric.Lanes;
+using Rtt.Fabric.Routing;
+
+namespace Rtt.Client.Lanes;
+
+/// <summary>
+/// A client process's lane to one route on the local silo: attached over the silo's control socket (it
+/// receives the memfd of an SHM lane, or keeps a UDS/TCP connection). Requests go out as frames; responses
+/// come back on a receive thread and complete <see cref="RequestAsync"/>, or reach the zero-copy
+/// <c>onFrame</c> callback with a span over the ring.
+/// <code>
+/// using var lane = LaneClient.Attach(LaneClient.ControlSocketOf(workspace), "rtt://core/api/metrics");
+/// byte[] answer = await lane.RequestAsync("ping"u8.ToArray());
+/// </code>
+/// </summary>
+public sealed class LaneClient : IAgent, IDisposable
+{
+    private readonly IFrameLane _lane;
+    private readonly FrameHandler? _onFrame;
+    private readonly FrameHandler _receive;
+    private readonly ConcurrentDictionary<uint, TaskCompletionSource<byte[]>> _pending = new();
+    private readonly Lock _sendLock = new(); // a lane has one writer: concurrent callers take turns
+    private readonly AgentRunner _runner;
+    private uint _nextId;
+
+    private LaneClient(IFrameLane lane, uint routeId, FrameHandler? onFrame)
+    {
+        _lane = lane;
+        RouteId = routeId;
+        _onFrame = onFrame;
+        _receive = OnFrame;
+        _runner = new AgentRunner(this, new BackoffIdleStrategy(20_000, 100, lane.WaitForData, TimeSpan.FromMilliseconds(50)));
+    }
+
+    /// <summary>The silo's control socket for a workspace when <c>Lanes:ControlSocket</c> is not set (the same rule as the silo's).</summary>
+    public static string ControlSocketOf(RttWorkspace workspace)
+    {
+        var inState = Path.Combine(workspace.State, "lanes.sock");
+        if (Path.GetFullPath(inState).Length <= 100)
+        {
+            return inState;
+        }
+
+        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(workspace.Root)))[..12];
+        return Path.Combine(Path.GetTempPath(), $"rtt-lanes-{id}.sock");
+    }
+
+    /// <summary>Attaches over the Unix control socket; SHM (default) or UDS.</summary>
+    public static LaneClient Attach(string controlSocket, string route, LaneKind kind = LaneKind.Shm, FrameHandler? onFrame = null, LaneOptions? options = null)
+    {
+        var (lane, routeId) = LaneAttach.ConnectUnix(controlSocket, route, kind, options);
+        return new LaneClient(lane, routeId, onFrame);
+    }
+
+    /// <summary>Attaches over TCP (the silo's <c>Lanes:TcpPort</c>).</summary>
+    public static LaneClient AttachTcp(IPEndPoint silo, string route, FrameHandler? onFrame = null, LaneOptions? options = null)
+    {
+        var (lane, routeId) = LaneAttach.ConnectTcp(silo, route, options);
+        return new LaneClient(lane, routeId, onFrame);
+    }
+
+    public uint RouteId { get; }
+
+    public LaneKind Kind => _lane.Kind;
+
+    public LaneCounters Counters => _lane.Counters;
+
+    public bool Connected => !_lane.PeerGone;
+
+    string IAgent.Name => "lane-client";
+
+    /// <summary>Sends one request and completes with its response (a copy: the ring slot is released at once).</summary>
+    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        var done = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_sendLock)
+        {
+            var id = _nextId++;
+            _pending[id] = done;
+            if (!_lane.Send(RouteId, id, payload.Span) || !_lane.Flush())
+            {
+                _pending.TryRemove(id, out _);
+                done.SetException(new IOException("the silo closed the lane"));
+            }
+            else if (cancellationToken.CanBeCanceled)
+            {
+                cancellationToken.Register(() =>
+                {
+                    if (_pending.TryRemove(id, out var t))
+                    {
+                        t.TrySetCanceled(cancellationToken);
+                    }
+                });
+            }
+        }
+
+        return done.Task;
+    }
+
+    /// <summary>Sends one frame without waiting for an answer; its response, if any, goes to the onFrame callback.</summary>
+    public bool Send(ReadOnlySpan<byte> payload)
+    {
+        lock (_sendLock)
+        {
+            return _lane.Send(RouteId, _nextId++, payload) && _lane.Flush();
+        }
+    }
+
+    int IAgent.DoWork()
+    {
+        var n = _lane.Poll(_receive);
+        if (_lane.PeerGone)
+        {
+            Thread.Sleep(50); // a client whose silo went costs no CPU while its owner notices
+            foreach (var id in _pending.Keys)
+            {
+                if (_pending.TryRemove(id, out var t))
+                {
+                    t.TrySetException(new IOException("the silo closed the lane"));
+                }
+            }
+        }
+
+        return n;
+    }
+
+    private void OnFrame(in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        if (_pending.TryRemove(header.FrameId, out var done))
+        {
+            done.TrySetResult(payload.ToArray());
+        }
+        else
+        {
+            _onFrame?.Invoke(in header, payload);
+        }
+    }
+
+    public void Dispose()
+    {
+        _runner.Dispose(); // the receive thread leaves the lane before it is unmapped
+        _lane.Dispose();
+    }
+}
