@@ -159,11 +159,20 @@ public sealed class PlanInputs
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<SymbolContract>)[.. g.OrderBy(c => c.Version)], StringComparer.Ordinal);
 
+        // The hash covers meaning, not layout: nodes, ACL rules and contracts in a fixed order (their order in the
+        // files means nothing); routes and QoS rules as given (order breaks priority ties / picks the first match).
         var canonical = new JsonObject
         {
             ["routes"] = routesJson.DeepClone(),
-            ["policy"] = policyJson.DeepClone(),
-            ["topology"] = topologyJson.DeepClone(),
+            ["policy"] = new JsonObject
+            {
+                ["strict"] = policyJson["strict"] is not JsonValue st || st.GetValue<bool>(),
+                ["acl"] = new JsonArray([.. acl.Select(a => $"{(a.Allow ? "allow" : "deny")} {a.From} {a.To}").Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(a => (JsonNode)JsonValue.Create(a))]),
+                ["qos"] = new JsonArray([.. qosRules.Select(q => (JsonNode)new JsonObject { ["match"] = q.Match, ["p99_budget_us"] = q.BudgetUs })]),
+                ["pins"] = policyJson["pins"]?.DeepClone(),
+            },
+            ["nodes"] = new JsonArray([.. nodes.Select(n => (JsonNode)new JsonObject { ["id"] = n.Id, ["host"] = n.Host, ["cpu_millis"] = n.CpuMillis, ["memory_mb"] = n.MemoryMb })]),
+            ["lanes"] = new JsonObject([.. lanes.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value)))]),
             ["contracts"] = new JsonArray([.. byAddress.Values.SelectMany(v => v).Select(c => (JsonNode)c.ToJson())]),
             ["base"] = (string?)basePlan?["plan_id"],
         };
