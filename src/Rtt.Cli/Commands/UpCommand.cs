@@ -117,6 +117,7 @@ public static class UpCommand
                 new JsonObject { ["step"] = "workspace", ["status"] = "ok", ["detail"] = $"documents valid, signing key loaded; {routes?.Count ?? 0} route(s), {manifests} manifest(s)" },
                 new JsonObject { ["step"] = "node", ["status"] = "ok", ["detail"] = $"{silo.Node!.Facts.NodeId} registered ({silo.Node.Registrations} registration(s))" },
                 new JsonObject { ["step"] = "discovery", ["status"] = "ok", ["detail"] = scan.Summary },
+                ViewCommand.Step(ws),
                 PlanCommand.Step(ws),
                 BenchCommand.LaneStep(silo)),
         };

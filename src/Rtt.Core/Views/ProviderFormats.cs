@@ -97,7 +97,7 @@ public static class ProviderFormats
             sb.Append("\n## ").Append(Text(agent, "id")).Append("\n\n");
             sb.Append(OneLine(Text(agent, "description"))).Append("\n\n");
             sb.Append("- version: ").Append(Text(agent, "version")).Append('\n');
-            if (Model(agent) is { } model)
+            if (Model(agent, preferName: true) is { } model)
             {
                 sb.Append("- model: ").Append(OneLine(model)).Append('\n');
             }
@@ -124,12 +124,15 @@ public static class ProviderFormats
     private static List<string> Tools(JsonObject agent) =>
         agent["tools"] is JsonArray a ? [.. a.Select(t => t is JsonValue v && v.TryGetValue<string>(out var s) ? s : "").Where(s => s.Length > 0)] : [];
 
-    /// <summary>The model a provider file names: the hint (what import reads back), else the exact name.</summary>
-    private static string? Model(JsonObject agent)
+    /// <summary>
+    /// The model a provider file names. Claude Code takes aliases (sonnet, haiku), which import reads back into the hint,
+    /// so it prefers the hint; Codex wants an exact model name, so it prefers the name.
+    /// </summary>
+    private static string? Model(JsonObject agent, bool preferName = false)
     {
         var hint = agent["model"]?["hint"] is JsonValue h && h.TryGetValue<string>(out var hs) && hs.Length > 0 ? hs : null;
         var name = agent["model"]?["name"] is JsonValue n && n.TryGetValue<string>(out var ns) && ns.Length > 0 ? ns : null;
-        return hint ?? name;
+        return preferName ? name ?? hint : hint ?? name;
     }
 
     private static string Body(JsonObject agent)

@@ -1,0 +1,161 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Registry;
+
+namespace Rtt.Cli.Tests;
+
+[Collection(ProcessCollection.Name)]
+public sealed class ViewCommandTests
+{
+    private const string ClaudeFile = "providers/claude/.claude/agents/summarize.md";
+
+    private static TempDir Quickstart(out string ws)
+    {
+        var dir = new TempDir();
+        ws = dir["qs"];
+        var init = RttProcess.Run(dir.Path, "init", "--example", "quickstart", ws);
+        Assert.True(init.ExitCode == 0, init.ToString());
+        return dir;
+    }
+
+    [Fact]
+    public void Diff_build_diff_clean_on_the_quickstart()
+    {
+        using var dir = Quickstart(out var ws);
+        var diff = RttProcess.Run(ws, "view", "diff");
+        Assert.True(diff.ExitCode == 1, diff.ToString()); // something would change
+        Assert.Contains($"added      {ClaudeFile}", diff.Stdout);
+        Assert.Contains("added      providers/openai/AGENTS.md", diff.Stdout);
+        Assert.False(Directory.Exists(Path.Combine(ws, "providers")), "diff wrote files");
+
+        var build = RttProcess.Run(ws, "view", "build");
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.Contains("2 view(s) for claude, openai (env none): 2 added", build.Stdout);
+        var claude = File.ReadAllText(Path.Combine(ws, ClaudeFile));
+        Assert.StartsWith("---\nname: summarize\ndescription: Summarises a document into a short abstract.\ntools: Read\nmodel: haiku\n---\n", claude);
+        Assert.Contains("- model: gpt-5-mini", File.ReadAllText(Path.Combine(ws, "providers/openai/AGENTS.md")));
+
+        var clean = RttProcess.Run(ws, "view", "diff");
+        Assert.True(clean.ExitCode == 0, clean.ToString());
+        Assert.Contains("no changes: 2 file(s) up to date", clean.Stdout);
+
+        // The prod environment changes both files: --verbose shows a unified diff.
+        var prod = RttProcess.Run(ws, "view", "diff", "--env", "prod", "--verbose");
+        Assert.True(prod.ExitCode == 1, prod.ToString());
+        Assert.Contains($"--- a/{ClaudeFile}\n+++ b/{ClaudeFile}\n@@ ", prod.Stdout);
+        Assert.Contains("\n-Read the input and write a faithful summary of at most five sentences.\n", prod.Stdout);
+        Assert.Contains("\n+Read the input and write a faithful summary of at most five sentences. Never add facts", prod.Stdout);
+        Assert.Contains("\n+- temperature: 0\n", prod.Stdout);
+
+        // A user's file beside rtt's survives a build and a clean.
+        var mine = Path.Combine(ws, "providers/claude/.claude/agents/mine.md");
+        File.WriteAllText(mine, "---\nname: mine\ndescription: mine\n---\nmine\n");
+        Assert.Equal(0, RttProcess.Run(ws, "view", "build", "--env", "prod").ExitCode);
+        Assert.Contains("Never add facts", File.ReadAllText(Path.Combine(ws, ClaudeFile)));
+        var removed = RttProcess.Run(ws, "view", "clean");
+        Assert.True(removed.ExitCode == 0, removed.ToString());
+        Assert.Contains("removed 2 file(s)", removed.Stdout);
+        Assert.False(File.Exists(Path.Combine(ws, ClaudeFile)));
+        Assert.True(File.Exists(mine));
+
+        var verify = RttProcess.Run(ws, "verify");
+        Assert.True(verify.ExitCode == 0, verify.ToString()); // recorded views and overlays are signed objects
+    }
+
+    [Fact]
+    public void Bad_input_is_one_clear_error_and_nothing_is_written()
+    {
+        using var dir = Quickstart(out var ws);
+        void Refused(string code, string mention, params string[] args)
+        {
+            var result = RttProcess.Run(ws, args);
+            Assert.True(result.ExitCode == 1, result.ToString());
+            Assert.Contains($"error {code}", result.Stderr);
+            Assert.Contains(mention, result.Stderr);
+            Assert.DoesNotContain("   at ", result.Stderr); // no stack trace
+            Assert.False(File.Exists(Path.Combine(ws, ClaudeFile)), $"{string.Join(' ', args)} wrote a file");
+        }
+
+        Refused(ErrorCodes.ViewNameInvalid, "../evil", "view", "build", "--provider", "../evil");
+        Refused(ErrorCodes.ViewUnknownEnv, "prod", "view", "build", "--env", "staging");
+
+        var unknown = Path.Combine(ws, "overlays/provider/claude/nobody.patch.json");
+        File.WriteAllText(unknown, "{}");
+        Refused(ErrorCodes.ViewUnknownAgent, "overlays/provider/claude/nobody.patch.json", "view", "build");
+        File.Delete(unknown);
+
+        var patch = Path.Combine(ws, "overlays/env/prod/summarize.patch.json");
+        File.WriteAllText(patch, "[\"not an object\"]");
+        Refused(ErrorCodes.ViewPatchInvalid, "overlays/env/prod/summarize.patch.json", "view", "diff", "--env", "prod");
+        File.Delete(patch);
+
+        Directory.CreateDirectory(Path.Combine(ws, "providers/claude/.claude/agents"));
+        File.WriteAllText(Path.Combine(ws, ClaudeFile), "hand written\n");
+        var notOwned = RttProcess.Run(ws, "view", "build");
+        Assert.True(notOwned.ExitCode == 1, notOwned.ToString());
+        Assert.Contains($"error {ErrorCodes.ViewNotOwned}", notOwned.Stderr);
+        Assert.Contains(ClaudeFile, notOwned.Stderr);
+        Assert.Equal("hand written\n", File.ReadAllText(Path.Combine(ws, ClaudeFile)));
+        Assert.False(File.Exists(Path.Combine(ws, "providers/openai/AGENTS.md")));
+    }
+
+    [Fact]
+    public void Import_then_build_gives_back_equivalent_claude_files()
+    {
+        using var dir = Quickstart(out var ws);
+        var from = Path.Combine(dir.Path, "team", ".claude", "agents");
+        Directory.CreateDirectory(from);
+        var originals = new Dictionary<string, string>
+        {
+            ["writer.md"] = "---\nname: writer\ndescription: \"Writes release notes: short and plain.\"\ntools: Read, Edit\nmodel: sonnet\n---\n\nYou write release notes.\n",
+            ["tester.md"] = "---\nname: tester\ndescription: Runs the tests\n---\nRun them all.\n",
+        };
+        foreach (var (name, text) in originals)
+        {
+            File.WriteAllText(Path.Combine(from, name), text);
+        }
+
+        var import = RttProcess.Run(ws, "view", "import", "--provider", "claude", Path.Combine(dir.Path, "team"));
+        Assert.True(import.ExitCode == 0, import.ToString());
+        Assert.Contains("wrote      agents/common/writer.agent.json", import.Stdout);
+        Assert.Contains("wrote      overlays/provider/claude/writer.patch.json", import.Stdout);
+        Assert.Contains("imported 2 agent(s): tester, writer", import.Stdout);
+
+        var build = RttProcess.Run(ws, "view", "build", "--provider", "claude");
+        Assert.True(build.ExitCode == 0, build.ToString());
+        foreach (var (name, text) in originals)
+        {
+            var built = File.ReadAllText(Path.Combine(ws, "providers/claude/.claude/agents", name));
+            Assert.Equal(
+                CanonicalJson.ToCanonicalString(Sources.ClaudeSubagent(text, name).Object),
+                CanonicalJson.ToCanonicalString(Sources.ClaudeSubagent(built, name).Object));
+        }
+
+        // The imported bases serve the other providers too, without Claude's model and tool names.
+        Assert.Equal(0, RttProcess.Run(ws, "view", "build").ExitCode);
+        var agentsMd = File.ReadAllText(Path.Combine(ws, "providers/openai/AGENTS.md"));
+        Assert.Contains("## writer", agentsMd);
+        Assert.DoesNotContain("sonnet", agentsMd);
+
+        var refused = RttProcess.Run(ws, "view", "import", "--provider", "openai", from);
+        Assert.True(refused.ExitCode == 1, refused.ToString());
+        Assert.Contains($"error {ErrorCodes.ViewImportInvalid}", refused.Stderr);
+    }
+
+    [Fact]
+    public void Up_once_builds_the_quickstart_views()
+    {
+        using var dir = new TempDir();
+        var env = new Dictionary<string, string> { ["RTT_ENV"] = "prod" };
+        var result = RttProcess.RunWith(dir.Path, env, "up", "--example", "quickstart", "--into", dir["qs"], "--once", "--json",
+            "--silo-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--gateway-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture));
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var views = JsonNode.Parse(result.Stdout)!["steps"]!.AsArray().Single(s => (string?)s!["step"] == "views")!;
+        Assert.Equal("ok", (string?)views["status"]);
+        Assert.Contains("2 view(s) for claude, openai (env prod): 2 added", (string?)views["detail"]);
+        Assert.Contains("Never add facts", File.ReadAllText(dir[Path.Combine("qs", ClaudeFile)]));
+        Assert.Contains("- temperature: 0", File.ReadAllText(dir["qs/providers/openai/AGENTS.md"]));
+    }
+}
