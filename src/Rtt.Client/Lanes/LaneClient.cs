@@ -26,13 +26,16 @@ public sealed class LaneClient : IAgent, IDisposable
     private readonly ConcurrentDictionary<uint, TaskCompletionSource<byte[]>> _pending = new();
     private readonly Lock _sendLock = new(); // a lane has one writer: concurrent callers take turns
     private readonly AgentRunner _runner;
+    private readonly TaskCreationOptions _continuations;
     private uint _nextId;
+    private volatile bool _closeOnExit;
 
-    private LaneClient(IFrameLane lane, uint routeId, FrameHandler? onFrame)
+    private LaneClient(IFrameLane lane, uint routeId, FrameHandler? onFrame, bool inlineContinuations)
     {
         _lane = lane;
         RouteId = routeId;
         _onFrame = onFrame;
+        _continuations = inlineContinuations ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _receive = OnFrame;
         _runner = new AgentRunner(this, new BackoffIdleStrategy(20_000, 100, lane.WaitForData, TimeSpan.FromMilliseconds(50)));
     }
@@ -50,18 +53,22 @@ public sealed class LaneClient : IAgent, IDisposable
         return Path.Combine(Path.GetTempPath(), $"rtt-lanes-{id}.sock");
     }
 
-    /// <summary>Attaches over the Unix control socket; SHM (default) or UDS.</summary>
-    public static LaneClient Attach(string controlSocket, string route, LaneKind kind = LaneKind.Shm, FrameHandler? onFrame = null, LaneOptions? options = null)
+    /// <summary>
+    /// Attaches over the Unix control socket; SHM (default) or UDS. With <paramref name="inlineContinuations"/>,
+    /// code awaiting <see cref="RequestAsync"/> resumes on the lane's receive thread (lowest latency, no thread
+    /// hop; it must not block there); otherwise it resumes on the thread pool.
+    /// </summary>
+    public static LaneClient Attach(string controlSocket, string route, LaneKind kind = LaneKind.Shm, FrameHandler? onFrame = null, LaneOptions? options = null, bool inlineContinuations = false)
     {
         var (lane, routeId) = LaneAttach.ConnectUnix(controlSocket, route, kind, options);
-        return new LaneClient(lane, routeId, onFrame);
+        return new LaneClient(lane, routeId, onFrame, inlineContinuations);
     }
 
     /// <summary>Attaches over TCP (the silo's <c>Lanes:TcpPort</c>).</summary>
     public static LaneClient AttachTcp(IPEndPoint silo, string route, FrameHandler? onFrame = null, LaneOptions? options = null)
     {
         var (lane, routeId) = LaneAttach.ConnectTcp(silo, route, options);
-        return new LaneClient(lane, routeId, onFrame);
+        return new LaneClient(lane, routeId, onFrame, inlineContinuations: false);
     }
 
     public uint RouteId { get; }
@@ -77,7 +84,7 @@ public sealed class LaneClient : IAgent, IDisposable
     /// <summary>Sends one request and completes with its response (a copy: the ring slot is released at once).</summary>
     public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
-        var done = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var done = new TaskCompletionSource<byte[]>(_continuations);
         lock (_sendLock)
         {
             var id = _nextId++;
@@ -144,6 +151,21 @@ public sealed class LaneClient : IAgent, IDisposable
     public void Dispose()
     {
         _runner.Dispose(); // the receive thread leaves the lane before it is unmapped
-        _lane.Dispose();
+        if (_runner.IsCurrentThread)
+        {
+            _closeOnExit = true; // disposed from an inline continuation: the receive loop is still inside the lane
+        }
+        else
+        {
+            _lane.Dispose();
+        }
+    }
+
+    void IAgent.OnClose()
+    {
+        if (_closeOnExit)
+        {
+            _lane.Dispose();
+        }
     }
 }

@@ -99,6 +99,9 @@ public sealed class AgentRunner : IDisposable
 
     public bool IsRunning => _thread.IsAlive;
 
+    /// <summary>True when called from inside the agent (a handler or an inline continuation).</summary>
+    public bool IsCurrentThread => Thread.CurrentThread == _thread;
+
     private void Run()
     {
         try
