@@ -62,6 +62,9 @@ public sealed class ViewCommandTests
 
         var verify = RttProcess.Run(ws, "verify");
         Assert.True(verify.ExitCode == 0, verify.ToString()); // recorded views and overlays are signed objects
+        var provenance = RttProcess.Run(ws, "view", "verify");
+        Assert.True(provenance.ExitCode == 0, provenance.ToString());
+        Assert.Contains("ok: 4 view(s) verified", provenance.Stdout); // claude and openai, without and with prod
     }
 
     [Fact]

@@ -8,7 +8,7 @@ using Rtt.Core.Workspace;
 
 namespace Rtt.Cli.Commands;
 
-/// <summary><c>rtt view build|diff|import|clean</c>: provider views from one base and its overlays (docs/views.md).</summary>
+/// <summary><c>rtt view build|diff|import|clean|verify</c>: provider views from one base and its overlays (docs/views.md).</summary>
 public static class ViewCommand
 {
     public static Command Create()
@@ -18,6 +18,34 @@ public static class ViewCommand
         command.Subcommands.Add(Diff());
         command.Subcommands.Add(Import());
         command.Subcommands.Add(Clean());
+        command.Subcommands.Add(Verify());
+        return command;
+    }
+
+    private static Command Verify()
+    {
+        var command = new Command("verify", "Check every recorded view: signatures, and that its base merged with its overlays gives its content; exit 1 naming each fault");
+        command.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            using var store = RegistryStore.Open(RttCommands.FindWorkspace(parse));
+            var faults = 0;
+            var views = store.Index.Entries.Where(e => e.Key.StartsWith("view:", StringComparison.Ordinal)).ToList();
+            foreach (var (key, hash) in views)
+            {
+                try
+                {
+                    ViewRecorder.VerifyProvenance(store, hash);
+                }
+                catch (Core.Errors.RttException ex)
+                {
+                    faults++;
+                    Console.Error.WriteLine($"fault: {key}: {ex.Headline}");
+                }
+            }
+
+            Console.WriteLine(faults == 0 ? $"ok: {views.Count} view(s) verified" : $"{faults} fault(s) in {views.Count} view(s)");
+            return Task.FromResult(faults == 0 ? RttCommands.Ok : RttCommands.UserError);
+        }));
         return command;
     }
 
