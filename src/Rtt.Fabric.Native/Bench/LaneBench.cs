@@ -161,13 +161,38 @@ public static class LaneBench
             Got = true;
         }
 
+        /// <summary>
+        /// Waits for the reply the way a lane worker idles: poll (spin), then yield, then the lane's blocking wait.
+        /// Pure spinning would hold a core the peer needs when the machine is oversubscribed.
+        /// </summary>
         public void Await(IFrameLane lane)
         {
-            var clock = Stopwatch.StartNew();
+            var spinPolls = lane.Kind == LaneKind.Shm ? 20_000 : 50; // an SHM poll is a few loads, a socket poll a syscall
+            var idle = 0;
+            var start = Stopwatch.GetTimestamp();
             while (!Got)
             {
-                lane.Poll(Handler);
-                if (lane.PeerGone || clock.Elapsed > TimeSpan.FromSeconds(30))
+                if (lane.Poll(Handler) > 0)
+                {
+                    continue;
+                }
+
+                idle++;
+                if (idle < spinPolls)
+                {
+                    continue;
+                }
+
+                if (idle < spinPolls + 20)
+                {
+                    Thread.Yield();
+                }
+                else
+                {
+                    lane.WaitForData(TimeSpan.FromMilliseconds(1));
+                }
+
+                if (lane.PeerGone || Stopwatch.GetElapsedTime(start) > TimeSpan.FromSeconds(30))
                 {
                     throw new InvalidOperationException($"the {lane.Kind} peer stopped answering");
                 }
