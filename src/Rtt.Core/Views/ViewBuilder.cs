@@ -179,12 +179,16 @@ public sealed class ViewBuilder(RttWorkspace workspace)
         if (plan.Views.Count > 0)
         {
             using var key = workspace.LoadSigningKey();
+            var memo = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var view in plan.Views)
             {
-                recorded.Add(ViewRecorder.Record(store, key, view));
+                recorded.Add(ViewRecorder.Record(store, key, view, memo));
             }
 
-            store.Save();
+            if (recorded.Any(r => r.Added))
+            {
+                store.Save(); // objects made durable, then the index names them; an unchanged build writes nothing
+            }
         }
 
         Apply(plan);

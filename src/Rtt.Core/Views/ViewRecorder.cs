@@ -19,23 +19,34 @@ public static class ViewRecorder
     public const string ViewKind = "rtt.view";
     public const string OverlayKind = "rtt.overlay";
 
-    public static IngestResult Record(RegistryStore store, SigningKey key, ComposedView view)
+    /// <param name="memo">Hashes of bases and overlays already stored in this build: a base or an env <c>_global</c>
+    /// shared by many views is signed and stored once.</param>
+    public static IngestResult Record(RegistryStore store, SigningKey key, ComposedView view, Dictionary<string, string>? memo = null)
     {
+        memo ??= new Dictionary<string, string>(StringComparer.Ordinal);
         var version = (string)view.Base.Definition["version"]!;
-        var baseResult = store.Ingest(view.Base.Definition, view.Agent, version, view.Base.Path, signIfUnsigned: true);
+        if (!memo.TryGetValue("base:" + view.Base.Path, out var baseHash))
+        {
+            baseHash = memo["base:" + view.Base.Path] = store.Ingest(view.Base.Definition, view.Agent, version, view.Base.Path, signIfUnsigned: true).Hash;
+        }
+
         var overlays = new JsonArray();
         foreach (var overlay in view.Overlays)
         {
-            var obj = new JsonObject
+            if (!memo.TryGetValue("overlay:" + overlay.Path, out var hash))
             {
-                ["kind"] = OverlayKind,
-                ["level"] = overlay.Level,
-                ["scope"] = overlay.Scope,
-                ["target"] = overlay.Target,
-                ["path"] = overlay.Path,
-                ["patch"] = overlay.Patch.DeepClone(),
-            };
-            var hash = store.Cas.Put(CanonicalJson.Serialize(ObjectSigner.Sign(obj, key)));
+                var obj = new JsonObject
+                {
+                    ["kind"] = OverlayKind,
+                    ["level"] = overlay.Level,
+                    ["scope"] = overlay.Scope,
+                    ["target"] = overlay.Target,
+                    ["path"] = overlay.Path,
+                    ["patch"] = overlay.Patch.DeepClone(),
+                };
+                hash = memo["overlay:" + overlay.Path] = store.Cas.Put(CanonicalJson.Serialize(ObjectSigner.Sign(obj, key)));
+            }
+
             overlays.Add(new JsonObject { ["level"] = overlay.Level, ["path"] = overlay.Path, ["hash"] = hash, ["patch_hash"] = overlay.Hash });
         }
 
@@ -46,13 +57,20 @@ public static class ViewRecorder
             ["version"] = version,
             ["provider"] = view.Provider,
             ["env"] = view.Env,
-            ["base"] = baseResult.Hash,
+            ["base"] = baseHash,
             ["overlays"] = overlays,
             ["content_hash"] = view.ContentHash,
             ["content"] = view.Content.DeepClone(),
         };
         var suffix = ContentHash.OfCanonical(record)[ContentHash.Prefix.Length..][..12];
-        return store.Ingest(record, Id(view.Provider, view.Env, view.Agent), $"{version}+v.{suffix}", Id(view.Provider, view.Env, view.Agent), signIfUnsigned: true);
+        var id = Id(view.Provider, view.Env, view.Agent);
+        var indexKey = RegistryIndex.Key(id, $"{version}+v.{suffix}");
+        if (store.Index.TryGet(indexKey, out var existing))
+        {
+            return new IngestResult(indexKey, existing, Added: false); // the key is taken from this very content: already recorded
+        }
+
+        return store.Ingest(record, id, $"{version}+v.{suffix}", id, signIfUnsigned: true);
     }
 
     public static string Id(string provider, string? env, string agent) => $"view:{provider}/{env ?? "-"}/{agent}";
