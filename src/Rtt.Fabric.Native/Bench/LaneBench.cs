@@ -301,7 +301,7 @@ public static class LaneBench
 
     private static void WithLane(LaneBenchOptions options, string dir, LaneKind kind, Action<IFrameLane> body)
     {
-        var laneOptions = new LaneOptions { SpinCount = 1_000_000, YieldCount = 100 }; // the peer spins through a ping-pong gap
+        var laneOptions = new LaneOptions(); // a blocked writer spins briefly, then yields the core to the reader it waits for
         using var listener = kind == LaneKind.Tcp ? LaneSockets.ListenTcp(IPAddress.Loopback, 0) : LaneSockets.ListenUnix(Path.Combine(dir, kind + ".sock"));
         var address = kind == LaneKind.Tcp ? $"127.0.0.1:{((IPEndPoint)listener.LocalEndPoint!).Port}" : Path.Combine(dir, kind + ".sock");
         using var peer = options.StartPeer(kind.ToString().ToLowerInvariant(), address);
