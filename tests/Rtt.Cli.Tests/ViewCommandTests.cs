@@ -148,6 +148,27 @@ public sealed class ViewCommandTests
     }
 
     [Fact]
+    public void Provider_files_are_the_same_bytes_under_any_locale_and_time_zone()
+    {
+        using var dir = new TempDir();
+        var trees = new List<string>();
+        foreach (var (name, lang, tz) in new[] { ("a", "C.UTF-8", "UTC"), ("b", "tr_TR.UTF-8", "Pacific/Kiritimati"), ("c", "de_DE.UTF-8", "America/St_Johns") })
+        {
+            var ws = dir[name];
+            Assert.Equal(0, RttProcess.Run(dir.Path, "init", "--example", "quickstart", ws).ExitCode);
+            var env = new Dictionary<string, string> { ["LANG"] = lang, ["LC_ALL"] = lang, ["TZ"] = tz };
+            var build = RttProcess.RunWith(ws, env, "view", "build", "--env", "prod");
+            Assert.True(build.ExitCode == 0, build.ToString());
+            var providers = Path.Combine(ws, "providers");
+            trees.Add(string.Join("\n", Directory.GetFiles(providers, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+                .Select(f => $"{Path.GetRelativePath(providers, f)} {Convert.ToHexString(File.ReadAllBytes(f))}")));
+        }
+
+        Assert.Contains(".rtt-owned.json", trees[0]);
+        Assert.Single(trees.Distinct());
+    }
+
+    [Fact]
     public void Up_once_builds_the_quickstart_views()
     {
         using var dir = new TempDir();
