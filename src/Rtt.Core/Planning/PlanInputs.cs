@@ -79,7 +79,9 @@ public sealed class PlanInputs
         var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy);
         var topologyJson = ReadDocument(workspace.TopologyPath, SchemaValidator.Topology);
         var strict = policyJson["strict"] is not JsonValue sv || sv.GetValue<bool>();
-        var contracts = LoadContracts(workspace, strict);
+        var needed = (routesJson["routes"] as JsonArray ?? []).SelectMany(r => new[] { (string?)r?["from"], (string?)r?["to"] })
+            .Concat((policyJson["pins"] as JsonObject ?? []).Select(p => p.Key)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var contracts = LoadContracts(workspace, strict, needed);
         return Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath);
     }
 
@@ -154,7 +156,11 @@ public sealed class PlanInputs
             pins[symbol] = id;
         }
 
+        // Only the symbols that routes and pins name can change the plan: only they are kept and hashed,
+        // so a catalogue of 100,000 symbols costs nothing for a plan of 100 routes.
+        var relevant = routes.SelectMany(r => new[] { r.From, r.To }).Concat(pins.Keys).ToHashSet(StringComparer.Ordinal);
         var byAddress = contracts
+            .Where(c => relevant.Contains(c.Address))
             .GroupBy(c => c.Address, StringComparer.Ordinal)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<SymbolContract>)[.. g.OrderBy(c => c.Version)], StringComparer.Ordinal);
@@ -202,7 +208,7 @@ public sealed class PlanInputs
         m["demand"]?["memory_mb"] is JsonValue mem ? Number(mem) : 0,
         m["x-acyclic"] is JsonValue a && a.GetValue<bool>());
 
-    private static IEnumerable<SymbolContract> LoadContracts(RttWorkspace workspace, bool strict)
+    private static IEnumerable<SymbolContract> LoadContracts(RttWorkspace workspace, bool strict, IReadOnlySet<string> needed)
     {
         var contracts = new List<SymbolContract>();
         using var store = RegistryStore.Open(workspace);
@@ -210,6 +216,11 @@ public sealed class PlanInputs
         var symbols = File.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
         foreach (var (address, versions) in symbols)
         {
+            if (!needed.Contains(address))
+            {
+                continue; // only what routes and pins name is read (and signature-checked)
+            }
+
             foreach (var v in versions!.AsArray())
             {
                 var kind = (string)v!["kind"]!;

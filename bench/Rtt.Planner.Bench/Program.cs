@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using NuGet.Versioning;
+using Rtt.Core.Hashing;
+using Rtt.Core.Json;
+using Rtt.Core.Planning;
+using Rtt.Core.Signing;
+
+// Planner benchmark: plan generation including signing for 100, 1,000 and 10,000 routes over 100,000 symbols
+// on 4 NUMA nodes (2 hosts), median of several runs, against a baseline in the same run: canonicalising,
+// hashing and signing the same inputs (the routes and the contracts they name) without planning.
+//   dotnet run -c Release --project bench/Rtt.Planner.Bench -- [--symbols 100000] [--runs 7]
+var symbols = Arg("--symbols", 100_000);
+var runs = Arg("--runs", 7);
+var rnd = new Random(2026);
+var contracts = new List<SymbolContract>(symbols);
+for (var i = 0; i < symbols; i++)
+{
+    contracts.Add(new SymbolContract($"rtt://bench/svc/s{i}", new NuGetVersion(1, i % 5, 0), "service", JsonValue.Create("T"), JsonValue.Create("T"),
+        [], ["shm", "tcp", "uds"], rnd.Next(0, 50), rnd.Next(1, 10), rnd.Next(1, 16), false));
+}
+
+var topology = new JsonObject
+{
+    ["hosts"] = new JsonArray(
+        new JsonObject { ["name"] = "h0", ["numa_nodes"] = new JsonArray(Node("n0"), Node("n1")) },
+        new JsonObject { ["name"] = "h1", ["numa_nodes"] = new JsonArray(Node("n2"), Node("n3")) }),
+};
+var policy = new JsonObject { ["strict"] = false };
+using var key = SigningKey.Generate();
+Console.WriteLine($"{symbols} symbols, 4 NUMA nodes on 2 hosts, {runs} runs per case (median), {Environment.ProcessorCount} cores");
+
+foreach (var count in new[] { 100, 1_000, 10_000 })
+{
+    var routes = new JsonArray();
+    for (var i = 0; i < count; i++)
+    {
+        routes.Add(new JsonObject
+        {
+            ["from"] = $"rtt://bench/svc/s{rnd.Next(symbols)}",
+            ["to"] = $"rtt://bench/svc/s{rnd.Next(symbols)}",
+            ["version"] = "^1.0.0",
+            ["qos"] = new JsonObject { ["p99_budget_us"] = 1500, ["rate_hz"] = 1000, ["priority"] = rnd.Next(3) },
+        });
+    }
+
+    var routesJson = new JsonObject { ["routes"] = routes };
+    var plan = new List<double>();
+    var floor = new List<double>();
+    long allocated = 0;
+    string? id = null;
+    var admittedCount = 0;
+    for (var run = 0; run < runs; run++)
+    {
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var sw = Stopwatch.StartNew();
+        var inputs = PlanInputs.Build(routesJson, policy, topology, contracts, null);
+        var tBuild = sw.Elapsed.TotalMilliseconds;
+        var outcome = Planner.Compute(inputs);
+        var tCompute = sw.Elapsed.TotalMilliseconds;
+        var signed = Planner.Seal(outcome.Body, key);
+        plan.Add(sw.Elapsed.TotalMilliseconds);
+        if (Environment.GetEnvironmentVariable("RTT_BENCH_PHASES") == "1")
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {sw.Elapsed.TotalMilliseconds - tCompute:0.0} ms"));
+        }
+        allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        admittedCount = outcome.Admitted;
+        var thisId = (string)signed["plan_id"]!;
+        if (id is not null && id != thisId)
+        {
+            throw new InvalidOperationException("plan differs between runs");
+        }
+
+        id = thisId;
+
+        sw.Restart();
+        var named = routes.SelectMany(r => new[] { (string)r!["from"]!, (string)r["to"]! }).ToHashSet(StringComparer.Ordinal);
+        var canonical = new JsonObject { ["routes"] = routesJson.DeepClone(), ["topology"] = topology.DeepClone(), ["contracts"] = new JsonArray([.. contracts.Where(c => named.Contains(c.Address)).Select(c => (JsonNode)c.ToJson())]) };
+        var hash = ContentHash.OfCanonical(canonical);
+        ObjectSigner.Sign(new JsonObject { ["inputs"] = hash }, key);
+        floor.Add(sw.Elapsed.TotalMilliseconds);
+    }
+
+    plan.Sort();
+    floor.Sort();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{count,6} routes: plan p50 {plan[runs / 2],8:0.0} ms (min {plan[0]:0.0}, max {plan[^1]:0.0}); baseline hash+sign of the inputs p50 {floor[runs / 2],8:0.0} ms; ratio {plan[runs / 2] / floor[runs / 2]:0.00}x; {admittedCount} admitted; {allocated / (1 << 20)} MiB allocated per plan; {id![..19]}…"));
+}
+
+// A hard case: not everything fits, so CP-SAT decides admission.
+{
+    var small = contracts.Take(400).Select(c => c with { CpuMillis = 300, MemoryMb = 64 }).ToList();
+    var routes = new JsonArray();
+    for (var i = 0; i < 100; i++)
+    {
+        routes.Add(new JsonObject { ["from"] = $"rtt://bench/svc/s{rnd.Next(200)}", ["to"] = $"rtt://bench/svc/s{200 + rnd.Next(200)}", ["qos"] = new JsonObject { ["priority"] = rnd.Next(3) } });
+    }
+
+    var tight = new JsonObject
+    {
+        ["hosts"] = new JsonArray(new JsonObject { ["name"] = "h0", ["numa_nodes"] = new JsonArray(Node("n0", 4000), Node("n1", 4000), Node("n2", 4000), Node("n3", 4000)) }),
+    };
+    var sw = Stopwatch.StartNew();
+    var outcome = Planner.Compute(PlanInputs.Build(new JsonObject { ["routes"] = routes }, policy, tight, small, null));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"hard case (100 routes, capacity for ~53 symbols): {sw.Elapsed.TotalMilliseconds:0} ms with {outcome.Solver}; {outcome.Admitted} admitted, {outcome.Rejected.Count} rejected"));
+}
+
+static JsonObject Node(string id, double cpu = 2_000_000) => new() { ["id"] = id, ["cpu_millis"] = cpu, ["memory_mb"] = 4_000_000 };
+
+int Arg(string name, int fallback)
+{
+    var at = Array.IndexOf(args, name);
+    return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+}
