@@ -37,6 +37,7 @@ public static class RttCommands
 
         root.Subcommands.Add(McpCommand.Create());
         root.Subcommands.Add(PlanCommand.Create());
+        root.Subcommands.Add(TopologyCommand.Create());
         root.Subcommands.Add(ViewCommand.Create());
         return root;
     }

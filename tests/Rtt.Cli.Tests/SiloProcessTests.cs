@@ -65,6 +65,14 @@ public sealed class SiloProcessTests
             Assert.NotEmpty(node["numa_nodes"]!.AsArray());
             firstRegistered = (string)node["first_registered"]!;
 
+            // The node registry fills the planner's topology.
+            var topology = RttProcess.Run(dir.Path, "topology", "--from-cluster");
+            Assert.True(topology.ExitCode == 0, topology.ToString());
+            var written = JsonNode.Parse(File.ReadAllText(dir[".rtt/topology.json"]))!;
+            var numa = written["hosts"]![0]!["numa_nodes"]!.AsArray().Single()!;
+            Assert.Equal("node0", (string?)numa["id"]);
+            Assert.Equal((int)node["logical_cores"]! * 1000, (int)numa["cpu_millis"]!);
+
             silo.Kill(); // SIGKILL: no shutdown code runs
         }
 
