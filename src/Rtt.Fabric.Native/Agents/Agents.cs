@@ -44,9 +44,13 @@ public sealed class BackoffIdleStrategy(int spins, int yields, Action<TimeSpan> 
 {
     private int _idleRounds;
 
-    /// <summary>Backs off onto a lane's own blocking wait.</summary>
+    /// <summary>
+    /// Backs off onto a lane's own blocking wait. A socket poll is a syscall (about a microsecond), so stream
+    /// lanes spin a few dozen polls at most: on a busy machine a thread that blocks is woken sooner by the
+    /// scheduler than one that burnt its time slice spinning.
+    /// </summary>
     public static BackoffIdleStrategy ForLane(IFrameLane lane) =>
-        new(lane.Options.SpinCount, lane.Options.YieldCount, lane.WaitForData, TimeSpan.FromMilliseconds(50));
+        new(lane.Kind == LaneKind.Shm ? lane.Options.SpinCount : Math.Min(lane.Options.SpinCount, 30), lane.Options.YieldCount, lane.WaitForData, TimeSpan.FromMilliseconds(50));
 
     /// <summary>Backs off onto a sleep (for agents with nothing to block on).</summary>
     public static BackoffIdleStrategy Sleeping(int spins = 200, int yields = 20) =>

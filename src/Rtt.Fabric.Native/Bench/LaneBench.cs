@@ -167,7 +167,7 @@ public static class LaneBench
         /// </summary>
         public void Await(IFrameLane lane)
         {
-            var spinPolls = lane.Kind == LaneKind.Shm ? 20_000 : 50; // an SHM poll is a few loads, a socket poll a syscall
+            var spinPolls = lane.Kind == LaneKind.Shm ? 20_000 : 30; // an SHM poll is a few loads, a socket poll a syscall
             var idle = 0;
             var start = Stopwatch.GetTimestamp();
             while (!Got)
