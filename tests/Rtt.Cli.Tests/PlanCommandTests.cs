@@ -6,19 +6,11 @@ namespace Rtt.Cli.Tests;
 [Collection(ProcessCollection.Name)]
 public sealed class PlanCommandTests
 {
-    private static TempDir Quickstart(out string ws)
-    {
-        var dir = new TempDir();
-        ws = dir["qs"];
-        Assert.Equal(0, RttProcess.Run(dir.Path, "init", "--example", "quickstart", ws).ExitCode);
-        Assert.Equal(0, RttProcess.Run(ws, "scan").ExitCode);
-        return dir;
-    }
 
     [Fact]
     public void Plan_verify_and_tamper()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws, scan: true);
         var plan = RttProcess.Run(ws, "plan", "--out", dir["plan.json"]);
         Assert.True(plan.ExitCode == 0, plan.ToString());
         Assert.Contains("+ rtt://ui/hook/refresh -> rtt://core/api/metrics  1.2.0 over shm", plan.Stdout);
@@ -42,7 +34,7 @@ public sealed class PlanCommandTests
     [Fact]
     public void Rejected_routes_exit_3_with_reasons()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws, scan: true);
         var routes = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt/routes.json")))!;
         routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = "rtt://ui/hook/refresh", ["to"] = "rtt://core/api/nothing" });
         routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = "rtt://ui/hook/refresh", ["to"] = "rtt://core/api/metrics", ["version"] = "^2.0.0" });
@@ -57,7 +49,7 @@ public sealed class PlanCommandTests
     [Fact]
     public void Bad_inputs_are_clear_errors()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws, scan: true);
         var routesPath = Path.Combine(ws, ".rtt/routes.json");
         var original = File.ReadAllText(routesPath);
         File.WriteAllText(routesPath, original.Replace("^1.0.0", "one-ish", StringComparison.Ordinal));

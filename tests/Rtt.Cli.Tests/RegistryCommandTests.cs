@@ -7,19 +7,11 @@ namespace Rtt.Cli.Tests;
 [Collection(ProcessCollection.Name)]
 public sealed class RegistryCommandTests
 {
-    private static TempDir Quickstart(out string ws)
-    {
-        var dir = new TempDir();
-        ws = dir["qs"];
-        var init = RttProcess.Run(dir.Path, "init", "--example", "quickstart", ws);
-        Assert.True(init.ExitCode == 0, init.ToString());
-        return dir;
-    }
 
     [Fact]
     public void Scan_pack_cat_verify_on_the_quickstart()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws);
         var scan = RttProcess.Run(ws, "scan", "--json");
         Assert.True(scan.ExitCode == 0, scan.ToString());
         var report = JsonNode.Parse(scan.Stdout)!;
@@ -50,10 +42,10 @@ public sealed class RegistryCommandTests
     [Fact]
     public void Verify_names_each_fault()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws);
         Assert.Equal(0, RttProcess.Run(ws, "scan").ExitCode);
         Assert.Equal(0, RttProcess.Run(ws, "pack").ExitCode);
-        var objects = Directory.GetFiles(Path.Combine(ws, ".rtt/registry/cas/sha256")).Order(StringComparer.Ordinal).ToArray();
+        var objects = Directory.GetFiles(Path.Combine(ws, ".rtt/registry/cas/sha256"), "*.json").Order(StringComparer.Ordinal).ToArray();
         var victim = objects[0];
         var bytes = File.ReadAllBytes(victim);
         bytes[bytes.Length / 2] ^= 0x20;
@@ -77,7 +69,7 @@ public sealed class RegistryCommandTests
     [Fact]
     public void Bad_sources_make_scan_exit_1_naming_file_and_field()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws);
         File.WriteAllText(Path.Combine(ws, "agents/common/bad.agent.json"), """{"id":"bad","version":"one","description":"d","instructions":"i"}""");
         var scan = RttProcess.Run(ws, "scan");
         Assert.Equal(1, scan.ExitCode);

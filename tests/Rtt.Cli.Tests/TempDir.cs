@@ -7,6 +7,22 @@ public sealed class TempDir : IDisposable
 
     public string this[string relative] => System.IO.Path.Combine(Path, relative);
 
+    /// <summary>A temp folder holding a workspace made from the bundled quickstart (in <c>qs/</c>), optionally scanned.</summary>
+    public static TempDir Quickstart(out string workspace, bool scan = false)
+    {
+        var dir = new TempDir();
+        workspace = dir["qs"];
+        var init = RttProcess.Run(dir.Path, "init", "--example", "quickstart", workspace);
+        Assert.True(init.ExitCode == 0, init.ToString());
+        if (scan)
+        {
+            var scanned = RttProcess.Run(workspace, "scan");
+            Assert.True(scanned.ExitCode == 0, scanned.ToString());
+        }
+
+        return dir;
+    }
+
     public void Dispose()
     {
         try

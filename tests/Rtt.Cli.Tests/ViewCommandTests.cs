@@ -11,19 +11,11 @@ public sealed class ViewCommandTests
 {
     private const string ClaudeFile = "providers/claude/.claude/agents/summarize.md";
 
-    private static TempDir Quickstart(out string ws)
-    {
-        var dir = new TempDir();
-        ws = dir["qs"];
-        var init = RttProcess.Run(dir.Path, "init", "--example", "quickstart", ws);
-        Assert.True(init.ExitCode == 0, init.ToString());
-        return dir;
-    }
 
     [Fact]
     public void Diff_build_diff_clean_on_the_quickstart()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws);
         var diff = RttProcess.Run(ws, "view", "diff");
         Assert.True(diff.ExitCode == 1, diff.ToString()); // something would change
         Assert.Contains($"added      {ClaudeFile}", diff.Stdout);
@@ -70,7 +62,7 @@ public sealed class ViewCommandTests
     [Fact]
     public void Bad_input_is_one_clear_error_and_nothing_is_written()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws);
         void Refused(string code, string mention, params string[] args)
         {
             var result = RttProcess.Run(ws, args);
@@ -107,7 +99,7 @@ public sealed class ViewCommandTests
     [Fact]
     public void Import_then_build_gives_back_equivalent_claude_files()
     {
-        using var dir = Quickstart(out var ws);
+        using var dir = TempDir.Quickstart(out var ws);
         var from = Path.Combine(dir.Path, "team", ".claude", "agents");
         Directory.CreateDirectory(from);
         var originals = new Dictionary<string, string>
