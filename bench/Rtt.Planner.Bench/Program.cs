@@ -31,7 +31,7 @@ var policy = new JsonObject { ["strict"] = false };
 using var key = SigningKey.Generate();
 Console.WriteLine($"{symbols} symbols, 4 NUMA nodes on 2 hosts, {runs} runs per case (median), {Environment.ProcessorCount} cores");
 
-foreach (var count in new[] { 100, 1_000, 10_000 })
+foreach (var count in Environment.GetEnvironmentVariable("RTT_BENCH_ROUTES")?.Split(',').Select(int.Parse) ?? [100, 1_000, 10_000])
 {
     var routes = new JsonArray();
     for (var i = 0; i < count; i++)

@@ -26,7 +26,80 @@ internal static class Placement
             return greedy;
         }
 
-        return Ilp.Solve(inputs, candidates, greedy) ?? greedy;
+        // The ILP decides the routes connected (through shared symbols) to a route the greedy pass could not
+        // admit; every other component keeps the greedy answer and its capacity use, which the model subtracts.
+        // Capacity couples every route, so a capacity failure puts the whole problem in scope.
+        var component = Components(candidates);
+        var failed = greedy.Rejected.Select(r => r.Route.Index).ToHashSet();
+        var affected = greedy.Rejected.Any(r => r.Constraint == Constraint.Capacity)
+            ? component.Values.ToHashSet(StringComparer.Ordinal)
+            : candidates.Where(c => failed.Contains(c.Route.Index)).Select(c => component[c.From.Address]).ToHashSet(StringComparer.Ordinal);
+        var inScope = candidates.Where(c => affected.Contains(component[c.From.Address])).ToList();
+        var outside = greedy.Admitted.Where(a => !affected.Contains(component[a.Candidate.From.Address])).ToList();
+        var demand = Demands(candidates);
+        var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
+        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])))
+        {
+            used[node] = (used[node].Cpu + demand[symbol].Cpu, used[node].Memory + demand[symbol].Memory);
+        }
+
+        var ilp = Ilp.Solve(inputs, inScope, greedy, used);
+        if (ilp is null)
+        {
+            return greedy;
+        }
+
+        var nodes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])))
+        {
+            nodes[symbol] = node;
+        }
+
+        foreach (var (symbol, node) in ilp.Nodes)
+        {
+            nodes[symbol] = node;
+        }
+
+        var reasons = greedy.MoveReasons.Where(r => !affected.Contains(component[r.Key])).Concat(ilp.MoveReasons).ToDictionary(StringComparer.Ordinal);
+        return new PlacementResult(nodes, [.. outside, .. ilp.Admitted], ilp.Rejected, reasons, ilp.Solver);
+    }
+
+    /// <summary>Connected components of the route graph: symbol -> the smallest symbol of its component.</summary>
+    private static Dictionary<string, string> Components(List<Candidate> candidates)
+    {
+        var parent = new Dictionary<string, string>(StringComparer.Ordinal);
+        string Find(string s)
+        {
+            while (parent[s] != s)
+            {
+                parent[s] = parent[parent[s]];
+                s = parent[s];
+            }
+
+            return s;
+        }
+
+        foreach (var c in candidates)
+        {
+            parent.TryAdd(c.From.Address, c.From.Address);
+            parent.TryAdd(c.To.Address, c.To.Address);
+            var a = Find(c.From.Address);
+            var b = Find(c.To.Address);
+            if (a != b)
+            {
+                // The ordinally smaller root wins, so components are named the same way on every run.
+                if (string.CompareOrdinal(a, b) < 0)
+                {
+                    parent[b] = a;
+                }
+                else
+                {
+                    parent[a] = b;
+                }
+            }
+        }
+
+        return parent.Keys.ToDictionary(k => k, Find, StringComparer.Ordinal);
     }
 
     /// <summary>Demand of each symbol: the largest over the versions its routes use.</summary>
@@ -181,9 +254,9 @@ internal static class Placement
 /// <summary>The CP-SAT model for the hard cases: deterministic (1 worker, fixed seed, deterministic time limit).</summary>
 internal static class Ilp
 {
-    private const string Parameters = "num_workers:1 random_seed:17 max_deterministic_time:20 log_search_progress:false";
+    private const string Parameters = "num_workers:1 random_seed:17 max_deterministic_time:5 log_search_progress:false";
 
-    public static PlacementResult? Solve(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy)
+    public static PlacementResult? Solve(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy, IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
     {
         var demand = Placement.Demands(candidates);
         var symbols = demand.Keys.ToList();
@@ -215,8 +288,8 @@ internal static class Ilp
 
         foreach (var n in nodes)
         {
-            model.Add(LinearExpr.WeightedSum(symbols.Select(s => x[(s, n.Id)]), symbols.Select(s => (long)Math.Ceiling(demand[s].Cpu))) <= (long)Math.Floor(n.CpuMillis));
-            model.Add(LinearExpr.WeightedSum(symbols.Select(s => x[(s, n.Id)]), symbols.Select(s => (long)Math.Ceiling(demand[s].Memory))) <= (long)Math.Floor(n.MemoryMb));
+            model.Add(LinearExpr.WeightedSum(symbols.Select(s => x[(s, n.Id)]), symbols.Select(s => (long)Math.Ceiling(demand[s].Cpu))) <= (long)Math.Floor(n.CpuMillis - used[n.Id].Cpu));
+            model.Add(LinearExpr.WeightedSum(symbols.Select(s => x[(s, n.Id)]), symbols.Select(s => (long)Math.Ceiling(demand[s].Memory))) <= (long)Math.Floor(n.MemoryMb - used[n.Id].Memory));
         }
 
         var admit = new List<BoolVar>();
@@ -272,10 +345,26 @@ internal static class Ilp
         }
 
         // Start from the greedy answer: a deterministic hint that the solver improves on.
-        var greedyAdmitted = greedy.Admitted.Select(g => g.Candidate.Route.Index).ToHashSet();
+        // A complete hint (admission, placement, lanes): the greedy answer is always a feasible start.
+        var greedyLanes = greedy.Admitted.ToDictionary(g => g.Candidate.Route.Index, g => g.Lane);
         for (var i = 0; i < candidates.Count; i++)
         {
-            model.AddHint(admit[i], greedyAdmitted.Contains(candidates[i].Route.Index) ? 1 : 0);
+            var lane = greedyLanes.GetValueOrDefault(candidates[i].Route.Index);
+            model.AddHint(admit[i], lane is null ? 0 : 1);
+            foreach (var (kind, y) in laneVars[i])
+            {
+                model.AddHint(y, kind == lane ? 1 : 0);
+            }
+        }
+
+        foreach (var s in symbols)
+        {
+            var node = greedy.Nodes.GetValueOrDefault(s);
+            model.AddHint(placedVar[s], node is null ? 0 : 1);
+            foreach (var n in nodes)
+            {
+                model.AddHint(x[(s, n.Id)], n.Id == node ? 1 : 0);
+            }
         }
 
         var solver = new CpSolver { StringParameters = Parameters };
@@ -345,7 +434,7 @@ internal static class Ilp
 
         foreach (var (c, i) in candidates.Select((c, i) => (c, i)).Where(p => !solver.BooleanValue(admit[p.i])))
         {
-            rejected.Add(Diagnose(inputs, c, placed, demand));
+            rejected.Add(Diagnose(inputs, c, placed, demand, used));
         }
 
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -363,10 +452,11 @@ internal static class Ilp
     }
 
     /// <summary>Why a route the model left out could not join the solution: the binding constraint with its values.</summary>
-    private static Rejection Diagnose(PlanInputs inputs, Candidate c, SortedDictionary<string, string> placed, SortedDictionary<string, (double Cpu, double Memory)> demand)
+    private static Rejection Diagnose(PlanInputs inputs, Candidate c, SortedDictionary<string, string> placed, SortedDictionary<string, (double Cpu, double Memory)> demand,
+        IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
     {
-        var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Cpu), StringComparer.Ordinal);
-        var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Memory), StringComparer.Ordinal);
+        var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis - used[n.Id].Cpu - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Cpu), StringComparer.Ordinal);
+        var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb - used[n.Id].Memory - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Memory), StringComparer.Ordinal);
         foreach (var s in new[] { c.To.Address, c.From.Address })
         {
             if (placed.ContainsKey(s))
