@@ -18,6 +18,26 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
     private RegistryStore? _store;
     private DateTime _indexStamp;
 
+    private JsonObject? _symbols;
+    private DateTime _symbolsStamp;
+
+    /// <summary>symbols.json, parsed once and again only when discovery rewrites it (the same rule as the store).</summary>
+    private JsonObject Symbols
+    {
+        get
+        {
+            var path = Path.Combine(workspace.Registry, "symbols.json");
+            var stamp = File.Exists(path) ? File.GetLastWriteTimeUtc(path) : DateTime.MinValue;
+            if (_symbols is null || stamp != _symbolsStamp)
+            {
+                _symbols = stamp == DateTime.MinValue ? [] : RttWorkspace.ReadObject(path);
+                _symbolsStamp = stamp;
+            }
+
+            return _symbols;
+        }
+    }
+
     private RegistryStore Store
     {
         get
@@ -41,8 +61,7 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
 
     public Task<ImmutableArray<SymbolVersion>> ResolveSymbol(string symbol)
     {
-        var path = Path.Combine(workspace.Registry, "symbols.json");
-        if (!File.Exists(path) || RttWorkspace.ReadObject(path)[symbol] is not JsonArray versions)
+        if (Symbols[symbol] is not JsonArray versions)
         {
             return Task.FromResult(ImmutableArray<SymbolVersion>.Empty);
         }
