@@ -83,4 +83,17 @@ public static class ErrorCodes
     public const string ViewOwnedInvalid = "RTT-VIEW-009";
     public const string ViewImportInvalid = "RTT-VIEW-010";
     public const string ViewProvenance = "RTT-VIEW-011";
+
+    // Merkle WAL
+    public const string WalUnavailable = "RTT-WAL-001";
+    public const string WalTampered = "RTT-WAL-002";
+    public const string WalConflict = "RTT-WAL-003";
+    public const string WalProofRange = "RTT-WAL-004";
+
+    // Reconciler: applying plans
+    public const string ApplyStale = "RTT-APPLY-001";
+    public const string ApplyBusy = "RTT-APPLY-002";
+    public const string ApplyAborted = "RTT-APPLY-003";
+    public const string ApplyRolledBack = "RTT-APPLY-004";
+    public const string ApplyNothingToRollBack = "RTT-APPLY-005";
 }

@@ -1,0 +1,359 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+
+namespace Rtt.Core.Wal;
+
+/// <summary>A signed tree head: the log's size and root at a point, signed by the workspace key.</summary>
+public sealed record SignedTreeHead(long Size, string Root, string Timestamp, string KeyId, string Json);
+
+/// <summary>
+/// A Merkle write-ahead log over an <see cref="IWalStore"/>: entries are canonical JSON objects, each stored as
+/// the exact leaf bytes that are hashed. The leaf hashes stay in memory (32 bytes per entry) and the tree's right
+/// edge is kept as a <see cref="MerkleFrontier"/>, so an append costs one small transaction and O(log n) hashes.
+/// Concurrent <see cref="AppendAsync"/> calls are group-committed: whatever queued while the previous batch was
+/// being fsynced goes out in the next single transaction.
+/// </summary>
+public sealed class WalLog : IDisposable
+{
+    private readonly IWalStore _store;
+    private readonly List<byte[]> _leafHashes;
+    private readonly MerkleFrontier _frontier;
+    private readonly List<SignedTreeHead> _heads;
+    private readonly Lock _gate = new();
+    private List<(byte[] Leaf, TaskCompletionSource<long> Done)> _queue = [];
+    private bool _flushing;
+
+    private WalLog(IWalStore store, List<byte[]> leafHashes, MerkleFrontier frontier, List<SignedTreeHead> heads)
+    {
+        _store = store;
+        _leafHashes = leafHashes;
+        _frontier = frontier;
+        _heads = heads;
+    }
+
+    public IWalStore Store => _store;
+
+    public long Size
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leafHashes.Count;
+            }
+        }
+    }
+
+    /// <summary>Batches written so far (each one transaction); with <see cref="Size"/> it shows how well group commit works.</summary>
+    public long Batches { get; private set; }
+
+    public IReadOnlyList<SignedTreeHead> Heads
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _heads];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Replays the stored log: every leaf is re-hashed and compared with its stored hash, the tree is rebuilt,
+    /// and every signed head's root is compared with the recomputed root at its size; the latest head's signature
+    /// is checked against <paramref name="trust"/> when given. The first fault throws RTT-WAL-002 naming it.
+    /// (`rtt wal verify` checks every signature and every entry's canonical form too.)
+    /// </summary>
+    public static WalLog Open(IWalStore store, TrustStore? trust = null)
+    {
+        var count = store.Count();
+        var leafHashes = new List<byte[]>((int)Math.Min(count + 1024, int.MaxValue));
+        var frontier = new MerkleFrontier();
+        var storedHeads = store.Heads();
+        var heads = new List<SignedTreeHead>(storedHeads.Count);
+        var nextHead = 0;
+        foreach (var record in store.Read(0, count))
+        {
+            if (record.Index != leafHashes.Count)
+            {
+                throw Tampered($"entry {leafHashes.Count} is missing (the next stored entry is {record.Index})", store);
+            }
+
+            var hash = Merkle.LeafHash(record.Leaf);
+            if (!hash.AsSpan().SequenceEqual(record.LeafHash))
+            {
+                throw Tampered($"entry {record.Index}: its bytes do not match its stored leaf hash", store);
+            }
+
+            leafHashes.Add(hash);
+            frontier.Add(hash);
+            while (nextHead < storedHeads.Count && storedHeads[nextHead].Size == frontier.Size)
+            {
+                heads.Add(CheckHead(storedHeads[nextHead], frontier.Root(), store));
+                nextHead++;
+            }
+        }
+
+        while (nextHead < storedHeads.Count && storedHeads[nextHead].Size == 0)
+        {
+            heads.Add(CheckHead(storedHeads[nextHead], frontier.Root(), store));
+            nextHead++;
+        }
+
+        if (nextHead < storedHeads.Count)
+        {
+            throw Tampered($"a signed tree head covers {storedHeads[nextHead].Size} entries but the log has {count}: entries were removed", store);
+        }
+
+        if (trust is not null && heads.Count > 0)
+        {
+            VerifySignature(heads[^1], trust, store);
+        }
+
+        return new WalLog(store, leafHashes, frontier, heads);
+    }
+
+    internal static SignedTreeHead CheckHead(WalHeadRecord stored, byte[] recomputedRoot, IWalStore store)
+    {
+        var head = ParseHead(stored, store);
+        if (!string.Equals(head.Root, Convert.ToHexStringLower(recomputedRoot), StringComparison.Ordinal))
+        {
+            throw Tampered($"the signed tree head at size {stored.Size} has root {head.Root}, but the entries give {Convert.ToHexStringLower(recomputedRoot)}", store);
+        }
+
+        return head;
+    }
+
+    internal static SignedTreeHead ParseHead(WalHeadRecord stored, IWalStore store)
+    {
+        try
+        {
+            var obj = JsonNode.Parse(stored.Json) as JsonObject ?? throw new JsonException("not an object");
+            var size = (long?)obj["size"] ?? throw new JsonException("no size");
+            if (size != stored.Size)
+            {
+                throw new JsonException($"its size member says {size}");
+            }
+
+            return new SignedTreeHead(size, (string?)obj["root"] ?? throw new JsonException("no root"), (string?)obj["timestamp"] ?? "",
+                (string?)obj["sign"]?["key_id"] ?? "", stored.Json);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw Tampered($"the signed tree head at size {stored.Size} is not readable: {ex.Message}", store);
+        }
+    }
+
+    internal static void VerifySignature(SignedTreeHead head, TrustStore trust, IWalStore store)
+    {
+        try
+        {
+            trust.Verify((JsonObject)JsonNode.Parse(head.Json)!, $"signed tree head at size {head.Size} in {store.Location}");
+        }
+        catch (RttException ex)
+        {
+            throw new RttException(ErrorCodes.WalTampered, $"the signed tree head at size {head.Size} does not verify: {ex.Message}", store.Location,
+                "the log or its heads were changed outside RTT, or the signing key is no longer trusted", ex);
+        }
+    }
+
+    private static RttException Tampered(string what, IWalStore store) =>
+        new(ErrorCodes.WalTampered, what, store.Location, "the log was changed outside RTT: restore the state database from a backup; `rtt wal verify` lists every fault");
+
+    /// <summary>The canonical leaf bytes of an entry.</summary>
+    public static byte[] LeafOf(JsonObject entry) => CanonicalJson.Serialize(entry);
+
+    /// <summary>Appends one entry durably and returns its index (group-committed with concurrent appends).</summary>
+    public Task<long> AppendAsync(JsonObject entry)
+    {
+        var leaf = LeafOf(entry);
+        var done = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool lead;
+        lock (_gate)
+        {
+            _queue.Add((leaf, done));
+            lead = !_flushing;
+            _flushing = true;
+        }
+
+        if (lead)
+        {
+            _ = Task.Run(Flush);
+        }
+
+        return done.Task;
+    }
+
+    /// <summary>Appends one entry durably on the calling thread (no batching).</summary>
+    public long Append(JsonObject entry)
+    {
+        var leaf = LeafOf(entry);
+        lock (_gate)
+        {
+            var index = _leafHashes.Count;
+            var hash = Merkle.LeafHash(leaf);
+            _store.Append([new WalRecord(index, leaf, hash)]);
+            _leafHashes.Add(hash);
+            _frontier.Add(hash);
+            Batches++;
+            return index;
+        }
+    }
+
+    private void Flush()
+    {
+        while (true)
+        {
+            List<(byte[] Leaf, TaskCompletionSource<long> Done)> batch;
+            lock (_gate)
+            {
+                if (_queue.Count == 0)
+                {
+                    _flushing = false;
+                    return;
+                }
+
+                batch = _queue;
+                _queue = [];
+            }
+
+            try
+            {
+                long first;
+                var records = new WalRecord[batch.Count];
+                lock (_gate)
+                {
+                    first = _leafHashes.Count;
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        records[i] = new WalRecord(first + i, batch[i].Leaf, Merkle.LeafHash(batch[i].Leaf));
+                    }
+
+                    _store.Append(records); // one transaction, one fsync for the whole batch
+                    foreach (var r in records)
+                    {
+                        _leafHashes.Add(r.LeafHash);
+                        _frontier.Add(r.LeafHash);
+                    }
+
+                    Batches++;
+                }
+
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Done.SetResult(first + i);
+                }
+            }
+            catch (Exception ex)
+            {
+                foreach (var (_, done) in batch)
+                {
+                    done.SetException(ex);
+                }
+            }
+        }
+    }
+
+    /// <summary>The current root (hex) and size.</summary>
+    public (long Size, string Root) Current()
+    {
+        lock (_gate)
+        {
+            return (_leafHashes.Count, Convert.ToHexStringLower(_frontier.Root()));
+        }
+    }
+
+    /// <summary>The root of the first <paramref name="size"/> entries.</summary>
+    public byte[] RootAt(long size)
+    {
+        lock (_gate)
+        {
+            CheckSize(size);
+            return size == _leafHashes.Count ? _frontier.Root() : Merkle.Root(_leafHashes, 0, size);
+        }
+    }
+
+    public byte[] LeafHashAt(long index)
+    {
+        lock (_gate)
+        {
+            if (index < 0 || index >= _leafHashes.Count)
+            {
+                throw new RttException(ErrorCodes.WalProofRange, $"entry {index} is not in the log ({_leafHashes.Count} entries)", _store.Location,
+                    $"give an index from 0 to {_leafHashes.Count - 1}");
+            }
+
+            return _leafHashes[(int)index];
+        }
+    }
+
+    public List<byte[]> InclusionProof(long index, long size)
+    {
+        lock (_gate)
+        {
+            CheckSize(size);
+            if (index < 0 || index >= size)
+            {
+                throw new RttException(ErrorCodes.WalProofRange, $"entry {index} is not in a tree of {size} entries", _store.Location,
+                    size == 0 ? "the tree is empty" : $"give an index from 0 to {size - 1}");
+            }
+
+            return Merkle.InclusionProof(_leafHashes, index, size);
+        }
+    }
+
+    public List<byte[]> ConsistencyProof(long first, long second)
+    {
+        lock (_gate)
+        {
+            CheckSize(second);
+            if (first < 0 || first > second)
+            {
+                throw new RttException(ErrorCodes.WalProofRange, $"no consistency proof from size {first} to size {second}", _store.Location,
+                    "the first size must be between 0 and the second");
+            }
+
+            return Merkle.ConsistencyProof(_leafHashes, first, second);
+        }
+    }
+
+    private void CheckSize(long size)
+    {
+        if (size < 0 || size > _leafHashes.Count)
+        {
+            throw new RttException(ErrorCodes.WalProofRange, $"the log has {_leafHashes.Count} entries, not {size}", _store.Location,
+                $"give a size from 0 to {_leafHashes.Count}");
+        }
+    }
+
+    /// <summary>Signs and stores a head for the log as it is now (idempotent per size).</summary>
+    public SignedTreeHead SignHead(SigningKey key, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            var size = (long)_leafHashes.Count;
+            if (_heads.Count > 0 && _heads[^1].Size == size)
+            {
+                return _heads[^1];
+            }
+
+            var root = Convert.ToHexStringLower(_frontier.Root());
+            var timestamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+            var signed = ObjectSigner.Sign(new JsonObject { ["root"] = root, ["size"] = size, ["timestamp"] = timestamp }, key);
+            var json = System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(signed));
+            _store.AddHead(size, json);
+            var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
+            _heads.Add(head);
+            return head;
+        }
+    }
+
+    /// <summary>Stored entries with index in [from, to), decoded.</summary>
+    public IEnumerable<(long Index, byte[] Leaf)> Read(long from, long to) => _store.Read(from, to).Select(r => (r.Index, r.Leaf));
+
+    public void Dispose() => _store.Dispose();
+}

@@ -1,0 +1,251 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+using Rtt.Core.Errors;
+using Rtt.Core.Signing;
+using Rtt.Core.Wal;
+
+namespace Rtt.Core.Tests;
+
+public sealed class MerkleTests
+{
+    // The certificate-transparency reference test data (RFC 6962 implementations share it): 8 leaves and the
+    // roots of the trees of their first 1..8 entries.
+    private static readonly byte[][] CtLeaves =
+    [
+        [], [0x00], [0x10], [0x20, 0x21], [0x30, 0x31], [0x40, 0x41, 0x42, 0x43],
+        [0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57],
+        [0x60, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f],
+    ];
+
+    private static readonly string[] CtRoots =
+    [
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    [Fact]
+    public void Roots_match_the_reference_vectors_and_the_empty_tree_is_the_hash_of_nothing()
+    {
+        Assert.Equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Convert.ToHexStringLower(Merkle.EmptyRoot()));
+        var leaves = CtLeaves.Select(l => Merkle.LeafHash(l)).ToList();
+        var frontier = new MerkleFrontier();
+        for (var n = 1; n <= 8; n++)
+        {
+            Assert.Equal(CtRoots[n - 1], Convert.ToHexStringLower(Merkle.Root(leaves, 0, n)));
+            frontier.Add(leaves[n - 1]);
+            Assert.Equal(CtRoots[n - 1], Convert.ToHexStringLower(frontier.Root()));
+        }
+    }
+
+    [Fact]
+    public void Every_inclusion_and_consistency_proof_up_to_40_leaves_verifies_and_any_flipped_bit_fails()
+    {
+        var leaves = Enumerable.Range(0, 40).Select(i => Merkle.LeafHash(Encoding.UTF8.GetBytes($"entry {i}"))).ToList();
+        var frontier = new MerkleFrontier();
+        for (var n = 1; n <= leaves.Count; n++)
+        {
+            frontier.Add(leaves[n - 1]);
+            var root = Merkle.Root(leaves, 0, n);
+            Assert.Equal(root, frontier.Root());
+            for (var m = 0; m < n; m++)
+            {
+                var path = Merkle.InclusionProof(leaves, m, n);
+                Assert.True(Merkle.VerifyInclusion(leaves[m], m, n, path, root), $"inclusion {m} in {n}");
+                Assert.False(Merkle.VerifyInclusion(leaves[(m + 1) % n == m ? m : (m + 1) % n], m, n, path, root) && n > 1, $"wrong leaf {m} in {n}");
+                if (path.Count > 0)
+                {
+                    var bad = path.Select(p => (byte[])p.Clone()).ToList();
+                    bad[^1][5] ^= 0x01;
+                    Assert.False(Merkle.VerifyInclusion(leaves[m], m, n, bad, root));
+                }
+
+                Assert.False(Merkle.VerifyInclusion(leaves[m], m, m, path, root)); // an index outside the tree
+            }
+
+            for (var m = 0; m <= n; m++)
+            {
+                var proof = Merkle.ConsistencyProof(leaves, m, n);
+                var first = Merkle.Root(leaves, 0, m);
+                Assert.True(Merkle.VerifyConsistency(m, n, first, root, proof), $"consistency {m} -> {n}");
+                if (m > 0 && m < n)
+                {
+                    var bad = proof.Select(p => (byte[])p.Clone()).ToList();
+                    bad[0][0] ^= 0x80;
+                    Assert.False(Merkle.VerifyConsistency(m, n, first, root, bad));
+                    Assert.False(Merkle.VerifyConsistency(m, n, Merkle.Root(leaves, 1, m), root, proof)); // another first tree
+                }
+            }
+        }
+    }
+}
+
+public sealed class WalLogTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("rtt-wal-").FullName;
+    private readonly SigningKey _key = SigningKey.Generate();
+
+    private string Db => Path.Combine(_dir, "rtt.db");
+
+    private TrustStore Trust()
+    {
+        var trust = Path.Combine(_dir, "trust");
+        TrustStore.WriteTrustedKey(trust, "test", _key.PublicKey);
+        return TrustStore.Load(trust);
+    }
+
+    private static JsonObject Entry(int i) => new() { ["kind"] = "test", ["n"] = i, ["text"] = $"entry number {i}" };
+
+    [Fact]
+    public async Task Appends_survive_reopening_with_the_same_root_and_concurrent_appends_are_group_committed()
+    {
+        string root;
+        using (var log = WalLog.Open(SqliteWalStore.Open(Db)))
+        {
+            Assert.Equal(0, log.Append(Entry(0)));
+            var indices = await Task.WhenAll(Enumerable.Range(1, 400).Select(i => log.AppendAsync(Entry(i))));
+            Assert.Equal(Enumerable.Range(1, 400).Select(i => (long)i), indices.Order());
+            Assert.Equal(401, log.Size);
+            Assert.True(log.Batches < 401, $"{log.Batches} batches for 401 entries: nothing was grouped");
+            log.SignHead(_key, DateTimeOffset.UnixEpoch);
+            root = log.Current().Root;
+        }
+
+        using var again = WalLog.Open(SqliteWalStore.Open(Db), Trust());
+        Assert.Equal((401L, root), again.Current());
+        Assert.Single(again.Heads);
+        var leaves = again.Read(0, 401).ToList();
+        Assert.Equal(401, leaves.Count);
+        var proof = again.InclusionProof(17, 401);
+        Assert.True(Merkle.VerifyInclusion(Merkle.LeafHash(leaves[17].Leaf), 17, 401, proof, Convert.FromHexString(root)));
+        Assert.True(WalVerifier.Verify(again.Store, Trust()).Ok);
+    }
+
+    [Fact]
+    public void The_tables_refuse_updates_and_deletes()
+    {
+        using (var log = WalLog.Open(SqliteWalStore.Open(Db)))
+        {
+            log.Append(Entry(0));
+        }
+
+        var ex = Assert.Throws<SqliteException>(() => Sql("UPDATE rtt_wal SET leaf = x'00' WHERE idx = 0;"));
+        Assert.Contains("append-only", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<SqliteException>(() => Sql("DELETE FROM rtt_wal;"));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(37)]
+    [InlineData(99)]
+    public void A_single_changed_byte_in_an_entry_is_named_by_its_index(int victim)
+    {
+        Fill(100, headEvery: 10);
+        Tamper($"UPDATE rtt_wal SET leaf = CAST(replace(CAST(leaf AS TEXT), 'number', 'numbes') AS BLOB) WHERE idx = {victim};");
+
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db)));
+        Assert.Equal(ErrorCodes.WalTampered, ex.Code);
+        Assert.Contains($"entry {victim}:", ex.Message, StringComparison.Ordinal);
+
+        using var store = SqliteWalStore.Open(Db);
+        var report = WalVerifier.Verify(store, Trust());
+        Assert.Contains(report.Faults, f => f.Where == $"entry {victim}");
+        Assert.False(report.Ok);
+    }
+
+    [Fact]
+    public void A_changed_leaf_hash_is_named_and_a_rewritten_pair_is_caught_by_the_signed_head()
+    {
+        Fill(50, headEvery: 10);
+        Tamper("UPDATE rtt_wal SET leaf_hash = zeroblob(32) WHERE idx = 12;");
+        using (var store = SqliteWalStore.Open(Db))
+        {
+            Assert.Contains(WalVerifier.Verify(store, Trust()).Faults, f => f.Where == "entry 12");
+        }
+
+        // Both the entry and its stored hash rewritten consistently: the heads that cover it no longer match.
+        var forged = Encoding.UTF8.GetBytes("{\"kind\":\"forged\"}");
+        Tamper($"UPDATE rtt_wal SET leaf = x'{Convert.ToHexString(forged)}', leaf_hash = x'{Convert.ToHexString(Merkle.LeafHash(forged))}' WHERE idx = 12;");
+        using (var store = SqliteWalStore.Open(Db))
+        {
+            var faults = WalVerifier.Verify(store, Trust()).Faults;
+            Assert.Contains(faults, f => f.Where == "head at size 20");
+            Assert.DoesNotContain(faults, f => f.Where == "head at size 10"); // heads before the change still hold
+        }
+
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db)));
+        Assert.Contains("size 20", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_changed_head_signature_and_removed_entries_are_detected()
+    {
+        Fill(30, headEvery: 10);
+        Tamper("UPDATE rtt_wal_heads SET head = replace(head, '\"timestamp\":\"1970', '\"timestamp\":\"1971') WHERE size = 30;");
+        using (var store = SqliteWalStore.Open(Db))
+        {
+            var faults = WalVerifier.Verify(store, Trust()).Faults;
+            var fault = Assert.Single(faults);
+            Assert.Equal("head at size 30", fault.Where);
+            Assert.Contains("signature", fault.What, StringComparison.Ordinal);
+        }
+
+        Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db), Trust()));
+
+        Tamper("DELETE FROM rtt_wal WHERE idx >= 25;");
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db)));
+        Assert.Contains("entries were removed", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Proofs_out_of_range_are_clear_errors()
+    {
+        Fill(5, headEvery: 5);
+        using var log = WalLog.Open(SqliteWalStore.Open(Db));
+        Assert.Equal(ErrorCodes.WalProofRange, Assert.Throws<RttException>(() => log.InclusionProof(5, 5)).Code);
+        Assert.Equal(ErrorCodes.WalProofRange, Assert.Throws<RttException>(() => log.InclusionProof(0, 6)).Code);
+        Assert.Equal(ErrorCodes.WalProofRange, Assert.Throws<RttException>(() => log.ConsistencyProof(4, 3)).Code);
+    }
+
+    private void Fill(int count, int headEvery)
+    {
+        using var log = WalLog.Open(SqliteWalStore.Open(Db));
+        for (var i = 0; i < count; i++)
+        {
+            log.Append(Entry(i));
+            if ((i + 1) % headEvery == 0)
+            {
+                log.SignHead(_key, DateTimeOffset.UnixEpoch);
+            }
+        }
+    }
+
+    private void Sql(string sql)
+    {
+        using var connection = new SqliteConnection($"Data Source={Db};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Changes the stored log the way an outside writer would: around RTT's append-only triggers.</summary>
+    private void Tamper(string sql) => Sql($"""
+        DROP TRIGGER IF EXISTS rtt_wal_no_update; DROP TRIGGER IF EXISTS rtt_wal_no_delete;
+        DROP TRIGGER IF EXISTS rtt_wal_heads_no_update; DROP TRIGGER IF EXISTS rtt_wal_heads_no_delete;
+        {sql}
+        """);
+
+    public void Dispose()
+    {
+        _key.Dispose();
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_dir, recursive: true);
+    }
+}
