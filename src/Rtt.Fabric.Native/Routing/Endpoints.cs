@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Lanes;
@@ -58,13 +59,16 @@ public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint);
 /// <summary>An immutable route table: route_id -> endpoint. Replaced whole, never changed in place.</summary>
 public sealed class RouteTable
 {
+    private const uint MaxDenseId = 1 << 16;
     private readonly Endpoint?[] _byId; // dense by route id: one bounds-checked load per frame
+    private readonly FrozenDictionary<uint, Endpoint>? _sparse; // ids beyond MaxDenseId (hashed ids of planned routes)
 
     public RouteTable(IEnumerable<RouteEntry> routes)
     {
         Routes = routes.OrderBy(r => r.RouteId).ToArray();
-        _byId = new Endpoint?[Routes.Count == 0 ? 1 : (int)Routes.Max(r => r.RouteId) + 1];
-        foreach (var r in Routes)
+        var dense = Routes.Where(r => r.RouteId < MaxDenseId).ToList();
+        _byId = new Endpoint?[dense.Count == 0 ? 1 : (int)dense.Max(r => r.RouteId) + 1];
+        foreach (var r in dense)
         {
             if (_byId[r.RouteId] is not null)
             {
@@ -73,13 +77,25 @@ public sealed class RouteTable
 
             _byId[r.RouteId] = r.Endpoint;
         }
+
+        var sparse = Routes.Where(r => r.RouteId >= MaxDenseId).ToList();
+        if (sparse.Count > 0)
+        {
+            if (sparse.DistinctBy(r => r.RouteId).Count() != sparse.Count)
+            {
+                throw new ArgumentException("a route id appears twice", nameof(routes));
+            }
+
+            _sparse = sparse.ToFrozenDictionary(r => r.RouteId, r => r.Endpoint);
+        }
     }
 
     public static RouteTable Empty { get; } = new([]);
 
     public IReadOnlyList<RouteEntry> Routes { get; }
 
-    public Endpoint? Find(uint routeId) => routeId < (uint)_byId.Length ? _byId[routeId] : null;
+    public Endpoint? Find(uint routeId) =>
+        routeId < (uint)_byId.Length ? _byId[routeId] : _sparse is not null && _sparse.TryGetValue(routeId, out var e) ? e : null;
 
     public RouteTable With(RouteEntry entry) => new(Routes.Where(r => r.RouteId != entry.RouteId).Append(entry));
 
