@@ -16,9 +16,11 @@ public static class BenchCommand
     {
         var seconds = new Option<double>("--seconds") { Description = "Ping-pong time per case and per baseline (streaming gets half)", DefaultValueFactory = _ => 2 };
         var json = RttCommands.JsonOption();
+        var only = new Option<string[]>("--lane") { Description = "Measure only these lanes (shm, uds, tcp; repeatable; default all); each with its baseline", AllowMultipleArgumentsPerToken = true };
+        var sizes = new Option<int[]>("--size") { Description = "Payload sizes in bytes (repeatable; default 64 4096 65536)", AllowMultipleArgumentsPerToken = true };
         var lanes = new Command("lanes", "Round trip, one-way latency and throughput of the SHM, UDS and TCP lanes against a shared-memory mailbox, raw UDS and raw TCP (two processes)")
         {
-            seconds, json,
+            seconds, json, only, sizes,
         };
         lanes.SetAction(RttCommands.Guard((parse, _) =>
         {
@@ -29,9 +31,30 @@ public static class BenchCommand
             }
 
             var asJson = parse.GetValue(json);
+            var kinds = new List<Fabric.Lanes.LaneKind>();
+            foreach (var name in parse.GetValue(only) ?? [])
+            {
+                kinds.Add(name switch
+                {
+                    "shm" => Fabric.Lanes.LaneKind.Shm,
+                    "uds" => Fabric.Lanes.LaneKind.Uds,
+                    "tcp" => Fabric.Lanes.LaneKind.Tcp,
+                    _ => throw new RttException(ErrorCodes.LaneConfigInvalid, $"--lane {name} is not a lane", "--lane", "give shm, uds or tcp"),
+                });
+            }
+
+            var sizeList = parse.GetValue(sizes) ?? [];
+            if (sizeList.Any(n => n is < 16 or > 65536))
+            {
+                throw new RttException(ErrorCodes.LaneConfigInvalid, "--size must be between 16 and 65536 bytes", "--size", "give payload sizes from 16 B to 64 KiB");
+            }
+
+            var defaults = new LaneBenchOptions { StartPeer = StartPeer };
             var result = LaneBench.Run(new LaneBenchOptions
             {
                 Seconds = s,
+                Lanes = kinds.Count > 0 ? kinds.Distinct().ToArray() : defaults.Lanes,
+                Sizes = sizeList.Length > 0 ? sizeList.Distinct().ToArray() : defaults.Sizes,
                 StartPeer = StartPeer,
                 Progress = m => Console.Error.WriteLine($"bench: {m}"),
             });

@@ -33,6 +33,9 @@ public sealed record LaneBenchOptions
 
     public IReadOnlyList<int> Sizes { get; init; } = [64, 4096, 65536];
 
+    /// <summary>Lane kinds to measure (with their baselines): shm (also shm-loan), uds, tcp.</summary>
+    public IReadOnlyList<LaneKind> Lanes { get; init; } = [LaneKind.Shm, LaneKind.Uds, LaneKind.Tcp];
+
     /// <summary>Starts the peer process: (mode, address) -> process (e.g. <c>rtt bench peer MODE ADDRESS</c>).</summary>
     public required Func<string, string, Process> StartPeer { get; init; }
 
@@ -57,30 +60,33 @@ public static class LaneBench
             var sizes = options.Sizes;
 
             var mailbox = sizes.ToDictionary(s => s, s => default(LatencyStats)!);
-            WithMailbox(options, dir, (ping) =>
+            if (options.Lanes.Contains(LaneKind.Shm))
             {
-                foreach (var size in sizes)
+                WithMailbox(options, dir, (ping) =>
                 {
-                    options.Progress?.Invoke($"baseline mailbox {size} B");
-                    mailbox[size] = ping(size);
-                }
-            });
-            WithLane(options, dir, LaneKind.Shm, lane =>
-            {
-                foreach (var size in sizes)
+                    foreach (var size in sizes)
+                    {
+                        options.Progress?.Invoke($"baseline mailbox {size} B");
+                        mailbox[size] = ping(size);
+                    }
+                });
+                WithLane(options, dir, LaneKind.Shm, lane =>
                 {
-                    options.Progress?.Invoke($"shm {size} B");
-                    cases.Add(Measure(lane, "shm", size, crc: true, loan: false, options.Seconds, "mailbox", mailbox[size]));
-                }
+                    foreach (var size in sizes)
+                    {
+                        options.Progress?.Invoke($"shm {size} B");
+                        cases.Add(Measure(lane, "shm", size, crc: true, loan: false, options.Seconds, "mailbox", mailbox[size]));
+                    }
 
-                foreach (var size in sizes)
-                {
-                    options.Progress?.Invoke($"shm-loan {size} B");
-                    cases.Add(Measure(lane, "shm-loan", size, crc: false, loan: true, options.Seconds, "mailbox", mailbox[size]));
-                }
-            });
+                    foreach (var size in sizes)
+                    {
+                        options.Progress?.Invoke($"shm-loan {size} B");
+                        cases.Add(Measure(lane, "shm-loan", size, crc: false, loan: true, options.Seconds, "mailbox", mailbox[size]));
+                    }
+                });
+            }
 
-            foreach (var kind in new[] { LaneKind.Uds, LaneKind.Tcp })
+            foreach (var kind in new[] { LaneKind.Uds, LaneKind.Tcp }.Where(options.Lanes.Contains))
             {
                 var name = kind.ToString().ToLowerInvariant();
                 var raw = sizes.ToDictionary(s => s, s => default(LatencyStats)!);
