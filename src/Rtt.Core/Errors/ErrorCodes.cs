@@ -70,6 +70,8 @@ public static class ErrorCodes
     public const string LaneAttachFailed = "RTT-LANE-002";
     public const string LaneRouteUnknown = "RTT-LANE-003";
     public const string LaneConfigInvalid = "RTT-LANE-004";
+    public const string LaneUpstreamGone = "RTT-LANE-005";
+    public const string LaneRequestTimeout = "RTT-LANE-006";
 
     // Provider views: overlays, merged views, materialized files
     public const string ViewUnknownAgent = "RTT-VIEW-001";
