@@ -39,6 +39,12 @@ public static class RttCommands
         root.Subcommands.Add(PlanCommand.Create());
         root.Subcommands.Add(TopologyCommand.Create());
         root.Subcommands.Add(ViewCommand.Create());
+        foreach (var command in ApplyCommands.Create())
+        {
+            root.Subcommands.Add(command);
+        }
+
+        root.Subcommands.Add(WalCommand.Create());
         return root;
     }
 
@@ -57,6 +63,17 @@ public static class RttCommands
             catch (RttException ex)
             {
                 Console.Error.WriteLine($"error {ex.Headline}");
+                if (ex.Remedy is not null)
+                {
+                    Console.Error.WriteLine($"  hint: {ex.Remedy}");
+                }
+
+                return UserError;
+            }
+            catch (Rtt.Grains.RttGrainException ex)
+            {
+                // The same error raised in a silo and carried back over the wire.
+                Console.Error.WriteLine(ex.Location is null ? $"error {ex.Code}: {ex.Message}" : $"error {ex.Code}: {ex.Message} ({ex.Location})");
                 if (ex.Remedy is not null)
                 {
                     Console.Error.WriteLine($"  hint: {ex.Remedy}");

@@ -25,6 +25,7 @@ public static class RttGrainsSiloExtensions
     public static ISiloBuilder AddRttGrains(this ISiloBuilder silo)
     {
         silo.Services.AddSingleton<IIncomingGrainCallFilter, RttErrorFilter>();
+        silo.Services.AddPlacementDirector<Nodes.NodeSiloPlacement, Nodes.NodeSiloPlacementDirector>();
         return silo;
     }
 }

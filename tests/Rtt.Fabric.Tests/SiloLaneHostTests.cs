@@ -3,7 +3,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Rtt.Client.Lanes;
 using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
+using Rtt.Core.Reconciling;
 using Rtt.Fabric.Lanes;
+using Rtt.Grains.Nodes;
 using Rtt.Silo.Lanes;
 
 namespace Rtt.Fabric.Tests;
@@ -24,6 +26,10 @@ public sealed class SiloLaneHostTests : IDisposable
         var workspace = WorkspaceInitializer.Create(_root, Path.Combine(Examples, "quickstart")).Workspace;
         using var service = new LaneHostService(workspace, new RttLaneOptions(), NullLogger<LaneHostService>.Instance);
         await service.StartAsync(CancellationToken.None);
+        Assert.Empty(service.Routes.Routes); // a silo serves nothing until its node grain restores or commits a plan's lanes
+        var lane = new LaneTarget(PlanTargets.RouteId("rtt://ui/hook/refresh", "rtt://core/api/metrics"), "rtt://core/api/metrics", "rtt://ui/hook/refresh", "rtt://core/api/metrics", kind == LaneKind.Shm ? "shm" : "uds");
+        await service.ServeAsync([lane]);
+        Assert.Null(await service.ProbeAsync(lane, TimeSpan.FromSeconds(10))); // the probe the reconciler's verify phase sends
 
         var route = Assert.Single(service.Routes.Routes);
         Assert.Equal("rtt://core/api/metrics", route.Name);

@@ -55,7 +55,7 @@ public static class UpCommand
             var o = silo.Options;
             if (parse.GetValue(once))
             {
-                var summary = Summary(silo);
+                var summary = await Summary(silo);
                 await silo.StopAsync(CancellationToken.None);
                 if (parse.GetValue(json))
                 {
@@ -89,7 +89,7 @@ public static class UpCommand
     }
 
     /// <summary>What one pass of the data flow did. Later layers (planning, apply) add their steps here.</summary>
-    private static JsonObject Summary(RttSilo silo)
+    private static async Task<JsonObject> Summary(RttSilo silo)
     {
         var ws = silo.Workspace;
         var routes = RttWorkspace.ReadObject(ws.RoutesPath)["routes"] as JsonArray;
@@ -119,6 +119,7 @@ public static class UpCommand
                 new JsonObject { ["step"] = "discovery", ["status"] = "ok", ["detail"] = scan.Summary },
                 ViewCommand.Step(ws),
                 PlanCommand.Step(ws),
+                await ApplyStep.RunAsync(silo),
                 BenchCommand.LaneStep(silo)),
         };
     }

@@ -33,3 +33,6 @@ public interface IWalStore : IDisposable
     /// <summary>Every signed tree head, by size.</summary>
     IReadOnlyList<WalHeadRecord> Heads();
 }
+
+/// <summary>Opens the silo's WAL store (registered by the silo: SQLite embedded, PostgreSQL in a cluster).</summary>
+public delegate IWalStore WalStoreFactory();

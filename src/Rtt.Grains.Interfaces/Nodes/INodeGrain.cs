@@ -7,7 +7,7 @@ namespace Rtt.Grains.Nodes;
 /// The silo registers its node when it starts; the record is persisted and survives restarts.
 /// </summary>
 [Alias("rtt.INodeGrain")]
-public interface INodeGrain : IGrainWithStringKey
+public interface INodeGrain : IGrainWithStringKey, Rtt.Grains.Reconciling.ITxParticipant
 {
     /// <summary>Records what the node is made of and which silo serves it; counts registrations.</summary>
     [Alias("Register")]

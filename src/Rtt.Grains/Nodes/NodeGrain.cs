@@ -16,13 +16,25 @@ public sealed class NodeState
 {
     [Id(0)]
     public NodeRecord? Record { get; set; }
+
+    /// <summary>The node's part in plans: applied lanes and symbols, and any reservation.</summary>
+    [Id(1)]
+    public Reconciling.LedgerState Ledger { get; set; } = new();
 }
 
-/// <summary>Thin shell: validates, folds the registration into the record, persists.</summary>
+/// <summary>
+/// Thin shell: validates, folds the registration into the record, persists. As a 2PC participant it reserves the
+/// lanes a plan puts on this node and, on commit, makes its silo's lane host serve them; on (re)registration it
+/// restores the applied lanes, so a restarted silo serves exactly what the last committed plan says.
+/// </summary>
+[NodeSiloPlacement]
 public sealed class NodeGrain(
     [PersistentState("node", RttStorage.Name)] IPersistentState<NodeState> state,
-    TimeProvider time) : Grain, INodeGrain
+    TimeProvider time,
+    IServiceProvider services) : Grain, INodeGrain
 {
+    private INodeLaneHost? Lanes => services.GetService(typeof(INodeLaneHost)) as INodeLaneHost;
+
     public async Task<NodeRecord> Register(NodeFacts facts)
     {
         var key = this.GetPrimaryKeyString();
@@ -35,10 +47,116 @@ public sealed class NodeGrain(
         await state.WriteStateAsync();
         await GrainFactory.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Add(key);
         RttMetrics.NodeRegistrations.Add(1);
+        if (Lanes is { Running: true } lanes && lanes.NodeId == key)
+        {
+            await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget)); // what the last committed plan says, after a restart too
+        }
+
         return state.State.Record;
     }
 
     public Task<NodeRecord?> Get() => Task.FromResult(state.State.Record);
+
+    public async Task<Reconciling.TxVote> Prepare(long tx, string planId, string? target)
+    {
+        var (vote, changed) = Reconciling.TxLedger.Prepare(state.State.Ledger, tx, planId, target, CanServe);
+        if (changed)
+        {
+            await state.WriteStateAsync();
+        }
+
+        return vote;
+    }
+
+    /// <summary>A node can take lanes when it is registered and this activation runs on its silo, next to a running lane host.</summary>
+    private string? CanServe(string? target)
+    {
+        var key = this.GetPrimaryKeyString();
+        if (target is null || LaneTarget.Of(target).Count == 0)
+        {
+            return null; // releasing, or nothing to serve
+        }
+
+        if (state.State.Record is null)
+        {
+            return $"node {key} has never registered: no silo serves it";
+        }
+
+        return Lanes switch
+        {
+            null => $"the silo hosting node {key}'s grain has no lane host",
+            { Running: false } => $"the lane host of node {key} is not running (Lanes:Enabled is false)",
+            var l when l.NodeId != key => $"node {key}'s silo is not up (its grain runs on the silo of {l.NodeId})",
+            _ => null,
+        };
+    }
+
+    public async Task Commit(long tx)
+    {
+        if (Reconciling.TxLedger.Commit(state.State.Ledger, tx))
+        {
+            await state.WriteStateAsync();
+        }
+
+        Rtt.Core.Reconciling.FaultPoints.Hit("mid-apply");
+        if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
+        {
+            await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget)); // idempotent: a repeated commit swaps to the same table
+        }
+    }
+
+    public async Task Abort(long tx)
+    {
+        if (Reconciling.TxLedger.Abort(state.State.Ledger, tx))
+        {
+            await state.WriteStateAsync();
+        }
+    }
+
+    /// <summary>Every lane of the applied target is in the host's table and answers a probe frame end to end; the host serves nothing else.</summary>
+    public async Task<Reconciling.TxCheck> Verify(long tx)
+    {
+        var ledger = state.State.Ledger;
+        if (ledger.AppliedTx < tx)
+        {
+            return new Reconciling.TxCheck(false, $"transaction {tx} is not applied on node {this.GetPrimaryKeyString()}");
+        }
+
+        var lanes = LaneTarget.Of(ledger.AppliedTarget);
+        if (lanes.Count == 0)
+        {
+            return new Reconciling.TxCheck(true, "no lanes");
+        }
+
+        if (Lanes is not { Running: true } host || host.NodeId != this.GetPrimaryKeyString())
+        {
+            return new Reconciling.TxCheck(false, "no running lane host for this node");
+        }
+
+        var served = host.RouteIds;
+        var missing = lanes.Where(l => !served.Contains(l.RouteId)).Select(l => l.Name).ToList();
+        var extra = served.Except(lanes.Select(l => l.RouteId)).ToList();
+        if (missing.Count > 0 || extra.Count > 0)
+        {
+            return new Reconciling.TxCheck(false, $"the lane host's table differs from the plan: missing [{string.Join(", ", missing)}], extra route ids [{string.Join(", ", extra)}]");
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var failures = new List<string>();
+        foreach (var lane in lanes)
+        {
+            if (await host.ProbeAsync(lane, TimeSpan.FromSeconds(5)) is { } why)
+            {
+                failures.Add($"{lane.Name} ({lane.Kind}): {why}");
+            }
+        }
+
+        return failures.Count == 0
+            ? new Reconciling.TxCheck(true, $"{lanes.Count} lane(s) answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)")
+            : new Reconciling.TxCheck(false, string.Join("; ", failures));
+    }
+
+    public Task<Reconciling.ParticipantLedgerView> Ledger() => Task.FromResult(state.State.Ledger.View());
 }
 
 /// <summary>The registration rule, outside the grain so tests call it directly.</summary>

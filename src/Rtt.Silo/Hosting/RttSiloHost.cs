@@ -10,6 +10,7 @@ using OpenTelemetry.Resources;
 using Orleans.Configuration;
 using Rtt.Core.Errors;
 using Rtt.Core.Telemetry;
+using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
 using Rtt.Grains;
 using Rtt.Grains.Nodes;
@@ -103,10 +104,15 @@ public static class RttSiloHost
             });
         });
 
-        // Added after UseOrleans, so it starts once the silo is up and stops before it goes down.
+        // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
+        builder.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.Open(workspace.StateDatabasePath));
+
+        // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
+        // (lane workers on their own threads, outside grain turns), then the node registration, which makes the node
+        // grain restore the applied plan's lanes and the reconciler recover an in-doubt transaction.
+        builder.Services.AddRttLanes(configuration);
         builder.Services.AddSingleton<NodeRegistrationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRegistrationService>());
-        builder.Services.AddRttLanes(configuration); // the node's lane host: lane workers on their own threads, outside grain turns
 
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("rtt-silo", serviceInstanceId: silo.NodeId))

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -8,7 +7,9 @@ using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Lanes;
+using Rtt.Fabric.Frames;
 using Rtt.Fabric.Routing;
+using Rtt.Grains.Nodes;
 
 namespace Rtt.Silo.Lanes;
 
@@ -36,8 +37,10 @@ public sealed class RttLaneOptions
 /// (outside any grain turn), serves the workspace's routes, and accepts client attachments on the control
 /// socket. Grains drive it through <see cref="ILaneHost"/>; no frame ever enters the actor scheduler.
 /// </summary>
-public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger) : IHostedService, ILaneHost, IDisposable
+public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger, string nodeId = "node0") : IHostedService, ILaneHost, INodeLaneHost, IDisposable
 {
+    private static readonly DriverEndpoint Echo = new(new EchoDriver());
+
     private LaneHost? _host;
     private LaneHostListener? _listener;
 
@@ -71,20 +74,68 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     public Task SwapAsync(RouteTable next) => (_host ?? throw new InvalidOperationException("the lane host is not running")).SwapAsync(next);
 
+    public string NodeId => nodeId;
+
+    public IReadOnlyCollection<uint> RouteIds => [.. Routes.Routes.Select(r => r.RouteId)];
+
     /// <summary>
-    /// The workspace's routes as a table: ids 1..n in (from, to) order so they are the same on every start;
-    /// each route is named by its target symbol and served by the built-in echo driver until service drivers land.
+    /// A plan's lanes for this node as a table: each route keeps the id the plan gives it, is named by its target
+    /// symbol, and is served by the built-in echo driver (service drivers attach as lane endpoints).
     /// </summary>
-    public static RouteTable FromWorkspace(RttWorkspace workspace)
+    public static RouteTable TableOf(IEnumerable<LaneTarget> lanes) => new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name, Echo)));
+
+    public Task ServeAsync(IReadOnlyList<LaneTarget> lanes) => SwapAsync(TableOf(lanes));
+
+    /// <summary>Attaches over the control socket like a client (SHM, UDS, or TCP when a TCP port is open) and sends one probe frame.</summary>
+    public Task<string?> ProbeAsync(LaneTarget lane, TimeSpan timeout) => Task.Run(() => Probe(lane, timeout));
+
+    private string? Probe(LaneTarget lane, TimeSpan timeout)
     {
-        var routes = (RttWorkspace.ReadObject(workspace.RoutesPath)["routes"] as JsonArray ?? [])
-            .OfType<JsonObject>()
-            .Select(r => (From: (string?)r["from"] ?? "", To: (string?)r["to"] ?? ""))
-            .Where(r => r.To.Length > 0)
-            .OrderBy(r => r.From, StringComparer.Ordinal).ThenBy(r => r.To, StringComparer.Ordinal)
-            .ToList();
-        var echo = new DriverEndpoint(new EchoDriver());
-        return new RouteTable(routes.Select((r, i) => new RouteEntry((uint)(i + 1), r.To, echo)));
+        if (_host is null)
+        {
+            return "the lane host is not running";
+        }
+
+        IFrameLane client;
+        try
+        {
+            client = lane.Kind == "tcp" && TcpEndPoint is { } tcp
+                ? LaneAttach.ConnectTcp(tcp, lane.Name).Lane
+                : LaneAttach.ConnectUnix(ControlSocket, lane.Name, lane.Kind == "uds" || lane.Kind == "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
+        }
+        catch (RttException ex)
+        {
+            return $"attach failed: {ex.Message}";
+        }
+
+        using (client)
+        {
+            Span<byte> probe = stackalloc byte[16];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(probe, 0x45424f52505454UL); // "RTTPROBE"
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(probe[8..], lane.RouteId);
+            if (!client.Send(lane.RouteId, 1, probe) || !client.Flush())
+            {
+                return "the probe frame could not be sent";
+            }
+
+            var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+            var answered = false;
+            var echoed = false;
+            var expected = probe.ToArray();
+            while (!answered && Environment.TickCount64 < deadline && !client.PeerGone)
+            {
+                if (client.Poll((in FrameHeader h, ReadOnlySpan<byte> payload) =>
+                    {
+                        answered = h.FrameId == 1 && h.RouteId == lane.RouteId;
+                        echoed = answered && payload.SequenceEqual(expected);
+                    }) == 0)
+                {
+                    client.WaitForData(TimeSpan.FromMilliseconds(5));
+                }
+            }
+
+            return answered ? echoed ? null : "the answer did not match the probe" : client.PeerGone ? "the lane host closed the lane" : $"no answer within {timeout.TotalMilliseconds:0} ms";
+        }
     }
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -102,7 +153,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
         var laneOptions = new LaneOptions { RingCapacity = options.RingCapacity, MaxPayload = options.MaxPayload };
         _host = new LaneHost(cpus: options.Cpus);
-        await _host.SwapAsync(FromWorkspace(workspace));
+        // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
         _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}", _host.Routes.Routes.Count, ControlSocket);
     }
@@ -129,8 +180,10 @@ public static class LaneHostingExtensions
     {
         var options = configuration.GetSection("Lanes").Get<RttLaneOptions>() ?? new RttLaneOptions();
         services.AddSingleton(options);
-        services.AddSingleton<LaneHostService>();
+        services.AddSingleton(sp => new LaneHostService(
+            sp.GetRequiredService<RttWorkspace>(), options, sp.GetRequiredService<ILogger<LaneHostService>>(), sp.GetRequiredService<Hosting.RttSiloOptions>().NodeId));
         services.AddSingleton<ILaneHost>(sp => sp.GetRequiredService<LaneHostService>());
+        services.AddSingleton<INodeLaneHost>(sp => sp.GetRequiredService<LaneHostService>());
         services.AddHostedService(sp => sp.GetRequiredService<LaneHostService>());
         return services;
     }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Rtt.Core.Nodes;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
+using Rtt.Grains.Reconciling;
 using Rtt.Silo.Hosting;
 
 namespace Rtt.Silo.Nodes;
@@ -22,10 +23,19 @@ public sealed class NodeRegistrationService(
 {
     public NodeRecord? Record { get; private set; }
 
+    /// <summary>The plan in force when the silo started (after recovery).</summary>
+    public string? AppliedPlanId { get; private set; }
+
+    /// <summary>What recovery did at start-up, if anything.</summary>
+    public string? Recovery { get; private set; }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
         Record = await grains.GetGrain<INodeGrain>(options.NodeId).Register(facts);
+        var history = await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History(); // activation replays the WAL and recovers
+        AppliedPlanId = history.AppliedPlanId;
+        Recovery = history.Recovery;
         new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow())
             .Write(workspace.SiloInfoPath);
         logger.LogInformation("Node {NodeId} registered (registration {Registrations}, first on {First:u})",

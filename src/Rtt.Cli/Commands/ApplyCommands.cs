@@ -1,0 +1,185 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Client;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Planning;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Reconciling;
+using Spectre.Console;
+
+namespace Rtt.Cli.Commands;
+
+/// <summary><c>rtt apply</c>, <c>rtt rollback</c> and <c>rtt history</c>: the reconciler of the silo running on the workspace.</summary>
+public static class ApplyCommands
+{
+    /// <summary>Exit code when a plan did not apply: aborted in prepare, or rolled back after verify.</summary>
+    public const int NotApplied = 4;
+
+    public static IEnumerable<Command> Create()
+    {
+        var file = new Argument<string?>("PLAN") { Description = "The signed plan (default .rtt/plans/proposed.json)", Arity = ArgumentArity.ZeroOrOne };
+        var applyJson = RttCommands.JsonOption();
+        applyJson.Description = "Write the outcome as JSON";
+        var apply = new Command("apply", "Apply a signed plan through the reconciler's two-phase commit (prepare, commit, verify; rollback on failure)") { file, applyJson };
+        apply.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
+        {
+            var ws = RttCommands.FindWorkspace(parse);
+            var path = Path.GetFullPath(parse.GetValue(file) ?? Path.Combine(new PlanStore(ws).Directory, "proposed.json"));
+            if (!File.Exists(path))
+            {
+                throw new RttException(ErrorCodes.PlanInputInvalid, "no plan file here", path, "compute one with `rtt plan`, or name the plan file");
+            }
+
+            var plan = RttWorkspace.ReadObject(path);
+            await using var client = await Connect(ws, cancellationToken);
+            var report = await Run(parse.GetValue(applyJson), $"applying {plan["plan_id"]}",
+                () => client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString()));
+            return Print(report, parse.GetValue(applyJson), rollback: false);
+        }));
+
+        var reason = new Option<string?>("--reason") { Description = "Why (recorded in the WAL)" };
+        var rollbackJson = RttCommands.JsonOption();
+        var rollback = new Command("rollback", "Restore the plan the applied one replaced, as a signed, logged transaction") { reason, rollbackJson };
+        rollback.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
+        {
+            var ws = RttCommands.FindWorkspace(parse);
+            await using var client = await Connect(ws, cancellationToken);
+            var report = await Run(parse.GetValue(rollbackJson), "rolling back",
+                () => client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Rollback(parse.GetValue(reason) ?? "requested by the operator (rtt rollback)"));
+            return Print(report, parse.GetValue(rollbackJson), rollback: true);
+        }));
+
+        var historyJson = RttCommands.JsonOption();
+        var history = new Command("history", "List the plans applied and rolled back, with their WAL indices") { historyJson };
+        history.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
+        {
+            var ws = RttCommands.FindWorkspace(parse);
+            await using var client = await Connect(ws, cancellationToken);
+            var h = await client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History();
+            if (parse.GetValue(historyJson))
+            {
+                Console.Out.Write(PrettyJson.ToText(HistoryJson(h)));
+                return RttCommands.Ok;
+            }
+
+            var table = new Table().Title($"applied plan: {Markup.Escape(h.AppliedPlanId ?? "none")}; WAL {h.WalSize} entries, root {h.WalRoot[..16]}…")
+                .AddColumns("tx", "transition", "plan", "decision", "applied", "verified", "reason");
+            foreach (var t in h.Transactions)
+            {
+                table.AddRow(Num(t.Tx), t.Transition, Markup.Escape(Short(t.PlanId)), Markup.Escape(t.Decision ?? "in doubt"),
+                    t.AppliedIndex is { } a ? Num(a) : "-",
+                    t.VerifiedIndex is { } v ? Num(v) : t.VerifyFailedIndex is { } f ? $"failed@{Num(f)}" : "-",
+                    Markup.Escape(t.Reason ?? ""));
+            }
+
+            AnsiConsole.Write(table);
+            return RttCommands.Ok;
+        }));
+
+        return [apply, rollback, history];
+    }
+
+    private static async Task<RttClient> Connect(RttWorkspace ws, CancellationToken cancellationToken)
+    {
+        var options = RttClientOptions.FromWorkspace(ws) ?? throw new HostingException(ErrorCodes.NoSiloAnswers, "no silo is running on this workspace", ws.Root,
+            "start one with `rtt up` (in another terminal), then run this again");
+        return await RttClient.ConnectAsync(options, cancellationToken);
+    }
+
+    private static async Task<ApplyReport> Run(bool json, string what, Func<Task<ApplyReport>> call)
+    {
+        if (json || Console.IsOutputRedirected)
+        {
+            return await call();
+        }
+
+        ApplyReport? report = null;
+        await AnsiConsole.Status().StartAsync(what, async _ => report = await call());
+        return report!;
+    }
+
+    public static int Print(ApplyReport r, bool json, bool rollback)
+    {
+        var ok = r.Outcome is "applied" or "unchanged" || (rollback && r.Outcome == "rolled-back");
+        if (json)
+        {
+            Console.Out.Write(PrettyJson.ToText(ReportJson(r)));
+        }
+        else
+        {
+            foreach (var p in r.Phases)
+            {
+                Console.WriteLine($"  {p.Phase,-8} {p.Milliseconds,9:0.00} ms  {p.Detail}");
+            }
+
+            var line = $"{r.Outcome}: plan {r.PlanId ?? "none"} (tx {r.Tx}); WAL {r.WalSize} entries, root {r.WalRoot}";
+            (ok ? Console.Out : Console.Error).WriteLine(r.Reason.Length > 0 ? $"{line}\n  reason: {r.Reason}" : line);
+        }
+
+        return ok ? RttCommands.Ok : NotApplied;
+    }
+
+    public static JsonObject ReportJson(ApplyReport r) => new()
+    {
+        ["outcome"] = r.Outcome,
+        ["plan_id"] = r.PlanId,
+        ["tx"] = r.Tx,
+        ["reason"] = r.Reason,
+        ["phases"] = new JsonArray([.. r.Phases.Select(p => (JsonNode)new JsonObject { ["phase"] = p.Phase, ["ms"] = p.Milliseconds, ["detail"] = p.Detail })]),
+        ["wal"] = new JsonObject { ["size"] = r.WalSize, ["root"] = r.WalRoot },
+    };
+
+    public static JsonObject HistoryJson(ReconcilerHistory h) => new()
+    {
+        ["applied"] = h.AppliedPlanId,
+        ["wal"] = new JsonObject { ["size"] = h.WalSize, ["root"] = h.WalRoot },
+        ["recovery"] = h.Recovery,
+        ["transactions"] = new JsonArray([.. h.Transactions.Select(t => (JsonNode)new JsonObject
+        {
+            ["tx"] = t.Tx,
+            ["transition"] = t.Transition,
+            ["plan_id"] = t.PlanId,
+            ["base"] = t.Base,
+            ["decision"] = t.Decision,
+            ["decision_index"] = t.DecisionIndex,
+            ["applied_index"] = t.AppliedIndex,
+            ["verified_index"] = t.VerifiedIndex,
+            ["verify_failed_index"] = t.VerifyFailedIndex,
+            ["reason"] = t.Reason,
+            ["at"] = t.At,
+            ["participants"] = new JsonArray([.. t.Participants.Select(p => (JsonNode)p)]),
+        })]),
+        ["participants"] = new JsonArray([.. h.Participants.Select(p => (JsonNode)new JsonObject
+        {
+            ["name"] = p.Name,
+            ["applied_tx"] = p.Ledger.AppliedTx,
+            ["applied_plan"] = p.Ledger.AppliedPlan,
+            ["reserved_tx"] = p.Ledger.ReservedTx,
+            ["reserved_plan"] = p.Ledger.ReservedPlan,
+        })]),
+    };
+
+    private static string Num(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private static string Short(string? id) => id is null ? "none" : id.Length > 23 ? id[..23] + "…" : id;
+}
+
+/// <summary>The apply step of <c>rtt up --once</c>.</summary>
+public static class ApplyStep
+{
+    public static async Task<JsonObject> RunAsync(Silo.Hosting.RttSilo silo)
+    {
+        var plan = RttWorkspace.ReadObject(Path.Combine(new PlanStore(silo.Workspace).Directory, "proposed.json"));
+        var report = await silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString());
+        var phases = string.Join(", ", report.Phases.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {p.Milliseconds:0.0} ms")));
+        return new JsonObject
+        {
+            ["step"] = "apply",
+            ["status"] = report.Outcome is "applied" or "unchanged" ? "ok" : "fail",
+            ["detail"] = $"{report.Outcome} by 2PC as tx {report.Tx} ({phases}){(report.Reason.Length > 0 ? $": {report.Reason}" : "")}; WAL {report.WalSize} entries, root {report.WalRoot}",
+            ["outcome"] = ApplyCommands.ReportJson(report),
+        };
+    }
+}

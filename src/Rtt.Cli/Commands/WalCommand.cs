@@ -1,0 +1,162 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Wal;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Cli.Commands;
+
+/// <summary>
+/// <c>rtt wal root|export|proof|verify</c>: read the Merkle WAL straight from the workspace's state database
+/// (works with the silo up or down; SQLite's WAL journal lets readers run beside the writer).
+/// </summary>
+public static class WalCommand
+{
+    public static Command Create()
+    {
+        var wal = new Command("wal", "Inspect and check the Merkle write-ahead log of applied plans");
+
+        var rootJson = RttCommands.JsonOption();
+        var root = new Command("root", "Print the log's size and Merkle root (RFC 6962)") { rootJson };
+        root.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            using var log = Open(parse);
+            var (size, hash) = log.Current();
+            if (parse.GetValue(rootJson))
+            {
+                Console.Out.Write(PrettyJson.ToText(new JsonObject { ["size"] = size, ["root"] = hash }));
+                return Task.FromResult(RttCommands.Ok);
+            }
+
+            Console.WriteLine($"WAL: {size} entries, root {hash}");
+            if (log.Heads.Count > 0)
+            {
+                var head = log.Heads[^1];
+                Console.WriteLine($"  last signed tree head: size {head.Size}, {head.Timestamp}, key {head.KeyId}");
+            }
+
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
+        var export = new Command("export", "Write every entry as one NDJSON line: {\"index\", \"leaf\" (base64 of the hashed bytes), \"entry\"}");
+        export.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            using var log = Open(parse);
+            using var stdout = new StreamWriter(Console.OpenStandardOutput()) { NewLine = "\n", AutoFlush = false };
+            foreach (var (index, leaf) in log.Read(0, log.Size))
+            {
+                var line = new JsonObject { ["index"] = index, ["leaf"] = Convert.ToBase64String(leaf), ["entry"] = JsonNode.Parse(leaf) };
+                stdout.WriteLine(line.ToJsonString());
+            }
+
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
+        var index = new Argument<long>("INDEX") { Description = "The entry (0-based)" };
+        var size = new Option<long?>("--size") { Description = "The tree size the proof is for (default: the whole log)" };
+        var inclusion = new Command("inclusion", "Print the audit path of an entry (RFC 6962 §2.1.1) as JSON") { index, size };
+        inclusion.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            using var log = Open(parse);
+            var n = parse.GetValue(size) ?? log.Size;
+            var i = parse.GetValue(index);
+            var path = log.InclusionProof(i, n);
+            var leafHash = log.LeafHashAt(i);
+            var treeRoot = log.RootAt(n);
+            Check(Merkle.VerifyInclusion(leafHash, i, n, path, treeRoot), "inclusion proof");
+            Console.Out.Write(PrettyJson.ToText(new JsonObject
+            {
+                ["index"] = i,
+                ["size"] = n,
+                ["leaf_hash"] = Convert.ToHexStringLower(leafHash),
+                ["root"] = Convert.ToHexStringLower(treeRoot),
+                ["path"] = new JsonArray([.. path.Select(p => (JsonNode)Convert.ToHexStringLower(p))]),
+            }));
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
+        var first = new Argument<long>("M") { Description = "The older tree size" };
+        var second = new Argument<long>("N") { Description = "The newer tree size" };
+        var consistency = new Command("consistency", "Print the proof that the tree of size N extends the tree of size M (RFC 6962 §2.1.2) as JSON") { first, second };
+        consistency.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            using var log = Open(parse);
+            var m = parse.GetValue(first);
+            var n = parse.GetValue(second);
+            var proof = log.ConsistencyProof(m, n);
+            var (rootM, rootN) = (log.RootAt(m), log.RootAt(n));
+            Check(Merkle.VerifyConsistency(m, n, rootM, rootN, proof), "consistency proof");
+            Console.Out.Write(PrettyJson.ToText(new JsonObject
+            {
+                ["first"] = m,
+                ["second"] = n,
+                ["first_root"] = Convert.ToHexStringLower(rootM),
+                ["second_root"] = Convert.ToHexStringLower(rootN),
+                ["proof"] = new JsonArray([.. proof.Select(p => (JsonNode)Convert.ToHexStringLower(p))]),
+            }));
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
+        var proof = new Command("proof", "Inclusion and consistency proofs") { inclusion, consistency };
+
+        var verifyJson = RttCommands.JsonOption();
+        var verify = new Command("verify", "Recompute every leaf and tree hash and check every signed tree head; name each fault") { verifyJson };
+        verify.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            var ws = RttCommands.FindWorkspace(parse);
+            using var store = SqliteWalStore.Open(ws.StateDatabasePath, create: false);
+            var report = WalVerifier.Verify(store, ws.LoadTrustStore());
+            if (parse.GetValue(verifyJson))
+            {
+                Console.Out.Write(PrettyJson.ToText(new JsonObject
+                {
+                    ["ok"] = report.Ok,
+                    ["size"] = report.Size,
+                    ["root"] = report.Root,
+                    ["heads_checked"] = report.HeadsChecked,
+                    ["faults"] = new JsonArray([.. report.Faults.Select(f => (JsonNode)new JsonObject { ["where"] = f.Where, ["what"] = f.What })]),
+                }));
+            }
+            else if (report.Ok)
+            {
+                Console.WriteLine($"WAL ok: {report.Size} entries, {report.HeadsChecked} signed tree head(s) verified, root {report.Root}");
+            }
+            else
+            {
+                foreach (var f in report.Faults)
+                {
+                    Console.Error.WriteLine($"fault {f.Where}: {f.What}");
+                }
+
+                Console.Error.WriteLine($"error {ErrorCodes.WalTampered}: {report.Faults.Count} fault(s) in {store.Location}");
+                Console.Error.WriteLine("  hint: the log was changed outside RTT: restore the state database from a backup");
+            }
+
+            return Task.FromResult(report.Ok ? RttCommands.Ok : RttCommands.UserError);
+        }));
+
+        wal.Subcommands.Add(root);
+        wal.Subcommands.Add(export);
+        wal.Subcommands.Add(proof);
+        wal.Subcommands.Add(verify);
+        return wal;
+    }
+
+    private static WalLog Open(ParseResult parse)
+    {
+        var ws = RttCommands.FindWorkspace(parse);
+        return WalLog.Open(SqliteWalStore.Open(ws.StateDatabasePath, create: false), ws.LoadTrustStore());
+    }
+
+    private static void Check(bool ok, string what)
+    {
+        if (!ok)
+        {
+            throw new InvalidOperationException($"the {what} just computed does not verify");
+        }
+    }
+
+    internal static string Count(long n) => n.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,523 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Planning;
+using Rtt.Core.Wal;
+
+namespace Rtt.Core.Reconciling;
+
+/// <summary>A participant's answer to prepare.</summary>
+public sealed record Vote(bool Yes, string Reason);
+
+/// <summary>A participant's post-condition check after commit.</summary>
+public sealed record Check(bool Ok, string Detail);
+
+/// <summary>One participant of a transaction, as the coordinator sees it (route and node grains in the silo).</summary>
+public interface IParticipant
+{
+    /// <summary>Validates and reserves <paramref name="target"/> (null: release what it holds); persists vote and reservation before answering.</summary>
+    Task<Vote> PrepareAsync(long tx, string planId, string? target);
+
+    /// <summary>Applies the reservation of <paramref name="tx"/>; idempotent.</summary>
+    Task CommitAsync(long tx);
+
+    /// <summary>Drops the reservation of <paramref name="tx"/>; idempotent.</summary>
+    Task AbortAsync(long tx);
+
+    /// <summary>Checks the applied state (node participants probe their lanes).</summary>
+    Task<Check> VerifyAsync(long tx);
+}
+
+/// <summary>What the coordinator needs of the WAL.</summary>
+public interface ICoordinatorLog
+{
+    Task<long> AppendAsync(JsonObject entry);
+
+    /// <summary>Signs a tree head over the log as it is now.</summary>
+    Task<SignedTreeHead> SignHeadAsync();
+
+    Task<(long Size, string Root)> RootAsync();
+
+    /// <summary>The entry at <paramref name="index"/>.</summary>
+    Task<JsonObject> ReadAsync(long index);
+}
+
+public sealed record ReconcilerOptions
+{
+    /// <summary>How long a participant may take to answer prepare, commit, abort or verify.</summary>
+    public TimeSpan ParticipantTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How many times a decided commit is re-sent to a participant that did not acknowledge it.</summary>
+    public int CommitAttempts { get; init; } = 20;
+
+    /// <summary>Refuse unsigned plans (policy.json "strict").</summary>
+    public bool Strict { get; init; } = true;
+
+    /// <summary>Checks a plan's signature and returns the signer's key id; throws when it does not verify.</summary>
+    public Func<JsonObject, string>? VerifySignature { get; init; }
+}
+
+/// <summary>A phase of a transaction as it ran.</summary>
+public sealed record PhaseReport(string Phase, double Milliseconds, string Detail);
+
+/// <summary>The result of an apply or rollback.</summary>
+public sealed record ApplyOutcome(string Outcome, string? PlanId, long Tx, string Reason, IReadOnlyList<PhaseReport> Phases, long WalSize, string WalRoot)
+{
+    public const string Applied = "applied";
+    public const string Unchanged = "unchanged";
+    public const string Aborted = "aborted";
+    public const string RolledBack = "rolled-back";
+}
+
+/// <summary>A transaction as the WAL records it.</summary>
+public sealed class TxRecord
+{
+    public required long Tx { get; init; }
+    public required string Transition { get; init; }
+    public required string? PlanId { get; init; }
+    public required string? Base { get; init; }
+    public required IReadOnlyList<string> Participants { get; init; }
+    public string? Reason { get; set; }
+    public string? Decision { get; set; }
+    public long? DecisionIndex { get; set; }
+    public long? AppliedIndex { get; set; }
+    public long? VerifiedIndex { get; set; }
+    public long? VerifyFailedIndex { get; set; }
+    public string At { get; init; } = "";
+}
+
+/// <summary>
+/// The two-phase-commit coordinator behind the reconciler grain: prepare → decision (logged and signed before any
+/// participant hears it) → commit → verify → rollback on failure, every step written to the Merkle WAL before it
+/// acts. One transaction at a time. Its state is nothing but the WAL: <see cref="RecoverAsync"/> rebuilds it and
+/// finishes or aborts an in-doubt transaction.
+/// </summary>
+public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> participants, ReconcilerOptions options, TimeProvider time)
+{
+    public const string TransitionApply = "apply";
+    public const string TransitionRollback = "rollback";
+
+    private readonly List<TxRecord> _history = [];
+    private readonly SemaphoreSlim _one = new(1, 1);
+    private string? _busyPlan;
+
+    /// <summary>The plan in force (the latest committed transaction's plan), or null.</summary>
+    public JsonObject? Applied { get; private set; }
+
+    public string? AppliedPlanId => (string?)Applied?["plan_id"];
+
+    /// <summary>Every transaction, oldest first.</summary>
+    public IReadOnlyList<TxRecord> History => _history;
+
+    /// <summary>Rebuilds the state from the WAL's entries and resolves an in-doubt transaction.</summary>
+    public async Task<string?> RecoverAsync(IEnumerable<(long Index, byte[] Leaf)> entries)
+    {
+        TxRecord? lastCommitted = null;
+        foreach (var (index, leaf) in entries)
+        {
+            using var doc = JsonDocument.Parse(leaf);
+            var e = doc.RootElement;
+            var kind = e.TryGetProperty("kind", out var k) ? k.GetString() : null;
+            if (kind == "prepare")
+            {
+                _history.Add(new TxRecord
+                {
+                    Tx = index,
+                    Transition = Str(e, "transition") ?? TransitionApply,
+                    PlanId = Str(e, "plan_id"),
+                    Base = Str(e, "base"),
+                    Reason = Str(e, "reason"),
+                    At = Str(e, "at") ?? "",
+                    Participants = e.TryGetProperty("participants", out var p) ? [.. p.EnumerateArray().Select(x => x.GetString()!)] : [],
+                });
+                continue;
+            }
+
+            if (!e.TryGetProperty("tx", out var txe))
+            {
+                continue;
+            }
+
+            var tx = Find(txe.GetInt64());
+            if (tx is null)
+            {
+                continue;
+            }
+
+            switch (kind)
+            {
+                case "commit":
+                    tx.Decision = "commit";
+                    tx.DecisionIndex = index;
+                    lastCommitted = tx;
+                    break;
+                case "abort":
+                    tx.Decision = "abort";
+                    tx.DecisionIndex = index;
+                    tx.Reason = Str(e, "reason");
+                    break;
+                case "applied":
+                    tx.AppliedIndex = index;
+                    break;
+                case "verified":
+                    tx.VerifiedIndex = index;
+                    break;
+                case "verify-failed":
+                    tx.VerifyFailedIndex = index;
+                    tx.Reason = Str(e, "reason");
+                    break;
+            }
+        }
+
+        Applied = lastCommitted is null ? null : await PlanOf(lastCommitted);
+        var last = _history.Count > 0 ? _history[^1] : null;
+        if (last is null)
+        {
+            return null;
+        }
+
+        if (last.Decision is null)
+        {
+            var reason = "the coordinator stopped before deciding; aborted on recovery";
+            await Decide(last, commit: false, reason, []);
+            await AbortAll(last);
+            return $"aborted in-doubt transaction {last.Tx} (plan {last.PlanId ?? "none"})";
+        }
+
+        if (last.Decision == "commit" && last.AppliedIndex is null)
+        {
+            await CommitAll(last);
+            last.AppliedIndex = await log.AppendAsync(Entry("applied", last.Tx));
+        }
+
+        if (last.Decision == "commit" && last.VerifiedIndex is null && last.VerifyFailedIndex is null)
+        {
+            var phases = new List<PhaseReport>();
+            if (!await VerifyPhase(last, phases) && last.Transition == TransitionApply)
+            {
+                await RunTransaction(await BaseOf(last), TransitionRollback, $"verification after recovery failed: {last.Reason}", phases);
+                return $"finished transaction {last.Tx} and rolled it back: {last.Reason}";
+            }
+
+            return $"finished committed transaction {last.Tx} (plan {last.PlanId ?? "none"})";
+        }
+
+        if (last.Decision == "abort")
+        {
+            await AbortAll(last); // participants may not have heard the abort before the crash
+        }
+
+        return null;
+    }
+
+    private static string? Str(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private TxRecord? Find(long tx)
+    {
+        for (var i = _history.Count - 1; i >= 0; i--)
+        {
+            if (_history[i].Tx == tx)
+            {
+                return _history[i];
+            }
+        }
+
+        return null;
+    }
+
+    private async Task<JsonObject?> PlanOf(TxRecord tx) => (await log.ReadAsync(tx.Tx))["plan"] as JsonObject is { } plan ? (JsonObject)plan.DeepClone() : null;
+
+    /// <summary>The plan that was in force before <paramref name="tx"/> (its base), read back from the WAL.</summary>
+    private async Task<JsonObject?> BaseOf(TxRecord tx)
+    {
+        if (tx.Base is null)
+        {
+            return null;
+        }
+
+        for (var i = _history.Count - 1; i >= 0; i--)
+        {
+            if (_history[i].PlanId == tx.Base && _history[i].Decision == "commit")
+            {
+                return await PlanOf(_history[i]);
+            }
+        }
+
+        throw new RttException(ErrorCodes.WalTampered, $"plan {tx.Base} (the base of transaction {tx.Tx}) was never committed in this WAL", null,
+            "the log is inconsistent: check it with `rtt wal verify`");
+    }
+
+    /// <summary>Applies a signed plan through prepare, commit and verify; rolls back when verify fails.</summary>
+    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default)
+    {
+        var planId = (string?)plan["plan_id"];
+        var actual = Planner.PlanId(plan);
+        if (planId != actual)
+        {
+            throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {planId ?? "(missing)"} but the content hashes to {actual}", planId,
+                "the plan was changed after it was made: recompute it with `rtt plan`");
+        }
+
+        if (plan["sign"] is not null || options.Strict)
+        {
+            if (plan["sign"] is null)
+            {
+                throw new RttException(ErrorCodes.Unsigned, $"plan {planId} is not signed and the policy is strict", planId,
+                    "sign it with `rtt plan` (plans from the planner are signed), or set \"strict\": false in .rtt/policy.json");
+            }
+
+            options.VerifySignature?.Invoke(plan);
+        }
+
+        return await Exclusive(planId!, async () =>
+        {
+            if (planId == AppliedPlanId)
+            {
+                var (size, root) = await log.RootAsync();
+                return new ApplyOutcome(ApplyOutcome.Unchanged, planId, _history.LastOrDefault(t => t.Decision == "commit")?.Tx ?? -1, "this plan is already applied", [], size, root);
+            }
+
+            var baseId = (string?)plan["base"];
+            if (baseId != AppliedPlanId)
+            {
+                throw new RttException(ErrorCodes.ApplyStale,
+                    $"plan {planId} was computed against {baseId ?? "no plan"}, but the applied plan is {AppliedPlanId ?? "none"}", planId,
+                    "compute a new plan against the applied one with `rtt plan`, then apply that");
+            }
+
+            return await RunTransaction(plan, TransitionApply, null, []);
+        });
+    }
+
+    /// <summary>Restores the plan the applied one replaced (its base), as a logged transaction of its own.</summary>
+    public async Task<ApplyOutcome> RollbackAsync(string reason)
+    {
+        return await Exclusive("rollback", async () =>
+        {
+            var current = _history.LastOrDefault(t => t.Decision == "commit");
+            if (current is null)
+            {
+                throw new RttException(ErrorCodes.ApplyNothingToRollBack, "no plan has been applied, so there is nothing to roll back", null,
+                    "apply a plan first with `rtt apply`");
+            }
+
+            var target = await BaseOf(current);
+            var outcome = await RunTransaction(target, TransitionRollback, reason, []);
+            return outcome.Outcome == ApplyOutcome.Applied ? outcome with { Outcome = ApplyOutcome.RolledBack } : outcome;
+        });
+    }
+
+    private async Task<ApplyOutcome> Exclusive(string what, Func<Task<ApplyOutcome>> run)
+    {
+        if (!await _one.WaitAsync(0))
+        {
+            throw new RttException(ErrorCodes.ApplyBusy, $"plan {_busyPlan} is being applied; one plan at a time", what,
+                "wait for it to finish (see `rtt history`), then try again");
+        }
+
+        _busyPlan = what;
+        try
+        {
+            return await run();
+        }
+        finally
+        {
+            _busyPlan = null;
+            _one.Release();
+        }
+    }
+
+    private async Task<ApplyOutcome> RunTransaction(JsonObject? target, string transition, string? reason, List<PhaseReport> phases)
+    {
+        var planId = (string?)target?["plan_id"];
+        var clock = Stopwatch.StartNew();
+        var changes = PlanTargets.Changes(Applied, target);
+        var prepare = new JsonObject
+        {
+            ["at"] = Now(),
+            ["base"] = AppliedPlanId,
+            ["kind"] = "prepare",
+            ["participants"] = new JsonArray([.. changes.Keys.Select(k => (JsonNode)k)]),
+            ["plan"] = target?.DeepClone(),
+            ["plan_id"] = planId,
+            ["transition"] = transition,
+        };
+        if (reason is not null)
+        {
+            prepare["reason"] = reason;
+        }
+
+        var txIndex = await log.AppendAsync(prepare);
+        var tx = new TxRecord
+        {
+            Tx = txIndex,
+            Transition = transition,
+            PlanId = planId,
+            Base = AppliedPlanId,
+            Reason = reason,
+            At = (string)prepare["at"]!,
+            Participants = [.. changes.Keys],
+        };
+        _history.Add(tx);
+        FaultPoints.Hit("after-prepare-logged");
+
+        // Prepare: every participant validates and reserves, in parallel; silence counts as no.
+        var votes = await Task.WhenAll(changes.Select(async c =>
+        {
+            try
+            {
+                return (Name: c.Key, Vote: await participants(c.Key).PrepareAsync(txIndex, planId ?? "none", c.Value).WaitAsync(options.ParticipantTimeout));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                return (Name: c.Key, Vote: new Vote(false, ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message));
+            }
+        }));
+        FaultPoints.Hit("after-votes");
+        var no = votes.Where(v => !v.Vote.Yes).ToList();
+        phases.Add(new PhaseReport("prepare", Lap(clock), $"{votes.Length} participant(s), {votes.Length - no.Count} yes, {no.Count} no"));
+
+        if (no.Count > 0)
+        {
+            var why = string.Join("; ", no.Select(v => $"{v.Name}: {v.Vote.Reason}"));
+            await Decide(tx, commit: false, why, votes.Select(v => (v.Name, v.Vote)).ToList());
+            await AbortAll(tx);
+            phases.Add(new PhaseReport("abort", Lap(clock), why));
+            return await Outcome(ApplyOutcome.Aborted, tx, $"aborted in prepare: {why}", phases);
+        }
+
+        // Commit: the decision is durable (and signed) before any participant hears it.
+        await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
+        Applied = target is null ? null : (JsonObject)target.DeepClone();
+        FaultPoints.Hit("after-commit-decision");
+        await CommitAll(tx);
+        tx.AppliedIndex = await log.AppendAsync(Entry("applied", tx.Tx));
+        phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
+
+        // Verify: post-conditions; a failure rolls back to the plan this one replaced.
+        if (!await VerifyPhase(tx, phases))
+        {
+            if (transition == TransitionRollback)
+            {
+                return await Outcome(ApplyOutcome.RolledBack, tx, $"the rollback itself failed verification: {tx.Reason}", phases);
+            }
+
+            var failure = tx.Reason!;
+            var back = await RunTransaction(await BaseOf(tx), TransitionRollback, $"plan {planId} failed verification: {failure}", phases);
+            return back with { Outcome = ApplyOutcome.RolledBack, PlanId = planId, Reason = $"verification failed ({failure}); rolled back to {back.PlanId ?? "no plan"}" };
+        }
+
+        return await Outcome(ApplyOutcome.Applied, tx, transition == TransitionRollback ? reason ?? "" : "", phases);
+    }
+
+    private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases)
+    {
+        var clock = Stopwatch.StartNew();
+        FaultPoints.Hit("during-verify");
+        var nodes = tx.Participants.Where(p => p.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)).ToList();
+        var checks = await Task.WhenAll(nodes.Select(async n =>
+        {
+            try
+            {
+                return (Name: n, Check: await participants(n).VerifyAsync(tx.Tx).WaitAsync(options.ParticipantTimeout));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                return (Name: n, Check: new Check(false, ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message));
+            }
+        }));
+        var failed = checks.Where(c => !c.Check.Ok).ToList();
+        var detail = checks.Length == 0 ? "no node changed" : string.Join("; ", checks.Select(c => $"{c.Name}: {c.Check.Detail}"));
+        if (failed.Count == 0)
+        {
+            tx.VerifiedIndex = await log.AppendAsync(Entry("verified", tx.Tx, ("checks", detail)));
+            phases.Add(new PhaseReport("verify", Lap(clock), detail));
+            return true;
+        }
+
+        tx.Reason = string.Join("; ", failed.Select(c => $"{c.Name}: {c.Check.Detail}"));
+        tx.VerifyFailedIndex = await log.AppendAsync(Entry("verify-failed", tx.Tx, ("reason", tx.Reason)));
+        phases.Add(new PhaseReport("verify", Lap(clock), $"failed: {tx.Reason}"));
+        return false;
+    }
+
+    private async Task Decide(TxRecord tx, bool commit, string? reason, IReadOnlyList<(string Name, Vote Vote)> votes)
+    {
+        var entry = Entry(commit ? "commit" : "abort", tx.Tx);
+        entry["plan_id"] = tx.PlanId;
+        entry["votes"] = new JsonArray([.. votes.Select(v => (JsonNode)new JsonObject { ["participant"] = v.Name, ["reason"] = v.Vote.Reason, ["yes"] = v.Vote.Yes })]);
+        if (reason is not null)
+        {
+            entry["reason"] = reason;
+        }
+
+        tx.DecisionIndex = await log.AppendAsync(entry);
+        tx.Decision = commit ? "commit" : "abort";
+        tx.Reason = reason ?? tx.Reason;
+        await log.SignHeadAsync(); // a signed tree head at every decision
+    }
+
+    /// <summary>Sends the decided commit until every participant acknowledges it (they are idempotent).</summary>
+    private async Task CommitAll(TxRecord tx)
+    {
+        await Task.WhenAll(tx.Participants.Select(async name =>
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await participants(name).CommitAsync(tx.Tx).WaitAsync(options.ParticipantTimeout);
+                    return;
+                }
+                catch (Exception ex) when (attempt < options.CommitAttempts && ex is not OutOfMemoryException)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)));
+                }
+            }
+        }));
+    }
+
+    private async Task AbortAll(TxRecord tx)
+    {
+        await Task.WhenAll(tx.Participants.Select(async name =>
+        {
+            try
+            {
+                await participants(name).AbortAsync(tx.Tx).WaitAsync(options.ParticipantTimeout);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A participant that misses the abort drops the reservation when the next transaction prepares it.
+            }
+        }));
+    }
+
+    private async Task<ApplyOutcome> Outcome(string outcome, TxRecord tx, string reason, List<PhaseReport> phases)
+    {
+        var (size, root) = await log.RootAsync();
+        return new ApplyOutcome(outcome, tx.PlanId, tx.Tx, reason, phases, size, root);
+    }
+
+    private JsonObject Entry(string kind, long tx, params (string Key, string Value)[] extra)
+    {
+        var o = new JsonObject { ["at"] = Now(), ["kind"] = kind, ["tx"] = tx };
+        foreach (var (key, value) in extra)
+        {
+            o[key] = value;
+        }
+
+        return o;
+    }
+
+    private string Now() => time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    private static double Lap(Stopwatch clock)
+    {
+        var ms = clock.Elapsed.TotalMilliseconds;
+        clock.Restart();
+        return Math.Round(ms, 2);
+    }
+}

@@ -1,0 +1,143 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+
+namespace Rtt.Core.Reconciling;
+
+/// <summary>
+/// What a plan asks of each participant of a transaction, as canonical JSON payloads keyed by participant name:
+/// <c>route:&lt;from&gt; -&gt; &lt;to&gt;</c> (the route's lane) and <c>node:&lt;id&gt;</c> (the symbols placed on the node and the
+/// lanes it serves: a lane is served by the node its target symbol is placed on). No plan (null) asks for nothing.
+/// </summary>
+public static class PlanTargets
+{
+    public const string RoutePrefix = "route:";
+    public const string NodePrefix = "node:";
+
+    public static string RouteKey(string from, string to) => $"{from} -> {to}";
+
+    /// <summary>
+    /// A route's lane id: the first 4 bytes (little endian) of SHA-256("from\0to"), never 0. The same route keeps
+    /// its id across plans and restarts, so attached clients keep working through a swap.
+    /// </summary>
+    public static uint RouteId(string from, string to)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(from + "\0" + to));
+        var id = BinaryPrimitives.ReadUInt32LittleEndian(hash);
+        return id == 0 ? 1 : id;
+    }
+
+    /// <summary>Participant name → canonical JSON payload (ordinal order).</summary>
+    public static SortedDictionary<string, string> Of(JsonObject? plan)
+    {
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (plan is null)
+        {
+            return result;
+        }
+
+        var placement = plan["placement"] as JsonObject ?? [];
+        var nodes = new SortedDictionary<string, (SortedSet<string> Symbols, List<JsonObject> Lanes)>(StringComparer.Ordinal);
+        (SortedSet<string> Symbols, List<JsonObject> Lanes) NodeOf(string id)
+        {
+            if (!nodes.TryGetValue(id, out var n))
+            {
+                n = (new SortedSet<string>(StringComparer.Ordinal), []);
+                nodes[id] = n;
+            }
+
+            return n;
+        }
+
+        foreach (var (symbol, node) in placement)
+        {
+            NodeOf((string?)node ?? "").Symbols.Add(symbol);
+        }
+
+        var ids = new Dictionary<uint, string>();
+        foreach (var lane in (plan["lanes"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            var from = (string?)lane["route"]?["from"] ?? "";
+            var to = (string?)lane["route"]?["to"] ?? "";
+            var key = RouteKey(from, to);
+            var id = RouteId(from, to);
+            if (ids.TryGetValue(id, out var other) && other != key)
+            {
+                throw new RttException(ErrorCodes.PlanMismatch, $"routes {other} and {key} hash to the same lane id {id}", (string?)plan["plan_id"],
+                    "rename one of the symbols; lane ids are derived from the route's endpoints");
+            }
+
+            ids[id] = key;
+            var node = (string?)placement[to] ?? (string?)placement[from] ?? "";
+            var target = new JsonObject
+            {
+                ["from"] = from,
+                ["kind"] = (string?)lane["kind"] ?? "shm",
+                ["node"] = node,
+                ["ring_size"] = lane["ring_size"]?.DeepClone(),
+                ["route_id"] = id,
+                ["to"] = to,
+            };
+            result[RoutePrefix + key] = Canonical(target);
+            NodeOf(node).Lanes.Add(target);
+        }
+
+        foreach (var (id, (symbols, lanes)) in nodes)
+        {
+            result[NodePrefix + id] = Canonical(new JsonObject
+            {
+                ["lanes"] = new JsonArray([.. lanes.OrderBy(l => (uint)l["route_id"]!).Select(l => l.DeepClone())]),
+                ["node"] = id,
+                ["symbols"] = new JsonArray([.. symbols.Select(s => (JsonNode)s)]),
+            });
+        }
+
+        return result;
+    }
+
+    /// <summary>The participants whose payload differs between two plans, with the payload the new plan asks (null: release).</summary>
+    public static SortedDictionary<string, string?> Changes(JsonObject? from, JsonObject? to)
+    {
+        var before = Of(from);
+        var after = Of(to);
+        var changes = new SortedDictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var name in before.Keys.Union(after.Keys))
+        {
+            before.TryGetValue(name, out var b);
+            after.TryGetValue(name, out var a);
+            if (!string.Equals(a, b, StringComparison.Ordinal))
+            {
+                changes[name] = a;
+            }
+        }
+
+        return changes;
+    }
+
+    private static string Canonical(JsonObject o) => Encoding.UTF8.GetString(CanonicalJson.Serialize(o));
+}
+
+/// <summary>
+/// A test-only fault switch: when the environment variable <c>RTT_FAULT_KILL_AT</c> names a point, the process
+/// kills itself (SIGKILL, no clean-up) the first time it reaches that point. Read once; unset in production.
+/// Points: after-prepare-logged, after-votes, after-commit-decision, mid-apply, during-verify.
+/// </summary>
+public static class FaultPoints
+{
+    public const string Variable = "RTT_FAULT_KILL_AT";
+    private static readonly string? Armed = Environment.GetEnvironmentVariable(Variable);
+
+    public static void Hit(string point)
+    {
+        if (Armed is not null && string.Equals(Armed, point, StringComparison.Ordinal))
+        {
+            Console.Error.WriteLine($"{Variable}={point}: killing process {Environment.ProcessId}");
+            Console.Error.Flush();
+            System.Diagnostics.Process.GetCurrentProcess().Kill();
+            Thread.Sleep(Timeout.Infinite);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+using System.Collections.Immutable;
+
+namespace Rtt.Grains.Reconciling;
+
+/// <summary>A participant of the reconciler's two-phase commit (route grains and node grains). Messages are idempotent by (tx, phase).</summary>
+[Alias("rtt.ITxParticipant")]
+public interface ITxParticipant : IGrainWithStringKey
+{
+    /// <summary>Validates and reserves the target (canonical JSON, null: release); the vote and reservation are persisted before the answer.</summary>
+    [Alias("Prepare")]
+    Task<TxVote> Prepare(long tx, string planId, string? target);
+
+    [Alias("Commit")]
+    Task Commit(long tx);
+
+    [Alias("Abort")]
+    Task Abort(long tx);
+
+    /// <summary>Post-conditions of the applied state (a node probes its lanes end to end).</summary>
+    [Alias("Verify")]
+    Task<TxCheck> Verify(long tx);
+
+    /// <summary>What the participant holds: applied target and any reservation.</summary>
+    [Alias("Ledger")]
+    Task<ParticipantLedgerView> Ledger();
+}
+
+/// <summary>A route of the fabric (key: <c>&lt;from&gt; -&gt; &lt;to&gt;</c>): its applied lane and any reservation.</summary>
+[Alias("rtt.IRouteGrain")]
+public interface IRouteGrain : ITxParticipant
+{
+}
+
+[GenerateSerializer, Immutable, Alias("rtt.TxVote")]
+public sealed record TxVote([property: Id(0)] bool Yes, [property: Id(1)] string Reason);
+
+[GenerateSerializer, Immutable, Alias("rtt.TxCheck")]
+public sealed record TxCheck([property: Id(0)] bool Ok, [property: Id(1)] string Detail);
+
+[GenerateSerializer, Immutable, Alias("rtt.ParticipantLedgerView")]
+public sealed record ParticipantLedgerView(
+    [property: Id(0)] long AppliedTx,
+    [property: Id(1)] string? AppliedPlan,
+    [property: Id(2)] string? AppliedTarget,
+    [property: Id(3)] long ReservedTx,
+    [property: Id(4)] string? ReservedPlan);
+
+/// <summary>The Merkle write-ahead log (a single grain, key <see cref="ClusterKey"/>), over the silo's WAL store.</summary>
+[Alias("rtt.IWalGrain")]
+public interface IWalGrain : IGrainWithStringKey
+{
+    public const string ClusterKey = "cluster";
+
+    /// <summary>Appends one entry (a JSON object; stored in canonical form), durably; concurrent appends are group-committed.</summary>
+    [Alias("Append")]
+    Task<long> Append(string entryJson);
+
+    [Alias("SignHead")]
+    Task<WalHeadView> SignHead();
+
+    [Alias("Root")]
+    Task<WalHeadView> Root();
+
+    /// <summary>Entries in [from, to) as their canonical JSON text.</summary>
+    [Alias("Read")]
+    Task<ImmutableArray<string>> Read(long from, long to);
+}
+
+[GenerateSerializer, Immutable, Alias("rtt.WalHeadView")]
+public sealed record WalHeadView([property: Id(0)] long Size, [property: Id(1)] string Root, [property: Id(2)] string? SignedJson);
+
+/// <summary>The transaction coordinator (a single grain, key <see cref="ClusterKey"/>): applies signed plans by 2PC.</summary>
+[Alias("rtt.IReconcilerGrain")]
+public interface IReconcilerGrain : IGrainWithStringKey
+{
+    public const string ClusterKey = "cluster";
+
+    [Alias("Apply")]
+    Task<ApplyReport> Apply(string planJson);
+
+    [Alias("Rollback")]
+    Task<ApplyReport> Rollback(string reason);
+
+    [Alias("History")]
+    Task<ReconcilerHistory> History();
+}
+
+[GenerateSerializer, Immutable, Alias("rtt.ApplyReport")]
+public sealed record ApplyReport(
+    [property: Id(0)] string Outcome,
+    [property: Id(1)] string? PlanId,
+    [property: Id(2)] long Tx,
+    [property: Id(3)] string Reason,
+    [property: Id(4)] ImmutableArray<PhaseView> Phases,
+    [property: Id(5)] long WalSize,
+    [property: Id(6)] string WalRoot);
+
+[GenerateSerializer, Immutable, Alias("rtt.PhaseView")]
+public sealed record PhaseView([property: Id(0)] string Phase, [property: Id(1)] double Milliseconds, [property: Id(2)] string Detail);
+
+[GenerateSerializer, Immutable, Alias("rtt.TxView")]
+public sealed record TxView(
+    [property: Id(0)] long Tx,
+    [property: Id(1)] string Transition,
+    [property: Id(2)] string? PlanId,
+    [property: Id(3)] string? Base,
+    [property: Id(4)] string? Decision,
+    [property: Id(5)] long? DecisionIndex,
+    [property: Id(6)] long? AppliedIndex,
+    [property: Id(7)] long? VerifiedIndex,
+    [property: Id(8)] long? VerifyFailedIndex,
+    [property: Id(9)] string? Reason,
+    [property: Id(10)] string At,
+    [property: Id(11)] ImmutableArray<string> Participants);
+
+[GenerateSerializer, Immutable, Alias("rtt.ParticipantView")]
+public sealed record ParticipantView([property: Id(0)] string Name, [property: Id(1)] ParticipantLedgerView Ledger);
+
+[GenerateSerializer, Immutable, Alias("rtt.ReconcilerHistory")]
+public sealed record ReconcilerHistory(
+    [property: Id(0)] string? AppliedPlanId,
+    [property: Id(1)] ImmutableArray<TxView> Transactions,
+    [property: Id(2)] ImmutableArray<ParticipantView> Participants,
+    [property: Id(3)] long WalSize,
+    [property: Id(4)] string WalRoot,
+    [property: Id(5)] string? Recovery);

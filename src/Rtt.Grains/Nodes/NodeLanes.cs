@@ -1,0 +1,76 @@
+using System.Text.Json.Nodes;
+using Orleans.Placement;
+using Orleans.Runtime;
+using Orleans.Runtime.Placement;
+
+namespace Rtt.Grains.Nodes;
+
+/// <summary>One lane a node serves, as a plan's node target lists it.</summary>
+public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind)
+{
+    /// <summary>The lanes of a node target (canonical JSON from <c>PlanTargets</c>); none for null.</summary>
+    public static IReadOnlyList<LaneTarget> Of(string? nodeTarget)
+    {
+        if (nodeTarget is null)
+        {
+            return [];
+        }
+
+        return [.. (JsonNode.Parse(nodeTarget)?["lanes"] as JsonArray ?? []).OfType<JsonObject>().Select(l => new LaneTarget(
+            (uint)l["route_id"]!, (string)l["to"]!, (string)l["from"]!, (string)l["to"]!, (string?)l["kind"] ?? "shm"))];
+    }
+}
+
+/// <summary>
+/// What the silo offers its node grain: the node's lane host (lane workers on their own threads). The node grain
+/// only decides; the host moves bytes. Absent on silos without lanes.
+/// </summary>
+public interface INodeLaneHost
+{
+    /// <summary>The node this silo serves.</summary>
+    string NodeId { get; }
+
+    bool Running { get; }
+
+    /// <summary>Route ids served now.</summary>
+    IReadOnlyCollection<uint> RouteIds { get; }
+
+    /// <summary>Makes the host serve exactly these lanes (one atomic table swap; in-flight frames of removed endpoints drain).</summary>
+    Task ServeAsync(IReadOnlyList<LaneTarget> lanes);
+
+    /// <summary>Attaches to the lane as a client would and sends a probe frame end to end; null when it answered, else why not.</summary>
+    Task<string?> ProbeAsync(LaneTarget lane, TimeSpan timeout);
+}
+
+/// <summary>Places a node grain on the silo named after its node (silo name = node id), so it drives that silo's lanes.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.NodeSiloPlacement")]
+public sealed class NodeSiloPlacement : PlacementStrategy
+{
+    public static readonly NodeSiloPlacement Instance = new();
+}
+
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
+public sealed class NodeSiloPlacementAttribute() : PlacementAttribute(NodeSiloPlacement.Instance);
+
+/// <summary>
+/// Picks the active silo whose name is the grain's key; when no silo of that node is up, the local silo (the node
+/// grain then refuses to prepare lanes it cannot serve, with the reason).
+/// </summary>
+public sealed class NodeSiloPlacementDirector(IClusterMembershipService membership) : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        var key = target.GrainIdentity.Key.ToString();
+        var compatible = context.GetCompatibleSilos(target);
+        var members = membership.CurrentSnapshot.Members;
+        foreach (var silo in compatible)
+        {
+            if (members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active && string.Equals(member.Name, key, StringComparison.Ordinal))
+            {
+                return Task.FromResult(silo);
+            }
+        }
+
+        return Task.FromResult(compatible.Contains(context.LocalSilo) ? context.LocalSilo : compatible[0]);
+    }
+}

@@ -1,0 +1,112 @@
+namespace Rtt.Grains.Reconciling;
+
+/// <summary>A participant's persisted 2PC state: what it applied, what it reserved, its last vote.</summary>
+[GenerateSerializer, Alias("rtt.LedgerState")]
+public sealed class LedgerState
+{
+    [Id(0)] public long AppliedTx { get; set; } = -1;
+    [Id(1)] public string? AppliedPlan { get; set; }
+    [Id(2)] public string? AppliedTarget { get; set; }
+    [Id(3)] public long ReservedTx { get; set; } = -1;
+    [Id(4)] public string? ReservedPlan { get; set; }
+    [Id(5)] public string? ReservedTarget { get; set; }
+    [Id(6)] public long LastAbortedTx { get; set; } = -1;
+    [Id(7)] public long VoteTx { get; set; } = -1;
+    [Id(8)] public bool VoteYes { get; set; }
+    [Id(9)] public string? VoteReason { get; set; }
+
+    public ParticipantLedgerView View() => new(AppliedTx, AppliedPlan, AppliedTarget, ReservedTx, ReservedPlan);
+}
+
+/// <summary>
+/// The participant side of the protocol, outside any grain so tests call it directly. Every method says whether
+/// the state changed (the grain then persists it before answering). Messages are idempotent by (tx, phase); the
+/// coordinator runs one transaction at a time, so a reservation older than an incoming prepare belongs to a
+/// transaction that was aborted (a decided commit always reaches every participant before the next prepare).
+/// </summary>
+public static class TxLedger
+{
+    public static (TxVote Vote, bool Changed) Prepare(LedgerState s, long tx, string planId, string? target, Func<string?, string?> validate)
+    {
+        if (tx <= s.AppliedTx)
+        {
+            return (new TxVote(true, "already applied"), false);
+        }
+
+        if (tx == s.VoteTx)
+        {
+            return (new TxVote(s.VoteYes, s.VoteReason ?? ""), false); // a repeated prepare gets the same answer
+        }
+
+        if (tx <= s.LastAbortedTx)
+        {
+            return (new TxVote(false, $"transaction {tx} was aborted"), false);
+        }
+
+        if (s.ReservedTx > tx)
+        {
+            return (new TxVote(false, $"reserved by a newer transaction {s.ReservedTx}"), false);
+        }
+
+        if (s.ReservedTx >= 0)
+        {
+            s.LastAbortedTx = Math.Max(s.LastAbortedTx, s.ReservedTx); // an older, unresolved reservation: its transaction was aborted
+            Release(s);
+        }
+
+        var problem = validate(target);
+        s.VoteTx = tx;
+        s.VoteYes = problem is null;
+        s.VoteReason = problem ?? "reserved";
+        if (problem is null)
+        {
+            s.ReservedTx = tx;
+            s.ReservedPlan = planId;
+            s.ReservedTarget = target;
+        }
+
+        return (new TxVote(s.VoteYes, s.VoteReason), true);
+    }
+
+    public static bool Commit(LedgerState s, long tx)
+    {
+        if (s.AppliedTx >= tx)
+        {
+            return false; // already applied: a repeated commit changes nothing
+        }
+
+        if (s.ReservedTx != tx)
+        {
+            throw new InvalidOperationException($"commit of transaction {tx} without a reservation for it (reserved: {s.ReservedTx})");
+        }
+
+        s.AppliedTx = tx;
+        s.AppliedPlan = s.ReservedPlan;
+        s.AppliedTarget = s.ReservedTarget;
+        Release(s);
+        return true;
+    }
+
+    public static bool Abort(LedgerState s, long tx)
+    {
+        if (s.LastAbortedTx >= tx && s.ReservedTx != tx)
+        {
+            return false;
+        }
+
+        s.LastAbortedTx = Math.Max(s.LastAbortedTx, tx);
+        if (s.ReservedTx == tx)
+        {
+            Release(s);
+        }
+
+        return true;
+    }
+
+    private static void Release(LedgerState s)
+    {
+        s.ReservedTx = -1;
+        s.ReservedPlan = null;
+        s.ReservedTarget = null;
+    }
+}

@@ -1,0 +1,168 @@
+using System.Collections.Immutable;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Planning;
+using Rtt.Core.Reconciling;
+using Rtt.Core.Wal;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Nodes;
+
+namespace Rtt.Grains.Reconciling;
+
+/// <summary>
+/// The transaction coordinator: a thin shell over <see cref="Coordinator"/>, with the WAL grain as its log and
+/// route and node grains as participants. Reentrant so that a second Apply during a first one gets a clear
+/// "plan X is being applied" answer instead of waiting in the queue. Recovery runs on activation.
+/// </summary>
+[Reentrant]
+public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain
+{
+    private Coordinator? _coordinator;
+    private string? _recovery;
+
+    private Coordinator Coordinator => _coordinator ?? throw new InvalidOperationException("the reconciler is not active");
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var wal = GrainFactory.GetGrain<IWalGrain>(IWalGrain.ClusterKey);
+        var policy = File.Exists(workspace.PolicyPath) ? RttWorkspace.ReadObject(workspace.PolicyPath) : [];
+        var options = new ReconcilerOptions
+        {
+            Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
+            VerifySignature = plan => workspace.LoadTrustStore().Verify(plan, (string?)plan["plan_id"]),
+        };
+        _coordinator = new Coordinator(new WalAdapter(wal), Participant, options, time);
+
+        var (size, _) = (await wal.Root()) is var r ? (r.Size, r.Root) : default;
+        var entries = new List<(long, byte[])>((int)Math.Min(size, 1 << 20));
+        for (long from = 0; from < size; from += 4096)
+        {
+            var chunk = await wal.Read(from, Math.Min(size, from + 4096));
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                entries.Add((from + i, System.Text.Encoding.UTF8.GetBytes(chunk[i])));
+            }
+        }
+
+        _recovery = await _coordinator.RecoverAsync(entries);
+        if (_recovery is not null)
+        {
+            logger.LogWarning("Reconciler recovery: {Recovery}", _recovery);
+        }
+
+        WriteApplied();
+        logger.LogInformation("Reconciler active: applied plan {Plan}, {Count} transaction(s) in the WAL", _coordinator.AppliedPlanId ?? "none", _coordinator.History.Count);
+    }
+
+    private IParticipant Participant(string name) =>
+        name.StartsWith(PlanTargets.RoutePrefix, StringComparison.Ordinal)
+            ? new GrainParticipant(GrainFactory.GetGrain<IRouteGrain>(name[PlanTargets.RoutePrefix.Length..]))
+            : name.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)
+                ? new GrainParticipant(GrainFactory.GetGrain<INodeGrain>(name[PlanTargets.NodePrefix.Length..]))
+                : throw new ArgumentException($"unknown participant \"{name}\"", nameof(name));
+
+    public async Task<ApplyReport> Apply(string planJson)
+    {
+        var plan = JsonNode.Parse(planJson) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
+        var outcome = await Coordinator.ApplyAsync(plan);
+        if (outcome.Outcome == ApplyOutcome.Applied)
+        {
+            new PlanStore(workspace).Save(plan);
+        }
+
+        WriteApplied();
+        return ToReport(outcome);
+    }
+
+    public async Task<ApplyReport> Rollback(string reason)
+    {
+        var outcome = await Coordinator.RollbackAsync(reason);
+        WriteApplied();
+        return ToReport(outcome);
+    }
+
+    public async Task<ReconcilerHistory> History()
+    {
+        var c = Coordinator;
+        var names = c.History.SelectMany(t => t.Participants).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var ledgers = await Task.WhenAll(names.Select(async n => new ParticipantView(n, await ((GrainParticipant)Participant(n)).Grain.Ledger())));
+        var root = await GrainFactory.GetGrain<IWalGrain>(IWalGrain.ClusterKey).Root();
+        return new ReconcilerHistory(
+            c.AppliedPlanId,
+            [.. c.History.Select(t => new TxView(t.Tx, t.Transition, t.PlanId, t.Base, t.Decision, t.DecisionIndex, t.AppliedIndex, t.VerifiedIndex, t.VerifyFailedIndex, t.Reason, t.At, [.. t.Participants]))],
+            [.. ledgers],
+            root.Size,
+            root.Root,
+            _recovery);
+    }
+
+    /// <summary>Keeps <c>.rtt/plans/applied.json</c> (the planner's base) equal to the plan in force.</summary>
+    private void WriteApplied()
+    {
+        var store = new PlanStore(workspace);
+        var applied = Coordinator.Applied;
+        if (applied is null)
+        {
+            if (File.Exists(store.AppliedPath))
+            {
+                File.Delete(store.AppliedPath);
+            }
+
+            return;
+        }
+
+        if (store.Applied() is { } onDisk && (string?)onDisk["plan_id"] == Coordinator.AppliedPlanId)
+        {
+            return;
+        }
+
+        store.Save(applied);
+        AtomicFile.WriteAllBytes(store.AppliedPath, PrettyJson.ToUtf8(applied));
+    }
+
+    private static ApplyReport ToReport(ApplyOutcome o) =>
+        new(o.Outcome, o.PlanId, o.Tx, o.Reason, [.. o.Phases.Select(p => new PhaseView(p.Phase, p.Milliseconds, p.Detail))], o.WalSize, o.WalRoot);
+
+    private sealed class WalAdapter(IWalGrain wal) : ICoordinatorLog
+    {
+        public Task<long> AppendAsync(JsonObject entry) => wal.Append(entry.ToJsonString());
+
+        public async Task<SignedTreeHead> SignHeadAsync()
+        {
+            var head = await wal.SignHead();
+            return new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? "");
+        }
+
+        public async Task<(long Size, string Root)> RootAsync()
+        {
+            var head = await wal.Root();
+            return (head.Size, head.Root);
+        }
+
+        public async Task<JsonObject> ReadAsync(long index) => (JsonObject)JsonNode.Parse((await wal.Read(index, index + 1))[0])!;
+    }
+
+    private sealed class GrainParticipant(ITxParticipant grain) : IParticipant
+    {
+        public ITxParticipant Grain => grain;
+
+        public async Task<Vote> PrepareAsync(long tx, string planId, string? target)
+        {
+            var v = await grain.Prepare(tx, planId, target);
+            return new Vote(v.Yes, v.Reason);
+        }
+
+        public Task CommitAsync(long tx) => grain.Commit(tx);
+
+        public Task AbortAsync(long tx) => grain.Abort(tx);
+
+        public async Task<Check> VerifyAsync(long tx)
+        {
+            var c = await grain.Verify(tx);
+            return new Check(c.Ok, c.Detail);
+        }
+    }
+}
