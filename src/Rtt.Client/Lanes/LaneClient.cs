@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
+using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Agents;
 using Rtt.Fabric.Frames;
@@ -23,12 +25,14 @@ public sealed class LaneClient : IAgent, IDisposable
     private readonly IFrameLane _lane;
     private readonly FrameHandler? _onFrame;
     private readonly FrameHandler _receive;
-    private readonly ConcurrentDictionary<uint, TaskCompletionSource<byte[]>> _pending = new();
+    private readonly ConcurrentDictionary<uint, Pending> _pending = new();
     private readonly Lock _sendLock = new(); // a lane has one writer: concurrent callers take turns
     private readonly AgentRunner _runner;
     private readonly TaskCreationOptions _continuations;
     private uint _nextId;
     private volatile bool _closeOnExit;
+    private long _nextExpiryScan;
+    private int _rounds;
 
     private LaneClient(IFrameLane lane, uint routeId, FrameHandler? onFrame, bool inlineContinuations)
     {
@@ -81,29 +85,67 @@ public sealed class LaneClient : IAgent, IDisposable
 
     string IAgent.Name => "lane-client";
 
-    /// <summary>Sends one request and completes with its response (a copy: the ring slot is released at once).</summary>
-    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// How long <see cref="RequestAsync(ReadOnlyMemory{byte}, CancellationToken)"/> waits for an answer before it
+    /// fails with <c>RTT-LANE-006</c> (default 10 s; <see cref="Timeout.InfiniteTimeSpan"/>: no limit). Checked
+    /// on the receive thread, so a request fails within about 0.1 s after its deadline.
+    /// </summary>
+    public TimeSpan RequestTimeout
     {
-        var done = new TaskCompletionSource<byte[]>(_continuations);
+        get;
+        set => field = value == Timeout.InfiniteTimeSpan || value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(value), "a positive time, or Timeout.InfiniteTimeSpan");
+    } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Sends one request and completes with its response (a copy: the ring slot is released at once). Fails with
+    /// <see cref="RttException"/> <c>RTT-LANE-005</c> when the service behind the route went away before answering
+    /// (the lane host answers with an error frame), <c>RTT-LANE-006</c> after <see cref="RequestTimeout"/>, and is
+    /// cancelled by <paramref name="cancellationToken"/>.
+    /// </summary>
+    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) =>
+        RequestAsync(payload, RequestTimeout, cancellationToken);
+
+    /// <summary>As <see cref="RequestAsync(ReadOnlyMemory{byte}, CancellationToken)"/> with this request's own timeout.</summary>
+    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (timeout != Timeout.InfiniteTimeSpan && timeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), "a positive time, or Timeout.InfiniteTimeSpan");
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<byte[]>(cancellationToken);
+        }
+
+        var done = new Pending(_continuations)
+        {
+            Deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
+        };
+        uint id;
         lock (_sendLock)
         {
-            var id = _nextId++;
+            id = _nextId++;
             _pending[id] = done;
             if (!_lane.Send(RouteId, id, payload.Span) || !_lane.Flush())
             {
                 _pending.TryRemove(id, out _);
-                done.SetException(new IOException("the silo closed the lane"));
+                done.TrySetException(new IOException("the silo closed the lane"));
+                return done.Task;
             }
-            else if (cancellationToken.CanBeCanceled)
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.Register(static state =>
             {
-                cancellationToken.Register(() =>
+                var (client, id, token) = ((LaneClient, uint, CancellationToken))state!;
+                if (client._pending.TryRemove(id, out var t))
                 {
-                    if (_pending.TryRemove(id, out var t))
-                    {
-                        t.TrySetCanceled(cancellationToken);
-                    }
-                });
-            }
+                    t.TrySetCanceled(token);
+                }
+            }, (this, id, cancellationToken));
+            done.Track(registration);
         }
 
         return done.Task;
@@ -133,18 +175,105 @@ public sealed class LaneClient : IAgent, IDisposable
             }
         }
 
+        if (n == 0 || (++_rounds & 4095) == 0)
+        {
+            ExpireOverdue();
+        }
+
         return n;
+    }
+
+    /// <summary>Fails the requests whose deadline passed (at most every 50 ms; the receive thread parks at most 50 ms).</summary>
+    private void ExpireOverdue()
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (now < _nextExpiryScan)
+        {
+            return;
+        }
+
+        _nextExpiryScan = now + Stopwatch.Frequency / 20;
+        if (_pending.IsEmpty)
+        {
+            return;
+        }
+
+        foreach (var (id, request) in _pending)
+        {
+            if (request.Deadline <= now && _pending.TryRemove(id, out var expired))
+            {
+                expired.TrySetException(new RttException(ErrorCodes.LaneRequestTimeout, $"no answer on route {RouteId} within the request's timeout", $"lane {Kind} to route {RouteId}",
+                    "check the service behind the route is running and answering; raise LaneClient.RequestTimeout for slow services"));
+            }
+        }
     }
 
     private void OnFrame(in FrameHeader header, ReadOnlySpan<byte> payload)
     {
         if (_pending.TryRemove(header.FrameId, out var done))
         {
-            done.TrySetResult(payload.ToArray());
+            if ((header.Flags & FrameFlags.Error) != 0)
+            {
+                var (code, message) = ErrorPayload.Decode(payload, ErrorCodes.LaneUpstreamGone);
+                done.TrySetException(new RttException(code, message, $"lane {Kind} to route {header.RouteId}", "start the service again; requests sent after it is back are served"));
+            }
+            else
+            {
+                done.TrySetResult(payload.ToArray());
+            }
         }
         else
         {
             _onFrame?.Invoke(in header, payload);
+        }
+    }
+
+    /// <summary>A request waiting for its answer: its deadline and its cancellation registration (released when it completes).</summary>
+    private sealed class Pending(TaskCreationOptions options) : TaskCompletionSource<byte[]>(options)
+    {
+        private readonly Lock _gate = new();
+        private CancellationTokenRegistration _registration;
+        private bool _finished;
+
+        public long Deadline { get; init; }
+
+        public void Track(CancellationTokenRegistration registration)
+        {
+            lock (_gate)
+            {
+                if (!_finished)
+                {
+                    _registration = registration;
+                    return;
+                }
+            }
+
+            registration.Unregister(); // already answered
+        }
+
+        public new void TrySetResult(byte[] result)
+        {
+            Finish();
+            base.TrySetResult(result);
+        }
+
+        public new void TrySetException(Exception exception)
+        {
+            Finish();
+            base.TrySetException(exception);
+        }
+
+        private void Finish()
+        {
+            CancellationTokenRegistration registration;
+            lock (_gate)
+            {
+                _finished = true;
+                registration = _registration;
+                _registration = default;
+            }
+
+            registration.Unregister(); // never waits for a running callback
         }
     }
 

@@ -13,6 +13,29 @@ public enum FrameFlags : ushort
 
     /// <summary>A response to the request with the same frame_id.</summary>
     Response = 0x0002,
+
+    /// <summary>
+    /// With <see cref="Response"/>: not the service's answer but an error the lane host (or a lane) gives in its
+    /// place, e.g. the service went away before answering. The payload is <see cref="ErrorPayload"/> text.
+    /// </summary>
+    Error = 0x0004,
+}
+
+/// <summary>
+/// The payload of an <see cref="FrameFlags.Error"/> frame: UTF-8 text, the error code (<c>RTT-LANE-005</c>), one
+/// space, then a message for people. Built only on failure paths (it allocates); never on the per-frame path.
+/// </summary>
+public static class ErrorPayload
+{
+    public static byte[] Encode(string code, string message) => System.Text.Encoding.UTF8.GetBytes(code + " " + message);
+
+    /// <summary>Splits an error payload; a payload that does not start with an <c>RTT-</c> code gets <paramref name="fallbackCode"/>.</summary>
+    public static (string Code, string Message) Decode(ReadOnlySpan<byte> payload, string fallbackCode)
+    {
+        var text = System.Text.Encoding.UTF8.GetString(payload);
+        var space = text.IndexOf(' ', StringComparison.Ordinal);
+        return text.StartsWith("RTT-", StringComparison.Ordinal) && space > 0 ? (text[..space], text[(space + 1)..]) : (fallbackCode, text);
+    }
 }
 
 /// <summary>

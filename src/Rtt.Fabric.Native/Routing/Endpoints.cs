@@ -40,6 +40,15 @@ public sealed class LaneEndpoint(string name, IFrameLane upstream, uint? upstrea
     internal readonly PendingRequest[] Pending = new PendingRequest[window]; // by upstream frame id & mask; allocated once
     internal uint NextId;
 
+    /// <summary>Requests answered by the host with an error frame because the service went away (counted on the worker).</summary>
+    internal long Failed;
+
+    private byte[]? _gone;
+
+    /// <summary>The error payload sent in place of an answer once the service is gone (built on first use).</summary>
+    internal byte[] GonePayload => _gone ??= ErrorPayload.Encode(Core.Errors.ErrorCodes.LaneUpstreamGone,
+        $"the service behind endpoint \"{Name}\" went away (its lane closed) before answering");
+
     public IFrameLane Upstream { get; } = upstream;
 
     internal int Mask => Pending.Length - 1;

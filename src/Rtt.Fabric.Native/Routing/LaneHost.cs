@@ -179,6 +179,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             _currentEndpoint = endpoint;
             work += endpoint.Upstream.Poll(_onResponse);
             endpoint.Upstream.Flush();
+            if (endpoint.Upstream.PeerGone && endpoint.InFlight > 0)
+            {
+                work += FailPending(endpoint);
+            }
         }
 
         foreach (var lane in inbound)
@@ -247,7 +251,9 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             // worker on a peer that is itself waiting for us to read its answers).
             if (l.Upstream.PeerGone)
             {
-                from.Counters.OnDrop(DropReason.UnknownRoute);
+                // The service is gone: the client gets an error frame at once instead of waiting for its timeout.
+                AnswerError(from, header.RouteId, header.FrameId, l.GonePayload);
+                l.Failed++;
                 return;
             }
 
@@ -269,6 +275,60 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         slot = new PendingRequest { Inbound = _currentInbound, ClientFrameId = header.FrameId, RouteId = header.RouteId, Used = true };
         l.NextId++;
         l.Requests++;
+    }
+
+    /// <summary>
+    /// The service behind <paramref name="l"/> went away (its lane closed, kill -9 included): relays whatever
+    /// answers it still got out, then answers every request still waiting on it with an error frame, so no client
+    /// waits for an answer that cannot come and a swap that drains this endpoint completes.
+    /// </summary>
+    private int FailPending(LaneEndpoint l)
+    {
+        var saved = _currentEndpoint;
+        _currentEndpoint = l;
+        while (l.Upstream.Poll(_onResponse) > 0)
+        {
+            // answers published before the death are still in the ring (or the socket buffer): deliver them first
+        }
+
+        _currentEndpoint = saved;
+        var failed = 0;
+        var pending = l.Pending;
+        for (var i = 0; i < pending.Length; i++)
+        {
+            ref var slot = ref pending[i];
+            if (!slot.Used)
+            {
+                continue;
+            }
+
+            slot.Used = false;
+            l.Responses++; // answered (with an error): no longer in flight
+            l.Failed++;
+            failed++;
+            var client = slot.Inbound < _inbound.Length ? _inbound[slot.Inbound] : null;
+            if (client is not null && !client.PeerGone)
+            {
+                AnswerError(client, slot.RouteId, slot.ClientFrameId, l.GonePayload);
+            }
+        }
+
+        foreach (var lane in _inbound)
+        {
+            lane?.Flush();
+        }
+
+        return failed;
+    }
+
+    /// <summary>A response frame with the <see cref="FrameFlags.Error"/> flag in place of the service's answer.</summary>
+    private static void AnswerError(IFrameLane client, uint routeId, uint frameId, byte[] error)
+    {
+        if (client.TryLoan(error.Length, out var room))
+        {
+            error.CopyTo(room);
+            client.Commit(error.Length, routeId, frameId, FrameFlags.Response | FrameFlags.Error);
+        }
     }
 
     private void OnResponse(in FrameHeader header, ReadOnlySpan<byte> payload)
