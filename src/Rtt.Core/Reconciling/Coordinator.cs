@@ -362,7 +362,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             Participants = [.. changes.Keys],
         };
         _history.Add(tx);
-        FaultPoints.Hit("after-prepare-logged");
+        await FaultPoints.HitAsync("after-prepare-logged", planId ?? "none");
 
         // Prepare: every participant validates and reserves, in parallel; silence counts as no.
         var votes = await Task.WhenAll(changes.Select(async c =>
@@ -376,7 +376,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
                 return (Name: c.Key, Vote: new Vote(false, ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message));
             }
         }));
-        FaultPoints.Hit("after-votes");
+        await FaultPoints.HitAsync("after-votes", planId ?? "none");
         var no = votes.Where(v => !v.Vote.Yes).ToList();
         phases.Add(new PhaseReport("prepare", Lap(clock), $"{votes.Length} participant(s), {votes.Length - no.Count} yes, {no.Count} no"));
 
@@ -392,7 +392,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         // Commit: the decision is durable (and signed) before any participant hears it.
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
         Applied = target is null ? null : (JsonObject)target.DeepClone();
-        FaultPoints.Hit("after-commit-decision");
+        await FaultPoints.HitAsync("after-commit-decision", planId ?? "none");
         await CommitAll(tx);
         tx.AppliedIndex = await log.AppendAsync(Entry("applied", tx.Tx));
         phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
@@ -416,7 +416,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases)
     {
         var clock = Stopwatch.StartNew();
-        FaultPoints.Hit("during-verify");
+        await FaultPoints.HitAsync("during-verify", tx.PlanId ?? "none");
         var nodes = tx.Participants.Where(p => p.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)).ToList();
         var checks = await Task.WhenAll(nodes.Select(async n =>
         {

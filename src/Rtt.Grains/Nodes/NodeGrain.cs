@@ -98,7 +98,7 @@ public sealed class NodeGrain(
             await state.WriteStateAsync();
         }
 
-        Rtt.Core.Reconciling.FaultPoints.Hit("mid-apply");
+        await Rtt.Core.Reconciling.FaultPoints.HitAsync("mid-apply", this.GetPrimaryKeyString());
         if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
         {
             await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget)); // idempotent: a repeated commit swaps to the same table

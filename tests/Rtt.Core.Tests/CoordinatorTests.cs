@@ -1,0 +1,301 @@
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+using Rtt.Core.Errors;
+using Rtt.Core.Planning;
+using Rtt.Core.Reconciling;
+using Rtt.Core.Signing;
+using Rtt.Core.Wal;
+
+namespace Rtt.Core.Tests;
+
+/// <summary>
+/// The coordinator's protocol over a real SQLite WAL, with in-test participants that record what they were told
+/// and answer as each test needs (a silo's route and node grains are exercised in the grain and process tests).
+/// </summary>
+public sealed class CoordinatorTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("rtt-coord-").FullName;
+    private readonly SigningKey _key = SigningKey.Generate();
+    private readonly TrustStore _trust;
+    private readonly WalLog _wal;
+    private readonly Dictionary<string, TestParticipant> _participants = new(StringComparer.Ordinal);
+
+    public CoordinatorTests()
+    {
+        var trust = Path.Combine(_dir, "trust");
+        TrustStore.WriteTrustedKey(trust, "test", _key.PublicKey);
+        _trust = TrustStore.Load(trust);
+        _wal = WalLog.Open(SqliteWalStore.Open(Path.Combine(_dir, "rtt.db")));
+    }
+
+    private TestParticipant P(string name)
+    {
+        if (!_participants.TryGetValue(name, out var p))
+        {
+            p = new TestParticipant();
+            _participants[name] = p;
+        }
+
+        return p;
+    }
+
+    private Coordinator New(TimeSpan? timeout = null) =>
+        new(new Log(_wal, _key), name => P(name), new ReconcilerOptions
+        {
+            ParticipantTimeout = timeout ?? TimeSpan.FromSeconds(10),
+            CommitAttempts = 3,
+            VerifySignature = plan => _trust.Verify(plan),
+        }, TimeProvider.System);
+
+    private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes)
+    {
+        var placement = new JsonObject();
+        foreach (var (from, to, node) in lanes)
+        {
+            placement[from] = node;
+            placement[to] = node;
+        }
+
+        return Planner.Seal(new JsonObject
+        {
+            ["base"] = baseId,
+            ["inputs"] = "sha256:" + new string('0', 64),
+            ["lanes"] = new JsonArray([.. lanes.Select(l => (JsonNode)new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = l.From, ["to"] = l.To } })]),
+            ["moves"] = new JsonArray(),
+            ["placement"] = placement,
+            ["rejected"] = new JsonArray(),
+            ["routes_add"] = new JsonArray(),
+            ["routes_remove"] = new JsonArray(),
+        }, _key);
+    }
+
+    private List<string> Kinds() => [.. _wal.Read(0, _wal.Size).Select(e => (string)JsonNode.Parse(e.Leaf)!["kind"]!)];
+
+    [Fact]
+    public async Task A_plan_goes_through_prepare_commit_verify_and_the_wal_alone_rebuilds_the_state()
+    {
+        var c = New();
+        var p1 = Plan(null, ("a", "b", "n0"));
+        var outcome = await c.ApplyAsync(p1);
+
+        Assert.Equal(ApplyOutcome.Applied, outcome.Outcome);
+        Assert.Equal(["prepare", "verify"], outcome.Phases.Select(p => p.Phase).Where(p => p != "commit"));
+        Assert.Equal(["prepare", "commit", "applied", "verified"], Kinds());
+        Assert.Single(_wal.Heads); // signed at the decision
+        Assert.Equal(1, _wal.Heads[0].Size - 1); // the head covers prepare and commit
+        Assert.Equal(["route:a -> b", "node:n0"], _participants.Keys.Order(StringComparer.Ordinal).Reverse());
+        Assert.All(_participants.Values, p => Assert.Equal(["prepare 0", "commit 0"], p.Calls));
+        Assert.Contains("node:n0", outcome.Phases.Single(p => p.Phase == "verify").Detail, StringComparison.Ordinal);
+
+        // A second plan changes one route: only that route and its node take part.
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
+        Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(p2)).Outcome);
+        Assert.Equal(["prepare 0", "commit 0"], P("route:a -> b").Calls);
+        Assert.Equal(["prepare 4", "commit 4"], P("route:c -> d").Calls);
+
+        var again = New();
+        Assert.Null(await again.RecoverAsync(_wal.Read(0, _wal.Size)));
+        Assert.Equal(p2["plan_id"]!.ToString(), again.AppliedPlanId);
+        Assert.Equal(2, again.History.Count);
+        Assert.True(WalVerifier.Verify(_wal.Store, _trust).Ok);
+    }
+
+    [Fact]
+    public async Task A_no_vote_or_a_silent_participant_aborts_and_every_participant_hears_the_abort()
+    {
+        var c = New(TimeSpan.FromMilliseconds(300));
+        P("node:n0").Vote = new Vote(false, "not enough memory");
+        var outcome = await c.ApplyAsync(Plan(null, ("a", "b", "n0")));
+        Assert.Equal(ApplyOutcome.Aborted, outcome.Outcome);
+        Assert.Contains("node:n0: not enough memory", outcome.Reason, StringComparison.Ordinal);
+        Assert.Null(c.AppliedPlanId);
+        Assert.Equal(["prepare 0", "abort 0"], P("route:a -> b").Calls);
+        Assert.Equal(["prepare", "abort"], Kinds());
+
+        P("node:n0").Vote = new Vote(true, "ok");
+        P("node:n0").Hang = new TaskCompletionSource();
+        outcome = await c.ApplyAsync(Plan(null, ("a", "b", "n0"), ("x", "y", "n0")));
+        Assert.Equal(ApplyOutcome.Aborted, outcome.Outcome);
+        Assert.Contains("no answer within 0.3 s", outcome.Reason, StringComparison.Ordinal);
+        Assert.Contains("abort 2", P("route:x -> y").Calls);
+    }
+
+    [Fact]
+    public async Task A_failed_verification_rolls_back_to_the_previous_plan_through_the_same_participants()
+    {
+        var c = New();
+        var p1 = Plan(null, ("a", "b", "n0"));
+        await c.ApplyAsync(p1);
+        P("node:n1").Failing = (4, new Check(false, "lane c -> d did not answer its probe")); // only the new plan's lanes fail
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
+
+        var outcome = await c.ApplyAsync(p2);
+
+        Assert.Equal(ApplyOutcome.RolledBack, outcome.Outcome);
+        Assert.Contains("did not answer its probe", outcome.Reason, StringComparison.Ordinal);
+        Assert.Equal(p1["plan_id"]!.ToString(), c.AppliedPlanId);
+        Assert.Equal(["prepare", "commit", "applied", "verified", "prepare", "commit", "applied", "verify-failed", "prepare", "commit", "applied", "verified"], Kinds());
+        var rollback = c.History[^1];
+        Assert.Equal(Coordinator.TransitionRollback, rollback.Transition);
+        Assert.Equal(["prepare 4", "commit 4", "prepare 8", "commit 8"], P("route:c -> d").Calls); // committed in, then committed out
+        Assert.Equal(3, _wal.Heads.Count);
+    }
+
+    [Fact]
+    public async Task One_plan_at_a_time_stale_repeated_tampered_and_unsigned_plans_are_refused_clearly()
+    {
+        var c = New();
+        var p1 = Plan(null, ("a", "b", "n0"));
+        P("node:n0").Hang = new TaskCompletionSource();
+        var first = c.ApplyAsync(p1);
+        var busy = await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(Plan(null, ("q", "r", "n0"))));
+        Assert.Equal(ErrorCodes.ApplyBusy, busy.Code);
+        Assert.Contains($"plan {p1["plan_id"]} is being applied", busy.Message, StringComparison.Ordinal);
+        P("node:n0").Hang!.SetResult();
+        Assert.Equal(ApplyOutcome.Applied, (await first).Outcome);
+
+        Assert.Equal(ApplyOutcome.Unchanged, (await c.ApplyAsync(p1)).Outcome);
+        var stale = await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(Plan(null, ("q", "r", "n0"))));
+        Assert.Equal(ErrorCodes.ApplyStale, stale.Code);
+        Assert.Contains((string)p1["plan_id"]!, stale.Message, StringComparison.Ordinal);
+
+        var tampered = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("e", "f", "n0"));
+        tampered["placement"]!["f"] = "n9";
+        Assert.Equal(ErrorCodes.PlanMismatch, (await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(tampered))).Code);
+        var unsigned = Plan((string)p1["plan_id"]!, ("a", "b", "n0"));
+        unsigned.Remove("sign");
+        Assert.Equal(ErrorCodes.Unsigned, (await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(unsigned))).Code);
+        Assert.Equal(4, _wal.Size); // nothing refused reached the log
+    }
+
+    [Fact]
+    public async Task Rollback_restores_the_base_plan_and_with_nothing_applied_it_is_a_clear_error()
+    {
+        var c = New();
+        Assert.Equal(ErrorCodes.ApplyNothingToRollBack, (await Assert.ThrowsAsync<RttException>(() => c.RollbackAsync("test"))).Code);
+        var p1 = Plan(null, ("a", "b", "n0"));
+        await c.ApplyAsync(p1);
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n1"));
+        await c.ApplyAsync(p2);
+
+        var back = await c.RollbackAsync("operator asked");
+        Assert.Equal(ApplyOutcome.RolledBack, back.Outcome);
+        Assert.Equal(p1["plan_id"]!.ToString(), c.AppliedPlanId);
+        Assert.Equal("operator asked", c.History[^1].Reason);
+        Assert.Equal(p1["plan_id"]!.ToString(), back.PlanId);
+    }
+
+    [Theory]
+    [InlineData("after-prepare-logged", false)]
+    [InlineData("after-votes", false)]
+    [InlineData("after-commit-decision", true)]
+    [InlineData("during-verify", true)]
+    public async Task A_coordinator_that_stops_at_a_phase_boundary_is_resolved_by_recovery(string point, bool committed)
+    {
+        var c = New();
+        var p1 = Plan(null, ("a", "b", "n0"));
+        await c.ApplyAsync(p1);
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
+        FaultPoints.InProcess = (at, plan) => at == point && plan == (string)p2["plan_id"]! ? throw new CrashException() : Task.CompletedTask;
+        try
+        {
+            await Assert.ThrowsAsync<CrashException>(() => c.ApplyAsync(p2));
+        }
+        finally
+        {
+            FaultPoints.InProcess = null;
+        }
+
+        var recovered = New();
+        var what = await recovered.RecoverAsync(_wal.Read(0, _wal.Size));
+        Assert.NotNull(what);
+        Assert.Equal(committed ? p2["plan_id"]!.ToString() : p1["plan_id"]!.ToString(), recovered.AppliedPlanId);
+        var route = P("route:c -> d");
+        Assert.Equal(committed, route.Calls.Contains("commit 4"));
+        if (!committed)
+        {
+            Assert.True(route.Calls.Count == 0 || route.Calls.Contains("abort 4"), string.Join(", ", route.Calls)); // a reservation is released
+            Assert.Equal("abort", recovered.History[^1].Decision);
+        }
+        else
+        {
+            Assert.NotNull(recovered.History[^1].VerifiedIndex);
+        }
+
+        // Recovery is itself idempotent: a second one finds nothing to do.
+        Assert.Null(await New().RecoverAsync(_wal.Read(0, _wal.Size)));
+        Assert.True(WalVerifier.Verify(_wal.Store, _trust).Ok);
+    }
+
+    [Fact]
+    public void Targets_give_each_changed_participant_its_part_with_stable_route_ids()
+    {
+        var p1 = Plan(null, ("a", "b", "n0"));
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
+        var changes = PlanTargets.Changes(p1, p2);
+        Assert.Equal(["node:n1", "route:c -> d"], changes.Keys);
+        var route = JsonNode.Parse(changes["route:c -> d"]!)!;
+        Assert.Equal(PlanTargets.RouteId("c", "d"), (uint)route["route_id"]!);
+        Assert.Equal("n1", (string)route["node"]!);
+        Assert.Equal(PlanTargets.RouteId("c", "d"), (uint)JsonNode.Parse(changes["node:n1"]!)!["lanes"]![0]!["route_id"]!);
+        Assert.NotEqual(PlanTargets.RouteId("a", "b"), PlanTargets.RouteId("b", "a"));
+
+        var removed = PlanTargets.Changes(p2, null);
+        Assert.All(removed.Values, Assert.Null);
+        Assert.Equal(4, removed.Count);
+    }
+
+    public void Dispose()
+    {
+        _wal.Dispose();
+        _key.Dispose();
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private sealed class CrashException : Exception;
+
+    private sealed class Log(WalLog wal, SigningKey key) : ICoordinatorLog
+    {
+        public Task<long> AppendAsync(JsonObject entry) => wal.AppendAsync(entry);
+
+        public Task<SignedTreeHead> SignHeadAsync() => Task.FromResult(wal.SignHead(key, DateTimeOffset.UnixEpoch));
+
+        public Task<(long Size, string Root)> RootAsync() => Task.FromResult(wal.Current());
+
+        public Task<JsonObject> ReadAsync(long index) => Task.FromResult((JsonObject)JsonNode.Parse(wal.Read(index, index + 1).Single().Leaf)!);
+    }
+
+    private sealed class TestParticipant : IParticipant
+    {
+        public List<string> Calls { get; } = [];
+        public Vote Vote { get; set; } = new(true, "reserved");
+        public (long Tx, Check Check)? Failing { get; set; }
+        public TaskCompletionSource? Hang { get; set; }
+
+        public async Task<Vote> PrepareAsync(long tx, string planId, string? target)
+        {
+            Calls.Add($"prepare {tx}");
+            if (Hang is { } hang)
+            {
+                await hang.Task;
+            }
+
+            return Vote;
+        }
+
+        public Task CommitAsync(long tx)
+        {
+            Calls.Add($"commit {tx}");
+            return Task.CompletedTask;
+        }
+
+        public Task AbortAsync(long tx)
+        {
+            Calls.Add($"abort {tx}");
+            return Task.CompletedTask;
+        }
+
+        public Task<Check> VerifyAsync(long tx) => Task.FromResult(Failing is { } f && f.Tx == tx ? f.Check : new Check(true, "ok"));
+    }
+}
