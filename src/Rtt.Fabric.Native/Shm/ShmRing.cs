@@ -34,11 +34,59 @@ internal static class ShmRing
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Align8(int n) => (n + 7) & ~7;
 
+    public static unsafe ShmSignal DataSignal(byte* control) => new((int*)(control + DataSeqOffset), (int*)(control + DataWaitersOffset));
+
+    public static unsafe ShmSignal SpaceSignal(byte* control) => new((int*)(control + SpaceSeqOffset), (int*)(control + SpaceWaitersOffset));
+
     public static int RecordLength(int payloadLength) => Align8(RecordHeader + FrameHeader.Size + payloadLength);
 
     /// <summary>The smallest valid ring for a maximum payload: twice the largest record, so a record plus the padding before it always fits.</summary>
     public static bool CapacityFits(int capacity, int maxPayload) =>
         capacity > 0 && (capacity & (capacity - 1)) == 0 && capacity >= 2 * RecordLength(maxPayload);
+}
+
+/// <summary>
+/// One side's wake-up word in a ring's control block: a futex sequence and a waiting flag. The same protocol
+/// serves both directions (the consumer waiting for data, the producer waiting for space): the side that moves
+/// its position publishes it with a full fence and then looks at the other side's flag
+/// (<see cref="Publish"/>); the side that sleeps raises its flag with a full fence and then re-reads the
+/// position it waits on (<see cref="Sleep"/>). Either the sleeper sees the new position, or the publisher sees
+/// the flag and wakes it.
+/// </summary>
+internal readonly unsafe struct ShmSignal(int* seq, int* waiters)
+{
+    /// <summary>Stores <paramref name="value"/> in <paramref name="position"/> (full fence) and wakes the other side if it sleeps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Publish(long* position, long value)
+    {
+        // Exchange is a full fence: the store is ordered before the load of the waiters flag.
+        Interlocked.Exchange(ref *position, value);
+        if (Volatile.Read(ref *waiters) != 0)
+        {
+            Wake();
+        }
+    }
+
+    /// <summary>Wakes whoever sleeps on this word (slow path: a syscall).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public void Wake()
+    {
+        Interlocked.Increment(ref *seq);
+        Libc.FutexWakeShared(seq);
+    }
+
+    /// <summary>Sleeps until <paramref name="position"/> moves from <paramref name="seen"/>, the peer goes, a wake, or the timeout.</summary>
+    public void Sleep(long* position, long seen, ShmLane lane, long timeoutNs)
+    {
+        var current = Volatile.Read(ref *seq);
+        Interlocked.Exchange(ref *waiters, 1);
+        if (Volatile.Read(ref *position) == seen && !lane.PeerGone)
+        {
+            Libc.FutexWaitShared(seq, current, timeoutNs);
+        }
+
+        Volatile.Write(ref *waiters, 0);
+    }
 }
 
 /// <summary>The producer side of a ring. One thread.</summary>
@@ -47,10 +95,8 @@ internal sealed unsafe class ShmRingWriter
     private readonly byte* _data;
     private readonly long* _tail;
     private readonly long* _head;
-    private readonly int* _dataSeq;
-    private readonly int* _dataWaiters;
-    private readonly int* _spaceSeq;
-    private readonly int* _spaceWaiters;
+    private readonly ShmSignal _dataSignal;   // the consumer sleeps on it when the ring is empty; we wake it
+    private readonly ShmSignal _spaceSignal;  // we sleep on it when the ring is full; the consumer wakes us
     private readonly int _capacity;
     private readonly int _mask;
     private readonly FrameCodec _codec;
@@ -66,10 +112,8 @@ internal sealed unsafe class ShmRingWriter
         _data = data;
         _tail = (long*)(control + ShmRing.TailOffset);
         _head = (long*)(control + ShmRing.HeadOffset);
-        _dataSeq = (int*)(control + ShmRing.DataSeqOffset);
-        _dataWaiters = (int*)(control + ShmRing.DataWaitersOffset);
-        _spaceSeq = (int*)(control + ShmRing.SpaceSeqOffset);
-        _spaceWaiters = (int*)(control + ShmRing.SpaceWaitersOffset);
+        _dataSignal = ShmRing.DataSignal(control);
+        _spaceSignal = ShmRing.SpaceSignal(control);
         _capacity = capacity;
         _mask = capacity - 1;
         _lane = lane;
@@ -144,16 +188,8 @@ internal sealed unsafe class ShmRingWriter
         *(int*)(_data + index) = record;
         *(int*)(_data + index + 4) = ShmRing.KindFrame;
         _tailLocal += record;
-
-        // Exchange is a full fence: the store of the tail is ordered before the load of the waiters flag,
-        // so either the reader sees the new tail before it sleeps, or we see it waiting and wake it.
-        Interlocked.Exchange(ref *_tail, _tailLocal);
         _counters.OnSent();
-        if (Volatile.Read(ref *_dataWaiters) != 0)
-        {
-            Interlocked.Increment(ref *_dataSeq);
-            Libc.FutexWakeShared(_dataSeq);
-        }
+        _dataSignal.Publish(_tail, _tailLocal); // either the reader sees the new tail before it sleeps, or we see it waiting and wake it
     }
 
     /// <summary>Writes raw bytes as a record with no codec (tests forge bad frames with it).</summary>
@@ -171,37 +207,15 @@ internal sealed unsafe class ShmRingWriter
         *(int*)(_data + index) = record;
         *(int*)(_data + index + 4) = ShmRing.KindFrame;
         _tailLocal += record;
-        Interlocked.Exchange(ref *_tail, _tailLocal);
-        if (Volatile.Read(ref *_dataWaiters) != 0)
-        {
-            Interlocked.Increment(ref *_dataSeq);
-            Libc.FutexWakeShared(_dataSeq);
-        }
-
+        _dataSignal.Publish(_tail, _tailLocal);
         return true;
     }
 
     /// <summary>Sleeps until the reader frees room, the peer goes, or the timeout passes.</summary>
-    public void WaitForSpace(long timeoutNs)
-    {
-        var seq = Volatile.Read(ref *_spaceSeq);
-        Interlocked.Exchange(ref *_spaceWaiters, 1);
-        if (Volatile.Read(ref *_head) != _headCache || _lane.PeerGone)
-        {
-            Volatile.Write(ref *_spaceWaiters, 0);
-            return;
-        }
-
-        Libc.FutexWaitShared(_spaceSeq, seq, timeoutNs);
-        Volatile.Write(ref *_spaceWaiters, 0);
-    }
+    public void WaitForSpace(long timeoutNs) => _spaceSignal.Sleep(_head, _headCache, _lane, timeoutNs);
 
     /// <summary>Wakes this side's writer if it sleeps in <see cref="WaitForSpace"/> (the lane is closing).</summary>
-    public void WakeWaitingWriter()
-    {
-        Interlocked.Increment(ref *_spaceSeq);
-        Libc.FutexWakeShared(_spaceSeq);
-    }
+    public void WakeWaitingWriter() => _spaceSignal.Wake();
 }
 
 /// <summary>The consumer side of a ring. One thread.</summary>
@@ -210,10 +224,8 @@ internal sealed unsafe class ShmRingReader
     private readonly byte* _data;
     private readonly long* _tail;
     private readonly long* _head;
-    private readonly int* _dataSeq;
-    private readonly int* _dataWaiters;
-    private readonly int* _spaceSeq;
-    private readonly int* _spaceWaiters;
+    private readonly ShmSignal _dataSignal;   // we sleep on it when the ring is empty; the producer wakes us
+    private readonly ShmSignal _spaceSignal;  // the producer sleeps on it when the ring is full; we wake it
     private readonly int _capacity;
     private readonly int _mask;
     private readonly int _releaseEvery;
@@ -228,10 +240,8 @@ internal sealed unsafe class ShmRingReader
         _data = data;
         _tail = (long*)(control + ShmRing.TailOffset);
         _head = (long*)(control + ShmRing.HeadOffset);
-        _dataSeq = (int*)(control + ShmRing.DataSeqOffset);
-        _dataWaiters = (int*)(control + ShmRing.DataWaitersOffset);
-        _spaceSeq = (int*)(control + ShmRing.SpaceSeqOffset);
-        _spaceWaiters = (int*)(control + ShmRing.SpaceWaitersOffset);
+        _dataSignal = ShmRing.DataSignal(control);
+        _spaceSignal = ShmRing.SpaceSignal(control);
         _capacity = capacity;
         _mask = capacity - 1;
         _releaseEvery = capacity / 4;
@@ -299,37 +309,13 @@ internal sealed unsafe class ShmRingReader
     }
 
     /// <summary>Publishes the consumed position (after the handler is done with the bytes) and wakes a waiting writer.</summary>
-    private void Release()
-    {
-        Interlocked.Exchange(ref *_head, _headLocal); // full fence before reading the writer's waiting flag
-        if (Volatile.Read(ref *_spaceWaiters) != 0)
-        {
-            Interlocked.Increment(ref *_spaceSeq);
-            Libc.FutexWakeShared(_spaceSeq);
-        }
-    }
+    private void Release() => _spaceSignal.Publish(_head, _headLocal);
 
     public bool HasData => _headLocal != Volatile.Read(ref *_tail);
 
     /// <summary>Sleeps on the futex until the writer publishes, the peer goes, or the timeout passes.</summary>
-    public void WaitForData(long timeoutNs)
-    {
-        var seq = Volatile.Read(ref *_dataSeq);
-        Interlocked.Exchange(ref *_dataWaiters, 1);
-        if (Volatile.Read(ref *_tail) != _headLocal || _lane.PeerGone)
-        {
-            Volatile.Write(ref *_dataWaiters, 0);
-            return;
-        }
-
-        Libc.FutexWaitShared(_dataSeq, seq, timeoutNs);
-        Volatile.Write(ref *_dataWaiters, 0);
-    }
+    public void WaitForData(long timeoutNs) => _dataSignal.Sleep(_tail, _headLocal, _lane, timeoutNs);
 
     /// <summary>Wakes this side's reader if it sleeps in <see cref="WaitForData"/> (the lane is closing).</summary>
-    public void WakeWaitingReader()
-    {
-        Interlocked.Increment(ref *_dataSeq);
-        Libc.FutexWakeShared(_dataSeq);
-    }
+    public void WakeWaitingReader() => _dataSignal.Wake();
 }
