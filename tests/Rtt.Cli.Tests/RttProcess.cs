@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
@@ -96,6 +97,31 @@ public sealed partial class RttProcess : IDisposable
         }
 
         return new RttProcess(Process.Start(info)!);
+    }
+
+    /// <summary>Starts <c>rtt up</c> on a workspace and returns once the silo is up (silo.json written, banner printed).</summary>
+    public static RttProcess StartSilo(string workspace, int siloPort, int gatewayPort, IReadOnlyDictionary<string, string>? env, TimeSpan timeout, params string[] extra)
+    {
+        var silo = Start(workspace, env, ["up", "--silo-port", siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture), .. extra]);
+        var info = Path.Combine(workspace, ".rtt", "state", "silo.json");
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (silo.HasExited)
+            {
+                throw new InvalidOperationException($"silo exited with {silo.ExitCode}\n{silo.Stdout}\n{silo.Stderr}");
+            }
+
+            if (silo.Stdout.Contains("Ctrl-C", StringComparison.Ordinal) && File.Exists(info))
+            {
+                return silo;
+            }
+
+            Thread.Sleep(50);
+        }
+
+        silo.Kill();
+        throw new TimeoutException($"silo did not come up\n{silo.Stdout}\n{silo.Stderr}");
     }
 
     /// <summary>Runs rtt to completion and returns its exit code and output.</summary>

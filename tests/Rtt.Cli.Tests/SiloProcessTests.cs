@@ -13,29 +13,8 @@ public sealed class SiloProcessTests
 
     private static (int Silo, int Gateway) Ports() => (RttProcess.FreePort(), RttProcess.FreePort());
 
-    private static RttProcess StartSilo(string workspace, int siloPort, int gatewayPort, params string[] extra)
-    {
-        var silo = RttProcess.Start(workspace, null, ["up", "--silo-port", siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture), .. extra]);
-        var info = Path.Combine(workspace, ".rtt", "state", "silo.json");
-        var deadline = DateTime.UtcNow + StartTimeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (silo.HasExited)
-            {
-                throw new InvalidOperationException($"silo exited with {silo.ExitCode}\n{silo.Stdout}\n{silo.Stderr}");
-            }
-
-            if (silo.Stdout.Contains("Ctrl-C", StringComparison.Ordinal) && File.Exists(info))
-            {
-                return silo;
-            }
-
-            Thread.Sleep(50);
-        }
-
-        silo.Kill();
-        throw new TimeoutException($"silo did not come up\n{silo.Stdout}\n{silo.Stderr}");
-    }
+    private static RttProcess StartSilo(string workspace, int siloPort, int gatewayPort, params string[] extra) =>
+        RttProcess.StartSilo(workspace, siloPort, gatewayPort, null, StartTimeout, extra);
 
     private static JsonObject Status(string workspace)
     {

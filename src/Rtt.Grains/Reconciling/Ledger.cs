@@ -1,21 +1,24 @@
 namespace Rtt.Grains.Reconciling;
 
-/// <summary>A participant's persisted 2PC state: what it applied, what it reserved, its last vote.</summary>
+/// <summary>
+/// A participant's persisted 2PC state: what it applied, what it reserved, its last vote. Transaction ids are
+/// nullable (null: none) rather than -1, because grain storage may drop members holding a type's default value.
+/// </summary>
 [GenerateSerializer, Alias("rtt.LedgerState")]
 public sealed class LedgerState
 {
-    [Id(0)] public long AppliedTx { get; set; } = -1;
+    [Id(0)] public long? AppliedTx { get; set; }
     [Id(1)] public string? AppliedPlan { get; set; }
     [Id(2)] public string? AppliedTarget { get; set; }
-    [Id(3)] public long ReservedTx { get; set; } = -1;
+    [Id(3)] public long? ReservedTx { get; set; }
     [Id(4)] public string? ReservedPlan { get; set; }
     [Id(5)] public string? ReservedTarget { get; set; }
-    [Id(6)] public long LastAbortedTx { get; set; } = -1;
-    [Id(7)] public long VoteTx { get; set; } = -1;
+    [Id(6)] public long? LastAbortedTx { get; set; }
+    [Id(7)] public long? VoteTx { get; set; }
     [Id(8)] public bool VoteYes { get; set; }
     [Id(9)] public string? VoteReason { get; set; }
 
-    public ParticipantLedgerView View() => new(AppliedTx, AppliedPlan, AppliedTarget, ReservedTx, ReservedPlan);
+    public ParticipantLedgerView View() => new(AppliedTx ?? -1, AppliedPlan, AppliedTarget, ReservedTx ?? -1, ReservedPlan);
 }
 
 /// <summary>
@@ -48,9 +51,9 @@ public static class TxLedger
             return (new TxVote(false, $"reserved by a newer transaction {s.ReservedTx}"), false);
         }
 
-        if (s.ReservedTx >= 0)
+        if (s.ReservedTx is { } older)
         {
-            s.LastAbortedTx = Math.Max(s.LastAbortedTx, s.ReservedTx); // an older, unresolved reservation: its transaction was aborted
+            s.LastAbortedTx = Math.Max(s.LastAbortedTx ?? -1, older); // an older, unresolved reservation: its transaction was aborted
             Release(s);
         }
 
@@ -94,7 +97,7 @@ public static class TxLedger
             return false;
         }
 
-        s.LastAbortedTx = Math.Max(s.LastAbortedTx, tx);
+        s.LastAbortedTx = Math.Max(s.LastAbortedTx ?? -1, tx);
         if (s.ReservedTx == tx)
         {
             Release(s);
@@ -105,7 +108,7 @@ public static class TxLedger
 
     private static void Release(LedgerState s)
     {
-        s.ReservedTx = -1;
+        s.ReservedTx = null;
         s.ReservedPlan = null;
         s.ReservedTarget = null;
     }
