@@ -29,7 +29,9 @@ public sealed class SiloLaneHostTests : IDisposable
         Assert.Empty(service.Routes.Routes); // a silo serves nothing until its node grain restores or commits a plan's lanes
         var lane = new LaneTarget(PlanTargets.RouteId("rtt://ui/hook/refresh", "rtt://core/api/metrics"), "rtt://core/api/metrics", "rtt://ui/hook/refresh", "rtt://core/api/metrics", kind == LaneKind.Shm ? "shm" : "uds");
         await service.ServeAsync([lane]);
-        Assert.Null(await service.ProbeAsync(lane, TimeSpan.FromSeconds(10))); // the probe the reconciler's verify phase sends
+        Assert.Empty(await service.ProbeAsync([lane], TimeSpan.FromSeconds(10))); // the probe the reconciler's verify phase sends
+        var unknown = lane with { RouteId = lane.RouteId + 1 };
+        Assert.Equal(unknown, Assert.Single(await service.ProbeAsync([lane, unknown], TimeSpan.FromMilliseconds(500))).Lane); // a route the host does not serve stays silent
 
         var route = Assert.Single(service.Routes.Routes);
         Assert.Equal("rtt://core/api/metrics", route.Name);

@@ -142,15 +142,7 @@ public sealed class NodeGrain(
         }
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var failures = new List<string>();
-        foreach (var lane in lanes)
-        {
-            if (await host.ProbeAsync(lane, TimeSpan.FromSeconds(5)) is { } why)
-            {
-                failures.Add($"{lane.Name} ({lane.Kind}): {why}");
-            }
-        }
-
+        var failures = (await host.ProbeAsync(lanes, TimeSpan.FromSeconds(10))).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();
         return failures.Count == 0
             ? new Reconciling.TxCheck(true, $"{lanes.Count} lane(s) answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)")
             : new Reconciling.TxCheck(false, string.Join("; ", failures));

@@ -38,8 +38,11 @@ public interface INodeLaneHost
     /// <summary>Makes the host serve exactly these lanes (one atomic table swap; in-flight frames of removed endpoints drain).</summary>
     Task ServeAsync(IReadOnlyList<LaneTarget> lanes);
 
-    /// <summary>Attaches to the lane as a client would and sends a probe frame end to end; null when it answered, else why not.</summary>
-    Task<string?> ProbeAsync(LaneTarget lane, TimeSpan timeout);
+    /// <summary>
+    /// Attaches as a client would (one lane per lane kind) and sends one probe frame per lane end to end, each with
+    /// its route id; returns the lanes that did not answer with why (empty: all answered).
+    /// </summary>
+    Task<IReadOnlyList<(LaneTarget Lane, string Why)>> ProbeAsync(IReadOnlyList<LaneTarget> lanes, TimeSpan timeout);
 }
 
 /// <summary>Places a node grain on the silo named after its node (silo name = node id), so it drives that silo's lanes.</summary>

@@ -86,56 +86,86 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     public Task ServeAsync(IReadOnlyList<LaneTarget> lanes) => SwapAsync(TableOf(lanes));
 
-    /// <summary>Attaches over the control socket like a client (SHM, UDS, or TCP when a TCP port is open) and sends one probe frame.</summary>
-    public Task<string?> ProbeAsync(LaneTarget lane, TimeSpan timeout) => Task.Run(() => Probe(lane, timeout));
+    /// <summary>
+    /// Attaches over the control socket like a client (SHM, UDS, or TCP when a TCP port is open: one lane per kind)
+    /// and sends one probe frame per lane with that lane's route id; the host routes each by its id, so every answer
+    /// has crossed the real table and endpoint.
+    /// </summary>
+    public Task<IReadOnlyList<(LaneTarget Lane, string Why)>> ProbeAsync(IReadOnlyList<LaneTarget> lanes, TimeSpan timeout) =>
+        Task.Run(() => (IReadOnlyList<(LaneTarget, string)>)[.. lanes.GroupBy(l => l.Kind).SelectMany(g => Probe([.. g], timeout))]);
 
-    private string? Probe(LaneTarget lane, TimeSpan timeout)
+    private List<(LaneTarget Lane, string Why)> Probe(List<LaneTarget> lanes, TimeSpan timeout)
     {
         if (_host is null)
         {
-            return "the lane host is not running";
+            return [.. lanes.Select(l => (l, "the lane host is not running"))];
         }
 
+        var kind = lanes[0].Kind;
         IFrameLane client;
         try
         {
-            client = lane.Kind == "tcp" && TcpEndPoint is { } tcp
-                ? LaneAttach.ConnectTcp(tcp, lane.Name).Lane
-                : LaneAttach.ConnectUnix(ControlSocket, lane.Name, lane.Kind == "uds" || lane.Kind == "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
+            client = kind == "tcp" && TcpEndPoint is { } tcp
+                ? LaneAttach.ConnectTcp(tcp, lanes[0].Name).Lane
+                : LaneAttach.ConnectUnix(ControlSocket, lanes[0].Name, kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
         }
         catch (RttException ex)
         {
-            return $"attach failed: {ex.Message}";
+            return [.. lanes.Select(l => (l, $"attach failed: {ex.Message}"))];
         }
 
         using (client)
         {
+            var pending = new Dictionary<uint, LaneTarget>();
+            var wrong = new List<(LaneTarget, string)>();
             Span<byte> probe = stackalloc byte[16];
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(probe, 0x45424f52505454UL); // "RTTPROBE"
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(probe[8..], lane.RouteId);
-            if (!client.Send(lane.RouteId, 1, probe) || !client.Flush())
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(probe, 0x45424f52505454UL); // "TTPROBE"
+            for (var i = 0; i < lanes.Count; i++)
             {
-                return "the probe frame could not be sent";
-            }
-
-            var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-            var answered = false;
-            var echoed = false;
-            var expected = probe.ToArray();
-            while (!answered && Environment.TickCount64 < deadline && !client.PeerGone)
-            {
-                if (client.Poll((in FrameHeader h, ReadOnlySpan<byte> payload) =>
-                    {
-                        answered = h.FrameId == 1 && h.RouteId == lane.RouteId;
-                        echoed = answered && payload.SequenceEqual(expected);
-                    }) == 0)
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(probe[8..], lanes[i].RouteId);
+                if (!client.Send(lanes[i].RouteId, (uint)i, probe))
                 {
-                    client.WaitForData(TimeSpan.FromMilliseconds(5));
+                    return [.. lanes.Select(l => (l, "the probe frame could not be sent"))];
+                }
+
+                pending[(uint)i] = lanes[i];
+                if (i % 64 == 63)
+                {
+                    client.Flush();
+                    Drain(client, pending, wrong, lanes, TimeSpan.Zero);
                 }
             }
 
-            return answered ? echoed ? null : "the answer did not match the probe" : client.PeerGone ? "the lane host closed the lane" : $"no answer within {timeout.TotalMilliseconds:0} ms";
+            client.Flush();
+            Drain(client, pending, wrong, lanes, timeout);
+            foreach (var (_, lane) in pending)
+            {
+                wrong.Add((lane, client.PeerGone ? "the lane host closed the lane" : $"no answer within {timeout.TotalMilliseconds:0} ms"));
+            }
+
+            return wrong;
         }
+    }
+
+    private static void Drain(IFrameLane client, Dictionary<uint, LaneTarget> pending, List<(LaneTarget, string)> wrong, List<LaneTarget> lanes, TimeSpan timeout)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        do
+        {
+            var got = client.Poll((in FrameHeader h, ReadOnlySpan<byte> payload) =>
+            {
+                if (h.FrameId < lanes.Count && pending.Remove(h.FrameId, out var lane)
+                    && (h.RouteId != lane.RouteId || payload.Length != 16 || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]) != lane.RouteId))
+                {
+                    wrong.Add((lane, "the answer did not match the probe"));
+                }
+            });
+            if (got == 0 && pending.Count > 0 && timeout > TimeSpan.Zero)
+            {
+                client.WaitForData(TimeSpan.FromMilliseconds(5));
+            }
+        }
+        while (pending.Count > 0 && Environment.TickCount64 < deadline && !client.PeerGone);
     }
 
     public async Task StartAsync(CancellationToken cancellationToken)
