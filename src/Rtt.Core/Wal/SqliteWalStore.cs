@@ -98,7 +98,7 @@ public sealed class SqliteWalStore : IWalStore
             using (var check = _connection.CreateCommand())
             {
                 check.Transaction = tx;
-                check.CommandText = "SELECT COUNT(*) FROM rtt_wal;";
+                check.CommandText = "SELECT COALESCE(MAX(idx) + 1, 0) FROM rtt_wal;";
                 var count = (long)check.ExecuteScalar()!;
                 if (count != records[0].Index)
                 {

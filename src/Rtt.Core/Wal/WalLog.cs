@@ -24,6 +24,7 @@ public sealed class WalLog : IDisposable
     private readonly MerkleFrontier _frontier;
     private readonly List<SignedTreeHead> _heads;
     private readonly Lock _gate = new();
+    private readonly Lock _queueGate = new(); // never held across I/O: enqueuing never waits for an fsync
     private List<(byte[] Leaf, TaskCompletionSource<long> Done)> _queue = [];
     private bool _flushing;
 
@@ -173,7 +174,7 @@ public sealed class WalLog : IDisposable
         var leaf = LeafOf(entry);
         var done = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool lead;
-        lock (_gate)
+        lock (_queueGate)
         {
             _queue.Add((leaf, done));
             lead = !_flushing;
@@ -209,7 +210,7 @@ public sealed class WalLog : IDisposable
         while (true)
         {
             List<(byte[] Leaf, TaskCompletionSource<long> Done)> batch;
-            lock (_gate)
+            lock (_queueGate)
             {
                 if (_queue.Count == 0)
                 {

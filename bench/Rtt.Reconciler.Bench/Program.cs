@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Rtt.Core.Planning;
+using Rtt.Core.Signing;
+using Rtt.Core.Wal;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Reconciling;
+using Rtt.Silo.Hosting;
+using Rtt.Silo.Lanes;
+
+// Reconciler benchmark on one embedded silo (SQLite grain state and WAL, real lane host):
+//   1. apply of a plan with N routes (default 1,000) over none: prepare N route grains + the node grain (each
+//      persisting its vote), commit (persist + one lane-table swap), verify (a probe frame through every lane);
+//   2. single-route changes (add one route, then remove it again, alternately), median and p90 of several;
+// against baselines in the same run: the same lane-table swap and probe done directly on the lane host, and the
+// WAL's own durable appends for one transaction (4 entries + a signed head) without any participant.
+//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21]
+var routes = Arg("--routes", 1000);
+var changes = Arg("--changes", 21);
+var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
+try
+{
+    var workspace = WorkspaceInitializer.Create(root).Workspace;
+    var overrides = new Dictionary<string, string?>
+    {
+        ["Silo:SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+        ["Silo:GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+    };
+    await using var silo = RttSiloHost.Build(workspace, overrides, logging => logging.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
+    await silo.StartAsync();
+    var reconciler = silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+    var lanes = silo.Host.Services.GetRequiredService<LaneHostService>();
+    using var key = workspace.LoadSigningKey();
+    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes, {Environment.ProcessorCount} cores, workspace {root}");
+
+    // Warm-up (JIT, grain activations of the reconciler, WAL, node): a one-route plan applied and removed.
+    var warm = Plan(key, null, 1, "warm");
+    await Apply(reconciler, warm);
+    var empty = Plan(key, Id(warm), 0, "warm");
+    await Apply(reconciler, empty);
+
+    var big = Plan(key, Id(empty), routes, "r");
+    var clock = Stopwatch.StartNew();
+    var report = await Apply(reconciler, big);
+    var bigMs = clock.Elapsed.TotalMilliseconds;
+    Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
+
+    var single = new List<double>();
+    var current = big;
+    for (var i = 0; i < changes; i++)
+    {
+        var next = Plan(key, Id(current), i % 2 == 0 ? routes + 1 : routes, "r");
+        clock.Restart();
+        await Apply(reconciler, next);
+        single.Add(clock.Elapsed.TotalMilliseconds);
+        current = next;
+    }
+
+    single.Sort();
+    Console.WriteLine($"single-route change: p50 {single[single.Count / 2]:0.00} ms, p90 {single[(int)(single.Count * 0.9)]:0.00} ms, min {single[0]:0.00} ms (n={single.Count})");
+
+    // Baseline 1: the same table swap and probes straight on the lane host (no 2PC, no grains, no WAL).
+    var targets = Enumerable.Range(0, routes).Select(i => new Rtt.Grains.Nodes.LaneTarget(
+        Rtt.Core.Reconciling.PlanTargets.RouteId($"rtt://bench/src/b{i}", $"rtt://bench/dst/b{i}"), $"rtt://bench/dst/b{i}", $"rtt://bench/src/b{i}", $"rtt://bench/dst/b{i}", "shm")).ToList();
+    clock.Restart();
+    await lanes.ServeAsync(targets);
+    var failures = await lanes.ProbeAsync(targets, TimeSpan.FromSeconds(10));
+    var directMs = clock.Elapsed.TotalMilliseconds;
+    Console.WriteLine($"baseline: swap + probe {routes} lanes directly on the lane host: {directMs:0.0} ms ({failures.Count} failed)");
+
+    // Baseline 2: one transaction's durable WAL work alone (4 appends, one signed head) on a separate log file.
+    var walTimes = new List<double>();
+    using (var log = WalLog.Open(SqliteWalStore.Open(Path.Combine(root, "baseline-wal.db"))))
+    {
+        for (var i = 0; i < changes; i++)
+        {
+            clock.Restart();
+            foreach (var kind in new[] { "prepare", "commit", "applied", "verified" })
+            {
+                await log.AppendAsync(new JsonObject { ["kind"] = kind, ["tx"] = i });
+            }
+
+            log.SignHead(key, DateTimeOffset.UtcNow);
+            walTimes.Add(clock.Elapsed.TotalMilliseconds);
+        }
+    }
+
+    walTimes.Sort();
+    Console.WriteLine($"baseline: one transaction's WAL appends + signed head: p50 {walTimes[walTimes.Count / 2]:0.00} ms");
+    Console.WriteLine($"ratios: apply {routes} routes / direct swap+probe = {bigMs / directMs:0.0}x; single-route change / WAL-only = {single[single.Count / 2] / walTimes[walTimes.Count / 2]:0.0}x");
+    Console.WriteLine($"goals: {routes}-route apply <= 1000 ms: {(bigMs <= 1000 ? "met" : "missed")}; single-route change <= 10 ms: {(single[single.Count / 2] <= 10 ? "met" : "missed")}");
+    await silo.StopAsync();
+}
+finally
+{
+    Directory.Delete(root, recursive: true);
+}
+
+static async Task<ApplyReport> Apply(IReconcilerGrain reconciler, JsonObject plan)
+{
+    var report = await reconciler.Apply(plan.ToJsonString());
+    if (report.Outcome != "applied")
+    {
+        throw new InvalidOperationException($"{report.Outcome}: {report.Reason}");
+    }
+
+    return report;
+}
+
+static string Id(JsonObject plan) => (string)plan["plan_id"]!;
+
+// A plan with `count` routes rtt://bench/src/<p>i -> rtt://bench/dst/<p>i, all placed on node0, over shm.
+static JsonObject Plan(SigningKey key, string? baseId, int count, string prefix)
+{
+    var placement = new JsonObject();
+    var lanes = new JsonArray();
+    for (var i = 0; i < count; i++)
+    {
+        placement[$"rtt://bench/src/{prefix}{i}"] = "node0";
+        placement[$"rtt://bench/dst/{prefix}{i}"] = "node0";
+        lanes.Add(new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = $"rtt://bench/src/{prefix}{i}", ["to"] = $"rtt://bench/dst/{prefix}{i}" } });
+    }
+
+    return Planner.Seal(new JsonObject
+    {
+        ["base"] = baseId,
+        ["inputs"] = "sha256:" + new string('0', 64),
+        ["lanes"] = lanes,
+        ["moves"] = new JsonArray(),
+        ["placement"] = placement,
+        ["rejected"] = new JsonArray(),
+        ["routes_add"] = new JsonArray(),
+        ["routes_remove"] = new JsonArray(),
+    }, key);
+}
+
+static int FreePort()
+{
+    using var l = new TcpListener(IPAddress.Loopback, 0);
+    l.Start();
+    return ((IPEndPoint)l.LocalEndpoint).Port;
+}
+
+int Arg(string name, int fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+}
