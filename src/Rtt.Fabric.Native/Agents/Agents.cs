@@ -87,12 +87,20 @@ public sealed class AgentRunner : IDisposable
     private readonly IIdleStrategy _idle;
     private readonly Thread _thread;
     private readonly IReadOnlyList<int>? _cpus;
+    private readonly Action? _wake;
     private volatile bool _running = true;
 
     public AgentRunner(IAgent agent, IIdleStrategy idle, IReadOnlyList<int>? cpus = null)
+        : this(agent, idle, cpus, null)
+    {
+    }
+
+    /// <param name="wake">Wakes the agent's thread from its idle strategy's blocking wait (called by <see cref="Dispose"/>).</param>
+    public AgentRunner(IAgent agent, IIdleStrategy idle, IReadOnlyList<int>? cpus, Action? wake)
     {
         _agent = agent;
         _idle = idle;
+        _wake = wake;
         _cpus = cpus is { Count: > 0 } ? cpus : null;
         _thread = new Thread(Run) { IsBackground = true, Name = $"rtt-agent-{agent.Name}" };
         _thread.Start();
@@ -157,6 +165,7 @@ public sealed class AgentRunner : IDisposable
     public void Dispose()
     {
         _running = false;
+        _wake?.Invoke();
         if (Thread.CurrentThread != _thread)
         {
             _thread.Join();

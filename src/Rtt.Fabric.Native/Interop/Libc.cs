@@ -18,6 +18,9 @@ internal static unsafe partial class Libc
     public const int EAGAIN = 11;
     public const int EINTR = 4;
     public const int ETIMEDOUT = 110;
+    public const int EfdNonblock = 0x800;
+    public const int EfdCloexec = 0x80000;
+    public const short PollIn = 0x1;
 
     private const int FutexWait = 0;
     private const int FutexWake = 1;
@@ -56,6 +59,18 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
     public static partial int SchedSetAffinity(int pid, nuint cpuSetSize, ulong* mask);
 
+    [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+    public static partial int EventFd(uint initialValue, int flags);
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, void* buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, void* buffer, nuint count);
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 
@@ -80,6 +95,14 @@ internal static unsafe partial class Libc
     }
 
     [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short ReturnedEvents;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
     public struct IoVec
     {
         public void* Base;
@@ -98,14 +121,14 @@ internal static unsafe partial class Libc
         public int Flags;
     }
 
-    /// <summary>struct cmsghdr followed by one int (an fd): CMSG_LEN(4) = 20, CMSG_SPACE(4) = 24 on 64-bit Linux.</summary>
+    /// <summary>struct cmsghdr followed by two ints (fds): CMSG_LEN(8) = CMSG_SPACE(8) = 24 on 64-bit Linux (CMSG_LEN(4) = 20 with one fd).</summary>
     [StructLayout(LayoutKind.Sequential)]
-    public struct CmsgFd
+    public struct CmsgFd2
     {
         public nuint Length;
         public int Level;
         public int Type;
-        public int Fd;
-        private readonly int _pad;
+        public int Fd0;
+        public int Fd1;
     }
 }

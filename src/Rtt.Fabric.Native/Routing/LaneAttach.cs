@@ -87,7 +87,10 @@ public static class LaneAttach
     }
 
     /// <summary>Host side: reads an attach request and answers it; returns the lane, or null when refused.</summary>
-    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options)
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options) => Accept(socket, resolve, options, null);
+
+    /// <summary>As <see cref="Accept(Socket, Func{string, uint?}, LaneOptions)"/>; an SHM client also gets <paramref name="doorbell"/> to wake the host with.</summary>
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options, LaneDoorbell? doorbell)
     {
         Span<byte> head = stackalloc byte[8];
         socket.ReceiveTimeout = 10_000;
@@ -116,7 +119,7 @@ public static class LaneAttach
             return null;
         }
 
-        return kind == LaneKind.Shm ? ShmLane.Accept(socket, options) : new StreamLane(socket, kind, options);
+        return kind == LaneKind.Shm ? ShmLane.Accept(socket, options, doorbell) : new StreamLane(socket, kind, options);
     }
 }
 
@@ -183,7 +186,7 @@ public sealed class LaneHostListener : IDisposable
             {
                 try
                 {
-                    var lane = LaneAttach.Accept(client, Resolve, _options);
+                    var lane = LaneAttach.Accept(client, Resolve, _options, _host.Doorbell);
                     if (lane is not null)
                     {
                         await _host.AttachAsync(lane);

@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
 using Rtt.Fabric.Agents;
 using Rtt.Fabric.Frames;
+using Rtt.Fabric.Interop;
 using Rtt.Fabric.Lanes;
+using Rtt.Fabric.Shm;
+using Rtt.Fabric.Streams;
 
 namespace Rtt.Fabric.Routing;
 
@@ -36,6 +39,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private readonly FrameHandler _onRequest;
     private readonly FrameHandler _onResponse;
     private readonly AgentRunner? _runner;
+    private readonly LaneDoorbell _doorbell = new();
+    private Libc.PollFd[] _pollFds = new Libc.PollFd[9];  // the doorbell, then stream lanes' sockets: reused by every park
+    private ShmLane[] _armed = new ShmLane[8];            // SHM lanes asked to ring the doorbell during one park
+    private long _doorbellWaits;
+    private long _doorbellWakes;
+    private long _naps;
     private IFrameLane?[] _inbound = new IFrameLane?[8];
     private RouteTable _routes = RouteTable.Empty;
     private RouteTable _current = RouteTable.Empty;
@@ -50,7 +59,9 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _onResponse = OnResponse;
         if (start)
         {
-            _runner = new AgentRunner(this, idle ?? new BackoffIdleStrategy(50_000, 200, Park, TimeSpan.FromMilliseconds(1)) /* ~1 ms of spinning after the last frame, then it costs nothing */, cpus);
+            // ~1 ms of spinning after the last frame, then it sleeps on the doorbell and costs nothing; the 100 ms
+            // timeout is only a backstop: frames, commands, peer deaths and Dispose all ring the doorbell.
+            _runner = new AgentRunner(this, idle ?? new BackoffIdleStrategy(50_000, 200, Park, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring);
         }
     }
 
@@ -65,10 +76,26 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     public Exception? Fault => _runner?.Fault;
 
+    /// <summary>
+    /// What wakes the idle worker: SHM lanes accepted with it (<see cref="ShmLane.Accept(System.Net.Sockets.Socket, LaneOptions, LaneDoorbell?)"/>,
+    /// as <see cref="LaneHostListener"/> does) ring it after a frame when the worker sleeps; stream lanes wake it through their sockets.
+    /// </summary>
+    public LaneDoorbell Doorbell => _doorbell;
+
+    /// <summary>Times the idle worker slept on the doorbell (all lanes at once).</summary>
+    internal long DoorbellWaits => Volatile.Read(ref _doorbellWaits);
+
+    /// <summary>Times a doorbell sleep ended because something was ready (not the timeout).</summary>
+    internal long DoorbellWakes => Volatile.Read(ref _doorbellWakes);
+
+    /// <summary>Times it could only nap (a lane attached without the doorbell, next to others).</summary>
+    internal long Naps => Volatile.Read(ref _naps);
+
     public Task SwapAsync(RouteTable next)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _commands.Enqueue(() => ApplySwap(next, done));
+        _doorbell.Ring();
         return done.Task;
     }
 
@@ -90,42 +117,142 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             Volatile.Write(ref _inbound, slots);
             done.SetResult();
         });
+        _doorbell.Ring();
         return done.Task;
     }
 
     /// <summary>
-    /// The idle strategy's last stage: with one client lane, sleep on its own wake-up (futex or poll) so a
-    /// request wakes the worker at once; while requests are out at a service, only yield; otherwise nap 1 ms.
+    /// The idle strategy's last stage: sleep until any lane has a frame. Every SHM lane accepted with the
+    /// <see cref="Doorbell"/> is asked to ring it after its next frame (the data-waiters word of its ring), and one
+    /// <c>poll</c> waits on the doorbell's eventfd together with the stream lanes' sockets; upstream lanes with
+    /// requests in flight are waited on the same way. Commands, peer deaths and Dispose ring the doorbell too.
+    /// Fallbacks, for lanes handed in that were made without this doorbell: one such lane alone is waited on with
+    /// its own wake-up; next to others, 1 ms naps; an upstream with requests in flight: yield.
     /// </summary>
-    private void Park(TimeSpan timeout)
+    private unsafe void Park(TimeSpan timeout)
     {
-        foreach (var endpoint in _pumped)
+        if (!_commands.IsEmpty)
         {
-            if (endpoint.InFlight > 0)
-            {
-                Thread.Yield();
-                return;
-            }
+            return;
         }
 
+        var inbound = _inbound;
         IFrameLane? only = null;
-        var count = 0;
-        foreach (var lane in _inbound)
+        var lanes = 0;
+        var unwaitable = 0;
+        foreach (var lane in inbound)
         {
             if (lane is not null)
             {
                 only = lane;
-                count++;
+                lanes++;
+                unwaitable += CanWaitOn(lane) ? 0 : 1;
             }
         }
 
-        if (count == 1 && _commands.IsEmpty)
+        var inFlight = false;
+        foreach (var endpoint in _pumped)
         {
-            only!.WaitForData(timeout);
+            if (endpoint.InFlight > 0)
+            {
+                inFlight = true;
+                if (!CanWaitOn(endpoint.Upstream))
+                {
+                    Thread.Yield();
+                    return;
+                }
+            }
         }
-        else
+
+        if (unwaitable > 0)
         {
-            Thread.Sleep(timeout);
+            _naps++;
+            if (lanes == 1 && !inFlight)
+            {
+                only!.WaitForData(TimeSpan.FromMilliseconds(1));
+            }
+            else
+            {
+                Thread.Sleep(1);
+            }
+
+            return;
+        }
+
+        var fds = 1;
+        var armed = 0;
+        _pollFds[0] = new Libc.PollFd { Fd = _doorbell.Fd, Events = Libc.PollIn };
+        foreach (var lane in inbound)
+        {
+            if (lane is not null)
+            {
+                Add(lane, ref fds, ref armed);
+            }
+        }
+
+        if (inFlight)
+        {
+            foreach (var endpoint in _pumped)
+            {
+                if (endpoint.InFlight > 0)
+                {
+                    Add(endpoint.Upstream, ref fds, ref armed);
+                }
+            }
+        }
+
+        var ready = false;
+        for (var i = 0; i < armed; i++)
+        {
+            ready |= _armed[i].ArmDoorbell(); // arms every lane even when one is ready: all are disarmed below
+        }
+
+        if (!ready)
+        {
+            _doorbellWaits++;
+            fixed (Libc.PollFd* p = _pollFds)
+            {
+                if (Libc.Poll(p, (nuint)fds, Math.Max(1, (int)timeout.TotalMilliseconds)) > 0)
+                {
+                    _doorbellWakes++;
+                }
+            }
+        }
+
+        _doorbell.Drain();
+        for (var i = 0; i < armed; i++)
+        {
+            _armed[i].DisarmDoorbell();
+            _armed[i] = null!; // lanes are disposed on this thread only, never while armed here
+        }
+    }
+
+    private bool CanWaitOn(IFrameLane lane) => lane.PeerGone || lane is StreamLane || (lane is ShmLane shm && shm.Doorbell == _doorbell);
+
+    private void Add(IFrameLane lane, ref int fds, ref int armed)
+    {
+        if (lane.PeerGone)
+        {
+            return; // disposed (inbound) or failed (upstream) on the next DoWork; nothing to wait for
+        }
+
+        if (lane is ShmLane shm)
+        {
+            if (armed == _armed.Length)
+            {
+                Array.Resize(ref _armed, armed * 2);
+            }
+
+            _armed[armed++] = shm;
+        }
+        else if (lane is StreamLane stream)
+        {
+            if (fds == _pollFds.Length)
+            {
+                Array.Resize(ref _pollFds, fds * 2);
+            }
+
+            _pollFds[fds++] = new Libc.PollFd { Fd = (int)stream.Socket.SafeHandle.DangerousGetHandle(), Events = Libc.PollIn };
         }
     }
 
@@ -369,5 +496,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             done.TrySetCanceled();
         }
+
+        _doorbell.Dispose();
     }
 }

@@ -17,7 +17,8 @@ public sealed unsafe class ShmLane : IFrameLane
 {
     public const uint HelloMagic = 0x43545452; // "RTTC"
     public const uint AckMagic = 0x41545452;   // "RTTA"
-    public const int Version = 1;
+    /// <summary>Hello version: 1 carries the segment's fd; 2 also the accepting side's doorbell eventfd (see <see cref="LaneDoorbell"/>).</summary>
+    public const int Version = 2;
     private const int DataOffset = 8192;
     private const int ControlOffset = 4096;
 
@@ -26,13 +27,17 @@ public sealed unsafe class ShmLane : IFrameLane
     private readonly ShmRingWriter _tx;
     private readonly ShmRingReader _rx;
     private readonly Thread _monitor;
+    private readonly LaneDoorbell? _doorbell; // ours: the reader here sleeps on it (not owned)
+    private readonly int _peerDoorbellFd;     // the peer's: our writer rings it (owned copy of the fd, -1: none)
     private volatile bool _peerGone;
     private int _disposed;
 
-    private ShmLane(ShmSegment segment, Socket control, LaneOptions options, bool creator, int peerPid)
+    private ShmLane(ShmSegment segment, Socket control, LaneOptions options, bool creator, int peerPid, LaneDoorbell? doorbell = null, int peerDoorbellFd = -1)
     {
         _segment = segment;
         _control = control;
+        _doorbell = doorbell;
+        _peerDoorbellFd = peerDoorbellFd;
         Options = options;
         PeerPid = peerPid;
         var capacity = options.RingCapacity;
@@ -42,7 +47,7 @@ public sealed unsafe class ShmLane : IFrameLane
         var dataA = b + DataOffset;
         var dataB = b + DataOffset + capacity;
         // Ring A carries creator -> attacher, ring B the other way.
-        _tx = creator ? new ShmRingWriter(controlA, dataA, capacity, this) : new ShmRingWriter(controlB, dataB, capacity, this);
+        _tx = creator ? new ShmRingWriter(controlA, dataA, capacity, this, peerDoorbellFd) : new ShmRingWriter(controlB, dataB, capacity, this, peerDoorbellFd);
         _rx = creator ? new ShmRingReader(controlB, dataB, capacity, this) : new ShmRingReader(controlA, dataA, capacity, this);
         _monitor = new Thread(WatchPeer) { IsBackground = true, Name = "rtt-shm-peer-watch" };
         _monitor.Start();
@@ -71,8 +76,17 @@ public sealed unsafe class ShmLane : IFrameLane
 
     public static long SegmentSizeFor(int capacity) => DataOffset + 2L * capacity;
 
+    /// <summary>The doorbell this side's reader can sleep on instead of the ring's futex (null: none).</summary>
+    public LaneDoorbell? Doorbell => _doorbell;
+
     /// <summary>Server side: creates the segment, sends its fd over <paramref name="control"/>, waits for the peer to map it.</summary>
-    public static ShmLane Accept(Socket control, LaneOptions options)
+    public static ShmLane Accept(Socket control, LaneOptions options) => Accept(control, options, null);
+
+    /// <summary>
+    /// Server side with a doorbell: the peer also gets <paramref name="doorbell"/>'s eventfd and rings it when this
+    /// side sleeps on it (<see cref="ArmDoorbell"/>), so one thread can sleep on many lanes at once.
+    /// </summary>
+    public static ShmLane Accept(Socket control, LaneOptions options, LaneDoorbell? doorbell)
     {
         if (!ShmRing.CapacityFits(options.RingCapacity, options.MaxPayload))
         {
@@ -85,11 +99,11 @@ public sealed unsafe class ShmLane : IFrameLane
         {
             Span<byte> hello = stackalloc byte[20];
             BinaryPrimitives.WriteUInt32LittleEndian(hello, HelloMagic);
-            BinaryPrimitives.WriteInt32LittleEndian(hello[4..], Version);
+            BinaryPrimitives.WriteInt32LittleEndian(hello[4..], doorbell is null ? 1 : Version);
             BinaryPrimitives.WriteInt32LittleEndian(hello[8..], options.RingCapacity);
             BinaryPrimitives.WriteInt32LittleEndian(hello[12..], options.MaxPayload);
             BinaryPrimitives.WriteInt32LittleEndian(hello[16..], Environment.ProcessId);
-            FdPassing.Send(control, hello, segment.Fd);
+            FdPassing.Send(control, hello, segment.Fd, doorbell?.Fd ?? -1);
             segment.CloseFd(); // the peer holds its own copy now; the memory lives while either side maps it
 
             Span<byte> ack = stackalloc byte[8];
@@ -101,7 +115,7 @@ public sealed unsafe class ShmLane : IFrameLane
                 throw new RttException(ErrorCodes.LaneAttachFailed, "the peer did not acknowledge the segment", "control socket", "check both sides run the same rtt version");
             }
 
-            return new ShmLane(segment, control, options, creator: true, BinaryPrimitives.ReadInt32LittleEndian(ack[4..]));
+            return new ShmLane(segment, control, options, creator: true, BinaryPrimitives.ReadInt32LittleEndian(ack[4..]), doorbell);
         }
         catch (SocketException ex)
         {
@@ -119,12 +133,18 @@ public sealed unsafe class ShmLane : IFrameLane
     public static ShmLane Attach(Socket control, LaneOptions? options = null)
     {
         Span<byte> hello = stackalloc byte[20];
-        var fd = FdPassing.Receive(control, hello);
-        if (fd < 0 || BinaryPrimitives.ReadUInt32LittleEndian(hello) != HelloMagic || BinaryPrimitives.ReadInt32LittleEndian(hello[4..]) != Version)
+        var fd = FdPassing.Receive(control, hello, out var doorbellFd);
+        var version = BinaryPrimitives.ReadInt32LittleEndian(hello[4..]);
+        if (fd < 0 || BinaryPrimitives.ReadUInt32LittleEndian(hello) != HelloMagic || version is not (1 or Version) || (version == Version) != (doorbellFd >= 0))
         {
             if (fd >= 0)
             {
                 Interop.Libc.Close(fd);
+            }
+
+            if (doorbellFd >= 0)
+            {
+                Interop.Libc.Close(doorbellFd);
             }
 
             throw new RttException(ErrorCodes.LaneAttachFailed, "the lane's hello carried no segment or another protocol version", "control socket", "check both sides run the same rtt version");
@@ -133,7 +153,21 @@ public sealed unsafe class ShmLane : IFrameLane
         var capacity = BinaryPrimitives.ReadInt32LittleEndian(hello[8..]);
         var maxPayload = BinaryPrimitives.ReadInt32LittleEndian(hello[12..]);
         var peerPid = BinaryPrimitives.ReadInt32LittleEndian(hello[16..]);
-        var segment = ShmSegment.Map(fd, SegmentSizeFor(capacity));
+        ShmSegment segment;
+        try
+        {
+            segment = ShmSegment.Map(fd, SegmentSizeFor(capacity));
+        }
+        catch
+        {
+            if (doorbellFd >= 0)
+            {
+                Interop.Libc.Close(doorbellFd);
+            }
+
+            throw;
+        }
+
         segment.CloseFd();
         try
         {
@@ -142,11 +176,16 @@ public sealed unsafe class ShmLane : IFrameLane
             BinaryPrimitives.WriteInt32LittleEndian(ack[4..], Environment.ProcessId);
             control.Send(ack);
             var o = (options ?? new LaneOptions()) with { RingCapacity = capacity, MaxPayload = maxPayload };
-            return new ShmLane(segment, control, o, creator: false, peerPid);
+            return new ShmLane(segment, control, o, creator: false, peerPid, peerDoorbellFd: doorbellFd);
         }
         catch
         {
             segment.Dispose();
+            if (doorbellFd >= 0)
+            {
+                Interop.Libc.Close(doorbellFd);
+            }
+
             throw;
         }
     }
@@ -231,6 +270,14 @@ public sealed unsafe class ShmLane : IFrameLane
 
     public void WaitForData(TimeSpan timeout) => _rx.WaitForData((long)timeout.TotalNanoseconds);
 
+    /// <summary>
+    /// Before sleeping on this lane's <see cref="Doorbell"/>: asks the peer to ring it after its next frame.
+    /// True when a frame is already there or the peer went (do not sleep). Call <see cref="DisarmDoorbell"/> after.
+    /// </summary>
+    public bool ArmDoorbell() => _rx.ArmDoorbell();
+
+    public void DisarmDoorbell() => _rx.DisarmDoorbell();
+
     /// <summary>Forges a raw record (tests of the drop path).</summary>
     internal bool TryWriteRaw(ReadOnlySpan<byte> frameBytes) => _tx.TryWriteRaw(frameBytes);
 
@@ -256,6 +303,7 @@ public sealed unsafe class ShmLane : IFrameLane
         {
             _tx.WakeWaitingWriter();
             _rx.WakeWaitingReader();
+            _doorbell?.Ring();
             PeerLost?.Invoke(this);
         }
     }
@@ -280,5 +328,9 @@ public sealed unsafe class ShmLane : IFrameLane
         _control.Dispose();
         _monitor.Join();
         _segment.Dispose();
+        if (_peerDoorbellFd >= 0)
+        {
+            _ = Interop.Libc.Close(_peerDoorbellFd); // the writer is stopped (callers stop their threads first)
+        }
     }
 }

@@ -34,7 +34,7 @@ internal static class ShmRing
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Align8(int n) => (n + 7) & ~7;
 
-    public static unsafe ShmSignal DataSignal(byte* control) => new((int*)(control + DataSeqOffset), (int*)(control + DataWaitersOffset));
+    public static unsafe ShmSignal DataSignal(byte* control, int doorbellFd = -1) => new((int*)(control + DataSeqOffset), (int*)(control + DataWaitersOffset), doorbellFd);
 
     public static unsafe ShmSignal SpaceSignal(byte* control) => new((int*)(control + SpaceSeqOffset), (int*)(control + SpaceWaitersOffset));
 
@@ -53,7 +53,7 @@ internal static class ShmRing
 /// position it waits on (<see cref="Sleep"/>). Either the sleeper sees the new position, or the publisher sees
 /// the flag and wakes it.
 /// </summary>
-internal readonly unsafe struct ShmSignal(int* seq, int* waiters)
+internal readonly unsafe struct ShmSignal(int* seq, int* waiters, int doorbellFd = -1)
 {
     /// <summary>Stores <paramref name="value"/> in <paramref name="position"/> (full fence) and wakes the other side if it sleeps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -61,9 +61,10 @@ internal readonly unsafe struct ShmSignal(int* seq, int* waiters)
     {
         // Exchange is a full fence: the store is ordered before the load of the waiters flag.
         Interlocked.Exchange(ref *position, value);
-        if (Volatile.Read(ref *waiters) != 0)
+        var waiting = Volatile.Read(ref *waiters);
+        if (waiting != 0)
         {
-            Wake();
+            Wake(waiting);
         }
     }
 
@@ -74,6 +75,38 @@ internal readonly unsafe struct ShmSignal(int* seq, int* waiters)
         Interlocked.Increment(ref *seq);
         Libc.FutexWakeShared(seq);
     }
+
+    /// <summary>
+    /// The other side sleeps on the futex (1) or on its doorbell (<see cref="LaneDoorbell.WaitingValue"/>: the one
+    /// that takes the mark back rings the doorbell, so a burst of frames costs one write, not one per frame).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Wake(int waiting)
+    {
+        if (waiting == LaneDoorbell.WaitingValue && doorbellFd >= 0)
+        {
+            if (Interlocked.CompareExchange(ref *waiters, 0, LaneDoorbell.WaitingValue) == LaneDoorbell.WaitingValue)
+            {
+                LaneDoorbell.Ring(doorbellFd);
+            }
+
+            return;
+        }
+
+        Wake();
+    }
+
+    /// <summary>
+    /// Marks this side as sleeping on a doorbell (the other side rings it after its next publish) and re-reads
+    /// <paramref name="position"/>: true when it moved from <paramref name="seen"/> or the peer went (do not sleep).
+    /// </summary>
+    public bool ArmDoorbell(long* position, long seen, ShmLane lane)
+    {
+        Interlocked.Exchange(ref *waiters, LaneDoorbell.WaitingValue);
+        return Volatile.Read(ref *position) != seen || lane.PeerGone;
+    }
+
+    public void Disarm() => Volatile.Write(ref *waiters, 0);
 
     /// <summary>Sleeps until <paramref name="position"/> moves from <paramref name="seen"/>, the peer goes, a wake, or the timeout.</summary>
     public void Sleep(long* position, long seen, ShmLane lane, long timeoutNs)
@@ -107,12 +140,13 @@ internal sealed unsafe class ShmRingWriter
     private int _loanOffset = -1;
     private int _loanMax;
 
-    public ShmRingWriter(byte* control, byte* data, int capacity, ShmLane lane)
+    /// <param name="readerDoorbellFd">The reader's doorbell eventfd, when it sleeps on one (-1: it sleeps on the ring's futex).</param>
+    public ShmRingWriter(byte* control, byte* data, int capacity, ShmLane lane, int readerDoorbellFd = -1)
     {
         _data = data;
         _tail = (long*)(control + ShmRing.TailOffset);
         _head = (long*)(control + ShmRing.HeadOffset);
-        _dataSignal = ShmRing.DataSignal(control);
+        _dataSignal = ShmRing.DataSignal(control, readerDoorbellFd);
         _spaceSignal = ShmRing.SpaceSignal(control);
         _capacity = capacity;
         _mask = capacity - 1;
@@ -318,4 +352,9 @@ internal sealed unsafe class ShmRingReader
 
     /// <summary>Wakes this side's reader if it sleeps in <see cref="WaitForData"/> (the lane is closing).</summary>
     public void WakeWaitingReader() => _dataSignal.Wake();
+
+    /// <summary>Asks the writer to ring the reader's doorbell after its next publish; true when there is data already (or the peer went).</summary>
+    public bool ArmDoorbell() => _dataSignal.ArmDoorbell(_tail, _headLocal, _lane);
+
+    public void DisarmDoorbell() => _dataSignal.Disarm();
 }
