@@ -284,7 +284,7 @@ public sealed class CoordinatorTests : IDisposable
             return Vote;
         }
 
-        public Task CommitAsync(long tx)
+        public Task CommitAsync(long tx, string planId, string? target)
         {
             Calls.Add($"commit {tx}");
             return Task.CompletedTask;

@@ -39,8 +39,42 @@ public static class CanonicalJson
     public static byte[] Serialize(JsonElement element)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        Write(buffer, element, "$");
+        Write(buffer, element, new JsonPath());
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Where the writer is, kept as a stack of member names and array indices and turned into text
+    /// (<c>$.a[2].b</c>) only when an error needs it: building the text for every value made canonicalisation
+    /// of large documents several times slower.
+    /// </summary>
+    private sealed class JsonPath
+    {
+        private readonly List<(string? Name, int Index)> _steps = [];
+
+        public void Push(string name) => _steps.Add((name, -1));
+
+        public void Push(int index) => _steps.Add((null, index));
+
+        public void Pop() => _steps.RemoveAt(_steps.Count - 1);
+
+        public override string ToString()
+        {
+            var sb = new StringBuilder("$");
+            foreach (var (name, index) in _steps)
+            {
+                if (name is null)
+                {
+                    sb.Append('[').Append(index.ToString(CultureInfo.InvariantCulture)).Append(']');
+                }
+                else
+                {
+                    sb.Append('.').Append(name);
+                }
+            }
+
+            return sb.ToString();
+        }
     }
 
     /// <summary>Canonical bytes of a node tree (null means the JSON literal <c>null</c>).</summary>
@@ -100,7 +134,7 @@ public static class CanonicalJson
         return cut > 0 ? message[..cut].TrimEnd('.') : message.TrimEnd('.');
     }
 
-    private static void Write(ArrayBufferWriter<byte> output, JsonElement element, string path)
+    private static void Write(ArrayBufferWriter<byte> output, JsonElement element, JsonPath path)
     {
         switch (element.ValueKind)
         {
@@ -117,7 +151,9 @@ public static class CanonicalJson
                         output.Write(","u8);
                     }
 
-                    Write(output, item, $"{path}[{index}]");
+                    path.Push(index);
+                    Write(output, item, path);
+                    path.Pop();
                     index++;
                 }
 
@@ -127,8 +163,17 @@ public static class CanonicalJson
                 WriteString(output, Text(element, path), path);
                 break;
             case JsonValueKind.Number:
+                if (element.TryGetInt64(out var integer) && integer is > -MaxSafeInteger and < MaxSafeInteger)
+                {
+                    // An integer literal below 2^53 is exact as a double, and ECMAScript prints it as its digits.
+                    var room = output.GetSpan(20);
+                    integer.TryFormat(room, out var written, default, CultureInfo.InvariantCulture);
+                    output.Advance(written);
+                    break;
+                }
+
                 // RFC 8785 numbers are IEEE 754 doubles; a literal beyond double range is not representable.
-                WriteAscii(output, FormatNumber(element.TryGetDouble(out var number) ? number : double.PositiveInfinity, path));
+                WriteAscii(output, FormatNumber(element.TryGetDouble(out var number) ? number : double.PositiveInfinity, path.ToString()));
                 break;
             case JsonValueKind.True:
                 output.Write("true"u8);
@@ -140,20 +185,28 @@ public static class CanonicalJson
                 output.Write("null"u8);
                 break;
             default:
-                throw new DocumentException(ErrorCodes.JsonInvalid, $"unexpected JSON value kind {element.ValueKind}", path);
+                throw new DocumentException(ErrorCodes.JsonInvalid, $"unexpected JSON value kind {element.ValueKind}", path.ToString());
         }
     }
 
-    private static void WriteObject(ArrayBufferWriter<byte> output, JsonElement element, string path)
+    private const long MaxSafeInteger = 1L << 53;
+
+    private static void WriteObject(ArrayBufferWriter<byte> output, JsonElement element, JsonPath path)
     {
         var members = new List<(string Name, JsonElement Value)>();
+        var sorted = true;
         foreach (var property in element.EnumerateObject())
         {
-            members.Add((PropertyName(property, path), property.Value));
+            var name = PropertyName(property, path);
+            sorted &= members.Count == 0 || string.CompareOrdinal(members[^1].Name, name) < 0;
+            members.Add((name, property.Value));
         }
 
         // RFC 8785 3.2.3: sort by the UTF-16 code units of the names, which is exactly ordinal order.
-        members.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+        if (!sorted)
+        {
+            members.Sort(static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+        }
         output.Write("{"u8);
         for (var i = 0; i < members.Count; i++)
         {
@@ -162,7 +215,7 @@ public static class CanonicalJson
             {
                 if (string.Equals(members[i - 1].Name, name, StringComparison.Ordinal))
                 {
-                    throw new DocumentException(ErrorCodes.JsonDuplicateKey, $"duplicate member name \"{name}\"", path,
+                    throw new DocumentException(ErrorCodes.JsonDuplicateKey, $"duplicate member name \"{name}\"", path.ToString(),
                         "remove one of the two members: canonical JSON has no duplicate names");
                 }
 
@@ -171,14 +224,16 @@ public static class CanonicalJson
 
             WriteString(output, name, path);
             output.Write(":"u8);
-            Write(output, members[i].Value, $"{path}.{name}");
+            path.Push(name);
+            Write(output, members[i].Value, path);
+            path.Pop();
         }
 
         output.Write("}"u8);
     }
 
     // System.Text.Json refuses to decode an escaped lone surrogate; report it as RTT's own error.
-    private static string Text(JsonElement element, string path)
+    private static string Text(JsonElement element, JsonPath path)
     {
         try
         {
@@ -190,7 +245,7 @@ public static class CanonicalJson
         }
     }
 
-    private static string PropertyName(JsonProperty property, string path)
+    private static string PropertyName(JsonProperty property, JsonPath path)
     {
         try
         {
@@ -202,10 +257,10 @@ public static class CanonicalJson
         }
     }
 
-    private static DocumentException LoneSurrogate(string path) =>
-        new(ErrorCodes.JsonLoneSurrogate, "string holds a lone UTF-16 surrogate", path, "strings must be valid Unicode; pair or remove the surrogate");
+    private static DocumentException LoneSurrogate(JsonPath path) =>
+        new(ErrorCodes.JsonLoneSurrogate, "string holds a lone UTF-16 surrogate", path.ToString(), "strings must be valid Unicode; pair or remove the surrogate");
 
-    private static void WriteString(ArrayBufferWriter<byte> output, string value, string path)
+    private static void WriteString(ArrayBufferWriter<byte> output, string value, JsonPath path)
     {
         output.Write("\""u8);
         var start = 0;
@@ -238,7 +293,7 @@ public static class CanonicalJson
         output.Write("\""u8);
     }
 
-    private static void WriteUtf8(ArrayBufferWriter<byte> output, ReadOnlySpan<char> text, string path)
+    private static void WriteUtf8(ArrayBufferWriter<byte> output, ReadOnlySpan<char> text, JsonPath path)
     {
         if (text.IsEmpty)
         {

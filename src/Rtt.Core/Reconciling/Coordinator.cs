@@ -20,8 +20,8 @@ public interface IParticipant
     /// <summary>Validates and reserves <paramref name="target"/> (null: release what it holds); persists vote and reservation before answering.</summary>
     Task<Vote> PrepareAsync(long tx, string planId, string? target);
 
-    /// <summary>Applies the reservation of <paramref name="tx"/>; idempotent.</summary>
-    Task CommitAsync(long tx);
+    /// <summary>Applies the reservation of <paramref name="tx"/> (or, when it has none, the target the decision carries); idempotent.</summary>
+    Task CommitAsync(long tx, string planId, string? target);
 
     /// <summary>Drops the reservation of <paramref name="tx"/>; idempotent.</summary>
     Task AbortAsync(long tx);
@@ -103,8 +103,19 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     private readonly SemaphoreSlim _one = new(1, 1);
     private string? _busyPlan;
 
+    private SortedDictionary<string, string> _appliedTargets = new(StringComparer.Ordinal);
+    private JsonObject? _applied;
+
     /// <summary>The plan in force (the latest committed transaction's plan), or null.</summary>
-    public JsonObject? Applied { get; private set; }
+    public JsonObject? Applied
+    {
+        get => _applied;
+        private set
+        {
+            _applied = value;
+            _appliedTargets = PlanTargets.Of(value); // computed once per plan, not once per transaction
+        }
+    }
 
     public string? AppliedPlanId => (string?)Applied?["plan_id"];
 
@@ -188,7 +199,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
 
         if (last.Decision == "commit" && last.AppliedIndex is null)
         {
-            await CommitAll(last);
+            await CommitAll(last, PlanTargets.Changes(await BaseOf(last), Applied));
             last.AppliedIndex = await log.AppendAsync(Entry("applied", last.Tx));
         }
 
@@ -334,7 +345,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     {
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
-        var changes = PlanTargets.Changes(Applied, target);
+        var changes = PlanTargets.Changes(_appliedTargets, PlanTargets.Of(target));
         var prepare = new JsonObject
         {
             ["at"] = Now(),
@@ -393,7 +404,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
         Applied = target is null ? null : (JsonObject)target.DeepClone();
         await FaultPoints.HitAsync("after-commit-decision", planId ?? "none");
-        await CommitAll(tx);
+        await CommitAll(tx, changes);
         tx.AppliedIndex = await log.AppendAsync(Entry("applied", tx.Tx));
         phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
 
@@ -461,7 +472,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     }
 
     /// <summary>Sends the decided commit until every participant acknowledges it (they are idempotent).</summary>
-    private async Task CommitAll(TxRecord tx)
+    private async Task CommitAll(TxRecord tx, IReadOnlyDictionary<string, string?> targets)
     {
         await Task.WhenAll(tx.Participants.Select(async name =>
         {
@@ -469,7 +480,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             {
                 try
                 {
-                    await participants(name).CommitAsync(tx.Tx).WaitAsync(options.ParticipantTimeout);
+                    await participants(name).CommitAsync(tx.Tx, tx.PlanId ?? "none", targets.GetValueOrDefault(name)).WaitAsync(options.ParticipantTimeout);
                     return;
                 }
                 catch (Exception ex) when (attempt < options.CommitAttempts && ex is not OutOfMemoryException)

@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
-using Rtt.Core.Json;
 
 namespace Rtt.Core.Reconciling;
 
@@ -99,10 +98,11 @@ public static class PlanTargets
     }
 
     /// <summary>The participants whose payload differs between two plans, with the payload the new plan asks (null: release).</summary>
-    public static SortedDictionary<string, string?> Changes(JsonObject? from, JsonObject? to)
+    public static SortedDictionary<string, string?> Changes(JsonObject? from, JsonObject? to) => Changes(Of(from), Of(to));
+
+    /// <summary>The same, from targets already computed.</summary>
+    public static SortedDictionary<string, string?> Changes(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
     {
-        var before = Of(from);
-        var after = Of(to);
         var changes = new SortedDictionary<string, string?>(StringComparer.Ordinal);
         foreach (var name in before.Keys.Union(after.Keys))
         {
@@ -117,7 +117,9 @@ public static class PlanTargets
         return changes;
     }
 
-    private static string Canonical(JsonObject o) => Encoding.UTF8.GetString(CanonicalJson.Serialize(o));
+    // Payloads are messages between the coordinator and its participants, compared as strings: they need to be
+    // deterministic, not RFC 8785 (members are added in sorted order above and values are strings and integers).
+    private static string Canonical(JsonObject o) => o.ToJsonString();
 }
 
 /// <summary>

@@ -10,8 +10,9 @@ public interface ITxParticipant : IGrainWithStringKey
     [Alias("Prepare")]
     Task<TxVote> Prepare(long tx, string planId, string? target);
 
+    /// <summary>Applies the reservation of <paramref name="tx"/>; carries the target again so a participant that lost its reservation (power cut) still applies the decided state.</summary>
     [Alias("Commit")]
-    Task Commit(long tx);
+    Task Commit(long tx, string planId, string? target);
 
     [Alias("Abort")]
     Task Abort(long tx);

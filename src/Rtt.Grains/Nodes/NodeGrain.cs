@@ -91,9 +91,9 @@ public sealed class NodeGrain(
         };
     }
 
-    public async Task Commit(long tx)
+    public async Task Commit(long tx, string planId, string? target)
     {
-        if (Reconciling.TxLedger.Commit(state.State.Ledger, tx))
+        if (Reconciling.TxLedger.Commit(state.State.Ledger, tx, planId, target))
         {
             await state.WriteStateAsync();
         }

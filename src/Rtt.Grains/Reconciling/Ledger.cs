@@ -71,21 +71,22 @@ public static class TxLedger
         return (new TxVote(s.VoteYes, s.VoteReason), true);
     }
 
-    public static bool Commit(LedgerState s, long tx)
+    /// <summary>
+    /// Applies the decided transaction. Normally it applies the reservation; a participant that has none for this
+    /// transaction (its state was written with synchronous=NORMAL and a power cut took it) applies the target the
+    /// decision carries: the decision is durable in the WAL, so the participant must follow it.
+    /// </summary>
+    public static bool Commit(LedgerState s, long tx, string planId, string? target)
     {
         if (s.AppliedTx >= tx)
         {
             return false; // already applied: a repeated commit changes nothing
         }
 
-        if (s.ReservedTx != tx)
-        {
-            throw new InvalidOperationException($"commit of transaction {tx} without a reservation for it (reserved: {s.ReservedTx})");
-        }
-
+        var reserved = s.ReservedTx == tx;
         s.AppliedTx = tx;
-        s.AppliedPlan = s.ReservedPlan;
-        s.AppliedTarget = s.ReservedTarget;
+        s.AppliedPlan = reserved ? s.ReservedPlan : planId;
+        s.AppliedTarget = reserved ? s.ReservedTarget : target;
         Release(s);
         return true;
     }

@@ -119,7 +119,11 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             return;
         }
 
-        store.Save(applied);
+        if (!File.Exists(store.PathOf(Coordinator.AppliedPlanId!)))
+        {
+            store.Save(applied); // a rollback target saved by an earlier run, or a plan applied before this workspace kept plans
+        }
+
         AtomicFile.WriteAllBytes(store.AppliedPath, PrettyJson.ToUtf8(applied));
     }
 
@@ -155,7 +159,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             return new Vote(v.Yes, v.Reason);
         }
 
-        public Task CommitAsync(long tx) => grain.Commit(tx);
+        public Task CommitAsync(long tx, string planId, string? target) => grain.Commit(tx, planId, target);
 
         public Task AbortAsync(long tx) => grain.Abort(tx);
 

@@ -43,9 +43,9 @@ public sealed class RouteGrain([PersistentState("route", RttStorage.Name)] IPers
         return (string?)spec!["kind"] is "shm" or "uds" or "tcp" ? null : $"unknown lane kind \"{spec["kind"]}\"";
     }
 
-    public async Task Commit(long tx)
+    public async Task Commit(long tx, string planId, string? target)
     {
-        if (TxLedger.Commit(state.State.Ledger, tx))
+        if (TxLedger.Commit(state.State.Ledger, tx, planId, target))
         {
             await state.WriteStateAsync();
         }

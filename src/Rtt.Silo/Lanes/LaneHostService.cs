@@ -102,42 +102,54 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
 
         var kind = lanes[0].Kind;
-        IFrameLane client;
-        try
+        lock (_probeGate)
         {
-            client = kind == "tcp" && TcpEndPoint is { } tcp
-                ? LaneAttach.ConnectTcp(tcp, lanes[0].Name).Lane
-                : LaneAttach.ConnectUnix(ControlSocket, lanes[0].Name, kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
-        }
-        catch (RttException ex)
-        {
-            return [.. lanes.Select(l => (l, $"attach failed: {ex.Message}"))];
-        }
+            IFrameLane client;
+            if (_probes.TryGetValue(kind, out var cached) && !cached.PeerGone)
+            {
+                client = cached; // attached once per kind and kept: a verify costs frames, not an attach
+            }
+            else
+            {
+                cached?.Dispose();
+                try
+                {
+                    client = kind == "tcp" && TcpEndPoint is { } tcp
+                        ? LaneAttach.ConnectTcp(tcp, lanes[0].Name).Lane
+                        : LaneAttach.ConnectUnix(ControlSocket, lanes[0].Name, kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
+                }
+                catch (RttException ex)
+                {
+                    _probes.Remove(kind);
+                    return [.. lanes.Select(l => (l, $"attach failed: {ex.Message}"))];
+                }
 
-        using (client)
-        {
+                _probes[kind] = client;
+            }
+
             var pending = new Dictionary<uint, LaneTarget>();
             var wrong = new List<(LaneTarget, string)>();
             Span<byte> probe = stackalloc byte[16];
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(probe, 0x45424f52505454UL); // "TTPROBE"
             for (var i = 0; i < lanes.Count; i++)
             {
+                var frameId = unchecked(_probeFrame++); // never reused soon: a late answer to an earlier probe matches nothing
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(probe[8..], lanes[i].RouteId);
-                if (!client.Send(lanes[i].RouteId, (uint)i, probe))
+                if (!client.Send(lanes[i].RouteId, frameId, probe))
                 {
                     return [.. lanes.Select(l => (l, "the probe frame could not be sent"))];
                 }
 
-                pending[(uint)i] = lanes[i];
+                pending[frameId] = lanes[i];
                 if (i % 64 == 63)
                 {
                     client.Flush();
-                    Drain(client, pending, wrong, lanes, TimeSpan.Zero);
+                    Drain(client, pending, wrong, TimeSpan.Zero);
                 }
             }
 
             client.Flush();
-            Drain(client, pending, wrong, lanes, timeout);
+            Drain(client, pending, wrong, timeout);
             foreach (var (_, lane) in pending)
             {
                 wrong.Add((lane, client.PeerGone ? "the lane host closed the lane" : $"no answer within {timeout.TotalMilliseconds:0} ms"));
@@ -147,14 +159,18 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
     }
 
-    private static void Drain(IFrameLane client, Dictionary<uint, LaneTarget> pending, List<(LaneTarget, string)> wrong, List<LaneTarget> lanes, TimeSpan timeout)
+    private readonly Lock _probeGate = new();
+    private readonly Dictionary<string, IFrameLane> _probes = new(StringComparer.Ordinal);
+    private uint _probeFrame;
+
+    private static void Drain(IFrameLane client, Dictionary<uint, LaneTarget> pending, List<(LaneTarget, string)> wrong, TimeSpan timeout)
     {
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         do
         {
             var got = client.Poll((in FrameHeader h, ReadOnlySpan<byte> payload) =>
             {
-                if (h.FrameId < lanes.Count && pending.Remove(h.FrameId, out var lane)
+                if (pending.Remove(h.FrameId, out var lane)
                     && (h.RouteId != lane.RouteId || payload.Length != 16 || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]) != lane.RouteId))
                 {
                     wrong.Add((lane, "the answer did not match the probe"));
@@ -196,6 +212,16 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     public void Dispose()
     {
+        lock (_probeGate)
+        {
+            foreach (var probe in _probes.Values)
+            {
+                probe.Dispose();
+            }
+
+            _probes.Clear();
+        }
+
         _listener?.Dispose();
         _listener = null;
         _host?.Dispose();

@@ -34,6 +34,10 @@
 
 -- Persistent per database file; lets readers run alongside the single writer.
 PRAGMA journal_mode = WAL;
+-- Grain state writes run with synchronous = NORMAL (set by the write query on its connection): in WAL mode a
+-- commit survives a crash of the process, and the fsync happens at checkpoints rather than on every write. What
+-- must survive a power cut is in the Merkle WAL (its own connection, synchronous = FULL): the reconciler's
+-- decisions; a participant that lost its reservation is given its target again with the commit.
 
 -- The provider reads its SQL from this table by QueryKey.
 CREATE TABLE IF NOT EXISTS OrleansQuery
@@ -110,6 +114,7 @@ INSERT INTO OrleansQuery (QueryKey, QueryText) VALUES
     -- ETag: bump the version only where it still equals the ETag.
     'WriteToStorageKey',
     '
+    PRAGMA synchronous = NORMAL;
     INSERT INTO rtt_grain_state
         (service_id, state_name, state_name_hash, grain_key_hash,
          grain_key_n0, grain_key_n1, grain_key_ext, payload, version)
