@@ -69,6 +69,9 @@ public sealed record ApplyOutcome(string Outcome, string? PlanId, long Tx, strin
     public const string Unchanged = "unchanged";
     public const string Aborted = "aborted";
     public const string RolledBack = "rolled-back";
+
+    /// <summary>Committed, failed verification, and the rollback could not run (a participant refused it): the plan stays applied.</summary>
+    public const string VerifyFailed = "verify-failed";
 }
 
 /// <summary>A transaction as the WAL records it.</summary>
@@ -418,7 +421,14 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
 
             var failure = tx.Reason!;
             var back = await RunTransaction(await BaseOf(tx), TransitionRollback, $"plan {planId} failed verification: {failure}", phases);
-            return back with { Outcome = ApplyOutcome.RolledBack, PlanId = planId, Reason = $"verification failed ({failure}); rolled back to {back.PlanId ?? "no plan"}" };
+            return back.Outcome == ApplyOutcome.Applied
+                ? back with { Outcome = ApplyOutcome.RolledBack, PlanId = planId, Reason = $"verification failed ({failure}); rolled back to {back.PlanId ?? "no plan"}" }
+                : back with
+                {
+                    Outcome = ApplyOutcome.VerifyFailed,
+                    PlanId = planId,
+                    Reason = $"verification failed ({failure}) and the rollback could not run ({back.Reason}); plan {planId} stays applied: fix the cause, then apply again or run `rtt rollback`",
+                };
         }
 
         return await Outcome(ApplyOutcome.Applied, tx, transition == TransitionRollback ? reason ?? "" : "", phases);

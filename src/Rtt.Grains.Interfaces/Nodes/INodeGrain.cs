@@ -13,6 +13,13 @@ public interface INodeGrain : IGrainWithStringKey, Rtt.Grains.Reconciling.ITxPar
     [Alias("Register")]
     Task<NodeRecord> Register(NodeFacts facts);
 
+    /// <summary>
+    /// Makes this silo's lane host serve the node's applied lanes. False when the activation runs on another silo
+    /// than the node's (it then deactivates, so the next call lands on the node's silo).
+    /// </summary>
+    [Alias("ServeLanes")]
+    Task<bool> ServeLanes();
+
     /// <summary>The node's record, or null when it never registered.</summary>
     [Alias("Get")]
     Task<NodeRecord?> Get();

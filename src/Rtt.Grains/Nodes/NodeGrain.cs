@@ -47,12 +47,29 @@ public sealed class NodeGrain(
         await state.WriteStateAsync();
         await GrainFactory.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Add(key);
         RttMetrics.NodeRegistrations.Add(1);
-        if (Lanes is { Running: true } lanes && lanes.NodeId == key)
+        await ServeLanes(); // what the last committed plan says, after a restart too
+        return state.State.Record;
+    }
+
+    public async Task<bool> ServeLanes()
+    {
+        if (Lanes is not { } lanes)
         {
-            await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget)); // what the last committed plan says, after a restart too
+            return true; // silos without lanes: nothing to serve
         }
 
-        return state.State.Record;
+        if (lanes.NodeId != this.GetPrimaryKeyString())
+        {
+            DeactivateOnIdle(); // placed while the node's silo was down: move back to it on the next call
+            return false;
+        }
+
+        if (lanes.Running)
+        {
+            await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget));
+        }
+
+        return true;
     }
 
     public Task<NodeRecord?> Get() => Task.FromResult(state.State.Record);

@@ -32,7 +32,13 @@ public sealed class NodeRegistrationService(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
-        Record = await grains.GetGrain<INodeGrain>(options.NodeId).Register(facts);
+        var node = grains.GetGrain<INodeGrain>(options.NodeId);
+        Record = await node.Register(facts);
+        for (var attempt = 0; attempt < 10 && !await node.ServeLanes(); attempt++)
+        {
+            await Task.Delay(100, cancellationToken); // its grain was still active on another silo; it moves here
+        }
+
         var history = await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History(); // activation replays the WAL and recovers
         AppliedPlanId = history.AppliedPlanId;
         Recovery = history.Recovery;

@@ -1,0 +1,154 @@
+using System.Text.Json.Nodes;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Orleans.TestingHost;
+using Rtt.Core.Planning;
+using Rtt.Core.Reconciling;
+using Rtt.Core.Wal;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Nodes;
+using Rtt.Grains.Reconciling;
+using Rtt.Silo.Lanes;
+using Rtt.Silo.Storage;
+
+namespace Rtt.Grains.Tests;
+
+/// <summary>
+/// The reconciler on a two-silo in-process cluster: each silo is a node (silo name = node id) with its own real
+/// lane host, grain state and the WAL in one SQLite file. A node's silo is stopped in the middle of a commit.
+/// </summary>
+public sealed class ReconcilerClusterTests : IAsyncLifetime
+{
+    private readonly RttWorkspace _workspace = WorkspaceInitializer.Create(Directory.CreateTempSubdirectory("rtt-recon-").FullName).Workspace;
+    private InProcessTestCluster _cluster = null!;
+
+    public async Task InitializeAsync()
+    {
+        var connection = SqliteStateStore.ConnectionString(_workspace.StateDatabasePath);
+        SqliteStateStore.Prepare(connection, _workspace.StateDatabasePath);
+        var builder = new InProcessTestClusterBuilder(initialSilosCount: 2);
+        builder.ConfigureSilo((options, silo) =>
+        {
+            var node = options.SiloName;
+            silo.AddAdoNetGrainStorage(RttStorage.Name, o =>
+            {
+                o.Invariant = SqliteStateStore.Invariant;
+                o.ConnectionString = connection;
+            });
+            silo.AddRttGrains();
+            silo.Services.AddSingleton(_workspace);
+            silo.Services.AddSingleton(TimeProvider.System);
+            silo.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.Open(_workspace.StateDatabasePath));
+            var socket = Path.Combine(Path.GetTempPath(), $"rtt-recon-{Guid.NewGuid().ToString("N")[..8]}.sock");
+            silo.Services.AddSingleton(sp => new LaneHostService(_workspace, new RttLaneOptions { ControlSocket = socket }, NullLogger<LaneHostService>.Instance, node));
+            silo.Services.AddSingleton<INodeLaneHost>(sp => sp.GetRequiredService<LaneHostService>());
+            silo.Services.AddHostedService(sp => sp.GetRequiredService<LaneHostService>());
+        });
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+    }
+
+    private string Node(int silo) => _cluster.Silos[silo].Name;
+
+    private LaneHostService Lanes(int silo) => ((InProcessSiloHandle)_cluster.Silos[silo]).SiloHost.Services.GetRequiredService<LaneHostService>();
+
+    private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes)
+    {
+        var placement = new JsonObject();
+        foreach (var (from, to, node) in lanes)
+        {
+            placement[from] = node;
+            placement[to] = node;
+        }
+
+        using var key = _workspace.LoadSigningKey();
+        return Planner.Seal(new JsonObject
+        {
+            ["base"] = baseId,
+            ["inputs"] = "sha256:" + new string('0', 64),
+            ["lanes"] = new JsonArray([.. lanes.Select(l => (JsonNode)new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = l.From, ["to"] = l.To } })]),
+            ["moves"] = new JsonArray(),
+            ["placement"] = placement,
+            ["rejected"] = new JsonArray(),
+            ["routes_add"] = new JsonArray(),
+            ["routes_remove"] = new JsonArray(),
+        }, key);
+    }
+
+    [Fact]
+    public async Task Plans_drive_each_nodes_lane_host_and_a_node_silo_stopped_mid_commit_leaves_the_new_plan_whole()
+    {
+        var grains = _cluster.Client;
+        foreach (var i in new[] { 0, 1 })
+        {
+            await grains.GetGrain<INodeGrain>(Node(i)).Register(new NodeFacts(Node(i), "host", "cpu", 2, 1L << 30, [], "silo"));
+        }
+
+        var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+        var p1 = Plan(null, ("a", "b", Node(0)), ("c", "d", Node(1)));
+        var applied = await reconciler.Apply(p1.ToJsonString());
+        Assert.True(applied.Outcome == "applied", applied.Reason);
+        Assert.Equal([PlanTargets.RouteId("a", "b")], Lanes(0).RouteIds); // each silo serves its own node's lanes
+        Assert.Equal([PlanTargets.RouteId("c", "d")], Lanes(1).RouteIds);
+
+        // Plan 2 moves node 1 from c->d to e->f. Node 1's silo stops while its node grain commits.
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", Node(0)), ("e", "f", Node(1)));
+        var committing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        FaultPoints.InProcess = async (point, node) =>
+        {
+            if (point == "mid-apply" && node == Node(1) && committing.TrySetResult())
+            {
+                await release.Task;
+                throw new IOException($"silo of {node} is stopping");
+            }
+        };
+        try
+        {
+            var apply = reconciler.Apply(p2.ToJsonString());
+            await committing.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            var stop = _cluster.StopSiloAsync(_cluster.Silos[1]);
+            release.SetResult();
+            await stop;
+            var outcome = await apply.WaitAsync(TimeSpan.FromSeconds(120));
+
+            // The decision was commit: every participant of plan 2 holds plan 2. Node 1's lanes cannot be served
+            // while its silo is down, so verify fails, and the rollback cannot prepare on the missing node.
+            Assert.Equal(ApplyOutcome.VerifyFailed, outcome.Outcome);
+            Assert.Contains("rollback could not run", outcome.Reason, StringComparison.Ordinal);
+        }
+        finally
+        {
+            FaultPoints.InProcess = null;
+        }
+
+        var history = await reconciler.History();
+        Assert.Equal((string)p2["plan_id"]!, history.AppliedPlanId);
+        var p2Tx = history.Transactions.Single(t => t.PlanId == (string)p2["plan_id"]!);
+        Assert.Equal("commit", p2Tx.Decision);
+        foreach (var name in p2Tx.Participants)
+        {
+            var ledger = history.Participants.Single(p => p.Name == name).Ledger;
+            Assert.Equal(-1, ledger.ReservedTx); // nothing left reserved, by the commit or the aborted rollback
+            Assert.Equal((string)p2["plan_id"]!, ledger.AppliedPlan);
+        }
+
+        Assert.Equal("abort", history.Transactions[^1].Decision); // the rollback attempt
+        Assert.Equal([PlanTargets.RouteId("a", "b")], Lanes(0).RouteIds); // node 0 untouched
+
+        using var store = SqliteWalStore.Open(_workspace.StateDatabasePath);
+        var report = WalVerifier.Verify(store, _workspace.LoadTrustStore());
+        Assert.True(report.Ok, string.Join("; ", report.Faults));
+        Assert.Equal(history.WalSize, report.Size);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.DisposeAsync();
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_workspace.Root, recursive: true);
+    }
+}
