@@ -46,6 +46,7 @@ public static class RttSiloHost
         var silo = Bind<RttSiloOptions>(configuration, "Silo");
         var storage = Bind<RttStorageOptions>(configuration, "Storage");
         var metrics = Bind<RttMetricsOptions>(configuration, "Metrics");
+        var wal = Bind<RttWalOptions>(configuration, "Wal");
         silo.Validate();
 
         workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
@@ -105,7 +106,7 @@ public static class RttSiloHost
         });
 
         // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
-        builder.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.Open(workspace.StateDatabasePath));
+        builder.Services.AddSingleton(WalStores(wal, workspace));
 
         // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
         // (lane workers on their own threads, outside grain turns), then the node registration, which makes the node
@@ -135,6 +136,25 @@ public static class RttSiloHost
             });
 
         return new RttSilo(builder.Build(), silo, workspace, clock);
+    }
+
+    /// <summary>The WAL store the silo's WAL grain opens: SQLite beside grain state, or a PostgreSQL database.</summary>
+    private static WalStoreFactory WalStores(RttWalOptions wal, RttWorkspace workspace)
+    {
+        if (string.Equals(wal.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
+        {
+            return () => SqliteWalStore.Open(workspace.StateDatabasePath);
+        }
+
+        if (string.Equals(wal.Provider, "postgres", StringComparison.OrdinalIgnoreCase))
+        {
+            var connection = wal.ConnectionString ?? throw new HostingException(ErrorCodes.ConfigInvalid, "Wal:Provider is postgres but Wal:ConnectionString is not set", "Wal:ConnectionString",
+                "set it (or RTT_Wal__ConnectionString) to an Npgsql connection string, e.g. Host=127.0.0.1;Port=5432;Database=rtt;Username=rtt");
+            PostgresWalStore.Open(connection).Dispose(); // reachable, and the tables exist, before the silo starts
+            return () => PostgresWalStore.Open(connection);
+        }
+
+        throw new HostingException(ErrorCodes.ConfigInvalid, $"unknown WAL provider \"{wal.Provider}\"", "Wal:Provider", "use \"sqlite\" (embedded default) or \"postgres\"");
     }
 
     private static T Bind<T>(IConfiguration configuration, string section)

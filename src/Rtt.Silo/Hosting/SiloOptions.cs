@@ -48,6 +48,16 @@ public sealed class RttStorageOptions
     public string? ConnectionString { get; set; }
 }
 
+/// <summary>Where the reconciler's Merkle WAL lives (the <c>Wal</c> section).</summary>
+public sealed class RttWalOptions
+{
+    /// <summary><c>sqlite</c> (embedded default: tables in .rtt/state/rtt.db) or <c>postgres</c> (a cluster's shared log).</summary>
+    public string Provider { get; set; } = "sqlite";
+
+    /// <summary>For <c>postgres</c>: the Npgsql connection string (required).</summary>
+    public string? ConnectionString { get; set; }
+}
+
 /// <summary>OpenTelemetry metrics export settings.</summary>
 public sealed class RttMetricsOptions
 {
