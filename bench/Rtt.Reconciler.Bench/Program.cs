@@ -136,29 +136,8 @@ static async Task<ApplyReport> Apply(IReconcilerGrain reconciler, JsonObject pla
 static string Id(JsonObject plan) => (string)plan["plan_id"]!;
 
 // A plan with `count` routes rtt://bench/src/<p>i -> rtt://bench/dst/<p>i, all placed on node0, over shm.
-static JsonObject Plan(SigningKey key, string? baseId, int count, string prefix)
-{
-    var placement = new JsonObject();
-    var lanes = new JsonArray();
-    for (var i = 0; i < count; i++)
-    {
-        placement[$"rtt://bench/src/{prefix}{i}"] = "node0";
-        placement[$"rtt://bench/dst/{prefix}{i}"] = "node0";
-        lanes.Add(new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = $"rtt://bench/src/{prefix}{i}", ["to"] = $"rtt://bench/dst/{prefix}{i}" } });
-    }
-
-    return Planner.Seal(new JsonObject
-    {
-        ["base"] = baseId,
-        ["inputs"] = "sha256:" + new string('0', 64),
-        ["lanes"] = lanes,
-        ["moves"] = new JsonArray(),
-        ["placement"] = placement,
-        ["rejected"] = new JsonArray(),
-        ["routes_add"] = new JsonArray(),
-        ["routes_remove"] = new JsonArray(),
-    }, key);
-}
+static JsonObject Plan(SigningKey key, string? baseId, int count, string prefix) =>
+    Planner.Manual(key, baseId, Enumerable.Range(0, count).Select(i => ($"rtt://bench/src/{prefix}{i}", $"rtt://bench/dst/{prefix}{i}", "node0")));
 
 static int FreePort()
 {

@@ -47,27 +47,7 @@ public sealed class CoordinatorTests : IDisposable
             VerifySignature = plan => _trust.Verify(plan),
         }, TimeProvider.System);
 
-    private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes)
-    {
-        var placement = new JsonObject();
-        foreach (var (from, to, node) in lanes)
-        {
-            placement[from] = node;
-            placement[to] = node;
-        }
-
-        return Planner.Seal(new JsonObject
-        {
-            ["base"] = baseId,
-            ["inputs"] = "sha256:" + new string('0', 64),
-            ["lanes"] = new JsonArray([.. lanes.Select(l => (JsonNode)new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = l.From, ["to"] = l.To } })]),
-            ["moves"] = new JsonArray(),
-            ["placement"] = placement,
-            ["rejected"] = new JsonArray(),
-            ["routes_add"] = new JsonArray(),
-            ["routes_remove"] = new JsonArray(),
-        }, _key);
-    }
+    private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes) => Planner.Manual(_key, baseId, lanes);
 
     private List<string> Kinds() => [.. _wal.Read(0, _wal.Size).Select(e => (string)JsonNode.Parse(e.Leaf)!["kind"]!)];
 

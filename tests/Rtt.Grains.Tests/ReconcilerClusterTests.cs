@@ -57,25 +57,8 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
 
     private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes)
     {
-        var placement = new JsonObject();
-        foreach (var (from, to, node) in lanes)
-        {
-            placement[from] = node;
-            placement[to] = node;
-        }
-
         using var key = _workspace.LoadSigningKey();
-        return Planner.Seal(new JsonObject
-        {
-            ["base"] = baseId,
-            ["inputs"] = "sha256:" + new string('0', 64),
-            ["lanes"] = new JsonArray([.. lanes.Select(l => (JsonNode)new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = l.From, ["to"] = l.To } })]),
-            ["moves"] = new JsonArray(),
-            ["placement"] = placement,
-            ["rejected"] = new JsonArray(),
-            ["routes_add"] = new JsonArray(),
-            ["routes_remove"] = new JsonArray(),
-        }, key);
+        return Planner.Manual(key, baseId, lanes);
     }
 
     [Fact]

@@ -62,6 +62,34 @@ public static class Planner
     /// <summary>Computes, hashes and signs a plan.</summary>
     public static JsonObject ComputeSigned(PlanInputs inputs, SigningKey key) => Seal(Compute(inputs).Body, key);
 
+    /// <summary>
+    /// A signed plan in the planner's shape for lanes given by hand (shm, ring 256, both ends placed on the lane's
+    /// node), without solving anything: for operators' hand-made plans, benchmarks and tests of the apply path.
+    /// </summary>
+    public static JsonObject Manual(SigningKey key, string? baseId, IEnumerable<(string From, string To, string Node)> lanes)
+    {
+        var placement = new JsonObject();
+        var laneArray = new JsonArray();
+        foreach (var (from, to, node) in lanes)
+        {
+            placement[from] = node;
+            placement[to] = node;
+            laneArray.Add(new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = from, ["to"] = to } });
+        }
+
+        return Seal(new JsonObject
+        {
+            ["base"] = baseId,
+            ["inputs"] = "sha256:" + new string('0', 64),
+            ["lanes"] = laneArray,
+            ["moves"] = new JsonArray(),
+            ["placement"] = placement,
+            ["rejected"] = new JsonArray(),
+            ["routes_add"] = new JsonArray(),
+            ["routes_remove"] = new JsonArray(),
+        }, key);
+    }
+
     /// <summary><c>plan_id</c> = sha256 of the canonical plan without <c>plan_id</c> and <c>sign</c>; then the signature over the rest.</summary>
     public static JsonObject Seal(JsonObject body, SigningKey key)
     {
