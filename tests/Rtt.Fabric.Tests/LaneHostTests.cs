@@ -64,6 +64,8 @@ public sealed class LaneHostTests(ITestOutputHelper output) : IDisposable
                         sent++;
                     }
 
+                    client.Flush(); // publishes the batch (SHM publishes on Flush, like a stream lane sends on it)
+
                     var n = client.Poll((in FrameHeader h, ReadOnlySpan<byte> p) => { received++; onResponse(h, p); });
                     if (n == 0)
                     {

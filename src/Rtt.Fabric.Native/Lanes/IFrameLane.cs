@@ -69,7 +69,11 @@ public interface IFrameLane : IDisposable
     /// <summary>Publishes the loaned payload's first <paramref name="length"/> bytes as a frame.</summary>
     void Commit(int length, uint routeId, uint frameId, FrameFlags flags = FrameFlags.None);
 
-    /// <summary>Pushes batched frames out (stream lanes); a no-op for SHM, where a commit is already visible.</summary>
+    /// <summary>
+    /// Pushes the frames written since the last call out: one send for a stream lane; for SHM, where a polling
+    /// reader sees each commit at once, it wakes a reader that sleeps (one fence per batch, not per frame).
+    /// Call it after a frame or a batch, before waiting for an answer.
+    /// </summary>
     bool Flush();
 
     /// <summary>Hands up to <paramref name="limit"/> good frames to the handler; bad ones are dropped and counted. Returns frames handled.</summary>

@@ -200,6 +200,7 @@ public sealed unsafe class ShmLane : IFrameLane
         if (!_tx.TryLoan(payload.Length, out var room))
         {
             Counters.OnFull();
+            _tx.Signal(); // a reader asleep on an unsignalled batch must wake to make room
             return false;
         }
 
@@ -228,6 +229,7 @@ public sealed unsafe class ShmLane : IFrameLane
         }
 
         Counters.OnFull();
+        _tx.Signal(); // a reader asleep on an unsignalled batch must wake to make room
         if (Options.Backpressure == BackpressurePolicy.Fail)
         {
             return false;
@@ -264,7 +266,12 @@ public sealed unsafe class ShmLane : IFrameLane
 
     public void Commit(int length, uint routeId, uint frameId, FrameFlags flags = FrameFlags.None) => _tx.Commit(length, routeId, frameId, flags);
 
-    public bool Flush() => !_peerGone;
+    /// <summary>Wakes the reader for the frames committed since the last Flush if it sleeps (a polling reader already sees them).</summary>
+    public bool Flush()
+    {
+        _tx.Signal();
+        return !_peerGone;
+    }
 
     public int Poll(FrameHandler handler, int limit = 256) => _rx.Poll(handler, limit);
 
