@@ -293,7 +293,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
 
             _currentInbound = i;
-            work += lane.Poll(_onRequest);
+            var handled = lane.Poll(_onRequest);
+            if (handled > 0)
+            {
+                lane.Flush(); // the drivers' answers go out now, not after the other lanes' turns
+                work += handled;
+            }
             if (lane.PeerGone)
             {
                 inbound[i] = null; // this thread is the only one touching the lane: safe to release it now
