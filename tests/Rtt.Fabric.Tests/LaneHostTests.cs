@@ -133,7 +133,7 @@ public sealed class LaneHostTests(ITestOutputHelper output) : IDisposable
             lane.Send(3, 3, "shout"u8);
             lane.Flush();
             var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (replies.Count < 2 && DateTime.UtcNow < deadline)
+            while (replies.Count < 3 && DateTime.UtcNow < deadline)
             {
                 if (lane.Poll(collect) == 0)
                 {
@@ -141,7 +141,11 @@ public sealed class LaneHostTests(ITestOutputHelper output) : IDisposable
                 }
             }
 
-            Assert.Equal([(EchoRoute, 1u, "hello", FrameFlags.Response), (3u, 3u, "SHOUT", FrameFlags.Response)], replies);
+            Assert.Equal(3, replies.Count);
+            Assert.Equal((EchoRoute, 1u, "hello", FrameFlags.Response), replies[0]);
+            Assert.Equal((99u, 2u, FrameFlags.Response | FrameFlags.Error), (replies[1].Route, replies[1].Id, replies[1].Flags)); // answered with an error, not left to time out
+            Assert.StartsWith("RTT-LANE-003 ", replies[1].Text, StringComparison.Ordinal);
+            Assert.Equal((3u, 3u, "SHOUT", FrameFlags.Response), replies[2]);
             Assert.Equal(1, Assert.Single(host.Inbound).Counters.UnknownRoute);
         }
     }

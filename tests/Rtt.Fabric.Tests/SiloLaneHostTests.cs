@@ -31,7 +31,9 @@ public sealed class SiloLaneHostTests : IDisposable
         await service.ServeAsync([lane]);
         Assert.Empty(await service.ProbeAsync([lane], TimeSpan.FromSeconds(10))); // the probe the reconciler's verify phase sends
         var unknown = lane with { RouteId = lane.RouteId + 1 };
-        Assert.Equal(unknown, Assert.Single(await service.ProbeAsync([lane, unknown], TimeSpan.FromMilliseconds(500))).Lane); // a route the host does not serve stays silent
+        var failed = Assert.Single(await service.ProbeAsync([lane, unknown], TimeSpan.FromSeconds(10)));
+        Assert.Equal(unknown, failed.Lane); // a route the host does not serve is answered with an error frame
+        Assert.StartsWith("RTT-LANE-003", failed.Why, StringComparison.Ordinal);
 
         var route = Assert.Single(service.Routes.Routes);
         Assert.Equal("rtt://core/api/metrics", route.Name);

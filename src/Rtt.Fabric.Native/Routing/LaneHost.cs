@@ -369,10 +369,14 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 Forward(l, lane, in header, payload);
                 break;
             default:
+                // Counted, and answered at once so the client does not wait for its timeout (one payload, made once).
                 lane.Counters.OnDrop(DropReason.UnknownRoute);
+                AnswerError(lane, header.RouteId, header.FrameId, UnknownRoutePayload);
                 break;
         }
     }
+
+    private static readonly byte[] UnknownRoutePayload = ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.LaneRouteUnknown, "this lane host serves no route with that id (it was never planned or has been removed)");
 
     private void Forward(LaneEndpoint l, IFrameLane from, in FrameHeader header, ReadOnlySpan<byte> payload)
     {

@@ -170,8 +170,17 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         {
             var got = client.Poll((in FrameHeader h, ReadOnlySpan<byte> payload) =>
             {
-                if (pending.Remove(h.FrameId, out var lane)
-                    && (h.RouteId != lane.RouteId || payload.Length != 16 || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]) != lane.RouteId))
+                if (!pending.Remove(h.FrameId, out var lane))
+                {
+                    return; // a late answer to an earlier probe
+                }
+
+                if ((h.Flags & FrameFlags.Error) != 0)
+                {
+                    var (code, message) = ErrorPayload.Decode(payload, ErrorCodes.LaneRouteUnknown);
+                    wrong.Add((lane, $"{code}: {message}"));
+                }
+                else if (h.RouteId != lane.RouteId || payload.Length != 16 || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]) != lane.RouteId)
                 {
                     wrong.Add((lane, "the answer did not match the probe"));
                 }
