@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
+using Orleans.Runtime;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
 using Rtt.Core.Planning;
@@ -130,23 +131,47 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     private static ApplyReport ToReport(ApplyOutcome o) =>
         new(o.Outcome, o.PlanId, o.Tx, o.Reason, [.. o.Phases.Select(p => new PhaseView(p.Phase, p.Milliseconds, p.Detail))], o.WalSize, o.WalRoot);
 
+    /// <summary>
+    /// The WAL grain as the coordinator's log. When the WAL grain's silo goes away mid-call, the call is retried: the
+    /// grain comes back on a live silo, replays the durable log, and recognises a repeated append (same bytes as its
+    /// last entry) and a repeated head (same size), so a retry never writes an entry twice.
+    /// </summary>
     private sealed class WalAdapter(IWalGrain wal) : ICoordinatorLog
     {
-        public Task<long> AppendAsync(JsonObject entry) => wal.Append(entry.ToJsonString());
+        public Task<long> AppendAsync(JsonObject entry)
+        {
+            var json = entry.ToJsonString();
+            return Retry(() => wal.Append(json));
+        }
 
         public async Task<SignedTreeHead> SignHeadAsync()
         {
-            var head = await wal.SignHead();
+            var head = await Retry(wal.SignHead);
             return new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? "");
         }
 
         public async Task<(long Size, string Root)> RootAsync()
         {
-            var head = await wal.Root();
+            var head = await Retry(wal.Root);
             return (head.Size, head.Root);
         }
 
-        public async Task<JsonObject> ReadAsync(long index) => (JsonObject)JsonNode.Parse((await wal.Read(index, index + 1))[0])!;
+        public async Task<JsonObject> ReadAsync(long index) => (JsonObject)JsonNode.Parse((await Retry(() => wal.Read(index, index + 1)))[0])!;
+
+        private static async Task<T> Retry<T>(Func<Task<T>> call)
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return await call();
+                }
+                catch (Exception ex) when (attempt < 20 && ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * attempt)));
+                }
+            }
+        }
     }
 
     private sealed class GrainParticipant(ITxParticipant grain) : IParticipant

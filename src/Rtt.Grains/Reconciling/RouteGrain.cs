@@ -1,25 +1,27 @@
 using System.Text.Json.Nodes;
-using Orleans.Runtime;
 using Rtt.Core.Reconciling;
-using Rtt.Grains.Nodes;
 
 namespace Rtt.Grains.Reconciling;
 
-[GenerateSerializer, Alias("rtt.RouteState")]
-public sealed class RouteState
+/// <summary>
+/// A route participant: validates its lane spec, reserves it, applies it on commit. Its ledger is persisted through
+/// the silo's <see cref="IParticipantLedgerStore"/> (group-committed: a plan's routes vote in a few transactions).
+/// </summary>
+public sealed class RouteGrain(IParticipantLedgerStore store) : Grain, IRouteGrain
 {
-    [Id(0)] public LedgerState Ledger { get; set; } = new();
-}
+    private LedgerState _ledger = new();
 
-/// <summary>A route participant: validates its lane spec, reserves it, applies it on commit.</summary>
-public sealed class RouteGrain([PersistentState("route", RttStorage.Name)] IPersistentState<RouteState> state) : Grain, IRouteGrain
-{
+    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+        _ledger = await store.ReadAsync(this.GetPrimaryKeyString()) ?? new LedgerState();
+
+    private Task Persist() => store.WriteAsync(this.GetPrimaryKeyString(), _ledger);
+
     public async Task<TxVote> Prepare(long tx, string planId, string? target)
     {
-        var (vote, changed) = TxLedger.Prepare(state.State.Ledger, tx, planId, target, Validate);
+        var (vote, changed) = TxLedger.Prepare(_ledger, tx, planId, target, Validate);
         if (changed)
         {
-            await state.WriteStateAsync();
+            await Persist();
         }
 
         return vote;
@@ -45,23 +47,23 @@ public sealed class RouteGrain([PersistentState("route", RttStorage.Name)] IPers
 
     public async Task Commit(long tx, string planId, string? target)
     {
-        if (TxLedger.Commit(state.State.Ledger, tx, planId, target))
+        if (TxLedger.Commit(_ledger, tx, planId, target))
         {
-            await state.WriteStateAsync();
+            await Persist();
         }
     }
 
     public async Task Abort(long tx)
     {
-        if (TxLedger.Abort(state.State.Ledger, tx))
+        if (TxLedger.Abort(_ledger, tx))
         {
-            await state.WriteStateAsync();
+            await Persist();
         }
     }
 
-    public Task<TxCheck> Verify(long tx) => Task.FromResult(state.State.Ledger.AppliedTx >= tx
+    public Task<TxCheck> Verify(long tx) => Task.FromResult(_ledger.AppliedTx >= tx
         ? new TxCheck(true, "applied")
         : new TxCheck(false, $"transaction {tx} is not applied here"));
 
-    public Task<ParticipantLedgerView> Ledger() => Task.FromResult(state.State.Ledger.View());
+    public Task<ParticipantLedgerView> Ledger() => Task.FromResult(_ledger.View());
 }

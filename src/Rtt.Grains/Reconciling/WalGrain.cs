@@ -28,15 +28,40 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
         var clock = System.Diagnostics.Stopwatch.StartNew();
         _log = await Task.Run(() => WalLog.Open(stores(), workspace.LoadTrustStore()), cancellationToken);
         _key = workspace.LoadSigningKey();
+        if (_log.Size > 0)
+        {
+            _last = _log.Read(_log.Size - 1, _log.Size).Single(); // so a retried append of the last entry is recognised
+        }
+
         logger.LogInformation("WAL replayed and verified: {Size} entries, root {Root}, {Heads} signed head(s), in {Ms:0.0} ms",
             _log.Size, _log.Current().Root, _log.Heads.Count, clock.Elapsed.TotalMilliseconds);
     }
 
-    public Task<long> Append(string entryJson)
+    /// <summary>
+    /// Appends an entry. A caller that retries after losing the answer (the grain moved to another silo) sends the
+    /// same bytes again: an entry identical to the last one stored is not appended twice; its index is returned.
+    /// Entries carry a millisecond timestamp, so two distinct entries of the reconciler are never identical.
+    /// </summary>
+    public async Task<long> Append(string entryJson)
     {
         var entry = JsonNode.Parse(entryJson) as JsonObject ?? throw new ArgumentException("a WAL entry must be a JSON object", nameof(entryJson));
-        return Log.AppendAsync(entry);
+        var leaf = WalLog.LeafOf(entry);
+        var size = Log.Size;
+        if (size > 0 && _last is { } last && last.Index == size - 1 && last.Leaf.AsSpan().SequenceEqual(leaf))
+        {
+            return last.Index;
+        }
+
+        var index = await Log.AppendAsync(entry);
+        if (index == Log.Size - 1)
+        {
+            _last = (index, leaf);
+        }
+
+        return index;
     }
+
+    private (long Index, byte[] Leaf)? _last;
 
     public async Task<WalHeadView> SignHead()
     {

@@ -14,6 +14,7 @@ using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
 using Rtt.Grains;
 using Rtt.Grains.Nodes;
+using Rtt.Grains.Reconciling;
 using Rtt.Silo.Lanes;
 using Rtt.Silo.Nodes;
 using Rtt.Silo.Storage;
@@ -107,6 +108,7 @@ public static class RttSiloHost
 
         // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
         builder.Services.AddSingleton(WalStores(wal, workspace));
+        builder.Services.AddSingleton<IParticipantLedgerStore>(_ => new SqliteLedgerStore(workspace.StateDatabasePath));
 
         // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
         // (lane workers on their own threads, outside grain turns), then the node registration, which makes the node

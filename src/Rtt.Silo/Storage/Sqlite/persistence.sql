@@ -39,6 +39,9 @@ PRAGMA journal_mode = WAL;
 -- must survive a power cut is in the Merkle WAL (its own connection, synchronous = FULL): the reconciler's
 -- decisions; a participant that lost its reservation is given its target again with the commit.
 
+-- Route participants' ledgers (SqliteLedgerStore: group-committed JSON rows, one per route).
+CREATE TABLE IF NOT EXISTS rtt_route_ledger (route TEXT PRIMARY KEY, ledger TEXT NOT NULL);
+
 -- The provider reads its SQL from this table by QueryKey.
 CREATE TABLE IF NOT EXISTS OrleansQuery
 (
