@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
@@ -157,6 +156,4 @@ public static class WalCommand
             throw new InvalidOperationException($"the {what} just computed does not verify");
         }
     }
-
-    internal static string Count(long n) => n.ToString(CultureInfo.InvariantCulture);
 }

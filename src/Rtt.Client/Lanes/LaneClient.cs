@@ -45,17 +45,7 @@ public sealed class LaneClient : IAgent, IDisposable
     }
 
     /// <summary>The silo's control socket for a workspace when <c>Lanes:ControlSocket</c> is not set (the same rule as the silo's).</summary>
-    public static string ControlSocketOf(RttWorkspace workspace)
-    {
-        var inState = Path.Combine(workspace.State, "lanes.sock");
-        if (Path.GetFullPath(inState).Length <= 100)
-        {
-            return inState;
-        }
-
-        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(workspace.Root)))[..12];
-        return Path.Combine(Path.GetTempPath(), $"rtt-lanes-{id}.sock");
-    }
+    public static string ControlSocketOf(RttWorkspace workspace) => workspace.LaneControlSocket;
 
     /// <summary>
     /// Attaches over the Unix control socket; SHM (default) or UDS. With <paramref name="inlineContinuations"/>,

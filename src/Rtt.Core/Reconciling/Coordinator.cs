@@ -387,7 +387,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                return (Name: c.Key, Vote: new Vote(false, ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message));
+                return (Name: c.Key, Vote: new Vote(false, Why(ex)));
             }
         }));
         await FaultPoints.HitAsync("after-votes", planId ?? "none");
@@ -447,7 +447,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                return (Name: n, Check: new Check(false, ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message));
+                return (Name: n, Check: new Check(false, Why(ex)));
             }
         }));
         var failed = checks.Where(c => !c.Check.Ok).ToList();
@@ -464,6 +464,9 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         phases.Add(new PhaseReport("verify", Lap(clock), $"failed: {tx.Reason}"));
         return false;
     }
+
+    /// <summary>Why a participant's answer is missing: silence past the timeout, or its error.</summary>
+    private string Why(Exception ex) => ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message;
 
     private async Task Decide(TxRecord tx, bool commit, string? reason, IReadOnlyList<(string Name, Vote Vote)> votes)
     {

@@ -192,16 +192,30 @@ public sealed class WalLog : IDisposable
     /// <summary>Appends one entry durably on the calling thread (no batching).</summary>
     public long Append(JsonObject entry)
     {
-        var leaf = LeafOf(entry);
+        return Write([LeafOf(entry)]);
+    }
+
+    /// <summary>Stores leaves as one durable transaction and adds them to the tree; returns the first index.</summary>
+    private long Write(IReadOnlyList<byte[]> leaves)
+    {
         lock (_gate)
         {
-            var index = _leafHashes.Count;
-            var hash = Merkle.LeafHash(leaf);
-            _store.Append([new WalRecord(index, leaf, hash)]);
-            _leafHashes.Add(hash);
-            _frontier.Add(hash);
+            long first = _leafHashes.Count;
+            var records = new WalRecord[leaves.Count];
+            for (var i = 0; i < leaves.Count; i++)
+            {
+                records[i] = new WalRecord(first + i, leaves[i], Merkle.LeafHash(leaves[i]));
+            }
+
+            _store.Append(records); // one transaction, one fsync for the whole batch
+            foreach (var r in records)
+            {
+                _leafHashes.Add(r.LeafHash);
+                _frontier.Add(r.LeafHash);
+            }
+
             Batches++;
-            return index;
+            return first;
         }
     }
 
@@ -224,26 +238,7 @@ public sealed class WalLog : IDisposable
 
             try
             {
-                long first;
-                var records = new WalRecord[batch.Count];
-                lock (_gate)
-                {
-                    first = _leafHashes.Count;
-                    for (var i = 0; i < batch.Count; i++)
-                    {
-                        records[i] = new WalRecord(first + i, batch[i].Leaf, Merkle.LeafHash(batch[i].Leaf));
-                    }
-
-                    _store.Append(records); // one transaction, one fsync for the whole batch
-                    foreach (var r in records)
-                    {
-                        _leafHashes.Add(r.LeafHash);
-                        _frontier.Add(r.LeafHash);
-                    }
-
-                    Batches++;
-                }
-
+                var first = Write([.. batch.Select(b => b.Leaf)]);
                 for (var i = 0; i < batch.Count; i++)
                 {
                     batch[i].Done.SetResult(first + i);

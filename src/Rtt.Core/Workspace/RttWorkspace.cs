@@ -48,6 +48,26 @@ public sealed class RttWorkspace
     /// <summary>Written by a running silo so that clients on this machine find its gateway.</summary>
     public string SiloInfoPath => Path.Combine(State, "silo.json");
 
+    /// <summary>
+    /// The lane host's Unix control socket when <c>Lanes:ControlSocket</c> is not set: <c>.rtt/state/lanes.sock</c>, or
+    /// (a workspace path too long for a Unix socket, about 100 bytes) a short path in the temp folder derived from
+    /// the workspace, so each workspace has its own. The silo and its clients both use this rule.
+    /// </summary>
+    public string LaneControlSocket
+    {
+        get
+        {
+            var inState = Path.Combine(State, "lanes.sock");
+            if (Path.GetFullPath(inState).Length <= 100)
+            {
+                return inState;
+            }
+
+            var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Root)))[..12];
+            return Path.Combine(Path.GetTempPath(), $"rtt-lanes-{id}.sock");
+        }
+    }
+
     /// <summary>The documents every workspace has, with the shape each must have at the top.</summary>
     public IReadOnlyList<string> Documents => [SettingsPath, IndexPath, RoutesPath, PolicyPath, TopologyPath];
 

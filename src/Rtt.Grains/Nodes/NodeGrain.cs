@@ -24,8 +24,8 @@ public sealed class NodeState
 
 /// <summary>
 /// Thin shell: validates, folds the registration into the record, persists. As a 2PC participant it reserves the
-/// lanes a plan puts on this node and, on commit, makes its silo's lane host serve them; on (re)registration it
-/// restores the applied lanes, so a restarted silo serves exactly what the last committed plan says.
+/// lanes a plan puts on this node and, on commit, makes its silo's lane host serve them; at silo start-up
+/// (<see cref="ServeLanes"/>) it restores the applied lanes, so a restarted silo serves exactly what the last committed plan says.
 /// </summary>
 [NodeSiloPlacement]
 public sealed class NodeGrain(
@@ -33,7 +33,7 @@ public sealed class NodeGrain(
     TimeProvider time,
     IServiceProvider services) : Grain, INodeGrain
 {
-    private INodeLaneHost? Lanes => services.GetService(typeof(INodeLaneHost)) as INodeLaneHost;
+    private INodeLaneHost? Lanes { get; } = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost; // resolved once per activation
 
     public async Task<NodeRecord> Register(NodeFacts facts)
     {
@@ -47,8 +47,7 @@ public sealed class NodeGrain(
         await state.WriteStateAsync();
         await GrainFactory.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Add(key);
         RttMetrics.NodeRegistrations.Add(1);
-        await ServeLanes(); // what the last committed plan says, after a restart too
-        return state.State.Record;
+        return state.State.Record; // the silo then calls ServeLanes, which restores the applied lanes
     }
 
     public async Task<bool> ServeLanes()

@@ -37,7 +37,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         };
         _coordinator = new Coordinator(new WalAdapter(wal), Participant, options, time);
 
-        var (size, _) = (await wal.Root()) is var r ? (r.Size, r.Root) : default;
+        var size = (await wal.Root()).Size;
         var entries = new List<(long, byte[])>((int)Math.Min(size, 1 << 20));
         for (long from = 0; from < size; from += 4096)
         {

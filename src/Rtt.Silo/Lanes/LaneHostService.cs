@@ -48,19 +48,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     /// <c>Lanes:ControlSocket</c>, else <c>.rtt/state/lanes.sock</c>, else (a workspace path too long for a Unix
     /// socket) a short path in the temp folder derived from the workspace, so each workspace has its own.
     /// </summary>
-    public string ControlSocket => options.ControlSocket ?? DefaultControlSocket(workspace);
-
-    public static string DefaultControlSocket(RttWorkspace workspace)
-    {
-        var inState = Path.Combine(workspace.State, "lanes.sock");
-        if (Path.GetFullPath(inState).Length <= MaxSocketPath)
-        {
-            return inState;
-        }
-
-        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(workspace.Root)))[..12];
-        return Path.Combine(Path.GetTempPath(), $"rtt-lanes-{id}.sock");
-    }
+    public string ControlSocket => options.ControlSocket ?? workspace.LaneControlSocket;
 
     private const int MaxSocketPath = 100; // sun_path holds 108 bytes with the terminator; keep a margin
 
