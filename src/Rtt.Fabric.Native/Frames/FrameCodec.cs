@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.IO.Hashing;
 
 namespace Rtt.Fabric.Frames;
 
@@ -15,13 +14,11 @@ public enum DropReason
 }
 
 /// <summary>
-/// Encodes and checks frames for one side of one lane. Holds a CRC-32C state, so an instance belongs to
-/// one thread (a lane's writer or reader); it allocates nothing after construction.
+/// Encodes and checks frames for one side of one lane. Keeps no state beyond the payload limit, so any thread may
+/// use it; it allocates nothing.
 /// </summary>
 public sealed class FrameCodec(int maxPayload)
 {
-    private readonly Crc32 _crc = new(Crc32ParameterSet.Crc32C); // one reusable state: no per-frame allocation
-
     public int MaxPayload { get; } = maxPayload;
 
     /// <summary>Fills the header in front of a payload that is already in place (loaned) and computes the CRC.</summary>
@@ -63,15 +60,10 @@ public sealed class FrameCodec(int maxPayload)
         return Compute(available, payload, header.Flags) == header.Crc ? DropReason.None : DropReason.BadCrc;
     }
 
-    private uint Compute(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, FrameFlags flags)
+    /// <summary>CRC-32C over the covered header bytes, then the payload unless the flags leave it out.</summary>
+    private static uint Compute(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, FrameFlags flags)
     {
-        _crc.Reset();
-        _crc.Append(header[..FrameHeader.CoveredSize]);
-        if ((flags & FrameFlags.NoPayloadCrc) == 0)
-        {
-            _crc.Append(payload);
-        }
-
-        return _crc.GetCurrentHashAsUInt32();
+        var crc = Crc32C.Compute(header[..FrameHeader.CoveredSize]);
+        return (flags & FrameFlags.NoPayloadCrc) == 0 ? Crc32C.Update(crc, payload) : crc;
     }
 }
