@@ -269,7 +269,7 @@ public static class BenchCommand
         Console.WriteLine("goals (issue 6):");
         foreach (var (goal, value, limit, pass) in Goals(result))
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(pass ? "pass" : "MISS"),-5}{goal,-62} {value,10:0.00} (limit {limit:0.##})"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {(pass ? "pass" : "MISS"),-5}{goal,-70} {value,10:0.00} (limit {limit:0.##})"));
         }
     }
 
@@ -295,7 +295,19 @@ public static class BenchCommand
         if (Find("shm", 65536) is { } shm64k)
         {
             Ratio("SHM 64 KiB with payload CRC p50 / mailbox (same CRC) p50", shm64k.RoundTrip.P50 / (double)shm64k.BaselineRoundTrip.P50, 1.0);
-            Ratio("SHM 64 KiB p99 in µs (seed 1500 µs / 100)", shm64k.RoundTrip.P99 / 1000.0, 15);
+        }
+
+        // The seed's SHM target (p99 < 1.5 ms at 64 KiB) with two orders of magnitude to spare: the zero-copy hot
+        // path (loaned, header CRC), and with the payload copied and checksummed both ways (four 64 KiB CRCs and
+        // four copies per round trip: a floor the per-operation figures above show).
+        if (Find("shm-loan", 65536) is { } loan64k)
+        {
+            Ratio("SHM 64 KiB zero-copy p99 in µs (seed 1500 µs / 100)", loan64k.RoundTrip.P99 / 1000.0, 15);
+        }
+
+        if (Find("shm", 65536) is { } crc64k)
+        {
+            Ratio("SHM 64 KiB copied + CRC p99 in µs (seed 1500 µs / 100)", crc64k.RoundTrip.P99 / 1000.0, 15);
         }
 
         foreach (var c in r.Cases.Where(c => c.Lane == "uds"))
@@ -305,9 +317,11 @@ public static class BenchCommand
             Ratio($"UDS {c.Size} B{crc} p99 / raw UDS p99", c.RoundTrip.P99 / (double)c.BaselineRoundTrip.P99, 1.3);
         }
 
+        // The seed's UDS and TCP targets with two orders of magnitude to spare; the raw socket's own p99 in the
+        // same run says whether the kernel allows it on this machine at all.
         if (r.Cases.Where(c => c.Lane == "uds").MaxBy(c => c.RoundTrip.P99) is { } udsWorst)
         {
-            Ratio("UDS worst p99 in µs (seed 300 µs / 100)", udsWorst.RoundTrip.P99 / 1000.0, 3);
+            Ratio(string.Create(CultureInfo.InvariantCulture, $"UDS worst p99 in µs (seed 300 µs / 100; raw UDS {udsWorst.BaselineRoundTrip.P99 / 1000.0:0.#})"), udsWorst.RoundTrip.P99 / 1000.0, 3);
         }
 
         foreach (var c in r.Cases.Where(c => c.Lane == "tcp"))
@@ -317,7 +331,7 @@ public static class BenchCommand
 
         if (r.Cases.Where(c => c.Lane == "tcp").MaxBy(c => c.RoundTrip.P99) is { } tcpWorst)
         {
-            Ratio("TCP worst p99 in µs (seed 10 ms / 100)", tcpWorst.RoundTrip.P99 / 1000.0, 100);
+            Ratio(string.Create(CultureInfo.InvariantCulture, $"TCP worst p99 in µs (seed 10 ms / 100; raw TCP {tcpWorst.BaselineRoundTrip.P99 / 1000.0:0.#})"), tcpWorst.RoundTrip.P99 / 1000.0, 100);
         }
 
         var alloc = r.Cases.Max(c => Math.Max(c.ParentBytesPerFrame, c.PeerBytesPerFrame));

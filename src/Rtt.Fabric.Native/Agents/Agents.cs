@@ -67,7 +67,12 @@ public sealed class BackoffIdleStrategy(int spins, int yields, Action<TimeSpan> 
         var round = _idleRounds++;
         if (round < spins)
         {
-            Thread.SpinWait(1);
+            // Poll again at once for the first half (an SHM poll is a few loads; a pause here would add to
+            // every wake-up's latency), then with a pause between polls.
+            if (round >= spins / 2)
+            {
+                Thread.SpinWait(1);
+            }
         }
         else if (round < spins + yields)
         {

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
-using System.IO.Hashing;
 using System.Net;
 using System.Net.Sockets;
 using HdrHistogram;
@@ -58,59 +57,40 @@ public static class LaneBench
         {
             var cases = new List<LaneCaseResult>();
             var sizes = options.Sizes;
-
-            var mailbox = sizes.ToDictionary(s => s, s => default(LatencyStats)!);
             if (options.Lanes.Contains(LaneKind.Shm))
             {
-                WithMailbox(options, dir, (ping) =>
+                WithMailbox(options, dir, mailbox => WithLane(options, dir, LaneKind.Shm, lane =>
                 {
                     foreach (var size in sizes)
                     {
-                        options.Progress?.Invoke($"baseline mailbox {size} B");
-                        mailbox[size] = ping(size);
-                    }
-                });
-                WithLane(options, dir, LaneKind.Shm, lane =>
-                {
-                    foreach (var size in sizes)
-                    {
-                        options.Progress?.Invoke($"shm {size} B");
-                        cases.Add(Measure(lane, "shm", size, crc: true, loan: false, options.Seconds, "mailbox", mailbox[size]));
+                        options.Progress?.Invoke($"shm {size} B against the mailbox");
+                        cases.Add(Measure(lane, "shm", size, crc: true, loan: false, options.Seconds, "mailbox", mailbox.For(size)));
                     }
 
                     foreach (var size in sizes)
                     {
-                        options.Progress?.Invoke($"shm-loan {size} B");
-                        cases.Add(Measure(lane, "shm-loan", size, crc: false, loan: true, options.Seconds, "mailbox", mailbox[size]));
+                        options.Progress?.Invoke($"shm-loan {size} B against the mailbox");
+                        cases.Add(Measure(lane, "shm-loan", size, crc: false, loan: true, options.Seconds, "mailbox", mailbox.For(size)));
                     }
-                });
+                }));
             }
 
             foreach (var kind in new[] { LaneKind.Uds, LaneKind.Tcp }.Where(options.Lanes.Contains))
             {
                 var name = kind.ToString().ToLowerInvariant();
-                var raw = sizes.ToDictionary(s => s, s => default(LatencyStats)!);
-                WithRaw(options, dir, kind, ping =>
+                WithRaw(options, dir, kind, raw => WithLane(options, dir, kind, lane =>
                 {
                     foreach (var size in sizes)
                     {
-                        options.Progress?.Invoke($"baseline raw-{name} {size} B");
-                        raw[size] = ping(size);
-                    }
-                });
-                WithLane(options, dir, kind, lane =>
-                {
-                    foreach (var size in sizes)
-                    {
-                        options.Progress?.Invoke($"{name} {size} B");
-                        cases.Add(Measure(lane, name, size, crc: true, loan: false, options.Seconds, "raw-" + name, raw[size]));
+                        options.Progress?.Invoke($"{name} {size} B against raw-{name}");
+                        cases.Add(Measure(lane, name, size, crc: true, loan: false, options.Seconds, "raw-" + name, raw.For(size)));
                     }
 
                     // The largest size once more without the payload CRC: the raw baseline does no CRC at all.
                     var largest = sizes.Max();
-                    options.Progress?.Invoke($"{name} {largest} B, no payload CRC");
-                    cases.Add(Measure(lane, name, largest, crc: false, loan: false, options.Seconds, "raw-" + name, raw[largest]));
-                });
+                    options.Progress?.Invoke($"{name} {largest} B, no payload CRC, against raw-{name}");
+                    cases.Add(Measure(lane, name, largest, crc: false, loan: false, options.Seconds, "raw-" + name, raw.For(largest)));
+                }));
             }
 
             options.Progress?.Invoke("memcpy and crc32c");
@@ -134,11 +114,92 @@ public static class LaneBench
 
     private static long Ns(long ticks) => ticks * 1_000_000_000 / Stopwatch.Frequency;
 
-    private static LaneCaseResult Measure(IFrameLane lane, string name, int size, bool crc, bool loan, double seconds, string baseline, LatencyStats baselineStats)
+    private static LaneCaseResult Measure(IFrameLane lane, string name, int size, bool crc, bool loan, double seconds, string baseline, IPinger baselinePinger)
     {
-        var (rtt, oneWay) = PingPong(lane, size, crc, loan, seconds);
+        var (rtt, oneWay, baselineRtt) = Interleave(new LanePinger(lane, size, crc, loan), baselinePinger, seconds);
         var (fps, parentBytes, peerBytes) = Stream(lane, size, crc, loan, seconds / 2);
-        return new LaneCaseResult(name, size, crc, rtt, oneWay, fps, parentBytes, peerBytes, baseline, baselineStats);
+        return new LaneCaseResult(name, size, crc, rtt, oneWay, fps, parentBytes, peerBytes, baseline, baselineRtt);
+    }
+
+    /// <summary>One ping-pong round trip of a lane or a baseline; <see cref="Pause"/> lets its peer back off between slices.</summary>
+    private interface IPinger
+    {
+        /// <summary>Sends one request and waits for its answer: the round trip in ticks, and the peer's receive stamp.</summary>
+        long Once(out long peerStamp, out long start);
+
+        void Pause();
+    }
+
+    /// <summary>A factory of pingers per payload size over one baseline peer.</summary>
+    private interface IBaseline
+    {
+        IPinger For(int size);
+    }
+
+    /// <summary>Length of one slice: the lane and its baseline take turns, so a change in the machine (a busy neighbour, the host moving a vCPU) weighs on both alike.</summary>
+    private const double SliceSeconds = 0.05;
+
+    /// <summary>Round trips at the start of a slice are not recorded: the peer that sat out the last slice may have parked.</summary>
+    private const double SliceWarmUpSeconds = 0.002;
+
+    /// <summary>
+    /// Measures a lane and its baseline in alternating slices of <see cref="SliceSeconds"/> until each has
+    /// <paramref name="seconds"/> of recorded round trips; the order within each pair of slices alternates too.
+    /// </summary>
+    private static (LatencyStats Lane, LatencyStats LaneOneWay, LatencyStats Baseline) Interleave(IPinger lane, IPinger baseline, double seconds)
+    {
+        var laneRtt = NewHistogram();
+        var laneOneWay = NewHistogram();
+        var baseRtt = NewHistogram();
+        var sink = NewHistogram();
+
+        // Warm-up, not recorded: the peers' first wake-ups, caches, and above all the JIT. Tiered compilation
+        // recompiles the hot methods of both processes on a background thread some 100 ms after they are first
+        // called, and on two cores that thread competes with the two spinning ones: recorded too early, the first
+        // case measured shows its tail (p99 2x its own later runs). Half a second for each side, per case.
+        var warmUp = Math.Min(0.5, seconds);
+        RunSlice(baseline, warmUp, 0, sink, null);
+        RunSlice(lane, warmUp, 0, sink, null);
+
+        var slices = Math.Max(1, (int)Math.Round(seconds / SliceSeconds));
+        for (var i = 0; i < slices; i++)
+        {
+            if ((i & 1) == 0)
+            {
+                RunSlice(baseline, SliceSeconds, SliceWarmUpSeconds, baseRtt, null);
+                RunSlice(lane, SliceSeconds, SliceWarmUpSeconds, laneRtt, laneOneWay);
+            }
+            else
+            {
+                RunSlice(lane, SliceSeconds, SliceWarmUpSeconds, laneRtt, laneOneWay);
+                RunSlice(baseline, SliceSeconds, SliceWarmUpSeconds, baseRtt, null);
+            }
+        }
+
+        return (LatencyStats.From(laneRtt), LatencyStats.From(laneOneWay), LatencyStats.From(baseRtt));
+    }
+
+    private static void RunSlice(IPinger pinger, double seconds, double warmUpSeconds, LongHistogram rtt, LongHistogram? oneWay)
+    {
+        var begin = Stopwatch.GetTimestamp();
+        var recordFrom = begin + (long)(Stopwatch.Frequency * warmUpSeconds);
+        var end = recordFrom + (long)(Stopwatch.Frequency * seconds);
+        while (true)
+        {
+            var ticks = pinger.Once(out var peerStamp, out var t0);
+            if (t0 >= end)
+            {
+                break;
+            }
+
+            if (t0 >= recordFrom)
+            {
+                rtt.RecordValue(Ns(ticks));
+                oneWay?.RecordValue(Math.Max(0, Ns(peerStamp - t0)));
+            }
+        }
+
+        pinger.Pause();
     }
 
     /// <summary>What came back from the peer, read by a cached handler (no per-frame closure).</summary>
@@ -208,50 +269,54 @@ public static class LaneBench
         }
     }
 
-    private static (LatencyStats RoundTrip, LatencyStats OneWay) PingPong(IFrameLane lane, int size, bool crc, bool loan, double seconds)
+    /// <summary>A lane's round trip: echo with the peer's receive stamp, or (loaned, zero copy) a 16-byte acknowledgement.</summary>
+    private sealed class LanePinger : IPinger
     {
-        var payload = new byte[size];
-        Random.Shared.NextBytes(payload);
-        var flags = crc ? FrameFlags.None : FrameFlags.NoPayloadCrc;
-        var route = loan ? PeerRoutes.Ack : PeerRoutes.EchoStamped;
-        var replies = new Replies();
-        var rtt = NewHistogram();
-        var oneWay = NewHistogram();
-        var warmUp = Stopwatch.GetTimestamp() + (long)(Stopwatch.Frequency * Math.Min(0.5, seconds / 5));
-        var end = warmUp + (long)(Stopwatch.Frequency * seconds);
-        uint id = 0;
-        while (true)
+        private readonly IFrameLane _lane;
+        private readonly byte[] _payload;
+        private readonly FrameFlags _flags;
+        private readonly uint _route;
+        private readonly bool _loan;
+        private readonly Replies _replies = new();
+        private uint _id;
+
+        public LanePinger(IFrameLane lane, int size, bool crc, bool loan)
+        {
+            _lane = lane;
+            _payload = new byte[size];
+            Random.Shared.NextBytes(_payload);
+            _flags = crc ? FrameFlags.None : FrameFlags.NoPayloadCrc;
+            _route = loan ? PeerRoutes.Ack : PeerRoutes.EchoStamped;
+            _loan = loan;
+        }
+
+        public long Once(out long peerStamp, out long start)
         {
             var t0 = Stopwatch.GetTimestamp();
-            if (t0 >= end)
-            {
-                break;
-            }
-
-            if (loan)
+            if (_loan)
             {
                 // Zero copy: the payload is produced in the ring (here: only its stamp is written).
-                lane.TryLoan(size, out var room);
+                _lane.TryLoan(_payload.Length, out var room);
                 BinaryPrimitives.WriteInt64LittleEndian(room, t0);
-                lane.Commit(size, route, id++, flags);
+                _lane.Commit(_payload.Length, _route, _id++, _flags);
             }
             else
             {
-                BinaryPrimitives.WriteInt64LittleEndian(payload, t0);
-                lane.Send(route, id++, payload, flags);
+                BinaryPrimitives.WriteInt64LittleEndian(_payload, t0);
+                _lane.Send(_route, _id++, _payload, _flags);
             }
 
-            lane.Flush();
-            replies.Await(lane);
+            _lane.Flush();
+            _replies.Await(_lane);
             var t1 = Stopwatch.GetTimestamp();
-            if (t0 >= warmUp)
-            {
-                rtt.RecordValue(Ns(t1 - t0));
-                oneWay.RecordValue(Math.Max(0, Ns(replies.PeerStamp - t0)));
-            }
+            peerStamp = _replies.PeerStamp;
+            start = t0;
+            return t1 - t0;
         }
 
-        return (LatencyStats.From(rtt), LatencyStats.From(oneWay));
+        public void Pause()
+        {
+        }
     }
 
     private static (double FramesPerSecond, double ParentBytesPerFrame, double PeerBytesPerFrame) Stream(IFrameLane lane, int size, bool crc, bool loan, double seconds)
@@ -323,7 +388,33 @@ public static class LaneBench
         }
     }
 
-    private static unsafe void WithMailbox(LaneBenchOptions options, string dir, Action<Func<int, LatencyStats>> body)
+    /// <summary>The naive shared-memory mailbox's round trip (see <see cref="Mailbox"/>).</summary>
+    private sealed unsafe class MailboxPinger(byte* request, byte* response, int size) : IPinger
+    {
+        private readonly byte[] _payload = RandomBytes(size);
+
+        public long Once(out long peerStamp, out long start)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            BinaryPrimitives.WriteInt64LittleEndian(_payload, t0);
+            Mailbox.Put(request, _payload);
+            var answer = Mailbox.Take(response);
+            peerStamp = answer.Length >= 16 ? BinaryPrimitives.ReadInt64LittleEndian(answer[8..]) : 0;
+            Mailbox.Clear(response);
+            var t1 = Stopwatch.GetTimestamp();
+            start = t0;
+            return t1 - t0;
+        }
+
+        public void Pause() => Mailbox.Pause(request);
+    }
+
+    private sealed unsafe class MailboxBaseline(byte* request, byte* response) : IBaseline
+    {
+        public IPinger For(int size) => new MailboxPinger(request, response, size);
+    }
+
+    private static unsafe void WithMailbox(LaneBenchOptions options, string dir, Action<IBaseline> body)
     {
         var path = Path.Combine(dir, "mailbox.sock");
         using var listener = LaneSockets.ListenUnix(path);
@@ -338,35 +429,7 @@ public static class LaneBench
             BinaryPrimitives.WriteInt32LittleEndian(hello, Environment.ProcessId);
             FdPassing.Send(control, hello, segment.Fd);
             FdPassing.ReadExactly(control, hello);
-            var crc = new Crc32(Crc32ParameterSet.Crc32C);
-            body(size =>
-            {
-                var payload = new byte[size];
-                Random.Shared.NextBytes(payload);
-                var h = NewHistogram();
-                var warmUp = Stopwatch.GetTimestamp() + (long)(Stopwatch.Frequency * Math.Min(0.5, options.Seconds / 5));
-                var end = warmUp + (long)(Stopwatch.Frequency * options.Seconds);
-                while (true)
-                {
-                    var t0 = Stopwatch.GetTimestamp();
-                    if (t0 >= end)
-                    {
-                        break;
-                    }
-
-                    BinaryPrimitives.WriteInt64LittleEndian(payload, t0);
-                    Mailbox.Put(request, payload, crc);
-                    Mailbox.Take(response, crc);
-                    Mailbox.Clear(response);
-                    var t1 = Stopwatch.GetTimestamp();
-                    if (t0 >= warmUp)
-                    {
-                        h.RecordValue(Ns(t1 - t0));
-                    }
-                }
-
-                return LatencyStats.From(h);
-            });
+            body(new MailboxBaseline(request, response));
         }
         finally
         {
@@ -375,7 +438,51 @@ public static class LaneBench
         }
     }
 
-    private static void WithRaw(LaneBenchOptions options, string dir, LaneKind kind, Action<Func<int, LatencyStats>> body)
+    /// <summary>The raw socket ping-pong: [u32 length][payload] out, the same back, blocking calls.</summary>
+    private sealed class RawPinger : IPinger
+    {
+        private readonly Socket _socket;
+        private readonly byte[] _message;
+        private readonly byte[] _reply;
+
+        public RawPinger(Socket socket, int size)
+        {
+            _socket = socket;
+            _message = RandomBytes(4 + size);
+            _reply = new byte[4 + size];
+            BinaryPrimitives.WriteInt32LittleEndian(_message, size);
+        }
+
+        public long Once(out long peerStamp, out long start)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            var sent = 0;
+            while (sent < _message.Length)
+            {
+                sent += _socket.Send(_message.AsSpan(sent));
+            }
+
+            if (!LanePeer.ReadExactly(_socket, _reply))
+            {
+                throw new InvalidOperationException("the raw peer closed");
+            }
+
+            peerStamp = 0;
+            start = t0;
+            return Stopwatch.GetTimestamp() - t0;
+        }
+
+        public void Pause()
+        {
+        }
+    }
+
+    private sealed class RawBaseline(Socket socket) : IBaseline
+    {
+        public IPinger For(int size) => new RawPinger(socket, size);
+    }
+
+    private static void WithRaw(LaneBenchOptions options, string dir, LaneKind kind, Action<IBaseline> body)
     {
         var path = Path.Combine(dir, "raw-" + kind + ".sock");
         using var listener = kind == LaneKind.Tcp ? LaneSockets.ListenTcp(IPAddress.Loopback, 0) : LaneSockets.ListenUnix(path);
@@ -389,48 +496,19 @@ public static class LaneBench
                 socket.NoDelay = true;
             }
 
-            body(size =>
-            {
-                var message = new byte[4 + size];
-                var reply = new byte[4 + size];
-                Random.Shared.NextBytes(message);
-                BinaryPrimitives.WriteInt32LittleEndian(message, size);
-                var h = NewHistogram();
-                var warmUp = Stopwatch.GetTimestamp() + (long)(Stopwatch.Frequency * Math.Min(0.5, options.Seconds / 5));
-                var end = warmUp + (long)(Stopwatch.Frequency * options.Seconds);
-                while (true)
-                {
-                    var t0 = Stopwatch.GetTimestamp();
-                    if (t0 >= end)
-                    {
-                        break;
-                    }
-
-                    var sent = 0;
-                    while (sent < message.Length)
-                    {
-                        sent += socket.Send(message.AsSpan(sent));
-                    }
-
-                    if (!LanePeer.ReadExactly(socket, reply))
-                    {
-                        throw new InvalidOperationException("the raw peer closed");
-                    }
-
-                    var t1 = Stopwatch.GetTimestamp();
-                    if (t0 >= warmUp)
-                    {
-                        h.RecordValue(Ns(t1 - t0));
-                    }
-                }
-
-                return LatencyStats.From(h);
-            });
+            body(new RawBaseline(socket));
         }
         finally
         {
             Stop(peer);
         }
+    }
+
+    private static byte[] RandomBytes(int n)
+    {
+        var b = new byte[n];
+        Random.Shared.NextBytes(b);
+        return b;
     }
 
     private static Socket Accept(Socket listener, Process peer)
@@ -459,7 +537,6 @@ public static class LaneBench
         var source = new byte[size];
         var destination = new byte[size];
         Random.Shared.NextBytes(source);
-        var hasher = new Crc32(Crc32ParameterSet.Crc32C);
         var iterations = Math.Max(1000, 20_000_000 / Math.Max(64, size));
         var samples = new double[7];
         uint sink = 0;
@@ -470,9 +547,7 @@ public static class LaneBench
             {
                 if (crc)
                 {
-                    hasher.Reset();
-                    hasher.Append(source);
-                    sink += hasher.GetCurrentHashAsUInt32();
+                    sink += Crc32C.Compute(source);
                 }
                 else
                 {

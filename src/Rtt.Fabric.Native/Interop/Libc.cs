@@ -84,6 +84,23 @@ internal static unsafe partial class Libc
     /// <summary>Wakes every waiter on the shared word.</summary>
     public static void FutexWakeShared(int* addr) => _ = Syscall6(SysFutex, addr, FutexWake, int.MaxValue, null, 0, 0);
 
+    public const int MembarrierQuery = 0;
+    public const int MembarrierGlobalExpedited = 1 << 1;
+    public const int MembarrierRegisterGlobalExpedited = 1 << 2;
+
+    private static readonly long SysMembarrier = RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 324,
+        Architecture.Arm64 => 283,
+        _ => -1,
+    };
+
+    /// <summary>membarrier(2): returns the syscall's result (-1 when the architecture has none we know).</summary>
+    public static long Membarrier(int command) => SysMembarrier < 0 ? -1 : SyscallMembarrier(SysMembarrier, command, 0, 0);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long SyscallMembarrier(long number, int command, uint flags, int cpuId);
+
     /// <summary>True while a process with that pid exists (signal 0 checks without sending).</summary>
     public static bool ProcessExists(int pid) => pid > 0 && (Kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() == 1 /* EPERM: exists */);
 

@@ -225,7 +225,9 @@ public static class LanePeer
 /// The naive shared-memory baseline: two single-slot mailboxes (request, response) in a memfd segment,
 /// each [i32 state][i32 length][u32 crc][payload], spun on with no ring, no framing and no wait strategy.
 /// The ping side copies the payload in and CRCs it; the pong side checks the CRC, copies it to the
-/// response slot and CRCs it; the ping side checks the CRC: the same copies and CRC work as a lane echo.
+/// response slot, writes its receive stamp at bytes 8..15 and CRCs it; the ping side checks the CRC: the same
+/// copies, stamp and CRC work as a lane's stamped echo. Between measuring slices the ping side marks the request
+/// slot paused and the pong side naps instead of spinning, so it leaves the core to the lane measured meanwhile.
 /// </summary>
 public static unsafe class Mailbox
 {
@@ -235,24 +237,34 @@ public static unsafe class Mailbox
     private const int Empty = 0;
     private const int Full = 1;
     private const int Stop = 2;
+    private const int Paused = 3;
 
-    public static void Put(byte* slot, ReadOnlySpan<byte> payload, System.IO.Hashing.Crc32 crc)
+    public static void Put(byte* slot, ReadOnlySpan<byte> payload)
     {
         payload.CopyTo(new Span<byte>(slot + SlotData, payload.Length));
-        crc.Reset();
-        crc.Append(new ReadOnlySpan<byte>(slot + SlotData, payload.Length));
         *(int*)(slot + 4) = payload.Length;
-        *(uint*)(slot + 8) = crc.GetCurrentHashAsUInt32();
+        *(uint*)(slot + 8) = Crc32C.Compute(new ReadOnlySpan<byte>(slot + SlotData, payload.Length));
         Volatile.Write(ref *(int*)slot, Full);
     }
 
     /// <summary>Spins until the slot is full; returns the payload (checked) and leaves the slot full until <see cref="Clear"/>.</summary>
-    public static ReadOnlySpan<byte> Take(byte* slot, System.IO.Hashing.Crc32 crc, Func<bool>? stillThere = null)
+    public static ReadOnlySpan<byte> Take(byte* slot, Func<bool>? stillThere = null)
     {
         var spins = 0;
         int state;
-        while ((state = Volatile.Read(ref *(int*)slot)) == Empty)
+        while ((state = Volatile.Read(ref *(int*)slot)) is Empty or Paused)
         {
+            if (state == Paused)
+            {
+                Thread.Sleep(1);
+                if (stillThere is not null && !stillThere())
+                {
+                    return default;
+                }
+
+                continue;
+            }
+
             if (++spins == 1 << 20)
             {
                 spins = 0;
@@ -269,9 +281,7 @@ public static unsafe class Mailbox
         }
 
         var payload = new ReadOnlySpan<byte>(slot + SlotData, *(int*)(slot + 4));
-        crc.Reset();
-        crc.Append(payload);
-        if (crc.GetCurrentHashAsUInt32() != *(uint*)(slot + 8))
+        if (Crc32C.Compute(payload) != *(uint*)(slot + 8))
         {
             throw new InvalidDataException("mailbox crc mismatch");
         }
@@ -283,6 +293,24 @@ public static unsafe class Mailbox
 
     public static void SignalStop(byte* slot) => Volatile.Write(ref *(int*)slot, Stop);
 
+    /// <summary>Lets the pong side nap until the next request (only between round trips: the slot is empty then).</summary>
+    public static void Pause(byte* slot) => Volatile.Write(ref *(int*)slot, Paused);
+
+    /// <summary>Like <see cref="Put"/>, with the receive stamp written at bytes 8..15 of the copy (as the lane's stamped echo does).</summary>
+    public static void PutStamped(byte* slot, ReadOnlySpan<byte> payload, long stamp)
+    {
+        var copy = new Span<byte>(slot + SlotData, payload.Length);
+        payload.CopyTo(copy);
+        if (payload.Length >= 16)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(copy[8..], stamp);
+        }
+
+        *(int*)(slot + 4) = payload.Length;
+        *(uint*)(slot + 8) = Crc32C.Compute(copy);
+        Volatile.Write(ref *(int*)slot, Full);
+    }
+
     /// <summary>The pong side: receives the segment fd over the Unix socket at <paramref name="path"/> and echoes until told to stop.</summary>
     public static void ServeEcho(string path)
     {
@@ -292,20 +320,20 @@ public static unsafe class Mailbox
         var parentPid = BinaryPrimitives.ReadInt32LittleEndian(hello);
         using var segment = ShmSegment.Map(fd, SegmentSize);
         segment.CloseFd();
-        var crc = new System.IO.Hashing.Crc32(System.IO.Hashing.Crc32ParameterSet.Crc32C);
         var request = segment.Base;
         var response = segment.Base + SlotSize;
         control.Send(hello); // ready
         while (true)
         {
-            var payload = Take(request, crc, () => Libc.ProcessExists(parentPid));
+            var payload = Take(request, () => Libc.ProcessExists(parentPid));
             if (payload.IsEmpty && Volatile.Read(ref *(int*)request) != Full)
             {
                 return;
             }
 
+            var received = Stopwatch.GetTimestamp();
             Clear(request); // safe before the copy: the parent writes the next request only after it sees this response
-            Put(response, payload, crc);
+            PutStamped(response, payload, received);
         }
     }
 }

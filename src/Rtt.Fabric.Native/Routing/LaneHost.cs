@@ -201,10 +201,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
         }
 
-        var ready = false;
-        for (var i = 0; i < armed; i++)
+        var ready = ShmLane.ArmDoorbells(_armed.AsSpan(0, armed), out var bounded); // arms every lane even when one is ready: all are disarmed below
+        if (bounded)
         {
-            ready |= _armed[i].ArmDoorbell(); // arms every lane even when one is ready: all are disarmed below
+            timeout = TimeSpan.FromTicks(Math.Min(timeout.Ticks, ShmFence.UnfencedSleepNs / 100));
         }
 
         if (!ready)

@@ -84,7 +84,7 @@ public sealed unsafe class ShmLane : IFrameLane
 
     /// <summary>
     /// Server side with a doorbell: the peer also gets <paramref name="doorbell"/>'s eventfd and rings it when this
-    /// side sleeps on it (<see cref="ArmDoorbell"/>), so one thread can sleep on many lanes at once.
+    /// side sleeps on it (<see cref="ArmDoorbells"/>), so one thread can sleep on many lanes at once.
     /// </summary>
     public static ShmLane Accept(Socket control, LaneOptions options, LaneDoorbell? doorbell)
     {
@@ -278,10 +278,27 @@ public sealed unsafe class ShmLane : IFrameLane
     public void WaitForData(TimeSpan timeout) => _rx.WaitForData((long)timeout.TotalNanoseconds);
 
     /// <summary>
-    /// Before sleeping on this lane's <see cref="Doorbell"/>: asks the peer to ring it after its next frame.
-    /// True when a frame is already there or the peer went (do not sleep). Call <see cref="DisarmDoorbell"/> after.
+    /// Before sleeping on the lanes' shared <see cref="Doorbell"/>: asks each lane's peer to ring it after its next
+    /// frame, then runs one barrier for all (see <see cref="ShmFence"/>). True when a frame is already there on any
+    /// lane or a peer went (do not sleep). <paramref name="bounded"/> is true when the barrier could not run: then
+    /// sleep at most <see cref="ShmFence.UnfencedSleepNs"/>. Every lane is armed either way; disarm each after.
     /// </summary>
-    public bool ArmDoorbell() => _rx.ArmDoorbell();
+    public static bool ArmDoorbells(ReadOnlySpan<ShmLane> lanes, out bool bounded)
+    {
+        foreach (var lane in lanes)
+        {
+            lane._rx.MarkDoorbell();
+        }
+
+        bounded = !ShmFence.BeforeSleep();
+        var ready = false;
+        foreach (var lane in lanes)
+        {
+            ready |= lane._rx.MovedSinceMark();
+        }
+
+        return ready;
+    }
 
     public void DisarmDoorbell() => _rx.DisarmDoorbell();
 

@@ -46,21 +46,69 @@ internal static class ShmRing
 }
 
 /// <summary>
+/// How a ring position is published without a full fence on the hot path. The sleeping side of a ring (see
+/// <see cref="ShmSignal"/>) raises its waiting flag and must then be sure that either it sees the other side's
+/// newest position or the other side sees its flag (a store-load order on both sides: Dekker). A full fence per
+/// publication costs the writer a drain of its store buffer (the frame's cache lines) before the position's
+/// store can even start. Instead, every process with SHM lanes registers for membarrier(2)'s global expedited
+/// command, publishes positions with plain release stores, and the side going to sleep (the slow path, after
+/// its spins and yields) calls membarrier, which runs a full barrier on every CPU running a registered process.
+/// Where the kernel lacks membarrier (or forbids it), publications stay fenced; a sleeper whose membarrier call
+/// fails bounds its sleep by <see cref="UnfencedSleepNs"/> instead.
+/// </summary>
+internal static class ShmFence
+{
+    /// <summary>True when this process publishes ring positions with plain release stores (it registered for global expedited membarrier).</summary>
+    public static readonly bool PlainPublish = Register();
+
+    /// <summary>The longest a sleeper waits when it could not run the barrier (a wake-up might be missed; it re-checks after).</summary>
+    public const long UnfencedSleepNs = 1_000_000;
+
+    /// <summary>Set by tests to run the fenced publication path in this process.</summary>
+    internal static bool ForceFencedPublish { get; set; }
+
+    public static bool Plain => PlainPublish && !ForceFencedPublish;
+
+    private static bool Register()
+    {
+        var supported = Libc.Membarrier(Libc.MembarrierQuery);
+        const long needed = Libc.MembarrierGlobalExpedited | Libc.MembarrierRegisterGlobalExpedited;
+        return supported >= 0 && (supported & needed) == needed && Libc.Membarrier(Libc.MembarrierRegisterGlobalExpedited) == 0;
+    }
+
+    /// <summary>
+    /// Called by a side that raised its waiting flag, before it re-reads the position it waits on: a full barrier
+    /// on every CPU running a registered process, so any position they stored is visible now. False when it could
+    /// not run (then the caller bounds its sleep).
+    /// </summary>
+    public static bool BeforeSleep() => Libc.Membarrier(Libc.MembarrierGlobalExpedited) == 0;
+}
+
+/// <summary>
 /// One side's wake-up word in a ring's control block: a futex sequence and a waiting flag. The same protocol
 /// serves both directions (the consumer waiting for data, the producer waiting for space): the side that moves
-/// its position publishes it with a full fence and then looks at the other side's flag
-/// (<see cref="Publish"/>); the side that sleeps raises its flag with a full fence and then re-reads the
-/// position it waits on (<see cref="Sleep"/>). Either the sleeper sees the new position, or the publisher sees
-/// the flag and wakes it.
+/// its position stores it and then looks at the other side's flag (<see cref="Publish"/>); the side that sleeps
+/// raises its flag with a full fence, runs <see cref="ShmFence.BeforeSleep"/> (which orders the publisher's
+/// store before its flag load, see <see cref="ShmFence"/>), and then re-reads the position it waits on
+/// (<see cref="Sleep"/>). Either the sleeper sees the new position, or the publisher sees the flag and wakes it.
 /// </summary>
 internal readonly unsafe struct ShmSignal(int* seq, int* waiters, int doorbellFd = -1)
 {
-    /// <summary>Stores <paramref name="value"/> in <paramref name="position"/> (full fence) and wakes the other side if it sleeps.</summary>
+    /// <summary>Stores <paramref name="value"/> in <paramref name="position"/> and wakes the other side if it sleeps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Publish(long* position, long value)
     {
-        // Exchange is a full fence: the store is ordered before the load of the waiters flag.
-        Interlocked.Exchange(ref *position, value);
+        if (ShmFence.Plain)
+        {
+            // A release store: the frame's bytes are visible before the position. The store-load order with the
+            // flag below is the sleeper's to enforce (membarrier before it re-reads the position).
+            Volatile.Write(ref *position, value);
+        }
+        else
+        {
+            Interlocked.Exchange(ref *position, value); // a full fence: the store is ordered before the flag's load
+        }
+
         var waiting = Volatile.Read(ref *waiters);
         if (waiting != 0)
         {
@@ -97,14 +145,13 @@ internal readonly unsafe struct ShmSignal(int* seq, int* waiters, int doorbellFd
     }
 
     /// <summary>
-    /// Marks this side as sleeping on a doorbell (the other side rings it after its next publish) and re-reads
-    /// <paramref name="position"/>: true when it moved from <paramref name="seen"/> or the peer went (do not sleep).
+    /// Marks this side as sleeping on a doorbell (the other side rings it after its next publish); the caller then
+    /// runs <see cref="ShmFence.BeforeSleep"/> once for all its lanes and checks each with <see cref="Moved"/>.
     /// </summary>
-    public bool ArmDoorbell(long* position, long seen, ShmLane lane)
-    {
-        Interlocked.Exchange(ref *waiters, LaneDoorbell.WaitingValue);
-        return Volatile.Read(ref *position) != seen || lane.PeerGone;
-    }
+    public void MarkDoorbell() => Interlocked.Exchange(ref *waiters, LaneDoorbell.WaitingValue);
+
+    /// <summary>True when <paramref name="position"/> moved from <paramref name="seen"/> or the peer went.</summary>
+    public static bool Moved(long* position, long seen, ShmLane lane) => Volatile.Read(ref *position) != seen || lane.PeerGone;
 
     public void Disarm() => Volatile.Write(ref *waiters, 0);
 
@@ -113,9 +160,10 @@ internal readonly unsafe struct ShmSignal(int* seq, int* waiters, int doorbellFd
     {
         var current = Volatile.Read(ref *seq);
         Interlocked.Exchange(ref *waiters, 1);
-        if (Volatile.Read(ref *position) == seen && !lane.PeerGone)
+        var fenced = ShmFence.BeforeSleep();
+        if (!Moved(position, seen, lane))
         {
-            Libc.FutexWaitShared(seq, current, timeoutNs);
+            Libc.FutexWaitShared(seq, current, fenced ? timeoutNs : Math.Min(timeoutNs, ShmFence.UnfencedSleepNs));
         }
 
         Volatile.Write(ref *waiters, 0);
@@ -380,8 +428,10 @@ internal sealed unsafe class ShmRingReader
     /// <summary>Wakes this side's reader if it sleeps in <see cref="WaitForData"/> (the lane is closing).</summary>
     public void WakeWaitingReader() => _dataSignal.Wake();
 
-    /// <summary>Asks the writer to ring the reader's doorbell after its next publish; true when there is data already (or the peer went).</summary>
-    public bool ArmDoorbell() => _dataSignal.ArmDoorbell(_tail, _headLocal, _lane);
+    /// <summary>Asks the writer to ring the reader's doorbell after its next publish.</summary>
+    public void MarkDoorbell() => _dataSignal.MarkDoorbell();
+
+    public bool MovedSinceMark() => ShmSignal.Moved(_tail, _headLocal, _lane);
 
     public void DisarmDoorbell() => _dataSignal.Disarm();
 }

@@ -1,0 +1,51 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary><c>rtt bench lanes</c> end to end: real peer processes per lane and per baseline, JSON as documented.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class BenchCommandTests
+{
+    [Fact]
+    public void Bench_lanes_measures_every_lane_against_its_baseline_in_the_same_run()
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "lanes", "--size", "64", "--seconds", "0.2", "--json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var json = JsonNode.Parse(run.Stdout)!.AsObject();
+        var cases = json["cases"]!.AsArray().Select(c => c!.AsObject()).ToList();
+
+        // shm and shm-loan against the mailbox; uds and tcp with and without payload CRC against the raw sockets.
+        var expected = new[] { ("shm", true, "mailbox"), ("shm-loan", false, "mailbox"), ("uds", true, "raw-uds"), ("uds", false, "raw-uds"), ("tcp", true, "raw-tcp"), ("tcp", false, "raw-tcp") };
+        Assert.Equal(expected, cases.Select(c => ((string)c["lane"]!, (bool)c["crc"]!, (string)c["baseline"]!)).ToArray());
+        foreach (var c in cases)
+        {
+            Assert.Equal(64, (int)c["size"]!);
+            var p50 = (long)c["rtt_p50_ns"]!;
+            var p99 = (long)c["rtt_p99_ns"]!;
+            Assert.True(p50 > 0 && p50 <= p99 && p99 <= (long)c["rtt_p999_ns"]! && (long)c["rtt_p999_ns"]! <= (long)c["rtt_max_ns"]!, c.ToJsonString());
+            Assert.True((long)c["baseline_p50_ns"]! > 0 && (long)c["baseline_p50_ns"]! <= (long)c["baseline_p99_ns"]!, c.ToJsonString());
+            Assert.True((double)c["frames_per_s"]! > 1000, c.ToJsonString()); // every streamed frame was counted by the peer
+            Assert.True((long)c["oneway_p50_ns"]! <= p99, c.ToJsonString());
+        }
+
+        Assert.True((double)json["memcpy_ns"]!["64"]! > 0);
+        Assert.True((double)json["crc32c_ns"]!["64"]! > 0);
+    }
+
+    [Theory]
+    [InlineData("--seconds", "0", "--seconds")]
+    [InlineData("--lane", "pigeon", "--lane")]
+    [InlineData("--size", "8", "--size")]
+    public void Bad_bench_options_are_refused_before_anything_starts(string option, string value, string named)
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "lanes", option, value);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains(ErrorCodes.LaneConfigInvalid, run.Stderr);
+        Assert.Contains(named, run.Stderr);
+        Assert.DoesNotContain("   at ", run.Stderr); // no stack trace for a user's mistake
+        Assert.Equal(string.Empty, run.Stdout);
+    }
+}
