@@ -65,10 +65,19 @@ public sealed class ReconcilerProcessTests
                 }
             }
 
+            // The plan files the reconciler keeps are copies of the WAL written without flushing: a crash may leave
+            // them torn. Recovery must write them again from the WAL.
+            var plans = Path.Combine(ws, ".rtt", "plans");
+            foreach (var torn in new[] { "applied.json", p1[7..] + ".json", p2[7..] + ".json" })
+            {
+                File.WriteAllText(Path.Combine(plans, torn), "{\"plan_id\": \"sha256:");
+            }
+
             using (var silo = RttProcess.StartSilo(ws, siloPort, gatewayPort, null, StartTimeout))
             {
                 var history = JsonNode.Parse(Ok(ws, "history", "--json"))!;
                 var expected = newPlanWins ? p2 : p1;
+                Assert.Equal(expected, PlanId(File.ReadAllText(Path.Combine(plans, expected[7..] + ".json"))));
                 Assert.Equal(expected, (string?)history["applied"]);
                 Assert.NotNull((string?)history["recovery"]); // recovery had something to finish or abort
                 Assert.All(history["participants"]!.AsArray(), p => Assert.Equal(-1, (long)p!["reserved_tx"]!)); // nothing left reserved

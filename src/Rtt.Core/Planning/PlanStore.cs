@@ -22,11 +22,25 @@ public sealed class PlanStore(RttWorkspace workspace)
 
     public JsonObject? Find(string planId) => File.Exists(PathOf(planId)) ? RttWorkspace.ReadObject(PathOf(planId)) : null;
 
-    public string Save(JsonObject plan)
+    /// <param name="durable">False for copies that can be rebuilt (the reconciler's, from the WAL): written atomically, not flushed to disk.</param>
+    public string Save(JsonObject plan, bool durable = true)
     {
         var id = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanMismatch, "plan has no plan_id", null, "compute it with `rtt plan`");
         var path = PathOf(id);
-        AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(plan));
+        AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(plan), durable: durable);
         return path;
+    }
+
+    /// <summary>The plan_id of the plan file at <paramref name="path"/>, or null when it is missing or unreadable.</summary>
+    public static string? IdIn(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? (string?)RttWorkspace.ReadObject(path)["plan_id"] : null;
+        }
+        catch (RttException)
+        {
+            return null;
+        }
     }
 }

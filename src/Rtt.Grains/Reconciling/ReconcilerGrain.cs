@@ -23,6 +23,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 {
     private Coordinator? _coordinator;
     private string? _recovery;
+    private string? _appliedOnDisk; // the plan id applied.json holds ("" for none) as this activation wrote or checked it; null: not checked yet
 
     private Coordinator Coordinator => _coordinator ?? throw new InvalidOperationException("the reconciler is not active");
 
@@ -71,7 +72,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         var outcome = await Coordinator.ApplyAsync(plan);
         if (outcome.Outcome == ApplyOutcome.Applied)
         {
-            new PlanStore(workspace).Save(plan);
+            new PlanStore(workspace).Save(plan, durable: false); // the WAL's prepare entry holds the plan
         }
 
         WriteApplied();
@@ -100,32 +101,43 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             _recovery);
     }
 
-    /// <summary>Keeps <c>.rtt/plans/applied.json</c> (the planner's base) equal to the plan in force.</summary>
+    /// <summary>
+    /// Keeps <c>.rtt/plans/applied.json</c> (the planner's base) equal to the plan in force. Both it and the plan's
+    /// own file are copies of what the WAL holds, so they are written atomically but not flushed: after a crash the
+    /// activation finds them missing, old or torn, and writes them again.
+    /// </summary>
     private void WriteApplied()
     {
         var store = new PlanStore(workspace);
-        var applied = Coordinator.Applied;
-        if (applied is null)
+        var id = Coordinator.AppliedPlanId;
+        if (_appliedOnDisk == (id ?? ""))
+        {
+            return;
+        }
+
+        if (id is null)
         {
             if (File.Exists(store.AppliedPath))
             {
                 File.Delete(store.AppliedPath);
             }
 
+            _appliedOnDisk = "";
             return;
         }
 
-        if (store.Applied() is { } onDisk && (string?)onDisk["plan_id"] == Coordinator.AppliedPlanId)
+        var checking = _appliedOnDisk is null; // first call of this activation: trust nothing on disk
+        if (checking ? PlanStore.IdIn(store.PathOf(id)) != id : !File.Exists(store.PathOf(id)))
         {
-            return;
+            store.Save(Coordinator.Applied!, durable: false); // a rollback target saved by an earlier run, or a plan applied before this workspace kept plans
         }
 
-        if (!File.Exists(store.PathOf(Coordinator.AppliedPlanId!)))
+        if (!checking || PlanStore.IdIn(store.AppliedPath) != id)
         {
-            store.Save(applied); // a rollback target saved by an earlier run, or a plan applied before this workspace kept plans
+            AtomicFile.WriteAllBytes(store.AppliedPath, PrettyJson.ToUtf8(Coordinator.Applied!), durable: false);
         }
 
-        AtomicFile.WriteAllBytes(store.AppliedPath, PrettyJson.ToUtf8(applied));
+        _appliedOnDisk = id;
     }
 
     private static ApplyReport ToReport(ApplyOutcome o) =>
