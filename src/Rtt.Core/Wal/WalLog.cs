@@ -24,9 +24,7 @@ public sealed class WalLog : IDisposable
     private readonly MerkleFrontier _frontier;
     private readonly List<SignedTreeHead> _heads;
     private readonly Lock _gate = new();
-    private readonly Lock _queueGate = new(); // never held across I/O: enqueuing never waits for an fsync
-    private List<(byte[] Leaf, TaskCompletionSource<long> Done)> _queue = [];
-    private bool _flushing;
+    private readonly GroupCommit<byte[], long> _group;
 
     private WalLog(IWalStore store, List<byte[]> leafHashes, MerkleFrontier frontier, List<SignedTreeHead> heads)
     {
@@ -34,6 +32,11 @@ public sealed class WalLog : IDisposable
         _leafHashes = leafHashes;
         _frontier = frontier;
         _heads = heads;
+        _group = new GroupCommit<byte[], long>(leaves =>
+        {
+            var first = Write(leaves);
+            return [.. Enumerable.Range(0, leaves.Count).Select(i => first + i)];
+        });
     }
 
     public IWalStore Store => _store;
@@ -169,25 +172,7 @@ public sealed class WalLog : IDisposable
     public static byte[] LeafOf(JsonObject entry) => CanonicalJson.Serialize(entry);
 
     /// <summary>Appends one entry durably and returns its index (group-committed with concurrent appends).</summary>
-    public Task<long> AppendAsync(JsonObject entry)
-    {
-        var leaf = LeafOf(entry);
-        var done = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        bool lead;
-        lock (_queueGate)
-        {
-            _queue.Add((leaf, done));
-            lead = !_flushing;
-            _flushing = true;
-        }
-
-        if (lead)
-        {
-            _ = Task.Run(Flush);
-        }
-
-        return done.Task;
-    }
+    public Task<long> AppendAsync(JsonObject entry) => _group.Enqueue(LeafOf(entry));
 
     /// <summary>Appends one entry durably on the calling thread (no batching).</summary>
     public long Append(JsonObject entry)
@@ -216,41 +201,6 @@ public sealed class WalLog : IDisposable
 
             Batches++;
             return first;
-        }
-    }
-
-    private void Flush()
-    {
-        while (true)
-        {
-            List<(byte[] Leaf, TaskCompletionSource<long> Done)> batch;
-            lock (_queueGate)
-            {
-                if (_queue.Count == 0)
-                {
-                    _flushing = false;
-                    return;
-                }
-
-                batch = _queue;
-                _queue = [];
-            }
-
-            try
-            {
-                var first = Write([.. batch.Select(b => b.Leaf)]);
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch[i].Done.SetResult(first + i);
-                }
-            }
-            catch (Exception ex)
-            {
-                foreach (var (_, done) in batch)
-                {
-                    done.SetException(ex);
-                }
-            }
         }
     }
 

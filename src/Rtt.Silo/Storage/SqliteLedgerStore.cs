@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using Rtt.Core.Json;
 using Rtt.Grains.Reconciling;
 
 namespace Rtt.Silo.Storage;
@@ -15,9 +16,7 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
     private static readonly JsonSerializerOptions Json = new() { IncludeFields = false };
     private readonly SqliteConnection _connection;
     private readonly Lock _io = new();
-    private readonly Lock _queueGate = new();
-    private Dictionary<string, (string Json, List<TaskCompletionSource> Done)> _queue = new(StringComparer.Ordinal);
-    private bool _flushing;
+    private readonly GroupCommit<(string Key, string Json), bool> _group;
 
     /// <summary>The table, as the schema script (persistence.sql) also creates it.</summary>
     public const string Schema = "CREATE TABLE IF NOT EXISTS rtt_route_ledger (route TEXT PRIMARY KEY, ledger TEXT NOT NULL);";
@@ -26,6 +25,7 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
     {
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Pooling = false, DefaultTimeout = 30 }.ToString());
         _connection.Open();
+        _group = new GroupCommit<(string Key, string Json), bool>(Write);
         using var command = _connection.CreateCommand();
         command.CommandText = "PRAGMA synchronous = NORMAL; SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rtt_route_ledger';";
         if ((long)command.ExecuteScalar()! == 0)
@@ -51,86 +51,37 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
         }
     });
 
-    public Task WriteAsync(string key, LedgerState state)
+    public Task WriteAsync(string key, LedgerState state) => _group.Enqueue((key, JsonSerializer.Serialize(state, Json)));
+
+    /// <summary>One transaction for a batch; of several states of one route in it, the last is the one kept.</summary>
+    private bool[] Write(IReadOnlyList<(string Key, string Json)> batch)
     {
-        var json = JsonSerializer.Serialize(state, Json);
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        bool lead;
-        lock (_queueGate)
+        var latest = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, json) in batch)
         {
-            if (_queue.TryGetValue(key, out var queued))
-            {
-                queued.Done.Add(done);
-                _queue[key] = (json, queued.Done); // the later state of the same route wins
-            }
-            else
-            {
-                _queue[key] = (json, [done]);
-            }
-
-            lead = !_flushing;
-            _flushing = true;
+            latest[key] = json;
         }
 
-        if (lead)
+        lock (_io)
         {
-            _ = Task.Run(Flush);
+            using var tx = _connection.BeginTransaction();
+            using var command = _connection.CreateCommand();
+            command.Transaction = tx;
+            command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
+            var k = command.Parameters.Add("$k", SqliteType.Text);
+            var v = command.Parameters.Add("$v", SqliteType.Text);
+            foreach (var (key, json) in latest)
+            {
+                k.Value = key;
+                v.Value = json;
+                command.ExecuteNonQuery();
+            }
+
+            tx.Commit();
+            Batches++;
         }
 
-        return done.Task;
-    }
-
-    private void Flush()
-    {
-        while (true)
-        {
-            Dictionary<string, (string Json, List<TaskCompletionSource> Done)> batch;
-            lock (_queueGate)
-            {
-                if (_queue.Count == 0)
-                {
-                    _flushing = false;
-                    return;
-                }
-
-                batch = _queue;
-                _queue = new(StringComparer.Ordinal);
-            }
-
-            try
-            {
-                lock (_io)
-                {
-                    using var tx = _connection.BeginTransaction();
-                    using var command = _connection.CreateCommand();
-                    command.Transaction = tx;
-                    command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
-                    var k = command.Parameters.Add("$k", SqliteType.Text);
-                    var v = command.Parameters.Add("$v", SqliteType.Text);
-                    foreach (var (key, (json, _)) in batch)
-                    {
-                        k.Value = key;
-                        v.Value = json;
-                        command.ExecuteNonQuery();
-                    }
-
-                    tx.Commit();
-                    Batches++;
-                }
-
-                foreach (var (_, (_, done)) in batch)
-                {
-                    done.ForEach(d => d.SetResult());
-                }
-            }
-            catch (Exception ex)
-            {
-                foreach (var (_, (_, done)) in batch)
-                {
-                    done.ForEach(d => d.SetException(ex));
-                }
-            }
-        }
+        return new bool[batch.Count];
     }
 
     public void Dispose()

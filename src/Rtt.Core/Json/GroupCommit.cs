@@ -1,0 +1,70 @@
+namespace Rtt.Core.Json;
+
+/// <summary>
+/// Group commit for a durable store: callers enqueue items and get a task; one pool thread at a time (started by
+/// whoever finds none running) writes everything queued so far as one batch, and whatever arrives during that
+/// write goes out in the next batch. The WAL and the route ledger store use it, so a burst of writes costs a few
+/// transactions (and fsyncs) instead of one each. Enqueuing never waits for a write in progress.
+/// </summary>
+/// <param name="writeBatch">Writes a batch in one transaction and returns one result per item, in order; an exception fails every item of the batch.</param>
+public sealed class GroupCommit<TItem, TResult>(Func<IReadOnlyList<TItem>, IReadOnlyList<TResult>> writeBatch)
+{
+    private readonly Lock _gate = new(); // never held across a write
+    private List<(TItem Item, TaskCompletionSource<TResult> Done)> _queue = [];
+    private bool _flushing;
+
+    /// <summary>Adds an item to the next batch; the task completes when its batch is written.</summary>
+    public Task<TResult> Enqueue(TItem item)
+    {
+        var done = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool lead;
+        lock (_gate)
+        {
+            _queue.Add((item, done));
+            lead = !_flushing;
+            _flushing = true;
+        }
+
+        if (lead)
+        {
+            _ = Task.Run(Flush);
+        }
+
+        return done.Task;
+    }
+
+    private void Flush()
+    {
+        while (true)
+        {
+            List<(TItem Item, TaskCompletionSource<TResult> Done)> batch;
+            lock (_gate)
+            {
+                if (_queue.Count == 0)
+                {
+                    _flushing = false;
+                    return;
+                }
+
+                batch = _queue;
+                _queue = [];
+            }
+
+            try
+            {
+                var results = writeBatch([.. batch.Select(b => b.Item)]);
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    batch[i].Done.SetResult(results[i]);
+                }
+            }
+            catch (Exception ex)
+            {
+                foreach (var (_, done) in batch)
+                {
+                    done.SetException(ex);
+                }
+            }
+        }
+    }
+}
