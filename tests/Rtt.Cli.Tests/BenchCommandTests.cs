@@ -30,8 +30,24 @@ public sealed class BenchCommandTests
             Assert.True((long)c["oneway_p50_ns"]! <= p99, c.ToJsonString());
         }
 
+        Assert.Null(json["zero_copy"]); // only with a size above 64 B
+
         Assert.True((double)json["memcpy_ns"]!["64"]! > 0);
         Assert.True((double)json["crc32c_ns"]!["64"]! > 0);
+    }
+
+    [Fact]
+    public void Bench_lanes_measures_zero_copy_size_independence_as_an_interleaved_pair()
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "lanes", "--lane", "shm", "--size", "64", "--size", "4096", "--seconds", "0.2", "--json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var json = JsonNode.Parse(run.Stdout)!.AsObject();
+        Assert.Equal(["shm", "shm", "shm-loan", "shm-loan"], json["cases"]!.AsArray().Select(c => (string)c!["lane"]!).ToArray());
+        var pair = json["zero_copy"]!;
+        Assert.Equal(4096, (int)pair["loaned_size"]!);
+        Assert.True((long)pair["loaned_p50_ns"]! > 0 && (long)pair["loaned_p50_ns"]! <= (long)pair["loaned_p99_ns"]!, pair.ToJsonString());
+        Assert.True((long)pair["shm_64_p50_ns"]! > 0 && (long)pair["shm_64_p50_ns"]! <= (long)pair["shm_64_p99_ns"]!, pair.ToJsonString());
     }
 
     [Theory]
