@@ -17,7 +17,10 @@ public sealed class NodeState
     [Id(0)]
     public NodeRecord? Record { get; set; }
 
-    /// <summary>The node's part in plans: applied lanes and symbols, and any reservation.</summary>
+    /// <summary>
+    /// Where the node's part in plans (applied lanes and symbols, any reservation) was kept before it moved to the
+    /// participant ledger store: read once, when the store has no ledger for the node yet, and never written again.
+    /// </summary>
     [Id(1)]
     public Reconciling.LedgerState Ledger { get; set; } = new();
 }
@@ -26,14 +29,26 @@ public sealed class NodeState
 /// Thin shell: validates, folds the registration into the record, persists. As a 2PC participant it reserves the
 /// lanes a plan puts on this node and, on commit, makes its silo's lane host serve them; at silo start-up
 /// (<see cref="ServeLanes"/>) it restores the applied lanes, so a restarted silo serves exactly what the last committed plan says.
+/// Its ledger lives in the participant ledger store (key <c>node:&lt;id&gt;</c>) with the route grains' ledgers, so a
+/// transaction's votes and commits go out in one group commit instead of two writers racing for the SQLite file.
 /// </summary>
 [NodeSiloPlacement]
 public sealed class NodeGrain(
     [PersistentState("node", RttStorage.Name)] IPersistentState<NodeState> state,
     TimeProvider time,
+    Reconciling.IParticipantLedgerStore ledgers,
     IServiceProvider services) : Grain, INodeGrain
 {
+    private Reconciling.LedgerState _ledger = new();
+
     private INodeLaneHost? Lanes { get; } = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost; // resolved once per activation
+
+    private string LedgerKey => Rtt.Core.Reconciling.PlanTargets.NodePrefix + this.GetPrimaryKeyString();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+        _ledger = await ledgers.ReadAsync(LedgerKey) ?? state.State.Ledger; // a node that applied plans before the move keeps them
+
+    private Task PersistLedger() => ledgers.WriteAsync(LedgerKey, _ledger);
 
     public async Task<NodeRecord> Register(NodeFacts facts)
     {
@@ -65,7 +80,7 @@ public sealed class NodeGrain(
 
         if (lanes.Running)
         {
-            await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget));
+            await lanes.ServeAsync(LaneTarget.Of(_ledger.AppliedTarget));
         }
 
         return true;
@@ -75,10 +90,10 @@ public sealed class NodeGrain(
 
     public async Task<Reconciling.TxVote> Prepare(long tx, string planId, string? target)
     {
-        var (vote, changed) = Reconciling.TxLedger.Prepare(state.State.Ledger, tx, planId, target, CanServe);
+        var (vote, changed) = Reconciling.TxLedger.Prepare(_ledger, tx, planId, target, CanServe);
         if (changed)
         {
-            await state.WriteStateAsync();
+            await PersistLedger();
         }
 
         return vote;
@@ -109,30 +124,30 @@ public sealed class NodeGrain(
 
     public async Task Commit(long tx, string planId, string? target)
     {
-        if (Reconciling.TxLedger.Commit(state.State.Ledger, tx, planId, target))
+        if (Reconciling.TxLedger.Commit(_ledger, tx, planId, target))
         {
-            await state.WriteStateAsync();
+            await PersistLedger();
         }
 
         await Rtt.Core.Reconciling.FaultPoints.HitAsync("mid-apply", this.GetPrimaryKeyString());
         if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
         {
-            await lanes.ServeAsync(LaneTarget.Of(state.State.Ledger.AppliedTarget)); // idempotent: a repeated commit swaps to the same table
+            await lanes.ServeAsync(LaneTarget.Of(_ledger.AppliedTarget)); // idempotent: a repeated commit swaps to the same table
         }
     }
 
     public async Task Abort(long tx)
     {
-        if (Reconciling.TxLedger.Abort(state.State.Ledger, tx))
+        if (Reconciling.TxLedger.Abort(_ledger, tx))
         {
-            await state.WriteStateAsync();
+            await PersistLedger();
         }
     }
 
     /// <summary>Every lane of the applied target is in the host's table and answers a probe frame end to end; the host serves nothing else.</summary>
     public async Task<Reconciling.TxCheck> Verify(long tx)
     {
-        var ledger = state.State.Ledger;
+        var ledger = _ledger;
         if (ledger.AppliedTx < tx)
         {
             return new Reconciling.TxCheck(false, $"transaction {tx} is not applied on node {this.GetPrimaryKeyString()}");
@@ -164,7 +179,7 @@ public sealed class NodeGrain(
             : new Reconciling.TxCheck(false, string.Join("; ", failures));
     }
 
-    public Task<Reconciling.ParticipantLedgerView> Ledger() => Task.FromResult(state.State.Ledger.View());
+    public Task<Reconciling.ParticipantLedgerView> Ledger() => Task.FromResult(_ledger.View());
 }
 
 /// <summary>The registration rule, outside the grain so tests call it directly.</summary>

@@ -6,7 +6,7 @@ using Rtt.Grains.Reconciling;
 namespace Rtt.Silo.Storage;
 
 /// <summary>
-/// Route participants' ledgers in the silo's SQLite database (table <c>rtt_route_ledger</c>, one row per route,
+/// Participants' ledgers in the silo's SQLite database (table <c>rtt_route_ledger</c>, one row per route, and per node under <c>node:&lt;id&gt;</c>,
 /// JSON text). Writes that arrive while a transaction is being committed go out together in the next one (group
 /// commit), with <c>synchronous=NORMAL</c> like grain state: a commit survives the process being killed, and the
 /// reconciler's decisions, which the participants follow, are in the fsynced Merkle WAL.
