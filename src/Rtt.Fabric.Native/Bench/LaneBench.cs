@@ -300,8 +300,7 @@ public static class LaneBench
         public LanePinger(IFrameLane lane, int size, bool crc, bool loan)
         {
             _lane = lane;
-            _payload = new byte[size];
-            Random.Shared.NextBytes(_payload);
+            _payload = RandomBytes(size);
             _flags = crc ? FrameFlags.None : FrameFlags.NoPayloadCrc;
             _route = loan ? PeerRoutes.Ack : PeerRoutes.EchoStamped;
             _loan = loan;
@@ -390,8 +389,8 @@ public static class LaneBench
     private static void WithLane(LaneBenchOptions options, string dir, LaneKind kind, Action<IFrameLane> body)
     {
         var laneOptions = new LaneOptions(); // a blocked writer spins briefly, then yields the core to the reader it waits for
-        using var listener = kind == LaneKind.Tcp ? LaneSockets.ListenTcp(IPAddress.Loopback, 0) : LaneSockets.ListenUnix(Path.Combine(dir, kind + ".sock"));
-        var address = kind == LaneKind.Tcp ? $"127.0.0.1:{((IPEndPoint)listener.LocalEndPoint!).Port}" : Path.Combine(dir, kind + ".sock");
+        var (listener, address) = Listen(kind, Path.Combine(dir, kind + ".sock"));
+        using var _ = listener;
         using var peer = options.StartPeer(kind.ToString().ToLowerInvariant(), address);
         try
         {
@@ -501,9 +500,8 @@ public static class LaneBench
 
     private static void WithRaw(LaneBenchOptions options, string dir, LaneKind kind, Action<IBaseline> body)
     {
-        var path = Path.Combine(dir, "raw-" + kind + ".sock");
-        using var listener = kind == LaneKind.Tcp ? LaneSockets.ListenTcp(IPAddress.Loopback, 0) : LaneSockets.ListenUnix(path);
-        var address = kind == LaneKind.Tcp ? $"127.0.0.1:{((IPEndPoint)listener.LocalEndPoint!).Port}" : path;
+        var (listener, address) = Listen(kind, Path.Combine(dir, "raw-" + kind + ".sock"));
+        using var _ = listener;
         using var peer = options.StartPeer(kind == LaneKind.Tcp ? "raw-tcp" : "raw-uds", address);
         try
         {
@@ -519,6 +517,18 @@ public static class LaneBench
         {
             Stop(peer);
         }
+    }
+
+    /// <summary>A listening socket for a peer of <paramref name="kind"/>: TCP on a free loopback port, else the Unix socket at <paramref name="path"/>; and the address to give the peer.</summary>
+    private static (Socket Listener, string Address) Listen(LaneKind kind, string path)
+    {
+        if (kind != LaneKind.Tcp)
+        {
+            return (LaneSockets.ListenUnix(path), path);
+        }
+
+        var listener = LaneSockets.ListenTcp(IPAddress.Loopback, 0);
+        return (listener, $"127.0.0.1:{((IPEndPoint)listener.LocalEndPoint!).Port}");
     }
 
     private static byte[] RandomBytes(int n)

@@ -239,11 +239,21 @@ public static unsafe class Mailbox
     private const int Stop = 2;
     private const int Paused = 3;
 
-    public static void Put(byte* slot, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// Copies the payload into the slot (with <paramref name="stamp"/>, a receive stamp written at bytes 8..15 of the
+    /// copy, as the lane's stamped echo does), checksums the copy and marks the slot full.
+    /// </summary>
+    public static void Put(byte* slot, ReadOnlySpan<byte> payload, long? stamp = null)
     {
-        payload.CopyTo(new Span<byte>(slot + SlotData, payload.Length));
+        var copy = new Span<byte>(slot + SlotData, payload.Length);
+        payload.CopyTo(copy);
+        if (stamp is { } at && payload.Length >= 16)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(copy[8..], at);
+        }
+
         *(int*)(slot + 4) = payload.Length;
-        *(uint*)(slot + 8) = Crc32C.Compute(new ReadOnlySpan<byte>(slot + SlotData, payload.Length));
+        *(uint*)(slot + 8) = Crc32C.Compute(copy);
         Volatile.Write(ref *(int*)slot, Full);
     }
 
@@ -296,21 +306,6 @@ public static unsafe class Mailbox
     /// <summary>Lets the pong side nap until the next request (only between round trips: the slot is empty then).</summary>
     public static void Pause(byte* slot) => Volatile.Write(ref *(int*)slot, Paused);
 
-    /// <summary>Like <see cref="Put"/>, with the receive stamp written at bytes 8..15 of the copy (as the lane's stamped echo does).</summary>
-    public static void PutStamped(byte* slot, ReadOnlySpan<byte> payload, long stamp)
-    {
-        var copy = new Span<byte>(slot + SlotData, payload.Length);
-        payload.CopyTo(copy);
-        if (payload.Length >= 16)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(copy[8..], stamp);
-        }
-
-        *(int*)(slot + 4) = payload.Length;
-        *(uint*)(slot + 8) = Crc32C.Compute(copy);
-        Volatile.Write(ref *(int*)slot, Full);
-    }
-
     /// <summary>The pong side: receives the segment fd over the Unix socket at <paramref name="path"/> and echoes until told to stop.</summary>
     public static void ServeEcho(string path)
     {
@@ -333,7 +328,7 @@ public static unsafe class Mailbox
 
             var received = Stopwatch.GetTimestamp();
             Clear(request); // safe before the copy: the parent writes the next request only after it sees this response
-            PutStamped(response, payload, received);
+            Put(response, payload, received);
         }
     }
 }
