@@ -73,6 +73,18 @@ public static class ErrorCodes
     public const string LaneUpstreamGone = "RTT-LANE-005";
     public const string LaneRequestTimeout = "RTT-LANE-006";
 
+    // Calls: endpoints behind routes (serve blocks, drivers, rtt call)
+    public const string ServeInvalid = "RTT-CALL-001";
+    public const string CallTimeout = "RTT-CALL-002";
+    public const string EndpointUnavailable = "RTT-CALL-003";
+    public const string DriverFault = "RTT-CALL-004";
+    public const string DriverBusy = "RTT-CALL-005";
+    public const string CallNoRoute = "RTT-CALL-006";
+    public const string CallArgsInvalid = "RTT-CALL-007";
+    public const string CallProtocolError = "RTT-CALL-008";
+    public const string CallToolError = "RTT-CALL-009";
+    public const string CallInputInvalid = "RTT-CALL-010";
+
     // Provider views: overlays, merged views, materialized files
     public const string ViewUnknownAgent = "RTT-VIEW-001";
     public const string ViewPatchInvalid = "RTT-VIEW-002";

@@ -20,9 +20,20 @@ public sealed record RouteSpec(int Index, string From, string To, string RangeTe
 /// <summary>What the planner knows of one version of a symbol.</summary>
 public sealed record SymbolContract(
     string Address, NuGetVersion Version, string Kind, JsonNode? Input, JsonNode? Output, IReadOnlyList<string> CompatibleWith,
-    IReadOnlyList<string> Lanes, double LatencyUs, double CpuMillis, double MemoryMb, bool Acyclic)
+    IReadOnlyList<string> Lanes, double LatencyUs, double CpuMillis, double MemoryMb, bool Acyclic, JsonObject? Serve = null)
 {
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
+    {
+        var json = Fields();
+        if (Serve is not null)
+        {
+            json["serve"] = Serve.DeepClone(); // only when declared, so inputs without serve blocks hash as before
+        }
+
+        return json;
+    }
+
+    private JsonObject Fields() => new()
     {
         ["address"] = Address,
         ["version"] = Version.ToFullString(),
@@ -206,7 +217,8 @@ public sealed class PlanInputs
         m["latency_us"] is JsonValue l ? Number(l) : 0,
         m["demand"]?["cpu_millis"] is JsonValue c ? Number(c) : 0,
         m["demand"]?["memory_mb"] is JsonValue mem ? Number(mem) : 0,
-        m["x-acyclic"] is JsonValue a && a.GetValue<bool>());
+        m["x-acyclic"] is JsonValue a && a.GetValue<bool>(),
+        m["serve"] is { } serve ? Calls.ServeSpec.Normalize(serve, (string)m["address"]!) : null);
 
     private static IEnumerable<SymbolContract> LoadContracts(RttWorkspace workspace, bool strict, IReadOnlySet<string> needed)
     {

@@ -184,6 +184,7 @@ public static class Planner
         var routesAdd = new JsonArray();
         var lanes = new JsonArray();
         var admittedKeys = new HashSet<string>(StringComparer.Ordinal);
+        var endpoints = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
         foreach (var (candidate, lane) in placement.Admitted.OrderBy(a => a.Candidate.Route.Index))
         {
             var route = candidate.Route;
@@ -193,12 +194,21 @@ public static class Planner
                 routesAdd.Add(new JsonObject { ["from"] = route.From, ["to"] = route.To, ["version"] = candidate.To.Version.ToFullString(), ["lane"] = lane });
             }
 
-            lanes.Add(new JsonObject
+            var laneJson = new JsonObject
             {
                 ["route"] = new JsonObject { ["from"] = route.From, ["to"] = route.To },
                 ["kind"] = lane,
                 ["ring_size"] = RingSize(route.RateHz),
-            });
+            };
+            if (candidate.To.Serve is { } serve)
+            {
+                // The endpoint the lane ends at, by hash; the block itself is in "endpoints", once per endpoint.
+                var hash = Calls.ServeSpec.Hash(serve);
+                endpoints[hash] = serve;
+                laneJson["endpoint"] = hash;
+            }
+
+            lanes.Add(laneJson);
         }
 
         var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
@@ -227,6 +237,11 @@ public static class Planner
             ["routes_add"] = routesAdd,
             ["routes_remove"] = routesRemove,
         };
+        if (endpoints.Count > 0)
+        {
+            body["endpoints"] = new JsonObject([.. endpoints.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value.DeepClone()))]);
+        }
+
         return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver);
     }
 

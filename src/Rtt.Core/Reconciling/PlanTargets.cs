@@ -39,12 +39,13 @@ public static class PlanTargets
         }
 
         var placement = plan["placement"] as JsonObject ?? [];
-        var nodes = new SortedDictionary<string, (SortedSet<string> Symbols, List<JsonObject> Lanes)>(StringComparer.Ordinal);
-        (SortedSet<string> Symbols, List<JsonObject> Lanes) NodeOf(string id)
+        var endpoints = plan["endpoints"] as JsonObject ?? [];
+        var nodes = new SortedDictionary<string, (SortedSet<string> Symbols, List<JsonObject> Lanes, SortedDictionary<string, JsonNode> Endpoints)>(StringComparer.Ordinal);
+        (SortedSet<string> Symbols, List<JsonObject> Lanes, SortedDictionary<string, JsonNode> Endpoints) NodeOf(string id)
         {
             if (!nodes.TryGetValue(id, out var n))
             {
-                n = (new SortedSet<string>(StringComparer.Ordinal), []);
+                n = (new SortedSet<string>(StringComparer.Ordinal), [], new SortedDictionary<string, JsonNode>(StringComparer.Ordinal));
                 nodes[id] = n;
             }
 
@@ -71,27 +72,43 @@ public static class PlanTargets
 
             ids[id] = key;
             var node = (string?)placement[to] ?? (string?)placement[from] ?? "";
-            var target = new JsonObject
+            var endpoint = (string?)lane["endpoint"];
+            var target = new JsonObject();
+            if (endpoint is not null)
             {
-                ["from"] = from,
-                ["kind"] = (string?)lane["kind"] ?? "shm",
-                ["node"] = node,
-                ["ring_size"] = lane["ring_size"]?.DeepClone(),
-                ["route_id"] = id,
-                ["to"] = to,
-            };
+                // Members stay in sorted order (payloads are compared as strings).
+                target["endpoint"] = endpoint;
+            }
+
+            target["from"] = from;
+            target["kind"] = (string?)lane["kind"] ?? "shm";
+            target["node"] = node;
+            target["ring_size"] = lane["ring_size"]?.DeepClone();
+            target["route_id"] = id;
+            target["to"] = to;
             result[RoutePrefix + key] = Payload(target);
-            NodeOf(node).Lanes.Add(target);
+            var n = NodeOf(node);
+            n.Lanes.Add(target);
+            if (endpoint is not null)
+            {
+                n.Endpoints[endpoint] = endpoints[endpoint]?.DeepClone()
+                    ?? throw new RttException(ErrorCodes.PlanMismatch, $"route {key} names endpoint {endpoint}, which the plan's \"endpoints\" does not hold", (string?)plan["plan_id"],
+                        "recompute the plan with `rtt plan`");
+            }
         }
 
-        foreach (var (id, (symbols, lanes)) in nodes)
+        foreach (var (id, (symbols, lanes, nodeEndpoints)) in nodes)
         {
-            result[NodePrefix + id] = Payload(new JsonObject
+            var target = new JsonObject();
+            if (nodeEndpoints.Count > 0)
             {
-                ["lanes"] = new JsonArray([.. lanes.OrderBy(l => (uint)l["route_id"]!).Select(l => l.DeepClone())]),
-                ["node"] = id,
-                ["symbols"] = new JsonArray([.. symbols.Select(s => (JsonNode)s)]),
-            });
+                target["endpoints"] = new JsonObject([.. nodeEndpoints.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]);
+            }
+
+            target["lanes"] = new JsonArray([.. lanes.OrderBy(l => (uint)l["route_id"]!).Select(l => l.DeepClone())]);
+            target["node"] = id;
+            target["symbols"] = new JsonArray([.. symbols.Select(s => (JsonNode)s)]);
+            result[NodePrefix + id] = Payload(target);
         }
 
         return result;

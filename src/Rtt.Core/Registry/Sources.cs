@@ -63,6 +63,11 @@ public static class Sources
         var address = (string)obj["address"]!;
         var version = (string)obj["version"]!;
         SchemaValidator.Semver(version, $"{source}: /version");
+        if (obj["serve"] is { } serve)
+        {
+            Calls.ServeSpec.Normalize(serve, source); // checked at ingest, so a bad serve block never reaches a plan
+        }
+
         return new SourceObject(obj, address, version, [new SymbolEntry(address, version, "service", obj["input"], obj["output"])]);
     }
 

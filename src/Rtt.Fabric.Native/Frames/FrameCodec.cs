@@ -11,6 +11,12 @@ public enum DropReason
     BadCrc,
     Truncated,
     UnknownRoute,
+
+    /// <summary>A call refused because its endpoint already had as many calls in progress as it takes.</summary>
+    EndpointBusy,
+
+    /// <summary>A request whose driver threw (answered with an error frame).</summary>
+    DriverFault,
 }
 
 /// <summary>

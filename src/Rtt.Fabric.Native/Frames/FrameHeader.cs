@@ -19,6 +19,12 @@ public enum FrameFlags : ushort
     /// place, e.g. the service went away before answering. The payload is <see cref="ErrorPayload"/> text.
     /// </summary>
     Error = 0x0004,
+
+    /// <summary>
+    /// A health probe (the reconciler's verify): the lane host answers it itself, with the payload echoed when the
+    /// route's endpoint is ready, or an error frame saying why not. It never reaches the endpoint.
+    /// </summary>
+    Probe = 0x0008,
 }
 
 /// <summary>

@@ -14,6 +14,8 @@ public sealed class LaneCounters
     private long _badCrc;
     private long _truncated;
     private long _unknownRoute;
+    private long _endpointBusy;
+    private long _driverFault;
 
     public long Sent => Volatile.Read(ref _sent);
 
@@ -32,7 +34,13 @@ public sealed class LaneCounters
 
     public long UnknownRoute => Volatile.Read(ref _unknownRoute);
 
-    public long Dropped => BadMagic + TooLong + BadCrc + Truncated + UnknownRoute;
+    /// <summary>Requests refused because their endpoint's queue was full (answered with RTT-CALL-005).</summary>
+    public long EndpointBusy => Volatile.Read(ref _endpointBusy);
+
+    /// <summary>Requests whose driver threw (answered with RTT-CALL-004).</summary>
+    public long DriverFault => Volatile.Read(ref _driverFault);
+
+    public long Dropped => BadMagic + TooLong + BadCrc + Truncated + UnknownRoute + EndpointBusy + DriverFault;
 
     internal void OnSent() => _sent++;
 
@@ -49,10 +57,12 @@ public sealed class LaneCounters
             case DropReason.BadCrc: _badCrc++; break;
             case DropReason.Truncated: _truncated++; break;
             case DropReason.UnknownRoute: Interlocked.Increment(ref _unknownRoute); break; // counted by the router, maybe another thread
+            case DropReason.EndpointBusy: Interlocked.Increment(ref _endpointBusy); break;
+            case DropReason.DriverFault: Interlocked.Increment(ref _driverFault); break;
             default: break;
         }
     }
 
     public override string ToString() =>
-        $"sent {Sent}, received {Received}, full {Full}, dropped {Dropped} (magic {BadMagic}, too long {TooLong}, crc {BadCrc}, truncated {Truncated}, route {UnknownRoute})";
+        $"sent {Sent}, received {Received}, full {Full}, dropped {Dropped} (magic {BadMagic}, too long {TooLong}, crc {BadCrc}, truncated {Truncated}, route {UnknownRoute}, busy {EndpointBusy}, fault {DriverFault})";
 }

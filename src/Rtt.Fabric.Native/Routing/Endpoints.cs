@@ -51,6 +51,9 @@ public sealed class LaneEndpoint(string name, IFrameLane upstream, uint? upstrea
 
     public IFrameLane Upstream { get; } = upstream;
 
+    /// <summary>Requests that may be in flight to the service at once (a power of two).</summary>
+    public int Window => Pending.Length;
+
     internal int Mask => Pending.Length - 1;
 }
 

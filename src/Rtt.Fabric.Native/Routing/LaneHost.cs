@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Rtt.Fabric.Agents;
+using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Interop;
 using Rtt.Fabric.Lanes;
@@ -34,8 +35,9 @@ public interface ILaneHost
 public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 {
     private readonly ConcurrentQueue<Action> _commands = new();
+    private readonly ConcurrentQueue<DriverCall> _completions = new(); // calls answered beside the worker, written out by it
     private readonly List<LaneEndpoint> _pumped = [];
-    private readonly List<(RouteTable Table, HashSet<LaneEndpoint> Waiting, TaskCompletionSource Done)> _swaps = [];
+    private readonly List<(RouteTable Table, HashSet<Endpoint> Waiting, TaskCompletionSource Done)> _swaps = [];
     private readonly FrameHandler _onRequest;
     private readonly FrameHandler _onResponse;
     private readonly AgentRunner? _runner;
@@ -51,6 +53,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private int _currentInbound;
     private LaneEndpoint? _currentEndpoint;
     private long _unmatchedResponses;
+    private long _faults;
 
     /// <param name="start">Start the worker thread now (false: the caller runs <see cref="DoWork"/>, as tests may).</param>
     public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null)
@@ -75,6 +78,16 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     public long UnmatchedResponses => Volatile.Read(ref _unmatchedResponses);
 
     public Exception? Fault => _runner?.Fault;
+
+    /// <summary>Requests whose driver threw on the worker (each answered with an error frame; the worker went on).</summary>
+    public long DriverFaults => Volatile.Read(ref _faults);
+
+    /// <summary>Called beside the worker when an async driver call is done: queued for the worker to write out.</summary>
+    internal void Complete(DriverCall call)
+    {
+        _completions.Enqueue(call);
+        _doorbell.Ring();
+    }
 
     /// <summary>
     /// What wakes the idle worker: SHM lanes accepted with it (<see cref="ShmLane.Accept(System.Net.Sockets.Socket, LaneOptions, LaneDoorbell?)"/>,
@@ -131,7 +144,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// </summary>
     private unsafe void Park(TimeSpan timeout)
     {
-        if (!_commands.IsEmpty)
+        if (!_commands.IsEmpty || !_completions.IsEmpty)
         {
             return;
         }
@@ -269,7 +282,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
 
         var kept = next.Routes.Select(r => r.Endpoint).ToHashSet();
-        var waiting = old.Routes.Select(r => r.Endpoint).OfType<LaneEndpoint>().Where(e => !kept.Contains(e)).ToHashSet();
+        var waiting = old.Routes.Select(r => r.Endpoint).Where(e => e is LaneEndpoint or AsyncDriverEndpoint && !kept.Contains(e)).ToHashSet();
         _swaps.Add((next, waiting, done));
     }
 
@@ -280,6 +293,11 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             command();
             work++;
+        }
+
+        if (!_completions.IsEmpty)
+        {
+            work += WriteCompletions();
         }
 
         _current = _routes; // one read per batch: every frame of the batch sees the same table
@@ -341,6 +359,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 _swaps.RemoveAt(s);
                 var stillUsed = _routes.Routes.Select(r => r.Endpoint).ToHashSet();
                 _pumped.RemoveAll(e => !stillUsed.Contains(e) && e.InFlight == 0 && !_swaps.Any(x => x.Waiting.Contains(e)));
+
                 done.SetResult();
             }
         }
@@ -350,20 +369,38 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     {
         var lane = _inbound[_currentInbound]!;
         var endpoint = _current.Find(header.RouteId);
+        if ((header.Flags & FrameFlags.Probe) != 0 && endpoint is not null)
+        {
+            AnswerProbe(lane, endpoint, in header, payload);
+            return;
+        }
+
         switch (endpoint)
         {
             case DriverEndpoint d:
                 d.Requests++;
-                if (lane.TryLoan(d.Driver.MaxResponseLength(payload.Length), out var room))
+                try
                 {
-                    var length = d.Driver.Handle(in header, payload, room); // the driver writes straight into the lane
-                    if (length >= 0)
+                    if (lane.TryLoan(d.Driver.MaxResponseLength(payload.Length), out var room))
                     {
-                        lane.Commit(length, header.RouteId, header.FrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
+                        var length = d.Driver.Handle(in header, payload, room); // the driver writes straight into the lane
+                        if (length >= 0)
+                        {
+                            lane.Commit(length, header.RouteId, header.FrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
+                        }
                     }
+                }
+                catch (Exception ex)
+                {
+                    // Caught per frame (Aeron's duty cycle: catch, report, go on): this request gets an error frame, the
+                    // worker keeps serving every other route. A loan left uncommitted is simply overwritten.
+                    OnDriverFault(lane, d, in header, ex);
                 }
 
                 d.Responses++;
+                break;
+            case AsyncDriverEndpoint a:
+                Dispatch(a, lane, in header, payload);
                 break;
             case LaneEndpoint l:
                 Forward(l, lane, in header, payload);
@@ -373,6 +410,116 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 lane.Counters.OnDrop(DropReason.UnknownRoute);
                 AnswerError(lane, header.RouteId, header.FrameId, UnknownRoutePayload);
                 break;
+        }
+    }
+
+    private void OnDriverFault(IFrameLane lane, DriverEndpoint d, in FrameHeader header, Exception ex)
+    {
+        byte[] error;
+        if (ex is Rtt.Core.Errors.RttException rtt)
+        {
+            error = ErrorPayload.Encode(rtt.Code, rtt.Message); // an endpoint that answers with its own error (one that could not start)
+        }
+        else
+        {
+            _faults++;
+            lane.Counters.OnDrop(DropReason.DriverFault);
+            error = ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.DriverFault, $"endpoint \"{d.Name}\" failed: {ex.GetType().Name}: {ex.Message}");
+        }
+
+        AnswerError(lane, header.RouteId, header.FrameId, error);
+    }
+
+    /// <summary>
+    /// Hands a request to a driver that does I/O: the payload is copied into a pooled buffer and the call runs on the
+    /// thread pool; the worker writes the answer when it comes back (<see cref="WriteCompletions"/>). An endpoint
+    /// with <see cref="AsyncDriverEndpoint.MaxInFlight"/> calls in progress refuses at once with an error frame.
+    /// </summary>
+    private void Dispatch(AsyncDriverEndpoint a, IFrameLane lane, in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        if (a.InFlight >= a.MaxInFlight)
+        {
+            a.Busy++;
+            lane.Counters.OnDrop(DropReason.EndpointBusy);
+            AnswerError(lane, header.RouteId, header.FrameId, ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.DriverBusy,
+                $"endpoint \"{a.Name}\" has {a.MaxInFlight} calls in progress; try again later"));
+            return;
+        }
+
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, payload.Length));
+        payload.CopyTo(buffer);
+        a.Requests++;
+        ThreadPool.UnsafeQueueUserWorkItem(new DriverCall
+        {
+            Host = this,
+            Endpoint = a,
+            Client = lane,
+            Inbound = _currentInbound,
+            RouteId = header.RouteId,
+            FrameId = header.FrameId,
+            Request = buffer,
+            Length = payload.Length,
+        }, preferLocal: false);
+    }
+
+    /// <summary>Writes out the answers of async driver calls that completed (on the worker: it alone writes to client lanes).</summary>
+    private int WriteCompletions()
+    {
+        var done = 0;
+        while (_completions.TryDequeue(out var call))
+        {
+            done++;
+            call.Endpoint.Responses++;
+            if (call.Error is not null)
+            {
+                call.Endpoint.Failed++;
+            }
+
+            var client = call.Inbound < _inbound.Length ? _inbound[call.Inbound] : null;
+            if (!ReferenceEquals(client, call.Client) || client.PeerGone)
+            {
+                continue; // the client went away while its call ran
+            }
+
+            if (call.Error is { } error)
+            {
+                AnswerError(client, call.RouteId, call.FrameId, error);
+            }
+            else if (call.Answer.Length > client.Options.MaxPayload)
+            {
+                AnswerError(client, call.RouteId, call.FrameId, ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.DriverFault,
+                    $"endpoint \"{call.Endpoint.Name}\" answered {call.Answer.Length} bytes, more than the lane's largest frame ({client.Options.MaxPayload} bytes)"));
+            }
+            else if (client.TryLoan(call.Answer.Length, out var room))
+            {
+                call.Answer.Span.CopyTo(room);
+                client.Commit(call.Answer.Length, call.RouteId, call.FrameId, FrameFlags.Response);
+            }
+
+            client.Flush();
+        }
+
+        return done;
+    }
+
+    /// <summary>A verify probe: echoed when the endpoint can take calls, else an error frame with the reason.</summary>
+    private static void AnswerProbe(IFrameLane lane, Endpoint endpoint, in FrameHeader header, ReadOnlySpan<byte> payload)
+    {
+        var why = endpoint switch
+        {
+            DriverEndpoint { Driver: UnavailableDriver u } => ErrorPayload.Encode(u.Code, u.Reason),
+            AsyncDriverEndpoint { Driver.NotReady: { } notReady } => ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.EndpointUnavailable, notReady),
+            LaneEndpoint { Upstream.PeerGone: true } l => l.GonePayload,
+            _ => null,
+        };
+        if (why is not null)
+        {
+            AnswerError(lane, header.RouteId, header.FrameId, why);
+        }
+        else if (lane.TryLoan(payload.Length, out var room))
+        {
+            payload.CopyTo(room);
+            lane.Commit(payload.Length, header.RouteId, header.FrameId, FrameFlags.Response | FrameFlags.Probe);
         }
     }
 
@@ -488,7 +635,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         if (client.TryLoan(payload.Length, out var room))
         {
             payload.CopyTo(room);
-            client.Commit(payload.Length, slot.RouteId, slot.ClientFrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
+            client.Commit(payload.Length, slot.RouteId, slot.ClientFrameId, FrameFlags.Response | (header.Flags & (FrameFlags.NoPayloadCrc | FrameFlags.Error)));
         }
     }
 

@@ -5,8 +5,12 @@ using Orleans.Runtime.Placement;
 
 namespace Rtt.Grains.Nodes;
 
-/// <summary>One lane a node serves, as a plan's node target lists it.</summary>
-public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind)
+/// <summary>
+/// One lane a node serves, as a plan's node target lists it: its endpoint is the plan's serve block for the target
+/// symbol (<see cref="Endpoint"/> its hash, <see cref="Serve"/> the block as canonical JSON), or the built-in echo
+/// when the symbol declares none.
+/// </summary>
+public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind, string? Endpoint = null, string? Serve = null, int? RingSize = null)
 {
     /// <summary>The lanes of a node target (canonical JSON from <c>PlanTargets</c>); none for null.</summary>
     public static IReadOnlyList<LaneTarget> Of(string? nodeTarget)
@@ -16,8 +20,15 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
             return [];
         }
 
-        return [.. (JsonNode.Parse(nodeTarget)?["lanes"] as JsonArray ?? []).OfType<JsonObject>().Select(l => new LaneTarget(
-            (uint)l["route_id"]!, (string)l["to"]!, (string)l["from"]!, (string)l["to"]!, (string?)l["kind"] ?? "shm"))];
+        var target = JsonNode.Parse(nodeTarget);
+        var endpoints = target?["endpoints"] as JsonObject;
+        return [.. (target?["lanes"] as JsonArray ?? []).OfType<JsonObject>().Select(l =>
+        {
+            var endpoint = (string?)l["endpoint"];
+            var serve = endpoint is null ? null : endpoints?[endpoint]?.ToJsonString();
+            return new LaneTarget((uint)l["route_id"]!, (string)l["to"]!, (string)l["from"]!, (string)l["to"]!, (string?)l["kind"] ?? "shm", endpoint, serve,
+                l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null);
+        })];
     }
 }
 

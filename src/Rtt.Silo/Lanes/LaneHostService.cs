@@ -10,6 +10,8 @@ using Rtt.Fabric.Lanes;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Routing;
 using Rtt.Grains.Nodes;
+using Rtt.Silo.Endpoints;
+using System.Text.Json.Nodes;
 
 namespace Rtt.Silo.Lanes;
 
@@ -67,12 +69,127 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     public IReadOnlyCollection<uint> RouteIds => [.. Routes.Routes.Select(r => r.RouteId)];
 
     /// <summary>
-    /// A plan's lanes for this node as a table: each route keeps the id the plan gives it, is named by its target
-    /// symbol, and is served by the built-in echo driver (service drivers attach as lane endpoints).
+    /// A plan's lanes for this node as a table with the built-in echo driver behind every route (tests; a silo serves
+    /// the plan's endpoints through <see cref="ServeAsync"/>).
     /// </summary>
     public static RouteTable TableOf(IEnumerable<LaneTarget> lanes) => new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name, Echo)));
 
-    public Task ServeAsync(IReadOnlyList<LaneTarget> lanes) => SwapAsync(TableOf(lanes));
+    private readonly SemaphoreSlim _serveGate = new(1, 1);
+    private readonly Dictionary<string, IServedEndpoint> _endpoints = new(StringComparer.Ordinal); // by endpoint hash
+    private IReadOnlyList<LaneTarget> _served = [];
+
+    /// <summary>Endpoints running now, by hash (tests and status).</summary>
+    public IReadOnlyDictionary<string, Endpoint> Endpoints
+    {
+        get
+        {
+            lock (_endpoints)
+            {
+                return _endpoints.ToDictionary(e => e.Key, e => e.Value.Endpoint, StringComparer.Ordinal);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Makes the host serve exactly these lanes: starts the endpoints the plan names that do not run yet (a process
+    /// started and attached, a plugin loaded, an MCP session opened), swaps the table in one step (removed endpoints
+    /// drain first), then stops the endpoints no lane uses any more. An endpoint that fails to start answers its
+    /// calls and the verify probe with the reason, so the plan's verify fails and the reconciler rolls back.
+    /// </summary>
+    public async Task ServeAsync(IReadOnlyList<LaneTarget> lanes)
+    {
+        await _serveGate.WaitAsync();
+        try
+        {
+            var wanted = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            foreach (var lane in lanes)
+            {
+                if (lane.Endpoint is { } hash && lane.Serve is { } serve)
+                {
+                    wanted[hash] = serve;
+                }
+            }
+
+            foreach (var (hash, serve) in wanted)
+            {
+                bool running;
+                lock (_endpoints)
+                {
+                    running = _endpoints.ContainsKey(hash);
+                }
+
+                if (!running)
+                {
+                    var started = await EndpointFactory.StartAsync((JsonObject)JsonNode.Parse(serve)!, ContextFor(hash), CancellationToken.None);
+                    lock (_endpoints)
+                    {
+                        _endpoints[hash] = started;
+                    }
+                }
+            }
+
+            await SwapAsync(Build(lanes));
+            _served = lanes;
+            List<IServedEndpoint> retired;
+            lock (_endpoints)
+            {
+                retired = [.. _endpoints.Where(e => !wanted.ContainsKey(e.Key)).Select(e => e.Value)];
+                foreach (var hash in _endpoints.Keys.Where(h => !wanted.ContainsKey(h)).ToList())
+                {
+                    _endpoints.Remove(hash);
+                }
+            }
+
+            foreach (var endpoint in retired)
+            {
+                await StopQuietly(endpoint);
+            }
+        }
+        finally
+        {
+            _serveGate.Release();
+        }
+    }
+
+    private RouteTable Build(IReadOnlyList<LaneTarget> lanes)
+    {
+        lock (_endpoints)
+        {
+            return new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name,
+                l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo)));
+        }
+    }
+
+    private EndpointContext ContextFor(string hash) => new(hash, workspace, logger, ReplaceAsync, _host?.Doorbell);
+
+    /// <summary>An endpoint replaced itself (a restarted service attached again): the same lanes, the new endpoint.</summary>
+    private async Task ReplaceAsync(Endpoint old, Endpoint next)
+    {
+        await _serveGate.WaitAsync();
+        try
+        {
+            if (_host is not null)
+            {
+                await SwapAsync(Build(_served));
+            }
+        }
+        finally
+        {
+            _serveGate.Release();
+        }
+    }
+
+    private async Task StopQuietly(IServedEndpoint endpoint)
+    {
+        try
+        {
+            await endpoint.DisposeAsync();
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "Stopping endpoint {Endpoint} failed", endpoint.Endpoint.Name);
+        }
+    }
 
     /// <summary>
     /// Attaches over the control socket like a client (SHM, UDS, or TCP when a TCP port is open: one lane per kind)
@@ -123,7 +240,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             {
                 var frameId = unchecked(_probeFrame++); // never reused soon: a late answer to an earlier probe matches nothing
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(probe[8..], lanes[i].RouteId);
-                if (!client.Send(lanes[i].RouteId, frameId, probe))
+                if (!client.Send(lanes[i].RouteId, frameId, probe, FrameFlags.Probe))
                 {
                     return [.. lanes.Select(l => (l, "the probe frame could not be sent"))];
                 }
@@ -223,6 +340,17 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         _listener = null;
         _host?.Dispose();
         _host = null;
+        List<IServedEndpoint> endpoints;
+        lock (_endpoints)
+        {
+            endpoints = [.. _endpoints.Values];
+            _endpoints.Clear();
+        }
+
+        foreach (var endpoint in endpoints)
+        {
+            StopQuietly(endpoint).GetAwaiter().GetResult(); // processes stopped, plugins unloaded, MCP sessions closed
+        }
     }
 }
 
