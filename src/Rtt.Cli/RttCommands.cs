@@ -45,6 +45,7 @@ public static class RttCommands
         }
 
         root.Subcommands.Add(WalCommand.Create());
+        root.Subcommands.Add(CallCommand.Create());
         return root;
     }
 

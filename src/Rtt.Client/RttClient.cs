@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Runtime;
+using Rtt.Core.Calls;
 using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
@@ -17,10 +18,13 @@ public sealed record RttClientOptions
     public string ServiceId { get; init; } = "rtt";
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>The silo's lane control socket, for calls (<see cref="RttClient.CallAsync"/>); set by <see cref="FromWorkspace"/>.</summary>
+    public string? LaneControlSocket { get; init; }
+
     /// <summary>The gateway of the silo running on a workspace (from .rtt/state/silo.json), or null when none runs.</summary>
     public static RttClientOptions? FromWorkspace(RttWorkspace workspace) =>
         SiloInfo.ReadLive(workspace.SiloInfoPath) is { } info
-            ? new RttClientOptions { GatewayPort = info.GatewayPort, ClusterId = info.ClusterId, ServiceId = info.ServiceId }
+            ? new RttClientOptions { GatewayPort = info.GatewayPort, ClusterId = info.ClusterId, ServiceId = info.ServiceId, LaneControlSocket = workspace.LaneControlSocket }
             : null;
 }
 
@@ -93,8 +97,64 @@ public sealed class RttClient : IAsyncDisposable
     public Task<ImmutableArray<SymbolVersion>> ResolveSymbolAsync(string symbol) =>
         Cluster.GetGrain<IRegistryGrain>(IRegistryGrain.WorkspaceKey).ResolveSymbol(symbol);
 
+    private readonly Lock _callerGate = new();
+    private Calls.LaneCaller? _caller;
+    private IReadOnlyList<CallRoute>? _routes;
+    private string? _routesPlan;
+
+    /// <summary>
+    /// Calls <paramref name="symbol"/> through RTT (docs/calls.md): the symbol resolves through the applied plan to a
+    /// route (the one from <paramref name="from"/> when given); the payload travels on that route's lane (SHM, attached
+    /// once and reused) to the endpoint that serves the symbol, and its answer's bytes come back. Error frames throw
+    /// their code (RTT-CALL-…, RTT-LANE-…); no route: RTT-CALL-006.
+    /// </summary>
+    public async Task<byte[]> CallAsync(string symbol, ReadOnlyMemory<byte> payload, string? from = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var route = await RouteAsync(symbol, from);
+        return await Caller.CallAsync(route, payload, timeout, cancellationToken);
+    }
+
+    /// <summary>Calls an MCP tool symbol with its arguments and returns its <c>CallToolResult</c> (a tool failure is <see cref="Calls.ToolResult.IsError"/>, not an exception).</summary>
+    public async Task<Calls.ToolResult> CallToolAsync(string symbol, System.Text.Json.Nodes.JsonObject arguments, string? from = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var route = await RouteAsync(symbol, from);
+        if (!route.IsMcp)
+        {
+            throw new RttException(ErrorCodes.CallInputInvalid, $"{symbol} is served by a {route.EndpointKind} endpoint, not an MCP tool", symbol, "use CallAsync with the endpoint's own payload");
+        }
+
+        return await Caller.CallToolAsync(route, arguments, timeout, cancellationToken);
+    }
+
+    private Calls.LaneCaller Caller
+    {
+        get
+        {
+            lock (_callerGate)
+            {
+                return _caller ??= new Calls.LaneCaller(Options.LaneControlSocket ?? throw new RttException(ErrorCodes.CallInputInvalid,
+                    "this client does not know the silo's lane socket", null, "connect with RttClientOptions.FromWorkspace(workspace), or set LaneControlSocket"));
+            }
+        }
+    }
+
+    private async Task<CallRoute> RouteAsync(string symbol, string? from)
+    {
+        var routes = _routes;
+        if (routes is null || !routes.Any(r => r.To == symbol && (from is null || r.From == from)))
+        {
+            var applied = await Cluster.GetGrain<Grains.Reconciling.IReconcilerGrain>(Grains.Reconciling.IReconcilerGrain.ClusterKey).AppliedRoutes();
+            routes = [.. applied.Routes.Select(r => new CallRoute(r.From, r.To, r.RouteId, r.Node, r.Lane, r.Endpoint, r.EndpointKind, r.Tool))];
+            _routes = routes;
+            _routesPlan = applied.PlanId;
+        }
+
+        return CallRoutes.Resolve(routes, symbol, from, _routesPlan);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _caller?.Dispose();
         try
         {
             await _host.StopAsync(TimeSpan.FromSeconds(5));

@@ -120,7 +120,8 @@ public static class UpCommand
                 ViewCommand.Step(ws),
                 PlanCommand.Step(ws),
                 await ApplyStep.RunAsync(silo),
-                BenchCommand.LaneStep(silo)),
+                BenchCommand.LaneStep(silo),
+                await CallCommand.Step(ws)),
         };
     }
 

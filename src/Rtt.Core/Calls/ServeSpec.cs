@@ -121,6 +121,7 @@ public static class ServeSpec
     /// </summary>
     public static string ResolvePath(string root, string path, bool isCommand = false)
     {
+        path = Expand(path);
         if (Path.IsPathRooted(path) || (isCommand && !path.Contains('/', StringComparison.Ordinal)))
         {
             return path;
@@ -128,6 +129,18 @@ public static class ServeSpec
 
         return Path.GetFullPath(Path.Combine(root, path));
     }
+
+    /// <summary>The variable a serve block's strings may use for the folder of the running RTT binaries (bundled samples).</summary>
+    public const string HomeVariable = "${RTT_HOME}";
+
+    /// <summary>
+    /// Expands <c>${RTT_HOME}</c> (the folder of the running silo's binaries) in a serve block's command, args, cwd or
+    /// assembly. The plan keeps the text unexpanded, so its hash is the same on every machine.
+    /// </summary>
+    public static string Expand(string value) =>
+        value.Contains(HomeVariable, StringComparison.Ordinal)
+            ? value.Replace(HomeVariable, AppContext.BaseDirectory.TrimEnd('/'), StringComparison.Ordinal)
+            : value;
 
     private static void CopyCommand(JsonObject o, JsonObject result, string source, string pointer)
     {

@@ -84,7 +84,26 @@ public interface IReconcilerGrain : IGrainWithStringKey
 
     [Alias("History")]
     Task<ReconcilerHistory> History();
+
+    /// <summary>The applied plan's routes as callers need them (where to attach, what answers); empty when none is applied.</summary>
+    [Alias("AppliedRoutes")]
+    Task<AppliedRoutes> AppliedRoutes();
 }
+
+/// <summary>One route of the applied plan (see <c>Rtt.Core.Calls.CallRoute</c>).</summary>
+[GenerateSerializer, Immutable, Alias("rtt.AppliedRouteView")]
+public sealed record AppliedRouteView(
+    [property: Id(0)] string From,
+    [property: Id(1)] string To,
+    [property: Id(2)] uint RouteId,
+    [property: Id(3)] string Node,
+    [property: Id(4)] string Lane,
+    [property: Id(5)] string? Endpoint,
+    [property: Id(6)] string EndpointKind,
+    [property: Id(7)] string? Tool);
+
+[GenerateSerializer, Immutable, Alias("rtt.AppliedRoutes")]
+public sealed record AppliedRoutes([property: Id(0)] string? PlanId, [property: Id(1)] ImmutableArray<AppliedRouteView> Routes);
 
 [GenerateSerializer, Immutable, Alias("rtt.ApplyReport")]
 public sealed record ApplyReport(

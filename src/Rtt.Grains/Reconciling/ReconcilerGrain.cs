@@ -86,6 +86,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         return ToReport(outcome);
     }
 
+    public Task<AppliedRoutes> AppliedRoutes() => Task.FromResult(new AppliedRoutes(Coordinator.AppliedPlanId,
+        [.. Rtt.Core.Calls.CallRoutes.Of(Coordinator.Applied).Select(r => new AppliedRouteView(r.From, r.To, r.RouteId, r.Node, r.Lane, r.Endpoint, r.EndpointKind, r.Tool))]));
+
     public async Task<ReconcilerHistory> History()
     {
         var c = Coordinator;

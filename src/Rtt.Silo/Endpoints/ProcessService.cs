@@ -113,12 +113,12 @@ public sealed class ProcessService : IServedEndpoint
         };
         foreach (var arg in serve["args"] as JsonArray ?? [])
         {
-            info.ArgumentList.Add((string)arg!);
+            info.ArgumentList.Add(ServeSpec.Expand((string)arg!));
         }
 
         foreach (var (name, value) in serve["env"] as JsonObject ?? [])
         {
-            info.Environment[name] = (string?)value;
+            info.Environment[name] = ServeSpec.Expand((string)value!);
         }
 
         info.Environment[ServiceHost.SocketVariable] = socketPath;
