@@ -5,4 +5,13 @@ using Rtt.Cli;
 // Ctrl-C/SIGTERM are left to the silo host's own lifetime so a running silo shuts down cleanly.
 var root = RttCommands.Build();
 var parsed = root.Parse(args);
+if (parsed.Action is System.CommandLine.Help.HelpAction && parsed.UnmatchedTokens.Count > 0)
+{
+    // `rtt nosuch --help` must not look like a command that exists: say what is wrong and exit 1.
+    Console.Error.WriteLine($"error: unknown command or argument '{parsed.UnmatchedTokens[0]}' for `{parsed.CommandResult.Command.Name}`");
+
+    Console.Error.WriteLine("  hint: `rtt --help` lists the commands");
+    return 1;
+}
+
 return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });

@@ -26,7 +26,7 @@ public static class RegistryCommands
             var ws = RttCommands.FindWorkspace(parse);
             using var store = RegistryStore.Open(ws);
             var scanner = new Scanner(ws, store);
-            var roots = parse.GetValue(paths) ?? [];
+            var roots = (parse.GetValue(paths) ?? []).Select(p => Path.GetFullPath(p)).ToList(); // relative to the current folder, as a user means it
             ScanReport report;
             if (!parse.GetValue(json) && !Console.IsOutputRedirected)
             {
@@ -75,6 +75,11 @@ public static class RegistryCommands
             Console.WriteLine($"removed    {p}");
         }
 
+        foreach (var w in report.Warnings)
+        {
+            Console.Error.WriteLine($"warning: {w}");
+        }
+
         foreach (var e in report.Errors)
         {
             Console.Error.WriteLine($"error {e.Error.Headline}");
@@ -120,8 +125,7 @@ public static class RegistryCommands
             else
             {
                 using var stdout = Console.OpenStandardOutput();
-                stdout.Write(store.ReadBytes(hash));
-                stdout.Write("\n"u8);
+                stdout.Write(store.ReadBytes(hash)); // exactly the bytes the hash covers: `rtt cat X | sha256sum` gives X
             }
 
             return Task.FromResult(RttCommands.Ok);

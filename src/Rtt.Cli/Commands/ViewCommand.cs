@@ -120,8 +120,27 @@ public static class ViewCommand
                 Console.WriteLine($"kept       {kept}");
             }
 
+            foreach (var warning in result.Warnings)
+            {
+                Console.Error.WriteLine($"warning: {warning}");
+            }
+
+            foreach (var e in result.Errors)
+            {
+                Console.Error.WriteLine($"error {e.Error.Headline}");
+                if (e.Error.Remedy is not null)
+                {
+                    Console.Error.WriteLine($"  hint: {e.Error.Remedy}");
+                }
+            }
+
             Console.WriteLine($"imported {result.Agents.Count} agent(s): {string.Join(", ", result.Agents)}; run `rtt view build` to write the provider files");
-            return Task.FromResult(RttCommands.Ok);
+            if (result.Errors.Count > 0)
+            {
+                Console.WriteLine($"refused {result.Errors.Count} file(s), listed above; the others were imported");
+            }
+
+            return Task.FromResult(result.Errors.Count == 0 ? RttCommands.Ok : RttCommands.UserError);
         }));
         return command;
     }

@@ -43,6 +43,7 @@ public static class ErrorCodes
     public const string IndexCorrupt = "RTT-REG-008";
     public const string NotFound = "RTT-REG-009";
     public const string YamlInvalid = "RTT-REG-010";
+    public const string DuplicateAgent = "RTT-REG-011";
     public const string McpServerFailed = "RTT-MCP-001";
     public const string McpToolInvalid = "RTT-MCP-002";
     public const string McpDrift = "RTT-MCP-003";

@@ -15,7 +15,7 @@ namespace Rtt.Core.Registry;
 /// </summary>
 public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 {
-    private const string CacheFormat = "rtt.scan-cache/3";
+    private const string CacheFormat = "rtt.scan-cache/4";
     private static readonly string[] SkippedFolders = ["node_modules", ".git", "providers", "overlays", "bin", "obj"];
 
     public string CachePath => Path.Combine(workspace.State, "scan-cache.json");
@@ -43,6 +43,12 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         var found = new SortedDictionary<string, FileInfo>(StringComparer.Ordinal);
         foreach (var root in roots)
         {
+            if (File.Exists(root) && !IsSource(Relative(root)))
+            {
+                throw new WorkspaceException(ErrorCodes.WorkspaceFileMissing, "this file is not one discovery reads", root,
+                    "scan *.agent.json files, Claude Code subagents under .claude/agents/ (subfolders too), .rtt/manifests/*.json or mcp/<name>.tools.json");
+            }
+
             foreach (var file in Enumerate(root))
             {
                 found[Relative(file.FullName)] = file;
@@ -57,7 +63,23 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
         var report = new ScanReport();
         var done = 0;
-        foreach (var (rel, file) in found)
+        var cacheDirty = false;
+
+        // Which subagent file defines each agent ID: two may not define one agent (the first in ordinal order keeps it).
+        var owners = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (rel, entry) in cache)
+        {
+            if (IsSubagent(rel) && (found.ContainsKey(rel) || !roots.Any(r => IsUnder(Path.Combine(workspace.Root, rel), r))))
+            {
+                foreach (var o in entry.Objects)
+                {
+                    owners.TryAdd(IdOf(o.Key), rel);
+                }
+            }
+        }
+
+        // Subagents come last: their versions follow edits, so they yield a version an *.agent.json names itself.
+        foreach (var (rel, file) in found.Where(f => !IsSubagent(f.Key)).Concat(found.Where(f => IsSubagent(f.Key))))
         {
             progress?.Report((done++, found.Count));
             if (cache.TryGetValue(rel, out var cached) && cached.Size == file.Length && cached.MtimeTicks == file.LastWriteTimeUtc.Ticks
@@ -69,10 +91,11 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
             try
             {
-                var entry = Ingest(rel, file);
+                var entry = Ingest(rel, file, owners, report.Warnings);
                 var isNew = !cache.TryGetValue(rel, out var before);
                 var changed = !isNew && !before!.Objects.Select(o => o.Hash).SequenceEqual(entry.Objects.Select(o => o.Hash));
                 cache[rel] = entry;
+                cacheDirty = true; // an mtime-only change (touch) is remembered, so the next scan does not read the file again
                 (isNew ? report.Added : changed ? report.Changed : report.Unchanged).Add(rel);
             }
             catch (RttException ex)
@@ -82,6 +105,12 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         }
 
         progress?.Report((found.Count, found.Count));
+        foreach (var list in (List<string>[])[report.Added, report.Changed, report.Unchanged])
+        {
+            list.Sort(StringComparer.Ordinal); // subagents were read last; the report is in path order all the same
+        }
+
+        report.Errors.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
 
         // Files gone from the scanned roots leave the symbol table (their objects stay: the CAS is append-only).
         foreach (var rel in cache.Keys.ToList())
@@ -96,8 +125,13 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         report.Objects = store.Index.Count;
         if (report.Added.Count + report.Changed.Count + report.Removed.Count == 0 && report.Errors.Count == 0 && File.Exists(SymbolsPath))
         {
-            // Nothing changed: no write at all, and the symbol table on disk is still right.
+            // Nothing changed: the symbol table on disk is still right; only refreshed mtimes are saved.
             report.Symbols = cache.Values.SelectMany(e => e.Symbols.Select(x => x.Symbol)).Distinct(StringComparer.Ordinal).Count();
+            if (cacheDirty)
+            {
+                SaveCache(cache);
+            }
+
             return report;
         }
 
@@ -110,7 +144,11 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         return report;
     }
 
-    private CacheEntry Ingest(string rel, FileInfo file)
+    private static bool IsSubagent(string rel) => rel.EndsWith(".md", StringComparison.Ordinal);
+
+    private static string IdOf(string key) => key[..key.LastIndexOf('@')];
+
+    private CacheEntry Ingest(string rel, FileInfo file, Dictionary<string, string> owners, List<string> warnings)
     {
         var bytes = File.ReadAllBytes(file.FullName);
         var source = rel;
@@ -144,7 +182,23 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             parsed = Sources.Manifest(bytes, source);
         }
 
+        if (IsSubagent(rel) && owners.TryGetValue(parsed.Id, out var owner) && owner != rel)
+        {
+            throw new RttException(ErrorCodes.DuplicateAgent, $"agent \"{parsed.Id}\" is also defined by {owner}", $"{rel}: /name",
+                $"give one of them another name, or remove one ({owner} keeps the name)");
+        }
+
+        if (parsed.FollowsEdits)
+        {
+            parsed = EditVersions.Follow(store, parsed, source);
+        }
+
+        warnings.AddRange(parsed.Warnings);
         var result = store.Ingest(parsed.Object, parsed.Id, parsed.Version, source, signIfUnsigned: true);
+        if (IsSubagent(rel))
+        {
+            owners[parsed.Id] = rel;
+        }
         var symbols = parsed.Symbols.Select(s => (s, Hash: s.Kind == "mcp-tool" ? ToolObject(s) : result.Hash)).ToList();
         return new CacheEntry(file.Length, file.LastWriteTimeUtc.Ticks, [new CachedObject(result.Key, result.Hash)],
             [.. symbols.Select(x => (x.s.Symbol, x.s.ToJson(x.Hash, rel).ToJsonString()))]);
@@ -233,7 +287,9 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             return true;
         }
 
-        return parts.Length >= 3 && parts[^3] == ".claude" && parts[^2] == "agents" && rel.EndsWith(".md", StringComparison.Ordinal);
+        // Claude Code subagents: .claude/agents/*.md and any subfolder of it.
+        var agents = Array.IndexOf(parts, ".claude");
+        return agents >= 0 && agents + 2 < parts.Length && parts[agents + 1] == "agents" && rel.EndsWith(".md", StringComparison.Ordinal);
     }
 
     /// <summary>A saved MCP tools/list result: <c>mcp/&lt;name&gt;.tools.json</c> at the workspace root.</summary>
@@ -314,6 +370,9 @@ public sealed class ScanReport
     public List<string> Unchanged { get; } = [];
     public List<string> Removed { get; } = [];
     public List<ScanError> Errors { get; } = [];
+
+    /// <summary>Files accepted with a remark (a front-matter line read leniently), each naming its file and line.</summary>
+    public List<string> Warnings { get; } = [];
     public int Symbols { get; set; }
     public int Objects { get; set; }
 
@@ -333,6 +392,7 @@ public sealed class ScanReport
                 ["message"] = e.Error.Message,
                 ["location"] = e.Error.Location,
             })]),
+            ["warnings"] = new JsonArray([.. Warnings.Select(w => (JsonNode)JsonValue.Create(w))]),
             ["symbols"] = Symbols,
             ["objects"] = Objects,
         };

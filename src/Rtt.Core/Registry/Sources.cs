@@ -3,13 +3,19 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace Rtt.Core.Registry;
 
 /// <summary>A definition read from a source file, ready to ingest, with the symbols it exports.</summary>
-public sealed record SourceObject(JsonObject Object, string Id, string Version, IReadOnlyList<SymbolEntry> Symbols);
+/// <param name="FollowsEdits">The version is not the file's own (a Claude subagent without <c>version:</c>): discovery gives an
+/// edited file the next free version instead of refusing it.</param>
+public sealed record SourceObject(JsonObject Object, string Id, string Version, IReadOnlyList<SymbolEntry> Symbols)
+{
+    public bool FollowsEdits { get; init; }
+
+    /// <summary>What was accepted but deserves a look (a line read leniently), each naming its file and line.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
 
 /// <summary>One exported symbol: <c>rtt://area/kind/name</c> at a version, with its types.</summary>
 public sealed record SymbolEntry(string Symbol, string Version, string Kind, JsonNode? Input, JsonNode? Output)
@@ -71,101 +77,124 @@ public static class Sources
         return new SourceObject(obj, address, version, [new SymbolEntry(address, version, "service", obj["input"], obj["output"])]);
     }
 
+    /// <summary>The front-matter keys a Claude subagent shares with the RTT agent definition.</summary>
+    public static readonly IReadOnlyList<string> ClaudeMappedKeys = ["name", "description", "tools", "model", "version"];
+
+    private static readonly System.Text.RegularExpressions.Regex AgentName = new("^[a-z0-9][a-z0-9._-]{0,127}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
     /// <summary>
-    /// A Claude Code subagent (<c>.claude/agents/NAME.md</c>): YAML front matter (name, description, tools, model)
-    /// and a Markdown body (the system prompt) become an RTT agent definition.
+    /// A Claude Code subagent (<c>.claude/agents/NAME.md</c>): YAML front matter and a Markdown body (the system prompt)
+    /// become an RTT agent definition. name, description, tools, model and version map to the definition's members;
+    /// every key, in file order, and the value of each key RTT does not map are kept in
+    /// <c>provider.claude.front_matter</c>, and the blank lines around the body in <c>provider.claude.body_layout</c>,
+    /// so the Claude view writes the file back as it was (docs/registry.md). Without a <c>version:</c> key the
+    /// version follows the file's edits (<see cref="SourceObject.FollowsEdits"/>).
     /// </summary>
     public static SourceObject ClaudeSubagent(string text, string source)
     {
-        var (frontMatter, body) = SplitFrontMatter(text, source);
-        var yaml = ParseYamlMapping(frontMatter, source);
-        string Field(string name, bool required)
+        var file = ClaudeFrontMatter.Read(text, source);
+        var entries = file.Entries.ToDictionary(e => e.Key, StringComparer.Ordinal);
+        string Required(string key)
         {
-            if (yaml.TryGetValue(name, out var value))
+            if (!entries.TryGetValue(key, out var entry))
             {
-                return value;
+                throw new RttException(ErrorCodes.SchemaViolation, $"front matter has no \"{key}\"", $"{source}:2: /{key}", $"add `{key}:` to the front matter (Claude Code needs it too)");
             }
 
-            return required
-                ? throw new RttException(ErrorCodes.SchemaViolation, $"front matter has no \"{name}\"", $"{source}: /{name}", $"add `{name}:` to the front matter")
-                : "";
+            var value = ClaudeFrontMatter.Text(entry);
+            return value is { Length: > 0 } ? value
+                : throw new RttException(ErrorCodes.SchemaViolation, $"\"{key}\" must be a non-empty single value", $"{source}:{entry.Line}: /{key}", $"write {key}: followed by text on the same line");
         }
 
-        var name = Field("name", required: true);
+        var name = Required("name");
+        if (!AgentName.IsMatch(name))
+        {
+            throw new RttException(ErrorCodes.SchemaViolation, $"name \"{name}\" is not a valid agent name", $"{source}:{entries["name"].Line}: /name",
+                "use lowercase letters, digits, '.', '_' and '-' (Claude Code asks for lowercase letters and hyphens)");
+        }
+
+        var description = Required("description");
+        var frontMatter = new JsonArray();
         var agent = new JsonObject
         {
             ["id"] = name,
-            ["version"] = yaml.TryGetValue("version", out var v) ? v : "1.0.0",
-            ["description"] = Field("description", required: true),
-            ["instructions"] = body.Trim('\n') + "\n",
-            ["tools"] = new JsonArray([.. Field("tools", required: false).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Distinct(StringComparer.Ordinal).Select(t => (JsonNode)JsonValue.Create(t))]),
-            ["exports"] = new JsonArray(new JsonObject
-            {
-                ["symbol"] = $"rtt://agents/agent/{name}",
-                ["input"] = "rtt.types/Text",
-                ["output"] = "rtt.types/Text",
-            }),
-            ["provider"] = new JsonObject { ["claude"] = new JsonObject { ["file"] = Path.GetFileName(source) } },
+            ["version"] = "1.0.0",
+            ["description"] = description,
+            ["instructions"] = file.Body + "\n",
         };
-        if (yaml.TryGetValue("model", out var model))
+        var explicitVersion = false;
+        foreach (var entry in file.Entries)
         {
-            agent["model"] = new JsonObject { ["hint"] = model };
-        }
-
-        using var doc = JsonDocument.Parse(CanonicalJson.Serialize(agent));
-        return Agent(doc.RootElement, source);
-    }
-
-    private static (string FrontMatter, string Body) SplitFrontMatter(string text, string source)
-    {
-        var normalized = text.Replace("\r\n", "\n", StringComparison.Ordinal);
-        if (!normalized.StartsWith("---\n", StringComparison.Ordinal))
-        {
-            throw new RttException(ErrorCodes.YamlInvalid, "no YAML front matter (the file must start with a line ---)", $"{source}:1", "start the file with --- , the fields, and --- ");
-        }
-
-        var end = normalized.IndexOf("\n---", 3, StringComparison.Ordinal);
-        if (end < 0)
-        {
-            throw new RttException(ErrorCodes.YamlInvalid, "front matter is not closed by a line ---", source, "close the front matter with a line ---");
-        }
-
-        var after = normalized.IndexOf('\n', end + 4);
-        return (normalized[4..(end + 1)], after < 0 ? "" : normalized[(after + 1)..]);
-    }
-
-    /// <summary>Reads a flat YAML mapping of scalars (lists become comma-joined) with YamlDotNet.</summary>
-    private static Dictionary<string, string> ParseYamlMapping(string yaml, string source)
-    {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlException ex)
-        {
-            throw new RttException(ErrorCodes.YamlInvalid, $"front matter is not valid YAML: {ex.Message}", $"{source}:{ex.Start.Line + 1}:{ex.Start.Column}", "fix the YAML at that position");
-        }
-
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode map)
-        {
-            throw new RttException(ErrorCodes.YamlInvalid, "front matter must be a mapping of fields", source, "write name: …, description: … between the --- lines");
-        }
-
-        foreach (var (key, value) in map.Children)
-        {
-            var k = (key as YamlScalarNode)?.Value ?? "";
-            result[k] = value switch
+            var where = $"{source}:{entry.Line}: /{entry.Key}";
+            var item = new JsonObject { ["key"] = entry.Key };
+            switch (entry.Key)
             {
-                YamlScalarNode s => s.Value ?? "",
-                YamlSequenceNode seq => string.Join(", ", seq.Children.OfType<YamlScalarNode>().Select(c => c.Value)),
-                _ => throw new RttException(ErrorCodes.YamlInvalid, $"field \"{k}\" must be a value or a list", $"{source}: /{k}", "use a plain value"),
-            };
+                case "name" or "description":
+                    break;
+                case "tools" when entry.Value is not null:
+                    agent["tools"] = Tools(entry, where);
+                    if (entry.Style is { } style)
+                    {
+                        item["style"] = style;
+                    }
+
+                    break;
+                case "model" when entry.Value is not null:
+                    agent["model"] = new JsonObject
+                    {
+                        ["hint"] = ClaudeFrontMatter.Text(entry) ?? throw new RttException(ErrorCodes.SchemaViolation, "model must be a single value (an alias such as sonnet, or a model name)", where, "write model: sonnet"),
+                    };
+                    break;
+                case "version":
+                    agent["version"] = ClaudeFrontMatter.Text(entry) ?? throw new RttException(ErrorCodes.BadSemver, "version must be a single SemVer value", where, "write version: 1.2.0, or remove the line to let versions follow edits");
+                    SchemaValidator.Semver((string)agent["version"]!, where);
+                    explicitVersion = true;
+                    break;
+                default:
+                    item["value"] = entry.Value?.DeepClone(); // kept as read, in its place; an empty value stays null
+                    break;
+            }
+
+            frontMatter.Add(item);
         }
 
-        return result;
+        agent["exports"] = new JsonArray(new JsonObject
+        {
+            ["symbol"] = $"rtt://agents/agent/{name}",
+            ["input"] = "rtt.types/Text",
+            ["output"] = "rtt.types/Text",
+        });
+        var claude = new JsonObject { ["file"] = Path.GetFileName(source), ["front_matter"] = frontMatter };
+        if (file.LeadingNewlines != 0 || file.TrailingNewlines != 1)
+        {
+            claude["body_layout"] = new JsonObject { ["leading_newlines"] = file.LeadingNewlines, ["trailing_newlines"] = file.TrailingNewlines };
+        }
+
+        agent["provider"] = new JsonObject { ["claude"] = claude };
+        using var doc = JsonDocument.Parse(CanonicalJson.Serialize(agent));
+        var parsed = Agent(doc.RootElement, source);
+        return parsed with { FollowsEdits = !explicitVersion, Warnings = file.Warnings };
+    }
+
+    /// <summary>tools: a comma-separated string (Claude Code's form) or a list of names; nothing nested.</summary>
+    private static JsonArray Tools(FrontMatterEntry entry, string where)
+    {
+        IEnumerable<string> names;
+        if (entry.IsScalar)
+        {
+            names = (ClaudeFrontMatter.Text(entry) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        }
+        else if (entry.Value is JsonArray list && list.All(t => t is JsonValue))
+        {
+            names = list.Select(t => t is JsonValue v && v.TryGetValue<string>(out var s) ? s.Trim() : t!.ToJsonString()).Where(s => s.Length > 0);
+        }
+        else
+        {
+            throw new RttException(ErrorCodes.SchemaViolation, "tools must be a comma-separated list of tool names or a list of names, not a nested list or a mapping",
+                where, "write tools: Read, Grep, Glob (or one - Name per line); write tools: [] for no tools");
+        }
+
+        return new JsonArray([.. names.Distinct(StringComparer.Ordinal).Select(t => (JsonNode)JsonValue.Create(t))]);
     }
 
     /// <summary>Loads text as UTF-8 (strict), naming the file on bad bytes.</summary>

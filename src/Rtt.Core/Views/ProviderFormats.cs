@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rtt.Core.Json;
+using Rtt.Core.Registry;
 
 namespace Rtt.Core.Views;
 
@@ -18,8 +18,6 @@ public static class ProviderFormats
     public const string Claude = "claude";
     public const string OpenAi = "openai";
     public const string AgentsMd = "AGENTS.md";
-
-    private static readonly JsonSerializerOptions YamlStringOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>The provider's files: path relative to <c>providers/&lt;provider&gt;/</c> -> bytes.</summary>
     public static SortedDictionary<string, byte[]> Render(string provider, IReadOnlyList<ComposedView> views)
@@ -63,27 +61,100 @@ public static class ProviderFormats
         _ => PrettyJson.ToUtf8(view.Content),
     };
 
-    /// <summary>A Claude Code subagent file.</summary>
+    /// <summary>
+    /// A Claude Code subagent file. When the agent carries <c>provider.claude.front_matter</c> (it was imported or scanned
+    /// from a Claude file), the keys come back in that order: name, description, tools, model and version from the
+    /// agent's members (so overlays and edits apply), every other key with its kept value. Members not listed follow;
+    /// the body keeps <c>provider.claude.body_layout</c>'s blank lines.
+    /// </summary>
     public static byte[] ClaudeAgent(JsonObject agent)
     {
+        var claude = agent["provider"]?["claude"] as JsonObject;
+        var listed = claude?["front_matter"] as JsonArray ?? [];
         var sb = new StringBuilder();
         sb.Append("---\n");
-        sb.Append("name: ").Append(YamlScalar(Text(agent, "id"))).Append('\n');
-        sb.Append("description: ").Append(YamlScalar(Text(agent, "description"))).Append('\n');
-        var tools = Tools(agent);
-        if (tools.Count > 0)
+        var written = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in listed.OfType<JsonObject>())
         {
-            sb.Append("tools: ").Append(YamlScalar(string.Join(", ", tools))).Append('\n'); // Claude Code reads a comma list
+            if (item["key"] is not JsonValue k || !k.TryGetValue<string>(out var key) || !written.Add(key))
+            {
+                continue;
+            }
+
+            if (item.TryGetPropertyValue("value", out var kept) && !Sources.ClaudeMappedKeys.Contains(key))
+            {
+                YamlWriter.Entry(sb, key, kept, 0);
+            }
+            else if (item.ContainsKey("value"))
+            {
+                // A mapped key kept as read (an empty tools: or model:): the member wins when an overlay set one.
+                if (!ClaudeMember(sb, agent, key, (string?)item["style"]))
+                {
+                    YamlWriter.Entry(sb, key, kept, 0);
+                }
+            }
+            else
+            {
+                ClaudeMember(sb, agent, key, (string?)item["style"]);
+            }
         }
 
-        if (Model(agent) is { } model)
+        foreach (var key in (string[])["name", "description", "tools", "model"])
         {
-            sb.Append("model: ").Append(YamlScalar(model)).Append('\n');
+            if (written.Add(key))
+            {
+                ClaudeMember(sb, agent, key, null);
+            }
         }
 
         sb.Append("---\n");
-        sb.Append(Body(agent));
+        var layout = claude?["body_layout"] as JsonObject;
+        var leading = Count(layout, "leading_newlines", 0);
+        var trailing = Count(layout, "trailing_newlines", 1);
+        var body = Text(agent, "instructions").Replace("\r\n", "\n", StringComparison.Ordinal).Trim('\n');
+        sb.Append('\n', leading).Append(body).Append('\n', body.Length == 0 && layout is null ? 0 : trailing);
         return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    private static int Count(JsonObject? layout, string name, int fallback) =>
+        layout?[name] is JsonValue v && v.TryGetValue<int>(out var n) && n is >= 0 and <= 64 ? n : fallback;
+
+    /// <summary>Writes a front-matter line taken from the agent's members; false when the agent has no such member.</summary>
+    private static bool ClaudeMember(StringBuilder sb, JsonObject agent, string key, string? style)
+    {
+        switch (key)
+        {
+            case "name":
+                sb.Append("name: ").Append(YamlScalar(Text(agent, "id"))).Append('\n');
+                return true;
+            case "description":
+                sb.Append("description: ").Append(YamlScalar(Text(agent, "description"))).Append('\n');
+                return true;
+            case "version" when agent["version"] is JsonValue:
+                sb.Append("version: ").Append(YamlScalar(Text(agent, "version"))).Append('\n');
+                return true;
+            case "model" when Model(agent) is { } model:
+                sb.Append("model: ").Append(YamlScalar(model)).Append('\n');
+                return true;
+            case "tools" when agent["tools"] is JsonArray:
+                var tools = Tools(agent);
+                if (style == "block" && tools.Count > 0)
+                {
+                    YamlWriter.Entry(sb, "tools", new JsonArray([.. tools.Select(t => (JsonNode)JsonValue.Create(t))]), 0);
+                }
+                else if (style is not null || tools.Count == 0)
+                {
+                    sb.Append("tools: [").Append(string.Join(", ", tools.Select(t => YamlWriter.Scalar(t, flow: true)))).Append("]\n"); // [] is no tools at all
+                }
+                else
+                {
+                    sb.Append("tools: ").Append(YamlScalar(string.Join(", ", tools))).Append('\n'); // Claude Code reads a comma list
+                }
+
+                return true;
+            default:
+                return false;
+        }
     }
 
     /// <summary>The Codex AGENTS.md: a heading per agent (ordinal order), its description, settings and instructions.</summary>
@@ -143,37 +214,6 @@ public static class ProviderFormats
 
     private static string OneLine(string text) => text.Replace("\r\n", " ", StringComparison.Ordinal).Replace('\n', ' ').Trim();
 
-    /// <summary>
-    /// A YAML scalar: plain when it cannot be misread (no indicator characters, not a YAML 1.1/1.2 boolean, null
-    /// or number), otherwise double-quoted with JSON escapes, which YAML's double-quoted style accepts.
-    /// </summary>
-    public static string YamlScalar(string value)
-    {
-        if (IsPlainSafe(value))
-        {
-            return value;
-        }
-
-        return JsonSerializer.Serialize(value, YamlStringOptions);
-    }
-
-    private static bool IsPlainSafe(string value)
-    {
-        if (value.Length == 0 || !char.IsAsciiLetter(value[0]) || value[^1] == ' ')
-        {
-            return false;
-        }
-
-        foreach (var c in value)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is ' ' or ',' or '.' or '_' or '-' or '(' or ')' or '/' or '\'' or '+' or ';' or '!' or '?'))
-            {
-                return false;
-            }
-        }
-
-        var lower = value.ToLowerInvariant();
-        return lower is not ("true" or "false" or "yes" or "no" or "on" or "off" or "y" or "n" or "null")
-            && !double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
-    }
+    /// <summary>A YAML scalar (see <see cref="YamlWriter.Scalar"/>).</summary>
+    public static string YamlScalar(string value) => YamlWriter.Scalar(value);
 }

@@ -7,15 +7,21 @@ using Rtt.Core.Workspace;
 
 namespace Rtt.Core.Views;
 
-/// <summary>What an import wrote: workspace-relative paths.</summary>
-public sealed record ImportResult(IReadOnlyList<string> Agents, IReadOnlyList<string> Written, IReadOnlyList<string> Unchanged);
+/// <summary>What an import wrote (workspace-relative paths), the files it refused and the remarks on those it took.</summary>
+public sealed record ImportResult(IReadOnlyList<string> Agents, IReadOnlyList<string> Written, IReadOnlyList<string> Unchanged)
+{
+    public IReadOnlyList<ScanError> Errors { get; init; } = [];
+
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
 
 /// <summary>
 /// <c>rtt view import --provider claude PATH</c>: existing Claude Code subagent files become a base plus a provider
 /// overlay. What every provider shares (id, version, description, instructions, exports) goes to the base; what
 /// only makes sense to Claude Code (its model names, its tool names) goes to <c>overlays/provider/claude/</c>.
 /// When a base already exists it is kept, and the overlay is the merge patch from that base to the imported file.
-/// Nothing is written unless every file imports.
+/// Every good file is imported and every bad one reported (as <c>rtt scan</c> does); a new base of an agent the
+/// registry already holds with other content gets the next free version, so a build never collides with a scan.
 /// </summary>
 public static class ViewImporter
 {
@@ -34,16 +40,42 @@ public static class ViewImporter
         var writes = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         var unchanged = new List<string>();
         var agents = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var errors = new List<ScanError>();
+        var warnings = new List<string>();
+        using var store = RegistryStore.Open(workspace);
         foreach (var file in files)
+        {
+            try
+            {
+                var (name, parsedWarnings) = ImportOne(workspace, store, provider, file, agents, writes, unchanged);
+                agents[name] = file;
+                warnings.AddRange(parsedWarnings);
+            }
+            catch (RttException ex)
+            {
+                errors.Add(new ScanError(file, ex));
+            }
+        }
+
+        foreach (var (rel, bytes) in writes)
+        {
+            AtomicFile.WriteAllBytes(Path.Combine(workspace.Root, rel), bytes);
+        }
+
+        return new ImportResult([.. agents.Keys], [.. writes.Keys], [.. unchanged.Order(StringComparer.Ordinal)]) { Errors = errors, Warnings = warnings };
+    }
+
+    private static (string Name, IReadOnlyList<string> Warnings) ImportOne(RttWorkspace workspace, RegistryStore store, string provider, string file,
+        SortedDictionary<string, string> agents, SortedDictionary<string, byte[]> writes, List<string> unchanged)
+    {
         {
             var parsed = Sources.ClaudeSubagent(Sources.ReadText(File.ReadAllBytes(file), file), file);
             var name = ViewNames.Agent(parsed.Id, file);
             if (agents.TryGetValue(name, out var other))
             {
-                throw new RttException(ErrorCodes.ViewImportInvalid, $"two files define agent \"{name}\": {other} and {file}", file, "import one of them");
+                throw new RttException(ErrorCodes.DuplicateAgent, $"agent \"{name}\" is also defined by {other}", $"{file}: /name", "give one of them another name, or import only one");
             }
 
-            agents[name] = file;
             var imported = parsed.Object;
             if (imported["provider"] is JsonObject extras)
             {
@@ -59,11 +91,6 @@ public static class ViewImporter
                 }
             }
 
-            if (imported["tools"] is JsonArray { Count: 0 })
-            {
-                imported.Remove("tools"); // no tools line: nothing Claude-specific to keep
-            }
-
             var baseRel = $"{ViewSources.BaseFolder}/{name}{ViewSources.BaseSuffix}";
             var basePath = Path.Combine(workspace.Root, baseRel);
             JsonObject patch;
@@ -77,6 +104,12 @@ public static class ViewImporter
             else
             {
                 var shared = (JsonObject)imported.DeepClone();
+                if (parsed.FollowsEdits)
+                {
+                    shared["version"] = "1.0.0";
+                    shared["version"] = EditVersions.For(store, name, WithoutClaude(shared), baseRel); // never a version the registry holds with other content
+                }
+
                 patch = new JsonObject();
                 foreach (var member in ClaudeSpecific)
                 {
@@ -93,7 +126,7 @@ public static class ViewImporter
 
             if (patch.Count == 0)
             {
-                continue;
+                return (name, parsed.Warnings);
             }
 
             var overlayRel = $"{ViewSources.ProviderOverlayFolder}/{provider}/{name}{ViewSources.PatchSuffix}";
@@ -108,19 +141,24 @@ public static class ViewImporter
                 }
 
                 unchanged.Add(overlayRel);
-                continue;
+                return (name, parsed.Warnings);
             }
 
             ViewSources.ReadPatch(CanonicalJson.Serialize(patch), overlayRel); // an import never writes what a build would refuse
             writes[overlayRel] = PrettyJson.ToUtf8(patch);
+            return (name, parsed.Warnings);
         }
+    }
 
-        foreach (var (rel, bytes) in writes)
+    private static JsonObject WithoutClaude(JsonObject shared)
+    {
+        var copy = (JsonObject)shared.DeepClone();
+        foreach (var member in ClaudeSpecific)
         {
-            AtomicFile.WriteAllBytes(Path.Combine(workspace.Root, rel), bytes);
+            copy.Remove(member);
         }
 
-        return new ImportResult([.. agents.Keys], [.. writes.Keys], [.. unchanged.Order(StringComparer.Ordinal)]);
+        return copy;
     }
 
     /// <summary>
@@ -149,7 +187,15 @@ public static class ViewImporter
         target.Remove("tools");
         if (imported["tools"] is JsonArray tools)
         {
-            target["tools"] = tools.DeepClone();
+            target["tools"] = tools.DeepClone(); // tools: [] stays: no tools at all, not "inherit every tool"
+        }
+
+        // The file's front matter (every key, in order) and body layout come with it.
+        if (imported["provider"]?["claude"] is JsonObject claude)
+        {
+            var providers = target["provider"] as JsonObject ?? new JsonObject();
+            providers["claude"] = claude.DeepClone();
+            target["provider"] = providers;
         }
 
         return target;
@@ -170,7 +216,8 @@ public static class ViewImporter
 
         var agentsDir = Path.Combine(path, ".claude", "agents");
         var dir = Directory.Exists(agentsDir) ? agentsDir : path;
-        var found = Directory.GetFiles(dir, "*.md").Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList();
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
+        var found = Directory.GetFiles(dir, "*.md", options).Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList(); // subfolders too, as Claude Code reads them
         return found.Count > 0 ? found
             : throw new RttException(ErrorCodes.ViewImportInvalid, "no Claude Code subagent files (*.md) found", dir, "give the folder that holds the .md files");
     }
