@@ -17,7 +17,7 @@ public sealed class PackfileTests : IDisposable
         var hashes = new List<string>();
         for (var i = 0; i < count; i++)
         {
-            hashes.Add(store.Ingest(new JsonObject { ["id"] = $"o{i}", ["n"] = i }, $"o{i}", "1.0.0", "t", true).Hash);
+            hashes.Add(store.Ingest(new JsonObject { ["id"] = $"o{i}", ["version"] = "1.0.0", ["n"] = i }, $"o{i}", "1.0.0", "t", true).Hash);
         }
 
         store.Save();

@@ -99,7 +99,7 @@ public static class RegistryCommands
         {
             var ws = RttCommands.FindWorkspace(parse);
             using var store = RegistryStore.Open(ws);
-            var count = Packfile.Write(store.Cas, ws.Pack);
+            var count = store.WritePack();
             var size = new FileInfo(Path.Combine(ws.Pack, Packfile.PackName)).Length;
             Console.WriteLine($"packed {count} object(s) into {Path.Combine(ws.Pack, Packfile.PackName)} ({size} bytes) with index {Packfile.IndexName}");
             return Task.FromResult(RttCommands.Ok);
@@ -109,15 +109,16 @@ public static class RegistryCommands
 
     private static Command Cat()
     {
-        var reference = new Argument<string>("OBJECT") { Description = "sha256:<hex> or ID@version" };
+        var referenceArgument = new Argument<string>("OBJECT") { Description = "sha256:<hex> or ID@version" };
         var pretty = new Option<bool>("--pretty") { Description = "Indent (default: the exact canonical bytes the hash covers)" };
-        var command = new Command("cat", "Print an object from the registry, after checking its hash and signature") { reference, pretty };
+        var command = new Command("cat", "Print an object from the registry, after checking its hash and signature") { referenceArgument, pretty };
         command.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
             using var store = RegistryStore.Open(ws);
-            var hash = store.Resolve(parse.GetValue(reference)!);
-            var obj = store.ReadObject(hash);
+            var reference = parse.GetValue(referenceArgument)!;
+            var hash = store.Resolve(reference);
+            var obj = reference.StartsWith(Rtt.Core.Hashing.ContentHash.Prefix, StringComparison.Ordinal) ? store.ReadObject(hash) : store.ReadEntry(reference);
             if (parse.GetValue(pretty))
             {
                 Console.Out.Write(PrettyJson.ToText(obj));

@@ -44,6 +44,7 @@ public static class ErrorCodes
     public const string NotFound = "RTT-REG-009";
     public const string YamlInvalid = "RTT-REG-010";
     public const string DuplicateAgent = "RTT-REG-011";
+    public const string IdentityMismatch = "RTT-REG-012";
     public const string McpServerFailed = "RTT-MCP-001";
     public const string McpToolInvalid = "RTT-MCP-002";
     public const string McpDrift = "RTT-MCP-003";

@@ -29,10 +29,32 @@ public static class Packfile
     internal static ReadOnlySpan<byte> IndexMagic => "RTTLUT01"u8;
 
     /// <summary>Writes the pack and its index from every loose object of the store. Returns the object count.</summary>
-    public static int Write(CasStore cas, string packDirectory)
+    public static int Write(CasStore cas, string packDirectory) =>
+        Write(cas.List(), cas.Read, packDirectory); // verified: a damaged loose object never enters a pack
+
+    /// <summary>
+    /// Writes the pack and its index from <paramref name="hashes"/> (any order; each read, hash checked, through
+    /// <paramref name="read"/>, which may read the pack being replaced). Returns the object count.
+    /// </summary>
+    public static int Write(IEnumerable<string> hashes, Func<string, byte[]> read, string packDirectory) =>
+        Write([.. hashes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)], read, packDirectory); // ordinal order of hex = byte order
+
+    private static int Write(List<string> hashes, Func<string, byte[]> read, string packDirectory)
+    {
+        try
+        {
+            return WriteFiles(hashes, read, packDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new WorkspaceException(ErrorCodes.WorkspaceUnwritable, $"cannot write the pack: {ex.Message}", packDirectory,
+                "make the folder writable (and free some space), then run `rtt pack` again; the old pack is unchanged");
+        }
+    }
+
+    private static int WriteFiles(List<string> hashes, Func<string, byte[]> read, string packDirectory)
     {
         Directory.CreateDirectory(packDirectory);
-        var hashes = cas.List(); // ordinal order of hex = byte order of the hashes
         var packTemp = Path.Combine(packDirectory, $".{PackName}.{Guid.NewGuid():N}.tmp");
         var indexTemp = Path.Combine(packDirectory, $".{IndexName}.{Guid.NewGuid():N}.tmp");
         try
@@ -51,7 +73,8 @@ public static class Packfile
                 long offset = PackHeader;
                 for (var i = 0; i < hashes.Count; i++)
                 {
-                    var bytes = cas.Read(hashes[i]); // verified: a damaged loose object never enters a pack
+                    var bytes = read(hashes[i]);
+                    CasStore.Check(hashes[i], bytes, hashes[i]);
                     pack.Write(bytes);
                     sha.AppendData(bytes);
                     entries[i] = (Convert.FromHexString(hashes[i].AsSpan(ContentHash.Prefix.Length)), offset, bytes.Length);

@@ -100,6 +100,12 @@ public sealed class RegistryStore : IDisposable
         var bytes = CanonicalJson.Serialize(signed);
         var hash = ContentHash.Of(bytes);
         var key = RegistryIndex.Key(id, version);
+        if (ObjectIdentity.Mismatch(key, signed) is { } mismatch)
+        {
+            throw new RttException(ErrorCodes.IdentityMismatch, mismatch, source,
+                "an object is indexed under its own ID@version: give it matching id (or address/symbol) and version members");
+        }
+
         if (Index.TryGet(key, out var existing))
         {
             if (existing == hash)
@@ -142,6 +148,69 @@ public sealed class RegistryStore : IDisposable
         return Index.TryGet(reference, out var hash) ? hash
             : throw new RttException(ErrorCodes.NotFound, $"no object {reference} in the registry", Index.Path,
                 "ID@version must match index.json exactly; run `rtt scan` to ingest sources");
+    }
+
+    /// <summary>
+    /// Reads the object an index entry names, hash and signature checked, and refuses it (RTT-REG-011) when the object
+    /// is not that ID@version: an entry pointed at another valid, signed object is a forgery.
+    /// </summary>
+    public JsonObject ReadEntry(string key)
+    {
+        var hash = Resolve(key);
+        var obj = ReadObject(hash, key);
+        if (ObjectIdentity.Mismatch(key, obj) is { } mismatch)
+        {
+            throw new RttException(ErrorCodes.IdentityMismatch, $"{mismatch} ({hash})", Index.Path,
+                "index.json was changed outside rtt: restore it from a backup, or delete it and run `rtt scan` to rebuild it");
+        }
+
+        return obj;
+    }
+
+    /// <summary>
+    /// Writes the pack from every object the registry holds, wherever it is now: loose objects, the current pack's
+    /// objects, and every object index.json names. An indexed object found nowhere (or damaged) refuses the whole pack
+    /// before anything is written, so packing never drops what the index needs. Returns the object count.
+    /// </summary>
+    public int WritePack()
+    {
+        var hashes = new SortedSet<string>(Cas.List(), StringComparer.Ordinal);
+        PackReader? pack = null;
+        try
+        {
+            pack = Pack;
+        }
+        catch (RttException)
+        {
+            // A damaged pack: its objects cannot be trusted; whatever the index still needs must be loose (checked below).
+        }
+
+        if (pack is not null)
+        {
+            hashes.UnionWith(pack.Hashes());
+        }
+
+        foreach (var (key, hash) in Index.Entries)
+        {
+            if (!Cas.Contains(hash) && !(pack is not null && InPack(pack, hash)))
+            {
+                throw new RttException(ErrorCodes.CasMissing, $"{key} names {hash}, which is neither a loose object nor in a readable pack; nothing was written",
+                    Index.Path, "restore the object (from a backup or by re-ingesting its source with `rtt scan`) before packing");
+            }
+
+            hashes.Add(hash);
+        }
+
+        // Read everything first: a damaged object refuses the pack before the old one is replaced.
+        var bytes = hashes.ToDictionary(h => h, h => ReadBytes(h), StringComparer.Ordinal);
+        return Packfile.Write(hashes, h => bytes[h], _workspace.Pack);
+    }
+
+    internal static bool InPack(PackReader pack, string hash)
+    {
+        Span<byte> raw = stackalloc byte[32];
+        return Convert.FromHexString(hash.AsSpan(ContentHash.Prefix.Length), raw, out _, out _) == System.Buffers.OperationStatus.Done
+            && pack.TryGet(raw, out ReadOnlySpan<byte> _);
     }
 
     /// <summary>The canonical bytes of an object, from the loose store or the pack, hash checked.</summary>

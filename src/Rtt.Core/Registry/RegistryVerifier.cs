@@ -77,6 +77,10 @@ public static class RegistryVerifier
                 {
                     faults.Add($"{store.Index.Path}: {key} names {hash}, which is not in the registry");
                 }
+                else if (TryRead(store, hash, key) is { } obj && ObjectIdentity.Mismatch(key, obj) is { } mismatch)
+                {
+                    faults.Add($"{ErrorCodes.IdentityMismatch}: {mismatch} ({store.Index.Path}: {key})");
+                }
             }
 
             var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
@@ -87,12 +91,27 @@ public static class RegistryVerifier
                     var symbols = RttWorkspace.ReadObject(symbolsPath);
                     foreach (var (symbol, versions) in symbols)
                     {
-                        foreach (var v in versions!.AsArray())
+                        if (versions is not JsonArray list)
                         {
-                            var hash = (string?)v!["object"];
-                            if (hash is null || (!store.Cas.Contains(hash) && !(pack is not null && InPack(pack, hash))))
+                            faults.Add($"{ErrorCodes.IndexCorrupt}: {symbol} is not a list of versions ({symbolsPath})");
+                            continue;
+                        }
+
+                        foreach (var v in list)
+                        {
+                            var hash = v is JsonObject entry && entry["object"] is JsonValue h && h.TryGetValue<string>(out var text) ? text : null;
+                            var version = v is JsonObject e2 && e2["version"] is JsonValue vv && vv.TryGetValue<string>(out var vt) ? vt : null;
+                            if (hash is null || version is null || !ContentHash.IsValid(hash))
                             {
-                                faults.Add($"{symbolsPath}: {symbol}@{v["version"]} names {hash}, which is not in the registry");
+                                faults.Add($"{ErrorCodes.IndexCorrupt}: {symbol} has an entry without a valid object hash and version ({symbolsPath})");
+                            }
+                            else if (!store.Cas.Contains(hash) && !(pack is not null && InPack(pack, hash)))
+                            {
+                                faults.Add($"{symbolsPath}: {symbol}@{version} names {hash}, which is not in the registry");
+                            }
+                            else if (TryRead(store, hash, $"{symbol}@{version}") is { } obj && ObjectIdentity.SymbolMismatch(symbol, version, obj) is { } mismatch)
+                            {
+                                faults.Add($"{ErrorCodes.IdentityMismatch}: {mismatch} ({symbolsPath}: {symbol})");
                             }
                         }
                     }
@@ -122,11 +141,19 @@ public static class RegistryVerifier
         return new VerifyReport(faults, checkedObjects);
     }
 
-    private static bool InPack(PackReader pack, string hash)
+    private static bool InPack(PackReader pack, string hash) => RegistryStore.InPack(pack, hash);
+
+    /// <summary>The object, or null when it cannot be read (that fault is reported where the object itself is checked).</summary>
+    private static JsonObject? TryRead(RegistryStore store, string hash, string where)
     {
-        Span<byte> raw = stackalloc byte[32];
-        return Convert.FromHexString(hash.AsSpan(ContentHash.Prefix.Length), raw, out _, out _) == System.Buffers.OperationStatus.Done
-            && pack.TryGet(raw, out ReadOnlySpan<byte> _);
+        try
+        {
+            return store.ReadObject(hash, where);
+        }
+        catch (RttException)
+        {
+            return null;
+        }
     }
 
     private static void CheckObject(RegistryStore store, string hash, string where, List<string> faults)

@@ -57,7 +57,7 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
     public Task<RegistryObject?> GetByHash(string hash) => Task.FromResult(TryRead(hash));
 
     public Task<RegistryObject?> GetById(string idAtVersion) =>
-        Task.FromResult(Store.Index.TryGet(idAtVersion, out var hash) ? TryRead(hash) : null);
+        Task.FromResult(Store.Index.TryGet(idAtVersion, out _) ? FromObject(Store.ReadEntry(idAtVersion), Store.Resolve(idAtVersion)) : null); // RTT-REG-011 when the entry names another object
 
     public Task<ImmutableArray<SymbolVersion>> ResolveSymbol(string symbol)
     {
@@ -82,12 +82,14 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
         return Task.FromResult(new IngestOutcome(result.Key, result.Hash, result.Added));
     }
 
+    private static RegistryObject FromObject(JsonObject obj, string hash) =>
+        new(hash, Encoding.UTF8.GetString(CanonicalJson.Serialize(obj)), (string?)obj[ObjectSigner.SignMember]?["key_id"]);
+
     private RegistryObject? TryRead(string hash)
     {
         try
         {
-            var obj = Store.ReadObject(hash);
-            return new RegistryObject(hash, Encoding.UTF8.GetString(CanonicalJson.Serialize(obj)), (string?)obj[ObjectSigner.SignMember]?["key_id"]);
+            return FromObject(Store.ReadObject(hash), hash);
         }
         catch (RttException ex) when (ex.Code is ErrorCodes.CasMissing or ErrorCodes.NotFound)
         {
@@ -115,7 +117,7 @@ public sealed class AgentGrain(RttWorkspace workspace) : Grain, IAgentGrain
         }
 
         var obj = CanonicalJson.ParseNode(store.ReadBytes(hash), key).AsObject();
-        var valid = true;
+        var valid = ObjectIdentity.Mismatch(key, obj) is null; // an entry pointed at another object is not this agent
         try
         {
             store.VerifySignature(obj, key);
