@@ -165,6 +165,35 @@ public sealed class CoordinatorTests : IDisposable
         Assert.Equal(p1["plan_id"]!.ToString(), back.PlanId);
     }
 
+    [Fact]
+    public async Task A_rolled_back_plan_cannot_be_applied_again_even_after_recovery()
+    {
+        var c = New();
+        var p1 = Plan(null, ("a", "b", "n0"));
+        await c.ApplyAsync(p1);
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n1"));
+        await c.ApplyAsync(p2);
+        await c.RollbackAsync("bad lanes");
+        var walSize = _wal.Size;
+
+        // p2's base (p1) is applied again, so before this it was simply accepted.
+        var ex = await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(p2));
+        Assert.Equal(ErrorCodes.PlanStatusInvalid, ex.Code);
+        Assert.Contains("rolled back", ex.Message);
+        Assert.Equal(walSize, _wal.Size); // refused before anything was logged
+
+        var restarted = New();
+        await restarted.RecoverAsync(_wal.Read(0, _wal.Size));
+        Assert.Equal(ErrorCodes.PlanStatusInvalid, (await Assert.ThrowsAsync<RttException>(() => restarted.ApplyAsync(p2))).Code);
+
+        // The first plan rolled back to "no plan" is final too.
+        await restarted.RollbackAsync("back to nothing");
+        Assert.Null(restarted.AppliedPlanId);
+        Assert.Equal(ErrorCodes.PlanStatusInvalid, (await Assert.ThrowsAsync<RttException>(() => restarted.ApplyAsync(p1))).Code);
+        var p3 = Plan(null, ("a", "b", "n2"));
+        Assert.Equal(ApplyOutcome.Applied, (await restarted.ApplyAsync(p3)).Outcome); // a new plan goes forward
+    }
+
     [Theory]
     [InlineData("after-prepare-logged", false)]
     [InlineData("after-votes", false)]

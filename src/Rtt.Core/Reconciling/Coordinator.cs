@@ -294,6 +294,14 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
                 return new ApplyOutcome(ApplyOutcome.Unchanged, planId, _history.LastOrDefault(t => t.Decision == "commit")?.Tx ?? -1, "this plan is already applied", [], size, root);
             }
 
+            if (RolledBackIn(planId!) is { } rollbackTx)
+            {
+                // docs/planner.md: rolled-back is final. A plan that was rolled back is not applied again by accident
+                // (a stale proposed.json); going forward again means a new plan.
+                throw new RttException(ErrorCodes.PlanStatusInvalid, $"plan {planId} was rolled back (transaction {rollbackTx}); a rolled-back plan cannot be applied again", planId,
+                    "change what made it wrong (routes, policy, topology, manifests), compute a new plan with `rtt plan`, and apply that; `rtt history` lists what ran");
+            }
+
             var baseId = (string?)plan["base"];
             if (baseId != AppliedPlanId)
             {
@@ -306,19 +314,45 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         });
     }
 
+    /// <summary>The rollback transaction that moved away from <paramref name="planId"/>, or null when it was never rolled back.</summary>
+    private long? RolledBackIn(string planId)
+    {
+        string? current = null;
+        foreach (var t in _history)
+        {
+            if (t.Decision != "commit")
+            {
+                continue;
+            }
+
+            if (t.Transition == TransitionRollback && current == planId)
+            {
+                return t.Tx;
+            }
+
+            current = t.PlanId;
+        }
+
+        return null;
+    }
+
     /// <summary>Restores the plan the applied one replaced (its base), as a logged transaction of its own.</summary>
     public async Task<ApplyOutcome> RollbackAsync(string reason)
     {
         return await Exclusive("rollback", async () =>
         {
             var current = _history.LastOrDefault(t => t.Decision == "commit");
-            if (current is null)
+            if (current is null || current.PlanId is null)
             {
-                throw new RttException(ErrorCodes.ApplyNothingToRollBack, "no plan has been applied, so there is nothing to roll back", null,
+                throw new RttException(ErrorCodes.ApplyNothingToRollBack, "no plan is applied, so there is nothing to roll back", null,
                     "apply a plan first with `rtt apply`");
             }
 
-            var target = await BaseOf(current);
+            // The plan in force goes back to what it replaced when it was applied: after a rollback that is the base of
+            // the apply that first brought it in, never the plan just rolled back (rolled-back is final).
+            var origin = current.Transition == TransitionApply ? current
+                : _history.LastOrDefault(t => t.Decision == "commit" && t.Transition == TransitionApply && t.PlanId == current.PlanId) ?? current;
+            var target = await BaseOf(origin);
             var outcome = await RunTransaction(target, TransitionRollback, reason, []);
             return outcome.Outcome == ApplyOutcome.Applied ? outcome with { Outcome = ApplyOutcome.RolledBack } : outcome;
         });
