@@ -141,7 +141,7 @@ public sealed class PostgresWalStoreTests : IClassFixture<PostgresServerFixture>
                 var at = store.Count();
                 var batch = Enumerable.Range(0, 5).Select(k =>
                 {
-                    var leaf = Encoding.UTF8.GetBytes($"{{\"w\":{w},\"r\":{round},\"k\":{k}}}");
+                    var leaf = Encoding.UTF8.GetBytes($"{{\"k\":{k},\"r\":{round},\"w\":{w}}}");
                     return new WalRecord(at + k, leaf, Merkle.LeafHash(leaf));
                 }).ToList();
                 try

@@ -203,6 +203,79 @@ public sealed class WalLogTests : IDisposable
         Assert.Contains("entries were removed", ex.Message, StringComparison.Ordinal);
     }
 
+    private WalAnchor Anchor => new(Path.Combine(_dir, WalAnchor.FileName));
+
+    private void FillAnchored(int count, int headEvery)
+    {
+        using var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor);
+        for (var i = 0; i < count; i++)
+        {
+            log.Append(Entry(i));
+            if ((i + 1) % headEvery == 0)
+            {
+                log.SignHead(_key, DateTimeOffset.UnixEpoch);
+            }
+        }
+    }
+
+    [Fact]
+    public void Deleting_every_entry_after_the_first_and_every_head_is_caught_by_the_anchor()
+    {
+        FillAnchored(4, headEvery: 2);
+        Assert.Equal(4, Anchor.Read()!.Size);
+        Tamper("DELETE FROM rtt_wal WHERE idx > 0; DELETE FROM rtt_wal_heads;");
+
+        // Before: the shortened log verified as "1 entries" and the silo forgot the applied plan.
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor));
+        Assert.Equal(ErrorCodes.WalTampered, ex.Code);
+        Assert.Contains("the log has 1 entries, but its anchor was signed over 4", ex.Message, StringComparison.Ordinal);
+        using var store = SqliteWalStore.Open(Db);
+        Assert.Contains(WalVerifier.Verify(store, Trust(), Anchor).Faults, f => f.What.Contains("entries were removed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_zero_byte_database_is_refused_when_the_anchor_says_the_log_had_entries()
+    {
+        FillAnchored(3, headEvery: 3);
+        SqliteConnection.ClearAllPools();
+        File.WriteAllBytes(Db, []);
+        File.Delete(Db + "-wal");
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor));
+        Assert.Contains("the log has 0 entries", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_rewritten_tail_is_caught_and_a_non_canonical_entry_stops_the_replay_as_verify_does()
+    {
+        FillAnchored(4, headEvery: 4);
+        // Rewritten canonically with its hash recomputed: the anchored root no longer matches.
+        var forged = Encoding.UTF8.GetBytes("{\"kind\":\"forged\"}");
+        Tamper($"DELETE FROM rtt_wal_heads; UPDATE rtt_wal SET leaf = x'{Convert.ToHexString(forged)}', leaf_hash = x'{Convert.ToHexString(Merkle.LeafHash(forged))}' WHERE idx = 3;");
+        Assert.Contains("entries were changed", Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor)).Message, StringComparison.Ordinal);
+
+        // Non-canonical (members out of order), hash recomputed, no anchor: the replay refuses it like `rtt wal verify`.
+        File.Delete(Anchor.Path);
+        var loose = Encoding.UTF8.GetBytes("{\"n\":3,\"kind\":\"test\"}");
+        Tamper($"UPDATE rtt_wal SET leaf = x'{Convert.ToHexString(loose)}', leaf_hash = x'{Convert.ToHexString(Merkle.LeafHash(loose))}' WHERE idx = 3;");
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor));
+        Assert.Contains("entry 3: not in canonical JSON form", ex.Message, StringComparison.Ordinal);
+        using var store = SqliteWalStore.Open(Db);
+        Assert.Contains(WalVerifier.Verify(store, Trust()).Faults, f => f.Where == "entry 3");
+    }
+
+    [Fact]
+    public void A_missing_anchor_is_written_from_the_latest_head_and_a_torn_one_is_a_clear_error()
+    {
+        Fill(6, headEvery: 3);
+        using (WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor))
+        {
+        }
+
+        Assert.Equal(6, Anchor.Read()!.Size);
+        File.WriteAllText(Anchor.Path, "{\"root\":");
+        Assert.Equal(ErrorCodes.WalTampered, Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor)).Code);
+    }
+
     [Fact]
     public void Proofs_out_of_range_are_clear_errors()
     {

@@ -106,7 +106,7 @@ public static class WalCommand
         {
             var ws = RttCommands.FindWorkspace(parse);
             using var store = SqliteWalStore.Open(ws.StateDatabasePath, create: false);
-            var report = WalVerifier.Verify(store, ws.LoadTrustStore());
+            var report = WalVerifier.Verify(store, ws.LoadTrustStore(), WalAnchor.Of(ws));
             if (parse.GetValue(verifyJson))
             {
                 Console.Out.Write(PrettyJson.ToText(new JsonObject
@@ -146,7 +146,7 @@ public static class WalCommand
     private static WalLog Open(ParseResult parse)
     {
         var ws = RttCommands.FindWorkspace(parse);
-        return WalLog.Open(SqliteWalStore.Open(ws.StateDatabasePath, create: false), ws.LoadTrustStore());
+        return WalLog.Open(SqliteWalStore.Open(ws.StateDatabasePath, create: false), ws.LoadTrustStore(), WalAnchor.Of(ws));
     }
 
     private static void Check(bool ok, string what)

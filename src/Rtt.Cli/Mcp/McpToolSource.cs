@@ -82,7 +82,7 @@ public static class McpToolSource
             throw new RttException(ErrorCodes.WorkspaceFileMissing, "tools file not found", path, "give the path of a saved tools/list result");
         }
 
-        var root = CanonicalJson.ParseNode(File.ReadAllBytes(path), path) as JsonObject
+        var root = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path), path) as JsonObject
             ?? throw new RttException(ErrorCodes.McpToolInvalid, "expected {\"tools\": [...]}", path, "save the result object of tools/list");
         var info = root["serverInfo"] as JsonObject;
         var tools = new JsonObject { ["tools"] = root["tools"]?.DeepClone() };

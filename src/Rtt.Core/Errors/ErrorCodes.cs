@@ -19,6 +19,8 @@ public static class ErrorCodes
     public const string WorkspaceUnwritable = "RTT-WS-003";
     public const string WorkspaceFileMissing = "RTT-WS-004";
     public const string ExampleNotFound = "RTT-WS-005";
+    public const string WorkspaceUnreadable = "RTT-WS-006";
+    public const string WorkspaceFileTooLarge = "RTT-WS-007";
 
     // Keys, signatures, trust
     public const string KeyFileMissing = "RTT-KEY-001";

@@ -19,8 +19,14 @@ public static class CanonicalJson
     {
         AllowTrailingCommas = false,
         CommentHandling = JsonCommentHandling.Disallow,
-        MaxDepth = 256,
+        MaxDepth = MaxDepth,
     };
+
+    /// <summary>
+    /// Deepest nesting of objects and arrays RTT reads (System.Text.Json's own default): a deeper document is RTT-JSON-001.
+    /// Documented in docs/errors.md with the other input limits.
+    /// </summary>
+    public const int MaxDepth = 64;
 
     // Strict UTF-8: a lone surrogate is an error rather than a silent U+FFFD.
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
@@ -107,9 +113,10 @@ public static class CanonicalJson
             CommentHandling = ParseOptions.CommentHandling,
             MaxDepth = ParseOptions.MaxDepth,
         });
+        JsonDocument doc;
         try
         {
-            return JsonDocument.ParseValue(ref reader);
+            doc = JsonDocument.ParseValue(ref reader);
         }
         catch (JsonException ex)
         {
@@ -118,7 +125,85 @@ public static class CanonicalJson
             throw new DocumentException(ErrorCodes.JsonInvalid, $"not valid JSON: {FirstSentence(ex.Message)}", at,
                 "fix the JSON syntax at the position shown");
         }
+
+        try
+        {
+            Validate(doc.RootElement, new JsonPath(), source);
+            return doc;
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
     }
+
+    /// <summary>
+    /// What the reader leaves to the first use of a value, checked once for the whole document so that no later
+    /// access fails with a .NET exception: duplicate member names (RTT-JSON-003), lone surrogates (RTT-JSON-004) and
+    /// invalid UTF-8 (RTT-JSON-001) in names and strings. Errors name the file and the JSON path.
+    /// </summary>
+    private static void Validate(JsonElement element, JsonPath path, string? source)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                HashSet<string>? names = null;
+                foreach (var property in element.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = property.Name;
+                    }
+                    catch (InvalidOperationException ex)
+                    {
+                        throw Undecodable(ex, path, source);
+                    }
+
+                    names ??= new HashSet<string>(StringComparer.Ordinal);
+                    if (!names.Add(name))
+                    {
+                        throw new DocumentException(ErrorCodes.JsonDuplicateKey, $"duplicate member name \"{name}\"", At(source, path),
+                            "remove one of the two members: canonical JSON has no duplicate names");
+                    }
+
+                    path.Push(name);
+                    Validate(property.Value, path, source);
+                    path.Pop();
+                }
+
+                break;
+            case JsonValueKind.Array:
+                var index = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    path.Push(index++);
+                    Validate(item, path, source);
+                    path.Pop();
+                }
+
+                break;
+            case JsonValueKind.String:
+                try
+                {
+                    element.GetString();
+                }
+                catch (InvalidOperationException ex)
+                {
+                    throw Undecodable(ex, path, source);
+                }
+
+                break;
+        }
+    }
+
+    private static string At(string? source, JsonPath path) => source is null ? path.ToString() : $"{source}: {path}";
+
+    private static DocumentException Undecodable(InvalidOperationException ex, JsonPath path, string? source) =>
+        ex.Message.Contains("UTF-8", StringComparison.Ordinal)
+            ? new(ErrorCodes.JsonInvalid, "a string is not valid UTF-8", At(source, path), "save the file as UTF-8")
+            : new(ErrorCodes.JsonLoneSurrogate, "string holds a lone UTF-16 surrogate", At(source, path), "strings must be valid Unicode; pair or remove the surrogate");
 
     /// <summary>Parses JSON into a mutable node tree with RTT's rules.</summary>
     public static JsonNode ParseNode(ReadOnlySpan<byte> utf8Json, string? source = null)

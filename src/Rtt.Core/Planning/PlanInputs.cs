@@ -259,7 +259,7 @@ public sealed class PlanInputs
                     continue;
                 }
 
-                var manifest = Sources.Manifest(File.ReadAllBytes(file), file);
+                var manifest = Sources.Manifest(WorkspaceFiles.ReadBytes(file), file);
                 var key = RegistryIndex.Key(manifest.Id, manifest.Version);
                 var signed = store.Index.TryGet(key, out var hash) && SameContent(store.ReadObject(hash, key), manifest.Object);
                 if (signed)

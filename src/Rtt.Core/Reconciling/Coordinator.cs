@@ -566,8 +566,10 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
 
     private async Task<ApplyOutcome> Outcome(string outcome, TxRecord tx, string reason, List<PhaseReport> phases)
     {
-        var (size, root) = await log.RootAsync();
-        return new ApplyOutcome(outcome, tx.PlanId, tx.Tx, reason, phases, size, root);
+        // Every transaction ends under a signed head (and so the anchor): entries after the decision (applied,
+        // verified) cannot be rewritten later without it showing.
+        var head = await log.SignHeadAsync();
+        return new ApplyOutcome(outcome, tx.PlanId, tx.Tx, reason, phases, head.Size, head.Root);
     }
 
     private JsonObject Entry(string kind, long tx, params (string Key, string Value)[] extra)

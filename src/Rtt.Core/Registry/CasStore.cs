@@ -51,7 +51,7 @@ public sealed class CasStore(string directory)
             throw new RttException(ErrorCodes.CasMissing, $"object {hash} is not in the registry", path, "run `rtt scan` to ingest it, or restore the file");
         }
 
-        var bytes = File.ReadAllBytes(path);
+        var bytes = WorkspaceFiles.ReadBytes(path);
         Check(hash, bytes, path);
         return bytes;
     }
@@ -66,7 +66,7 @@ public sealed class CasStore(string directory)
             return false;
         }
 
-        bytes = File.ReadAllBytes(path);
+        bytes = WorkspaceFiles.ReadBytes(path);
         Check(hash, bytes, path);
         return true;
     }

@@ -29,7 +29,7 @@ public sealed class RegistryIndex
             return index;
         }
 
-        var root = CanonicalJson.ParseNode(File.ReadAllBytes(path), path) as JsonObject
+        var root = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path), path) as JsonObject
             ?? throw new RttException(ErrorCodes.IndexCorrupt, "index.json must be a JSON object", path, "restore it; `rtt verify` lists what is wrong");
         foreach (var (key, value) in root)
         {

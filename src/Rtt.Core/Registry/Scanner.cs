@@ -150,7 +150,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
     private CacheEntry Ingest(string rel, FileInfo file, Dictionary<string, string> owners, List<string> warnings)
     {
-        var bytes = File.ReadAllBytes(file.FullName);
+        var bytes = WorkspaceFiles.ReadBytes(file.FullName); // a regular file within the size limit, or an RTT error
         var source = rel;
         SourceObject parsed;
         if (rel.EndsWith(".md", StringComparison.Ordinal))

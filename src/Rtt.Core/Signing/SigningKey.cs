@@ -63,7 +63,7 @@ public sealed class SigningKey : IDisposable
                 "create one with `rtt keys new NAME`, or point workspace.json's signing_key at an existing key");
         }
 
-        var node = CanonicalJson.ParseNode(File.ReadAllBytes(path), path) as JsonObject
+        var node = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path, WorkspaceFiles.SmallLimit), path) as JsonObject
             ?? throw Invalid(path, "the file is not a JSON object");
         if ((string?)node["alg"] != "ed25519")
         {
@@ -141,7 +141,7 @@ public sealed class TrustedKey
     /// <summary>Reads a <c>.pub</c> file, checking its key_id against the key it holds.</summary>
     public static TrustedKey Load(string path)
     {
-        var node = CanonicalJson.ParseNode(File.ReadAllBytes(path), path) as JsonObject
+        var node = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path, WorkspaceFiles.SmallLimit), path) as JsonObject
             ?? throw Invalid(path, "the file is not a JSON object");
         if ((string?)node["alg"] != "ed25519")
         {

@@ -54,7 +54,7 @@ public sealed class TrustStore
         var revokedPath = Path.Combine(trustDirectory, RevokedFileName);
         if (File.Exists(revokedPath))
         {
-            var root = CanonicalJson.ParseNode(File.ReadAllBytes(revokedPath), revokedPath) as JsonObject;
+            var root = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(revokedPath, WorkspaceFiles.SmallLimit), revokedPath) as JsonObject;
             if (root?["revoked"] is not JsonArray list)
             {
                 throw new DocumentException(ErrorCodes.DocumentShape, "expected {\"revoked\": [ … ]}", revokedPath,

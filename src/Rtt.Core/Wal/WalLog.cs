@@ -26,8 +26,11 @@ public sealed class WalLog : IDisposable
     private readonly Lock _gate = new();
     private readonly GroupCommit<byte[], long> _group;
 
-    private WalLog(IWalStore store, List<byte[]> leafHashes, MerkleFrontier frontier, List<SignedTreeHead> heads)
+    private readonly WalAnchor? _anchor;
+
+    private WalLog(IWalStore store, List<byte[]> leafHashes, MerkleFrontier frontier, List<SignedTreeHead> heads, WalAnchor? anchor)
     {
+        _anchor = anchor;
         _store = store;
         _leafHashes = leafHashes;
         _frontier = frontier;
@@ -70,9 +73,53 @@ public sealed class WalLog : IDisposable
     /// Replays the stored log: every leaf is re-hashed and compared with its stored hash, the tree is rebuilt,
     /// and every signed head's root is compared with the recomputed root at its size; the latest head's signature
     /// is checked against <paramref name="trust"/> when given. The first fault throws RTT-WAL-002 naming it.
-    /// (`rtt wal verify` checks every signature and every entry's canonical form too.)
+    /// Every entry must be canonical JSON (as `rtt wal verify` checks). With an <paramref name="anchor"/>, the log must
+    /// hold the anchored head (not shorter, same root at its size); an anchor missing while the log has heads is written
+    /// from the latest one. (`rtt wal verify` checks every head's signature too.)
     /// </summary>
-    public static WalLog Open(IWalStore store, TrustStore? trust = null)
+    public static WalLog Open(IWalStore store, TrustStore? trust = null, WalAnchor? anchor = null)
+    {
+        var log = Replay(store, trust);
+        if (anchor is null)
+        {
+            return log;
+        }
+
+        var anchored = anchor.Read();
+        if (anchored is null)
+        {
+            if (log._heads.Count > 0)
+            {
+                anchor.Write(log._heads[^1]);
+            }
+        }
+        else
+        {
+            if (WalAnchor.Check(anchored, log._leafHashes.Count, size => size <= log._leafHashes.Count ? Merkle.Root(log._leafHashes, 0, size) : []) is { } fault)
+            {
+                log.Dispose();
+                throw new RttException(ErrorCodes.WalTampered, fault, $"{store.Location} (anchor {anchor.Path})",
+                    "the log was changed outside RTT: restore the state database from a backup (docs/operations.md, recovering from a damaged workspace); `rtt wal verify` lists every fault");
+            }
+
+            if (trust is not null)
+            {
+                try
+                {
+                    VerifySignature(anchored, trust, store);
+                }
+                catch
+                {
+                    log.Dispose();
+                    throw;
+                }
+            }
+        }
+
+        return new WalLog(log._store, log._leafHashes, log._frontier, log._heads, anchor);
+    }
+
+    private static WalLog Replay(IWalStore store, TrustStore? trust)
     {
         var count = store.Count();
         var leafHashes = new List<byte[]>((int)Math.Min(count + 1024, int.MaxValue));
@@ -91,6 +138,11 @@ public sealed class WalLog : IDisposable
             if (!hash.AsSpan().SequenceEqual(record.LeafHash))
             {
                 throw Tampered($"entry {record.Index}: its bytes do not match its stored leaf hash", store);
+            }
+
+            if (CanonicalFault(record.Leaf) is { } notCanonical)
+            {
+                throw Tampered($"entry {record.Index}: {notCanonical}", store);
             }
 
             leafHashes.Add(hash);
@@ -118,7 +170,25 @@ public sealed class WalLog : IDisposable
             VerifySignature(heads[^1], trust, store);
         }
 
-        return new WalLog(store, leafHashes, frontier, heads);
+        return new WalLog(store, leafHashes, frontier, heads, null);
+    }
+
+    /// <summary>Null when a leaf is a canonical JSON object (RFC 8785); otherwise what it is instead.</summary>
+    public static string? CanonicalFault(byte[] leaf)
+    {
+        try
+        {
+            if (leaf.Length == 0 || leaf[0] != (byte)'{')
+            {
+                return "not a JSON object";
+            }
+
+            return CanonicalJson.Canonicalize(leaf).AsSpan().SequenceEqual(leaf) ? null : "not in canonical JSON form (RFC 8785)";
+        }
+        catch (RttException ex)
+        {
+            return $"not valid JSON: {ex.Message}";
+        }
     }
 
     internal static SignedTreeHead CheckHead(WalHeadRecord stored, byte[] recomputedRoot, IWalStore store)
@@ -294,6 +364,7 @@ public sealed class WalLog : IDisposable
             _store.AddHead(size, json);
             var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
             _heads.Add(head);
+            _anchor?.Write(head); // after the database holds it: the anchor never runs ahead of the log
             return head;
         }
     }

@@ -21,7 +21,44 @@ public sealed record WalVerifyReport(long Size, string Root, int HeadsChecked, I
 /// </summary>
 public static class WalVerifier
 {
-    public static WalVerifyReport Verify(IWalStore store, TrustStore trust)
+    public static WalVerifyReport Verify(IWalStore store, TrustStore trust, WalAnchor? anchor = null)
+    {
+        var report = VerifyEntries(store, trust);
+        if (anchor is null)
+        {
+            return report;
+        }
+
+        var faults = report.Faults.ToList();
+        try
+        {
+            if (anchor.Read() is { } anchored)
+            {
+                var leaves = store.Read(0, long.MaxValue).Select(r => Merkle.LeafHash(r.Leaf)).ToList();
+                if (WalAnchor.Check(anchored, leaves.Count, size => Merkle.Root(leaves, 0, size)) is { } fault)
+                {
+                    faults.Add(new WalFault($"anchor {anchor.Path}", fault));
+                }
+
+                try
+                {
+                    trust.Verify((JsonObject)JsonNode.Parse(anchored.Json)!, anchor.Path);
+                }
+                catch (Errors.RttException ex)
+                {
+                    faults.Add(new WalFault($"anchor {anchor.Path}", $"signature: {ex.Message}"));
+                }
+            }
+        }
+        catch (Errors.RttException ex)
+        {
+            faults.Add(new WalFault($"anchor {anchor.Path}", ex.Message));
+        }
+
+        return report with { Faults = faults };
+    }
+
+    private static WalVerifyReport VerifyEntries(IWalStore store, TrustStore trust)
     {
         var faults = new List<WalFault>();
         var count = store.Count();
@@ -82,21 +119,7 @@ public static class WalVerifier
                 return;
             }
 
-            try
-            {
-                if (record.Leaf.Length == 0 || record.Leaf[0] != (byte)'{')
-                {
-                    entryFaults[i] = "not a JSON object";
-                }
-                else if (!CanonicalJson.Canonicalize(record.Leaf).AsSpan().SequenceEqual(record.Leaf))
-                {
-                    entryFaults[i] = "not in canonical JSON form (RFC 8785)";
-                }
-            }
-            catch (Errors.RttException ex)
-            {
-                entryFaults[i] = $"not valid JSON: {ex.Message}";
-            }
+            entryFaults[i] = WalLog.CanonicalFault(record.Leaf);
         });
 
         long expected = 0;

@@ -138,7 +138,7 @@ public sealed class RttWorkspace
                 "restore it, or create a fresh workspace with `rtt init` and copy your files over");
         }
 
-        return CanonicalJson.ParseNode(File.ReadAllBytes(path), path) as JsonObject
+        return CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path), path) as JsonObject
             ?? throw new DocumentException(ErrorCodes.DocumentShape, "expected a JSON object at the top level", path, "wrap the content in { … }");
     }
 

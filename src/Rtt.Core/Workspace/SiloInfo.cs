@@ -33,7 +33,7 @@ public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int Ga
                 return null;
             }
 
-            var json = CanonicalJson.ParseNode(File.ReadAllBytes(path), path);
+            var json = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path, WorkspaceFiles.SmallLimit), path);
             var info = new SiloInfo(
                 (int)json["pid"]!, (string)json["node_id"]!, (int)json["silo_port"]!, (int)json["gateway_port"]!,
                 (string)json["cluster_id"]!, (string)json["service_id"]!,

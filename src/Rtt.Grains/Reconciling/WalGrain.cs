@@ -26,7 +26,7 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        _log = await Task.Run(() => WalLog.Open(stores(), workspace.LoadTrustStore()), cancellationToken);
+        _log = await Task.Run(() => WalLog.Open(stores(), workspace.LoadTrustStore(), WalAnchor.Of(workspace)), cancellationToken);
         _key = workspace.LoadSigningKey();
         if (_log.Size > 0)
         {

@@ -107,7 +107,9 @@ public static class RttSiloHost
         });
 
         // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
-        builder.Services.AddSingleton(WalStores(wal, workspace));
+        var walStores = WalStores(wal, workspace);
+        CheckWal(walStores, workspace);
+        builder.Services.AddSingleton(walStores);
         builder.Services.AddSingleton<IParticipantLedgerStore>(_ => new SqliteLedgerStore(workspace.StateDatabasePath));
 
         // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
@@ -138,6 +140,24 @@ public static class RttSiloHost
             });
 
         return new RttSilo(builder.Build(), silo, workspace, clock);
+    }
+
+    /// <summary>
+    /// The same checks as `rtt wal verify` (every leaf, canonical form, every signed head and the anchor beside the
+    /// database), before anything starts: a damaged or shortened log stops the start with RTT-WAL-002 instead of a
+    /// reconciler that would recover from it (and forget the applied plan).
+    /// </summary>
+    private static void CheckWal(WalStoreFactory stores, RttWorkspace workspace)
+    {
+        using var store = stores();
+        var report = WalVerifier.Verify(store, workspace.LoadTrustStore(), WalAnchor.Of(workspace));
+        if (!report.Ok)
+        {
+            var first = report.Faults[0];
+            throw new HostingException(ErrorCodes.WalTampered,
+                $"the WAL does not verify ({report.Faults.Count} fault(s); first: {first.Where}: {first.What})", store.Location,
+                "the silo was not started; `rtt wal verify` lists every fault; docs/operations.md says how to recover a damaged workspace");
+        }
     }
 
     /// <summary>The WAL store the silo's WAL grain opens: SQLite beside grain state, or a PostgreSQL database.</summary>
