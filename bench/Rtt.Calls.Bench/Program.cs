@@ -66,7 +66,7 @@ using var service = Process.Start(info)!;
 try
 {
     serviceListener.ReceiveTimeout = 30_000;
-    var upstream = LaneAttach.Accept(serviceListener.Accept(), _ => 1u, options, host.Doorbell)!;
+    var upstream = LaneAttach.Accept(serviceListener.Accept(), _ => 1u, options with { Backpressure = BackpressurePolicy.Fail }, host.Doorbell)!;
     await host.SwapAsync(new RouteTable([
         new RouteEntry(1, "echo", new DriverEndpoint(new EchoDriver())),
         new RouteEntry(2, "process", new LaneEndpoint("process", upstream)),

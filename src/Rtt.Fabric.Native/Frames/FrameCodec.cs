@@ -17,6 +17,9 @@ public enum DropReason
 
     /// <summary>A request whose driver threw (answered with an error frame).</summary>
     DriverFault,
+
+    /// <summary>An answer the lane host could not write because the client's lane stayed full (the client does not read).</summary>
+    ClientFull,
 }
 
 /// <summary>

@@ -16,6 +16,8 @@ public sealed class LaneCounters
     private long _unknownRoute;
     private long _endpointBusy;
     private long _driverFault;
+    private long _clientFull;
+    private long _stalls;
 
     public long Sent => Volatile.Read(ref _sent);
 
@@ -40,7 +42,15 @@ public sealed class LaneCounters
     /// <summary>Requests whose driver threw (answered with RTT-CALL-004).</summary>
     public long DriverFault => Volatile.Read(ref _driverFault);
 
-    public long Dropped => BadMagic + TooLong + BadCrc + Truncated + UnknownRoute + EndpointBusy + DriverFault;
+    /// <summary>Answers dropped because this lane stayed full (its reader stopped reading).</summary>
+    public long ClientFull => Volatile.Read(ref _clientFull);
+
+    /// <summary>Lane host rounds that skipped this lane's requests because its answers would not fit (the reader is behind).</summary>
+    public long Stalls => Volatile.Read(ref _stalls);
+
+    public long Dropped => BadMagic + TooLong + BadCrc + Truncated + UnknownRoute + EndpointBusy + DriverFault + ClientFull;
+
+    internal void OnStall() => _stalls++;
 
     internal void OnSent() => _sent++;
 
@@ -59,10 +69,11 @@ public sealed class LaneCounters
             case DropReason.UnknownRoute: Interlocked.Increment(ref _unknownRoute); break; // counted by the router, maybe another thread
             case DropReason.EndpointBusy: Interlocked.Increment(ref _endpointBusy); break;
             case DropReason.DriverFault: Interlocked.Increment(ref _driverFault); break;
+            case DropReason.ClientFull: _clientFull++; break;
             default: break;
         }
     }
 
     public override string ToString() =>
-        $"sent {Sent}, received {Received}, full {Full}, dropped {Dropped} (magic {BadMagic}, too long {TooLong}, crc {BadCrc}, truncated {Truncated}, route {UnknownRoute}, busy {EndpointBusy}, fault {DriverFault})";
+        $"sent {Sent}, received {Received}, full {Full}, dropped {Dropped} (magic {BadMagic}, too long {TooLong}, crc {BadCrc}, truncated {Truncated}, route {UnknownRoute}, busy {EndpointBusy}, fault {DriverFault}, client full {ClientFull}; stalls {Stalls})";
 }

@@ -21,6 +21,7 @@ internal static unsafe partial class Libc
     public const int EfdNonblock = 0x800;
     public const int EfdCloexec = 0x80000;
     public const short PollIn = 0x1;
+    public const short PollOut = 0x4;
 
     private const int FutexWait = 0;
     private const int FutexWake = 1;

@@ -18,7 +18,11 @@ public enum BackpressurePolicy
     /// <summary><see cref="IFrameLane.Send"/> waits (spin, yield, then a blocking wait woken by the reader) until there is room.</summary>
     Block,
 
-    /// <summary><see cref="IFrameLane.Send"/> returns false at once; the frame is the caller's to drop or retry.</summary>
+    /// <summary>
+    /// <see cref="IFrameLane.Send"/> and <see cref="IFrameLane.TryLoan"/> return false at once, and a stream lane's
+    /// <see cref="IFrameLane.Flush"/> sends what the socket takes now and keeps the rest for later: nothing waits.
+    /// The lane host's side of every lane.
+    /// </summary>
     Fail,
 }
 
@@ -62,6 +66,15 @@ public interface IFrameLane : IDisposable
 
     /// <summary>Writes a frame, waiting for room per the lane's <see cref="BackpressurePolicy"/>; false when full (Fail) or the peer is gone.</summary>
     bool Send(uint routeId, uint frameId, ReadOnlySpan<byte> payload, FrameFlags flags = FrameFlags.None);
+
+    /// <summary>
+    /// True when a frame of up to <paramref name="maxLength"/> bytes can be written now without waiting (a stream lane
+    /// counts bytes still queued for its socket). The lane host skips a client whose answers would not fit.
+    /// </summary>
+    bool CanWrite(int maxLength);
+
+    /// <summary>Bytes written but not yet taken by the peer's socket (stream lanes; 0 for SHM).</summary>
+    int Unsent => 0;
 
     /// <summary>Loans room for a payload of up to <paramref name="maxLength"/> bytes in the lane's own buffer (zero copy); waits per policy.</summary>
     bool TryLoan(int maxLength, out Span<byte> payload);

@@ -44,6 +44,14 @@ public sealed class LaneEndpoint(string name, IFrameLane upstream, uint? upstrea
     internal long Failed;
 
     private byte[]? _gone;
+    private byte[]? _busy;
+
+    /// <summary>Requests refused because the window of requests in flight or the service's lane was full.</summary>
+    public long Busy { get; internal set; }
+
+    /// <summary>The error payload for a request refused because the service is not keeping up (built on first use).</summary>
+    internal byte[] BusyPayload => _busy ??= ErrorPayload.Encode(Core.Errors.ErrorCodes.DriverBusy,
+        $"the service behind endpoint \"{Name}\" is not keeping up (its lane or its {Pending.Length} requests in flight are full); try again");
 
     /// <summary>The error payload sent in place of an answer once the service is gone (built on first use).</summary>
     internal byte[] GonePayload => _gone ??= ErrorPayload.Encode(Core.Errors.ErrorCodes.LaneUpstreamGone,

@@ -135,7 +135,7 @@ public sealed class LaneHostListener : IDisposable
     public LaneHostListener(LaneHost host, LaneOptions options, string? unixPath, IPEndPoint? tcp = null)
     {
         _host = host;
-        _options = options;
+        _options = options with { Backpressure = BackpressurePolicy.Fail }; // the host's side of a lane never waits for its peer
         if (unixPath is not null)
         {
             _listeners.Add(LaneSockets.ListenUnix(unixPath));

@@ -48,6 +48,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private long _doorbellWakes;
     private long _naps;
     private IFrameLane?[] _inbound = new IFrameLane?[8];
+    private bool[] _stalled = new bool[8]; // by inbound slot: the client is not reading its answers (worker thread only)
+    private long _stalledRounds;
+    private long _clientFull;
+    private long _upstreamFull;
     private RouteTable _routes = RouteTable.Empty;
     private RouteTable _current = RouteTable.Empty;
     private int _currentInbound;
@@ -78,6 +82,21 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     public long UnmatchedResponses => Volatile.Read(ref _unmatchedResponses);
 
     public Exception? Fault => _runner?.Fault;
+
+    /// <summary>
+    /// Told (on the worker thread, once per change, never per frame) when a client stops or resumes reading its
+    /// answers; the silo logs it. Must not block.
+    /// </summary>
+    public Action<string>? Report { get; set; }
+
+    /// <summary>Rounds in which a client's requests were left waiting because its answers would not fit (it does not read).</summary>
+    public long StalledRounds => Volatile.Read(ref _stalledRounds);
+
+    /// <summary>Answers dropped because the client's lane stayed full.</summary>
+    public long ClientFullDrops => Volatile.Read(ref _clientFull);
+
+    /// <summary>Requests answered with RTT-CALL-005 because a service's lane (or its in-flight window) was full.</summary>
+    public long UpstreamFullRefusals => Volatile.Read(ref _upstreamFull);
 
     /// <summary>Requests whose driver threw on the worker (each answered with an error frame; the worker went on).</summary>
     public long DriverFaults => Volatile.Read(ref _faults);
@@ -127,6 +146,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
 
             slots[free] = lane;
+            if (_stalled.Length < slots.Length)
+            {
+                Array.Resize(ref _stalled, slots.Length);
+            }
+
+            _stalled[free] = false;
             Volatile.Write(ref _inbound, slots);
             done.SetResult();
         });
@@ -194,13 +219,35 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
         var fds = 1;
         var armed = 0;
+        var anyStalled = false;
         _pollFds[0] = new Libc.PollFd { Fd = _doorbell.Fd, Events = Libc.PollIn };
-        foreach (var lane in inbound)
+        for (var i = 0; i < inbound.Length; i++)
         {
-            if (lane is not null)
+            var lane = inbound[i];
+            if (lane is null)
             {
-                Add(lane, ref fds, ref armed);
+                continue;
             }
+
+            if (i < _stalled.Length && _stalled[i])
+            {
+                // Its requests wait unread, so it cannot wake us on data: look again soon (a stream lane also wakes
+                // us when its socket takes the queued answers).
+                anyStalled = true;
+                if (lane is StreamLane { Unsent: > 0 } stalledStream)
+                {
+                    AddFd(stalledStream, Libc.PollOut, ref fds);
+                }
+
+                continue;
+            }
+
+            Add(lane, ref fds, ref armed);
+        }
+
+        if (anyStalled)
+        {
+            timeout = TimeSpan.FromTicks(Math.Min(timeout.Ticks, TimeSpan.FromMilliseconds(5).Ticks));
         }
 
         if (inFlight)
@@ -260,13 +307,18 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
         else if (lane is StreamLane stream)
         {
-            if (fds == _pollFds.Length)
-            {
-                Array.Resize(ref _pollFds, fds * 2);
-            }
-
-            _pollFds[fds++] = new Libc.PollFd { Fd = (int)stream.Socket.SafeHandle.DangerousGetHandle(), Events = Libc.PollIn };
+            AddFd(stream, stream.Unsent > 0 ? (short)(Libc.PollIn | Libc.PollOut) : Libc.PollIn, ref fds);
         }
+    }
+
+    private void AddFd(StreamLane stream, short events, ref int fds)
+    {
+        if (fds == _pollFds.Length)
+        {
+            Array.Resize(ref _pollFds, fds * 2);
+        }
+
+        _pollFds[fds++] = new Libc.PollFd { Fd = (int)stream.Socket.SafeHandle.DangerousGetHandle(), Events = events };
     }
 
     private void ApplySwap(RouteTable next, TaskCompletionSource done)
@@ -311,6 +363,35 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
 
             _currentInbound = i;
+            if (!lane.CanWrite(AnswerRoom(lane)))
+            {
+                // The client does not read its answers: leave its requests where they are (it cannot send many more)
+                // instead of waiting for room, so no client can stall the node. Counted, and reported once.
+                lane.Counters.OnStall();
+                _stalledRounds++;
+                if (!_stalled[i])
+                {
+                    _stalled[i] = true;
+                    Report?.Invoke($"client lane {i} ({Describe(lane)}) is not reading its answers; its requests wait until it does ({lane.Counters})");
+                }
+
+                lane.Flush(); // a stream lane sends what its socket takes now, no more
+                if (lane.PeerGone)
+                {
+                    inbound[i] = null;
+                    _stalled[i] = false;
+                    lane.Dispose();
+                }
+
+                continue;
+            }
+
+            if (_stalled[i])
+            {
+                _stalled[i] = false;
+                Report?.Invoke($"client lane {i} ({Describe(lane)}) reads its answers again");
+            }
+
             var handled = lane.Poll(_onRequest);
             if (handled > 0)
             {
@@ -320,6 +401,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             if (lane.PeerGone)
             {
                 inbound[i] = null; // this thread is the only one touching the lane: safe to release it now
+                _stalled[i] = false;
                 lane.Dispose();
             }
         }
@@ -388,6 +470,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                         {
                             lane.Commit(length, header.RouteId, header.FrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
                         }
+                    }
+                    else
+                    {
+                        ClientFull(lane);
                     }
                 }
                 catch (Exception ex)
@@ -495,6 +581,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 call.Answer.Span.CopyTo(room);
                 client.Commit(call.Answer.Length, call.RouteId, call.FrameId, FrameFlags.Response);
             }
+            else
+            {
+                ClientFull(client);
+            }
 
             client.Flush();
         }
@@ -503,7 +593,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     }
 
     /// <summary>A verify probe: echoed when the endpoint can take calls, else an error frame with the reason.</summary>
-    private static void AnswerProbe(IFrameLane lane, Endpoint endpoint, in FrameHeader header, ReadOnlySpan<byte> payload)
+    private void AnswerProbe(IFrameLane lane, Endpoint endpoint, in FrameHeader header, ReadOnlySpan<byte> payload)
     {
         var why = endpoint switch
         {
@@ -528,10 +618,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private void Forward(LaneEndpoint l, IFrameLane from, in FrameHeader header, ReadOnlySpan<byte> payload)
     {
         ref var slot = ref l.Pending[l.NextId & (uint)l.Mask];
-        while (slot.Used || !l.Upstream.TrySend(l.UpstreamRouteId ?? header.RouteId, l.NextId, payload, header.Flags & FrameFlags.NoPayloadCrc))
+        if (slot.Used || !l.Upstream.TrySend(l.UpstreamRouteId ?? header.RouteId, l.NextId, payload, header.Flags & FrameFlags.NoPayloadCrc))
         {
-            // The window or the upstream ring is full: relay responses until there is room (never block the
-            // worker on a peer that is itself waiting for us to read its answers).
             if (l.Upstream.PeerGone)
             {
                 // The service is gone: the client gets an error frame at once instead of waiting for its timeout.
@@ -540,25 +628,23 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 return;
             }
 
-            var saved = _currentEndpoint;
-            _currentEndpoint = l;
-            l.Upstream.Flush();
-            if (l.Upstream.Poll(_onResponse) == 0)
-            {
-                Thread.Yield();
-            }
-
-            _currentEndpoint = saved;
-            foreach (var lane in _inbound)
-            {
-                lane?.Flush();
-            }
+            // The service's window or lane is full: refuse this request now rather than wait for room (the worker
+            // never waits on one peer while others have work for it).
+            _upstreamFull++;
+            l.Busy++;
+            from.Counters.OnDrop(DropReason.EndpointBusy);
+            AnswerError(from, header.RouteId, header.FrameId, l.BusyPayload);
+            return;
         }
 
         slot = new PendingRequest { Inbound = _currentInbound, ClientFrameId = header.FrameId, RouteId = header.RouteId, Used = true };
         l.NextId++;
         l.Requests++;
     }
+
+    private static int AnswerRoom(IFrameLane lane) => Math.Min(lane.Options.MaxPayload, 16 * 1024);
+
+    private static string Describe(IFrameLane lane) => lane is ShmLane shm ? $"shm, peer pid {shm.PeerPid}" : $"{lane.Kind.ToString().ToLowerInvariant()}";
 
     /// <summary>
     /// The service behind <paramref name="l"/> went away (its lane closed, kill -9 included): relays whatever
@@ -605,13 +691,23 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     }
 
     /// <summary>A response frame with the <see cref="FrameFlags.Error"/> flag in place of the service's answer.</summary>
-    private static void AnswerError(IFrameLane client, uint routeId, uint frameId, byte[] error)
+    private void AnswerError(IFrameLane client, uint routeId, uint frameId, byte[] error)
     {
         if (client.TryLoan(error.Length, out var room))
         {
             error.CopyTo(room);
             client.Commit(error.Length, routeId, frameId, FrameFlags.Response | FrameFlags.Error);
         }
+        else
+        {
+            ClientFull(client);
+        }
+    }
+
+    private void ClientFull(IFrameLane client)
+    {
+        _clientFull++;
+        client.Counters.OnDrop(DropReason.ClientFull);
     }
 
     private void OnResponse(in FrameHeader header, ReadOnlySpan<byte> payload)
@@ -636,6 +732,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             payload.CopyTo(room);
             client.Commit(payload.Length, slot.RouteId, slot.ClientFrameId, FrameFlags.Response | (header.Flags & (FrameFlags.NoPayloadCrc | FrameFlags.Error)));
+        }
+        else
+        {
+            ClientFull(client);
         }
     }
 

@@ -221,6 +221,8 @@ public sealed unsafe class ShmLane : IFrameLane
         return true;
     }
 
+    public bool CanWrite(int maxLength) => !_peerGone && _tx.HasRoom(maxLength);
+
     public bool TryLoan(int maxLength, out Span<byte> payload)
     {
         if (_tx.TryLoan(maxLength, out payload))

@@ -259,6 +259,19 @@ internal sealed unsafe class ShmRingWriter
         return true;
     }
 
+    /// <summary>True when a frame of up to <paramref name="maxLength"/> bytes fits now, wherever the ring wraps (never waits).</summary>
+    public bool HasRoom(int maxLength)
+    {
+        var worst = 2L * ShmRing.RecordLength(maxLength); // the record, and at most as much again skipped at the end
+        if (_tailLocal + worst - _headCache <= _capacity)
+        {
+            return true;
+        }
+
+        _headCache = Volatile.Read(ref *_head);
+        return _tailLocal + worst - _headCache <= _capacity;
+    }
+
     /// <summary>Seals the loaned frame (header, CRC); <see cref="Signal"/> publishes it.</summary>
     public void Commit(int length, uint routeId, uint frameId, FrameFlags flags)
     {

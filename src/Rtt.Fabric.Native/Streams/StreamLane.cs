@@ -80,6 +80,26 @@ public sealed class StreamLane : IFrameLane
         return true;
     }
 
+    public bool CanWrite(int maxLength)
+    {
+        if (_peerGone)
+        {
+            return false;
+        }
+
+        var need = FrameHeader.Size + maxLength;
+        if (_outEnd + need <= _out.Length)
+        {
+            return true;
+        }
+
+        TrySendSome();
+        Compact();
+        return _outEnd + need <= _out.Length;
+    }
+
+    public int Unsent => _outEnd - _outStart;
+
     public bool TryLoan(int maxLength, out Span<byte> payload)
     {
         if (!Reserve(maxLength, wait: Options.Backpressure == BackpressurePolicy.Block))
@@ -175,9 +195,19 @@ public sealed class StreamLane : IFrameLane
         }
     }
 
-    /// <summary>Sends every queued frame, waiting while the socket buffer is full. False when the peer is gone.</summary>
+    /// <summary>
+    /// Sends every queued frame, waiting while the socket buffer is full (<see cref="BackpressurePolicy.Fail"/>: sends
+    /// what the socket takes now and keeps the rest; see <see cref="Unsent"/>). False when the peer is gone.
+    /// </summary>
     public bool Flush()
     {
+        if (Options.Backpressure == BackpressurePolicy.Fail)
+        {
+            TrySendSome();
+            Compact();
+            return !_peerGone;
+        }
+
         while (_outStart < _outEnd && !_peerGone)
         {
             TrySendSome();

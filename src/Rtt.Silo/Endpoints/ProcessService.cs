@@ -29,7 +29,9 @@ public sealed class ProcessService : IServedEndpoint
     private readonly string _socketPath;
     private readonly CancellationTokenSource _stop = new();
     private readonly int _window;
-    private readonly LaneOptions _options = new();
+    private static readonly LaneOptions HostSide = new() { Backpressure = BackpressurePolicy.Fail }; // the host never waits for a service
+
+    private readonly LaneOptions _options = HostSide;
     private readonly List<IFrameLane> _retired = [];
     private Process? _process;
     private Task? _supervisor;
@@ -166,7 +168,7 @@ public sealed class ProcessService : IServedEndpoint
         if (first == accept && accept.IsCompletedSuccessfully)
         {
             var socket = accept.Result;
-            return await Task.Run(() => LaneAttach.Accept(socket, _ => 1u, new LaneOptions(), context.Doorbell))
+            return await Task.Run(() => LaneAttach.Accept(socket, _ => 1u, HostSide, context.Doorbell))
                 ?? throw new RttException(ErrorCodes.EndpointUnavailable, "the service connected but did not speak the attach protocol", context.Hash,
                     "serve the lane with Rtt.Fabric.Services.ServiceHost (docs/calls.md)");
         }

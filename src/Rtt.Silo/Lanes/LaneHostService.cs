@@ -312,7 +312,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
 
         var laneOptions = new LaneOptions { RingCapacity = options.RingCapacity, MaxPayload = options.MaxPayload };
-        _host = new LaneHost(cpus: options.Cpus);
+        _host = new LaneHost(cpus: options.Cpus) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
         // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
         _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}", _host.Routes.Routes.Count, ControlSocket);
