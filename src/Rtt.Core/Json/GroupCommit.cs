@@ -50,19 +50,27 @@ public sealed class GroupCommit<TItem, TResult>(Func<IReadOnlyList<TItem>, IRead
                 _queue = [];
             }
 
+            // Every item of the batch completes exactly once, whatever the writer does (TrySet: a result already set
+            // is never overwritten), and the loop always goes on to the next batch, so one failed write never wedges
+            // the store.
             try
             {
                 var results = writeBatch([.. batch.Select(b => b.Item)]);
+                if (results.Count != batch.Count)
+                {
+                    throw new InvalidOperationException($"the store wrote a batch of {batch.Count} item(s) but returned {results.Count} result(s)");
+                }
+
                 for (var i = 0; i < batch.Count; i++)
                 {
-                    batch[i].Done.SetResult(results[i]);
+                    batch[i].Done.TrySetResult(results[i]);
                 }
             }
             catch (Exception ex)
             {
                 foreach (var (_, done) in batch)
                 {
-                    done.SetException(ex);
+                    done.TrySetException(ex);
                 }
             }
         }
