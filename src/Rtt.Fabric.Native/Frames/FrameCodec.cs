@@ -18,6 +18,9 @@ public enum DropReason
     /// <summary>A request whose driver threw (answered with an error frame).</summary>
     DriverFault,
 
+    /// <summary>An SHM ring whose positions the peer set to an impossible state (the lane is closed).</summary>
+    RingCorrupt,
+
     /// <summary>An answer the lane host could not write because the client's lane stayed full (the client does not read).</summary>
     ClientFull,
 }

@@ -70,6 +70,7 @@ public sealed class LaneCounters
             case DropReason.EndpointBusy: Interlocked.Increment(ref _endpointBusy); break;
             case DropReason.DriverFault: Interlocked.Increment(ref _driverFault); break;
             case DropReason.ClientFull: _clientFull++; break;
+            case DropReason.RingCorrupt: _truncated++; break; // counted with the broken framing it is
             default: break;
         }
     }

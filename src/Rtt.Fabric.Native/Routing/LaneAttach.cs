@@ -90,10 +90,14 @@ public static class LaneAttach
     public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options) => Accept(socket, resolve, options, null);
 
     /// <summary>As <see cref="Accept(Socket, Func{string, uint?}, LaneOptions)"/>; an SHM client also gets <paramref name="doorbell"/> to wake the host with.</summary>
-    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options, LaneDoorbell? doorbell)
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options, LaneDoorbell? doorbell) =>
+        Accept(socket, resolve, options, doorbell, TimeSpan.FromSeconds(10));
+
+    /// <summary>As above; every read of the handshake must complete within <paramref name="handshakeTimeout"/> (a silent peer is dropped).</summary>
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout)
     {
         Span<byte> head = stackalloc byte[8];
-        socket.ReceiveTimeout = 10_000;
+        socket.ReceiveTimeout = (int)Math.Max(1, handshakeTimeout.TotalMilliseconds);
         FdPassing.ReadExactly(socket, head);
         if (BinaryPrimitives.ReadUInt32LittleEndian(head) != RequestMagic || head[4] != Version)
         {
@@ -119,11 +123,16 @@ public static class LaneAttach
             return null;
         }
 
-        return kind == LaneKind.Shm ? ShmLane.Accept(socket, options, doorbell) : new StreamLane(socket, kind, options);
+        return kind == LaneKind.Shm ? ShmLane.Accept(socket, options, doorbell, handshakeTimeout) : new StreamLane(socket, kind, options);
     }
 }
 
-/// <summary>Accepts clients on a lane host's control socket (Unix, and TCP if configured) and attaches their lanes.</summary>
+/// <summary>
+/// Accepts clients on a lane host's control socket (Unix, and TCP if configured) and attaches their lanes. Each
+/// handshake runs on its own short-lived thread with a deadline (<see cref="HandshakeTimeout"/>), so silent peers never
+/// hold up the accept loop or the thread pool; at most <see cref="MaxPendingHandshakes"/> run at once and at most
+/// <see cref="MaxClients"/> lanes are attached: connections beyond either are closed at once and counted.
+/// </summary>
 public sealed class LaneHostListener : IDisposable
 {
     private readonly LaneHost _host;
@@ -131,14 +140,21 @@ public sealed class LaneHostListener : IDisposable
     private readonly List<Socket> _listeners = [];
     private readonly List<Thread> _threads = [];
     private volatile bool _stopping;
+    private int _pending;
+    private long _refused;
+    private long _failures;
+    private long _lastRefusalReport;
 
-    public LaneHostListener(LaneHost host, LaneOptions options, string? unixPath, IPEndPoint? tcp = null)
+    public LaneHostListener(LaneHost host, LaneOptions options, string? unixPath, IPEndPoint? tcp = null, int maxClients = 1024, int maxPendingHandshakes = 64, TimeSpan? handshakeTimeout = null)
     {
         _host = host;
         _options = options with { Backpressure = BackpressurePolicy.Fail }; // the host's side of a lane never waits for its peer
+        MaxClients = maxClients;
+        MaxPendingHandshakes = maxPendingHandshakes;
+        HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(2);
         if (unixPath is not null)
         {
-            _listeners.Add(LaneSockets.ListenUnix(unixPath));
+            _listeners.Add(LaneSockets.ListenUnix(unixPath, backlog: 128));
             UnixPath = unixPath;
         }
 
@@ -161,8 +177,20 @@ public sealed class LaneHostListener : IDisposable
 
     public IPEndPoint? TcpEndPoint { get; }
 
-    /// <summary>Attach failures (a client that died mid-handshake); the listener carries on.</summary>
-    public long Failures { get; private set; }
+    /// <summary>Lanes attached at most (each holds descriptors and, for SHM, a segment).</summary>
+    public int MaxClients { get; }
+
+    /// <summary>Handshakes in progress at most.</summary>
+    public int MaxPendingHandshakes { get; }
+
+    /// <summary>A peer that does not complete its handshake within this time is dropped.</summary>
+    public TimeSpan HandshakeTimeout { get; }
+
+    /// <summary>Attach failures (a client that died or stayed silent mid-handshake); the listener carries on.</summary>
+    public long Failures => Interlocked.Read(ref _failures);
+
+    /// <summary>Connections closed at once because of <see cref="MaxClients"/> or <see cref="MaxPendingHandshakes"/>.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
 
     private void AcceptLoop(Socket listener)
     {
@@ -177,27 +205,72 @@ public sealed class LaneHostListener : IDisposable
             {
                 return;
             }
-            catch (SocketException)
+            catch (SocketException ex)
             {
+                if (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                {
+                    Refuse(null, $"out of descriptors ({ex.Message})");
+                    Thread.Sleep(50); // the process is at its descriptor limit: do not spin on it
+                }
+
                 continue;
             }
 
-            _ = Task.Run(async () =>
+            if (Volatile.Read(ref _pending) >= MaxPendingHandshakes)
             {
-                try
-                {
-                    var lane = LaneAttach.Accept(client, Resolve, _options, _host.Doorbell);
-                    if (lane is not null)
-                    {
-                        await _host.AttachAsync(lane);
-                    }
-                }
-                catch (Exception)
-                {
-                    Failures++;
-                    client.Dispose();
-                }
-            });
+                Refuse(client, $"{MaxPendingHandshakes} handshakes already in progress");
+                continue;
+            }
+
+            if (_host.InboundCount + Volatile.Read(ref _pending) >= MaxClients)
+            {
+                Refuse(client, $"{MaxClients} lanes attached already");
+                continue;
+            }
+
+            Interlocked.Increment(ref _pending);
+            try
+            {
+                new Thread(() => Handshake(client)) { IsBackground = true, Name = "rtt-lane-handshake" }.Start();
+            }
+            catch (OutOfMemoryException)
+            {
+                Interlocked.Decrement(ref _pending);
+                Refuse(client, "no thread for the handshake");
+            }
+        }
+    }
+
+    private void Handshake(Socket client)
+    {
+        try
+        {
+            var lane = LaneAttach.Accept(client, Resolve, _options, _host.Doorbell, HandshakeTimeout);
+            if (lane is not null)
+            {
+                _host.AttachAsync(lane).Wait();
+            }
+        }
+        catch (Exception)
+        {
+            Interlocked.Increment(ref _failures);
+            client.Dispose();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _pending);
+        }
+    }
+
+    private void Refuse(Socket? client, string why)
+    {
+        client?.Dispose();
+        var refused = Interlocked.Increment(ref _refused);
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _lastRefusalReport);
+        if (now - last >= 1000 && Interlocked.CompareExchange(ref _lastRefusalReport, now, last) == last)
+        {
+            _host.Report?.Invoke($"lane connections refused: {why} ({refused} refused so far)");
         }
     }
 

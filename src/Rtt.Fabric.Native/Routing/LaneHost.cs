@@ -52,6 +52,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private long _stalledRounds;
     private long _clientFull;
     private long _upstreamFull;
+    private long _dropped;
     private RouteTable _routes = RouteTable.Empty;
     private RouteTable _current = RouteTable.Empty;
     private int _currentInbound;
@@ -78,6 +79,21 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     public IReadOnlyList<IFrameLane> Inbound => Volatile.Read(ref _inbound).Where(l => l is not null).ToArray()!;
 
+    /// <summary>Client lanes attached now (no allocation).</summary>
+    public int InboundCount
+    {
+        get
+        {
+            var n = 0;
+            foreach (var lane in Volatile.Read(ref _inbound))
+            {
+                n += lane is null ? 0 : 1;
+            }
+
+            return n;
+        }
+    }
+
     /// <summary>Responses from an upstream lane that matched no pending request (dropped).</summary>
     public long UnmatchedResponses => Volatile.Read(ref _unmatchedResponses);
 
@@ -94,6 +110,9 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     /// <summary>Answers dropped because the client's lane stayed full.</summary>
     public long ClientFullDrops => Volatile.Read(ref _clientFull);
+
+    /// <summary>Client lanes closed by the host because the peer broke the lane protocol (an impossible ring state).</summary>
+    public long DroppedClients => Volatile.Read(ref _dropped);
 
     /// <summary>Requests answered with RTT-CALL-005 because a service's lane (or its in-flight window) was full.</summary>
     public long UpstreamFullRefusals => Volatile.Read(ref _upstreamFull);
@@ -402,6 +421,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             {
                 inbound[i] = null; // this thread is the only one touching the lane: safe to release it now
                 _stalled[i] = false;
+                if (lane is ShmLane { BrokenReason: { } broken })
+                {
+                    _dropped++;
+                    Report?.Invoke($"client lane {i} ({Describe(lane)}) dropped: {broken}");
+                }
+
                 lane.Dispose();
             }
         }

@@ -61,6 +61,19 @@ public sealed unsafe class ShmLane : IFrameLane
 
     public bool PeerGone => _peerGone;
 
+    /// <summary>Why the lane was closed on this side for a protocol violation by the peer (null: it was not).</summary>
+    public string? BrokenReason { get; private set; }
+
+    /// <summary>Closes the lane for a protocol violation by the peer (an impossible ring state); the owner disposes it.</summary>
+    internal void Break(string reason)
+    {
+        BrokenReason ??= reason;
+        _peerGone = true;
+    }
+
+    /// <summary>Tests: stores an impossible tail in this side's outgoing ring.</summary>
+    internal void ForgeTail(long tail) => _tx.ForgeTail(tail);
+
     /// <summary>The peer's process id, as it reported in the handshake.</summary>
     public int PeerPid { get; }
 
@@ -86,7 +99,10 @@ public sealed unsafe class ShmLane : IFrameLane
     /// Server side with a doorbell: the peer also gets <paramref name="doorbell"/>'s eventfd and rings it when this
     /// side sleeps on it (<see cref="ArmDoorbells"/>), so one thread can sleep on many lanes at once.
     /// </summary>
-    public static ShmLane Accept(Socket control, LaneOptions options, LaneDoorbell? doorbell)
+    public static ShmLane Accept(Socket control, LaneOptions options, LaneDoorbell? doorbell) => Accept(control, options, doorbell, TimeSpan.FromSeconds(10));
+
+    /// <summary>As above; the peer must acknowledge the segment within <paramref name="handshakeTimeout"/>.</summary>
+    public static ShmLane Accept(Socket control, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout)
     {
         if (!ShmRing.CapacityFits(options.RingCapacity, options.MaxPayload))
         {
@@ -107,7 +123,7 @@ public sealed unsafe class ShmLane : IFrameLane
             segment.CloseFd(); // the peer holds its own copy now; the memory lives while either side maps it
 
             Span<byte> ack = stackalloc byte[8];
-            control.ReceiveTimeout = 10_000;
+            control.ReceiveTimeout = (int)Math.Max(1, handshakeTimeout.TotalMilliseconds);
             FdPassing.ReadExactly(control, ack);
             control.ReceiveTimeout = 0;
             if (BinaryPrimitives.ReadUInt32LittleEndian(ack) != AckMagic)

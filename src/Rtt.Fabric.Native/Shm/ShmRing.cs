@@ -314,6 +314,9 @@ internal sealed unsafe class ShmRingWriter
         }
     }
 
+    /// <summary>Stores a tail the protocol would never store (tests forge an impossible ring state with it).</summary>
+    internal void ForgeTail(long tail) => Volatile.Write(ref *_tail, tail);
+
     /// <summary>Writes raw bytes as a record with no codec (tests forge bad frames with it).</summary>
     internal bool TryWriteRaw(ReadOnlySpan<byte> frameBytes)
     {
@@ -383,6 +386,16 @@ internal sealed unsafe class ShmRingReader
             {
                 return 0;
             }
+        }
+
+        if (_tailCache < _headLocal || _tailCache - _headLocal > _capacity)
+        {
+            // A tail behind our head, or more than a ring ahead, cannot happen with a writer that follows the
+            // protocol: the peer scribbled on the ring. Nothing it publishes can be trusted; the lane is closed.
+            _counters.OnDrop(DropReason.RingCorrupt);
+            _lane.Break($"impossible ring state (head {_headLocal}, tail {_tailCache}, capacity {_capacity}): the peer wrote outside the protocol");
+            _tailCache = _headLocal;
+            return 0;
         }
 
         var handled = 0;
