@@ -42,6 +42,32 @@ public sealed class AgentTests
         Assert.Null(runner.Fault);
     }
 
+    private sealed class Faulty : IAgent
+    {
+        public string Name => "faulty";
+
+        public int Calls;
+
+        public int DoWork()
+        {
+            var n = Interlocked.Increment(ref Calls);
+            return n is 2 or 3 ? throw new InvalidOperationException($"fault {n}") : 1;
+        }
+    }
+
+    [Fact]
+    public void A_fault_in_DoWork_is_reported_and_the_agent_goes_on()
+    {
+        var agent = new Faulty();
+        var reported = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var runner = new AgentRunner(agent, BackoffIdleStrategy.Sleeping(), null, null, ex => reported.Enqueue(ex.Message));
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref agent.Calls) > 50, TimeSpan.FromSeconds(10)), "the agent stopped at its first fault");
+        Assert.True(runner.IsRunning);
+        Assert.Equal(2, runner.Faults);
+        Assert.Equal(["fault 2", "fault 3"], reported);
+        Assert.Equal("fault 3", runner.Fault?.Message);
+    }
+
     [Fact]
     public void A_cpu_outside_the_machine_is_a_configuration_error()
     {

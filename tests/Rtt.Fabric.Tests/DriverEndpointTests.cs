@@ -211,5 +211,36 @@ public sealed class DriverEndpointTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_client_callback_that_throws_is_reported_and_the_receive_loop_goes_on()
+    {
+        var (host, listener, socket) = Start(new AsyncDriverEndpoint(new TestDriver()));
+        using (host)
+        using (listener)
+        {
+            var seen = 0;
+            var faults = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+            FrameHandler onFrame = (in FrameHeader h, ReadOnlySpan<byte> p) =>
+            {
+                if (Interlocked.Increment(ref seen) == 1)
+                {
+                    throw new InvalidOperationException("callback bug");
+                }
+            };
+            using var client = LaneClient.Attach(socket, "echo", onFrame: onFrame);
+            client.Faulted += faults.Enqueue;
+            for (var i = 0; i < 5; i++)
+            {
+                Assert.True(client.Send(new byte[1])); // fire and forget: the answers reach the callback
+            }
+
+            await Task.Yield();
+
+            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref seen) >= 5, Guard), $"the receive loop stopped after {seen} frame(s)");
+            Assert.Equal(1, client.Faults);
+            Assert.Equal("callback bug", Assert.Single(faults).Message);
+        }
+    }
+
     public void Dispose() => _lanes.Dispose();
 }

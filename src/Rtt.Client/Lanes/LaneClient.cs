@@ -41,7 +41,8 @@ public sealed class LaneClient : IAgent, IDisposable
         _onFrame = onFrame;
         _continuations = inlineContinuations ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _receive = OnFrame;
-        _runner = new AgentRunner(this, new BackoffIdleStrategy(20_000, 100, lane.WaitForData, TimeSpan.FromMilliseconds(50)));
+        _runner = new AgentRunner(this, new BackoffIdleStrategy(20_000, 100, lane.WaitForData, TimeSpan.FromMilliseconds(50)), null, null,
+            ex => Faulted?.Invoke(ex));
     }
 
     /// <summary>The silo's control socket for a workspace when <c>Lanes:ControlSocket</c> is not set (the same rule as the silo's).</summary>
@@ -72,6 +73,15 @@ public sealed class LaneClient : IAgent, IDisposable
     public LaneCounters Counters => _lane.Counters;
 
     public bool Connected => !_lane.PeerGone;
+
+    /// <summary>
+    /// Told (on the receive thread) of a fault the receive loop caught, e.g. an <c>onFrame</c> callback that threw; the
+    /// loop goes on. <see cref="Faults"/> counts them.
+    /// </summary>
+    public event Action<Exception>? Faulted;
+
+    /// <summary>Faults the receive loop caught and went on from.</summary>
+    public long Faults => _runner.Faults;
 
     string IAgent.Name => "lane-client";
 

@@ -101,8 +101,10 @@ public sealed class AgentRunner : IDisposable
     }
 
     /// <param name="wake">Wakes the agent's thread from its idle strategy's blocking wait (called by <see cref="Dispose"/>).</param>
-    public AgentRunner(IAgent agent, IIdleStrategy idle, IReadOnlyList<int>? cpus, Action? wake)
+    /// <param name="onFault">Told of every fault (on the agent's thread; must not block); the loop goes on after it.</param>
+    public AgentRunner(IAgent agent, IIdleStrategy idle, IReadOnlyList<int>? cpus, Action? wake, Action<Exception>? onFault = null)
     {
+        _onFault = onFault;
         _agent = agent;
         _idle = idle;
         _wake = wake;
@@ -111,8 +113,14 @@ public sealed class AgentRunner : IDisposable
         _thread.Start();
     }
 
-    /// <summary>The exception that stopped the agent, if one did.</summary>
+    private readonly Action<Exception>? _onFault;
+    private long _faults;
+
+    /// <summary>The last fault a DoWork threw (the loop went on after it), or null.</summary>
     public Exception? Fault { get; private set; }
+
+    /// <summary>Faults caught so far: each was reported and the loop went on (Aeron's duty cycle).</summary>
+    public long Faults => Interlocked.Read(ref _faults);
 
     public bool IsRunning => _thread.IsAlive;
 
@@ -130,12 +138,40 @@ public sealed class AgentRunner : IDisposable
 
             while (_running)
             {
-                _idle.Idle(_agent.DoWork());
+                int work;
+                try
+                {
+                    work = _agent.DoWork();
+                }
+                catch (Exception ex)
+                {
+                    // Catch, report, go on: one bad frame or a bug in one step never ends the agent. A fault that
+                    // repeats at once backs off so the report is not a hot loop.
+                    Fault = ex;
+                    var n = Interlocked.Increment(ref _faults);
+                    try
+                    {
+                        _onFault?.Invoke(ex);
+                    }
+                    catch (Exception)
+                    {
+                        // a reporter that fails must not end the agent either
+                    }
+
+                    if (n % 100 == 0)
+                    {
+                        Thread.Sleep(1);
+                    }
+
+                    work = 1;
+                }
+
+                _idle.Idle(work);
             }
         }
         catch (Exception ex)
         {
-            Fault = ex; // an agent fault stops this agent only, and is reported by its owner
+            Fault = ex; // pinning failed: the agent never ran; its owner reports it
         }
         finally
         {

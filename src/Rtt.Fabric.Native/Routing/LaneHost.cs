@@ -69,7 +69,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             // ~1 ms of spinning after the last frame, then it sleeps on the doorbell and costs nothing; the 100 ms
             // timeout is only a backstop: frames, commands, peer deaths and Dispose all ring the doorbell.
-            _runner = new AgentRunner(this, idle ?? new BackoffIdleStrategy(50_000, 200, Park, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring);
+            _runner = new AgentRunner(this, idle ?? new BackoffIdleStrategy(50_000, 200, Park, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring,
+                ex => Report?.Invoke($"the lane worker caught a fault and goes on: {ex.GetType().Name}: {ex.Message}"));
         }
     }
 
@@ -98,6 +99,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     public long UnmatchedResponses => Volatile.Read(ref _unmatchedResponses);
 
     public Exception? Fault => _runner?.Fault;
+
+    /// <summary>Faults the worker loop caught and went on from (beyond the per-frame driver faults).</summary>
+    public long WorkerFaults => _runner?.Faults ?? 0;
+
+    /// <summary>False when the worker thread is not running (it failed to start, e.g. pinning to CPUs it may not use).</summary>
+    public bool WorkerAlive => _runner?.IsRunning ?? true;
 
     /// <summary>
     /// Told (on the worker thread, once per change, never per frame) when a client stops or resumes reading its

@@ -339,6 +339,10 @@ public sealed unsafe class ShmLane : IFrameLane
         catch (ObjectDisposedException)
         {
         }
+        catch (Exception ex)
+        {
+            MonitorFault = ex; // never let the watch thread take the process down; the lane closes as if the peer went
+        }
 
         _peerGone = true;
         if (Volatile.Read(ref _disposed) == 0)
@@ -346,9 +350,19 @@ public sealed unsafe class ShmLane : IFrameLane
             _tx.WakeWaitingWriter();
             _rx.WakeWaitingReader();
             _doorbell?.Ring();
-            PeerLost?.Invoke(this);
+            try
+            {
+                PeerLost?.Invoke(this);
+            }
+            catch (Exception ex)
+            {
+                MonitorFault = ex;
+            }
         }
     }
+
+    /// <summary>A fault the peer-watch thread caught (the lane was closed because of it), or null.</summary>
+    public Exception? MonitorFault { get; private set; }
 
     /// <summary>Unmaps the segment. Stop the threads that poll or send on this lane first.</summary>
     public void Dispose()

@@ -206,6 +206,11 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             return [.. lanes.Select(l => (l, "the lane host is not running"))];
         }
 
+        if (!_host.WorkerAlive)
+        {
+            return [.. lanes.Select(l => (l, $"the lane worker is not running: {_host.Fault?.Message ?? "it stopped"}"))];
+        }
+
         var kind = lanes[0].Kind;
         lock (_probeGate)
         {
