@@ -29,7 +29,7 @@ public static class McpCommand
             if ((file is null) == (argv.Length == 0))
             {
                 throw new RttException(ErrorCodes.McpServerFailed, "give either --from tools.json or a server command after --", null,
-                    "e.g. rtt mcp ingest --name everything -- npx @modelcontextprotocol/server-everything");
+                    "e.g. rtt mcp ingest --name everything -- npx -y @modelcontextprotocol/server-everything");
             }
 
             var listing = file is not null
@@ -38,6 +38,13 @@ public static class McpCommand
             using var store = RegistryStore.Open(ws);
             var report = McpCatalog.Ingest(ws, store, serverName, listing.ServerName, listing.ServerVersion, file is null ? argv : ["--from", file],
                 listing.ToolsList, file ?? string.Join(' ', argv), parse.GetValue(acceptDrift));
+            // The new symbols are usable at once: symbols.json is brought up to date from the manifest just written.
+            var scan = new Scanner(ws, store).Run([report.ManifestPath]);
+            foreach (var note in report.Notes.Concat(scan.Errors.Select(e => e.Error.Headline)))
+            {
+                Console.Error.WriteLine($"warning: {note}");
+            }
+
             if (parse.GetValue(json))
             {
                 Console.Out.Write(PrettyJson.ToText(new JsonObject
@@ -48,6 +55,7 @@ public static class McpCommand
                     ["tools"] = report.Tools,
                     ["added"] = new JsonArray([.. report.Added.Select(a => (JsonNode)JsonValue.Create(a))]),
                     ["drift"] = new JsonArray([.. report.Drift.Select(a => (JsonNode)JsonValue.Create(a))]),
+                    ["notes"] = new JsonArray([.. report.Notes.Select(a => (JsonNode)JsonValue.Create(a))]),
                 }));
             }
             else

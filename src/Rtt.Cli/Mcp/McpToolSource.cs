@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
 
@@ -22,7 +23,7 @@ public static class McpToolSource
             Command = command[0],
             Arguments = [.. command.Skip(1)],
             WorkingDirectory = workingDirectory,
-            ShutdownTimeout = TimeSpan.FromSeconds(5),
+            ShutdownTimeout = TimeSpan.FromSeconds(1), // a server that does not exit when stdin closes is killed after 1 s, so --timeout N ends near N s
             StandardErrorLines = line =>
             {
                 lock (stderr)
@@ -39,14 +40,14 @@ public static class McpToolSource
         cts.CancelAfter(timeout);
         try
         {
-            await using var client = await McpClient.CreateAsync(transport, cancellationToken: cts.Token);
+            await using var client = await McpClient.CreateAsync(transport, FullClient(), cancellationToken: cts.Token);
             var tools = await client.ListToolsAsync(cancellationToken: cts.Token);
             var list = new JsonArray();
             foreach (var tool in tools)
             {
                 var json = JsonSerializer.SerializeToNode(tool.ProtocolTool, McpJsonUtilities.DefaultOptions)!.AsObject();
                 var kept = new JsonObject();
-                foreach (var member in new[] { "name", "title", "description", "inputSchema", "outputSchema" })
+                foreach (var member in new[] { "name", "title", "description", "inputSchema", "outputSchema", "annotations" })
                 {
                     if (json[member] is { } value)
                     {
@@ -73,6 +74,28 @@ public static class McpToolSource
                 "check that the command starts an MCP server on stdio (try running it by hand)", ex);
         }
     }
+
+    /// <summary>
+    /// The client rtt presents: it declares roots, sampling and elicitation, so a server that offers some tools only
+    /// to such clients lists them all. Ingest never needs them: roots are empty, sampling is refused, elicitation declined.
+    /// </summary>
+#pragma warning disable MCP9005 // roots and sampling are deprecated in the 2026-07-28 spec, but servers still gate tools on them
+    private static McpClientOptions FullClient() => new()
+    {
+        Capabilities = new ClientCapabilities
+        {
+            Roots = new RootsCapability(),
+            Sampling = new SamplingCapability(),
+            Elicitation = new ElicitationCapability { Form = new() },
+        },
+        Handlers = new McpClientHandlers
+        {
+            RootsHandler = (_, _) => ValueTask.FromResult(new ListRootsResult { Roots = [] }),
+            SamplingHandler = (_, _, _) => throw new McpException("rtt mcp ingest only lists tools; it does not sample"),
+            ElicitationHandler = (_, _) => ValueTask.FromResult(new ElicitResult { Action = "decline" }),
+        },
+    };
+#pragma warning restore MCP9005
 
     /// <summary>A saved tools/list result: <c>{"tools": [...]}</c>, optionally with <c>serverInfo</c> {name, version}.</summary>
     public static McpListing FromFile(string path, string name)

@@ -11,8 +11,9 @@ namespace Rtt.Core.Registry;
 /// <summary>
 /// Turns an MCP server's <c>tools/list</c> result into registry objects (one per tool, symbol
 /// <c>rtt://mcp/&lt;server&gt;/&lt;tool&gt;</c>, input schema as the type) and the manifest
-/// <c>.rtt/manifests/mcp.&lt;name&gt;.json</c>. Each tool is pinned by the hash of its name, description and
-/// schemas; a changed pin is drift, refused unless accepted.
+/// <c>.rtt/manifests/mcp.&lt;name&gt;.json</c>. Each tool is pinned by the hash of its name, title, description,
+/// schemas and annotations (pin format 2); a changed, added or removed tool or a new server version is drift,
+/// refused unless accepted.
 /// </summary>
 public static class McpCatalog
 {
@@ -27,14 +28,86 @@ public static class McpCatalog
         }
     }
 
-    /// <summary>The pin of a tool: sha256 of the canonical {name, description, inputSchema, outputSchema}.</summary>
-    public static string Pin(JsonObject tool) => ContentHash.OfCanonical(new JsonObject
+    /// <summary>The pin format manifests are written with: 2 covers title and annotations (readOnlyHint,
+    /// destructiveHint, …) too; a manifest without <c>pin_format</c> has format-1 pins.</summary>
+    public const int PinFormat = 2;
+
+    /// <summary>The pin of a tool: sha256 of the canonical {name, title, description, inputSchema, outputSchema, annotations}.</summary>
+    public static string Pin(JsonObject tool) => Pin(tool, PinFormat);
+
+    public static string Pin(JsonObject tool, int format)
     {
-        ["name"] = tool["name"]?.DeepClone(),
-        ["description"] = tool["description"]?.DeepClone(),
-        ["inputSchema"] = tool["inputSchema"]?.DeepClone(),
-        ["outputSchema"] = tool["outputSchema"]?.DeepClone(),
-    });
+        var pinned = new JsonObject
+        {
+            ["name"] = tool["name"]?.DeepClone(),
+            ["description"] = tool["description"]?.DeepClone(),
+            ["inputSchema"] = tool["inputSchema"]?.DeepClone(),
+            ["outputSchema"] = tool["outputSchema"]?.DeepClone(),
+        };
+        if (format >= 2)
+        {
+            pinned["title"] = tool["title"]?.DeepClone();
+            pinned["annotations"] = tool["annotations"]?.DeepClone();
+        }
+
+        return ContentHash.OfCanonical(pinned);
+    }
+
+    /// <summary>
+    /// A SemVer version for a server's version string: the string itself when it is SemVer 2.0, otherwise one derived
+    /// deterministically (a leading v dropped, missing parts as 0, the rest as a pre-release: <c>0.8.x</c> ->
+    /// <c>0.8.0-x</c>, <c>v1.2</c> -> <c>1.2.0</c>, <c>latest</c> -> <c>0.0.0-latest</c>, empty -> <c>0.0.0</c>), with a note.
+    /// </summary>
+    public static (string Version, string? Note) Version(string serverVersion)
+    {
+        if (NuGet.Versioning.SemanticVersion.TryParse(serverVersion, out var exact) && exact.ToFullString() == serverVersion)
+        {
+            return (serverVersion, null);
+        }
+
+        var text = serverVersion.Trim();
+        if (text.Length > 1 && text[0] is 'v' or 'V' && char.IsAsciiDigit(text[1]))
+        {
+            text = text[1..];
+        }
+
+        var parts = new long[3];
+        var i = 0;
+        var n = 0;
+        while (n < 3 && i < text.Length && char.IsAsciiDigit(text[i]))
+        {
+            var start = i;
+            while (i < text.Length && char.IsAsciiDigit(text[i]))
+            {
+                i++;
+            }
+
+            parts[n++] = long.TryParse(text.AsSpan(start, Math.Min(i - start, 18)), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value) ? value : 0;
+            if (i < text.Length - 1 && text[i] == '.' && char.IsAsciiDigit(text[i + 1]))
+            {
+                i++;
+            }
+            else
+            {
+                break;
+            }
+        }
+
+        var rest = new string([.. text[i..].Select(c => char.IsAsciiLetterOrDigit(c) || c == '.' ? c : '-')]).Trim('.', '-');
+        while (rest.Contains("..", StringComparison.Ordinal))
+        {
+            rest = rest.Replace("..", ".", StringComparison.Ordinal);
+        }
+
+        var derived = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{parts[0]}.{parts[1]}.{parts[2]}");
+        if (rest.Length > 0 && NuGet.Versioning.SemanticVersion.TryParse($"{derived}-{rest}", out var withRest) && withRest.ToFullString() == $"{derived}-{rest}")
+        {
+            derived = $"{derived}-{rest}";
+        }
+
+        var why = serverVersion.Length == 0 ? "the server reports no version" : $"server version \"{serverVersion}\" is not SemVer 2.0";
+        return (derived, $"{why}; published as {derived} (the server's own string is kept in the manifest)");
+    }
 
     /// <summary>
     /// Ingests the tools and writes the signed manifest. Returns what changed. Throws RTT-MCP-003 on drift
@@ -56,7 +129,7 @@ public static class McpCatalog
             }
         }
 
-        var version = SemverOrFallback(serverVersion);
+        var (version, versionNote) = Version(serverVersion);
         var tools = toolsList["tools"]!.AsArray().Select(t => t!.AsObject()).OrderBy(t => (string)t["name"]!, StringComparer.Ordinal).ToList();
         var duplicate = tools.GroupBy(t => (string)t["name"]!, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
@@ -66,29 +139,49 @@ public static class McpCatalog
 
         var manifestPath = ManifestPath(workspace, name);
         var pinned = new Dictionary<string, (string Pin, string Version, string Object)>(StringComparer.Ordinal);
-        if (File.Exists(manifestPath))
+        var oldFormat = PinFormat;
+        string? oldServerVersion = null;
+        var hadManifest = File.Exists(manifestPath);
+        if (hadManifest)
         {
             var old = RttWorkspace.ReadObject(manifestPath);
             store.VerifySignature(old, manifestPath);
+            oldFormat = old["mcp"]?["pin_format"] is JsonValue f && f.TryGetValue<int>(out var format) ? format : 1;
+            oldServerVersion = (string?)old["mcp"]?["server"]?["version"];
             foreach (var t in old["tools"]?.AsArray() ?? [])
             {
                 pinned[(string)t!["name"]!] = ((string)t["pin"]!, (string)t["version"]!, (string)t["object"]!);
             }
         }
 
+        // Drift: a tool changed (its pin, compared in the manifest's own pin format), added or removed, or a new server version.
         var drift = new List<string>();
+        var changed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var tool in tools)
         {
             var toolName = (string)tool["name"]!;
-            if (pinned.TryGetValue(toolName, out var p) && p.Pin != Pin(tool))
+            if (pinned.TryGetValue(toolName, out var p))
             {
-                drift.Add($"{toolName} changed ({p.Pin} -> {Pin(tool)})");
+                if (p.Pin != Pin(tool, oldFormat))
+                {
+                    changed.Add(toolName);
+                    drift.Add($"{toolName} changed ({p.Pin} -> {Pin(tool, oldFormat)}){AnnotationChange(store, p.Object, tool)}");
+                }
+            }
+            else if (hadManifest)
+            {
+                drift.Add($"{toolName} added");
             }
         }
 
         foreach (var gone in pinned.Keys.Where(k => tools.All(t => (string)t["name"]! != k)).Order(StringComparer.Ordinal))
         {
             drift.Add($"{gone} removed");
+        }
+
+        if (hadManifest && oldServerVersion is not null && oldServerVersion != serverVersion)
+        {
+            drift.Add($"server version {oldServerVersion} -> {serverVersion}");
         }
 
         if (drift.Count > 0 && !acceptDrift)
@@ -105,9 +198,10 @@ public static class McpCatalog
             var pin = Pin(tool);
             var symbol = $"rtt://mcp/{name}/{toolName}";
             // An accepted drift publishes under a new version (build metadata = the pin), so ID@version never changes meaning.
+            // A manifest of an older pin format is re-pinned the same way: its objects lack what the new pin covers.
             var toolVersion = !pinned.TryGetValue(toolName, out var p) ? version
-                : p.Pin == pin ? p.Version
-                : WithBuild(version, $"pin.{pin[7..19]}");
+                : !changed.Contains(toolName) && oldFormat == PinFormat ? p.Version
+                : WithBuild(changed.Contains(toolName) ? version : p.Version, $"pin.{pin[7..19]}");
 
             var obj = new JsonObject
             {
@@ -120,6 +214,15 @@ public static class McpCatalog
                 ["input_schema"] = tool["inputSchema"]!.DeepClone(),
                 ["pin"] = pin,
             };
+            if (tool["title"] is { } title)
+            {
+                obj["title"] = title.DeepClone();
+            }
+
+            if (tool["annotations"] is { } annotations)
+            {
+                obj["annotations"] = annotations.DeepClone();
+            }
             if (tool["outputSchema"] is { } output)
             {
                 obj["output_schema"] = output.DeepClone();
@@ -148,13 +251,23 @@ public static class McpCatalog
                 ["name"] = name,
                 ["server"] = new JsonObject { ["name"] = serverName, ["version"] = serverVersion },
                 ["command"] = new JsonArray([.. command.Select(c => (JsonNode)JsonValue.Create(c))]),
+                ["pin_format"] = PinFormat,
             },
             ["tools"] = entries,
         };
-        store.Save(); // objects and index first: the manifest never names a missing object
+        if (added.Count > 0)
+        {
+            store.Save(); // objects and index first: the manifest never names a missing object
+        }
+
         using var key = workspace.LoadSigningKey();
-        AtomicFile.WriteAllBytes(manifestPath, PrettyJson.ToUtf8(ObjectSigner.Sign(manifest, key)));
-        return new McpIngestReport(name, manifestPath, tools.Count, added, drift);
+        var bytes = PrettyJson.ToUtf8(ObjectSigner.Sign(manifest, key));
+        if (!hadManifest || !File.ReadAllBytes(manifestPath).AsSpan().SequenceEqual(bytes))
+        {
+            AtomicFile.WriteAllBytes(manifestPath, bytes); // an unchanged server rewrites nothing
+        }
+
+        return new McpIngestReport(name, manifestPath, tools.Count, added, drift) { Notes = versionNote is null ? [] : [versionNote] };
     }
 
     /// <summary>Symbols of an MCP manifest, for discovery (types from the tool objects).</summary>
@@ -173,15 +286,50 @@ public static class McpCatalog
         // Versioned by content (the manifest changes when drift is accepted), so its ID@version never changes meaning.
         var body = (JsonObject)manifest.DeepClone();
         body.Remove(ObjectSigner.SignMember);
-        var version = WithBuild(SemverOrFallback((string?)mcp["server"]?["version"] ?? "0.0.0"), $"m.{ContentHash.OfCanonical(body)[7..19]}");
+        var version = WithBuild(Version((string?)mcp["server"]?["version"] ?? "").Version, $"m.{ContentHash.OfCanonical(body)[7..19]}");
         return new SourceObject((JsonObject)manifest.DeepClone(), $"mcp:{name}", version, symbols);
     }
 
     /// <summary>Adds SemVer build metadata (after an existing + part, if any).</summary>
     private static string WithBuild(string version, string tag) => version.Contains('+', StringComparison.Ordinal) ? $"{version}.{tag}" : $"{version}+{tag}";
 
-    private static string SemverOrFallback(string version) =>
-        NuGet.Versioning.SemanticVersion.TryParse(version, out var v) && v.ToFullString() == version ? version : "0.0.0";
+    /// <summary>What changed in a tool's annotations and title, spelled out (pins alone say only that something did).</summary>
+    private static string AnnotationChange(RegistryStore store, string objectHash, JsonObject tool)
+    {
+        JsonObject before;
+        try
+        {
+            before = store.ReadObject(objectHash);
+        }
+        catch (RttException)
+        {
+            return "";
+        }
+
+        var notes = new List<string>();
+        var was = before["annotations"] as JsonObject ?? new JsonObject();
+        var now = tool["annotations"] as JsonObject ?? new JsonObject();
+        foreach (var hint in was.Select(p => p.Key).Union(now.Select(p => p.Key)).Order(StringComparer.Ordinal))
+        {
+            var a = was[hint]?.ToJsonString() ?? "unset";
+            var b = now[hint]?.ToJsonString() ?? "unset";
+            if (a != b)
+            {
+                notes.Add($"{hint} {a} -> {b}");
+            }
+        }
+
+        if ((string?)before["title"] != (string?)tool["title"])
+        {
+            notes.Add("title changed");
+        }
+
+        return notes.Count == 0 ? "" : $": {string.Join(", ", notes)}";
+    }
 }
 
-public sealed record McpIngestReport(string Name, string ManifestPath, int Tools, IReadOnlyList<string> Added, IReadOnlyList<string> Drift);
+public sealed record McpIngestReport(string Name, string ManifestPath, int Tools, IReadOnlyList<string> Added, IReadOnlyList<string> Drift)
+{
+    /// <summary>Remarks on what was accepted (a server version that is not SemVer).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}
