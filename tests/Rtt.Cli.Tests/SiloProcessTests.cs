@@ -139,6 +139,35 @@ public sealed class SiloProcessTests
     }
 
     [Fact]
+    public void A_second_silo_on_the_same_workspace_is_refused_and_leaves_the_first_untouched()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        using var first = RttProcess.StartSilo(dir.Path, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
+        var info = File.ReadAllText(dir[".rtt/state/silo.json"]);
+
+        var second = RttProcess.Run(dir.Path, "up", "--once", "--silo-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture),
+            "--gateway-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture));
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains(ErrorCodes.SiloAlreadyRunning, second.Stderr);
+        Assert.Contains($"pid {first.Id}", second.Stderr);
+        Assert.DoesNotContain("   at ", second.Stderr);
+
+        // The first silo's files are still there and it still answers.
+        Assert.Equal(info, File.ReadAllText(dir[".rtt/state/silo.json"]));
+        Assert.True(File.Exists(dir[".rtt/state/lanes.sock"]));
+        var status = RttProcess.Run(dir.Path, "status", "--json");
+        Assert.True(status.ExitCode == 0, status.ToString());
+        first.Terminate();
+        Assert.True(first.WaitForExit(TimeSpan.FromSeconds(30)));
+
+        // Once it is gone, the workspace is free again.
+        var third = RttProcess.Run(dir.Path, "up", "--once", "--silo-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture),
+            "--gateway-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture));
+        Assert.True(third.ExitCode == 0, third.ToString());
+    }
+
+    [Fact]
     public void Configuration_comes_from_rtt_environment_variables()
     {
         using var dir = new TempDir();

@@ -67,6 +67,7 @@ public static class ErrorCodes
     public const string StateCorrupt = "RTT-SILO-003";
     public const string SiloStartFailed = "RTT-SILO-004";
     public const string ConfigInvalid = "RTT-SILO-005";
+    public const string SiloAlreadyRunning = "RTT-SILO-006";
     public const string NoSiloAnswers = "RTT-CLIENT-001";
 
     // Fabric lanes

@@ -39,6 +39,12 @@ public sealed class NodeGrain(
     Reconciling.IParticipantLedgerStore ledgers,
     IServiceProvider services) : Grain, INodeGrain
 {
+    /// <summary>
+    /// The verify probe's budget: well inside the coordinator's 10 s participant timeout, so a slow probe fails with its
+    /// own reason ("no answer within 5000 ms" for the lane) instead of the participant's generic silence.
+    /// </summary>
+    internal static readonly TimeSpan ProbeBudget = TimeSpan.FromSeconds(5);
+
     private Reconciling.LedgerState _ledger = new();
 
     private INodeLaneHost? Lanes { get; } = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost; // resolved once per activation
@@ -173,7 +179,7 @@ public sealed class NodeGrain(
         }
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var failures = (await host.ProbeAsync(lanes, TimeSpan.FromSeconds(10))).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();
+        var failures = (await host.ProbeAsync(lanes, ProbeBudget)).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();
         return failures.Count == 0
             ? new Reconciling.TxCheck(true, $"{lanes.Count} lane(s) answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)")
             : new Reconciling.TxCheck(false, string.Join("; ", failures));

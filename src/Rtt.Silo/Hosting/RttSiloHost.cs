@@ -52,6 +52,21 @@ public static class RttSiloHost
 
         workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
         EnsureWritable(workspace.State);
+        var siloLock = SiloLock.Acquire(workspace); // before anything is touched: a second silo on this workspace stops here
+        try
+        {
+            return Build(workspace, configuration, silo, storage, metrics, wal, siloLock, logging, clock);
+        }
+        catch
+        {
+            siloLock.Dispose();
+            throw;
+        }
+    }
+
+    private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
+        RttWalOptions wal, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock)
+    {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
         if (metrics.PrometheusPort != 0)
@@ -92,6 +107,7 @@ public static class RttSiloHost
         }
 
         builder.Services.AddSingleton(workspace);
+        builder.Services.AddSingleton(siloLock); // released when the host is disposed (or by the kernel when the process ends)
         builder.Services.AddSingleton(silo);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.UseOrleans(orleans =>
@@ -264,13 +280,21 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
 
     public async ValueTask DisposeAsync()
     {
-        if (Host is IAsyncDisposable asyncDisposable)
+        var siloLock = Host.Services.GetService<SiloLock>(); // an instance registration: the container does not dispose it
+        try
         {
-            await asyncDisposable.DisposeAsync();
+            if (Host is IAsyncDisposable asyncDisposable)
+            {
+                await asyncDisposable.DisposeAsync();
+            }
+            else
+            {
+                Host.Dispose();
+            }
         }
-        else
+        finally
         {
-            Host.Dispose();
+            siloLock?.Dispose(); // last: the workspace is free only once everything of this silo is gone
         }
     }
 
