@@ -144,5 +144,54 @@ public sealed class UpstreamDeathTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(LaneKind.Shm)]
+    [InlineData(LaneKind.Uds)]
+    public async Task A_service_that_sends_a_malformed_frame_has_its_lane_closed_and_its_calls_fail_at_once(LaneKind kind)
+    {
+        var (upstream, service) = _lanes.OpenPair(kind, new LaneOptions());
+        using (service)
+        {
+            var endpoint = new LaneEndpoint("garbler", upstream);
+            var reports = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            using var host = new LaneHost { Report = reports.Enqueue };
+            await host.SwapAsync(new RouteTable([new RouteEntry(HeldRoute, "garbler", endpoint)]));
+            var control = _lanes.SocketPath("garble-" + kind);
+            using var listener = new LaneHostListener(host, new LaneOptions(), control);
+            using var client = LaneClient.Attach(control, "garbler");
+            client.RequestTimeout = Timeout.InfiniteTimeSpan; // only the host can end these calls
+            var calls = Enumerable.Range(0, 5).Select(i => client.RequestAsync(BitConverter.GetBytes(i))).ToArray();
+            var deadline = DateTime.UtcNow + Guard;
+            while (endpoint.InFlight < 5 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(5);
+            }
+
+            // The service answers with a frame whose CRC does not match.
+            var frame = new byte[Frames.FrameHeader.Size + 4];
+            new Frames.FrameCodec(64 * 1024).Seal(frame.AsSpan(0, Frames.FrameHeader.Size), frame.AsSpan(Frames.FrameHeader.Size), Frames.FrameFlags.Response, HeldRoute, 0);
+            frame[^1] ^= 0xFF;
+            if (service is Rtt.Fabric.Shm.ShmLane shm)
+            {
+                Assert.True(shm.TryWriteRaw(frame));
+            }
+            else
+            {
+                ((Rtt.Fabric.Streams.StreamLane)service).WriteRaw(frame);
+                service.Flush();
+            }
+
+            foreach (var call in calls)
+            {
+                var ex = await Assert.ThrowsAsync<Rtt.Core.Errors.RttException>(() => call.WaitAsync(Guard));
+                Assert.Equal(Rtt.Core.Errors.ErrorCodes.LaneUpstreamGone, ex.Code);
+                Assert.Contains("malformed frame", ex.Message, StringComparison.Ordinal);
+            }
+
+            Assert.Contains(reports, r => r.Contains("sent a malformed frame", StringComparison.Ordinal));
+            Assert.Null(host.Fault);
+        }
+    }
+
     public void Dispose() => _lanes.Dispose();
 }

@@ -45,6 +45,13 @@ public sealed class LaneEndpoint(string name, IFrameLane upstream, uint? upstrea
 
     private byte[]? _gone;
     private byte[]? _busy;
+    private byte[]? _malformed;
+
+    /// <summary>The service sent a malformed frame; the host closed its lane (worker thread only).</summary>
+    internal bool Malformed;
+
+    internal byte[] MalformedPayload => _malformed ??= ErrorPayload.Encode(Core.Errors.ErrorCodes.LaneUpstreamGone,
+        $"the service behind endpoint \"{Name}\" sent a malformed frame; the lane host closed its lane before it answered");
 
     /// <summary>Requests refused because the window of requests in flight or the service's lane was full.</summary>
     public long Busy { get; internal set; }

@@ -441,7 +441,23 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         foreach (var endpoint in _pumped)
         {
             _currentEndpoint = endpoint;
+            var dropped = endpoint.Upstream.Counters.Dropped;
             work += endpoint.Upstream.Poll(_onResponse);
+            if (endpoint.Upstream.Counters.Dropped != dropped && !endpoint.Malformed)
+            {
+                // A service that sends a malformed frame cannot say which request it answered: close its lane, so
+                // every request inside it is answered at once (RTT-LANE-005, naming why) instead of timing out, and
+                // its supervisor starts it again.
+                endpoint.Malformed = true;
+                Report?.Invoke($"endpoint \"{endpoint.Name}\" sent a malformed frame ({endpoint.Upstream.Counters}); its lane is closed");
+                var why = "it sent a malformed frame";
+                switch (endpoint.Upstream)
+                {
+                    case ShmLane shm: shm.Break(why); break;
+                    case StreamLane stream: stream.Break(why); break;
+                }
+            }
+
             endpoint.Upstream.Flush();
             if (endpoint.Upstream.PeerGone && endpoint.InFlight > 0)
             {
@@ -710,7 +726,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             var client = slot.Inbound < _inbound.Length ? _inbound[slot.Inbound] : null;
             if (client is not null && !client.PeerGone)
             {
-                AnswerError(client, slot.RouteId, slot.ClientFrameId, l.GonePayload);
+                AnswerError(client, slot.RouteId, slot.ClientFrameId, l.Malformed ? l.MalformedPayload : l.GonePayload);
             }
         }
 

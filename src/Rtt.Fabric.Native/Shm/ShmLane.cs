@@ -64,11 +64,21 @@ public sealed unsafe class ShmLane : IFrameLane
     /// <summary>Why the lane was closed on this side for a protocol violation by the peer (null: it was not).</summary>
     public string? BrokenReason { get; private set; }
 
-    /// <summary>Closes the lane for a protocol violation by the peer (an impossible ring state); the owner disposes it.</summary>
-    internal void Break(string reason)
+    /// <summary>
+    /// Closes the lane for a protocol violation by the peer (an impossible ring state, a malformed frame): the peer
+    /// sees its lane close; this side reads what is already there and its owner disposes it later.
+    /// </summary>
+    public void Break(string reason)
     {
         BrokenReason ??= reason;
         _peerGone = true;
+        try
+        {
+            _control.Shutdown(SocketShutdown.Both); // the peer sees its lane close; the mapping stays until Dispose
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
     }
 
     /// <summary>Tests: stores an impossible tail in this side's outgoing ring.</summary>

@@ -333,6 +333,23 @@ public sealed class StreamLane : IFrameLane
         }
     }
 
+    /// <summary>Closes the lane for a protocol violation by the peer: the peer sees the socket close; the owner disposes it later.</summary>
+    public void Break(string reason)
+    {
+        BrokenReason ??= reason;
+        _peerGone = true;
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Why the lane was closed for a protocol violation by the peer (null: it was not).</summary>
+    public string? BrokenReason { get; private set; }
+
     /// <summary>Queues raw bytes (tests forge bad frames with it).</summary>
     internal void WriteRaw(ReadOnlySpan<byte> bytes)
     {
