@@ -69,6 +69,15 @@ public sealed class ClaudeFidelityTests : IDisposable
         Assert.Equal("---\nname: plain\ndescription: d\n---\nbody\n", File.ReadAllText(Path.Combine(_ws.Root, "providers/claude/.claude/agents/plain.md")));
     }
 
+    [Theory]
+    [InlineData("---\nname: quoted\ndescription: \"Plain enough, but quoted\"\nmodel: 'sonnet'\ncolor: \"red\"\n---\nbody\n")]
+    [InlineData("---\nname: listed\ndescription: d\ntools:\n  - Read\n  - Grep\n---\nbody\n")]
+    [InlineData("---\nname: flow\ndescription: d\ntools: [Read, Grep]\n---\n\n\nbody")]
+    public void Quoting_and_list_styles_come_back_as_written(string md)
+    {
+        Assert.Equal(md, Encoding.UTF8.GetString(ProviderFormats.ClaudeAgent(Sources.ClaudeSubagent(md, "x.md").Object)));
+    }
+
     [Fact]
     public void Characters_outside_the_bmp_are_written_literally()
     {

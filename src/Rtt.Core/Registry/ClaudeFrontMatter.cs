@@ -10,7 +10,7 @@ namespace Rtt.Core.Registry;
 
 /// <summary>One front-matter key of a Claude Code subagent, in file order, with its value read into JSON.</summary>
 /// <param name="Line">The file line (1-based) the key is on.</param>
-/// <param name="Style">"flow" or "block" for a sequence value, null otherwise.</param>
+/// <param name="Style">"flow" or "block" for a sequence value; "double" or "single" for a quoted scalar; null otherwise.</param>
 public sealed record FrontMatterEntry(string Key, JsonNode? Value, int Line, bool IsScalar, string? Style);
 
 /// <summary>A Claude Code subagent file split into its front matter (every key, in order) and its Markdown body.</summary>
@@ -64,7 +64,8 @@ public static partial class ClaudeFrontMatter
 
         var yamlLines = lines[1..close];
         var warnings = new List<string>();
-        var root = Parse(yamlLines, source, warnings);
+        var lenientLines = new HashSet<int>();
+        var root = Parse(yamlLines, source, warnings, lenientLines);
 
         // The body: everything after the closing line; blank lines before it and newlines after it are layout.
         var body = string.Join('\n', lines[(close + 1)..]);
@@ -99,13 +100,19 @@ public static partial class ClaudeFrontMatter
 
             var value = ToJson(valueNode, $"{source}:{line}: /{key}", 0);
             entries.Add(new FrontMatterEntry(key, value, line, valueNode is YamlScalarNode,
-                valueNode is YamlSequenceNode seq ? (seq.Style == YamlDotNet.Core.Events.SequenceStyle.Flow ? "flow" : "block") : null));
+                lenientLines.Contains(line) ? null : valueNode switch
+                {
+                    YamlSequenceNode seq => seq.Style == YamlDotNet.Core.Events.SequenceStyle.Flow ? "flow" : "block",
+                    YamlScalarNode { Style: ScalarStyle.DoubleQuoted } => "double",
+                    YamlScalarNode { Style: ScalarStyle.SingleQuoted } => "single",
+                    _ => null,
+                }));
         }
 
         return new ClaudeFile(entries, core, leading, trailing, warnings);
     }
 
-    private static YamlMappingNode Parse(string[] yamlLines, string source, List<string> warnings)
+    private static YamlMappingNode Parse(string[] yamlLines, string source, List<string> warnings, HashSet<int> lenientLines)
     {
         var strictError = TryLoad(string.Join('\n', yamlLines), source, out var root);
         if (strictError is null)
@@ -151,6 +158,7 @@ public static partial class ClaudeFrontMatter
                 rewritten[j] = "";
             }
 
+            lenientLines.Add(i + 2); // the file line: its value was plain, whatever quotes the re-reading added
             lenient.Add($"{source}:{i + 2}: \"{m.Groups["key"].Value}\" is not valid YAML as written (an unquoted value holding \": \", \" #\" or a leading indicator); read as plain text, as Claude Code does. Quote the value to silence this warning");
             i = end - 1;
         }

@@ -127,17 +127,17 @@ public static class Sources
         {
             var where = $"{source}:{entry.Line}: /{entry.Key}";
             var item = new JsonObject { ["key"] = entry.Key };
+            if (entry.Style is { } style)
+            {
+                item["style"] = style; // written back the same way: a list as a list, a quoted value quoted
+            }
+
             switch (entry.Key)
             {
                 case "name" or "description":
                     break;
                 case "tools" when entry.Value is not null:
                     agent["tools"] = Tools(entry, where);
-                    if (entry.Style is { } style)
-                    {
-                        item["style"] = style;
-                    }
-
                     break;
                 case "model" when entry.Value is not null:
                     agent["model"] = new JsonObject

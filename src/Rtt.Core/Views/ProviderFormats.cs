@@ -81,21 +81,29 @@ public static class ProviderFormats
                 continue;
             }
 
+            var style = (string?)item["style"];
             if (item.TryGetPropertyValue("value", out var kept) && !Sources.ClaudeMappedKeys.Contains(key))
             {
-                YamlWriter.Entry(sb, key, kept, 0);
+                if (kept is JsonValue v && v.TryGetValue<string>(out var text))
+                {
+                    sb.Append(key).Append(": ").Append(YamlWriter.Scalar(text, style)).Append('\n');
+                }
+                else
+                {
+                    YamlWriter.Entry(sb, key, kept, 0);
+                }
             }
             else if (item.ContainsKey("value"))
             {
                 // A mapped key kept as read (an empty tools: or model:): the member wins when an overlay set one.
-                if (!ClaudeMember(sb, agent, key, (string?)item["style"]))
+                if (!ClaudeMember(sb, agent, key, style))
                 {
                     YamlWriter.Entry(sb, key, kept, 0);
                 }
             }
             else
             {
-                ClaudeMember(sb, agent, key, (string?)item["style"]);
+                ClaudeMember(sb, agent, key, style);
             }
         }
 
@@ -125,16 +133,16 @@ public static class ProviderFormats
         switch (key)
         {
             case "name":
-                sb.Append("name: ").Append(YamlScalar(Text(agent, "id"))).Append('\n');
+                sb.Append("name: ").Append(YamlWriter.Scalar(Text(agent, "id"), style)).Append('\n');
                 return true;
             case "description":
-                sb.Append("description: ").Append(YamlScalar(Text(agent, "description"))).Append('\n');
+                sb.Append("description: ").Append(YamlWriter.Scalar(Text(agent, "description"), style)).Append('\n');
                 return true;
             case "version" when agent["version"] is JsonValue:
-                sb.Append("version: ").Append(YamlScalar(Text(agent, "version"))).Append('\n');
+                sb.Append("version: ").Append(YamlWriter.Scalar(Text(agent, "version"), style)).Append('\n');
                 return true;
             case "model" when Model(agent) is { } model:
-                sb.Append("model: ").Append(YamlScalar(model)).Append('\n');
+                sb.Append("model: ").Append(YamlWriter.Scalar(model, style)).Append('\n');
                 return true;
             case "tools" when agent["tools"] is JsonArray:
                 var tools = Tools(agent);
@@ -142,13 +150,13 @@ public static class ProviderFormats
                 {
                     YamlWriter.Entry(sb, "tools", new JsonArray([.. tools.Select(t => (JsonNode)JsonValue.Create(t))]), 0);
                 }
-                else if (style is not null || tools.Count == 0)
+                else if (style is "flow" or "block" || tools.Count == 0)
                 {
                     sb.Append("tools: [").Append(string.Join(", ", tools.Select(t => YamlWriter.Scalar(t, flow: true)))).Append("]\n"); // [] is no tools at all
                 }
                 else
                 {
-                    sb.Append("tools: ").Append(YamlScalar(string.Join(", ", tools))).Append('\n'); // Claude Code reads a comma list
+                    sb.Append("tools: ").Append(YamlWriter.Scalar(string.Join(", ", tools), style)).Append('\n'); // Claude Code reads a comma list
                 }
 
                 return true;

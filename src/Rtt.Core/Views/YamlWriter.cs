@@ -106,6 +106,15 @@ public static class YamlWriter
     /// </summary>
     public static string Scalar(string value, bool flow = false) => IsPlainSafe(value, flow) ? value : Quoted(value);
 
+    /// <summary>A scalar in the style the file had: "double" always double-quoted, "single" single-quoted when
+    /// that style can hold it, otherwise as <see cref="Scalar(string, bool)"/>.</summary>
+    public static string Scalar(string value, string? style) => style switch
+    {
+        "double" => Quoted(value),
+        "single" when value.All(c => !char.IsControl(c) && c is not ('\u2028' or '\u2029' or '\uFEFF' or '\uFFFE' or '\uFFFF')) => $"'{value.Replace("'", "''", StringComparison.Ordinal)}'",
+        _ => Scalar(value),
+    };
+
     private static bool IsPlainSafe(string value, bool flow)
     {
         if (value.Length == 0 || !(char.IsLetter(value[0]) || value[0] is '.' or '/' or '_' or '$' or '(' or '<') || value[^1] is ' ' or ':'
