@@ -150,5 +150,25 @@ public sealed class LaneHostTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Routes_from_two_callers_to_one_symbol_are_attached_by_id_or_key_and_the_shared_name_is_refused()
+    {
+        using var host = new LaneHost();
+        await host.SwapAsync(new RouteTable([
+            new RouteEntry(101, "rtt://core/api/x", new DriverEndpoint(new EchoDriver()), "rtt://ui/a"),
+            new RouteEntry(102, "rtt://core/api/x", new DriverEndpoint(new EchoDriver()), "rtt://ui/b"),
+        ]));
+        var control = _lanes.SocketPath("ambiguous");
+        using var listener = new LaneHostListener(host, new LaneOptions(), control);
+        var ex = Assert.Throws<Rtt.Core.Errors.RttException>(() => Rtt.Client.Lanes.LaneClient.Attach(control, "rtt://core/api/x"));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.LaneRouteUnknown, ex.Code);
+        Assert.Contains("several routes", ex.Message, StringComparison.Ordinal);
+        using var byId = Rtt.Client.Lanes.LaneClient.Attach(control, "102");
+        Assert.Equal(102u, byId.RouteId);
+        using var byKey = Rtt.Client.Lanes.LaneClient.Attach(control, "rtt://ui/a -> rtt://core/api/x");
+        Assert.Equal(101u, byKey.RouteId);
+        Assert.Equal(3, (await byKey.RequestAsync(new byte[3])).Length);
+    }
+
     public void Dispose() => _lanes.Dispose();
 }

@@ -80,8 +80,8 @@ internal struct PendingRequest
     public bool Used;
 }
 
-/// <summary>One route of the table.</summary>
-public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint);
+/// <summary>One route of the table: its id, its name (the target symbol), where it goes, and (planned routes) its caller.</summary>
+public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint, string? From = null);
 
 /// <summary>An immutable route table: route_id -> endpoint. Replaced whole, never changed in place.</summary>
 public sealed class RouteTable

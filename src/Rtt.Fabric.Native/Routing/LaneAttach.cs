@@ -12,7 +12,8 @@ namespace Rtt.Fabric.Routing;
 /// <summary>
 /// The attach protocol on a lane host's control socket. The client sends
 /// <c>"RTTQ" u8 version u8 kind u16 name_len name(utf-8)</c>; the host answers <c>"RTTR" i32 status u32 route_id</c>
-/// (status 0 ok, 1 unknown route, 2 lane kind not offered here). Then, for SHM, the host sends the segment's fd
+/// (status 0 ok, 1 unknown route, 2 lane kind not offered here, 3 a route name shared by several routes: attach by id or
+/// "from -> to"). Then, for SHM, the host sends the segment's fd
 /// (see <see cref="ShmLane"/>) and the socket stays open as the liveness signal; for UDS and TCP the same socket
 /// carries the frames from then on.
 /// </summary>
@@ -65,6 +66,12 @@ public static class LaneAttach
                 throw new RttException(ErrorCodes.LaneRouteUnknown, $"no lane serves route \"{route}\" here", where, "list the node's routes (rtt up --once shows them) or check routes.json");
             }
 
+            if (status == 3)
+            {
+                throw new RttException(ErrorCodes.LaneRouteUnknown, $"\"{route}\" names several routes here (routes from different callers to the same symbol)", where,
+                    "attach by route id (decimal) or by \"from -> to\"");
+            }
+
             if (status != 0)
             {
                 throw new RttException(ErrorCodes.LaneAttachFailed, $"the lane host does not offer {kind} lanes here", where, "attach with another lane kind");
@@ -114,10 +121,10 @@ public static class LaneAttach
         var offered = isUnix ? kind is LaneKind.Shm or LaneKind.Uds : kind == LaneKind.Tcp;
         Span<byte> reply = stackalloc byte[12];
         BinaryPrimitives.WriteUInt32LittleEndian(reply, ReplyMagic);
-        BinaryPrimitives.WriteInt32LittleEndian(reply[4..], routeId is null ? 1 : offered ? 0 : 2);
+        BinaryPrimitives.WriteInt32LittleEndian(reply[4..], routeId is null ? 1 : routeId == 0 ? 3 : offered ? 0 : 2);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[8..], routeId ?? 0);
         socket.Send(reply);
-        if (routeId is null || !offered)
+        if (routeId is null or 0 || !offered)
         {
             socket.Dispose();
             return null;
@@ -274,17 +281,29 @@ public sealed class LaneHostListener : IDisposable
         }
     }
 
+    /// <summary>
+    /// A route by its id in decimal, its key "from -> to", or its name (the target symbol) when only one route has it.
+    /// 0 when the name is ambiguous (A -> X and B -> X): the client is told to attach by id or key.
+    /// </summary>
     private uint? Resolve(string route)
     {
+        uint? byName = null;
+        var named = 0;
         foreach (var r in _host.Routes.Routes)
         {
-            if (r.Name == route || r.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture) == route)
+            if (r.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture) == route || (r.From is not null && $"{r.From} -> {r.Name}" == route))
             {
                 return r.RouteId;
             }
+
+            if (r.Name == route)
+            {
+                byName = r.RouteId;
+                named++;
+            }
         }
 
-        return null;
+        return named > 1 ? 0 : byName;
     }
 
     public void Dispose()

@@ -72,7 +72,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     /// A plan's lanes for this node as a table with the built-in echo driver behind every route (tests; a silo serves
     /// the plan's endpoints through <see cref="ServeAsync"/>).
     /// </summary>
-    public static RouteTable TableOf(IEnumerable<LaneTarget> lanes) => new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name, Echo)));
+    public static RouteTable TableOf(IEnumerable<LaneTarget> lanes) => new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name, Echo, l.From)));
 
     private readonly SemaphoreSlim _serveGate = new(1, 1);
     private readonly Dictionary<string, IServedEndpoint> _endpoints = new(StringComparer.Ordinal); // by endpoint hash
@@ -156,7 +156,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         lock (_endpoints)
         {
             return new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name,
-                l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo)));
+                l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo, l.From)));
         }
     }
 
@@ -225,8 +225,8 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 try
                 {
                     client = kind == "tcp" && TcpEndPoint is { } tcp
-                        ? LaneAttach.ConnectTcp(tcp, lanes[0].Name).Lane
-                        : LaneAttach.ConnectUnix(ControlSocket, lanes[0].Name, kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
+                        ? LaneAttach.ConnectTcp(tcp, Id(lanes[0])).Lane
+                        : LaneAttach.ConnectUnix(ControlSocket, Id(lanes[0]), kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
                 }
                 catch (RttException ex)
                 {
@@ -268,6 +268,8 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             return wrong;
         }
     }
+
+    private static string Id(LaneTarget lane) => lane.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture); // unambiguous, unlike the name
 
     private readonly Lock _probeGate = new();
     private readonly Dictionary<string, IFrameLane> _probes = new(StringComparer.Ordinal);
