@@ -139,6 +139,6 @@ public sealed class WorkspaceTests : IDisposable
         Assert.Equal(ErrorCodes.SignerRevoked, Assert.Throws<SigningException>(() => keys.Trust(otherPub, "again")).Code);
         Assert.Equal(ErrorCodes.KeyUnknown, Assert.Throws<SigningException>(() => keys.Revoke("nobody", "", DateTimeOffset.UnixEpoch)).Code);
         var revokedJson = JsonNode.Parse(File.ReadAllText(ws.LoadTrustStore().RevokedPath))!;
-        Assert.Equal("1970-01-01T00:00:00Z", (string?)revokedJson["revoked"]![0]!["revoked_at"]);
+        Assert.Equal("1970-01-01T00:00:00.000Z", (string?)revokedJson["revoked"]![0]!["revoked_at"]);
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Rtt.Core.Json;
+using Rtt.Core.Signing;
 using Rtt.Core.Workspace;
 using Spectre.Console;
 
@@ -69,16 +70,48 @@ public static class KeysCommand
 
         var key = new Argument<string>("KEY") { Description = "key_id (sha256:…) or name" };
         var reason = new Option<string>("--reason") { Description = "Why (recorded in revoked.json)", DefaultValueFactory = _ => "" };
-        var revoke = new Command("revoke", "Revoke a key: anything it signed is refused from now on") { key, reason };
+        var retired = new Option<bool>("--retired") { Description = "Retire it instead: what it signed up to now stays valid (default: compromised, everything it signed is refused)" };
+        var revoke = new Command("revoke", "Revoke a key: as compromised (anything it signed is refused) or --retired") { key, reason, retired };
         revoke.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
-            var keyId = new WorkspaceKeys(ws).Revoke(parse.GetValue(key)!, parse.GetValue(reason) ?? "", DateTimeOffset.UtcNow);
-            Console.WriteLine($"Revoked {keyId}");
-            using var signing = ws.LoadSigningKey();
+            var keyId = new WorkspaceKeys(ws).Revoke(parse.GetValue(key)!, parse.GetValue(reason) ?? "", DateTimeOffset.UtcNow,
+                parse.GetValue(retired) ? Revocation.Retired : Revocation.Compromised);
+            Console.WriteLine($"Revoked {keyId}{(parse.GetValue(retired) ? " (retired)" : " (compromised)")}");
+            using var signing = SigningKey.Load(ws.PrivateKeyPath(ws.LoadSettings().SigningKey));
             if (signing.KeyId == keyId)
             {
-                Console.Error.WriteLine("warning: that is the workspace's signing key; create a new one with `rtt keys new NAME --use`");
+                Console.Error.WriteLine("warning: that is the workspace's signing key, which now signs nothing; make a new one with `rtt keys rotate NEW`");
+            }
+
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
+        var rotateName = new Argument<string>("NEW") { Description = "Name of the new signing key" };
+        var compromised = new Option<bool>("--compromised") { Description = "The old key may be known to others: refuse everything it signed and re-sign the registry with the new key" };
+        var rotateReason = new Option<string>("--reason") { Description = "Why (recorded in revoked.json)", DefaultValueFactory = _ => "" };
+        var rotate = new Command("rotate", "Make a new signing key, revoke the old one (retired, or --compromised), re-sign what is in force and countersign the WAL")
+        {
+            rotateName, compromised, rotateReason,
+        };
+        rotate.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            var report = KeyRotation.Rotate(RttCommands.FindWorkspace(parse), parse.GetValue(rotateName)!, parse.GetValue(compromised),
+                parse.GetValue(rotateReason) ?? "", DateTimeOffset.UtcNow);
+            Console.WriteLine($"Signing key is now {parse.GetValue(rotateName)} {report.NewKeyId}; {report.OldKeyId} is {report.Kind}");
+            if (report.Resigned > 0)
+            {
+                Console.WriteLine($"  re-signed {report.Resigned} object(s) and manifest(s) with the new key");
+            }
+
+            if (report.WalSize is { } size)
+            {
+                Console.WriteLine($"  WAL countersigned by the new key at size {size}");
+            }
+
+            foreach (var note in report.Notes)
+            {
+                Console.WriteLine($"  note: {note}");
             }
 
             return Task.FromResult(RttCommands.Ok);
@@ -88,6 +121,7 @@ public static class KeysCommand
         keys.Subcommands.Add(create);
         keys.Subcommands.Add(trust);
         keys.Subcommands.Add(revoke);
+        keys.Subcommands.Add(rotate);
         return keys;
     }
 }

@@ -130,7 +130,7 @@ public static class WalCommand
                 }
 
                 Console.Error.WriteLine($"error {ErrorCodes.WalTampered}: {report.Faults.Count} fault(s) in {store.Location}");
-                Console.Error.WriteLine("  hint: the log was changed outside RTT: restore the state database from a backup");
+                Console.Error.WriteLine($"  hint: {report.Hint}");
             }
 
             return Task.FromResult(report.Ok ? RttCommands.Ok : RttCommands.UserError);

@@ -28,6 +28,7 @@ public static class ErrorCodes
     public const string KeyExists = "RTT-KEY-003";
     public const string KeyUnknown = "RTT-KEY-004";
     public const string KeyNameInvalid = "RTT-KEY-005";
+    public const string KeyRotationBlocked = "RTT-KEY-006";
     public const string Unsigned = "RTT-SIGN-001";
     public const string SignerUnknown = "RTT-SIGN-002";
     public const string SignerRevoked = "RTT-SIGN-003";

@@ -67,6 +67,16 @@ public sealed class RegistryIndex
         return true;
     }
 
+    /// <summary>
+    /// Moves an entry to a re-signed copy of its object (key rotation: the same content under a new signature; an
+    /// ID@version derived from content may change with it). The only change an entry ever gets.
+    /// </summary>
+    public void Replace(string oldKey, string newKey, string hash)
+    {
+        _entries.Remove(oldKey);
+        _entries[newKey] = hash;
+    }
+
     /// <summary>Writes the index (atomically, members in ordinal order).</summary>
     public void Save()
     {

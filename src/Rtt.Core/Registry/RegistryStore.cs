@@ -172,7 +172,8 @@ public sealed class RegistryStore : IDisposable
     /// objects, and every object index.json names. An indexed object found nowhere (or damaged) refuses the whole pack
     /// before anything is written, so packing never drops what the index needs. Returns the object count.
     /// </summary>
-    public int WritePack()
+    /// <param name="drop">Objects to leave out (key rotation drops the copies signed by a compromised key); never an indexed one.</param>
+    public int WritePack(IReadOnlySet<string>? drop = null)
     {
         var hashes = new SortedSet<string>(Cas.List(), StringComparer.Ordinal);
         PackReader? pack = null;
@@ -199,6 +200,11 @@ public sealed class RegistryStore : IDisposable
             }
 
             hashes.Add(hash);
+        }
+
+        if (drop is not null)
+        {
+            hashes.ExceptWith(drop.Where(h => !Index.Entries.Values.Contains(h)));
         }
 
         // Read everything first: a damaged object refuses the pack before the old one is replaced.

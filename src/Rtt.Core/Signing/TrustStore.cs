@@ -65,7 +65,14 @@ public sealed class TrustStore
             {
                 var keyId = (string?)list[i]?["key_id"]
                     ?? throw new DocumentException(ErrorCodes.DocumentShape, "entry has no key_id", $"{revokedPath}: revoked[{i}]", "add the key_id");
-                revoked[keyId] = new Revocation(keyId, (string?)list[i]?["reason"] ?? "", (string?)list[i]?["revoked_at"] ?? "");
+                var kind = list[i]?["kind"] is JsonValue kv && kv.TryGetValue<string>(out var kt) ? kt : Revocation.Compromised;
+                if (kind is not (Revocation.Retired or Revocation.Compromised))
+                {
+                    throw new DocumentException(ErrorCodes.DocumentShape, $"kind must be \"{Revocation.Retired}\" or \"{Revocation.Compromised}\"", $"{revokedPath}: revoked[{i}].kind",
+                        "restore the file");
+                }
+
+                revoked[keyId] = new Revocation(keyId, (string?)list[i]?["reason"] ?? "", (string?)list[i]?["revoked_at"] ?? "", kind);
             }
         }
 
@@ -84,14 +91,26 @@ public sealed class TrustStore
     /// Verifies a signed object: it must carry a sign block by a trusted, unrevoked key whose signature
     /// covers the canonical object without <c>sign</c>. Returns the signer's key_id.
     /// </summary>
-    public string Verify(JsonObject signedObject, string? location = null)
+    /// <param name="signedAt">When the signature was made, if the object says (a WAL head's timestamp). A retired key's
+    /// signatures stay valid up to its retirement: with no time, a stored object signed by it passes; a time after the
+    /// retirement does not. A compromised key's signatures are refused whatever the time.</param>
+    public string Verify(JsonObject signedObject, string? location = null, DateTimeOffset? signedAt = null)
     {
         var block = ObjectSigner.ReadSignBlock(signedObject, location);
-        if (_revoked.TryGetValue(block.KeyId, out var revocation))
+        if (_revoked.TryGetValue(block.KeyId, out var revocation) && revocation.Kind == Revocation.Retired && _keys.ContainsKey(block.KeyId)
+            && (signedAt is null || !DateTimeOffset.TryParse(revocation.RevokedAt, System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AssumeUniversal, out var retiredAt) || signedAt <= retiredAt))
+        {
+            revocation = null; // retired, and signed before the retirement: verified like a trusted key below
+        }
+
+        if (revocation is not null)
         {
             throw new SigningException(ErrorCodes.SignerRevoked,
-                $"signed by revoked key {block.KeyId}{(revocation.Reason.Length > 0 ? $" (revoked: {revocation.Reason})" : "")}", location,
-                "re-sign with a trusted key");
+                revocation.Kind == Revocation.Retired
+                    ? $"signed by key {block.KeyId} after its retirement at {revocation.RevokedAt}"
+                    : $"signed by revoked key {block.KeyId}{(revocation.Reason.Length > 0 ? $" (revoked: {revocation.Reason})" : "")}", location,
+                "re-sign with a trusted key: `rtt keys rotate NEW --compromised` re-signs what the registry holds (docs/operations.md, key rotation)");
         }
 
         if (!_keys.TryGetValue(block.KeyId, out var entry))
@@ -100,7 +119,7 @@ public sealed class TrustStore
                 "trust the signer's public key with `rtt keys trust FILE.pub`, or re-sign with a trusted key");
         }
 
-        if (!entry.Key.Verify(ObjectSigner.SigningPayload(signedObject), block.Signature))
+        if (!entry!.Key.Verify(ObjectSigner.SigningPayload(signedObject), block.Signature))
         {
             throw new SigningException(ErrorCodes.SignatureInvalid, $"signature by {block.KeyId} does not match the content", location,
                 "the object was changed after signing: restore it or re-sign it");
@@ -131,19 +150,21 @@ public sealed class TrustStore
     }
 
     /// <summary>Adds a key to revoked.json (idempotent: a second revocation keeps the first record).</summary>
-    public static void Revoke(string trustDirectory, string keyId, string reason, DateTimeOffset now)
+    /// <param name="kind"><see cref="Revocation.Compromised"/> (everything it signed is refused) or <see cref="Revocation.Retired"/>
+    /// (what it signed up to now stays valid). A retired key can later be marked compromised; never the other way.</param>
+    public static void Revoke(string trustDirectory, string keyId, string reason, DateTimeOffset now, string kind = Revocation.Compromised)
     {
         var store = Load(trustDirectory);
-        if (store._revoked.ContainsKey(keyId))
+        if (store._revoked.TryGetValue(keyId, out var existing) && (existing.Kind == Revocation.Compromised || kind == Revocation.Retired))
         {
             return;
         }
 
-        store._revoked[keyId] = new Revocation(keyId, reason, now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        store._revoked[keyId] = new Revocation(keyId, reason, now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture), kind);
         var list = new JsonArray();
         foreach (var r in store._revoked.Values)
         {
-            list.Add(new JsonObject { ["key_id"] = r.KeyId, ["reason"] = r.Reason, ["revoked_at"] = r.RevokedAt });
+            list.Add(new JsonObject { ["key_id"] = r.KeyId, ["kind"] = r.Kind, ["reason"] = r.Reason, ["revoked_at"] = r.RevokedAt });
         }
 
         AtomicFile.WriteAllBytes(store.RevokedPath, PrettyJson.ToUtf8(new JsonObject { ["revoked"] = list }));
@@ -154,7 +175,14 @@ public sealed class TrustStore
 public sealed record TrustedKeyEntry(string Name, TrustedKey Key, string Path);
 
 /// <summary>A revoked key.</summary>
-public sealed record Revocation(string KeyId, string Reason, string RevokedAt);
+public sealed record Revocation(string KeyId, string Reason, string RevokedAt, string Kind = Revocation.Compromised)
+{
+    /// <summary>Taken out of use: its signatures made before <see cref="RevokedAt"/> stay valid.</summary>
+    public const string Retired = "retired";
+
+    /// <summary>Its private key may be known to others: every signature by it is refused.</summary>
+    public const string Compromised = "compromised";
+}
 
 /// <summary>Key names become file names, so they are restricted to a safe alphabet.</summary>
 public static class KeyNames

@@ -226,14 +226,20 @@ public sealed class WalLog : IDisposable
     {
         try
         {
-            trust.Verify((JsonObject)JsonNode.Parse(head.Json)!, $"signed tree head at size {head.Size} in {store.Location}");
+            trust.Verify((JsonObject)JsonNode.Parse(head.Json)!, $"signed tree head at size {head.Size} in {store.Location}", SignedAt(head));
         }
         catch (RttException ex)
         {
             throw new RttException(ErrorCodes.WalTampered, $"the signed tree head at size {head.Size} does not verify: {ex.Message}", store.Location,
-                "the log or its heads were changed outside RTT, or the signing key is no longer trusted", ex);
+                ex.Code == ErrorCodes.SignerRevoked
+                    ? "its key was revoked: after a key rotation, `rtt keys rotate` countersigns the log with the new key (docs/operations.md, key rotation)"
+                    : "the log or its heads were changed outside RTT, or the signing key is no longer trusted", ex);
         }
     }
+
+    /// <summary>A head's own timestamp (a retired key's heads stay valid up to its retirement); null when unreadable.</summary>
+    public static DateTimeOffset? SignedAt(SignedTreeHead head) =>
+        DateTimeOffset.TryParse(head.Timestamp, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : DateTimeOffset.MaxValue;
 
     private static RttException Tampered(string what, IWalStore store) =>
         new(ErrorCodes.WalTampered, what, store.Location, "the log was changed outside RTT: restore the state database from a backup; `rtt wal verify` lists every fault");

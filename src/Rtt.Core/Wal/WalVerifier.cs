@@ -12,6 +12,11 @@ public sealed record WalFault(string Where, string What);
 public sealed record WalVerifyReport(long Size, string Root, int HeadsChecked, IReadOnlyList<WalFault> Faults)
 {
     public bool Ok => Faults.Count == 0;
+
+    /// <summary>What to do about the faults: a key rotation for heads signed by a revoked key, otherwise a restore.</summary>
+    public string Hint => Faults.Count > 0 && Faults.All(f => f.What.Contains("revoked key", StringComparison.Ordinal) || f.What.Contains("retirement", StringComparison.Ordinal))
+        ? "the log is intact but its heads are signed by a revoked key: `rtt keys rotate NEW` (with the silo stopped) countersigns it with a new key (docs/operations.md, key rotation)"
+        : "the log was changed outside RTT: restore the state database from a backup (docs/operations.md, recovering from a damaged workspace)";
 }
 
 /// <summary>
@@ -42,7 +47,7 @@ public static class WalVerifier
 
                 try
                 {
-                    trust.Verify((JsonObject)JsonNode.Parse(anchored.Json)!, anchor.Path);
+                    trust.Verify((JsonObject)JsonNode.Parse(anchored.Json)!, anchor.Path, WalLog.SignedAt(anchored));
                 }
                 catch (Errors.RttException ex)
                 {
@@ -66,6 +71,8 @@ public static class WalVerifier
         var heads = store.Heads();
         var nextHead = 0;
         var checkedHeads = 0;
+        var lastGoodHead = -1L;
+        var revokedHeads = new List<(WalFault Fault, long Size)>();
 
         void CheckHeadsAt(long size)
         {
@@ -93,11 +100,16 @@ public static class WalVerifier
 
                 try
                 {
-                    trust.Verify((JsonObject)JsonNode.Parse(head.Json)!, where);
+                    trust.Verify((JsonObject)JsonNode.Parse(head.Json)!, where, WalLog.SignedAt(head));
+                    lastGoodHead = head.Size;
                 }
                 catch (Errors.RttException ex)
                 {
                     faults.Add(new WalFault(where, $"signature: {ex.Message}"));
+                    if (ex.Code == Errors.ErrorCodes.SignerRevoked)
+                    {
+                        revokedHeads.Add((faults[^1], head.Size));
+                    }
                 }
             }
         }
@@ -145,6 +157,16 @@ public static class WalVerifier
         for (; nextHead < heads.Count; nextHead++)
         {
             faults.Add(new WalFault($"head at size {heads[nextHead].Size}", $"covers more entries than the log has ({count})"));
+        }
+
+        // A head signed by a key revoked since is vouched for by a later head that verifies: that head's root covers the
+        // same entries (its root is recomputed from them), and `rtt keys rotate` signs one with the new key.
+        foreach (var (fault, size) in revokedHeads)
+        {
+            if (size < lastGoodHead)
+            {
+                faults.Remove(fault);
+            }
         }
 
         return new WalVerifyReport(frontier.Size, Convert.ToHexStringLower(frontier.Root()), checkedHeads, faults);

@@ -127,7 +127,20 @@ public sealed class RttWorkspace
     }
 
     /// <summary>Loads the key named in workspace.json's signing_key.</summary>
-    public SigningKey LoadSigningKey() => SigningKey.Load(PrivateKeyPath(LoadSettings().SigningKey));
+    /// <summary>The signing key; a revoked (retired or compromised) one is refused, so nothing new is signed with it.</summary>
+    public SigningKey LoadSigningKey()
+    {
+        var name = LoadSettings().SigningKey;
+        var key = SigningKey.Load(PrivateKeyPath(name));
+        if (LoadTrustStore().IsRevoked(key.KeyId))
+        {
+            key.Dispose();
+            throw new SigningException(ErrorCodes.SignerRevoked, $"the workspace's signing key \"{name}\" ({key.KeyId}) is revoked, so nothing new is signed with it", SettingsPath,
+                "make a new signing key with `rtt keys rotate NEW` (docs/operations.md, key rotation)");
+        }
+
+        return key;
+    }
 
     /// <summary>Reads a workspace document that must be a JSON object, with errors that name file, line and column.</summary>
     public static JsonObject ReadObject(string path)

@@ -51,11 +51,45 @@ public sealed class WorkspaceKeys(RttWorkspace workspace)
         }
 
         using var key = SigningKey.Generate();
-        TrustStore.WriteTrustedKey(workspace.Trust, name, key.PublicKey);
-        AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(key.ToPrivateKeyJson()), PrivateFileMode);
-        if (use)
+        var trusted = Path.Combine(workspace.TrustKeys, name + ".pub");
+        if (File.Exists(trusted))
         {
-            AtomicFile.WriteAllBytes(workspace.SettingsPath, PrettyJson.ToUtf8(new WorkspaceSettings(name).ToJson()));
+            throw new SigningException(ErrorCodes.KeyExists, $"another key is already trusted under the name \"{name}\"", trusted, "choose another name");
+        }
+
+        // Private key first, then trust, then use: a failure at any step leaves nothing half-made (never a trusted
+        // public key without its private key).
+        try
+        {
+            AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(key.ToPrivateKeyJson()), PrivateFileMode);
+            try
+            {
+                TrustStore.WriteTrustedKey(workspace.Trust, name, key.PublicKey);
+            }
+            catch
+            {
+                File.Delete(path);
+                throw;
+            }
+
+            if (use)
+            {
+                try
+                {
+                    AtomicFile.WriteAllBytes(workspace.SettingsPath, PrettyJson.ToUtf8(new WorkspaceSettings(name).ToJson()));
+                }
+                catch
+                {
+                    File.Delete(trusted);
+                    File.Delete(path);
+                    throw;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new WorkspaceException(ErrorCodes.WorkspaceUnwritable, $"cannot write key \"{name}\": {ex.Message}; nothing was changed", workspace.Keys,
+                "make .rtt/keys and .rtt/registry/trust/keys writable, then try again");
         }
 
         return new KeyListing(name, key.KeyId, true, true, false, use);
@@ -83,14 +117,14 @@ public sealed class WorkspaceKeys(RttWorkspace workspace)
     }
 
     /// <summary>Revokes a key by key_id or name. Returns the key_id revoked.</summary>
-    public string Revoke(string keyIdOrName, string reason, DateTimeOffset now)
+    public string Revoke(string keyIdOrName, string reason, DateTimeOffset now, string kind = Revocation.Compromised)
     {
         var trust = workspace.LoadTrustStore();
         var keyId = trust.Find(keyIdOrName)?.Key.KeyId
             ?? List().FirstOrDefault(k => k.Name == keyIdOrName || k.KeyId == keyIdOrName)?.KeyId
             ?? throw new SigningException(ErrorCodes.KeyUnknown, $"no key \"{keyIdOrName}\" in this workspace", workspace.TrustKeys,
                 "see the keys with `rtt keys list`");
-        TrustStore.Revoke(workspace.Trust, keyId, reason, now);
+        TrustStore.Revoke(workspace.Trust, keyId, reason, now, kind);
         return keyId;
     }
 }

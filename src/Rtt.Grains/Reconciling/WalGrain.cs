@@ -19,7 +19,6 @@ namespace Rtt.Grains.Reconciling;
 public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, TimeProvider time, ILogger<WalGrain> logger) : Grain, IWalGrain, IDisposable
 {
     private WalLog? _log;
-    private SigningKey? _key;
 
     private WalLog Log => _log ?? throw new InvalidOperationException("the WAL grain is not active");
 
@@ -27,7 +26,6 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         _log = await Task.Run(() => WalLog.Open(stores(), workspace.LoadTrustStore(), WalAnchor.Of(workspace)), cancellationToken);
-        _key = workspace.LoadSigningKey();
         if (_log.Size > 0)
         {
             _last = _log.Read(_log.Size - 1, _log.Size).Single(); // so a retried append of the last entry is recognised
@@ -65,7 +63,12 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
 
     public async Task<WalHeadView> SignHead()
     {
-        var head = await Task.Run(() => Log.SignHead(_key!, time.GetUtcNow()));
+        var head = await Task.Run(() =>
+        {
+            // The key is read at each head, so a rotation or a revocation takes effect at once in a running silo.
+            using var key = workspace.LoadSigningKey();
+            return Log.SignHead(key, time.GetUtcNow());
+        });
         return new WalHeadView(head.Size, head.Root, head.Json);
     }
 
@@ -81,14 +84,12 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
     public void Dispose()
     {
         _log?.Dispose();
-        _key?.Dispose();
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         Dispose();
         _log = null;
-        _key = null;
         return Task.CompletedTask;
     }
 }

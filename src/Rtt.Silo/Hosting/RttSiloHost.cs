@@ -172,7 +172,7 @@ public static class RttSiloHost
             var first = report.Faults[0];
             throw new HostingException(ErrorCodes.WalTampered,
                 $"the WAL does not verify ({report.Faults.Count} fault(s); first: {first.Where}: {first.What})", store.Location,
-                "the silo was not started; `rtt wal verify` lists every fault; docs/operations.md says how to recover a damaged workspace");
+                $"the silo was not started; `rtt wal verify` lists every fault; {report.Hint}");
         }
     }
 
