@@ -66,8 +66,16 @@ public static class ViewCommand
         command.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
-            var result = new ViewBuilder(ws).Build(parse.GetValue(provider), EnvOf(parse, env));
+            var builder = new ViewBuilder(ws);
+            var result = builder.Build(parse.GetValue(provider), EnvOf(parse, env));
             PrintChanges(result.Plan, verbose: false);
+            var agentsMd = Path.Combine(builder.ProvidersRoot, ProviderFormats.OpenAi, ProviderFormats.AgentsMd);
+            if (result.Plan.Providers.Any(p => p.Provider == ProviderFormats.OpenAi) && File.Exists(agentsMd)
+                && ProviderFormats.CodexFit(File.ReadAllBytes(agentsMd)) is { } fit)
+            {
+                Console.Error.WriteLine($"warning: {ViewBuilder.ProvidersFolder}/{ProviderFormats.OpenAi}/{ProviderFormats.AgentsMd}: {fit}");
+            }
+
             Console.WriteLine(Summary(result));
             return Task.FromResult(RttCommands.Ok);
         }));

@@ -198,6 +198,49 @@ public static class ProviderFormats
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
 
+    /// <summary>How much of a project doc Codex reads by default (<c>project_doc_max_bytes</c> in ~/.codex/config.toml).</summary>
+    public const int CodexDocLimit = 32 * 1024;
+
+    /// <summary>
+    /// Null when Codex reads the whole AGENTS.md; otherwise what it will not see: Codex stops reading a project doc after
+    /// <see cref="CodexDocLimit"/> bytes, so every agent whose section ends after that is cut or missing.
+    /// </summary>
+    public static string? CodexFit(byte[] agentsMd)
+    {
+        if (agentsMd.Length <= CodexDocLimit)
+        {
+            return null;
+        }
+
+        var text = Encoding.UTF8.GetString(agentsMd);
+        var sections = new List<(string Agent, int End)>();
+        var offset = 0;
+        string? current = null;
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("## ", StringComparison.Ordinal))
+            {
+                if (current is not null)
+                {
+                    sections.Add((current, offset));
+                }
+
+                current = line[3..];
+            }
+
+            offset += Encoding.UTF8.GetByteCount(line) + 1;
+        }
+
+        if (current is not null)
+        {
+            sections.Add((current, agentsMd.Length));
+        }
+
+        var cut = sections.Where(s => s.End > CodexDocLimit).ToList();
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{agentsMd.Length} bytes, but Codex reads the first {CodexDocLimit} by default: {cut.Count} of {sections.Count} agent(s) will be cut or unseen (from \"{cut.FirstOrDefault().Agent}\" on); raise project_doc_max_bytes in ~/.codex/config.toml, or build fewer agents for openai");
+    }
+
     private static string Text(JsonObject agent, string name) => agent[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";
 
     private static List<string> Tools(JsonObject agent) =>
