@@ -84,11 +84,12 @@ public sealed class ClaudeFidelityTests : IDisposable
         var sb = new StringBuilder("# Agents\n");
         for (var i = 0; i < 40; i++)
         {
-            sb.Append($"\n## agent-{i:D2}\n\n").Append('x', 1000).Append('\n');
+            sb.Append($"\n## agent-{i:D2}\n\n").Append('x', 995).Append("\n## x\n"); // a heading in the instructions is not an agent
         }
 
-        Assert.Null(ProviderFormats.CodexFit(Encoding.UTF8.GetBytes("# Agents\n\n## a\n\nshort\n")));
-        var fit = ProviderFormats.CodexFit(Encoding.UTF8.GetBytes(sb.ToString()));
+        var agents = Enumerable.Range(0, 40).Select(i => $"agent-{i:D2}").ToList();
+        Assert.Null(ProviderFormats.CodexFit(Encoding.UTF8.GetBytes("# Agents\n\n## a\n\nshort\n"), ["a"]));
+        var fit = ProviderFormats.CodexFit(Encoding.UTF8.GetBytes(sb.ToString()), agents);
         Assert.NotNull(fit);
         Assert.Contains("8 of 40 agent(s)", fit); // 32 sections of 1,015 bytes fit in 32 KiB
         Assert.Contains("from \"agent-32\" on", fit);

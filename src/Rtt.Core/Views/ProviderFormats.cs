@@ -205,35 +205,32 @@ public static class ProviderFormats
     /// Null when Codex reads the whole AGENTS.md; otherwise what it will not see: Codex stops reading a project doc after
     /// <see cref="CodexDocLimit"/> bytes, so every agent whose section ends after that is cut or missing.
     /// </summary>
-    public static string? CodexFit(byte[] agentsMd)
+    /// <param name="agents">The agents' ids in the file's (ordinal) order: their headings are found in turn, so a
+    /// heading inside an agent's instructions is not taken for the next agent.</param>
+    public static string? CodexFit(byte[] agentsMd, IEnumerable<string> agents)
     {
         if (agentsMd.Length <= CodexDocLimit)
         {
             return null;
         }
 
-        var text = Encoding.UTF8.GetString(agentsMd);
         var sections = new List<(string Agent, int End)>();
-        var offset = 0;
-        string? current = null;
-        foreach (var line in text.Split('\n'))
+        var starts = new List<(string Agent, int Start)>();
+        var from = 0;
+        foreach (var agent in agents.Order(StringComparer.Ordinal))
         {
-            if (line.StartsWith("## ", StringComparison.Ordinal))
+            var heading = Encoding.UTF8.GetBytes($"\n## {agent}\n");
+            var at = agentsMd.AsSpan(from).IndexOf(heading);
+            if (at >= 0)
             {
-                if (current is not null)
-                {
-                    sections.Add((current, offset));
-                }
-
-                current = line[3..];
+                starts.Add((agent, from + at));
+                from += at + heading.Length;
             }
-
-            offset += Encoding.UTF8.GetByteCount(line) + 1;
         }
 
-        if (current is not null)
+        for (var i = 0; i < starts.Count; i++)
         {
-            sections.Add((current, agentsMd.Length));
+            sections.Add((starts[i].Agent, i + 1 < starts.Count ? starts[i + 1].Start : agentsMd.Length));
         }
 
         var cut = sections.Where(s => s.End > CodexDocLimit).ToList();
