@@ -36,6 +36,25 @@ public static class McpToolSource
             },
         });
 
+        return await ListAsync(transport, name, string.Join(' ', command), command[0], stderr, timeout, cancellationToken);
+    }
+
+    /// <summary>Lists the tools of an MCP server over Streamable HTTP.</summary>
+    public static Task<McpListing> FromUrlAsync(string name, Uri url, IReadOnlyDictionary<string, string> headers, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Name = name,
+            Endpoint = url,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = headers.ToDictionary(h => h.Key, h => h.Value, StringComparer.Ordinal),
+            ConnectionTimeout = timeout,
+        });
+        return ListAsync(transport, name, url.ToString(), url.ToString(), [], timeout, cancellationToken);
+    }
+
+    private static async Task<McpListing> ListAsync(IClientTransport transport, string name, string label, string location, List<string> stderr, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout);
         try
@@ -70,8 +89,9 @@ public static class McpToolSource
 
             var why = ex is OperationCanceledException ? $"no answer within {timeout.TotalSeconds:0} s" : ex.Message;
             var tail = lines.Length > 0 ? $"; its stderr: {string.Join(" | ", lines.TakeLast(3))}" : "";
-            throw new RttException(ErrorCodes.McpServerFailed, $"MCP server \"{string.Join(' ', command)}\" failed: {why}{tail}", command[0],
-                "check that the command starts an MCP server on stdio (try running it by hand)", ex);
+            throw new RttException(ErrorCodes.McpServerFailed, $"MCP server \"{label}\" failed: {why}{tail}", location,
+                transport is HttpClientTransport ? "check that the URL serves MCP over Streamable HTTP (and the headers it needs)"
+                    : "check that the command starts an MCP server on stdio (try running it by hand)", ex);
         }
     }
 

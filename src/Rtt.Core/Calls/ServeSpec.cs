@@ -208,7 +208,10 @@ public static class ServeSpec
             return null;
         }
 
-        if (o[name] is JsonValue v && v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d >= min && d <= max)
+        // A parsed number (JsonElement) or one set in code (int, long, double): read through its JSON text either way.
+        if (o[name] is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number
+            && double.TryParse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d)
+            && d == Math.Floor(d) && d >= min && d <= max)
         {
             return (int)d;
         }

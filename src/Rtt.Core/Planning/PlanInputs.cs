@@ -226,6 +226,7 @@ public sealed class PlanInputs
         using var store = RegistryStore.Open(workspace);
         var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
         var symbols = File.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
+        var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
         foreach (var (address, versions) in symbols)
         {
             if (!needed.Contains(address))
@@ -243,8 +244,10 @@ public sealed class PlanInputs
                 else
                 {
                     // Agents and MCP tools: types and version from discovery; they run where their driver is and need no capacity.
+                    // An MCP tool whose server manifest says how to reach it (mcp.serve) is served by its own endpoint.
+                    var serve = kind == "mcp-tool" && (string?)v["object"] is { } tool ? McpCatalog.ServeOfTool(workspace, store, tool, mcpServers) : null;
                     contracts.Add(new SymbolContract(address, NuGetVersion.Parse((string)v["version"]!), kind, v["input"]?.DeepClone(), v["output"]?.DeepClone(),
-                        [], ["shm", "tcp", "uds"], 0, 0, 0, false));
+                        [], ["shm", "tcp", "uds"], 0, 0, 0, false, serve));
                 }
             }
         }

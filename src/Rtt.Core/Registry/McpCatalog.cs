@@ -114,9 +114,10 @@ public static class McpCatalog
     /// unless <paramref name="acceptDrift"/>, and RTT-MCP-002 for an invalid tool list (nothing is written then).
     /// </summary>
     public static McpIngestReport Ingest(RttWorkspace workspace, RegistryStore store, string name, string serverName, string serverVersion,
-        IReadOnlyList<string> command, JsonObject toolsList, string source, bool acceptDrift)
+        IReadOnlyList<string> command, JsonObject toolsList, string source, bool acceptDrift, JsonObject? serve = null)
     {
         ValidateName(name);
+        serve = serve is null ? null : ServeOfServer(serve, source);
         using (var doc = JsonDocument.Parse(CanonicalJson.Serialize(toolsList)))
         {
             try
@@ -255,6 +256,11 @@ public static class McpCatalog
             },
             ["tools"] = entries,
         };
+        if (serve is not null)
+        {
+            manifest["mcp"]!["serve"] = serve; // how the silo reaches the server when a route ends at one of its tools
+        }
+
         if (added.Count > 0)
         {
             store.Save(); // objects and index first: the manifest never names a missing object
@@ -288,6 +294,70 @@ public static class McpCatalog
         body.Remove(ObjectSigner.SignMember);
         var version = WithBuild(Version((string?)mcp["server"]?["version"] ?? "").Version, $"m.{ContentHash.OfCanonical(body)[7..19]}");
         return new SourceObject((JsonObject)manifest.DeepClone(), $"mcp:{name}", version, symbols);
+    }
+
+    /// <summary>
+    /// Checks the server's serve block (mcp-stdio or mcp-http, without <c>tool</c>: the planner adds it per tool)
+    /// and returns its canonical form.
+    /// </summary>
+    public static JsonObject ServeOfServer(JsonNode serve, string source, string pointer = "/serve")
+    {
+        var normalized = Calls.ServeSpec.Normalize(serve, source, pointer);
+        var kind = (string)normalized["kind"]!;
+        if (kind is not (Calls.ServeSpec.McpStdio or Calls.ServeSpec.McpHttp) || normalized["tool"] is not null)
+        {
+            throw new RttException(ErrorCodes.ServeInvalid, $"serve block: {pointer} of an MCP server must be of kind mcp-stdio or mcp-http, without \"tool\"", $"{source}: {pointer}",
+                "give {\"kind\": \"mcp-stdio\", \"command\": …} or {\"kind\": \"mcp-http\", \"url\": …}; each tool's name and pin are added by the planner");
+        }
+
+        return normalized;
+    }
+
+    /// <summary>
+    /// The serve block of an MCP tool for plans: its server's block (the signed manifest's <c>mcp.serve</c>) plus
+    /// <c>tool: {name, object, pin, pin_format, symbol}</c>, so each tool is its own endpoint; null when the server has none.
+    /// </summary>
+    public static JsonObject? ServeOfTool(RttWorkspace workspace, RegistryStore store, string toolObject, Dictionary<string, (JsonObject? Serve, int PinFormat)>? serversSeen = null)
+    {
+        var tool = store.ReadObject(toolObject, toolObject);
+        var server = (string?)tool["server"];
+        if (server is null)
+        {
+            return null;
+        }
+
+        serversSeen ??= [];
+        if (!serversSeen.TryGetValue(server, out var seen))
+        {
+            var path = ManifestPath(workspace, server);
+            if (File.Exists(path))
+            {
+                var manifest = RttWorkspace.ReadObject(path);
+                store.VerifySignature(manifest, path);
+                seen = (manifest["mcp"]?["serve"] is { } block ? ServeOfServer(block, path, "/mcp/serve") : null,
+                    manifest["mcp"]?["pin_format"] is JsonValue f && f.TryGetValue<int>(out var format) ? format : 1);
+            }
+
+            serversSeen[server] = seen;
+        }
+
+        var (serve, pinFormat) = seen;
+
+        if (serve is null)
+        {
+            return null;
+        }
+
+        var withTool = (JsonObject)serve.DeepClone();
+        withTool["tool"] = new JsonObject
+        {
+            ["name"] = tool["name"]?.DeepClone(),
+            ["object"] = toolObject,
+            ["pin"] = tool["pin"]?.DeepClone(),
+            ["pin_format"] = pinFormat, // how the silo recomputes the live pin to compare
+            ["symbol"] = tool["symbol"]?.DeepClone(),
+        };
+        return Calls.ServeSpec.Normalize(withTool, ManifestPath(workspace, server), "/mcp/serve");
     }
 
     /// <summary>Adds SemVer build metadata (after an existing + part, if any).</summary>

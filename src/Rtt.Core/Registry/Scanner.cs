@@ -168,7 +168,8 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             var name = ToolListName(rel);
             var info = listing["serverInfo"] as JsonObject;
             var mcp = McpCatalog.Ingest(workspace, store, name, (string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0",
-                ["--from", rel], new JsonObject { ["tools"] = listing["tools"]?.DeepClone() }, source, acceptDrift: false);
+                ["--from", rel], new JsonObject { ["tools"] = listing["tools"]?.DeepClone() }, source, acceptDrift: false,
+                serve: listing["serve"] is { } serve ? McpCatalog.ServeOfServer(serve, source) : null);
             warnings.AddRange(mcp.Notes.Select(n => $"{rel}: {n}"));
             parsed = McpCatalog.FromManifest(RttWorkspace.ReadObject(mcp.ManifestPath), store, source);
         }

@@ -81,7 +81,7 @@ internal sealed class DriverCall : IThreadPoolWorkItem
         {
             if (Endpoint.Driver.NotReady is { } why)
             {
-                Error = ErrorPayload.Encode(ErrorCodes.EndpointUnavailable, why);
+                Error = ErrorPayload.Refusal(ErrorCodes.EndpointUnavailable, why);
             }
             else
             {

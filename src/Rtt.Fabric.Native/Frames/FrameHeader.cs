@@ -35,6 +35,13 @@ public static class ErrorPayload
 {
     public static byte[] Encode(string code, string message) => System.Text.Encoding.UTF8.GetBytes(code + " " + message);
 
+    /// <summary>
+    /// An endpoint's refusal (its <c>NotReady</c> reason): kept as it is when it starts with its own code (a drifted MCP
+    /// tool says <c>RTT-MCP-003 …</c>), else under <paramref name="fallbackCode"/>.
+    /// </summary>
+    public static byte[] Refusal(string fallbackCode, string why) =>
+        why.StartsWith("RTT-", StringComparison.Ordinal) && why.IndexOf(' ', StringComparison.Ordinal) > 4 ? System.Text.Encoding.UTF8.GetBytes(why) : Encode(fallbackCode, why);
+
     /// <summary>Splits an error payload; a payload that does not start with an <c>RTT-</c> code gets <paramref name="fallbackCode"/>.</summary>
     public static (string Code, string Message) Decode(ReadOnlySpan<byte> payload, string fallbackCode)
     {

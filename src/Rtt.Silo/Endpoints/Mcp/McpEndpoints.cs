@@ -44,7 +44,7 @@ public static class McpEndpoints
         var symbol = (string?)tool["symbol"] ?? $"mcp:{name}";
 
         var lease = await AcquireAsync(serve, context.Workspace, context.Logger, cancellationToken).ConfigureAwait(false);
-        var driver = new McpToolDriver(lease, name, pin, schema, symbol);
+        var driver = new McpToolDriver(lease, name, pin, (int?)tool["pin_format"] ?? McpCatalog.PinFormat, schema, symbol);
         if (driver.NotReady is { } why)
         {
             context.Logger.LogWarning("MCP endpoint {Endpoint} ({Tool}) is refused: {Why}", context.Short, name, why);

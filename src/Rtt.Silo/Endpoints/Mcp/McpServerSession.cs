@@ -30,7 +30,7 @@ public sealed class McpServerSession : IAsyncDisposable
     private readonly Queue<string> _stderr = new(); // the last lines, for error messages (all lines go to the log)
     private McpClient? _client;
     private volatile string? _down = "starting";
-    private volatile IReadOnlyDictionary<string, string> _pins = new Dictionary<string, string>(StringComparer.Ordinal);
+    private volatile IReadOnlyDictionary<string, string[]> _pins = new Dictionary<string, string[]>(StringComparer.Ordinal); // by pin format - 1
     private volatile bool _listStale;
     private int _refreshing;
     private long _listChanges;
@@ -63,7 +63,8 @@ public sealed class McpServerSession : IAsyncDisposable
     public int Connects { get; private set; }
 
     /// <summary>The live pin of a tool (null: the server does not list it now).</summary>
-    public string? LivePin(string tool) => _pins.TryGetValue(tool, out var pin) ? pin : null;
+    public string? LivePin(string tool, int pinFormat = McpCatalog.PinFormat) =>
+        _pins.TryGetValue(tool, out var pins) && pinFormat >= 1 && pinFormat <= pins.Length ? pins[pinFormat - 1] : null;
 
     /// <summary>The session key of a serve block: the block without <c>tool</c>.</summary>
     public static string KeyOf(JsonObject serve)
@@ -192,13 +193,13 @@ public sealed class McpServerSession : IAsyncDisposable
     }
 
     /// <summary>tools/list, every page, as name → pin; the JSON of each tool is the SDK's, as at ingest.</summary>
-    private static async Task<IReadOnlyDictionary<string, string>> ListPinsAsync(McpClient client, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyDictionary<string, string[]>> ListPinsAsync(McpClient client, CancellationToken cancellationToken)
     {
-        var pins = new Dictionary<string, string>(StringComparer.Ordinal);
+        var pins = new Dictionary<string, string[]>(StringComparer.Ordinal);
         foreach (var tool in await client.ListToolsAsync(cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             var json = JsonSerializer.SerializeToNode(tool.ProtocolTool, McpJsonUtilities.DefaultOptions)!.AsObject();
-            pins[tool.ProtocolTool.Name] = McpCatalog.Pin(json);
+            pins[tool.ProtocolTool.Name] = [.. Enumerable.Range(1, McpCatalog.PinFormat).Select(format => McpCatalog.Pin(json, format))];
         }
 
         return pins;

@@ -22,9 +22,11 @@ public sealed class McpToolDriver : IAsyncLaneDriver
 
     private readonly McpSessionLease _lease;
     private readonly Lazy<JsonSchema>? _schema;
+    private readonly int _pinFormat;
 
-    internal McpToolDriver(McpSessionLease lease, string tool, string? pin, JsonSchema? schema, string symbol)
+    internal McpToolDriver(McpSessionLease lease, string tool, string? pin, int pinFormat, JsonSchema? schema, string symbol)
     {
+        _pinFormat = pinFormat;
         _lease = lease;
         Tool = tool;
         Pin = pin;
@@ -47,7 +49,7 @@ public sealed class McpToolDriver : IAsyncLaneDriver
     /// <summary>Why the tool is refused as drifted (RTT-MCP-003), or null when its live pin is the pinned one.</summary>
     public string? Drift()
     {
-        var live = Session.LivePin(Tool);
+        var live = Session.LivePin(Tool, _pinFormat);
         if (Pin is null || live == Pin)
         {
             return null;
@@ -118,7 +120,8 @@ public sealed class McpToolDriver : IAsyncLaneDriver
                 }
                 catch (RttException ex) when (ex.Code == ErrorCodes.SchemaViolation)
                 {
-                    throw new RttException(ErrorCodes.CallArgsInvalid, $"arguments fail the pinned inputSchema: {ex.Message}", ex.Location,
+                    var pointer = ex.Location is { } at && at.LastIndexOf(": ", StringComparison.Ordinal) is var colon and >= 0 ? at[(colon + 2)..] : "/";
+                    throw new RttException(ErrorCodes.CallArgsInvalid, $"arguments of {Name} fail its pinned inputSchema at {pointer}: {ex.Message}", pointer,
                         "fix the argument at that JSON Pointer (`rtt cat` shows the tool's input_schema)");
                 }
             }
