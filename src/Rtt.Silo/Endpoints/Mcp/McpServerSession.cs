@@ -168,12 +168,12 @@ public sealed class McpServerSession : IAsyncDisposable
         }
 
         var root = _workspace.Root;
-        var env = (_serve["env"] as JsonObject ?? []).ToDictionary(e => e.Key, e => (string?)e.Value, StringComparer.Ordinal);
+        var env = (_serve["env"] as JsonObject ?? []).ToDictionary(e => e.Key, e => (string?)ServeSpec.Expand((string)e.Value!), StringComparer.Ordinal);
         return new StdioClientTransport(new StdioClientTransportOptions
         {
             Name = Label,
             Command = ServeSpec.ResolvePath(root, (string)_serve["command"]!, isCommand: true),
-            Arguments = [.. (_serve["args"] as JsonArray ?? []).Select(a => (string)a!)],
+            Arguments = [.. (_serve["args"] as JsonArray ?? []).Select(a => ServeSpec.Expand((string)a!))],
             WorkingDirectory = (string?)_serve["cwd"] is { } cwd ? ServeSpec.ResolvePath(root, cwd) : root,
             EnvironmentVariables = env,
             ShutdownTimeout = TimeSpan.FromSeconds(2),
