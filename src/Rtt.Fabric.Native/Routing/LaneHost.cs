@@ -646,7 +646,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         var why = endpoint switch
         {
             DriverEndpoint { Driver: UnavailableDriver u } => ErrorPayload.Encode(u.Code, u.Reason),
-            AsyncDriverEndpoint { Driver.NotReady: { } notReady } => ErrorPayload.Refusal(Rtt.Core.Errors.ErrorCodes.EndpointUnavailable, notReady),
+            AsyncDriverEndpoint { Driver.NotReady: { } notReady } => ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.EndpointUnavailable, notReady),
             LaneEndpoint { Upstream.PeerGone: true } l => l.GonePayload,
             _ => null,
         };

@@ -367,7 +367,6 @@ public static class LaneHostingExtensions
     public static IServiceCollection AddRttLanes(this IServiceCollection services, IConfiguration configuration)
     {
         var options = configuration.GetSection("Lanes").Get<RttLaneOptions>() ?? new RttLaneOptions();
-        Endpoints.Mcp.McpEndpoints.Register(); // mcp-stdio and mcp-http endpoints
         services.AddSingleton(options);
         services.AddSingleton(sp => new LaneHostService(
             sp.GetRequiredService<RttWorkspace>(), options, sp.GetRequiredService<ILogger<LaneHostService>>(), sp.GetRequiredService<Hosting.RttSiloOptions>().NodeId));
