@@ -8,6 +8,7 @@ using HdrHistogram;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Rtt.Calls.Bench.Grpc;
 using Rtt.Client.Lanes;
+using Rtt.Fabric.Agents;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Lanes;
@@ -258,7 +259,7 @@ static async Task<int> Service(string serviceSocket, string grpcSocket)
     {
         request.CopyTo(response);
         return request.Length;
-    })) { Name = "rtt-service" };
+    }, idle: Environment.GetEnvironmentVariable("RTT_BENCH_SERVICE_SPIN") == "1" ? new BusySpinIdleStrategy() : null)) { Name = "rtt-service" };
     thread.Start();
     thread.Join();
     lane.Dispose();

@@ -59,6 +59,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private LaneEndpoint? _currentEndpoint;
     private long _unmatchedResponses;
     private long _faults;
+    private long _asyncInFlight; // worker thread only
 
     /// <param name="start">Start the worker thread now (false: the caller runs <see cref="DoWork"/>, as tests may).</param>
     public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null)
@@ -69,7 +70,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             // ~1 ms of spinning after the last frame, then it sleeps on the doorbell and costs nothing; the 100 ms
             // timeout is only a backstop: frames, commands, peer deaths and Dispose all ring the doorbell.
-            _runner = new AgentRunner(this, idle ?? new BackoffIdleStrategy(50_000, 200, Park, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring,
+            _runner = new AgentRunner(this, idle ?? new HostIdle(this, 50_000, 200, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring,
                 ex => Report?.Invoke($"the lane worker caught a fault and goes on: {ex.GetType().Name}: {ex.Message}"));
         }
     }
@@ -310,6 +311,67 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             _armed[i].DisarmDoorbell();
             _armed[i] = null!; // lanes are disposed on this thread only, never while armed here
+        }
+    }
+
+    /// <summary>
+    /// True while a request waits on another party (a service process, an async driver): the worker then spins only
+    /// briefly before sleeping on its doorbell, which that party rings. On a small machine a worker that spins for
+    /// milliseconds takes the very core the service needs to answer (the client and the service spin too).
+    /// </summary>
+    private bool WaitingOnPeers
+    {
+        get
+        {
+            if (_asyncInFlight > 0)
+            {
+                return true;
+            }
+
+            foreach (var endpoint in _pumped)
+            {
+                if (endpoint.InFlight > 0)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>Spin, yield, then park on the doorbell; with requests out at a peer, only a short spin (see <see cref="WaitingOnPeers"/>).</summary>
+    private sealed class HostIdle(LaneHost host, int spins, int yields, TimeSpan parkTimeout) : IIdleStrategy
+    {
+        private const int PeerSpins = 256;
+        private int _rounds;
+
+        public void Idle(int workCount)
+        {
+            if (workCount > 0)
+            {
+                _rounds = 0;
+                return;
+            }
+
+            var round = _rounds++;
+            var waiting = host.WaitingOnPeers;
+            var spinLimit = waiting ? PeerSpins : spins;
+            if (round < spinLimit)
+            {
+                if (round >= spinLimit / 2)
+                {
+                    Thread.SpinWait(1);
+                }
+            }
+            else if (!waiting && round < spinLimit + yields)
+            {
+                Thread.Yield();
+            }
+            else
+            {
+                host.Park(parkTimeout);
+            }
         }
     }
 
@@ -583,6 +645,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, payload.Length));
         payload.CopyTo(buffer);
         a.Requests++;
+        _asyncInFlight++;
         ThreadPool.UnsafeQueueUserWorkItem(new DriverCall
         {
             Host = this,
@@ -603,6 +666,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         while (_completions.TryDequeue(out var call))
         {
             done++;
+            _asyncInFlight--;
             call.Endpoint.Responses++;
             if (call.Error is not null)
             {

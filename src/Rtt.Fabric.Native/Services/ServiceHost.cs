@@ -56,7 +56,7 @@ public static class ServiceHost
     /// response written straight into the lane (zero copy), nothing allocated per frame. A handler that throws
     /// answers that request with an RTT-CALL-004 error frame and the loop goes on.
     /// </summary>
-    public static void Serve(IFrameLane lane, ServiceHandler handler, int maxResponse = 64 * 1024)
+    public static void Serve(IFrameLane lane, ServiceHandler handler, int maxResponse = 64 * 1024, IIdleStrategy? idle = null)
     {
         FrameHandler onFrame = (in FrameHeader header, ReadOnlySpan<byte> payload) =>
         {
@@ -90,7 +90,7 @@ public static class ServiceHost
             }
         };
 
-        var idle = BackoffIdleStrategy.ForLane(lane);
+        idle ??= BackoffIdleStrategy.ForLane(lane);
         while (!lane.PeerGone)
         {
             var n = lane.Poll(onFrame);
