@@ -82,9 +82,10 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         var p2 = Plan((string)p1["plan_id"]!, ("a", "b", Node(0)), ("e", "f", Node(1)));
         var committing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var node1 = Node(1); // read now: once its silo is stopped, _cluster.Silos no longer has index 1 (a retried commit runs the hook again)
         FaultPoints.InProcess = async (point, node) =>
         {
-            if (point == "mid-apply" && node == Node(1) && committing.TrySetResult())
+            if (point == "mid-apply" && node == node1 && committing.TrySetResult())
             {
                 await release.Task;
                 throw new IOException($"silo of {node} is stopping");
