@@ -41,7 +41,10 @@ public sealed class LaneClient : IAgent, IDisposable
         _onFrame = onFrame;
         _continuations = inlineContinuations ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously;
         _receive = OnFrame;
-        _runner = new AgentRunner(this, new BackoffIdleStrategy(20_000, 100, lane.WaitForData, TimeSpan.FromMilliseconds(50)), null, null,
+        // With continuations on the thread pool, the code that sends the next request needs a core: a receive thread that
+        // spins long after each answer takes it (on 2 cores, with the lane host's worker spinning too, the continuation
+        // then waits for a time slice, about 1 ms). Inline continuations run on this thread, so it may spin.
+        _runner = new AgentRunner(this, new BackoffIdleStrategy(inlineContinuations ? 20_000 : 200, inlineContinuations ? 100 : 10, lane.WaitForData, TimeSpan.FromMilliseconds(50)), null, null,
             ex => Faulted?.Invoke(ex));
     }
 
