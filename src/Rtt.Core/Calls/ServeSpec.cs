@@ -20,6 +20,12 @@ public static class ServeSpec
     public const string McpStdio = "mcp-stdio";
     public const string McpHttp = "mcp-http";
 
+    /// <summary>The defaults a normalized block carries (one copy each; readers of a block use them too).</summary>
+    public const int DefaultTimeoutMs = 30_000;
+    public const int DefaultMaxInFlight = 256;
+    public const int DefaultStartTimeoutMs = 10_000;
+    public const int DefaultWindow = 4096;
+
     public static readonly IReadOnlyList<string> Kinds = [Dotnet, Echo, McpHttp, McpStdio, Process];
 
     private static readonly Dictionary<string, string[]> Allowed = new(StringComparer.Ordinal)
@@ -69,8 +75,8 @@ public static class ServeSpec
 
                 result["lane"] = lane;
                 result["attach"] = OptionalBool(o, "attach", source, pointer) ?? false;
-                result["start_timeout_ms"] = OptionalInt(o, "start_timeout_ms", source, pointer, 1, 600_000) ?? 10_000;
-                result["window"] = OptionalInt(o, "window", source, pointer, 1, 1 << 16) ?? 4096;
+                result["start_timeout_ms"] = OptionalInt(o, "start_timeout_ms", source, pointer, 1, 600_000) ?? DefaultStartTimeoutMs;
+                result["window"] = OptionalInt(o, "window", source, pointer, 1, 1 << 16) ?? DefaultWindow;
                 break;
             case Dotnet:
                 result["assembly"] = RequiredString(o, "assembly", source, pointer);
@@ -154,8 +160,8 @@ public static class ServeSpec
 
     private static void CopyLimits(JsonObject o, JsonObject result, string source, string pointer)
     {
-        result["timeout_ms"] = OptionalInt(o, "timeout_ms", source, pointer, 1, 3_600_000) ?? 30_000;
-        result["max_in_flight"] = OptionalInt(o, "max_in_flight", source, pointer, 1, 1 << 16) ?? 256;
+        result["timeout_ms"] = OptionalInt(o, "timeout_ms", source, pointer, 1, 3_600_000) ?? DefaultTimeoutMs;
+        result["max_in_flight"] = OptionalInt(o, "max_in_flight", source, pointer, 1, 1 << 16) ?? DefaultMaxInFlight;
     }
 
     private static void CopyTool(JsonObject o, JsonObject result, string source, string pointer)

@@ -53,19 +53,22 @@ public sealed class RttWorkspace
     /// (a workspace path too long for a Unix socket, about 100 bytes) a short path in the temp folder derived from
     /// the workspace, so each workspace has its own. The silo and its clients both use this rule.
     /// </summary>
-    public string LaneControlSocket
-    {
-        get
-        {
-            var inState = Path.Combine(State, "lanes.sock");
-            if (Path.GetFullPath(inState).Length <= 100)
-            {
-                return inState;
-            }
+    public string LaneControlSocket => StateSocket("lanes.sock", "rtt-lanes");
 
-            var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Root)))[..12];
-            return Path.Combine(Path.GetTempPath(), $"rtt-lanes-{id}.sock");
+    /// <summary>
+    /// A Unix socket of this workspace: <c>.rtt/state/FILE</c>, or (a path too long for a Unix socket, about 100 bytes)
+    /// <c>TEMPPREFIX-&lt;12 hex of the workspace root&gt;.sock</c> in the temp folder, so each workspace has its own.
+    /// </summary>
+    public string StateSocket(string fileName, string tempPrefix)
+    {
+        var inState = Path.Combine(State, fileName);
+        if (Path.GetFullPath(inState).Length <= 100)
+        {
+            return inState;
         }
+
+        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Root)))[..12];
+        return Path.Combine(Path.GetTempPath(), $"{tempPrefix}-{id}.sock");
     }
 
     /// <summary>The documents every workspace has, with the shape each must have at the top.</summary>

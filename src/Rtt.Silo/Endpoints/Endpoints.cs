@@ -33,7 +33,7 @@ public sealed class PlainEndpoint(Endpoint endpoint) : IServedEndpoint
 public sealed class DriverServedEndpoint(IAsyncLaneDriver driver, JsonObject serve) : IServedEndpoint
 {
     public Endpoint Endpoint { get; } = new AsyncDriverEndpoint(driver,
-        (int?)serve["max_in_flight"] ?? 256, TimeSpan.FromMilliseconds((int?)serve["timeout_ms"] ?? 30_000));
+        (int?)serve["max_in_flight"] ?? ServeSpec.DefaultMaxInFlight, TimeSpan.FromMilliseconds((int?)serve["timeout_ms"] ?? ServeSpec.DefaultTimeoutMs));
 
     public ValueTask DisposeAsync() => driver.DisposeAsync();
 }

@@ -54,17 +54,7 @@ public sealed class ProcessService : IServedEndpoint
     /// The Unix socket a process endpoint's service attaches on: <c>.rtt/state/svc-&lt;12 hex of the endpoint hash&gt;.sock</c>,
     /// or a temp-folder path when that is too long for a Unix socket (the same rule as the lane control socket).
     /// </summary>
-    public static string SocketPath(RttWorkspace workspace, string shortHash)
-    {
-        var inState = Path.Combine(workspace.State, $"svc-{shortHash}.sock");
-        if (Path.GetFullPath(inState).Length <= 100)
-        {
-            return inState;
-        }
-
-        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(workspace.Root)))[..8];
-        return Path.Combine(Path.GetTempPath(), $"rtt-svc-{id}-{shortHash}.sock");
-    }
+    public static string SocketPath(RttWorkspace workspace, string shortHash) => workspace.StateSocket($"svc-{shortHash}.sock", $"rtt-svc-{shortHash}");
 
     public static async Task<IServedEndpoint> StartAsync(JsonObject serve, EndpointContext context, CancellationToken cancellationToken)
     {
@@ -79,9 +69,9 @@ public sealed class ProcessService : IServedEndpoint
                 process = Launch(serve, context, path);
             }
 
-            var timeout = TimeSpan.FromMilliseconds((int?)serve["start_timeout_ms"] ?? 10_000);
+            var timeout = TimeSpan.FromMilliseconds((int?)serve["start_timeout_ms"] ?? ServeSpec.DefaultStartTimeoutMs);
             var lane = await AcceptAsync(listener, process, context, timeout, cancellationToken);
-            var window = (int)BitOperations.RoundUpToPowerOf2((uint)((int?)serve["window"] ?? 4096));
+            var window = (int)BitOperations.RoundUpToPowerOf2((uint)((int?)serve["window"] ?? ServeSpec.DefaultWindow));
             var endpoint = new LaneEndpoint($"process:{context.Short}", lane, null, window);
             var service = new ProcessService(serve, context, listener, path, endpoint, process);
             service._acceptor = Task.Run(service.AcceptLoopAsync);

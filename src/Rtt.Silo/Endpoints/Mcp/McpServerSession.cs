@@ -97,7 +97,7 @@ public sealed class McpServerSession : IAsyncDisposable
         return session;
     }
 
-    private TimeSpan InitTimeout => TimeSpan.FromMilliseconds((int?)_serve["timeout_ms"] ?? 30_000);
+    private TimeSpan InitTimeout => TimeSpan.FromMilliseconds((int?)_serve["timeout_ms"] ?? ServeSpec.DefaultTimeoutMs);
 
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
