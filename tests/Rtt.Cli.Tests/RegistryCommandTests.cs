@@ -15,15 +15,15 @@ public sealed class RegistryCommandTests
         var scan = RttProcess.Run(ws, "scan", "--json");
         Assert.True(scan.ExitCode == 0, scan.ToString());
         var report = JsonNode.Parse(scan.Stdout)!;
-        Assert.Equal(8, report["added"]!.AsArray().Count); // 5 manifests, 1 agent, 1 subagent, 1 MCP tool list
-        Assert.Equal(9, (int)report["symbols"]!);
+        Assert.Equal(10, report["added"]!.AsArray().Count); // 6 manifests, 1 agent, 1 subagent, 2 MCP tool lists
+        Assert.Equal(15, (int)report["symbols"]!); // with the 2 + 5 MCP tools
 
         var again = RttProcess.Run(ws, "scan");
-        Assert.Contains("0 added, 0 changed, 8 unchanged", again.Stdout);
+        Assert.Contains("0 added, 0 changed, 10 unchanged", again.Stdout);
 
         var pack = RttProcess.Run(ws, "pack");
         Assert.True(pack.ExitCode == 0, pack.ToString());
-        Assert.Contains("packed 10 object(s)", pack.Stdout);
+        Assert.Contains("packed 17 object(s)", pack.Stdout);
 
         var cat = RttProcess.Run(ws, "cat", "summarize@1.0.0");
         Assert.True(cat.ExitCode == 0, cat.ToString());
@@ -36,7 +36,7 @@ public sealed class RegistryCommandTests
 
         var verify = RttProcess.Run(ws, "verify");
         Assert.True(verify.ExitCode == 0, verify.ToString());
-        Assert.Contains("ok: 10 object(s) verified", verify.Stdout);
+        Assert.Contains("ok: 17 object(s) verified", verify.Stdout);
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class RegistryCommandTests
         Assert.Equal(1, scan.ExitCode);
         Assert.Contains(ErrorCodes.BadSemver, scan.Stderr);
         Assert.Contains("agents/common/bad.agent.json: /version", scan.Stderr);
-        Assert.Contains("8 added", scan.Stdout); // the good files still went in
+        Assert.Contains("10 added", scan.Stdout); // the good files still went in
         Assert.Equal(0, RttProcess.Run(ws, "verify").ExitCode);
     }
 

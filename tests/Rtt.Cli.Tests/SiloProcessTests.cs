@@ -124,14 +124,16 @@ public sealed class SiloProcessTests
         var summary = JsonNode.Parse(first.Stdout)!; // stdout is pure JSON: logs and the init note go to stderr
         Assert.Contains("Created workspace", first.Stderr);
         Assert.Equal(1, (int)summary["node"]!["registrations"]!);
-        Assert.Contains("3 route(s), 5 manifest(s)", (string?)summary["steps"]![0]!["detail"]);
+        Assert.Contains("4 route(s), 6 manifest(s)", (string?)summary["steps"]![0]!["detail"]);
 
-        // The run ends by calling each real endpoint through RTT: the process service and the plugin answer for real.
+        // The run ends by calling each real endpoint through RTT: the process service, the plugin and the C# MCP server
+        // (its upper tool, over stdio) answer for real.
         var calls = summary["steps"]!.AsArray().Single(s => (string?)s!["step"] == "calls")!;
         Assert.True((string?)calls["status"] == "ok", calls.ToJsonString());
         var answers = calls["calls"]!.AsArray().ToDictionary(c => (string)c!["symbol"]!, c => (string?)c!["answer"]);
         Assert.Equal("v1:HELLO FROM RTT", answers["rtt://core/api/upper"]);
         Assert.Equal("v1:ttr morf olleh", answers["rtt://core/api/reverse"]);
+        Assert.Equal("HELLO FROM RTT", answers["rtt://mcp/sample/upper"]);
 
         var second = RttProcess.Run(dir["qs"], ["up", "--once", .. ports]);
         Assert.True(second.ExitCode == 0, second.ToString());

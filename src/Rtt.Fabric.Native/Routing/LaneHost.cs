@@ -426,6 +426,20 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _swaps.Add((next, waiting, done));
     }
 
+    /// <summary>Releases a client lane whose peer is gone (this thread is the only one touching it), reporting a broken one.</summary>
+    private void Release(IFrameLane?[] inbound, int i, IFrameLane lane)
+    {
+        inbound[i] = null;
+        _stalled[i] = false;
+        if (lane is ShmLane { BrokenReason: { } broken })
+        {
+            _dropped++;
+            Report?.Invoke($"client lane {i} ({Describe(lane)}) dropped: {broken}");
+        }
+
+        lane.Dispose();
+    }
+
     public int DoWork()
     {
         var work = 0;
@@ -453,6 +467,13 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             _currentInbound = i;
             if (!lane.CanWrite(AnswerRoom(lane)))
             {
+                if (lane.PeerGone)
+                {
+                    // A client that closed its lane reads nothing more: release it without calling it stalled.
+                    Release(inbound, i, lane);
+                    continue;
+                }
+
                 // The client does not read its answers: leave its requests where they are (it cannot send many more)
                 // instead of waiting for room, so no client can stall the node. Counted, and reported once.
                 lane.Counters.OnStall();
@@ -466,9 +487,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 lane.Flush(); // a stream lane sends what its socket takes now, no more
                 if (lane.PeerGone)
                 {
-                    inbound[i] = null;
-                    _stalled[i] = false;
-                    lane.Dispose();
+                    Release(inbound, i, lane);
                 }
 
                 continue;
@@ -488,15 +507,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
             if (lane.PeerGone)
             {
-                inbound[i] = null; // this thread is the only one touching the lane: safe to release it now
-                _stalled[i] = false;
-                if (lane is ShmLane { BrokenReason: { } broken })
-                {
-                    _dropped++;
-                    Report?.Invoke($"client lane {i} ({Describe(lane)}) dropped: {broken}");
-                }
-
-                lane.Dispose();
+                Release(inbound, i, lane);
             }
         }
 
