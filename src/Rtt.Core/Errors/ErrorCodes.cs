@@ -78,6 +78,7 @@ public static class ErrorCodes
     public const string LaneConfigInvalid = "RTT-LANE-004";
     public const string LaneUpstreamGone = "RTT-LANE-005";
     public const string LaneRequestTimeout = "RTT-LANE-006";
+    public const string LaneBreakerOpen = "RTT-LANE-007";
 
     // Calls: endpoints behind routes (serve blocks, drivers, rtt call)
     public const string ServeInvalid = "RTT-CALL-001";

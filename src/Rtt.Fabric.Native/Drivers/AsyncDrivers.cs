@@ -70,6 +70,8 @@ internal sealed class DriverCall : IThreadPoolWorkItem
     public required uint FrameId;
     public required byte[] Request;   // rented
     public required int Length;
+    public Telemetry.RouteStats? Stats; // telemetry on: the route's stats and when the worker read the request
+    public long Start;
     public ReadOnlyMemory<byte> Answer;
     public byte[]? Error;
 

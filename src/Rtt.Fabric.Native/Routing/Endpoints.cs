@@ -78,6 +78,9 @@ internal struct PendingRequest
     public uint ClientFrameId;
     public uint RouteId;
     public bool Used;
+    public int RequestBytes;
+    public long Start;                       // Stopwatch ticks when the worker read the request (telemetry on)
+    public Telemetry.RouteStats? Stats;      // the route's stats (telemetry on), kept across a swap
 }
 
 /// <summary>One route of the table: its id, its name (the target symbol), where it goes, and (planned routes) its caller.</summary>
@@ -87,33 +90,41 @@ public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint, st
 public sealed class RouteTable
 {
     private const uint MaxDenseId = 1 << 16;
-    private readonly Endpoint?[] _byId; // dense by route id: one bounds-checked load per frame
-    private readonly FrozenDictionary<uint, Endpoint>? _sparse; // ids beyond MaxDenseId (hashed ids of planned routes)
+    private readonly int[] _byId; // dense by route id: the route's index in Routes + 1 (0: none), one bounds-checked load per frame
+    private readonly FrozenDictionary<uint, int>? _sparse; // ids beyond MaxDenseId (hashed ids of planned routes) -> index
+    private readonly Endpoint[] _endpoints; // by index in Routes
 
     public RouteTable(IEnumerable<RouteEntry> routes)
     {
         Routes = routes.OrderBy(r => r.RouteId).ToArray();
+        _endpoints = [.. Routes.Select(r => r.Endpoint)];
         var dense = Routes.Where(r => r.RouteId < MaxDenseId).ToList();
-        _byId = new Endpoint?[dense.Count == 0 ? 1 : (int)dense.Max(r => r.RouteId) + 1];
-        foreach (var r in dense)
+        _byId = new int[dense.Count == 0 ? 1 : (int)dense.Max(r => r.RouteId) + 1];
+        for (var i = 0; i < Routes.Count; i++)
         {
-            if (_byId[r.RouteId] is not null)
+            var r = Routes[i];
+            if (r.RouteId >= MaxDenseId)
+            {
+                continue;
+            }
+
+            if (_byId[r.RouteId] != 0)
             {
                 throw new ArgumentException($"route id {r.RouteId} appears twice", nameof(routes));
             }
 
-            _byId[r.RouteId] = r.Endpoint;
+            _byId[r.RouteId] = i + 1;
         }
 
-        var sparse = Routes.Where(r => r.RouteId >= MaxDenseId).ToList();
+        var sparse = Enumerable.Range(0, Routes.Count).Where(i => Routes[i].RouteId >= MaxDenseId).ToList();
         if (sparse.Count > 0)
         {
-            if (sparse.DistinctBy(r => r.RouteId).Count() != sparse.Count)
+            if (sparse.DistinctBy(i => Routes[i].RouteId).Count() != sparse.Count)
             {
                 throw new ArgumentException("a route id appears twice", nameof(routes));
             }
 
-            _sparse = sparse.ToFrozenDictionary(r => r.RouteId, r => r.Endpoint);
+            _sparse = sparse.ToFrozenDictionary(i => Routes[i].RouteId, i => i);
         }
     }
 
@@ -121,8 +132,18 @@ public sealed class RouteTable
 
     public IReadOnlyList<RouteEntry> Routes { get; }
 
-    public Endpoint? Find(uint routeId) =>
-        routeId < (uint)_byId.Length ? _byId[routeId] : _sparse is not null && _sparse.TryGetValue(routeId, out var e) ? e : null;
+    public Endpoint? Find(uint routeId)
+    {
+        var i = IndexOf(routeId);
+        return i < 0 ? null : _endpoints[i];
+    }
+
+    /// <summary>The route's index in <see cref="Routes"/>, or -1.</summary>
+    public int IndexOf(uint routeId) =>
+        routeId < (uint)_byId.Length ? _byId[routeId] - 1 : _sparse is not null && _sparse.TryGetValue(routeId, out var i) ? i : -1;
+
+    /// <summary>The endpoint of the route at <paramref name="index"/> (from <see cref="IndexOf"/>).</summary>
+    public Endpoint EndpointAt(int index) => _endpoints[index];
 
     public RouteTable With(RouteEntry entry) => new(Routes.Where(r => r.RouteId != entry.RouteId).Append(entry));
 

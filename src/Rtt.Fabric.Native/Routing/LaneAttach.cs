@@ -250,8 +250,32 @@ public sealed class LaneHostListener : IDisposable
 
     private void Handshake(Socket client)
     {
+        var pending = true;
         try
         {
+            if (Telemetry.TelemetryProtocol.IsRequest(client, HandshakeTimeout))
+            {
+                // rtt metrics / tap / top: answered on this thread, which a follow keeps; it no longer counts as a handshake.
+                Interlocked.Decrement(ref _pending);
+                pending = false;
+                if (Interlocked.Increment(ref _telemetrySessions) > MaxTelemetrySessions)
+                {
+                    client.Dispose();
+                    return;
+                }
+
+                try
+                {
+                    Telemetry.TelemetryProtocol.Serve(client, _host.Telemetry, () => _stopping, HandshakeTimeout);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _telemetrySessions);
+                }
+
+                return;
+            }
+
             var lane = LaneAttach.Accept(client, Resolve, _options, _host.Doorbell, HandshakeTimeout);
             if (lane is not null)
             {
@@ -265,9 +289,17 @@ public sealed class LaneHostListener : IDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _pending);
+            if (pending)
+            {
+                Interlocked.Decrement(ref _pending);
+            }
         }
     }
+
+    /// <summary>Telemetry readers (rtt metrics, tap, top) served at once at most; more are closed.</summary>
+    public const int MaxTelemetrySessions = 16;
+
+    private int _telemetrySessions;
 
     private void Refuse(Socket? client, string why)
     {

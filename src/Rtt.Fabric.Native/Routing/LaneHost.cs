@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Rtt.Fabric.Agents;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Frames;
@@ -6,6 +7,7 @@ using Rtt.Fabric.Interop;
 using Rtt.Fabric.Lanes;
 using Rtt.Fabric.Shm;
 using Rtt.Fabric.Streams;
+using Rtt.Fabric.Telemetry;
 
 namespace Rtt.Fabric.Routing;
 
@@ -60,10 +62,30 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private long _unmatchedResponses;
     private long _faults;
     private long _asyncInFlight; // worker thread only
+    private RouteStats[] _routeStats = [];   // the stats of _routes' entries by index (empty: telemetry off); set with it
+    private RouteStats[] _currentStats = []; // those of _current (worker thread only)
 
     /// <param name="start">Start the worker thread now (false: the caller runs <see cref="DoWork"/>, as tests may).</param>
-    public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null)
+    /// <param name="telemetry">Per-route metrics, breakers and the flight recorder (null: none, and no cost per frame).</param>
+    public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null, LaneTelemetry? telemetry = null)
     {
+        Telemetry = telemetry;
+        if (telemetry is not null)
+        {
+            telemetry.HostCounters = () =>
+            [
+                new("unknown_route", _inbound.Sum(l => l?.Counters.UnknownRoute ?? 0)),
+                new("stalled_rounds", StalledRounds),
+                new("client_full", ClientFullDrops),
+                new("dropped_clients", DroppedClients),
+                new("upstream_full", UpstreamFullRefusals),
+                new("driver_faults", DriverFaults),
+                new("unmatched_responses", UnmatchedResponses),
+                new("worker_faults", WorkerFaults),
+                new("clients", InboundCount),
+            ];
+        }
+
         _onRequest = OnRequest;
         _onResponse = OnResponse;
         if (start)
@@ -76,6 +98,9 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     }
 
     public string Name => "lane-host";
+
+    /// <summary>Per-route metrics, breakers and the flight recorder; null when telemetry is off.</summary>
+    public LaneTelemetry? Telemetry { get; }
 
     public RouteTable Routes => Volatile.Read(ref _routes);
 
@@ -153,7 +178,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     public Task SwapAsync(RouteTable next)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _commands.Enqueue(() => ApplySwap(next, done));
+        var stats = Telemetry?.Bind(next) ?? []; // made here, off the worker
+        _commands.Enqueue(() => ApplySwap(next, stats, done));
         _doorbell.Ring();
         return done.Task;
     }
@@ -409,9 +435,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _pollFds[fds++] = new Libc.PollFd { Fd = (int)stream.Socket.SafeHandle.DangerousGetHandle(), Events = events };
     }
 
-    private void ApplySwap(RouteTable next, TaskCompletionSource done)
+    private void ApplySwap(RouteTable next, RouteStats[] stats, TaskCompletionSource done)
     {
         var old = _routes;
+        _routeStats = stats; // this thread reads both, in DoWork
         Volatile.Write(ref _routes, next); // the one ordered write that publishes the table
         foreach (var r in next.Routes)
         {
@@ -455,6 +482,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
 
         _current = _routes; // one read per batch: every frame of the batch sees the same table
+        _currentStats = _routeStats;
         var inbound = _inbound;
         for (var i = 0; i < inbound.Length; i++)
         {
@@ -571,17 +599,36 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private void OnRequest(in FrameHeader header, ReadOnlySpan<byte> payload)
     {
         var lane = _inbound[_currentInbound]!;
-        var endpoint = _current.Find(header.RouteId);
+        var index = _current.IndexOf(header.RouteId);
+        var endpoint = index < 0 ? null : _current.EndpointAt(index);
         if ((header.Flags & FrameFlags.Probe) != 0 && endpoint is not null)
         {
             AnswerProbe(lane, endpoint, in header, payload);
             return;
         }
 
+        RouteStats? stats = null;
+        long start = 0;
+        if ((uint)index < (uint)_currentStats.Length)
+        {
+            // Telemetry on: counted, timed, and let through only when the route's breaker allows it.
+            stats = _currentStats[index];
+            start = Stopwatch.GetTimestamp();
+            stats.RequestsCount++;
+            stats.BytesInCount += payload.Length;
+            if (!stats.Breaker.Allow(start))
+            {
+                AnswerError(lane, header.RouteId, header.FrameId, stats.BreakerPayload, stats, start, payload.Length, Outcome.BreakerOpen);
+                return;
+            }
+        }
+
         switch (endpoint)
         {
             case DriverEndpoint d:
                 d.Requests++;
+                var outcome = Outcome.Ok;
+                var answered = 0;
                 try
                 {
                     if (lane.TryLoan(d.Driver.MaxResponseLength(payload.Length), out var room))
@@ -590,27 +637,36 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                         if (length >= 0)
                         {
                             lane.Commit(length, header.RouteId, header.FrameId, FrameFlags.Response | (header.Flags & FrameFlags.NoPayloadCrc));
+                            answered = length;
                         }
                     }
                     else
                     {
                         ClientFull(lane);
+                        outcome = Outcome.ClientFull;
                     }
                 }
                 catch (Exception ex)
                 {
                     // Caught per frame (Aeron's duty cycle: catch, report, go on): this request gets an error frame, the
                     // worker keeps serving every other route. A loan left uncommitted is simply overwritten.
-                    OnDriverFault(lane, d, in header, ex);
+                    d.Responses++;
+                    OnDriverFault(lane, d, in header, ex, stats, start, payload.Length);
+                    break;
                 }
 
                 d.Responses++;
+                if (stats is not null)
+                {
+                    Finish(stats, start, header.RouteId, header.FrameId, payload.Length, answered, outcome, 0);
+                }
+
                 break;
             case AsyncDriverEndpoint a:
-                Dispatch(a, lane, in header, payload);
+                Dispatch(a, lane, in header, payload, stats, start);
                 break;
             case LaneEndpoint l:
-                Forward(l, lane, in header, payload);
+                Forward(l, lane, in header, payload, stats, start);
                 break;
             default:
                 // Counted, and answered at once so the client does not wait for its timeout (one payload, made once).
@@ -620,7 +676,60 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
     }
 
-    private void OnDriverFault(IFrameLane lane, DriverEndpoint d, in FrameHeader header, Exception ex)
+    /// <summary>
+    /// A request of a route with telemetry ended: its counters, its latency (answers only, errors included), its breaker
+    /// (answers only) and the flight recorder. Worker thread; plain stores, no allocation.
+    /// </summary>
+    private void Finish(RouteStats s, long start, uint routeId, uint frameId, int requestBytes, int answerBytes, Outcome outcome, int code)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var ns = LatencyHistogram.TicksToNs(now - start);
+        switch (outcome)
+        {
+            case Outcome.Ok:
+                s.OkCount++;
+                s.BytesOutCount += answerBytes;
+                break;
+            case Outcome.ClientFull:
+                s.ClientFullCount++;
+                break;
+            case Outcome.ClientGone:
+                s.ClientGoneCount++;
+                break;
+            default:
+                s.ErrorCount++;
+                s.ErrorsByCodeCounts[code]++;
+                s.BytesOutCount += answerBytes;
+                if (outcome == Outcome.Busy)
+                {
+                    s.BusyCount++;
+                }
+                else if (outcome == Outcome.BreakerOpen)
+                {
+                    s.BreakerRefusedCount++;
+                }
+
+                break;
+        }
+
+        if (outcome is Outcome.Ok or Outcome.Error)
+        {
+            s.Latency.Record(ns); // the endpoint's answers (errors included), not refusals or drops
+        }
+
+        var options = s.Breaker.Options;
+        if (options.Enabled && outcome != Outcome.BreakerOpen)
+        {
+            // Every call let through ends here once, so a half-open breaker always hears of its trial calls.
+            var failure = (outcome == Outcome.Error && ErrorCodeTable.CountsAgainstEndpoint(code))
+                || (options.SlowCall > TimeSpan.Zero && outcome is Outcome.Ok or Outcome.Error && ns > options.SlowCall.Ticks * 100);
+            s.Breaker.OnOutcome(now, failure);
+        }
+
+        Telemetry!.Flight.Record(start, ns, routeId, frameId, requestBytes, answerBytes, outcome, code);
+    }
+
+    private void OnDriverFault(IFrameLane lane, DriverEndpoint d, in FrameHeader header, Exception ex, RouteStats? stats, long start, int requestBytes)
     {
         byte[] error;
         if (ex is Rtt.Core.Errors.RttException rtt)
@@ -634,7 +743,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             error = ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.DriverFault, $"endpoint \"{d.Name}\" failed: {ex.GetType().Name}: {ex.Message}");
         }
 
-        AnswerError(lane, header.RouteId, header.FrameId, error);
+        AnswerError(lane, header.RouteId, header.FrameId, error, stats, start, requestBytes);
     }
 
     /// <summary>
@@ -642,14 +751,14 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// thread pool; the worker writes the answer when it comes back (<see cref="WriteCompletions"/>). An endpoint
     /// with <see cref="AsyncDriverEndpoint.MaxInFlight"/> calls in progress refuses at once with an error frame.
     /// </summary>
-    private void Dispatch(AsyncDriverEndpoint a, IFrameLane lane, in FrameHeader header, ReadOnlySpan<byte> payload)
+    private void Dispatch(AsyncDriverEndpoint a, IFrameLane lane, in FrameHeader header, ReadOnlySpan<byte> payload, RouteStats? stats, long start)
     {
         if (a.InFlight >= a.MaxInFlight)
         {
             a.Busy++;
             lane.Counters.OnDrop(DropReason.EndpointBusy);
             AnswerError(lane, header.RouteId, header.FrameId, ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.DriverBusy,
-                $"endpoint \"{a.Name}\" has {a.MaxInFlight} calls in progress; try again later"));
+                $"endpoint \"{a.Name}\" has {a.MaxInFlight} calls in progress; try again later"), stats, start, payload.Length, Outcome.Busy);
             return;
         }
 
@@ -667,6 +776,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             FrameId = header.FrameId,
             Request = buffer,
             Length = payload.Length,
+            Stats = stats,
+            Start = start,
         }, preferLocal: false);
     }
 
@@ -684,29 +795,44 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 call.Endpoint.Failed++;
             }
 
+            var stats = call.Stats;
             var client = call.Inbound < _inbound.Length ? _inbound[call.Inbound] : null;
             if (!ReferenceEquals(client, call.Client) || client.PeerGone)
             {
+                if (stats is not null)
+                {
+                    Finish(stats, call.Start, call.RouteId, call.FrameId, call.Length, 0, Outcome.ClientGone, 0);
+                }
+
                 continue; // the client went away while its call ran
             }
 
             if (call.Error is { } error)
             {
-                AnswerError(client, call.RouteId, call.FrameId, error);
+                AnswerError(client, call.RouteId, call.FrameId, error, stats, call.Start, call.Length);
             }
             else if (call.Answer.Length > client.Options.MaxPayload)
             {
                 AnswerError(client, call.RouteId, call.FrameId, ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.DriverFault,
-                    $"endpoint \"{call.Endpoint.Name}\" answered {call.Answer.Length} bytes, more than the lane's largest frame ({client.Options.MaxPayload} bytes)"));
+                    $"endpoint \"{call.Endpoint.Name}\" answered {call.Answer.Length} bytes, more than the lane's largest frame ({client.Options.MaxPayload} bytes)"),
+                    stats, call.Start, call.Length);
             }
             else if (client.TryLoan(call.Answer.Length, out var room))
             {
                 call.Answer.Span.CopyTo(room);
                 client.Commit(call.Answer.Length, call.RouteId, call.FrameId, FrameFlags.Response);
+                if (stats is not null)
+                {
+                    Finish(stats, call.Start, call.RouteId, call.FrameId, call.Length, call.Answer.Length, Outcome.Ok, 0);
+                }
             }
             else
             {
                 ClientFull(client);
+                if (stats is not null)
+                {
+                    Finish(stats, call.Start, call.RouteId, call.FrameId, call.Length, 0, Outcome.ClientFull, 0);
+                }
             }
 
             client.Flush();
@@ -738,7 +864,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     private static readonly byte[] UnknownRoutePayload = ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.LaneRouteUnknown, "this lane host serves no route with that id (it was never planned or has been removed)");
 
-    private void Forward(LaneEndpoint l, IFrameLane from, in FrameHeader header, ReadOnlySpan<byte> payload)
+    private void Forward(LaneEndpoint l, IFrameLane from, in FrameHeader header, ReadOnlySpan<byte> payload, RouteStats? stats, long start)
     {
         ref var slot = ref l.Pending[l.NextId & (uint)l.Mask];
         if (slot.Used || !l.Upstream.TrySend(l.UpstreamRouteId ?? header.RouteId, l.NextId, payload, header.Flags & FrameFlags.NoPayloadCrc))
@@ -746,7 +872,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             if (l.Upstream.PeerGone)
             {
                 // The service is gone: the client gets an error frame at once instead of waiting for its timeout.
-                AnswerError(from, header.RouteId, header.FrameId, l.GonePayload);
+                AnswerError(from, header.RouteId, header.FrameId, l.GonePayload, stats, start, payload.Length);
                 l.Failed++;
                 return;
             }
@@ -756,11 +882,15 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             _upstreamFull++;
             l.Busy++;
             from.Counters.OnDrop(DropReason.EndpointBusy);
-            AnswerError(from, header.RouteId, header.FrameId, l.BusyPayload);
+            AnswerError(from, header.RouteId, header.FrameId, l.BusyPayload, stats, start, payload.Length, Outcome.Busy);
             return;
         }
 
-        slot = new PendingRequest { Inbound = _currentInbound, ClientFrameId = header.FrameId, RouteId = header.RouteId, Used = true };
+        slot = new PendingRequest
+        {
+            Inbound = _currentInbound, ClientFrameId = header.FrameId, RouteId = header.RouteId, Used = true,
+            RequestBytes = payload.Length, Start = start, Stats = stats,
+        };
         l.NextId++;
         l.Requests++;
     }
@@ -801,8 +931,14 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             var client = slot.Inbound < _inbound.Length ? _inbound[slot.Inbound] : null;
             if (client is not null && !client.PeerGone)
             {
-                AnswerError(client, slot.RouteId, slot.ClientFrameId, l.Malformed ? l.MalformedPayload : l.GonePayload);
+                AnswerError(client, slot.RouteId, slot.ClientFrameId, l.Malformed ? l.MalformedPayload : l.GonePayload, slot.Stats, slot.Start, slot.RequestBytes);
             }
+            else if (slot.Stats is not null)
+            {
+                Finish(slot.Stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientGone, 0);
+            }
+
+            slot.Stats = null;
         }
 
         foreach (var lane in _inbound)
@@ -814,16 +950,25 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     }
 
     /// <summary>A response frame with the <see cref="FrameFlags.Error"/> flag in place of the service's answer.</summary>
-    private void AnswerError(IFrameLane client, uint routeId, uint frameId, byte[] error)
+    /// <param name="stats">Telemetry on: the request's route, counted as <paramref name="outcome"/> (or client_full when the error would not fit).</param>
+    private void AnswerError(IFrameLane client, uint routeId, uint frameId, byte[] error, RouteStats? stats = null, long start = 0, int requestBytes = 0, Outcome outcome = Outcome.Error)
     {
         if (client.TryLoan(error.Length, out var room))
         {
             error.CopyTo(room);
             client.Commit(error.Length, routeId, frameId, FrameFlags.Response | FrameFlags.Error);
+            if (stats is not null)
+            {
+                Finish(stats, start, routeId, frameId, requestBytes, error.Length, outcome, ErrorCodeTable.Of(error));
+            }
         }
         else
         {
             ClientFull(client);
+            if (stats is not null)
+            {
+                Finish(stats, start, routeId, frameId, requestBytes, 0, Outcome.ClientFull, 0);
+            }
         }
     }
 
@@ -845,9 +990,16 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
         slot.Used = false;
         l.Responses++;
+        var stats = slot.Stats;
+        slot.Stats = null;
         var client = _inbound[slot.Inbound];
         if (client is null || client.PeerGone)
         {
+            if (stats is not null)
+            {
+                Finish(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientGone, 0);
+            }
+
             return; // the client went away; its answer has nowhere to go
         }
 
@@ -855,10 +1007,19 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             payload.CopyTo(room);
             client.Commit(payload.Length, slot.RouteId, slot.ClientFrameId, FrameFlags.Response | (header.Flags & (FrameFlags.NoPayloadCrc | FrameFlags.Error)));
+            if (stats is not null)
+            {
+                var error = (header.Flags & FrameFlags.Error) != 0;
+                Finish(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, payload.Length, error ? Outcome.Error : Outcome.Ok, error ? ErrorCodeTable.Of(payload) : 0);
+            }
         }
         else
         {
             ClientFull(client);
+            if (stats is not null)
+            {
+                Finish(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientFull, 0);
+            }
         }
     }
 
@@ -877,5 +1038,6 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
 
         _doorbell.Dispose();
+        Telemetry?.Dispose();
     }
 }

@@ -1,0 +1,472 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Rtt.Fabric.Routing;
+
+namespace Rtt.Fabric.Telemetry;
+
+/// <summary>A route's numbers at one moment (see docs/observability.md for each field).</summary>
+public sealed record RouteSnapshot(
+    uint RouteId, string Route, string? From, string Endpoint,
+    long Requests, long Answers, long Errors, long InFlight, long BytesIn, long BytesOut,
+    long Busy, long BreakerRefused, long ClientFull, long ClientGone,
+    IReadOnlyDictionary<string, long> ErrorsByCode,
+    long LatencyCount, long P50Ns, long P95Ns, long P99Ns, long MaxNs, long MeanNs,
+    double WindowSeconds, long WindowRequests, long WindowErrors, long WindowP50Ns, long WindowP95Ns, long WindowP99Ns,
+    BreakerState Breaker, long BreakerTrips, long BreakerChanges);
+
+/// <summary>A lane host's numbers at one moment.</summary>
+public sealed record TelemetrySnapshot(DateTime At, double UptimeSeconds, bool Enabled, IReadOnlyList<RouteSnapshot> Routes,
+    IReadOnlyList<KeyValuePair<string, long>> Host, int FlightCapacity, long FlightRecorded);
+
+/// <summary>
+/// The telemetry of one lane host: the routes' <see cref="RouteStats"/> (made off the worker when a table is swapped
+/// in), the <see cref="FlightRecorder"/>, and a background thread that every 100 ms takes the breakers' changes the
+/// worker queued (logs them through <see cref="BreakerChanged"/> and, when one opens, dumps the flight window to
+/// <see cref="FlightDumpFolder"/>) and every 5 s starts a new latency window (the windowed percentiles cover the last
+/// 5 to 10 s). Nothing here runs on the worker except <see cref="OnBreakerChange"/>, which is a store into a ring.
+/// </summary>
+public sealed class LaneTelemetry : IDisposable
+{
+    private const int EventCapacity = 256;
+    private static readonly TimeSpan WindowStep = TimeSpan.FromSeconds(5);
+
+    private readonly ConcurrentDictionary<uint, RouteStats> _routes = new();
+    private readonly ConcurrentDictionary<uint, RouteWindow> _windows = new();
+    private readonly BreakerChange[] _events = new BreakerChange[EventCapacity];
+    private long _eventsWritten; // worker
+    private long _eventsRead;    // telemetry thread
+    private long _eventsLost;
+    private readonly Thread? _thread;
+    private readonly ManualResetEventSlim _stop = new();
+    private readonly long _startTicks = Stopwatch.GetTimestamp();
+    private readonly DateTime _startUtc = DateTime.UtcNow;
+    private long _dumps;
+
+    public LaneTelemetry(int flightCapacity = FlightRecorder.DefaultCapacity, bool start = true)
+    {
+        Flight = new FlightRecorder(flightCapacity);
+        if (start)
+        {
+            _thread = new Thread(Run) { IsBackground = true, Name = "rtt-lane-telemetry" };
+            _thread.Start();
+        }
+    }
+
+    public FlightRecorder Flight { get; }
+
+    /// <summary>The node this host serves (named in snapshots).</summary>
+    public string? Node { get; set; }
+
+    /// <summary>The breaker settings of a route (called off the worker on each swap); default: breakers off.</summary>
+    public Func<RouteEntry, BreakerOptions> BreakerPolicy { get; set; } = _ => BreakerOptions.Disabled;
+
+    /// <summary>Told of each breaker change on the telemetry thread (the silo logs it); with the dump's path when one was written.</summary>
+    public Action<BreakerChange, RouteStats, string?>? BreakerChanged { get; set; }
+
+    /// <summary>Where a breaker that opens dumps the flight window (<c>.rtt/flight</c> in a silo); null: no dumps.</summary>
+    public string? FlightDumpFolder { get; set; }
+
+    /// <summary>How much of the flight record a dump holds before the moment it was taken.</summary>
+    public TimeSpan DumpWindow { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The host's own counters for snapshots (set by the lane host).</summary>
+    public Func<IReadOnlyList<KeyValuePair<string, long>>>? HostCounters { get; set; }
+
+    /// <summary>Flight dumps written.</summary>
+    public long Dumps => Interlocked.Read(ref _dumps);
+
+    /// <summary>Breaker changes lost because the telemetry thread fell 256 behind.</summary>
+    public long EventsLost => Interlocked.Read(ref _eventsLost);
+
+    public RouteStats? Route(uint routeId) => _routes.TryGetValue(routeId, out var s) ? s : null;
+
+    /// <summary>The routes served now (set on each swap).</summary>
+    public IReadOnlyList<RouteStats> Current { get; private set; } = [];
+
+    /// <summary>
+    /// The stats of each route of <paramref name="table"/>, in its order (made now, off the worker; kept by route id so
+    /// a route's counts carry over from plan to plan), with each route's endpoint and breaker settings brought up to date.
+    /// </summary>
+    internal RouteStats[] Bind(RouteTable table)
+    {
+        var stats = new RouteStats[table.Routes.Count];
+        for (var i = 0; i < stats.Length; i++)
+        {
+            var entry = table.Routes[i];
+            var s = _routes.GetOrAdd(entry.RouteId, id => new RouteStats(id, entry.Name, entry.From, this));
+            s.Endpoint = entry.Endpoint.Name;
+            s.Breaker.Options = BreakerPolicy(entry);
+            _windows.GetOrAdd(entry.RouteId, _ => new RouteWindow());
+            stats[i] = s;
+        }
+
+        Current = stats;
+        return stats;
+    }
+
+    /// <summary>The worker queues a breaker change (a store into a ring; when the ring is full the change is counted as lost).</summary>
+    internal void OnBreakerChange(in BreakerChange change)
+    {
+        if (_eventsWritten - Volatile.Read(ref _eventsRead) >= EventCapacity)
+        {
+            _eventsLost++;
+            return;
+        }
+
+        _events[_eventsWritten % EventCapacity] = change;
+        Volatile.Write(ref _eventsWritten, _eventsWritten + 1);
+    }
+
+    /// <summary>Handles the queued breaker changes now (the telemetry thread does it every 100 ms; tests may call it).</summary>
+    public int DrainEvents()
+    {
+        var handled = 0;
+        lock (_events)
+        {
+            var written = Volatile.Read(ref _eventsWritten);
+            while (_eventsRead < written)
+            {
+                var change = _events[_eventsRead % EventCapacity];
+                Volatile.Write(ref _eventsRead, _eventsRead + 1);
+                handled++;
+                var route = Route(change.RouteId);
+                if (route is null)
+                {
+                    continue;
+                }
+
+                string? dump = null;
+                if (change.To == BreakerState.Open && FlightDumpFolder is { } folder)
+                {
+                    dump = TryDump(folder, $"breaker-{change.RouteId}");
+                }
+
+                BreakerChanged?.Invoke(change, route, dump);
+            }
+        }
+
+        return handled;
+    }
+
+    private string? TryDump(string folder, string reason)
+    {
+        try
+        {
+            return DumpFlight(folder, reason);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Writes the last <see cref="DumpWindow"/> of the flight record to <c>FOLDER/&lt;utc-time&gt;-&lt;reason&gt;.ndjson</c>; returns the path.</summary>
+    public string DumpFlight(string folder, string reason)
+    {
+        Directory.CreateDirectory(folder);
+        var now = DateTime.UtcNow;
+        var path = Path.Combine(folder, $"{now.ToString("yyyyMMdd'T'HHmmss.fff'Z'", CultureInfo.InvariantCulture)}-{reason}.ndjson");
+        using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 1 << 16))
+        {
+            WriteFlight(file, DumpWindow, reason);
+        }
+
+        Interlocked.Increment(ref _dumps);
+        return path;
+    }
+
+    /// <summary>
+    /// Writes the flight record of the last <paramref name="window"/> as NDJSON: a <c>window</c> line, then one
+    /// <c>frame</c> line per request in the order they ended (docs/observability.md has the format).
+    /// </summary>
+    public void WriteFlight(Stream output, TimeSpan window, string? reason = null)
+    {
+        var now = Stopwatch.GetTimestamp();
+        var records = Flight.Since(now - (long)(window.TotalSeconds * Stopwatch.Frequency));
+        using var writer = new Utf8JsonWriter(output);
+        writer.WriteStartObject();
+        writer.WriteString("type", "window");
+        writer.WriteString("at", TimeOf(now));
+        writer.WriteNumber("seconds", window.TotalSeconds);
+        writer.WriteNumber("frames", records.Count);
+        if (reason is not null)
+        {
+            writer.WriteString("reason", reason);
+        }
+
+        writer.WriteNumber("recorded", Flight.Recorded);
+        writer.WriteNumber("capacity", Flight.Capacity);
+        writer.WriteEndObject();
+        writer.Flush();
+        output.WriteByte((byte)'\n');
+        WriteRecords(output, writer, records);
+    }
+
+    /// <summary>Writes <paramref name="records"/> as NDJSON <c>frame</c> lines.</summary>
+    public void WriteRecords(Stream output, Utf8JsonWriter writer, List<FlightRecord> records)
+    {
+        foreach (var r in records)
+        {
+            writer.Reset(output);
+            writer.WriteStartObject();
+            writer.WriteString("type", "frame");
+            writer.WriteString("ts", TimeOf(r.Start));
+            writer.WriteNumber("route_id", r.RouteId);
+            if (Route(r.RouteId) is { } route)
+            {
+                writer.WriteString("route", route.Name);
+                writer.WriteString("endpoint", route.Endpoint);
+            }
+
+            writer.WriteNumber("frame_id", r.FrameId);
+            writer.WriteNumber("request_bytes", r.RequestBytes);
+            writer.WriteNumber("answer_bytes", r.AnswerBytes);
+            writer.WriteNumber("latency_ns", r.LatencyNs);
+            writer.WriteString("outcome", OutcomeName(r.Outcome));
+            if (r.Code != 0 || r.Outcome == Outcome.Error)
+            {
+                writer.WriteString("code", ErrorCodeTable.Codes[r.Code]);
+            }
+
+            writer.WriteEndObject();
+            writer.Flush();
+            output.WriteByte((byte)'\n');
+        }
+    }
+
+    public static string OutcomeName(Outcome outcome) => outcome switch
+    {
+        Outcome.Ok => "ok",
+        Outcome.Error => "error",
+        Outcome.Busy => "busy",
+        Outcome.BreakerOpen => "breaker_open",
+        Outcome.ClientFull => "client_full",
+        Outcome.ClientGone => "client_gone",
+        _ => "unknown",
+    };
+
+    public static string StateName(BreakerState state) => state switch
+    {
+        BreakerState.Closed => "closed",
+        BreakerState.Open => "open",
+        _ => "half_open",
+    };
+
+    /// <summary>A Stopwatch timestamp as UTC time, ISO 8601 with microseconds.</summary>
+    public string TimeOf(long ticks) =>
+        _startUtc.AddTicks((long)((ticks - _startTicks) * LatencyHistogram.NsPerTick / 100)).ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>Every route served now, with cumulative counts and percentiles and those of the current window.</summary>
+    public TelemetrySnapshot Snapshot()
+    {
+        var counts = new long[LatencyHistogram.BucketCount];
+        var now = Stopwatch.GetTimestamp();
+        var routes = new List<RouteSnapshot>();
+        foreach (var s in Current.OrderBy(r => r.Name, StringComparer.Ordinal).ThenBy(r => r.RouteId))
+        {
+            s.Latency.CopyTo(counts);
+            var count = s.Latency.Count;
+            var max = s.Latency.Max;
+            var byCode = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            for (var i = 0; i < ErrorCodeTable.Count; i++)
+            {
+                var n = s.ErrorsWithCode(i);
+                if (n > 0)
+                {
+                    byCode[ErrorCodeTable.Codes[i]] = n;
+                }
+            }
+
+            long wp50 = 0, wp95 = 0, wp99 = 0, wRequests = 0, wErrors = 0;
+            double wSeconds = 0;
+            if (_windows.TryGetValue(s.RouteId, out var w))
+            {
+                lock (w)
+                {
+                    var delta = new long[counts.Length];
+                    for (var i = 0; i < delta.Length; i++)
+                    {
+                        delta[i] = counts[i] - w.Base[i];
+                    }
+
+                    wp50 = LatencyHistogram.ValueAt(delta, 0.50, max);
+                    wp95 = LatencyHistogram.ValueAt(delta, 0.95, max);
+                    wp99 = LatencyHistogram.ValueAt(delta, 0.99, max);
+                    wRequests = s.Requests - w.BaseRequests;
+                    wErrors = s.Errors - w.BaseErrors;
+                    wSeconds = (now - w.BaseTicks) / (double)Stopwatch.Frequency;
+                }
+            }
+
+            routes.Add(new RouteSnapshot(s.RouteId, s.Name, s.From, s.Endpoint,
+                s.Requests, s.Answers, s.Errors, s.InFlight, s.BytesIn, s.BytesOut,
+                s.Busy, s.BreakerRefused, s.ClientFull, s.ClientGone, byCode,
+                count, LatencyHistogram.ValueAt(counts, 0.50, max), LatencyHistogram.ValueAt(counts, 0.95, max), LatencyHistogram.ValueAt(counts, 0.99, max),
+                max, count == 0 ? 0 : s.Latency.Sum / count,
+                wSeconds, wRequests, wErrors, wp50, wp95, wp99,
+                s.Breaker.State, s.Breaker.Trips, s.Breaker.Changes));
+        }
+
+        return new TelemetrySnapshot(DateTime.UtcNow, (now - _startTicks) / (double)Stopwatch.Frequency, true, routes,
+            HostCounters?.Invoke() ?? [], Flight.Capacity, Flight.Recorded);
+    }
+
+    /// <summary>A snapshot as the JSON document <c>rtt metrics --json</c> prints (docs/observability.md).</summary>
+    public static byte[] ToJson(TelemetrySnapshot snapshot, string? node = null)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            if (node is not null)
+            {
+                w.WriteString("node", node);
+            }
+
+            w.WriteString("at", snapshot.At.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+            w.WriteNumber("uptime_s", Math.Round(snapshot.UptimeSeconds, 3));
+            w.WriteBoolean("telemetry", snapshot.Enabled);
+            w.WriteStartArray("routes");
+            foreach (var r in snapshot.Routes)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("route_id", r.RouteId);
+                w.WriteString("route", r.Route);
+                if (r.From is not null)
+                {
+                    w.WriteString("from", r.From);
+                }
+
+                w.WriteString("endpoint", r.Endpoint);
+                w.WriteNumber("requests", r.Requests);
+                w.WriteNumber("answers", r.Answers);
+                w.WriteNumber("errors", r.Errors);
+                w.WriteNumber("in_flight", r.InFlight);
+                w.WriteNumber("bytes_in", r.BytesIn);
+                w.WriteNumber("bytes_out", r.BytesOut);
+                w.WriteStartObject("drops");
+                w.WriteNumber("busy", r.Busy);
+                w.WriteNumber("breaker_open", r.BreakerRefused);
+                w.WriteNumber("client_full", r.ClientFull);
+                w.WriteNumber("client_gone", r.ClientGone);
+                w.WriteEndObject();
+                w.WriteStartObject("errors_by_code");
+                foreach (var (code, n) in r.ErrorsByCode)
+                {
+                    w.WriteNumber(code, n);
+                }
+
+                w.WriteEndObject();
+                w.WriteStartObject("latency_ns");
+                w.WriteNumber("count", r.LatencyCount);
+                w.WriteNumber("p50", r.P50Ns);
+                w.WriteNumber("p95", r.P95Ns);
+                w.WriteNumber("p99", r.P99Ns);
+                w.WriteNumber("max", r.MaxNs);
+                w.WriteNumber("mean", r.MeanNs);
+                w.WriteEndObject();
+                w.WriteStartObject("window");
+                w.WriteNumber("seconds", Math.Round(r.WindowSeconds, 3));
+                w.WriteNumber("requests", r.WindowRequests);
+                w.WriteNumber("errors", r.WindowErrors);
+                w.WriteNumber("rps", r.WindowSeconds > 0 ? Math.Round(r.WindowRequests / r.WindowSeconds, 1) : 0);
+                w.WriteNumber("p50_ns", r.WindowP50Ns);
+                w.WriteNumber("p95_ns", r.WindowP95Ns);
+                w.WriteNumber("p99_ns", r.WindowP99Ns);
+                w.WriteEndObject();
+                w.WriteStartObject("breaker");
+                w.WriteString("state", StateName(r.Breaker));
+                w.WriteNumber("trips", r.BreakerTrips);
+                w.WriteNumber("changes", r.BreakerChanges);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteStartObject("host");
+            foreach (var (name, value) in snapshot.Host)
+            {
+                w.WriteNumber(name, value);
+            }
+
+            w.WriteEndObject();
+            w.WriteStartObject("flight");
+            w.WriteNumber("capacity", snapshot.FlightCapacity);
+            w.WriteNumber("recorded", snapshot.FlightRecorded);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        buffer.WriteByte((byte)'\n');
+        return buffer.ToArray();
+    }
+
+    /// <summary>Starts a new latency window for every route (the telemetry thread does it every 5 s).</summary>
+    public void Roll()
+    {
+        var now = Stopwatch.GetTimestamp();
+        foreach (var s in Current)
+        {
+            if (!_windows.TryGetValue(s.RouteId, out var w))
+            {
+                continue;
+            }
+
+            lock (w)
+            {
+                // The window reported runs from Base (5-10 s ago); Next (taken 5 s ago) becomes the new Base.
+                (w.Base, w.Next) = (w.Next, w.Base);
+                (w.BaseTicks, w.BaseRequests, w.BaseErrors) = (w.NextTicks, w.NextRequests, w.NextErrors);
+                s.Latency.CopyTo(w.Next);
+                (w.NextTicks, w.NextRequests, w.NextErrors) = (now, s.Requests, s.Errors);
+            }
+        }
+    }
+
+    private void Run()
+    {
+        var lastRoll = Stopwatch.GetTimestamp();
+        while (!_stop.Wait(100))
+        {
+            try
+            {
+                DrainEvents();
+                if (Stopwatch.GetElapsedTime(lastRoll) >= WindowStep)
+                {
+                    lastRoll = Stopwatch.GetTimestamp();
+                    Roll();
+                }
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // a failing log sink must not end the telemetry thread
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Set();
+        _thread?.Join(TimeSpan.FromSeconds(2));
+        DrainEvents();
+    }
+
+    private sealed class RouteWindow
+    {
+        public long[] Base = new long[LatencyHistogram.BucketCount];
+        public long[] Next = new long[LatencyHistogram.BucketCount];
+        public long BaseTicks = Stopwatch.GetTimestamp();
+        public long NextTicks = Stopwatch.GetTimestamp();
+        public long BaseRequests;
+        public long BaseErrors;
+        public long NextRequests;
+        public long NextErrors;
+    }
+}
