@@ -46,6 +46,11 @@ public static class RttCommands
 
         root.Subcommands.Add(WalCommand.Create());
         root.Subcommands.Add(CallCommand.Create());
+        foreach (var command in TelemetryCommands.Create())
+        {
+            root.Subcommands.Add(command);
+        }
+
         return root;
     }
 

@@ -80,6 +80,9 @@ public static class ErrorCodes
     public const string LaneRequestTimeout = "RTT-LANE-006";
     public const string LaneBreakerOpen = "RTT-LANE-007";
 
+    // Observability: rtt metrics / top / tap, SLO gates
+    public const string ObsInputInvalid = "RTT-OBS-001";
+
     // Calls: endpoints behind routes (serve blocks, drivers, rtt call)
     public const string ServeInvalid = "RTT-CALL-001";
     public const string CallTimeout = "RTT-CALL-002";

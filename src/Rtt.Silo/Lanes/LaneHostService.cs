@@ -32,6 +32,12 @@ public sealed class RttLaneOptions
 
     /// <summary>CPUs the lane worker thread is pinned to (empty: not pinned).</summary>
     public List<int> Cpus { get; set; } = [];
+
+    /// <summary>Per-route metrics, circuit breakers and the flight recorder (docs/observability.md).</summary>
+    public bool Telemetry { get; set; } = true;
+
+    /// <summary>Requests the flight recorder keeps (a power of two; 40 bytes each).</summary>
+    public int FlightRecords { get; set; } = Fabric.Telemetry.FlightRecorder.DefaultCapacity;
 }
 
 /// <summary>
@@ -126,6 +132,11 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                         _endpoints[hash] = started;
                     }
                 }
+            }
+
+            if (_host?.Telemetry is { } telemetry)
+            {
+                Telemetry.LaneTelemetrySetup.Refresh(telemetry, workspace, logger); // breaker settings as policy.json says now
             }
 
             await SwapAsync(Build(lanes));
@@ -319,7 +330,8 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
 
         var laneOptions = new LaneOptions { RingCapacity = options.RingCapacity, MaxPayload = options.MaxPayload };
-        _host = new LaneHost(cpus: options.Cpus) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
+        var telemetry = options.Telemetry ? Telemetry.LaneTelemetrySetup.Create(workspace, nodeId, options.FlightRecords, logger) : null;
+        _host = new LaneHost(cpus: options.Cpus, telemetry: telemetry) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
         // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
         _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}", _host.Routes.Routes.Count, ControlSocket);
@@ -345,6 +357,11 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
         _listener?.Dispose();
         _listener = null;
+        if (_host?.Telemetry is { } telemetry)
+        {
+            Telemetry.LaneMeters.Unregister(telemetry);
+        }
+
         _host?.Dispose();
         _host = null;
         List<IServedEndpoint> endpoints;

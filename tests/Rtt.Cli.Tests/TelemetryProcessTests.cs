@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Rtt.Client.Calls;
+using Rtt.Core.Calls;
+using Rtt.Core.Errors;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary>
+/// Observability with real processes: the quickstart silo (`rtt up --metrics-port`), calls to its process service and
+/// its plugin, then `rtt metrics --json`, `rtt top --once`, `rtt tap --flight`, the Prometheus endpoint, and the plugin's
+/// breaker opened by failing calls (with its flight dump) and closed again once it answers.
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class TelemetryProcessTests
+{
+    private const string Upper = "rtt://core/api/upper";
+    private const string Reverse = "rtt://core/api/reverse";
+
+    [Fact]
+    public async Task Metrics_top_tap_and_prometheus_show_per_route_traffic_and_a_breaker_opens_dumps_and_closes()
+    {
+        using var dir = TempDir.Quickstart(out var ws, scan: false);
+        var policyPath = Path.Combine(ws, ".rtt", "policy.json");
+        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!.AsObject();
+        policy["breakers"] = new JsonObject
+        {
+            ["default"] = new JsonObject { ["min_calls"] = 50 },
+            ["routes"] = new JsonArray(new JsonObject { ["match"] = "rtt://core/api/rev*", ["min_calls"] = 5, ["failure_ratio"] = 0.5, ["open_s"] = 1, ["half_open_calls"] = 1 }),
+        };
+        File.WriteAllText(policyPath, policy.ToJsonString());
+        Assert.Equal(0, RttProcess.Run(ws, "scan").ExitCode);
+
+        var metricsPort = RttProcess.FreePort();
+        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60), "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture));
+        Ok(ws, "plan");
+        Assert.Equal("applied", (string?)JsonNode.Parse(Ok(ws, "apply", "--json"))!["outcome"]);
+
+        var applied = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "plans", "applied.json")))!.AsObject();
+        var routes = CallRoutes.Of(applied);
+        var upper = CallRoutes.Resolve(routes, Upper, null, null);
+        var reverse = CallRoutes.Resolve(routes, Reverse, null, null);
+        using (var caller = new LaneCaller(RttWorkspace.Open(ws).LaneControlSocket))
+        {
+            for (var i = 0; i < 25; i++)
+            {
+                Assert.Equal($"v1:N{i}", Encoding.UTF8.GetString(await caller.CallAsync(upper, Encoding.UTF8.GetBytes($"n{i}"), TimeSpan.FromSeconds(30))));
+            }
+
+            for (var i = 0; i < 5; i++)
+            {
+                var e = await Assert.ThrowsAsync<RttException>(() => caller.CallAsync(reverse, "throw"u8.ToArray(), TimeSpan.FromSeconds(30)));
+                Assert.Equal(ErrorCodes.DriverFault, e.Code);
+            }
+
+            var open = await Assert.ThrowsAsync<RttException>(() => caller.CallAsync(reverse, "okay"u8.ToArray(), TimeSpan.FromSeconds(30)));
+            Assert.Equal(ErrorCodes.LaneBreakerOpen, open.Code);
+
+            var metrics = JsonNode.Parse(Ok(ws, "metrics", "--json"))!;
+            var byRoute = metrics["routes"]!.AsArray().ToDictionary(r => (string)r!["route"]!, r => r!);
+            var u = byRoute[Upper];
+            Assert.Equal(25, (long)u["requests"]!); // the apply's verify probes are answered by the host and not counted
+            Assert.Equal(25, (long)u["answers"]!);
+            Assert.Equal(0, (long)u["in_flight"]!);
+            Assert.True((long)u["latency_ns"]!["p50"]! > 0);
+            Assert.Equal("closed", (string)u["breaker"]!["state"]!);
+            var r = byRoute[Reverse];
+            Assert.Equal(6, (long)r["requests"]!);
+            Assert.Equal(5, (long)r["errors_by_code"]![ErrorCodes.DriverFault]!);
+            Assert.Equal(1, (long)r["errors_by_code"]![ErrorCodes.LaneBreakerOpen]!);
+            Assert.Equal(1, (long)r["drops"]!["breaker_open"]!);
+            Assert.Equal("open", (string)r["breaker"]!["state"]!);
+            Assert.Equal(1, (long)r["breaker"]!["trips"]!);
+
+            var top = Ok(ws, "top", "--once", "--interval", "0.2");
+            Assert.Contains(Upper, top, StringComparison.Ordinal);
+            Assert.Contains("open", top, StringComparison.Ordinal);
+
+            var tap = Ok(ws, "tap", "--flight", "60s").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal("window", (string)tap[0]["type"]!);
+            var frames = tap.Skip(1).ToList();
+            Assert.Equal(31, frames.Count);
+            Assert.Equal(25, frames.Count(f => (string)f["route"]! == Upper && (string)f["outcome"]! == "ok"));
+            Assert.Equal(5, frames.Count(f => (string)f["route"]! == Reverse && (string)f["code"]! == ErrorCodes.DriverFault));
+            Assert.Equal("breaker_open", (string)frames[^1]["outcome"]!);
+
+            // The breaker's trip wrote the flight window by itself.
+            var flightDir = Path.Combine(ws, ".rtt", "flight");
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!(Directory.Exists(flightDir) && Directory.GetFiles(flightDir, "*.ndjson").Length > 0) && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(50);
+            }
+
+            var dump = Assert.Single(Directory.GetFiles(flightDir, "*-breaker-*.ndjson"));
+            var dumped = File.ReadAllLines(dump).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal(5, dumped.Count(f => (string?)f["code"] == ErrorCodes.DriverFault));
+
+            // Prometheus: the per-route series of the Rtt meter.
+            using var http = new HttpClient();
+            var scrape = await http.GetStringAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
+            Assert.True(Series(scrape, "rtt_route_requests_total", 25, $"route=\"{Upper}\""), scrape);
+            Assert.True(Series(scrape, "rtt_route_errors_total", 5, $"route=\"{Reverse}\"", $"code=\"{ErrorCodes.DriverFault}\""), scrape);
+            Assert.True(Series(scrape, "rtt_route_breaker_state", 1, $"route=\"{Reverse}\""), scrape);
+
+            // Recovered: after open_s, one good trial call closes it.
+            Thread.Sleep(1200);
+            Assert.Equal("v1:yako", Encoding.UTF8.GetString(await caller.CallAsync(reverse, "okay"u8.ToArray(), TimeSpan.FromSeconds(30))));
+            var after = JsonNode.Parse(Ok(ws, "metrics", "--json"))!["routes"]!.AsArray().Single(x => (string)x!["route"]! == Reverse)!;
+            Assert.Equal("closed", (string)after["breaker"]!["state"]!);
+            Assert.Equal(3, (long)after["breaker"]!["changes"]!);
+        }
+
+        var bad = RttProcess.Run(ws, "tap", "--flight", "soon");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains(ErrorCodes.ObsInputInvalid, bad.Stderr, StringComparison.Ordinal);
+        silo.Terminate();
+        Assert.True(silo.WaitForExit(TimeSpan.FromSeconds(30)), silo.Stderr);
+        Assert.Contains("Breaker of route rtt://core/api/reverse", silo.Stdout + silo.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>A Prometheus text line of <paramref name="metric"/> with all <paramref name="labels"/> (in any order) and <paramref name="value"/>.</summary>
+    private static bool Series(string scrape, string metric, long value, params string[] labels) =>
+        scrape.Split('\n').Any(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && labels.All(x => l.Contains(x, StringComparison.Ordinal))
+            && l[(l.LastIndexOf('}') + 1)..].Trim().Split(' ')[0] == value.ToString(CultureInfo.InvariantCulture)); // a timestamp may follow the value
+
+    private static string Ok(string ws, params string[] args)
+    {
+        var r = RttProcess.Run(ws, args);
+        Assert.True(r.ExitCode == 0, $"rtt {string.Join(' ', args)}: {r}");
+        return r.Stdout;
+    }
+}
