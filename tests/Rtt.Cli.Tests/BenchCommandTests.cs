@@ -64,4 +64,63 @@ public sealed class BenchCommandTests
         Assert.DoesNotContain("   at ", run.Stderr); // no stack trace for a user's mistake
         Assert.Equal(string.Empty, run.Stdout);
     }
+
+    [Fact]
+    public void Bench_calls_measures_a_process_service_grpc_and_an_mcp_tool_against_their_baselines_in_the_same_run()
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "calls", "--size", "64", "--size", "4096", "--seconds", "0.3", "--json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var json = JsonNode.Parse(run.Stdout)!.AsObject();
+
+        // Each size: the SHM echo round trip, the process service over SHM, gRPC unary over a Unix socket.
+        var services = json["services"]!;
+        var cases = services["cases"]!.AsArray().Select(c => c!.AsObject()).ToList();
+        Assert.Equal([("echo", 64), ("process", 64), ("grpc", 64), ("echo", 4096), ("process", 4096), ("grpc", 4096)],
+            cases.Select(c => ((string)c["case"]!, (int)c["size"]!)).ToArray());
+        foreach (var c in cases)
+        {
+            Assert.True((long)c["calls"]! > 0 && (double)c["p50_us"]! > 0 && (double)c["p50_us"]! <= (double)c["p99_us"]!, c.ToJsonString());
+        }
+
+        var ratio = services["ratios"]!.AsArray()[0]!;
+        Assert.Equal(Math.Round((double)cases[1]["p50_us"]! / (double)cases[0]["p50_us"]!, 3), (double)ratio["process_echo_p50"]!, 3);
+        Assert.Equal(Math.Round((double)cases[1]["p50_us"]! / (double)cases[2]["p50_us"]!, 3), (double)ratio["process_grpc_p50"]!, 3);
+        var pipelined = services["pipelined"]!;
+        Assert.True((long)pipelined["calls"]! > 1000, pipelined.ToJsonString()); // every pipelined answer came back from the service
+        Assert.True((double)pipelined["allocated_bytes_per_call"]! < 1, pipelined.ToJsonString()); // the lane host's hot path allocates nothing per call
+
+        // MCP: the bundled C# server's echo, direct with the SDK client and through RTT (same answers checked first).
+        var mcp = json["mcp"]!;
+        Assert.Equal("echo", (string?)mcp["tool"]);
+        Assert.Equal(["direct", "rtt", "driver", "spin-lane"], mcp["cases"]!.AsArray().Select(c => (string)c!["case"]!).ToArray());
+        Assert.All(mcp["cases"]!.AsArray(), c => Assert.True((long)c!["calls"]! > 0, c.ToJsonString()));
+        Assert.True((double)mcp["ratio"]!["p50"]! > 0);
+    }
+
+    [Theory]
+    [InlineData("--only", "grpc", "--only")]
+    [InlineData("--mcp-args", "[1]", "--mcp-args")]
+    [InlineData("--size", "0", "--size")]
+    public void Bad_bench_calls_options_are_refused_before_anything_starts(string option, string value, string named)
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "calls", option, value);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains(named, run.Stderr);
+        Assert.Contains("RTT-", run.Stderr);
+        Assert.DoesNotContain("   at ", run.Stderr);
+        Assert.Equal(string.Empty, run.Stdout);
+    }
+
+    [Fact]
+    public void Bench_calls_names_the_tools_when_the_mcp_tool_is_not_listed()
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "calls", "--only", "mcp", "--mcp-tool", "nope", "--seconds", "0.1");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains(ErrorCodes.CallInputInvalid, run.Stderr);
+        Assert.Contains("echo, ", run.Stderr);
+        Assert.DoesNotContain("   at ", run.Stderr);
+    }
 }

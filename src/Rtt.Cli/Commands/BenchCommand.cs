@@ -95,7 +95,132 @@ public static class BenchCommand
             return RttCommands.Ok;
         }));
 
-        return new Command("bench", "Benchmarks") { lanes, peer, routeClient };
+        return new Command("bench", "Benchmarks") { lanes, Calls(), peer, CallsPeer(), routeClient };
+    }
+
+    /// <summary><c>rtt bench calls</c>: calls to real endpoints through RTT against their baselines in the same run.</summary>
+    private static Command Calls()
+    {
+        var seconds = new Option<double>("--seconds") { Description = "Measured time per case and size (alternating slices)", DefaultValueFactory = _ => 2 };
+        var sizes = new Option<int[]>("--size") { Description = "Payload sizes in bytes (repeatable; default 64 4096 65536)", AllowMultipleArgumentsPerToken = true };
+        var only = new Option<string[]>("--only") { Description = "services (echo, process, gRPC, pipelined) or mcp; default both", AllowMultipleArgumentsPerToken = true };
+        var server = new Option<string?>("--mcp-server") { Description = "The MCP server command line for the MCP cases (default: the bundled C# sample server)" };
+        var tool = new Option<string>("--mcp-tool") { Description = "The tool to call", DefaultValueFactory = _ => "echo" };
+        var arguments = new Option<string>("--mcp-args") { Description = "Its arguments (a JSON object)", DefaultValueFactory = _ => """{"message":"hello"}""" };
+        var json = RttCommands.JsonOption();
+        var calls = new Command("calls", "A process service over SHM against the SHM echo round trip and gRPC unary over a Unix socket; pipelined calls; an MCP tool call through RTT against the same call with the SDK client")
+        {
+            seconds, sizes, only, server, tool, arguments, json,
+        };
+        calls.SetAction(RttCommands.Guard(async (parse, _) =>
+        {
+            var s = parse.GetValue(seconds);
+            if (s is <= 0 or > 600)
+            {
+                throw new RttException(ErrorCodes.LaneConfigInvalid, $"--seconds {s.ToString(CultureInfo.InvariantCulture)} is out of range", "--seconds", "give a time per case between 0 and 600 seconds");
+            }
+
+            var sizeList = parse.GetValue(sizes) ?? [];
+            if (sizeList.Any(n => n is < 1 or > 65536))
+            {
+                throw new RttException(ErrorCodes.LaneConfigInvalid, "--size must be between 1 and 65536 bytes", "--size", "give payload sizes from 1 B to 64 KiB");
+            }
+
+            var parts = parse.GetValue(only) ?? [];
+            if (parts.FirstOrDefault(p => p is not ("services" or "mcp")) is { } unknown)
+            {
+                throw new RttException(ErrorCodes.LaneConfigInvalid, $"--only {unknown} is not a part of the bench", "--only", "give services or mcp");
+            }
+
+            var args = parse.GetValue(arguments)!;
+            try
+            {
+                if (System.Text.Json.Nodes.JsonNode.Parse(args) is not JsonObject)
+                {
+                    throw new System.Text.Json.JsonException("not an object");
+                }
+            }
+            catch (System.Text.Json.JsonException ex)
+            {
+                throw new RttException(ErrorCodes.CallInputInvalid, $"--mcp-args is not a JSON object: {ex.Message}", "--mcp-args", "give the tool's arguments as a JSON object, e.g. '{\"message\":\"hello\"}'");
+            }
+
+            var mcp = parts.Length == 0 || parts.Contains("mcp");
+            string[]? argv = null;
+            if (mcp)
+            {
+                var line = parse.GetValue(server);
+                argv = line is null ? SampleMcpServer() : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (argv.Length == 0)
+                {
+                    throw new RttException(ErrorCodes.LaneConfigInvalid, "--mcp-server is empty", "--mcp-server", "give the server's command line, e.g. \"npx -y @modelcontextprotocol/server-everything\"");
+                }
+            }
+
+            var report = await Bench.CallsBench.RunAsync(new Bench.CallsBenchOptions
+            {
+                Seconds = s,
+                Sizes = sizeList.Length > 0 ? [.. sizeList.Distinct()] : [64, 4096, 65536],
+                Services = parts.Length == 0 || parts.Contains("services"),
+                McpServer = argv,
+                McpTool = parse.GetValue(tool)!,
+                McpArguments = args,
+                StartPeer = (serviceSocket, grpcSocket) => StartSelf("bench", "calls-peer", serviceSocket, grpcSocket),
+                Progress = m => Console.Error.WriteLine($"bench: {m}"),
+            });
+            if (parse.GetValue(json))
+            {
+                Console.Out.Write(PrettyJson.ToText(report));
+            }
+            else
+            {
+                Bench.CallsBench.Print(report, Console.Out);
+            }
+
+            return RttCommands.Ok;
+        }));
+        return calls;
+    }
+
+    private static Command CallsPeer()
+    {
+        var serviceSocket = new Argument<string>("service-socket");
+        var grpcSocket = new Argument<string>("grpc-socket");
+        var peer = new Command("calls-peer", "The service process of rtt bench calls") { serviceSocket, grpcSocket };
+        peer.Hidden = true;
+        peer.SetAction((parse, _) => Bench.CallsBench.PeerAsync(parse.GetValue(serviceSocket)!, parse.GetValue(grpcSocket)!));
+        return peer;
+    }
+
+    /// <summary>The bundled C# MCP sample server beside the rtt binaries.</summary>
+    private static string[] SampleMcpServer()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "rtt-sample-mcp.dll");
+        if (!File.Exists(dll))
+        {
+            throw new RttException(ErrorCodes.LaneConfigInvalid, $"the bundled MCP sample server is missing ({dll})", "--mcp-server",
+                "rebuild rtt (the sample is built with it) or give a server with --mcp-server");
+        }
+
+        return ["dotnet", dll];
+    }
+
+    /// <summary>Starts this rtt with the given arguments (as <c>dotnet rtt.dll</c> when run that way).</summary>
+    private static Process StartSelf(params string[] args)
+    {
+        var self = Environment.ProcessPath!;
+        var info = new ProcessStartInfo(self) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            info.ArgumentList.Add(typeof(BenchCommand).Assembly.Location); // run as `dotnet rtt.dll`
+        }
+
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(info)!;
     }
 
     /// <summary>Attaches to one route over SHM and measures request/response round trips through the silo.</summary>
@@ -191,22 +316,7 @@ public static class BenchCommand
         };
     }
 
-    private static Process StartPeer(string mode, string address)
-    {
-        var self = Environment.ProcessPath!;
-        var info = new ProcessStartInfo(self) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            info.ArgumentList.Add(typeof(BenchCommand).Assembly.Location); // run as `dotnet rtt.dll`
-        }
-
-        foreach (var arg in new[] { "bench", "peer", mode, address })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        return Process.Start(info)!;
-    }
+    private static Process StartPeer(string mode, string address) => StartSelf("bench", "peer", mode, address);
 
     public static JsonObject ToJson(LaneBenchResult result)
     {
