@@ -237,6 +237,67 @@ public sealed class CallProcessTests
         Assert.True(SpinWait.SpinUntil(() => restarted[0].HasExited, TimeSpan.FromSeconds(15)), "the silo left its service running");
     }
 
+    [Fact]
+    public void Rtt_call_reaches_an_mcp_tool_over_stdio_and_one_over_streamable_http_and_their_failures_have_codes()
+    {
+        using var dir = TempDir.Quickstart(out var ws, scan: true);
+        using var silo = Applied(ws);
+
+        // The quickstart's C# MCP server over stdio, started by the silo.
+        Assert.Equal("ÉTÉ", Ok(ws, "call", "rtt://mcp/sample/upper", "--args", """{"text":"été"}""").Trim());
+        var result = JsonNode.Parse(Ok(ws, "call", "rtt://mcp/sample/upper", "--args", """{"text":"x"}""", "--json"))!;
+        Assert.Equal("mcp-stdio", (string?)result["endpoint"]!["kind"]);
+        var badArgs = RttProcess.Run(ws, "call", "rtt://mcp/sample/upper", "--args", """{"txt":1}""");
+        Assert.Equal(5, badArgs.ExitCode);
+        Assert.Contains(ErrorCodes.CallArgsInvalid, badArgs.Stderr, StringComparison.Ordinal);
+
+        // The same server on Streamable HTTP, reached by URL: ingested with --url, routed, applied, called.
+        var port = RttProcess.FreePort();
+        var url = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}/mcp";
+        using var web = Process.Start(new ProcessStartInfo(Path.Combine(RttProcess.CliDirectory, "rtt-sample-mcp"), ["--http", url])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        })!;
+        try
+        {
+            Assert.Contains("listening", web.StandardError.ReadLine() ?? string.Empty, StringComparison.Ordinal);
+            Ok(ws, "mcp", "ingest", "--name", "web", "--url", url);
+            var routes = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "routes.json")))!;
+            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = "rtt://ui/chat/tools", ["to"] = "rtt://mcp/web/upper", ["version"] = "^1.0.0" });
+            File.WriteAllText(Path.Combine(ws, ".rtt", "routes.json"), routes.ToJsonString());
+            var policy = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "policy.json")))!;
+            policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = "rtt://ui/chat/tools", ["to"] = "rtt://mcp/web/*" } });
+            File.WriteAllText(Path.Combine(ws, ".rtt", "policy.json"), policy.ToJsonString());
+            Ok(ws, "plan");
+            Assert.Equal("applied", (string?)JsonNode.Parse(Ok(ws, "apply", "--json"))!["outcome"]);
+
+            var viaHttp = JsonNode.Parse(Ok(ws, "call", "rtt://mcp/web/upper", "--args", """{"text":"over http"}""", "--json"))!;
+            Assert.Equal("mcp-http", (string?)viaHttp["endpoint"]!["kind"]);
+            Assert.Equal("OVER HTTP", (string?)viaHttp["result"]!["content"]![0]!["text"]);
+            Assert.False((bool?)viaHttp["result"]!["isError"] ?? false);
+            var toolError = RttProcess.Run(ws, "call", "rtt://mcp/sample/upper", "--args", """{"text":"still here"}""");
+            Assert.Equal("STILL HERE", toolError.Stdout.Trim()); // the stdio server is unaffected by the new route
+
+            // The HTTP server goes away: the call fails with the endpoint's code (exit 5), no stack trace.
+            web.Kill();
+            Assert.True(web.WaitForExit(10_000));
+            var gone = RttProcess.Run(ws, "call", "rtt://mcp/web/upper", "--args", """{"text":"x"}""", "--timeout", "10");
+            Assert.Equal(5, gone.ExitCode);
+            Assert.Contains("RTT-CALL-00", gone.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", gone.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (!web.HasExited)
+            {
+                web.Kill();
+            }
+        }
+
+        Stop(silo);
+    }
+
     private static int ParentOf(int pid)
     {
         try
