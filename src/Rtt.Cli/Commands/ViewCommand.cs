@@ -8,7 +8,7 @@ using Rtt.Core.Workspace;
 
 namespace Rtt.Cli.Commands;
 
-/// <summary><c>rtt view build|diff|import|clean|verify</c>: provider views from one base and its overlays (docs/views.md).</summary>
+/// <summary><c>rtt view build|diff|import|clean|verify|mount|unmount</c>: provider views from one base and its overlays (docs/views.md).</summary>
 public static class ViewCommand
 {
     public static Command Create()
@@ -19,6 +19,8 @@ public static class ViewCommand
         command.Subcommands.Add(Import());
         command.Subcommands.Add(Clean());
         command.Subcommands.Add(Verify());
+        command.Subcommands.Add(ViewMountCommands.Mount());
+        command.Subcommands.Add(ViewMountCommands.Unmount());
         return command;
     }
 
@@ -62,12 +64,24 @@ public static class ViewCommand
     {
         var provider = ProviderOption("Build only this provider (default: every provider named under overlays/provider/ or built before)");
         var env = EnvOption();
-        var command = new Command("build", "Write providers/<provider>/ files: only files whose bytes change; stale files rtt wrote are removed; files it does not own are never touched") { provider, env };
+        var recordOnly = new Option<bool>("--record-only") { Description = "Record the views and each provider's view set in the registry (what `rtt view mount` serves) without writing providers/" };
+        var command = new Command("build", "Write providers/<provider>/ files: only files whose bytes change; stale files rtt wrote are removed; files it does not own are never touched") { provider, env, recordOnly };
         command.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
             var builder = new ViewBuilder(ws);
-            var result = builder.Build(parse.GetValue(provider), EnvOf(parse, env));
+            var result = builder.Build(parse.GetValue(provider), EnvOf(parse, env), parse.GetValue(recordOnly));
+            foreach (var set in result.Sets ?? [])
+            {
+                Console.WriteLine($"{"recorded",-10} {set.Key} ({set.Files.Count} file(s))");
+            }
+
+            if (parse.GetValue(recordOnly))
+            {
+                Console.WriteLine($"{result.Plan.Views.Count} view(s) recorded, {result.Sets?.Count ?? 0} new view set(s); providers/ not written");
+                return Task.FromResult(RttCommands.Ok);
+            }
+
             PrintChanges(result.Plan, verbose: false);
             var agentsMd = Path.Combine(builder.ProvidersRoot, ProviderFormats.OpenAi, ProviderFormats.AgentsMd);
             if (result.Plan.Providers.Any(p => p.Provider == ProviderFormats.OpenAi) && File.Exists(agentsMd)

@@ -107,6 +107,11 @@ public static class ErrorCodes
     public const string ViewOwnedInvalid = "RTT-VIEW-009";
     public const string ViewImportInvalid = "RTT-VIEW-010";
     public const string ViewProvenance = "RTT-VIEW-011";
+    public const string ViewSetMissing = "RTT-VIEW-012";
+    public const string ViewMountPoint = "RTT-VIEW-013";
+    public const string ViewFuseUnavailable = "RTT-VIEW-014";
+    public const string ViewMountVerify = "RTT-VIEW-015";
+    public const string ViewUnmount = "RTT-VIEW-016";
 
     // Merkle WAL
     public const string WalUnavailable = "RTT-WAL-001";

@@ -20,7 +20,14 @@ public static class ProviderFormats
     public const string AgentsMd = "AGENTS.md";
 
     /// <summary>The provider's files: path relative to <c>providers/&lt;provider&gt;/</c> -> bytes.</summary>
-    public static SortedDictionary<string, byte[]> Render(string provider, IReadOnlyList<ComposedView> views)
+    public static SortedDictionary<string, byte[]> Render(string provider, IReadOnlyList<ComposedView> views) =>
+        Render(provider, views.Select(v => (v.Agent, v.Content)));
+
+    /// <summary>
+    /// The provider's files from merged agent definitions (agent name -> content): what <c>rtt view build</c> writes,
+    /// and what a view mount serves from the recorded views' content.
+    /// </summary>
+    public static SortedDictionary<string, byte[]> Render(string provider, IEnumerable<(string Agent, JsonObject Content)> views)
     {
         var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         var ordered = views.OrderBy(v => v.Agent, StringComparer.Ordinal).ToList();
@@ -34,9 +41,9 @@ public static class ProviderFormats
 
                 break;
             default:
-                foreach (var view in ordered)
+                foreach (var (agent, content) in ordered)
                 {
-                    files[PathOf(provider, view.Agent)] = RenderAgent(view);
+                    files[PathOf(provider, agent)] = RenderContent(provider, content);
                 }
 
                 break;
@@ -54,11 +61,13 @@ public static class ProviderFormats
     };
 
     /// <summary>One agent in the provider's format (OpenAI: the agent's AGENTS.md section on its own).</summary>
-    public static byte[] RenderAgent(ComposedView view) => view.Provider switch
+    public static byte[] RenderAgent(ComposedView view) => RenderContent(view.Provider, view.Content);
+
+    private static byte[] RenderContent(string provider, JsonObject content) => provider switch
     {
-        Claude => ClaudeAgent(view.Content),
-        OpenAi => OpenAiAgents([view.Content]),
-        _ => PrettyJson.ToUtf8(view.Content),
+        Claude => ClaudeAgent(content),
+        OpenAi => OpenAiAgents([content]),
+        _ => PrettyJson.ToUtf8(content),
     };
 
     /// <summary>

@@ -40,7 +40,8 @@ public sealed record ViewPlan(string? Env, IReadOnlyList<ProviderPlan> Providers
 }
 
 /// <summary>What a build did.</summary>
-public sealed record ViewBuildResult(ViewPlan Plan, IReadOnlyList<IngestResult> Recorded);
+/// <param name="Sets">The view sets recorded by this build (none when every provider's current set already matched).</param>
+public sealed record ViewBuildResult(ViewPlan Plan, IReadOnlyList<IngestResult> Recorded, IReadOnlyList<ViewSet>? Sets = null);
 
 /// <summary>
 /// Materializes provider views under <c>providers/&lt;provider&gt;/</c>. Writes only files whose bytes change, removes
@@ -169,30 +170,78 @@ public sealed class ViewBuilder(RttWorkspace workspace)
         return new ProviderPlan(provider, dir, before, after, changes, unchanged);
     }
 
-    /// <summary>Builds: plans, refuses conflicts in strict mode, records the views in the registry, then writes the files.</summary>
-    public ViewBuildResult Build(string? provider, string? env)
+    /// <summary>
+    /// Builds: plans, refuses conflicts in strict mode, records the views and each provider's view set in the registry,
+    /// then writes the files (unless <paramref name="recordOnly"/>: then the providers/ folder is neither read nor written).
+    /// </summary>
+    public ViewBuildResult Build(string? provider, string? env, bool recordOnly = false, TimeProvider? time = null)
     {
-        var plan = Plan(provider, env);
+        ViewPlan plan;
+        if (recordOnly)
+        {
+            var sources = ViewSources.Load(workspace.Root);
+            if (env is not null && !sources.Envs.ContainsKey(ViewNames.Env(env, "--env")))
+            {
+                throw new RttException(ErrorCodes.ViewUnknownEnv, $"no environment \"{env}\"", $"{ViewSources.EnvOverlayFolder}/{env}",
+                    sources.Envs.Count == 0 ? "this workspace has no environments: create overlays/env/<env>/" : $"environments: {string.Join(", ", sources.Envs.Keys)}");
+            }
+
+            var providers = provider is not null ? [ViewNames.Provider(provider, "--provider")] : sources.Providers;
+            plan = new ViewPlan(env, [.. providers.Select(p => new ProviderPlan(p, Path.Combine(ProvidersRoot, p), OwnedFiles.Empty(p), OwnedFiles.Empty(p), [], 0))],
+                [.. providers.SelectMany(p => ViewEngine.ComposeAll(sources, p, env))]);
+        }
+        else
+        {
+            plan = Plan(provider, env);
+        }
+
         using var store = RegistryStore.Open(workspace);
         ThrowOnConflicts(plan, store.Strict);
         var recorded = new List<IngestResult>();
-        if (plan.Views.Count > 0)
+        var sets = new List<ViewSet>();
+        if (plan.Views.Count > 0 || plan.Providers.Count > 0)
         {
-            using var key = workspace.LoadSigningKey();
             var memo = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var view in plan.Views)
+            using (var key = plan.Views.Count > 0 ? workspace.LoadSigningKey() : null)
             {
-                recorded.Add(ViewRecorder.Record(store, key, view, memo));
+                foreach (var view in plan.Views)
+                {
+                    recorded.Add(ViewRecorder.Record(store, key!, view, memo));
+                }
             }
 
-            if (recorded.Any(r => r.Added))
+            var now = (time ?? TimeProvider.System).GetUtcNow();
+            foreach (var p in plan.Providers)
+            {
+                var views = new SortedDictionary<string, string>(StringComparer.Ordinal);
+                var composed = new List<ComposedView>();
+                for (var i = 0; i < plan.Views.Count; i++)
+                {
+                    if (plan.Views[i].Provider == p.Provider)
+                    {
+                        views[plan.Views[i].Agent] = recorded[i].Hash;
+                        composed.Add(plan.Views[i]);
+                    }
+                }
+
+                if (ViewSets.Record(store, p.Provider, env, views, ProviderFormats.Render(p.Provider, composed), now) is { } set)
+                {
+                    sets.Add(set);
+                }
+            }
+
+            if (recorded.Any(r => r.Added) || sets.Count > 0)
             {
                 store.Save(); // objects made durable, then the index names them; an unchanged build writes nothing
             }
         }
 
-        Apply(plan);
-        return new ViewBuildResult(plan, recorded);
+        if (!recordOnly)
+        {
+            Apply(plan);
+        }
+
+        return new ViewBuildResult(plan, recorded, sets);
     }
 
     /// <summary>Removes every file rtt wrote (and the manifests); user files stay.</summary>
