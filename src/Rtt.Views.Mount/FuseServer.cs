@@ -226,7 +226,7 @@ public sealed unsafe class FuseServer : IDisposable
                 Open => DoOpen(nodeId, body, output),
                 Read => DoRead(body, output),
                 Release => (Released(BinaryPrimitives.ReadUInt64LittleEndian(body)), 0),
-                Flush => (0, 0),
+                Flush => (Native.ENOSYS, 0), // nothing to flush: the kernel then stops sending FLUSH on close
                 OpenDir => DoOpenDir(nodeId, output),
                 ReadDir => DoReadDir(body, output),
                 ReleaseDir => (ReleasedDir(BinaryPrimitives.ReadUInt64LittleEndian(body)), 0),

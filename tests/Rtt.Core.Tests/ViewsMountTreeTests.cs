@@ -128,6 +128,34 @@ public sealed class ViewsMountTreeTests : IDisposable
     }
 
     [Fact]
+    public void A_file_rendered_before_is_verified_again_at_every_render()
+    {
+        Builder.Build("claude", "prod", time: new FixedTime(T1));
+        var tree = Tree(all: false);
+        var node = tree.Find(".claude/agents/summarize.md")!;
+        using var store = RegistryStore.Open(_ws.Workspace);
+        var reads = new List<string>();
+        byte[] Read(string h)
+        {
+            reads.Add(h);
+            return store.ReadBytes(h);
+        }
+
+        var first = ViewMountTree.Render(node, Read);
+        var second = ViewMountTree.Render(node, Read);
+        Assert.Equal(first, second);
+        Assert.Equal([node.Set!.Views["summarize"], node.Set.Views["summarize"]], reads);
+
+        var path = new CasStore(_ws.Workspace.Cas).PathOf(node.Set.Views["summarize"]);
+        var bytes = File.ReadAllBytes(path);
+        bytes[10] ^= 0x02;
+        File.WriteAllBytes(path, bytes);
+        Assert.Equal(ErrorCodes.ViewMountVerify, Assert.Throws<RttException>(() => ViewMountTree.Render(node, h => store.ReadBytes(h))).Code);
+        File.Delete(path);
+        Assert.Equal(ErrorCodes.ViewMountVerify, Assert.Throws<RttException>(() => ViewMountTree.Render(node, h => store.ReadBytes(h))).Code);
+    }
+
+    [Fact]
     public void Rendering_that_differs_from_the_recorded_hash_is_refused()
     {
         Builder.Build("claude", "prod", time: new FixedTime(T1));

@@ -44,6 +44,13 @@ public sealed class ViewMountNode
     /// <summary>The recorded file (null for a folder and for the owned-files manifest).</summary>
     public ViewSetFile? File { get; internal set; }
 
+    /// <summary>The owned-files manifest's bytes, made from the signed set when the tree is built (null for other entries).</summary>
+    internal byte[]? Manifest { get; set; }
+
+    /// <summary>The bytes of the first verified render: a later open checks the objects' hashes again and, when they still
+    /// hold, serves these (the rendering is a pure function of those objects) instead of parsing and rendering again.</summary>
+    internal byte[]? Rendered { get; set; }
+
     /// <summary>The number of sub-folders (a folder's link count is 2 plus this).</summary>
     public int Subdirectories => _children.Count(c => c.IsDirectory);
 
@@ -127,6 +134,7 @@ public sealed class ViewMountTree
                 var node = tree.File(Under(OwnedFiles.FileName), set);
                 node.Size = manifest.LongLength;
                 node.Hash = ContentHash.Of(manifest);
+                node.Manifest = manifest;
             }
         }
 
@@ -153,8 +161,9 @@ public sealed class ViewMountTree
 
     /// <summary>
     /// The bytes of one file. <paramref name="readObject"/> returns an object's canonical bytes after checking they hash
-    /// to its name (the registry's reader); the view set read again is compared with the set the tree was built from, and the
-    /// rendered bytes with the hash and size the set recorded. Any mismatch is RTT-VIEW-015, never other bytes.
+    /// to its name (the registry's reader), for each view the file is rendered from; the rendered bytes are compared with the
+    /// hash and size the set recorded. Any mismatch is RTT-VIEW-015, never other bytes. The returned array is shared: never
+    /// change it.
     /// </summary>
     public static byte[] Render(ViewMountNode node, Func<string, byte[]> readObject)
     {
@@ -165,11 +174,20 @@ public sealed class ViewMountTree
 
         try
         {
-            readObject(set.Hash); // the set itself: still intact (it names every hash below)
+            // The set was read (hash and signature checked) when the tree was built; it is immutable in memory since.
             byte[] bytes;
             if (node.File is not { } file)
             {
-                bytes = set.ManifestBytes()!;
+                bytes = node.Manifest!;
+            }
+            else if (node.Rendered is { } rendered)
+            {
+                foreach (var agent in file.Agents)
+                {
+                    readObject(set.Views[agent]); // still there and still hashing to its name: the same bytes render
+                }
+
+                return rendered;
             }
             else
             {
@@ -185,6 +203,11 @@ public sealed class ViewMountTree
             {
                 throw new RttException(ErrorCodes.ViewMountVerify, $"rendered {bytes.Length} bytes hashing to {ContentHash.Of(bytes)}, but {set.Key} recorded {node.Size} bytes {node.Hash}",
                     node.Path, "record the set again with `rtt view build --record-only` (this rtt renders the views differently from the one that recorded it)");
+            }
+
+            if (node.File is not null)
+            {
+                node.Rendered = bytes;
             }
 
             return bytes;
