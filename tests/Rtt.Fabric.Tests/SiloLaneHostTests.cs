@@ -5,6 +5,7 @@ using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
 using Rtt.Core.Reconciling;
 using Rtt.Fabric.Lanes;
+using Rtt.Fabric.Routing;
 using Rtt.Grains.Nodes;
 using Rtt.Silo.Lanes;
 
@@ -27,7 +28,7 @@ public sealed class SiloLaneHostTests : IDisposable
         using var service = new LaneHostService(workspace, new RttLaneOptions(), NullLogger<LaneHostService>.Instance);
         await service.StartAsync(CancellationToken.None);
         Assert.Empty(service.Routes.Routes); // a silo serves nothing until its node grain restores or commits a plan's lanes
-        var lane = new LaneTarget(PlanTargets.RouteId("rtt://ui/hook/refresh", "rtt://core/api/metrics"), "rtt://core/api/metrics", "rtt://ui/hook/refresh", "rtt://core/api/metrics", kind == LaneKind.Shm ? "shm" : "uds");
+        var lane = new LaneTarget(PlanTargets.RouteId("rtt://ui/hook/refresh", "rtt://core/api/metrics"), "rtt://core/api/metrics", "rtt://ui/hook/refresh", "rtt://core/api/metrics", kind == LaneKind.Shm ? "shm" : "uds", RingSize: 1024);
         await service.ServeAsync([lane]);
         Assert.Empty(await service.ProbeAsync([lane], TimeSpan.FromSeconds(10))); // the probe the reconciler's verify phase sends
         var unknown = lane with { RouteId = lane.RouteId + 1 };
@@ -37,10 +38,12 @@ public sealed class SiloLaneHostTests : IDisposable
 
         var route = Assert.Single(service.Routes.Routes);
         Assert.Equal("rtt://core/api/metrics", route.Name);
+        Assert.Equal(new LanePlan(kind, 4 << 20), route.Lane); // the plan's lane kind and ring_size (1024 frames x 4 KiB)
         Assert.Equal(LaneClient.ControlSocketOf(workspace), service.ControlSocket);
 
-        using (var client = LaneClient.Attach(service.ControlSocket, "rtt://core/api/metrics", kind))
+        using (var client = LaneClient.Attach(service.ControlSocket, "rtt://core/api/metrics")) // the planned kind
         {
+            Assert.Equal(kind, client.Kind);
             Assert.Equal(route.RouteId, client.RouteId);
             var requests = Enumerable.Range(0, 50).Select(i => client.RequestAsync(BitConverter.GetBytes(i * 7919))).ToArray();
             var answers = await Task.WhenAll(requests).WaitAsync(TimeSpan.FromSeconds(30));

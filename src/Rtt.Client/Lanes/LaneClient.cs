@@ -52,11 +52,12 @@ public sealed class LaneClient : IAgent, IDisposable
     public static string ControlSocketOf(RttWorkspace workspace) => workspace.LaneControlSocket;
 
     /// <summary>
-    /// Attaches over the Unix control socket; SHM (default) or UDS. With <paramref name="inlineContinuations"/>,
+    /// Attaches over the Unix control socket: SHM or UDS, or (<paramref name="kind"/> null, the default) the kind the
+    /// applied plan gives the route (SHM when it gives none). With <paramref name="inlineContinuations"/>,
     /// code awaiting <see cref="RequestAsync"/> resumes on the lane's receive thread (lowest latency, no thread
     /// hop; it must not block there); otherwise it resumes on the thread pool.
     /// </summary>
-    public static LaneClient Attach(string controlSocket, string route, LaneKind kind = LaneKind.Shm, FrameHandler? onFrame = null, LaneOptions? options = null, bool inlineContinuations = false)
+    public static LaneClient Attach(string controlSocket, string route, LaneKind? kind = null, FrameHandler? onFrame = null, LaneOptions? options = null, bool inlineContinuations = false)
     {
         var (lane, routeId) = LaneAttach.ConnectUnix(controlSocket, route, kind, options);
         return new LaneClient(lane, routeId, onFrame, inlineContinuations);

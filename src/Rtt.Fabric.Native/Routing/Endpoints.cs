@@ -83,8 +83,42 @@ internal struct PendingRequest
     public Telemetry.RouteStats? Stats;      // the route's stats (telemetry on), kept across a swap
 }
 
-/// <summary>One route of the table: its id, its name (the target symbol), where it goes, and (planned routes) its caller.</summary>
-public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint, string? From = null);
+/// <summary>
+/// One route of the table: its id, its name (the target symbol), where it goes, and (planned routes) its caller and the
+/// lane the plan gives it.
+/// </summary>
+public sealed record RouteEntry(uint RouteId, string Name, Endpoint Endpoint, string? From = null, LanePlan? Lane = null);
+
+/// <summary>
+/// The lane a signed plan gives a route: the kind a client that asks for "the planned kind" gets, and the bytes of each
+/// SHM ring the host creates for it.
+/// </summary>
+public sealed record LanePlan(LaneKind Kind, int RingCapacity)
+{
+    /// <summary>Bytes per planned frame slot: a plan's <c>ring_size</c> (frames) times this is the ring's capacity.</summary>
+    public const int SlotBytes = 4096;
+
+    /// <summary>The largest ring a plan can ask for.</summary>
+    public const int MaxRingCapacity = 64 << 20;
+
+    /// <summary>
+    /// From a plan's lane: kind <c>shm</c>/<c>uds</c>/<c>tcp</c> and <c>ring_size</c> in frames. The ring holds
+    /// <c>ring_size</c> × 4 KiB rounded up to a power of two, at least <paramref name="minCapacity"/> (room for the
+    /// largest frame) and at most 64 MiB; 256 frames give the 1 MiB default.
+    /// </summary>
+    public static LanePlan? Of(string? kind, int? ringSize, int minCapacity)
+    {
+        LaneKind? parsed = kind switch { "shm" => LaneKind.Shm, "uds" => LaneKind.Uds, "tcp" => LaneKind.Tcp, _ => null };
+        if (parsed is null)
+        {
+            return null;
+        }
+
+        var capacity = (long)Math.Max(1, ringSize ?? 256) * SlotBytes;
+        capacity = Math.Clamp((long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)capacity), minCapacity, MaxRingCapacity);
+        return new LanePlan(parsed.Value, (int)capacity);
+    }
+}
 
 /// <summary>An immutable route table: route_id -> endpoint. Replaced whole, never changed in place.</summary>
 public sealed class RouteTable

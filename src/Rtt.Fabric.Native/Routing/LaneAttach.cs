@@ -21,10 +21,20 @@ public static class LaneAttach
 {
     public const uint RequestMagic = 0x51545452; // "RTTQ"
     public const uint ReplyMagic = 0x52545452;   // "RTTR"
-    public const int Version = 1;
+    /// <summary>
+    /// Version 2 answers with the lane kind it attached (16-byte reply) and takes <see cref="PlannedKind"/>; a version 1
+    /// request (12-byte reply, an explicit kind) is still answered.
+    /// </summary>
+    public const int Version = 2;
 
-    /// <summary>Client side over the host's Unix control socket: an SHM or UDS lane for <paramref name="route"/>.</summary>
-    public static (IFrameLane Lane, uint RouteId) ConnectUnix(string controlPath, string route, LaneKind kind = LaneKind.Shm, LaneOptions? options = null)
+    /// <summary>The kind byte of a request that asks for the kind the plan gives the route (SHM when it gives none).</summary>
+    public const byte PlannedKind = 0xFF;
+
+    /// <summary>
+    /// Client side over the host's Unix control socket: an SHM or UDS lane for <paramref name="route"/>; with
+    /// <paramref name="kind"/> null, the kind the applied plan gives the route (SHM when it gives none, or TCP).
+    /// </summary>
+    public static (IFrameLane Lane, uint RouteId) ConnectUnix(string controlPath, string route, LaneKind? kind = LaneKind.Shm, LaneOptions? options = null)
     {
         if (kind == LaneKind.Tcp)
         {
@@ -38,7 +48,7 @@ public static class LaneAttach
     public static (IFrameLane Lane, uint RouteId) ConnectTcp(IPEndPoint host, string route, LaneOptions? options = null) =>
         Handshake(LaneSockets.ConnectTcp(host), route, LaneKind.Tcp, options ?? new LaneOptions(), host.ToString());
 
-    private static (IFrameLane, uint) Handshake(Socket socket, string route, LaneKind kind, LaneOptions options, string where)
+    private static (IFrameLane, uint) Handshake(Socket socket, string route, LaneKind? asked, LaneOptions options, string where)
     {
         try
         {
@@ -46,12 +56,12 @@ public static class LaneAttach
             var request = new byte[8 + name.Length];
             BinaryPrimitives.WriteUInt32LittleEndian(request, RequestMagic);
             request[4] = Version;
-            request[5] = (byte)kind;
+            request[5] = asked is { } k ? (byte)k : PlannedKind;
             BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), (ushort)name.Length);
             name.CopyTo(request, 8);
             socket.Send(request);
 
-            Span<byte> reply = stackalloc byte[12];
+            Span<byte> reply = stackalloc byte[16];
             socket.ReceiveTimeout = 10_000;
             FdPassing.ReadExactly(socket, reply);
             socket.ReceiveTimeout = 0;
@@ -74,10 +84,16 @@ public static class LaneAttach
 
             if (status != 0)
             {
-                throw new RttException(ErrorCodes.LaneAttachFailed, $"the lane host does not offer {kind} lanes here", where, "attach with another lane kind");
+                throw new RttException(ErrorCodes.LaneAttachFailed, $"the lane host does not offer {asked?.ToString() ?? "the planned"} lanes here", where, "attach with another lane kind");
             }
 
             var routeId = BinaryPrimitives.ReadUInt32LittleEndian(reply[8..]);
+            var kind = (LaneKind)BinaryPrimitives.ReadInt32LittleEndian(reply[12..]);
+            if (kind is not (LaneKind.Shm or LaneKind.Uds or LaneKind.Tcp) || (asked is { } a && a != kind))
+            {
+                throw new RttException(ErrorCodes.LaneAttachFailed, $"the lane host attached a lane of another kind ({(int)kind})", where, "check the silo and the client run the same rtt version");
+            }
+
             IFrameLane lane = kind == LaneKind.Shm ? ShmLane.Attach(socket, options) : new StreamLane(socket, kind, options);
             return (lane, routeId);
         }
@@ -101,36 +117,56 @@ public static class LaneAttach
         Accept(socket, resolve, options, doorbell, TimeSpan.FromSeconds(10));
 
     /// <summary>As above; every read of the handshake must complete within <paramref name="handshakeTimeout"/> (a silent peer is dropped).</summary>
-    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout)
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout) =>
+        Accept(socket, resolve, null, options, doorbell, handshakeTimeout);
+
+    /// <summary>
+    /// As above, with the lane the plan gives each route (<paramref name="planOf"/>, by route id): a client asking for
+    /// the planned kind gets it when this socket offers it (SHM or UDS on a Unix socket, TCP on TCP; else SHM, or TCP),
+    /// and an SHM lane's rings get the planned capacity.
+    /// </summary>
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, Func<uint, LanePlan?>? planOf, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout)
     {
         Span<byte> head = stackalloc byte[8];
         socket.ReceiveTimeout = (int)Math.Max(1, handshakeTimeout.TotalMilliseconds);
         FdPassing.ReadExactly(socket, head);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != RequestMagic || head[4] != Version)
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != RequestMagic || head[4] is not (1 or Version) || (head[4] == 1 && head[5] == PlannedKind))
         {
             socket.Dispose();
             return null;
         }
 
-        var kind = (LaneKind)head[5];
+        var version = head[4];
         var name = new byte[BinaryPrimitives.ReadUInt16LittleEndian(head[6..])];
         FdPassing.ReadExactly(socket, name);
         socket.ReceiveTimeout = 0;
         var routeId = resolve(Encoding.UTF8.GetString(name));
         var isUnix = socket.AddressFamily == AddressFamily.Unix;
+        var plan = routeId is { } id and not 0 ? planOf?.Invoke(id) : null;
+        var kind = head[5] != PlannedKind ? (LaneKind)head[5]
+            : !isUnix ? LaneKind.Tcp
+            : plan?.Kind is LaneKind.Uds ? LaneKind.Uds
+            : LaneKind.Shm;
         var offered = isUnix ? kind is LaneKind.Shm or LaneKind.Uds : kind == LaneKind.Tcp;
-        Span<byte> reply = stackalloc byte[12];
+        Span<byte> reply = stackalloc byte[16];
         BinaryPrimitives.WriteUInt32LittleEndian(reply, ReplyMagic);
         BinaryPrimitives.WriteInt32LittleEndian(reply[4..], routeId is null ? 1 : routeId == 0 ? 3 : offered ? 0 : 2);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[8..], routeId ?? 0);
-        socket.Send(reply);
+        BinaryPrimitives.WriteInt32LittleEndian(reply[12..], (int)kind);
+        socket.Send(version == 1 ? reply[..12] : reply);
         if (routeId is null or 0 || !offered)
         {
             socket.Dispose();
             return null;
         }
 
-        return kind == LaneKind.Shm ? ShmLane.Accept(socket, options, doorbell, handshakeTimeout) : new StreamLane(socket, kind, options);
+        if (kind == LaneKind.Shm)
+        {
+            var shm = plan is { RingCapacity: var capacity } && capacity > options.RingCapacity ? options with { RingCapacity = capacity } : options;
+            return ShmLane.Accept(socket, shm, doorbell, handshakeTimeout);
+        }
+
+        return new StreamLane(socket, kind, options);
     }
 }
 
@@ -276,7 +312,7 @@ public sealed class LaneHostListener : IDisposable
                 return;
             }
 
-            var lane = LaneAttach.Accept(client, Resolve, _options, _host.Doorbell, HandshakeTimeout);
+            var lane = LaneAttach.Accept(client, Resolve, PlanOf, _options, _host.Doorbell, HandshakeTimeout);
             if (lane is not null)
             {
                 _host.AttachAsync(lane).Wait();
@@ -312,6 +348,9 @@ public sealed class LaneHostListener : IDisposable
             _host.Report?.Invoke($"lane connections refused: {why} ({refused} refused so far)");
         }
     }
+
+    /// <summary>The lane the plan gives a route of the current table, if any.</summary>
+    private LanePlan? PlanOf(uint routeId) => _host.Routes.Routes.FirstOrDefault(r => r.RouteId == routeId)?.Lane;
 
     /// <summary>
     /// A route by its id in decimal, its key "from -> to", or its name (the target symbol) when only one route has it.

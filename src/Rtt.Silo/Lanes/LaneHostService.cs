@@ -74,12 +74,6 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     public IReadOnlyCollection<uint> RouteIds => [.. Routes.Routes.Select(r => r.RouteId)];
 
-    /// <summary>
-    /// A plan's lanes for this node as a table with the built-in echo driver behind every route (tests; a silo serves
-    /// the plan's endpoints through <see cref="ServeAsync"/>).
-    /// </summary>
-    public static RouteTable TableOf(IEnumerable<LaneTarget> lanes) => new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name, Echo, l.From)));
-
     private readonly SemaphoreSlim _serveGate = new(1, 1);
     private readonly Dictionary<string, IServedEndpoint> _endpoints = new(StringComparer.Ordinal); // by endpoint hash
     private IReadOnlyList<LaneTarget> _served = [];
@@ -167,7 +161,8 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         lock (_endpoints)
         {
             return new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name,
-                l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo, l.From)));
+                l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo, l.From,
+                LanePlan.Of(l.Kind, l.RingSize, options.RingCapacity))));
         }
     }
 
