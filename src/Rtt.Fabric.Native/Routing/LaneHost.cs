@@ -479,6 +479,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         if (!_completions.IsEmpty)
         {
             work += WriteCompletions();
+            FinishPending();
         }
 
         _current = _routes; // one read per batch: every frame of the batch sees the same table
@@ -527,10 +528,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 Report?.Invoke($"client lane {i} ({Describe(lane)}) reads its answers again");
             }
 
+            _batchStart = 0;
             var handled = lane.Poll(_onRequest);
             if (handled > 0)
             {
                 lane.Flush(); // the drivers' answers go out now, not after the other lanes' turns
+                FinishPending();
                 work += handled;
             }
             if (lane.PeerGone)
@@ -570,6 +573,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             lane?.Flush(); // responses batched during this round go out in one send per stream lane
         }
+
+        FinishPending(); // relayed answers and failures, now that they are out
 
         if (_swaps.Count > 0)
         {
@@ -613,7 +618,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             // Telemetry on: counted, timed, and let through only when the route's breaker allows it.
             stats = _currentStats[index];
-            start = Stopwatch.GetTimestamp();
+            start = _batchStart != 0 ? _batchStart : (_batchStart = Stopwatch.GetTimestamp()); // one timestamp per batch read
             stats.RequestsCount++;
             stats.BytesInCount += payload.Length;
             if (!stats.Breaker.Allow(start))
@@ -658,7 +663,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 d.Responses++;
                 if (stats is not null)
                 {
-                    Finish(stats, start, header.RouteId, header.FrameId, payload.Length, answered, outcome, 0);
+                    Defer(stats, start, header.RouteId, header.FrameId, payload.Length, answered, outcome, 0);
                 }
 
                 break;
@@ -677,12 +682,67 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     }
 
     /// <summary>
+    /// A request of a route with telemetry ended: noted, and counted when its answer has gone out (<see cref="FinishPending"/>
+    /// after the lane's flush), so one timestamp serves a whole batch of answers.
+    /// </summary>
+    private void Defer(RouteStats s, long start, uint routeId, uint frameId, int requestBytes, int answerBytes, Outcome outcome, int code)
+    {
+        if (_finishCount == _finishes.Length)
+        {
+            FinishPending(); // a batch larger than the buffer: count what is noted so far now (no allocation)
+        }
+
+        ref var f = ref _finishes[_finishCount++];
+        f.Stats = s;
+        f.Start = start;
+        f.RouteId = routeId;
+        f.FrameId = frameId;
+        f.RequestBytes = requestBytes;
+        f.AnswerBytes = answerBytes;
+        f.Outcome = outcome;
+        f.Code = code;
+    }
+
+    /// <summary>Counts the requests noted since the last call, with one timestamp for all of them as their end.</summary>
+    private void FinishPending()
+    {
+        if (_finishCount == 0)
+        {
+            return;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        for (var i = 0; i < _finishCount; i++)
+        {
+            ref var f = ref _finishes[i];
+            Finish(f.Stats, f.Start, f.RouteId, f.FrameId, f.RequestBytes, f.AnswerBytes, f.Outcome, f.Code, now);
+        }
+
+        _finishCount = 0;
+    }
+
+    private struct PendingFinish
+    {
+        public RouteStats Stats;
+        public long Start;
+        public uint RouteId;
+        public uint FrameId;
+        public int RequestBytes;
+        public int AnswerBytes;
+        public Outcome Outcome;
+        public int Code;
+    }
+
+    private readonly PendingFinish[] _finishes = new PendingFinish[1024];
+    private int _finishCount;
+    private long _batchStart; // when the worker began reading the current lane's batch (taken at its first request; 0: not yet)
+
+    /// <summary>
     /// A request of a route with telemetry ended: its counters, its latency (answers only, errors included), its breaker
     /// (answers only) and the flight recorder. Worker thread; plain stores, no allocation.
     /// </summary>
-    private void Finish(RouteStats s, long start, uint routeId, uint frameId, int requestBytes, int answerBytes, Outcome outcome, int code)
+    private void Finish(RouteStats s, long start, uint routeId, uint frameId, int requestBytes, int answerBytes, Outcome outcome, int code, long now)
     {
-        var now = Stopwatch.GetTimestamp();
         var ns = LatencyHistogram.TicksToNs(now - start);
         switch (outcome)
         {
@@ -801,7 +861,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             {
                 if (stats is not null)
                 {
-                    Finish(stats, call.Start, call.RouteId, call.FrameId, call.Length, 0, Outcome.ClientGone, 0);
+                    Defer(stats, call.Start, call.RouteId, call.FrameId, call.Length, 0, Outcome.ClientGone, 0);
                 }
 
                 continue; // the client went away while its call ran
@@ -823,7 +883,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 client.Commit(call.Answer.Length, call.RouteId, call.FrameId, FrameFlags.Response);
                 if (stats is not null)
                 {
-                    Finish(stats, call.Start, call.RouteId, call.FrameId, call.Length, call.Answer.Length, Outcome.Ok, 0);
+                    Defer(stats, call.Start, call.RouteId, call.FrameId, call.Length, call.Answer.Length, Outcome.Ok, 0);
                 }
             }
             else
@@ -831,7 +891,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                 ClientFull(client);
                 if (stats is not null)
                 {
-                    Finish(stats, call.Start, call.RouteId, call.FrameId, call.Length, 0, Outcome.ClientFull, 0);
+                    Defer(stats, call.Start, call.RouteId, call.FrameId, call.Length, 0, Outcome.ClientFull, 0);
                 }
             }
 
@@ -935,7 +995,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
             else if (slot.Stats is not null)
             {
-                Finish(slot.Stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientGone, 0);
+                Defer(slot.Stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientGone, 0);
             }
 
             slot.Stats = null;
@@ -959,7 +1019,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             client.Commit(error.Length, routeId, frameId, FrameFlags.Response | FrameFlags.Error);
             if (stats is not null)
             {
-                Finish(stats, start, routeId, frameId, requestBytes, error.Length, outcome, ErrorCodeTable.Of(error));
+                Defer(stats, start, routeId, frameId, requestBytes, error.Length, outcome, ErrorCodeTable.Of(error));
             }
         }
         else
@@ -967,7 +1027,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             ClientFull(client);
             if (stats is not null)
             {
-                Finish(stats, start, routeId, frameId, requestBytes, 0, Outcome.ClientFull, 0);
+                Defer(stats, start, routeId, frameId, requestBytes, 0, Outcome.ClientFull, 0);
             }
         }
     }
@@ -997,7 +1057,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             if (stats is not null)
             {
-                Finish(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientGone, 0);
+                Defer(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientGone, 0);
             }
 
             return; // the client went away; its answer has nowhere to go
@@ -1010,7 +1070,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             if (stats is not null)
             {
                 var error = (header.Flags & FrameFlags.Error) != 0;
-                Finish(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, payload.Length, error ? Outcome.Error : Outcome.Ok, error ? ErrorCodeTable.Of(payload) : 0);
+                Defer(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, payload.Length, error ? Outcome.Error : Outcome.Ok, error ? ErrorCodeTable.Of(payload) : 0);
             }
         }
         else
@@ -1018,7 +1078,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             ClientFull(client);
             if (stats is not null)
             {
-                Finish(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientFull, 0);
+                Defer(stats, slot.Start, slot.RouteId, slot.ClientFrameId, slot.RequestBytes, 0, Outcome.ClientFull, 0);
             }
         }
     }

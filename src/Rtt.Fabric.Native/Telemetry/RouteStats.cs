@@ -154,8 +154,23 @@ public sealed class CircuitBreaker
         _sink = sink;
     }
 
-    /// <summary>The settings; replaced whole (an immutable record) when the policy changes.</summary>
-    internal volatile BreakerOptions Options = BreakerOptions.Default;
+    private volatile BreakerOptions _options = BreakerOptions.Default;
+    private long _windowTicks = Ticks(BreakerOptions.Default.Window);
+    private long _openTicks = Ticks(BreakerOptions.Default.OpenFor);
+
+    /// <summary>The settings; replaced whole (an immutable record) when the policy changes (off the worker).</summary>
+    internal BreakerOptions Options
+    {
+        get => _options;
+        set
+        {
+            _windowTicks = Ticks(value.Window); // read by the worker beside the options: a change takes effect within a call or two
+            _openTicks = Ticks(value.OpenFor);
+            _options = value;
+        }
+    }
+
+    private static long Ticks(TimeSpan t) => (long)(t.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
 
     public BreakerState State => _state;
 
@@ -175,7 +190,7 @@ public sealed class CircuitBreaker
 
         if (_state == BreakerState.Open)
         {
-            if (now - _openedAt < (long)(Options.OpenFor.TotalSeconds * System.Diagnostics.Stopwatch.Frequency))
+            if (now - _openedAt < _openTicks)
             {
                 return false;
             }
@@ -206,7 +221,7 @@ public sealed class CircuitBreaker
         switch (_state)
         {
             case BreakerState.Closed:
-                if (now - _windowStart >= (long)(options.Window.TotalSeconds * System.Diagnostics.Stopwatch.Frequency))
+                if (now - _windowStart >= _windowTicks)
                 {
                     _windowStart = now;
                     _calls = 0;
