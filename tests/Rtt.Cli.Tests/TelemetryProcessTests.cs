@@ -121,6 +121,80 @@ public sealed class TelemetryProcessTests
         Assert.Contains("Breaker of route rtt://core/api/reverse", silo.Stdout + silo.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_slo_gate_breached_under_live_traffic_fails_verify_and_rolls_back_naming_the_route_and_the_values()
+    {
+        using var dir = TempDir.Quickstart(out var ws, scan: false);
+        var policyPath = Path.Combine(ws, ".rtt", "policy.json");
+        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!.AsObject();
+        policy["slo"] = new JsonArray(new JsonObject { ["match"] = Reverse, ["error_rate"] = 0.1, ["min_samples"] = 10, ["window_s"] = 2 });
+        policy["breakers"] = new JsonObject { ["default"] = new JsonObject { ["enabled"] = false } };
+        File.WriteAllText(policyPath, policy.ToJsonString());
+        Assert.Equal(0, RttProcess.Run(ws, "scan").ExitCode);
+        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
+        Ok(ws, "plan");
+        var first = JsonNode.Parse(Ok(ws, "apply", "--json"))!;
+        Assert.Equal("applied", (string?)first["outcome"]);
+        Assert.Contains("fewer than min_samples 10: not judged", first.ToJsonString(), StringComparison.Ordinal); // no traffic yet
+        var v1 = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "plans", "applied.json")))!["plan_id"]!;
+
+        // A new version of the reverse endpoint, applied while the route's traffic fails.
+        File.WriteAllText(Path.Combine(ws, ".rtt", "manifests", "core.api.reverse.v2.json"), new JsonObject
+        {
+            ["address"] = Reverse, ["version"] = "1.1.0", ["input"] = "rtt.types/Text", ["output"] = "rtt.types/Text",
+            ["lanes"] = new JsonArray("shm", "uds", "tcp"), ["latency_us"] = 100, ["demand"] = new JsonObject { ["cpu_millis"] = 50, ["memory_mb"] = 16 },
+            ["serve"] = new JsonObject
+            {
+                ["kind"] = "dotnet", ["assembly"] = "${RTT_HOME}/samples/plugin/Rtt.Samples.Plugin.dll", ["type"] = "Rtt.Samples.Plugin.ReversePlugin",
+                ["config"] = new JsonObject { ["tag"] = "v2" },
+            },
+        }.ToJsonString());
+        Ok(ws, "scan");
+        Ok(ws, "plan");
+        var applied = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "plans", "applied.json")))!.AsObject();
+        var reverse = CallRoutes.Resolve(CallRoutes.Of(applied), Reverse, null, null);
+        using var caller = new LaneCaller(RttWorkspace.Open(ws).LaneControlSocket);
+        using var stop = new CancellationTokenSource();
+        var load = Task.Run(async () =>
+        {
+            var calls = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await caller.CallAsync(reverse, "throw"u8.ToArray(), TimeSpan.FromSeconds(30));
+                }
+                catch (RttException)
+                {
+                }
+
+                calls++;
+                await Task.Delay(5);
+            }
+
+            return calls;
+        });
+        var apply = RttProcess.Run(ws, "apply", "--json");
+        await stop.CancelAsync();
+        Assert.True(await load > 20);
+        Assert.True(apply.ExitCode == 4, apply.ToString());
+        var report = JsonNode.Parse(apply.Stdout)!;
+        Assert.Equal("rolled-back", (string?)report["outcome"]);
+        Assert.Contains("SLO breached: route rtt://core/api/reverse", apply.Stdout, StringComparison.Ordinal);
+        Assert.Matches(@"error rate 1 > budget 0\.1 \(\d+ requests, \d+ errors", apply.Stdout);
+        Assert.Equal(v1, (string)JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "plans", "applied.json")))!["plan_id"]!);
+
+        var history = Ok(ws, "history", "--json");
+        Assert.Contains("SLO breached: route rtt://core/api/reverse", history, StringComparison.Ordinal);
+        var wal = Ok(ws, "wal", "export").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => Encoding.UTF8.GetString(Convert.FromBase64String((string)JsonNode.Parse(l)!["leaf"]!))).ToList();
+        var failed = Assert.Single(wal, e => e.Contains("\"verify-failed\"", StringComparison.Ordinal));
+        Assert.Contains("route rtt://core/api/reverse", failed, StringComparison.Ordinal);
+        Assert.Contains("error rate 1 > budget 0.1", failed, StringComparison.Ordinal);
+        silo.Terminate();
+        Assert.True(silo.WaitForExit(TimeSpan.FromSeconds(30)), silo.Stderr);
+    }
+
     /// <summary>A Prometheus text line of <paramref name="metric"/> with all <paramref name="labels"/> (in any order) and <paramref name="value"/>.</summary>
     private static bool Series(string scrape, string metric, long value, params string[] labels) =>
         scrape.Split('\n').Any(l => l.StartsWith(metric + "{", StringComparison.Ordinal) && labels.All(x => l.Contains(x, StringComparison.Ordinal))

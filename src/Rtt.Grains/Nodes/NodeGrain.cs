@@ -45,6 +45,9 @@ public sealed class NodeGrain(
     /// </summary>
     internal static readonly TimeSpan ProbeBudget = TimeSpan.FromSeconds(5);
 
+    /// <summary>Request context key the reconciler sets when it verifies a rollback: the SLO gates are skipped.</summary>
+    public const string SkipSloGates = "rtt.verify.skip-slo";
+
     private Reconciling.LedgerState _ledger = new();
 
     private INodeLaneHost? Lanes { get; } = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost; // resolved once per activation
@@ -180,9 +183,21 @@ public sealed class NodeGrain(
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var failures = (await host.ProbeAsync(lanes, ProbeBudget)).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();
-        return failures.Count == 0
-            ? new Reconciling.TxCheck(true, $"{lanes.Count} lane(s) answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)")
-            : new Reconciling.TxCheck(false, string.Join("; ", failures));
+        if (failures.Count > 0)
+        {
+            return new Reconciling.TxCheck(false, string.Join("; ", failures));
+        }
+
+        var probed = $"{lanes.Count} lane(s) answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)";
+        if (RequestContext.Get(SkipSloGates) is true)
+        {
+            return new Reconciling.TxCheck(true, $"{probed}; SLO gates skipped (a rollback)");
+        }
+
+        var (breaches, note) = await host.GateAsync(lanes); // SLO gates (observability.md): after the probes, under live traffic
+        return breaches.Count == 0
+            ? new Reconciling.TxCheck(true, note.Length == 0 ? probed : $"{probed}; {note}")
+            : new Reconciling.TxCheck(false, $"SLO breached: {string.Join("; ", breaches)}");
     }
 
     public Task<Reconciling.ParticipantLedgerView> Ledger() => Task.FromResult(_ledger.View());

@@ -54,6 +54,13 @@ public interface INodeLaneHost
     /// its route id; returns the lanes that did not answer with why (empty: all answered).
     /// </summary>
     Task<IReadOnlyList<(LaneTarget Lane, string Why)>> ProbeAsync(IReadOnlyList<LaneTarget> lanes, TimeSpan timeout);
+
+    /// <summary>
+    /// The SLO gates of verify (policy.json <c>slo</c>): watches the lanes the rules match for their window under the
+    /// traffic they get and returns each budget broken, with the measured values (empty: none), and a note of what was judged.
+    /// </summary>
+    Task<(IReadOnlyList<string> Breaches, string Note)> GateAsync(IReadOnlyList<LaneTarget> lanes) =>
+        Task.FromResult(((IReadOnlyList<string>)[], ""));
 }
 
 /// <summary>Places a node grain on the silo named after its node (silo name = node id), so it drives that silo's lanes.</summary>

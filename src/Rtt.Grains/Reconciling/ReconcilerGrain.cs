@@ -61,9 +61,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     private IParticipant Participant(string name) =>
         name.StartsWith(PlanTargets.RoutePrefix, StringComparison.Ordinal)
-            ? new GrainParticipant(GrainFactory.GetGrain<IRouteGrain>(name[PlanTargets.RoutePrefix.Length..]))
+            ? new GrainParticipant(GrainFactory.GetGrain<IRouteGrain>(name[PlanTargets.RoutePrefix.Length..]), IsRollback)
             : name.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)
-                ? new GrainParticipant(GrainFactory.GetGrain<INodeGrain>(name[PlanTargets.NodePrefix.Length..]))
+                ? new GrainParticipant(GrainFactory.GetGrain<INodeGrain>(name[PlanTargets.NodePrefix.Length..]), IsRollback)
                 : throw new ArgumentException($"unknown participant \"{name}\"", nameof(name));
 
     public async Task<ApplyReport> Apply(string planJson)
@@ -189,7 +189,10 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         }
     }
 
-    private sealed class GrainParticipant(ITxParticipant grain) : IParticipant
+    /// <summary>Whether transaction <paramref name="tx"/> is a rollback (its verify skips the SLO gates: going back must not wait on the traffic that failed).</summary>
+    private bool IsRollback(long tx) => _coordinator?.History.LastOrDefault(t => t.Tx == tx)?.Transition == Coordinator.TransitionRollback;
+
+    private sealed class GrainParticipant(ITxParticipant grain, Func<long, bool> isRollback) : IParticipant
     {
         public ITxParticipant Grain => grain;
 
@@ -205,6 +208,11 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
         public async Task<Check> VerifyAsync(long tx)
         {
+            if (isRollback(tx))
+            {
+                RequestContext.Set(NodeGrain.SkipSloGates, true); // flows to this call only (async-local)
+            }
+
             var c = await grain.Verify(tx);
             return new Check(c.Ok, c.Detail);
         }

@@ -275,6 +275,12 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
     }
 
+    /// <summary>The SLO gates of verify (policy.json <c>slo</c>, see observability.md); none without telemetry or rules.</summary>
+    public Task<(IReadOnlyList<string> Breaches, string Note)> GateAsync(IReadOnlyList<LaneTarget> lanes) =>
+        _host?.Telemetry is { } telemetry && Telemetry.SloRule.Read(workspace.PolicyPath) is { Count: > 0 } rules
+            ? Telemetry.SloGate.RunAsync(telemetry, rules, lanes.Select(l => (l.RouteId, l.Name)))
+            : Task.FromResult(((IReadOnlyList<string>)[], ""));
+
     private static string Id(LaneTarget lane) => lane.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture); // unambiguous, unlike the name
 
     private readonly Lock _probeGate = new();
