@@ -53,7 +53,7 @@ public static class SloGate
 
             var counts = new long[LatencyHistogram.BucketCount];
             stats.Latency.CopyTo(counts);
-            watched.Add((routeId, name, rule, stats.Requests, stats.Errors, counts));
+            watched.Add((routeId, name, rule, stats.Answers + stats.Errors, stats.Errors, counts));
         }
 
         if (watched.Count == 0)
@@ -71,7 +71,7 @@ public static class SloGate
         foreach (var (routeId, name, rule, requests0, errors0, counts0) in watched)
         {
             var stats = telemetry.Route(routeId)!;
-            var requests = stats.Requests - requests0;
+            var requests = stats.Answers + stats.Errors - requests0; // completed in the window (answered or failed), so the rate is of outcomes
             var errors = stats.Errors - errors0;
             stats.Latency.CopyTo(now);
             for (var i = 0; i < now.Length; i++)
