@@ -30,7 +30,6 @@ using Rtt.Fabric.Routing;
 using Rtt.Fabric.Services;
 using Rtt.Fabric.Streams;
 using Rtt.Grains.Nodes;
-using Rtt.Silo.Endpoints.Mcp;
 using Rtt.Silo.Lanes;
 
 namespace Rtt.Cli.Bench;
@@ -204,7 +203,6 @@ public static class CallsBench
         var root = Directory.CreateTempSubdirectory("rtt-bench-mcp-").FullName;
         try
         {
-            McpEndpoints.Register();
             var workspace = WorkspaceInitializer.Create(root).Workspace;
             options.Progress?.Invoke($"MCP: listing and pinning the tools of {string.Join(' ', argv)}");
 

@@ -49,9 +49,6 @@ public static class EndpointFactory
 
     public static PlainEndpoint Echo { get; } = new(EchoEndpoint);
 
-    /// <summary>Hook for the MCP kinds (mcp-stdio, mcp-http), set by the MCP driver's registration.</summary>
-    public static Func<JsonObject, EndpointContext, CancellationToken, Task<IAsyncLaneDriver>>? Mcp { get; set; }
-
     public static async Task<IServedEndpoint> StartAsync(JsonObject serve, EndpointContext context, CancellationToken cancellationToken)
     {
         var kind = (string?)serve["kind"];
@@ -66,8 +63,7 @@ public static class EndpointFactory
                 case ServeSpec.Dotnet:
                     return new DriverServedEndpoint(await DotnetPlugin.LoadAsync(serve, context, cancellationToken), serve);
                 case ServeSpec.McpStdio or ServeSpec.McpHttp:
-                    var mcp = Mcp ?? throw new RttException(ErrorCodes.EndpointUnavailable, $"{kind} endpoints are not available in this silo", context.Hash);
-                    return new DriverServedEndpoint(await mcp(serve, context, cancellationToken), serve);
+                    return new DriverServedEndpoint(await Mcp.McpEndpoints.StartAsync(serve, context, cancellationToken), serve);
                 default:
                     throw new RttException(ErrorCodes.ServeInvalid, $"unknown serve kind \"{kind}\"", context.Hash, "recompute the plan with this rtt version");
             }

@@ -131,7 +131,6 @@ public static class RttSiloHost
         // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
         // (lane workers on their own threads, outside grain turns), then the node registration, which makes the node
         // grain restore the applied plan's lanes and the reconciler recover an in-doubt transaction.
-        Endpoints.Mcp.McpEndpoints.Register(); // the lane host serves mcp-stdio and mcp-http endpoints
         builder.Services.AddRttLanes(configuration);
         builder.Services.AddSingleton<NodeRegistrationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRegistrationService>());

@@ -11,7 +11,6 @@ using Rtt.Core.Reconciling;
 using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
-using Rtt.Silo.Endpoints.Mcp;
 using Rtt.Silo.Lanes;
 
 namespace Rtt.Silo.Tests.Mcp;
@@ -44,11 +43,20 @@ public sealed class McpHarness : IAsyncDisposable
 
     private McpHarness()
     {
-        McpEndpoints.Register();
         Workspace = WorkspaceInitializer.Create(_root, Path.Combine(Examples, "quickstart")).Workspace;
         var policy = RttWorkspace.ReadObject(Workspace.PolicyPath);
         policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = "rtt://test/**", ["to"] = "rtt://mcp/**" } });
         File.WriteAllText(Workspace.PolicyPath, policy.ToJsonString());
+
+        // The quickstart's own MCP route (its sample server over stdio) is left out: each test starts the servers it names.
+        var routes = RttWorkspace.ReadObject(Workspace.RoutesPath);
+        var list = routes["routes"]!.AsArray();
+        foreach (var mcp in list.Where(r => ((string?)r!["to"])?.StartsWith("rtt://mcp/", StringComparison.Ordinal) == true).ToList())
+        {
+            list.Remove(mcp);
+        }
+
+        File.WriteAllText(Workspace.RoutesPath, routes.ToJsonString());
         Host = new LaneHostService(Workspace, new RttLaneOptions(), NullLogger<LaneHostService>.Instance);
     }
 

@@ -17,9 +17,6 @@ public static class McpEndpoints
 {
     private static readonly Dictionary<string, Shared> Sessions = new(StringComparer.Ordinal);
 
-    /// <summary>Makes <see cref="EndpointFactory"/> start MCP endpoints with this driver (idempotent).</summary>
-    public static void Register() => EndpointFactory.Mcp ??= StartAsync;
-
     /// <summary>Sessions open now (tests).</summary>
     public static int OpenSessions
     {
