@@ -5,7 +5,7 @@ namespace Rtt.Cli.Tests;
 
 /// <summary>`rtt mcp ingest` records how the silo reaches the server (the serve block) in the signed manifest.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class McpServeTests(McpServerFixture server) : IClassFixture<McpServerFixture>
+public sealed class McpServeTests(EverythingServer server) : IClassFixture<EverythingServer>
 {
     [Fact]
     public void Ingesting_a_command_records_an_mcp_stdio_serve_block_and_a_saved_list_records_none()

@@ -4,7 +4,7 @@ namespace Rtt.Cli.Tests;
 
 /// <summary>The real server-everything as a user ingests it: every tool, symbols at once, nothing rewritten when unchanged.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class McpWildTests(McpServerFixture server) : IClassFixture<McpServerFixture>
+public sealed class McpWildTests(EverythingServer server) : IClassFixture<EverythingServer>
 {
     [Fact]
     public void Capability_gated_tools_are_listed_and_symbols_are_ready_after_ingest()

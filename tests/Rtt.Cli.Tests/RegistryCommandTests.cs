@@ -115,33 +115,8 @@ public sealed class RegistryCommandTests
     }
 }
 
-/// <summary>The real @modelcontextprotocol/server-everything from npm, installed under tests/mcp by .ci/run or here.</summary>
-public sealed class McpServerFixture
-{
-    public McpServerFixture()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Rtt.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        var folder = Path.Combine(dir!.FullName, "tests", "mcp");
-        Entry = Path.Combine(folder, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
-        if (!File.Exists(Entry))
-        {
-            var npm = Process.Start(new ProcessStartInfo("npm", "install --no-audit --no-fund") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true })!;
-            npm.WaitForExit(TimeSpan.FromMinutes(5));
-        }
-
-        Assert.True(File.Exists(Entry), $"npm install in {folder} did not provide {Entry}");
-    }
-
-    public string Entry { get; }
-}
-
 [Collection(ProcessCollection.Name)]
-public sealed class McpCommandTests(McpServerFixture server) : IClassFixture<McpServerFixture>
+public sealed class McpCommandTests(EverythingServer server) : IClassFixture<EverythingServer>
 {
     [Fact]
     public void Ingests_the_real_server_everything_and_pins_its_tools()

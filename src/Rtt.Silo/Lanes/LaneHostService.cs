@@ -45,7 +45,7 @@ public sealed class RttLaneOptions
 /// (outside any grain turn), serves the workspace's routes, and accepts client attachments on the control
 /// socket. Grains drive it through <see cref="ILaneHost"/>; no frame ever enters the actor scheduler.
 /// </summary>
-public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger, string nodeId = "node0") : IHostedService, ILaneHost, INodeLaneHost, IDisposable
+public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger, string nodeId = "node0") : IHostedService, ILaneHost, INodeLaneHost, IDisposable, IAsyncDisposable
 {
     private static readonly DriverEndpoint Echo = new(new EchoDriver());
 
@@ -338,13 +338,35 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}", _host.Routes.Routes.Count, ControlSocket);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken)
+    public Task StopAsync(CancellationToken cancellationToken) => DisposeAsync().AsTask();
+
+    /// <summary>Stops the worker and the listener, then each endpoint in turn (processes stopped, plugins unloaded, MCP sessions closed).</summary>
+    public async ValueTask DisposeAsync()
     {
-        Dispose();
-        return Task.CompletedTask;
+        foreach (var endpoint in StopHost())
+        {
+            await StopQuietly(endpoint);
+        }
     }
 
     public void Dispose()
+    {
+        var endpoints = StopHost();
+        if (endpoints.Count > 0)
+        {
+            // Disposal without a caller to await it: the endpoints stop on the thread pool, and this waits for them.
+            Task.Run(async () =>
+            {
+                foreach (var endpoint in endpoints)
+                {
+                    await StopQuietly(endpoint);
+                }
+            }).GetAwaiter().GetResult();
+        }
+    }
+
+    /// <summary>Stops probes, the listener and the worker; returns the endpoints still to stop (each once).</summary>
+    private List<IServedEndpoint> StopHost()
     {
         lock (_probeGate)
         {
@@ -372,10 +394,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             _endpoints.Clear();
         }
 
-        foreach (var endpoint in endpoints)
-        {
-            StopQuietly(endpoint).GetAwaiter().GetResult(); // processes stopped, plugins unloaded, MCP sessions closed
-        }
+        return endpoints;
     }
 }
 

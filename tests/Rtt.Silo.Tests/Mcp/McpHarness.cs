@@ -206,27 +206,3 @@ public sealed class McpHarness : IAsyncDisposable
     }
 }
 
-/// <summary>The real @modelcontextprotocol/server-everything from npm, installed under tests/mcp by .ci/run (or here).</summary>
-public sealed class EverythingServer
-{
-    public EverythingServer()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Rtt.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        var folder = Path.Combine(dir!.FullName, "tests", "mcp");
-        Entry = Path.Combine(folder, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js");
-        if (!File.Exists(Entry))
-        {
-            using var npm = Process.Start(new ProcessStartInfo("npm", "install --no-audit --no-fund") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true })!;
-            npm.WaitForExit(TimeSpan.FromMinutes(5));
-        }
-
-        Assert.True(File.Exists(Entry), $"npm install in {folder} did not provide {Entry}");
-    }
-
-    public string Entry { get; }
-}
