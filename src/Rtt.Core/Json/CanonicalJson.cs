@@ -195,6 +195,16 @@ public static class CanonicalJson
                 }
 
                 break;
+            case JsonValueKind.Number:
+                // A literal beyond double range (1e999) is not an RFC 8785 number: refuse it here, naming the file,
+                // rather than at the first canonicalisation (which knows no file) or never (a value no one reads).
+                if (!element.TryGetDouble(out var number) || !double.IsFinite(number))
+                {
+                    throw new DocumentException(ErrorCodes.JsonNumberNotFinite, "number is beyond the range of a double", At(source, path),
+                        "JSON numbers must be finite IEEE 754 doubles (at most about 1.8e308)");
+                }
+
+                break;
         }
     }
 

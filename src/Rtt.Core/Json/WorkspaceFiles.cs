@@ -79,6 +79,22 @@ public static partial class WorkspaceFiles
         }
     }
 
+    /// <summary>
+    /// True when anything is at <paramref name="path"/>: a file, a folder, a FIFO. A reader that takes an absent optional
+    /// file as empty asks this (not <see cref="File.Exists"/>, which is false for a folder), so that a folder in the file's
+    /// place is refused when read (RTT-WS-006) instead of silently read as "no file" (no revocations, no symbols).
+    /// </summary>
+    public static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
+
+    /// <summary>
+    /// The entries of <paramref name="directory"/> whose names match <paramref name="pattern"/>, folders included, in
+    /// ordinal order: a folder named like a file of the kind (<c>x.pub</c>, <c>m.json</c>) is then refused by
+    /// <see cref="ReadBytes"/> rather than skipped as if it were not there.
+    /// </summary>
+    public static IReadOnlyList<string> Entries(string directory, string pattern) =>
+        [.. Directory.EnumerateFileSystemEntries(directory, pattern, new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = false, MatchType = MatchType.Simple })
+            .Order(StringComparer.Ordinal)];
+
     /// <summary>True when <paramref name="path"/> names something that is not a regular file (FIFO, device, socket, folder).</summary>
     public static bool IsSpecial(string path)
     {
@@ -101,7 +117,7 @@ public static partial class WorkspaceFiles
     {
         if (Directory.Exists(path))
         {
-            throw Unreadable(path, "it is a folder, not a file");
+            throw NotAFile(path);
         }
 
         if (!OperatingSystem.IsLinux())
@@ -140,6 +156,9 @@ public static partial class WorkspaceFiles
 
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
     private static partial long Lseek(int fd, long offset, int whence);
+
+    /// <summary>The error for a folder found where a file of some kind belongs (RTT-WS-006).</summary>
+    public static WorkspaceException NotAFile(string path) => Unreadable(path, "it is a folder, not a file");
 
     private static WorkspaceException Unreadable(string path, string why) =>
         new(ErrorCodes.WorkspaceUnreadable, $"cannot read the file: {why}", path,

@@ -225,7 +225,7 @@ public sealed class PlanInputs
         var contracts = new List<SymbolContract>();
         using var store = RegistryStore.Open(workspace);
         var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
-        var symbols = File.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
+        var symbols = WorkspaceFiles.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
         var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
         foreach (var (address, versions) in symbols)
         {
@@ -255,7 +255,7 @@ public sealed class PlanInputs
         // Every manifest file must be what the registry signed (strict), or is read as it is (not strict).
         if (Directory.Exists(workspace.Manifests))
         {
-            foreach (var file in Directory.GetFiles(workspace.Manifests, "*.json").Order(StringComparer.Ordinal))
+            foreach (var file in WorkspaceFiles.Entries(workspace.Manifests, "*.json"))
             {
                 if (Path.GetFileName(file).StartsWith("mcp.", StringComparison.Ordinal))
                 {
@@ -296,8 +296,9 @@ public sealed class PlanInputs
     private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema)
     {
         var yaml = Path.ChangeExtension(path, ".yaml");
-        var doc = !File.Exists(path) && File.Exists(yaml) ? YamlDocuments.ReadObject(yaml) : RttWorkspace.ReadObject(path);
-        Validate(schema, doc, File.Exists(path) ? path : yaml);
+        var json = WorkspaceFiles.Exists(path);
+        var doc = !json && WorkspaceFiles.Exists(yaml) ? YamlDocuments.ReadObject(yaml) : RttWorkspace.ReadObject(path);
+        Validate(schema, doc, json ? path : yaml);
         return doc;
     }
 

@@ -18,9 +18,9 @@ public sealed class PlanStore(RttWorkspace workspace)
 
     public string PathOf(string planId) => Path.Combine(Directory, planId[ContentHash.Prefix.Length..] + ".json");
 
-    public JsonObject? Applied() => File.Exists(AppliedPath) ? RttWorkspace.ReadObject(AppliedPath) : null;
+    public JsonObject? Applied() => WorkspaceFiles.Exists(AppliedPath) ? RttWorkspace.ReadObject(AppliedPath) : null;
 
-    public JsonObject? Find(string planId) => File.Exists(PathOf(planId)) ? RttWorkspace.ReadObject(PathOf(planId)) : null;
+    public JsonObject? Find(string planId) => WorkspaceFiles.Exists(PathOf(planId)) ? RttWorkspace.ReadObject(PathOf(planId)) : null;
 
     /// <param name="durable">False for copies that can be rebuilt (the reconciler's, from the WAL): written atomically, not flushed to disk.</param>
     public string Save(JsonObject plan, bool durable = true)

@@ -31,6 +31,11 @@ public static class YamlDocuments
         {
             stream.Load(new StringReader(text));
         }
+        catch (YamlException ex) when (ex.Message.StartsWith("Duplicate key", StringComparison.Ordinal))
+        {
+            // YamlDotNet's representation model refuses a repeated key while loading: the same error as in JSON.
+            throw new RttException(ErrorCodes.JsonDuplicateKey, "a mapping has the same key twice", $"{path}:{ex.Start.Line}:{ex.Start.Column}", "remove one of the two keys");
+        }
         catch (YamlException ex)
         {
             throw new RttException(ErrorCodes.YamlInvalid, $"not valid YAML: {ex.Message}", $"{path}:{ex.Start.Line}:{ex.Start.Column}", "fix the YAML at that position");

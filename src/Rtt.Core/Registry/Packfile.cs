@@ -318,7 +318,7 @@ public sealed unsafe class PackReader : IDisposable
         var indexBody = _indexLength - Packfile.HashSize;
         if (!SHA256.HashData(IndexSpan(0, indexBody)).AsSpan().SequenceEqual(IndexSpan(indexBody, Packfile.HashSize)))
         {
-            faults.Add($"{IndexPath}: index checksum does not match its content");
+            faults.Add($"{ErrorCodes.IndexCorrupt}: index checksum does not match its content ({IndexPath})");
         }
 
         using (var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
@@ -330,7 +330,7 @@ public sealed unsafe class PackReader : IDisposable
 
             if (!sha.GetHashAndReset().AsSpan().SequenceEqual(PackSpan(_packLength - Packfile.HashSize, Packfile.HashSize)))
             {
-                faults.Add($"{PackPath}: pack trailer does not match its content");
+                faults.Add($"{ErrorCodes.PackCorrupt}: pack trailer does not match its content ({PackPath})");
             }
         }
 
@@ -343,7 +343,7 @@ public sealed unsafe class PackReader : IDisposable
             counts[hash[0]]++;
             if (i > 0 && previous.SequenceCompareTo(hash) >= 0)
             {
-                faults.Add($"{IndexPath}: entry {i} is out of order");
+                faults.Add($"{ErrorCodes.IndexCorrupt}: entry {i} is out of order ({IndexPath})");
             }
 
             previous = hash;
@@ -351,13 +351,13 @@ public sealed unsafe class PackReader : IDisposable
             var length = BinaryPrimitives.ReadUInt32LittleEndian(entry[(Packfile.HashSize + 8)..]);
             if (offset < Packfile.PackHeader || offset + length > _packLength - Packfile.HashSize)
             {
-                faults.Add($"{IndexPath}: entry {i} points outside the pack");
+                faults.Add($"{ErrorCodes.IndexCorrupt}: entry {i} points outside the pack ({IndexPath})");
                 continue;
             }
 
             if (!SHA256.HashData(PackSpan(offset, (int)length)).AsSpan().SequenceEqual(hash))
             {
-                faults.Add($"{PackPath}: object {ContentHash.Format(hash)} at offset {offset} does not match its hash");
+                faults.Add($"{ErrorCodes.PackCorrupt}: object {ContentHash.Format(hash)} at offset {offset} does not match its hash ({PackPath})");
             }
         }
 
@@ -367,7 +367,7 @@ public sealed unsafe class PackReader : IDisposable
             running += counts[b];
             if (BinaryPrimitives.ReadUInt32LittleEndian(IndexSpan(Packfile.IndexHeader + (b * 4), 4)) != running)
             {
-                faults.Add($"{IndexPath}: fanout entry {b} is wrong");
+                faults.Add($"{ErrorCodes.IndexCorrupt}: fanout entry {b} is wrong ({IndexPath})");
                 break;
             }
         }

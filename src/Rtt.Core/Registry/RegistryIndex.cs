@@ -24,7 +24,7 @@ public sealed class RegistryIndex
     public static RegistryIndex Load(string path)
     {
         var index = new RegistryIndex(path);
-        if (!File.Exists(path))
+        if (!WorkspaceFiles.Exists(path))
         {
             return index;
         }

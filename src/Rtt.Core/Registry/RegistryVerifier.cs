@@ -43,7 +43,7 @@ public static class RegistryVerifier
                     var name = Path.GetFileName(file);
                     if (!name.StartsWith('.') && !ContentHash.IsValid(ContentHash.Prefix + Path.GetFileNameWithoutExtension(name)))
                     {
-                        faults.Add($"{file}: not an object name (sha256 hex + .json)");
+                        faults.Add($"{ErrorCodes.CasHashMismatch}: not an object name (sha256 hex + .json) ({file})");
                     }
                 }
             }
@@ -75,7 +75,7 @@ public static class RegistryVerifier
             {
                 if (!store.Cas.Contains(hash) && !(pack is not null && InPack(pack, hash)))
                 {
-                    faults.Add($"{store.Index.Path}: {key} names {hash}, which is not in the registry");
+                    faults.Add($"{ErrorCodes.CasMissing}: {key} names {hash}, which is not in the registry ({store.Index.Path})");
                 }
                 else if (TryRead(store, hash, key) is { } obj && ObjectIdentity.Mismatch(key, obj) is { } mismatch)
                 {
@@ -84,7 +84,7 @@ public static class RegistryVerifier
             }
 
             var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
-            if (File.Exists(symbolsPath))
+            if (WorkspaceFiles.Exists(symbolsPath))
             {
                 try
                 {
@@ -107,7 +107,7 @@ public static class RegistryVerifier
                             }
                             else if (!store.Cas.Contains(hash) && !(pack is not null && InPack(pack, hash)))
                             {
-                                faults.Add($"{symbolsPath}: {symbol}@{version} names {hash}, which is not in the registry");
+                                faults.Add($"{ErrorCodes.CasMissing}: {symbol}@{version} names {hash}, which is not in the registry ({symbolsPath})");
                             }
                             else if (TryRead(store, hash, $"{symbol}@{version}") is { } obj && ObjectIdentity.SymbolMismatch(symbol, version, obj) is { } mismatch)
                             {
@@ -124,7 +124,7 @@ public static class RegistryVerifier
 
             if (Directory.Exists(workspace.Manifests))
             {
-                foreach (var manifest in Directory.GetFiles(workspace.Manifests, "mcp.*.json").Order(StringComparer.Ordinal))
+                foreach (var manifest in WorkspaceFiles.Entries(workspace.Manifests, "mcp.*.json"))
                 {
                     try
                     {
@@ -163,7 +163,7 @@ public static class RegistryVerifier
             var bytes = store.ReadBytes(hash, where);
             if (!CanonicalJson.Canonicalize(bytes, where).AsSpan().SequenceEqual(bytes))
             {
-                faults.Add($"{where}: bytes are not in canonical form");
+                faults.Add($"{ErrorCodes.CasHashMismatch}: bytes are not in canonical form ({where})");
             }
 
             store.ReadObject(hash, where);

@@ -82,6 +82,12 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         foreach (var (rel, file) in found.Where(f => !IsSubagent(f.Key)).Concat(found.Where(f => IsSubagent(f.Key))))
         {
             progress?.Report((done++, found.Count));
+            if (Directory.Exists(file.FullName))
+            {
+                report.Errors.Add(new ScanError(rel, WorkspaceFiles.NotAFile(file.FullName)));
+                continue; // its last good objects stay in the symbol table, as for any source that fails to read
+            }
+
             if (cache.TryGetValue(rel, out var cached) && cached.Size == file.Length && cached.MtimeTicks == file.LastWriteTimeUtc.Ticks
                 && cached.Objects.All(o => store.Index.TryGet(o.Key, out var h) && h == o.Hash))
             {
@@ -259,13 +265,15 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             yield break;
         }
 
+        // Folders too: a folder named like a source (x.agent.json) is reported as an error, never skipped as if the
+        // source were gone (which would drop its symbols).
         var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
-        foreach (var file in new DirectoryInfo(root).EnumerateFiles("*", options))
+        foreach (var entry in new DirectoryInfo(root).EnumerateFileSystemInfos("*", options))
         {
-            var rel = Relative(file.FullName);
+            var rel = Relative(entry.FullName);
             if (IsSource(rel))
             {
-                yield return file;
+                yield return new FileInfo(entry.FullName);
             }
         }
     }

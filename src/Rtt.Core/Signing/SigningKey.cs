@@ -57,7 +57,7 @@ public sealed class SigningKey : IDisposable
     /// <summary>Loads a private key file, checking that its key_id matches the key it holds.</summary>
     public static SigningKey Load(string path)
     {
-        if (!File.Exists(path))
+        if (!WorkspaceFiles.Exists(path))
         {
             throw new SigningException(ErrorCodes.KeyFileMissing, "private key file not found", path,
                 "create one with `rtt keys new NAME`, or point workspace.json's signing_key at an existing key");

@@ -43,7 +43,7 @@ public sealed class TrustStore
         if (System.IO.Directory.Exists(keysDir))
         {
             // Sorted so that which file wins for a duplicate key is the same everywhere.
-            foreach (var file in System.IO.Directory.GetFiles(keysDir, "*.pub").Order(StringComparer.Ordinal))
+            foreach (var file in WorkspaceFiles.Entries(keysDir, "*.pub"))
             {
                 var key = TrustedKey.Load(file);
                 keys.TryAdd(key.KeyId, new TrustedKeyEntry(Path.GetFileNameWithoutExtension(file), key, file));
@@ -52,7 +52,7 @@ public sealed class TrustStore
 
         var revoked = new SortedDictionary<string, Revocation>(StringComparer.Ordinal);
         var revokedPath = Path.Combine(trustDirectory, RevokedFileName);
-        if (File.Exists(revokedPath))
+        if (WorkspaceFiles.Exists(revokedPath))
         {
             var root = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(revokedPath, WorkspaceFiles.SmallLimit), revokedPath) as JsonObject;
             if (root?["revoked"] is not JsonArray list)

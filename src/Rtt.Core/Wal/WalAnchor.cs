@@ -24,22 +24,22 @@ public sealed class WalAnchor(string path)
     /// <summary>The anchored head, or null when there is none yet. An unreadable anchor is RTT-WAL-002.</summary>
     public SignedTreeHead? Read()
     {
-        if (!File.Exists(Path))
+        if (!WorkspaceFiles.Exists(Path))
         {
-            return null;
+            return null; // a folder or FIFO in its place is not "no anchor": ReadBytes refuses it below
         }
 
         try
         {
             var bytes = WorkspaceFiles.ReadBytes(Path, WorkspaceFiles.SmallLimit);
-            var obj = JsonNode.Parse(bytes) as JsonObject ?? throw new JsonException("not a JSON object");
+            var obj = CanonicalJson.ParseNode(bytes, Path) as JsonObject ?? throw new JsonException("not a JSON object");
             var size = obj["size"] is JsonValue s && s.TryGetValue<long>(out var n) && n >= 0 ? n : throw new JsonException("no size");
             var root = obj["root"] is JsonValue r && r.TryGetValue<string>(out var t) ? t : throw new JsonException("no root");
             return new SignedTreeHead(size, root, (string?)obj["timestamp"] ?? "", (string?)obj["sign"]?["key_id"] ?? "", Encoding.UTF8.GetString(bytes));
         }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or RttException)
         {
-            throw new RttException(ErrorCodes.WalTampered, $"the WAL anchor is not readable: {ex.Message}", Path,
+            throw new RttException(ErrorCodes.WalTampered, $"the WAL anchor is not readable: {(ex is RttException rtt ? rtt.Headline : ex.Message)}", Path,
                 "if the machine lost power while it was written, check the log with `rtt wal verify`, then delete the anchor (the next signed head writes it again)");
         }
     }

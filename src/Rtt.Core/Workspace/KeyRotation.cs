@@ -130,7 +130,7 @@ public static class KeyRotation
         }
 
         var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
-        if (File.Exists(symbolsPath))
+        if (WorkspaceFiles.Exists(symbolsPath))
         {
             var symbols = RttWorkspace.ReadObject(symbolsPath);
             foreach (var (_, versions) in symbols)
@@ -149,7 +149,7 @@ public static class KeyRotation
 
         if (Directory.Exists(workspace.Manifests))
         {
-            foreach (var file in Directory.GetFiles(workspace.Manifests, "mcp.*.json").Order(StringComparer.Ordinal))
+            foreach (var file in WorkspaceFiles.Entries(workspace.Manifests, "mcp.*.json"))
             {
                 var manifest = RttWorkspace.ReadObject(file);
                 if (SignerOf(manifest) is { } signer && compromised.Contains(signer))

@@ -148,7 +148,7 @@ public sealed class RttWorkspace
     /// <summary>Reads a workspace document that must be a JSON object, with errors that name file, line and column.</summary>
     public static JsonObject ReadObject(string path)
     {
-        if (!File.Exists(path))
+        if (!WorkspaceFiles.Exists(path))
         {
             throw new WorkspaceException(ErrorCodes.WorkspaceFileMissing, "workspace file is missing", path,
                 "restore it, or create a fresh workspace with `rtt init` and copy your files over");

@@ -17,7 +17,7 @@ public sealed class WorkspaceKeys(RttWorkspace workspace)
         var rows = new SortedDictionary<string, KeyListing>(StringComparer.Ordinal);
         if (Directory.Exists(workspace.Keys))
         {
-            foreach (var file in Directory.GetFiles(workspace.Keys, "*.key").Order(StringComparer.Ordinal))
+            foreach (var file in WorkspaceFiles.Entries(workspace.Keys, "*.key"))
             {
                 using var key = SigningKey.Load(file);
                 var name = Path.GetFileNameWithoutExtension(file);
