@@ -74,6 +74,14 @@ public sealed class ViewBuilder(RttWorkspace workspace)
         if (provider is not null)
         {
             providers.Add(ViewNames.Provider(provider, "--provider"));
+            // A typo (--provider claud) would write a new providers/<typo>/ folder: only the built-in formats and
+            // the providers the workspace names (an overlays/provider/<p>/ folder, or files rtt wrote) are built.
+            if (!clean && provider is not (ProviderFormats.Claude or ProviderFormats.OpenAi) && !sources.Providers.Contains(provider, StringComparer.Ordinal)
+                && !File.Exists(Path.Combine(ProvidersRoot, provider, OwnedFiles.FileName)))
+            {
+                throw new RttException(ErrorCodes.ViewUnknownEnv, $"no provider \"{provider}\"", $"{ViewSources.ProviderOverlayFolder}/{provider}",
+                    $"name it with an overlays/provider/{provider}/ folder (an empty one is enough), or use one of: {string.Join(", ", new[] { ProviderFormats.Claude, ProviderFormats.OpenAi }.Concat(sources.Providers).Distinct().Order(StringComparer.Ordinal))}");
+            }
         }
         else
         {
