@@ -139,6 +139,65 @@ public sealed class ViewCommandTests
         Assert.Contains($"error {ErrorCodes.ViewImportInvalid}", refused.Stderr);
     }
 
+    [Theory]
+    [InlineData("openai")]
+    [InlineData("gemini")]
+    public void Views_of_another_provider_imported_into_a_fresh_workspace_build_back_to_the_same_bytes(string provider)
+    {
+        using var dir = TempDir.Quickstart(out var source);
+        File.WriteAllText(Path.Combine(source, "agents/common/triage.agent.json"), """
+            {"id":"triage","version":"2.1.0","description":"Sorts incoming issues by area and urgency.",
+             "instructions":"Read each issue.\n\n## Areas\n\n- fabric\n- planner\n\nAnswer with one label per issue.",
+             "model":{"name":"gpt-5","temperature":0.2},"tools":["shell","browser"]}
+            """);
+        Directory.CreateDirectory(Path.Combine(source, "overlays", "provider", provider)); // names the provider (the quickstart has claude and openai)
+        var built = RttProcess.Run(source, "view", "build", "--provider", provider);
+        Assert.True(built.ExitCode == 0, built.ToString());
+        var views = Path.Combine(source, "providers", provider);
+        var files = Directory.GetFiles(views, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith(".rtt-owned.json", StringComparison.Ordinal)).ToList();
+
+        var fresh = dir["fresh"];
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init", fresh).ExitCode);
+        var import = RttProcess.Run(fresh, "view", "import", "--provider", provider, views);
+        Assert.True(import.ExitCode == 0, import.ToString());
+        Assert.Contains("imported 2 agent(s): summarize, triage", import.Stdout);
+        Assert.Contains($"wrote      overlays/provider/{provider}/triage.patch.json", import.Stdout); // its model and tools are the provider's
+        Assert.Null(JsonNode.Parse(File.ReadAllText(Path.Combine(fresh, "agents/common/triage.agent.json")))!["model"]);
+
+        var rebuilt = RttProcess.Run(fresh, "view", "build", "--provider", provider);
+        Assert.True(rebuilt.ExitCode == 0, rebuilt.ToString());
+        foreach (var file in files)
+        {
+            var again = Path.Combine(fresh, "providers", provider, Path.GetRelativePath(views, file));
+            Assert.Equal(File.ReadAllBytes(file), File.ReadAllBytes(again));
+        }
+
+        // Importing the same files again changes nothing: the bases are kept and the overlays say the same.
+        var twice = RttProcess.Run(fresh, "view", "import", "--provider", provider, views);
+        Assert.True(twice.ExitCode == 0, twice.ToString());
+        Assert.DoesNotContain("wrote", twice.Stdout);
+    }
+
+    [Fact]
+    public void A_bad_agents_md_section_is_reported_at_its_line_and_the_good_ones_are_imported()
+    {
+        using var dir = TempDir.Quickstart(out var ws);
+        var agentsMd = Path.Combine(dir.Path, "AGENTS.md");
+        File.WriteAllText(agentsMd, "# Agents\n\n## good\n\nDoes good things.\n\n- version: 1.0.0\n- model: gpt-5\n\n### Instructions\n\nBe good.\n"
+            + "\n## odd\n\nHas a stray line.\n\n- version: 1.0.0\n- color: red\n\n### Instructions\n\nBe odd.\n");
+        var import = RttProcess.Run(ws, "view", "import", "--provider", "openai", agentsMd);
+        Assert.Equal(1, import.ExitCode);
+        Assert.Contains("imported 1 agent(s): good", import.Stdout);
+        Assert.Contains($"error {ErrorCodes.ViewImportInvalid}", import.Stderr);
+        Assert.Contains("AGENTS.md:19", import.Stderr); // the "- color: red" line
+        Assert.DoesNotContain("   at ", import.Stderr);
+
+        File.WriteAllText(agentsMd, "# Agents\n\nNothing here.\n");
+        var empty = RttProcess.Run(ws, "view", "import", "--provider", "openai", agentsMd);
+        Assert.Equal(1, empty.ExitCode);
+        Assert.Contains("no agent sections found", empty.Stderr);
+    }
+
     [Fact]
     public void Provider_files_are_the_same_bytes_under_any_locale_and_time_zone()
     {

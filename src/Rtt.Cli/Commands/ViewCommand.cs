@@ -124,9 +124,9 @@ public static class ViewCommand
 
     private static Command Import()
     {
-        var provider = ProviderOption("The provider the files were written for (claude)");
+        var provider = ProviderOption("The provider the files were written for (claude: subagent .md files; openai: an AGENTS.md; any other: its .agent.json views)");
         provider.Required = true;
-        var path = new Argument<string>("PATH") { Description = "A .claude/agents folder, a folder holding one, or a single .md file" };
+        var path = new Argument<string>("PATH") { Description = "A file, or a folder holding them (claude: a .claude/agents folder or a folder holding one)" };
         var command = new Command("import", "Turn existing provider files into bases (agents/common/) plus provider overlays (overlays/provider/<provider>/)") { provider, path };
         command.SetAction(RttCommands.Guard((parse, _) =>
         {

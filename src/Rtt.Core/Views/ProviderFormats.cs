@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
 using Rtt.Core.Json;
 using Rtt.Core.Registry;
 
@@ -13,7 +14,7 @@ namespace Rtt.Core.Views;
 /// section per agent in ordinal order. Any other provider: <c>&lt;name&gt;.agent.json</c>, the merged definition.
 /// Output is LF-only UTF-8 without BOM, so the bytes are the same on every machine.
 /// </summary>
-public static class ProviderFormats
+public static partial class ProviderFormats
 {
     public const string Claude = "claude";
     public const string OpenAi = "openai";
@@ -206,6 +207,106 @@ public static class ProviderFormats
 
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
+
+    /// <summary>
+    /// The agents of an <c>AGENTS.md</c> as <see cref="OpenAiAgents"/> writes it: each section is a line <c>## &lt;id&gt;</c>,
+    /// a blank line, the description, a blank line, <c>- version: …</c> and optional <c>- model:</c>, <c>- temperature:</c>,
+    /// <c>- tools:</c> lines, then <c>### Instructions</c> and the instructions up to the next section. Each agent comes
+    /// with where it starts (<c>file:line</c>); a section that does not read is returned with its error, so the others
+    /// still count.
+    /// </summary>
+    public static IReadOnlyList<(JsonObject? Agent, string Where, RttException? Error)> ReadOpenAiAgents(string text, string source)
+    {
+        text = text.Replace("\r\n", "\n", StringComparison.Ordinal);
+        var sections = AgentsMdSection().Matches(text);
+        if (sections.Count == 0)
+        {
+            throw new RttException(ErrorCodes.ViewImportInvalid, "no agent sections found (a \"## <id>\" line, a blank line, the description, a blank line, \"- version: …\")", source,
+                "give an AGENTS.md in the layout rtt view build writes for openai (docs/views.md)");
+        }
+
+        var agents = new List<(JsonObject?, string, RttException?)>();
+        for (var i = 0; i < sections.Count; i++)
+        {
+            var m = sections[i];
+            var line = 1 + text.AsSpan(0, m.Index).Count('\n');
+            var where = $"{source}:{line.ToString(CultureInfo.InvariantCulture)}";
+            var end = i + 1 < sections.Count ? sections[i + 1].Index - 1 : text.Length; // the blank line before the next heading is not the body's
+            try
+            {
+                agents.Add((ReadSection(text, m, end, line, source, where), where, null));
+            }
+            catch (RttException ex)
+            {
+                agents.Add((null, where, ex));
+            }
+        }
+
+        return agents;
+    }
+
+    private static JsonObject ReadSection(string text, System.Text.RegularExpressions.Match m, int end, int line, string source, string where)
+    {
+        var agent = new JsonObject
+        {
+            ["id"] = m.Groups["id"].Value.Trim(),
+            ["version"] = m.Groups["version"].Value.Trim(),
+            ["description"] = m.Groups["desc"].Value,
+        };
+        var model = new JsonObject();
+        var rest = text[(m.Index + m.Length)..end];
+        var lines = rest.Split('\n');
+        var at = 0;
+        for (; at < lines.Length && lines[at].StartsWith("- ", StringComparison.Ordinal); at++)
+        {
+            var bullet = lines[at];
+            var colon = bullet.IndexOf(": ", StringComparison.Ordinal);
+            var key = colon > 2 ? bullet[2..colon] : bullet[2..];
+            var value = colon > 2 ? bullet[(colon + 2)..].Trim() : "";
+            var bulletWhere = $"{source}:{(line + 5 + at).ToString(CultureInfo.InvariantCulture)}";
+            switch (key)
+            {
+                case "model" when value.Length > 0:
+                    model["name"] = value;
+                    break;
+                case "temperature" when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var t) && double.IsFinite(t):
+                    model["temperature"] = t;
+                    break;
+                case "tools":
+                    agent["tools"] = new JsonArray([.. value.Split(", ", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(n => (JsonNode?)n)]);
+                    break;
+                default:
+                    throw new RttException(ErrorCodes.ViewImportInvalid, $"agent \"{agent["id"]}\": the line \"{OneLine(bullet)}\" is not a model, temperature or tools line", bulletWhere,
+                        "keep the bullet lines rtt view build writes (- model: NAME, - temperature: NUMBER, - tools: A, B)");
+            }
+        }
+
+        if (at + 2 >= lines.Length || lines[at] != "" || lines[at + 1] != "### Instructions" || lines[at + 2] != "")
+        {
+            throw new RttException(ErrorCodes.ViewImportInvalid, $"agent \"{agent["id"]}\": no \"### Instructions\" heading after its bullet lines", where,
+                "keep the layout rtt view build writes: the bullets, a blank line, ### Instructions, a blank line, the instructions");
+        }
+
+        agent["instructions"] = string.Join('\n', lines[(at + 3)..]).TrimEnd('\n');
+        if (model.Count > 0)
+        {
+            agent["model"] = model;
+        }
+
+        return agent;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^## (?<id>[^\n]+)\n\n(?<desc>[^\n]*)\n\n- version: (?<version>[^\n]+)\n", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex AgentsMdSection();
+
+    /// <summary>The description as a one-line provider field writes it.</summary>
+    public static string OneLineOf(string text) => OneLine(text);
+
+    /// <summary>The instructions as a provider file's body writes them (LF, no blank lines around, one final newline).</summary>
+    public static string BodyOf(JsonObject agent) => Body(agent);
+
+    /// <summary>The model a provider file names (see <see cref="Model"/>).</summary>
+    public static string? ModelOf(JsonObject agent, bool preferName) => Model(agent, preferName);
 
     /// <summary>How much of a project doc Codex reads by default (<c>project_doc_max_bytes</c> in ~/.codex/config.toml).</summary>
     public const int CodexDocLimit = 32 * 1024;
