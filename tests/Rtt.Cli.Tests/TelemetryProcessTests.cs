@@ -34,7 +34,33 @@ public sealed class TelemetryProcessTests
         Assert.Equal(0, RttProcess.Run(ws, "scan").ExitCode);
 
         var metricsPort = RttProcess.FreePort();
-        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60), "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture));
+        var otlpPort = RttProcess.FreePort();
+        using var collector = new System.Net.HttpListener(); // a stand-in OTLP/HTTP collector: keeps what the silo pushes
+        collector.Prefixes.Add($"http://127.0.0.1:{otlpPort}/");
+        collector.Start();
+        var pushed = new List<byte[]>();
+        var collecting = Task.Run(async () =>
+        {
+            while (collector.IsListening)
+            {
+                var context = await collector.GetContextAsync();
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                lock (pushed)
+                {
+                    pushed.Add(body.ToArray());
+                }
+
+                context.Response.StatusCode = 200;
+                context.Response.Close();
+            }
+        });
+        var env = new Dictionary<string, string>
+        {
+            ["RTT_Metrics__OtlpEndpoint"] = $"http://127.0.0.1:{otlpPort}/v1/metrics",
+            ["RTT_Metrics__ExportIntervalMs"] = "300",
+        };
+        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), env, TimeSpan.FromSeconds(60), "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture));
         Ok(ws, "plan");
         Assert.Equal("applied", (string?)JsonNode.Parse(Ok(ws, "apply", "--json"))!["outcome"]);
 
@@ -105,6 +131,23 @@ public sealed class TelemetryProcessTests
             Assert.True(Series(scrape, "rtt_route_errors_total", 5, $"route=\"{Reverse}\"", $"code=\"{ErrorCodes.DriverFault}\""), scrape);
             Assert.True(Series(scrape, "rtt_route_breaker_state", 1, $"route=\"{Reverse}\""), scrape);
 
+            // OTLP: the same series pushed to the collector.
+            var otlpDeadline = DateTime.UtcNow.AddSeconds(15);
+            bool Pushed()
+            {
+                lock (pushed)
+                {
+                    return pushed.Any(b => Encoding.UTF8.GetString(b) is var text && text.Contains("rtt.route.requests", StringComparison.Ordinal) && text.Contains(Upper, StringComparison.Ordinal));
+                }
+            }
+
+            while (!Pushed() && DateTime.UtcNow < otlpDeadline)
+            {
+                Thread.Sleep(100);
+            }
+
+            Assert.True(Pushed(), $"{pushed.Count} OTLP pushes, none with rtt.route.requests for {Upper}");
+
             // Recovered: after open_s, one good trial call closes it.
             Thread.Sleep(1200);
             Assert.Equal("v1:yako", Encoding.UTF8.GetString(await caller.CallAsync(reverse, "okay"u8.ToArray(), TimeSpan.FromSeconds(30))));
@@ -113,6 +156,7 @@ public sealed class TelemetryProcessTests
             Assert.Equal(3, (long)after["breaker"]!["changes"]!);
         }
 
+        collector.Stop();
         var bad = RttProcess.Run(ws, "tap", "--flight", "soon");
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains(ErrorCodes.ObsInputInvalid, bad.Stderr, StringComparison.Ordinal);

@@ -69,6 +69,13 @@ public static class RttSiloHost
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
+        if (metrics.OtlpEndpoint is { Length: > 0 } otlpEndpoint && (!Uri.TryCreate(otlpEndpoint, UriKind.Absolute, out var otlpUri) || otlpUri.Scheme is not ("http" or "https")
+            || metrics.OtlpProtocol is not ("http/protobuf" or "grpc") || metrics.ExportIntervalMs < 100))
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"OTLP export settings are not usable: endpoint \"{otlpEndpoint}\", protocol \"{metrics.OtlpProtocol}\", interval {metrics.ExportIntervalMs} ms",
+                "Metrics:OtlpEndpoint", "give an http(s) URL (http://127.0.0.1:4318/v1/metrics), Metrics:OtlpProtocol http/protobuf or grpc, Metrics:ExportIntervalMs of at least 100");
+        }
+
         if (metrics.PrometheusPort != 0)
         {
             EnsurePortFree(metrics.PrometheusPort, "Metrics:PrometheusPort", "--metrics-port");
@@ -143,6 +150,16 @@ public static class RttSiloHost
                 if (metrics.Console)
                 {
                     m.AddConsoleExporter();
+                }
+
+                if (metrics.OtlpEndpoint is { Length: > 0 } otlp)
+                {
+                    m.AddOtlpExporter((exporter, reader) =>
+                    {
+                        exporter.Endpoint = new Uri(otlp);
+                        exporter.Protocol = metrics.OtlpProtocol == "grpc" ? OpenTelemetry.Exporter.OtlpExportProtocol.Grpc : OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf;
+                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = metrics.ExportIntervalMs;
+                    });
                 }
 
                 if (metrics.PrometheusPort != 0)

@@ -66,4 +66,13 @@ public sealed class RttMetricsOptions
 
     /// <summary>Serve Prometheus text at http://127.0.0.1:PORT/metrics when non-zero.</summary>
     public int PrometheusPort { get; set; }
+
+    /// <summary>Push metrics with OTLP to this endpoint (e.g. http://127.0.0.1:4318/v1/metrics) when set.</summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary><c>http/protobuf</c> (default) or <c>grpc</c>.</summary>
+    public string OtlpProtocol { get; set; } = "http/protobuf";
+
+    /// <summary>How often the OTLP exporter pushes, in milliseconds.</summary>
+    public int ExportIntervalMs { get; set; } = 10_000;
 }
