@@ -228,6 +228,9 @@ public sealed class TelemetryProcessTests
         Assert.Matches(@"error rate 1 > budget 0\.1 \(\d+ requests, \d+ errors", apply.Stdout);
         Assert.Equal(v1, (string)JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "plans", "applied.json")))!["plan_id"]!);
 
+        var sloDump = Assert.Single(Directory.GetFiles(Path.Combine(ws, ".rtt", "flight"), "*-slo-*.ndjson"));
+        Assert.Contains(Path.GetFileName(sloDump), apply.Stdout, StringComparison.Ordinal);
+        Assert.Contains(File.ReadLines(sloDump).Skip(1), l => l.Contains("\"route\":\"rtt://core/api/reverse\"", StringComparison.Ordinal));
         var history = Ok(ws, "history", "--json");
         Assert.Contains("SLO breached: route rtt://core/api/reverse", history, StringComparison.Ordinal);
         var wal = Ok(ws, "wal", "export").Split('\n', StringSplitOptions.RemoveEmptyEntries)

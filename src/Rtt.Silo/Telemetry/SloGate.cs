@@ -101,7 +101,10 @@ public static class SloGate
 
             if (broken.Count > 0)
             {
-                breaches.Add($"route {name} (id {routeId}, rule \"{rule.Match}\"): {string.Join(", ", broken)} ({measured})");
+                // The window around the breach, written by the host itself (as for a breaker trip).
+                var dump = telemetry.FlightDumpFolder is { } folder ? TryDump(telemetry, folder, $"slo-{routeId}") : null;
+                breaches.Add($"route {name} (id {routeId}, rule \"{rule.Match}\"): {string.Join(", ", broken)} ({measured})"
+                    + (dump is null ? "" : $"; flight window in {dump}"));
             }
             else
             {
@@ -110,5 +113,17 @@ public static class SloGate
         }
 
         return (breaches, string.Join("; ", notes));
+    }
+
+    private static string? TryDump(LaneTelemetry telemetry, string folder, string reason)
+    {
+        try
+        {
+            return telemetry.DumpFlight(folder, reason);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 }
