@@ -28,6 +28,7 @@ for (var i = 0; i < args.Length; i++)
         case "--size": size = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--json": json = true; break;
         case "--micro": break;
+        case "--dump": if (i + 1 < args.Length && char.IsDigit(args[i + 1][0])) { i++; } break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 1;
     }
 }
@@ -35,6 +36,41 @@ for (var i = 0; i < args.Length; i++)
 if (args.Contains("--micro"))
 {
     return Micro.Run(size);
+}
+
+if (args.Contains("--dump"))
+{
+    // The flight recorder's dump: a ring of N records (default 5,000,000: 5 s at 1 M requests/s) filled, then the
+    // last 5 s written as NDJSON to a file, timed.
+    var n = args.SkipWhile(a => a != "--dump").Skip(1).Select(a => int.TryParse(a, CultureInfo.InvariantCulture, out var v) ? v : 0).FirstOrDefault(5_000_000);
+    var capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)n);
+    using var telemetry = new LaneTelemetry(capacity, start: false);
+    var t0 = Stopwatch.GetTimestamp();
+    for (var i = 0; i < n; i++)
+    {
+        telemetry.Flight.Record(t0 + i * (Stopwatch.Frequency / 1_000_000), 1500 + (i & 1023), 1, (uint)i, 64, 64, Outcome.Ok, 0);
+    }
+
+    var file = Path.Combine(Path.GetTempPath(), $"rtt-flight-bench-{Environment.ProcessId}.ndjson");
+    try
+    {
+        var clock = Stopwatch.StartNew();
+        using (var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            telemetry.WriteFlight(output, TimeSpan.FromSeconds(3600));
+        }
+
+        var elapsed = clock.Elapsed.TotalSeconds;
+        var bytes = new FileInfo(file).Length;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"flight dump: {n:N0} records ({capacity * 40L / (1 << 20)} MiB ring) -> {bytes / (1 << 20)} MiB NDJSON in {elapsed:0.00} s ({n / elapsed / 1e6:0.00} M records/s); load {File.ReadAllText("/proc/loadavg").Trim()}"));
+    }
+    finally
+    {
+        File.Delete(file);
+    }
+
+    return 0;
 }
 
 var dir = Directory.CreateTempSubdirectory("rtt-telemetry-bench-").FullName;

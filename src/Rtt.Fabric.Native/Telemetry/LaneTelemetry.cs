@@ -209,37 +209,79 @@ public sealed class LaneTelemetry : IDisposable
         WriteRecords(output, writer, records);
     }
 
-    /// <summary>Writes <paramref name="records"/> as NDJSON <c>frame</c> lines.</summary>
-    public void WriteRecords(Stream output, Utf8JsonWriter writer, List<FlightRecord> records)
+    private static readonly JsonEncodedText TypeName = JsonEncodedText.Encode("type");
+    private static readonly JsonEncodedText FrameType = JsonEncodedText.Encode("frame");
+    private static readonly JsonEncodedText TsName = JsonEncodedText.Encode("ts");
+    private static readonly JsonEncodedText RouteIdName = JsonEncodedText.Encode("route_id");
+    private static readonly JsonEncodedText RouteName = JsonEncodedText.Encode("route");
+    private static readonly JsonEncodedText EndpointName = JsonEncodedText.Encode("endpoint");
+    private static readonly JsonEncodedText FrameIdName = JsonEncodedText.Encode("frame_id");
+    private static readonly JsonEncodedText RequestBytesName = JsonEncodedText.Encode("request_bytes");
+    private static readonly JsonEncodedText AnswerBytesName = JsonEncodedText.Encode("answer_bytes");
+    private static readonly JsonEncodedText LatencyName = JsonEncodedText.Encode("latency_ns");
+    private static readonly JsonEncodedText OutcomeField = JsonEncodedText.Encode("outcome");
+    private static readonly JsonEncodedText CodeName = JsonEncodedText.Encode("code");
+    private static readonly JsonEncodedText[] Outcomes = [.. Enumerable.Range(0, 6).Select(i => JsonEncodedText.Encode(OutcomeName((Outcome)i)))];
+
+    /// <summary>
+    /// Writes <paramref name="records"/> as NDJSON <c>frame</c> lines (names and routes encoded once; lines gathered in
+    /// a buffer and written to <paramref name="output"/> about 1 MiB at a time). <paramref name="writer"/> is unused (kept for callers).
+    /// </summary>
+    public void WriteRecords(Stream output, Utf8JsonWriter? writer, List<FlightRecord> records)
     {
+        _ = writer;
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1 << 20);
+        using var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true });
+        uint lastRoute = 0;
+        JsonEncodedText? route = null, endpoint = null;
+        var codes = new JsonEncodedText?[ErrorCodeTable.Count];
         foreach (var r in records)
         {
-            writer.Reset(output);
-            writer.WriteStartObject();
-            writer.WriteString("type", "frame");
-            writer.WriteString("ts", TimeOf(r.Start));
-            writer.WriteNumber("route_id", r.RouteId);
-            if (Route(r.RouteId) is { } route)
+            if (route is null || r.RouteId != lastRoute)
             {
-                writer.WriteString("route", route.Name);
-                writer.WriteString("endpoint", route.Endpoint);
+                lastRoute = r.RouteId;
+                var stats = Route(r.RouteId);
+                route = stats is null ? null : JsonEncodedText.Encode(stats.Name);
+                endpoint = stats is null ? null : JsonEncodedText.Encode(stats.Endpoint);
             }
 
-            writer.WriteNumber("frame_id", r.FrameId);
-            writer.WriteNumber("request_bytes", r.RequestBytes);
-            writer.WriteNumber("answer_bytes", r.AnswerBytes);
-            writer.WriteNumber("latency_ns", r.LatencyNs);
-            writer.WriteString("outcome", OutcomeName(r.Outcome));
+            json.WriteStartObject();
+            json.WriteString(TypeName, FrameType);
+            json.WriteString(TsName, UtcOf(r.Start));
+            json.WriteNumber(RouteIdName, r.RouteId);
+            if (route is { } name)
+            {
+                json.WriteString(RouteName, name);
+                json.WriteString(EndpointName, endpoint!.Value);
+            }
+
+            json.WriteNumber(FrameIdName, r.FrameId);
+            json.WriteNumber(RequestBytesName, r.RequestBytes);
+            json.WriteNumber(AnswerBytesName, r.AnswerBytes);
+            json.WriteNumber(LatencyName, r.LatencyNs);
+            json.WriteString(OutcomeField, Outcomes[(int)r.Outcome < Outcomes.Length ? (int)r.Outcome : 0]);
             if (r.Code != 0 || r.Outcome == Outcome.Error)
             {
-                writer.WriteString("code", ErrorCodeTable.Codes[r.Code]);
+                json.WriteString(CodeName, codes[r.Code] ??= JsonEncodedText.Encode(ErrorCodeTable.Codes[r.Code]));
             }
 
-            writer.WriteEndObject();
-            writer.Flush();
-            output.WriteByte((byte)'\n');
+            json.WriteEndObject();
+            json.Flush();
+            buffer.GetSpan(1)[0] = (byte)'\n';
+            buffer.Advance(1);
+            json.Reset(buffer);
+            if (buffer.WrittenCount >= 1 << 20)
+            {
+                output.Write(buffer.WrittenSpan);
+                buffer.ResetWrittenCount();
+            }
         }
+
+        output.Write(buffer.WrittenSpan);
     }
+
+    /// <summary>A Stopwatch timestamp as UTC time.</summary>
+    public DateTime UtcOf(long ticks) => _startUtc.AddTicks((long)((ticks - _startTicks) * LatencyHistogram.NsPerTick / 100));
 
     public static string OutcomeName(Outcome outcome) => outcome switch
     {
