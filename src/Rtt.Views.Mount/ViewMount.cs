@@ -10,7 +10,9 @@ namespace Rtt.Views.Mount;
 /// <summary>What to mount: one provider's current view set at the root, or every provider's (one folder each).</summary>
 /// <param name="Provider">The provider shown at the root; null with <paramref name="All"/>.</param>
 /// <param name="Poll">How often the registry index is checked for a newly recorded view set.</param>
-public sealed record ViewMountOptions(string MountPoint, string? Provider, bool All, string? Env, TimeSpan Poll);
+/// <param name="WatchSources">Also watch the bases and overlays: on a change, record the views again (as
+/// <c>rtt view build --record-only</c> does) so the mount switches to them.</param>
+public sealed record ViewMountOptions(string MountPoint, string? Provider, bool All, string? Env, TimeSpan Poll, bool WatchSources = false);
 
 /// <summary>
 /// <c>rtt view mount</c>: checks the mount point, opens <c>/dev/fuse</c>, mounts a read-only <c>fuse.rtt</c> file system
@@ -61,6 +63,14 @@ public sealed class ViewMount : IDisposable
         var mount = new ViewMount(workspace, options, log, RegistryStore.Open(workspace)) { MountPoint = mountPoint };
         try
         {
+            if (options.WatchSources)
+            {
+                mount._sources = mount.SourceStamp();
+                mount.Record(); // the mount starts with what the sources say now
+                mount._store.Dispose();
+                mount._store = RegistryStore.Open(workspace);
+            }
+
             mount._stamp = mount.IndexStamp();
             var tree = mount.Load(mount._store) ?? throw NoSet(options);
             mount._fd = OpenFuse();
@@ -103,6 +113,41 @@ public sealed class ViewMount : IDisposable
         return sets.Count == 0 ? null : ViewMountTree.Build(sets);
     }
 
+    /// <summary>Records the views of the mounted provider(s) from the sources, as <c>rtt view build --record-only</c>.</summary>
+    private void Record()
+    {
+        var result = new ViewBuilder(_workspace).Build(_options.All ? null : _options.Provider, _options.Env, recordOnly: true);
+        foreach (var set in result.Sets ?? [])
+        {
+            _log($"recorded {set.Key} from the sources ({set.Files.Count} file(s))");
+        }
+    }
+
+    /// <summary>Names, sizes and times of every base and overlay file: a change means the sources were edited.</summary>
+    private string SourceStamp()
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var (folder, depth) in new[] { (ViewSources.BaseFolder, 0), (ViewSources.ProviderOverlayFolder, 1), (ViewSources.EnvOverlayFolder, 1) })
+        {
+            var dir = Path.Combine(_workspace.Root, folder);
+            if (!Directory.Exists(dir))
+            {
+                continue;
+            }
+
+            var options = new EnumerationOptions { RecurseSubdirectories = depth > 0, MaxRecursionDepth = depth, AttributesToSkip = 0 };
+            foreach (var file in Directory.EnumerateFileSystemEntries(dir, "*", options).Order(StringComparer.Ordinal))
+            {
+                var info = new FileInfo(file);
+                sb.Append(file).Append('|').Append(info.Exists ? info.Length : -1).Append('|').Append(info.LastWriteTimeUtc.Ticks).Append('\n');
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private string? _sources;
+
     private (DateTime, long) IndexStamp()
     {
         var info = new FileInfo(_workspace.IndexPath);
@@ -115,6 +160,19 @@ public sealed class ViewMount : IDisposable
         {
             try
             {
+                if (_options.WatchSources && SourceStamp() is var sources && sources != _sources)
+                {
+                    _sources = sources;
+                    try
+                    {
+                        Record();
+                    }
+                    catch (RttException ex)
+                    {
+                        _log($"kept the current views: the sources do not build: {ex.Headline}"); // e.g. a file saved half-way; the next save retries
+                    }
+                }
+
                 var stamp = IndexStamp();
                 if (stamp == _stamp)
                 {

@@ -386,4 +386,36 @@ public sealed class ViewMountTests
             AssertSameTree(Path.Combine(ws, "providers", "openai"), mount.Dir);
         }
     }
+    [FuseFact]
+    public void With_watch_an_overlay_edit_switches_the_mount_and_a_broken_edit_keeps_the_last_good_views()
+    {
+        using var dir = TempDir.Quickstart(out var ws); // nothing built or recorded: --watch records at start
+        using var mount = MountedView.Start(ws, dir["m"], "--provider", "claude", "--env", "prod", "--watch", "--poll-ms", "50");
+        Assert.Contains("recorded view-set:claude/prod@1 from the sources", mount.Process.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(ws, "providers")));
+        var path = mount[".claude/agents/summarize.md"];
+
+        var overlay = Path.Combine(ws, "overlays/env/prod/summarize.patch.json");
+        File.WriteAllText(overlay, """{"instructions": "Edited while mounted."}""");
+        WaitFor(() => File.ReadAllText(path).Contains("Edited while mounted.", StringComparison.Ordinal));
+
+        File.WriteAllText(overlay, """{"instructions": "half-saved""");
+        WaitFor(() => mount.Process.Stderr.Contains("kept the current views: the sources do not build", StringComparison.Ordinal));
+        Assert.Contains("Edited while mounted.", File.ReadAllText(path), StringComparison.Ordinal);
+
+        File.WriteAllText(overlay, """{"instructions": "Saved whole."}""");
+        WaitFor(() => File.ReadAllText(path).Contains("Saved whole.", StringComparison.Ordinal));
+        Assert.Equal(0, RttProcess.Run(ws, "view", "build", "--env", "prod").ExitCode);
+        AssertSameTree(Path.Combine(ws, "providers", "claude"), mount.Dir);
+    }
+
+    private static void WaitFor(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 15 s");
+            Thread.Sleep(25);
+        }
+    }
 }

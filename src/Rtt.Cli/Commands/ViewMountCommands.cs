@@ -15,10 +15,11 @@ public static class ViewMountCommands
         var all = new Option<bool>("--all") { Description = "Serve every provider that has a recorded view set, one folder each" };
         var env = new Option<string?>("--env", "-e") { Description = "The environment whose view sets are served; default: $RTT_ENV, else none" };
         var poll = new Option<int>("--poll-ms") { Description = "How often the registry is checked for a newly recorded view set", DefaultValueFactory = _ => 250 };
+        var watch = new Option<bool>("--watch") { Description = "Also watch agents/common/ and overlays/: record the views again on a change (as `rtt view build --record-only`) so the mount follows the sources" };
         var dir = new Argument<string>("DIR") { Description = "An empty folder to mount on" };
         var command = new Command("mount", "Serve the recorded views read-only at DIR (FUSE), byte for byte what `rtt view build` writes; runs until `rtt view unmount DIR`")
         {
-            provider, all, env, poll, dir,
+            provider, all, env, poll, watch, dir,
         };
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
         {
@@ -42,7 +43,7 @@ public static class ViewMountCommands
             }
 
             var ws = RttCommands.FindWorkspace(parse);
-            var options = new ViewMountOptions(parse.GetValue(dir)!, p, everything, e, TimeSpan.FromMilliseconds(Math.Max(20, parse.GetValue(poll))));
+            var options = new ViewMountOptions(parse.GetValue(dir)!, p, everything, e, TimeSpan.FromMilliseconds(Math.Max(20, parse.GetValue(poll))), parse.GetValue(watch));
             using var mount = ViewMount.Start(ws, options, line => Console.Error.WriteLine($"rtt view mount: {line}"));
             var stop = () =>
             {
