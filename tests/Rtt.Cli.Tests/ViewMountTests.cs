@@ -409,6 +409,35 @@ public sealed class ViewMountTests
         AssertSameTree(Path.Combine(ws, "providers", "claude"), mount.Dir);
     }
 
+    [FuseFact]
+    public void The_silo_keeps_a_mount_of_every_provider_and_unmounts_it_on_stop()
+    {
+        using var dir = TempDir.Quickstart(out var ws);
+        var mnt = dir["views"];
+        Directory.CreateDirectory(mnt);
+        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), new Dictionary<string, string> { ["RTT_ENV"] = "prod" },
+            TimeSpan.FromSeconds(90), "--mount-views", mnt);
+        try
+        {
+            Assert.Contains($"views     mounted at {mnt} (view-set:claude/prod@1, view-set:openai/prod@1)", silo.Stdout, StringComparison.Ordinal);
+            Assert.Equal(0, RttProcess.Run(ws, "view", "build", "--env", "prod").ExitCode);
+            AssertSameTree(Path.Combine(ws, "providers"), mnt);
+
+            silo.Terminate();
+            Assert.True(silo.WaitForExit(TimeSpan.FromSeconds(60)), silo.Stdout + silo.Stderr);
+            Assert.Equal(0, silo.ExitCode);
+            Assert.Null(ViewMount.MountType(mnt));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(mnt));
+        }
+        finally
+        {
+            if (ViewMount.MountType(mnt) is not null)
+            {
+                Shell.Run("umount", "-l", mnt);
+            }
+        }
+    }
+
     private static void WaitFor(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);

@@ -21,9 +21,10 @@ public static class UpCommand
         var siloPort = new Option<int?>("--silo-port") { Description = "Silo-to-silo port (config Silo:SiloPort, default 11111)" };
         var gatewayPort = new Option<int?>("--gateway-port") { Description = "Client gateway port (config Silo:GatewayPort, default 30000)" };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on 127.0.0.1:PORT/metrics (config Metrics:PrometheusPort)" };
+        var mountViews = new Option<string?>("--mount-views") { Description = "Keep every provider's views mounted read-only at this empty folder while the silo runs (rtt view mount --all --watch; docs/views.md)" };
         var command = new Command("up", "Run the embedded silo on the workspace in the foreground (Ctrl-C stops it cleanly)")
         {
-            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort,
+            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews,
         };
 
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
@@ -72,8 +73,15 @@ public static class UpCommand
             Console.WriteLine($"RTT silo {o.NodeId} up in {silo.StartupTime.TotalMilliseconds:0} ms: silo 127.0.0.1:{o.SiloPort}, gateway 127.0.0.1:{o.GatewayPort}");
             Console.WriteLine($"  workspace {workspace.Root}");
             Console.WriteLine($"  state     {workspace.StateDatabasePath} (node registered {node.Registrations} time(s))");
+            using var views = ViewMountCommands.StartWithSilo(workspace, parse.GetValue(mountViews));
+            if (views is not null)
+            {
+                Console.WriteLine($"  views     mounted at {views.Mount.MountPoint} ({string.Join(", ", views.Mount.Tree.Sets.Select(s => s.Key))})");
+            }
+
             Console.WriteLine("  Ctrl-C or SIGTERM stops it cleanly.");
             await silo.WaitForShutdownAsync(CancellationToken.None);
+            views?.Dispose(); // unmounted before the stop is reported
             Console.WriteLine($"RTT silo {o.NodeId} stopped.");
             return RttCommands.Ok;
         }));

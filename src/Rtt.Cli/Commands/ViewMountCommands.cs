@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Rtt.Core.Views;
+using Rtt.Core.Workspace;
 using Rtt.Views.Mount;
 
 namespace Rtt.Cli.Commands;
@@ -83,5 +84,50 @@ public static class ViewMountCommands
             return Task.FromResult(RttCommands.Ok);
         }));
         return command;
+    }
+    /// <summary>
+    /// <c>rtt up --mount-views DIR</c>: the silo process keeps a mount of every provider's views (environment from
+    /// <c>RTT_ENV</c>), following the sources, and unmounts it when it stops. Null without the option.
+    /// </summary>
+    public static SiloViewMount? StartWithSilo(RttWorkspace workspace, string? dir)
+    {
+        if (dir is null)
+        {
+            return null;
+        }
+
+        var env = Environment.GetEnvironmentVariable("RTT_ENV") is { Length: > 0 } e ? ViewNames.Env(e, "RTT_ENV") : null;
+        var mount = ViewMount.Start(workspace, new ViewMountOptions(dir, null, All: true, env, TimeSpan.FromMilliseconds(250), WatchSources: true),
+            line => Console.Error.WriteLine($"rtt view mount: {line}"));
+        return new SiloViewMount(mount);
+    }
+}
+
+/// <summary>A view mount kept by the silo process: disposing unmounts it (lazily: a reader inside does not hold up the stop).</summary>
+public sealed class SiloViewMount(ViewMount mount) : IDisposable
+{
+    private bool _disposed;
+
+    public ViewMount Mount => mount;
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        try
+        {
+            ViewMount.Unmount(mount.MountPoint, lazy: true);
+            mount.Stopped.Wait(TimeSpan.FromSeconds(5));
+        }
+        catch (Core.Errors.RttException ex)
+        {
+            Console.Error.WriteLine($"rtt view mount: {ex.Headline}");
+        }
+
+        mount.Dispose();
     }
 }
