@@ -195,6 +195,12 @@ public sealed class ViewBuilder(RttWorkspace workspace)
             }
 
             var providers = provider is not null ? [ViewNames.Provider(provider, "--provider")] : sources.Providers;
+            if (provider is not null && provider is not (ProviderFormats.Claude or ProviderFormats.OpenAi) && !sources.Providers.Contains(provider, StringComparer.Ordinal))
+            {
+                throw new RttException(ErrorCodes.ViewUnknownEnv, $"no provider \"{provider}\"", $"{ViewSources.ProviderOverlayFolder}/{provider}",
+                    $"name it with an overlays/provider/{provider}/ folder (an empty one is enough), or use one of: {string.Join(", ", new[] { ProviderFormats.Claude, ProviderFormats.OpenAi }.Concat(sources.Providers).Distinct().Order(StringComparer.Ordinal))}");
+            }
+
             plan = new ViewPlan(env, [.. providers.Select(p => new ProviderPlan(p, Path.Combine(ProvidersRoot, p), OwnedFiles.Empty(p), OwnedFiles.Empty(p), [], 0))],
                 [.. providers.SelectMany(p => ViewEngine.ComposeAll(sources, p, env))]);
         }
