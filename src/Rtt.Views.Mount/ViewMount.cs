@@ -73,8 +73,16 @@ public sealed class ViewMount : IDisposable
 
             mount._stamp = mount.IndexStamp();
             var tree = mount.Load(mount._store) ?? throw NoSet(options);
-            mount._fd = OpenFuse();
-            DoMount(mount._fd, mountPoint);
+            if (Native.Geteuid() != 0 || Environment.GetEnvironmentVariable("RTT_VIEW_MOUNT_HELPER") == "fusermount3")
+            {
+                mount._fd = MountWithHelper(mountPoint); // a normal user: fusermount3 (setuid) mounts and hands over the descriptor
+            }
+            else
+            {
+                mount._fd = OpenFuse();
+                DoMount(mount._fd, mountPoint);
+            }
+
             mount._server = new FuseServer(mount._fd, tree, mount.ReadObject, log);
             mount._server.Start();
             mount._watcher = new Thread(mount.Watch) { IsBackground = true, Name = "rtt-view-watch" };
@@ -276,6 +284,97 @@ public sealed class ViewMount : IDisposable
             errno == Native.EPERM
                 ? "mounting needs root (CAP_SYS_ADMIN) here: run rtt view mount as root, or use `rtt view build` to write the files instead"
                 : "check dmesg for the reason; `rtt view build` writes the same files instead");
+    }
+
+    /// <summary>
+    /// Mounts through <c>fusermount3</c> (package fuse3, setuid root): it opens /dev/fuse, mounts, and passes the open
+    /// descriptor back over a Unix socket named by <c>_FUSE_COMMFD</c> (SCM_RIGHTS). Returns the descriptor.
+    /// </summary>
+    private static unsafe int MountWithHelper(string mountPoint)
+    {
+        const string Helper = "fusermount3";
+        if (!File.Exists(DevFuse))
+        {
+            OpenFuse(); // throws the clear error
+        }
+
+        var pair = stackalloc int[2];
+        if (Native.SocketPair(Native.AfUnix, Native.SockStream, 0, pair) != 0)
+        {
+            throw new RttException(ErrorCodes.ViewFuseUnavailable, $"socketpair failed: {Native.Describe(Marshal.GetLastPInvokeError())}", mountPoint, "retry");
+        }
+
+        try
+        {
+            var info = new System.Diagnostics.ProcessStartInfo(Helper) { RedirectStandardError = true, UseShellExecute = false };
+            foreach (var arg in new[] { "-o", "ro,nosuid,nodev,default_permissions,subtype=rtt,fsname=rtt", "--", mountPoint })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            info.Environment["_FUSE_COMMFD"] = pair[1].ToString(CultureInfo.InvariantCulture); // inherited: no close-on-exec
+            System.Diagnostics.Process process;
+            try
+            {
+                process = System.Diagnostics.Process.Start(info)!;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                throw new RttException(ErrorCodes.ViewFuseUnavailable, "mounting as a normal user needs fusermount3, which is not installed", mountPoint,
+                    "install it (Debian/Ubuntu: apt-get install fuse3), or run as root; meanwhile `rtt view build` writes the same files");
+            }
+
+            using (process)
+            {
+                Native.Close(pair[1]);
+                pair[1] = -1;
+                var fd = ReceiveFd(pair[0]);
+                var stderr = process.StandardError.ReadToEnd();
+                process.WaitForExit();
+                if (fd < 0 || process.ExitCode != 0)
+                {
+                    if (fd >= 0)
+                    {
+                        Native.Close(fd);
+                    }
+
+                    throw new RttException(ErrorCodes.ViewFuseUnavailable, $"fusermount3 could not mount: {stderr.Trim()}", mountPoint,
+                        "check that /dev/fuse is usable by this user (fuse3 installed) and the folder is yours; or run as root; meanwhile `rtt view build` writes the same files");
+                }
+
+                return fd;
+            }
+        }
+        finally
+        {
+            Native.Close(pair[0]);
+            if (pair[1] >= 0)
+            {
+                Native.Close(pair[1]);
+            }
+        }
+    }
+
+    private static unsafe int ReceiveFd(int socket)
+    {
+        byte data = 0;
+        var iov = new Native.IoVec { Base = &data, Length = 1 };
+        var control = stackalloc byte[64];
+        var message = new Native.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = 64 };
+        nint n;
+        do
+        {
+            n = Native.RecvMsg(socket, &message, 0);
+        }
+        while (n < 0 && Marshal.GetLastPInvokeError() == Native.EINTR);
+
+        // struct cmsghdr { size_t len; int level; int type; } then the descriptor
+        if (n <= 0 || message.ControlLength < 20 || *(int*)(control + 8) != Native.SolSocket || *(int*)(control + 12) != Native.ScmRights)
+        {
+            return -1;
+        }
+
+        return *(int*)(control + 16);
     }
 
     /// <summary>True when <paramref name="path"/> is a mount point (any file system), from /proc/self/mountinfo.</summary>

@@ -47,10 +47,12 @@ public sealed class MountedView : IDisposable
 
     public string this[string rel] => Path.Combine(Dir, rel);
 
-    public static MountedView Start(string workspace, string dir, params string[] args)
+    public static MountedView Start(string workspace, string dir, params string[] args) => StartWith(null, workspace, dir, args);
+
+    public static MountedView StartWith(IReadOnlyDictionary<string, string>? env, string workspace, string dir, params string[] args)
     {
         Directory.CreateDirectory(dir);
-        var process = RttProcess.Start(workspace, null, ["view", "mount", .. args, dir]);
+        var process = RttProcess.Start(workspace, env, ["view", "mount", .. args, dir]);
         var mounted = new MountedView(process, dir);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (DateTime.UtcNow < deadline)
@@ -435,6 +437,29 @@ public sealed class ViewMountTests
             {
                 Shell.Run("umount", "-l", mnt);
             }
+        }
+    }
+
+    [FuseFact]
+    public void The_fusermount3_path_mounts_the_same_files()
+    {
+        if (!File.Exists("/usr/bin/fusermount3"))
+        {
+            return; // the root path is tested above; without fuse3 a normal user gets RTT-VIEW-014 naming it
+        }
+
+        var (dir, ws) = BuiltQuickstart();
+        using (dir)
+        {
+            using (var mount = MountedView.StartWith(new Dictionary<string, string> { ["RTT_VIEW_MOUNT_HELPER"] = "fusermount3" }, ws, dir["m"], "--provider", "claude", "--env", "prod"))
+            {
+                AssertSameTree(Path.Combine(ws, "providers", "claude"), mount.Dir);
+                var unmount = RttProcess.Run(ws, "view", "unmount", mount.Dir);
+                Assert.True(unmount.ExitCode == 0, unmount.ToString());
+                Assert.True(mount.Process.WaitForExit(TimeSpan.FromSeconds(10)));
+            }
+
+            Assert.Null(ViewMount.MountType(dir["m"]));
         }
     }
 
