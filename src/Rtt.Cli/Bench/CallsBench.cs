@@ -232,7 +232,7 @@ public static class CallsBench
                     throw new RttException(ErrorCodes.EndpointUnavailable, $"the MCP endpoint is not ready: {why}", string.Join(' ', argv), "check that the server starts with this command");
                 }
 
-                using var client = LaneClient.Attach(host.ControlSocket, symbol);
+                using var client = LaneClient.Attach(host.ControlSocket, symbol, inlineContinuations: true); // as the service cases: no hop after the answer
                 var request = Encoding.UTF8.GetBytes(options.McpArguments);
                 await using var direct = await McpClient.CreateAsync(new StdioClientTransport(new StdioClientTransportOptions
                 {
@@ -257,7 +257,7 @@ public static class CallsBench
                 await spinHost.SwapAsync(new RouteTable([new RouteEntry(7, "spin", new AsyncDriverEndpoint(new SpinDriver()))]));
                 var spinControl = Path.Combine(root, "spin.sock");
                 using var spinListener = new LaneHostListener(spinHost, new LaneOptions(), spinControl);
-                using var spinClient = LaneClient.Attach(spinControl, "spin");
+                using var spinClient = LaneClient.Attach(spinControl, "spin", inlineContinuations: true);
                 var driver = ((AsyncDriverEndpoint)host.Endpoints[lane.Endpoint!]).Driver;
 
                 options.Progress?.Invoke($"MCP: {options.McpTool} direct, through RTT, the driver alone, the control");
