@@ -197,7 +197,7 @@ public sealed class TelemetryTests : IDisposable
                 var lines = File.ReadAllLines(dump!).Select(l => JsonNode.Parse(l)!).ToList();
                 Assert.Equal("window", (string)lines[0]["type"]!);
                 Assert.Equal("breaker-23", (string)lines[0]["reason"]!);
-                var frames = lines.Skip(1).ToList();
+                var frames = lines.Where(l => (string)l["type"]! == "frame").ToList();
                 Assert.True(frames.Count >= 10, $"{frames.Count} frames in the dump");
                 Assert.All(frames.Take(10), f =>
                 {
@@ -213,10 +213,21 @@ public sealed class TelemetryTests : IDisposable
             TelemetryProtocol.Flight(socket, TimeSpan.FromSeconds(30), tap);
             var tapped = Encoding.UTF8.GetString(tap.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
             Assert.Equal(13, (long)tapped[0]["frames"]!);
+            var tappedFrames = tapped.Where(l => (string)l["type"]! == "frame").ToList();
             Assert.Equal(["error", "error", "error", "error", "error", "error", "error", "error", "error", "error", "breaker_open", "ok", "ok"],
-                tapped.Skip(1).Take(13).Select(f => (string)f["outcome"]!));
-            Assert.Equal(ErrorCodes.LaneBreakerOpen, (string)tapped[11]["code"]!);
-            Assert.True(DateTime.Parse((string)tapped[1]["ts"]!, System.Globalization.CultureInfo.InvariantCulture).Year >= 2024);
+                tappedFrames.Select(f => (string)f["outcome"]!));
+            Assert.Equal(ErrorCodes.LaneBreakerOpen, (string)tappedFrames[10]["code"]!);
+            Assert.True(DateTime.Parse((string)tappedFrames[0]["ts"]!, System.Globalization.CultureInfo.InvariantCulture).Year >= 2024);
+            telemetry.TakeSample(); // what the telemetry thread does each second
+            using var again = new MemoryStream();
+            TelemetryProtocol.Flight(socket, TimeSpan.FromSeconds(30), again);
+            var metrics = Encoding.UTF8.GetString(again.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!)
+                .Where(l => (string)l["type"]! == "metrics").ToList();
+            var last = metrics[^1];
+            Assert.Equal("rtt://test/flaky", (string)last["route"]!);
+            Assert.Equal(13, (long)last["requests"]!);
+            Assert.Equal(11, (long)last["errors"]!);
+            Assert.Equal("closed", (string)last["breaker"]!);
         }
     }
 

@@ -189,13 +189,16 @@ public sealed class LaneTelemetry : IDisposable
     public void WriteFlight(Stream output, TimeSpan window, string? reason = null)
     {
         var now = Stopwatch.GetTimestamp();
-        var records = Flight.Since(now - (long)(window.TotalSeconds * Stopwatch.Frequency));
+        var since = now - (long)(window.TotalSeconds * Stopwatch.Frequency);
+        var records = Flight.Since(since);
+        var samples = SamplesSince(since);
         using var writer = new Utf8JsonWriter(output);
         writer.WriteStartObject();
         writer.WriteString("type", "window");
-        writer.WriteString("at", TimeOf(now));
+        writer.WriteString("at", UtcOf(now));
         writer.WriteNumber("seconds", window.TotalSeconds);
         writer.WriteNumber("frames", records.Count);
+        writer.WriteNumber("metrics", samples.Count);
         if (reason is not null)
         {
             writer.WriteString("reason", reason);
@@ -206,6 +209,7 @@ public sealed class LaneTelemetry : IDisposable
         writer.WriteEndObject();
         writer.Flush();
         output.WriteByte((byte)'\n');
+        WriteSamples(output, samples);
         WriteRecords(output, writer, records);
     }
 
@@ -472,14 +476,85 @@ public sealed class LaneTelemetry : IDisposable
         }
     }
 
+    /// <summary>One route's counts at one second (the flight record's <c>metrics</c> lines).</summary>
+    private readonly record struct Sample(long Ticks, uint RouteId, long Requests, long Answers, long Errors, long InFlight, BreakerState Breaker);
+
+    private const int SampleCapacity = 1 << 14; // 16,384 route-seconds (~1 MiB): an hour of 4 routes, a minute of 270
+    private readonly Sample[] _samples = new Sample[SampleCapacity];
+    private long _sampled;
+
+    /// <summary>Takes every route's counts now into the sample ring (the telemetry thread does it every second).</summary>
+    public void TakeSample()
+    {
+        var now = Stopwatch.GetTimestamp();
+        lock (_samples)
+        {
+            foreach (var r in Current)
+            {
+                _samples[_sampled++ % SampleCapacity] = new Sample(now, r.RouteId, r.Requests, r.Answers, r.Errors, r.InFlight, r.Breaker.State);
+            }
+        }
+    }
+
+    private List<Sample> SamplesSince(long ticks)
+    {
+        lock (_samples)
+        {
+            var list = new List<Sample>();
+            for (var p = Math.Max(0, _sampled - SampleCapacity); p < _sampled; p++)
+            {
+                var sample = _samples[p % SampleCapacity];
+                if (sample.Ticks >= ticks)
+                {
+                    list.Add(sample);
+                }
+            }
+
+            return list;
+        }
+    }
+
+    private void WriteSamples(Stream output, List<Sample> samples)
+    {
+        using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
+        foreach (var m in samples)
+        {
+            writer.Reset(output);
+            writer.WriteStartObject();
+            writer.WriteString("type", "metrics");
+            writer.WriteString("ts", UtcOf(m.Ticks));
+            writer.WriteNumber("route_id", m.RouteId);
+            if (Route(m.RouteId) is { } route)
+            {
+                writer.WriteString("route", route.Name);
+            }
+
+            writer.WriteNumber("requests", m.Requests);
+            writer.WriteNumber("answers", m.Answers);
+            writer.WriteNumber("errors", m.Errors);
+            writer.WriteNumber("in_flight", m.InFlight);
+            writer.WriteString("breaker", StateName(m.Breaker));
+            writer.WriteEndObject();
+            writer.Flush();
+            output.WriteByte((byte)'\n');
+        }
+    }
+
     private void Run()
     {
         var lastRoll = Stopwatch.GetTimestamp();
+        var lastSample = lastRoll;
         while (!_stop.Wait(100))
         {
             try
             {
                 DrainEvents();
+                if (Stopwatch.GetElapsedTime(lastSample) >= TimeSpan.FromSeconds(1))
+                {
+                    lastSample = Stopwatch.GetTimestamp();
+                    TakeSample();
+                }
+
                 if (Stopwatch.GetElapsedTime(lastRoll) >= WindowStep)
                 {
                     lastRoll = Stopwatch.GetTimestamp();
