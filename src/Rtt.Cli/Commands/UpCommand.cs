@@ -110,8 +110,10 @@ public static class UpCommand
 
         if (scan.Errors.Count > 0)
         {
-            RegistryCommands.Print(scan, json: false);
-            throw scan.Errors[0].Error; // discovery must be clean before later steps run
+            // Discovery must be clean before later steps run: its first error, once (the silo is then stopped cleanly).
+            var first = scan.Errors[0].Error;
+            throw scan.Errors.Count == 1 ? first
+                : new Rtt.Core.Errors.RttException(first.Code, $"{first.Message} (and {scan.Errors.Count - 1} more discovery error(s): `rtt scan` lists them)", first.Location, first.Remedy);
         }
 
         using var key = ws.LoadSigningKey();

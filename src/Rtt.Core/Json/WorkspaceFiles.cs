@@ -113,6 +113,34 @@ public static partial class WorkspaceFiles
         }
     }
 
+    /// <summary>
+    /// True when <paramref name="path"/> is a Unix domain socket (open(2) of a socket fails with ENXIO), so that a
+    /// stale socket can be replaced while a regular file, FIFO or folder in its place is refused, never deleted.
+    /// Off Linux: anything that is not a folder.
+    /// </summary>
+    public static bool IsSocket(string path)
+    {
+        if (Directory.Exists(path) || !File.Exists(path))
+        {
+            return false;
+        }
+
+        if (!OperatingSystem.IsLinux())
+        {
+            return true;
+        }
+
+        const int ReadOnlyNonBlockingCloExec = 0x0800 | 0x80000;
+        var fd = Open(path, ReadOnlyNonBlockingCloExec);
+        if (fd >= 0)
+        {
+            Close(fd);
+            return false;
+        }
+
+        return Marshal.GetLastPInvokeError() == 6; // ENXIO
+    }
+
     private static SafeFileHandle OpenRegular(string path)
     {
         if (Directory.Exists(path))
@@ -153,6 +181,9 @@ public static partial class WorkspaceFiles
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
     private static partial long Lseek(int fd, long offset, int whence);

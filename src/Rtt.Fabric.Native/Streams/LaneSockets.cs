@@ -9,8 +9,20 @@ public static class LaneSockets
 {
     public static Socket ListenUnix(string path, int backlog = 16)
     {
+        if (Directory.Exists(path))
+        {
+            throw new RttException(ErrorCodes.LaneSetupFailed, "a folder is where the lane socket goes", path,
+                "remove or move the folder away (rtt creates the socket there and never deletes a folder)");
+        }
+
         if (File.Exists(path))
         {
+            if (!Rtt.Core.Json.WorkspaceFiles.IsSocket(path))
+            {
+                throw new RttException(ErrorCodes.LaneSetupFailed, "a file that is not a socket is where the lane socket goes", path,
+                    "move the file away: rtt replaces only a socket left by a process that died, never another file");
+            }
+
             File.Delete(path); // a socket file left by a process that died
         }
 

@@ -100,13 +100,11 @@ public static class RttSiloHost
         builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
         if (logging is null)
         {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss ";
-            });
-            // Logs go to stderr so that stdout carries only the command's own output (JSON included).
-            builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            // One line per entry on stderr (stdout carries only the command's own output, JSON included); a failed
+            // start's entries go to .rtt/state/silo-start.log, not the terminal (RttConsoleLog).
+            var console = new RttConsoleLog();
+            builder.Services.AddSingleton(console);
+            builder.Logging.AddProvider(console);
         }
         else
         {
@@ -262,6 +260,9 @@ public static class RttSiloHost
 /// <summary>A built silo host with the settings it runs with.</summary>
 public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace workspace, Stopwatch sinceBuild) : IAsyncDisposable
 {
+    private bool _started;
+    private bool _stopped;
+
     public IHost Host { get; } = host;
     public RttSiloOptions Options { get; } = options;
     public RttWorkspace Workspace { get; } = workspace;
@@ -276,30 +277,70 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        var console = Host.Services.GetService<RttConsoleLog>();
         try
         {
             await Host.StartAsync(cancellationToken);
         }
-        catch (Exception ex) when (ex is not RttException and not OperationCanceledException)
+        catch (Exception ex)
         {
+            var log = Path.Combine(Workspace.State, RttConsoleLog.StartLogName);
+            console?.Failed(log);
+            if (ex is RttException or OperationCanceledException)
+            {
+                throw;
+            }
+
             throw new HostingException(ErrorCodes.SiloStartFailed, $"the silo did not start: {Innermost(ex).Message}", Workspace.Root,
-                "see the message; run again with Logging__LogLevel__Default=Information for detail", ex);
+                console is null ? "see the message; run again with Logging__LogLevel__Default=Information for detail"
+                    : $"see the message; the start's log is in {log} (Logging__LogLevel__Default=Information for more)", ex);
         }
 
+        _started = true;
+        console?.Started();
         StartupTime = sinceBuild.Elapsed;
         RttMetrics.SiloStartup.Record(StartupTime.TotalMilliseconds);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken = default) => Host.StopAsync(cancellationToken);
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        _stopped = true;
+        await Host.StopAsync(cancellationToken);
+    }
 
     /// <summary>Runs until Ctrl-C or SIGTERM, then shuts down cleanly.</summary>
-    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => Host.WaitForShutdownAsync(cancellationToken);
+    public async Task WaitForShutdownAsync(CancellationToken cancellationToken = default)
+    {
+        await Host.WaitForShutdownAsync(cancellationToken);
+        _stopped = true; // WaitForShutdownAsync stops the host itself
+    }
 
+    /// <summary>
+    /// Disposes the host. A silo that started and was not stopped (the command failed after the start: a discovery
+    /// error in `rtt up --once`, say) is stopped first, so that its hosted services clean up what they published
+    /// (silo.json, the lane socket) instead of leaving it behind for `rtt status` and clients to find.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         var siloLock = Host.Services.GetService<SiloLock>(); // an instance registration: the container does not dispose it
         try
         {
+            if (_started && !_stopped)
+            {
+                _stopped = true;
+                try
+                {
+                    using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                    await Host.StopAsync(bound.Token);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // Stopping after a failure is best effort; the file it publishes is removed below all the same.
+                }
+
+                RemoveOwnSiloInfo();
+            }
+
             if (Host is IAsyncDisposable asyncDisposable)
             {
                 await asyncDisposable.DisposeAsync();
@@ -312,6 +353,22 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
         finally
         {
             siloLock?.Dispose(); // last: the workspace is free only once everything of this silo is gone
+        }
+    }
+
+    /// <summary>Removes silo.json when it names this process (never another silo's).</summary>
+    private void RemoveOwnSiloInfo()
+    {
+        try
+        {
+            if (SiloInfo.ReadLive(Workspace.SiloInfoPath) is { } info && info.ProcessId == Environment.ProcessId)
+            {
+                File.Delete(Workspace.SiloInfoPath);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // left for the next start, which takes a file whose process is gone for stale
         }
     }
 
