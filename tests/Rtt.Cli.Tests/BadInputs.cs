@@ -81,6 +81,11 @@ public static class BadInputs
             yield return c;
         }
 
+        foreach (var c in WrongKinds())
+        {
+            yield return c;
+        }
+
         foreach (var c in Yaml())
         {
             yield return c;
@@ -138,6 +143,29 @@ public static class BadInputs
         yield return new BadInput(Cls, "stray file in the CAS", ws => File.WriteAllText(Path.Combine(ws, ".rtt/registry/cas/sha256/notahash.json"), "{}"), ["verify"], "RTT-REG-002", "notahash");
         yield return new BadInput(Cls, "MCP manifest signature changed", ws => Replace(ws, ".rtt/manifests/mcp.everything.json", "\"sig\": \"", "\"sig\": \"AA"), ["verify"], "RTT-SIGN-00", "mcp.everything.json");
         yield return new BadInput(Cls, "revoked.json kind unknown", ws => Write(ws, ".rtt/registry/trust/revoked.json", "{\"revoked\":[{\"key_id\":\"sha256:00\",\"kind\":\"maybe\"}]}"u8.ToArray()), ["verify"], "RTT-JSON-005", "kind");
+    }
+
+    /// <summary>A signed document whose "sign" member is not a sign block (issue 15, item 8): malformed, not "unsigned".</summary>
+    private static IEnumerable<BadInput> WrongKinds()
+    {
+        var signed = new (string Class, string Rel, string[] Args)[]
+        {
+            ("plans", ".rtt/plans/proposed.json", ["plan", "verify", "{ws}/.rtt/plans/proposed.json"]),
+            ("manifests", ".rtt/manifests/mcp.everything.json", ["verify"]),
+        };
+        foreach (var (cls, rel, args) in signed)
+        {
+            foreach (var (value, kind) in new[] { ("42", "a number"), ("\"x\"", "a string"), ("[]", "a list") })
+            {
+                yield return new BadInput(cls, $"{rel} sign member {kind}", ws =>
+                {
+                    var path = Path.Combine(ws, rel);
+                    var doc = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+                    doc["sign"] = System.Text.Json.Nodes.JsonNode.Parse(value);
+                    File.WriteAllText(path, doc.ToJsonString());
+                }, args, "RTT-SIGN-005", Path.GetFileName(rel));
+            }
+        }
     }
 
     private static IEnumerable<BadInput> Cli()

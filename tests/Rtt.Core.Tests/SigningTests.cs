@@ -151,6 +151,24 @@ public sealed class SigningTests : IDisposable
     }
 
     [Fact]
+    public void A_sign_member_that_is_not_an_object_is_malformed_not_missing()
+    {
+        using var key = SigningKey.Generate();
+        foreach (var (value, kind) in new (System.Text.Json.Nodes.JsonNode?, string)[] { (42, "a number"), ("x", "a string"), (new System.Text.Json.Nodes.JsonArray(), "a list"), (null, "null") })
+        {
+            var plan = Plan();
+            plan["sign"] = value;
+            var ex = Assert.Throws<SigningException>(() => TrustOnly(key).Verify(plan, "p.json"));
+            Assert.Equal(ErrorCodes.SignatureMalformed, ex.Code);
+            Assert.Contains($"is {kind}, not a sign block", ex.Message, StringComparison.Ordinal);
+            Assert.Equal("p.json", ex.Location);
+        }
+
+        var unsigned = Plan();
+        Assert.Equal(ErrorCodes.Unsigned, Assert.Throws<SigningException>(() => TrustOnly(key).Verify(unsigned)).Code);
+    }
+
+    [Fact]
     public void Key_files_round_trip_and_a_wrong_key_id_is_caught()
     {
         using var key = SigningKey.Generate();

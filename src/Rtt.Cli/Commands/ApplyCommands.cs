@@ -88,16 +88,26 @@ public static class ApplyCommands
         return await RttClient.ConnectAsync(options, cancellationToken);
     }
 
-    private static async Task<ApplyReport> Run(bool json, string what, Func<Task<ApplyReport>> call)
+    internal static async Task<ApplyReport> Run(bool json, string what, Func<Task<ApplyReport>> call)
     {
-        if (json || Console.IsOutputRedirected)
+        try
         {
-            return await call();
-        }
+            if (json || Console.IsOutputRedirected)
+            {
+                return await call();
+            }
 
-        ApplyReport? report = null;
-        await AnsiConsole.Status().StartAsync(what, async _ => report = await call());
-        return report!;
+            ApplyReport? report = null;
+            await AnsiConsole.Status().StartAsync(what, async _ => report = await call());
+            return report!;
+        }
+        catch (TimeoutException ex)
+        {
+            // The silo took the request but did not answer in time (busy host): the transaction may still be decided
+            // after this process gives up. Not a bug, and not "nothing happened": say what to check.
+            throw new RttException(ErrorCodes.ApplyUnanswered, $"no answer from the silo in time while {what}; it may still complete", null,
+                "check the outcome before trying again: `rtt history` lists the transaction once it is decided, `rtt wal root` shows the log growing", ex);
+        }
     }
 
     public static int Print(ApplyReport r, bool json, bool rollback)

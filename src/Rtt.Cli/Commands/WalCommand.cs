@@ -105,7 +105,7 @@ public static class WalCommand
         verify.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
-            using var store = SqliteWalStore.Open(ws.StateDatabasePath, create: false);
+            using var store = SqliteWalStore.OpenReadOnly(ws.StateDatabasePath); // checking never writes rtt.db
             var report = WalVerifier.Verify(store, ws.LoadTrustStore(), WalAnchor.Of(ws));
             if (parse.GetValue(verifyJson))
             {
@@ -146,7 +146,7 @@ public static class WalCommand
     private static WalLog Open(ParseResult parse)
     {
         var ws = RttCommands.FindWorkspace(parse);
-        return WalLog.Open(SqliteWalStore.Open(ws.StateDatabasePath, create: false), ws.LoadTrustStore(), WalAnchor.Of(ws));
+        return WalLog.Open(SqliteWalStore.OpenReadOnly(ws.StateDatabasePath), ws.LoadTrustStore(), WalAnchor.Of(ws));
     }
 
     private static void Check(bool ok, string what)

@@ -122,6 +122,7 @@ public static class ErrorCodes
     // Reconciler: applying plans
     public const string ApplyStale = "RTT-APPLY-001";
     public const string ApplyBusy = "RTT-APPLY-002";
+    public const string ApplyUnanswered = "RTT-APPLY-006";
     public const string ApplyAborted = "RTT-APPLY-003";
     public const string ApplyRolledBack = "RTT-APPLY-004";
     public const string ApplyNothingToRollBack = "RTT-APPLY-005";

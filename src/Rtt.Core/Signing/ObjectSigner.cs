@@ -39,6 +39,22 @@ public static class ObjectSigner
     {
         if (obj[SignMember] is not JsonObject sign)
         {
+            if (obj.ContainsKey(SignMember))
+            {
+                // "sign": 42 (or a string, a list, null) is a malformed sign block, not an absent one.
+                var kind = obj[SignMember]?.GetValueKind() switch
+                {
+                    null or System.Text.Json.JsonValueKind.Null => "null",
+                    System.Text.Json.JsonValueKind.Array => "a list",
+                    System.Text.Json.JsonValueKind.String => "a string",
+                    System.Text.Json.JsonValueKind.Number => "a number",
+                    _ => "a boolean",
+                };
+                throw new SigningException(ErrorCodes.SignatureMalformed,
+                    $"the \"sign\" member is {kind}, not a sign block {{\"alg\":\"ed25519\",\"key_id\":\"sha256:…\",\"sig\":\"<base64>\"}}", location,
+                    "remove the \"sign\" member (rtt signs the object when it ingests it) or re-sign the object");
+            }
+
             throw new SigningException(ErrorCodes.Unsigned, "object is not signed (no \"sign\" member)", location,
                 "sign it with the workspace key, or turn strict mode off to accept unsigned objects");
         }

@@ -28,6 +28,8 @@ public sealed class SqliteWalStore : IWalStore
 
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
+    private bool _readOnly;
+    private bool _empty;
 
     private SqliteWalStore(SqliteConnection connection, string path)
     {
@@ -68,6 +70,50 @@ public sealed class SqliteWalStore : IWalStore
         }
     }
 
+    /// <summary>
+    /// Opens the WAL for reading only (`rtt wal verify|root|export|proof`): SQLite read-only mode, no schema or pragma
+    /// written, so checking a log never changes the database (not even the append-only triggers a tamperer dropped).
+    /// A database without the WAL tables holds an empty log. Appending through this store throws.
+    /// </summary>
+    public static SqliteWalStore OpenReadOnly(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new RttException(ErrorCodes.WalUnavailable, "there is no state database, so no WAL yet", path,
+                "run `rtt up` (or `rtt apply`) on this workspace first");
+        }
+
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Pooling = false,
+            DefaultTimeout = 30,
+            Mode = SqliteOpenMode.ReadOnly,
+        }.ToString());
+        try
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('rtt_wal', 'rtt_wal_heads');";
+            var tables = (long)command.ExecuteScalar()!;
+            return new SqliteWalStore(connection, path) { _readOnly = true, _empty = tables < 2 };
+        }
+        catch (SqliteException ex)
+        {
+            connection.Dispose();
+            throw new RttException(ErrorCodes.WalUnavailable, $"cannot read the WAL in the state database: {ex.Message}", path,
+                "check that the file is a readable SQLite database", ex);
+        }
+    }
+
+    private void Writable()
+    {
+        if (_readOnly)
+        {
+            throw new InvalidOperationException("this WAL store was opened read-only");
+        }
+    }
+
     private static void Execute(SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
@@ -77,6 +123,11 @@ public sealed class SqliteWalStore : IWalStore
 
     public long Count()
     {
+        if (_empty)
+        {
+            return 0;
+        }
+
         lock (_gate)
         {
             using var command = _connection.CreateCommand();
@@ -87,6 +138,7 @@ public sealed class SqliteWalStore : IWalStore
 
     public void Append(IReadOnlyList<WalRecord> records)
     {
+        Writable();
         if (records.Count == 0)
         {
             return;
@@ -129,6 +181,11 @@ public sealed class SqliteWalStore : IWalStore
     public IEnumerable<WalRecord> Read(long from, long to)
     {
         var result = new List<WalRecord>((int)Math.Max(0, Math.Min(to - from, 1 << 20)));
+        if (_empty)
+        {
+            return result;
+        }
+
         lock (_gate)
         {
             using var command = _connection.CreateCommand();
@@ -147,6 +204,7 @@ public sealed class SqliteWalStore : IWalStore
 
     public void AddHead(long size, string json)
     {
+        Writable();
         lock (_gate)
         {
             using var command = _connection.CreateCommand();
@@ -160,6 +218,11 @@ public sealed class SqliteWalStore : IWalStore
     public IReadOnlyList<WalHeadRecord> Heads()
     {
         var result = new List<WalHeadRecord>();
+        if (_empty)
+        {
+            return result;
+        }
+
         lock (_gate)
         {
             using var command = _connection.CreateCommand();

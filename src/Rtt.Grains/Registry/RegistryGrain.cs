@@ -83,7 +83,7 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
     }
 
     private static RegistryObject FromObject(JsonObject obj, string hash) =>
-        new(hash, Encoding.UTF8.GetString(CanonicalJson.Serialize(obj)), (string?)obj[ObjectSigner.SignMember]?["key_id"]);
+        new(hash, Encoding.UTF8.GetString(CanonicalJson.Serialize(obj)), (string?)(obj[ObjectSigner.SignMember] as JsonObject)?["key_id"]);
 
     private RegistryObject? TryRead(string hash)
     {
@@ -129,6 +129,6 @@ public sealed class AgentGrain(RttWorkspace workspace) : Grain, IAgentGrain
 
         var exports = (obj["exports"] as JsonArray ?? []).Select(e => (string)e!["symbol"]!).ToImmutableArray();
         return Task.FromResult<AgentInfo?>(new AgentInfo(key, hash, (string?)obj["description"] ?? "", exports,
-            (string?)obj[ObjectSigner.SignMember]?["key_id"], valid && obj[ObjectSigner.SignMember] is not null));
+            (string?)(obj[ObjectSigner.SignMember] as JsonObject)?["key_id"], valid && obj[ObjectSigner.SignMember] is not null));
     }
 }
