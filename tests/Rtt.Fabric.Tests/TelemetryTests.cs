@@ -168,8 +168,10 @@ public sealed class TelemetryTests : IDisposable
                 Assert.Equal(ErrorCodes.DriverFault, e.Code);
             }
 
+            // The worker records an answer's outcome right after writing it, so the client may read the tenth answer
+            // a moment before the breaker has counted it (the worker counts it before it reads another request).
             var stats = telemetry.Route(Flaky)!;
-            Assert.Equal(BreakerState.Open, stats.Breaker.State);
+            Assert.True(SpinWait.SpinUntil(() => stats.Breaker.State == BreakerState.Open, Guard), $"breaker {stats.Breaker.State}");
             var calledBefore = endpoint.Requests;
             var refused = await Assert.ThrowsAsync<RttException>(() => client.RequestAsync(new byte[8]).WaitAsync(Guard));
             Assert.Equal(ErrorCodes.LaneBreakerOpen, refused.Code);
