@@ -32,6 +32,11 @@ public sealed class ErrorCodeTests
         var documented = System.Text.RegularExpressions.Regex.Matches(doc, @"^\| (RTT-[A-Z]+-[0-9]{3}) \|", System.Text.RegularExpressions.RegexOptions.Multiline)
             .Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
         Assert.Equal(Codes().Order(StringComparer.Ordinal), documented.Order(StringComparer.Ordinal));
+
+        // Each row gives the cause and what to do about it.
+        var rows = System.Text.RegularExpressions.Regex.Matches(doc, @"^\| (RTT-[A-Z]+-[0-9]{3}) \| (.+?) \| (.+?) \|$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.Equal(documented.Count, rows.Count);
+        Assert.All(rows, r => Assert.True(r.Groups[2].Value.Trim().Length > 10 && r.Groups[3].Value.Trim().Length > 10, r.Value));
     }
 
     [Fact]
