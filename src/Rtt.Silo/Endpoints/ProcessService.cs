@@ -138,7 +138,7 @@ public sealed class ProcessService : IServedEndpoint
         {
             if (e.Data is not null)
             {
-                context.Logger.LogWarning("[svc {Endpoint} stderr] {Line}", tag, e.Data);
+                context.Logger.LogInformation("[svc {Endpoint} stderr] {Line}", tag, e.Data); // as an MCP server's stderr: its diagnostics, not ours to rate
             }
         };
         process.BeginOutputReadLine();
