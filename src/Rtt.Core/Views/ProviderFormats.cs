@@ -299,15 +299,6 @@ public static partial class ProviderFormats
     [System.Text.RegularExpressions.GeneratedRegex(@"^## (?<id>[^\n]+)\n\n(?<desc>[^\n]*)\n\n- version: (?<version>[^\n]+)\n", System.Text.RegularExpressions.RegexOptions.Multiline)]
     private static partial System.Text.RegularExpressions.Regex AgentsMdSection();
 
-    /// <summary>The description as a one-line provider field writes it.</summary>
-    public static string OneLineOf(string text) => OneLine(text);
-
-    /// <summary>The instructions as a provider file's body writes them (LF, no blank lines around, one final newline).</summary>
-    public static string BodyOf(JsonObject agent) => Body(agent);
-
-    /// <summary>The model a provider file names (see <see cref="Model"/>).</summary>
-    public static string? ModelOf(JsonObject agent, bool preferName) => Model(agent, preferName);
-
     /// <summary>How much of a project doc Codex reads by default (<c>project_doc_max_bytes</c> in ~/.codex/config.toml).</summary>
     public const int CodexDocLimit = 32 * 1024;
 
@@ -357,20 +348,20 @@ public static partial class ProviderFormats
     /// The model a provider file names. Claude Code takes aliases (sonnet, haiku), which import reads back into the hint,
     /// so it prefers the hint; Codex wants an exact model name, so it prefers the name.
     /// </summary>
-    private static string? Model(JsonObject agent, bool preferName = false)
+    internal static string? Model(JsonObject agent, bool preferName = false)
     {
         var hint = agent["model"]?["hint"] is JsonValue h && h.TryGetValue<string>(out var hs) && hs.Length > 0 ? hs : null;
         var name = agent["model"]?["name"] is JsonValue n && n.TryGetValue<string>(out var ns) && ns.Length > 0 ? ns : null;
         return preferName ? name ?? hint : hint ?? name;
     }
 
-    private static string Body(JsonObject agent)
+    internal static string Body(JsonObject agent)
     {
         var body = Text(agent, "instructions").Replace("\r\n", "\n", StringComparison.Ordinal).Trim('\n');
         return body.Length == 0 ? "" : body + "\n";
     }
 
-    private static string OneLine(string text) => text.Replace("\r\n", " ", StringComparison.Ordinal).Replace('\n', ' ').Trim();
+    internal static string OneLine(string text) => text.Replace("\r\n", " ", StringComparison.Ordinal).Replace('\n', ' ').Trim();
 
     /// <summary>A YAML scalar (see <see cref="YamlWriter.Scalar"/>).</summary>
     public static string YamlScalar(string value) => YamlWriter.Scalar(value);

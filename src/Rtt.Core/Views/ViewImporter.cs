@@ -236,19 +236,19 @@ public static class ViewImporter
     private static JsonObject AsAgentsMdSeesIt(JsonObject existing, JsonObject imported)
     {
         var target = (JsonObject)existing.DeepClone();
-        if (ProviderFormats.OneLineOf((string?)existing["description"] ?? "") != (string?)imported["description"])
+        if (ProviderFormats.OneLine((string?)existing["description"] ?? "") != (string?)imported["description"])
         {
             target["description"] = imported["description"]?.DeepClone();
         }
 
-        if (ProviderFormats.BodyOf(existing) != ProviderFormats.BodyOf(imported))
+        if (ProviderFormats.Body(existing) != ProviderFormats.Body(imported))
         {
             target["instructions"] = imported["instructions"]?.DeepClone();
         }
 
         var model = target["model"] as JsonObject ?? new JsonObject();
         var name = (string?)imported["model"]?["name"];
-        if (name != ProviderFormats.ModelOf(existing, preferName: true))
+        if (name != ProviderFormats.Model(existing, preferName: true))
         {
             model.Remove("name");
             if (name is not null)
@@ -274,7 +274,7 @@ public static class ViewImporter
 
         var tools = imported["tools"] as JsonArray ?? [];
         var had = existing["tools"] as JsonArray ?? [];
-        if (!JsonNode.DeepEquals(new JsonArray([.. had.Where(t => ((string?)t)?.Length > 0).Select(t => (JsonNode?)ProviderFormats.OneLineOf((string)t!))]), tools))
+        if (!JsonNode.DeepEquals(new JsonArray([.. had.Where(t => ((string?)t)?.Length > 0).Select(t => (JsonNode?)ProviderFormats.OneLine((string)t!))]), tools))
         {
             target.Remove("tools");
             if (tools.Count > 0)

@@ -42,19 +42,7 @@ public sealed class SqliteWalStore : IWalStore
     /// <summary>Opens (and creates when asked) the WAL tables in the SQLite file at <paramref name="path"/>.</summary>
     public static SqliteWalStore Open(string path, bool create = true)
     {
-        if (!create && !File.Exists(path))
-        {
-            throw new RttException(ErrorCodes.WalUnavailable, "there is no state database, so no WAL yet", path,
-                "run `rtt up` (or `rtt apply`) on this workspace first");
-        }
-
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Pooling = false,
-            DefaultTimeout = 30,
-            Mode = create ? SqliteOpenMode.ReadWriteCreate : SqliteOpenMode.ReadWrite,
-        }.ToString());
+        var connection = Connection(path, create ? SqliteOpenMode.ReadWriteCreate : SqliteOpenMode.ReadWrite);
         try
         {
             connection.Open();
@@ -77,19 +65,7 @@ public sealed class SqliteWalStore : IWalStore
     /// </summary>
     public static SqliteWalStore OpenReadOnly(string path)
     {
-        if (!File.Exists(path))
-        {
-            throw new RttException(ErrorCodes.WalUnavailable, "there is no state database, so no WAL yet", path,
-                "run `rtt up` (or `rtt apply`) on this workspace first");
-        }
-
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Pooling = false,
-            DefaultTimeout = 30,
-            Mode = SqliteOpenMode.ReadOnly,
-        }.ToString());
+        var connection = Connection(path, SqliteOpenMode.ReadOnly);
         try
         {
             connection.Open();
@@ -104,6 +80,24 @@ public sealed class SqliteWalStore : IWalStore
             throw new RttException(ErrorCodes.WalUnavailable, $"cannot read the WAL in the state database: {ex.Message}", path,
                 "check that the file is a readable SQLite database", ex);
         }
+    }
+
+    /// <summary>An unopened connection to the state database; only <see cref="SqliteOpenMode.ReadWriteCreate"/> may make the file.</summary>
+    private static SqliteConnection Connection(string path, SqliteOpenMode mode)
+    {
+        if (mode != SqliteOpenMode.ReadWriteCreate && !File.Exists(path))
+        {
+            throw new RttException(ErrorCodes.WalUnavailable, "there is no state database, so no WAL yet", path,
+                "run `rtt up` (or `rtt apply`) on this workspace first");
+        }
+
+        return new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Pooling = false,
+            DefaultTimeout = 30,
+            Mode = mode,
+        }.ToString());
     }
 
     private void Writable()

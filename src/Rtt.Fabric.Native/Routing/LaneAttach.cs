@@ -350,7 +350,12 @@ public sealed class LaneHostListener : IDisposable
     }
 
     /// <summary>The lane the plan gives a route of the current table, if any.</summary>
-    private LanePlan? PlanOf(uint routeId) => _host.Routes.Routes.FirstOrDefault(r => r.RouteId == routeId)?.Lane;
+    private LanePlan? PlanOf(uint routeId)
+    {
+        var routes = _host.Routes;
+        var i = routes.IndexOf(routeId);
+        return i < 0 ? null : routes.Routes[i].Lane;
+    }
 
     /// <summary>
     /// A route by its id in decimal, its key "from -> to", or its name (the target symbol) when only one route has it.
