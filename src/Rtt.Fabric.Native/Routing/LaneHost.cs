@@ -465,8 +465,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _stalled[i] = false;
         if (lane is ShmLane { BrokenReason: { } broken })
         {
-            _dropped++;
             Report?.Invoke($"client lane {i} ({Describe(lane)}) dropped: {broken}");
+            _dropped++; // after the report: whoever sees the count also finds the report
         }
 
         lane.Dispose();
