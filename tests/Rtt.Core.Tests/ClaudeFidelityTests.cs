@@ -79,23 +79,6 @@ public sealed class ClaudeFidelityTests : IDisposable
     }
 
     [Fact]
-    public void An_agents_md_longer_than_codex_reads_is_reported_with_the_first_agent_it_cuts()
-    {
-        var sb = new StringBuilder("# Agents\n");
-        for (var i = 0; i < 40; i++)
-        {
-            sb.Append($"\n## agent-{i:D2}\n\n").Append('x', 995).Append("\n## x\n"); // a heading in the instructions is not an agent
-        }
-
-        var agents = Enumerable.Range(0, 40).Select(i => $"agent-{i:D2}").ToList();
-        Assert.Null(ProviderFormats.CodexFit(Encoding.UTF8.GetBytes("# Agents\n\n## a\n\nshort\n"), ["a"]));
-        var fit = ProviderFormats.CodexFit(Encoding.UTF8.GetBytes(sb.ToString()), agents);
-        Assert.NotNull(fit);
-        Assert.Contains("8 of 40 agent(s)", fit); // 32 sections of 1,015 bytes fit in 32 KiB
-        Assert.Contains("from \"agent-32\" on", fit);
-    }
-
-    [Fact]
     public void Characters_outside_the_bmp_are_written_literally()
     {
         var parsed = Sources.ClaudeSubagent("---\nname: ship\ndescription: \"Ships it 🚀: fast\"\ncolor: \"🟥\"\n---\nGo 🚀\n", "ship.md");

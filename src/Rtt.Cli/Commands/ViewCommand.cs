@@ -83,11 +83,9 @@ public static class ViewCommand
             }
 
             PrintChanges(result.Plan, verbose: false);
-            var agentsMd = Path.Combine(builder.ProvidersRoot, ProviderFormats.OpenAi, ProviderFormats.AgentsMd);
-            if (result.Plan.Providers.Any(p => p.Provider == ProviderFormats.OpenAi) && File.Exists(agentsMd)
-                && ProviderFormats.CodexFit(File.ReadAllBytes(agentsMd), result.Plan.Views.Where(v => v.Provider == ProviderFormats.OpenAi).Select(v => v.Agent)) is { } fit)
+            foreach (var note in ProviderFormats.CodexNotes(result.Plan.Views.Where(v => v.Provider == ProviderFormats.OpenAi).Select(v => v.Content)))
             {
-                Console.Error.WriteLine($"warning: {ViewBuilder.ProvidersFolder}/{ProviderFormats.OpenAi}/{ProviderFormats.AgentsMd}: {fit}");
+                Console.Error.WriteLine($"note: {ViewBuilder.ProvidersFolder}/{ProviderFormats.OpenAi}: {note}");
             }
 
             Console.WriteLine(Summary(result));

@@ -11,7 +11,7 @@ namespace Rtt.Core.Views;
 /// <summary>
 /// Each provider's native format. Claude Code: <c>.claude/agents/&lt;name&gt;.md</c>, YAML front matter (name,
 /// description, tools, model) and the instructions as the Markdown body. OpenAI/Codex: one <c>AGENTS.md</c> with a
-/// section per agent in ordinal order. Any other provider: <c>&lt;name&gt;.agent.json</c>, the merged definition.
+/// section per agent in ordinal order while they fit Codex's 32 KiB, else an index and a skill per agent (ProviderFormats.Codex.cs). Any other provider: <c>&lt;name&gt;.agent.json</c>, the merged definition.
 /// Output is LF-only UTF-8 without BOM, so the bytes are the same on every machine.
 /// </summary>
 public static partial class ProviderFormats
@@ -37,7 +37,7 @@ public static partial class ProviderFormats
             case OpenAi:
                 if (ordered.Count > 0)
                 {
-                    files[AgentsMd] = OpenAiAgents(ordered.Select(v => v.Content));
+                    RenderCodex(files, [.. ordered.Select(v => v.Content)]);
                 }
 
                 break;
@@ -179,33 +179,40 @@ public static partial class ProviderFormats
     public static byte[] OpenAiAgents(IEnumerable<JsonObject> agents)
     {
         var sb = new StringBuilder();
-        sb.Append("<!-- Written by `rtt view build` from agents/common and overlays/: edit those, not this file. -->\n\n");
+        sb.Append(Generated).Append('\n');
         sb.Append("# Agents\n");
         foreach (var agent in agents.OrderBy(a => Text(a, "id"), StringComparer.Ordinal))
         {
-            sb.Append("\n## ").Append(Text(agent, "id")).Append("\n\n");
-            sb.Append(OneLine(Text(agent, "description"))).Append("\n\n");
-            sb.Append("- version: ").Append(Text(agent, "version")).Append('\n');
-            if (Model(agent, preferName: true) is { } model)
-            {
-                sb.Append("- model: ").Append(OneLine(model)).Append('\n');
-            }
-
-            if (agent["model"]?["temperature"] is JsonValue t && t.TryGetValue<double>(out var temperature))
-            {
-                sb.Append("- temperature: ").Append(CanonicalJson.FormatNumber(temperature)).Append('\n');
-            }
-
-            var tools = Tools(agent);
-            if (tools.Count > 0)
-            {
-                sb.Append("- tools: ").Append(string.Join(", ", tools.Select(OneLine))).Append('\n');
-            }
-
-            sb.Append("\n### Instructions\n\n").Append(Body(agent));
+            sb.Append('\n');
+            AppendSection(sb, agent);
         }
 
         return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    /// <summary>One agent's section: <c>## id</c>, its description, the version/model/temperature/tools list, the instructions.</summary>
+    private static void AppendSection(StringBuilder sb, JsonObject agent)
+    {
+        sb.Append("## ").Append(Text(agent, "id")).Append("\n\n");
+        sb.Append(OneLine(Text(agent, "description"))).Append("\n\n");
+        sb.Append("- version: ").Append(Text(agent, "version")).Append('\n');
+        if (Model(agent, preferName: true) is { } model)
+        {
+            sb.Append("- model: ").Append(OneLine(model)).Append('\n');
+        }
+
+        if (agent["model"]?["temperature"] is JsonValue t && t.TryGetValue<double>(out var temperature))
+        {
+            sb.Append("- temperature: ").Append(CanonicalJson.FormatNumber(temperature)).Append('\n');
+        }
+
+        var tools = Tools(agent);
+        if (tools.Count > 0)
+        {
+            sb.Append("- tools: ").Append(string.Join(", ", tools.Select(OneLine))).Append('\n');
+        }
+
+        sb.Append("\n### Instructions\n\n").Append(Body(agent));
     }
 
     /// <summary>
@@ -215,7 +222,7 @@ public static partial class ProviderFormats
     /// with where it starts (<c>file:line</c>); a section that does not read is returned with its error, so the others
     /// still count.
     /// </summary>
-    public static IReadOnlyList<(JsonObject? Agent, string Where, RttException? Error)> ReadOpenAiAgents(string text, string source)
+    public static IReadOnlyList<(JsonObject? Agent, string Where, RttException? Error)> ReadOpenAiAgents(string text, string source, int lineOffset = 0)
     {
         text = text.Replace("\r\n", "\n", StringComparison.Ordinal);
         var sections = AgentsMdSection().Matches(text);
@@ -229,7 +236,7 @@ public static partial class ProviderFormats
         for (var i = 0; i < sections.Count; i++)
         {
             var m = sections[i];
-            var line = 1 + text.AsSpan(0, m.Index).Count('\n');
+            var line = 1 + lineOffset + text.AsSpan(0, m.Index).Count('\n');
             var where = $"{source}:{line.ToString(CultureInfo.InvariantCulture)}";
             var end = i + 1 < sections.Count ? sections[i + 1].Index - 1 : text.Length; // the blank line before the next heading is not the body's
             try
@@ -298,46 +305,6 @@ public static partial class ProviderFormats
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^## (?<id>[^\n]+)\n\n(?<desc>[^\n]*)\n\n- version: (?<version>[^\n]+)\n", System.Text.RegularExpressions.RegexOptions.Multiline)]
     private static partial System.Text.RegularExpressions.Regex AgentsMdSection();
-
-    /// <summary>How much of a project doc Codex reads by default (<c>project_doc_max_bytes</c> in ~/.codex/config.toml).</summary>
-    public const int CodexDocLimit = 32 * 1024;
-
-    /// <summary>
-    /// Null when Codex reads the whole AGENTS.md; otherwise what it will not see: Codex stops reading a project doc after
-    /// <see cref="CodexDocLimit"/> bytes, so every agent whose section ends after that is cut or missing.
-    /// </summary>
-    /// <param name="agents">The agents' ids in the file's (ordinal) order: their headings are found in turn, so a
-    /// heading inside an agent's instructions is not taken for the next agent.</param>
-    public static string? CodexFit(byte[] agentsMd, IEnumerable<string> agents)
-    {
-        if (agentsMd.Length <= CodexDocLimit)
-        {
-            return null;
-        }
-
-        var sections = new List<(string Agent, int End)>();
-        var starts = new List<(string Agent, int Start)>();
-        var from = 0;
-        foreach (var agent in agents.Order(StringComparer.Ordinal))
-        {
-            var heading = Encoding.UTF8.GetBytes($"\n## {agent}\n");
-            var at = agentsMd.AsSpan(from).IndexOf(heading);
-            if (at >= 0)
-            {
-                starts.Add((agent, from + at));
-                from += at + heading.Length;
-            }
-        }
-
-        for (var i = 0; i < starts.Count; i++)
-        {
-            sections.Add((starts[i].Agent, i + 1 < starts.Count ? starts[i + 1].Start : agentsMd.Length));
-        }
-
-        var cut = sections.Where(s => s.End > CodexDocLimit).ToList();
-        return string.Create(CultureInfo.InvariantCulture,
-            $"{agentsMd.Length} bytes, but Codex reads the first {CodexDocLimit} by default: {cut.Count} of {sections.Count} agent(s) will be cut or unseen (from \"{cut.FirstOrDefault().Agent}\" on); raise project_doc_max_bytes in ~/.codex/config.toml, or build fewer agents for openai");
-    }
 
     private static string Text(JsonObject agent, string name) => agent[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";
 

@@ -116,6 +116,12 @@ public static class ViewImporter
                 return [new Imported(imported, parsed.Id, file, parsed.FollowsEdits, parsed.Warnings)];
             }
 
+            case ProviderFormats.OpenAi when Path.GetFileName(file) == "SKILL.md":
+            {
+                var (agent, where, error) = ProviderFormats.ReadCodexSkill(Sources.ReadText(bytes, file), file);
+                return [error is not null ? new Imported([], "", where, false, []) { Error = error } : new Imported(agent!, (string)agent!["id"]!, where, false, [])];
+            }
+
             case ProviderFormats.OpenAi:
                 return [.. ProviderFormats.ReadOpenAiAgents(Sources.ReadText(bytes, file), file).Select(a => a.Error is { } error
                     ? new Imported([], "", a.Where, false, []) { Error = error }
@@ -327,6 +333,27 @@ public static class ViewImporter
     }
 
     /// <summary>
+    /// An AGENTS.md, or the skills beside it when it is the index rtt view build writes for many agents
+    /// (<c>.agents/skills/&lt;id&gt;/SKILL.md</c>, docs/views.md).
+    /// </summary>
+    private static IReadOnlyList<string> CodexFiles(string agentsMd)
+    {
+        if (!ProviderFormats.IsCodexIndex(Sources.ReadText(WorkspaceFiles.ReadBytes(agentsMd), agentsMd)))
+        {
+            return [agentsMd];
+        }
+
+        var skills = Path.Combine(Path.GetDirectoryName(agentsMd)!, ProviderFormats.CodexSkillsFolder);
+        var found = Directory.Exists(skills)
+            ? Directory.GetFiles(skills, "SKILL.md", new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 1, AttributesToSkip = FileAttributes.ReparsePoint })
+                .Select(Path.GetFullPath).Order(StringComparer.Ordinal).ToList()
+            : [];
+        return found.Count > 0 ? found
+            : throw new RttException(ErrorCodes.ViewImportInvalid, $"this {ProviderFormats.AgentsMd} is an index of Codex skills, but there is no {ProviderFormats.CodexSkillsFolder}/<id>/SKILL.md beside it", agentsMd,
+                $"give the folder rtt view build wrote for openai, with its {ProviderFormats.CodexSkillsFolder} folder");
+    }
+
+    /// <summary>
     /// The files to read. Claude: a .md file, a folder of them, or a folder holding .claude/agents/ (subfolders too).
     /// OpenAI: an AGENTS.md, or a folder holding one. Any other provider: a .agent.json file or a folder of them.
     /// </summary>
@@ -334,7 +361,7 @@ public static class ViewImporter
     {
         if (File.Exists(path))
         {
-            return [Path.GetFullPath(path)];
+            return provider == ProviderFormats.OpenAi && Path.GetFileName(path) == ProviderFormats.AgentsMd ? CodexFiles(Path.GetFullPath(path)) : [Path.GetFullPath(path)];
         }
 
         var (what, pattern) = provider switch
@@ -351,7 +378,7 @@ public static class ViewImporter
         if (provider == ProviderFormats.OpenAi)
         {
             var agentsMd = Path.Combine(path, ProviderFormats.AgentsMd);
-            return File.Exists(agentsMd) ? [Path.GetFullPath(agentsMd)]
+            return File.Exists(agentsMd) ? CodexFiles(Path.GetFullPath(agentsMd))
                 : throw new RttException(ErrorCodes.ViewImportInvalid, $"no {ProviderFormats.AgentsMd} here", path, $"give the {ProviderFormats.AgentsMd} file or the folder that holds it");
         }
 

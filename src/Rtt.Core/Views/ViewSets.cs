@@ -65,7 +65,7 @@ public static class ViewSets
         foreach (var (path, bytes) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
             var agents = new JsonArray();
-            foreach (var agent in views.Keys.Where(a => ProviderFormats.PathOf(provider, a) == path).Order(StringComparer.Ordinal))
+            foreach (var agent in ProviderFormats.AgentsOf(provider, path, views.Keys).Order(StringComparer.Ordinal))
             {
                 agents.Add(agent);
             }
