@@ -99,6 +99,22 @@ public sealed class ClaudeFidelityTests : IDisposable
         Assert.Equal(2, parsed.Warnings.Count);
         Assert.StartsWith("helper.md:3: \"description\"", parsed.Warnings[0]);
         Assert.StartsWith("helper.md:5: \"summary\"", parsed.Warnings[1]);
+        Assert.Equal(md, Encoding.UTF8.GetString(ProviderFormats.ClaudeAgent(parsed.Object))); // written back as the user wrote it
+
+        // An overlay's new value that the lenient reading would not give back the same is quoted instead.
+        parsed.Object["description"] = "Use when asked: now with # a hash";
+        var rewritten = Encoding.UTF8.GetString(ProviderFormats.ClaudeAgent(parsed.Object));
+        Assert.Contains("description: \"Use when asked: now with # a hash\"\n", rewritten);
+        Assert.Equal("Use when asked: now with # a hash", (string?)Sources.ClaudeSubagent(rewritten, "helper.md").Object["description"]);
+        foreach (var value in (string[])["a: b", "@handle: x", "`code`: y", "**Bold** start", "x: y: z"])
+        {
+            Assert.True(ClaudeFrontMatter.ReadsBackLeniently(value), value);
+            var again = Sources.ClaudeSubagent($"---\nname: n\ndescription: {value}\n---\nb\n", "n.md");
+            Assert.Equal(value, (string?)again.Object["description"]);
+        }
+
+        Assert.False(ClaudeFrontMatter.ReadsBackLeniently("plain text"));
+        Assert.False(ClaudeFrontMatter.ReadsBackLeniently("a: b #c"));
 
         // What the lenient reading cannot mend is still refused, at its line.
         var ex = Assert.Throws<RttException>(() => Sources.ClaudeSubagent("---\nname: [unclosed\n---\nbody\n", "x.md"));

@@ -64,7 +64,7 @@ public static partial class ClaudeFrontMatter
 
         var yamlLines = lines[1..close];
         var warnings = new List<string>();
-        var lenientLines = new HashSet<int>();
+        var lenientLines = new Dictionary<int, bool>(); // file line -> the plain value was one line
         var root = Parse(yamlLines, source, warnings, lenientLines);
 
         // The body: everything after the closing line; blank lines before it and newlines after it are layout.
@@ -100,7 +100,7 @@ public static partial class ClaudeFrontMatter
 
             var value = ToJson(valueNode, $"{source}:{line}: /{key}", 0);
             entries.Add(new FrontMatterEntry(key, value, line, valueNode is YamlScalarNode,
-                lenientLines.Contains(line) ? null : valueNode switch
+                lenientLines.TryGetValue(line, out var oneLine) ? (oneLine ? "lenient" : null) : valueNode switch
                 {
                     YamlSequenceNode seq => seq.Style == YamlDotNet.Core.Events.SequenceStyle.Flow ? "flow" : "block",
                     YamlScalarNode { Style: ScalarStyle.DoubleQuoted } => "double",
@@ -112,7 +112,7 @@ public static partial class ClaudeFrontMatter
         return new ClaudeFile(entries, core, leading, trailing, warnings);
     }
 
-    private static YamlMappingNode Parse(string[] yamlLines, string source, List<string> warnings, HashSet<int> lenientLines)
+    private static YamlMappingNode Parse(string[] yamlLines, string source, List<string> warnings, Dictionary<int, bool> lenientLines)
     {
         var strictError = TryLoad(string.Join('\n', yamlLines), source, out var root);
         if (strictError is null)
@@ -158,7 +158,7 @@ public static partial class ClaudeFrontMatter
                 rewritten[j] = "";
             }
 
-            lenientLines.Add(i + 2); // the file line: its value was plain, whatever quotes the re-reading added
+            lenientLines[i + 2] = end == i + 1; // the file line: its value was plain, whatever quotes the re-reading added
             lenient.Add($"{source}:{i + 2}: \"{m.Groups["key"].Value}\" is not valid YAML as written (an unquoted value holding \": \", \" #\" or a leading indicator); read as plain text, as Claude Code does. Quote the value to silence this warning");
             i = end - 1;
         }
@@ -176,6 +176,17 @@ public static partial class ClaudeFrontMatter
         warnings.AddRange(lenient);
         return root ?? throw Empty(source);
     }
+
+    /// <summary>
+    /// True when a value written plain on one line (<c>key: value</c>) is refused by strict YAML and read back as this same
+    /// text by the lenient reading, so a file Claude Code accepts can be written back as the user wrote it: it holds
+    /// <c>": "</c> or starts with <c>@</c>, a backquote or <c>**</c>, and has no <c>" #"</c>, tab, line break or
+    /// surrounding space (those YAML would read otherwise).
+    /// </summary>
+    public static bool ReadsBackLeniently(string value) =>
+        value.Length > 0 && value == value.Trim() && !"\"'[{|>".Contains(value[0], StringComparison.Ordinal)
+        && !value.Contains(" #", StringComparison.Ordinal) && !value.Any(c => char.IsControl(c) || c is '\u0085' or '\u2028' or '\u2029' or '\uFEFF')
+        && (value.Contains(": ", StringComparison.Ordinal) || value[0] is '@' or '`' || value.StartsWith("**", StringComparison.Ordinal));
 
     private static bool NeedsQuoting(string value) =>
         value.Contains(": ", StringComparison.Ordinal) || value.EndsWith(':') || value.Contains(" #", StringComparison.Ordinal) || value.Contains('\t', StringComparison.Ordinal)

@@ -107,10 +107,12 @@ public static class YamlWriter
     public static string Scalar(string value, bool flow = false) => IsPlainSafe(value, flow) ? value : Quoted(value);
 
     /// <summary>A scalar in the style the file had: "double" always double-quoted, "single" single-quoted when
-    /// that style can hold it, otherwise as <see cref="Scalar(string, bool)"/>.</summary>
+    /// that style can hold it, "lenient" plain as the user wrote it when only the lenient reading takes it (and reads it back
+    /// the same), otherwise as <see cref="Scalar(string, bool)"/>.</summary>
     public static string Scalar(string value, string? style) => style switch
     {
         "double" => Quoted(value),
+        "lenient" when Registry.ClaudeFrontMatter.ReadsBackLeniently(value) => value, // as the user wrote it; Claude Code and the lenient reading take it
         "single" when value.All(c => !char.IsControl(c) && c is not ('\u2028' or '\u2029' or '\uFEFF' or '\uFFFE' or '\uFFFF')) => $"'{value.Replace("'", "''", StringComparison.Ordinal)}'",
         _ => Scalar(value),
     };
