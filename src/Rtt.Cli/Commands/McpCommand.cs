@@ -11,7 +11,7 @@ public static class McpCommand
 {
     public static Command Create()
     {
-        var mcp = new Command("mcp", "MCP integration: ingest a server's tools as registry symbols");
+        var mcp = new Command("mcp", "MCP integration: ingest a server's tools as registry symbols, serve the routed tools as one MCP server");
         var name = new Option<string>("--name") { Description = "Name of the server in RTT (rtt://mcp/<name>/<tool>)", Required = true };
         var from = new Option<string?>("--from") { Description = "A saved tools/list result (tools.json) instead of starting a server" };
         var acceptDrift = new Option<bool>("--accept-drift") { Description = "Pin changed tools under new versions instead of refusing" };
@@ -111,6 +111,7 @@ public static class McpCommand
             return RttCommands.Ok;
         }));
         mcp.Subcommands.Add(ingest);
+        mcp.Subcommands.Add(McpServeCommand.Create());
         return mcp;
     }
 

@@ -51,6 +51,24 @@ public sealed class LaneCaller(string controlSocket, LaneKind kind = LaneKind.Sh
         }
     }
 
+    /// <summary>
+    /// Asks the lane host whether the route's endpoint can take calls (the verify probe; the endpoint never sees it).
+    /// Throws the endpoint's refusal as an <see cref="RttException"/> (a drifted MCP tool: <c>RTT-MCP-003</c> in the message).
+    /// </summary>
+    public async Task ProbeAsync(CallRoute route, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var lane = LaneFor(route);
+        try
+        {
+            await lane.ProbeAsync(timeout, cancellationToken);
+        }
+        catch (RttException) when (!lane.Connected)
+        {
+            Forget(route);
+            throw;
+        }
+    }
+
     /// <summary>Calls an MCP tool route with its arguments (a JSON object) and returns the tool's result.</summary>
     public async Task<ToolResult> CallToolAsync(CallRoute route, JsonObject arguments, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {

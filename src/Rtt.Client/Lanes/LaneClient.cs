@@ -110,7 +110,18 @@ public sealed class LaneClient : IAgent, IDisposable
         RequestAsync(payload, RequestTimeout, cancellationToken);
 
     /// <summary>As <see cref="RequestAsync(ReadOnlyMemory{byte}, CancellationToken)"/> with this request's own timeout.</summary>
-    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Request(payload, timeout, FrameFlags.None, cancellationToken);
+
+    /// <summary>
+    /// Asks the lane host whether the route's endpoint can take calls (the verify probe: answered by the lane host, never
+    /// passed to the endpoint). Completes when it can; fails with the endpoint's reason (e.g. <c>RTT-MCP-003</c> for a
+    /// drifted MCP tool) when it cannot.
+    /// </summary>
+    public Task ProbeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Request("RTTPROBE"u8.ToArray(), timeout, FrameFlags.Probe, cancellationToken);
+
+    private Task<byte[]> Request(ReadOnlyMemory<byte> payload, TimeSpan timeout, FrameFlags flags, CancellationToken cancellationToken)
     {
         if (timeout != Timeout.InfiniteTimeSpan && timeout <= TimeSpan.Zero)
         {
@@ -131,7 +142,7 @@ public sealed class LaneClient : IAgent, IDisposable
         {
             id = _nextId++;
             _pending[id] = done;
-            if (!_lane.Send(RouteId, id, payload.Span) || !_lane.Flush())
+            if (!_lane.Send(RouteId, id, payload.Span, flags) || !_lane.Flush())
             {
                 _pending.TryRemove(id, out _);
                 done.TrySetException(new IOException("the silo closed the lane"));

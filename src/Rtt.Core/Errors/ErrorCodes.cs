@@ -52,6 +52,8 @@ public static class ErrorCodes
     public const string McpToolInvalid = "RTT-MCP-002";
     public const string McpDrift = "RTT-MCP-003";
     public const string McpNameInvalid = "RTT-MCP-004";
+    public const string GatewayCredential = "RTT-MCP-005";
+    public const string GatewayOptionInvalid = "RTT-MCP-006";
 
     // Planner
     public const string PlanInputInvalid = "RTT-PLAN-001";
@@ -61,6 +63,7 @@ public static class ErrorCodes
     public const string PlanTopologyInvalid = "RTT-PLAN-005";
     public const string PlanMismatch = "RTT-PLAN-006";
     public const string PlanStatusInvalid = "RTT-PLAN-007";
+    public const string PlanToolNameCollision = "RTT-PLAN-008";
 
     // Silo, storage, client
     public const string PortInUse = "RTT-SILO-001";

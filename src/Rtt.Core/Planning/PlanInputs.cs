@@ -77,6 +77,12 @@ public sealed class PlanInputs
 
     public required IReadOnlyDictionary<string, string> Pins { get; init; }
 
+    /// <summary>policy.json <c>mcp_aliases</c> (symbol → the name <c>rtt mcp serve</c> gives the tool), or null.</summary>
+    public JsonObject? McpAliases { get; init; }
+
+    /// <summary>Where the policy was read from (named by planning errors).</summary>
+    public string PolicySource { get; init; } = "policy.json";
+
     /// <summary>The applied plan this one is computed against, or null.</summary>
     public JsonObject? Base { get; init; }
 
@@ -193,6 +199,10 @@ public sealed class PlanInputs
             ["contracts"] = new JsonArray([.. byAddress.Values.SelectMany(v => v).Select(c => (JsonNode)c.ToJson())]),
             ["base"] = (string?)basePlan?["plan_id"],
         };
+        if (policyJson["mcp_aliases"] is JsonObject { Count: > 0 } aliases)
+        {
+            canonical["mcp_aliases"] = aliases.DeepClone(); // only when given, so plans without aliases hash as before
+        }
 
         return new PlanInputs
         {
@@ -205,6 +215,8 @@ public sealed class PlanInputs
             Qos = qosRules,
             Pins = pins,
             Base = basePlan,
+            McpAliases = policyJson["mcp_aliases"] is JsonObject { Count: > 0 } a ? (JsonObject)a.DeepClone() : null,
+            PolicySource = policySource,
             Hash = ContentHash.OfCanonical(canonical),
         };
     }

@@ -1,0 +1,173 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ModelContextProtocol.Protocol;
+using Rtt.Core.Errors;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Cli.Mcp;
+
+/// <summary>How <c>rtt mcp serve</c> listens (docs/gateway.md).</summary>
+public sealed record GatewayHttpOptions(IPAddress Bind, int Port, string Path, string Token, IReadOnlyList<string> AllowedOrigins);
+
+/// <summary>Runs an <see cref="McpGateway"/> on stdio or on Streamable HTTP with a bearer credential and Origin/Host checks.</summary>
+public static class GatewayHost
+{
+    public static Implementation ServerInfo => new() { Name = "rtt", Version = typeof(GatewayHost).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" };
+
+    /// <summary>Serves on stdin/stdout until the client closes stdin (logs on stderr only: stdout belongs to the protocol).</summary>
+    public static async Task RunStdioAsync(McpGateway gateway, CancellationToken cancellationToken)
+    {
+        var builder = Host.CreateApplicationBuilder([]);
+        Logging(builder.Logging);
+        Configure(builder.Services, gateway).WithStdioServerTransport();
+        using var host = builder.Build();
+        await host.RunAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Serves Streamable HTTP at <c>http://BIND:PORT/PATH</c>. Every request needs <c>Authorization: Bearer TOKEN</c>
+    /// (else 401 before anything runs); a request whose Origin is not allowed, or whose Host is not the bound loopback
+    /// name when bound to loopback (DNS rebinding), is refused with 403. <paramref name="onListening"/> gets the URL.
+    /// </summary>
+    public static async Task RunHttpAsync(McpGateway gateway, GatewayHttpOptions options, Action<Uri> onListening, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(options.Bind, options.Port));
+        Logging(builder.Logging); // no request logging: the Authorization header is never written anywhere
+        // 2025-11-25 clients (initialize) get a session, so list_changed, progress and cancellation reach them; 2026-07-28
+        // clients are served per request, as the SDK does.
+        Configure(builder.Services, gateway).WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients);
+        await using var app = builder.Build();
+        var expected = Encoding.UTF8.GetBytes(options.Token);
+        var loopback = IPAddress.IsLoopback(options.Bind);
+        app.Use(async (context, next) =>
+        {
+            if (Refusal(context, expected, loopback, options.AllowedOrigins) is { } refusal)
+            {
+                context.Response.StatusCode = refusal.Status;
+                if (refusal.Status == StatusCodes.Status401Unauthorized)
+                {
+                    context.Response.Headers.WWWAuthenticate = "Bearer realm=\"rtt\"";
+                }
+
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32001,\"message\":\"" + refusal.Message + "\"}}", cancellationToken);
+                return;
+            }
+
+            await next(context);
+        });
+        app.MapMcp(options.Path);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            throw new RttException(ErrorCodes.PortInUse, $"{options.Bind}:{options.Port} is in use", "--port", "pick another --port, or --port 0 for any free one");
+        }
+
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        onListening(new Uri(new Uri(address), options.Path));
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await app.StopAsync(CancellationToken.None);
+    }
+
+    /// <summary>Why a request is refused (status and message), or null to let it through. Never echoes what was sent.</summary>
+    public static (int Status, string Message)? Refusal(HttpContext context, byte[] expectedToken, bool loopback, IReadOnlyList<string> allowedOrigins)
+    {
+        // Origin first: a browser page on another site must not learn even whether a credential is needed.
+        var origin = context.Request.Headers.Origin.ToString();
+        if (origin.Length > 0 && !OriginAllowed(origin, allowedOrigins))
+        {
+            return (StatusCodes.Status403Forbidden, "origin not allowed");
+        }
+
+        if (loopback && !IsLoopbackName(context.Request.Host.Host))
+        {
+            return (StatusCodes.Status403Forbidden, "host not allowed");
+        }
+
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return (StatusCodes.Status401Unauthorized, "a bearer credential is required");
+        }
+
+        var given = Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim());
+        return CryptographicOperations.FixedTimeEquals(given, expectedToken) ? null : (StatusCodes.Status401Unauthorized, "the bearer credential is not valid");
+    }
+
+    private static bool OriginAllowed(string origin, IReadOnlyList<string> allowed)
+    {
+        if (allowed.Contains(origin, StringComparer.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        return Uri.TryCreate(origin, UriKind.Absolute, out var uri) && IsLoopbackName(uri.Host);
+    }
+
+    private static bool IsLoopbackName(string host) =>
+        host is "localhost" or "127.0.0.1" or "[::1]" or "::1" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    /// <summary>
+    /// The workspace-issued gateway credential: <c>.rtt/keys/mcp-gateway.token</c> (mode 0600), made on first use (32 random
+    /// bytes, base64url). A client sends it as <c>Authorization: Bearer …</c>.
+    /// </summary>
+    public static string Token(RttWorkspace workspace, string? file)
+    {
+        var path = file ?? System.IO.Path.Combine(workspace.Keys, "mcp-gateway.token");
+        if (!File.Exists(path))
+        {
+            if (file is not null)
+            {
+                throw new RttException(ErrorCodes.GatewayCredential, "the token file does not exist", path, "name a file holding the bearer token, or leave out --token-file to use the workspace's");
+            }
+
+            var token = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            Core.Json.AtomicFile.WriteAllBytes(path, Encoding.ASCII.GetBytes(token + "\n"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            return token;
+        }
+
+        var text = File.ReadAllText(path).Trim();
+        if (text.Length < 16)
+        {
+            throw new RttException(ErrorCodes.GatewayCredential, "the token file holds fewer than 16 characters", path, "put a long random token in it, or delete it to have a new one made");
+        }
+
+        return text;
+    }
+
+    private static void Logging(ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        logging.SetMinimumLevel(LogLevel.Warning);
+        logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None); // a failed start is reported once, as an RTT error
+    }
+
+    private static IMcpServerBuilder Configure(IServiceCollection services, McpGateway gateway) =>
+        services.AddMcpServer(o =>
+        {
+            o.ServerInfo = ServerInfo;
+            o.Capabilities = new ServerCapabilities { Tools = new ToolsCapability { ListChanged = true } };
+            o.ToolCollection = gateway.Collection;
+        });
+}

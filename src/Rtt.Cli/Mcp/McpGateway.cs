@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+using Rtt.Client.Calls;
+using Rtt.Client.Lanes;
+using Rtt.Core.Errors;
+using Rtt.Core.Planning;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Cli.Mcp;
+
+/// <summary>
+/// The heart of <c>rtt mcp serve</c> (docs/gateway.md), shared by both transports: the tool collection every session
+/// serves (the applied plan's tools for one caller, minus those whose endpoint refuses them as drifted), and the watch
+/// that re-reads the plan and probes the tools. Changing the collection makes the SDK send
+/// <c>notifications/tools/list_changed</c> to every session (and to 2026-07-28 clients listening for it).
+/// </summary>
+public sealed class McpGateway : IAsyncDisposable
+{
+    private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo ResultInfo = McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(CallToolResult));
+
+    private readonly RttWorkspace _workspace;
+    private readonly string _appliedPath;
+    private readonly LaneCaller _caller;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private Table _table = new(null, [], "");
+    private DateTime _appliedWritten = DateTime.MinValue;
+    private bool _read;
+    private Task? _watch;
+
+    public McpGateway(RttWorkspace workspace, string caller, TimeSpan callTimeout)
+    {
+        _workspace = workspace;
+        Caller = caller;
+        CallTimeout = callTimeout;
+        _appliedPath = new PlanStore(workspace).AppliedPath;
+        _caller = new LaneCaller(LaneClient.ControlSocketOf(workspace));
+        SyncAsync(CancellationToken.None).GetAwaiter().GetResult();
+        if (_table.Tools.Count == 0)
+        {
+            // Not an error: the plan may route tools later (list_changed then), but say so once.
+            Console.Error.WriteLine($"rtt mcp serve: the applied plan routes no MCP tool from {caller} (yet)");
+        }
+    }
+
+    /// <summary>The symbol the gateway's clients call as: only routes from it are served.</summary>
+    public string Caller { get; }
+
+    public TimeSpan CallTimeout { get; }
+
+    /// <summary>The tools the applied plan routes from the caller, by name (drifted ones included).</summary>
+    public IReadOnlyList<GatewayTool> Tools => _table.Tools;
+
+    /// <summary>What every session lists and calls: the plan's tools minus the drifted ones.</summary>
+    public McpServerPrimitiveCollection<McpServerTool> Collection { get; } = new();
+
+    /// <summary>Re-reads the plan and probes the tools every <paramref name="every"/>.</summary>
+    public void StartWatching(TimeSpan every)
+    {
+        _watch = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(every);
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    await SyncAsync(_stop.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is RttException or IOException or JsonException)
+                {
+                    Console.Error.WriteLine($"rtt mcp serve: the applied plan could not be read, the last tools stay: {ex.Message}");
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// Reads the applied plan when its file changed, probes every tool's endpoint (a lane-host probe the endpoint never
+    /// sees) and brings <see cref="Collection"/> to the tools not refused as drifted (RTT-MCP-003); a tool whose server
+    /// is down stays listed (its calls say why). True when the collection changed (list_changed was sent).
+    /// </summary>
+    public async Task<bool> SyncAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var written = File.Exists(_appliedPath) ? File.GetLastWriteTimeUtc(_appliedPath) : DateTime.MinValue;
+            if (!_read || written != _appliedWritten)
+            {
+                var plan = File.Exists(_appliedPath) ? RttWorkspace.ReadObject(_appliedPath) : null;
+                var (planId, tools) = GatewayCatalog.Build(_workspace, plan, Caller);
+                _appliedWritten = written;
+                _read = true;
+                _table = new Table(planId, tools, "");
+            }
+
+            var table = _table;
+            var drifted = await Task.WhenAll(table.Tools.Select(async t =>
+            {
+                try
+                {
+                    await _caller.ProbeAsync(t.Route, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                    return false;
+                }
+                catch (RttException ex)
+                {
+                    return IsDrift(ex);
+                }
+            })).ConfigureAwait(false);
+            var served = table.Tools.Where((_, i) => !drifted[i]).ToList();
+            var signature = string.Join("\n", served.Select(t => t.DefinitionJson + " " + t.Route.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            if (signature == table.Signature)
+            {
+                return false;
+            }
+
+            _table = table with { Signature = signature };
+            using (Collection.DeferChangedEvents())
+            {
+                Collection.Clear();
+                foreach (var tool in served)
+                {
+                    Collection.Add(new Served(this, tool));
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// tools/call through the fabric, as <c>rtt call</c>: the arguments as a JSON object on the route's lane, the
+    /// endpoint's answer (the server's CallToolResult: content, structuredContent, isError, _meta) back as it came.
+    /// </summary>
+    public async ValueTask<CallToolResult> CallAsync(GatewayTool tool, RequestContext<CallToolRequestParams> request, CancellationToken cancellationToken)
+    {
+        var arguments = new JsonObject();
+        foreach (var (key, value) in request.Params?.Arguments ?? new Dictionary<string, JsonElement>())
+        {
+            arguments[key] = JsonNode.Parse(value.GetRawText());
+        }
+
+        byte[] answer;
+        try
+        {
+            answer = await _caller.CallAsync(tool.Route, Encoding.UTF8.GetBytes(arguments.ToJsonString()), CallTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RttException ex)
+        {
+            var code = ex.Code == ErrorCodes.CallArgsInvalid ? McpErrorCode.InvalidParams : McpErrorCode.InternalError;
+            throw new McpProtocolException($"{ex.Code}: {ex.Message}", code);
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(answer, ResultInfo) as CallToolResult ?? throw new JsonException("null");
+        }
+        catch (JsonException ex)
+        {
+            throw new McpProtocolException($"{ErrorCodes.CallProtocolError}: the endpoint of {tool.Route.To} answered with something that is not a CallToolResult: {ex.Message}", McpErrorCode.InternalError);
+        }
+    }
+
+    private static bool IsDrift(RttException ex) => ex.Code == ErrorCodes.McpDrift || ex.Message.Contains(ErrorCodes.McpDrift, StringComparison.Ordinal);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_watch is not null)
+        {
+            try
+            {
+                await _watch.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        _caller.Dispose();
+        _stop.Dispose();
+    }
+
+    private sealed record Table(string? PlanId, IReadOnlyList<GatewayTool> Tools, string Signature);
+
+    /// <summary>One served tool: its pinned definition under its served name; a call goes through the fabric.</summary>
+    private sealed class Served(McpGateway gateway, GatewayTool tool) : McpServerTool
+    {
+        public override Tool ProtocolTool => tool.Definition;
+
+        public override IReadOnlyList<object> Metadata => [];
+
+        public override ValueTask<CallToolResult> InvokeAsync(RequestContext<CallToolRequestParams> request, CancellationToken cancellationToken = default) =>
+            gateway.CallAsync(tool, request, cancellationToken);
+    }
+}
