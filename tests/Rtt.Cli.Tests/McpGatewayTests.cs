@@ -1,0 +1,253 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
+using Rtt.Core.Errors;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary>
+/// One workspace for the gateway tests: the quickstart with a caller (<c>rtt://agents/gw/client</c>) routed to four tools
+/// of the bundled C# MCP server, a running silo with the plan applied, and <c>rtt mcp serve --http</c> in front of it.
+/// </summary>
+public sealed class GatewayWorkspace : IDisposable
+{
+    public const string Caller = "rtt://agents/gw/client";
+    private readonly TempDir _dir;
+
+    public GatewayWorkspace()
+    {
+        _dir = TempDir.Quickstart(out var ws);
+        Workspace = ws;
+        File.WriteAllText(Path.Combine(ws, ".rtt", "manifests", "agents.gw.client.json"), new JsonObject
+        {
+            ["address"] = Caller,
+            ["version"] = "1.0.0",
+            ["input"] = "rtt.types/Void",
+            ["output"] = JsonNode.Parse("""
+                {"type":"object","required":["text","message","reason","ms"],
+                 "properties":{"text":{"type":"string"},"message":{"type":"string"},"reason":{"type":"string"},"ms":{"type":"integer"}}}
+                """),
+            ["lanes"] = new JsonArray("shm", "uds", "tcp"),
+            ["latency_us"] = 50,
+            ["demand"] = new JsonObject { ["cpu_millis"] = 50, ["memory_mb"] = 16 },
+        }.ToJsonString());
+        Route("upper", "fail", "sleep");
+        var policy = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "policy.json")))!;
+        policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = Caller, ["to"] = "rtt://mcp/sample/*" } });
+        File.WriteAllText(Path.Combine(ws, ".rtt", "policy.json"), policy.ToJsonString());
+        McpGatewayTests.Ok(ws, "scan");
+        Silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
+        Apply();
+        Gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!Gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
+        {
+            Assert.False(Gateway.HasExited, $"rtt mcp serve exited: {Gateway.Stderr}");
+            Assert.True(DateTime.UtcNow < deadline, $"rtt mcp serve did not start: {Gateway.Stderr}");
+            Thread.Sleep(50);
+        }
+
+        var line = Gateway.Stdout;
+        var at = line.IndexOf("http://", StringComparison.Ordinal);
+        Url = new Uri(line[at..line.IndexOf(' ', at)]);
+        Token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
+    }
+
+    public string Workspace { get; }
+
+    public RttProcess Silo { get; }
+
+    public RttProcess Gateway { get; }
+
+    public Uri Url { get; }
+
+    public string Token { get; }
+
+    /// <summary>Adds routes from the caller to these tools of the sample server (routes.json only).</summary>
+    public void Route(params string[] tools)
+    {
+        var path = Path.Combine(Workspace, ".rtt", "routes.json");
+        var routes = JsonNode.Parse(File.ReadAllText(path))!;
+        foreach (var tool in tools)
+        {
+            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = $"rtt://mcp/sample/{tool}", ["version"] = "^1.0.0" });
+        }
+
+        File.WriteAllText(path, routes.ToJsonString());
+    }
+
+    public void Apply()
+    {
+        McpGatewayTests.Ok(Workspace, "plan");
+        Assert.Equal("applied", (string?)JsonNode.Parse(McpGatewayTests.Ok(Workspace, "apply", "--json"))!["outcome"]);
+    }
+
+    public void Dispose()
+    {
+        Gateway.Terminate();
+        Assert.True(Gateway.WaitForExit(TimeSpan.FromSeconds(20)), "rtt mcp serve did not stop on SIGTERM");
+        Assert.DoesNotContain(Token, Gateway.Stdout + Gateway.Stderr + Silo.Stdout + Silo.Stderr, StringComparison.Ordinal);
+        Silo.Terminate();
+        Silo.WaitForExit(TimeSpan.FromSeconds(30));
+        Gateway.Dispose();
+        Silo.Dispose();
+        _dir.Dispose();
+    }
+}
+
+/// <summary><c>rtt mcp serve</c> with real MCP clients (the SDK's McpClient over Streamable HTTP and stdio) and raw HTTP.</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class McpGatewayTests(GatewayWorkspace gw) : IClassFixture<GatewayWorkspace>
+{
+    private static readonly string[] Served = ["sample__fail", "sample__sleep", "sample__upper"];
+
+    [Fact]
+    public async Task An_sdk_client_over_streamable_http_lists_the_pinned_tools_and_calls_through_the_fabric()
+    {
+        await using var client = await Http(gw.Token);
+        var tools = await client.ListToolsAsync();
+        Assert.Equal(Served, tools.Select(t => t.Name).Where(n => n != "say").Order(StringComparer.Ordinal)); // "say": routed by the stdio test
+        var upper = tools.Single(t => t.Name == "sample__upper").ProtocolTool;
+        Assert.Equal("Returns the text in upper case (invariant culture).", upper.Description); // the pinned description
+        Assert.Equal("""{"properties":{"text":{"description":"The text","type":"string"}},"required":["text"],"type":"object"}""", JsonSerializer.Serialize(upper.InputSchema));
+
+        var answer = await client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["text"] = "été through rtt" });
+        Assert.Equal("ÉTÉ THROUGH RTT", Assert.IsType<TextContentBlock>(Assert.Single(answer.Content)).Text);
+        Assert.NotEqual(true, answer.IsError);
+
+        // A tool error is an answer with isError, as the server sent it.
+        var failed = await client.CallToolAsync("sample__fail", new Dictionary<string, object?> { ["reason"] = "on purpose" });
+        Assert.True(failed.IsError);
+        Assert.Contains("on purpose", Assert.IsType<TextContentBlock>(Assert.Single(failed.Content)).Text, StringComparison.Ordinal);
+
+        // Bad input: arguments that fail the pinned schema (nothing reaches the server), an unknown tool.
+        var bad = await Assert.ThrowsAsync<McpProtocolException>(() => client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["txt"] = 1 }).AsTask());
+        Assert.Equal(McpErrorCode.InvalidParams, bad.ErrorCode);
+        Assert.Contains(ErrorCodes.CallArgsInvalid, bad.Message, StringComparison.Ordinal);
+        var unknown = await Assert.ThrowsAsync<McpProtocolException>(() => client.CallToolAsync("sample__echo", new Dictionary<string, object?> { ["message"] = "x" }).AsTask());
+        Assert.Contains("sample__echo", unknown.Message, StringComparison.Ordinal);
+
+        // Concurrent calls on one session each get their own answer.
+        var many = await Task.WhenAll(Enumerable.Range(0, 16).Select(i =>
+            client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["text"] = $"call {i}" }).AsTask()));
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => $"CALL {i}"), many.Select(r => ((TextContentBlock)r.Content[0]).Text));
+    }
+
+    [Fact]
+    public async Task Http_without_the_right_credential_or_from_a_foreign_origin_is_refused_before_anything_runs()
+    {
+        using var http = new HttpClient();
+        var body = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample__sleep","arguments":{"ms":1}}}""";
+        foreach (var (auth, origin, host, status) in new (string?, string?, string?, HttpStatusCode)[]
+                 {
+                     (null, null, null, HttpStatusCode.Unauthorized),
+                     ("Bearer wrong-token-wrong-token", null, null, HttpStatusCode.Unauthorized),
+                     ("Basic " + gw.Token, null, null, HttpStatusCode.Unauthorized),
+                     ("Bearer " + gw.Token, "http://evil.example", null, HttpStatusCode.Forbidden),
+                     ("Bearer " + gw.Token, null, "evil.example", HttpStatusCode.Forbidden),
+                 })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, gw.Url) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Accept.ParseAdd("application/json");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            if (auth is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", auth);
+            }
+
+            if (origin is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Origin", origin);
+            }
+
+            if (host is not null)
+            {
+                request.Headers.Host = host;
+            }
+
+            using var response = await http.SendAsync(request);
+            Assert.Equal(status, response.StatusCode);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.DoesNotContain(gw.Token, text, StringComparison.Ordinal);
+            if (status == HttpStatusCode.Unauthorized)
+            {
+                Assert.StartsWith("Bearer", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+            }
+        }
+
+        // A loopback Origin is fine; malformed JSON-RPC is a 400 from the protocol layer, the gateway keeps serving.
+        using var malformed = new HttpRequestMessage(HttpMethod.Post, gw.Url) { Content = new StringContent("""{"jsonrpc":""", Encoding.UTF8, "application/json") };
+        malformed.Headers.Accept.ParseAdd("application/json");
+        malformed.Headers.Accept.ParseAdd("text/event-stream");
+        malformed.Headers.TryAddWithoutValidation("Authorization", "Bearer " + gw.Token);
+        malformed.Headers.TryAddWithoutValidation("Origin", "http://localhost:3000");
+        using var bad = await http.SendAsync(malformed);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+
+        await using var client = await Http(gw.Token);
+        Assert.Contains("sample__upper", (await client.ListToolsAsync()).Select(t => t.Name));
+    }
+
+    [Fact]
+    public async Task An_sdk_client_over_stdio_lists_and_calls_and_a_newly_routed_tool_is_announced_with_list_changed()
+    {
+        var transport = new StdioClientTransport(new StdioClientTransportOptions
+        {
+            Command = Path.Combine(RttProcess.CliDirectory, "rtt"),
+            Arguments = ["mcp", "serve", "--as", GatewayWorkspace.Caller, "--stdio"],
+            WorkingDirectory = gw.Workspace,
+            Name = "rtt",
+        });
+        await using var client = await McpClient.CreateAsync(transport);
+        Assert.Equal("rtt", client.ServerInfo?.Name);
+        var before = (await client.ListToolsAsync()).Select(t => t.Name).Order(StringComparer.Ordinal).ToList();
+        Assert.Contains("sample__upper", before);
+        var answer = await client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["text"] = "over stdio" });
+        Assert.Equal("OVER STDIO", ((TextContentBlock)answer.Content[0]).Text);
+
+        // An alias equal to a served name is a planning error naming both tools; nothing is applied.
+        var policyPath = Path.Combine(gw.Workspace, ".rtt", "policy.json");
+        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!;
+        policy["mcp_aliases"] = new JsonObject { ["rtt://mcp/sample/echo"] = "sample__upper" };
+        File.WriteAllText(policyPath, policy.ToJsonString());
+        gw.Route("echo");
+        var clash = RttProcess.Run(gw.Workspace, "plan");
+        Assert.Equal(1, clash.ExitCode);
+        Assert.Contains(ErrorCodes.PlanToolNameCollision, clash.Stderr, StringComparison.Ordinal);
+        Assert.Contains("rtt://mcp/sample/echo", clash.Stderr, StringComparison.Ordinal);
+        Assert.Contains("rtt://mcp/sample/upper", clash.Stderr, StringComparison.Ordinal);
+
+        // With a free alias the plan applies, and the client hears tools/list_changed and sees the new tool by its alias.
+        var changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var handler = client.RegisterNotificationHandler(NotificationMethods.ToolListChangedNotification, (_, _) =>
+        {
+            changed.TrySetResult();
+            return ValueTask.CompletedTask;
+        });
+        policy["mcp_aliases"] = new JsonObject { ["rtt://mcp/sample/echo"] = "say" };
+        File.WriteAllText(policyPath, policy.ToJsonString());
+        gw.Apply();
+        await changed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var after = (await client.ListToolsAsync()).Select(t => t.Name).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal([.. before.Append("say").Order(StringComparer.Ordinal)], after);
+        Assert.Equal("via alias", ((TextContentBlock)(await client.CallToolAsync("say", new Dictionary<string, object?> { ["message"] = "via alias" })).Content[0]).Text);
+    }
+
+    private async Task<McpClient> Http(string token) => await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+    {
+        Endpoint = gw.Url,
+        TransportMode = HttpTransportMode.StreamableHttp,
+        AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+    }));
+
+    internal static string Ok(string ws, params string[] args)
+    {
+        var r = RttProcess.Run(ws, args);
+        Assert.True(r.ExitCode == 0, $"rtt {string.Join(' ', args)}: {r}");
+        return r.Stdout;
+    }
+}
