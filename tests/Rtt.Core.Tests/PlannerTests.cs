@@ -206,6 +206,27 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void Greedy_places_a_new_component_whole_so_routes_that_join_it_later_need_no_solver()
+    {
+        // Route by route, b and a would go to n0, then d and c to the emptier n2 on the other host, and c->b
+        // (no tcp within its budget) would need CP-SAT. Placed as one component, all four share a node.
+        var contracts = new[] { Contract("rtt://s/x/a", cpu: 100), Contract("rtt://s/x/b", cpu: 100), Contract("rtt://s/x/c", cpu: 100), Contract("rtt://s/x/d", cpu: 100) };
+        var topo = Topology(("h1", "n0", 1000, 1000), ("h2", "n2", 1000, 1000));
+        var routes = Routes(Route("rtt://s/x/a", "rtt://s/x/b", budget: 400), Route("rtt://s/x/c", "rtt://s/x/d", budget: 400), Route("rtt://s/x/c", "rtt://s/x/b", budget: 400));
+        var plan = Plan(routes, contracts, topo);
+        Assert.Empty(plan.Rejected);
+        Assert.Equal("greedy", plan.Solver);
+        Assert.Single(plan.Body["placement"]!.AsObject().Select(p => (string?)p.Value).Distinct());
+        Assert.All(plan.Body["lanes"]!.AsArray(), l => Assert.Equal("shm", (string?)l!["kind"]));
+
+        // A component that fits on no single node is placed route by route (and still admitted across nodes of a host).
+        var big = contracts.Select(c => c with { CpuMillis = 400 }).ToList();
+        var split = Plan(routes, big, Topology(("h1", "n0", 1000, 1000), ("h1", "n1", 1000, 1000)));
+        Assert.Empty(split.Rejected);
+        Assert.Equal(2, split.Body["placement"]!.AsObject().Select(p => (string?)p.Value).Distinct().Count());
+    }
+
+    [Fact]
     public void Churn_keeps_placements_and_a_small_change_moves_nothing_else()
     {
         var contracts = Enumerable.Range(0, 6).Select(i => Contract($"rtt://s/x/s{i}", cpu: 200)).ToList();

@@ -14,7 +14,7 @@ internal sealed record PlacementResult(
 /// <summary>
 /// Constraints 5 and 6: capacity per NUMA node, NUMA-aware placement (same node: shm; same host: uds; else tcp),
 /// pins, and churn (a placement from the applied plan is kept while it stays feasible). A greedy pass decides the
-/// easy cases; when it cannot admit every route, CP-SAT decides admission by priority, then lane quality and churn.
+/// easy cases (new components whole on one node first, then route by route); when it cannot admit every route, CP-SAT decides admission by priority, then lane quality and churn.
 /// </summary>
 internal static class Placement
 {
@@ -65,7 +65,7 @@ internal static class Placement
     }
 
     /// <summary>Connected components of the route graph: symbol -> the smallest symbol of its component.</summary>
-    private static Dictionary<string, string> Components(List<Candidate> candidates)
+    internal static Dictionary<string, string> Components(List<Candidate> candidates)
     {
         var parent = new Dictionary<string, string>(StringComparer.Ordinal);
         string Find(string s)
@@ -175,8 +175,11 @@ internal static class Placement
             return pool.OrderByDescending(n => freeCpu[n.Id]).ThenBy(n => n.Id, StringComparer.Ordinal).Select(n => n.Id).FirstOrDefault();
         }
 
-        foreach (var c in candidates.OrderByDescending(c => c.Route.Priority).ThenBy(c => c.Route.Index))
+        var ordered = candidates.OrderByDescending(c => c.Route.Priority).ThenBy(c => c.Route.Index).ToList();
+        var components = new ComponentPlacer(inputs, ordered, demand, previous, freeCpu, freeMem, placed);
+        foreach (var c in ordered)
         {
+            components.Place(c);
             var fresh = new List<string>();
             Rejection? failure = null;
             foreach (var (symbol, partner) in new[] { (c.To.Address, c.From.Address), (c.From.Address, c.To.Address) })
@@ -224,6 +227,15 @@ internal static class Placement
             }
 
             admitted.Add((c, lane!));
+        }
+
+        // A symbol placed with its component whose routes were all rejected (for another reason) is not placed.
+        var used = admitted.SelectMany(a => new[] { a.Item1.From.Address, a.Item1.To.Address }).ToHashSet(StringComparer.Ordinal);
+        foreach (var symbol in components.Placed.Where(s => !used.Contains(s)))
+        {
+            freeCpu[placed[symbol]] += demand[symbol].Cpu;
+            freeMem[placed[symbol]] += demand[symbol].Memory;
+            placed.Remove(symbol);
         }
 
         foreach (var (symbol, node) in placed)
@@ -493,5 +505,98 @@ internal static class Ilp
             ["priority"] = c.Route.Priority,
             ["detail"] = "capacity went to routes of higher priority or earlier in routes.json",
         });
+    }
+}
+
+/// <summary>
+/// Places a connected component of new symbols (none pinned, none placed by the base plan) whole on one NUMA node when
+/// the greedy pass reaches its most important route (priority, then file order), so every route inside it gets the best
+/// lane: on the node with most free CPU that holds all of it (node id breaks ties). A component that fits on no single
+/// node, or holds a pinned or already placed symbol, is left to the route-by-route pass.
+/// </summary>
+internal sealed class ComponentPlacer
+{
+    private readonly PlanInputs _inputs;
+    private readonly SortedDictionary<string, (double Cpu, double Memory)> _demand;
+    private readonly Dictionary<string, double> _freeCpu;
+    private readonly Dictionary<string, double> _freeMem;
+    private readonly SortedDictionary<string, string> _placed;
+    private readonly Dictionary<string, string> _component = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _members = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _tried = new(StringComparer.Ordinal);
+
+    public ComponentPlacer(PlanInputs inputs, List<Candidate> ordered, SortedDictionary<string, (double Cpu, double Memory)> demand,
+        IReadOnlyDictionary<string, string> previous, Dictionary<string, double> freeCpu, Dictionary<string, double> freeMem, SortedDictionary<string, string> placed)
+    {
+        (_inputs, _demand, _freeCpu, _freeMem, _placed) = (inputs, demand, freeCpu, freeMem, placed);
+        var roots = Placement.Components(ordered);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var c in ordered)
+        {
+            foreach (var symbol in (string[])[c.To.Address, c.From.Address])
+            {
+                var root = roots[symbol];
+                _component[symbol] = root;
+                if (!_members.TryGetValue(root, out var list))
+                {
+                    _members[root] = list = [];
+                }
+
+                if (seen.Add(symbol))
+                {
+                    list.Add(symbol);
+                }
+
+                if (inputs.Pins.ContainsKey(symbol) || previous.ContainsKey(symbol))
+                {
+                    _tried.Add(root); // not new: route by route
+                }
+            }
+        }
+    }
+
+    /// <summary>The symbols placed with their component.</summary>
+    public List<string> Placed { get; } = [];
+
+    /// <summary>Places the component of <paramref name="c"/> whole, the first time one of its routes comes up.</summary>
+    public void Place(Candidate c)
+    {
+        var root = _component[c.From.Address];
+        if (!_tried.Add(root))
+        {
+            return;
+        }
+
+        var symbols = _members[root];
+        double cpu = 0, memory = 0;
+        foreach (var symbol in symbols)
+        {
+            cpu += _demand[symbol].Cpu;
+            memory += _demand[symbol].Memory;
+        }
+
+        string? best = null;
+        foreach (var node in _inputs.Nodes)
+        {
+            if (_freeCpu[node.Id] >= cpu && _freeMem[node.Id] >= memory
+                && (best is null || _freeCpu[node.Id] > _freeCpu[best] || (_freeCpu[node.Id] == _freeCpu[best] && string.CompareOrdinal(node.Id, best) < 0)))
+            {
+                best = node.Id;
+            }
+        }
+
+        if (best is null)
+        {
+            return;
+        }
+
+        foreach (var symbol in symbols)
+        {
+            _placed[symbol] = best;
+            Placed.Add(symbol);
+        }
+
+        _freeCpu[best] -= cpu;
+        _freeMem[best] -= memory;
     }
 }
