@@ -29,6 +29,7 @@ for (var i = 0; i < args.Length; i++)
         case "--json": json = true; break;
         case "--micro": break;
         case "--dump": if (i + 1 < args.Length && char.IsDigit(args[i + 1][0])) { i++; } break;
+        case "--null": break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 1;
     }
 }
@@ -42,7 +43,7 @@ if (args.Contains("--dump"))
 {
     // The flight recorder's dump: a ring of N records (default 5,000,000: 5 s at 1 M requests/s) filled, then the
     // last 5 s written as NDJSON to a file, timed.
-    var n = args.SkipWhile(a => a != "--dump").Skip(1).Select(a => int.TryParse(a, CultureInfo.InvariantCulture, out var v) ? v : 0).FirstOrDefault(5_000_000);
+    var n = args.SkipWhile(a => a != "--dump").Skip(1).Take(1).Select(a => int.TryParse(a, CultureInfo.InvariantCulture, out var v) ? v : 0).FirstOrDefault(0) is > 0 and var given ? given : 5_000_000;
     var capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)n);
     using var telemetry = new LaneTelemetry(capacity, start: false);
     var t0 = Stopwatch.GetTimestamp();
@@ -55,15 +56,27 @@ if (args.Contains("--dump"))
     try
     {
         var clock = Stopwatch.StartNew();
-        using (var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        long bytes;
+        if (args.Contains("--null"))
         {
+            // Formatting alone: the lines go to a counting sink, not the disk.
+            using var output = new CountingStream();
             telemetry.WriteFlight(output, TimeSpan.FromSeconds(3600));
+            bytes = output.Length;
+        }
+        else
+        {
+            using (var output = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                telemetry.WriteFlight(output, TimeSpan.FromSeconds(3600));
+            }
+
+            bytes = new FileInfo(file).Length;
         }
 
         var elapsed = clock.Elapsed.TotalSeconds;
-        var bytes = new FileInfo(file).Length;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"flight dump: {n:N0} records ({capacity * 40L / (1 << 20)} MiB ring) -> {bytes / (1 << 20)} MiB NDJSON in {elapsed:0.00} s ({n / elapsed / 1e6:0.00} M records/s); load {File.ReadAllText("/proc/loadavg").Trim()}"));
+            $"flight dump{(args.Contains("--null") ? " (no disk)" : "")}: {n:N0} records ({capacity * 40L / (1 << 20)} MiB ring) -> {bytes / (1 << 20)} MiB NDJSON in {elapsed:0.00} s ({n / elapsed / 1e6:0.00} M records/s); load {File.ReadAllText("/proc/loadavg").Trim()}"));
     }
     finally
     {
@@ -418,4 +431,34 @@ internal static class Micro
             Directory.Delete(dir, recursive: true);
         }
     }
+}
+
+/// <summary>A write-only stream that only counts bytes.</summary>
+internal sealed class CountingStream : Stream
+{
+    private long _length;
+
+    public override bool CanRead => false;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => true;
+
+    public override long Length => _length;
+
+    public override long Position { get => _length; set => throw new NotSupportedException(); }
+
+    public override void Flush()
+    {
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => _length += count;
+
+    public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
 }

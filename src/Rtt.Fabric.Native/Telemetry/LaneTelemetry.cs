@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Text;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -213,75 +215,109 @@ public sealed class LaneTelemetry : IDisposable
         WriteRecords(output, writer, records);
     }
 
-    private static readonly JsonEncodedText TypeName = JsonEncodedText.Encode("type");
-    private static readonly JsonEncodedText FrameType = JsonEncodedText.Encode("frame");
-    private static readonly JsonEncodedText TsName = JsonEncodedText.Encode("ts");
-    private static readonly JsonEncodedText RouteIdName = JsonEncodedText.Encode("route_id");
-    private static readonly JsonEncodedText RouteName = JsonEncodedText.Encode("route");
-    private static readonly JsonEncodedText EndpointName = JsonEncodedText.Encode("endpoint");
-    private static readonly JsonEncodedText FrameIdName = JsonEncodedText.Encode("frame_id");
-    private static readonly JsonEncodedText RequestBytesName = JsonEncodedText.Encode("request_bytes");
-    private static readonly JsonEncodedText AnswerBytesName = JsonEncodedText.Encode("answer_bytes");
-    private static readonly JsonEncodedText LatencyName = JsonEncodedText.Encode("latency_ns");
-    private static readonly JsonEncodedText OutcomeField = JsonEncodedText.Encode("outcome");
-    private static readonly JsonEncodedText CodeName = JsonEncodedText.Encode("code");
-    private static readonly JsonEncodedText[] Outcomes = [.. Enumerable.Range(0, 6).Select(i => JsonEncodedText.Encode(OutcomeName((Outcome)i)))];
 
     /// <summary>
-    /// Writes <paramref name="records"/> as NDJSON <c>frame</c> lines (names and routes encoded once; lines gathered in
-    /// a buffer and written to <paramref name="output"/> about 1 MiB at a time). <paramref name="writer"/> is unused (kept for callers).
+    /// Writes <paramref name="records"/> as NDJSON <c>frame</c> lines, the bytes System.Text.Json's writer gives for the
+    /// same object (names in this order, strings escaped by its default encoder, the time as ISO 8601 UTC with the
+    /// fraction's trailing zeros trimmed), formatted by hand: constant parts copied, numbers by Utf8Formatter, the
+    /// date and time to the second formatted once per second. Lines are gathered in a buffer and written to
+    /// <paramref name="output"/> about 1 MiB at a time. <paramref name="writer"/> is unused (kept for callers).
     /// </summary>
     public void WriteRecords(Stream output, Utf8JsonWriter? writer, List<FlightRecord> records)
     {
         _ = writer;
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1 << 20);
-        using var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true });
+        var buffer = new byte[(1 << 20) + 4096];
+        var at = 0;
         uint lastRoute = 0;
-        JsonEncodedText? route = null, endpoint = null;
-        var codes = new JsonEncodedText?[ErrorCodeTable.Count];
+        byte[]? routePart = null; // ,"route":"…","endpoint":"…"
+        var haveRoute = false;
+        var codes = new byte[]?[ErrorCodeTable.Count];
+        var second = long.MinValue;
+        var secondText = new byte[19]; // yyyy-MM-ddTHH:mm:ss
         foreach (var r in records)
         {
-            if (route is null || r.RouteId != lastRoute)
+            if (!haveRoute || r.RouteId != lastRoute)
             {
                 lastRoute = r.RouteId;
+                haveRoute = true;
                 var stats = Route(r.RouteId);
-                route = stats is null ? null : JsonEncodedText.Encode(stats.Name);
-                endpoint = stats is null ? null : JsonEncodedText.Encode(stats.Endpoint);
+                routePart = stats is null ? null
+                    : [.. ",\"route\":\""u8, .. JsonEncodedText.Encode(stats.Name).EncodedUtf8Bytes, .. "\",\"endpoint\":\""u8, .. JsonEncodedText.Encode(stats.Endpoint).EncodedUtf8Bytes, (byte)'"'];
             }
 
-            json.WriteStartObject();
-            json.WriteString(TypeName, FrameType);
-            json.WriteString(TsName, UtcOf(r.Start));
-            json.WriteNumber(RouteIdName, r.RouteId);
-            if (route is { } name)
+            var code = r.Code != 0 || r.Outcome == Outcome.Error ? codes[r.Code] ??= JsonEncodedText.Encode(ErrorCodeTable.Codes[r.Code]).EncodedUtf8Bytes.ToArray() : null;
+            if (at + 512 + (routePart?.Length ?? 0) + (code?.Length ?? 0) > buffer.Length)
             {
-                json.WriteString(RouteName, name);
-                json.WriteString(EndpointName, endpoint!.Value);
+                output.Write(buffer, 0, at);
+                at = 0;
             }
 
-            json.WriteNumber(FrameIdName, r.FrameId);
-            json.WriteNumber(RequestBytesName, r.RequestBytes);
-            json.WriteNumber(AnswerBytesName, r.AnswerBytes);
-            json.WriteNumber(LatencyName, r.LatencyNs);
-            json.WriteString(OutcomeField, Outcomes[(int)r.Outcome < Outcomes.Length ? (int)r.Outcome : 0]);
-            if (r.Code != 0 || r.Outcome == Outcome.Error)
+            var span = buffer.AsSpan();
+            Put(span, ref at, "{\"type\":\"frame\",\"ts\":\""u8);
+            var ticks = UtcOf(r.Start).Ticks;
+            if (ticks / TimeSpan.TicksPerSecond != second)
             {
-                json.WriteString(CodeName, codes[r.Code] ??= JsonEncodedText.Encode(ErrorCodeTable.Codes[r.Code]));
+                second = ticks / TimeSpan.TicksPerSecond;
+                new DateTime(second * TimeSpan.TicksPerSecond, DateTimeKind.Utc).TryFormat(secondText, out _, "yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture);
             }
 
-            json.WriteEndObject();
-            json.Flush();
-            buffer.GetSpan(1)[0] = (byte)'\n';
-            buffer.Advance(1);
-            json.Reset(buffer);
-            if (buffer.WrittenCount >= 1 << 20)
+            Put(span, ref at, secondText);
+            var fraction = (int)(ticks % TimeSpan.TicksPerSecond);
+            if (fraction != 0)
             {
-                output.Write(buffer.WrittenSpan);
-                buffer.ResetWrittenCount();
+                var digits = 7;
+                while (fraction % 10 == 0)
+                {
+                    fraction /= 10;
+                    digits--;
+                }
+
+                span[at++] = (byte)'.';
+                Utf8Formatter.TryFormat(fraction, span[at..], out var n, new StandardFormat('D', (byte)digits));
+                at += n;
             }
+
+            Put(span, ref at, "Z\",\"route_id\":"u8);
+            Number(span, ref at, r.RouteId);
+            if (routePart is not null)
+            {
+                Put(span, ref at, routePart);
+            }
+
+            Put(span, ref at, ",\"frame_id\":"u8);
+            Number(span, ref at, r.FrameId);
+            Put(span, ref at, ",\"request_bytes\":"u8);
+            Number(span, ref at, r.RequestBytes);
+            Put(span, ref at, ",\"answer_bytes\":"u8);
+            Number(span, ref at, r.AnswerBytes);
+            Put(span, ref at, ",\"latency_ns\":"u8);
+            Number(span, ref at, r.LatencyNs);
+            Put(span, ref at, ",\"outcome\":\""u8);
+            Put(span, ref at, OutcomeUtf8[(int)r.Outcome < OutcomeUtf8.Length ? (int)r.Outcome : 0]);
+            if (code is not null)
+            {
+                Put(span, ref at, "\",\"code\":\""u8);
+                Put(span, ref at, code);
+            }
+
+            Put(span, ref at, "\"}\n"u8);
         }
 
-        output.Write(buffer.WrittenSpan);
+        output.Write(buffer, 0, at);
+    }
+
+    private static readonly byte[][] OutcomeUtf8 = [.. Enumerable.Range(0, 6).Select(i => Encoding.UTF8.GetBytes(OutcomeName((Outcome)i)))];
+
+    private static void Put(Span<byte> buffer, ref int at, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(buffer[at..]);
+        at += bytes.Length;
+    }
+
+    private static void Number(Span<byte> buffer, ref int at, long value)
+    {
+        Utf8Formatter.TryFormat(value, buffer[at..], out var n);
+        at += n;
     }
 
     /// <summary>A Stopwatch timestamp as UTC time.</summary>
