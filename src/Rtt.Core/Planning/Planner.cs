@@ -93,11 +93,11 @@ public static class Planner
     /// <summary><c>plan_id</c> = sha256 of the canonical plan without <c>plan_id</c> and <c>sign</c>; then the signature over the rest.</summary>
     public static JsonObject Seal(JsonObject body, SigningKey key)
     {
-        var plan = (JsonObject)body.DeepClone();
+        var plan = (JsonObject)body.DeepClone(); // the one copy: hashed, then given its id and signed in place
         plan.Remove("plan_id");
         plan.Remove(ObjectSigner.SignMember);
-        plan["plan_id"] = PlanId(plan);
-        return ObjectSigner.Sign(plan, key);
+        plan["plan_id"] = ContentHash.OfCanonical(plan);
+        return ObjectSigner.SignInPlace(plan, key);
     }
 
     public static string PlanId(JsonObject plan)

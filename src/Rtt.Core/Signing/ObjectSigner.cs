@@ -15,6 +15,11 @@ public static class ObjectSigner
     /// <summary>The bytes a signature covers: the canonical object with its <c>sign</c> member removed.</summary>
     public static byte[] SigningPayload(JsonObject obj)
     {
+        if (!obj.ContainsKey(SignMember))
+        {
+            return CanonicalJson.Serialize(obj); // nothing to leave out: no copy (a 10,000-route plan is tens of MB of nodes)
+        }
+
         var copy = (JsonObject)obj.DeepClone();
         copy.Remove(SignMember);
         return CanonicalJson.Serialize(copy);
@@ -32,6 +37,19 @@ public static class ObjectSigner
             ["sig"] = Convert.ToBase64String(signature),
         };
         return signed;
+    }
+
+    /// <summary>Adds a fresh <c>sign</c> block to <paramref name="obj"/> itself (which has none), for callers that own it.</summary>
+    internal static JsonObject SignInPlace(JsonObject obj, SigningKey key)
+    {
+        var signature = key.Sign(SigningPayload(obj));
+        obj[SignMember] = new JsonObject
+        {
+            ["alg"] = "ed25519",
+            ["key_id"] = key.KeyId,
+            ["sig"] = Convert.ToBase64String(signature),
+        };
+        return obj;
     }
 
     /// <summary>Reads the sign block, or throws <see cref="ErrorCodes.Unsigned"/> / <see cref="ErrorCodes.SignatureMalformed"/>.</summary>
