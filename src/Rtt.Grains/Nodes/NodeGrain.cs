@@ -194,7 +194,8 @@ public sealed class NodeGrain(
             return new Reconciling.TxCheck(true, $"{probed}; SLO gates skipped (a rollback)");
         }
 
-        var (breaches, note) = await host.GateAsync(lanes); // SLO gates (observability.md): after the probes, under live traffic
+        // SLO gates (observability.md): after the probes, under live traffic, on the lanes this transaction changed.
+        var (breaches, note) = await host.GateAsync(LaneTarget.Changed(lanes, ledger.PreviousTarget));
         return breaches.Count == 0
             ? new Reconciling.TxCheck(true, note.Length == 0 ? probed : $"{probed}; {note}")
             : new Reconciling.TxCheck(false, $"SLO breached: {string.Join("; ", breaches)}");

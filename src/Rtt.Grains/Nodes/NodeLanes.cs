@@ -30,6 +30,22 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
                 l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null);
         })];
     }
+
+    /// <summary>
+    /// The lanes of <paramref name="now"/> that the previous target did not have as they are (new routes, and routes
+    /// whose lane kind, ring, endpoint or serve block changed): what an apply changed, which the SLO gates judge. All of
+    /// them when there is no previous target (a first apply, or a ledger written before previous targets were kept).
+    /// </summary>
+    public static IReadOnlyList<LaneTarget> Changed(IReadOnlyList<LaneTarget> now, string? previousTarget)
+    {
+        if (previousTarget is null)
+        {
+            return now;
+        }
+
+        var before = Of(previousTarget).ToHashSet();
+        return [.. now.Where(l => !before.Contains(l))];
+    }
 }
 
 /// <summary>

@@ -18,6 +18,9 @@ public sealed class LedgerState
     [Id(8)] public bool VoteYes { get; set; }
     [Id(9)] public string? VoteReason { get; set; }
 
+    /// <summary>The target applied before <see cref="AppliedTarget"/> (null: none, or a ledger older than this field): the SLO gates judge only what changed.</summary>
+    [Id(10)] public string? PreviousTarget { get; set; }
+
     public ParticipantLedgerView View() => new(AppliedTx ?? -1, AppliedPlan, AppliedTarget, ReservedTx ?? -1, ReservedPlan);
 }
 
@@ -84,6 +87,7 @@ public static class TxLedger
         }
 
         var reserved = s.ReservedTx == tx;
+        s.PreviousTarget = s.AppliedTarget;
         s.AppliedTx = tx;
         s.AppliedPlan = reserved ? s.ReservedPlan : planId;
         s.AppliedTarget = reserved ? s.ReservedTarget : target;
