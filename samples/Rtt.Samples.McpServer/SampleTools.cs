@@ -27,7 +27,16 @@ public sealed class SampleTools
     [McpServerTool(Name = "sleep"), Description("Waits the given number of milliseconds (at most 10 minutes), then answers \"slept N ms\".")]
     public static async Task<string> Sleep([Description("Milliseconds to wait")] int ms, CancellationToken cancellationToken)
     {
-        await Task.Delay(Math.Clamp(ms, 0, 600_000), cancellationToken);
+        try
+        {
+            await Task.Delay(Math.Clamp(ms, 0, 600_000), cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine($"sleep {ms} ms cancelled"); // tests see a cancellation arrive (stderr goes to the silo log)
+            throw;
+        }
+
         return $"slept {ms} ms";
     }
 }

@@ -202,7 +202,8 @@ public sealed class McpGatewayTests(GatewayWorkspace gw) : IClassFixture<Gateway
             WorkingDirectory = gw.Workspace,
             Name = "rtt",
         });
-        await using var client = await McpClient.CreateAsync(transport);
+        // 2025-11-25: list_changed is sent unasked (2026-07-28 clients subscribe to it through the SDK instead).
+        await using var client = await McpClient.CreateAsync(transport, new McpClientOptions { ProtocolVersion = "2025-11-25" });
         Assert.Equal("rtt", client.ServerInfo?.Name);
         var before = (await client.ListToolsAsync()).Select(t => t.Name).Order(StringComparer.Ordinal).ToList();
         Assert.Contains("sample__upper", before);
@@ -235,6 +236,51 @@ public sealed class McpGatewayTests(GatewayWorkspace gw) : IClassFixture<Gateway
         var after = (await client.ListToolsAsync()).Select(t => t.Name).Order(StringComparer.Ordinal).ToList();
         Assert.Equal([.. before.Append("say").Order(StringComparer.Ordinal)], after);
         Assert.Equal("via alias", ((TextContentBlock)(await client.CallToolAsync("say", new Dictionary<string, object?> { ["message"] = "via alias" })).Content[0]).Text);
+    }
+
+    [Fact]
+    public async Task A_cancelled_call_and_a_client_that_goes_away_mid_call_are_cancelled_upstream()
+    {
+        // The SDK client cancels: notifications/cancelled reaches the gateway, which withdraws the request on its lane
+        // (a Cancel frame); the lane host cancels the MCP endpoint's call, which tells the server.
+        await using (var client = await Http(gw.Token))
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+                client.CallToolAsync("sample__sleep", new Dictionary<string, object?> { ["ms"] = 60_001 }, cancellationToken: cts.Token).AsTask());
+            await Until(() => (gw.Silo.Stdout + gw.Silo.Stderr).Contains("sleep 60001 ms cancelled", StringComparison.Ordinal), "the server never heard of the cancellation");
+            Assert.Equal("STILL", ((TextContentBlock)(await client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["text"] = "still" })).Content[0]).Text);
+        }
+
+        // A client whose gateway process dies mid-call (its lanes close): the lane host withdraws the call.
+        var info = new System.Diagnostics.ProcessStartInfo(Path.Combine(RttProcess.CliDirectory, "rtt"), ["mcp", "serve", "--as", GatewayWorkspace.Caller, "--stdio"])
+        {
+            WorkingDirectory = gw.Workspace,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var stdio = System.Diagnostics.Process.Start(info)!;
+        stdio.ErrorDataReceived += (_, _) => { };
+        stdio.BeginErrorReadLine();
+        var transport = new StreamClientTransport(stdio.StandardInput.BaseStream, stdio.StandardOutput.BaseStream);
+        await using var doomed = await McpClient.CreateAsync(transport);
+        var call = doomed.CallToolAsync("sample__sleep", new Dictionary<string, object?> { ["ms"] = 60_002 }).AsTask();
+        await Until(() => (gw.Silo.Stdout + gw.Silo.Stderr).Contains("sleep", StringComparison.Ordinal) && !call.IsCompleted, "the call did not start");
+        await Task.Delay(1000);
+        stdio.Kill(); // SIGKILL: nothing is said, the lanes just close
+        await Until(() => (gw.Silo.Stdout + gw.Silo.Stderr).Contains("sleep 60002 ms cancelled", StringComparison.Ordinal), "the server never heard that the caller went away");
+        await Assert.ThrowsAnyAsync<Exception>(() => call);
+    }
+
+    private static async Task Until(Func<bool> condition, string because)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, because);
+            await Task.Delay(100);
+        }
     }
 
     private async Task<McpClient> Http(string token) => await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions

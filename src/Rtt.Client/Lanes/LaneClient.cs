@@ -158,12 +158,25 @@ public sealed class LaneClient : IAgent, IDisposable
                 if (client._pending.TryRemove(id, out var t))
                 {
                     t.TrySetCanceled(token);
+                    client.Withdraw(id);
                 }
             }, (this, id, cancellationToken));
             done.Track(registration);
         }
 
         return done.Task;
+    }
+
+    /// <summary>Tells the lane host the request is withdrawn (a Cancel frame): a driver call still in progress is cancelled upstream.</summary>
+    private void Withdraw(uint id)
+    {
+        lock (_sendLock)
+        {
+            if (!_lane.PeerGone && _lane.Send(RouteId, id, [], FrameFlags.Cancel))
+            {
+                _lane.Flush();
+            }
+        }
     }
 
     /// <summary>Sends one frame without waiting for an answer; its response, if any, goes to the onFrame callback.</summary>

@@ -97,6 +97,7 @@ public static class ErrorCodes
     public const string CallProtocolError = "RTT-CALL-008";
     public const string CallToolError = "RTT-CALL-009";
     public const string CallInputInvalid = "RTT-CALL-010";
+    public const string CallCancelled = "RTT-CALL-011";
 
     // Provider views: overlays, merged views, materialized files
     public const string ViewUnknownAgent = "RTT-VIEW-001";

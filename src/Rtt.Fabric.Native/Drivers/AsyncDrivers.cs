@@ -75,6 +75,9 @@ internal sealed class DriverCall : IThreadPoolWorkItem
     public ReadOnlyMemory<byte> Answer;
     public byte[]? Error;
 
+    /// <summary>Fired when the caller withdraws the request (a Cancel frame) or its lane goes away.</summary>
+    public readonly CancellationTokenSource Withdrawn = new();
+
     public void Execute() => _ = RunAsync();
 
     private async Task RunAsync()
@@ -87,10 +90,15 @@ internal sealed class DriverCall : IThreadPoolWorkItem
             }
             else
             {
-                using var timeout = new CancellationTokenSource(Endpoint.CallTimeout);
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Withdrawn.Token);
+                timeout.CancelAfter(Endpoint.CallTimeout);
                 try
                 {
                     Answer = await Endpoint.Driver.CallAsync(Request.AsMemory(0, Length), timeout.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (Withdrawn.IsCancellationRequested)
+                {
+                    Error = ErrorPayload.Encode(ErrorCodes.CallCancelled, $"the caller withdrew the request to endpoint \"{Endpoint.Name}\"");
                 }
                 catch (OperationCanceledException) when (timeout.IsCancellationRequested)
                 {

@@ -25,6 +25,14 @@ public enum FrameFlags : ushort
     /// route's endpoint is ready, or an error frame saying why not. It never reaches the endpoint.
     /// </summary>
     Probe = 0x0008,
+
+    /// <summary>
+    /// A request frame that withdraws an earlier request of the same lane (same route_id and frame_id), empty payload:
+    /// the caller gave up (its client cancelled or went away). The lane host cancels the endpoint call when it is still
+    /// in progress at an async driver (an MCP endpoint then sends <c>notifications/cancelled</c> upstream) and answers
+    /// nothing; a request already answered, or at a process service, is left as it is.
+    /// </summary>
+    Cancel = 0x0010,
 }
 
 /// <summary>

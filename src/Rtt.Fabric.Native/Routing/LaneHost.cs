@@ -461,6 +461,16 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// <summary>Releases a client lane whose peer is gone (this thread is the only one touching it), reporting a broken one.</summary>
     private void Release(IFrameLane?[] inbound, int i, IFrameLane lane)
     {
+        if (_calls.Count > 0)
+        {
+            // The caller went away: its calls still in progress at drivers are withdrawn (cancelled upstream).
+            foreach (var key in _calls.Keys.Where(k => k.Inbound == i).ToList())
+            {
+                _calls.Remove(key, out var call);
+                Withdraw(call!);
+            }
+        }
+
         inbound[i] = null;
         _stalled[i] = false;
         if (lane is ShmLane { BrokenReason: { } broken })
@@ -608,6 +618,17 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     private void OnRequest(in FrameHeader header, ReadOnlySpan<byte> payload)
     {
+        if ((header.Flags & FrameFlags.Cancel) != 0)
+        {
+            // The caller withdraws an earlier request: cancel its driver call if it is still out; never answered.
+            if (_calls.Remove((_currentInbound, header.FrameId), out var withdrawn))
+            {
+                Withdraw(withdrawn);
+            }
+
+            return;
+        }
+
         var lane = _inbound[_currentInbound]!;
         var index = _current.IndexOf(header.RouteId);
         var endpoint = index < 0 ? null : _current.EndpointAt(index);
@@ -831,7 +852,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         payload.CopyTo(buffer);
         a.Requests++;
         _asyncInFlight++;
-        ThreadPool.UnsafeQueueUserWorkItem(new DriverCall
+        var call = new DriverCall
         {
             Host = this,
             Endpoint = a,
@@ -843,8 +864,17 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             Length = payload.Length,
             Stats = stats,
             Start = start,
-        }, preferLocal: false);
+        };
+        _calls[(_currentInbound, header.FrameId)] = call; // so a Cancel frame or the lane's end can withdraw it
+        ThreadPool.UnsafeQueueUserWorkItem(call, preferLocal: false);
     }
+
+    /// <summary>Cancels a driver call on the thread pool: its cancellation callbacks (e.g. an MCP notifications/cancelled) never run on the worker.</summary>
+    private static void Withdraw(DriverCall call) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static c => c.Withdrawn.Cancel(), call, preferLocal: false);
+
+    /// <summary>Driver calls in progress by (client lane index, frame id): worker-only.</summary>
+    private readonly Dictionary<(int Inbound, uint FrameId), DriverCall> _calls = [];
 
     /// <summary>Writes out the answers of async driver calls that completed (on the worker: it alone writes to client lanes).</summary>
     private int WriteCompletions()
@@ -854,6 +884,11 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             done++;
             _asyncInFlight--;
+            if (_calls.TryGetValue((call.Inbound, call.FrameId), out var tracked) && ReferenceEquals(tracked, call))
+            {
+                _calls.Remove((call.Inbound, call.FrameId));
+            }
+
             call.Endpoint.Responses++;
             if (call.Error is not null)
             {
