@@ -45,6 +45,7 @@ public static class RttCommands
         }
 
         root.Subcommands.Add(WalCommand.Create());
+        root.Subcommands.Add(DbCommand.Create());
         root.Subcommands.Add(CallCommand.Create());
         foreach (var command in TelemetryCommands.Create())
         {

@@ -22,9 +22,10 @@ public static class UpCommand
         var gatewayPort = new Option<int?>("--gateway-port") { Description = "Client gateway port (config Silo:GatewayPort, default 30000)" };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on 127.0.0.1:PORT/metrics (config Metrics:PrometheusPort)" };
         var mountViews = new Option<string?>("--mount-views") { Description = "Keep every provider's views mounted read-only at this empty folder while the silo runs (rtt view mount --all --watch; docs/views.md)" };
+        var cluster = new Option<string?>("--cluster") { Description = "Join a cluster on PostgreSQL: an Npgsql connection string (config Cluster:Provider=postgres + Cluster:ConnectionString; prepare the database with `rtt db init`)" };
         var command = new Command("up", "Run the embedded silo on the workspace in the foreground (Ctrl-C stops it cleanly)")
         {
-            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews,
+            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster,
         };
 
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
@@ -49,6 +50,11 @@ public static class UpCommand
             Put(overrides, "Silo:SiloPort", parse.GetValue(siloPort)?.ToString(CultureInfo.InvariantCulture));
             Put(overrides, "Silo:GatewayPort", parse.GetValue(gatewayPort)?.ToString(CultureInfo.InvariantCulture));
             Put(overrides, "Metrics:PrometheusPort", parse.GetValue(metricsPort)?.ToString(CultureInfo.InvariantCulture));
+            if (parse.GetValue(cluster) is { } connection)
+            {
+                Put(overrides, "Cluster:Provider", "postgres");
+                Put(overrides, "Cluster:ConnectionString", connection);
+            }
 
             await using var silo = RttSiloHost.Build(workspace, overrides);
             await silo.StartAsync(cancellationToken);

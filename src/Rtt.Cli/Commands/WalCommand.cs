@@ -105,7 +105,7 @@ public static class WalCommand
         verify.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
-            using var store = SqliteWalStore.OpenReadOnly(ws.StateDatabasePath); // checking never writes rtt.db
+            using var store = OpenStore(ws); // checking never writes rtt.db
             var report = WalVerifier.Verify(store, ws.LoadTrustStore(), WalAnchor.Of(ws));
             if (parse.GetValue(verifyJson))
             {
@@ -146,7 +146,24 @@ public static class WalCommand
     private static WalLog Open(ParseResult parse)
     {
         var ws = RttCommands.FindWorkspace(parse);
-        return WalLog.Open(SqliteWalStore.OpenReadOnly(ws.StateDatabasePath), ws.LoadTrustStore(), WalAnchor.Of(ws));
+        return WalLog.Open(OpenStore(ws), ws.LoadTrustStore(), WalAnchor.Of(ws));
+    }
+
+    /// <summary>
+    /// The workspace's SQLite database (read-only), or, when the configuration (appsettings.json, RTT_ variables) puts the
+    /// silo in a PostgreSQL cluster (<c>Cluster:Provider=postgres</c>) or the WAL in PostgreSQL, that database's WAL.
+    /// </summary>
+    private static IWalStore OpenStore(RttWorkspace ws)
+    {
+        var configuration = Rtt.Silo.Hosting.RttSiloHost.LoadConfiguration();
+        if (Rtt.Silo.Hosting.RttClusterOptions.PostgresConnection(configuration) is { } cluster)
+        {
+            return PostgresWalStore.Open(cluster, create: false);
+        }
+
+        return string.Equals(configuration["Wal:Provider"], "postgres", StringComparison.OrdinalIgnoreCase) && configuration["Wal:ConnectionString"] is { Length: > 0 } wal
+            ? PostgresWalStore.Open(wal, create: false)
+            : SqliteWalStore.OpenReadOnly(ws.StateDatabasePath);
     }
 
     private static void Check(bool ok, string what)

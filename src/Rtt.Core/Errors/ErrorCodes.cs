@@ -74,6 +74,10 @@ public static class ErrorCodes
     public const string SiloAlreadyRunning = "RTT-SILO-006";
     public const string NoSiloAnswers = "RTT-CLIENT-001";
 
+    // Cluster (PostgreSQL)
+    public const string ClusterSchemaMissing = "RTT-CLUSTER-001";
+    public const string ClusterUnavailable = "RTT-CLUSTER-002";
+
     // Fabric lanes
     public const string LaneSetupFailed = "RTT-LANE-001";
     public const string LaneAttachFailed = "RTT-LANE-002";

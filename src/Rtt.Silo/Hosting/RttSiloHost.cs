@@ -18,6 +18,7 @@ using Rtt.Grains.Reconciling;
 using Rtt.Silo.Lanes;
 using Rtt.Silo.Nodes;
 using Rtt.Silo.Storage;
+using Rtt.Silo.Storage.Postgres;
 
 namespace Rtt.Silo.Hosting;
 
@@ -48,14 +49,16 @@ public static class RttSiloHost
         var storage = Bind<RttStorageOptions>(configuration, "Storage");
         var metrics = Bind<RttMetricsOptions>(configuration, "Metrics");
         var wal = Bind<RttWalOptions>(configuration, "Wal");
+        var cluster = Bind<RttClusterOptions>(configuration, "Cluster");
         silo.Validate();
+        cluster.Validate();
 
         workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
         EnsureWritable(workspace.State);
         var siloLock = SiloLock.Acquire(workspace); // before anything is touched: a second silo on this workspace stops here
         try
         {
-            return Build(workspace, configuration, silo, storage, metrics, wal, siloLock, logging, clock);
+            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, siloLock, logging, clock);
         }
         catch
         {
@@ -65,7 +68,7 @@ public static class RttSiloHost
     }
 
     private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
-        RttWalOptions wal, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock)
+        RttWalOptions wal, RttClusterOptions cluster, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock)
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
@@ -87,8 +90,19 @@ public static class RttSiloHost
                 "use \"sqlite\" (the embedded default)");
         }
 
-        var connectionString = storage.ConnectionString ?? SqliteStateStore.ConnectionString(workspace.StateDatabasePath);
-        SqliteStateStore.Prepare(connectionString, workspace.StateDatabasePath);
+        // Cluster mode: membership, grain state, ledgers and the WAL all live in the cluster's PostgreSQL database, whose
+        // schema `rtt db init` applies; the silo only checks it (RTT-CLUSTER-001 names what is missing).
+        var clusterConnection = cluster.IsPostgres ? cluster.ConnectionString! : null;
+        if (clusterConnection is not null)
+        {
+            ClusterDatabase.Check(clusterConnection);
+        }
+
+        var connectionString = clusterConnection ?? storage.ConnectionString ?? SqliteStateStore.ConnectionString(workspace.StateDatabasePath);
+        if (clusterConnection is null)
+        {
+            SqliteStateStore.Prepare(connectionString, workspace.StateDatabasePath);
+        }
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
@@ -117,21 +131,43 @@ public static class RttSiloHost
         builder.Services.AddSingleton(TimeProvider.System);
         builder.UseOrleans(orleans =>
         {
-            orleans.UseLocalhostClustering(silo.SiloPort, silo.GatewayPort, null, silo.ServiceId, silo.ClusterId);
+            if (clusterConnection is null)
+            {
+                orleans.UseLocalhostClustering(silo.SiloPort, silo.GatewayPort, null, silo.ServiceId, silo.ClusterId);
+            }
+            else
+            {
+                orleans.UseAdoNetClustering(o =>
+                {
+                    o.Invariant = ClusterDatabase.Invariant;
+                    o.ConnectionString = clusterConnection;
+                });
+                orleans.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = silo.ClusterId;
+                    o.ServiceId = silo.ServiceId;
+                });
+                var advertised = IPAddress.Parse(cluster.AdvertisedAddress);
+                orleans.ConfigureEndpoints(advertised, silo.SiloPort, silo.GatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(advertised));
+                orleans.Configure<ClusterMembershipOptions>(configuration.GetSection("Cluster:Membership")); // failure detection, tunable per deployment
+            }
+
             orleans.Configure<SiloOptions>(o => o.SiloName = silo.NodeId);
             orleans.AddRttGrains();
             orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
             {
-                o.Invariant = SqliteStateStore.Invariant;
+                o.Invariant = clusterConnection is null ? SqliteStateStore.Invariant : ClusterDatabase.Invariant;
                 o.ConnectionString = connectionString;
             });
         });
 
         // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
-        var walStores = WalStores(wal, workspace);
+        var walStores = clusterConnection is null ? WalStores(wal, workspace) : () => PostgresWalStore.Open(clusterConnection, create: false);
         CheckWal(walStores, workspace);
         builder.Services.AddSingleton(walStores);
-        builder.Services.AddSingleton<IParticipantLedgerStore>(_ => new SqliteLedgerStore(workspace.StateDatabasePath));
+        builder.Services.AddSingleton<IParticipantLedgerStore>(_ => clusterConnection is null
+            ? new SqliteLedgerStore(workspace.StateDatabasePath)
+            : new PostgresLedgerStore(clusterConnection));
 
         // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
         // (lane workers on their own threads, outside grain turns), then the node registration, which makes the node

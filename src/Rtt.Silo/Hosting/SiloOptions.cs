@@ -76,3 +76,46 @@ public sealed class RttMetricsOptions
     /// <summary>How often the OTLP exporter pushes, in milliseconds.</summary>
     public int ExportIntervalMs { get; set; } = 10_000;
 }
+
+/// <summary>
+/// Cluster mode (the <c>Cluster</c> section): <c>Provider=postgres</c> puts membership (Orleans ADO.NET clustering),
+/// grain state, the participants' ledgers and the Merkle WAL in one PostgreSQL database shared by every silo.
+/// </summary>
+public sealed class RttClusterOptions
+{
+    /// <summary><c>none</c> (default: the embedded single silo on SQLite) or <c>postgres</c>.</summary>
+    public string Provider { get; set; } = "none";
+
+    /// <summary>For <c>postgres</c>: the Npgsql connection string (required).</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The address other silos and clients reach this silo at (default 127.0.0.1: silos of one host).</summary>
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    public bool IsPostgres => string.Equals(Provider, "postgres", StringComparison.OrdinalIgnoreCase);
+
+    public void Validate()
+    {
+        if (!IsPostgres && !string.Equals(Provider, "none", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"unknown cluster provider \"{Provider}\"", "Cluster:Provider",
+                "use \"none\" (the embedded single silo) or \"postgres\" (with Cluster:ConnectionString, or `rtt up --cluster CONNSTR`)");
+        }
+
+        if (IsPostgres && string.IsNullOrWhiteSpace(ConnectionString))
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, "Cluster:Provider is postgres but Cluster:ConnectionString is not set", "Cluster:ConnectionString",
+                "set it (RTT_Cluster__ConnectionString, or `rtt up --cluster CONNSTR`) to an Npgsql connection string, e.g. Host=db;Port=5432;Database=rtt;Username=rtt;Password=…");
+        }
+
+        if (IsPostgres && !System.Net.IPAddress.TryParse(AdvertisedAddress, out _))
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"\"{AdvertisedAddress}\" is not an IP address", "Cluster:AdvertisedAddress",
+                "give the IP address other silos reach this one at (e.g. 10.0.0.5)");
+        }
+    }
+
+    /// <summary>The cluster's connection string when the configuration puts the silo in a PostgreSQL cluster, else null.</summary>
+    public static string? PostgresConnection(Microsoft.Extensions.Configuration.IConfiguration configuration) =>
+        string.Equals(configuration["Cluster:Provider"], "postgres", StringComparison.OrdinalIgnoreCase) && configuration["Cluster:ConnectionString"] is { Length: > 0 } c ? c : null;
+}

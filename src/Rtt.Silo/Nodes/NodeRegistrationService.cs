@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Rtt.Core.Nodes;
@@ -34,9 +35,19 @@ public sealed class NodeRegistrationService(
         var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
         Record = await node.Register(facts);
-        for (var attempt = 0; attempt < 10 && !await node.ServeLanes(); attempt++)
+        // In a cluster the node's grain may still be active on another silo (it was placed there while this one was
+        // down): it deactivates when asked and the next call places it here. That can take a few seconds.
+        var serving = Stopwatch.StartNew();
+        var served = await node.ServeLanes();
+        while (!served && serving.Elapsed < TimeSpan.FromSeconds(30))
         {
-            await Task.Delay(100, cancellationToken); // its grain was still active on another silo; it moves here
+            await Task.Delay(100, cancellationToken);
+            served = await node.ServeLanes();
+        }
+
+        if (!served)
+        {
+            logger.LogWarning("Node {NodeId}: its grain stayed on another silo for {Seconds:0} s; this silo serves no lanes until the node grain moves here", options.NodeId, serving.Elapsed.TotalSeconds);
         }
 
         var history = await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History(); // activation replays the WAL and recovers
