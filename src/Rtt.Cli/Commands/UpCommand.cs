@@ -23,9 +23,10 @@ public static class UpCommand
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on 127.0.0.1:PORT/metrics (config Metrics:PrometheusPort)" };
         var mountViews = new Option<string?>("--mount-views") { Description = "Keep every provider's views mounted read-only at this empty folder while the silo runs (rtt view mount --all --watch; docs/views.md)" };
         var cluster = new Option<string?>("--cluster") { Description = "Join a cluster on PostgreSQL: an Npgsql connection string (config Cluster:Provider=postgres + Cluster:ConnectionString; prepare the database with `rtt db init`)" };
+        var numa = new Option<int?>("--numa") { Description = "Run on this NUMA node: threads and lane workers bound to its CPUs (config Silo:Numa; one silo per NUMA node)" };
         var command = new Command("up", "Run the embedded silo on the workspace in the foreground (Ctrl-C stops it cleanly)")
         {
-            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster,
+            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster, numa,
         };
 
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
@@ -50,6 +51,7 @@ public static class UpCommand
             Put(overrides, "Silo:SiloPort", parse.GetValue(siloPort)?.ToString(CultureInfo.InvariantCulture));
             Put(overrides, "Silo:GatewayPort", parse.GetValue(gatewayPort)?.ToString(CultureInfo.InvariantCulture));
             Put(overrides, "Metrics:PrometheusPort", parse.GetValue(metricsPort)?.ToString(CultureInfo.InvariantCulture));
+            Put(overrides, "Silo:Numa", parse.GetValue(numa)?.ToString(CultureInfo.InvariantCulture));
             if (parse.GetValue(cluster) is { } connection)
             {
                 Put(overrides, "Cluster:Provider", "postgres");
@@ -78,7 +80,8 @@ public static class UpCommand
 
             Console.WriteLine($"RTT silo {o.NodeId} up in {silo.StartupTime.TotalMilliseconds:0} ms: silo 127.0.0.1:{o.SiloPort}, gateway 127.0.0.1:{o.GatewayPort}");
             Console.WriteLine($"  workspace {workspace.Root}");
-            Console.WriteLine($"  state     {workspace.StateDatabasePath} (node registered {node.Registrations} time(s))");
+            var clusterDb = RttClusterOptions.PostgresConnection(RttSiloHost.LoadConfiguration(overrides));
+            Console.WriteLine($"  state     {(clusterDb is null ? workspace.StateDatabasePath : $"cluster database {Rtt.Silo.Storage.Postgres.ClusterDatabase.Location(clusterDb)}")} (node registered {node.Registrations} time(s))");
             using var views = ViewMountCommands.StartWithSilo(workspace, parse.GetValue(mountViews));
             if (views is not null)
             {

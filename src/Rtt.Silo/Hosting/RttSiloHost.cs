@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using Orleans.Configuration;
+using Orleans.Runtime.MembershipService.SiloMetadata;
 using Rtt.Core.Errors;
 using Rtt.Core.Telemetry;
 using Rtt.Core.Wal;
@@ -90,6 +91,24 @@ public static class RttSiloHost
                 "use \"sqlite\" (the embedded default)");
         }
 
+        // One silo per NUMA node: bind the process to the node's CPUs before the host creates its threads (they inherit
+        // the mask), and pin lane workers within the node unless Lanes:Cpus says otherwise.
+        var numa = "all";
+        if (silo.Numa is int numaId)
+        {
+            var node = NumaPlacement.Resolve(numaId, silo.SysRoot);
+            NumaPlacement.Bind(node.Cpus);
+            if (!configuration.GetSection("Lanes:Cpus").GetChildren().Any())
+            {
+                for (var i = 0; i < node.Cpus.Count; i++)
+                {
+                    configuration[$"Lanes:Cpus:{i}"] = node.Cpus[i].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+            }
+
+            numa = numaId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         // Cluster mode: membership, grain state, ledgers and the WAL all live in the cluster's PostgreSQL database, whose
         // schema `rtt db init` applies; the silo only checks it (RTT-CLUSTER-001 names what is missing).
         var clusterConnection = cluster.IsPostgres ? cluster.ConnectionString! : null;
@@ -153,6 +172,7 @@ public static class RttSiloHost
             }
 
             orleans.Configure<SiloOptions>(o => o.SiloName = silo.NodeId);
+            orleans.UseSiloMetadata(new Dictionary<string, string> { ["host"] = Environment.MachineName, ["numa"] = numa, ["node"] = silo.NodeId });
             orleans.AddRttGrains();
             orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
             {

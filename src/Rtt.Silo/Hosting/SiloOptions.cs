@@ -14,8 +14,19 @@ public sealed class RttSiloOptions
     public string ClusterId { get; set; } = "rtt";
     public string ServiceId { get; set; } = "rtt";
 
+    /// <summary>The NUMA node this silo runs on (its threads and lane workers bound to the node's CPUs); null: no binding.</summary>
+    public int? Numa { get; set; }
+
+    /// <summary>Where the machine's topology is read (<c>devices/system/node/node*/cpulist</c>): /sys, or a stand-in tree for tests.</summary>
+    public string SysRoot { get; set; } = "/sys";
+
     public void Validate()
     {
+        if (Numa is < 0)
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"NUMA node {Numa} is negative", "Silo:Numa", "give a node id from /sys/devices/system/node (0, 1, …)");
+        }
+
         if (NodeId.Length is 0 or > 64 || !NodeId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
         {
             throw new HostingException(ErrorCodes.ConfigInvalid, $"invalid node id \"{NodeId}\"", "Silo:NodeId",

@@ -1,0 +1,316 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Rtt.Core.Reconciling;
+using Rtt.Core.Tests;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary>
+/// A cluster of real silo processes (`rtt up --cluster`) on a private PostgreSQL server (one per class): three silos,
+/// one per node, each on its own copy of one workspace (same keys, routes, policy and topology), a plan across the
+/// three applied through the reconciler's 2PC, and kill -9 of a silo at a phase boundary of the next plan while a
+/// client sends traffic through another silo's lane. Afterwards the WAL verifies, every participant holds the decided
+/// plan with nothing reserved, the survivors' lanes never stopped answering, and the killed silo, started again,
+/// serves the decided plan's lanes.
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixture<PostgresServerFixture>
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
+    /// <summary>Quick failure detection, so the tests do not wait for the production defaults.</summary>
+    private static readonly Dictionary<string, string> Membership = new()
+    {
+        ["RTT_Cluster__Membership__ProbeTimeout"] = "00:00:01",
+        ["RTT_Cluster__Membership__NumMissedProbesLimit"] = "2",
+        ["RTT_Cluster__Membership__IAmAliveTablePublishTimeout"] = "00:00:05",
+    };
+
+    private static readonly string[] Nodes = ["node0", "node1", "node2"];
+
+    /// <summary>The echo route each node serves: (caller, provider).</summary>
+    private static readonly (string From, string To)[] Routes =
+    [
+        ("rtt://ui/hook/refresh", "rtt://core/api/metrics"),
+        ("rtt://ui/chat/console", "rtt://core/api/echo1"),
+        ("rtt://ui/chat/tools", "rtt://core/api/echo2"),
+    ];
+
+    [Fact]
+    public void Db_init_is_idempotent_and_a_silo_names_what_the_database_lacks()
+    {
+        using var dir = TempDir.Quickstart(out var ws);
+        var database = pg.NewDatabase();
+        var (siloPort, gatewayPort) = (RttProcess.FreePort(), RttProcess.FreePort());
+
+        var refused = RttProcess.Run(ws, "up", "--cluster", database, "--silo-port", Port(siloPort), "--gateway-port", Port(gatewayPort));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("RTT-CLUSTER-001", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("table rtt_membership", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("rtt db init", refused.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(pg.Password, refused.Stderr, StringComparison.Ordinal);
+
+        var check = RttProcess.Run(ws, "db", "check", database);
+        Assert.Equal(1, check.ExitCode);
+        Assert.Contains("function rtt_membership_insert", check.Stderr, StringComparison.Ordinal);
+
+        Assert.Equal(0, RttProcess.Run(ws, "db", "init", database).ExitCode);
+        Assert.Equal(0, RttProcess.Run(ws, "db", "init", database).ExitCode); // again: idempotent
+        var ok = RttProcess.Run(ws, "db", "check", database);
+        Assert.True(ok.ExitCode == 0, ok.ToString());
+
+        // One provider query removed by hand: named.
+        PostgresServerFixture.Sql(database, "DELETE FROM OrleansQuery WHERE QueryKey = 'UpdateMembershipKey';");
+        var partial = RttProcess.Run(ws, "db", "check", database);
+        Assert.Equal(1, partial.ExitCode);
+        Assert.Contains("query UpdateMembershipKey", partial.Stderr, StringComparison.Ordinal);
+
+        var unreachable = RttProcess.Run(ws, "db", "check", $"Host=127.0.0.1;Port={RttProcess.FreePort()};Database=rtt;Username=rtt;Password=nope;Timeout=3");
+        Assert.Equal(1, unreachable.ExitCode);
+        Assert.Contains("RTT-CLUSTER-002", unreachable.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The phase boundaries run: after-commit-decision by default (a decided plan the killed coordinator never
+    /// applied; about a minute on a quiet 2-core machine); RTT_CLUSTER_FAULTS=all adds after-prepare-logged and after-votes (undecided:
+    /// the old plan stays) and during-verify.
+    /// </summary>
+    public static TheoryData<string, bool> FaultCases()
+    {
+        var all = Environment.GetEnvironmentVariable("RTT_CLUSTER_FAULTS") == "all";
+        var cases = new TheoryData<string, bool> { { "after-commit-decision", true } };
+        if (all)
+        {
+            cases.Add("after-prepare-logged", false);
+            cases.Add("after-votes", false);
+            cases.Add("during-verify", true);
+        }
+
+        return cases;
+    }
+
+    [Theory]
+    [MemberData(nameof(FaultCases))]
+    public async Task A_silo_killed_at_a_phase_boundary_leaves_the_cluster_on_the_decided_plan(string point, bool newPlanWins)
+    {
+        using var dir = new TempDir();
+        var database = pg.NewDatabase();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "db", "init", database).ExitCode);
+        var (ws, p1, p2) = Workspaces(dir);
+
+        // Every silo is armed for plan 2 at the point: only the silo that reaches it (the reconciler's) dies.
+        var env = new Dictionary<string, string>(Membership) { [FaultPoints.Variable] = point, [FaultPoints.WhenVariable] = PlanId(File.ReadAllText(p2)) };
+        var ports = Nodes.Select(_ => (Silo: RttProcess.FreePort(), Gateway: RttProcess.FreePort())).ToArray();
+        var silos = new RttProcess?[3];
+        try
+        {
+            // node0 first and alone: its start activates the reconciler and the WAL grain there, so they live on node0.
+            silos[0] = Start(ws[0], 0, ports[0], database, env);
+            var others = Enumerable.Range(1, 2).Select(i => Task.Run(() => Start(ws[i], i, ports[i], database, env))).ToArray();
+            silos[1] = await others[0];
+            silos[2] = await others[1];
+
+            var applied = JsonNode.Parse(Ok(ws[0], "apply", p1, "--json"))!;
+            Assert.Equal("applied", (string?)applied["outcome"]);
+            for (var i = 0; i < 3; i++)
+            {
+                var served = Route(ws[i], Routes[i].To);
+                Assert.True(served.ExitCode == 0, $"{Nodes[i]}: {served}");
+            }
+
+            // Traffic through node1's lane (a survivor) while plan 2 is applied through node2's gateway and node0 dies.
+            using var stop = new CancellationTokenSource();
+            var traffic = Task.Run(() =>
+            {
+                var runs = new List<RttResult>();
+                while (!stop.IsCancellationRequested)
+                {
+                    runs.Add(Route(ws[1], Routes[1].To, count: 500));
+                }
+
+                return runs;
+            });
+            // A client that finds no gateway in its connect timeout (a loaded machine) tries again; any other end is kept.
+            RttProcess? apply = null;
+            try
+            {
+                for (var attempt = 1; ; attempt++)
+                {
+                    apply = RttProcess.Start(ws[2], null, "apply", p2, "--json");
+                    while (!apply.HasExited && !silos[0]!.HasExited)
+                    {
+                        Thread.Sleep(100);
+                    }
+
+                    if (silos[0]!.HasExited || attempt == 3 || !apply.Stderr.Contains("RTT-CLIENT-001", StringComparison.Ordinal))
+                    {
+                        break;
+                    }
+
+                    apply.Dispose();
+                }
+
+                Assert.True(silos[0]!.WaitForExit(TimeSpan.FromSeconds(90)), $"node0 was not killed at {point}\n--- apply: {(apply.HasExited ? $"exit {apply.ExitCode}" : "running")}\n{apply.Stdout}\n{apply.Stderr}\n--- node0\n{silos[0]!.Stderr}");
+                Assert.Contains($"{FaultPoints.Variable}={point}", silos[0]!.Stderr, StringComparison.Ordinal);
+                if (!apply.WaitForExit(TimeSpan.FromSeconds(60)))
+                {
+                    apply.Kill(); // the client may wait for its call's timeout; what matters is the state after recovery
+                }
+            }
+            finally
+            {
+                apply?.Dispose();
+            }
+
+            // The survivors: a history call re-activates the reconciler on one of them, which recovers from the shared WAL.
+            var expected = PlanId(File.ReadAllText(newPlanWins ? p2 : p1));
+            var history = JsonNode.Parse(Ok(ws[1], "history", "--json"))!;
+            stop.Cancel();
+            var runs = await traffic;
+            Assert.NotEmpty(runs);
+            Assert.All(runs, r => Assert.True(r.ExitCode == 0, $"traffic through node1 failed: {r}"));
+
+            Assert.Equal(expected, (string?)history["applied"]);
+            Assert.NotNull((string?)history["recovery"]);
+            var participants = history["participants"]!.AsArray();
+            Assert.Contains(participants, p => (string?)p!["name"] == "node:node0"); // the dead node's participant too
+            Assert.All(participants, p => Assert.Equal(-1, (long)p!["reserved_tx"]!));
+            var last = history["transactions"]!.AsArray()[^1]!;
+            Assert.Equal(newPlanWins ? "commit" : "abort", (string?)last["decision"]);
+            var involved = last["participants"]!.AsArray().Select(p => (string)p!).ToHashSet(StringComparer.Ordinal);
+            Assert.Contains("node:node2", involved); // plan 2 takes node2's route away
+            Assert.All(participants.Where(p => involved.Contains((string)p!["name"]!)), p => Assert.Equal(expected, (string?)p!["applied_plan"]));
+            var verify = RttProcess.RunWith(ws[1], ClusterEnv(database), "wal", "verify");
+            Assert.True(verify.ExitCode == 0, verify.ToString());
+
+            // node0 again (not armed): it restores its lanes from the decided plan; plan 2 closed node2's lane.
+            silos[0]!.Dispose();
+            silos[0] = Start(ws[0], 0, ports[0], database, Membership);
+            var restored = Route(ws[0], Routes[0].To);
+            Assert.True(restored.ExitCode == 0, $"{restored}\n--- node0\n{silos[0]!.Stderr}");
+            Assert.Equal(!newPlanWins, Route(ws[2], Routes[2].To).ExitCode == 0);
+
+            foreach (var silo in silos)
+            {
+                silo!.Terminate();
+            }
+
+            Assert.All(silos, s => Assert.True(s!.WaitForExit(TimeSpan.FromSeconds(30)), s.Stderr));
+        }
+        finally
+        {
+            foreach (var silo in silos)
+            {
+                silo?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The quickstart with three echo routes, one per node (pinned), scanned once and copied for the other two silos;
+    /// plan 1 (all three routes) and plan 2 (node2's route removed, plan 1 as base) computed up front.
+    /// </summary>
+    private static (string[] Workspaces, string Plan1, string Plan2) Workspaces(TempDir dir)
+    {
+        var first = dir["node0"];
+        var init = RttProcess.Run(dir.Path, "init", "--example", "quickstart", first);
+        Assert.True(init.ExitCode == 0, init.ToString());
+        var rtt = Path.Combine(first, ".rtt");
+        var tools = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "manifests", "ui.chat.tools.json")))!["output"]!.DeepClone();
+        foreach (var (name, input) in new[] { ("echo1", (JsonNode)"rtt.types/Text"), ("echo2", tools) })
+        {
+            File.WriteAllText(Path.Combine(rtt, "manifests", $"core.api.{name}.json"), new JsonObject
+            {
+                ["address"] = $"rtt://core/api/{name}",
+                ["version"] = "1.0.0",
+                ["input"] = input.DeepClone(),
+                ["output"] = input.DeepClone(),
+                ["lanes"] = new JsonArray("shm", "uds", "tcp"),
+                ["latency_us"] = 50,
+                ["demand"] = new JsonObject { ["cpu_millis"] = 100, ["memory_mb"] = 16 },
+            }.ToJsonString());
+        }
+
+        var pins = new JsonObject();
+        for (var i = 0; i < 3; i++)
+        {
+            pins[Routes[i].From] = Nodes[i];
+            pins[Routes[i].To] = Nodes[i];
+        }
+
+        var policy = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "policy.json")))!;
+        policy["pins"] = pins;
+        File.WriteAllText(Path.Combine(rtt, "policy.json"), policy.ToJsonString());
+        var topology = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "topology.json")))!;
+        topology["hosts"] = new JsonArray(new JsonObject
+        {
+            ["name"] = "localhost",
+            ["numa_nodes"] = new JsonArray([.. Nodes.Select(n => (JsonNode)new JsonObject { ["id"] = n, ["cpu_millis"] = 1000, ["memory_mb"] = 1024 })]),
+        });
+        File.WriteAllText(Path.Combine(rtt, "topology.json"), topology.ToJsonString());
+        WriteRoutes(rtt, 3);
+        Ok(first, "scan");
+        var p1 = dir["p1.json"];
+        Ok(first, "plan", "--out", p1);
+        WriteRoutes(rtt, 2);
+        var p2 = dir["p2.json"];
+        Ok(first, "plan", "--base", p1, "--out", p2);
+        Assert.NotEqual(PlanId(File.ReadAllText(p1)), PlanId(File.ReadAllText(p2)));
+
+        var all = new[] { first, dir["node1"], dir["node2"] };
+        foreach (var copy in all.Skip(1))
+        {
+            CopyTree(first, copy);
+        }
+
+        return (all, p1, p2);
+    }
+
+    private static void WriteRoutes(string rtt, int count) =>
+        File.WriteAllText(Path.Combine(rtt, "routes.json"), new JsonObject
+        {
+            ["routes"] = new JsonArray([.. Routes.Take(count).Select(r => (JsonNode)new JsonObject { ["from"] = r.From, ["to"] = r.To })]),
+        }.ToJsonString());
+
+    private static void CopyTree(string from, string to)
+    {
+        foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+        {
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d)));
+        }
+
+        foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(f, target);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(target, File.GetUnixFileMode(f)); // private keys stay 0600
+            }
+        }
+    }
+
+    private static RttProcess Start(string ws, int node, (int Silo, int Gateway) ports, string database, IReadOnlyDictionary<string, string> env) =>
+        RttProcess.StartSilo(ws, ports.Silo, ports.Gateway, env, StartTimeout, "--cluster", database, "--node-id", Nodes[node]);
+
+    private static Dictionary<string, string> ClusterEnv(string database) => new()
+    {
+        ["RTT_Cluster__Provider"] = "postgres",
+        ["RTT_Cluster__ConnectionString"] = database,
+    };
+
+    private static RttResult Route(string ws, string symbol, int count = 200) =>
+        RttProcess.Run(ws, "bench", "route-client", Path.Combine(ws, ".rtt", "state", "lanes.sock"), symbol, "--count", count.ToString(CultureInfo.InvariantCulture));
+
+    private static string Ok(string ws, params string[] args)
+    {
+        var r = RttProcess.Run(ws, args);
+        Assert.True(r.ExitCode == 0, $"rtt {string.Join(' ', args)}: {r}");
+        return r.Stdout;
+    }
+
+    private static string PlanId(string planJson) => (string)JsonNode.Parse(planJson)!["plan_id"]!;
+
+    private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
+}
