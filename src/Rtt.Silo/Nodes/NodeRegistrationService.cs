@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Rtt.Core.Nodes;
+using Rtt.Core.Reconciling;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
@@ -20,6 +21,8 @@ public sealed class NodeRegistrationService(
     RttWorkspace workspace,
     ILocalSiloDetails silo,
     TimeProvider time,
+    IParticipantLedgerStore ledgers,
+    IServiceProvider services,
     ILogger<NodeRegistrationService> logger) : IHostedService
 {
     public NodeRecord? Record { get; private set; }
@@ -34,20 +37,25 @@ public sealed class NodeRegistrationService(
     {
         var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
+        var lanes = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost;
         Record = await node.Register(facts);
         // In a cluster the node's grain may still be active on another silo (it was placed there while this one was
         // down): it deactivates when asked and the next call places it here. That can take a few seconds.
         var serving = Stopwatch.StartNew();
         var served = await node.ServeLanes();
-        while (!served && serving.Elapsed < TimeSpan.FromSeconds(30))
+        while (!served && serving.Elapsed < TimeSpan.FromSeconds(10))
         {
             await Task.Delay(100, cancellationToken);
             served = await node.ServeLanes();
         }
 
-        if (!served)
+        if (!served && lanes is { Running: true } && await ledgers.ReadAsync(PlanTargets.NodePrefix + options.NodeId) is { } ledger)
         {
-            logger.LogWarning("Node {NodeId}: its grain stayed on another silo for {Seconds:0} s; this silo serves no lanes until the node grain moves here", options.NodeId, serving.Elapsed.TotalSeconds);
+            // The committed target in the shared ledger store is what the grain would serve: serve it from here, so the
+            // node's routes come back with its silo even while the grain lingers elsewhere.
+            await lanes.ServeAsync(LaneTarget.Of(ledger.AppliedTarget));
+            logger.LogWarning("Node {NodeId}: its grain stayed on another silo for {Seconds:0} s; the lanes of its applied plan {Plan} are served from the ledger store, and plans that change this node abort until the grain moves here",
+                options.NodeId, serving.Elapsed.TotalSeconds, ledger.AppliedPlan ?? "none");
         }
 
         var history = await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History(); // activation replays the WAL and recovers
