@@ -47,6 +47,7 @@ public static class RttCommands
         root.Subcommands.Add(WalCommand.Create());
         root.Subcommands.Add(DbCommand.Create());
         root.Subcommands.Add(CallCommand.Create());
+        root.Subcommands.Add(StubCommand.Create());
         foreach (var command in TelemetryCommands.Create())
         {
             root.Subcommands.Add(command);

@@ -103,6 +103,10 @@ public static class ErrorCodes
     public const string CallInputInvalid = "RTT-CALL-010";
     public const string CallCancelled = "RTT-CALL-011";
 
+    // Stubs: the universal stub protocol (docs/stub-protocol.md)
+    public const string StubCheckFailed = "RTT-STUB-001";
+    public const string StubCheckUsage = "RTT-STUB-002";
+
     // Provider views: overlays, merged views, materialized files
     public const string ViewUnknownAgent = "RTT-VIEW-001";
     public const string ViewPatchInvalid = "RTT-VIEW-002";
