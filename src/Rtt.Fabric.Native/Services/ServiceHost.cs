@@ -70,6 +70,15 @@ public static class ServiceHost
                 return;
             }
 
+            if ((header.Flags & FrameFlags.Probe) != 0)
+            {
+                // A heartbeat (docs/stub-protocol.md 3.5): answered by the stub itself, payload echoed, handler not called.
+                var n = Math.Min(payload.Length, room.Length);
+                payload[..n].CopyTo(room);
+                lane.Commit(n, header.RouteId, header.FrameId, FrameFlags.Response | FrameFlags.Probe);
+                return;
+            }
+
             int length;
             try
             {

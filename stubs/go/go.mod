@@ -1,0 +1,3 @@
+module rtt.local/stubs/go
+
+go 1.19
