@@ -304,7 +304,7 @@ static int serve_shm(int fd, rtt_handler h, void *ctx) {
         int64_t tail = __atomic_load_n(a.tail, __ATOMIC_ACQUIRE);
         if (tail == head) {
             if (++idle < 2000) { cpu_relax(); continue; }
-            if (idle < 2100) { sched_yield(); continue; }
+            if (idle < 2020) { sched_yield(); continue; } /* few yields: on a loaded machine each can cost a time slice */
             if (peer_gone(fd)) break;
             sleep_for_data(&a, head, fd);
             continue;

@@ -1,4 +1,4 @@
-//! RTT stub for Rust (std only): serves a `process` endpoint over a UDS lane (docs/stub-protocol.md).
+//! RTT stub for Rust (std only): serves a `process` endpoint over a UDS or SHM lane (docs/stub-protocol.md).
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 

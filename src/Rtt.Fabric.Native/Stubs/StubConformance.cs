@@ -145,7 +145,7 @@ public static class StubConformance
 
         var exited = service.WaitForExit(TimeSpan.FromSeconds(2));
         add(!exited
-            ? new StubRuleResult("shutdown", false, "the host closed the lane but the service was still running 2 s later")
+            ? new StubRuleResult("shutdown", false, "the host closed the lane but the service was still running 2 s later" + service.Tail())
             : service.ExitCode == 0
                 ? new StubRuleResult("shutdown", true, $"exited with status 0 in {service.ExitedAfterMs} ms")
                 : new StubRuleResult("shutdown", false, $"exited with status {service.ExitCode} (0 expected after a graceful close)" + service.Tail()));
@@ -172,7 +172,7 @@ public static class StubConformance
 
         add(service.WaitForExit(TimeSpan.FromSeconds(2))
             ? new StubRuleResult("peer-death", true, $"exited with status {service.ExitCode} in {service.ExitedAfterMs} ms")
-            : new StubRuleResult("peer-death", false, "the host went away with requests in flight, but the service was still running 2 s later"));
+            : new StubRuleResult("peer-death", false, "the host went away with requests in flight, but the service was still running 2 s later" + service.Tail()));
     }
 
     private static void RunNoSocket(StubCheckOptions options, Action<StubRuleResult> add)
