@@ -61,7 +61,80 @@ public static class StubCommand
 
             return Task.FromResult(RttCommands.Ok);
         }));
-        return new Command("stub", "The universal stub protocol: check a service in any language against it") { check };
+        return new Command("stub", "The universal stub protocol: check a service in any language against it, benchmark the stubs") { check, Bench() };
+    }
+
+    /// <summary><c>rtt stub bench</c>: every stub's echo against the C# stub's echo, same lane, same run.</summary>
+    private static Command Bench()
+    {
+        var catalog = new Option<string>("--catalog") { Description = "The stub catalog", DefaultValueFactory = _ => "stubs/stubs.json" };
+        var languages = new Option<string[]>("--lang") { Description = "Only these stubs (repeatable; default all)", AllowMultipleArgumentsPerToken = true };
+        var sizes = new Option<int[]>("--size") { Description = "Payload sizes in bytes (repeatable; default 64 4096)", AllowMultipleArgumentsPerToken = true };
+        var seconds = new Option<double>("--seconds") { Description = "Measured time per stub, lane and size (shared with the C# baseline in alternating slices)", DefaultValueFactory = _ => 1 };
+        var json = RttCommands.JsonOption();
+        var bench = new Command("bench", "Each stub's echo service over UDS (and SHM where it has it) against the C# stub's echo over the same lane: p50/p99 round trips")
+        {
+            catalog, languages, sizes, seconds, json,
+        };
+        bench.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
+        {
+            var path = Path.GetFullPath(parse.GetValue(catalog)!);
+            if (!File.Exists(path))
+            {
+                throw new RttException(ErrorCodes.StubCheckUsage, $"no stub catalog at {path}", "--catalog", "run from the repository root or give --catalog stubs/stubs.json");
+            }
+
+            var s = parse.GetValue(seconds);
+            var sizeList = parse.GetValue(sizes) ?? [];
+            if (s is <= 0 or > 600 || sizeList.Any(n => n is < 0 or > 65536))
+            {
+                throw new RttException(ErrorCodes.StubCheckUsage, "--seconds must be in (0, 600] and --size in [0, 65536]", "--seconds/--size", "give smaller values");
+            }
+
+            var output = Directory.CreateTempSubdirectory("rtt-stub-build-").FullName;
+            try
+            {
+                var all = Stubs.StubCatalog.Load(path, output, AppContext.BaseDirectory);
+                var only = parse.GetValue(languages) ?? [];
+                if (only.FirstOrDefault(l => all.All(x => x.Language != l)) is { } unknown)
+                {
+                    throw new RttException(ErrorCodes.StubCheckUsage, $"--lang {unknown} is not in the catalog", "--lang", $"give one of {string.Join(", ", all.Select(x => x.Language))}");
+                }
+
+                var chosen = all.Where(x => only.Length == 0 || only.Contains(x.Language) || x.Language == Stubs.StubBench.Baseline).ToList();
+                Console.Error.WriteLine($"bench: building {chosen.Count} stubs into {output}");
+                var failures = await Stubs.StubCatalog.BuildAllAsync(chosen, cancellationToken);
+                if (failures.Count > 0)
+                {
+                    throw new RttException(ErrorCodes.StubCheckUsage, string.Join("; ", failures.Select(f => $"{f.Key}: {f.Value}")), path, "install the missing toolchains (.ci/run lists them)");
+                }
+
+                var before = Stubs.StubBench.Load();
+                var cases = Stubs.StubBench.Run(chosen, sizeList.Length > 0 ? sizeList : [64, 4096], s, m => Console.Error.WriteLine($"bench: {m}"));
+                var after = Stubs.StubBench.Load();
+                if (parse.GetValue(json))
+                {
+                    Console.Out.Write(PrettyJson.ToText(Stubs.StubBench.ToJson(cases, before, after)));
+                }
+                else
+                {
+                    Stubs.StubBench.Print(cases, before, after, Console.Out);
+                }
+
+                return RttCommands.Ok;
+            }
+            finally
+            {
+                try
+                {
+                    Directory.Delete(output, recursive: true);
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }));
+        return bench;
     }
 
     internal static LaneKind ParseLane(string text) => text switch

@@ -178,8 +178,8 @@ public static class StubConformance
     private static void RunNoSocket(StubCheckOptions options, Action<StubRuleResult> add)
     {
         using var service = ServiceProcess.Start(options, null, withSocket: false);
-        add(!service.WaitForExit(TimeSpan.FromSeconds(5))
-            ? new StubRuleResult("no-socket", false, $"started without {SocketVariable}, the service was still running 5 s later")
+        add(!service.WaitForExit(TimeSpan.FromSeconds(10))
+            ? new StubRuleResult("no-socket", false, $"started without {SocketVariable}, the service was still running 10 s later")
             : service.ExitCode != 0
                 ? new StubRuleResult("no-socket", true, $"exited with status {service.ExitCode}")
                 : new StubRuleResult("no-socket", false, $"started without {SocketVariable}, the service exited with status 0 (non-zero expected)"));
