@@ -24,10 +24,10 @@ public sealed record StubCheckOptions
     /// <summary>Working directory of the service (default: the current one).</summary>
     public string? WorkingDirectory { get; init; }
 
-    public TimeSpan AttachTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan AttachTimeout { get; init; } = TimeSpan.FromSeconds(30); // generous: on a loaded machine an interpreter (or a pyenv shim) can take seconds to start
 
     /// <summary>How long a rule waits for the answers it expects.</summary>
-    public TimeSpan AnswerTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan AnswerTimeout { get; init; } = TimeSpan.FromSeconds(20); // only a broken stub waits this long; a loaded machine can be slow
 
     /// <summary>Called with each result as soon as it is known.</summary>
     public Action<StubRuleResult>? OnResult { get; init; }
@@ -41,6 +41,12 @@ public sealed record StubCheckOptions
 public static class StubConformance
 {
     public const int MaxPayload = 64 * 1024;
+
+    /// <summary>
+    /// How long the kit waits for a service to exit after its lane closed. The protocol says 2 s (the silo's SIGKILL);
+    /// the kit allows 5 s so a loaded machine does not fail a good stub, and prints the time it took.
+    /// </summary>
+    public static readonly TimeSpan ExitGrace = TimeSpan.FromSeconds(5);
     private const string SocketVariable = "RTT_SERVICE_SOCKET";
     private const string LaneVariable = "RTT_SERVICE_LANE";
 
@@ -143,9 +149,9 @@ public static class StubConformance
             lane.Close();
         }
 
-        var exited = service.WaitForExit(TimeSpan.FromSeconds(2));
+        var exited = service.WaitForExit(ExitGrace);
         add(!exited
-            ? new StubRuleResult("shutdown", false, "the host closed the lane but the service was still running 2 s later" + service.Tail())
+            ? new StubRuleResult("shutdown", false, $"the host closed the lane but the service was still running {ExitGrace.TotalSeconds:0} s later" + service.Tail())
             : service.ExitCode == 0
                 ? new StubRuleResult("shutdown", true, $"exited with status 0 in {service.ExitedAfterMs} ms")
                 : new StubRuleResult("shutdown", false, $"exited with status {service.ExitCode} (0 expected after a graceful close)" + service.Tail()));
@@ -170,16 +176,16 @@ public static class StubConformance
             return;
         }
 
-        add(service.WaitForExit(TimeSpan.FromSeconds(2))
+        add(service.WaitForExit(ExitGrace)
             ? new StubRuleResult("peer-death", true, $"exited with status {service.ExitCode} in {service.ExitedAfterMs} ms")
-            : new StubRuleResult("peer-death", false, "the host went away with requests in flight, but the service was still running 2 s later" + service.Tail()));
+            : new StubRuleResult("peer-death", false, $"the host went away with requests in flight, but the service was still running {ExitGrace.TotalSeconds:0} s later" + service.Tail()));
     }
 
     private static void RunNoSocket(StubCheckOptions options, Action<StubRuleResult> add)
     {
         using var service = ServiceProcess.Start(options, null, withSocket: false);
-        add(!service.WaitForExit(TimeSpan.FromSeconds(10))
-            ? new StubRuleResult("no-socket", false, $"started without {SocketVariable}, the service was still running 10 s later")
+        add(!service.WaitForExit(TimeSpan.FromSeconds(30))
+            ? new StubRuleResult("no-socket", false, $"started without {SocketVariable}, the service was still running 30 s later")
             : service.ExitCode != 0
                 ? new StubRuleResult("no-socket", true, $"exited with status {service.ExitCode}")
                 : new StubRuleResult("no-socket", false, $"started without {SocketVariable}, the service exited with status 0 (non-zero expected)"));
