@@ -27,6 +27,7 @@ public static class RttCommands
         root.Options.Add(Workspace);
         root.Subcommands.Add(InitCommand.Create());
         root.Subcommands.Add(KeysCommand.Create());
+        root.Subcommands.Add(TokenCommand.Create());
         root.Subcommands.Add(UpCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Orleans.Runtime;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
+using Rtt.Core.Signing;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Registry;
@@ -21,10 +22,43 @@ public sealed record RttClientOptions
     /// <summary>The silo's lane control socket, for calls (<see cref="RttClient.CallAsync"/>); set by <see cref="FromWorkspace"/>.</summary>
     public string? LaneControlSocket { get; init; }
 
+    /// <summary>
+    /// The capability token presented when a call attaches a route's lane (docs/tokens.md), given the target symbol; null
+    /// presents none (a dev-mode silo admits its own user over the Unix socket). A token opens one lane, so return a fresh
+    /// one per call of this function. <see cref="WithWorkspaceTokens"/> mints them with the workspace's signing key.
+    /// </summary>
+    public Func<string, string?>? LaneToken { get; init; }
+
+    /// <summary>
+    /// These options, presenting a fresh lane token per attach issued with the workspace's signing key (valid 1 h, for that
+    /// symbol only), or none when this user cannot read the key (then only a dev-mode silo admits the attach).
+    /// </summary>
+    public RttClientOptions WithWorkspaceTokens(RttWorkspace workspace) => this with
+    {
+        LaneToken = symbol =>
+        {
+            SigningKey key;
+            try
+            {
+                key = workspace.LoadSigningKey();
+            }
+            catch (RttException)
+            {
+                return null;
+            }
+
+            using (key)
+            {
+                return Core.Tokens.ManagementTokens.MintLane(key, symbol, TimeSpan.FromHours(1));
+            }
+        },
+    };
+
     /// <summary>The gateway of the silo running on a workspace (from .rtt/state/silo.json), or null when none runs.</summary>
     public static RttClientOptions? FromWorkspace(RttWorkspace workspace) =>
         SiloInfo.ReadLive(workspace.SiloInfoPath) is { } info
             ? new RttClientOptions { GatewayPort = info.GatewayPort, ClusterId = info.ClusterId, ServiceId = info.ServiceId, LaneControlSocket = workspace.LaneControlSocket }
+                .WithWorkspaceTokens(workspace)
             : null;
 }
 
@@ -133,7 +167,8 @@ public sealed class RttClient : IAsyncDisposable
             lock (_callerGate)
             {
                 return _caller ??= new Calls.LaneCaller(Options.LaneControlSocket ?? throw new RttException(ErrorCodes.CallInputInvalid,
-                    "this client does not know the silo's lane socket", null, "connect with RttClientOptions.FromWorkspace(workspace), or set LaneControlSocket"));
+                    "this client does not know the silo's lane socket", null, "connect with RttClientOptions.FromWorkspace(workspace), or set LaneControlSocket"),
+                    Fabric.Lanes.LaneKind.Shm, Options.LaneToken is { } mint ? route => mint(route.To) : null);
             }
         }
     }

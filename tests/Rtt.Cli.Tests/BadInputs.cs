@@ -90,6 +90,11 @@ public static class BadInputs
         {
             yield return c;
         }
+
+        foreach (var c in BadTokens.All())
+        {
+            yield return c;
+        }
     }
 
     private static IEnumerable<BadInput> WalCases()

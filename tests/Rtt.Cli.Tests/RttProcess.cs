@@ -74,9 +74,17 @@ public sealed partial class RttProcess : IDisposable
     public int ExitCode => _process.ExitCode;
 
     /// <summary>Starts rtt with the arguments; the environment gets RTT_ settings from <paramref name="env"/>.</summary>
-    public static RttProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? env, params string[] args)
+    public static RttProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? env, params string[] args) => Start(workingDirectory, env, args, shell: null);
+
+    /// <summary>As above; with <paramref name="shell"/>, through <c>/bin/sh -c SHELL rtt ARGS…</c> (e.g. <c>umask 000; exec "$0" "$@"</c>).</summary>
+    public static RttProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? env, string[] args, string? shell)
     {
-        var info = new ProcessStartInfo(Path.Combine(CliDirectory, "rtt"))
+        if (shell is not null)
+        {
+            args = ["-c", shell, Path.Combine(CliDirectory, "rtt"), .. args];
+        }
+
+        var info = new ProcessStartInfo(shell is null ? Path.Combine(CliDirectory, "rtt") : "/bin/sh")
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,

@@ -35,7 +35,11 @@ public static class ApplyCommands
             var plan = RttWorkspace.ReadObject(path);
             await using var client = await Connect(ws, cancellationToken);
             var report = await Run(parse.GetValue(applyJson), $"applying {plan["plan_id"]}",
-                () => client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString()));
+                () =>
+                {
+                    Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply); // the silo checks a token on every apply (docs/security.md)
+                    return client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString());
+                });
             return Print(report, parse.GetValue(applyJson), rollback: false);
         }));
 
@@ -47,7 +51,11 @@ public static class ApplyCommands
             var ws = RttCommands.FindWorkspace(parse);
             await using var client = await Connect(ws, cancellationToken);
             var report = await Run(parse.GetValue(rollbackJson), "rolling back",
-                () => client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Rollback(parse.GetValue(reason) ?? "requested by the operator (rtt rollback)"));
+                () =>
+                {
+                    Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Rollback);
+                    return client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Rollback(parse.GetValue(reason) ?? "requested by the operator (rtt rollback)");
+                });
             return Print(report, parse.GetValue(rollbackJson), rollback: true);
         }));
 
@@ -182,6 +190,7 @@ public static class ApplyStep
     public static async Task<JsonObject> RunAsync(Silo.Hosting.RttSilo silo)
     {
         var plan = RttWorkspace.ReadObject(Path.Combine(new PlanStore(silo.Workspace).Directory, "proposed.json"));
+        Rtt.Grains.ManagementCalls.Present(silo.Workspace, Rtt.Core.Tokens.ManagementTokens.Apply);
         var report = await silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString());
         var phases = string.Join(", ", report.Phases.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {p.Milliseconds:0.0} ms")));
         return new JsonObject

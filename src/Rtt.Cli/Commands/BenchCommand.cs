@@ -81,14 +81,17 @@ public static class BenchCommand
         var control = new Argument<string>("control");
         var routes = new Argument<string[]>("routes") { Arity = ArgumentArity.OneOrMore };
         var count = new Option<int>("--count") { DefaultValueFactory = _ => 2000 };
-        var routeClient = new Command("route-client", "Sends requests through the silo's lanes and prints per-route latency as JSON") { control, routes, count };
+        var tokens = new Option<string[]>("--token") { Description = "A lane token per route, in the routes' order (a strict-mode silo needs them)" };
+        var routeClient = new Command("route-client", "Sends requests through the silo's lanes and prints per-route latency as JSON") { control, routes, count, tokens };
         routeClient.Hidden = true;
         routeClient.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
         {
             var result = new JsonArray();
-            foreach (var route in parse.GetValue(routes)!)
+            var given = parse.GetValue(tokens) ?? [];
+            var names = parse.GetValue(routes)!;
+            for (var i = 0; i < names.Length; i++)
             {
-                result.Add(await RouteTraffic(parse.GetValue(control)!, route, parse.GetValue(count), cancellationToken));
+                result.Add(await RouteTraffic(parse.GetValue(control)!, names[i], parse.GetValue(count), cancellationToken, i < given.Length ? given[i] : null));
             }
 
             Console.Out.Write(result.ToJsonString());
@@ -224,9 +227,9 @@ public static class BenchCommand
     }
 
     /// <summary>Attaches to one route over SHM and measures request/response round trips through the silo.</summary>
-    private static async Task<JsonObject> RouteTraffic(string control, string route, int count, CancellationToken cancellationToken)
+    private static async Task<JsonObject> RouteTraffic(string control, string route, int count, CancellationToken cancellationToken, string? token = null)
     {
-        using var client = Client.Lanes.LaneClient.Attach(control, route, inlineContinuations: true); // one thread: no hop between answer and next request
+        using var client = Client.Lanes.LaneClient.Attach(control, route, inlineContinuations: true, token: token); // one thread: no hop between answer and next request
         var payload = new byte[64];
         var histogram = new HdrHistogram.LongHistogram(10_000_000_000, 3);
         for (var i = 0; i < count + 200; i++)
@@ -287,6 +290,16 @@ public static class BenchCommand
         foreach (var arg in new[] { "bench", "route-client", lanes.ControlSocket }.Concat(routes.Select(r => r.RouteId.ToString(CultureInfo.InvariantCulture))))
         {
             info.ArgumentList.Add(arg);
+        }
+
+        if (Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetService<Silo.Security.RttSecurityOptions>(silo.Host.Services) is { Strict: true })
+        {
+            using var key = silo.Workspace.LoadSigningKey(); // one token per lane (a token opens one lane)
+            foreach (var r in routes)
+            {
+                info.ArgumentList.Add("--token");
+                info.ArgumentList.Add(Core.Tokens.ManagementTokens.MintLane(key, r.Name, TimeSpan.FromMinutes(10)));
+            }
         }
 
         using var client = Process.Start(info)!;

@@ -55,7 +55,7 @@ public static class CallCommand
                 input = McpArguments(input, parse.GetValue(args) is not null ? "--args" : parse.GetValue(argsFile) ?? "stdin");
             }
 
-            using var caller = new LaneCaller(LaneClient.ControlSocketOf(ws));
+            using var caller = new LaneCaller(LaneClient.ControlSocketOf(ws), Rtt.Fabric.Lanes.LaneKind.Shm, LaneTokens(ws));
             var started = Stopwatch.GetTimestamp();
             byte[] answer;
             try
@@ -141,7 +141,7 @@ public static class CallCommand
             return new JsonObject { ["step"] = "calls", ["status"] = "skip", ["detail"] = "no route ends at a real endpoint (no serve blocks)" };
         }
 
-        using var caller = new LaneCaller(LaneClient.ControlSocketOf(ws));
+        using var caller = new LaneCaller(LaneClient.ControlSocketOf(ws), Rtt.Fabric.Lanes.LaneKind.Shm, LaneTokens(ws));
         var results = new JsonArray();
         var details = new List<string>();
         var failed = false;
@@ -295,4 +295,11 @@ public static class CallCommand
             return null;
         }
     }
+
+    /// <summary>
+    /// A fresh lane token per attach, issued with the workspace's signing key for that route's symbol (docs/tokens.md): a
+    /// strict-mode silo requires one, a dev-mode silo checks it. None when this user cannot read the key.
+    /// </summary>
+    internal static Func<CallRoute, string?> LaneTokens(RttWorkspace ws) =>
+        new Rtt.Client.RttClientOptions().WithWorkspaceTokens(ws).LaneToken is { } mint ? route => mint(route.To) : _ => null;
 }

@@ -24,7 +24,7 @@ public sealed record ToolResult(JsonObject Result)
 /// Calls symbols over the local silo's lanes (docs/calls.md): one lane per route, attached on first use (SHM on the same
 /// node, UDS when asked) and reused by later calls. Thread-safe.
 /// </summary>
-public sealed class LaneCaller(string controlSocket, LaneKind kind = LaneKind.Shm) : IDisposable
+public sealed class LaneCaller(string controlSocket, LaneKind kind = LaneKind.Shm, Func<CallRoute, string?>? tokenFor = null) : IDisposable
 {
     private readonly ConcurrentDictionary<uint, Lazy<LaneClient>> _lanes = new();
 
@@ -95,7 +95,7 @@ public sealed class LaneCaller(string controlSocket, LaneKind kind = LaneKind.Sh
     private LaneClient LaneFor(CallRoute route)
     {
         var lazy = _lanes.GetOrAdd(route.RouteId, id => new Lazy<LaneClient>(() =>
-            LaneClient.Attach(ControlSocket, id.ToString(System.Globalization.CultureInfo.InvariantCulture), kind)));
+            LaneClient.Attach(ControlSocket, id.ToString(System.Globalization.CultureInfo.InvariantCulture), kind, token: tokenFor?.Invoke(route))));
         try
         {
             var lane = lazy.Value;

@@ -57,16 +57,17 @@ public sealed class LaneClient : IAgent, IDisposable
     /// code awaiting <see cref="RequestAsync"/> resumes on the lane's receive thread (lowest latency, no thread
     /// hop; it must not block there); otherwise it resumes on the thread pool.
     /// </summary>
-    public static LaneClient Attach(string controlSocket, string route, LaneKind? kind = null, FrameHandler? onFrame = null, LaneOptions? options = null, bool inlineContinuations = false)
+    public static LaneClient Attach(string controlSocket, string route, LaneKind? kind = null, FrameHandler? onFrame = null, LaneOptions? options = null, bool inlineContinuations = false,
+        string? token = null)
     {
-        var (lane, routeId) = LaneAttach.ConnectUnix(controlSocket, route, kind, options);
+        var (lane, routeId) = LaneAttach.ConnectUnix(controlSocket, route, kind, options, token);
         return new LaneClient(lane, routeId, onFrame, inlineContinuations);
     }
 
     /// <summary>Attaches over TCP (the silo's <c>Lanes:TcpPort</c>).</summary>
-    public static LaneClient AttachTcp(IPEndPoint silo, string route, FrameHandler? onFrame = null, LaneOptions? options = null)
+    public static LaneClient AttachTcp(IPEndPoint silo, string route, FrameHandler? onFrame = null, LaneOptions? options = null, string? token = null)
     {
-        var (lane, routeId) = LaneAttach.ConnectTcp(silo, route, options);
+        var (lane, routeId) = LaneAttach.ConnectTcp(silo, route, options, token);
         return new LaneClient(lane, routeId, onFrame, inlineContinuations: false);
     }
 
@@ -198,7 +199,7 @@ public sealed class LaneClient : IAgent, IDisposable
             {
                 if (_pending.TryRemove(id, out var t))
                 {
-                    t.TrySetException(new IOException("the silo closed the lane"));
+                    t.TrySetException(CloseReason ?? (Exception)new IOException("the silo closed the lane"));
                 }
             }
         }
@@ -236,8 +237,19 @@ public sealed class LaneClient : IAgent, IDisposable
         }
     }
 
+    /// <summary>Why the lane host closed the lane, when it said (its token expired: RTT-TOKEN-019); null otherwise.</summary>
+    public RttException? CloseReason { get; private set; }
+
     private void OnFrame(in FrameHeader header, ReadOnlySpan<byte> payload)
     {
+        if (header.RouteId == 0 && header.FrameId == 0 && (header.Flags & FrameFlags.Error) != 0)
+        {
+            // The host's word before it closes the lane (route 0, frame 0: no request has those).
+            var (code, message) = ErrorPayload.Decode(payload, ErrorCodes.LaneUpstreamGone);
+            CloseReason = new RttException(code, message, $"lane {Kind} to route {RouteId}", "attach again (with a fresh token)");
+            return;
+        }
+
         if (_pending.TryRemove(header.FrameId, out var done))
         {
             if ((header.Flags & FrameFlags.Error) != 0)

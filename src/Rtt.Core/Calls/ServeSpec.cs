@@ -31,9 +31,9 @@ public static class ServeSpec
     private static readonly Dictionary<string, string[]> Allowed = new(StringComparer.Ordinal)
     {
         [Echo] = ["kind"],
-        [Process] = ["kind", "command", "args", "env", "cwd", "lane", "attach", "start_timeout_ms", "window"],
+        [Process] = ["kind", "command", "args", "env", "cwd", "lane", "attach", "start_timeout_ms", "window", "sandbox"],
         [Dotnet] = ["kind", "assembly", "type", "config", "timeout_ms", "max_in_flight"],
-        [McpStdio] = ["kind", "command", "args", "env", "cwd", "timeout_ms", "max_in_flight", "tool"],
+        [McpStdio] = ["kind", "command", "args", "env", "cwd", "timeout_ms", "max_in_flight", "tool", "sandbox"],
         [McpHttp] = ["kind", "url", "headers", "timeout_ms", "max_in_flight", "tool"],
     };
 
@@ -77,6 +77,7 @@ public static class ServeSpec
                 result["attach"] = OptionalBool(o, "attach", source, pointer) ?? false;
                 result["start_timeout_ms"] = OptionalInt(o, "start_timeout_ms", source, pointer, 1, 600_000) ?? DefaultStartTimeoutMs;
                 result["window"] = OptionalInt(o, "window", source, pointer, 1, 1 << 16) ?? DefaultWindow;
+                CopySandbox(o, result, source, pointer);
                 break;
             case Dotnet:
                 result["assembly"] = RequiredString(o, "assembly", source, pointer);
@@ -93,6 +94,7 @@ public static class ServeSpec
                 CopyCommand(o, result, source, pointer);
                 CopyLimits(o, result, source, pointer);
                 CopyTool(o, result, source, pointer);
+                CopySandbox(o, result, source, pointer);
                 break;
             case McpHttp:
                 var url = RequiredString(o, "url", source, pointer);
@@ -109,6 +111,54 @@ public static class ServeSpec
         }
 
         return (JsonObject)Sorted(result)!; // members in ordinal order: the same text however the block was built or read
+    }
+
+    /// <summary>
+    /// <c>sandbox</c>: <c>{"network": false, "read": [paths], "write": [paths]}</c>, all optional; the driver then runs under
+    /// bubblewrap with a seccomp filter (docs/security.md). Part of the block, so of its hash and of the signed plan.
+    /// </summary>
+    private static void CopySandbox(JsonObject o, JsonObject result, string source, string pointer)
+    {
+        if (o["sandbox"] is not { } node)
+        {
+            return;
+        }
+
+        var at = pointer + "/sandbox";
+        if (node is not JsonObject sandbox)
+        {
+            throw Invalid(source, at, "must be an object {\"network\": false, \"read\": [paths], \"write\": [paths]}");
+        }
+
+        foreach (var (name, _) in sandbox)
+        {
+            if (name is not ("network" or "read" or "write"))
+            {
+                throw Invalid(source, $"{at}/{name}", "is not a field of a sandbox (allowed: network, read, write)");
+            }
+        }
+
+        JsonArray Paths(string name)
+        {
+            if (sandbox[name] is null)
+            {
+                return [];
+            }
+
+            if (sandbox[name] is not JsonArray list || list.Any(p => p is not JsonValue v || !v.TryGetValue<string>(out var s) || s.Length == 0))
+            {
+                throw Invalid(source, $"{at}/{name}", "must be a list of paths (relative to the workspace root, or absolute)");
+            }
+
+            return [.. list.Select(p => (JsonNode)(string)p!)];
+        }
+
+        result["sandbox"] = new JsonObject
+        {
+            ["network"] = OptionalBool(sandbox, "network", source, at) ?? false,
+            ["read"] = Paths("read"),
+            ["write"] = Paths("write"),
+        };
     }
 
     private static JsonNode? Sorted(JsonNode? node) => node switch

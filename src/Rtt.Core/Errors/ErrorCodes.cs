@@ -138,4 +138,29 @@ public static class ErrorCodes
     public const string ApplyAborted = "RTT-APPLY-003";
     public const string ApplyRolledBack = "RTT-APPLY-004";
     public const string ApplyNothingToRollBack = "RTT-APPLY-005";
+
+    // Security: file modes, capability tokens, driver sandbox (docs/security.md, docs/tokens.md)
+    public const string ModesTooOpen = "RTT-SEC-001";
+    public const string SandboxUnavailable = "RTT-SEC-002";
+    public const string TokenMalformed = "RTT-TOKEN-001";
+    public const string TokenShape = "RTT-TOKEN-002";
+    public const string TokenTooLarge = "RTT-TOKEN-003";
+    public const string TokenIssuerUnknown = "RTT-TOKEN-004";
+    public const string TokenIssuerRevoked = "RTT-TOKEN-005";
+    public const string TokenSignatureInvalid = "RTT-TOKEN-006";
+    public const string TokenChainBroken = "RTT-TOKEN-007";
+    public const string TokenProofInvalid = "RTT-TOKEN-008";
+    public const string TokenWidened = "RTT-TOKEN-009";
+    public const string TokenExpired = "RTT-TOKEN-010";
+    public const string TokenNotYetValid = "RTT-TOKEN-011";
+    public const string TokenRevoked = "RTT-TOKEN-012";
+    public const string TokenReplayed = "RTT-TOKEN-013";
+    public const string TokenRouteDenied = "RTT-TOKEN-014";
+    public const string TokenVerbDenied = "RTT-TOKEN-015";
+    public const string TokenMissing = "RTT-TOKEN-016";
+    public const string TokenSealed = "RTT-TOKEN-017";
+    public const string TokenReplayCacheFull = "RTT-TOKEN-018";
+    public const string TokenLaneExpired = "RTT-TOKEN-019";
+    public const string TokenRequestInvalid = "RTT-TOKEN-020";
+    public const string TokenScopeDenied = "RTT-TOKEN-021";
 }

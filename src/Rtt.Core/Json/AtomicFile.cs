@@ -13,9 +13,20 @@ public static class AtomicFile
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        // Inside .rtt/ every file is 0600 and every folder RTT makes 0700, whatever the umask (docs/security.md).
+        var inWorkspace = Workspace.WorkspaceModes.InsideWorkspaceDir(path);
+        mode ??= inWorkspace ? Workspace.WorkspaceModes.File : null;
         try
         {
-            System.IO.Directory.CreateDirectory(directory);
+            if (inWorkspace && !OperatingSystem.IsWindows() && !System.IO.Directory.Exists(directory))
+            {
+                System.IO.Directory.CreateDirectory(directory, Workspace.WorkspaceModes.Folder);
+            }
+            else
+            {
+                System.IO.Directory.CreateDirectory(directory);
+            }
+
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
             if (mode is { } m && !OperatingSystem.IsWindows())
             {
@@ -26,6 +37,11 @@ public static class AtomicFile
             {
                 stream.Write(bytes);
                 stream.Flush(flushToDisk: durable);
+            }
+
+            if (mode is { } exact && !OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(temp, exact); // the creation mode is cut by the umask; this is the mode asked for
             }
 
             File.Move(temp, path, overwrite: true);

@@ -70,6 +70,7 @@ public static class WorkspaceInitializer
             TrustStore.WriteTrustedKey(Path.Combine(staging, "registry", "trust"), DefaultKeyName, key.PublicKey);
             AtomicFile.WriteAllBytes(Path.Combine(staging, RttWorkspace.SettingsFileName), PrettyJson.ToUtf8(new WorkspaceSettings(DefaultKeyName).ToJson()));
 
+            WorkspaceModes.LockDown(staging); // 0700 folders, 0600 files, whatever the umask (docs/security.md)
             Directory.Move(staging, target);
             var copied = new List<string>();
             if (exampleDirectory is not null)

@@ -27,6 +27,15 @@ public static class LaneAttach
     /// </summary>
     public const int Version = 2;
 
+    /// <summary>
+    /// Version 3 adds a capability token after the name (<c>u16 token_len token(ascii)</c>, docs/tokens.md); a refusal is
+    /// status 4 followed by <c>u16 len</c> and <c>"RTT-TOKEN-NNN message"</c> (utf-8). A client without a token sends version 2.
+    /// </summary>
+    public const int TokenVersion = 3;
+
+    /// <summary>Reply status: the attach was refused by the host's admission (token missing, invalid or not allowing the route).</summary>
+    public const int StatusRefused = 4;
+
     /// <summary>The kind byte of a request that asks for the kind the plan gives the route (SHM when it gives none).</summary>
     public const byte PlannedKind = 0xFF;
 
@@ -34,31 +43,43 @@ public static class LaneAttach
     /// Client side over the host's Unix control socket: an SHM or UDS lane for <paramref name="route"/>; with
     /// <paramref name="kind"/> null, the kind the applied plan gives the route (SHM when it gives none, or TCP).
     /// </summary>
-    public static (IFrameLane Lane, uint RouteId) ConnectUnix(string controlPath, string route, LaneKind? kind = LaneKind.Shm, LaneOptions? options = null)
+    public static (IFrameLane Lane, uint RouteId) ConnectUnix(string controlPath, string route, LaneKind? kind = LaneKind.Shm, LaneOptions? options = null, string? token = null)
     {
         if (kind == LaneKind.Tcp)
         {
             throw new ArgumentException("TCP lanes attach with ConnectTcp", nameof(kind));
         }
 
-        return Handshake(LaneSockets.ConnectUnix(controlPath), route, kind, options ?? new LaneOptions(), controlPath);
+        return Handshake(LaneSockets.ConnectUnix(controlPath), route, kind, options ?? new LaneOptions(), controlPath, token);
     }
 
     /// <summary>Client side over TCP (another host): the connection becomes the lane.</summary>
-    public static (IFrameLane Lane, uint RouteId) ConnectTcp(IPEndPoint host, string route, LaneOptions? options = null) =>
-        Handshake(LaneSockets.ConnectTcp(host), route, LaneKind.Tcp, options ?? new LaneOptions(), host.ToString());
+    public static (IFrameLane Lane, uint RouteId) ConnectTcp(IPEndPoint host, string route, LaneOptions? options = null, string? token = null) =>
+        Handshake(LaneSockets.ConnectTcp(host), route, LaneKind.Tcp, options ?? new LaneOptions(), host.ToString(), token);
 
-    private static (IFrameLane, uint) Handshake(Socket socket, string route, LaneKind? asked, LaneOptions options, string where)
+    private static (IFrameLane, uint) Handshake(Socket socket, string route, LaneKind? asked, LaneOptions options, string where, string? token)
     {
         try
         {
             var name = Encoding.UTF8.GetBytes(route);
-            var request = new byte[8 + name.Length];
+            var tokenBytes = token is null ? [] : Encoding.ASCII.GetBytes(token);
+            if (tokenBytes.Length > Core.Tokens.CapabilityToken.MaxChars)
+            {
+                throw new Core.Tokens.TokenException(ErrorCodes.TokenTooLarge, $"the token is {tokenBytes.Length} characters (at most {Core.Tokens.CapabilityToken.MaxChars})", where, "use the token as rtt made it");
+            }
+
+            var request = new byte[8 + name.Length + (token is null ? 0 : 2 + tokenBytes.Length)];
             BinaryPrimitives.WriteUInt32LittleEndian(request, RequestMagic);
-            request[4] = Version;
+            request[4] = token is null ? (byte)Version : (byte)TokenVersion;
             request[5] = asked is { } k ? (byte)k : PlannedKind;
             BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(6), (ushort)name.Length);
             name.CopyTo(request, 8);
+            if (token is not null)
+            {
+                BinaryPrimitives.WriteUInt16LittleEndian(request.AsSpan(8 + name.Length), (ushort)tokenBytes.Length);
+                tokenBytes.CopyTo(request, 10 + name.Length);
+            }
+
             socket.Send(request);
 
             Span<byte> reply = stackalloc byte[16];
@@ -74,6 +95,21 @@ public static class LaneAttach
             if (status == 1)
             {
                 throw new RttException(ErrorCodes.LaneRouteUnknown, $"no lane serves route \"{route}\" here", where, "list the node's routes (rtt up --once shows them) or check routes.json");
+            }
+
+            if (status == StatusRefused)
+            {
+                var (code, message) = (ErrorCodes.TokenMissing, "the lane host requires a capability token for this attach");
+                if (token is not null)
+                {
+                    Span<byte> len = stackalloc byte[2];
+                    FdPassing.ReadExactly(socket, len);
+                    var text = new byte[BinaryPrimitives.ReadUInt16LittleEndian(len)];
+                    FdPassing.ReadExactly(socket, text);
+                    (code, message) = Frames.ErrorPayload.Decode(text, ErrorCodes.TokenMissing);
+                }
+
+                throw new Core.Tokens.TokenException(code, $"attach to \"{route}\" refused: {message}", where, "see docs/errors.md for the code; `rtt token inspect` shows what a token allows");
             }
 
             if (status == 3)
@@ -125,12 +161,22 @@ public static class LaneAttach
     /// the planned kind gets it when this socket offers it (SHM or UDS on a Unix socket, TCP on TCP; else SHM, or TCP),
     /// and an SHM lane's rings get the planned capacity.
     /// </summary>
-    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, Func<uint, LanePlan?>? planOf, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout)
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, Func<uint, LanePlan?>? planOf, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout) =>
+        Accept(socket, resolve, planOf, options, doorbell, handshakeTimeout, null, out _);
+
+    /// <summary>
+    /// As above, with <paramref name="admit"/> deciding each attach of a known route from its id and the token the client
+    /// presented (null for a version 1/2 request): it returns the token's grant (null: none) or throws an RttException,
+    /// which the client receives as status 4 with the code and message (version 3; version 1/2 get status 4 alone).
+    /// </summary>
+    public static IFrameLane? Accept(Socket socket, Func<string, uint?> resolve, Func<uint, LanePlan?>? planOf, LaneOptions options, LaneDoorbell? doorbell, TimeSpan handshakeTimeout,
+        Func<uint, string?, LaneGrant?>? admit, out LaneGrant? grant)
     {
+        grant = null;
         Span<byte> head = stackalloc byte[8];
         socket.ReceiveTimeout = (int)Math.Max(1, handshakeTimeout.TotalMilliseconds);
         FdPassing.ReadExactly(socket, head);
-        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != RequestMagic || head[4] is not (1 or Version) || (head[4] == 1 && head[5] == PlannedKind))
+        if (BinaryPrimitives.ReadUInt32LittleEndian(head) != RequestMagic || head[4] is not (1 or Version or TokenVersion) || (head[4] == 1 && head[5] == PlannedKind))
         {
             socket.Dispose();
             return null;
@@ -139,6 +185,23 @@ public static class LaneAttach
         var version = head[4];
         var name = new byte[BinaryPrimitives.ReadUInt16LittleEndian(head[6..])];
         FdPassing.ReadExactly(socket, name);
+        string? token = null;
+        if (version == TokenVersion)
+        {
+            Span<byte> len = stackalloc byte[2];
+            FdPassing.ReadExactly(socket, len);
+            var length = BinaryPrimitives.ReadUInt16LittleEndian(len);
+            if (length > Core.Tokens.CapabilityToken.MaxChars)
+            {
+                socket.Dispose(); // never read more than a token can be
+                return null;
+            }
+
+            var bytes = new byte[length];
+            FdPassing.ReadExactly(socket, bytes);
+            token = Encoding.ASCII.GetString(bytes);
+        }
+
         socket.ReceiveTimeout = 0;
         var routeId = resolve(Encoding.UTF8.GetString(name));
         var isUnix = socket.AddressFamily == AddressFamily.Unix;
@@ -150,6 +213,32 @@ public static class LaneAttach
         var offered = isUnix ? kind is LaneKind.Shm or LaneKind.Uds : kind == LaneKind.Tcp;
         Span<byte> reply = stackalloc byte[16];
         BinaryPrimitives.WriteUInt32LittleEndian(reply, ReplyMagic);
+        if (admit is not null && routeId is { } admitted and not 0 && offered)
+        {
+            try
+            {
+                grant = admit(admitted, token);
+            }
+            catch (RttException ex)
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(reply[4..], StatusRefused);
+                BinaryPrimitives.WriteUInt32LittleEndian(reply[8..], 0);
+                BinaryPrimitives.WriteInt32LittleEndian(reply[12..], (int)kind);
+                socket.Send(version == 1 ? reply[..12] : reply);
+                if (version == TokenVersion)
+                {
+                    var text = Frames.ErrorPayload.Encode(ex.Code, ex.Message.Length > 1000 ? ex.Message[..1000] : ex.Message);
+                    var framed = new byte[2 + text.Length];
+                    BinaryPrimitives.WriteUInt16LittleEndian(framed, (ushort)text.Length);
+                    text.CopyTo(framed, 2);
+                    socket.Send(framed);
+                }
+
+                socket.Dispose();
+                throw;
+            }
+        }
+
         BinaryPrimitives.WriteInt32LittleEndian(reply[4..], routeId is null ? 1 : routeId == 0 ? 3 : offered ? 0 : 2);
         BinaryPrimitives.WriteUInt32LittleEndian(reply[8..], routeId ?? 0);
         BinaryPrimitives.WriteInt32LittleEndian(reply[12..], (int)kind);
@@ -188,9 +277,11 @@ public sealed class LaneHostListener : IDisposable
     private long _failures;
     private long _lastRefusalReport;
 
-    public LaneHostListener(LaneHost host, LaneOptions options, string? unixPath, IPEndPoint? tcp = null, int maxClients = 1024, int maxPendingHandshakes = 64, TimeSpan? handshakeTimeout = null)
+    public LaneHostListener(LaneHost host, LaneOptions options, string? unixPath, IPEndPoint? tcp = null, int maxClients = 1024, int maxPendingHandshakes = 64, TimeSpan? handshakeTimeout = null,
+        LaneAdmission? admission = null)
     {
         _host = host;
+        Admission = admission;
         _options = options with { Backpressure = BackpressurePolicy.Fail }; // the host's side of a lane never waits for its peer
         MaxClients = maxClients;
         MaxPendingHandshakes = maxPendingHandshakes;
@@ -217,6 +308,14 @@ public sealed class LaneHostListener : IDisposable
     }
 
     public string? UnixPath { get; }
+
+    /// <summary>Who may attach (tokens, dev/strict); null admits every peer that reaches the socket (tests, benches).</summary>
+    public LaneAdmission? Admission { get; }
+
+    /// <summary>Attaches refused by <see cref="Admission"/> (each also reported, at most once a second).</summary>
+    public long RefusedAttaches => Interlocked.Read(ref _refusedAttaches);
+
+    private long _refusedAttaches;
 
     public IPEndPoint? TcpEndPoint { get; }
 
@@ -312,10 +411,30 @@ public sealed class LaneHostListener : IDisposable
                 return;
             }
 
-            var lane = LaneAttach.Accept(client, Resolve, PlanOf, _options, _host.Doorbell, HandshakeTimeout);
+            LaneGrant? grant;
+            IFrameLane? lane;
+            try
+            {
+                lane = LaneAttach.Accept(client, Resolve, PlanOf, _options, _host.Doorbell, HandshakeTimeout,
+                    Admission is { } admission ? (id, token) => admission.Admit(SymbolOf(id), token, client) : null, out grant);
+            }
+            catch (RttException ex)
+            {
+                // Refused by admission: the client was told why; the log says which code, never the token.
+                var refused = Interlocked.Increment(ref _refusedAttaches);
+                var now = Environment.TickCount64;
+                var last = Interlocked.Read(ref _lastRefusalReport);
+                if (now - last >= 1000 && Interlocked.CompareExchange(ref _lastRefusalReport, now, last) == last)
+                {
+                    _host.Report?.Invoke($"lane attach refused: {ex.Code}: {ex.Message} ({refused} refused so far)");
+                }
+
+                return;
+            }
+
             if (lane is not null)
             {
-                _host.AttachAsync(lane).Wait();
+                _host.AttachAsync(lane, grant?.Expires, grant?.Saddr).Wait();
             }
         }
         catch (Exception)
@@ -347,6 +466,14 @@ public sealed class LaneHostListener : IDisposable
         {
             _host.Report?.Invoke($"lane connections refused: {why} ({refused} refused so far)");
         }
+    }
+
+    /// <summary>The target symbol of a route of the current table (what a token's saddr must cover).</summary>
+    private string SymbolOf(uint routeId)
+    {
+        var routes = _host.Routes;
+        var i = routes.IndexOf(routeId);
+        return i < 0 ? routeId.ToString(System.Globalization.CultureInfo.InvariantCulture) : routes.Routes[i].Name;
     }
 
     /// <summary>The lane the plan gives a route of the current table, if any.</summary>

@@ -51,6 +51,13 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private long _naps;
     private IFrameLane?[] _inbound = new IFrameLane?[8];
     private bool[] _stalled = new bool[8]; // by inbound slot: the client is not reading its answers (worker thread only)
+    private long[] _expiry = new long[8]; // by inbound slot: Environment.TickCount64 when its token expires, 0 for none (worker thread only)
+    private Timer?[] _expiryTimers = new Timer?[8]; // ring the doorbell at an expiry, so a parked worker closes the lane on time
+    private long _nextExpiry = long.MaxValue;
+    private string?[] _allowed = new string?[8]; // by inbound slot: the token's saddr pattern, null for any route
+    private RouteTable?[] _allowedTable = new RouteTable?[8]; // the table and route last found allowed: one compare per frame after the first
+    private uint[] _allowedRoute = new uint[8];
+    private long _expiredLanes;
     private long _stalledRounds;
     private long _clientFull;
     private long _upstreamFull;
@@ -184,10 +191,30 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         return done.Task;
     }
 
+    /// <summary>Lanes closed because their token expired (RTT-TOKEN-019).</summary>
+    public long ExpiredLanes => Volatile.Read(ref _expiredLanes);
+
     /// <summary>Adds a client lane; the host owns it from now on and disposes it when its peer goes.</summary>
-    public Task AttachAsync(IFrameLane lane)
+    public Task AttachAsync(IFrameLane lane) => AttachAsync(lane, null, null);
+
+    /// <summary>
+    /// As above; with <paramref name="expires"/> (the attach token's expiry) the worker closes the lane then: an error frame
+    /// RTT-TOKEN-019 (route 0, frame 0) and the close (docs/fabric.md, attach protocol). With <paramref name="saddr"/> (the
+    /// token's symbol pattern) a frame for a route whose symbol the pattern does not cover is answered RTT-TOKEN-014: a lane
+    /// attached with a token for one route cannot be used for another.
+    /// </summary>
+    public Task AttachAsync(IFrameLane lane, DateTimeOffset? expires, string? saddr = null)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var deadline = 0L;
+        Timer? timer = null;
+        if (expires is { } e)
+        {
+            var left = e - DateTimeOffset.UtcNow;
+            deadline = Environment.TickCount64 + Math.Max(0, (long)left.TotalMilliseconds);
+            timer = new Timer(static d => ((LaneDoorbell)d!).Ring(), _doorbell, left > TimeSpan.Zero ? left + TimeSpan.FromMilliseconds(1) : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+        }
+
         _commands.Enqueue(() =>
         {
             var slots = _inbound;
@@ -205,6 +232,28 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             }
 
             _stalled[free] = false;
+            if (_expiry.Length < slots.Length)
+            {
+                Array.Resize(ref _expiry, slots.Length);
+                Array.Resize(ref _expiryTimers, slots.Length);
+            }
+
+            _expiry[free] = deadline;
+            _expiryTimers[free] = timer;
+            if (_allowed.Length < slots.Length)
+            {
+                Array.Resize(ref _allowed, slots.Length);
+                Array.Resize(ref _allowedTable, slots.Length);
+                Array.Resize(ref _allowedRoute, slots.Length);
+            }
+
+            _allowed[free] = saddr;
+            _allowedTable[free] = null;
+            if (deadline != 0 && deadline < _nextExpiry)
+            {
+                _nextExpiry = deadline;
+            }
+
             Volatile.Write(ref _inbound, slots);
             done.SetResult();
         });
@@ -458,6 +507,63 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _swaps.Add((next, waiting, done));
     }
 
+    private static readonly byte[] RouteDeniedPayload = ErrorPayload.Encode(Core.Errors.ErrorCodes.TokenRouteDenied,
+        "this lane's capability token does not cover the route of the frame; attach to that route with a token for it");
+
+    /// <summary>Whether the token pattern of the current lane covers the route at <paramref name="index"/> (cached per slot).</summary>
+    private bool RouteAllowed(string pattern, int index, uint routeId)
+    {
+        var slot = _currentInbound;
+        if (ReferenceEquals(_allowedTable[slot], _current) && _allowedRoute[slot] == routeId)
+        {
+            return true;
+        }
+
+        if (!Core.Tokens.CapabilityToken.Matches(pattern, _current.Routes[index].Name))
+        {
+            return false;
+        }
+
+        _allowedTable[slot] = _current;
+        _allowedRoute[slot] = routeId;
+        return true;
+    }
+
+    private static readonly byte[] ExpiredPayload = ErrorPayload.Encode(Core.Errors.ErrorCodes.TokenLaneExpired,
+        "the lane's capability token expired: the lane host closed the lane; attach again with a fresh token");
+
+    /// <summary>Closes the lanes whose token expired: an error frame (route 0, frame 0) saying so, then the close.</summary>
+    private int CloseExpired(IFrameLane?[] inbound)
+    {
+        var now = Environment.TickCount64;
+        var next = long.MaxValue;
+        var closed = 0;
+        for (var i = 0; i < inbound.Length && i < _expiry.Length; i++)
+        {
+            var deadline = _expiry[i];
+            if (deadline == 0 || inbound[i] is not { } lane)
+            {
+                continue;
+            }
+
+            if (now < deadline)
+            {
+                next = Math.Min(next, deadline);
+                continue;
+            }
+
+            lane.Send(0, 0, ExpiredPayload, FrameFlags.Error);
+            lane.Flush();
+            Report?.Invoke($"client lane {i} ({Describe(lane)}) closed: its capability token expired (RTT-TOKEN-019)");
+            Interlocked.Increment(ref _expiredLanes);
+            Release(inbound, i, lane);
+            closed++;
+        }
+
+        _nextExpiry = next;
+        return closed;
+    }
+
     /// <summary>Releases a client lane whose peer is gone (this thread is the only one touching it), reporting a broken one.</summary>
     private void Release(IFrameLane?[] inbound, int i, IFrameLane lane)
     {
@@ -473,6 +579,19 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
         inbound[i] = null;
         _stalled[i] = false;
+        if (i < _allowed.Length)
+        {
+            _allowed[i] = null;
+            _allowedTable[i] = null;
+        }
+
+        if (i < _expiry.Length)
+        {
+            _expiry[i] = 0;
+            _expiryTimers[i]?.Dispose();
+            _expiryTimers[i] = null;
+        }
+
         if (lane is ShmLane { BrokenReason: { } broken })
         {
             Report?.Invoke($"client lane {i} ({Describe(lane)}) dropped: {broken}");
@@ -500,6 +619,11 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         _current = _routes; // one read per batch: every frame of the batch sees the same table
         _currentStats = _routeStats;
         var inbound = _inbound;
+        if (_nextExpiry != long.MaxValue && Environment.TickCount64 >= _nextExpiry)
+        {
+            work += CloseExpired(inbound);
+        }
+
         for (var i = 0; i < inbound.Length; i++)
         {
             var lane = inbound[i];
@@ -632,6 +756,13 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         var lane = _inbound[_currentInbound]!;
         var index = _current.IndexOf(header.RouteId);
         var endpoint = index < 0 ? null : _current.EndpointAt(index);
+        if (index >= 0 && _allowed[_currentInbound] is { } pattern && !RouteAllowed(pattern, index, header.RouteId))
+        {
+            lane.Counters.OnDrop(DropReason.UnknownRoute);
+            AnswerError(lane, header.RouteId, header.FrameId, RouteDeniedPayload);
+            return;
+        }
+
         if ((header.Flags & FrameFlags.Probe) != 0 && endpoint is not null)
         {
             AnswerProbe(lane, endpoint, in header, payload);

@@ -30,6 +30,9 @@ public static class LaneSockets
         try
         {
             socket.Bind(new UnixDomainSocketEndPoint(path));
+            // 0600 before listen: bind gives the socket 0777 less the umask, and a connect before listen is refused,
+            // so no other user can attach in between (docs/security.md).
+            Rtt.Core.Workspace.WorkspaceModes.RestrictFile(path);
             socket.Listen(backlog);
             return socket;
         }

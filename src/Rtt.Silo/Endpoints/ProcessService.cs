@@ -115,6 +115,11 @@ public sealed class ProcessService : IServedEndpoint
 
         info.Environment[ServiceHost.SocketVariable] = socketPath;
         info.Environment[ServiceHost.LaneVariable] = (string?)serve["lane"] ?? "shm";
+        if (Sandbox.Of(serve, root) is { } profile)
+        {
+            info = Sandbox.Wrap(info, profile, context.Workspace, [socketPath]); // bubblewrap + seccomp (docs/security.md)
+        }
+
         Process process;
         try
         {

@@ -51,15 +51,18 @@ public static class RttSiloHost
         var metrics = Bind<RttMetricsOptions>(configuration, "Metrics");
         var wal = Bind<RttWalOptions>(configuration, "Wal");
         var cluster = Bind<RttClusterOptions>(configuration, "Cluster");
+        var security = Bind<Security.RttSecurityOptions>(configuration, "Security");
         silo.Validate();
         cluster.Validate();
+        security.Validate();
 
         workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
+        WorkspaceModes.Check(workspace); // another local user must not be able to change what this silo trusts (RTT-SEC-001)
         EnsureWritable(workspace.State);
         var siloLock = SiloLock.Acquire(workspace); // before anything is touched: a second silo on this workspace stops here
         try
         {
-            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, siloLock, logging, clock);
+            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, siloLock, logging, clock);
         }
         catch
         {
@@ -69,7 +72,7 @@ public static class RttSiloHost
     }
 
     private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
-        RttWalOptions wal, RttClusterOptions cluster, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock)
+        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock)
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
@@ -117,6 +120,16 @@ public static class RttSiloHost
             ClusterDatabase.Check(clusterConnection);
         }
 
+        if (clusterConnection is null && storage.ConnectionString is null && !OperatingSystem.IsWindows() && !File.Exists(workspace.StateDatabasePath))
+        {
+            // Created empty with 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's mode.
+            using (new FileStream(workspace.StateDatabasePath, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = WorkspaceModes.File }))
+            {
+            }
+
+            File.SetUnixFileMode(workspace.StateDatabasePath, WorkspaceModes.File);
+        }
+
         var connectionString = clusterConnection ?? storage.ConnectionString ?? SqliteStateStore.ConnectionString(workspace.StateDatabasePath);
         if (clusterConnection is null)
         {
@@ -148,6 +161,10 @@ public static class RttSiloHost
         builder.Services.AddSingleton(siloLock); // released when the host is disposed (or by the kernel when the process ends)
         builder.Services.AddSingleton(silo);
         builder.Services.AddSingleton(TimeProvider.System);
+        // Capability tokens (docs/tokens.md): one verifier (trust store, revocations, replay cache) for lane attaches and
+        // the management calls the incoming grain call filter checks.
+        builder.Services.AddSingleton(security);
+        builder.Services.AddSingleton(Core.Tokens.TokenVerifier.ForWorkspace(workspace, TimeProvider.System, new Core.Tokens.ReplayCache(security.ReplayCacheSize)));
         builder.UseOrleans(orleans =>
         {
             if (clusterConnection is null)
@@ -174,12 +191,16 @@ public static class RttSiloHost
             orleans.Configure<SiloOptions>(o => o.SiloName = silo.NodeId);
             orleans.UseSiloMetadata(new Dictionary<string, string> { ["host"] = Environment.MachineName, ["numa"] = numa, ["node"] = silo.NodeId });
             orleans.AddRttGrains();
+            orleans.Services.AddSingleton<IIncomingGrainCallFilter, Security.ManagementTokenFilter>();
             orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
             {
                 o.Invariant = clusterConnection is null ? SqliteStateStore.Invariant : ClusterDatabase.Invariant;
                 o.ConnectionString = connectionString;
             });
         });
+
+        // Grain state is read without honouring $type names (StorageJson); after UseOrleans so it runs after Orleans' own set-up.
+        builder.Services.PostConfigure<Orleans.Serialization.OrleansJsonSerializerOptions>(o => StorageJson.Harden(o.JsonSerializerSettings));
 
         // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
         var walStores = clusterConnection is null ? WalStores(wal, workspace) : () => PostgresWalStore.Open(clusterConnection, create: false);
@@ -285,7 +306,7 @@ public static class RttSiloHost
         var probe = Path.Combine(stateDirectory, $".write-probe-{Environment.ProcessId}");
         try
         {
-            Directory.CreateDirectory(stateDirectory);
+            WorkspaceModes.CreatePrivateDirectory(stateDirectory);
             File.WriteAllBytes(probe, []);
             File.Delete(probe);
         }

@@ -45,7 +45,8 @@ public sealed class RttLaneOptions
 /// (outside any grain turn), serves the workspace's routes, and accepts client attachments on the control
 /// socket. Grains drive it through <see cref="ILaneHost"/>; no frame ever enters the actor scheduler.
 /// </summary>
-public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger, string nodeId = "node0") : IHostedService, ILaneHost, INodeLaneHost, IDisposable, IAsyncDisposable
+public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger, string nodeId = "node0", LaneAdmission? admission = null)
+    : IHostedService, ILaneHost, INodeLaneHost, IDisposable, IAsyncDisposable
 {
     private static readonly DriverEndpoint Echo = new(new EchoDriver());
 
@@ -230,9 +231,11 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 cached?.Dispose();
                 try
                 {
+                    // The probe lane carries frames for every route of its kind: a token for all of them when tokens are needed.
+                    var token = admission is { Strict: true } || (kind == "tcp" && admission is not null) ? ProbeToken() : null;
                     client = kind == "tcp" && TcpEndPoint is { } tcp
-                        ? LaneAttach.ConnectTcp(tcp, Id(lanes[0])).Lane
-                        : LaneAttach.ConnectUnix(ControlSocket, Id(lanes[0]), kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm).Lane;
+                        ? LaneAttach.ConnectTcp(tcp, Id(lanes[0]), null, token).Lane
+                        : LaneAttach.ConnectUnix(ControlSocket, Id(lanes[0]), kind is "uds" or "tcp" ? LaneKind.Uds : LaneKind.Shm, null, token).Lane;
                 }
                 catch (RttException ex)
                 {
@@ -273,6 +276,12 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
             return wrong;
         }
+    }
+
+    private string ProbeToken()
+    {
+        using var key = workspace.LoadSigningKey();
+        return Core.Tokens.ManagementTokens.MintLane(key, "rtt://*", TimeSpan.FromHours(1));
     }
 
     /// <summary>The SLO gates of verify (policy.json <c>slo</c>, see observability.md); none without telemetry or rules.</summary>
@@ -334,8 +343,14 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         var telemetry = options.Telemetry ? Telemetry.LaneTelemetrySetup.Create(workspace, nodeId, options.FlightRecords, logger) : null;
         _host = new LaneHost(cpus: options.Cpus, telemetry: telemetry) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
         // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
-        _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null);
-        logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}", _host.Routes.Routes.Count, ControlSocket);
+        _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null, admission: admission);
+        logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}, {Mode} mode", _host.Routes.Routes.Count, ControlSocket,
+            admission is null ? "open" : admission.Strict ? "strict token" : "dev token");
+        if (Endpoints.Sandbox.Unavailable() is { } why)
+        {
+            // Said once at start: a serve block with a sandbox is then refused (RTT-SEC-002), never run unconfined.
+            logger.LogWarning("Driver sandbox unavailable: {Why}; endpoints whose serve block asks for a sandbox will not start", why);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => DisposeAsync().AsTask();
@@ -406,7 +421,9 @@ public static class LaneHostingExtensions
         var options = configuration.GetSection("Lanes").Get<RttLaneOptions>() ?? new RttLaneOptions();
         services.AddSingleton(options);
         services.AddSingleton(sp => new LaneHostService(
-            sp.GetRequiredService<RttWorkspace>(), options, sp.GetRequiredService<ILogger<LaneHostService>>(), sp.GetRequiredService<Hosting.RttSiloOptions>().NodeId));
+            sp.GetRequiredService<RttWorkspace>(), options, sp.GetRequiredService<ILogger<LaneHostService>>(), sp.GetRequiredService<Hosting.RttSiloOptions>().NodeId,
+            sp.GetService<Core.Tokens.TokenVerifier>() is { } verifier
+                ? new LaneAdmission(verifier, sp.GetService<Security.RttSecurityOptions>()?.Strict ?? false) : null));
         services.AddSingleton<ILaneHost>(sp => sp.GetRequiredService<LaneHostService>());
         services.AddSingleton<INodeLaneHost>(sp => sp.GetRequiredService<LaneHostService>());
         services.AddHostedService(sp => sp.GetRequiredService<LaneHostService>());

@@ -38,14 +38,18 @@ public sealed class NodeRegistrationService(
         var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
         var lanes = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost;
+        // Each state-changing call presents its own token (the management filter spends one per call; docs/security.md).
+        Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
         Record = await node.Register(facts);
         // In a cluster the node's grain may still be active on another silo (it was placed there while this one was
         // down): it deactivates when asked and the next call places it here. That can take a few seconds.
         var serving = Stopwatch.StartNew();
+        Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
         var served = await node.ServeLanes();
         while (!served && serving.Elapsed < TimeSpan.FromSeconds(10))
         {
             await Task.Delay(100, cancellationToken);
+            Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
             served = await node.ServeLanes();
         }
 

@@ -169,12 +169,25 @@ public sealed class McpServerSession : IAsyncDisposable
 
         var root = _workspace.Root;
         var env = (_serve["env"] as JsonObject ?? []).ToDictionary(e => e.Key, e => (string?)ServeSpec.Expand((string)e.Value!), StringComparer.Ordinal);
+        var command = ServeSpec.ResolvePath(root, (string)_serve["command"]!, isCommand: true);
+        List<string> arguments = [.. (_serve["args"] as JsonArray ?? []).Select(a => ServeSpec.Expand((string)a!))];
+        var workingDirectory = (string?)_serve["cwd"] is { } cwd ? ServeSpec.ResolvePath(root, cwd) : root;
+        if (Sandbox.Of(_serve, root) is { } profile)
+        {
+            // The server runs under bubblewrap with the seccomp filter (docs/security.md); stdio crosses the sandbox as is.
+            var inner = new System.Diagnostics.ProcessStartInfo(command) { WorkingDirectory = workingDirectory };
+            arguments.ForEach(inner.ArgumentList.Add);
+            var wrapped = Sandbox.Wrap(inner, profile, _workspace, []);
+            command = wrapped.FileName;
+            arguments = [.. wrapped.ArgumentList];
+        }
+
         return new StdioClientTransport(new StdioClientTransportOptions
         {
             Name = Label,
-            Command = ServeSpec.ResolvePath(root, (string)_serve["command"]!, isCommand: true),
-            Arguments = [.. (_serve["args"] as JsonArray ?? []).Select(a => ServeSpec.Expand((string)a!))],
-            WorkingDirectory = (string?)_serve["cwd"] is { } cwd ? ServeSpec.ResolvePath(root, cwd) : root,
+            Command = command,
+            Arguments = arguments,
+            WorkingDirectory = workingDirectory,
             EnvironmentVariables = env,
             ShutdownTimeout = TimeSpan.FromSeconds(2),
             StandardErrorLines = line =>

@@ -1,0 +1,608 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+
+namespace Rtt.Core.Tokens;
+
+/// <summary>A capability token's refusal: a stable RTT-TOKEN code, never the token's secret in the message.</summary>
+public sealed class TokenException(string code, string message, string? location = null, string? remedy = null, Exception? inner = null)
+    : RttException(code, message, location, remedy, inner);
+
+/// <summary>What a token allows: a symbol pattern, verbs, scopes, and the window it is valid in.</summary>
+public sealed record TokenRights(string Saddr, IReadOnlyList<string> Verbs, IReadOnlyList<string> Scopes, DateTimeOffset NotBefore, DateTimeOffset Expires)
+{
+    /// <summary>True when <paramref name="symbol"/> is covered by <see cref="Saddr"/> (exact, or a prefix pattern ending in <c>*</c>).</summary>
+    public bool Covers(string symbol) => CapabilityToken.Matches(Saddr, symbol);
+}
+
+/// <summary>How a new block narrows its token; null members leave that right as it is.</summary>
+public sealed record TokenNarrowing(string? Saddr = null, IReadOnlyList<string>? Verbs = null, IReadOnlyList<string>? Scopes = null, DateTimeOffset? Expires = null);
+
+/// <summary>
+/// RTT capability tokens (docs/tokens.md): <c>rtt1.</c> + base64url (no padding) of the RFC 8785 bytes of
+/// <c>{"format":"rtt.token/1","blocks":[…],"proof":{…}}</c>. Block 0 (authority) is signed by a key the workspace
+/// trusts; each later block only narrows and is signed with the private half of the fresh key the block before it
+/// names (<c>next_key</c>); the proof is either that last private key (<c>secret</c>: the holder may attenuate further)
+/// or a signature with it (<c>seal</c>: no further blocks). Parsing checks structure and every signature but the
+/// authority's; <see cref="TokenVerifier"/> adds trust, revocation, time and replay.
+/// </summary>
+public sealed class CapabilityToken
+{
+    public const string Prefix = "rtt1.";
+    public const string Format = "rtt.token/1";
+    public const int MaxChars = 8192;
+    public const int MaxBlocks = 8;
+    public const int MaxScopes = 32;
+    public const int MaxSaddr = 256;
+    public static readonly TimeSpan MaxTtl = TimeSpan.FromDays(30);
+    public static readonly IReadOnlyList<string> AllVerbs = ["close", "open", "rx", "tx"];
+
+    private CapabilityToken(string text, JsonObject envelope, IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, TokenRights rights, bool sealedToken, byte[]? secret)
+    {
+        Text = text;
+        Envelope = envelope;
+        Blocks = blocks;
+        Rights = rights;
+        Sealed = sealedToken;
+        _secret = secret;
+    }
+
+    private readonly byte[]? _secret;
+
+    /// <summary>The token as it travels.</summary>
+    public string Text { get; }
+
+    /// <summary>The decoded envelope (canonical JSON).</summary>
+    public JsonObject Envelope { get; }
+
+    public IReadOnlyList<(JsonObject Body, byte[] Sig)> Blocks { get; }
+
+    /// <summary>The rights of the last block: what the token allows.</summary>
+    public TokenRights Rights { get; }
+
+    public bool Sealed { get; }
+
+    public string TokenId => (string)Blocks[0].Body["token_id"]!;
+
+    public string IssuerKeyId => (string)Blocks[0].Body["issuer"]!;
+
+    public string Nonce => (string)Blocks[0].Body["nonce"]!;
+
+    /// <summary>The issuer's signature over block 0, checked by <see cref="VerifyAuthority"/>.</summary>
+    public byte[] AuthoritySignature => Blocks[0].Sig;
+
+    /// <summary>Issues a token signed by <paramref name="issuer"/> (a key the verifying workspace trusts).</summary>
+    public static string Issue(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
+    {
+        if (ttl <= TimeSpan.Zero || ttl > MaxTtl)
+        {
+            throw new TokenException(ErrorCodes.TokenRequestInvalid, $"a token lives between 1 s and {MaxTtl.TotalDays:0} days, not {ttl}", "--ttl", "give e.g. --ttl 5m, 1h or 7d");
+        }
+
+        var nbf = Truncate(now);
+        var exp = Truncate(now + ttl);
+        if (exp <= nbf)
+        {
+            exp = nbf.AddSeconds(1);
+        }
+
+        var body = new JsonObject
+        {
+            ["kind"] = "authority",
+            ["token_id"] = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)),
+            ["issuer"] = issuer.KeyId,
+            ["saddr"] = CheckSaddr(saddr, "--saddr"),
+            ["verbs"] = ToArray(CheckVerbs(verbs, "--verb")),
+            ["scopes"] = ToArray(CheckScopes(scopes, "--scope")),
+            ["nbf"] = Time(nbf),
+            ["exp"] = Time(exp),
+            ["nonce"] = Base64Url(RandomNumberGenerator.GetBytes(32)),
+        };
+        return Chain([], body, issuer);
+    }
+
+    /// <summary>Adds a block that narrows the token (offline: only the token's own proof secret is needed).</summary>
+    public static string Attenuate(string token, TokenNarrowing narrowing)
+    {
+        var parsed = Parse(token);
+        if (parsed.Sealed || parsed._secret is null)
+        {
+            throw new TokenException(ErrorCodes.TokenSealed, "the token is sealed: no block can be added", "token", "attenuate the unsealed token it was made from");
+        }
+
+        var rights = parsed.Rights;
+        var body = new JsonObject { ["kind"] = "attenuation", ["prev"] = Convert.ToBase64String(parsed.Blocks[^1].Sig) };
+        if (narrowing.Saddr is { } s)
+        {
+            CheckSaddr(s, "--saddr");
+            if (!Narrows(rights.Saddr, s))
+            {
+                throw new TokenException(ErrorCodes.TokenWidened, $"saddr \"{s}\" is not within \"{rights.Saddr}\"", "--saddr", "give a pattern inside the token's own");
+            }
+
+            body["saddr"] = s;
+        }
+
+        if (narrowing.Verbs is { } v)
+        {
+            var verbs = CheckVerbs(v, "--verb");
+            if (verbs.Except(rights.Verbs).Any())
+            {
+                throw new TokenException(ErrorCodes.TokenWidened, $"verbs {string.Join(",", verbs)} are not within {string.Join(",", rights.Verbs)}", "--verb", "give a subset of the token's verbs");
+            }
+
+            body["verbs"] = ToArray(verbs);
+        }
+
+        if (narrowing.Scopes is { } sc)
+        {
+            var scopes = CheckScopes(sc, "--scope");
+            if (scopes.Except(rights.Scopes).Any())
+            {
+                throw new TokenException(ErrorCodes.TokenWidened, $"scopes {string.Join(",", scopes)} are not within {string.Join(",", rights.Scopes)}", "--scope", "give a subset of the token's scopes");
+            }
+
+            body["scopes"] = ToArray(scopes);
+        }
+
+        if (narrowing.Expires is { } e)
+        {
+            var exp = Truncate(e);
+            if (exp > rights.Expires)
+            {
+                throw new TokenException(ErrorCodes.TokenWidened, $"expiry {Time(exp)} is later than the token's {Time(rights.Expires)}", "--ttl", "give a shorter time");
+            }
+
+            body["exp"] = Time(exp);
+        }
+
+        using var key = SigningKey.FromSeed(parsed._secret);
+        return Chain(parsed.Blocks, body, key);
+    }
+
+    /// <summary>Replaces the proof secret by a seal: the token can be used but no longer attenuated.</summary>
+    public static string Seal(string token)
+    {
+        var parsed = Parse(token);
+        if (parsed.Sealed || parsed._secret is null)
+        {
+            throw new TokenException(ErrorCodes.TokenSealed, "the token is sealed already", "token", "use it as it is");
+        }
+
+        using var key = SigningKey.FromSeed(parsed._secret);
+        var seal = key.Sign(SealPayload(parsed.Blocks[^1].Sig));
+        return Encode(parsed.Blocks, new JsonObject { ["seal"] = Convert.ToBase64String(seal) });
+    }
+
+    private static string Chain(IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, JsonObject body, SigningKey signer)
+    {
+        using var next = SigningKey.Generate();
+        body["next_key"] = Convert.ToBase64String(next.PublicKey.RawPublicKey);
+        var sig = signer.Sign(CanonicalJson.Serialize(body));
+        var secret = (string)next.ToPrivateKeyJson()["private_key"]!;
+        return Encode([.. blocks, (body, sig)], new JsonObject { ["secret"] = secret });
+    }
+
+    private static string Encode(IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, JsonObject proof)
+    {
+        var array = new JsonArray();
+        foreach (var (body, sig) in blocks)
+        {
+            array.Add(new JsonObject { ["body"] = body.DeepClone(), ["sig"] = Convert.ToBase64String(sig) });
+        }
+
+        var envelope = new JsonObject { ["format"] = Format, ["blocks"] = array, ["proof"] = proof };
+        var text = Prefix + Base64Url(CanonicalJson.Serialize(envelope));
+        if (text.Length > MaxChars)
+        {
+            throw new TokenException(ErrorCodes.TokenTooLarge, $"the token would be {text.Length} characters (at most {MaxChars})", "token", "use fewer blocks or scopes");
+        }
+
+        return text;
+    }
+
+    private static byte[] SealPayload(byte[] lastSig) => CanonicalJson.Serialize(new JsonObject { ["sealed"] = Convert.ToBase64String(lastSig) });
+
+    /// <summary>
+    /// Decodes a token and checks everything that needs no trust store: encoding, canonical form, shape, every
+    /// attenuation block's signature and link, narrowing, and the proof. Block 0's signature is checked by
+    /// <see cref="VerifyAuthority"/> with the issuer's key.
+    /// </summary>
+    public static CapabilityToken Parse(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            throw new TokenException(ErrorCodes.TokenMissing, "no capability token was given", "token", "issue one with `rtt token issue` (docs/tokens.md)");
+        }
+
+        if (text.Length > MaxChars)
+        {
+            throw new TokenException(ErrorCodes.TokenTooLarge, $"the token is {text.Length} characters (at most {MaxChars})", "token", "use the token as `rtt token issue` printed it");
+        }
+
+        if (!text.StartsWith(Prefix, StringComparison.Ordinal))
+        {
+            throw Malformed($"a token starts with \"{Prefix}\"");
+        }
+
+        var bytes = FromBase64Url(text.AsSpan(Prefix.Length)) ?? throw Malformed("the text after \"rtt1.\" is not unpadded base64url");
+        JsonObject envelope;
+        try
+        {
+            envelope = CanonicalJson.ParseNode(bytes, "token") as JsonObject ?? throw Malformed("the decoded token is not a JSON object");
+        }
+        catch (RttException ex)
+        {
+            throw Malformed($"the decoded token is not valid JSON ({ex.Code})");
+        }
+
+        if (!CanonicalJson.Serialize(envelope).AsSpan().SequenceEqual(bytes))
+        {
+            throw Malformed("the decoded token is not in canonical form (RFC 8785)");
+        }
+
+        ExpectMembers(envelope, "token", "blocks", "format", "proof");
+        if (Str(envelope, "format", "token") != Format)
+        {
+            throw Shape("token.format", $"format must be \"{Format}\"");
+        }
+
+        if (envelope["blocks"] is not JsonArray list || list.Count == 0)
+        {
+            throw Shape("token.blocks", "blocks must be a non-empty list");
+        }
+
+        if (list.Count > MaxBlocks)
+        {
+            throw new TokenException(ErrorCodes.TokenTooLarge, $"the token has {list.Count} blocks (at most {MaxBlocks})", "token.blocks", "attenuate a token with fewer blocks");
+        }
+
+        var blocks = new List<(JsonObject, byte[])>();
+        TokenRights? rights = null;
+        for (var i = 0; i < list.Count; i++)
+        {
+            var where = $"token.blocks[{i}]";
+            if (list[i] is not JsonObject block)
+            {
+                throw Shape(where, "a block must be {\"body\":{…},\"sig\":\"<base64>\"}");
+            }
+
+            ExpectMembers(block, where, "body", "sig");
+            var body = block["body"] as JsonObject ?? throw Shape($"{where}.body", "body must be an object");
+            var sig = Bytes(block, "sig", where, 64);
+            if (i == 0)
+            {
+                ExpectMembers(body, $"{where}.body", "exp", "issuer", "kind", "nbf", "next_key", "nonce", "saddr", "scopes", "token_id", "verbs");
+                if (Str(body, "kind", where) != "authority")
+                {
+                    throw Shape($"{where}.body.kind", "block 0 must be the authority block");
+                }
+
+                var tokenId = Str(body, "token_id", where);
+                if (tokenId.Length != 32 || !tokenId.All(char.IsAsciiHexDigitLower))
+                {
+                    throw Shape($"{where}.body.token_id", "token_id must be 32 lowercase hex digits");
+                }
+
+                var issuer = Str(body, "issuer", where);
+                if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !issuer[7..].All(char.IsAsciiHexDigitLower))
+                {
+                    throw Shape($"{where}.body.issuer", "issuer must be a key id sha256:<64 hex>");
+                }
+
+                if (FromBase64Url(Str(body, "nonce", where)) is not { Length: 32 })
+                {
+                    throw Shape($"{where}.body.nonce", "nonce must be 32 bytes in unpadded base64url");
+                }
+
+                var nbf = ReadTime(body, "nbf", where);
+                var exp = ReadTime(body, "exp", where);
+                if (exp <= nbf || exp - nbf > MaxTtl)
+                {
+                    throw Shape($"{where}.body.exp", $"exp must be after nbf and at most {MaxTtl.TotalDays:0} days later");
+                }
+
+                rights = new TokenRights(CheckSaddr(Str(body, "saddr", where), $"{where}.body.saddr", shape: true), ReadList(body, "verbs", where, verbs: true),
+                    ReadList(body, "scopes", where, verbs: false), nbf, exp);
+            }
+            else
+            {
+                ExpectMembers(body, $"{where}.body", ["kind", "next_key", "prev"], ["exp", "saddr", "scopes", "verbs"]);
+                if (Str(body, "kind", where) != "attenuation")
+                {
+                    throw Shape($"{where}.body.kind", "blocks after the first must be attenuation blocks");
+                }
+
+                var prevSig = blocks[i - 1].Item2;
+                if (Str(body, "prev", where) != Convert.ToBase64String(prevSig))
+                {
+                    throw new TokenException(ErrorCodes.TokenChainBroken, $"block {i} does not follow block {i - 1} (prev does not name its signature): blocks were reordered or spliced", where,
+                        "use the token as it was issued or attenuated");
+                }
+
+                var key = NextKey(blocks[i - 1].Item1, i - 1);
+                if (!key.Verify(CanonicalJson.Serialize(body), sig))
+                {
+                    throw new TokenException(ErrorCodes.TokenSignatureInvalid, $"block {i}'s signature does not verify with the key block {i - 1} names", where,
+                        "the token was changed after it was made: use the original");
+                }
+
+                rights = Narrow(rights!, body, where);
+            }
+
+            _ = NextKey(body, i);
+            blocks.Add((body, sig));
+        }
+
+        var proof = envelope["proof"] as JsonObject ?? throw Shape("token.proof", "proof must be {\"secret\":…} or {\"seal\":…}");
+        var last = NextKey(blocks[^1].Item1, blocks.Count - 1);
+        byte[]? secret = null;
+        var sealedToken = false;
+        if (proof.Count == 1 && proof.ContainsKey("secret"))
+        {
+            secret = Bytes(proof, "secret", "token.proof", 32);
+            using var k = SigningKey.FromSeed(secret);
+            if (!k.PublicKey.RawPublicKey.AsSpan().SequenceEqual(last.RawPublicKey))
+            {
+                throw new TokenException(ErrorCodes.TokenProofInvalid, "the proof secret is not the key the last block names: the chain was truncated or the proof replaced", "token.proof",
+                    "use the token as it was issued or attenuated");
+            }
+        }
+        else if (proof.Count == 1 && proof.ContainsKey("seal"))
+        {
+            sealedToken = true;
+            if (!last.Verify(SealPayload(blocks[^1].Item2), Bytes(proof, "seal", "token.proof", 64)))
+            {
+                throw new TokenException(ErrorCodes.TokenProofInvalid, "the seal does not verify with the key the last block names: the chain was truncated or the seal forged", "token.proof",
+                    "use the sealed token as it was made");
+            }
+        }
+        else
+        {
+            throw Shape("token.proof", "proof must be exactly {\"secret\":…} or {\"seal\":…}");
+        }
+
+        return new CapabilityToken(text, envelope, blocks, rights!, sealedToken, secret);
+    }
+
+    /// <summary>Checks block 0's signature with the issuer's key.</summary>
+    public bool VerifyAuthority(TrustedKey issuer) =>
+        issuer.KeyId == IssuerKeyId && issuer.Verify(CanonicalJson.Serialize(Blocks[0].Body), Blocks[0].Sig);
+
+    private static TokenRights Narrow(TokenRights parent, JsonObject body, string where)
+    {
+        var saddr = parent.Saddr;
+        if (body.ContainsKey("saddr"))
+        {
+            saddr = CheckSaddr(Str(body, "saddr", where), $"{where}.body.saddr", shape: true);
+            if (!Narrows(parent.Saddr, saddr))
+            {
+                throw Widened(where, $"saddr \"{saddr}\" is not within \"{parent.Saddr}\"");
+            }
+        }
+
+        var verbs = parent.Verbs;
+        if (body.ContainsKey("verbs"))
+        {
+            verbs = ReadList(body, "verbs", where, verbs: true);
+            if (verbs.Except(parent.Verbs).Any())
+            {
+                throw Widened(where, $"verbs {string.Join(",", verbs)} are not within {string.Join(",", parent.Verbs)}");
+            }
+        }
+
+        var scopes = parent.Scopes;
+        if (body.ContainsKey("scopes"))
+        {
+            scopes = ReadList(body, "scopes", where, verbs: false);
+            if (scopes.Except(parent.Scopes).Any())
+            {
+                throw Widened(where, $"scopes {string.Join(",", scopes)} are not within {string.Join(",", parent.Scopes)}");
+            }
+        }
+
+        var exp = parent.Expires;
+        if (body.ContainsKey("exp"))
+        {
+            exp = ReadTime(body, "exp", where);
+            if (exp > parent.Expires)
+            {
+                throw Widened(where, $"exp {Time(exp)} is later than {Time(parent.Expires)}");
+            }
+        }
+
+        return new TokenRights(saddr, verbs, scopes, parent.NotBefore, exp);
+    }
+
+    private static TokenException Widened(string where, string what) =>
+        new(ErrorCodes.TokenWidened, $"an attenuation block widens the token: {what}", where, "a block may only narrow; use the token as it was attenuated");
+
+    /// <summary>True when <paramref name="pattern"/> covers <paramref name="symbol"/>: equal, or a prefix pattern ending in <c>*</c>.</summary>
+    public static bool Matches(string pattern, string symbol) =>
+        pattern.EndsWith('*') ? symbol.StartsWith(pattern.AsSpan(0, pattern.Length - 1), StringComparison.Ordinal) : pattern == symbol;
+
+    /// <summary>True when every symbol <paramref name="child"/> covers is covered by <paramref name="parent"/>.</summary>
+    public static bool Narrows(string parent, string child) =>
+        parent.EndsWith('*') ? child.StartsWith(parent.AsSpan(0, parent.Length - 1), StringComparison.Ordinal) : child == parent;
+
+    private static string CheckSaddr(string saddr, string where, bool shape = false)
+    {
+        var star = saddr.IndexOf('*', StringComparison.Ordinal);
+        if (!saddr.StartsWith("rtt://", StringComparison.Ordinal) || saddr.Length > MaxSaddr || (star >= 0 && star != saddr.Length - 1)
+            || saddr.Any(c => c <= ' ' || c >= 0x7f))
+        {
+            var why = $"saddr \"{Clip(saddr)}\" must be rtt://… (at most {MaxSaddr} printable ASCII characters), optionally ending in one *";
+            throw shape ? Shape(where, why) : new TokenException(ErrorCodes.TokenRequestInvalid, why, where, "give e.g. rtt://core/api/upper or rtt://core/api/*");
+        }
+
+        return saddr;
+    }
+
+    private static List<string> CheckVerbs(IEnumerable<string> verbs, string where)
+    {
+        var list = verbs.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (list.Count == 0 || list.Any(v => !AllVerbs.Contains(v)))
+        {
+            throw new TokenException(ErrorCodes.TokenRequestInvalid, $"verbs must be some of {string.Join(",", AllVerbs)}", where, "give e.g. --verb open,tx,rx");
+        }
+
+        return list;
+    }
+
+    private static List<string> CheckScopes(IEnumerable<string> scopes, string where)
+    {
+        var list = scopes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (list.Count > MaxScopes || list.Any(s => !ScopeOk(s)))
+        {
+            throw new TokenException(ErrorCodes.TokenRequestInvalid, $"scopes are at most {MaxScopes} names of 1-64 characters from a-z 0-9 . _ : -", where, "give e.g. --scope metrics.read");
+        }
+
+        return list;
+    }
+
+    private static bool ScopeOk(string s) => s.Length is > 0 and <= 64 && s.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or ':' or '-');
+
+    private static List<string> ReadList(JsonObject body, string name, string where, bool verbs)
+    {
+        if (body[name] is not JsonArray array || array.Any(e => e is not JsonValue v || !v.TryGetValue<string>(out _)))
+        {
+            throw Shape($"{where}.body.{name}", $"{name} must be a list of strings");
+        }
+
+        var list = array.Select(e => (string)e!).ToList();
+        var sorted = list.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        if (!list.SequenceEqual(sorted) || (verbs ? list.Count == 0 || list.Any(v => !AllVerbs.Contains(v)) : list.Count > MaxScopes || list.Any(s => !ScopeOk(s))))
+        {
+            throw Shape($"{where}.body.{name}", verbs ? $"verbs must be a sorted, non-empty set of {string.Join(",", AllVerbs)}" : "scopes must be a sorted set of scope names");
+        }
+
+        return list;
+    }
+
+    private static TrustedKey NextKey(JsonObject body, int index)
+    {
+        var raw = Bytes(body, "next_key", $"token.blocks[{index}].body", 32);
+        try
+        {
+            return new TrustedKey(raw);
+        }
+        catch (ArgumentException)
+        {
+            throw Shape($"token.blocks[{index}].body.next_key", "next_key is not an Ed25519 public key");
+        }
+    }
+
+    private static void ExpectMembers(JsonObject obj, string where, params string[] required) => ExpectMembers(obj, where, required, []);
+
+    private static void ExpectMembers(JsonObject obj, string where, string[] required, string[] optional)
+    {
+        foreach (var name in required)
+        {
+            if (!obj.ContainsKey(name))
+            {
+                throw Shape(where, $"member \"{name}\" is missing");
+            }
+        }
+
+        foreach (var (name, _) in obj)
+        {
+            if (!required.Contains(name) && !optional.Contains(name))
+            {
+                throw Shape(where, $"unknown member \"{Clip(name)}\"");
+            }
+        }
+    }
+
+    private static string Str(JsonObject obj, string name, string where) =>
+        obj[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw Shape($"{where}.{name}", $"{name} must be a string");
+
+    private static byte[] Bytes(JsonObject obj, string name, string where, int length)
+    {
+        var text = Str(obj, name, where);
+        try
+        {
+            var bytes = Convert.FromBase64String(text);
+            if (bytes.Length == length && Convert.ToBase64String(bytes) == text)
+            {
+                return bytes;
+            }
+        }
+        catch (FormatException)
+        {
+        }
+
+        throw Shape($"{where}.{name}", $"{name} must be {length} bytes in padded standard base64");
+    }
+
+    private static DateTimeOffset ReadTime(JsonObject body, string name, string where)
+    {
+        var text = Str(body, name, where);
+        if (text.Length != 20 || !DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t))
+        {
+            throw Shape($"{where}.body.{name}", $"{name} must be a UTC time like 2026-01-02T03:04:05Z");
+        }
+
+        return t;
+    }
+
+    public static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset Truncate(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+
+    private static JsonArray ToArray(IEnumerable<string> items) => [.. items.Select(i => (JsonNode)i)];
+
+    private static string Clip(string s) => s.Length > 40 ? s[..40] + "…" : s;
+
+    private static TokenException Malformed(string why) =>
+        new(ErrorCodes.TokenMalformed, $"not a capability token: {why}", "token", "pass the token exactly as `rtt token issue` or `rtt token attenuate` printed it");
+
+    private static TokenException Shape(string where, string why) =>
+        new(ErrorCodes.TokenShape, $"the token's content is not valid: {why}", where, "pass the token exactly as rtt made it (docs/tokens.md)");
+
+    public static string Base64Url(ReadOnlySpan<byte> bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>Strict unpadded base64url: null for any other alphabet, padding, or a non-canonical last character.</summary>
+    public static byte[]? FromBase64Url(ReadOnlySpan<char> text)
+    {
+        if (text.Length % 4 == 1)
+        {
+            return null;
+        }
+
+        var sb = new StringBuilder(text.Length + 3);
+        foreach (var c in text)
+        {
+            if (char.IsAsciiLetterOrDigit(c))
+            {
+                sb.Append(c);
+            }
+            else if (c == '-')
+            {
+                sb.Append('+');
+            }
+            else if (c == '_')
+            {
+                sb.Append('/');
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        sb.Append('=', (4 - (sb.Length % 4)) % 4);
+        try
+        {
+            var bytes = Convert.FromBase64String(sb.ToString());
+            return Base64Url(bytes).AsSpan().SequenceEqual(text) ? bytes : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+}

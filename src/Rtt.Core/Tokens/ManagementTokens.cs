@@ -1,0 +1,27 @@
+using Rtt.Core.Signing;
+
+namespace Rtt.Core.Tokens;
+
+/// <summary>
+/// Tokens for the silo's management operations (docs/security.md): a client call that changes state (apply, rollback, and
+/// every other write: "admin") carries a token allowing <c>tx</c> on <c>rtt://rtt/manage/&lt;operation&gt;</c> in the Orleans
+/// request context under <see cref="ContextKey"/>; an incoming grain call filter verifies and spends it.
+/// </summary>
+public static class ManagementTokens
+{
+    public const string ContextKey = "rtt.token";
+    public const string Apply = "apply";
+    public const string Rollback = "rollback";
+    public const string Admin = "admin";
+    public static readonly string[] Verbs = ["tx"];
+
+    public static string Symbol(string operation) => $"rtt://rtt/manage/{operation}";
+
+    /// <summary>A short-lived, sealed token for one management call, issued by <paramref name="key"/>.</summary>
+    public static string Mint(SigningKey key, string operation, TimeProvider? time = null) =>
+        CapabilityToken.Seal(CapabilityToken.Issue(key, Symbol(operation), Verbs, [], TimeSpan.FromMinutes(2), (time ?? TimeProvider.System).GetUtcNow()));
+
+    /// <summary>A short-lived, sealed lane token for one attach to <paramref name="saddr"/> (what rtt call and probes present).</summary>
+    public static string MintLane(SigningKey key, string saddr, TimeSpan ttl, TimeProvider? time = null) =>
+        CapabilityToken.Seal(CapabilityToken.Issue(key, saddr, ["open", "rx", "tx"], [], ttl, (time ?? TimeProvider.System).GetUtcNow()));
+}

@@ -1,0 +1,255 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+using Rtt.Core.Workspace;
+
+namespace Rtt.Core.Tokens;
+
+/// <summary>
+/// Verifies capability tokens for a workspace (docs/tokens.md): the authority block's issuer must be a trusted,
+/// unrevoked key of the trust store; the token id must not be revoked (<c>registry/trust/revoked-tokens.json</c>);
+/// now must lie in [nbf, exp); then <see cref="Authorize"/> checks a symbol and verbs, and <see cref="Consume"/> spends
+/// the nonce once (a bounded replay cache). The trust files are re-read when they change, so a revocation takes effect
+/// without a restart. Thread-safe. This is the public verify API other front ends (the MCP gateway's bearer) use.
+/// </summary>
+public sealed class TokenVerifier
+{
+    private readonly string? _trustDirectory;
+    private readonly TimeProvider _time;
+    private readonly Lock _gate = new();
+    private TrustStore _trust;
+    private HashSet<string> _revokedTokens;
+    private (DateTime, DateTime, DateTime, long) _stamp;
+
+    public TokenVerifier(TrustStore trust, IEnumerable<string>? revokedTokenIds = null, TimeProvider? time = null, ReplayCache? replay = null)
+    {
+        _trust = trust;
+        _revokedTokens = [.. revokedTokenIds ?? []];
+        _time = time ?? TimeProvider.System;
+        Replay = replay ?? new ReplayCache();
+    }
+
+    private TokenVerifier(RttWorkspace workspace, TimeProvider? time, ReplayCache? replay)
+        : this(workspace.LoadTrustStore(), RevokedTokens.Load(workspace), time, replay)
+    {
+        _trustDirectory = workspace.Trust;
+        _stamp = Stamp(workspace.Trust);
+    }
+
+    /// <summary>A verifier over the workspace's trust store and token revocations, re-read when they change.</summary>
+    public static TokenVerifier ForWorkspace(RttWorkspace workspace, TimeProvider? time = null, ReplayCache? replay = null) => new(workspace, time, replay);
+
+    public ReplayCache Replay { get; }
+
+    /// <summary>
+    /// Decodes and verifies a token: structure, chain, proof, issuer trusted, token not revoked, inside its time window.
+    /// Throws <see cref="TokenException"/> (RTT-TOKEN-…) otherwise. Does not spend the nonce.
+    /// </summary>
+    public CapabilityToken Verify(string? text)
+    {
+        var token = CapabilityToken.Parse(text);
+        var (trust, revoked) = Current();
+        if (trust.IsRevoked(token.IssuerKeyId))
+        {
+            throw new TokenException(ErrorCodes.TokenIssuerRevoked, $"the token's issuer {token.IssuerKeyId} is a revoked key", "token.blocks[0].body.issuer",
+                "ask for a token issued with a current key (`rtt keys list`)");
+        }
+
+        var issuer = trust.Find(token.IssuerKeyId);
+        if (issuer is null || !trust.IsTrusted(token.IssuerKeyId))
+        {
+            throw new TokenException(ErrorCodes.TokenIssuerUnknown, $"the token's issuer {token.IssuerKeyId} is not a key this workspace trusts", "token.blocks[0].body.issuer",
+                "issue the token with a trusted key, or trust the issuer with `rtt keys trust FILE.pub`");
+        }
+
+        if (!token.VerifyAuthority(issuer.Key))
+        {
+            throw new TokenException(ErrorCodes.TokenSignatureInvalid, "the authority block's signature does not verify with the issuer's key", "token.blocks[0]",
+                "the token was changed after it was issued: use the original");
+        }
+
+        if (revoked.Contains(token.TokenId))
+        {
+            throw new TokenException(ErrorCodes.TokenRevoked, $"token {token.TokenId} is revoked", "token", "ask for a new token");
+        }
+
+        var now = _time.GetUtcNow();
+        if (now < token.Rights.NotBefore)
+        {
+            throw new TokenException(ErrorCodes.TokenNotYetValid, $"the token is valid from {CapabilityToken.Time(token.Rights.NotBefore)}, it is {CapabilityToken.Time(now)}", "token",
+                "wait, or check this machine's clock");
+        }
+
+        if (now >= token.Rights.Expires)
+        {
+            throw new TokenException(ErrorCodes.TokenExpired, $"the token expired at {CapabilityToken.Time(token.Rights.Expires)}", "token", "ask for a new token");
+        }
+
+        return token;
+    }
+
+    /// <summary>Checks that the token's rights cover <paramref name="symbol"/>, every verb asked and every scope required.</summary>
+    public static void Authorize(CapabilityToken token, string symbol, IEnumerable<string> verbs, IEnumerable<string>? scopes = null)
+    {
+        if (!token.Rights.Covers(symbol))
+        {
+            throw new TokenException(ErrorCodes.TokenRouteDenied, $"the token allows \"{token.Rights.Saddr}\", not \"{symbol}\"", symbol,
+                "use a token issued (or attenuated) for this symbol");
+        }
+
+        foreach (var verb in verbs)
+        {
+            if (!token.Rights.Verbs.Contains(verb))
+            {
+                throw new TokenException(ErrorCodes.TokenVerbDenied, $"the token does not allow \"{verb}\" (it allows {string.Join(",", token.Rights.Verbs)})", symbol,
+                    $"use a token with the {verb} verb");
+            }
+        }
+
+        foreach (var scope in scopes ?? [])
+        {
+            if (!token.Rights.Scopes.Contains(scope))
+            {
+                throw new TokenException(ErrorCodes.TokenScopeDenied, $"the token does not carry scope \"{scope}\"", symbol, $"use a token with --scope {scope}");
+            }
+        }
+    }
+
+    /// <summary>Spends the token's nonce: a second use before its expiry is refused (RTT-TOKEN-013).</summary>
+    public void Consume(CapabilityToken token) => Replay.Spend(token.Nonce, token.Rights.Expires, _time.GetUtcNow());
+
+    /// <summary>Verify, authorize and consume in one step (what an attach does).</summary>
+    public CapabilityToken Admit(string? text, string symbol, IEnumerable<string> verbs, IEnumerable<string>? scopes = null)
+    {
+        var token = Verify(text);
+        Authorize(token, symbol, verbs, scopes);
+        Consume(token);
+        return token;
+    }
+
+    private (TrustStore, HashSet<string>) Current()
+    {
+        lock (_gate)
+        {
+            if (_trustDirectory is not null)
+            {
+                var stamp = Stamp(_trustDirectory);
+                if (stamp != _stamp)
+                {
+                    _trust = TrustStore.Load(_trustDirectory);
+                    _revokedTokens = [.. RevokedTokens.LoadFrom(_trustDirectory)];
+                    _stamp = stamp;
+                }
+            }
+
+            return (_trust, _revokedTokens);
+        }
+    }
+
+    private static (DateTime, DateTime, DateTime, long) Stamp(string trust)
+    {
+        var keys = Path.Combine(trust, "keys");
+        var revoked = Path.Combine(trust, TrustStore.RevokedFileName);
+        var tokens = Path.Combine(trust, RevokedTokens.FileName);
+        return (Directory.Exists(keys) ? Directory.GetLastWriteTimeUtc(keys) : default, File.GetLastWriteTimeUtc(revoked), File.GetLastWriteTimeUtc(tokens),
+            File.Exists(tokens) ? new FileInfo(tokens).Length : -1);
+    }
+}
+
+/// <summary>
+/// Spent nonces until their token's expiry, at most <see cref="Capacity"/>: expired entries go first; when all are live
+/// the new token is refused (RTT-TOKEN-018) rather than forgetting a live nonce (which would allow a replay).
+/// </summary>
+public sealed class ReplayCache(int capacity = 100_000)
+{
+    private readonly Dictionary<string, DateTimeOffset> _spent = new(StringComparer.Ordinal);
+    private readonly PriorityQueue<string, DateTimeOffset> _byExpiry = new();
+    private readonly Lock _gate = new();
+
+    public int Capacity { get; } = capacity;
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _spent.Count;
+            }
+        }
+    }
+
+    public void Spend(string nonce, DateTimeOffset expires, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            while (_byExpiry.TryPeek(out var old, out var exp) && exp <= now)
+            {
+                _byExpiry.Dequeue();
+                _spent.Remove(old);
+            }
+
+            if (_spent.ContainsKey(nonce))
+            {
+                throw new TokenException(ErrorCodes.TokenReplayed, "the token's nonce was used already (a token opens one lane)", "token.blocks[0].body.nonce",
+                    "issue a fresh token for each attach");
+            }
+
+            if (_spent.Count >= Capacity)
+            {
+                throw new TokenException(ErrorCodes.TokenReplayCacheFull, $"{Capacity} unexpired tokens were used already; no more are admitted until some expire", "token",
+                    "issue tokens with shorter lifetimes (--ttl)");
+            }
+
+            _spent[nonce] = expires;
+            _byExpiry.Enqueue(nonce, expires);
+        }
+    }
+}
+
+/// <summary>Revoked token ids: <c>registry/trust/revoked-tokens.json</c> = <c>{"revoked":[{"token_id","reason","revoked_at"}]}</c>.</summary>
+public static class RevokedTokens
+{
+    public const string FileName = "revoked-tokens.json";
+
+    public static IReadOnlyList<string> Load(RttWorkspace workspace) => LoadFrom(workspace.Trust);
+
+    public static IReadOnlyList<string> LoadFrom(string trustDirectory)
+    {
+        var path = Path.Combine(trustDirectory, FileName);
+        if (!WorkspaceFiles.Exists(path))
+        {
+            return [];
+        }
+
+        var root = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path, WorkspaceFiles.DocumentLimit), path) as JsonObject;
+        if (root?["revoked"] is not JsonArray list || list.Any(e => e?["token_id"] is not JsonValue v || !v.TryGetValue<string>(out _)))
+        {
+            throw new DocumentException(ErrorCodes.DocumentShape, "expected {\"revoked\": [{\"token_id\",\"reason\",\"revoked_at\"}, …]}", path, "restore the file");
+        }
+
+        return [.. list.Select(e => (string)e!["token_id"]!)];
+    }
+
+    /// <summary>Adds a token id (32 hex) to the list; adding one twice changes nothing.</summary>
+    public static bool Revoke(RttWorkspace workspace, string tokenId, string reason, DateTimeOffset now)
+    {
+        if (tokenId.Length != 32 || !tokenId.All(char.IsAsciiHexDigitLower))
+        {
+            throw new TokenException(ErrorCodes.TokenRequestInvalid, "a token id is 32 lowercase hex digits (`rtt token inspect` shows it)", tokenId, "give the token_id");
+        }
+
+        var path = Path.Combine(workspace.Trust, FileName);
+        var existing = LoadFrom(workspace.Trust);
+        if (existing.Contains(tokenId))
+        {
+            return false;
+        }
+
+        var list = WorkspaceFiles.Exists(path) ? (JsonArray)((JsonObject)CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path), path))["revoked"]!.DeepClone() : [];
+        list.Add(new JsonObject { ["token_id"] = tokenId, ["reason"] = reason, ["revoked_at"] = CapabilityToken.Time(now) });
+        AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(new JsonObject { ["revoked"] = list }));
+        return true;
+    }
+}

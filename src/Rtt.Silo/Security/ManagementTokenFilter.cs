@@ -1,0 +1,80 @@
+using Rtt.Core.Errors;
+using Rtt.Core.Tokens;
+using Rtt.Grains;
+using Rtt.Grains.Reconciling;
+
+namespace Rtt.Silo.Security;
+
+/// <summary>
+/// Checks a capability token on every state-changing call that comes from a client (the gateway, or the silo's own
+/// hosted client): apply needs <c>rtt://rtt/manage/apply</c>, rollback <c>…/rollback</c>, any other write to an RTT grain
+/// or Orleans' management grain <c>…/admin</c>, each with verb <c>tx</c>; the token's nonce is spent (one token, one call).
+/// Reads (status, history, registry look-ups, WAL root) need none; grain-to-grain calls are not checked. Refusals reach
+/// the caller as RttGrainException with the RTT-TOKEN code (docs/security.md).
+/// </summary>
+public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGrainCallFilter
+{
+    private static readonly System.Reflection.Assembly Contracts = typeof(IReconcilerGrain).Assembly;
+
+    private static readonly HashSet<string> Reads = new(StringComparer.Ordinal)
+    {
+        "GetByHash", "GetById", "ResolveSymbol", "GetInfo", "Ledger", "Root", "Read", "History", "AppliedRoutes", "Get", "List",
+    };
+
+    public Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (Operation(context.SourceId, context.InterfaceMethod) is { } operation)
+        {
+            try
+            {
+                verifier.Admit(RequestContext.Get(ManagementTokens.ContextKey) as string, ManagementTokens.Symbol(operation), ManagementTokens.Verbs);
+            }
+            catch (RttException ex)
+            {
+                throw new RttGrainException(ex.Code, $"{operation} refused: {ex.Message}", ex.Location, ex.Remedy);
+            }
+        }
+
+        return context.Invoke();
+    }
+
+    /// <summary>The management operation a call is, or null when it needs no token.</summary>
+    public static string? Operation(GrainId? source, System.Reflection.MethodInfo? method)
+    {
+        if (source is { } s && !GrainTypePrefix.IsClient(s))
+        {
+            return null; // grain to grain: the grains themselves are trusted code
+        }
+
+        var iface = method?.DeclaringType;
+        if (method is null || iface is null)
+        {
+            return null;
+        }
+
+        if (iface == typeof(IManagementGrain))
+        {
+            return method.Name is nameof(IManagementGrain.GetHosts) or nameof(IManagementGrain.GetDetailedHosts) ? null : ManagementTokens.Admin;
+        }
+
+        if (iface.Assembly != Contracts)
+        {
+            return null;
+        }
+
+        if (iface == typeof(IReconcilerGrain))
+        {
+            if (method.Name == nameof(IReconcilerGrain.Apply))
+            {
+                return ManagementTokens.Apply;
+            }
+
+            if (method.Name == nameof(IReconcilerGrain.Rollback))
+            {
+                return ManagementTokens.Rollback;
+            }
+        }
+
+        return Reads.Contains(method.Name) ? null : ManagementTokens.Admin;
+    }
+}

@@ -1,0 +1,79 @@
+using System.Text.Json.Nodes;
+using Rtt.Client;
+using Rtt.Core.Errors;
+using Rtt.Core.Workspace;
+using Rtt.Grains;
+using Rtt.Grains.Reconciling;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary>
+/// Capability tokens with real processes (issue 17): a strict-mode silo serves `rtt apply` and `rtt call` (each presents a
+/// token it mints with the workspace key) and refuses an attach without a token; management calls through the gateway
+/// without a token, or with one from a key the workspace does not trust (another user's own rtt), are refused.
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class TokenProcessTests
+{
+    private static readonly Dictionary<string, string> Strict = new() { ["RTT_Security__Mode"] = "strict" };
+
+    [Fact]
+    public async Task A_strict_silo_admits_the_workspaces_own_tools_and_refuses_everyone_else()
+    {
+        using var dir = TempDir.Quickstart(out var ws, scan: true);
+        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), Strict, TimeSpan.FromSeconds(60));
+        try
+        {
+            Assert.Equal(0, RttProcess.Run(ws, "plan").ExitCode);
+            var apply = RttProcess.Run(ws, "apply", "--json");
+            Assert.True(apply.ExitCode == 0, apply.ToString());
+            Assert.Equal("applied", (string?)JsonNode.Parse(apply.Stdout)!["outcome"]); // strict verify probes attach with tokens too
+
+            var call = RttProcess.Run(ws, "call", "rtt://core/api/upper", "--args", "hello");
+            Assert.True(call.ExitCode == 0, call.ToString());
+            Assert.Equal("v1:HELLO", call.Stdout.Trim());
+
+            // An attach without a token.
+            var control = RttWorkspace.Open(ws).LaneControlSocket;
+            var bare = Assert.Throws<Rtt.Core.Tokens.TokenException>(() => Rtt.Client.Lanes.LaneClient.Attach(control, "rtt://core/api/upper"));
+            Assert.Equal(ErrorCodes.TokenMissing, bare.Code);
+
+            // A management call through the gateway without a token.
+            await using (var client = await RttClient.ConnectAsync(RttClientOptions.FromWorkspace(RttWorkspace.Open(ws))!))
+            {
+                var reconciler = client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+                var refused = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("no token"));
+                Assert.Equal(ErrorCodes.TokenMissing, refused.Code);
+                Assert.NotNull(await reconciler.History()); // reads need none
+            }
+
+            // Another user's own rtt: a workspace whose key this one does not trust, pointed at the same gateway.
+            var other = Path.Combine(dir.Path, "other");
+            Assert.Equal(0, RttProcess.Run(dir.Path, "init", other).ExitCode);
+            File.Copy(Path.Combine(ws, ".rtt/state/silo.json"), Path.Combine(other, ".rtt/state/silo.json"));
+            var foreign = RttProcess.Run(other, "rollback");
+            Assert.Equal(1, foreign.ExitCode);
+            Assert.Contains(ErrorCodes.TokenIssuerUnknown, foreign.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", foreign.Stderr, StringComparison.Ordinal);
+
+            // The workspace's own rollback gets past the token check (then finds nothing to roll back to).
+            var own = RttProcess.Run(ws, "rollback");
+            Assert.Contains(ErrorCodes.ApplyNothingToRollBack, own.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            silo.Terminate();
+            Assert.True(silo.WaitForExit(TimeSpan.FromSeconds(30)), silo.Stderr);
+        }
+    }
+
+    [Fact]
+    public void The_quickstart_runs_unchanged_in_strict_mode()
+    {
+        using var dir = new TempDir();
+        var once = RttProcess.RunWith(dir.Path, Strict, "up", "--example", "quickstart", "--into", dir["qs"], "--once", "--silo-port", RttProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--gateway-port", RttProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(once.ExitCode == 0, once.ToString());
+        Assert.Contains("v1:", once.Stdout, StringComparison.Ordinal); // the calls step reached the real endpoints
+    }
+}
