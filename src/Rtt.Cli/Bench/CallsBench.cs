@@ -292,7 +292,7 @@ public static class CallsBench
     }
 
     /// <summary>Warms each case up, then runs them in turns of <paramref name="slice"/> until each had its time.</summary>
-    private static async Task<JsonObject[]> Alternate((string Name, Func<Task> Call)[] cases, double seconds, TimeSpan slice, TimeSpan warmUp)
+    internal static async Task<JsonObject[]> Alternate((string Name, Func<Task> Call)[] cases, double seconds, TimeSpan slice, TimeSpan warmUp)
     {
         foreach (var (_, call) in cases)
         {

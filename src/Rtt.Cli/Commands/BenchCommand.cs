@@ -98,7 +98,7 @@ public static class BenchCommand
             return RttCommands.Ok;
         }));
 
-        return new Command("bench", "Benchmarks") { lanes, Calls(), peer, CallsPeer(), routeClient };
+        return new Command("bench", "Benchmarks") { lanes, Calls(), peer, CallsPeer(), routeClient, Bench.SecurityBench.Create() };
     }
 
     /// <summary><c>rtt bench calls</c>: calls to real endpoints through RTT against their baselines in the same run.</summary>

@@ -19,11 +19,65 @@ public static class Sandbox
     public const string Bwrap = "/usr/bin/bwrap";
 
     /// <summary>Read-only system folders every sandbox gets (those that exist).</summary>
-    private static readonly string[] System = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
+    private static readonly string[] SystemPaths = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf",
         "/etc/ld.so.conf.d", "/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/hosts", "/etc/resolv.conf"];
 
     private static string? _unavailable;
     private static bool _probed;
+    private static string? _noSeccomp;
+    private static bool _seccompProbed;
+
+    /// <summary>
+    /// Run the namespace sandbox without the seccomp filter when the kernel cannot load one (<c>Security:SandboxWithoutSeccomp</c>);
+    /// false (default): such a driver is refused (RTT-SEC-002). Set by the silo at start.
+    /// </summary>
+    public static bool AllowWithoutSeccomp { get; set; }
+
+    /// <summary>Null when the kernel loads seccomp filters (tried with bwrap and an allow-all program); else why not.</summary>
+    public static string? SeccompUnavailable()
+    {
+        if (_seccompProbed)
+        {
+            return _noSeccomp;
+        }
+
+        _seccompProbed = true;
+        if (Unavailable() is { } why)
+        {
+            return _noSeccomp = why;
+        }
+
+        var allow = Path.Combine(Path.GetTempPath(), $"rtt-seccomp-probe-{Environment.ProcessId}.bpf");
+        try
+        {
+            File.WriteAllBytes(allow, [0x06, 0, 0, 0, 0x00, 0x00, 0xFF, 0x7F]); // RET SECCOMP_RET_ALLOW
+            var (code, err) = RunBwrap(["-c", $"exec {Bwrap} --ro-bind / / --seccomp 10 /bin/true 10<'{allow}'"], "/bin/sh");
+            return _noSeccomp = code == 0 ? null : $"the kernel does not load seccomp filters ({err})";
+        }
+        finally
+        {
+            File.Delete(allow);
+        }
+    }
+
+    private static (int Code, string Error) RunBwrap(IEnumerable<string> args, string file = Bwrap)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(info)!;
+        var err = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(10_000))
+        {
+            p.Kill();
+            return (-1, "no answer in 10 s");
+        }
+
+        return (p.ExitCode, err.Result.Trim());
+    }
 
     /// <summary>Null when bubblewrap can make namespaces here; else why not (said at start-up, never run unconfined).</summary>
     public static string? Unavailable()
@@ -90,15 +144,26 @@ public static class Sandbox
                 "install bubblewrap (apt-get install bubblewrap) and allow user namespaces, or remove serve.sandbox (the driver then runs unconfined)");
         }
 
+        var seccomp = SeccompUnavailable() is null;
+        if (!seccomp && !AllowWithoutSeccomp)
+        {
+            throw new RttException(ErrorCodes.SandboxUnavailable, $"the serve block asks for a sandbox, and {SeccompUnavailable()}", "serve.sandbox",
+                "run on a kernel with CONFIG_SECCOMP_FILTER, or set Security:SandboxWithoutSeccomp=true to run the namespace sandbox without the filter");
+        }
+
         var filter = Path.Combine(workspace.State, "seccomp.bpf");
-        Core.Json.AtomicFile.WriteAllBytes(filter, Filter());
+        if (seccomp)
+        {
+            Core.Json.AtomicFile.WriteAllBytes(filter, Filter());
+        }
+
         var args = new List<string> { "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try" };
         if (!profile.Network)
         {
             args.Add("--unshare-net");
         }
 
-        foreach (var dir in System.Where(Path.Exists))
+        foreach (var dir in SystemPaths.Where(Path.Exists))
         {
             args.AddRange(["--ro-bind", dir, dir]);
         }
@@ -136,7 +201,12 @@ public static class Sandbox
             args.AddRange(["--chdir", inner.WorkingDirectory]);
         }
 
-        args.AddRange(["--seccomp", "10", "--", inner.FileName]);
+        if (seccomp)
+        {
+            args.AddRange(["--seccomp", "10"]);
+        }
+
+        args.AddRange(["--", inner.FileName]);
         args.AddRange(inner.ArgumentList);
 
         var wrapped = new ProcessStartInfo("/bin/sh")
@@ -148,7 +218,7 @@ public static class Sandbox
             UseShellExecute = false,
         };
         wrapped.ArgumentList.Add("-c");
-        wrapped.ArgumentList.Add($"exec {Bwrap} \"$@\" 10<'{filter.Replace("'", "'\\''", StringComparison.Ordinal)}'");
+        wrapped.ArgumentList.Add(seccomp ? $"exec {Bwrap} \"$@\" 10<'{filter.Replace("'", "'\\''", StringComparison.Ordinal)}'" : $"exec {Bwrap} \"$@\"");
         wrapped.ArgumentList.Add("rtt-sandbox");
         foreach (var a in args)
         {

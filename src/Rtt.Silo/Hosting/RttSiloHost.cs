@@ -55,6 +55,7 @@ public static class RttSiloHost
         silo.Validate();
         cluster.Validate();
         security.Validate();
+        Endpoints.Sandbox.AllowWithoutSeccomp = security.SandboxWithoutSeccomp; // one silo per process
 
         workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
         WorkspaceModes.Check(workspace); // another local user must not be able to change what this silo trusts (RTT-SEC-001)

@@ -346,10 +346,15 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null, admission: admission);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}, {Mode} mode", _host.Routes.Routes.Count, ControlSocket,
             admission is null ? "open" : admission.Strict ? "strict token" : "dev token");
-        if (Endpoints.Sandbox.Unavailable() is { } why)
+        if (Rtt.Silo.Endpoints.Sandbox.Unavailable() is { } why)
         {
             // Said once at start: a serve block with a sandbox is then refused (RTT-SEC-002), never run unconfined.
             logger.LogWarning("Driver sandbox unavailable: {Why}; endpoints whose serve block asks for a sandbox will not start", why);
+        }
+        else if (Rtt.Silo.Endpoints.Sandbox.SeccompUnavailable() is { } noFilter)
+        {
+            logger.LogWarning("Driver sandbox without seccomp: {Why}; sandboxed endpoints {What}", noFilter,
+                Rtt.Silo.Endpoints.Sandbox.AllowWithoutSeccomp ? "run in their bubblewrap namespaces WITHOUT the syscall filter (Security:SandboxWithoutSeccomp)" : "will not start (RTT-SEC-002)");
         }
     }
 

@@ -14,6 +14,12 @@ public sealed class RttSecurityOptions
     /// <summary>Spent nonces the replay cache holds at most (tokens still unexpired).</summary>
     public int ReplayCacheSize { get; set; } = 100_000;
 
+    /// <summary>
+    /// On a kernel that cannot load seccomp filters, run sandboxed drivers in their bubblewrap namespaces without the filter
+    /// (said at start) instead of refusing them (RTT-SEC-002, the default).
+    /// </summary>
+    public bool SandboxWithoutSeccomp { get; set; }
+
     public bool Strict => Mode == "strict";
 
     public void Validate()
