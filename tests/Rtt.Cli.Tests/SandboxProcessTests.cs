@@ -54,7 +54,14 @@ public sealed class SandboxProcessTests
             Assert.StartsWith("denied", Call(ws, $"probe:tcp:{port}"), StringComparison.Ordinal);
             Assert.False(listener.Pending(), "a connection reached the host");
 
-            Assert.StartsWith("denied", Call(ws, $"probe:write:{outside}"), StringComparison.Ordinal);
+            // The root is read-only; the workspace is not there (a write to its path lands in the sandbox's own tmpfs at most).
+            Assert.StartsWith("denied", Call(ws, "probe:write:/usr/rtt-sandbox-probe"), StringComparison.Ordinal);
+            Assert.False(File.Exists("/usr/rtt-sandbox-probe"));
+            var routes = Path.Combine(ws, ".rtt", "routes.json");
+            var before = File.ReadAllText(routes);
+            Call(ws, $"probe:write:{routes}");
+            Call(ws, $"probe:write:{outside}");
+            Assert.Equal(before, File.ReadAllText(routes));
             Assert.False(File.Exists(outside));
             Assert.StartsWith("ok", Call(ws, $"probe:write:{Path.Combine(given, "x.txt")}"), StringComparison.Ordinal);
             Assert.True(File.Exists(Path.Combine(given, "x.txt")), "the given path is writable");

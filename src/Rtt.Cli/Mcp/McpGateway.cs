@@ -39,7 +39,7 @@ public sealed class McpGateway : IAsyncDisposable
         Caller = caller;
         CallTimeout = callTimeout;
         _appliedPath = new PlanStore(workspace).AppliedPath;
-        _caller = new LaneCaller(LaneClient.ControlSocketOf(workspace));
+        _caller = new LaneCaller(LaneClient.ControlSocketOf(workspace), Rtt.Fabric.Lanes.LaneKind.Shm, Commands.CallCommand.LaneTokens(workspace)); // a lane token per attach (a strict-mode silo needs one; docs/security.md)
         SyncAsync(CancellationToken.None).GetAwaiter().GetResult();
         if (_table.Tools.Count == 0)
         {
