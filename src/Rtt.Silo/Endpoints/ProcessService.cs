@@ -118,6 +118,10 @@ public sealed class ProcessService : IServedEndpoint
         if (Sandbox.Of(serve, root) is { } profile)
         {
             info = Sandbox.Wrap(info, profile, context.Workspace, [socketPath]); // bubblewrap + seccomp (docs/security.md)
+            if (Sandbox.SeccompUnavailable() is { } noFilter)
+            {
+                context.Logger.LogWarning("Process endpoint {Endpoint} runs in its bubblewrap sandbox WITHOUT the seccomp filter: {Why}", context.Short, noFilter);
+            }
         }
 
         Process process;

@@ -348,12 +348,13 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             admission is null ? "open" : admission.Strict ? "strict token" : "dev token");
         if (Rtt.Silo.Endpoints.Sandbox.Unavailable() is { } why)
         {
-            // Said once at start: a serve block with a sandbox is then refused (RTT-SEC-002), never run unconfined.
-            logger.LogWarning("Driver sandbox unavailable: {Why}; endpoints whose serve block asks for a sandbox will not start", why);
+            // Said once at start (and again as a warning by each sandboxed endpoint): a serve block with a sandbox is then
+            // refused (RTT-SEC-002), never run unconfined.
+            logger.LogInformation("Driver sandbox unavailable: {Why}; endpoints whose serve block asks for a sandbox will not start", why);
         }
         else if (Rtt.Silo.Endpoints.Sandbox.SeccompUnavailable() is { } noFilter)
         {
-            logger.LogWarning("Driver sandbox without seccomp: {Why}; sandboxed endpoints {What}", noFilter,
+            logger.LogInformation("Driver sandbox without seccomp: {Why}; sandboxed endpoints {What}", noFilter,
                 Rtt.Silo.Endpoints.Sandbox.AllowWithoutSeccomp ? "run in their bubblewrap namespaces WITHOUT the syscall filter (Security:SandboxWithoutSeccomp)" : "will not start (RTT-SEC-002)");
         }
     }
