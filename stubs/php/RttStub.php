@@ -83,6 +83,9 @@ final class RttStub
             fwrite(STDERR, "RTT-LANE-002: cannot connect to $path: $errstr\n");
             return 1;
         }
+        // No PHP-side read buffer, from the start: bytes PHP had buffered (the first requests arriving with the attach
+        // reply) would be invisible to stream_select below, and the service would wait for the next request.
+        stream_set_read_buffer($s, 0);
         $name = 'rtt-service';
         fwrite($s, pack('a4CCv', 'RTTQ', 2, 1, strlen($name)) . $name);
         $reply = '';
@@ -101,6 +104,11 @@ final class RttStub
         }
         $buf = '';
         while (true) {
+            $read = [$s];
+            $none = null;
+            if (@stream_select($read, $none, $none, null) === false) {
+                return 0;
+            }
             $chunk = @fread($s, 1 << 20);
             if ($chunk === false || $chunk === '') {
                 return 0; // the host closed the lane
