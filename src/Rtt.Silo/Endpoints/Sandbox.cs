@@ -168,6 +168,9 @@ public static class Sandbox
             args.AddRange(["--ro-bind", dir, dir]);
         }
 
+        // The private /tmp, /proc and /dev first: a program, runtime or path under /tmp (a checkout in /tmp, say) is bound
+        // over the fresh tmpfs below, not hidden by it.
+        args.AddRange(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         foreach (var dir in new[] { Path.GetDirectoryName(inner.FileName), AppContext.BaseDirectory, Path.GetDirectoryName(Environment.ProcessPath) }
             .Where(d => !string.IsNullOrEmpty(d) && Directory.Exists(d)).Distinct(StringComparer.Ordinal))
         {
@@ -179,7 +182,6 @@ public static class Sandbox
             args.AddRange(["--ro-bind", dir, dir]);
         }
 
-        args.AddRange(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         foreach (var path in profile.Read.Where(Path.Exists))
         {
             args.AddRange(["--ro-bind", path, path]);
