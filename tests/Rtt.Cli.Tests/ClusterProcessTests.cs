@@ -276,7 +276,11 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
     {
         foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
         {
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d)));
+            var target = Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d))).FullName;
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(target, File.GetUnixFileMode(d)); // .rtt/ folders stay 0700: the silo refuses more open ones (RTT-SEC-001)
+            }
         }
 
         foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
