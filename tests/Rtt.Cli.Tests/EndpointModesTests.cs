@@ -89,25 +89,7 @@ public sealed class EndpointModesTests
     private static RttProcess StartUnderUmask000(string ws, int siloPort, int gatewayPort)
     {
         var silo = RttProcess.Start(ws, null, ["up", "--silo-port", siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture)], shell: "umask 000; exec \"$0\" \"$@\"");
-        var info = Path.Combine(ws, ".rtt/state/silo.json");
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (silo.HasExited)
-            {
-                throw new InvalidOperationException($"silo exited with {silo.ExitCode}\n{silo.Stdout}\n{silo.Stderr}");
-            }
-
-            if (silo.Stdout.Contains("Ctrl-C", StringComparison.Ordinal) && File.Exists(info))
-            {
-                return silo;
-            }
-
-            Thread.Sleep(50);
-        }
-
-        silo.Kill();
-        throw new TimeoutException($"silo did not come up\n{silo.Stdout}\n{silo.Stderr}");
+        return RttProcess.WaitUntilUp(silo, ws, TimeSpan.FromSeconds(60));
     }
 
     /// <summary>TCP ports in LISTEN state and the address each is bound to (hex, as /proc/net/tcp gives it).</summary>

@@ -111,6 +111,12 @@ public sealed partial class RttProcess : IDisposable
     public static RttProcess StartSilo(string workspace, int siloPort, int gatewayPort, IReadOnlyDictionary<string, string>? env, TimeSpan timeout, params string[] extra)
     {
         var silo = Start(workspace, env, ["up", "--silo-port", siloPort.ToString(CultureInfo.InvariantCulture), "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture), .. extra]);
+        return WaitUntilUp(silo, workspace, timeout);
+    }
+
+    /// <summary>Returns <paramref name="silo"/> once it is up (silo.json written, banner printed); kills it after <paramref name="timeout"/>.</summary>
+    public static RttProcess WaitUntilUp(RttProcess silo, string workspace, TimeSpan timeout)
+    {
         var info = Path.Combine(workspace, ".rtt", "state", "silo.json");
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline)
