@@ -101,7 +101,7 @@ public sealed class GatewayWorkspace : IDisposable
 
 /// <summary><c>rtt mcp serve</c> with real MCP clients (the SDK's McpClient over Streamable HTTP and stdio) and raw HTTP.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class McpGatewayTests(GatewayWorkspace gw) : IClassFixture<GatewayWorkspace>
+public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture<GatewayWorkspace>
 {
     private static readonly string[] Served = ["sample__fail", "sample__sleep", "sample__upper"];
 

@@ -74,10 +74,10 @@ public static class McpServeCommand
             using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
             using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
             var token = GatewayHost.Token(ws, parse.GetValue(tokenFile) is { } f ? Path.GetFullPath(f) : null);
-            var options = new GatewayHttpOptions(address, p, endpointPath, token, parse.GetValue(origins) ?? []);
+            var options = new GatewayHttpOptions(address, p, endpointPath, token, parse.GetValue(origins) ?? []) { Tokens = Rtt.Core.Tokens.TokenVerifier.ForWorkspace(ws) };
             await GatewayHost.RunHttpAsync(gateway, options, url =>
             {
-                Console.Out.WriteLine($"rtt mcp serve: {gateway.Tools.Count} tool(s) for {symbol} at {url} (bearer token in {parse.GetValue(tokenFile) ?? ".rtt/keys/mcp-gateway.token"})");
+                Console.Out.WriteLine($"rtt mcp serve: {gateway.Tools.Count} tool(s) for {symbol} at {url} (bearer: the token in {parse.GetValue(tokenFile) ?? ".rtt/keys/mcp-gateway.token"}, or a capability token)");
                 Console.Out.Flush();
             }, stop.Token);
             return RttCommands.Ok;

@@ -16,7 +16,11 @@ using Rtt.Core.Workspace;
 namespace Rtt.Cli.Mcp;
 
 /// <summary>How <c>rtt mcp serve</c> listens (docs/gateway.md).</summary>
-public sealed record GatewayHttpOptions(IPAddress Bind, int Port, string Path, string Token, IReadOnlyList<string> AllowedOrigins);
+public sealed record GatewayHttpOptions(IPAddress Bind, int Port, string Path, string Token, IReadOnlyList<string> AllowedOrigins)
+{
+    /// <summary>Verifies capability tokens presented as bearer (null: only the workspace credential is accepted).</summary>
+    public Rtt.Core.Tokens.TokenVerifier? Tokens { get; init; }
+}
 
 /// <summary>Runs an <see cref="McpGateway"/> on stdio or on Streamable HTTP with a bearer credential and Origin/Host checks.</summary>
 public static class GatewayHost
@@ -45,13 +49,39 @@ public static class GatewayHost
         Logging(builder.Logging); // no request logging: the Authorization header is never written anywhere
         // 2025-11-25 clients (initialize) get a session, so list_changed, progress and cancellation reach them; 2026-07-28
         // clients are served per request, as the SDK does.
-        Configure(builder.Services, gateway).WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients);
+        Configure(builder.Services, gateway)
+            .WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
+            .WithRequestFilters(filters =>
+            {
+                // A capability token reaches only the tools whose target it allows (docs/gateway.md): the others are not
+                // listed, and calling one by name is refused with the token's code.
+                filters.AddListToolsFilter(next => async (request, cancellationToken) =>
+                {
+                    var result = await next(request, cancellationToken);
+                    if (AccessOf(request.User) is { Rights: not null } access)
+                    {
+                        result.Tools = [.. result.Tools.Where(t => gateway.Tools.FirstOrDefault(g => g.Name == t.Name) is { } tool && access.Allows(tool.Route.To))];
+                    }
+
+                    return result;
+                });
+                filters.AddCallToolFilter(next => (request, cancellationToken) =>
+                {
+                    if (AccessOf(request.User) is { Rights: not null } access && gateway.Tools.FirstOrDefault(g => g.Name == request.Params?.Name) is { } tool && !access.Allows(tool.Route.To))
+                    {
+                        throw new ModelContextProtocol.McpProtocolException(
+                            $"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {tool.Route.To}", ModelContextProtocol.McpErrorCode.InvalidParams);
+                    }
+
+                    return next(request, cancellationToken);
+                });
+            });
         await using var app = builder.Build();
-        var expected = Encoding.UTF8.GetBytes(options.Token);
+        var credentials = new GatewayCredentials(Encoding.UTF8.GetBytes(options.Token), options.Tokens);
         var loopback = IPAddress.IsLoopback(options.Bind);
         app.Use(async (context, next) =>
         {
-            if (Refusal(context, expected, loopback, options.AllowedOrigins) is { } refusal)
+            if (Refusal(context, credentials, loopback, options.AllowedOrigins, out var access) is { } refusal)
             {
                 context.Response.StatusCode = refusal.Status;
                 if (refusal.Status == StatusCodes.Status401Unauthorized)
@@ -64,6 +94,7 @@ public static class GatewayHost
                 return;
             }
 
+            context.User = access!.ToPrincipal();
             await next(context);
         });
         app.MapMcp(options.Path);
@@ -90,8 +121,9 @@ public static class GatewayHost
     }
 
     /// <summary>Why a request is refused (status and message), or null to let it through. Never echoes what was sent.</summary>
-    public static (int Status, string Message)? Refusal(HttpContext context, byte[] expectedToken, bool loopback, IReadOnlyList<string> allowedOrigins)
+    public static (int Status, string Message)? Refusal(HttpContext context, GatewayCredentials credentials, bool loopback, IReadOnlyList<string> allowedOrigins, out GatewayAccess? access)
     {
+        access = null;
         // Origin first: a browser page on another site must not learn even whether a credential is needed.
         var origin = context.Request.Headers.Origin.ToString();
         if (origin.Length > 0 && !OriginAllowed(origin, allowedOrigins))
@@ -110,9 +142,11 @@ public static class GatewayHost
             return (StatusCodes.Status401Unauthorized, "a bearer credential is required");
         }
 
-        var given = Encoding.UTF8.GetBytes(header["Bearer ".Length..].Trim());
-        return CryptographicOperations.FixedTimeEquals(given, expectedToken) ? null : (StatusCodes.Status401Unauthorized, "the bearer credential is not valid");
+        access = credentials.Check(header["Bearer ".Length..].Trim(), out var why);
+        return access is null ? (StatusCodes.Status401Unauthorized, why) : null;
     }
+
+    private static GatewayAccess? AccessOf(System.Security.Claims.ClaimsPrincipal? user) => GatewayAccess.FromPrincipal(user);
 
     private static bool OriginAllowed(string origin, IReadOnlyList<string> allowed)
     {
