@@ -24,6 +24,18 @@ public sealed class TokenProcessTests
         using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), Strict, TimeSpan.FromSeconds(60));
         try
         {
+            // Strict mode refuses driver processes without a sandbox: the quickstart's text service (process) and MCP server
+            // (mcp-stdio) are refused at prepare (nothing started), until policy.json allows them by name.
+            Assert.Equal(0, RttProcess.Run(ws, "plan").ExitCode);
+            var refused = RttProcess.Run(ws, "apply", "--json");
+            Assert.True(refused.ExitCode == 4, refused.ToString());
+            Assert.Equal("aborted", (string?)JsonNode.Parse(refused.Stdout)!["outcome"]);
+            Assert.Contains(ErrorCodes.SandboxRequired, refused.Stdout, StringComparison.Ordinal);
+            Assert.Contains("would run without a sandbox", refused.Stdout, StringComparison.Ordinal);
+            var policyPath = Path.Combine(ws, ".rtt", "policy.json");
+            var policy = JsonNode.Parse(File.ReadAllText(policyPath))!;
+            policy["unsandboxed"] = new JsonArray("rtt://core/api/upper", "rtt://mcp/sample/*");
+            File.WriteAllText(policyPath, policy.ToJsonString());
             Assert.Equal(0, RttProcess.Run(ws, "plan").ExitCode);
             var apply = RttProcess.Run(ws, "apply", "--json");
             Assert.True(apply.ExitCode == 0, apply.ToString());
@@ -42,8 +54,8 @@ public sealed class TokenProcessTests
             await using (var client = await RttClient.ConnectAsync(RttClientOptions.FromWorkspace(RttWorkspace.Open(ws))!))
             {
                 var reconciler = client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
-                var refused = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("no token"));
-                Assert.Equal(ErrorCodes.TokenMissing, refused.Code);
+                var denied = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("no token"));
+                Assert.Equal(ErrorCodes.TokenMissing, denied.Code);
                 Assert.NotNull(await reconciler.History()); // reads need none
             }
 
@@ -68,12 +80,14 @@ public sealed class TokenProcessTests
     }
 
     [Fact]
-    public void The_quickstart_runs_unchanged_in_strict_mode()
+    public void The_quickstart_in_strict_mode_is_refused_its_unsandboxed_drivers_with_the_reason()
     {
         using var dir = new TempDir();
         var once = RttProcess.RunWith(dir.Path, Strict, "up", "--example", "quickstart", "--into", dir["qs"], "--once", "--silo-port", RttProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--gateway-port", RttProcess.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Assert.True(once.ExitCode == 0, once.ToString());
-        Assert.Contains("v1:", once.Stdout, StringComparison.Ordinal); // the calls step reached the real endpoints
+        Assert.True(once.ExitCode == 1, once.ToString()); // the summary is printed, and a failed step fails the run
+        Assert.Contains(ErrorCodes.SandboxRequired, once.Stdout + once.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", once.Stdout + once.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("v1:", once.Stdout, StringComparison.Ordinal); // no driver process was started
     }
 }

@@ -75,7 +75,8 @@ public static class UpCommand
                     PrintSummary(summary);
                 }
 
-                return RttCommands.Ok;
+                // A step that failed (an apply the 2PC aborted, a lane or call that did not answer) fails the run.
+                return (summary["steps"] as JsonArray ?? []).Any(s => (string?)s?["status"] == "fail") ? RttCommands.UserError : RttCommands.Ok;
             }
 
             Console.WriteLine($"RTT silo {o.NodeId} up in {silo.StartupTime.TotalMilliseconds:0} ms: silo 127.0.0.1:{o.SiloPort}, gateway 127.0.0.1:{o.GatewayPort}");

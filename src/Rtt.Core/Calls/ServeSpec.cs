@@ -171,6 +171,9 @@ public static class ServeSpec
     /// <summary>The endpoint's hash in plans: <c>sha256:</c> of the canonical serve block.</summary>
     public static string Hash(JsonObject normalized) => ContentHash.OfCanonical(normalized);
 
+    /// <summary>A driver process (<c>process</c>, <c>mcp-stdio</c>) whose serve block asks for no sandbox: what a strict-mode silo refuses unless policy allows it.</summary>
+    public static bool RunsUnsandboxed(JsonObject serve) => (string?)serve["kind"] is Process or McpStdio && serve["sandbox"] is null;
+
     /// <summary>
     /// Resolves a path of a serve block (command, cwd, assembly) against the workspace root when relative; a
     /// bare command name (no slash) is left for PATH lookup.

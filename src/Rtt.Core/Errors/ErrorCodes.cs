@@ -142,6 +142,7 @@ public static class ErrorCodes
     // Security: file modes, capability tokens, driver sandbox (docs/security.md, docs/tokens.md)
     public const string ModesTooOpen = "RTT-SEC-001";
     public const string SandboxUnavailable = "RTT-SEC-002";
+    public const string SandboxRequired = "RTT-SEC-003";
     public const string TokenMalformed = "RTT-TOKEN-001";
     public const string TokenShape = "RTT-TOKEN-002";
     public const string TokenTooLarge = "RTT-TOKEN-003";

@@ -80,6 +80,12 @@ public sealed class PlanInputs
     /// <summary>policy.json <c>mcp_aliases</c> (symbol → the name <c>rtt mcp serve</c> gives the tool), or null.</summary>
     public JsonObject? McpAliases { get; init; }
 
+    /// <summary>
+    /// policy.json <c>unsandboxed</c>: symbol patterns (exact, or a prefix ending in <c>*</c>) whose <c>process</c> and
+    /// <c>mcp-stdio</c> drivers a strict-mode silo may run without a sandbox (docs/security.md). Sorted, distinct.
+    /// </summary>
+    public IReadOnlyList<string> Unsandboxed { get; init; } = [];
+
     /// <summary>Where the policy was read from (named by planning errors).</summary>
     public string PolicySource { get; init; } = "policy.json";
 
@@ -204,6 +210,12 @@ public sealed class PlanInputs
             canonical["mcp_aliases"] = aliases.DeepClone(); // only when given, so plans without aliases hash as before
         }
 
+        List<string> unsandboxed = [.. (policyJson["unsandboxed"] as JsonArray ?? []).Select(u => (string)u!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (unsandboxed.Count > 0)
+        {
+            canonical["unsandboxed"] = new JsonArray([.. unsandboxed.Select(u => (JsonNode)JsonValue.Create(u))]); // only when given, as above
+        }
+
         return new PlanInputs
         {
             Routes = routes,
@@ -216,6 +228,7 @@ public sealed class PlanInputs
             Pins = pins,
             Base = basePlan,
             McpAliases = policyJson["mcp_aliases"] is JsonObject { Count: > 0 } a ? (JsonObject)a.DeepClone() : null,
+            Unsandboxed = unsandboxed,
             PolicySource = policySource,
             Hash = ContentHash.OfCanonical(canonical),
         };

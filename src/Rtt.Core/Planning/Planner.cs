@@ -206,6 +206,10 @@ public static class Planner
                 var hash = Calls.ServeSpec.Hash(serve);
                 endpoints[hash] = serve;
                 laneJson["endpoint"] = hash;
+                if (Calls.ServeSpec.RunsUnsandboxed(serve) && inputs.Unsandboxed.Any(u => Tokens.CapabilityToken.Matches(u, route.To)))
+                {
+                    laneJson["unsandboxed"] = true; // policy allows this driver without a sandbox on a strict-mode silo
+                }
             }
 
             lanes.Add(laneJson);

@@ -86,6 +86,11 @@ public static class PlanTargets
             target["ring_size"] = lane["ring_size"]?.DeepClone();
             target["route_id"] = id;
             target["to"] = to;
+            if (lane["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed)
+            {
+                target["unsandboxed"] = true; // only when set, so other targets keep their bytes
+            }
+
             result[RoutePrefix + key] = Payload(target);
             var n = NodeOf(node);
             n.Lanes.Add(target);

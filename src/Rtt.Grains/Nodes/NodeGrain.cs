@@ -127,6 +127,7 @@ public sealed class NodeGrain(
             null => $"the silo hosting node {key}'s grain has no lane host",
             { Running: false } => $"the lane host of node {key} is not running (Lanes:Enabled is false)",
             var l when l.NodeId != key => $"node {key}'s silo is not up (its grain runs on the silo of {l.NodeId})",
+            { Strict: true } => LaneTarget.SandboxRefusal(LaneTarget.Of(target)) is { } why ? $"{Rtt.Core.Errors.ErrorCodes.SandboxRequired}: {why}" : null,
             _ => null,
         };
     }

@@ -10,8 +10,19 @@ namespace Rtt.Grains.Nodes;
 /// symbol (<see cref="Endpoint"/> its hash, <see cref="Serve"/> the block as canonical JSON), or the built-in echo
 /// when the symbol declares none.
 /// </summary>
-public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind, string? Endpoint = null, string? Serve = null, int? RingSize = null)
+public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind, string? Endpoint = null, string? Serve = null, int? RingSize = null,
+    bool Unsandboxed = false)
 {
+    /// <summary>
+    /// Why a strict-mode silo will not serve these lanes (docs/security.md): the first lane, by route id, whose driver
+    /// process would run without a sandbox that policy.json's <c>unsandboxed</c> did not allow; null when none.
+    /// </summary>
+    public static string? SandboxRefusal(IEnumerable<LaneTarget> lanes) =>
+        lanes.OrderBy(l => l.RouteId).FirstOrDefault(l => !l.Unsandboxed && l.Serve is { } s && JsonNode.Parse(s) is JsonObject o && Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(o)) is { } lane
+            ? $"the {(string?)JsonNode.Parse(lane.Serve!)!["kind"]} endpoint of {lane.From} -> {lane.To} would run without a sandbox, " +
+              "and this silo runs in strict mode: give its serve block a sandbox, or allow it in policy.json \"unsandboxed\""
+            : null;
+
     /// <summary>The lanes of a node target (canonical JSON from <c>PlanTargets</c>); none for null.</summary>
     public static IReadOnlyList<LaneTarget> Of(string? nodeTarget)
     {
@@ -27,7 +38,8 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
             var endpoint = (string?)l["endpoint"];
             var serve = endpoint is null ? null : endpoints?[endpoint]?.ToJsonString();
             return new LaneTarget((uint)l["route_id"]!, (string)l["to"]!, (string)l["from"]!, (string)l["to"]!, (string?)l["kind"] ?? "shm", endpoint, serve,
-                l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null);
+                l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
+                l["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed);
         })];
     }
 
@@ -58,6 +70,9 @@ public interface INodeLaneHost
     string NodeId { get; }
 
     bool Running { get; }
+
+    /// <summary>Strict security mode (docs/security.md): driver processes without a sandbox are refused unless policy allows them.</summary>
+    bool Strict => false;
 
     /// <summary>Route ids served now.</summary>
     IReadOnlyCollection<uint> RouteIds { get; }

@@ -70,8 +70,7 @@ public static class EndpointFactory
         }
         catch (RttException ex)
         {
-            context.Logger.LogError("Endpoint {Endpoint} ({Kind}) could not start: {Code} {Message}", context.Short, kind, ex.Code, ex.Message);
-            return new PlainEndpoint(new DriverEndpoint(new UnavailableDriver($"{kind}:{context.Short}", ex.Code, ex.Message)));
+            return Refused(context, kind, ex.Code, ex.Message);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -79,5 +78,12 @@ public static class EndpointFactory
             return new PlainEndpoint(new DriverEndpoint(new UnavailableDriver($"{kind}:{context.Short}", ErrorCodes.EndpointUnavailable,
                 $"the {kind} endpoint could not start: {ex.GetType().Name}: {ex.Message}")));
         }
+    }
+
+    /// <summary>An endpoint not started: it answers every call and the verify probe with the code and reason (logged once).</summary>
+    public static IServedEndpoint Refused(EndpointContext context, string? kind, string code, string message)
+    {
+        context.Logger.LogError("Endpoint {Endpoint} ({Kind}) could not start: {Code} {Message}", context.Short, kind, code, message);
+        return new PlainEndpoint(new DriverEndpoint(new UnavailableDriver($"{kind}:{context.Short}", code, message)));
     }
 }

@@ -103,11 +103,16 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         try
         {
             var wanted = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            var refused = new SortedDictionary<string, string>(StringComparer.Ordinal);
             foreach (var lane in lanes)
             {
                 if (lane.Endpoint is { } hash && lane.Serve is { } serve)
                 {
                     wanted[hash] = serve;
+                    if (Strict && LaneTarget.SandboxRefusal([lane]) is { } why)
+                    {
+                        refused[hash] = why; // a strict silo restoring lanes never starts a driver unsandboxed (prepare refuses new ones)
+                    }
                 }
             }
 
@@ -121,7 +126,9 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
                 if (!running)
                 {
-                    var started = await EndpointFactory.StartAsync((JsonObject)JsonNode.Parse(serve)!, ContextFor(hash), CancellationToken.None);
+                    var started = refused.TryGetValue(hash, out var why)
+                        ? EndpointFactory.Refused(ContextFor(hash), (string?)JsonNode.Parse(serve)!["kind"], ErrorCodes.SandboxRequired, why)
+                        : await EndpointFactory.StartAsync((JsonObject)JsonNode.Parse(serve)!, ContextFor(hash), CancellationToken.None);
                     lock (_endpoints)
                     {
                         _endpoints[hash] = started;
@@ -166,6 +173,9 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 LanePlan.Of(l.Kind, l.RingSize, options.RingCapacity))));
         }
     }
+
+    /// <summary>Strict security mode: lane attaches need tokens, and driver processes a sandbox (docs/security.md).</summary>
+    public bool Strict => admission is { Strict: true };
 
     private EndpointContext ContextFor(string hash) => new(hash, workspace, logger, ReplaceAsync, _host?.Doorbell);
 
