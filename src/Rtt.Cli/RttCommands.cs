@@ -29,6 +29,7 @@ public static class RttCommands
         root.Subcommands.Add(KeysCommand.Create());
         root.Subcommands.Add(TokenCommand.Create());
         root.Subcommands.Add(UpCommand.Create());
+        root.Subcommands.Add(PanelCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         foreach (var command in RegistryCommands.Create())

@@ -26,13 +26,7 @@ public static class StatusCommand
             var status = await client.GetStatusAsync();
             if (parse.GetValue(json))
             {
-                Console.Out.Write(PrettyJson.ToText(new JsonObject
-                {
-                    ["workspace"] = ws.Root,
-                    ["gateway_port"] = options.GatewayPort,
-                    ["members"] = new JsonArray([.. status.Members.Select(m => (JsonNode)NodeJson.Member(m))]),
-                    ["nodes"] = new JsonArray([.. status.Nodes.Select(n => (JsonNode)NodeJson.Node(n))]),
-                }));
+                Console.Out.Write(PrettyJson.ToText(Json(ws.Root, options.GatewayPort, status)));
                 return RttCommands.Ok;
             }
 
@@ -57,4 +51,13 @@ public static class StatusCommand
         }));
         return command;
     }
+
+    /// <summary>`rtt status --json` (also the panel's /api/status).</summary>
+    public static JsonObject Json(string workspace, int gatewayPort, Rtt.Client.ClusterStatus status) => new()
+    {
+        ["workspace"] = workspace,
+        ["gateway_port"] = gatewayPort,
+        ["members"] = new JsonArray([.. status.Members.Select(m => (JsonNode)NodeJson.Member(m))]),
+        ["nodes"] = new JsonArray([.. status.Nodes.Select(n => (JsonNode)NodeJson.Node(n))]),
+    };
 }

@@ -24,9 +24,12 @@ public static class UpCommand
         var mountViews = new Option<string?>("--mount-views") { Description = "Keep every provider's views mounted read-only at this empty folder while the silo runs (rtt view mount --all --watch; docs/views.md)" };
         var cluster = new Option<string?>("--cluster") { Description = "Join a cluster on PostgreSQL: an Npgsql connection string (config Cluster:Provider=postgres + Cluster:ConnectionString; prepare the database with `rtt db init`)" };
         var numa = new Option<int?>("--numa") { Description = "Run on this NUMA node: threads and lane workers bound to its CPUs (config Silo:Numa; one silo per NUMA node)" };
+        var panel = new Option<bool>("--panel") { Description = "Serve the RTT panel on the silo's web host (config Panel:Enabled; docs/panel.md); prints its URL and a one-time login" };
+        var panelPort = new Option<int?>("--panel-port") { Description = "The web host's port (config Web:Port, default 7411; 0: any free port); loopback unless Web:Bind says otherwise" };
+        var dashboard = new Option<bool>("--dashboard") { Description = "Serve the Orleans Dashboard at /dashboard/ on the web host (config Dashboard:Enabled; same credentials as the panel)" };
         var command = new Command("up", "Run the embedded silo on the workspace in the foreground (Ctrl-C stops it cleanly)")
         {
-            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster, numa,
+            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster, numa, panel, panelPort, dashboard,
         };
 
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
@@ -52,13 +55,16 @@ public static class UpCommand
             Put(overrides, "Silo:GatewayPort", parse.GetValue(gatewayPort)?.ToString(CultureInfo.InvariantCulture));
             Put(overrides, "Metrics:PrometheusPort", parse.GetValue(metricsPort)?.ToString(CultureInfo.InvariantCulture));
             Put(overrides, "Silo:Numa", parse.GetValue(numa)?.ToString(CultureInfo.InvariantCulture));
+            Put(overrides, "Panel:Enabled", parse.GetValue(panel) ? "true" : null);
+            Put(overrides, "Dashboard:Enabled", parse.GetValue(dashboard) ? "true" : null);
+            Put(overrides, "Web:Port", parse.GetValue(panelPort)?.ToString(CultureInfo.InvariantCulture));
             if (parse.GetValue(cluster) is { } connection)
             {
                 Put(overrides, "Cluster:Provider", "postgres");
                 Put(overrides, "Cluster:ConnectionString", connection);
             }
 
-            await using var silo = RttSiloHost.Build(workspace, overrides);
+            await using var silo = RttSiloHost.Build(workspace, overrides, web: [new Panel.PanelModule()]);
             await silo.StartAsync(cancellationToken);
             var node = silo.Node!;
             var o = silo.Options;
@@ -87,6 +93,22 @@ public static class UpCommand
             if (views is not null)
             {
                 Console.WriteLine($"  views     mounted at {views.Mount.MountPoint} ({string.Join(", ", views.Mount.Tree.Sets.Select(s => s.Key))})");
+            }
+
+            if (silo.WebAddress is { } web)
+            {
+                foreach (var module in silo.WebModules)
+                {
+                    if (module.StartLine(web) is { } line)
+                    {
+                        Console.WriteLine($"  {line}");
+                    }
+                }
+
+                if (silo.WebModules.Any(m => m is Panel.PanelModule))
+                {
+                    Console.WriteLine($"  login     {PanelCommand.LoginUrl(workspace, web, PanelCommand.DefaultLoginTtl, readOnly: false)}  (one-time, {PanelCommand.DefaultLoginTtl.TotalMinutes:0} min; `rtt panel` prints a new one)");
+                }
             }
 
             Console.WriteLine("  Ctrl-C or SIGTERM stops it cleanly.");

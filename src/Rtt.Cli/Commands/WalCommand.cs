@@ -25,7 +25,7 @@ public static class WalCommand
             var (size, hash) = log.Current();
             if (parse.GetValue(rootJson))
             {
-                Console.Out.Write(PrettyJson.ToText(new JsonObject { ["size"] = size, ["root"] = hash }));
+                Console.Out.Write(PrettyJson.ToText(RootJson(log)));
                 return Task.FromResult(RttCommands.Ok);
             }
 
@@ -46,8 +46,7 @@ public static class WalCommand
             using var stdout = new StreamWriter(Console.OpenStandardOutput()) { NewLine = "\n", AutoFlush = false };
             foreach (var (index, leaf) in log.Read(0, log.Size))
             {
-                var line = new JsonObject { ["index"] = index, ["leaf"] = Convert.ToBase64String(leaf), ["entry"] = JsonNode.Parse(leaf) };
-                stdout.WriteLine(line.ToJsonString());
+                stdout.WriteLine(ExportLine(index, leaf).ToJsonString());
             }
 
             return Task.FromResult(RttCommands.Ok);
@@ -59,20 +58,7 @@ public static class WalCommand
         inclusion.SetAction(RttCommands.Guard((parse, _) =>
         {
             using var log = Open(parse);
-            var n = parse.GetValue(size) ?? log.Size;
-            var i = parse.GetValue(index);
-            var path = log.InclusionProof(i, n);
-            var leafHash = log.LeafHashAt(i);
-            var treeRoot = log.RootAt(n);
-            Check(Merkle.VerifyInclusion(leafHash, i, n, path, treeRoot), "inclusion proof");
-            Console.Out.Write(PrettyJson.ToText(new JsonObject
-            {
-                ["index"] = i,
-                ["size"] = n,
-                ["leaf_hash"] = Convert.ToHexStringLower(leafHash),
-                ["root"] = Convert.ToHexStringLower(treeRoot),
-                ["path"] = new JsonArray([.. path.Select(p => (JsonNode)Convert.ToHexStringLower(p))]),
-            }));
+            Console.Out.Write(PrettyJson.ToText(InclusionJson(log, parse.GetValue(index), parse.GetValue(size) ?? log.Size)));
             return Task.FromResult(RttCommands.Ok);
         }));
 
@@ -143,6 +129,38 @@ public static class WalCommand
         return wal;
     }
 
+    /// <summary>`rtt wal root --json`: the log's size and Merkle root (also the panel's /api/wal/root).</summary>
+    public static JsonObject RootJson(WalLog log)
+    {
+        var (size, hash) = log.Current();
+        return new JsonObject { ["size"] = size, ["root"] = hash };
+    }
+
+    /// <summary>One line of `rtt wal export`: the index, the hashed bytes in base64, the entry.</summary>
+    public static JsonObject ExportLine(long index, byte[] leaf) =>
+        new() { ["index"] = index, ["leaf"] = Convert.ToBase64String(leaf), ["entry"] = JsonNode.Parse(leaf) };
+
+    /// <summary>`rtt wal proof inclusion INDEX --size N`: the audit path, checked here before it is shown.</summary>
+    public static JsonObject InclusionJson(WalLog log, long i, long n)
+    {
+        var path = log.InclusionProof(i, n);
+        var leafHash = log.LeafHashAt(i);
+        var treeRoot = log.RootAt(n);
+        Check(Merkle.VerifyInclusion(leafHash, i, n, path, treeRoot), "inclusion proof");
+        return new JsonObject
+        {
+            ["index"] = i,
+            ["size"] = n,
+            ["leaf_hash"] = Convert.ToHexStringLower(leafHash),
+            ["root"] = Convert.ToHexStringLower(treeRoot),
+            ["path"] = new JsonArray([.. path.Select(p => (JsonNode)Convert.ToHexStringLower(p))]),
+        };
+    }
+
+    /// <summary>The log opened read-only as the CLI opens it (the panel passes the silo's configuration).</summary>
+    public static WalLog OpenLog(RttWorkspace ws, Microsoft.Extensions.Configuration.IConfiguration? configuration = null) =>
+        WalLog.Open(OpenStore(ws, configuration), ws.LoadTrustStore(), WalAnchor.Of(ws));
+
     private static WalLog Open(ParseResult parse)
     {
         var ws = RttCommands.FindWorkspace(parse);
@@ -153,9 +171,9 @@ public static class WalCommand
     /// The workspace's SQLite database (read-only), or, when the configuration (appsettings.json, RTT_ variables) puts the
     /// silo in a PostgreSQL cluster (<c>Cluster:Provider=postgres</c>) or the WAL in PostgreSQL, that database's WAL.
     /// </summary>
-    private static IWalStore OpenStore(RttWorkspace ws)
+    private static IWalStore OpenStore(RttWorkspace ws, Microsoft.Extensions.Configuration.IConfiguration? given = null)
     {
-        var configuration = Rtt.Silo.Hosting.RttSiloHost.LoadConfiguration();
+        var configuration = given ?? Rtt.Silo.Hosting.RttSiloHost.LoadConfiguration();
         if (Rtt.Silo.Hosting.RttClusterOptions.PostgresConnection(configuration) is { } cluster)
         {
             return PostgresWalStore.Open(cluster, create: false);

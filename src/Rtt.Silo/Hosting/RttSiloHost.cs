@@ -42,7 +42,12 @@ public static class RttSiloHost
             .Build();
 
     /// <summary>Checks everything a start needs and builds the host; nothing is started yet.</summary>
-    public static RttSilo Build(RttWorkspace workspace, IReadOnlyDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? logging = null)
+    /// <param name="web">
+    /// Features the silo's web host may serve (the CLI passes the panel); each is served when its section's <c>Enabled</c>
+    /// is true (<c>Panel:Enabled</c>), as is the built-in Orleans Dashboard (<c>Dashboard:Enabled</c>). None enabled: no web host.
+    /// </param>
+    public static RttSilo Build(RttWorkspace workspace, IReadOnlyDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? logging = null,
+        IEnumerable<Web.IRttWebModule>? web = null)
     {
         var clock = Stopwatch.StartNew();
         var configuration = LoadConfiguration(overrides);
@@ -55,6 +60,13 @@ public static class RttSiloHost
         silo.Validate();
         cluster.Validate();
         security.Validate();
+        var webOptions = Bind<Web.RttWebOptions>(configuration, "Web");
+        var modules = (web ?? []).Append(new Web.DashboardModule()).Where(m => Bind<Web.RttWebFeatureOptions>(configuration, m.Name).Enabled).ToList();
+        if (modules.Count > 0)
+        {
+            webOptions.Validate();
+        }
+
         Endpoints.Sandbox.AllowWithoutSeccomp = security.SandboxWithoutSeccomp; // one silo per process
 
         workspace.Validate(); // malformed documents and a missing signing key stop the start with a clear error
@@ -63,7 +75,7 @@ public static class RttSiloHost
         var siloLock = SiloLock.Acquire(workspace); // before anything is touched: a second silo on this workspace stops here
         try
         {
-            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, siloLock, logging, clock);
+            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, siloLock, logging, clock, webOptions, modules);
         }
         catch
         {
@@ -73,7 +85,8 @@ public static class RttSiloHost
     }
 
     private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
-        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock)
+        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock,
+        Web.RttWebOptions webOptions, IReadOnlyList<Web.IRttWebModule> modules)
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
@@ -87,6 +100,11 @@ public static class RttSiloHost
         if (metrics.PrometheusPort != 0)
         {
             EnsurePortFree(metrics.PrometheusPort, "Metrics:PrometheusPort", "--metrics-port");
+        }
+
+        if (modules.Count > 0 && webOptions.Port != 0)
+        {
+            EnsurePortFree(webOptions.Port, "Web:Port", "--panel-port", webOptions.Address);
         }
 
         if (!string.Equals(storage.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
@@ -137,7 +155,9 @@ public static class RttSiloHost
             SqliteStateStore.Prepare(connectionString, workspace.StateDatabasePath);
         }
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        // With a web feature enabled the silo runs on a web application builder (Kestrel in the same process and the same
+        // container as the silo, so the panel and the Dashboard reach grains directly); without, on the plain host.
+        IHostApplicationBuilder builder = modules.Count > 0 ? Web.RttWebHost.CreateBuilder(webOptions) : Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
             DisableDefaults = true, // we add exactly the sources above, in that order
             ContentRootPath = AppContext.BaseDirectory,
@@ -192,6 +212,11 @@ public static class RttSiloHost
             orleans.Configure<SiloOptions>(o => o.SiloName = silo.NodeId);
             orleans.UseSiloMetadata(new Dictionary<string, string> { ["host"] = Environment.MachineName, ["numa"] = numa, ["node"] = silo.NodeId });
             orleans.AddRttGrains();
+            foreach (var module in modules)
+            {
+                module.ConfigureSilo(orleans);
+            }
+
             orleans.Services.AddSingleton<IIncomingGrainCallFilter, Security.ManagementTokenFilter>();
             orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
             {
@@ -248,7 +273,24 @@ public static class RttSiloHost
                 }
             });
 
-        return new RttSilo(builder.Build(), silo, workspace, clock);
+        foreach (var module in modules)
+        {
+            module.ConfigureServices(builder.Services);
+        }
+
+        IHost host;
+        if (builder is Microsoft.AspNetCore.Builder.WebApplicationBuilder webBuilder)
+        {
+            var app = webBuilder.Build();
+            Web.RttWebHost.Configure(app, modules);
+            host = app;
+        }
+        else
+        {
+            host = ((HostApplicationBuilder)builder).Build();
+        }
+
+        return new RttSilo(host, silo, workspace, clock, modules);
     }
 
     /// <summary>
@@ -318,14 +360,14 @@ public static class RttSiloHost
         }
     }
 
-    private static void EnsurePortFree(int port, string setting, string option)
+    private static void EnsurePortFree(int port, string setting, string option, IPAddress? address = null)
     {
         // Orleans binds on loopback for localhost clustering; a trial bind there gives a clear answer early.
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var socket = new Socket(address?.AddressFamily ?? AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
             socket.ExclusiveAddressUse = true;
-            socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
+            socket.Bind(new IPEndPoint(address ?? IPAddress.Loopback, port));
         }
         catch (SocketException ex) when (ex.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
         {
@@ -336,7 +378,7 @@ public static class RttSiloHost
 }
 
 /// <summary>A built silo host with the settings it runs with.</summary>
-public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace workspace, Stopwatch sinceBuild) : IAsyncDisposable
+public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace workspace, Stopwatch sinceBuild, IReadOnlyList<Web.IRttWebModule>? web = null) : IAsyncDisposable
 {
     private bool _started;
     private bool _stopped;
@@ -352,6 +394,12 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
     public TimeSpan StartupTime { get; private set; }
 
     public IGrainFactory Grains => Host.Services.GetRequiredService<IGrainFactory>();
+
+    /// <summary>The web features served (empty: no web host).</summary>
+    public IReadOnlyList<Web.IRttWebModule> WebModules { get; } = web ?? [];
+
+    /// <summary>Where the web host listens (after <see cref="StartAsync"/>), or null when there is none.</summary>
+    public Uri? WebAddress => WebModules.Count > 0 ? Web.RttWebHost.BaseAddress(Host.Services) : null;
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {

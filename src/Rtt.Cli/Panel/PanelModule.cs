@@ -1,0 +1,218 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Rtt.Cli.Commands;
+using Rtt.Client;
+using Rtt.Client.Lanes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Planning;
+using Rtt.Core.Tokens;
+using Rtt.Core.Workspace;
+using Rtt.Fabric.Telemetry;
+using Rtt.Grains;
+using Rtt.Grains.Reconciling;
+using Rtt.Silo.Hosting;
+using Rtt.Silo.Web;
+
+namespace Rtt.Cli.Panel;
+
+/// <summary>
+/// The RTT panel (docs/panel.md) on the silo's web host, when <c>Panel:Enabled</c> (`rtt up --panel`): static pages embedded
+/// in this assembly and JSON endpoints built by the same code as the CLI's <c>--json</c> output (StatusCommand.Json,
+/// ApplyCommands.ReportJson/HistoryJson, WalCommand.RootJson/ExportLine/InclusionJson, the telemetry snapshot bytes).
+/// </summary>
+public sealed class PanelModule : IRttWebModule
+{
+    /// <summary>Largest page of WAL entries one request returns.</summary>
+    public const int MaxEntries = 500;
+
+    private static readonly Dictionary<string, string> Types = new(StringComparer.Ordinal)
+    {
+        [".html"] = "text/html; charset=utf-8",
+        [".js"] = "text/javascript; charset=utf-8",
+        [".css"] = "text/css; charset=utf-8",
+        [".txt"] = "text/plain; charset=utf-8",
+    };
+
+    public string Name => "Panel";
+
+    public IReadOnlyList<string> PublicPaths => [RttWebHost.LoginPath, "/assets/login.js", "/assets/style.css"];
+
+    public string? StartLine(Uri baseAddress) => $"panel: {baseAddress}";
+
+    public void Map(WebApplication app)
+    {
+        var ws = app.Services.GetRequiredService<RttWorkspace>();
+        var grains = app.Services.GetRequiredService<IGrainFactory>();
+        var silo = app.Services.GetRequiredService<RttSiloOptions>();
+        var configuration = app.Services.GetRequiredService<IConfiguration>();
+
+        app.MapGet("/", context => Asset(context, "index.html"));
+        app.MapGet(RttWebHost.LoginPath, context => Asset(context, "login.html"));
+        app.MapGet("/assets/{name}", context => Asset(context, (string)context.Request.RouteValues["name"]!));
+
+        app.MapGet("/api/me", context =>
+        {
+            var p = RttWebHost.Principal(context);
+            return RttWebHost.Json(context, new JsonObject
+            {
+                ["kind"] = p.Kind, ["apply"] = p.CanApply, ["rollback"] = p.CanRollback, ["node"] = silo.NodeId,
+                ["dashboard"] = string.Equals(configuration["Dashboard:Enabled"], "true", StringComparison.OrdinalIgnoreCase),
+            });
+        });
+        app.MapGet("/api/status", async context =>
+            await RttWebHost.Json(context, StatusCommand.Json(ws.Root, silo.GatewayPort, await RttClient.GetStatusAsync(grains))));
+        app.MapGet("/api/history", async context =>
+            await RttWebHost.Json(context, ApplyCommands.HistoryJson(await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History())));
+        app.MapGet("/api/plans", context => RttWebHost.Json(context, Plans(ws)));
+        app.MapGet("/api/metrics", async context =>
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = TelemetryProtocol.Metrics(LaneClient.ControlSocketOf(ws)); // what `rtt metrics --json` prints
+            }
+            catch (RttException ex)
+            {
+                await RttWebHost.Refuse(context, StatusCodes.Status503ServiceUnavailable, $"{ex.Code}: {ex.Message}");
+                return;
+            }
+
+            context.Response.ContentType = "application/json; charset=utf-8";
+            context.Response.Headers.CacheControl = "no-store";
+            await context.Response.Body.WriteAsync(bytes);
+        });
+
+        app.MapGet("/api/wal/root", context =>
+        {
+            using var log = WalCommand.OpenLog(ws, configuration);
+            return RttWebHost.Json(context, WalCommand.RootJson(log));
+        });
+        app.MapGet("/api/wal/heads", context =>
+        {
+            using var log = WalCommand.OpenLog(ws, configuration);
+            return RttWebHost.Json(context, new JsonArray([.. log.Heads.Select(h => (JsonNode)JsonNode.Parse(h.Json)!)]));
+        });
+        app.MapGet("/api/wal/entries", context =>
+        {
+            using var log = WalCommand.OpenLog(ws, configuration);
+            var size = log.Size;
+            var from = Math.Clamp(Number(context, "from") ?? Math.Max(0, size - 50), 0, size);
+            var to = Math.Min(size, from + Math.Clamp(Number(context, "count") ?? 50, 0, MaxEntries));
+            return RttWebHost.Json(context, new JsonObject
+            {
+                ["size"] = size,
+                ["from"] = from,
+                ["entries"] = new JsonArray([.. log.Read(from, to).Select(e => (JsonNode)WalCommand.ExportLine(e.Index, e.Leaf))]),
+            });
+        });
+        app.MapGet("/api/wal/proof", async context =>
+        {
+            using var log = WalCommand.OpenLog(ws, configuration);
+            var size = Number(context, "size") ?? log.Size;
+            var index = Number(context, "index");
+            if (index is not { } i || i < 0 || i >= size || size > log.Size)
+            {
+                await RttWebHost.Refuse(context, StatusCodes.Status400BadRequest, $"{ErrorCodes.ObsInputInvalid}: give index from 0 to size-1 and size up to {log.Size}");
+                return;
+            }
+
+            await RttWebHost.Json(context, WalCommand.InclusionJson(log, i, size));
+        });
+
+        Func<IReconcilerGrain, Task<ApplyReport>> apply = reconciler =>
+        {
+            var path = Path.Combine(new PlanStore(ws).Directory, "proposed.json");
+            if (!File.Exists(path))
+            {
+                throw new RttException(ErrorCodes.PlanInputInvalid, "no proposed plan", path, "compute one with `rtt plan`");
+            }
+
+            return reconciler.Apply(RttWorkspace.ReadObject(path).ToJsonString());
+        };
+        Func<IReconcilerGrain, Task<ApplyReport>> rollback = reconciler => reconciler.Rollback("requested from the panel");
+        app.MapPost("/api/apply", context => Manage(context, ws, ManagementTokens.Apply, apply, grains));
+        app.MapPost("/api/rollback", context => Manage(context, ws, ManagementTokens.Rollback, rollback, grains));
+    }
+
+    /// <summary>The applied plan, the proposed one and their difference (PlanDiff).</summary>
+    public static JsonObject Plans(RttWorkspace ws)
+    {
+        var store = new PlanStore(ws);
+        var applied = store.Applied();
+        var proposedPath = Path.Combine(store.Directory, "proposed.json");
+        var proposed = WorkspaceFiles.Exists(proposedPath) ? RttWorkspace.ReadObject(proposedPath) : null;
+        return new JsonObject
+        {
+            ["applied"] = applied?.DeepClone(),
+            ["proposed"] = proposed?.DeepClone(),
+            ["diff"] = PlanDiff.Of(proposed, applied),
+        };
+    }
+
+    /// <summary>
+    /// Apply or rollback through the reconciler, with the credential the request came with: a bearer token is presented as
+    /// it is (the grain call filter checks and spends it, as for `rtt apply`); a browser session whose login token allowed
+    /// the operation gets a fresh management token from the workspace key (docs/panel.md).
+    /// </summary>
+    private static async Task Manage(HttpContext context, RttWorkspace ws, string operation, Func<IReconcilerGrain, Task<ApplyReport>> call, IGrainFactory grains)
+    {
+        var principal = RttWebHost.Principal(context);
+        if (principal.Bearer is { } bearer)
+        {
+            ManagementCalls.Present(bearer);
+        }
+        else if (operation == ManagementTokens.Apply ? principal.CanApply : principal.CanRollback)
+        {
+            ManagementCalls.Present(ws, operation);
+        }
+        else
+        {
+            await RttWebHost.Refuse(context, StatusCodes.Status403Forbidden, $"the login token did not allow tx on {ManagementTokens.Symbol(operation)}");
+            return;
+        }
+
+        try
+        {
+            var report = await call(grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey));
+            await RttWebHost.Json(context, ApplyCommands.ReportJson(report));
+        }
+        catch (RttException ex)
+        {
+            await RttWebHost.Refuse(context, ex.Code.StartsWith("RTT-TOKEN", StringComparison.Ordinal) ? StatusCodes.Status403Forbidden : StatusCodes.Status409Conflict, $"{ex.Code}: {ex.Message}");
+        }
+        catch (RttGrainException ex)
+        {
+            await RttWebHost.Refuse(context, ex.Code.StartsWith("RTT-TOKEN", StringComparison.Ordinal) ? StatusCodes.Status403Forbidden : StatusCodes.Status409Conflict, $"{ex.Code}: {ex.Message}");
+        }
+        finally
+        {
+            RequestContext.Remove(ManagementTokens.ContextKey);
+        }
+    }
+
+    private static long? Number(HttpContext context, string name) =>
+        long.TryParse(context.Request.Query[name].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : null;
+
+    private static async Task Asset(HttpContext context, string name)
+    {
+        var ext = Path.GetExtension(name);
+        using var stream = name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_') && Types.TryGetValue(ext, out _)
+            ? typeof(PanelModule).Assembly.GetManifestResourceStream($"Rtt.Cli.Panel.assets.{name}") : null;
+        if (stream is null)
+        {
+            await RttWebHost.Refuse(context, StatusCodes.Status404NotFound, "not found");
+            return;
+        }
+
+        context.Response.ContentType = Types[ext];
+        context.Response.Headers.CacheControl = "no-cache";
+        // Scripts and styles come only from this origin; no inline script, nothing from a CDN.
+        context.Response.Headers.ContentSecurityPolicy = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+        await stream.CopyToAsync(context.Response.Body);
+    }
+}
