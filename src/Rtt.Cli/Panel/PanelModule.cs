@@ -69,6 +69,7 @@ public sealed class PanelModule : IRttWebModule
         app.MapGet("/api/history", async context =>
             await RttWebHost.Json(context, ApplyCommands.HistoryJson(await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History())));
         app.MapGet("/api/plans", context => RttWebHost.Json(context, Plans(ws)));
+        app.MapGet("/api/registry", context => RttWebHost.Json(context, Registry(ws)));
         app.MapGet("/api/metrics", async context =>
         {
             byte[] bytes;
@@ -137,6 +138,53 @@ public sealed class PanelModule : IRttWebModule
         Func<IReconcilerGrain, Task<ApplyReport>> rollback = reconciler => reconciler.Rollback("requested from the panel");
         app.MapPost("/api/apply", context => Manage(context, ws, ManagementTokens.Apply, apply, grains));
         app.MapPost("/api/rollback", context => Manage(context, ws, ManagementTokens.Rollback, rollback, grains));
+    }
+
+    /// <summary>
+    /// The registry: `rtt verify --json` (every object's hash and signature, the index, the pack) and each index entry with
+    /// its hash, kind, signer, and for MCP servers the pinned tools (pin, object, symbol) and the server version they were
+    /// pinned against.
+    /// </summary>
+    public static JsonObject Registry(RttWorkspace ws)
+    {
+        var verify = Rtt.Core.Registry.RegistryVerifier.Run(ws).ToJson();
+        var entries = new JsonArray();
+        using (var store = Rtt.Core.Registry.RegistryStore.Open(ws))
+        {
+            foreach (var (key, hash) in store.Index.Entries.OrderBy(e => e.Key, StringComparer.Ordinal))
+            {
+                JsonObject? obj = null;
+                string? fault = null;
+                try
+                {
+                    obj = store.ReadObject(hash, key);
+                }
+                catch (RttException ex)
+                {
+                    fault = $"{ex.Code}: {ex.Message}";
+                }
+
+                var kind = key.StartsWith("mcp:", StringComparison.Ordinal) ? "mcp" : key.StartsWith("rtt://", StringComparison.Ordinal) ? "manifest" : "agent";
+                entries.Add(new JsonObject
+                {
+                    ["key"] = key,
+                    ["hash"] = hash,
+                    ["kind"] = kind,
+                    ["signed_by"] = (string?)obj?["sign"]?["key_id"],
+                    ["server"] = obj?["mcp"]?["server"]?.DeepClone(),
+                    ["pins"] = new JsonArray([.. (obj?["tools"] as JsonArray ?? []).Select(t => (JsonNode)new JsonObject
+                    {
+                        ["name"] = (string?)t?["name"],
+                        ["symbol"] = (string?)t?["symbol"],
+                        ["pin"] = (string?)t?["pin"],
+                        ["object"] = (string?)t?["object"],
+                    })]),
+                    ["fault"] = fault,
+                });
+            }
+        }
+
+        return new JsonObject { ["verify"] = verify, ["entries"] = entries };
     }
 
     /// <summary>The applied plan, the proposed one and their difference (PlanDiff).</summary>

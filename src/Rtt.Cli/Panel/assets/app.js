@@ -15,12 +15,13 @@
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? "" : v);
     }
-    for (const kid of kids.flat()) {
+    for (const kid of kids.flat(Infinity)) {
       if (kid === null || kid === undefined) continue;
       e.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     }
     return e;
   }
+  const put = (target, ...kids) => target.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined));
   const card = (title, ...kids) => el("section", { class: "card" }, el("h2", { text: title }), ...kids);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const msOf = (ns) => (ns / 1e6).toFixed(3);
@@ -47,7 +48,7 @@
     return el("table", { id: id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
   }
   function row(cells, attrs) {
-    return el("tr", attrs || {}, cells.map((c) => (c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c))));
+    return el("tr", attrs || {}, cells.map((c) => (c instanceof Node && (c.tagName === "TD" || c.tagName === "TH") ? c : el("td", {}, c))));
   }
   const num = (v) => el("td", { class: "num" }, v);
 
@@ -63,7 +64,7 @@
     try { metrics = await json("/api/metrics"); } catch (e) { metricsError = e.message; }
     const plan = plans.applied;
     if (!plan) {
-      main.replaceChildren(card("Routes", el("p", { id: "no-plan", text: "No plan is applied yet: compute one with `rtt plan`, then apply it on the Plans page." })));
+      put(main, card("Routes", el("p", { id: "no-plan", text: "No plan is applied yet: compute one with `rtt plan`, then apply it on the Plans page." })));
       return;
     }
     const placement = plan.placement || {};
@@ -99,13 +100,13 @@
     for (const l of lanes) {
       const a = pos.get(l.route.from), b = pos.get(l.route.to);
       if (!a || !b) continue;
-      const x1 = a.x + a.w, y1 = a.y + 15, x2 = b.x + (a.x === b.x ? b.w : 0), y2 = b.y + 15;
-      const bend = a.x === b.x ? 60 : 0;
+      const x1 = a.x + a.w, y1 = a.y + 15, x2 = b.x + (a.x === b.x ? b.w : 0), y2 = b.y + 15; // same node: out of the right side and back
+      const bend = a.x === b.x ? 30 + Math.abs(y2 - y1) / 4 : 0;
       const d = `M ${x1} ${y1} C ${x1 + 40 + bend} ${y1}, ${x2 + (a.x === b.x ? 40 + bend : -40)} ${y2}, ${x2} ${y2}`;
       svg.append(el("svg:path", { class: `lane lane-${l.kind}`, d: d, fill: "none", "stroke-width": 2.5, "data-from": l.route.from, "data-to": l.route.to, "data-kind": l.kind },
         el("svg:title", { text: `${l.route.from} → ${l.route.to} over ${l.kind}` })));
     }
-    svg.setAttribute("width", Math.max(col, 1) * colWidth + 20);
+    svg.setAttribute("width", Math.max(col, 1) * colWidth + 140);
     svg.setAttribute("height", tallest);
     const rows = lanes.map((l) => {
       const m = findMetric(metrics, l.route.from, l.route.to);
@@ -116,7 +117,7 @@
         el("td", { class: m && m.breaker.state !== "closed" ? "bad" : "", text: m ? m.breaker.state : "–" }),
       ], { "data-from": l.route.from, "data-to": l.route.to });
     });
-    main.replaceChildren(
+    put(main, 
       card(`Routes of plan ${short(plan.plan_id)}`,
         el("p", { class: "legend" }, el("span", { class: "kind-shm", text: "━ shm" }), el("span", { class: "kind-uds", text: "━ uds" }), el("span", { class: "kind-tcp", text: "━ tcp" })),
         el("div", { style: null }, svg)),
@@ -147,13 +148,13 @@
       row([el("th", { text: "signed by" }), el("td", { class: "mono", text: d.signed_by || "–" })]),
       row([el("th", { text: "signature" }), el("td", { class: "mono", text: plans.proposed && plans.proposed.sign ? plans.proposed.sign.sig : "–" })]));
     const notes = [];
-    if (d.proposed && !d.base_is_applied) notes.push(el("p", { class: "bad", text: "The proposal was computed against another plan than the one applied: recompute it with `rtt plan`." }));
+    if (d.proposed && !d.base_is_applied && !d.same_as_applied) notes.push(el("p", { class: "bad", text: "The proposal was computed against another plan than the one applied: recompute it with `rtt plan`." }));
     if (d.same_as_applied) notes.push(el("p", { class: "muted", text: "The proposed plan is the applied one." }));
     const hist = (history.transactions || []).slice().reverse().map((t) => row([num(t.tx), t.transition, el("td", { class: "mono", text: short(t.plan_id) }), t.decision || "in doubt",
       num(t.applied_index ?? "–"), num(t.verified_index ?? (t.verify_failed_index !== null && t.verify_failed_index !== undefined ? "failed@" + t.verify_failed_index : "–")), t.reason || ""]));
-    document.getElementById("plan-summary").replaceChildren(
+    put(document.getElementById("plan-summary"), 
       el("h2", { text: "Proposed plan against the applied one" }), facts, notes, diffTables(d), el("p", { class: "muted", text: `${d.unchanged} route(s) unchanged` }));
-    document.getElementById("plan-history").replaceChildren(
+    put(document.getElementById("plan-history"), 
       el("h2", { text: `History (applied: ${short(history.applied)}; WAL ${history.wal.size} entries)` }),
       table("history", ["tx", "transition", "plan", "decision", "applied", "verified", "reason"], hist));
     document.getElementById("apply").disabled = !me.apply || !d.proposed;
@@ -164,7 +165,7 @@
     const live = document.getElementById("wal-live");
     const phases = document.getElementById("phases");
     const outcome = document.getElementById("outcome");
-    live.replaceChildren(); phases.replaceChildren(); outcome.textContent = `${kind}: running…`; outcome.removeAttribute("data-outcome");
+    put(live); put(phases); outcome.textContent = `${kind}: running…`; outcome.removeAttribute("data-outcome");
     document.getElementById("apply").disabled = true; document.getElementById("rollback").disabled = true;
     let seen = (await json("/api/wal/root")).size;
     let done = false;
@@ -199,7 +200,7 @@
   }
 
   async function plans() {
-    main.replaceChildren(
+    put(main, 
       el("section", { class: "card", id: "plan-summary" }, "loading…"),
       card("Apply through the reconciler",
         el("p", {}, el("button", { id: "apply", class: "primary", disabled: true, onclick: () => manage("apply") }, "Apply the proposed plan"), " ",
@@ -242,7 +243,7 @@
       verdict.textContent = result.ok
         ? `✓ verified in this browser: entry ${index} is in the tree of ${size} entries whose ${head ? "signed" : "current (unsigned)"} root is ${expected} (${path.length} hash(es) on the path)`
         : `✗ refused: ${tamper ? "the tampered " : "the "}proof for entry ${index} does not lead to the ${head ? "signed" : "current"} root ${expected}`;
-      document.getElementById("proof-detail").replaceChildren(el("table", { id: "proof-table" },
+      put(document.getElementById("proof-detail"), el("table", { id: "proof-table" },
         row([el("th", { text: "leaf hash (computed)" }), el("td", { class: "mono", text: result.leafHash })]),
         row([el("th", { text: "root reached" }), el("td", { class: "mono", id: "root-reached", text: result.computedRoot || "(path does not fit the tree size)" })]),
         row([el("th", { text: "root expected" }), el("td", { class: "mono", text: expected })]),
@@ -252,15 +253,33 @@
 
     const entryRows = page.entries.slice().reverse().map((x) => {
       const e = x.entry;
-      return row([num(x.index), e.kind, el("td", { class: "mono", text: short(e.plan_id || "") }), num(e.tx ?? ""), e.at || "",
+      return row([num(x.index), e.kind, el("td", { class: "mono", text: e.plan_id ? short(e.plan_id) : "" }), num(e.tx ?? ""), e.at || "",
         el("td", {}, el("button", { class: "prove", "data-index": x.index, onclick: () => prove(x.index, false) }, "prove"))], { "data-index": x.index });
     });
-    main.replaceChildren(
+    put(main, 
       card("Merkle write-ahead log", el("p", { id: "wal-root", "data-size": root.size, "data-root": root.root }, `${root.size} entries, root `, el("code", { text: root.root }))),
       proofCard,
       card("Signed tree heads", table("heads", ["size", "root", "timestamp", "key"], heads.slice().reverse().map((h) =>
         row([num(h.size), el("td", { class: "mono", text: h.root }), h.timestamp, el("td", { class: "mono", text: h.sign ? h.sign.key_id : "" })])))),
       card(`Entries (last ${page.entries.length})`, table("entries", ["index", "kind", "plan", "tx", "at", ""], entryRows)));
+  }
+
+  // ---------------------------------------------------------------- Registry
+  async function registry() {
+    const r = await json("/api/registry");
+    const v = r.verify;
+    const rows = r.entries.map((e) => row([el("td", { class: "mono", text: e.key }), e.kind, el("td", { class: "mono", text: e.hash }),
+      el("td", { class: "mono", text: e.signed_by || "unsigned" }), e.server ? `${e.server.name} ${e.server.version}` : "", num(e.pins.length),
+      el("td", { class: e.fault ? "bad" : "ok", text: e.fault || "ok" })], { "data-key": e.key }));
+    const pins = r.entries.filter((e) => e.pins.length > 0).map((e) => card(`Pinned tools of ${e.key}`,
+      table(null, ["tool", "symbol", "pin", "object"], e.pins.map((p) => row([p.name, el("td", { class: "mono", text: p.symbol }), el("td", { class: "mono", text: p.pin }), el("td", { class: "mono", text: p.object })])))));
+    put(main, 
+      card("Registry", el("p", { id: "registry-verify", "data-ok": v.ok, "data-objects": v.objects, class: v.ok ? "ok" : "bad" },
+        v.ok ? `✓ ${v.objects} object(s): every hash, signature, the index and the pack verify (rtt verify)` : `✗ ${v.faults.length} fault(s) in ${v.objects} object(s)`),
+        v.faults.length ? el("ul", { id: "registry-faults" }, v.faults.map((f) => el("li", { class: "bad", text: f }))) : null,
+        el("p", { class: "muted", text: "An MCP server's tools are pinned at ingest; `rtt mcp ingest` again refuses a changed tool list (drift, RTT-MCP-003) unless --accept-drift." })),
+      card("Objects in the index", table("registry", ["ID@version", "kind", "hash", "signed by", "server", "pins", "status"], rows)),
+      pins);
   }
 
   // ---------------------------------------------------------------- Nodes
@@ -274,7 +293,7 @@
       c[l.kind] = (c[l.kind] || 0) + 1;
       perNode.set(node, c);
     }
-    main.replaceChildren(
+    put(main, 
       card("Cluster members", table("members", ["name", "address", "status", "host", "gateway", "started"], status.members.map((m) =>
         row([m.name, el("td", { class: "mono", text: m.address }), m.status, m.host, num(m.gateway_port), m.started])))),
       card("Nodes", table("nodes", ["node", "host", "cpu", "cores", "memory", "NUMA nodes", "lanes (shm/uds/tcp)", "registrations"], status.nodes.map((n) => {
@@ -314,16 +333,16 @@
           el("svg:polyline", { points: line((p) => p.p50), fill: "none", stroke: "#1565c0", "stroke-width": 2, class: "p50" }),
           el("svg:polyline", { points: line((p) => p.p99), fill: "none", stroke: "#b3261e", "stroke-width": 2, class: "p99" })));
     });
-    document.getElementById("live-charts").replaceChildren(...charts);
+    put(document.getElementById("live-charts"), ...charts);
   }
   async function live() {
-    main.replaceChildren(card("Live latency per route (window p50 blue, p99 red)", el("p", { id: "live-status", class: "muted" }, "…")), el("div", { id: "live-charts" }));
+    put(main, card("Live latency per route (window p50 blue, p99 red)", el("p", { id: "live-status", class: "muted" }, "…")), el("div", { id: "live-charts" }));
     await liveTick();
     timer = setInterval(liveTick, 1000);
   }
 
   // ---------------------------------------------------------------- navigation
-  const pages = { routes: routes, plans: plans, wal: wal, nodes: nodes, live: live };
+  const pages = { routes: routes, plans: plans, wal: wal, registry: registry, nodes: nodes, live: live };
   async function show() {
     if (timer) { clearInterval(timer); timer = null; }
     const name = (location.hash || "#routes").slice(1);
@@ -334,7 +353,7 @@
     try {
       await page();
     } catch (e) {
-      main.replaceChildren(card("Error", el("p", { class: "bad", id: "page-error", text: e.message })));
+      put(main, card("Error", el("p", { class: "bad", id: "page-error", text: e.message })));
     }
     document.body.setAttribute("data-ready", name);
   }
