@@ -33,8 +33,8 @@ public sealed class PlanDiffTests
 
         var diff = PlanDiff.Of(proposed, applied);
 
-        Assert.Equal("""[{"from":"rtt://u/0","lane":"uds","to":"rtt://s/w"},{"from":"rtt://u/d","lane":"shm","to":"rtt://s/w"}]""", diff["added"]!.ToJsonString());
-        Assert.Equal("""[{"from":"rtt://u/b","lane":"shm","to":"rtt://s/y"}]""", diff["removed"]!.ToJsonString());
+        Assert.Equal("""[{"from":"rtt://u/0","to":"rtt://s/w","lane":"uds"},{"from":"rtt://u/d","to":"rtt://s/w","lane":"shm"}]""", diff["added"]!.ToJsonString());
+        Assert.Equal("""[{"from":"rtt://u/b","to":"rtt://s/y","lane":"shm"}]""", diff["removed"]!.ToJsonString());
         Assert.Equal("""[{"from":"rtt://u/c","to":"rtt://s/z","lane":"tcp","was":"uds"}]""", diff["relaned"]!.ToJsonString());
         Assert.Equal("""[{"symbol":"rtt://s/z","from":"n1","to":"n2","reason":"node-removed"}]""", diff["moved"]!.ToJsonString());
         Assert.Equal("""[{"from":"rtt://u/e","to":"rtt://s/v","constraint":"qos","values":{"budget_us":5}}]""", diff["rejected"]!.ToJsonString());
