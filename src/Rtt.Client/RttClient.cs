@@ -104,12 +104,9 @@ public sealed class RttClient : IAsyncDisposable
     }
 
     /// <summary>Cluster members (active silos) and the registered nodes, each sorted by name.</summary>
-    public Task<ClusterStatus> GetStatusAsync() => GetStatusAsync(Cluster);
-
-    /// <summary>The same, through any grain factory (the silo's own, for the panel).</summary>
-    public static async Task<ClusterStatus> GetStatusAsync(IGrainFactory grains)
+    public async Task<ClusterStatus> GetStatusAsync()
     {
-        var management = grains.GetGrain<IManagementGrain>(0);
+        var management = Cluster.GetGrain<IManagementGrain>(0);
         var hosts = await management.GetDetailedHosts(onlyActive: true);
         var members = hosts
             .Select(h => new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))
@@ -117,11 +114,11 @@ public sealed class RttClient : IAsyncDisposable
             .ThenBy(m => m.Address, StringComparer.Ordinal)
             .ToImmutableArray();
 
-        var ids = await grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).List();
+        var ids = await Cluster.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).List();
         var nodes = ImmutableArray.CreateBuilder<NodeRecord>(ids.Length);
         foreach (var id in ids)
         {
-            if (await grains.GetGrain<INodeGrain>(id).Get() is { } record)
+            if (await Cluster.GetGrain<INodeGrain>(id).Get() is { } record)
             {
                 nodes.Add(record);
             }
