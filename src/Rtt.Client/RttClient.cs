@@ -106,25 +106,17 @@ public sealed class RttClient : IAsyncDisposable
     /// <summary>Cluster members (active silos) and the registered nodes, each sorted by name.</summary>
     public async Task<ClusterStatus> GetStatusAsync()
     {
-        var management = Cluster.GetGrain<IManagementGrain>(0);
-        var hosts = await management.GetDetailedHosts(onlyActive: true);
+        // Membership and node records are asked together: two calls in flight, not 2 + one per node in a row.
+        var hostsCall = Cluster.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
+        var recordsCall = Cluster.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Records();
+        var hosts = await hostsCall;
         var members = hosts
             .Select(h => new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))
             .OrderBy(m => m.Name, StringComparer.Ordinal)
             .ThenBy(m => m.Address, StringComparer.Ordinal)
             .ToImmutableArray();
 
-        var ids = await Cluster.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).List();
-        var nodes = ImmutableArray.CreateBuilder<NodeRecord>(ids.Length);
-        foreach (var id in ids)
-        {
-            if (await Cluster.GetGrain<INodeGrain>(id).Get() is { } record)
-            {
-                nodes.Add(record);
-            }
-        }
-
-        return new ClusterStatus(members, nodes.ToImmutable());
+        return new ClusterStatus(members, await recordsCall);
     }
 
     /// <summary>Every version of a symbol, through the registry grain (lowest version first; empty when unknown).</summary>

@@ -114,6 +114,23 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void Bench_control_measures_grain_calls_from_a_client_against_a_ping_grain_in_the_same_run()
+    {
+        using var dir = new TempDir();
+        var run = RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0.3", "--json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var cases = JsonNode.Parse(run.Stdout)!["cases"]!.AsArray();
+        Assert.Equal(["ping", "resolve", "node", "history", "status"], cases.Select(c => (string)c!["case"]!));
+        Assert.All(cases, c =>
+        {
+            Assert.True((long)c!["calls"]! > 10, c.ToJsonString());
+            Assert.True((double)c["p50_us"]! > 0 && (double)c["p99_us"]! >= (double)c["p50_us"]!, c.ToJsonString());
+        });
+        Assert.All(cases.Skip(1), c => Assert.True((double)c!["p99_vs_ping"]! > 0));
+        Assert.Equal(1, RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0").ExitCode);
+    }
+
+    [Fact]
     public void Bench_calls_names_the_tools_when_the_mcp_tool_is_not_listed()
     {
         using var dir = new TempDir();

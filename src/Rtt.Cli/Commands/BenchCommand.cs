@@ -98,7 +98,7 @@ public static class BenchCommand
             return RttCommands.Ok;
         }));
 
-        return new Command("bench", "Benchmarks") { lanes, Calls(), peer, CallsPeer(), routeClient, Bench.SecurityBench.Create() };
+        return new Command("bench", "Benchmarks") { lanes, Calls(), peer, CallsPeer(), routeClient, Bench.SecurityBench.Create(), Bench.ControlBench.Create() };
     }
 
     /// <summary><c>rtt bench calls</c>: calls to real endpoints through RTT against their baselines in the same run.</summary>
@@ -209,10 +209,13 @@ public static class BenchCommand
     }
 
     /// <summary>Starts this rtt with the given arguments (as <c>dotnet rtt.dll</c> when run that way).</summary>
-    private static Process StartSelf(params string[] args)
+    internal static Process StartSelf(params string[] args) => StartSelf(args, redirect: false);
+
+    /// <summary>This rtt again with these arguments (its output read by the caller when <paramref name="redirect"/>).</summary>
+    internal static Process StartSelf(string[] args, bool redirect)
     {
         var self = Environment.ProcessPath!;
-        var info = new ProcessStartInfo(self) { UseShellExecute = false };
+        var info = new ProcessStartInfo(self) { UseShellExecute = false, RedirectStandardOutput = redirect, RedirectStandardError = redirect };
         if (Path.GetFileNameWithoutExtension(self) == "dotnet")
         {
             info.ArgumentList.Add(typeof(BenchCommand).Assembly.Location); // run as `dotnet rtt.dll`

@@ -150,3 +150,10 @@ internal static unsafe partial class Libc
         public int Fd1;
     }
 }
+
+/// <summary>Signals to other processes (the CLI's benchmarks stop the silos they start as `rtt up` would be stopped).</summary>
+public static class ProcessSignals
+{
+    /// <summary>Sends SIGTERM (a clean stop); false when the process is gone or may not be signalled.</summary>
+    public static bool Terminate(int pid) => Libc.Kill(pid, 15) == 0;
+}

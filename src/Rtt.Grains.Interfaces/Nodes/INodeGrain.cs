@@ -37,6 +37,10 @@ public interface INodeDirectoryGrain : IGrainWithStringKey
     /// <summary>Node ids in ordinal order.</summary>
     [Alias("List")]
     Task<ImmutableArray<string>> List();
+
+    /// <summary>The record of every listed node that has registered, in node id order: one client call for all of them.</summary>
+    [Alias("Records")]
+    Task<ImmutableArray<NodeRecord>> Records();
 }
 
 /// <summary>What a silo reports about its node when it registers.</summary>

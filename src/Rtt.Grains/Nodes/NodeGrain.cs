@@ -238,4 +238,11 @@ public sealed class NodeDirectoryGrain(
     }
 
     public Task<ImmutableArray<string>> List() => Task.FromResult(state.State.NodeIds.ToImmutableArray());
+
+    public async Task<ImmutableArray<NodeRecord>> Records()
+    {
+        // The node grains are asked together, inside the cluster (grain to grain), not one client round trip each.
+        var records = await Task.WhenAll(state.State.NodeIds.Select(id => GrainFactory.GetGrain<INodeGrain>(id).Get()));
+        return [.. records.OfType<NodeRecord>()];
+    }
 }

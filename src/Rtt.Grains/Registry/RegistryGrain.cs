@@ -21,6 +21,9 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
     private JsonObject? _symbols;
     private DateTime _symbolsStamp;
 
+    /// <summary>Answers of <see cref="ResolveSymbol"/> built from the current symbols.json (at most one per symbol asked).</summary>
+    private readonly Dictionary<string, ImmutableArray<SymbolVersion>> _resolved = new(StringComparer.Ordinal);
+
     /// <summary>symbols.json, parsed once and again only when discovery rewrites it (the same rule as the store).</summary>
     private JsonObject Symbols
     {
@@ -32,6 +35,7 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
             {
                 _symbols = stamp == DateTime.MinValue ? [] : RttWorkspace.ReadObject(path);
                 _symbolsStamp = stamp;
+                _resolved.Clear();
             }
 
             return _symbols;
@@ -61,14 +65,23 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
 
     public Task<ImmutableArray<SymbolVersion>> ResolveSymbol(string symbol)
     {
-        if (Symbols[symbol] is not JsonArray versions)
+        var symbols = Symbols; // reloads (and forgets earlier answers) when discovery rewrote symbols.json
+        if (_resolved.TryGetValue(symbol, out var known))
         {
-            return Task.FromResult(ImmutableArray<SymbolVersion>.Empty);
+            return Task.FromResult(known);
         }
 
-        return Task.FromResult(versions.Select(v => new SymbolVersion(
-            symbol, (string)v!["version"]!, (string)v["kind"]!, (string)v["object"]!,
-            v["input"]?.ToJsonString(), v["output"]?.ToJsonString(), (string)v["source"]!)).ToImmutableArray());
+        var answer = symbols[symbol] is JsonArray versions
+            ? versions.Select(v => new SymbolVersion(
+                symbol, (string)v!["version"]!, (string)v["kind"]!, (string)v["object"]!,
+                v["input"]?.ToJsonString(), v["output"]?.ToJsonString(), (string)v["source"]!)).ToImmutableArray()
+            : ImmutableArray<SymbolVersion>.Empty;
+        if (_resolved.Count < 100_000 && !answer.IsEmpty)
+        {
+            _resolved[symbol] = answer; // unknown symbols are not kept: a caller cannot grow this with names that do not exist
+        }
+
+        return Task.FromResult(answer);
     }
 
     public Task<IngestOutcome> Ingest(string json, string id, string version)
