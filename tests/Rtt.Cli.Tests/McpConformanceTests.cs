@@ -1,6 +1,11 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Reflection;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
 using Xunit.Abstractions;
 
 namespace Rtt.Cli.Tests;
@@ -165,12 +170,6 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
     public static readonly string[] KnownGaps =
     [
         "completion-complete",            // completion/complete is not served by the gateway
-        "tools-call-with-logging",        // logging messages during a call are not relayed
-        "tools-call-with-progress",       // progress notifications are not relayed
-        "tools-call-sampling",            // sampling/createMessage from the server is not relayed
-        "tools-call-elicitation",         // elicitation/create from the server is not relayed
-        "elicitation-sep1034-defaults",
-        "elicitation-sep1330-enums",
         "resources-list", "resources-read-text", "resources-read-binary", "resources-templates-read",
         "resources-subscribe", "resources-unsubscribe", // resources are not served by the gateway
         "prompts-list", "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource",
@@ -204,6 +203,11 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
         Assert.All(direct, d => Assert.True(d.Value.Failed == 0, $"{d.Key} fails directly against rtt-conformance-mcp"));
         Assert.Equal(direct.Keys.Order(StringComparer.Ordinal), through.Keys.Order(StringComparer.Ordinal));
         var failing = through.Where(t => t.Value.Failed > 0).Select(t => t.Key).Order(StringComparer.Ordinal).ToList();
+        foreach (var scenario in failing.Except(KnownGaps))
+        {
+            output.WriteLine($"{scenario} through RTT: {Details(scenario)}");
+        }
+
         Assert.Equal(KnownGaps.Order(StringComparer.Ordinal), failing);
         // Outside the gaps, through RTT passes exactly the checks that pass directly.
         foreach (var (scenario, d) in direct.Where(d => !KnownGaps.Contains(d.Key)))
@@ -212,10 +216,93 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
         }
     }
 
+    [Fact]
+    public async Task Progress_log_messages_sampling_and_elicitation_are_relayed_to_an_sdk_client_through_the_fabric()
+    {
+        var logs = new ConcurrentQueue<string>();
+        var asked = new ConcurrentQueue<string>();
+#pragma warning disable MCP9005 // the deprecated features are what the relay carries
+        var options = new McpClientOptions
+        {
+            // A 2025-11-25 session: server-to-client requests need one (a 2026-07-28 client is served per request, where the
+            // SDK refuses them; docs/gateway.md).
+            ProtocolVersion = "2025-11-25",
+            Handlers = new McpClientHandlers
+            {
+                NotificationHandlers = [new(NotificationMethods.LoggingMessageNotification, (n, _) =>
+                {
+                    logs.Enqueue(n.Params!["data"]!.ToString());
+                    return ValueTask.CompletedTask;
+                })],
+                SamplingHandler = (request, _, _) =>
+                {
+                    asked.Enqueue("sampling: " + ((TextContentBlock)request!.Messages[0].Content[0]).Text);
+                    return ValueTask.FromResult(new CreateMessageResult { Model = "test-model", Role = Role.Assistant, Content = [new TextContentBlock { Text = "relayed answer" }] });
+                },
+                ElicitationHandler = (request, _) =>
+                {
+                    asked.Enqueue("elicitation: " + request!.Message);
+                    return ValueTask.FromResult(new ElicitResult
+                    {
+                        Action = "accept",
+                        Content = new Dictionary<string, JsonElement> { ["username"] = JsonSerializer.SerializeToElement("ada"), ["email"] = JsonSerializer.SerializeToElement("ada@example.com") },
+                    });
+                },
+            },
+        };
+#pragma warning restore MCP9005
+        await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = cw.Url,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + cw.Token },
+        }), options);
+
+        // Progress: the server's 0, 50, 100 of 100 arrive under this client's own token. (In order and before the result
+        // is the conformance suite's check: this SDK client handles incoming messages concurrently, so it may reorder them.)
+        var progress = new ConcurrentQueue<float>();
+        var done = await client.CallToolAsync("test_tool_with_progress", new Dictionary<string, object?>(), new SyncProgress(p => progress.Enqueue(p.Progress)));
+        Assert.Equal("Progress test completed", ((TextContentBlock)done.Content[0]).Text);
+        Assert.Equal([0f, 50f, 100f], progress.Order());
+
+        // Log messages during a call.
+        await client.CallToolAsync("test_tool_with_logging", new Dictionary<string, object?>());
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (logs.Count < 3 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(["Tool execution completed", "Tool execution started", "Tool processing data"], logs.Order(StringComparer.Ordinal));
+
+        // Sampling and elicitation: asked of this client, its answers back to the server inside the same call.
+        var sampled = await client.CallToolAsync("test_sampling", new Dictionary<string, object?> { ["prompt"] = "what is rtt?" });
+        Assert.Equal("LLM response: relayed answer", ((TextContentBlock)sampled.Content[0]).Text);
+        var elicited = await client.CallToolAsync("test_elicitation", new Dictionary<string, object?> { ["message"] = "who are you?" });
+        Assert.Equal("""User response: action=accept, content={"username":"ada","email":"ada@example.com"}""", ((TextContentBlock)elicited.Content[0]).Text);
+        Assert.Equal(["sampling: what is rtt?", "elicitation: who are you?"], asked);
+    }
+
+    /// <summary>Reports on the caller's thread (Progress&lt;T&gt; posts to the pool, which could reorder).</summary>
+    private sealed class SyncProgress(Action<ProgressNotificationValue> report) : IProgress<ProgressNotificationValue>
+    {
+        public void Report(ProgressNotificationValue value) => report(value);
+    }
+
+    private string? _lastResults;
+
+    /// <summary>The failed checks of a scenario in the last run (its checks.json), for the test's output.</summary>
+    private string Details(string scenario)
+    {
+        var folder = Directory.GetDirectories(_lastResults!, $"server-{scenario}-*").FirstOrDefault();
+        var checks = folder is null ? null : JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "checks.json"))) as JsonArray;
+        return checks is null ? "(no checks.json)" : string.Join(" | ", checks.Where(c => (string?)c!["status"] == "FAILURE").Select(c => c!.ToJsonString()));
+    }
+
     /// <summary>Runs every scenario of the suite (all, pending included) against a URL: passed and failed checks per scenario.</summary>
     private Dictionary<string, (int Passed, int Failed)> Run(Uri url)
     {
-        var results = Path.Combine(cw.Workspace, "conformance-" + Guid.NewGuid().ToString("N"));
+        var results = _lastResults = Path.Combine(cw.Workspace, "conformance-" + Guid.NewGuid().ToString("N"));
         var info = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetDirectoryName(cw.Suite)! };
         foreach (var a in new[] { cw.Suite, "server", "--suite", "all", "--url", url.ToString(), "-o", results })
         {

@@ -150,14 +150,25 @@ public sealed class McpGateway : IAsyncDisposable
         }
 
         byte[] answer;
+        // The endpoint's interim messages (progress, log messages, sampling/elicitation requests) arrive on the lane's
+        // receive thread: queued, and relayed to this session's client in order by one pump, all before the result.
+        var interims = System.Threading.Channels.Channel.CreateUnbounded<(byte[] Message, Func<ReadOnlyMemory<byte>, bool> Reply)>(
+            new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        var pump = RelayAsync(interims.Reader, request, cancellationToken);
         try
         {
-            answer = await _caller.CallAsync(tool.Route, Encoding.UTF8.GetBytes(arguments.ToJsonString()), CallTimeout, cancellationToken).ConfigureAwait(false);
+            answer = await _caller.CallAsync(tool.Route, Encoding.UTF8.GetBytes(arguments.ToJsonString()), CallTimeout,
+                (message, reply) => interims.Writer.TryWrite((message, reply)), cancellationToken).ConfigureAwait(false);
         }
         catch (RttException ex)
         {
             var code = ex.Code == ErrorCodes.CallArgsInvalid ? McpErrorCode.InvalidParams : McpErrorCode.InternalError;
             throw new McpProtocolException($"{ex.Code}: {ex.Message}", code);
+        }
+        finally
+        {
+            interims.Writer.TryComplete();
+            await pump.ConfigureAwait(false);
         }
 
         try
@@ -168,6 +179,76 @@ public sealed class McpGateway : IAsyncDisposable
         {
             throw new McpProtocolException($"{ErrorCodes.CallProtocolError}: the endpoint of {tool.Route.To} answered with something that is not a CallToolResult: {ex.Message}", McpErrorCode.InternalError);
         }
+    }
+
+    /// <summary>
+    /// Relays a call's interim messages to the session's client (docs/gateway.md, "Relays"): progress under the client's
+    /// own progress token (none given: dropped), other notifications (log messages) as they came, and requests (sampling,
+    /// elicitation) asked of the client, its answer or error sent back on the lane. Notifications keep their order.
+    /// </summary>
+    private static async Task RelayAsync(System.Threading.Channels.ChannelReader<(byte[] Message, Func<ReadOnlyMemory<byte>, bool> Reply)> interims,
+        RequestContext<CallToolRequestParams> request, CancellationToken cancellationToken)
+    {
+        var asks = new List<Task>();
+        await foreach (var (bytes, reply) in interims.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            try
+            {
+                if (JsonNode.Parse(bytes) is not JsonObject message || (string?)message["method"] is not { } method)
+                {
+                    continue;
+                }
+
+                var parameters = message["params"]?.DeepClone();
+                if (message["id"] is { } id)
+                {
+                    asks.Add(AskClientAsync(request, method, parameters, id.DeepClone(), reply, cancellationToken));
+                }
+                else if (method == NotificationMethods.ProgressNotification)
+                {
+                    if (request.Params?.ProgressToken is { } token && parameters is JsonObject progress)
+                    {
+                        progress["progressToken"] = JsonSerializer.SerializeToNode(token, McpJsonUtilities.DefaultOptions);
+                        await request.Server.SendNotificationAsync(method, progress, McpJsonUtilities.DefaultOptions, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                else
+                {
+                    await request.Server.SendNotificationAsync(method, parameters, McpJsonUtilities.DefaultOptions, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is JsonException or OperationCanceledException or IOException or InvalidOperationException)
+            {
+                // The client went away or the message was not JSON: the call's own answer says what happened.
+            }
+        }
+
+        await Task.WhenAll(asks).ConfigureAwait(false);
+    }
+
+    private static async Task AskClientAsync(RequestContext<CallToolRequestParams> request, string method, JsonNode? parameters, JsonNode id,
+        Func<ReadOnlyMemory<byte>, bool> reply, CancellationToken cancellationToken)
+    {
+        JsonObject answer;
+        try
+        {
+            var response = await request.Server.SendRequestAsync(new JsonRpcRequest { Method = method, Params = parameters }, cancellationToken).ConfigureAwait(false);
+            answer = new JsonObject { ["jsonrpc"] = "2.0", ["id"] = id, ["result"] = response.Result?.DeepClone() };
+        }
+        catch (McpProtocolException ex)
+        {
+            answer = new JsonObject { ["jsonrpc"] = "2.0", ["id"] = id, ["error"] = new JsonObject { ["code"] = (int)ex.ErrorCode, ["message"] = ex.Message } };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            answer = new JsonObject { ["jsonrpc"] = "2.0", ["id"] = id, ["error"] = new JsonObject { ["code"] = (int)McpErrorCode.InternalError, ["message"] = $"{method} could not be asked of the client: {ex.Message}" } };
+        }
+        catch (OperationCanceledException)
+        {
+            return; // the call was withdrawn: its Cancel frame ends the upstream call
+        }
+
+        reply(Encoding.UTF8.GetBytes(answer.ToJsonString()));
     }
 
     private static bool IsDrift(RttException ex) => ex.Code == ErrorCodes.McpDrift || ex.Message.Contains(ErrorCodes.McpDrift, StringComparison.Ordinal);

@@ -31,12 +31,22 @@ public sealed class LaneCaller(string controlSocket, LaneKind kind = LaneKind.Sh
     public string ControlSocket { get; } = controlSocket;
 
     /// <summary>Sends the payload on the route's lane and returns the answer's bytes (error frames throw their RTT code).</summary>
-    public async Task<byte[]> CallAsync(CallRoute route, ReadOnlyMemory<byte> payload, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task<byte[]> CallAsync(CallRoute route, ReadOnlyMemory<byte> payload, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        CallAsync(route, payload, timeout, null, cancellationToken);
+
+    /// <summary>
+    /// As above, taking the endpoint's interim messages while the call runs (fabric.md, "Interim frames"):
+    /// <paramref name="onInterim"/> gets each message and a function that sends a reply inside the call (on the lane's
+    /// receive thread: hand them on, do not block).
+    /// </summary>
+    public async Task<byte[]> CallAsync(CallRoute route, ReadOnlyMemory<byte> payload, TimeSpan? timeout, Action<byte[], Func<ReadOnlyMemory<byte>, bool>>? onInterim, CancellationToken cancellationToken)
     {
         var lane = LaneFor(route);
         try
         {
-            return await lane.RequestAsync(payload, timeout ?? lane.RequestTimeout, cancellationToken);
+            return onInterim is null
+                ? await lane.RequestAsync(payload, timeout ?? lane.RequestTimeout, cancellationToken)
+                : await lane.RequestAsync(payload, timeout ?? lane.RequestTimeout, (id, message) => onInterim(message, reply => lane.Reply(id, reply.Span)), cancellationToken);
         }
         catch (RttException ex) when (ex.Code is ErrorCodes.LaneRouteUnknown)
         {

@@ -122,7 +122,24 @@ public sealed class LaneClient : IAgent, IDisposable
     public Task ProbeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
         Request("RTTPROBE"u8.ToArray(), timeout, FrameFlags.Probe, cancellationToken);
 
-    private Task<byte[]> Request(ReadOnlyMemory<byte> payload, TimeSpan timeout, FrameFlags flags, CancellationToken cancellationToken)
+    /// <summary>
+    /// As <see cref="RequestAsync(ReadOnlyMemory{byte}, TimeSpan, CancellationToken)"/>, taking interim frames (fabric.md,
+    /// "Interim frames"): the endpoint's messages while the call runs go to <paramref name="onInterim"/> (on the lane's
+    /// receive thread, in order: hand them on, do not block) with the request's frame id, for <see cref="Reply"/>.
+    /// </summary>
+    public Task<byte[]> RequestAsync(ReadOnlyMemory<byte> payload, TimeSpan timeout, Action<uint, byte[]> onInterim, CancellationToken cancellationToken = default) =>
+        Request(payload, timeout, FrameFlags.AcceptsInterim, cancellationToken, onInterim);
+
+    /// <summary>Sends a reply inside a call in progress (an Interim request frame with the call's frame id). False when the lane is gone.</summary>
+    public bool Reply(uint frameId, ReadOnlySpan<byte> payload)
+    {
+        lock (_sendLock)
+        {
+            return !_lane.PeerGone && _lane.Send(RouteId, frameId, payload, FrameFlags.Interim) && _lane.Flush();
+        }
+    }
+
+    private Task<byte[]> Request(ReadOnlyMemory<byte> payload, TimeSpan timeout, FrameFlags flags, CancellationToken cancellationToken, Action<uint, byte[]>? onInterim = null)
     {
         if (timeout != Timeout.InfiniteTimeSpan && timeout <= TimeSpan.Zero)
         {
@@ -137,6 +154,7 @@ public sealed class LaneClient : IAgent, IDisposable
         var done = new Pending(_continuations)
         {
             Deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
+            OnInterim = onInterim,
         };
         uint id;
         lock (_sendLock)
@@ -250,6 +268,17 @@ public sealed class LaneClient : IAgent, IDisposable
             return;
         }
 
+        if ((header.Flags & FrameFlags.Interim) != 0)
+        {
+            // A message inside a call in progress: to the request's handler; the request stays pending.
+            if (_pending.TryGetValue(header.FrameId, out var running) && running.OnInterim is { } handler)
+            {
+                handler(header.FrameId, payload.ToArray());
+            }
+
+            return;
+        }
+
         if (_pending.TryRemove(header.FrameId, out var done))
         {
             if ((header.Flags & FrameFlags.Error) != 0)
@@ -276,6 +305,8 @@ public sealed class LaneClient : IAgent, IDisposable
         private bool _finished;
 
         public long Deadline { get; init; }
+
+        public Action<uint, byte[]>? OnInterim { get; init; }
 
         public void Track(CancellationTokenRegistration registration)
         {

@@ -25,6 +25,32 @@ public interface IAsyncLaneDriver : IAsyncDisposable
     ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// The side channel of one call in progress (fabric.md, "Interim frames"): messages to the caller before the final
+/// answer, and the caller's replies. Opaque bytes to the fabric; an MCP endpoint sends JSON-RPC messages on it.
+/// </summary>
+public interface ICallChannel
+{
+    /// <summary>The caller takes interim messages (its request had <see cref="FrameFlags.AcceptsInterim"/>).</summary>
+    bool Open { get; }
+
+    /// <summary>
+    /// Queues a message to the caller (copied; the worker writes it before the call's answer). False when the channel
+    /// is not open or the call is over. Best effort: a message that finds the caller's lane full is dropped and counted.
+    /// </summary>
+    bool Send(ReadOnlySpan<byte> message);
+
+    /// <summary>Called beside the worker (thread pool) with each reply the caller sends for this call.</summary>
+    Action<ReadOnlyMemory<byte>>? OnReply { get; set; }
+}
+
+/// <summary>An <see cref="IAsyncLaneDriver"/> that talks to its caller while a call runs.</summary>
+public interface IInterimLaneDriver : IAsyncLaneDriver
+{
+    /// <summary>As <see cref="IAsyncLaneDriver.CallAsync"/>, with the call's side channel.</summary>
+    ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, ICallChannel channel, CancellationToken cancellationToken);
+}
+
 /// <summary>An endpoint whose driver runs off the worker, with at most <see cref="MaxInFlight"/> calls in progress.</summary>
 public sealed class AsyncDriverEndpoint(IAsyncLaneDriver driver, int maxInFlight = 1024, TimeSpan? callTimeout = null) : Endpoint(driver.Name)
 {
@@ -60,7 +86,7 @@ public sealed class UnavailableDriver(string name, string code, string reason) :
 }
 
 /// <summary>One call in progress: queued to the thread pool by the worker, handed back to it when done.</summary>
-internal sealed class DriverCall : IThreadPoolWorkItem
+internal sealed class DriverCall : IThreadPoolWorkItem, ICallChannel
 {
     public required LaneHost Host;
     public required AsyncDriverEndpoint Endpoint;
@@ -74,6 +100,36 @@ internal sealed class DriverCall : IThreadPoolWorkItem
     public long Start;
     public ReadOnlyMemory<byte> Answer;
     public byte[]? Error;
+    public bool AcceptsInterim;        // the request had FrameFlags.AcceptsInterim
+    private volatile bool _over;       // the answer is queued: no more interim messages
+
+    public bool Open => AcceptsInterim && !_over;
+
+    public Action<ReadOnlyMemory<byte>>? OnReply { get; set; }
+
+    public bool Send(ReadOnlySpan<byte> message)
+    {
+        if (!Open)
+        {
+            return false;
+        }
+
+        Host.Interim(this, message.ToArray()); // copied here, beside the worker
+        return true;
+    }
+
+    /// <summary>A reply from the caller (rented buffer, returned here); runs on the thread pool.</summary>
+    public void Deliver(byte[] buffer, int length)
+    {
+        try
+        {
+            OnReply?.Invoke(buffer.AsMemory(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     /// <summary>Fired when the caller withdraws the request (a Cancel frame) or its lane goes away.</summary>
     public readonly CancellationTokenSource Withdrawn = new();
@@ -94,7 +150,9 @@ internal sealed class DriverCall : IThreadPoolWorkItem
                 timeout.CancelAfter(Endpoint.CallTimeout);
                 try
                 {
-                    Answer = await Endpoint.Driver.CallAsync(Request.AsMemory(0, Length), timeout.Token).ConfigureAwait(false);
+                    Answer = Endpoint.Driver is IInterimLaneDriver interim
+                        ? await interim.CallAsync(Request.AsMemory(0, Length), this, timeout.Token).ConfigureAwait(false)
+                        : await Endpoint.Driver.CallAsync(Request.AsMemory(0, Length), timeout.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (Withdrawn.IsCancellationRequested)
                 {
@@ -119,6 +177,7 @@ internal sealed class DriverCall : IThreadPoolWorkItem
             ArrayPool<byte>.Shared.Return(Request);
         }
 
+        _over = true;
         Host.Complete(this);
     }
 }

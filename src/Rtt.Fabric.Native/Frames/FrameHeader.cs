@@ -33,6 +33,18 @@ public enum FrameFlags : ushort
     /// nothing; a request already answered, or at a process service, is left as it is.
     /// </summary>
     Cancel = 0x0010,
+
+    /// <summary>
+    /// A message inside a call still in progress, same route_id and frame_id as its request (fabric.md, "Interim
+    /// frames"). With <see cref="Response"/>: from the lane host to the caller, before the final response (an MCP
+    /// endpoint's progress, log message, or sampling/elicitation request); without it: from the caller to the lane host,
+    /// a reply to such a request. The lane host sends interim frames only for requests flagged
+    /// <see cref="AcceptsInterim"/>, so a caller that never sets it never sees one.
+    /// </summary>
+    Interim = 0x0020,
+
+    /// <summary>On a request: the caller takes <see cref="Interim"/> frames for it before its final response.</summary>
+    AcceptsInterim = 0x0040,
 }
 
 /// <summary>

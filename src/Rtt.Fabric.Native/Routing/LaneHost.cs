@@ -37,7 +37,7 @@ public interface ILaneHost
 public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 {
     private readonly ConcurrentQueue<Action> _commands = new();
-    private readonly ConcurrentQueue<DriverCall> _completions = new(); // calls answered beside the worker, written out by it
+    private readonly ConcurrentQueue<(DriverCall Call, byte[]? Interim)> _completions = new(); // answers (Interim null) and interim messages of calls beside the worker, written out by it in order
     private readonly List<LaneEndpoint> _pumped = [];
     private readonly List<(RouteTable Table, HashSet<Endpoint> Waiting, TaskCompletionSource Done)> _swaps = [];
     private readonly FrameHandler _onRequest;
@@ -163,9 +163,24 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// <summary>Called beside the worker when an async driver call is done: queued for the worker to write out.</summary>
     internal void Complete(DriverCall call)
     {
-        _completions.Enqueue(call);
+        _completions.Enqueue((call, null));
         _doorbell.Ring();
     }
+
+    /// <summary>Called beside the worker with an interim message of a call in progress: queued (in order with its answer) for the worker.</summary>
+    internal void Interim(DriverCall call, byte[] message)
+    {
+        _completions.Enqueue((call, message));
+        _doorbell.Ring();
+    }
+
+    /// <summary>Interim messages written to callers, and those dropped (the call was over, or the caller's lane was full or gone).</summary>
+    public long InterimSent => Volatile.Read(ref _interimSent);
+
+    public long InterimDropped => Volatile.Read(ref _interimDropped);
+
+    private long _interimSent;
+    private long _interimDropped;
 
     /// <summary>
     /// What wakes the idle worker: SHM lanes accepted with it (<see cref="ShmLane.Accept(System.Net.Sockets.Socket, LaneOptions, LaneDoorbell?)"/>,
@@ -742,8 +757,22 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     private void OnRequest(in FrameHeader header, ReadOnlySpan<byte> payload)
     {
-        if ((header.Flags & FrameFlags.Cancel) != 0)
+        if ((header.Flags & (FrameFlags.Cancel | FrameFlags.Interim)) != 0)
         {
+            if ((header.Flags & FrameFlags.Interim) != 0)
+            {
+                // The caller replies inside a call in progress (e.g. its answer to an MCP sampling request): handed to the
+                // call beside the worker in a pooled buffer; a reply for a call that is over is dropped.
+                if (_calls.TryGetValue((_currentInbound, header.FrameId), out var running))
+                {
+                    var copy = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Max(1, payload.Length));
+                    payload.CopyTo(copy);
+                    ThreadPool.UnsafeQueueUserWorkItem(static s => s.Call.Deliver(s.Buffer, s.Length), (Call: running, Buffer: copy, Length: payload.Length), preferLocal: false);
+                }
+
+                return;
+            }
+
             // The caller withdraws an earlier request: cancel its driver call if it is still out; never answered.
             if (_calls.Remove((_currentInbound, header.FrameId), out var withdrawn))
             {
@@ -995,6 +1024,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             Length = payload.Length,
             Stats = stats,
             Start = start,
+            AcceptsInterim = (header.Flags & FrameFlags.AcceptsInterim) != 0,
         };
         _calls[(_currentInbound, header.FrameId)] = call; // so a Cancel frame or the lane's end can withdraw it
         ThreadPool.UnsafeQueueUserWorkItem(call, preferLocal: false);
@@ -1011,8 +1041,15 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private int WriteCompletions()
     {
         var done = 0;
-        while (_completions.TryDequeue(out var call))
+        while (_completions.TryDequeue(out var item))
         {
+            var call = item.Call;
+            if (item.Interim is { } interim)
+            {
+                WriteInterim(call, interim);
+                continue;
+            }
+
             done++;
             _asyncInFlight--;
             if (_calls.TryGetValue((call.Inbound, call.FrameId), out var tracked) && ReferenceEquals(tracked, call))
@@ -1070,6 +1107,23 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
 
         return done;
+    }
+
+    /// <summary>An interim message of a call still in progress, to its caller (Response | Interim, the request's ids), or dropped.</summary>
+    private void WriteInterim(DriverCall call, byte[] message)
+    {
+        var client = call.Inbound < _inbound.Length ? _inbound[call.Inbound] : null;
+        if (!_calls.TryGetValue((call.Inbound, call.FrameId), out var tracked) || !ReferenceEquals(tracked, call)
+            || !ReferenceEquals(client, call.Client) || client.PeerGone || message.Length > client.Options.MaxPayload || !client.TryLoan(message.Length, out var room))
+        {
+            _interimDropped++;
+            return;
+        }
+
+        message.CopyTo(room);
+        client.Commit(message.Length, call.RouteId, call.FrameId, FrameFlags.Response | FrameFlags.Interim);
+        client.Flush();
+        _interimSent++;
     }
 
     /// <summary>A verify probe: echoed when the endpoint can take calls, else an error frame with the reason.</summary>

@@ -66,6 +66,12 @@ public sealed class McpServerSession : IAsyncDisposable
     public string? LivePin(string tool, int pinFormat = McpCatalog.PinFormat) =>
         _pins.TryGetValue(tool, out var pins) && pinFormat >= 1 && pinFormat <= pins.Length ? pins[pinFormat - 1] : null;
 
+    /// <summary>The calls in progress whose callers take interim messages (progress, log messages, sampling, elicitation).</summary>
+    internal McpRelays Relays { get; } = new();
+
+    private static T Read<T>(JsonNode? result) =>
+        result.Deserialize<T>(McpJsonUtilities.DefaultOptions) ?? throw new McpProtocolException("the caller answered with an empty result", McpErrorCode.InternalError);
+
     /// <summary>The session key of a serve block: the block without <c>tool</c>.</summary>
     public static string KeyOf(JsonObject serve)
     {
@@ -106,20 +112,30 @@ public sealed class McpServerSession : IAsyncDisposable
             _stderr.Clear();
         }
 
-        var transport = Transport();
+        var transport = new RelayingClientTransport(Transport(), Relays);
         var options = new McpClientOptions
         {
             ClientInfo = new Implementation { Name = "rtt-silo", Version = typeof(McpServerSession).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" },
             InitializationTimeout = InitTimeout,
             Handlers = new McpClientHandlers
             {
-                NotificationHandlers = [new(NotificationMethods.ToolListChangedNotification, (_, _) =>
-                {
-                    // Refused from now until the list is read again: a call never runs against an unchecked definition.
-                    _listStale = true;
-                    _ = Task.Run(RefreshToolsAsync);
-                    return ValueTask.CompletedTask;
-                })],
+                NotificationHandlers =
+                [
+                    new(NotificationMethods.ToolListChangedNotification, (_, _) =>
+                    {
+                        // Refused from now until the list is read again: a call never runs against an unchecked definition.
+                        _listStale = true;
+                        _ = Task.Run(RefreshToolsAsync);
+                        return ValueTask.CompletedTask;
+                    }),
+                    // Progress and log messages are relayed by the transport (RelayingClientTransport), in the server's order.
+                ],
+#pragma warning disable MCP9005 // sampling and elicitation are deprecated as of 2026-07-28 but what 2025-11-25 servers use; relayed as they come
+                SamplingHandler = async (request, _, cancellationToken) =>
+                    Read<CreateMessageResult>(await Relays.AskAsync(RequestMethods.SamplingCreateMessage, JsonSerializer.SerializeToNode(request, McpJsonUtilities.DefaultOptions), cancellationToken).ConfigureAwait(false)),
+                ElicitationHandler = async (request, cancellationToken) =>
+                    Read<ElicitResult>(await Relays.AskAsync(RequestMethods.ElicitationCreate, JsonSerializer.SerializeToNode(request, McpJsonUtilities.DefaultOptions), cancellationToken).ConfigureAwait(false)),
+#pragma warning restore MCP9005
             },
         };
 

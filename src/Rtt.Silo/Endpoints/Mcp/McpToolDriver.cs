@@ -16,7 +16,7 @@ namespace Rtt.Silo.Endpoints.Mcp;
 /// isError kept). A JSON-RPC error is RTT-CALL-008 with its code and message; a tool whose live definition no
 /// longer has the pinned hash is refused with RTT-MCP-003 (and the verify probe fails).
 /// </summary>
-public sealed class McpToolDriver : IAsyncLaneDriver
+public sealed class McpToolDriver : IInterimLaneDriver
 {
     private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo ResultInfo = McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(CallToolResult));
 
@@ -60,7 +60,16 @@ public sealed class McpToolDriver : IAsyncLaneDriver
             : $"{ErrorCodes.McpDrift} tool \"{Tool}\" of MCP server \"{Session.Label}\" drifted from its pin ({Pin} -> {live}); review it, run `rtt mcp ingest --accept-drift` and re-plan";
     }
 
-    public async ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    public ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken) => CallAsync(request, null, cancellationToken);
+
+    ValueTask<ReadOnlyMemory<byte>> IInterimLaneDriver.CallAsync(ReadOnlyMemory<byte> request, ICallChannel channel, CancellationToken cancellationToken) =>
+        CallAsync(request, channel, cancellationToken);
+
+    /// <summary>
+    /// tools/call upstream; with an open <paramref name="channel"/> (a caller that takes interim frames: rtt mcp serve) the
+    /// server's progress, log messages and sampling/elicitation requests during the call are relayed to it (McpRelays).
+    /// </summary>
+    public async ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, ICallChannel? channel, CancellationToken cancellationToken)
     {
         var arguments = Arguments(request);
         if (Drift() is { } drift)
@@ -70,9 +79,16 @@ public sealed class McpToolDriver : IAsyncLaneDriver
 
         var client = Session.Client ?? throw new RttException(ErrorCodes.EndpointUnavailable, Session.Down ?? $"MCP server \"{Session.Label}\" is not connected");
         CallToolResult result;
+        var relay = channel is { Open: true } ? Session.Relays.Begin(channel) : null;
         try
         {
-            result = await client.CallToolAsync(new CallToolRequestParams { Name = Tool, Arguments = arguments }, cancellationToken).ConfigureAwait(false);
+            var parameters = new CallToolRequestParams { Name = Tool, Arguments = arguments };
+            if (relay is not null)
+            {
+                parameters.Meta = new JsonObject { ["progressToken"] = relay.Token };
+            }
+
+            result = await client.CallToolAsync(parameters, cancellationToken).ConfigureAwait(false);
         }
         catch (McpProtocolException ex)
         {
@@ -81,6 +97,13 @@ public sealed class McpToolDriver : IAsyncLaneDriver
         catch (Exception ex) when (ex is not OperationCanceledException && client.Completion.IsCompleted)
         {
             throw new RttException(ErrorCodes.EndpointUnavailable, $"MCP server \"{Session.Label}\" went away during the call: {ex.Message}");
+        }
+        finally
+        {
+            if (relay is not null)
+            {
+                Session.Relays.End(relay);
+            }
         }
 
         return JsonSerializer.SerializeToUtf8Bytes(result, ResultInfo);
