@@ -69,21 +69,35 @@ public sealed class ConformanceWorkspace : IDisposable
         File.WriteAllText(policyPath, policy.ToJsonString());
         McpGatewayTests.Ok(ws, "scan");
         Silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
-        McpGatewayTests.Ok(ws, "plan");
-        Assert.Equal("applied", (string?)JsonNode.Parse(McpGatewayTests.Ok(ws, "apply", "--json"))!["outcome"]);
-        Gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!Gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
+        try
         {
-            Assert.False(Gateway.HasExited || DateTime.UtcNow > deadline, $"rtt mcp serve did not start: {Gateway.Stderr}");
-            Thread.Sleep(50);
-        }
+            McpGatewayTests.Ok(ws, "plan");
+            Assert.Equal("applied", (string?)JsonNode.Parse(McpGatewayTests.Ok(ws, "apply", "--json"))!["outcome"]);
+            Gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!Gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
+            {
+                Assert.False(Gateway.HasExited || DateTime.UtcNow > deadline, $"rtt mcp serve did not start: {Gateway.Stderr}");
+                Thread.Sleep(50);
+            }
 
-        var at = Gateway.Stdout.IndexOf("http://", StringComparison.Ordinal);
-        Url = new Uri(Gateway.Stdout[at..Gateway.Stdout.IndexOf(' ', at)]);
-        Token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
-        Proxy = StartListening("node", [Path.GetFullPath(Path.Combine(Modules, "..", "..", "bearer-proxy.mjs")), Url.ToString(), Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")], out var proxied);
-        ProxiedUrl = new Uri(proxied, Url.AbsolutePath);
+            var at = Gateway.Stdout.IndexOf("http://", StringComparison.Ordinal);
+            Url = new Uri(Gateway.Stdout[at..Gateway.Stdout.IndexOf(' ', at)]);
+            Token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
+            Proxy = StartListening("node", [Path.GetFullPath(Path.Combine(Modules, "..", "..", "bearer-proxy.mjs")), Url.ToString(), Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")], out var proxied);
+            ProxiedUrl = new Uri(proxied, Url.AbsolutePath);
+        }
+        catch
+        {
+            // A fixture that throws is never disposed: stop what it started.
+            Proxy?.Kill(entireProcessTree: true);
+            Gateway?.Terminate();
+            Gateway?.WaitForExit(TimeSpan.FromSeconds(20));
+            Silo.Terminate();
+            Silo.WaitForExit(TimeSpan.FromSeconds(30));
+            _dir.Dispose();
+            throw;
+        }
     }
 
     public string Modules { get; }
@@ -98,16 +112,16 @@ public sealed class ConformanceWorkspace : IDisposable
 
     public RttProcess Silo { get; }
 
-    public RttProcess Gateway { get; }
+    public RttProcess Gateway { get; } = null!;
 
-    public Process Proxy { get; }
+    public Process Proxy { get; } = null!;
 
-    public Uri Url { get; }
+    public Uri Url { get; } = null!;
 
     /// <summary>The gateway's URL through the bearer proxy (no credential needed).</summary>
-    public Uri ProxiedUrl { get; }
+    public Uri ProxiedUrl { get; } = null!;
 
-    public string Token { get; }
+    public string Token { get; } = "";
 
     /// <summary>Starts a process that prints a line with <c>http://…</c> once it listens; the URL's authority.</summary>
     public static Process StartListening(string command, IEnumerable<string> args, out Uri url)
