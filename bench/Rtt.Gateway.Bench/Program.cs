@@ -10,7 +10,8 @@ using ModelContextProtocol.Client;
 // in alternating 100 ms slices so a busy neighbour weighs on all alike:
 //   direct        the SDK's McpClient to rtt-sample-mcp over stdio (one session)
 //   rtt           the SDK's McpClient over Streamable HTTP to `rtt mcp serve --http` (silo, lane, MCP endpoint, the same server)
-//   supergateway  the SDK's McpClient over Streamable HTTP to supergateway --stdio rtt-sample-mcp (npm, tests/mcp)
+//   sdk-http      the SDK's McpClient over Streamable HTTP to rtt-sample-mcp --http (HTTP and the SDK alone, no RTT)
+//   supergateway  the SDK's McpClient over Streamable HTTP to supergateway --stateful --stdio rtt-sample-mcp (npm, tests/mcp)
 // usage: dotnet run -c Release --project bench/Rtt.Gateway.Bench [-- --seconds N] [--no-supergateway]
 // Needs a Release build of src/Rtt.Cli (rtt and rtt-sample-mcp beside it) and `npm ci` in tests/mcp for supergateway.
 var seconds = Arg("--seconds") is { } s ? double.Parse(s, CultureInfo.InvariantCulture) : 10;
@@ -62,7 +63,8 @@ try
     if (useSupergateway)
     {
         var port = Free();
-        var sg = Start("node", root, supergateway, "--stdio", server, "--outputTransport", "streamableHttp", "--port", port.ToString(CultureInfo.InvariantCulture), "--logLevel", "none");
+        // --stateful: one server process per session (without it, supergateway 4 starts the server for every request).
+        var sg = Start("node", root, supergateway, "--stdio", server, "--outputTransport", "streamableHttp", "--stateful", "--port", port.ToString(CultureInfo.InvariantCulture), "--logLevel", "none");
         processes.Add(sg);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (!CanConnect(port) && DateTime.UtcNow < deadline)
@@ -77,6 +79,16 @@ try
         })), "upper"));
     }
 
+    // The same server over Streamable HTTP without RTT: what HTTP and the SDK's session cost alone (the profile's split).
+    var httpPort = Free();
+    processes.Add(Start(server, root, "--http", $"http://127.0.0.1:{httpPort}/mcp"));
+    WaitFor(processes[^1], "listening", TimeSpan.FromSeconds(60));
+    clients.Insert(1, ("sdk-http", await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+    {
+        Endpoint = new Uri($"http://127.0.0.1:{httpPort}/mcp"),
+        TransportMode = HttpTransportMode.StreamableHttp,
+    })), "upper"));
+
     var arguments = new Dictionary<string, object?> { ["text"] = "hello through the gateway" };
     foreach (var (name, client, tool) in clients)
     {
@@ -86,7 +98,7 @@ try
             throw new InvalidOperationException($"{name}: {tool} failed");
         }
 
-        for (var i = 0; i < 200; i++)
+        for (var i = 0; i < 50; i++)
         {
             await client.CallToolAsync(tool, arguments); // warm-up
         }
