@@ -50,6 +50,7 @@ public static class RttCommands
         root.Subcommands.Add(DbCommand.Create());
         root.Subcommands.Add(CallCommand.Create());
         root.Subcommands.Add(StubCommand.Create());
+        root.Subcommands.Add(AutotuneCommand.Create());
         foreach (var command in TelemetryCommands.Create())
         {
             root.Subcommands.Add(command);

@@ -23,14 +23,14 @@ public static class PlanCommand
         plan.SetAction(RttCommands.Guard((parse, _) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
-            var (signed, outcome, path) = Compute(ws, parse.GetValue(baseFile), parse.GetValue(output));
+            var (signed, outcome, path, inputs) = Compute(ws, parse.GetValue(baseFile), parse.GetValue(output));
             if (parse.GetValue(json))
             {
                 Console.Out.Write(PrettyJson.ToText(signed));
             }
             else
             {
-                Print(signed, outcome, path);
+                Print(signed, outcome, path, inputs);
             }
 
             return Task.FromResult(outcome.Rejected.Count == 0 ? RttCommands.Ok : Rejected);
@@ -55,7 +55,7 @@ public static class PlanCommand
     }
 
     /// <summary>Computes, signs and stores a plan (also used by <c>rtt up --once</c>).</summary>
-    public static (JsonObject Plan, PlanOutcome Outcome, string Path) Compute(RttWorkspace ws, string? baseFile, string? output)
+    public static (JsonObject Plan, PlanOutcome Outcome, string Path, PlanInputs Inputs) Compute(RttWorkspace ws, string? baseFile, string? output)
     {
         var store = new PlanStore(ws);
         var basePlan = baseFile is not null ? RttWorkspace.ReadObject(Path.GetFullPath(baseFile)) : store.Applied();
@@ -66,13 +66,13 @@ public static class PlanCommand
         store.Save(signed);
         var path = Path.GetFullPath(output ?? Path.Combine(store.Directory, "proposed.json"));
         AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(signed));
-        return (signed, outcome, path);
+        return (signed, outcome, path, inputs);
     }
 
     /// <summary>The planning step of <c>rtt up --once</c>: computes, signs and stores the plan; reports what it decided.</summary>
     public static JsonObject Step(RttWorkspace ws)
     {
-        var (plan, outcome, path) = Compute(ws, null, null);
+        var (plan, outcome, path, _) = Compute(ws, null, null);
         return new JsonObject
         {
             ["step"] = "plan",
@@ -131,9 +131,12 @@ public static class PlanCommand
         return lines;
     }
 
-    private static void Print(JsonObject plan, PlanOutcome outcome, string path)
+    private static void Print(JsonObject plan, PlanOutcome outcome, string path, PlanInputs inputs)
     {
         Console.WriteLine($"Plan {plan["plan_id"]} ({outcome.Solver}), base {((string?)plan["base"]) ?? "none"}");
+        var source = inputs.TunedProfile is { } tuned ? $"tuned profile {tuned}" : inputs.TunedIgnored is { } why ? $"warning: {why}" : "topology.json or the defaults";
+        Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"inputs {plan["inputs"]}; lane p99 shm {inputs.LaneP99Us["shm"]} us, uds {inputs.LaneP99Us["uds"]} us, tcp {inputs.LaneP99Us["tcp"]} us ({source})"));
         foreach (var r in plan["routes_add"]!.AsArray())
         {
             Console.WriteLine($"  + {r!["from"]} -> {r["to"]}  {r["version"]} over {r["lane"]}");

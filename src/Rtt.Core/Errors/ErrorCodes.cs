@@ -164,4 +164,13 @@ public static class ErrorCodes
     public const string TokenLaneExpired = "RTT-TOKEN-019";
     public const string TokenRequestInvalid = "RTT-TOKEN-020";
     public const string TokenScopeDenied = "RTT-TOKEN-021";
+
+    // Autotune: traces, replay, tuned profiles (docs/autotune.md)
+    public const string TuneTraceMissing = "RTT-TUNE-001";
+    public const string TuneTraceMalformed = "RTT-TUNE-002";
+    public const string TuneTraceEmpty = "RTT-TUNE-003";
+    public const string TuneInputInvalid = "RTT-TUNE-004";
+    public const string TuneProfileInvalid = "RTT-TUNE-005";
+    public const string TuneLiveNotSupported = "RTT-TUNE-006";
+    public const string TuneReplayFailed = "RTT-TUNE-007";
 }

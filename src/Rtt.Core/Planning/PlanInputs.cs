@@ -95,6 +95,12 @@ public sealed class PlanInputs
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
     public required string Hash { get; init; }
 
+    /// <summary><c>sha256:</c> of the tuned profile whose lane p99s were used, or null (docs/autotune.md).</summary>
+    public string? TunedProfile { get; init; }
+
+    /// <summary>Why the workspace's tuned profile was not used (made on another machine), or null.</summary>
+    public string? TunedIgnored { get; private set; }
+
     /// <summary>Reads a workspace: routes, policy, topology, and contracts from the registry (symbols.json + signed objects).</summary>
     public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null)
     {
@@ -105,12 +111,17 @@ public sealed class PlanInputs
         var needed = (routesJson["routes"] as JsonArray ?? []).SelectMany(r => new[] { (string?)r?["from"], (string?)r?["to"] })
             .Concat((policyJson["pins"] as JsonObject ?? []).Select(p => p.Key)).OfType<string>().ToHashSet(StringComparer.Ordinal);
         var contracts = LoadContracts(workspace, strict, needed);
-        return Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath);
+        // A tuned profile made on this machine gives measured lane p99s (one made elsewhere is not used; a bad one is refused).
+        var tuned = Autotune.TunedProfile.Load(workspace, Autotune.MachineKey.Local(), out var mismatch);
+        var inputs = Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath, tuned);
+        inputs.TunedIgnored = mismatch;
+        return inputs;
     }
 
     /// <summary>Builds inputs from parsed documents (used by Load, tests and the benchmark).</summary>
     public static PlanInputs Build(JsonObject routesJson, JsonObject policyJson, JsonObject topologyJson, IEnumerable<SymbolContract> contracts,
-        JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json")
+        JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json",
+        Autotune.TunedProfile? tuned = null)
     {
         Validate(SchemaValidator.Routes, routesJson, routesSource);
         Validate(SchemaValidator.Policy, policyJson, policySource);
@@ -155,7 +166,8 @@ public sealed class PlanInputs
         var lanes = new SortedDictionary<string, double>(StringComparer.Ordinal);
         foreach (var kind in LaneKinds)
         {
-            lanes[kind] = topologyJson["lanes"]?[kind]?["p99_us"] is JsonValue v ? Number(v)
+            lanes[kind] = topologyJson["lanes"]?[kind]?["p99_us"] is JsonValue v ? Number(v) // set by hand: wins
+                : tuned is not null && tuned.LaneP99Us.TryGetValue(kind, out var measured) ? measured // measured by rtt autotune
                 : kind switch { "shm" => 50, "uds" => 300, _ => 10_000 }; // the seed's targets when nothing is measured
         }
 
@@ -205,6 +217,11 @@ public sealed class PlanInputs
             ["contracts"] = new JsonArray([.. byAddress.Values.SelectMany(v => v).Select(c => (JsonNode)c.ToJson())]),
             ["base"] = (string?)basePlan?["plan_id"],
         };
+        if (tuned is not null)
+        {
+            canonical["tuned"] = tuned.Hash; // only with a profile, so plans without one hash as before; a re-tune shows in `inputs`
+        }
+
         if (policyJson["mcp_aliases"] is JsonObject { Count: > 0 } aliases)
         {
             canonical["mcp_aliases"] = aliases.DeepClone(); // only when given, so plans without aliases hash as before
@@ -230,6 +247,7 @@ public sealed class PlanInputs
             McpAliases = policyJson["mcp_aliases"] is JsonObject { Count: > 0 } a ? (JsonObject)a.DeepClone() : null,
             Unsandboxed = unsandboxed,
             PolicySource = policySource,
+            TunedProfile = tuned?.Hash,
             Hash = ContentHash.OfCanonical(canonical),
         };
     }

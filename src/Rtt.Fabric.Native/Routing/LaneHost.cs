@@ -74,7 +74,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
     /// <param name="start">Start the worker thread now (false: the caller runs <see cref="DoWork"/>, as tests may).</param>
     /// <param name="telemetry">Per-route metrics, breakers and the flight recorder (null: none, and no cost per frame).</param>
-    public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null, LaneTelemetry? telemetry = null)
+    /// <param name="idleSpins">Idle rounds the worker spins before it yields (a tuned profile may set it; docs/autotune.md).</param>
+    /// <param name="idleYields">Idle rounds it then yields before it sleeps on the doorbell.</param>
+    public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null, LaneTelemetry? telemetry = null,
+        int idleSpins = DefaultIdleSpins, int idleYields = DefaultIdleYields)
     {
         Telemetry = telemetry;
         if (telemetry is not null)
@@ -99,10 +102,16 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             // ~1 ms of spinning after the last frame, then it sleeps on the doorbell and costs nothing; the 100 ms
             // timeout is only a backstop: frames, commands, peer deaths and Dispose all ring the doorbell.
-            _runner = new AgentRunner(this, idle ?? new HostIdle(this, 50_000, 200, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring,
+            _runner = new AgentRunner(this, idle ?? new HostIdle(this, idleSpins, idleYields, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring,
                 ex => Report?.Invoke($"the lane worker caught a fault and goes on: {ex.GetType().Name}: {ex.Message}"));
         }
     }
+
+    /// <summary>Idle rounds spun before yielding: about 1 ms on the build machine.</summary>
+    public const int DefaultIdleSpins = 50_000;
+
+    /// <summary>Idle rounds yielded before sleeping on the doorbell.</summary>
+    public const int DefaultIdleYields = 200;
 
     public string Name => "lane-host";
 
