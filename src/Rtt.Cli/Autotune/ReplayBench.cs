@@ -47,11 +47,17 @@ internal sealed class ReplayBench : IDisposable
         try
         {
             var cpuBefore = CpuNs(host.Process.Id);
-            var timed = TraceReplayer.Run(Trace, socket, host.Tcp, lane, fullSpeed: false);
-            var full = TraceReplayer.Run(Trace, socket, host.Tcp, lane, fullSpeed: true);
+            var timed = TraceReplayer.Run(Trace, socket, host.Tcp, lane, fullSpeed: false, ringCapacity: settings.RingCapacity);
+            var full = TraceReplayer.Run(Trace, socket, host.Tcp, lane, fullSpeed: true, ringCapacity: settings.RingCapacity);
             var cpu = CpuNs(host.Process.Id) - cpuBefore;
             var stats = LatencyStats.From(timed.Latency);
             return new ReplayFigures(stats.P50, stats.P99, full.FramesPerSecond, (double)cpu / (timed.Frames + full.Frames), timed.Frames);
+        }
+        catch (RttException ex) when (ex.Code == ErrorCodes.TuneReplayFailed)
+        {
+            host.Process.StandardInput.Close(); // the host prints its counts as it exits
+            var said = host.Process.WaitForExit(5000) ? host.Process.StandardError.ReadToEnd().Trim() : "";
+            throw new RttException(ex.Code, $"{ex.Message} ({settings}); {said}", ex.Location, ex.Remedy, ex);
         }
         finally
         {

@@ -201,15 +201,18 @@ public static class AutotuneCommand
         table.AddRow("settings", S(r["defaults"]!), S(r["settings"]!));
         foreach (var (label, field, scale, unit) in new[] { ("p50", "p50_ns", 1000.0, "µs"), ("p99", "p99_ns", 1000.0, "µs"), ("throughput", "frames_per_s", 1.0, "frames/s"), ("host CPU", "cpu_ns_per_frame", 1.0, "ns/frame") })
         {
-            table.AddRow(label, Fmt((double)r["before"]![field]! / scale, unit), Fmt((double)r["after"]![field]! / scale, unit));
+            table.AddRow(label, Fmt(Num(r["before"]![field]!) / scale, unit), Fmt(Num(r["after"]![field]!) / scale, unit));
         }
 
         AnsiConsole.Write(table);
-        Console.WriteLine($"trace {r["trace"]!["source"]} ({r["trace"]!["frames"]} frames, {r["trace"]!["hash"]}), lane {r["lane"]}, {r["steps"]!.AsArray().Count} settings tried in {((double)r["seconds"]!).ToString(CultureInfo.InvariantCulture)} s{((bool)r["budget_reached"]! ? " (budget reached)" : "")}");
-        Console.WriteLine($"noise guard (spread of the defaults): p99 {((long)r["noise"]!["p99_ns"]! / 1000.0).ToString("0.0", CultureInfo.InvariantCulture)} µs");
-        Console.WriteLine("lane p99 with the tuned settings: " + string.Join(", ", r["lanes"]!.AsObject().Select(l => $"{l.Key} {((double)l.Value!["p99_us"]!).ToString(CultureInfo.InvariantCulture)} µs")));
+        Console.WriteLine($"trace {r["trace"]!["source"]} ({r["trace"]!["frames"]} frames, {r["trace"]!["hash"]}), lane {r["lane"]}, {r["steps"]!.AsArray().Count} settings tried in {Num(r["seconds"]!).ToString(CultureInfo.InvariantCulture)} s{((bool)r["budget_reached"]! ? " (budget reached)" : "")}");
+        Console.WriteLine($"noise guard (spread of the defaults): p99 {(Num(r["noise"]!["p99_ns"]!) / 1000.0).ToString("0.0", CultureInfo.InvariantCulture)} µs");
+        Console.WriteLine("lane p99 with the tuned settings: " + string.Join(", ", r["lanes"]!.AsObject().Select(l => $"{l.Key} {Num(l.Value!["p99_us"]!).ToString(CultureInfo.InvariantCulture)} µs")));
         Console.WriteLine(r["profile"] is { } p ? $"profile written to {p} ({r["profile_hash"]})" : "profile not written (--dry-run)");
     }
+
+    /// <summary>A JSON number as a double, whichever CLR type the node holds.</summary>
+    private static double Num(JsonNode n) => double.Parse(n.ToJsonString(), CultureInfo.InvariantCulture);
 
     private static string Fmt(double v, string unit) => v.ToString(unit == "µs" ? "0.0" : "#,0", CultureInfo.InvariantCulture) + " " + unit;
 
@@ -354,9 +357,9 @@ public static class AutotuneCommand
                 foreach (var which in new[] { "defaults", "profile" })
                 {
                     var f = r![which]!;
-                    table.AddRow(Markup.Escape(Path.GetFileName((string)r["trace"]!)), which, ((long)f["p50_ns"]! / 1000.0).ToString("0.0", CultureInfo.InvariantCulture),
-                        ((long)f["p99_ns"]! / 1000.0).ToString("0.0", CultureInfo.InvariantCulture), ((double)f["frames_per_s"]!).ToString("#,0", CultureInfo.InvariantCulture),
-                        ((double)f["cpu_ns_per_frame"]!).ToString("#,0", CultureInfo.InvariantCulture));
+                    table.AddRow(Markup.Escape(Path.GetFileName((string)r["trace"]!)), which, (Num(f["p50_ns"]!) / 1000.0).ToString("0.0", CultureInfo.InvariantCulture),
+                        (Num(f["p99_ns"]!) / 1000.0).ToString("0.0", CultureInfo.InvariantCulture), Num(f["frames_per_s"]!).ToString("#,0", CultureInfo.InvariantCulture),
+                        Num(f["cpu_ns_per_frame"]!).ToString("#,0", CultureInfo.InvariantCulture));
                 }
             }
 
@@ -389,6 +392,7 @@ public static class AutotuneCommand
             Console.Out.WriteLine($"ready {host.TcpEndPoint?.Port ?? 0}");
             Console.Out.Flush();
             Console.In.ReadToEnd(); // until the parent closes our stdin (or dies)
+            Console.Error.WriteLine(host.Describe());
             return Task.FromResult(RttCommands.Ok);
         }));
         return command;

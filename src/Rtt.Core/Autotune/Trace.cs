@@ -261,7 +261,7 @@ public static class SyntheticTrace
         double t = 0;
         while (true)
         {
-            var start = (long)t;
+            var start = (long)t / 100 * 100; // the flight format has 100 ns resolution: a written trace reads back the same
             for (var i = 0; i < spec.Burst; i++)
             {
                 var at = start + i * 1_000L;

@@ -115,7 +115,8 @@ public static class TraceReplayer
 {
     private const int FullSpeedWindow = 256;
 
-    public static ReplayRun Run(Trace trace, string socketPath, IPEndPoint? tcp, LaneKind kind, bool fullSpeed, TimeSpan? stallLimit = null)
+    /// <param name="ringCapacity">The SHM ring the host creates (its settings): answers in flight are kept within half of it.</param>
+    public static ReplayRun Run(Trace trace, string socketPath, IPEndPoint? tcp, LaneKind kind, bool fullSpeed, TimeSpan? stallLimit = null, int ringCapacity = 1 << 20)
     {
         var routes = trace.Routes;
         var routeIndex = routes.Select((r, i) => (r, i)).ToDictionary(x => x.r, x => (uint)(x.i + 1), StringComparer.Ordinal);
@@ -126,10 +127,10 @@ public static class TraceReplayer
             ? LaneAttach.ConnectTcp(tcp ?? throw new ArgumentNullException(nameof(tcp)), routes[0], options)
             : LaneAttach.ConnectUnix(socketPath, routes[0], kind, options);
         var stream = lane as Streams.StreamLane;
-        // A stream lane's host keeps at most 256 KiB of answers to send (docs/fabric.md) and drops what does not fit
-        // (client_full): keep the answers in flight below that, as a client reading its answers must. An SHM host holds
-        // back a client whose answers would not fit in its ring instead, so there the ring is the limit.
-        var maxInFlightBytes = stream is null ? long.MaxValue : 192 * 1024;
+        // The host drops an answer that finds no room (client_full, docs/fabric.md): a stream lane's host keeps at most
+        // 256 KiB to send, an SHM answer must fit in the client's ring. So answers in flight stay within 192 KiB on a
+        // stream and half the ring on SHM, as a client must; requests due meanwhile wait (and that wait counts in their latency).
+        var maxInFlightBytes = stream is null ? ringCapacity / 2 : 192 * 1024;
         long inFlightBytes = 0;
         using var _lane = lane;
         var n = trace.Frames.Count;

@@ -51,6 +51,11 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     private static readonly DriverEndpoint Echo = new(new EchoDriver());
 
     private LaneHost? _host;
+    private int _ringCapacity = options.RingCapacity;
+    private const int DefaultRingCapacity = 1 << 20;
+
+    /// <summary>The tuned profile the host started with (its hash), or null (docs/autotune.md).</summary>
+    public string? TunedProfileHash { get; private set; }
     private LaneHostListener? _listener;
 
     /// <summary>
@@ -170,7 +175,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         {
             return new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name,
                 l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo, l.From,
-                LanePlan.Of(l.Kind, l.RingSize, options.RingCapacity))));
+                LanePlan.Of(l.Kind, l.RingSize, _ringCapacity))));
         }
     }
 
@@ -349,9 +354,30 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 "set Lanes:ControlSocket (or RTT_Lanes__ControlSocket) to a shorter path");
         }
 
-        var laneOptions = new LaneOptions { RingCapacity = options.RingCapacity, MaxPayload = options.MaxPayload };
+        // A tuned profile made on this machine (rtt autotune, docs/autotune.md) sets what the configuration leaves at its
+        // default; one made on another machine is ignored with a warning; one whose signature fails stops the start (RTT-TUNE-005).
+        var cpus = options.Cpus;
+        int spins = LaneHost.DefaultIdleSpins, yields = LaneHost.DefaultIdleYields;
+        _ringCapacity = options.RingCapacity;
+        var profile = Core.Autotune.TunedProfile.Load(workspace, Core.Autotune.MachineKey.Local(), out var mismatch);
+        if (mismatch is not null)
+        {
+            logger.LogWarning("Lane host: {Why}", mismatch);
+        }
+        else if (profile is not null)
+        {
+            var tuned = profile.Settings;
+            _ringCapacity = options.RingCapacity == DefaultRingCapacity ? Math.Max(options.RingCapacity, tuned.RingCapacity) : options.RingCapacity;
+            cpus = cpus.Count == 0 ? [.. tuned.Cpus] : cpus;
+            (spins, yields) = (tuned.Spins, tuned.Yields);
+            logger.LogInformation("Lane host: tuned profile {Hash} applied: ring {Ring} bytes, spins {Spins}, yields {Yields}, worker CPUs {Cpus}",
+                profile.Hash, _ringCapacity, spins, yields, cpus.Count == 0 ? "any" : string.Join(',', cpus));
+        }
+
+        TunedProfileHash = profile?.Hash;
+        var laneOptions = new LaneOptions { RingCapacity = _ringCapacity, MaxPayload = options.MaxPayload };
         var telemetry = options.Telemetry ? Telemetry.LaneTelemetrySetup.Create(workspace, nodeId, options.FlightRecords, logger) : null;
-        _host = new LaneHost(cpus: options.Cpus, telemetry: telemetry) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
+        _host = new LaneHost(cpus: cpus, telemetry: telemetry, idleSpins: spins, idleYields: yields) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
         // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
         _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null, admission: admission);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}, {Mode} mode", _host.Routes.Routes.Count, ControlSocket,
