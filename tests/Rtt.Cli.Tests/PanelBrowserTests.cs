@@ -77,6 +77,32 @@ public sealed class PanelBrowserTests(PanelBrowserTests.Fixture fixture) : IClas
     }
 
     [Fact]
+    public async Task Rtt_panel_prints_a_one_time_login_and_a_read_only_session_cannot_apply()
+    {
+        var url = Cli("panel", "--read-only", "--ttl", "2m").Trim();
+        Assert.StartsWith(new Uri(fixture.Base, "/login#token=rtt1.").ToString(), url, StringComparison.Ordinal);
+        await using var context = await fixture.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(url);
+        await page.Locator("body[data-ready]").WaitForAsync(new() { Timeout = 30_000 });
+        Assert.Contains("read-only", await page.Locator("#who").InnerTextAsync(), StringComparison.Ordinal);
+        await Show(page, "plans");
+        Assert.True(await page.Locator("#apply").IsDisabledAsync());
+        Assert.True(await page.Locator("#rollback").IsDisabledAsync());
+
+        // Even sent by hand from the page's origin, the session's write is refused: its login token allowed no tx.
+        var status = await page.EvaluateAsync<int>("async () => (await fetch('/api/rollback', { method: 'POST' })).status");
+        Assert.Equal(403, status);
+
+        // The same link again (a second browser) is refused: the login spent it.
+        await using var second = await fixture.Browser.NewContextAsync();
+        var again = await second.NewPageAsync();
+        await again.GotoAsync(url);
+        await again.Locator("#login-status.bad").WaitForAsync(new() { Timeout = 30_000 });
+        Assert.Contains("refused", await again.Locator("#login-status").InnerTextAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Plans_page_applies_the_proposed_plan_through_the_reconciler_and_shows_the_two_phase_commit()
     {
         var applied = await fixture.AppliedAsync();
@@ -158,6 +184,9 @@ public sealed class PanelBrowserTests(PanelBrowserTests.Fixture fixture) : IClas
         Assert.Equal(((long)root["size"]!).ToString(CultureInfo.InvariantCulture), await page.Locator("#wal-root").GetAttributeAsync("data-size"));
         Assert.Equal((string)root["root"]!, await page.Locator("#wal-root").GetAttributeAsync("data-root"));
         Assert.Equal((long)root["size"]!, await page.Locator("#entries tbody tr").CountAsync());
+        var heads = await page.Locator("#heads tbody tr").CountAsync();
+        Assert.True(heads >= 2, $"{heads} signed head(s)"); // the apply wrote two
+        Assert.Equal(heads, await page.Locator("#heads tbody tr[data-signature=\"ok\"]").CountAsync()); // Ed25519 checked by the page
 
         // Entry 1 (the commit decision) against the latest signed tree head.
         await page.Locator("button.prove[data-index=\"1\"]").ClickAsync();
@@ -190,6 +219,26 @@ public sealed class PanelBrowserTests(PanelBrowserTests.Fixture fixture) : IClas
             await page.Locator("button.prove[data-index=\"0\"]").ClickAsync();
             await page.WaitForFunctionAsync("() => document.getElementById('verdict').dataset.index === '0'");
             Assert.Equal("refused", await page.Locator("#verdict").GetAttributeAsync("data-verdict"));
+        }
+        finally
+        {
+            await page.UnrouteAllAsync();
+        }
+
+        // A signed head whose root was changed on the way is shown as a bad signature by the page's own Ed25519 check.
+        await page.RouteAsync("**/api/wal/heads", async route =>
+        {
+            var response = await route.FetchAsync();
+            var list = JsonNode.Parse(await response.TextAsync())!.AsArray();
+            var r = (string)list[0]!["root"]!;
+            list[0]!["root"] = (r[0] == '0' ? "1" : "0") + r[1..];
+            await route.FulfillAsync(new() { Response = response, Body = list.ToJsonString() });
+        });
+        try
+        {
+            await page.ReloadAsync();
+            await page.Locator("body[data-ready=\"wal\"]").WaitForAsync();
+            Assert.Equal(1, await page.Locator("#heads tbody tr[data-signature=\"bad\"]").CountAsync());
         }
         finally
         {
@@ -241,6 +290,7 @@ public sealed class PanelBrowserTests(PanelBrowserTests.Fixture fixture) : IClas
         public string Workspace { get; private set; } = "";
         public Uri Base { get; private set; } = null!;
         public string LoginToken { get; private set; } = "";
+        public IBrowser Browser => _browser!;
         public IBrowserContext Context { get; private set; } = null!;
         public IPage Page { get; private set; } = null!;
         public string Screenshots { get; } = Path.Combine(AppContext.BaseDirectory, "panel-screenshots");

@@ -99,6 +99,19 @@ public sealed class PanelModule : IRttWebModule
             using var log = WalCommand.OpenLog(ws, configuration);
             return RttWebHost.Json(context, new JsonArray([.. log.Heads.Select(h => (JsonNode)JsonNode.Parse(h.Json)!)]));
         });
+        app.MapGet("/api/wal/keys", context =>
+        {
+            // The trusted public keys (as in .rtt/registry/trust/keys/*.pub), for the page's own Ed25519 check of the heads.
+            var trust = ws.LoadTrustStore();
+            var revoked = trust.Revoked.ToDictionary(r => r.KeyId, r => r.Kind, StringComparer.Ordinal);
+            return RttWebHost.Json(context, new JsonArray([.. trust.Keys.OrderBy(k => k.Key.KeyId, StringComparer.Ordinal).Select(k => (JsonNode)new JsonObject
+            {
+                ["key_id"] = k.Key.KeyId,
+                ["name"] = k.Name,
+                ["public_key"] = Convert.ToBase64String(k.Key.RawPublicKey),
+                ["revoked"] = revoked.GetValueOrDefault(k.Key.KeyId),
+            })]));
+        });
         app.MapGet("/api/wal/entries", context =>
         {
             using var log = WalCommand.OpenLog(ws, configuration);

@@ -214,7 +214,8 @@
 
   // ---------------------------------------------------------------- WAL
   async function wal() {
-    const [root, heads, page] = await Promise.all([json("/api/wal/root"), json("/api/wal/heads"), json("/api/wal/entries?count=200")]);
+    const [root, heads, page, keys] = await Promise.all([json("/api/wal/root"), json("/api/wal/heads"), json("/api/wal/entries?count=200"), json("/api/wal/keys")]);
+    const checks = await Promise.all(heads.map((h) => RttMerkle.verifyHead(h, keys)));
     const leaves = new Map(page.entries.map((x) => [x.index, x.leaf]));
     const verdict = el("div", { id: "verdict", class: "verdict" }, "Pick an entry to check its inclusion proof here, in this browser.");
     const proofCard = card("Inclusion proof (RFC 6962), checked in this browser with WebCrypto SHA-256", verdict, el("div", { id: "proof-detail" }));
@@ -259,8 +260,10 @@
     put(main, 
       card("Merkle write-ahead log", el("p", { id: "wal-root", "data-size": root.size, "data-root": root.root }, `${root.size} entries, root `, el("code", { text: root.root }))),
       proofCard,
-      card("Signed tree heads", table("heads", ["size", "root", "timestamp", "key"], heads.slice().reverse().map((h) =>
-        row([num(h.size), el("td", { class: "mono", text: h.root }), h.timestamp, el("td", { class: "mono", text: h.sign ? h.sign.key_id : "" })])))),
+      card("Signed tree heads (Ed25519 signatures checked in this browser)", table("heads", ["size", "root", "timestamp", "key", "signature"], heads.map((h, i) =>
+        row([num(h.size), el("td", { class: "mono", text: h.root }), h.timestamp, el("td", { class: "mono", text: h.sign ? h.sign.key_id : "" }),
+          el("td", { class: checks[i].ok ? "ok" : "bad", text: (checks[i].ok ? "✓ " : checks[i].ok === false ? "✗ " : "") + checks[i].why })],
+          { "data-size": h.size, "data-signature": checks[i].ok ? "ok" : checks[i].ok === false ? "bad" : "unchecked" })).reverse())),
       card(`Entries (last ${page.entries.length})`, table("entries", ["index", "kind", "plan", "tx", "at", ""], entryRows)));
   }
 

@@ -60,5 +60,24 @@ const RttMerkle = (function () {
     return { ok: root !== null && equal(root, fromHex(rootHex)), leafHash: toHex(lh), computedRoot: root ? toHex(root) : null };
   }
 
-  return { sha256, leafHash, nodeHash, fromHex, toHex, fromBase64, equal, rootFromInclusion, verifyInclusion };
+  // A signed tree head {"root","size","timestamp","sign":{"alg":"ed25519","key_id","sig"}}: the key id must be SHA-256 of the
+  // key's raw bytes, and the Ed25519 signature must verify over the RFC 8785 bytes of the head without "sign" (for these
+  // three members, ASCII strings and an integer, that is JSON.stringify with the members in sorted order).
+  async function verifyHead(head, keys) {
+    const key = keys.find((k) => k.key_id === head.sign.key_id);
+    if (!key) return { ok: false, why: "signed by a key the workspace does not trust" };
+    const raw = fromBase64(key.public_key);
+    if ("sha256:" + toHex(await sha256([raw])) !== key.key_id) return { ok: false, why: "the key's id does not match its bytes" };
+    const body = new TextEncoder().encode(JSON.stringify({ root: head.root, size: head.size, timestamp: head.timestamp }));
+    let k;
+    try {
+      k = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      return { ok: null, why: "this browser has no Ed25519 in WebCrypto" };
+    }
+    const ok = await crypto.subtle.verify({ name: "Ed25519" }, k, fromBase64(head.sign.sig), body);
+    return { ok: ok, why: ok ? (key.revoked ? `signature ok; key ${key.revoked}` : "signature ok") : "the signature does not verify" };
+  }
+
+  return { sha256, leafHash, nodeHash, fromHex, toHex, fromBase64, equal, rootFromInclusion, verifyInclusion, verifyHead };
 })();
