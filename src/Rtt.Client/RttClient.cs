@@ -104,11 +104,14 @@ public sealed class RttClient : IAsyncDisposable
     }
 
     /// <summary>Cluster members (active silos) and the registered nodes, each sorted by name.</summary>
-    public async Task<ClusterStatus> GetStatusAsync()
+    public Task<ClusterStatus> GetStatusAsync() => GetStatusAsync(Cluster);
+
+    /// <summary>The same through any grain factory (the silo's own: the panel's /api/status).</summary>
+    public static async Task<ClusterStatus> GetStatusAsync(IGrainFactory grains)
     {
         // Membership and node records are asked together: two calls in flight, not 2 + one per node in a row.
-        var hostsCall = Cluster.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
-        var recordsCall = Cluster.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Records();
+        var hostsCall = grains.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
+        var recordsCall = grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Records();
         var hosts = await hostsCall;
         var members = hosts
             .Select(h => new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))

@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
@@ -66,7 +65,7 @@ public sealed class PanelModule : IRttWebModule
             });
         });
         app.MapGet("/api/status", async context =>
-            await RttWebHost.Json(context, StatusCommand.Json(ws.Root, silo.GatewayPort, await Status(grains))));
+            await RttWebHost.Json(context, StatusCommand.Json(ws.Root, silo.GatewayPort, await RttClient.GetStatusAsync(grains))));
         app.MapGet("/api/history", async context =>
             await RttWebHost.Json(context, ApplyCommands.HistoryJson(await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History())));
         app.MapGet("/api/plans", context => RttWebHost.Json(context, Plans(ws)));
@@ -199,31 +198,6 @@ public sealed class PanelModule : IRttWebModule
         }
 
         return new JsonObject { ["verify"] = verify, ["entries"] = entries };
-    }
-
-    /// <summary>
-    /// What <c>RttClient.GetStatusAsync</c> gathers, through the silo's own grain factory (the panel has no gateway client):
-    /// active members from the management grain, node records from the node directory. TODO: one shared static over
-    /// IGrainFactory in RttClient once its rewrite in progress on main lands.
-    /// </summary>
-    private static async Task<ClusterStatus> Status(IGrainFactory grains)
-    {
-        var hosts = await grains.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
-        var members = hosts
-            .Select(h => new Rtt.Client.ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))
-            .OrderBy(m => m.Name, StringComparer.Ordinal)
-            .ThenBy(m => m.Address, StringComparer.Ordinal)
-            .ToImmutableArray();
-        var nodes = ImmutableArray.CreateBuilder<Rtt.Grains.Nodes.NodeRecord>();
-        foreach (var id in await grains.GetGrain<Rtt.Grains.Nodes.INodeDirectoryGrain>(Rtt.Grains.Nodes.INodeDirectoryGrain.ClusterKey).List())
-        {
-            if (await grains.GetGrain<Rtt.Grains.Nodes.INodeGrain>(id).Get() is { } record)
-            {
-                nodes.Add(record);
-            }
-        }
-
-        return new ClusterStatus(members, nodes.ToImmutable());
     }
 
     /// <summary>The applied plan, the proposed one and their difference (PlanDiff).</summary>
