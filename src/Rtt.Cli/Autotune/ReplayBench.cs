@@ -20,11 +20,13 @@ internal sealed class ReplayBench : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"rtt-tune-{Environment.ProcessId}-{Guid.NewGuid():N}"[..40]);
     private int _runs;
+    private readonly Trace _warmUp;
 
     public ReplayBench(Trace trace, LaneKind lane)
     {
         Trace = trace;
         Lane = lane;
+        _warmUp = new Trace([.. trace.Frames.Take(1_000)], "warm-up");
         Directory.CreateDirectory(_dir);
     }
 
@@ -46,6 +48,9 @@ internal sealed class ReplayBench : IDisposable
         using var host = StartHost(settings, socket, lane == LaneKind.Tcp);
         try
         {
+            // Warm-up, unrecorded: the first 1,000 frames at full speed, so JIT compilation and the first touches of the
+            // fresh rings (a new host process per setting) are not measured as the trace's tail latency.
+            TraceReplayer.Run(_warmUp, socket, host.Tcp, lane, fullSpeed: true, ringCapacity: settings.RingCapacity);
             var cpuBefore = CpuNs(host.Process.Id);
             var timed = TraceReplayer.Run(Trace, socket, host.Tcp, lane, fullSpeed: false, ringCapacity: settings.RingCapacity);
             var full = TraceReplayer.Run(Trace, socket, host.Tcp, lane, fullSpeed: true, ringCapacity: settings.RingCapacity);
