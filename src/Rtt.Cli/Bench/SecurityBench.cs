@@ -91,7 +91,7 @@ public static class SecurityBench
                 var ratio = (double)calls[1]["p50_us"]! / (double)calls[0]["p50_us"]!;
                 return new JsonObject
                 {
-                    ["load_average"] = Load(),
+                    ["load_average"] = Stubs.StubBench.Load(),
                     ["seccomp"] = Rtt.Silo.Endpoints.Sandbox.SeccompUnavailable() is null, // false: namespaces only (--without-seccomp)
                     ["attach"] = attach,
                     ["calls"] = new JsonArray([.. calls]),
@@ -172,8 +172,6 @@ public static class SecurityBench
         var context = new EndpointContext(ServeSpec.Hash(normalized), ws, NullLogger.Instance, (_, _) => Task.CompletedTask, host.Doorbell);
         return await ProcessService.StartAsync(normalized, context, CancellationToken.None);
     }
-
-    private static string Load() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "";
 
     private static void Print(JsonObject r)
     {

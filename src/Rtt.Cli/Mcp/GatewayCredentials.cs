@@ -21,10 +21,7 @@ public sealed record GatewayAccess(string Principal, TokenRights? Rights)
     public static readonly GatewayAccess Workspace = new("workspace", null);
 
     public bool Allows(string symbol) =>
-        Rights is null || (Rights.Covers(symbol) && LaneAttachVerbs.All(v => Rights.Verbs.Contains(v)));
-
-    /// <summary>The verbs a token needs on a tool's target, as for a lane attach.</summary>
-    public static readonly string[] LaneAttachVerbs = ["open", "rx", "tx"];
+        Rights is null || (Rights.Covers(symbol) && Rtt.Fabric.Routing.LaneAdmission.AttachVerbs.All(v => Rights.Verbs.Contains(v)));
 
     private const string SaddrClaim = "rtt:saddr";
     private const string VerbClaim = "rtt:verb";

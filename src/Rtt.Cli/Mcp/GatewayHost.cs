@@ -58,7 +58,7 @@ public static class GatewayHost
                 filters.AddListToolsFilter(next => async (request, cancellationToken) =>
                 {
                     var result = await next(request, cancellationToken);
-                    if (AccessOf(request.User) is { Rights: not null } access)
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
                     {
                         result.Tools = [.. result.Tools.Where(t => gateway.Tools.FirstOrDefault(g => g.Name == t.Name) is { } tool && access.Allows(tool.Route.To))];
                     }
@@ -67,7 +67,7 @@ public static class GatewayHost
                 });
                 filters.AddCallToolFilter(next => (request, cancellationToken) =>
                 {
-                    if (AccessOf(request.User) is { Rights: not null } access && gateway.Tools.FirstOrDefault(g => g.Name == request.Params?.Name) is { } tool && !access.Allows(tool.Route.To))
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access && gateway.Tools.FirstOrDefault(g => g.Name == request.Params?.Name) is { } tool && !access.Allows(tool.Route.To))
                     {
                         throw new ModelContextProtocol.McpProtocolException(
                             $"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {tool.Route.To}", ModelContextProtocol.McpErrorCode.InvalidParams);
@@ -146,7 +146,6 @@ public static class GatewayHost
         return access is null ? (StatusCodes.Status401Unauthorized, why) : null;
     }
 
-    private static GatewayAccess? AccessOf(System.Security.Claims.ClaimsPrincipal? user) => GatewayAccess.FromPrincipal(user);
 
     private static bool OriginAllowed(string origin, IReadOnlyList<string> allowed)
     {

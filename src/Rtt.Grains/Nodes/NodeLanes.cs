@@ -18,10 +18,13 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
     /// process would run without a sandbox that policy.json's <c>unsandboxed</c> did not allow; null when none.
     /// </summary>
     public static string? SandboxRefusal(IEnumerable<LaneTarget> lanes) =>
-        lanes.OrderBy(l => l.RouteId).FirstOrDefault(l => !l.Unsandboxed && l.Serve is { } s && JsonNode.Parse(s) is JsonObject o && Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(o)) is { } lane
-            ? $"the {(string?)JsonNode.Parse(lane.Serve!)!["kind"]} endpoint of {lane.From} -> {lane.To} would run without a sandbox, " +
-              "and this silo runs in strict mode: give its serve block a sandbox, or allow it in policy.json \"unsandboxed\""
-            : null;
+        lanes.OrderBy(l => l.RouteId).Select(l => l.SandboxRefusal()).FirstOrDefault(why => why is not null);
+
+    /// <summary>Why a strict-mode silo will not serve this lane (its driver would run unsandboxed, not allowed), or null.</summary>
+    public string? SandboxRefusal() =>
+        Unsandboxed || Serve is null || JsonNode.Parse(Serve) is not JsonObject serve || !Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(serve) ? null
+            : $"the {(string?)serve["kind"]} endpoint of {From} -> {To} would run without a sandbox, " +
+              "and this silo runs in strict mode: give its serve block a sandbox, or allow it in policy.json \"unsandboxed\"";
 
     /// <summary>The lanes of a node target (canonical JSON from <c>PlanTargets</c>); none for null.</summary>
     public static IReadOnlyList<LaneTarget> Of(string? nodeTarget)

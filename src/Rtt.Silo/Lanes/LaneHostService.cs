@@ -114,7 +114,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 if (lane.Endpoint is { } hash && lane.Serve is { } serve)
                 {
                     wanted[hash] = serve;
-                    if (Strict && LaneTarget.SandboxRefusal([lane]) is { } why)
+                    if (Strict && lane.SandboxRefusal() is { } why)
                     {
                         refused[hash] = why; // a strict silo restoring lanes never starts a driver unsandboxed (prepare refuses new ones)
                     }
@@ -131,9 +131,10 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
                 if (!running)
                 {
+                    var block = (JsonObject)JsonNode.Parse(serve)!;
                     var started = refused.TryGetValue(hash, out var why)
-                        ? EndpointFactory.Refused(ContextFor(hash), (string?)JsonNode.Parse(serve)!["kind"], ErrorCodes.SandboxRequired, why)
-                        : await EndpointFactory.StartAsync((JsonObject)JsonNode.Parse(serve)!, ContextFor(hash), CancellationToken.None);
+                        ? EndpointFactory.Refused(ContextFor(hash), (string?)block["kind"], ErrorCodes.SandboxRequired, why)
+                        : await EndpointFactory.StartAsync(block, ContextFor(hash), CancellationToken.None);
                     lock (_endpoints)
                     {
                         _endpoints[hash] = started;
