@@ -131,7 +131,7 @@ public static class GatewayHost
             return (StatusCodes.Status403Forbidden, "origin not allowed");
         }
 
-        if (loopback && !IsLoopbackName(context.Request.Host.Host))
+        if (loopback && !Rtt.Silo.Web.RttWebHost.IsLoopbackName(context.Request.Host.Host))
         {
             return (StatusCodes.Status403Forbidden, "host not allowed");
         }
@@ -154,11 +154,8 @@ public static class GatewayHost
             return true;
         }
 
-        return Uri.TryCreate(origin, UriKind.Absolute, out var uri) && IsLoopbackName(uri.Host);
+        return Uri.TryCreate(origin, UriKind.Absolute, out var uri) && Rtt.Silo.Web.RttWebHost.IsLoopbackName(uri.Host);
     }
-
-    private static bool IsLoopbackName(string host) =>
-        host is "localhost" or "127.0.0.1" or "[::1]" or "::1" || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>
     /// The workspace-issued gateway credential: <c>.rtt/keys/mcp-gateway.token</c> (mode 0600), made on first use (32 random
