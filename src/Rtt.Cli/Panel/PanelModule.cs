@@ -15,7 +15,9 @@ using Rtt.Core.Workspace;
 using Rtt.Fabric.Telemetry;
 using Rtt.Grains;
 using Rtt.Grains.Reconciling;
+using Rtt.Silo.Endpoints.Mcp;
 using Rtt.Silo.Hosting;
+using Rtt.Silo.Lanes;
 using Rtt.Silo.Web;
 
 namespace Rtt.Cli.Panel;
@@ -69,7 +71,8 @@ public sealed class PanelModule : IRttWebModule
         app.MapGet("/api/history", async context =>
             await RttWebHost.Json(context, ApplyCommands.HistoryJson(await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History())));
         app.MapGet("/api/plans", context => RttWebHost.Json(context, Plans(ws)));
-        app.MapGet("/api/registry", context => RttWebHost.Json(context, Registry(ws)));
+        var lanes = app.Services.GetService<LaneHostService>();
+        app.MapGet("/api/registry", context => RttWebHost.Json(context, Registry(ws, lanes is { Running: true } ? McpToolStates.Of(lanes.Routes) : null)));
         app.MapGet("/api/metrics", async context =>
         {
             byte[] bytes;
@@ -86,6 +89,33 @@ public sealed class PanelModule : IRttWebModule
             context.Response.ContentType = "application/json; charset=utf-8";
             context.Response.Headers.CacheControl = "no-store";
             await context.Response.Body.WriteAsync(bytes);
+        });
+
+        app.MapGet("/api/flight", async context =>
+        {
+            // ?since=<the previous answer's until>: the requests that ended after it (at most the last minute); without it
+            // the last second. The window asked of the host covers since..now with a second to spare, then is cut at since.
+            var sinceText = context.Request.Query["since"].ToString();
+            var since = sinceText.Length == 0 ? (DateTime?)null : FlightSummary.ParseTime(sinceText);
+            if (sinceText.Length > 0 && since is null)
+            {
+                await RttWebHost.Refuse(context, StatusCodes.Status400BadRequest, $"since \"{sinceText}\" is not a time as the flight record writes it (2026-12-02T09:49:08.8841200Z)");
+                return;
+            }
+
+            var window = since is { } s ? TimeSpan.FromSeconds(Math.Clamp((DateTime.UtcNow - s).TotalSeconds + 1, 1, 60)) : TimeSpan.FromSeconds(1);
+            using var dump = new MemoryStream();
+            try
+            {
+                await Task.Run(() => TelemetryProtocol.Flight(LaneClient.ControlSocketOf(ws), window, dump));
+            }
+            catch (RttException ex)
+            {
+                await RttWebHost.Refuse(context, StatusCodes.Status503ServiceUnavailable, $"{ex.Code}: {ex.Message}");
+                return;
+            }
+
+            await RttWebHost.Json(context, FlightSummary.Of(dump.GetBuffer().AsSpan(0, (int)dump.Length), since ?? DateTime.UtcNow - window));
         });
 
         app.MapGet("/api/wal/root", context =>
@@ -158,7 +188,11 @@ public sealed class PanelModule : IRttWebModule
     /// its hash, kind, signer, and for MCP servers the pinned tools (pin, object, symbol) and the server version they were
     /// pinned against.
     /// </summary>
-    public static JsonObject Registry(RttWorkspace ws)
+    /// <param name="live">
+    /// The MCP tools the silo's lane host routes now with their live state (McpToolStates), or null when no lane host runs in
+    /// this process (then <c>live</c> is null in the JSON and the page says so).
+    /// </param>
+    public static JsonObject Registry(RttWorkspace ws, IReadOnlyList<McpToolState>? live = null)
     {
         var verify = Rtt.Core.Registry.RegistryVerifier.Run(ws).ToJson();
         var entries = new JsonArray();
@@ -185,7 +219,8 @@ public sealed class PanelModule : IRttWebModule
                     ["kind"] = kind,
                     ["signed_by"] = (string?)obj?["sign"]?["key_id"],
                     ["server"] = obj?["mcp"]?["server"]?.DeepClone(),
-                    ["pins"] = new JsonArray([.. (obj?["tools"] as JsonArray ?? []).Select(t => (JsonNode)new JsonObject
+                    // Pins are an MCP manifest's tool objects; an agent's "tools" is a list of names (strings), not pins.
+                    ["pins"] = new JsonArray([.. (kind == "mcp" ? obj?["tools"] as JsonArray ?? [] : []).OfType<JsonObject>().Select(t => (JsonNode)new JsonObject
                     {
                         ["name"] = (string?)t?["name"],
                         ["symbol"] = (string?)t?["symbol"],
@@ -197,7 +232,22 @@ public sealed class PanelModule : IRttWebModule
             }
         }
 
-        return new JsonObject { ["verify"] = verify, ["entries"] = entries };
+        return new JsonObject
+        {
+            ["verify"] = verify,
+            ["entries"] = entries,
+            ["live"] = live is null ? null : new JsonArray([.. live.Select(t => (JsonNode)new JsonObject
+            {
+                ["route_id"] = t.RouteId,
+                ["symbol"] = t.Symbol,
+                ["server"] = t.Server,
+                ["tool"] = t.Tool,
+                ["pin"] = t.Pin,
+                ["live_pin"] = t.LivePin,
+                ["state"] = t.State,
+                ["why"] = t.Why,
+            })]),
+        };
     }
 
     /// <summary>The applied plan, the proposed one and their difference (PlanDiff).</summary>

@@ -120,6 +120,9 @@ public sealed class McpEndpointTests(EverythingServer everything) : IClassFixtur
         Assert.Empty(await rtt.Host.ProbeAsync(rtt.Lanes, TimeSpan.FromSeconds(30)));
         var echo = rtt.Attach("rtt://mcp/fake/echo");
         Assert.Equal("echo: a", McpHarness.Text(await McpHarness.CallAsync(echo, """{"message":"a"}""")));
+        var states = McpToolStates.Of(rtt.Host.Routes); // what the panel's Registry page shows live
+        Assert.Equal(["rtt://mcp/fake/die", "rtt://mcp/fake/echo", "rtt://mcp/fake/hang", "rtt://mcp/fake/mutate", "rtt://mcp/fake/rpcerror"], states.Select(s => s.Symbol));
+        Assert.All(states, s => Assert.True(s.State == "ok" && s.Pin == s.LivePin && s.Pin is not null && s.Why is null && s.Server == "fake", s.ToString()));
 
         var rpc = await McpHarness.FailAsync(rtt.Attach("rtt://mcp/fake/rpcerror"), "{}");
         Assert.Equal(ErrorCodes.CallProtocolError, rpc.Code);
@@ -147,6 +150,11 @@ public sealed class McpEndpointTests(EverythingServer everything) : IClassFixtur
         var probe = Assert.Single(await rtt.Host.ProbeAsync(rtt.Lanes, TimeSpan.FromSeconds(30)));
         Assert.Equal("rtt://mcp/fake/echo", probe.Lane.To);
         Assert.Contains(ErrorCodes.McpDrift, probe.Why); // the probe fails (RTT-CALL-003) naming the drift
+        var live = McpToolStates.Of(rtt.Host.Routes);
+        var echoState = Assert.Single(live, s => s.State != "ok");
+        Assert.Equal(("rtt://mcp/fake/echo", "echo", "drifted"), (echoState.Symbol, echoState.Tool, echoState.State));
+        Assert.NotEqual(echoState.Pin, echoState.LivePin);
+        Assert.Contains("drifted from its pin", echoState.Why);
         Assert.Equal(ErrorCodes.CallProtocolError, (await McpHarness.FailAsync(rtt.Attach("rtt://mcp/fake/rpcerror"), "{}")).Code);
     }
 
@@ -159,6 +167,7 @@ public sealed class McpEndpointTests(EverythingServer everything) : IClassFixtur
         var failed = Assert.Single(await rtt.Host.ProbeAsync(rtt.Lanes, TimeSpan.FromSeconds(30)));
         Assert.Equal("rtt://mcp/pinned/echo", failed.Lane.To);
         Assert.Contains(ErrorCodes.McpDrift, failed.Why);
+        Assert.Equal(["drifted", "ok"], McpToolStates.Of(rtt.Host.Routes).Select(s => s.State)); // echo, rpcerror
         Assert.Equal(ErrorCodes.McpDrift, (await McpHarness.FailAsync(rtt.Attach("rtt://mcp/pinned/echo"), """{"message":"x"}""")).Code);
     }
 }

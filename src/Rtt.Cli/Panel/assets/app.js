@@ -268,21 +268,48 @@
   }
 
   // ---------------------------------------------------------------- Registry
+  const stateClass = (state) => (state === "ok" ? "ok" : state === "unpinned" || state === "unrouted" ? "muted" : "bad");
+  function liveCell(live, symbol) {
+    if (!live) return el("td", { class: "muted", text: "no lane host" });
+    const t = live.get(symbol);
+    const state = t ? t.state : "unrouted";
+    return el("td", { class: stateClass(state) + " live", "data-state": state, text: t ? state : "not routed" });
+  }
+  function liveTable(r) {
+    return r.live
+      ? table("registry-live", ["symbol", "server", "tool", "pinned", "live", "state", "why"], r.live.map((t) => row([el("td", { class: "mono", text: t.symbol }), t.server, t.tool,
+          el("td", { class: "mono", text: t.pin || "none" }), el("td", { class: "mono", text: t.live_pin || "not listed" }),
+          el("td", { class: stateClass(t.state), text: t.state }), t.why || ""], { "data-symbol": t.symbol, "data-state": t.state })))
+      : el("p", { id: "registry-live-none", class: "muted", text: "No lane host runs in this silo's process: live drift cannot be read here." });
+  }
   async function registry() {
     const r = await json("/api/registry");
     const v = r.verify;
+    const live = r.live ? new Map(r.live.map((t) => [t.symbol, t])) : null;
     const rows = r.entries.map((e) => row([el("td", { class: "mono", text: e.key }), e.kind, el("td", { class: "mono", text: e.hash }),
       el("td", { class: "mono", text: e.signed_by || "unsigned" }), e.server ? `${e.server.name} ${e.server.version}` : "", num(e.pins.length),
       el("td", { class: e.fault ? "bad" : "ok", text: e.fault || "ok" })], { "data-key": e.key }));
     const pins = r.entries.filter((e) => e.pins.length > 0).map((e) => card(`Pinned tools of ${e.key}`,
-      table(null, ["tool", "symbol", "pin", "object"], e.pins.map((p) => row([p.name, el("td", { class: "mono", text: p.symbol }), el("td", { class: "mono", text: p.pin }), el("td", { class: "mono", text: p.object })])))));
-    put(main, 
+      table(null, ["tool", "symbol", "pin", "object", "live"], e.pins.map((p) => row([p.name, el("td", { class: "mono", text: p.symbol }), el("td", { class: "mono", text: p.pin }), el("td", { class: "mono", text: p.object }), liveCell(live, p.symbol)], { class: "pinned", "data-symbol": p.symbol })))));
+    put(main,
       card("Registry", el("p", { id: "registry-verify", "data-ok": v.ok, "data-objects": v.objects, class: v.ok ? "ok" : "bad" },
         v.ok ? `✓ ${v.objects} object(s): every hash, signature, the index and the pack verify (rtt verify)` : `✗ ${v.faults.length} fault(s) in ${v.objects} object(s)`),
         v.faults.length ? el("ul", { id: "registry-faults" }, v.faults.map((f) => el("li", { class: "bad", text: f }))) : null,
         el("p", { class: "muted", text: "An MCP server's tools are pinned at ingest; `rtt mcp ingest` again refuses a changed tool list (drift, RTT-MCP-003) unless --accept-drift." })),
+      card("Routed MCP tools, live (refreshed every 2 s)", el("div", { id: "registry-live-wrap" }, liveTable(r)),
+        el("p", { class: "muted", text: "Each routed tool's pin against the definition its server lists now (re-read on tools/list_changed and on every reconnect): a drifted or removed tool is refused with RTT-MCP-003 until it is re-ingested and re-planned." })),
       card("Objects in the index", table("registry", ["ID@version", "kind", "hash", "signed by", "server", "pins", "status"], rows)),
       pins);
+    // Only the live parts are refreshed (the rest is the registry on disk, unchanged while the page is open).
+    timer = setInterval(async () => {
+      let next;
+      try { next = await json("/api/registry"); } catch (e) { return; /* the next tick tries again */ }
+      const wrap = document.getElementById("registry-live-wrap");
+      if (!wrap) return;
+      put(wrap, liveTable(next));
+      const nextLive = next.live ? new Map(next.live.map((t) => [t.symbol, t])) : null;
+      for (const tr of document.querySelectorAll("tr.pinned")) tr.lastChild.replaceWith(liveCell(nextLive, tr.dataset.symbol));
+    }, 2000);
   }
 
   // ---------------------------------------------------------------- Nodes
@@ -310,36 +337,51 @@
   }
 
   // ---------------------------------------------------------------- Live
+  // From the flight recorder: every second the requests that ended since the last tick (/api/flight?since=), per route id:
+  // how many, p50/p99/max latency of exactly those requests. Each request is counted once (FlightSummary).
   const series = new Map();
+  let flightSince = null, flightFirst = null;
   async function liveTick() {
-    let m;
-    try { m = await json("/api/metrics"); } catch (e) { document.getElementById("live-status").textContent = "metrics unavailable: " + e.message; return; }
-    const t = m.uptime_s;
-    for (const r of m.routes) {
-      const key = (r.from ? r.from + " → " : "") + r.route;
-      const s = series.get(key) || [];
-      s.push({ t: t, p50: r.window.p50_ns / 1e6, p99: r.window.p99_ns / 1e6, rps: r.window.rps, requests: r.requests });
-      while (s.length > 120) s.shift();
-      series.set(key, s);
+    let f;
+    try { f = await json("/api/flight" + (flightSince ? "?since=" + encodeURIComponent(flightSince) : "")); }
+    catch (e) { document.getElementById("live-status").textContent = "flight recorder unavailable: " + e.message; return; }
+    const tick = Date.now() / 1000;
+    if (!flightFirst) { flightFirst = f.since; document.getElementById("live-charts").dataset.since = f.since; }
+    flightSince = f.until || f.since;
+    const seen = new Set();
+    for (const r of f.routes) {
+      seen.add(r.route_id);
+      const s = series.get(r.route_id) || { route: r.route, endpoint: r.endpoint, frames: 0, errors: 0, points: [] };
+      s.frames += r.frames; s.errors += r.errors;
+      s.points.push({ t: tick, frames: r.frames, p50: r.p50_ns / 1e6, p99: r.p99_ns / 1e6, max: r.max_ns / 1e6 });
+      series.set(r.route_id, s);
     }
-    document.getElementById("live-status").textContent = `at ${m.at} (uptime ${t.toFixed(1)} s), ${m.routes.length} route(s); refreshed every second`;
-    const charts = Array.from(series.entries()).sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([key, s], i) => {
-      const w = 560, h = 140, max = Math.max(0.001, ...s.map((p) => p.p99));
-      const t0 = s[0].t, span = Math.max(1, s[s.length - 1].t - t0);
-      const line = (f) => s.map((p) => `${(10 + (p.t - t0) / span * (w - 20)).toFixed(1)},${(h - 10 - f(p) / max * (h - 30)).toFixed(1)}`).join(" ");
-      const last = s[s.length - 1];
-      return el("div", { class: "card", "data-route": key },
-        el("h3", { text: key }),
-        el("p", { class: "muted", text: `p50 ${last.p50.toFixed(3)} ms · p99 ${last.p99.toFixed(3)} ms · ${last.rps} rps · ${last.requests} requests · ${s.length} sample(s)` }),
+    for (const [id, s] of series) {
+      if (!seen.has(id)) s.points.push({ t: tick, frames: 0 });
+      while (s.points.length > 120) s.points.shift();
+    }
+    document.getElementById("live-status").textContent = `flight record up to ${flightSince || "now"} (${f.recorded} record(s) written, ring of ${f.capacity}); ${series.size} route(s) with traffic since ${flightFirst}; refreshed every second`;
+    const charts = Array.from(series.entries()).sort((a, b) => a[0] - b[0]).map(([id, s], i) => {
+      const w = 560, h = 140, pts = s.points, busy = pts.filter((p) => p.frames > 0);
+      const max = Math.max(0.001, ...busy.map((p) => p.p99));
+      const t0 = pts[0].t, span = Math.max(1, pts[pts.length - 1].t - t0);
+      const x = (p) => (10 + (p.t - t0) / span * (w - 20)).toFixed(1), y = (v) => (h - 10 - v / max * (h - 30)).toFixed(1);
+      const line = (f) => busy.map((p) => `${x(p)},${y(f(p))}`).join(" ");
+      const last = busy[busy.length - 1];
+      return el("div", { class: "card", "data-route": s.route, "data-route-id": id, "data-frames": s.frames, "data-errors": s.errors },
+        el("h3", { text: `${s.route} (${s.endpoint}, route ${id})` }),
+        el("p", { class: "muted", text: `${s.frames} request(s), ${s.errors} error(s) since ${flightFirst}` + (last ? ` · last busy second: ${last.frames} request(s), p50 ${last.p50.toFixed(3)} ms, p99 ${last.p99.toFixed(3)} ms, max ${last.max.toFixed(3)} ms` : "") }),
         el("svg:svg", { width: w, height: h, id: `live-chart-${i}`, class: "chart" },
           el("svg:text", { x: 10, y: 14, text: `max p99 ${max.toFixed(3)} ms` }),
           el("svg:polyline", { points: line((p) => p.p50), fill: "none", stroke: "#1565c0", "stroke-width": 2, class: "p50" }),
-          el("svg:polyline", { points: line((p) => p.p99), fill: "none", stroke: "#b3261e", "stroke-width": 2, class: "p99" })));
+          el("svg:polyline", { points: line((p) => p.p99), fill: "none", stroke: "#b3261e", "stroke-width": 2, class: "p99" }),
+          busy.map((p) => el("svg:circle", { cx: x(p), cy: y(Math.min(p.max, max)), r: 2, fill: "#555", class: "max" }))));
     });
     put(document.getElementById("live-charts"), ...charts);
   }
   async function live() {
-    put(main, card("Live latency per route (window p50 blue, p99 red)", el("p", { id: "live-status", class: "muted" }, "…")), el("div", { id: "live-charts" }));
+    put(main, card("Live latency per route from the flight recorder (per second: p50 blue, p99 red, max grey)", el("p", { id: "live-status", class: "muted" }, "…")), el("div", { id: "live-charts" }));
+    series.clear(); flightSince = null; flightFirst = null;
     await liveTick();
     timer = setInterval(liveTick, 1000);
   }

@@ -46,10 +46,13 @@ public sealed class McpToolDriver : IInterimLaneDriver
 
     public string? NotReady => Session.Down is { } down ? down : Drift();
 
+    /// <summary>The tool's pin as its server lists it now, in the plan's pin format (null: not listed now).</summary>
+    public string? LivePin => Session.LivePin(Tool, _pinFormat);
+
     /// <summary>Why the tool is refused as drifted (RTT-MCP-003), or null when its live pin is the pinned one.</summary>
     public string? Drift()
     {
-        var live = Session.LivePin(Tool, _pinFormat);
+        var live = LivePin;
         if (Pin is null || live == Pin)
         {
             return null;
