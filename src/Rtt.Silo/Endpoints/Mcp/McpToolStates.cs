@@ -13,6 +13,7 @@ namespace Rtt.Silo.Endpoints.Mcp;
 /// <c>unpinned</c> (a hand-written serve block without a pin: never checked).
 /// </param>
 /// <param name="Why">The reason a call is refused now (RTT-MCP-003 for drift, the session's reason when down), or null.</param>
+/// <param name="Server">The server as its session names it: the command line (stdio) or the URL (HTTP).</param>
 public sealed record McpToolState(uint RouteId, string Symbol, string Server, string Tool, string? Pin, string? LivePin, string State, string? Why);
 
 public static class McpToolStates
