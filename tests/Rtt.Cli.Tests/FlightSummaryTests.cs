@@ -48,7 +48,15 @@ public sealed class FlightSummaryTests
 
     [Theory]
     [InlineData("")]
-    [InlineData("2026-12-02T10:00:01Z")]
+    [InlineData("2026-12-02 10:00:01")]
+    [InlineData("2026-12-02T10:00:01+01:00")]
     [InlineData("yesterday")]
     public void Times_not_written_as_the_flight_record_writes_them_are_not_read(string text) => Assert.Null(FlightSummary.ParseTime(text));
+
+    [Theory]
+    [InlineData("2026-12-02T10:00:01.1234567Z", 1_234_567)]
+    [InlineData("2026-12-02T10:00:01.12Z", 1_200_000)] // the JSON writer drops trailing zeros
+    [InlineData("2026-12-02T10:00:01Z", 0)]
+    public void Times_with_up_to_seven_fractional_digits_are_read(string text, long ticks) =>
+        Assert.Equal(new DateTime(2026, 12, 2, 10, 0, 1, DateTimeKind.Utc).AddTicks(ticks), FlightSummary.ParseTime(text));
 }

@@ -248,6 +248,18 @@ public sealed class PanelBrowserTests(PanelBrowserTests.Fixture fixture) : IClas
         await fixture.AppliedAsync();
         var page = fixture.Page;
         await Show(page, "registry");
+        var verify = Json(Cli("verify", "--json"));
+        Assert.Equal(((long)verify["objects"]!).ToString(CultureInfo.InvariantCulture), await page.Locator("#registry-verify").GetAttributeAsync("data-objects"));
+        Assert.Equal((bool)verify["ok"]! ? "ok" : "bad", await page.Locator("#registry-verify").GetAttributeAsync("class"));
+        var index = Json(File.ReadAllText(Path.Combine(fixture.Workspace, ".rtt", "registry", "index.json")));
+        Assert.Equal(index.Count, await page.Locator("#registry tbody tr").CountAsync());
+        foreach (var (key, hash) in index)
+        {
+            var shown = await page.Locator($"#registry tr[data-key=\"{key}\"] td").AllInnerTextsAsync();
+            Assert.Equal((string)hash!, shown[2]);
+            Assert.Equal("ok", shown[6]);
+        }
+
         // The quickstart routes one MCP tool (rtt://mcp/sample/upper): its server runs and lists it with the pinned definition.
         var live = page.Locator("#registry-live tbody tr");
         Assert.Equal(1, await live.CountAsync());

@@ -15,9 +15,14 @@ public static class FlightSummary
 {
     private const string TsFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
 
-    /// <summary>Parses an ISO 8601 UTC time as the flight record writes it (7 fractional digits); null when it is not one.</summary>
+    /// <summary>
+    /// Parses an ISO 8601 UTC time as the flight record writes it (up to 7 fractional digits: the JSON writer drops trailing
+    /// zeros, and the dot with them); null when it is not one.
+    /// </summary>
     public static DateTime? ParseTime(string? text) =>
-        DateTime.TryParseExact(text, TsFormat, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+        DateTime.TryParseExact(text, ReadFormats, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+
+    private static readonly string[] ReadFormats = ["yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", "yyyy-MM-dd'T'HH:mm:ss'Z'"];
 
     public static string FormatTime(DateTime t) => t.ToString(TsFormat, CultureInfo.InvariantCulture);
 
