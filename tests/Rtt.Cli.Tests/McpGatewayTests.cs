@@ -40,7 +40,10 @@ public sealed class GatewayWorkspace : IDisposable
         policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = Caller, ["to"] = "rtt://mcp/sample/*" } });
         File.WriteAllText(Path.Combine(ws, ".rtt", "policy.json"), policy.ToJsonString());
         McpGatewayTests.Ok(ws, "scan");
-        Silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
+        // The silo serves the gateway too (rtt up --mcp): the same server at /mcp on its web host.
+        Silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60), "--mcp", Caller, "--panel-port", "0");
+        var mcpLine = Silo.Stdout.Split('\n').Single(l => l.TrimStart().StartsWith("mcp: http://", StringComparison.Ordinal));
+        SiloUrl = new Uri(mcpLine.Trim()["mcp: ".Length..].Split(' ')[0]);
         Apply();
         Gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
         var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -64,6 +67,9 @@ public sealed class GatewayWorkspace : IDisposable
     public RttProcess Gateway { get; }
 
     public Uri Url { get; }
+
+    /// <summary>The silo's own gateway (rtt up --mcp CALLER): /mcp on its web host.</summary>
+    public Uri SiloUrl { get; }
 
     public string Token { get; }
 
@@ -135,6 +141,64 @@ public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture
         var many = await Task.WhenAll(Enumerable.Range(0, 16).Select(i =>
             client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["text"] = $"call {i}" }).AsTask()));
         Assert.Equal(Enumerable.Range(0, 16).Select(i => $"CALL {i}"), many.Select(r => ((TextContentBlock)r.Content[0]).Text));
+    }
+
+    [Fact]
+    public async Task A_silo_started_with_mcp_serves_the_same_gateway_on_its_web_host_behind_the_same_credentials()
+    {
+        Assert.Contains($"mcp: {gw.SiloUrl} (as {GatewayWorkspace.Caller}", gw.Silo.Stdout, StringComparison.Ordinal);
+        Assert.Equal("/mcp", gw.SiloUrl.AbsolutePath);
+
+        // Nothing runs without the gateway's credential: no bearer (the web host wants an Origin or a credential on a
+        // write: 403), a wrong one (401), the panel's login cookie path is not a way in either.
+        using var http = new HttpClient();
+        var body = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample__sleep","arguments":{"ms":1}}}""";
+        foreach (var (auth, origin, status) in new (string?, string?, HttpStatusCode)[]
+                 {
+                     (null, null, HttpStatusCode.Forbidden),
+                     (null, $"http://{gw.SiloUrl.Authority}", HttpStatusCode.Unauthorized),
+                     ("Bearer wrong-token-wrong-token", null, HttpStatusCode.Unauthorized),
+                     ("Bearer " + gw.Token, "http://evil.example", HttpStatusCode.Forbidden),
+                 })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, gw.SiloUrl) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Accept.ParseAdd("application/json");
+            request.Headers.Accept.ParseAdd("text/event-stream");
+            if (auth is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", auth);
+            }
+
+            if (origin is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Origin", origin);
+            }
+
+            using var response = await http.SendAsync(request);
+            Assert.True(status == response.StatusCode, $"{auth} {origin}: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+
+        // A real MCP client with the workspace's gateway token lists the pinned tools and calls through the fabric.
+        await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = gw.SiloUrl,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + gw.Token },
+        }));
+        Assert.Equal("rtt", client.ServerInfo?.Name);
+        IList<McpClientTool> tools = [];
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!(tools = await client.ListToolsAsync()).Any(t => t.Name == "sample__upper"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the silo's gateway never listed the applied plan's tools");
+            await Task.Delay(200);
+        }
+
+        Assert.Equal("Returns the text in upper case (invariant culture).", tools.Single(t => t.Name == "sample__upper").Description);
+        var answer = await client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["text"] = "through the silo" });
+        Assert.Equal("THROUGH THE SILO", Assert.IsType<TextContentBlock>(Assert.Single(answer.Content)).Text);
+        var bad = await Assert.ThrowsAsync<McpProtocolException>(() => client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["txt"] = 1 }).AsTask());
+        Assert.Contains(ErrorCodes.CallArgsInvalid, bad.Message, StringComparison.Ordinal);
     }
 
     [Fact]

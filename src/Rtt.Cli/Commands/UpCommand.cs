@@ -27,9 +27,10 @@ public static class UpCommand
         var panel = new Option<bool>("--panel") { Description = "Serve the RTT panel on the silo's web host (config Panel:Enabled; docs/panel.md); prints its URL and a one-time login" };
         var panelPort = new Option<int?>("--panel-port") { Description = "The web host's port (config Web:Port, default 7411; 0: any free port); loopback unless Web:Bind says otherwise" };
         var dashboard = new Option<bool>("--dashboard") { Description = "Serve the Orleans Dashboard at /dashboard/ on the web host (config Dashboard:Enabled; same credentials as the panel)" };
+        var mcp = new Option<string?>("--mcp") { Description = "Serve the MCP gateway at /mcp on the web host for this caller symbol (config McpGateway:Enabled and McpGateway:Caller; docs/gateway.md)" };
         var command = new Command("up", "Run the embedded silo on the workspace in the foreground (Ctrl-C stops it cleanly)")
         {
-            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster, numa, panel, panelPort, dashboard,
+            example, into, once, json, nodeId, siloPort, gatewayPort, metricsPort, mountViews, cluster, numa, panel, panelPort, dashboard, mcp,
         };
 
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
@@ -58,13 +59,18 @@ public static class UpCommand
             Put(overrides, "Panel:Enabled", parse.GetValue(panel) ? "true" : null);
             Put(overrides, "Dashboard:Enabled", parse.GetValue(dashboard) ? "true" : null);
             Put(overrides, "Web:Port", parse.GetValue(panelPort)?.ToString(CultureInfo.InvariantCulture));
+            if (parse.GetValue(mcp) is { } mcpCaller)
+            {
+                Put(overrides, $"{Mcp.GatewayModule.Section}:Enabled", "true");
+                Put(overrides, $"{Mcp.GatewayModule.Section}:Caller", mcpCaller);
+            }
             if (parse.GetValue(cluster) is { } connection)
             {
                 Put(overrides, "Cluster:Provider", "postgres");
                 Put(overrides, "Cluster:ConnectionString", connection);
             }
 
-            await using var silo = RttSiloHost.Build(workspace, overrides, web: [new Panel.PanelModule()]);
+            await using var silo = RttSiloHost.Build(workspace, overrides, web: [new Panel.PanelModule(), new Mcp.GatewayModule(workspace, RttSiloHost.LoadConfiguration(overrides))]);
             await silo.StartAsync(cancellationToken);
             var node = silo.Node!;
             var o = silo.Options;

@@ -47,56 +47,12 @@ public static class GatewayHost
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.ConfigureKestrel(k => k.Listen(options.Bind, options.Port));
         Logging(builder.Logging); // no request logging: the Authorization header is never written anywhere
-        // 2025-11-25 clients (initialize) get a session, so list_changed, progress and cancellation reach them; 2026-07-28
-        // clients are served per request, as the SDK does.
-        Configure(builder.Services, gateway)
-            .WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
-            .WithRequestFilters(filters =>
-            {
-                // A capability token reaches only the tools whose target it allows (docs/gateway.md): the others are not
-                // listed, and calling one by name is refused with the token's code.
-                filters.AddListToolsFilter(next => async (request, cancellationToken) =>
-                {
-                    var result = await next(request, cancellationToken);
-                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
-                    {
-                        result.Tools = [.. result.Tools.Where(t => gateway.Tools.FirstOrDefault(g => g.Name == t.Name) is { } tool && access.Allows(tool.Route.To))];
-                    }
-
-                    return result;
-                });
-                filters.AddCallToolFilter(next => (request, cancellationToken) =>
-                {
-                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access && gateway.Tools.FirstOrDefault(g => g.Name == request.Params?.Name) is { } tool && !access.Allows(tool.Route.To))
-                    {
-                        throw new ModelContextProtocol.McpProtocolException(
-                            $"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {tool.Route.To}", ModelContextProtocol.McpErrorCode.InvalidParams);
-                    }
-
-                    return next(request, cancellationToken);
-                });
-            });
+        builder.Services.AddSingleton(gateway);
+        AddHttpServer(builder.Services);
         await using var app = builder.Build();
         var credentials = new GatewayCredentials(Encoding.UTF8.GetBytes(options.Token), options.Tokens);
         var loopback = IPAddress.IsLoopback(options.Bind);
-        app.Use(async (context, next) =>
-        {
-            if (Refusal(context, credentials, loopback, options.AllowedOrigins, out var access) is { } refusal)
-            {
-                context.Response.StatusCode = refusal.Status;
-                if (refusal.Status == StatusCodes.Status401Unauthorized)
-                {
-                    context.Response.Headers.WWWAuthenticate = "Bearer realm=\"rtt\"";
-                }
-
-                context.Response.ContentType = "application/json";
-                await context.Response.WriteAsync("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32001,\"message\":\"" + refusal.Message + "\"}}", cancellationToken);
-                return;
-            }
-
-            context.User = access!.ToPrincipal();
-            await next(context);
-        });
+        UseGuard(app, null, credentials, context => HostOrOriginRefusal(context, loopback, options.AllowedOrigins));
         app.MapMcp(options.Path);
         try
         {
@@ -120,10 +76,90 @@ public static class GatewayHost
         await app.StopAsync(CancellationToken.None);
     }
 
-    /// <summary>Why a request is refused (status and message), or null to let it through. Never echoes what was sent.</summary>
-    public static (int Status, string Message)? Refusal(HttpContext context, GatewayCredentials credentials, bool loopback, IReadOnlyList<string> allowedOrigins, out GatewayAccess? access)
+    /// <summary>
+    /// Adds the gateway's MCP server for Streamable HTTP to a container holding the <see cref="McpGateway"/> singleton: the
+    /// one implementation behind <c>rtt mcp serve --http</c> and the silo's <see cref="GatewayModule"/>. 2025-11-25 clients
+    /// (initialize) get a session, so list_changed, progress and cancellation reach them; 2026-07-28 clients are served per
+    /// request, as the SDK does. A capability token reaches only the tools whose target it allows (docs/gateway.md): the
+    /// others are not listed, and calling one by name is refused with the token's code.
+    /// </summary>
+    public static IMcpServerBuilder AddHttpServer(IServiceCollection services)
     {
-        access = null;
+        var builder = services.AddMcpServer(o =>
+        {
+            o.ServerInfo = ServerInfo;
+            o.Capabilities = new ServerCapabilities { Tools = new ToolsCapability { ListChanged = true } };
+        });
+        services.AddOptions<ModelContextProtocol.Server.McpServerOptions>().Configure<McpGateway>((o, gateway) => o.ToolCollection = gateway.Collection);
+        return builder
+            .WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
+            .WithRequestFilters(filters =>
+            {
+                filters.AddListToolsFilter(next => async (request, cancellationToken) =>
+                {
+                    var result = await next(request, cancellationToken);
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
+                    {
+                        var gateway = request.Services!.GetRequiredService<McpGateway>();
+                        result.Tools = [.. result.Tools.Where(t => gateway.Tools.FirstOrDefault(g => g.Name == t.Name) is { } tool && access.Allows(tool.Route.To))];
+                    }
+
+                    return result;
+                });
+                filters.AddCallToolFilter(next => (request, cancellationToken) =>
+                {
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access
+                        && request.Services!.GetRequiredService<McpGateway>().Tools.FirstOrDefault(g => g.Name == request.Params?.Name) is { } tool && !access.Allows(tool.Route.To))
+                    {
+                        throw new ModelContextProtocol.McpProtocolException(
+                            $"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {tool.Route.To}", ModelContextProtocol.McpErrorCode.InvalidParams);
+                    }
+
+                    return next(request, cancellationToken);
+                });
+            });
+    }
+
+    /// <summary>
+    /// The gateway's check in front of its MCP endpoint (every request, or those under <paramref name="scope"/>): the
+    /// Host/Origin refusal <paramref name="hostOrOrigin"/> gives, then the bearer credential (401 with
+    /// <c>WWW-Authenticate: Bearer</c>); an admitted request carries its <see cref="GatewayAccess"/> as its principal.
+    /// </summary>
+    public static void UseGuard(IApplicationBuilder app, PathString? scope, GatewayCredentials credentials, Func<HttpContext, (int Status, string Message)?> hostOrOrigin)
+    {
+        app.Use(async (context, next) =>
+        {
+            if (scope is { } under && !context.Request.Path.StartsWithSegments(under))
+            {
+                await next(context);
+                return;
+            }
+
+            GatewayAccess? access = null;
+            if ((hostOrOrigin(context) ?? BearerRefusal(context, credentials, out access)) is { } refusal)
+            {
+                context.Response.StatusCode = refusal.Status;
+                if (refusal.Status == StatusCodes.Status401Unauthorized)
+                {
+                    context.Response.Headers.WWWAuthenticate = "Bearer realm=\"rtt\"";
+                }
+
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32001,\"message\":\"" + refusal.Message + "\"}}", context.RequestAborted);
+                return;
+            }
+
+            context.User = access!.ToPrincipal();
+            await next(context);
+        });
+    }
+
+    /// <summary>
+    /// Why a request is refused for its Host or Origin (403), or null: an Origin that is neither a loopback origin nor
+    /// allowed, or, when bound to loopback, a Host that is not a loopback name (DNS rebinding). Never echoes what was sent.
+    /// </summary>
+    public static (int Status, string Message)? HostOrOriginRefusal(HttpContext context, bool loopback, IReadOnlyList<string> allowedOrigins)
+    {
         // Origin first: a browser page on another site must not learn even whether a credential is needed.
         var origin = context.Request.Headers.Origin.ToString();
         if (origin.Length > 0 && !OriginAllowed(origin, allowedOrigins))
@@ -136,6 +172,13 @@ public static class GatewayHost
             return (StatusCodes.Status403Forbidden, "host not allowed");
         }
 
+        return null;
+    }
+
+    /// <summary>Why a request is refused for its bearer credential (401), or null with the access it gives.</summary>
+    public static (int Status, string Message)? BearerRefusal(HttpContext context, GatewayCredentials credentials, out GatewayAccess? access)
+    {
+        access = null;
         var header = context.Request.Headers.Authorization.ToString();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
@@ -145,7 +188,6 @@ public static class GatewayHost
         access = credentials.Check(header["Bearer ".Length..].Trim(), out var why);
         return access is null ? (StatusCodes.Status401Unauthorized, why) : null;
     }
-
 
     private static bool OriginAllowed(string origin, IReadOnlyList<string> allowed)
     {

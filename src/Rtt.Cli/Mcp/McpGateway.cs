@@ -33,13 +33,22 @@ public sealed class McpGateway : IAsyncDisposable
     private bool _read;
     private Task? _watch;
 
-    public McpGateway(RttWorkspace workspace, string caller, TimeSpan callTimeout)
+    /// <param name="syncNow">
+    /// Read the plan and probe the tools before returning (<c>rtt mcp serve</c>, so its first list is complete); false when
+    /// the silo it attaches to is not up yet (the silo's <see cref="GatewayModule"/>): the watch's first tick does it.
+    /// </param>
+    public McpGateway(RttWorkspace workspace, string caller, TimeSpan callTimeout, bool syncNow = true)
     {
         _workspace = workspace;
         Caller = caller;
         CallTimeout = callTimeout;
         _appliedPath = new PlanStore(workspace).AppliedPath;
         _caller = new LaneCaller(LaneClient.ControlSocketOf(workspace), Rtt.Fabric.Lanes.LaneKind.Shm, Commands.CallCommand.LaneTokens(workspace)); // a lane token per attach (a strict-mode silo needs one; docs/security.md)
+        if (!syncNow)
+        {
+            return;
+        }
+
         SyncAsync(CancellationToken.None).GetAwaiter().GetResult();
         if (_table.Tools.Count == 0)
         {
