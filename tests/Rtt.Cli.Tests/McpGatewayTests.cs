@@ -199,6 +199,18 @@ public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture
         Assert.Equal("THROUGH THE SILO", Assert.IsType<TextContentBlock>(Assert.Single(answer.Content)).Text);
         var bad = await Assert.ThrowsAsync<McpProtocolException>(() => client.CallToolAsync("sample__upper", new Dictionary<string, object?> { ["txt"] = 1 }).AsTask());
         Assert.Contains(ErrorCodes.CallArgsInvalid, bad.Message, StringComparison.Ordinal);
+
+        // A capability token as bearer reaches only the tools it allows, as with rtt mcp serve (the silo's own verifier).
+        var upperOnly = Ok(gw.Workspace, "token", "issue", "--saddr", "rtt://mcp/sample/upper", "--verb", "open,rx,tx", "--ttl", "10m").Trim();
+        await using var narrow = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = gw.SiloUrl,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + upperOnly },
+        }));
+        Assert.Equal(["sample__upper"], (await narrow.ListToolsAsync()).Select(t => t.Name));
+        var denied = await Assert.ThrowsAsync<McpProtocolException>(() => narrow.CallToolAsync("sample__sleep", new Dictionary<string, object?> { ["ms"] = 1 }).AsTask());
+        Assert.Contains(ErrorCodes.TokenRouteDenied, denied.Message, StringComparison.Ordinal);
     }
 
     [Fact]

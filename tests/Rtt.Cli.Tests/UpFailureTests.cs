@@ -27,6 +27,25 @@ public sealed class UpFailureTests
     }
 
     [Fact]
+    public void An_mcp_gateway_without_a_caller_symbol_or_with_a_bad_call_timeout_is_one_clear_error()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        string[] ports = ["--silo-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--gateway-port", RttProcess.FreePort().ToString(CultureInfo.InvariantCulture), "--panel-port", "0"];
+
+        var notSymbol = RttProcess.Run(dir.Path, ["up", "--once", "--mcp", "ui/chat/tools", .. ports]);
+        OneClearError(notSymbol, ErrorCodes.GatewayOptionInvalid);
+        Assert.Contains("McpGateway:Caller", notSymbol.Stderr);
+        var noCaller = RttProcess.RunWith(dir.Path, new Dictionary<string, string> { ["RTT_McpGateway__Enabled"] = "true" }, ["up", "--once", .. ports]);
+        OneClearError(noCaller, ErrorCodes.GatewayOptionInvalid);
+        Assert.Contains("no caller symbol", noCaller.Stderr);
+        var timeout = RttProcess.RunWith(dir.Path, new Dictionary<string, string> { ["RTT_McpGateway__CallTimeoutSeconds"] = "0" }, ["up", "--once", "--mcp", "rtt://ui/chat/tools", .. ports]);
+        OneClearError(timeout, ErrorCodes.GatewayOptionInvalid);
+        Assert.Contains("McpGateway:CallTimeoutSeconds", timeout.Stderr);
+        Assert.False(File.Exists(dir[".rtt/state/silo.json"]));
+    }
+
+    [Fact]
     public void A_folder_at_the_lane_socket_path_is_one_clear_error_and_stays()
     {
         using var dir = new TempDir();
