@@ -19,7 +19,9 @@ public sealed class AutotuneCommandTests
                      (["autotune", "--trace", "bad.ndjson"], ErrorCodes.TuneTraceMalformed, "line 1"),
                      (["autotune", "--trace", "empty.ndjson"], ErrorCodes.TuneTraceEmpty, "empty.ndjson"),
                      (["autotune", "--budget", "5s"], ErrorCodes.TuneInputInvalid, "--budget"),
-                     (["autotune", "--live"], ErrorCodes.TuneLiveNotSupported, "--live"),
+                     (["autotune", "--live"], ErrorCodes.TuneLiveRefused, "\"slo\" rules"),
+                     (["autotune", "live"], ErrorCodes.TuneLiveRefused, "\"slo\" rules"),
+                     (["autotune", "--live", "--dry-run"], ErrorCodes.TuneLiveRefused, "--dry-run"),
                      (["autotune", "gen", "--kind", "wobbly", "--seconds", "1", "--rate", "10", "--out", "x.ndjson"], ErrorCodes.TuneInputInvalid, "--kind"),
                  })
         {

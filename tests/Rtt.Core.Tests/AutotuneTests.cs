@@ -204,6 +204,20 @@ public sealed class AutotuneTests : IDisposable
         Assert.Empty(admitted.Rejected);
         Assert.Equal(tuned.Hash, (string)admitted.Body["inputs"]!);
 
+        // The profile's settings travel in the plan: SHM rings of at least its ring size, its idle settings in "tuning",
+        // and on every lane's node target (so verify judges every lane a re-tune changes); none without a profile.
+        Assert.Null(rejected.Body["tuning"]);
+        var tuning = admitted.Body["tuning"]!;
+        Assert.Equal(tuned.TunedProfile, (string?)tuning["profile"]);
+        Assert.Equal((10_000, 200), ((int)tuning["spins"]!, (int)tuning["yields"]!));
+        var lane = Assert.Single((JsonArray)admitted.Body["lanes"]!)!;
+        Assert.Equal(("shm", 1024), ((string)lane["kind"]!, (int)lane["ring_size"]!));
+        var signed = admitted.Body.DeepClone().AsObject();
+        signed["plan_id"] = "sha256:test";
+        var target = JsonNode.Parse(Rtt.Core.Reconciling.PlanTargets.Of(signed).Single(t => t.Key.StartsWith(Rtt.Core.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value)!;
+        var laneTarget = Assert.Single((JsonArray)target["lanes"]!)!;
+        Assert.Equal((1024, 10_000, 200), ((int)laneTarget["ring_size"]!, (int)laneTarget["idle"]!["spins"]!, (int)laneTarget["idle"]!["yields"]!));
+
         // A re-tune with other figures is another profile: another inputs hash.
         var retuned = Inputs(WriteProfile(ws, TwoCores, shmP99: 9));
         Assert.NotEqual(tuned.Hash, retuned.Hash);

@@ -89,7 +89,7 @@ public static class ApplyCommands
         return [apply, rollback, history];
     }
 
-    private static async Task<RttClient> Connect(RttWorkspace ws, CancellationToken cancellationToken)
+    internal static async Task<RttClient> Connect(RttWorkspace ws, CancellationToken cancellationToken)
     {
         var options = RttClientOptions.FromWorkspace(ws) ?? throw new HostingException(ErrorCodes.NoSiloAnswers, "no silo is running on this workspace", ws.Root,
             "start one with `rtt up` (in another terminal), then run this again");

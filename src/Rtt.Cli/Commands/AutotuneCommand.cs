@@ -24,22 +24,27 @@ public static class AutotuneCommand
         var lane = new Option<string>("--lane") { Description = "The lane to tune on: shm, uds or tcp", DefaultValueFactory = _ => "shm" };
         var budget = new Option<string>("--budget") { Description = "Time the whole run may take (10s to 1h)", DefaultValueFactory = _ => "60s" };
         var repeats = new Option<int>("--repeats") { Description = "Runs per setting (the median counts; the defaults' spread is the noise guard), 2 to 9", DefaultValueFactory = _ => 3 };
-        var live = new Option<bool>("--live") { Description = "Tune the silo's production lanes (not built: RTT-TUNE-006)" };
+        var live = new Option<bool>("--live") { Description = "Then apply the new profile to the running silo's lanes through a signed plan (as `rtt autotune live`): SLO-gated, rolled back on a breach" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Search and print, but do not write .rtt/tuned/profile.json" };
         var json = RttCommands.JsonOption();
         var command = new Command("autotune", "Replay a trace through real lanes, search ring size, idle thresholds and CPU placement, and write a signed profile for this machine")
         {
             trace, lane, budget, repeats, live, dryRun, json,
         };
-        command.SetAction(RttCommands.Guard((parse, cancellationToken) =>
+        command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
         {
+            var ws = RttCommands.FindWorkspace(parse);
             if (parse.GetValue(live))
             {
-                throw new RttException(ErrorCodes.TuneLiveNotSupported, "tuning production lanes (--live) is not built", "--live",
-                    "tune offline (the default replays on private lane hosts), then restart the silo to load the profile");
+                if (parse.GetValue(dryRun))
+                {
+                    throw new RttException(ErrorCodes.TuneLiveRefused, "--live applies the profile the search writes, and --dry-run writes none", "--live",
+                        "drop one of the two");
+                }
+
+                LiveChecks(ws, requireProfile: false); // before minutes of search: no silo or no SLO rules is known now
             }
 
-            var ws = RttCommands.FindWorkspace(parse);
             var limit = Budget(parse.GetValue(budget)!);
             var kind = Lane(parse.GetValue(lane)!);
             var runs = parse.GetValue(repeats);
@@ -59,14 +64,102 @@ public static class AutotuneCommand
                 PrintTable(result);
             }
 
-            return Task.FromResult(RttCommands.Ok);
+            return parse.GetValue(live) ? await LiveAsync(ws, parse.GetValue(json), cancellationToken) : RttCommands.Ok;
         }));
+        command.Subcommands.Add(Live());
         command.Subcommands.Add(Record());
         command.Subcommands.Add(Gen());
         command.Subcommands.Add(Replay());
         command.Subcommands.Add(Host());
         return command;
     }
+
+    private static Command Live()
+    {
+        var json = RttCommands.JsonOption();
+        json.Description = "Write the apply's outcome as JSON";
+        var command = new Command("live", "Apply this machine's tuned profile to the running silo's lanes through a signed plan: the apply's SLO gates judge every changed lane under its live traffic, and a breach rolls it back") { json };
+        command.SetAction(RttCommands.Guard(async (parse, cancellationToken) => await LiveAsync(RttCommands.FindWorkspace(parse), parse.GetValue(json), cancellationToken)));
+        return command;
+    }
+
+    /// <summary>
+    /// Tuning on production lanes (docs/autotune.md "Live"): plans with the profile (SHM rings at least its ring size, its idle
+    /// spins and yields in the plan's <c>tuning</c>), then applies that plan through the reconciler. Verify judges every lane
+    /// the new settings changed against policy.json <c>slo</c> under the traffic it gets meanwhile; a breach fails verify and
+    /// the reconciler restores the plan before. Exit codes as <c>rtt apply</c>.
+    /// </summary>
+    private static async Task<int> LiveAsync(RttWorkspace ws, bool json, CancellationToken cancellationToken)
+    {
+        var profile = LiveChecks(ws, requireProfile: true)!;
+        var applied = new Core.Planning.PlanStore(ws).Applied();
+        if (applied is null)
+        {
+            throw new RttException(ErrorCodes.TuneLiveRefused, "no plan is applied: there are no production lanes to tune", ws.Root, "apply a plan first (`rtt plan`, `rtt apply`)");
+        }
+
+        var (plan, _, path, _) = PlanCommand.Compute(ws, null, null);
+        var tuning = plan["tuning"] as JsonObject;
+        if (!json)
+        {
+            Console.WriteLine($"tuned plan {plan["plan_id"]} ({path}): profile {profile.Hash}, idle spins {tuning?["spins"]}, yields {tuning?["yields"]}, SHM rings of at least {profile.Settings.RingSize} frames");
+        }
+
+        // The same lanes, placement and tuning as the applied plan (a new plan id only because its base is that plan): nothing to swap.
+        if (new[] { "tuning", "lanes", "placement", "endpoints" }.All(k => JsonNode.DeepEquals(plan[k], applied[k])))
+        {
+            if (json)
+            {
+                Console.Out.Write(PrettyJson.ToText(new JsonObject { ["outcome"] = "unchanged", ["plan_id"] = (string?)plan["plan_id"], ["profile"] = profile.Hash }));
+            }
+            else
+            {
+                Console.WriteLine("unchanged: the applied plan already carries this profile's settings");
+            }
+
+            return RttCommands.Ok;
+        }
+
+        await using var client = await ApplyCommands.Connect(ws, cancellationToken);
+        var report = await ApplyCommands.Run(json, $"applying the tuned plan {plan["plan_id"]} (SLO-gated)", () =>
+        {
+            Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
+            return client.Cluster.GetGrain<Rtt.Grains.Reconciling.IReconcilerGrain>(Rtt.Grains.Reconciling.IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString());
+        });
+        return ApplyCommands.Print(report, json, rollback: false);
+    }
+
+    /// <summary>What --live needs before anything runs: SLO rules to judge the swap, and (once searched) this machine's profile.</summary>
+    private static TunedProfile? LiveChecks(RttWorkspace ws, bool requireProfile)
+    {
+        if (Silo.Telemetry.SloRule.Read(ws.PolicyPath).Count == 0)
+        {
+            throw new RttException(ErrorCodes.TuneLiveRefused, "policy.json has no \"slo\" rules: nothing would judge the new settings under live traffic, so nothing could roll them back",
+                ws.PolicyPath, "add slo rules for the routes that matter (docs/observability.md, \"SLO gates in verify\"), then run again");
+        }
+
+        if (RttClientOptionsOf(ws) is null)
+        {
+            throw new RttException(ErrorCodes.NoSiloAnswers, "no silo is running on this workspace", ws.Root, "start one with `rtt up` (in another terminal), then run this again");
+        }
+
+        if (!requireProfile)
+        {
+            return null;
+        }
+
+        var profile = TunedProfile.Load(ws, MachineKey.Local(), out var mismatch);
+        if (mismatch is not null)
+        {
+            throw new RttException(ErrorCodes.TuneLiveRefused, $"the tuned profile was not made on this machine: {mismatch}", TunedProfile.PathOf(ws),
+                "run `rtt autotune` on this machine first");
+        }
+
+        return profile ?? throw new RttException(ErrorCodes.TuneLiveRefused, "there is no tuned profile", TunedProfile.PathOf(ws),
+            "run `rtt autotune` first, or `rtt autotune --live` (it searches, writes the profile, then applies it)");
+    }
+
+    private static Rtt.Client.RttClientOptions? RttClientOptionsOf(RttWorkspace ws) => Rtt.Client.RttClientOptions.FromWorkspace(ws);
 
     internal static TimeSpan Budget(string text)
     {

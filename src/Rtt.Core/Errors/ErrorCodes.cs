@@ -171,6 +171,6 @@ public static class ErrorCodes
     public const string TuneTraceEmpty = "RTT-TUNE-003";
     public const string TuneInputInvalid = "RTT-TUNE-004";
     public const string TuneProfileInvalid = "RTT-TUNE-005";
-    public const string TuneLiveNotSupported = "RTT-TUNE-006";
+    public const string TuneLiveRefused = "RTT-TUNE-006";
     public const string TuneReplayFailed = "RTT-TUNE-007";
 }

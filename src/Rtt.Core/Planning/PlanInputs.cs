@@ -98,6 +98,12 @@ public sealed class PlanInputs
     /// <summary><c>sha256:</c> of the tuned profile whose lane p99s were used, or null (docs/autotune.md).</summary>
     public string? TunedProfile { get; init; }
 
+    /// <summary>
+    /// The tuned profile's lane settings when one is used: the planner gives SHM lanes at least its ring size and puts its
+    /// idle spins and yields in the plan's <c>tuning</c>, so a re-tune reaches the lanes through a signed plan (autotune.md).
+    /// </summary>
+    public Autotune.TuneSettings? TunedSettings { get; init; }
+
     /// <summary>Why the workspace's tuned profile was not used (made on another machine), or null.</summary>
     public string? TunedIgnored { get; private set; }
 
@@ -248,6 +254,7 @@ public sealed class PlanInputs
             Unsandboxed = unsandboxed,
             PolicySource = policySource,
             TunedProfile = tuned?.Hash,
+            TunedSettings = tuned?.Settings,
             Hash = ContentHash.OfCanonical(canonical),
         };
     }

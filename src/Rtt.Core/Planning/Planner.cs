@@ -198,7 +198,8 @@ public static class Planner
             {
                 ["route"] = new JsonObject { ["from"] = route.From, ["to"] = route.To },
                 ["kind"] = lane,
-                ["ring_size"] = RingSize(route.RateHz),
+                // A tuned profile's ring size is a floor for SHM lanes (its settings were measured on this machine).
+                ["ring_size"] = lane == "shm" && inputs.TunedSettings is { } tuned ? Math.Max(RingSize(route.RateHz), tuned.RingSize) : RingSize(route.RateHz),
             };
             if (candidate.To.Serve is { } serve)
             {
@@ -241,6 +242,13 @@ public static class Planner
             ["routes_add"] = routesAdd,
             ["routes_remove"] = routesRemove,
         };
+        if (inputs.TunedSettings is { } settings)
+        {
+            // The lane hosts' idle spins and yields from the profile, carried to every lane of the plan (PlanTargets), so a
+            // re-tune is applied, verified (SLO gates judge every lane it changed) and rolled back like any plan.
+            body["tuning"] = new JsonObject { ["profile"] = inputs.TunedProfile, ["spins"] = settings.Spins, ["yields"] = settings.Yields };
+        }
+
         if (endpoints.Count > 0)
         {
             body["endpoints"] = new JsonObject([.. endpoints.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value.DeepClone()))]);

@@ -81,6 +81,12 @@ public static class PlanTargets
             }
 
             target["from"] = from;
+            if (plan["tuning"] is JsonObject tuning)
+            {
+                // The host-wide idle settings of a tuned plan, on every lane: a re-tune changes every lane's target (verify judges them all).
+                target["idle"] = new JsonObject { ["spins"] = tuning["spins"]?.DeepClone(), ["yields"] = tuning["yields"]?.DeepClone() };
+            }
+
             target["kind"] = (string?)lane["kind"] ?? "shm";
             target["node"] = node;
             target["ring_size"] = lane["ring_size"]?.DeepClone();

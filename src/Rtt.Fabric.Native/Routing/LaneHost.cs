@@ -43,6 +43,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     private readonly FrameHandler _onRequest;
     private readonly FrameHandler _onResponse;
     private readonly AgentRunner? _runner;
+    private readonly IIdleStrategy? _idle;
     private readonly LaneDoorbell _doorbell = new();
     private Libc.PollFd[] _pollFds = new Libc.PollFd[9];  // the doorbell, then stream lanes' sockets: reused by every park
     private ShmLane[] _armed = new ShmLane[8];            // SHM lanes asked to ring the doorbell during one park
@@ -102,9 +103,28 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             // ~1 ms of spinning after the last frame, then it sleeps on the doorbell and costs nothing; the 100 ms
             // timeout is only a backstop: frames, commands, peer deaths and Dispose all ring the doorbell.
-            _runner = new AgentRunner(this, idle ?? new HostIdle(this, idleSpins, idleYields, TimeSpan.FromMilliseconds(100)), cpus, _doorbell.Ring,
+            _idle = idle ?? new HostIdle(this, idleSpins, idleYields, TimeSpan.FromMilliseconds(100));
+            _runner = new AgentRunner(this, _idle, cpus, _doorbell.Ring,
                 ex => Report?.Invoke($"the lane worker caught a fault and goes on: {ex.GetType().Name}: {ex.Message}"));
         }
+    }
+
+    /// <summary>
+    /// Changes the worker's idle spins and yields while it runs (a tuned plan carries them, docs/autotune.md). False when the
+    /// host was built with its own idle strategy or without a worker.
+    /// </summary>
+    public bool SetIdle(int spins, int yields)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(spins);
+        ArgumentOutOfRangeException.ThrowIfNegative(yields);
+        if (_idle is not HostIdle idle)
+        {
+            return false;
+        }
+
+        Volatile.Write(ref idle.Spins, spins);
+        Volatile.Write(ref idle.Yields, yields);
+        return true;
     }
 
     /// <summary>Idle rounds spun before yielding: about 1 ms on the build machine.</summary>
@@ -442,6 +462,11 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// <summary>Spin, yield, then park on the doorbell; with requests out at a peer, only a short spin (see <see cref="WaitingOnPeers"/>).</summary>
     private sealed class HostIdle(LaneHost host, int spins, int yields, TimeSpan parkTimeout) : IIdleStrategy
     {
+        // Read on every idle round by the worker, written by SetIdle from another thread: plain int loads and stores
+        // (a round that sees the old value is harmless).
+        public int Spins = spins;
+        public int Yields = yields;
+
         private const int PeerSpins = 256;
         // Then up to 200 yields (a few hundred µs) before sleeping: an answer from a thread-pool driver or a service
         // usually lands within that, and a yielding worker leaves the core to whoever is runnable, where a sleeping one
@@ -460,7 +485,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
             var round = _rounds++;
             var waiting = host.WaitingOnPeers;
-            var spinLimit = waiting ? PeerSpins : spins;
+            var spinLimit = waiting ? PeerSpins : Volatile.Read(ref Spins);
             if (round < spinLimit)
             {
                 if (round >= spinLimit / 2)
@@ -468,7 +493,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
                     Thread.SpinWait(1);
                 }
             }
-            else if (round < spinLimit + (waiting ? PeerYields : yields))
+            else if (round < spinLimit + (waiting ? PeerYields : Volatile.Read(ref Yields)))
             {
                 Thread.Yield();
             }

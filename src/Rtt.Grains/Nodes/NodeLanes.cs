@@ -10,8 +10,10 @@ namespace Rtt.Grains.Nodes;
 /// symbol (<see cref="Endpoint"/> its hash, <see cref="Serve"/> the block as canonical JSON), or the built-in echo
 /// when the symbol declares none.
 /// </summary>
+/// <param name="IdleSpins">A tuned plan's idle spins for the lane host (host-wide; null: the host's own setting).</param>
+/// <param name="IdleYields">A tuned plan's idle yields for the lane host.</param>
 public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind, string? Endpoint = null, string? Serve = null, int? RingSize = null,
-    bool Unsandboxed = false)
+    bool Unsandboxed = false, int? IdleSpins = null, int? IdleYields = null)
 {
     /// <summary>
     /// Why a strict-mode silo will not serve these lanes (docs/security.md): the first lane, by route id, whose driver
@@ -42,7 +44,9 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
             var serve = endpoint is null ? null : endpoints?[endpoint]?.ToJsonString();
             return new LaneTarget((uint)l["route_id"]!, (string)l["to"]!, (string)l["from"]!, (string)l["to"]!, (string?)l["kind"] ?? "shm", endpoint, serve,
                 l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
-                l["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed);
+                l["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed,
+                l["idle"]?["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
+                l["idle"]?["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null);
         })];
     }
 

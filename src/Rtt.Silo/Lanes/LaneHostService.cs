@@ -149,6 +149,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
             await SwapAsync(Build(lanes));
             _served = lanes;
+            ApplyIdle(lanes);
             List<IServedEndpoint> retired;
             lock (_endpoints)
             {
@@ -169,6 +170,24 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             _serveGate.Release();
         }
     }
+
+    /// <summary>
+    /// A tuned plan's idle spins and yields (on each of its lanes, docs/autotune.md) go to the worker; a plan without them
+    /// gives back what the host started with (its configuration or the profile it loaded then).
+    /// </summary>
+    private void ApplyIdle(IReadOnlyList<LaneTarget> lanes)
+    {
+        var tuned = lanes.FirstOrDefault(l => l.IdleSpins is not null && l.IdleYields is not null);
+        var (spins, yields) = tuned is null ? _startIdle : (tuned.IdleSpins!.Value, tuned.IdleYields!.Value);
+        if ((spins, yields) != _idle && _host?.SetIdle(spins, yields) == true)
+        {
+            _idle = (spins, yields);
+            logger.LogInformation("Lane host: idle spins {Spins}, yields {Yields} ({Source})", spins, yields, tuned is null ? "as at start" : "from the applied plan's tuning");
+        }
+    }
+
+    private (int Spins, int Yields) _startIdle = (LaneHost.DefaultIdleSpins, LaneHost.DefaultIdleYields);
+    private (int Spins, int Yields) _idle = (LaneHost.DefaultIdleSpins, LaneHost.DefaultIdleYields);
 
     private RouteTable Build(IReadOnlyList<LaneTarget> lanes)
     {
@@ -376,6 +395,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
 
         TunedProfileHash = profile?.Hash;
+        _startIdle = _idle = (spins, yields);
         var laneOptions = new LaneOptions { RingCapacity = _ringCapacity, MaxPayload = options.MaxPayload };
         var telemetry = options.Telemetry ? Telemetry.LaneTelemetrySetup.Create(workspace, nodeId, options.FlightRecords, logger) : null;
         _host = new LaneHost(cpus: cpus, telemetry: telemetry, idleSpins: spins, idleYields: yields) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
