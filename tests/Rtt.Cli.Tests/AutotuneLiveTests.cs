@@ -34,6 +34,13 @@ public sealed class AutotuneLiveTests
         Assert.Contains($"{ErrorCodes.TuneLiveRefused}: there is no tuned profile", none.Stderr, StringComparison.Ordinal);
         Assert.Equal((string?)first["plan_id"], (string?)Applied(ws)["plan_id"]);
 
+        // A trace of the live traffic (the silo's flight recorder), readable by the replay.
+        var record = await UnderTraffic(ws, () => RttProcess.Run(ws, "autotune", "record", "--seconds", "1", "--out", "live.ndjson"));
+        Assert.True(record.ExitCode == 0, record.ToString());
+        var trace = TraceFile.Read(Path.Combine(ws, "live.ndjson"));
+        Assert.True(trace.Frames.Count >= 20, $"{trace.Frames.Count} frame(s) recorded");
+        Assert.Equal([Upper], trace.Routes);
+
         var profile = Profile(ws, ringSize: 1024, spins: 10_000, yields: 100);
         var live = await UnderTraffic(ws, () => RttProcess.Run(ws, "autotune", "live", "--json"));
         Assert.True(live.ExitCode == 0, live.ToString());
