@@ -9,8 +9,10 @@ namespace Rtt.Fabric.Tests;
 /// <summary>The flight dump's frame lines are written by hand for speed: byte for byte what System.Text.Json's writer gives.</summary>
 public sealed class FlightNdjsonTests
 {
-    [Fact]
-    public void Frame_lines_are_the_bytes_the_json_writer_gives_for_the_same_object()
+    [Theory]
+    [InlineData(2000)]
+    [InlineData(50_000)] // several 8,192-record segments: formatted on several threads, written in order
+    public void Frame_lines_are_the_bytes_the_json_writer_gives_for_the_same_object(int n)
     {
         using var telemetry = new LaneTelemetry(1024, start: false);
         telemetry.Bind(new RouteTable([
@@ -20,7 +22,7 @@ public sealed class FlightNdjsonTests
         var t0 = Stopwatch.GetTimestamp();
         var records = new List<FlightRecord>();
         var rnd = new Random(5);
-        for (var i = 0; i < 2000; i++)
+        for (var i = 0; i < n; i++)
         {
             var ticks = t0 + (i % 3 == 0 ? i * Stopwatch.Frequency : rnd.NextInt64(0, 10 * Stopwatch.Frequency)); // whole seconds too: a fraction of 0
             var outcome = (Outcome)(i % 6);
@@ -73,5 +75,23 @@ public sealed class FlightNdjsonTests
 
         Assert.Equal(System.Text.Encoding.UTF8.GetString(expected.ToArray()), System.Text.Encoding.UTF8.GetString(actual.ToArray()));
         Assert.Contains("\\u0022quoted\\u0022", System.Text.Encoding.UTF8.GetString(actual.ToArray())); // escaped as the writer escapes
+    }
+
+    [Fact]
+    public void A_window_copied_out_of_a_ring_that_wrapped_holds_the_newest_records_that_ended_in_it_in_order()
+    {
+        var flight = new FlightRecorder(1024);
+        for (var i = 0; i < 2500; i++) // wraps twice and a half
+        {
+            flight.Record(1_000_000 + (i * 10L), 0, 1, (uint)i, 1, 1, Outcome.Ok, 0);
+        }
+
+        var all = flight.CopySince(0, out var count);
+        Assert.Equal(1023, count); // the oldest slot is left out: the writer's next record overwrites it
+        Assert.Equal(Enumerable.Range(2500 - 1023, 1023).Select(i => (uint)i), all.Take(count).Select(r => r.FrameId));
+
+        var since = 1_000_000 + (2400 * 10L);
+        var recent = flight.Since(since);
+        Assert.Equal(Enumerable.Range(2400, 100).Select(i => (uint)i), recent.Select(r => r.FrameId));
     }
 }
