@@ -94,4 +94,30 @@ public sealed class FlightNdjsonTests
         var recent = flight.Since(since);
         Assert.Equal(Enumerable.Range(2400, 100).Select(i => (uint)i), recent.Select(r => r.FrameId));
     }
+
+    [Theory]
+    [InlineData(40_000)]  // room behind the window: formatted straight out of the ring
+    [InlineData(100_000)] // the ring wrapped, the window fills it: copied first
+    public void A_dump_holds_the_records_that_ended_in_the_window_and_counts_them_in_its_window_line(int written)
+    {
+        using var telemetry = new LaneTelemetry(65_536, start: false);
+        telemetry.Bind(new RouteTable([new RouteEntry(7, "rtt://t/plain", new DriverEndpoint(new EchoDriver()))]));
+        var now = Stopwatch.GetTimestamp();
+        for (var i = 0; i < written; i++)
+        {
+            var start = i % 3 == 0 ? now - (7200 * Stopwatch.Frequency) : now - Stopwatch.Frequency + i; // a third ended before the window
+            telemetry.Flight.Record(start, 1000, 7, (uint)i, 64, 64, Outcome.Ok, 0);
+        }
+
+        using var dump = new MemoryStream();
+        telemetry.WriteFlight(dump, TimeSpan.FromHours(1));
+        var lines = System.Text.Encoding.UTF8.GetString(dump.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        using var header = JsonDocument.Parse(lines[0]);
+        var frames = lines.Skip(1).Where(l => l.Contains("\"type\":\"frame\"", StringComparison.Ordinal)).ToList();
+        Assert.Equal(header.RootElement.GetProperty("frames").GetInt32(), frames.Count);
+
+        var expectedIds = Enumerable.Range(Math.Max(0, written - 65_535), Math.Min(written, 65_535)).Where(i => i % 3 != 0).ToList();
+        Assert.Equal(expectedIds, frames.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("frame_id").GetInt32()).ToList());
+        Assert.Equal(0, telemetry.DumpLost);
+    }
 }

@@ -147,6 +147,44 @@ public sealed class FlightRecorder
         return copy;
     }
 
+    /// <summary>
+    /// The window of records still in the ring that ended at or after <paramref name="sinceTicks"/>: the numbers of the
+    /// first such record and of the next record to be written, and how many of those in between ended in the window.
+    /// Reads the ring in place (no copy); the oldest slot is left out (the writer's next record overwrites it).
+    /// </summary>
+    public (long First, long End, int Count) Locate(long sinceTicks)
+    {
+        var end = Volatile.Read(ref _published);
+        var start = Math.Max(0, end - _ring.Length + 1);
+        var first = end;
+        var count = 0;
+        for (var p = start; p < end; p++)
+        {
+            if (EndTicks(_ring[p & _mask]) >= sinceTicks)
+            {
+                first = count == 0 ? p : first;
+                count++;
+            }
+        }
+
+        return (first, end, count);
+    }
+
+    /// <summary>
+    /// Copies the records numbered [<paramref name="from"/>, from + into.Length) into <paramref name="into"/>; returns
+    /// how many at its start the writer had overwritten by the end of the copy (left out: never returned torn).
+    /// </summary>
+    public int CopyRange(long from, Span<FlightRecord> into)
+    {
+        var first = (int)(from & _mask);
+        var head = Math.Min(into.Length, _ring.Length - first);
+        _ring.AsSpan(first, head).CopyTo(into);
+        _ring.AsSpan(0, into.Length - head).CopyTo(into[head..]);
+        Interlocked.MemoryBarrier(); // the copies above complete before the position is read again
+        var valid = Volatile.Read(ref _published) - _ring.Length + 1;
+        return valid > from ? (int)Math.Min(valid - from, into.Length) : 0;
+    }
+
     /// <summary>When the request ended (Stopwatch ticks).</summary>
     public static long EndTicks(in FlightRecord r) => r.Start + (long)(r.LatencyNs / LatencyHistogram.NsPerTick);
 }

@@ -192,7 +192,20 @@ public sealed class LaneTelemetry : IDisposable
     {
         var now = Stopwatch.GetTimestamp();
         var since = now - (long)(window.TotalSeconds * Stopwatch.Frequency);
-        var records = Flight.CopySince(since, out var count);
+
+        // A window with room behind it in the ring (the writer must write half as many records again as the window
+        // holds before it reaches the window's oldest) is formatted straight out of the ring, segment by segment;
+        // otherwise (a ring the window fills, e.g. the default 131,072 records at high rates) it is copied first, in
+        // one piece, so the dump is consistent. A copy of a 5 M-record window (200 MB) cost a dump more than the
+        // formatting (page faults of a fresh 200 MB array), hence the first way when it is safe.
+        var (first, end, count) = Flight.Locate(since);
+        var direct = Flight.Capacity - (end - first) >= count / 2L;
+        FlightRecord[]? records = null;
+        if (!direct)
+        {
+            records = Flight.CopySince(since, out count);
+        }
+
         var samples = SamplesSince(since);
         using var writer = new Utf8JsonWriter(output);
         writer.WriteStartObject();
@@ -212,9 +225,36 @@ public sealed class LaneTelemetry : IDisposable
         writer.Flush();
         output.WriteByte((byte)'\n');
         WriteSamples(output, samples);
-        WriteRecords(output, records, count);
+        if (records is not null)
+        {
+            WriteRecords(output, records, count);
+            return;
+        }
+
+        var segments = (int)((end - first + SegmentRecords - 1) / SegmentRecords);
+        var lost = 0L;
+        FormatInOrder(output, segments, (formatter, s) =>
+        {
+            var from = first + ((long)s * SegmentRecords);
+            var scratch = formatter.Scratch.AsSpan(0, (int)Math.Min(SegmentRecords, end - from));
+            var overwritten = scratch.Length == 0 ? 0 : Flight.CopyRange(from, scratch);
+            if (overwritten > 0)
+            {
+                Interlocked.Add(ref lost, overwritten);
+            }
+
+            return formatter.Format(scratch[overwritten..], since);
+        });
+        if (lost > 0)
+        {
+            Interlocked.Add(ref _dumpLost, lost);
+        }
     }
 
+    private long _dumpLost;
+
+    /// <summary>Frame records a dump left out because the writer overwrote them while it was written (the window line counted them).</summary>
+    public long DumpLost => Interlocked.Read(ref _dumpLost);
 
     /// <summary>
     /// Writes <paramref name="records"/> as NDJSON <c>frame</c> lines, the bytes System.Text.Json's writer gives for the
@@ -240,13 +280,24 @@ public sealed class LaneTelemetry : IDisposable
     public void WriteRecords(Stream output, FlightRecord[] records, int count)
     {
         var segments = (count + SegmentRecords - 1) / SegmentRecords;
+        FormatInOrder(output, segments, (formatter, s) =>
+            formatter.Format(records.AsSpan(s * SegmentRecords, Math.Min(SegmentRecords, count - (s * SegmentRecords))), long.MinValue));
+    }
+
+    /// <summary>
+    /// Formats <paramref name="segments"/> segments (<paramref name="format"/> fills a formatter's buffer with one and
+    /// returns its length) and writes them to <paramref name="output"/> in order: up to four formatted at once, while
+    /// another thread writes the previous round's buffers.
+    /// </summary>
+    private void FormatInOrder(Stream output, int segments, Func<SegmentFormatter, int, int> format)
+    {
         var width = Math.Clamp(Environment.ProcessorCount, 1, 4);
         if (segments <= 1 || width == 1)
         {
             var formatter = new SegmentFormatter(this);
             for (var s = 0; s < segments; s++)
             {
-                var length = formatter.Format(records.AsSpan(s * SegmentRecords, Math.Min(SegmentRecords, count - s * SegmentRecords)));
+                var length = format(formatter, s);
                 output.Write(formatter.Buffer, 0, length);
             }
 
@@ -254,9 +305,7 @@ public sealed class LaneTelemetry : IDisposable
         }
 
         SegmentFormatter[][] sets = [[.. Enumerable.Range(0, width).Select(_ => new SegmentFormatter(this))], [.. Enumerable.Range(0, width).Select(_ => new SegmentFormatter(this))]];
-        var lengths = new int[2][];
-        lengths[0] = new int[width];
-        lengths[1] = new int[width];
+        int[][] lengths = [new int[width], new int[width]];
         Task? writing = null;
         for (var round = 0; round * width < segments; round++)
         {
@@ -264,11 +313,7 @@ public sealed class LaneTelemetry : IDisposable
             var sized = lengths[round & 1];
             var firstSegment = round * width;
             var k = Math.Min(width, segments - firstSegment);
-            Parallel.For(0, k, i =>
-            {
-                var from = (firstSegment + i) * SegmentRecords;
-                sized[i] = set[i].Format(records.AsSpan(from, Math.Min(SegmentRecords, count - from)));
-            });
+            Parallel.For(0, k, i => sized[i] = format(set[i], firstSegment + i));
             writing?.GetAwaiter().GetResult(); // the previous round is out, so its buffers can be formatted into next
             writing = Task.Run(() =>
             {
@@ -291,7 +336,13 @@ public sealed class LaneTelemetry : IDisposable
 
         public byte[] Buffer { get; private set; } = new byte[(SegmentRecords * 160) + 4096];
 
-        public int Format(ReadOnlySpan<FlightRecord> records)
+        /// <summary>Where a segment read straight out of the ring is copied first.</summary>
+        public FlightRecord[] Scratch => _scratch ??= new FlightRecord[SegmentRecords];
+
+        private FlightRecord[]? _scratch;
+
+        /// <summary>Formats the records that ended at or after <paramref name="sinceTicks"/>; returns the bytes written into <see cref="Buffer"/>.</summary>
+        public int Format(ReadOnlySpan<FlightRecord> records, long sinceTicks)
         {
             var at = 0;
             uint lastRoute = 0;
@@ -299,6 +350,11 @@ public sealed class LaneTelemetry : IDisposable
             var haveRoute = false;
             foreach (ref readonly var r in records)
             {
+                if (sinceTicks != long.MinValue && FlightRecorder.EndTicks(r) < sinceTicks)
+                {
+                    continue;
+                }
+
                 if (!haveRoute || r.RouteId != lastRoute)
                 {
                     lastRoute = r.RouteId;
