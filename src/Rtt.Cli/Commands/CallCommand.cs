@@ -7,6 +7,7 @@ using Rtt.Client.Calls;
 using Rtt.Client.Lanes;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
+using Rtt.Fabric.Frames;
 using Rtt.Core.Json;
 using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
@@ -29,8 +30,9 @@ public static class CallCommand
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for the answer", DefaultValueFactory = _ => 30 };
         var raw = new Option<bool>("--raw") { Description = "Write the answer's bytes exactly as they came" };
         var json = RttCommands.JsonOption();
+        var traceparent = new Option<string?>("--traceparent") { Description = "A W3C traceparent (00-<trace id>-<parent id>-<flags>) the call's span at the silo is a child of; default: the TRACEPARENT environment variable" };
         json.Description = "Write the route, the latency and the answer as JSON";
-        var command = new Command("call", "Call a symbol through RTT and print its answer (exit 5 when the call failed)") { symbol, args, argsFile, stdin, from, timeout, raw, json };
+        var command = new Command("call", "Call a symbol through RTT and print its answer (exit 5 when the call failed)") { symbol, args, argsFile, stdin, from, timeout, raw, json, traceparent };
         command.SetAction(RttCommands.Guard(async (parse, cancellationToken) =>
         {
             var ws = RttCommands.FindWorkspace(parse);
@@ -44,6 +46,13 @@ public static class CallCommand
             if (given > 1)
             {
                 throw new RttException(ErrorCodes.CallInputInvalid, "give the input once: --args, --args-file or --stdin", "rtt call", "pick one of them");
+            }
+
+            if ((parse.GetValue(traceparent) ?? Environment.GetEnvironmentVariable("TRACEPARENT")) is { Length: > 0 } tp)
+            {
+                TraceParent.Outgoing = TraceParent.TryParse(tp, out var parent) ? parent
+                    : throw new RttException(ErrorCodes.CallInputInvalid, $"traceparent \"{tp}\" is not a W3C traceparent", parse.GetValue(traceparent) is not null ? "--traceparent" : "TRACEPARENT",
+                        "give 00-<32 lowercase hex>-<16 lowercase hex>-<2 hex>, e.g. 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
             }
 
             var store = new PlanStore(ws);

@@ -164,6 +164,12 @@ public sealed class McpGateway : IAsyncDisposable
         var interims = System.Threading.Channels.Channel.CreateUnbounded<(byte[] Message, Func<ReadOnlyMemory<byte>, bool> Reply)>(
             new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
         var pump = RelayAsync(interims.Reader, request, cancellationToken);
+        if (request.Params?.Meta?["traceparent"] is System.Text.Json.Nodes.JsonValue tp && tp.TryGetValue<string>(out var traceText)
+            && Rtt.Fabric.Frames.TraceParent.TryParse(traceText, out var parent))
+        {
+            Rtt.Fabric.Frames.TraceParent.Outgoing = parent; // the client's trace context goes on with the call (observability.md, "Traces")
+        }
+
         try
         {
             answer = await _caller.CallAsync(tool.Route, Encoding.UTF8.GetBytes(arguments.ToJsonString()), CallTimeout,

@@ -156,6 +156,17 @@ public sealed class LaneClient : IAgent, IDisposable
             Deadline = timeout == Timeout.InfiniteTimeSpan ? long.MaxValue : Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency),
             OnInterim = onInterim,
         };
+        // The caller's trace context (TraceParent.Outgoing: rtt call --traceparent, the MCP gateway's _meta.traceparent,
+        // or Activity.Current) goes in front of the payload with the Traced flag; the lane host takes it off.
+        if ((flags & FrameFlags.Probe) == 0 && TraceParent.Outgoing is { Present: true } trace)
+        {
+            var traced = new byte[TraceParent.Size + payload.Length];
+            trace.Write(traced);
+            payload.Span.CopyTo(traced.AsSpan(TraceParent.Size));
+            payload = traced;
+            flags |= FrameFlags.Traced;
+        }
+
         uint id;
         lock (_sendLock)
         {

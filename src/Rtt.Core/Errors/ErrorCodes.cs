@@ -86,6 +86,7 @@ public static class ErrorCodes
     public const string LaneUpstreamGone = "RTT-LANE-005";
     public const string LaneRequestTimeout = "RTT-LANE-006";
     public const string LaneBreakerOpen = "RTT-LANE-007";
+    public const string LaneTraceInvalid = "RTT-LANE-008";
 
     // Observability: rtt metrics / top / tap, SLO gates
     public const string ObsInputInvalid = "RTT-OBS-001";

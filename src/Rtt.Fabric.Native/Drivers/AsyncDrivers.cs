@@ -101,6 +101,7 @@ internal sealed class DriverCall : IThreadPoolWorkItem, ICallChannel
     public ReadOnlyMemory<byte> Answer;
     public byte[]? Error;
     public bool AcceptsInterim;        // the request had FrameFlags.AcceptsInterim
+    public TraceParent Trace;          // the caller's trace context (FrameFlags.Traced), else default
     private volatile bool _over;       // the answer is queued: no more interim messages
 
     public bool Open => AcceptsInterim && !_over;
@@ -138,6 +139,9 @@ internal sealed class DriverCall : IThreadPoolWorkItem, ICallChannel
 
     private async Task RunAsync()
     {
+        // The call's span (traced calls): current while the driver runs, so it can pass it on (an MCP endpoint sends
+        // it as _meta.traceparent); made here, on the thread pool, never on the worker.
+        using var span = Trace.Present ? Host.Telemetry?.StartSpan(in Trace, RouteId, FrameId, Start) : null;
         try
         {
             if (Endpoint.Driver.NotReady is { } why)
@@ -175,6 +179,17 @@ internal sealed class DriverCall : IThreadPoolWorkItem, ICallChannel
         finally
         {
             ArrayPool<byte>.Shared.Return(Request);
+        }
+
+        if (span is not null)
+        {
+            span.SetTag("rtt.outcome", Error is null ? "ok" : "error");
+            if (Error is not null)
+            {
+                var code = ErrorPayload.Decode(Error, "other").Code;
+                span.SetTag("rtt.error_code", code);
+                span.SetStatus(System.Diagnostics.ActivityStatusCode.Error, code);
+            }
         }
 
         _over = true;

@@ -45,6 +45,13 @@ public enum FrameFlags : ushort
 
     /// <summary>On a request: the caller takes <see cref="Interim"/> frames for it before its final response.</summary>
     AcceptsInterim = 0x0040,
+
+    /// <summary>
+    /// On a request from a caller to the lane host: the payload starts with the caller's W3C trace context, 26 bytes
+    /// (<see cref="TraceParent"/>), which the host takes off (the endpoint never sees it, nor this flag) and makes the
+    /// call's span a child of (docs/observability.md, "Traces").
+    /// </summary>
+    Traced = 0x0080,
 }
 
 /// <summary>

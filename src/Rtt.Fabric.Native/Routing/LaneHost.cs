@@ -817,6 +817,19 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         }
 
         var lane = _inbound[_currentInbound]!;
+        TraceParent trace = default;
+        if ((header.Flags & FrameFlags.Traced) != 0)
+        {
+            // The caller's trace context: taken off the payload (the endpoint never sees it); noted for the call's span.
+            if (!TraceParent.TryRead(payload, out trace))
+            {
+                AnswerError(lane, header.RouteId, header.FrameId, BadTracePayload);
+                return;
+            }
+
+            payload = payload[TraceParent.Size..];
+        }
+
         var index = _current.IndexOf(header.RouteId);
         var endpoint = index < 0 ? null : _current.EndpointAt(index);
         if (index >= 0 && _allowed[_currentInbound] is { } pattern && !RouteAllowed(pattern, index, header.RouteId))
@@ -841,7 +854,13 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             start = _batchStart != 0 ? _batchStart : (_batchStart = Stopwatch.GetTimestamp()); // one timestamp per batch read
             stats.RequestsCount++;
             stats.BytesInCount += payload.Length;
-            if (!stats.Breaker.Allow(start))
+            var allowed = stats.Breaker.Allow(start);
+            if (trace.Present && (!allowed || endpoint is not AsyncDriverEndpoint))
+            {
+                Telemetry!.TraceStarted(in trace, header.RouteId, header.FrameId, start); // a span from its flight record when it ends (an async driver's call makes its own)
+            }
+
+            if (!allowed)
             {
                 AnswerError(lane, header.RouteId, header.FrameId, stats.BreakerPayload, stats, start, payload.Length, Outcome.BreakerOpen);
                 return;
@@ -888,7 +907,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
                 break;
             case AsyncDriverEndpoint a:
-                Dispatch(a, lane, in header, payload, stats, start);
+                Dispatch(a, lane, in header, payload, stats, start, in trace);
                 break;
             case LaneEndpoint l:
                 Forward(l, lane, in header, payload, stats, start);
@@ -1031,7 +1050,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// thread pool; the worker writes the answer when it comes back (<see cref="WriteCompletions"/>). An endpoint
     /// with <see cref="AsyncDriverEndpoint.MaxInFlight"/> calls in progress refuses at once with an error frame.
     /// </summary>
-    private void Dispatch(AsyncDriverEndpoint a, IFrameLane lane, in FrameHeader header, ReadOnlySpan<byte> payload, RouteStats? stats, long start)
+    private void Dispatch(AsyncDriverEndpoint a, IFrameLane lane, in FrameHeader header, ReadOnlySpan<byte> payload, RouteStats? stats, long start, in TraceParent trace)
     {
         if (a.InFlight >= a.MaxInFlight)
         {
@@ -1059,6 +1078,7 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             Stats = stats,
             Start = start,
             AcceptsInterim = (header.Flags & FrameFlags.AcceptsInterim) != 0,
+            Trace = stats is not null ? trace : default, // spans need telemetry on, as the others
         };
         _calls[(_currentInbound, header.FrameId)] = call; // so a Cancel frame or the lane's end can withdraw it
         ThreadPool.UnsafeQueueUserWorkItem(call, preferLocal: false);
@@ -1180,6 +1200,8 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             lane.Commit(payload.Length, header.RouteId, header.FrameId, FrameFlags.Response | FrameFlags.Probe);
         }
     }
+
+    private static readonly byte[] BadTracePayload = ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.LaneTraceInvalid, "the request has the Traced flag but its payload does not start with a trace context (26 bytes: version 0, a trace id and a parent id not all zeros, flags)");
 
     private static readonly byte[] UnknownRoutePayload = ErrorPayload.Encode(Rtt.Core.Errors.ErrorCodes.LaneRouteUnknown, "this lane host serves no route with that id (it was never planned or has been removed)");
 

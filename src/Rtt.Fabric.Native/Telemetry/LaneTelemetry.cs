@@ -30,7 +30,7 @@ public sealed record TelemetrySnapshot(DateTime At, double UptimeSeconds, bool E
 /// <see cref="FlightDumpFolder"/>) and every 5 s starts a new latency window (the windowed percentiles cover the last
 /// 5 to 10 s). Nothing here runs on the worker except <see cref="OnBreakerChange"/>, which is a store into a ring.
 /// </summary>
-public sealed class LaneTelemetry : IDisposable
+public sealed partial class LaneTelemetry : IDisposable
 {
     private const int EventCapacity = 256;
     private static readonly TimeSpan WindowStep = TimeSpan.FromSeconds(5);
@@ -713,6 +713,7 @@ public sealed class LaneTelemetry : IDisposable
             try
             {
                 DrainEvents();
+                MakeSpans();
                 if (Stopwatch.GetElapsedTime(lastSample) >= TimeSpan.FromSeconds(1))
                 {
                     lastSample = Stopwatch.GetTimestamp();
@@ -737,6 +738,7 @@ public sealed class LaneTelemetry : IDisposable
         _stop.Set();
         _thread?.Join(TimeSpan.FromSeconds(2));
         DrainEvents();
+        MakeSpans();
     }
 
     private sealed class RouteWindow

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Orleans.Configuration;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 using Rtt.Core.Errors;
@@ -90,6 +91,12 @@ public static class RttSiloHost
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
+        if (metrics.OtlpTracesEndpoint is { Length: > 0 } tracesEndpoint && (!Uri.TryCreate(tracesEndpoint, UriKind.Absolute, out var tracesUri) || tracesUri.Scheme is not ("http" or "https")))
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"OTLP trace export endpoint \"{tracesEndpoint}\" is not an http(s) URL",
+                "Metrics:OtlpTracesEndpoint", "give an http(s) URL, e.g. http://127.0.0.1:4318/v1/traces");
+        }
+
         if (metrics.OtlpEndpoint is { Length: > 0 } otlpEndpoint && (!Uri.TryCreate(otlpEndpoint, UriKind.Absolute, out var otlpUri) || otlpUri.Scheme is not ("http" or "https")
             || metrics.OtlpProtocol is not ("http/protobuf" or "grpc") || metrics.ExportIntervalMs < 100))
         {
@@ -269,6 +276,19 @@ public static class RttSiloHost
                     {
                         o.Host = "127.0.0.1";
                         o.Port = metrics.PrometheusPort;
+                    });
+                }
+            })
+            .WithTracing(t =>
+            {
+                // One span per traced call at the lane host (observability.md, "Traces"), source "Rtt".
+                t.AddSource(Rtt.Fabric.Telemetry.LaneTelemetry.Source.Name);
+                if (metrics.OtlpTracesEndpoint is { Length: > 0 } otlpTraces)
+                {
+                    t.AddOtlpExporter(exporter =>
+                    {
+                        exporter.Endpoint = new Uri(otlpTraces);
+                        exporter.Protocol = metrics.OtlpProtocol == "grpc" ? OpenTelemetry.Exporter.OtlpExportProtocol.Grpc : OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf;
                     });
                 }
             });

@@ -78,6 +78,9 @@ public sealed class RttMetricsOptions
     /// <summary>Serve Prometheus text at http://127.0.0.1:PORT/metrics when non-zero.</summary>
     public int PrometheusPort { get; set; }
 
+    /// <summary>Where the call spans (source <c>Rtt</c>) are pushed by OTLP, e.g. <c>http://127.0.0.1:4318/v1/traces</c> (protocol as <see cref="OtlpProtocol"/>); null: not exported.</summary>
+    public string? OtlpTracesEndpoint { get; set; }
+
     /// <summary>Push metrics with OTLP to this endpoint (e.g. http://127.0.0.1:4318/v1/metrics) when set.</summary>
     public string? OtlpEndpoint { get; set; }
 

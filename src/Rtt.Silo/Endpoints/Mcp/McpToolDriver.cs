@@ -91,6 +91,11 @@ public sealed class McpToolDriver : IInterimLaneDriver
                 parameters.Meta = new JsonObject { ["progressToken"] = relay.Token };
             }
 
+            if (Rtt.Fabric.Frames.TraceParent.From(System.Diagnostics.Activity.Current) is { Present: true } trace)
+            {
+                (parameters.Meta ??= [])["traceparent"] = trace.ToString(); // the silo's span of this call (observability.md, "Traces")
+            }
+
             result = await client.CallToolAsync(parameters, cancellationToken).ConfigureAwait(false);
         }
         catch (McpProtocolException ex)
