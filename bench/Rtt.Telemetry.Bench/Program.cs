@@ -31,6 +31,7 @@ for (var i = 0; i < args.Length; i++)
         case "--dump": if (i + 1 < args.Length && char.IsDigit(args[i + 1][0])) { i++; } break;
         case "--null": break;
         case "--phases": break;
+        case "--traced": break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 1;
     }
 }
@@ -104,8 +105,22 @@ var dir = Directory.CreateTempSubdirectory("rtt-telemetry-bench-").FullName;
 try
 {
     var options = new LaneOptions();
-    using var on = new Side("on", new LaneTelemetry { BreakerPolicy = _ => BreakerOptions.Default }, Path.Combine(dir, "on.sock"), options);
-    using var off = new Side("off", null, Path.Combine(dir, "off.sock"), options);
+    // --traced: both hosts have telemetry on; "on" gets every request with a trace context (the Traced flag and its
+    // 26 bytes) and a listener that records every span, "off" the same requests without one: the cost of tracing.
+    var traced = args.Contains("--traced");
+    using var spans = traced ? new System.Diagnostics.ActivityListener
+    {
+        ShouldListenTo = s => s.Name == "Rtt",
+        Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+    } : null;
+    if (spans is not null)
+    {
+        System.Diagnostics.ActivitySource.AddActivityListener(spans);
+        Console.WriteLine("--traced: \"on\" = telemetry on + every request traced (spans recorded), \"off\" = telemetry on, untraced");
+    }
+
+    using var on = new Side("on", new LaneTelemetry { BreakerPolicy = _ => BreakerOptions.Default }, Path.Combine(dir, "on.sock"), options) { Traced = traced };
+    using var off = new Side("off", traced ? new LaneTelemetry { BreakerPolicy = _ => BreakerOptions.Default } : null, Path.Combine(dir, "off.sock"), options);
     Side[] sides = [on, off];
     var payload = new byte[size];
     Random.Shared.NextBytes(payload);
@@ -233,6 +248,22 @@ internal sealed class Side : IDisposable
 
     public string Name { get; }
 
+    /// <summary>Requests carry a trace context (FrameFlags.Traced and its 26-byte prefix).</summary>
+    public bool Traced { get; init; }
+
+    private (byte[] Payload, FrameFlags Flags) Outgoing(byte[] payload)
+    {
+        if (!Traced)
+        {
+            return (payload, FrameFlags.None);
+        }
+
+        var traced = new byte[TraceParent.Size + payload.Length];
+        new TraceParent(0x4bf92f3577b34da6, 0xa3ce929d0e0e4736, 0x00f067aa0ba902b7, 1).Write(traced);
+        payload.CopyTo(traced, TraceParent.Size);
+        return (traced, FrameFlags.Traced);
+    }
+
     public LaneHost Host { get; }
 
     public LongHistogram Rtt { get; } = new(10_000_000_000, 3);
@@ -294,11 +325,12 @@ internal sealed class Side : IDisposable
     public void RoundTrips(byte[] payload, TimeSpan time, bool record)
     {
         var end = Stopwatch.GetTimestamp() + (long)(time.TotalSeconds * Stopwatch.Frequency);
+        var (send, flags) = Outgoing(payload);
         while (Stopwatch.GetTimestamp() < end)
         {
             _answers = 0;
             var start = Stopwatch.GetTimestamp();
-            if (!_client.TrySend(1, _frameId++, payload))
+            if (!_client.TrySend(1, _frameId++, send, flags))
             {
                 throw new InvalidOperationException("the ring is full");
             }
@@ -323,10 +355,11 @@ internal sealed class Side : IDisposable
         var end = started + (long)(time.TotalSeconds * Stopwatch.Frequency);
         long sent = 0;
         _answers = 0;
+        var (send, flags) = Outgoing(payload);
         while (Stopwatch.GetTimestamp() < end)
         {
             var queued = 0;
-            while (sent - _answers < window && _client.TrySend(1, _frameId++, payload))
+            while (sent - _answers < window && _client.TrySend(1, _frameId++, send, flags))
             {
                 sent++;
                 queued++;
