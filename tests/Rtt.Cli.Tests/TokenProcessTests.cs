@@ -30,6 +30,7 @@ public sealed class TokenProcessTests
             var refused = RttProcess.Run(ws, "apply", "--json");
             Assert.True(refused.ExitCode == 4, refused.ToString());
             Assert.Equal("aborted", (string?)JsonNode.Parse(refused.Stdout)!["outcome"]);
+            Assert.Equal(ErrorCodes.ApplyAborted, (string?)JsonNode.Parse(refused.Stdout)!["code"]);
             Assert.Contains(ErrorCodes.SandboxRequired, refused.Stdout, StringComparison.Ordinal);
             Assert.Contains("would run without a sandbox", refused.Stdout, StringComparison.Ordinal);
             var policyPath = Path.Combine(ws, ".rtt", "policy.json");

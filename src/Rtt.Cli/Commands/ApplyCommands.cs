@@ -123,7 +123,7 @@ public static class ApplyCommands
         var ok = r.Outcome is "applied" or "unchanged" || (rollback && r.Outcome == "rolled-back");
         if (json)
         {
-            Console.Out.Write(PrettyJson.ToText(ReportJson(r)));
+            Console.Out.Write(PrettyJson.ToText(ReportJson(r, rollback)));
         }
         else
         {
@@ -132,22 +132,42 @@ public static class ApplyCommands
                 Console.WriteLine($"  {p.Phase,-8} {p.Milliseconds,9:0.00} ms  {p.Detail}");
             }
 
-            var line = $"{r.Outcome}: plan {r.PlanId ?? "none"} (tx {r.Tx}); WAL {r.WalSize} entries, root {r.WalRoot}";
+            var line = $"{(CodeOf(r, rollback) is { } code ? code + " " : "")}{r.Outcome}: plan {r.PlanId ?? "none"} (tx {r.Tx}); WAL {r.WalSize} entries, root {r.WalRoot}";
             (ok ? Console.Out : Console.Error).WriteLine(r.Reason.Length > 0 ? $"{line}\n  reason: {r.Reason}" : line);
         }
 
         return ok ? RttCommands.Ok : NotApplied;
     }
 
-    public static JsonObject ReportJson(ApplyReport r) => new()
+    /// <summary>
+    /// The error code of an apply that did not take (errors.md): aborted in prepare RTT-APPLY-003, committed then rolled back
+    /// after a failed verify RTT-APPLY-004; null when it took (a rollback's own "rolled-back" is its success).
+    /// </summary>
+    public static string? CodeOf(ApplyReport r, bool rollback) => r.Outcome switch
     {
-        ["outcome"] = r.Outcome,
-        ["plan_id"] = r.PlanId,
-        ["tx"] = r.Tx,
-        ["reason"] = r.Reason,
-        ["phases"] = new JsonArray([.. r.Phases.Select(p => (JsonNode)new JsonObject { ["phase"] = p.Phase, ["ms"] = p.Milliseconds, ["detail"] = p.Detail })]),
-        ["wal"] = new JsonObject { ["size"] = r.WalSize, ["root"] = r.WalRoot },
+        "aborted" => ErrorCodes.ApplyAborted,
+        "rolled-back" when !rollback => ErrorCodes.ApplyRolledBack,
+        _ => null,
     };
+
+    public static JsonObject ReportJson(ApplyReport r, bool rollback = false)
+    {
+        var json = new JsonObject
+        {
+            ["outcome"] = r.Outcome,
+            ["plan_id"] = r.PlanId,
+            ["tx"] = r.Tx,
+            ["reason"] = r.Reason,
+            ["phases"] = new JsonArray([.. r.Phases.Select(p => (JsonNode)new JsonObject { ["phase"] = p.Phase, ["ms"] = p.Milliseconds, ["detail"] = p.Detail })]),
+            ["wal"] = new JsonObject { ["size"] = r.WalSize, ["root"] = r.WalRoot },
+        };
+        if (CodeOf(r, rollback) is { } code)
+        {
+            json["code"] = code; // only when the apply did not take, so a successful report is as before
+        }
+
+        return json;
+    }
 
     public static JsonObject HistoryJson(ReconcilerHistory h) => new()
     {

@@ -290,7 +290,7 @@ public sealed class PanelModule : IRttWebModule
         try
         {
             var report = await call(grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey));
-            await RttWebHost.Json(context, ApplyCommands.ReportJson(report));
+            await RttWebHost.Json(context, ApplyCommands.ReportJson(report, rollback: operation == ManagementTokens.Rollback));
         }
         catch (RttException ex)
         {
