@@ -111,15 +111,19 @@ public sealed class RttClient : IAsyncDisposable
     {
         // Membership and node records are asked together: two calls in flight, not 2 + one per node in a row.
         var hostsCall = grains.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
-        var recordsCall = grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Records();
+        var viewCall = grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).View();
         var hosts = await hostsCall;
+        var view = await viewCall;
+        var silos = view.Silos.ToDictionary(s => s.Address, StringComparer.Ordinal);
         var members = hosts
-            .Select(h => new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))
+            .Select(h => silos.TryGetValue(h.SiloAddress.ToString(), out var s)
+                ? new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), s.Host.Length > 0 ? s.Host : h.HostName, h.StartTime, h.ProxyPort, s.Numa, s.Node)
+                : new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))
             .OrderBy(m => m.Name, StringComparer.Ordinal)
             .ThenBy(m => m.Address, StringComparer.Ordinal)
             .ToImmutableArray();
 
-        return new ClusterStatus(members, await recordsCall);
+        return new ClusterStatus(members, view.Records, view.Placements);
     }
 
     /// <summary>Every version of a symbol, through the registry grain (lowest version first; empty when unknown).</summary>
@@ -196,8 +200,11 @@ public sealed class RttClient : IAsyncDisposable
     }
 }
 
-/// <summary>One active silo of the cluster.</summary>
-public sealed record ClusterMember(string Name, string Address, string Status, string HostName, DateTime Started, int GatewayPort);
+/// <summary>
+/// One active silo of the cluster; <see cref="Numa"/> and <see cref="Node"/> are its metadata (the NUMA node it is
+/// bound to, <c>all</c> when unbound; the node it serves), empty when it published none.
+/// </summary>
+public sealed record ClusterMember(string Name, string Address, string Status, string HostName, DateTime Started, int GatewayPort, string Numa = "", string Node = "");
 
-/// <summary>What <c>rtt status</c> shows.</summary>
-public sealed record ClusterStatus(ImmutableArray<ClusterMember> Members, ImmutableArray<NodeRecord> Nodes);
+/// <summary>What <c>rtt status</c> shows: the silos, the registered nodes and where each node's grain runs with its lanes.</summary>
+public sealed record ClusterStatus(ImmutableArray<ClusterMember> Members, ImmutableArray<NodeRecord> Nodes, ImmutableArray<NodePlacement> Placements = default);

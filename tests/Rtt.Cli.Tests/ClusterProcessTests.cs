@@ -28,6 +28,9 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
 
     private static readonly string[] Nodes = ["node0", "node1", "node2"];
 
+    /// <summary>A route across nodes (caller pinned to node1, provider to node2), in every plan: node1's lane host forwards it to node2's.</summary>
+    private static readonly (string From, string To) Cross = ("rtt://ui/chat/console", "rtt://core/api/echo3");
+
     /// <summary>The echo route each node serves: (caller, provider).</summary>
     private static readonly (string From, string To)[] Routes =
     [
@@ -118,6 +121,14 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
                 Assert.True(served.ExitCode == 0, $"{Nodes[i]}: {served}");
             }
 
+            // Lanes across silos: a client of node1's silo reaches echo3, served by node2's silo, through node1's lane host,
+            // which forwards the route over a UDS lane to node2's lane host (the plan gives it a uds lane: another NUMA node).
+            var crossed = Route(ws[1], Cross.To);
+            Assert.True(crossed.ExitCode == 0, $"{crossed}\n--- node1\n{silos[1]!.Stderr}\n--- node2\n{silos[2]!.Stderr}");
+            var forwards = JsonNode.Parse(Ok(ws[1], "status", "--json"))!["placements"]!.AsArray();
+            Assert.Contains($"{Cross.To} uds -> node2", forwards.Single(p => (string?)p!["node_id"] == "node1")!["lanes"]!.AsArray().Select(l => (string?)l));
+            Assert.Contains($"{Cross.To} uds", forwards.Single(p => (string?)p!["node_id"] == "node2")!["lanes"]!.AsArray().Select(l => (string?)l));
+
             // Traffic through node1's lane (a survivor) while plan 2 is applied through node2's gateway and node0 dies.
             using var stop = new CancellationTokenSource();
             var traffic = Task.Run(() =>
@@ -190,6 +201,24 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
             Assert.True(restored.ExitCode == 0, $"{restored}\n--- node0\n{silos[0]!.Stderr}");
             Assert.Equal(!newPlanWins, Route(ws[2], Routes[2].To).ExitCode == 0);
 
+            // The placement director: every node's grain back on its own silo (metadata node = key), within seconds of
+            // the restart, without the registration's fallback of serving from the ledger store.
+            var placed = WaitForPlacements(ws[1], TimeSpan.FromSeconds(20));
+            Assert.All(Nodes, n => Assert.Contains(placed["members"]!.AsArray(), m => (string?)m!["node"] == n && (string?)m["status"] == "Active"));
+            Assert.All(placed["placements"]!.AsArray(), p => Assert.True((bool)p!["on_own_silo"]!, placed.ToJsonString()));
+            Assert.DoesNotContain("stayed on another silo", silos[0]!.Stderr, StringComparison.Ordinal);
+            if (newPlanWins)
+            {
+                // A plan that changes the restarted node applies (it used to abort while node0's grain lingered on a survivor).
+                var third = JsonNode.Parse(Ok(ws[1], "apply", dir["p3.json"], "--json"))!;
+                Assert.True((string?)third["outcome"] == "applied", third.ToJsonString());
+                Assert.NotEqual(0, Route(ws[0], Routes[0].To).ExitCode);
+                var back = Route(ws[2], Routes[2].To);
+                Assert.True(back.ExitCode == 0, back.ToString());
+                var stillCrossed = Route(ws[1], Cross.To);
+                Assert.True(stillCrossed.ExitCode == 0, stillCrossed.ToString());
+            }
+
             foreach (var silo in silos)
             {
                 silo!.Terminate();
@@ -217,7 +246,7 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
         Assert.True(init.ExitCode == 0, init.ToString());
         var rtt = Path.Combine(first, ".rtt");
         var tools = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "manifests", "ui.chat.tools.json")))!["output"]!.DeepClone();
-        foreach (var (name, input) in new[] { ("echo1", (JsonNode)"rtt.types/Text"), ("echo2", tools) })
+        foreach (var (name, input) in new[] { ("echo1", (JsonNode)"rtt.types/Text"), ("echo2", tools), ("echo3", "rtt.types/Text") })
         {
             File.WriteAllText(Path.Combine(rtt, "manifests", $"core.api.{name}.json"), new JsonObject
             {
@@ -238,6 +267,7 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
             pins[Routes[i].To] = Nodes[i];
         }
 
+        pins[Cross.To] = Nodes[2];
         var policy = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "policy.json")))!;
         policy["pins"] = pins;
         File.WriteAllText(Path.Combine(rtt, "policy.json"), policy.ToJsonString());
@@ -248,14 +278,16 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
             ["numa_nodes"] = new JsonArray([.. Nodes.Select(n => (JsonNode)new JsonObject { ["id"] = n, ["cpu_millis"] = 1000, ["memory_mb"] = 1024 })]),
         });
         File.WriteAllText(Path.Combine(rtt, "topology.json"), topology.ToJsonString());
-        WriteRoutes(rtt, 3);
+        WriteRoutes(rtt, 0, 1, 2);
         Ok(first, "scan");
         var p1 = dir["p1.json"];
         Ok(first, "plan", "--out", p1);
-        WriteRoutes(rtt, 2);
+        WriteRoutes(rtt, 0, 1);
         var p2 = dir["p2.json"];
         Ok(first, "plan", "--base", p1, "--out", p2);
         Assert.NotEqual(PlanId(File.ReadAllText(p1)), PlanId(File.ReadAllText(p2)));
+        WriteRoutes(rtt, 1, 2); // plan 3 changes the killed node0 (its route goes) and node2 (its route comes back)
+        Ok(first, "plan", "--base", p2, "--out", dir["p3.json"]);
 
         var all = new[] { first, dir["node1"], dir["node2"] };
         foreach (var copy in all.Skip(1))
@@ -266,10 +298,10 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
         return (all, p1, p2);
     }
 
-    private static void WriteRoutes(string rtt, int count) =>
+    private static void WriteRoutes(string rtt, params int[] nodes) =>
         File.WriteAllText(Path.Combine(rtt, "routes.json"), new JsonObject
         {
-            ["routes"] = new JsonArray([.. Routes.Take(count).Select(r => (JsonNode)new JsonObject { ["from"] = r.From, ["to"] = r.To })]),
+            ["routes"] = new JsonArray([.. nodes.Select(i => Routes[i]).Append(Cross).Select(r => (JsonNode)new JsonObject { ["from"] = r.From, ["to"] = r.To })]),
         }.ToJsonString());
 
     private static void CopyTree(string from, string to)
@@ -320,6 +352,23 @@ public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixtur
 
             Assert.True(r.ExitCode == 0, $"rtt {string.Join(' ', args)}: {r}");
             return r.Stdout;
+        }
+    }
+
+    /// <summary>`rtt status --json` until every node's grain runs on its own silo (or the time is up: the last status).</summary>
+    private static JsonNode WaitForPlacements(string ws, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var status = JsonNode.Parse(Ok(ws, "status", "--json"))!;
+            var placements = status["placements"]!.AsArray();
+            if ((placements.Count == Nodes.Length && placements.All(p => (bool)p!["on_own_silo"]!)) || clock.Elapsed > timeout)
+            {
+                return status;
+            }
+
+            Thread.Sleep(500);
         }
     }
 

@@ -37,9 +37,14 @@ public sealed class SiloProcessTests
             var member = status["members"]!.AsArray().Single()!;
             Assert.Equal("node0", (string?)member["name"]);
             Assert.Equal("Active", (string?)member["status"]);
+            Assert.Equal("all", (string?)member["numa"]); // silo metadata: not bound to a NUMA node
+            Assert.Equal("node0", (string?)member["node"]);
             var node = status["nodes"]!.AsArray().Single()!;
             Assert.Equal("node0", (string?)node["node_id"]);
             Assert.Equal(1, (int)node["registrations"]!);
+            var placement = status["placements"]!.AsArray().Single()!;
+            Assert.True((bool)placement["on_own_silo"]!, placement.ToJsonString());
+            Assert.Equal((string?)member["address"], (string?)placement["silo"]);
             Assert.True((int)node["logical_cores"]! >= 1);
             Assert.NotEmpty(node["numa_nodes"]!.AsArray());
             firstRegistered = (string)node["first_registered"]!;

@@ -36,8 +36,22 @@ internal static class NodeJson
         ["address"] = m.Address,
         ["status"] = m.Status,
         ["host"] = m.HostName,
+        ["numa"] = m.Numa,
+        ["node"] = m.Node,
         ["gateway_port"] = m.GatewayPort,
         ["started"] = Time(new DateTimeOffset(DateTime.SpecifyKind(m.Started, DateTimeKind.Utc))),
+    };
+
+    /// <summary>Where a node's grain runs and its lanes (`rtt status --json` "placements").</summary>
+    public static JsonObject Placement(NodePlacement p) => new()
+    {
+        ["node_id"] = p.NodeId,
+        ["silo"] = p.Silo,
+        ["silo_node"] = p.SiloNode,
+        ["on_own_silo"] = p.OnOwnSilo,
+        ["applied_plan"] = p.AppliedPlan,
+        ["lanes"] = new JsonArray([.. p.Lanes.Select(l => (JsonNode)l)]),
+        ["serving"] = p.Serving,
     };
 
     public static string Memory(long bytes) => bytes >= 1L << 30

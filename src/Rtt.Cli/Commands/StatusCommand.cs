@@ -30,10 +30,19 @@ public static class StatusCommand
                 return RttCommands.Ok;
             }
 
-            var members = new Table().Title("cluster members").AddColumns("name", "address", "status", "host", "gateway", "started (UTC)");
+            var members = new Table().Title("cluster members").AddColumns("name", "address", "status", "host", "numa", "node", "gateway", "started (UTC)");
             foreach (var m in status.Members)
             {
-                members.AddRow(Markup.Escape(m.Name), Markup.Escape(m.Address), m.Status, Markup.Escape(m.HostName), m.GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture), NodeJson.Time(new DateTimeOffset(DateTime.SpecifyKind(m.Started, DateTimeKind.Utc))));
+                members.AddRow(Markup.Escape(m.Name), Markup.Escape(m.Address), m.Status, Markup.Escape(m.HostName), Markup.Escape(m.Numa), Markup.Escape(m.Node),
+                    m.GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture), NodeJson.Time(new DateTimeOffset(DateTime.SpecifyKind(m.Started, DateTimeKind.Utc))));
+            }
+
+            var placed = new Table().Title("node grains and lanes").AddColumns("node", "grain on silo", "its silo", "applied plan", "lanes", "serving");
+            foreach (var p in status.Placements.IsDefault ? [] : status.Placements)
+            {
+                placed.AddRow(Markup.Escape(p.NodeId), Markup.Escape(p.Silo), p.OnOwnSilo ? "yes" : $"[yellow]no: on {Markup.Escape(p.SiloNode)}'s[/]",
+                    Markup.Escape(p.AppliedPlan ?? "none"), Markup.Escape(string.Join(", ", p.Lanes)),
+                    p.Serving < 0 ? "-" : p.Serving.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
 
             var nodes = new Table().Title("nodes").AddColumns("node", "host", "cpu", "cores", "memory", "numa", "registrations", "first registered (UTC)");
@@ -47,6 +56,7 @@ public static class StatusCommand
 
             AnsiConsole.Write(members);
             AnsiConsole.Write(nodes);
+            AnsiConsole.Write(placed);
             return RttCommands.Ok;
         }));
         return command;
@@ -59,5 +69,6 @@ public static class StatusCommand
         ["gateway_port"] = gatewayPort,
         ["members"] = new JsonArray([.. status.Members.Select(m => (JsonNode)NodeJson.Member(m))]),
         ["nodes"] = new JsonArray([.. status.Nodes.Select(n => (JsonNode)NodeJson.Node(n))]),
+        ["placements"] = new JsonArray([.. (status.Placements.IsDefault ? [] : status.Placements).Select(p => (JsonNode)NodeJson.Placement(p))]),
     };
 }

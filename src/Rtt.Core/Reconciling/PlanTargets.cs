@@ -9,7 +9,8 @@ namespace Rtt.Core.Reconciling;
 /// <summary>
 /// What a plan asks of each participant of a transaction, as canonical JSON payloads keyed by participant name:
 /// <c>route:&lt;from&gt; -&gt; &lt;to&gt;</c> (the route's lane) and <c>node:&lt;id&gt;</c> (the symbols placed on the node and the
-/// lanes it serves: a lane is served by the node its target symbol is placed on). No plan (null) asks for nothing.
+/// lanes it serves: a lane is served by the node its target symbol is placed on, and forwarded there by the node of
+/// its caller when that is another one). No plan (null) asks for nothing.
 /// </summary>
 public static class PlanTargets
 {
@@ -100,6 +101,22 @@ public static class PlanTargets
             result[RoutePrefix + key] = Payload(target);
             var n = NodeOf(node);
             n.Lanes.Add(target);
+            if ((string?)placement[from] is { Length: > 0 } callerNode && callerNode != node && target["kind"]!.GetValue<string>() is "uds" or "tcp")
+            {
+                // A route the planner placed across nodes: the caller's node serves it too, forwarding each call to the
+                // lane host of the target's node (fabric.md, "Lanes across silos"), so a client of the caller's silo reaches it.
+                var forward = new JsonObject { ["forward"] = node, ["from"] = from };
+                if (target["idle"] is { } idle)
+                {
+                    forward["idle"] = idle.DeepClone(); // a tuned plan's host-wide idle settings, as on every lane
+                }
+
+                forward["kind"] = target["kind"]!.DeepClone();
+                forward["node"] = callerNode;
+                forward["route_id"] = id;
+                forward["to"] = to;
+                NodeOf(callerNode).Lanes.Add(forward);
+            }
             if (endpoint is not null)
             {
                 n.Endpoints[endpoint] = endpoints[endpoint]?.DeepClone()

@@ -20,9 +20,13 @@ public interface INodeGrain : IGrainWithStringKey, Rtt.Grains.Reconciling.ITxPar
     [Alias("ServeLanes")]
     Task<bool> ServeLanes();
 
-    /// <summary>The node's record, or null when it never registered.</summary>
-    [Alias("Get")]
+    /// <summary>The node's record, or null when it never registered. Interleaves (a read), so node grains committing forwards to each other never wait on each other.</summary>
+    [Alias("Get"), Orleans.Concurrency.AlwaysInterleave]
     Task<NodeRecord?> Get();
+
+    /// <summary>Where the node's grain runs (its silo and that silo's node), the applied plan's lanes and how many its lane host serves.</summary>
+    [Alias("Placement")]
+    Task<NodePlacement> Placement();
 }
 
 /// <summary>The cluster's list of registered nodes (a single grain, key <see cref="ClusterKey"/>).</summary>
@@ -41,9 +45,52 @@ public interface INodeDirectoryGrain : IGrainWithStringKey
     /// <summary>The record of every listed node that has registered, in node id order: one client call for all of them.</summary>
     [Alias("Records")]
     Task<ImmutableArray<NodeRecord>> Records();
+
+    /// <summary>
+    /// The cluster as `rtt status` shows it, in one call: every active silo with its metadata (host, NUMA node, node),
+    /// every registered node's record, and where each node's grain runs with its lanes.
+    /// </summary>
+    [Alias("View")]
+    Task<ClusterView> View();
 }
 
-/// <summary>What a silo reports about its node when it registers.</summary>
+/// <summary>
+/// Where a node's grain runs: <see cref="Silo"/> is the silo's address and <see cref="SiloNode"/> the node that silo
+/// serves (its <c>node</c> metadata, or its name), so <see cref="OnOwnSilo"/> is false while the grain lingers on
+/// another silo (its own silo is down, or it has not moved back yet). <see cref="Lanes"/> are the applied plan's
+/// lanes of the node (<c>symbol kind</c>, <c>symbol kind -> node</c> for a route forwarded to another node), <see cref="Serving"/> how many its lane host serves now (-1: the grain is
+/// not next to the node's lane host).
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rtt.NodePlacement")]
+public sealed record NodePlacement(
+    [property: Id(0)] string NodeId,
+    [property: Id(1)] string Silo,
+    [property: Id(2)] string SiloNode,
+    [property: Id(3)] bool OnOwnSilo,
+    [property: Id(4)] string? AppliedPlan,
+    [property: Id(5)] ImmutableArray<string> Lanes,
+    [property: Id(6)] int Serving);
+
+/// <summary>An active silo and its metadata (<c>host</c>, <c>numa</c>: a NUMA node id or <c>all</c>, <c>node</c>); empty strings when it published none.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.SiloView")]
+public sealed record SiloView(
+    [property: Id(0)] string Address,
+    [property: Id(1)] string Name,
+    [property: Id(2)] string Host,
+    [property: Id(3)] string Numa,
+    [property: Id(4)] string Node);
+
+/// <summary>What <see cref="INodeDirectoryGrain.View"/> returns, each list sorted (silos by address, nodes by id).</summary>
+[GenerateSerializer, Immutable, Alias("rtt.ClusterView")]
+public sealed record ClusterView(
+    [property: Id(0)] ImmutableArray<SiloView> Silos,
+    [property: Id(1)] ImmutableArray<NodeRecord> Records,
+    [property: Id(2)] ImmutableArray<NodePlacement> Placements);
+
+/// <summary>
+/// What a silo reports about its node when it registers; <see cref="LaneSocket"/> is its lane host's control socket
+/// (absolute path), where the lane hosts of other nodes on the same host forward the routes placed across nodes.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("rtt.NodeFacts")]
 public sealed record NodeFacts(
     [property: Id(0)] string NodeId,
@@ -52,7 +99,8 @@ public sealed record NodeFacts(
     [property: Id(3)] int LogicalCores,
     [property: Id(4)] long MemoryBytes,
     [property: Id(5)] ImmutableArray<NumaNodeFacts> NumaNodes,
-    [property: Id(6)] string SiloAddress);
+    [property: Id(6)] string SiloAddress,
+    [property: Id(7)] string? LaneSocket = null);
 
 /// <summary>One NUMA node: its CPU list (Linux syntax, e.g. <c>0-3</c>) and memory.</summary>
 [GenerateSerializer, Immutable, Alias("rtt.NumaNodeFacts")]

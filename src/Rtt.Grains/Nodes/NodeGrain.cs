@@ -54,8 +54,97 @@ public sealed class NodeGrain(
 
     private string LedgerKey => Rtt.Core.Reconciling.PlanTargets.NodePrefix + this.GetPrimaryKeyString();
 
-    public override async Task OnActivateAsync(CancellationToken cancellationToken) =>
+    /// <summary>How often an activation off its node's silo looks whether that silo is up again (and then moves there).</summary>
+    internal static readonly TimeSpan PlacementCheckPeriod = TimeSpan.FromSeconds(2);
+
+    private IClusterMembershipService? Membership { get; } = services.GetService(typeof(IClusterMembershipService)) as IClusterMembershipService;
+
+    private Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache? SiloMetadata { get; } =
+        services.GetService(typeof(Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache)) as Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache;
+
+    private SiloAddress? LocalSilo { get; } = (services.GetService(typeof(ILocalSiloDetails)) as ILocalSiloDetails)?.SiloAddress;
+
+    /// <summary>This activation runs next to its node's lane host (on the silo of its node).</summary>
+    private bool OnOwnSilo => Lanes is { } l && l.NodeId == this.GetPrimaryKeyString();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
         _ledger = await ledgers.ReadAsync(LedgerKey) ?? state.State.Ledger; // a node that applied plans before the move keeps them
+        if (OnOwnSilo && Lanes is { Running: true } host && _ledger.AppliedTarget is not null)
+        {
+            await host.ServeAsync(await Resolve(LaneTarget.Of(_ledger.AppliedTarget))); // moved back to its silo: the applied lanes (idempotent)
+        }
+        else if (Lanes is not null && !OnOwnSilo)
+        {
+            // Placed here while the node's silo was down (or not yet known here): move to it as soon as it is up, so plans
+            // that change this node do not abort for want of its lane host. A timer that does not keep the grain alive.
+            this.RegisterGrainTimer(_ => { MoveIfOwnSiloIsUp(); return Task.CompletedTask; }, (object?)null,
+                new GrainTimerCreationOptions { DueTime = PlacementCheckPeriod, Period = PlacementCheckPeriod, KeepAlive = false, Interleave = true });
+        }
+    }
+
+    /// <summary>
+    /// The silo serving this node, when it is up and is not this one: the activation then migrates (Orleans' live
+    /// migration, placed again by <see cref="NodeSiloPlacementDirector"/>, which picks that silo). True when it asked to move.
+    /// </summary>
+    private bool MoveIfOwnSiloIsUp()
+    {
+        if (Membership is not { } membership || LocalSilo is not { } local)
+        {
+            return false;
+        }
+
+        var snapshot = membership.CurrentSnapshot;
+        var own = NodeSilos.Find(this.GetPrimaryKeyString(), snapshot.Members.Keys, snapshot, SiloMetadata);
+        if (own is null || own.Equals(local))
+        {
+            return false;
+        }
+
+        this.MigrateOnIdle();
+        return true;
+    }
+
+    /// <summary>
+    /// Fills in where each forwarded lane goes (<see cref="LaneTarget.ForwardTo"/>): the lane control socket the target
+    /// node registered, when that node runs on this host. A node on another host, or one that never registered, is left
+    /// unresolved: the lane host then answers that route's calls and probes with the reason.
+    /// </summary>
+    private async Task<IReadOnlyList<LaneTarget>> Resolve(IReadOnlyList<LaneTarget> lanes)
+    {
+        if (!lanes.Any(l => l.Forward is not null))
+        {
+            return lanes;
+        }
+
+        var here = state.State.Record?.Facts.HostName;
+        var resolved = new List<LaneTarget>(lanes.Count);
+        foreach (var lane in lanes)
+        {
+            if (lane.Forward is not { } node)
+            {
+                resolved.Add(lane);
+                continue;
+            }
+
+            var facts = (await GrainFactory.GetGrain<INodeGrain>(node).Get())?.Facts;
+            resolved.Add(lane with
+            {
+                ForwardTo = facts is { LaneSocket: { Length: > 0 } socket } && string.Equals(facts.HostName, here, StringComparison.Ordinal) ? socket : null,
+            });
+        }
+
+        return resolved;
+    }
+
+    public Task<NodePlacement> Placement()
+    {
+        var local = LocalSilo;
+        var siloNode = local is null ? "" : NodeSilos.NodeOf(local, Lanes?.NodeId, SiloMetadata);
+        var lanes = LaneTarget.Of(_ledger.AppliedTarget).OrderBy(l => l.RouteId).Select(l => l.Forward is { } to ? $"{l.To} {l.Kind} -> {to}" : $"{l.To} {l.Kind}").ToImmutableArray();
+        return Task.FromResult(new NodePlacement(this.GetPrimaryKeyString(), local?.ToString() ?? "", siloNode, OnOwnSilo, _ledger.AppliedPlan, lanes,
+            OnOwnSilo && Lanes is { Running: true } host ? host.RouteIds.Count : -1));
+    }
 
     private Task PersistLedger() => ledgers.WriteAsync(LedgerKey, _ledger);
 
@@ -83,13 +172,14 @@ public sealed class NodeGrain(
 
         if (lanes.NodeId != this.GetPrimaryKeyString())
         {
-            DeactivateOnIdle(); // placed while the node's silo was down: move back to it on the next call
+            // Placed while the node's silo was down: migrate to it when this silo sees it up; until then the caller asks again.
+            MoveIfOwnSiloIsUp();
             return false;
         }
 
         if (lanes.Running)
         {
-            await lanes.ServeAsync(LaneTarget.Of(_ledger.AppliedTarget));
+            await lanes.ServeAsync(await Resolve(LaneTarget.Of(_ledger.AppliedTarget)));
         }
 
         return true;
@@ -142,7 +232,7 @@ public sealed class NodeGrain(
         await Rtt.Core.Reconciling.FaultPoints.HitAsync("mid-apply", this.GetPrimaryKeyString());
         if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
         {
-            await lanes.ServeAsync(LaneTarget.Of(_ledger.AppliedTarget)); // idempotent: a repeated commit swaps to the same table
+            await lanes.ServeAsync(await Resolve(LaneTarget.Of(_ledger.AppliedTarget))); // idempotent: a repeated commit swaps to the same table
         }
     }
 
@@ -223,7 +313,7 @@ public sealed class NodeDirectoryState
 }
 
 public sealed class NodeDirectoryGrain(
-    [PersistentState("node-directory", RttStorage.Name)] IPersistentState<NodeDirectoryState> state) : Grain, INodeDirectoryGrain
+    [PersistentState("node-directory", RttStorage.Name)] IPersistentState<NodeDirectoryState> state, IServiceProvider services) : Grain, INodeDirectoryGrain
 {
     public async Task Add(string nodeId)
     {
@@ -238,6 +328,24 @@ public sealed class NodeDirectoryGrain(
     }
 
     public Task<ImmutableArray<string>> List() => Task.FromResult(state.State.NodeIds.ToImmutableArray());
+
+    public async Task<ClusterView> View()
+    {
+        var placements = Task.WhenAll(state.State.NodeIds.Select(id => GrainFactory.GetGrain<INodeGrain>(id).Placement()));
+        var records = await Records();
+        var silos = ImmutableArray<SiloView>.Empty;
+        if (services.GetService(typeof(IClusterMembershipService)) is IClusterMembershipService membership)
+        {
+            var metadata = services.GetService(typeof(Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache)) as Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache;
+            silos = [.. membership.CurrentSnapshot.Members.Values
+                .Where(m => m.Status == SiloStatus.Active)
+                .Select(m => new SiloView(m.SiloAddress.ToString(), m.Name, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.HostKey),
+                    NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NumaKey), NodeSilos.NodeOf(m.SiloAddress, m.Name, metadata)))
+                .OrderBy(s => s.Address, StringComparer.Ordinal)];
+        }
+
+        return new ClusterView(silos, records, [.. (await placements).OrderBy(p => p.NodeId, StringComparer.Ordinal)]);
+    }
 
     public async Task<ImmutableArray<NodeRecord>> Records()
     {

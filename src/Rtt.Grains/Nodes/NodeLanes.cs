@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Orleans.Placement;
 using Orleans.Runtime;
+using Orleans.Runtime.MembershipService.SiloMetadata;
 using Orleans.Runtime.Placement;
 
 namespace Rtt.Grains.Nodes;
@@ -9,11 +10,14 @@ namespace Rtt.Grains.Nodes;
 /// One lane a node serves, as a plan's node target lists it: its endpoint is the plan's serve block for the target
 /// symbol (<see cref="Endpoint"/> its hash, <see cref="Serve"/> the block as canonical JSON), or the built-in echo
 /// when the symbol declares none.
+/// <para>A lane with <see cref="Forward"/> is a route the planner placed across nodes, served here (the caller's node)
+/// by forwarding each call to the lane host of node <see cref="Forward"/>, at <see cref="ForwardTo"/> (filled by the node
+/// grain from that node's record: its lane control socket when on this host, else <c>tcp:host:port</c>).</para>
 /// </summary>
 /// <param name="IdleSpins">A tuned plan's idle spins for the lane host (host-wide; null: the host's own setting).</param>
 /// <param name="IdleYields">A tuned plan's idle yields for the lane host.</param>
 public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind, string? Endpoint = null, string? Serve = null, int? RingSize = null,
-    bool Unsandboxed = false, int? IdleSpins = null, int? IdleYields = null)
+    bool Unsandboxed = false, int? IdleSpins = null, int? IdleYields = null, string? Forward = null, string? ForwardTo = null)
 {
     /// <summary>
     /// Why a strict-mode silo will not serve these lanes (docs/security.md): the first lane, by route id, whose driver
@@ -46,7 +50,7 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
                 l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
                 l["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed,
                 l["idle"]?["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
-                l["idle"]?["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null);
+                l["idle"]?["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null, (string?)l["forward"]);
         })];
     }
 
@@ -101,7 +105,11 @@ public interface INodeLaneHost
         Task.FromResult(((IReadOnlyList<string>)[], ""));
 }
 
-/// <summary>Places a node grain on the silo named after its node (silo name = node id), so it drives that silo's lanes.</summary>
+/// <summary>
+/// Places a node grain on the silo that serves its node: the silo whose <c>node</c> metadata (published by every RTT
+/// silo, with <c>host</c> and <c>numa</c>) is the grain's key, or, for a silo whose metadata this silo has not
+/// fetched yet (it just joined) or that publishes none, the silo named after the node.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("rtt.NodeSiloPlacement")]
 public sealed class NodeSiloPlacement : PlacementStrategy
 {
@@ -111,23 +119,48 @@ public sealed class NodeSiloPlacement : PlacementStrategy
 [AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
 public sealed class NodeSiloPlacementAttribute() : PlacementAttribute(NodeSiloPlacement.Instance);
 
-/// <summary>
-/// Picks the active silo whose name is the grain's key; when no silo of that node is up, the local silo (the node
-/// grain then refuses to prepare lanes it cannot serve, with the reason).
-/// </summary>
-public sealed class NodeSiloPlacementDirector(IClusterMembershipService membership) : IPlacementDirector
+/// <summary>Which silo serves a node, from this silo's view of membership and silo metadata.</summary>
+public static class NodeSilos
 {
+    public const string NodeKey = "node";
+    public const string HostKey = "host";
+    public const string NumaKey = "numa";
+
+    /// <summary>The node a silo serves: its <c>node</c> metadata, else its name.</summary>
+    public static string NodeOf(SiloAddress silo, string? name, ISiloMetadataCache? metadata) =>
+        metadata?.GetSiloMetadata(silo)?.Metadata is { } m && m.TryGetValue(NodeKey, out var node) && node.Length > 0 ? node : name ?? "";
+
+    /// <summary>A silo's metadata value, or "" when it published none (or this silo has not fetched it yet).</summary>
+    public static string Metadata(SiloAddress silo, ISiloMetadataCache? metadata, string key) =>
+        metadata?.GetSiloMetadata(silo)?.Metadata is { } m && m.TryGetValue(key, out var value) ? value : "";
+
+    /// <summary>
+    /// The active silo among <paramref name="candidates"/> that serves <paramref name="nodeId"/>, or null when none is
+    /// up. Several (two silos started with the same node id): the one whose address sorts last, so every silo picks the
+    /// same one.
+    /// </summary>
+    public static SiloAddress? Find(string nodeId, IEnumerable<SiloAddress> candidates, ClusterMembershipSnapshot snapshot, ISiloMetadataCache? metadata) =>
+        candidates
+            .Where(s => snapshot.Members.TryGetValue(s, out var m) && m.Status == SiloStatus.Active && string.Equals(NodeOf(s, m.Name, metadata), nodeId, StringComparison.Ordinal))
+            .OrderByDescending(s => s.ToString(), StringComparer.Ordinal)
+            .FirstOrDefault();
+}
+
+/// <summary>
+/// Puts a node grain on the silo that serves its node (<see cref="NodeSilos.Find"/>); when none is up, on the local
+/// silo (the node grain then refuses to prepare lanes it cannot serve, with the reason, and moves to its silo when
+/// that one comes back).
+/// </summary>
+public sealed class NodeSiloPlacementDirector(IClusterMembershipService membership, IServiceProvider services) : IPlacementDirector
+{
+    private readonly ISiloMetadataCache? _metadata = services.GetService(typeof(ISiloMetadataCache)) as ISiloMetadataCache;
+
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
-        var key = target.GrainIdentity.Key.ToString();
         var compatible = context.GetCompatibleSilos(target);
-        var members = membership.CurrentSnapshot.Members;
-        foreach (var silo in compatible)
+        if (NodeSilos.Find(target.GrainIdentity.Key.ToString()!, compatible, membership.CurrentSnapshot, _metadata) is { } silo)
         {
-            if (members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active && string.Equals(member.Name, key, StringComparison.Ordinal))
-            {
-                return Task.FromResult(silo);
-            }
+            return Task.FromResult(silo);
         }
 
         return Task.FromResult(compatible.Contains(context.LocalSilo) ? context.LocalSilo : compatible[0]);

@@ -111,7 +111,11 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             var refused = new SortedDictionary<string, string>(StringComparer.Ordinal);
             foreach (var lane in lanes)
             {
-                if (lane.Endpoint is { } hash && lane.Serve is { } serve)
+                if (ForwardKey(lane) is { } forward)
+                {
+                    wanted[forward] = ""; // a route placed across nodes: forwarded to the target node's lane host
+                }
+                else if (lane.Endpoint is { } hash && lane.Serve is { } serve)
                 {
                     wanted[hash] = serve;
                     if (Strict && lane.SandboxRefusal() is { } why)
@@ -129,7 +133,15 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                     running = _endpoints.ContainsKey(hash);
                 }
 
-                if (!running)
+                if (!running && lanes.FirstOrDefault(l => ForwardKey(l) == hash) is { } forwarded)
+                {
+                    var started = ForwardEndpoint.Start(forwarded, ContextFor(hash));
+                    lock (_endpoints)
+                    {
+                        _endpoints[hash] = started;
+                    }
+                }
+                else if (!running)
                 {
                     var block = (JsonObject)JsonNode.Parse(serve)!;
                     var started = refused.TryGetValue(hash, out var why)
@@ -194,10 +206,14 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         lock (_endpoints)
         {
             return new(lanes.Select(l => new RouteEntry(l.RouteId, l.Name,
-                l.Endpoint is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo, l.From,
+                (ForwardKey(l) ?? l.Endpoint) is { } hash && _endpoints.TryGetValue(hash, out var served) ? served.Endpoint : Echo, l.From,
                 LanePlan.Of(l.Kind, l.RingSize, _ringCapacity))));
         }
     }
+
+    /// <summary>The key of a forwarded lane's endpoint (route id and where it goes), or null for a lane served here.</summary>
+    private static string? ForwardKey(LaneTarget lane) =>
+        lane.Forward is null ? null : $"forward:{lane.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture)}>{lane.Forward}@{lane.ForwardTo}";
 
     /// <summary>Strict security mode: lane attaches need tokens, and driver processes a sandbox (docs/security.md).</summary>
     public bool Strict => admission is { Strict: true };
@@ -238,8 +254,22 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     /// and sends one probe frame per lane with that lane's route id; the host routes each by its id, so every answer
     /// has crossed the real table and endpoint.
     /// </summary>
-    public Task<IReadOnlyList<(LaneTarget Lane, string Why)>> ProbeAsync(IReadOnlyList<LaneTarget> lanes, TimeSpan timeout) =>
-        Task.Run(() => (IReadOnlyList<(LaneTarget, string)>)[.. lanes.GroupBy(l => l.Kind).SelectMany(g => Probe([.. g], timeout))]);
+    public async Task<IReadOnlyList<(LaneTarget Lane, string Why)>> ProbeAsync(IReadOnlyList<LaneTarget> lanes, TimeSpan timeout)
+    {
+        // Forwarded lanes attach to the other node's lane host once its commit serves the route: give them part of the budget.
+        List<Task> attaching;
+        lock (_endpoints)
+        {
+            attaching = [.. _endpoints.Values.OfType<ForwardEndpoint>().Select(f => f.Attached).Where(t => !t.IsCompleted)];
+        }
+
+        if (attaching.Count > 0)
+        {
+            await Task.WhenAny(Task.WhenAll(attaching), Task.Delay(timeout / 2));
+        }
+
+        return await Task.Run(() => (IReadOnlyList<(LaneTarget, string)>)[.. lanes.GroupBy(l => l.Kind).SelectMany(g => Probe([.. g], timeout))]);
+    }
 
     private List<(LaneTarget Lane, string Why)> Probe(List<LaneTarget> lanes, TimeSpan timeout)
     {

@@ -35,9 +35,10 @@ public sealed class NodeRegistrationService(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString());
-        var node = grains.GetGrain<INodeGrain>(options.NodeId);
         var lanes = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost;
+        var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString())
+            with { LaneSocket = lanes is Lanes.LaneHostService { Running: true } host ? Path.GetFullPath(host.ControlSocket) : null };
+        var node = grains.GetGrain<INodeGrain>(options.NodeId);
         // Each state-changing call presents its own token (the management filter spends one per call; docs/security.md).
         Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
         Record = await node.Register(facts);
