@@ -84,6 +84,42 @@ public sealed class McpEndpointTests(EverythingServer everything) : IClassFixtur
     }
 
     [Fact]
+    public async Task A_traced_call_reaches_the_MCP_server_with_the_silo_spans_traceparent_in_meta()
+    {
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name == "Rtt",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var rtt = await McpHarness.StartAsync();
+        await rtt.IngestAsync("traced", Fake("ok"));
+        await rtt.RouteAsync("rtt://mcp/traced/echo");
+        var echo = rtt.Attach("rtt://mcp/traced/echo");
+        Assert.Null((await McpHarness.CallAsync(echo, """{"message":"untraced"}"""))["_meta"]); // no context: none sent upstream
+        Assert.True(Rtt.Fabric.Frames.TraceParent.TryParse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", out var caller));
+        Rtt.Fabric.Frames.TraceParent.Outgoing = caller;
+        JsonObject result;
+        try
+        {
+            result = await McpHarness.CallAsync(echo, """{"message":"traced"}""");
+        }
+        finally
+        {
+            Rtt.Fabric.Frames.TraceParent.Outgoing = default;
+        }
+
+        Assert.Equal("echo: traced", McpHarness.Text(result));
+        var sent = (string)result["_meta"]!["traceparent"]!; // what the server got in tools/call params._meta
+        var span = spans.Single(s => s.TraceId.ToHexString() == "4bf92f3577b34da6a3ce929d0e0e4736");
+        Assert.Equal("00f067aa0ba902b7", span.ParentSpanId.ToHexString()); // the silo's span is the caller's child
+        Assert.Equal($"00-4bf92f3577b34da6a3ce929d0e0e4736-{span.SpanId.ToHexString()}-01", sent); // and the server's parent
+        Assert.Equal("rtt://mcp/traced/echo", span.GetTagItem("rtt.route"));
+    }
+
+    [Fact]
     public async Task A_server_that_exits_at_start_fails_verify_with_its_exit_code_and_stderr()
     {
         await using var rtt = await McpHarness.StartAsync();

@@ -47,7 +47,8 @@ process.stdin.on('data', (chunk) => {
       case 'tools/call': {
         const name = msg.params.name;
         const args = msg.params.arguments || {};
-        if (name === 'echo') reply({ content: [{ type: 'text', text: 'echo: ' + args.message }] });
+        const traceparent = msg.params._meta && msg.params._meta.traceparent; // handed back so a test can see the silo's span
+        if (name === 'echo') reply(traceparent ? { content: [{ type: 'text', text: 'echo: ' + args.message }], _meta: { traceparent } } : { content: [{ type: 'text', text: 'echo: ' + args.message }] });
         else if (name === 'rpcerror') error(-32603, 'the fake server failed on purpose');
         else if (name === 'hang') { /* never answers */ }
         else if (name === 'mutate') {
