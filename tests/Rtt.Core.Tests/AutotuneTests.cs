@@ -90,8 +90,8 @@ public sealed class AutotuneTests : IDisposable
 
     private static readonly MachineKey TwoCores = new("Test CPU @ 2.0GHz", 2, [new NumaNode(0, [0, 1], 0)]);
 
-    /// <summary>A machine that measures deterministically: each setting has a made-up p99 (lower is better).</summary>
-    private static ReplayFigures Fake(TuneSettings s) => new(1_000, 100_000 - s.RingSize * 3 - (s.Spins == 10_000 ? 5_000 : 0) - (s.Cpus.SequenceEqual([1]) ? 20_000 : 0), 1e6, 500, 100);
+    /// <summary>A machine that measures deterministically: each setting has a made-up p99 (lower is better); a worker that never parks costs CPU.</summary>
+    private static ReplayFigures Fake(TuneSettings s) => new(1_000, 100_000 - s.RingSize * 3 - (s.Spins == 10_000 ? 5_000 : 0) - (s.Cpus.SequenceEqual([1]) ? 20_000 : 0), 1e6, s.Park ? 500 : 5_000, 100);
 
     [Fact]
     public void The_search_visits_settings_in_a_fixed_order_and_keeps_only_clear_wins()
@@ -116,9 +116,21 @@ public sealed class AutotuneTests : IDisposable
             "ring 256 spins 50000 yields 200 cpus any", "ring 256 spins 50000 yields 200 cpus any", // the noise guard: the defaults twice
             "ring 512 spins 50000 yields 200 cpus any", "ring 512 spins 50000 yields 200 cpus any",
         ], first.Take(4));
+        Assert.Equal([true, false], space.Parks);
         var result = TuneSearch.Run(TuneSettings.Defaults, space, Fake, 2, () => false);
         Assert.Equal("ring 4096 spins 10000 yields 200 cpus 1", result.Best.ToString());
-        Assert.Equal(4 + 3 + 2 + 2, result.Steps.Count);
+        Assert.True(result.Best.Park);
+        // Each knob in order, each value but the one in force: park true is the default, so only park false is measured,
+        // after yields and before cpus; with the same p99 and throughput it loses on CPU per frame and is not kept.
+        Assert.Equal([.. Enumerable.Repeat("ring_size", 4), .. Enumerable.Repeat("spins", 3), .. Enumerable.Repeat("yields", 2), "park", "cpus", "cpus"],
+            result.Steps.Select(s => s.Knob));
+        var park = Assert.Single(result.Steps, s => s.Knob == "park");
+        Assert.Equal(("ring 4096 spins 10000 yields 200 no-park cpus any", false), (park.Settings.ToString(), park.Kept));
+
+        // A machine where never parking wins on p99: kept, and the CPU placement is then searched without parking.
+        var busy = TuneSearch.Run(TuneSettings.Defaults, space, s => Fake(s) with { P99Ns = Fake(s).P99Ns - (s.Park ? 0 : 10_000) }, 2, () => false);
+        Assert.Equal("ring 4096 spins 10000 yields 200 no-park cpus 1", busy.Best.ToString());
+        Assert.All(busy.Steps.Where(s => s.Knob == "cpus"), s => Assert.False(s.Settings.Park));
 
         // A win smaller than the defaults' spread is not kept.
         var jitter = 0;
@@ -161,6 +173,9 @@ public sealed class AutotuneTests : IDisposable
         Assert.Equal(1024, loaded.Settings.RingSize);
         Assert.Equal(8, loaded.LaneP99Us["shm"]);
         Assert.Equal(30_000, (long)loaded.Json["after"]!["p99_ns"]!);
+        Assert.True(loaded.Settings.Park);
+        Assert.True((bool)loaded.Json["settings"]!["park"]!);
+        Assert.True((bool)loaded.Json["defaults"]!["park"]!);
 
         // Another machine: ignored, with the reason.
         Assert.Null(TunedProfile.Load(ws, TwoCores with { Cores = 4 }, out mismatch));
@@ -177,6 +192,43 @@ public sealed class AutotuneTests : IDisposable
         Assert.Contains(ErrorCodes.SignatureInvalid, ex.Message);
         Assert.Equal(ErrorCodes.TuneProfileInvalid, Assert.Throws<RttException>(() => TunedProfile.Load(ws, TwoCores with { Cores = 4 }, out _)).Code);
         File.WriteAllText(path, "{\"format\":\"something else\"}");
+        Assert.Equal(ErrorCodes.TuneProfileInvalid, Assert.Throws<RttException>(() => TunedProfile.Load(ws, TwoCores, out _)).Code);
+    }
+
+    [Fact]
+    public void A_profiles_park_round_trips_and_a_profile_without_it_reads_as_park()
+    {
+        var ws = Workspace();
+        using var key = ws.LoadSigningKey();
+        var trace = SyntheticTrace.Generate(SyntheticTraceSpec.Steady(0.05));
+        var busy = TunedProfile.Write(ws, key, TwoCores, TuneSettings.Defaults with { Park = false }, trace, "shm", Before, After, new Dictionary<string, double> { ["shm"] = 8 });
+        Assert.False(busy.Settings.Park);
+        var loaded = TunedProfile.Load(ws, TwoCores, out _)!;
+        Assert.False(loaded.Settings.Park);
+        Assert.False((bool)loaded.Json["settings"]!["park"]!);
+        Assert.True((bool)loaded.Json["defaults"]!["park"]!);
+
+        // A profile written before "park" existed (signed without it) still loads, as a worker that sleeps on its doorbell.
+        var path = TunedProfile.PathOf(ws);
+        void Rewrite(Action<JsonObject> change)
+        {
+            var json = RttWorkspace.ReadObject(path);
+            json.Remove("sign");
+            change(json);
+            AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(Rtt.Core.Signing.ObjectSigner.Sign(json, key)), WorkspaceModes.File);
+        }
+
+        Rewrite(j =>
+        {
+            j["settings"]!.AsObject().Remove("park");
+            j["defaults"]!.AsObject().Remove("park");
+        });
+        var old = TunedProfile.Load(ws, TwoCores, out _)!;
+        Assert.True(old.Settings.Park);
+        Assert.Equal(TuneSettings.Defaults.Spins, old.Settings.Spins);
+
+        // A park that is not a boolean: refused with the profile's code (signed, so only the type is wrong).
+        Rewrite(j => j["settings"]!["park"] = "no");
         Assert.Equal(ErrorCodes.TuneProfileInvalid, Assert.Throws<RttException>(() => TunedProfile.Load(ws, TwoCores, out _)).Code);
     }
 
@@ -217,6 +269,26 @@ public sealed class AutotuneTests : IDisposable
         var target = JsonNode.Parse(Rtt.Core.Reconciling.PlanTargets.Of(signed).Single(t => t.Key.StartsWith(Rtt.Core.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value)!;
         var laneTarget = Assert.Single((JsonArray)target["lanes"]!)!;
         Assert.Equal((1024, 10_000, 200), ((int)laneTarget["ring_size"]!, (int)laneTarget["idle"]!["spins"]!, (int)laneTarget["idle"]!["yields"]!));
+        // A profile that parks (the default) adds no "park", so plans of profiles written before it keep their bytes.
+        Assert.Null(tuning["park"]);
+        Assert.Null(laneTarget["idle"]!["park"]);
+
+        // A profile that never parks: "park": false in the tuning and in every lane's idle settings.
+        JsonNode NodeTarget(JsonObject body)
+        {
+            var copy = body.DeepClone().AsObject();
+            copy["plan_id"] = "sha256:test";
+            return JsonNode.Parse(Rtt.Core.Reconciling.PlanTargets.Of(copy).Single(t => t.Key.StartsWith(Rtt.Core.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value)!;
+        }
+
+        using (var key = ws.LoadSigningKey())
+        {
+            var busyProfile = TunedProfile.Write(ws, key, TwoCores, TuneSettings.Defaults with { RingSize = 1024, Park = false },
+                SyntheticTrace.Generate(SyntheticTraceSpec.Steady(0.05)), "shm", Before, After, new Dictionary<string, double> { ["shm"] = 8, ["uds"] = 40, ["tcp"] = 90 });
+            var busy = Planner.Compute(Inputs(busyProfile)).Body;
+            Assert.False((bool)busy["tuning"]!["park"]!);
+            Assert.False((bool)Assert.Single((JsonArray)NodeTarget(busy)["lanes"]!)!["idle"]!["park"]!);
+        }
 
         // A re-tune with other figures is another profile: another inputs hash.
         var retuned = Inputs(WriteProfile(ws, TwoCores, shmP99: 9));

@@ -32,4 +32,14 @@ public sealed class ChangedLanesTests
         var third = first.Replace("svc-e1", "svc-e1-v2", StringComparison.Ordinal);
         Assert.Equal([1u], LaneTarget.Changed(LaneTarget.Of(third), first).Select(l => l.RouteId));
     }
+
+    [Fact]
+    public void A_lane_targets_idle_settings_are_read_with_park_only_when_the_plan_says_so()
+    {
+        const string lanes = "{\"lanes\":[{\"route_id\":1,\"from\":\"rtt://c/a/x\",\"to\":\"rtt://s/a/one\",\"kind\":\"shm\",\"idle\":{IDLE}}]}";
+        var parks = Assert.Single(LaneTarget.Of(lanes.Replace("{IDLE}", "{\"spins\":2000,\"yields\":0}", StringComparison.Ordinal)));
+        Assert.Equal((2000, 0, (bool?)null), (parks.IdleSpins, parks.IdleYields, parks.IdlePark));
+        var busy = Assert.Single(LaneTarget.Of(lanes.Replace("{IDLE}", "{\"spins\":2000,\"yields\":0,\"park\":false}", StringComparison.Ordinal)));
+        Assert.Equal((2000, 0, (bool?)false), (busy.IdleSpins, busy.IdleYields, busy.IdlePark));
+    }
 }

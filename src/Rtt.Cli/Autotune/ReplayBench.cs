@@ -111,7 +111,7 @@ internal sealed class ReplayBench : IDisposable
             "autotune", "host", "--socket", socket, "--routes", string.Join('\n', Trace.Routes),
             "--max-answer", Trace.Frames.Max(f => f.AnswerBytes).ToString(CultureInfo.InvariantCulture),
             "--ring", settings.RingSize.ToString(CultureInfo.InvariantCulture), "--spins", settings.Spins.ToString(CultureInfo.InvariantCulture),
-            "--yields", settings.Yields.ToString(CultureInfo.InvariantCulture), "--cpus", settings.Cpus.Count == 0 ? "any" : settings.CpusText,
+            "--yields", settings.Yields.ToString(CultureInfo.InvariantCulture), "--park", settings.Park ? "true" : "false", "--cpus", settings.Cpus.Count == 0 ? "any" : settings.CpusText,
         ];
         foreach (var arg in args.Concat(tcp ? ["--tcp"] : []))
         {

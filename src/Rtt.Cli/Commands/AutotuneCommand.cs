@@ -102,7 +102,7 @@ public static class AutotuneCommand
         var tuning = plan["tuning"] as JsonObject;
         if (!json)
         {
-            Console.WriteLine($"tuned plan {plan["plan_id"]} ({path}): profile {profile.Hash}, idle spins {tuning?["spins"]}, yields {tuning?["yields"]}, SHM rings of at least {profile.Settings.RingSize} frames");
+            Console.WriteLine($"tuned plan {plan["plan_id"]} ({path}): profile {profile.Hash}, idle spins {tuning?["spins"]}, yields {tuning?["yields"]}{(tuning?["park"] is null ? "" : ", park false")}, SHM rings of at least {profile.Settings.RingSize} frames");
         }
 
         // The same lanes, placement and tuning as the applied plan (a new plan id only because its base is that plan): nothing to swap.
@@ -290,7 +290,7 @@ public static class AutotuneCommand
         }
 
         var table = new Table().AddColumns("", "defaults", "tuned");
-        string S(JsonNode s) => $"ring {s["ring_size"]}, spins {s["spins"]}, yields {s["yields"]}, cpus {(s["cpus"]!.AsArray().Count == 0 ? "any" : string.Join(',', s["cpus"]!.AsArray()))}";
+        string S(JsonNode s) => $"ring {s["ring_size"]}, spins {s["spins"]}, yields {s["yields"]}, park {s["park"]?.ToJsonString() ?? "true"}, cpus {(s["cpus"]!.AsArray().Count == 0 ? "any" : string.Join(',', s["cpus"]!.AsArray()))}";
         table.AddRow("settings", S(r["defaults"]!), S(r["settings"]!));
         foreach (var (label, field, scale, unit) in new[] { ("p50", "p50_ns", 1000.0, "µs"), ("p99", "p99_ns", 1000.0, "µs"), ("throughput", "frames_per_s", 1.0, "frames/s"), ("host CPU", "cpu_ns_per_frame", 1.0, "ns/frame") })
         {
@@ -472,15 +472,16 @@ public static class AutotuneCommand
         var ring = new Option<int>("--ring") { DefaultValueFactory = _ => TuneSettings.Defaults.RingSize };
         var spins = new Option<int>("--spins") { DefaultValueFactory = _ => TuneSettings.Defaults.Spins };
         var yields = new Option<int>("--yields") { DefaultValueFactory = _ => TuneSettings.Defaults.Yields };
+        var park = new Option<bool>("--park") { DefaultValueFactory = _ => TuneSettings.Defaults.Park };
         var cpus = new Option<string>("--cpus") { DefaultValueFactory = _ => "any" };
         var tcp = new Option<bool>("--tcp");
-        var command = new Command("host", "The lane host process of rtt autotune") { socket, routes, maxAnswer, ring, spins, yields, cpus, tcp };
+        var command = new Command("host", "The lane host process of rtt autotune") { socket, routes, maxAnswer, ring, spins, yields, park, cpus, tcp };
         command.Hidden = true;
         command.SetAction(RttCommands.Guard((parse, _) =>
         {
             var cpuText = parse.GetValue(cpus)!;
             var settings = new TuneSettings(parse.GetValue(ring), parse.GetValue(spins), parse.GetValue(yields),
-                cpuText == "any" ? [] : [.. cpuText.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))]);
+                cpuText == "any" ? [] : [.. cpuText.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture))], parse.GetValue(park));
             using var host = new ReplayHost(settings, parse.GetValue(socket)!, parse.GetValue(routes)!.Split('\n'), parse.GetValue(maxAnswer), parse.GetValue(tcp));
             Console.Out.WriteLine($"ready {host.TcpEndPoint?.Port ?? 0}");
             Console.Out.Flush();

@@ -4,11 +4,12 @@ namespace Rtt.Core.Autotune;
 
 /// <summary>
 /// The lane settings autotune varies: the SHM ring (plan frames x 4 KiB), the lane host worker's idle thresholds (spin
-/// rounds, then yields, then it parks on its doorbell) and the CPUs its worker is pinned to (empty: not pinned).
+/// rounds, then yields, then it parks on its doorbell, or with <see cref="Park"/> false goes on yielding and never sleeps)
+/// and the CPUs its worker is pinned to (empty: not pinned).
 /// </summary>
-public sealed record TuneSettings(int RingSize, int Spins, int Yields, IReadOnlyList<int> Cpus)
+public sealed record TuneSettings(int RingSize, int Spins, int Yields, IReadOnlyList<int> Cpus, bool Park = true)
 {
-    /// <summary>What a lane host uses without a profile: 1 MiB rings, ~1 ms of spinning, 200 yields, no pinning.</summary>
+    /// <summary>What a lane host uses without a profile: 1 MiB rings, ~1 ms of spinning, 200 yields, then the doorbell, no pinning.</summary>
     public static readonly TuneSettings Defaults = new(256, 50_000, 200, []);
 
     /// <summary>Bytes of an SHM ring for <see cref="RingSize"/>.</summary>
@@ -16,19 +17,23 @@ public sealed record TuneSettings(int RingSize, int Spins, int Yields, IReadOnly
 
     public string CpusText => Cpus.Count == 0 ? "any" : string.Join(',', Cpus.Select(c => c.ToString(CultureInfo.InvariantCulture)));
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"ring {RingSize} spins {Spins} yields {Yields} cpus {CpusText}");
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"ring {RingSize} spins {Spins} yields {Yields}{(Park ? "" : " no-park")} cpus {CpusText}");
 
-    public bool Same(TuneSettings other) => RingSize == other.RingSize && Spins == other.Spins && Yields == other.Yields && Cpus.SequenceEqual(other.Cpus);
+    public bool Same(TuneSettings other) => RingSize == other.RingSize && Spins == other.Spins && Yields == other.Yields && Park == other.Park && Cpus.SequenceEqual(other.Cpus);
 }
 
 /// <summary>The values tried per setting, in the order they are tried.</summary>
-public sealed record TuneSpace(IReadOnlyList<int> RingSizes, IReadOnlyList<int> Spins, IReadOnlyList<int> Yields, IReadOnlyList<IReadOnlyList<int>> CpuSets)
+public sealed record TuneSpace(IReadOnlyList<int> RingSizes, IReadOnlyList<int> Spins, IReadOnlyList<int> Yields, IReadOnlyList<bool> Parks, IReadOnlyList<IReadOnlyList<int>> CpuSets)
 {
-    /// <summary>The issue's ranges: rings 512-4096 frames, spin thresholds around the default, and the worker unpinned or on each core of each NUMA node.</summary>
+    /// <summary>
+    /// The issue's ranges: rings 512-4096 frames, spin thresholds around the default, sleeping on the doorbell or never
+    /// (a busy-polling worker: a whole core), and the worker unpinned or on each core of each NUMA node.
+    /// </summary>
     public static TuneSpace For(MachineKey machine) => new(
         [512, 1024, 2048, 4096],
         [2_000, 10_000, 200_000],
         [0, 2_000],
+        [true, false],
         [.. machine.NumaNodes.SelectMany(n => n.Cpus).Distinct().Order().Select(c => (IReadOnlyList<int>)[c])]);
 }
 
@@ -82,14 +87,14 @@ public sealed record SearchStep(int Index, string Knob, TuneSettings Settings, R
 public sealed record SearchResult(TuneSettings Best, ReplayFigures Before, ReplayFigures After, NoiseGuard Noise, IReadOnlyList<SearchStep> Steps, bool BudgetReached);
 
 /// <summary>
-/// Coordinate hill climbing in a fixed order: ring size, then spins, then yields, then CPU placement; for each setting
+/// Coordinate hill climbing in a fixed order: ring size, then spins, then yields, then doorbell use (park), then CPU placement; for each setting
 /// every value of the space is tried (ascending, as listed) with the others at the best found so far, and a value is kept
 /// only when <see cref="NoiseGuard.Beats"/> says it wins. Deterministic: the order depends on the space alone, never on
 /// timing; the measurements decide only what is kept. Bounded by <c>outOfTime</c>, asked before each measurement.
 /// </summary>
 public static class TuneSearch
 {
-    public static readonly string[] Knobs = ["ring_size", "spins", "yields", "cpus"];
+    public static readonly string[] Knobs = ["ring_size", "spins", "yields", "park", "cpus"];
 
     /// <summary>The candidates for one knob, given the settings they vary.</summary>
     public static IEnumerable<TuneSettings> Candidates(string knob, TuneSettings current, TuneSpace space) => knob switch
@@ -97,6 +102,7 @@ public static class TuneSearch
         "ring_size" => space.RingSizes.Select(v => current with { RingSize = v }),
         "spins" => space.Spins.Select(v => current with { Spins = v }),
         "yields" => space.Yields.Select(v => current with { Yields = v }),
+        "park" => space.Parks.Select(v => current with { Park = v }),
         "cpus" => space.CpuSets.Select(v => current with { Cpus = v }),
         _ => throw new ArgumentOutOfRangeException(nameof(knob)),
     };

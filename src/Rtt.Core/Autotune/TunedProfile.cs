@@ -82,6 +82,7 @@ public sealed class TunedProfile
         ["ring_size"] = s.RingSize,
         ["spins"] = s.Spins,
         ["yields"] = s.Yields,
+        ["park"] = s.Park,
         ["cpus"] = new JsonArray([.. s.Cpus.Select(c => (JsonNode)JsonValue.Create(c))]),
     };
 
@@ -173,7 +174,9 @@ public sealed class TunedProfile
 
     private static TuneSettings ReadSettings(JsonObject s)
     {
-        var settings = new TuneSettings((int)s["ring_size"]!, (int)s["spins"]!, (int)s["yields"]!, [.. s["cpus"]!.AsArray().Select(c => (int)c!)]);
+        // "park" came later: a profile without it was tuned with the worker sleeping on its doorbell (park true).
+        var settings = new TuneSettings((int)s["ring_size"]!, (int)s["spins"]!, (int)s["yields"]!, [.. s["cpus"]!.AsArray().Select(c => (int)c!)],
+            s["park"] is null || (bool)s["park"]!);
         if (settings.RingSize is < 256 or > 16_384 || (settings.RingSize & (settings.RingSize - 1)) != 0 || settings.Spins is < 0 or > 10_000_000
             || settings.Yields is < 0 or > 1_000_000 || settings.Cpus.Any(c => c < 0))
         {

@@ -246,7 +246,12 @@ public static class Planner
         {
             // The lane hosts' idle spins and yields from the profile, carried to every lane of the plan (PlanTargets), so a
             // re-tune is applied, verified (SLO gates judge every lane it changed) and rolled back like any plan.
+            // "park" only when false (never sleep on the doorbell), so plans of profiles that sleep keep their bytes.
             body["tuning"] = new JsonObject { ["profile"] = inputs.TunedProfile, ["spins"] = settings.Spins, ["yields"] = settings.Yields };
+            if (!settings.Park)
+            {
+                body["tuning"]!["park"] = false;
+            }
         }
 
         if (endpoints.Count > 0)

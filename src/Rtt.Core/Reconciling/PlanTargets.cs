@@ -86,6 +86,10 @@ public static class PlanTargets
             {
                 // The host-wide idle settings of a tuned plan, on every lane: a re-tune changes every lane's target (verify judges them all).
                 target["idle"] = new JsonObject { ["spins"] = tuning["spins"]?.DeepClone(), ["yields"] = tuning["yields"]?.DeepClone() };
+                if (tuning["park"] is JsonValue park)
+                {
+                    target["idle"]!["park"] = park.DeepClone(); // only a tuning that never parks has it
+                }
             }
 
             target["kind"] = (string?)lane["kind"] ?? "shm";

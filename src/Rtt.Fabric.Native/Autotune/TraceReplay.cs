@@ -45,7 +45,7 @@ public sealed class ReplayHost : IDisposable
 
     public ReplayHost(TuneSettings settings, string socketPath, IReadOnlyList<string> routes, int maxAnswer, bool tcp)
     {
-        Host = new LaneHost(cpus: settings.Cpus.Count > 0 ? settings.Cpus : null, idleSpins: settings.Spins, idleYields: settings.Yields);
+        Host = new LaneHost(cpus: settings.Cpus.Count > 0 ? settings.Cpus : null, idleSpins: settings.Spins, idleYields: settings.Yields, idlePark: settings.Park);
         if (!Host.WorkerAlive)
         {
             throw new RttException(ErrorCodes.TuneReplayFailed, $"the lane worker did not start with {settings} ({Host.Fault?.Message})", "--cpus",

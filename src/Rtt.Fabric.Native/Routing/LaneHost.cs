@@ -77,8 +77,10 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     /// <param name="telemetry">Per-route metrics, breakers and the flight recorder (null: none, and no cost per frame).</param>
     /// <param name="idleSpins">Idle rounds the worker spins before it yields (a tuned profile may set it; docs/autotune.md).</param>
     /// <param name="idleYields">Idle rounds it then yields before it sleeps on the doorbell.</param>
+    /// <param name="idlePark">False: after its spins it never sleeps on the doorbell but goes on yielding (a busy-polling
+    /// worker that takes a whole core; a tuned profile's <c>park</c>).</param>
     public LaneHost(bool start = true, IReadOnlyList<int>? cpus = null, IIdleStrategy? idle = null, LaneTelemetry? telemetry = null,
-        int idleSpins = DefaultIdleSpins, int idleYields = DefaultIdleYields)
+        int idleSpins = DefaultIdleSpins, int idleYields = DefaultIdleYields, bool idlePark = true)
     {
         Telemetry = telemetry;
         if (telemetry is not null)
@@ -103,17 +105,17 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
         {
             // ~1 ms of spinning after the last frame, then it sleeps on the doorbell and costs nothing; the 100 ms
             // timeout is only a backstop: frames, commands, peer deaths and Dispose all ring the doorbell.
-            _idle = idle ?? new HostIdle(this, idleSpins, idleYields, TimeSpan.FromMilliseconds(100));
+            _idle = idle ?? new HostIdle(this, idleSpins, idleYields, idlePark, TimeSpan.FromMilliseconds(100));
             _runner = new AgentRunner(this, _idle, cpus, _doorbell.Ring,
                 ex => Report?.Invoke($"the lane worker caught a fault and goes on: {ex.GetType().Name}: {ex.Message}"));
         }
     }
 
     /// <summary>
-    /// Changes the worker's idle spins and yields while it runs (a tuned plan carries them, docs/autotune.md). False when the
-    /// host was built with its own idle strategy or without a worker.
+    /// Changes the worker's idle spins, yields and doorbell use while it runs (a tuned plan carries them, docs/autotune.md).
+    /// False when the host was built with its own idle strategy or without a worker.
     /// </summary>
-    public bool SetIdle(int spins, int yields)
+    public bool SetIdle(int spins, int yields, bool park = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(spins);
         ArgumentOutOfRangeException.ThrowIfNegative(yields);
@@ -124,6 +126,12 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
 
         Volatile.Write(ref idle.Spins, spins);
         Volatile.Write(ref idle.Yields, yields);
+        Volatile.Write(ref idle.ParkAfter, park);
+        if (!park)
+        {
+            _doorbell.Ring(); // a worker asleep now wakes and stays awake
+        }
+
         return true;
     }
 
@@ -460,12 +468,13 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
     }
 
     /// <summary>Spin, yield, then park on the doorbell; with requests out at a peer, only a short spin (see <see cref="WaitingOnPeers"/>).</summary>
-    private sealed class HostIdle(LaneHost host, int spins, int yields, TimeSpan parkTimeout) : IIdleStrategy
+    private sealed class HostIdle(LaneHost host, int spins, int yields, bool park, TimeSpan parkTimeout) : IIdleStrategy
     {
-        // Read on every idle round by the worker, written by SetIdle from another thread: plain int loads and stores
+        // Read on every idle round by the worker, written by SetIdle from another thread: plain loads and stores
         // (a round that sees the old value is harmless).
         public int Spins = spins;
         public int Yields = yields;
+        public bool ParkAfter = park; // false: never sleep on the doorbell, keep yielding (busy polling, a whole core)
 
         private const int PeerSpins = 256;
         // Then up to 200 yields (a few hundred µs) before sleeping: an answer from a thread-pool driver or a service
@@ -497,9 +506,14 @@ public sealed class LaneHost : IAgent, ILaneHost, IDisposable
             {
                 Thread.Yield();
             }
-            else
+            else if (Volatile.Read(ref ParkAfter))
             {
                 host.Park(parkTimeout);
+            }
+            else
+            {
+                _rounds--; // stay in the yield stage (and never wrap round to spinning)
+                Thread.Yield();
             }
         }
     }

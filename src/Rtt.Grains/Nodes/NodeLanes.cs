@@ -16,8 +16,9 @@ namespace Rtt.Grains.Nodes;
 /// </summary>
 /// <param name="IdleSpins">A tuned plan's idle spins for the lane host (host-wide; null: the host's own setting).</param>
 /// <param name="IdleYields">A tuned plan's idle yields for the lane host.</param>
+/// <param name="IdlePark">A tuned plan's doorbell use (false: the worker never sleeps); null: sleep on the doorbell.</param>
 public sealed record LaneTarget(uint RouteId, string Name, string From, string To, string Kind, string? Endpoint = null, string? Serve = null, int? RingSize = null,
-    bool Unsandboxed = false, int? IdleSpins = null, int? IdleYields = null, string? Forward = null, string? ForwardTo = null)
+    bool Unsandboxed = false, int? IdleSpins = null, int? IdleYields = null, string? Forward = null, string? ForwardTo = null, bool? IdlePark = null)
 {
     /// <summary>
     /// Why a strict-mode silo will not serve these lanes (docs/security.md): the first lane, by route id, whose driver
@@ -50,7 +51,8 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
                 l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
                 l["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed,
                 l["idle"]?["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
-                l["idle"]?["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null, (string?)l["forward"]);
+                l["idle"]?["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null, (string?)l["forward"],
+                IdlePark: l["idle"]?["park"] is JsonValue p && p.TryGetValue<bool>(out var park) ? park : null);
         })];
     }
 

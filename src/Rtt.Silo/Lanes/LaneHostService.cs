@@ -184,22 +184,23 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     }
 
     /// <summary>
-    /// A tuned plan's idle spins and yields (on each of its lanes, docs/autotune.md) go to the worker; a plan without them
+    /// A tuned plan's idle spins, yields and doorbell use (on each of its lanes, docs/autotune.md) go to the worker; a plan without them
     /// gives back what the host started with (its configuration or the profile it loaded then).
     /// </summary>
     private void ApplyIdle(IReadOnlyList<LaneTarget> lanes)
     {
         var tuned = lanes.FirstOrDefault(l => l.IdleSpins is not null && l.IdleYields is not null);
-        var (spins, yields) = tuned is null ? _startIdle : (tuned.IdleSpins!.Value, tuned.IdleYields!.Value);
-        if ((spins, yields) != _idle && _host?.SetIdle(spins, yields) == true)
+        var (spins, yields, park) = tuned is null ? _startIdle : (tuned.IdleSpins!.Value, tuned.IdleYields!.Value, tuned.IdlePark ?? true);
+        if ((spins, yields, park) != _idle && _host?.SetIdle(spins, yields, park) == true)
         {
-            _idle = (spins, yields);
-            logger.LogInformation("Lane host: idle spins {Spins}, yields {Yields} ({Source})", spins, yields, tuned is null ? "as at start" : "from the applied plan's tuning");
+            _idle = (spins, yields, park);
+            logger.LogInformation("Lane host: idle spins {Spins}, yields {Yields}{Park} ({Source})", spins, yields, park ? "" : ", never parks (busy polling)",
+                tuned is null ? "as at start" : "from the applied plan's tuning");
         }
     }
 
-    private (int Spins, int Yields) _startIdle = (LaneHost.DefaultIdleSpins, LaneHost.DefaultIdleYields);
-    private (int Spins, int Yields) _idle = (LaneHost.DefaultIdleSpins, LaneHost.DefaultIdleYields);
+    private (int Spins, int Yields, bool Park) _startIdle = (LaneHost.DefaultIdleSpins, LaneHost.DefaultIdleYields, true);
+    private (int Spins, int Yields, bool Park) _idle = (LaneHost.DefaultIdleSpins, LaneHost.DefaultIdleYields, true);
 
     private RouteTable Build(IReadOnlyList<LaneTarget> lanes)
     {
@@ -408,6 +409,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         // default; one made on another machine is ignored with a warning; one whose signature fails stops the start (RTT-TUNE-005).
         var cpus = options.Cpus;
         int spins = LaneHost.DefaultIdleSpins, yields = LaneHost.DefaultIdleYields;
+        var park = true;
         _ringCapacity = options.RingCapacity;
         var profile = Core.Autotune.TunedProfile.Load(workspace, Core.Autotune.MachineKey.Local(), out var mismatch);
         if (mismatch is not null)
@@ -419,16 +421,16 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             var tuned = profile.Settings;
             _ringCapacity = options.RingCapacity == DefaultRingCapacity ? Math.Max(options.RingCapacity, tuned.RingCapacity) : options.RingCapacity;
             cpus = cpus.Count == 0 ? [.. tuned.Cpus] : cpus;
-            (spins, yields) = (tuned.Spins, tuned.Yields);
-            logger.LogInformation("Lane host: tuned profile {Hash} applied: ring {Ring} bytes, spins {Spins}, yields {Yields}, worker CPUs {Cpus}",
-                profile.Hash, _ringCapacity, spins, yields, cpus.Count == 0 ? "any" : string.Join(',', cpus));
+            (spins, yields, park) = (tuned.Spins, tuned.Yields, tuned.Park);
+            logger.LogInformation("Lane host: tuned profile {Hash} applied: ring {Ring} bytes, spins {Spins}, yields {Yields}, park {Park}, worker CPUs {Cpus}",
+                profile.Hash, _ringCapacity, spins, yields, park, cpus.Count == 0 ? "any" : string.Join(',', cpus));
         }
 
         TunedProfileHash = profile?.Hash;
-        _startIdle = _idle = (spins, yields);
+        _startIdle = _idle = (spins, yields, park);
         var laneOptions = new LaneOptions { RingCapacity = _ringCapacity, MaxPayload = options.MaxPayload };
         var telemetry = options.Telemetry ? Telemetry.LaneTelemetrySetup.Create(workspace, nodeId, options.FlightRecords, logger) : null;
-        _host = new LaneHost(cpus: cpus, telemetry: telemetry, idleSpins: spins, idleYields: yields) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
+        _host = new LaneHost(cpus: cpus, telemetry: telemetry, idleSpins: spins, idleYields: yields, idlePark: park) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
         // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
         _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null, admission: admission);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}, {Mode} mode", _host.Routes.Routes.Count, ControlSocket,

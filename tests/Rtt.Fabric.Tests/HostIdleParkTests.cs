@@ -1,0 +1,49 @@
+using Rtt.Fabric.Routing;
+
+namespace Rtt.Fabric.Tests;
+
+/// <summary>
+/// The lane worker's doorbell use (a tuned profile's <c>park</c>, docs/autotune.md): with park off it never sleeps on
+/// the doorbell, however long it idles; <see cref="LaneHost.SetIdle"/> switches it either way while it runs.
+/// </summary>
+public sealed class HostIdleParkTests
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromMilliseconds(300);
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_without_park_never_sleeps_on_the_doorbell_and_SetIdle_switches_it()
+    {
+        using (var busy = new LaneHost(idleSpins: 10, idleYields: 10, idlePark: false))
+        {
+            Assert.True(busy.WorkerAlive);
+            await Task.Delay(Idle);
+            Assert.Equal(0, busy.DoorbellWaits);
+            Assert.Equal(0, busy.Naps);
+
+            // Park on: it falls asleep on the doorbell (a wait, with nothing to do, every 100 ms at least once).
+            Assert.True(busy.SetIdle(10, 10, park: true));
+            await WaitUntil(() => busy.DoorbellWaits > 0);
+
+            // Park off again: SetIdle rings the doorbell, the sleeping worker wakes and does not sleep again.
+            Assert.True(busy.SetIdle(10, 10, park: false));
+            await Task.Delay(50);
+            var waits = busy.DoorbellWaits;
+            await Task.Delay(Idle);
+            Assert.Equal(waits, busy.DoorbellWaits);
+        }
+
+        // The default: it sleeps on the doorbell once its spins and yields are done.
+        using var sleepy = new LaneHost(idleSpins: 10, idleYields: 10);
+        await WaitUntil(() => sleepy.DoorbellWaits > 0);
+    }
+}
