@@ -161,19 +161,7 @@ public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture
                      ("Bearer " + gw.Token, "http://evil.example", HttpStatusCode.Forbidden),
                  })
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, gw.SiloUrl) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-            request.Headers.Accept.ParseAdd("application/json");
-            request.Headers.Accept.ParseAdd("text/event-stream");
-            if (auth is not null)
-            {
-                request.Headers.TryAddWithoutValidation("Authorization", auth);
-            }
-
-            if (origin is not null)
-            {
-                request.Headers.TryAddWithoutValidation("Origin", origin);
-            }
-
+            using var request = McpPost(gw.SiloUrl, body, auth, origin, null);
             using var response = await http.SendAsync(request);
             Assert.True(status == response.StatusCode, $"{auth} {origin}: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
         }
@@ -213,6 +201,30 @@ public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture
         Assert.Contains(ErrorCodes.TokenRouteDenied, denied.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>A Streamable HTTP POST as an MCP client sends it, with the given Authorization, Origin and Host (each when not null).</summary>
+    private static HttpRequestMessage McpPost(Uri url, string body, string? auth, string? origin, string? host)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        if (auth is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", auth);
+        }
+
+        if (origin is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Origin", origin);
+        }
+
+        if (host is not null)
+        {
+            request.Headers.Host = host;
+        }
+
+        return request;
+    }
+
     [Fact]
     public async Task Http_without_the_right_credential_or_from_a_foreign_origin_is_refused_before_anything_runs()
     {
@@ -227,24 +239,7 @@ public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture
                      ("Bearer " + gw.Token, null, "evil.example", HttpStatusCode.Forbidden),
                  })
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, gw.Url) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
-            request.Headers.Accept.ParseAdd("application/json");
-            request.Headers.Accept.ParseAdd("text/event-stream");
-            if (auth is not null)
-            {
-                request.Headers.TryAddWithoutValidation("Authorization", auth);
-            }
-
-            if (origin is not null)
-            {
-                request.Headers.TryAddWithoutValidation("Origin", origin);
-            }
-
-            if (host is not null)
-            {
-                request.Headers.Host = host;
-            }
-
+            using var request = McpPost(gw.Url, body, auth, origin, host);
             using var response = await http.SendAsync(request);
             Assert.Equal(status, response.StatusCode);
             var text = await response.Content.ReadAsStringAsync();
