@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Rtt.Core.Errors;
 
 namespace Rtt.Grains;
@@ -21,9 +22,13 @@ public sealed class RttErrorFilter : IIncomingGrainCallFilter
 
 public static class RttGrainsSiloExtensions
 {
-    /// <summary>Registers what every silo hosting RTT grains needs beyond storage (the error filter).</summary>
+    /// <summary>
+    /// Registers what every silo hosting RTT grains needs beyond storage: the error filter, the node placement, and
+    /// no fault points (a crash test registers its own <see cref="Core.Reconciling.IFaultPoints"/>, before or after this).
+    /// </summary>
     public static ISiloBuilder AddRttGrains(this ISiloBuilder silo)
     {
+        silo.Services.TryAddSingleton<Core.Reconciling.IFaultPoints>(Core.Reconciling.NoFaultPoints.Instance);
         silo.Services.AddSingleton<IIncomingGrainCallFilter, RttErrorFilter>();
         silo.Services.AddPlacementDirector<Nodes.NodeSiloPlacement, Nodes.NodeSiloPlacementDirector>();
         return silo;

@@ -39,13 +39,13 @@ public sealed class CoordinatorTests : IDisposable
         return p;
     }
 
-    private Coordinator New(TimeSpan? timeout = null) =>
+    private Coordinator New(TimeSpan? timeout = null, IFaultPoints? faults = null) =>
         new(new Log(_wal, _key), name => P(name), new ReconcilerOptions
         {
             ParticipantTimeout = timeout ?? TimeSpan.FromSeconds(10),
             CommitAttempts = 3,
             VerifySignature = plan => _trust.Verify(plan),
-        }, TimeProvider.System);
+        }, TimeProvider.System, faults);
 
     private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes) => Planner.Manual(_key, baseId, lanes);
 
@@ -203,19 +203,13 @@ public sealed class CoordinatorTests : IDisposable
     [InlineData("during-verify", true)]
     public async Task A_coordinator_that_stops_at_a_phase_boundary_is_resolved_by_recovery(string point, bool committed)
     {
-        var c = New();
+        string? crashPlan = null; // set once plan 2 exists: the coordinator stops at the point for that plan only
+        var c = New(faults: new TestFaults((at, plan) => at == point && plan == crashPlan ? throw new CrashException() : Task.CompletedTask));
         var p1 = Plan(null, ("a", "b", "n0"));
         await c.ApplyAsync(p1);
         var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
-        FaultPoints.InProcess = (at, plan) => at == point && plan == (string)p2["plan_id"]! ? throw new CrashException() : Task.CompletedTask;
-        try
-        {
-            await Assert.ThrowsAsync<CrashException>(() => c.ApplyAsync(p2));
-        }
-        finally
-        {
-            FaultPoints.InProcess = null;
-        }
+        crashPlan = (string)p2["plan_id"]!;
+        await Assert.ThrowsAsync<CrashException>(() => c.ApplyAsync(p2));
 
         var recovered = New();
         var what = await recovered.RecoverAsync(_wal.Read(0, _wal.Size));
@@ -265,6 +259,11 @@ public sealed class CoordinatorTests : IDisposable
     }
 
     private sealed class CrashException : Exception;
+
+    private sealed class TestFaults(Func<string, string, Task> hit) : IFaultPoints
+    {
+        public Task HitAsync(string point, string detail) => hit(point, detail);
+    }
 
     private sealed class Log(WalLog wal, SigningKey key) : ICoordinatorLog
     {

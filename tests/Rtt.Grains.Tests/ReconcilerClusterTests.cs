@@ -25,6 +25,9 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
     private readonly RttWorkspace _workspace = WorkspaceInitializer.Create(Directory.CreateTempSubdirectory("rtt-recon-").FullName).Workspace;
     private InProcessTestCluster _cluster = null!;
 
+    /// <summary>What the silos' fault points do (both silos share it); null: nothing.</summary>
+    private Func<string, string, Task>? _fault;
+
     public async Task InitializeAsync()
     {
         var connection = SqliteStateStore.ConnectionString(_workspace.StateDatabasePath);
@@ -39,6 +42,7 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
                 o.ConnectionString = connection;
             });
             silo.AddRttGrains();
+            silo.Services.AddSingleton<IFaultPoints>(new TestFaults(() => _fault));
             silo.Services.AddSingleton(_workspace);
             silo.Services.AddSingleton(TimeProvider.System);
             silo.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.Open(_workspace.StateDatabasePath));
@@ -83,9 +87,9 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         var committing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var node1 = Node(1); // read now: once its silo is stopped, _cluster.Silos no longer has index 1 (a retried commit runs the hook again)
-        FaultPoints.InProcess = async (point, node) =>
+        _fault = async (point, node) =>
         {
-            if (point == "mid-apply" && node == node1 && committing.TrySetResult())
+            if (point == FaultPoints.MidApply && node == node1 && committing.TrySetResult())
             {
                 await release.Task;
                 throw new IOException($"silo of {node} is stopping");
@@ -114,7 +118,7 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         }
         finally
         {
-            FaultPoints.InProcess = null;
+            _fault = null;
         }
 
         var history = await reconciler.History();
@@ -142,5 +146,10 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         await _cluster.DisposeAsync();
         SqliteConnection.ClearAllPools();
         Directory.Delete(_workspace.Root, recursive: true);
+    }
+
+    private sealed class TestFaults(Func<Func<string, string, Task>?> current) : IFaultPoints
+    {
+        public Task HitAsync(string point, string detail) => current()?.Invoke(point, detail) ?? Task.CompletedTask;
     }
 }

@@ -97,12 +97,15 @@ public sealed class TxRecord
 /// acts. One transaction at a time. Its state is nothing but the WAL: <see cref="RecoverAsync"/> rebuilds it and
 /// finishes or aborts an in-doubt transaction.
 /// </summary>
-public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> participants, ReconcilerOptions options, TimeProvider time)
+public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> participants, ReconcilerOptions options, TimeProvider time, IFaultPoints? faults = null)
 {
     public const string TransitionApply = "apply";
     public const string TransitionRollback = "rollback";
 
     private readonly List<TxRecord> _history = [];
+
+    /// <summary>Where a crash test stops a transaction; nothing in production.</summary>
+    private IFaultPoints Faults { get; } = faults ?? NoFaultPoints.Instance;
     private readonly SemaphoreSlim _one = new(1, 1);
     private string? _busyPlan;
 
@@ -410,7 +413,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             Participants = [.. changes.Keys],
         };
         _history.Add(tx);
-        await FaultPoints.HitAsync("after-prepare-logged", planId ?? "none");
+        await Faults.HitAsync(FaultPoints.AfterPrepareLogged, planId ?? "none");
 
         // Prepare: every participant validates and reserves, in parallel; silence counts as no.
         var votes = await Task.WhenAll(changes.Select(async c =>
@@ -424,7 +427,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
                 return (Name: c.Key, Vote: new Vote(false, Why(ex)));
             }
         }));
-        await FaultPoints.HitAsync("after-votes", planId ?? "none");
+        await Faults.HitAsync(FaultPoints.AfterVotes, planId ?? "none");
         var no = votes.Where(v => !v.Vote.Yes).ToList();
         phases.Add(new PhaseReport("prepare", Lap(clock), $"{votes.Length} participant(s), {votes.Length - no.Count} yes, {no.Count} no"));
 
@@ -442,7 +445,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         // busy handler: 100-200 ms stalls, measured.)
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
         Applied = target is null ? null : (JsonObject)target.DeepClone();
-        await FaultPoints.HitAsync("after-commit-decision", planId ?? "none");
+        await Faults.HitAsync(FaultPoints.AfterCommitDecision, planId ?? "none");
         await CommitAll(tx, changes);
 
         // The "applied" entry is written while verify runs (recovery re-commits and re-verifies a committed
@@ -477,7 +480,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases, Task<long>? applied = null)
     {
         var clock = Stopwatch.StartNew();
-        await FaultPoints.HitAsync("during-verify", tx.PlanId ?? "none");
+        await Faults.HitAsync(FaultPoints.DuringVerify, tx.PlanId ?? "none");
         var nodes = tx.Participants.Where(p => p.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)).ToList();
         var checks = await Task.WhenAll(nodes.Select(async n =>
         {

@@ -37,6 +37,7 @@ public sealed class NodeGrain(
     [PersistentState("node", RttStorage.Name)] IPersistentState<NodeState> state,
     TimeProvider time,
     Reconciling.IParticipantLedgerStore ledgers,
+    Rtt.Core.Reconciling.IFaultPoints faults,
     IServiceProvider services) : Grain, INodeGrain
 {
     /// <summary>
@@ -229,7 +230,7 @@ public sealed class NodeGrain(
             await PersistLedger();
         }
 
-        await Rtt.Core.Reconciling.FaultPoints.HitAsync("mid-apply", this.GetPrimaryKeyString());
+        await faults.HitAsync(Rtt.Core.Reconciling.FaultPoints.MidApply, this.GetPrimaryKeyString());
         if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
         {
             await lanes.ServeAsync(await Resolve(LaneTarget.Of(_ledger.AppliedTarget))); // idempotent: a repeated commit swaps to the same table

@@ -19,7 +19,7 @@ namespace Rtt.Grains.Reconciling;
 /// "plan X is being applied" answer instead of waiting in the queue. Recovery runs on activation.
 /// </summary>
 [Reentrant]
-public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain
+public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, IFaultPoints faults, ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain
 {
     private Coordinator? _coordinator;
     private string? _recovery;
@@ -36,7 +36,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
             VerifySignature = plan => workspace.LoadTrustStore().Verify(plan, (string?)plan["plan_id"]),
         };
-        _coordinator = new Coordinator(new WalAdapter(wal), Participant, options, time);
+        _coordinator = new Coordinator(new WalAdapter(wal), Participant, options, time, faults);
 
         var size = (await wal.Root()).Size;
         var entries = new List<(long, byte[])>((int)Math.Min(size, 1 << 20));

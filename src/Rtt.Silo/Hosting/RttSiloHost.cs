@@ -189,6 +189,11 @@ public static class RttSiloHost
         builder.Services.AddSingleton(siloLock); // released when the host is disposed (or by the kernel when the process ends)
         builder.Services.AddSingleton(silo);
         builder.Services.AddSingleton(TimeProvider.System);
+        if (FaultKillSwitch.FromConfiguration(configuration) is { } killSwitch)
+        {
+            builder.Services.AddSingleton<Core.Reconciling.IFaultPoints>(killSwitch); // crash tests only; AddRttGrains then adds no other
+        }
+
         // Capability tokens (docs/tokens.md): one verifier (trust store, revocations, replay cache) for lane attaches and
         // the management calls the incoming grain call filter checks.
         builder.Services.AddSingleton(security);
