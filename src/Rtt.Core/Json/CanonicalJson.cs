@@ -86,10 +86,246 @@ public static class CanonicalJson
     /// <summary>Canonical bytes of a node tree (null means the JSON literal <c>null</c>).</summary>
     public static byte[] Serialize(JsonNode? node)
     {
-        // JsonNode has no stable view of raw number text, so round through its own writer once.
+        // Straight from the nodes (no text round trip) when every value is one the direct writer knows exactly;
+        // anything else (an unusual CLR value, a lone surrogate, a deep tree) goes the round trip below, which
+        // is the reference: both give the same bytes (CanonicalJsonTests compare them on random trees).
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        return TryWriteNode(buffer, node, 0) ? buffer.WrittenSpan.ToArray() : SerializeByRoundTrip(node);
+    }
+
+    /// <summary>
+    /// The reference form: the node written by System.Text.Json, parsed with RTT's rules and written canonically.
+    /// JsonNode has no stable view of raw number text, so this rounds through its own writer once.
+    /// </summary>
+    internal static byte[] SerializeByRoundTrip(JsonNode? node)
+    {
         var raw = node is null ? "null"u8.ToArray() : JsonSerializer.SerializeToUtf8Bytes(node);
         return Canonicalize(raw);
     }
+
+    /// <summary>
+    /// Writes a node tree canonically without a text round trip; false (with partial output) when a value is one it
+    /// cannot write exactly as the round trip would, so the caller falls back to it.
+    /// </summary>
+    private static bool TryWriteNode(ArrayBufferWriter<byte> output, JsonNode? node, int depth)
+    {
+        if (depth >= MaxDepth - 1)
+        {
+            return false; // the round trip decides what a tree this deep does
+        }
+
+        switch (node)
+        {
+            case null:
+                output.Write("null"u8);
+                return true;
+            case JsonObject obj:
+            {
+                var count = obj.Count;
+                var members = new KeyValuePair<string, JsonNode?>[count];
+                var i = 0;
+                var sorted = true;
+                foreach (var member in obj)
+                {
+                    sorted &= i == 0 || string.CompareOrdinal(members[i - 1].Key, member.Key) < 0;
+                    members[i++] = member;
+                }
+
+                if (!sorted)
+                {
+                    Array.Sort(members, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+                }
+
+                output.Write("{"u8);
+                for (i = 0; i < count; i++)
+                {
+                    if (i > 0)
+                    {
+                        if (string.Equals(members[i - 1].Key, members[i].Key, StringComparison.Ordinal))
+                        {
+                            return false;
+                        }
+
+                        output.Write(","u8);
+                    }
+
+                    if (!TryWriteString(output, members[i].Key))
+                    {
+                        return false;
+                    }
+
+                    output.Write(":"u8);
+                    if (!TryWriteNode(output, members[i].Value, depth + 1))
+                    {
+                        return false;
+                    }
+                }
+
+                output.Write("}"u8);
+                return true;
+            }
+
+            case JsonArray array:
+                output.Write("["u8);
+                for (var i = 0; i < array.Count; i++)
+                {
+                    if (i > 0)
+                    {
+                        output.Write(","u8);
+                    }
+
+                    if (!TryWriteNode(output, array[i], depth + 1))
+                    {
+                        return false;
+                    }
+                }
+
+                output.Write("]"u8);
+                return true;
+            case JsonValue value:
+                return TryWriteValue(output, value);
+            default:
+                return false;
+        }
+    }
+
+    private static bool TryWriteValue(ArrayBufferWriter<byte> output, JsonValue value)
+    {
+        if (value.TryGetValue<JsonElement>(out var element))
+        {
+            // A parsed value: only the primitives are written here (the element's own text is the reference).
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.String:
+                    string? parsedText;
+                    try
+                    {
+                        parsedText = element.GetString();
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return false; // an escaped lone surrogate: the round trip names it
+                    }
+
+                    return parsedText is not null && TryWriteString(output, parsedText);
+                case JsonValueKind.Number:
+                    if (element.TryGetInt64(out var parsed) && parsed is > -MaxSafeInteger and < MaxSafeInteger)
+                    {
+                        WriteInteger(output, parsed);
+                        return true;
+                    }
+
+                    return element.TryGetDouble(out var d) && double.IsFinite(d) && TryWriteDouble(output, d);
+                case JsonValueKind.True:
+                    output.Write("true"u8);
+                    return true;
+                case JsonValueKind.False:
+                    output.Write("false"u8);
+                    return true;
+                case JsonValueKind.Null:
+                    output.Write("null"u8);
+                    return true;
+                default:
+                    return false;
+            }
+        }
+
+        if (value.TryGetValue<string>(out var text))
+        {
+            return TryWriteString(output, text);
+        }
+
+        if (value.TryGetValue<bool>(out var flag))
+        {
+            output.Write(flag ? "true"u8 : "false"u8);
+            return true;
+        }
+
+        if (value.TryGetValue<int>(out var small))
+        {
+            WriteInteger(output, small);
+            return true;
+        }
+
+        if (value.TryGetValue<long>(out var integer))
+        {
+            if (integer is > -MaxSafeInteger and < MaxSafeInteger)
+            {
+                WriteInteger(output, integer);
+                return true;
+            }
+
+            return false;
+        }
+
+        if (value.TryGetValue<double>(out var number))
+        {
+            return double.IsFinite(number) && TryWriteDouble(output, number);
+        }
+
+        return false; // another CLR type: the round trip knows how System.Text.Json writes it
+    }
+
+    private static void WriteInteger(ArrayBufferWriter<byte> output, long integer)
+    {
+        var room = output.GetSpan(20);
+        integer.TryFormat(room, out var written, default, CultureInfo.InvariantCulture);
+        output.Advance(written);
+    }
+
+    // A finite double: the round trip writes its shortest round-tripping digits and reads the same double back, which
+    // is written as its integer digits (below 2^53) or in ECMAScript form, both what FormatNumber gives.
+    private static bool TryWriteDouble(ArrayBufferWriter<byte> output, double number)
+    {
+        if (number == Math.Floor(number) && Math.Abs(number) < MaxSafeInteger)
+        {
+            WriteInteger(output, (long)number);
+            return true;
+        }
+
+        WriteAscii(output, FormatNumber(number));
+        return true;
+    }
+
+    // A string with only what RFC 8785 escapes; false for one holding a lone surrogate (the round trip's error).
+    private static bool TryWriteString(ArrayBufferWriter<byte> output, string value)
+    {
+        var plain = true;
+        foreach (var c in value)
+        {
+            if (c < ' ' || c == '"' || c == '\\' || char.IsSurrogate(c))
+            {
+                plain = false;
+                break;
+            }
+        }
+
+        if (!plain)
+        {
+            for (var i = 0; i < value.Length; i++)
+            {
+                if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+                {
+                    i++;
+                }
+                else if (char.IsSurrogate(value[i]))
+                {
+                    return false;
+                }
+            }
+
+            WriteString(output, value, EmptyPath);
+            return true;
+        }
+
+        output.Write("\""u8);
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(value.Length));
+        output.Advance(Encoding.UTF8.GetBytes(value, span));
+        output.Write("\""u8);
+        return true;
+    }
+
+    private static readonly JsonPath EmptyPath = new();
 
     /// <summary>Canonical bytes of any value System.Text.Json can serialize with the given options.</summary>
     public static byte[] SerializeValue<T>(T value, JsonSerializerOptions options) =>
