@@ -94,6 +94,45 @@ public static class CanonicalJson
     }
 
     /// <summary>
+    /// Canonical bytes of an object given as its members, whose values may belong to other trees: nothing is copied
+    /// (a 10,000-route routes.json hashed as one member of the planner's inputs). Same bytes as an object holding them.
+    /// </summary>
+    public static byte[] SerializeMembers(IReadOnlyList<KeyValuePair<string, JsonNode?>> members)
+    {
+        var sorted = members.ToArray();
+        Array.Sort(sorted, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        var ok = true;
+        buffer.Write("{"u8);
+        for (var i = 0; ok && i < sorted.Length; i++)
+        {
+            if (i > 0)
+            {
+                ok = !string.Equals(sorted[i - 1].Key, sorted[i].Key, StringComparison.Ordinal);
+                buffer.Write(","u8);
+            }
+
+            ok = ok && TryWriteString(buffer, sorted[i].Key);
+            buffer.Write(":"u8);
+            ok = ok && TryWriteNode(buffer, sorted[i].Value, 1);
+        }
+
+        buffer.Write("}"u8);
+        if (ok)
+        {
+            return buffer.WrittenSpan.ToArray();
+        }
+
+        var copy = new JsonObject();
+        foreach (var (name, value) in members)
+        {
+            copy[name] = value?.DeepClone(); // the reference path (and its errors) on a copy
+        }
+
+        return Serialize(copy);
+    }
+
+    /// <summary>
     /// The reference form: the node written by System.Text.Json, parsed with RTT's rules and written canonically.
     /// JsonNode has no stable view of raw number text, so this rounds through its own writer once.
     /// </summary>

@@ -129,9 +129,17 @@ public sealed class PlanInputs
         JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json",
         Autotune.TunedProfile? tuned = null)
     {
-        Validate(SchemaValidator.Routes, routesJson, routesSource);
+        // The shapes of routes and topology are checked by one walk over the nodes; the schema judges what that walk is not sure of.
+        if (!InputShape.SurelyValidRoutes(routesJson))
+        {
+            Validate(SchemaValidator.Routes, routesJson, routesSource);
+        }
+
         Validate(SchemaValidator.Policy, policyJson, policySource);
-        Validate(SchemaValidator.Topology, topologyJson, topologySource);
+        if (!InputShape.SurelyValidTopology(topologyJson))
+        {
+            Validate(SchemaValidator.Topology, topologyJson, topologySource);
+        }
 
         var routes = new List<RouteSpec>();
         var list = routesJson["routes"]!.AsArray();
@@ -208,9 +216,9 @@ public sealed class PlanInputs
 
         // The hash covers meaning, not layout: nodes, ACL rules and contracts in a fixed order (their order in the
         // files means nothing); routes and QoS rules as given (order breaks priority ties / picks the first match).
+        // Built as members so that routes.json is written where it is, not copied (Hash below; same bytes as one object).
         var canonical = new JsonObject
         {
-            ["routes"] = routesJson.DeepClone(),
             ["policy"] = new JsonObject
             {
                 ["strict"] = policyJson["strict"] is not JsonValue st || st.GetValue<bool>(),
@@ -255,7 +263,7 @@ public sealed class PlanInputs
             PolicySource = policySource,
             TunedProfile = tuned?.Hash,
             TunedSettings = tuned?.Settings,
-            Hash = ContentHash.OfCanonical(canonical),
+            Hash = ContentHash.Of(CanonicalJson.SerializeMembers([.. canonical, KeyValuePair.Create("routes", (JsonNode?)routesJson)])),
         };
     }
 

@@ -1,0 +1,129 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CsCheck;
+using Rtt.Core.Json;
+using Rtt.Core.Planning;
+using Rtt.Core.Registry;
+
+namespace Rtt.Core.Tests;
+
+/// <summary>
+/// The planner's fast shape check of routes.json and topology.json never calls valid what the schema refuses, and
+/// does call the usual documents valid (so the schema is not evaluated for them).
+/// </summary>
+public sealed class PlanInputShapeTests
+{
+    private static bool SchemaSays(Lazy<global::Json.Schema.JsonSchema> schema, JsonObject doc)
+    {
+        using var parsed = JsonDocument.Parse(CanonicalJson.SerializeByRoundTrip(doc));
+        try
+        {
+            SchemaValidator.Validate(schema, parsed.RootElement, "x");
+            return true;
+        }
+        catch (Rtt.Core.Errors.RttException)
+        {
+            return false;
+        }
+    }
+
+    private static readonly JsonNode?[] Odd =
+    [
+        null, "", "x", "rtt://a/b/c", "rtt://A/b/c", "rtt://a/b/", "rtt://a-/b/c.d_e-f", "rtt://-a/b/c", "rtt://a/b/c\n", "rtt://a/b/c/d", "rtt://é/b/c", "1.0.0", "\ud800",
+        0, 1, -1, 9, 10, 1.5, 1.0, 0.0, -0.5, 1e300, long.MaxValue, true, new JsonObject(), new JsonArray(), "n0", "n.0_-x", "_n", new string('a', 64), new string('a', 65),
+    ];
+
+    private static JsonNode? Pick(Random rnd) => Odd[rnd.Next(Odd.Length)]?.DeepClone();
+
+    private static JsonObject Routes(Random rnd)
+    {
+        var routes = new JsonArray();
+        for (var i = rnd.Next(4); i > 0; i--)
+        {
+            var r = new JsonObject { ["from"] = "rtt://a/b/c", ["to"] = "rtt://a-1/b2/C.d_e-f" };
+            if (rnd.Next(2) == 0) r["version"] = "^1.0.0";
+            if (rnd.Next(2) == 0) r["qos"] = new JsonObject { ["p99_budget_us"] = 10, ["rate_hz"] = 0, ["priority"] = 9 };
+            switch (rnd.Next(8))
+            {
+                case 0: r[new[] { "from", "to", "version", "extra" }[rnd.Next(4)]] = Pick(rnd); break;
+                case 1: r.Remove(rnd.Next(2) == 0 ? "from" : "to"); break;
+                case 2: r["qos"] = new JsonObject { [new[] { "p99_budget_us", "rate_hz", "priority", "other" }[rnd.Next(4)]] = Pick(rnd) }; break;
+                case 3: r["qos"] = Pick(rnd); break;
+            }
+
+            routes.Add(rnd.Next(20) == 0 ? Pick(rnd) : r);
+        }
+
+        var doc = new JsonObject { ["routes"] = routes };
+        if (rnd.Next(10) == 0) doc["extra"] = 1;
+        if (rnd.Next(20) == 0) doc["routes"] = Pick(rnd);
+        return doc;
+    }
+
+    private static JsonObject Topology(Random rnd)
+    {
+        var hosts = new JsonArray();
+        for (var i = rnd.Next(3); i > 0; i--)
+        {
+            var nodes = new JsonArray();
+            for (var j = rnd.Next(3); j > 0; j--)
+            {
+                var n = new JsonObject { ["id"] = $"n{j}", ["cpu_millis"] = 1000, ["memory_mb"] = 512.5 };
+                if (rnd.Next(3) == 0) n[new[] { "id", "cpu_millis", "memory_mb", "other" }[rnd.Next(4)]] = Pick(rnd);
+                nodes.Add(n);
+            }
+
+            var h = new JsonObject { ["name"] = $"h{i}", ["numa_nodes"] = nodes };
+            if (rnd.Next(6) == 0) h[new[] { "name", "numa_nodes", "x" }[rnd.Next(3)]] = Pick(rnd);
+            hosts.Add(h);
+        }
+
+        var doc = new JsonObject { ["hosts"] = hosts };
+        if (rnd.Next(6) == 0) doc["lanes"] = new JsonObject { ["shm"] = new JsonObject { ["p99_us"] = 5 } };
+        if (rnd.Next(10) == 0) doc.Remove("hosts");
+        return doc;
+    }
+
+    [Fact]
+    public void Routes_called_valid_are_valid_by_the_schema()
+    {
+        var fast = 0;
+        Gen.Int.Sample(seed =>
+        {
+            var doc = Routes(new Random(seed));
+            if (InputShape.SurelyValidRoutes(doc))
+            {
+                fast++;
+                Assert.True(SchemaSays(SchemaValidator.Routes, doc), doc.ToJsonString());
+            }
+        }, iter: 3000, threads: 1);
+        Assert.True(fast > 100, $"only {fast} documents took the fast path");
+    }
+
+    [Fact]
+    public void Topologies_called_valid_are_valid_by_the_schema()
+    {
+        var fast = 0;
+        Gen.Int.Sample(seed =>
+        {
+            var doc = Topology(new Random(seed));
+            if (InputShape.SurelyValidTopology(doc))
+            {
+                fast++;
+                Assert.True(SchemaSays(SchemaValidator.Topology, doc), doc.ToJsonString());
+            }
+        }, iter: 3000, threads: 1);
+        Assert.True(fast > 100, $"only {fast} documents took the fast path");
+    }
+
+    [Fact]
+    public void Parsed_documents_take_the_fast_path_and_bad_ones_keep_their_schema_error()
+    {
+        Assert.True(InputShape.SurelyValidRoutes(JsonNode.Parse("""{"routes":[{"from":"rtt://a/b/c","to":"rtt://a/b/d","version":"^1.0.0","qos":{"p99_budget_us":1500,"rate_hz":1000,"priority":2}}]}""")!.AsObject()));
+        Assert.True(InputShape.SurelyValidTopology(JsonNode.Parse("""{"hosts":[{"name":"h","numa_nodes":[{"id":"node0","cpu_millis":1000,"memory_mb":2048}]}]}""")!.AsObject()));
+        var bad = JsonNode.Parse("""{"routes":[{"from":"rtt://a/b/c","to":"rtt://a/b/d","qos":{"priority":12}}]}""")!.AsObject();
+        var error = Assert.Throws<Rtt.Core.Errors.RttException>(() => PlanInputs.Build(bad, new JsonObject(), new JsonObject { ["hosts"] = new JsonArray() }, [], null));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanInputInvalid, error.Code);
+        Assert.Contains("/routes/0/qos/priority", error.Location, StringComparison.Ordinal);
+    }
+}
