@@ -10,7 +10,16 @@ using Rtt.Core.Signing;
 // Planner benchmark: plan generation including signing for 100, 1,000 and 10,000 routes over 100,000 symbols
 // on 4 NUMA nodes (2 hosts), median of several runs, against a baseline in the same run: canonicalising,
 // hashing and signing the same inputs (the routes and the contracts they name) without planning.
-//   dotnet run -c Release --project bench/Rtt.Planner.Bench -- [--symbols 100000] [--runs 7]
+//   dotnet run -c Release --project bench/Rtt.Planner.Bench -- [--symbols 100000] [--runs 7] [--no-hard]
+// RTT_BENCH_ROUTES=100,1000 picks the cases (the workloads, drawn from one seeded generator, then differ from the
+// full run's); RTT_BENCH_PHASES=1 prints each run's phases. After the cases: a one-route change to the largest plan
+// (that plan as the base, one route's provider changed), and the heap a sealed plan of that size keeps alive.
+if (args.Contains("--help"))
+{
+    Console.WriteLine("Rtt.Planner.Bench [--symbols N (100000)] [--runs N (7)] [--no-hard]; env RTT_BENCH_ROUTES=100,1000,10000, RTT_BENCH_PHASES=1");
+    return;
+}
+
 var symbols = Arg("--symbols", 100_000);
 var runs = Arg("--runs", 7);
 var rnd = new Random(2026);
@@ -28,6 +37,7 @@ var topology = new JsonObject
         new JsonObject { ["name"] = "h1", ["numa_nodes"] = new JsonArray(Node("n2"), Node("n3")) }),
 };
 var policy = new JsonObject { ["strict"] = false };
+(JsonObject? Routes, int Count) largest = (null, 0);
 using var key = SigningKey.Generate();
 Console.WriteLine($"{symbols} symbols, 4 NUMA nodes on 2 hosts, {runs} runs per case (median), {Environment.ProcessorCount} cores");
 
@@ -46,7 +56,9 @@ foreach (var count in Environment.GetEnvironmentVariable("RTT_BENCH_ROUTES")?.Sp
     }
 
     var routesJson = new JsonObject { ["routes"] = routes };
+    largest = (routesJson, count);
     var plan = new List<double>();
+    var cpu = new List<double>();
     var floor = new List<double>();
     long allocated = 0;
     string? id = null;
@@ -54,6 +66,7 @@ foreach (var count in Environment.GetEnvironmentVariable("RTT_BENCH_ROUTES")?.Sp
     for (var run = 0; run < runs; run++)
     {
         var before = GC.GetAllocatedBytesForCurrentThread();
+        var cpuBefore = ThreadCpu.Now();
         var sw = Stopwatch.StartNew();
         var inputs = PlanInputs.Build(routesJson, policy, topology, contracts, null);
         var tBuild = sw.Elapsed.TotalMilliseconds;
@@ -61,6 +74,7 @@ foreach (var count in Environment.GetEnvironmentVariable("RTT_BENCH_ROUTES")?.Sp
         var tCompute = sw.Elapsed.TotalMilliseconds;
         var signed = Planner.Seal(outcome.Body, key);
         plan.Add(sw.Elapsed.TotalMilliseconds);
+        cpu.Add((ThreadCpu.Now() - cpuBefore) / 1e6);
         if (Environment.GetEnvironmentVariable("RTT_BENCH_PHASES") == "1")
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {sw.Elapsed.TotalMilliseconds - tCompute:0.0} ms"));
@@ -85,8 +99,59 @@ foreach (var count in Environment.GetEnvironmentVariable("RTT_BENCH_ROUTES")?.Sp
 
     plan.Sort();
     floor.Sort();
+    cpu.Sort();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"{count,6} routes: plan p50 {plan[runs / 2],8:0.0} ms (min {plan[0]:0.0}, max {plan[^1]:0.0}); baseline hash+sign of the inputs p50 {floor[runs / 2],8:0.0} ms; ratio {plan[runs / 2] / floor[runs / 2]:0.00}x; {admittedCount} admitted; {allocated / (1 << 20)} MiB allocated per plan; {id![..19]}…"));
+        $"{count,6} routes: plan p50 {plan[runs / 2],8:0.0} ms (min {plan[0]:0.0}, max {plan[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms); baseline hash+sign of the inputs p50 {floor[runs / 2],8:0.0} ms; ratio {plan[runs / 2] / floor[runs / 2]:0.00}x; {admittedCount} admitted; {allocated / (1 << 20)} MiB allocated per plan; {id}"));
+}
+
+// A one-route change to the largest plan: that plan is the base (churn keeps its placements), one route's provider changes.
+if (largest.Routes is { } baseRoutes)
+{
+    var basePlan = Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, contracts, null)).Body, key);
+    var changed = (JsonObject)baseRoutes.DeepClone();
+    changed["routes"]![largest.Count / 2]!["to"] = $"rtt://bench/svc/s{new Random(7).Next(symbols)}"; // own generator: the hard case below stays the same
+    var times = new List<double>();
+    var cpu = new List<double>();
+    string? id = null;
+    JsonObject? changedPlan = null;
+    for (var run = 0; run < runs; run++)
+    {
+        var cpuBefore = ThreadCpu.Now();
+        var sw = Stopwatch.StartNew();
+        var outcome = Planner.Compute(PlanInputs.Build(changed, policy, topology, contracts, basePlan));
+        changedPlan = Planner.Seal(outcome.Body, key);
+        times.Add(sw.Elapsed.TotalMilliseconds);
+        cpu.Add((ThreadCpu.Now() - cpuBefore) / 1e6);
+        if (id is not null && id != (string)changedPlan["plan_id"]!)
+        {
+            throw new InvalidOperationException("changed plan differs between runs");
+        }
+
+        id = (string)changedPlan["plan_id"]!;
+    }
+
+    times.Sort();
+    cpu.Sort();
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"one-route change to a {largest.Count}-route base: p50 {times[runs / 2]:0.0} ms (min {times[0]:0.0}, max {times[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms); {changedPlan!["routes_add"]!.AsArray().Count} added, {changedPlan["routes_remove"]!.AsArray().Count} removed, {changedPlan["moves"]!.AsArray().Count} moved; {id}"));
+
+    // What one sealed plan of this size keeps alive (its node tree), measured as the heap it adds after full collections.
+    changedPlan = null;
+    basePlan = null;
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    GC.Collect();
+    var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
+    var kept = Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, contracts, null)).Body, key);
+    var heapAfter = GC.GetTotalMemory(forceFullCollection: true);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"memory: a sealed {largest.Count}-route plan holds {(heapAfter - heapBefore) / (double)(1 << 20):0.0} MiB of heap ({CanonicalJson.Serialize(kept).Length / (double)(1 << 20):0.0} MiB canonical); peak working set of this process {Process.GetCurrentProcess().PeakWorkingSet64 / (double)(1 << 20):0} MiB"));
+    GC.KeepAlive(kept);
+}
+
+if (args.Contains("--no-hard"))
+{
+    return;
 }
 
 // A hard case: not everything fits, so CP-SAT decides admission.
@@ -114,4 +179,19 @@ int Arg(string name, int fallback)
 {
     var at = Array.IndexOf(args, name);
     return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : fallback;
+}
+
+/// <summary>CPU time of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID), so figures taken on a busy machine can be read beside the wall time.</summary>
+internal static class ThreadCpu
+{
+    public static long Now() => clock_gettime(3, out var t) == 0 ? (t.Seconds * 1_000_000_000) + t.Nanoseconds : 0;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int clock_gettime(int clock, out TimeSpec time);
+
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
 }

@@ -262,6 +262,14 @@ public sealed class PlannerTests
         var plan = Planner.Seal(Plan(Routes(Route("rtt://a/x/a", "rtt://b/x/b")), [Contract("rtt://a/x/a"), Contract("rtt://b/x/b")]).Body, key);
         Assert.Equal(Planner.PlanId(plan), (string?)plan["plan_id"]);
         Assert.Equal(key.KeyId, (string?)plan["sign"]!["key_id"]);
+        // Seal writes the plan once and splices plan_id in: the signature covers exactly ObjectSigner's payload.
+        var signature = ObjectSigner.ReadSignBlock(plan).Signature;
+        Assert.True(key.PublicKey.Verify(ObjectSigner.SigningPayload(plan), signature));
+        plan["placement"]!["rtt://a/x/a"] = "elsewhere";
+        Assert.False(key.PublicKey.Verify(ObjectSigner.SigningPayload(plan), signature));
+        var empty = Planner.Seal([], key);
+        Assert.Equal(Planner.PlanId(empty), (string?)empty["plan_id"]);
+        Assert.True(key.PublicKey.Verify(ObjectSigner.SigningPayload(empty), ObjectSigner.ReadSignBlock(empty).Signature));
         foreach (var member in new[] { "plan_id", "routes_add", "placement", "sign", "routes_remove", "moves", "rejected", "lanes", "base", "inputs" })
         {
             Assert.True(plan.ContainsKey(member), member);

@@ -103,19 +103,22 @@ internal static class Placement
     }
 
     /// <summary>Demand of each symbol: the largest over the versions its routes use.</summary>
-    internal static SortedDictionary<string, (double Cpu, double Memory)> Demands(IEnumerable<Candidate> candidates)
+    internal static Dictionary<string, (double Cpu, double Memory)> Demands(IEnumerable<Candidate> candidates)
     {
-        var demand = new SortedDictionary<string, (double Cpu, double Memory)>(StringComparer.Ordinal);
+        var demand = new Dictionary<string, (double Cpu, double Memory)>(StringComparer.Ordinal);
         foreach (var c in candidates)
         {
-            foreach (var contract in new[] { c.From, c.To })
-            {
-                var current = demand.GetValueOrDefault(contract.Address);
-                demand[contract.Address] = (Math.Max(current.Cpu, contract.CpuMillis), Math.Max(current.Memory, contract.MemoryMb));
-            }
+            Add(c.From);
+            Add(c.To);
         }
 
         return demand;
+
+        void Add(SymbolContract contract)
+        {
+            var current = demand.GetValueOrDefault(contract.Address);
+            demand[contract.Address] = (Math.Max(current.Cpu, contract.CpuMillis), Math.Max(current.Memory, contract.MemoryMb));
+        }
     }
 
     /// <summary>The best lane kind two placements allow for a route, or null.</summary>
@@ -141,7 +144,7 @@ internal static class Placement
         var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb, StringComparer.Ordinal);
         var demand = Demands(candidates);
         var previous = Planner.BasePlacement(inputs.Base);
-        var placed = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var placed = new Dictionary<string, string>(StringComparer.Ordinal); // sorted once at the end
         var admitted = new List<(Candidate, string)>();
         var rejected = new List<Rejection>();
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -248,7 +251,7 @@ internal static class Placement
             }
         }
 
-        return new PlacementResult(placed, admitted, rejected, reasons, "greedy");
+        return new PlacementResult(new SortedDictionary<string, string>(placed, StringComparer.Ordinal), admitted, rejected, reasons, "greedy");
     }
 
     internal static Rejection CapacityRejection(Candidate c, string symbol, (double Cpu, double Memory) need, IReadOnlyDictionary<string, double> freeCpu,
@@ -271,7 +274,7 @@ internal static class Ilp
     public static PlacementResult? Solve(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy, IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
     {
         var demand = Placement.Demands(candidates);
-        var symbols = demand.Keys.ToList();
+        var symbols = demand.Keys.Order(StringComparer.Ordinal).ToList(); // variables in ordinal order: the model is the same on every run
         var nodes = inputs.Nodes;
         var hosts = nodes.Select(n => n.Host).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         var previous = Planner.BasePlacement(inputs.Base);
@@ -464,7 +467,7 @@ internal static class Ilp
     }
 
     /// <summary>Why a route the model left out could not join the solution: the binding constraint with its values.</summary>
-    private static Rejection Diagnose(PlanInputs inputs, Candidate c, SortedDictionary<string, string> placed, SortedDictionary<string, (double Cpu, double Memory)> demand,
+    private static Rejection Diagnose(PlanInputs inputs, Candidate c, SortedDictionary<string, string> placed, Dictionary<string, (double Cpu, double Memory)> demand,
         IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
     {
         var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis - used[n.Id].Cpu - placed.Where(p => p.Value == n.Id).Sum(p => demand[p.Key].Cpu), StringComparer.Ordinal);
@@ -517,16 +520,16 @@ internal static class Ilp
 internal sealed class ComponentPlacer
 {
     private readonly PlanInputs _inputs;
-    private readonly SortedDictionary<string, (double Cpu, double Memory)> _demand;
+    private readonly Dictionary<string, (double Cpu, double Memory)> _demand;
     private readonly Dictionary<string, double> _freeCpu;
     private readonly Dictionary<string, double> _freeMem;
-    private readonly SortedDictionary<string, string> _placed;
+    private readonly Dictionary<string, string> _placed;
     private readonly Dictionary<string, string> _component = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<string>> _members = new(StringComparer.Ordinal);
     private readonly HashSet<string> _tried = new(StringComparer.Ordinal);
 
-    public ComponentPlacer(PlanInputs inputs, List<Candidate> ordered, SortedDictionary<string, (double Cpu, double Memory)> demand,
-        IReadOnlyDictionary<string, string> previous, Dictionary<string, double> freeCpu, Dictionary<string, double> freeMem, SortedDictionary<string, string> placed)
+    public ComponentPlacer(PlanInputs inputs, List<Candidate> ordered, Dictionary<string, (double Cpu, double Memory)> demand,
+        IReadOnlyDictionary<string, string> previous, Dictionary<string, double> freeCpu, Dictionary<string, double> freeMem, Dictionary<string, string> placed)
     {
         (_inputs, _demand, _freeCpu, _freeMem, _placed) = (inputs, demand, freeCpu, freeMem, placed);
         var roots = Placement.Components(ordered);

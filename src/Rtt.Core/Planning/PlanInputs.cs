@@ -143,12 +143,18 @@ public sealed class PlanInputs
 
         var routes = new List<RouteSpec>();
         var list = routesJson["routes"]!.AsArray();
+        var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
         for (var i = 0; i < list.Count; i++)
         {
             var r = list[i]!.AsObject();
             var rangeText = (string?)r["version"] ?? "*";
             var qos = r["qos"] as JsonObject;
-            routes.Add(new RouteSpec(i, (string)r["from"]!, (string)r["to"]!, rangeText, ParseRange(rangeText, $"{routesSource}: /routes/{i}/version"),
+            if (!ranges.TryGetValue(rangeText, out var range))
+            {
+                ranges[rangeText] = range = ParseRange(rangeText, $"{routesSource}: /routes/{i}/version");
+            }
+
+            routes.Add(new RouteSpec(i, (string)r["from"]!, (string)r["to"]!, rangeText, range,
                 qos?["p99_budget_us"] is JsonValue b ? Number(b) : null,
                 qos?["rate_hz"] is JsonValue h ? Number(h) : 0,
                 qos?["priority"] is JsonValue p ? (int)Number(p) : 0));

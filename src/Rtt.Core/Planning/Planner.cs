@@ -96,8 +96,50 @@ public static class Planner
         var plan = (JsonObject)body.DeepClone(); // the one copy: hashed, then given its id and signed in place
         plan.Remove("plan_id");
         plan.Remove(ObjectSigner.SignMember);
-        plan["plan_id"] = ContentHash.OfCanonical(plan);
-        return ObjectSigner.SignInPlace(plan, key);
+
+        // The plan is written canonically once, as the members before "plan_id" and those after it: joined they are the
+        // bytes plan_id hashes; with "plan_id" between them, the bytes the signature covers (same as ObjectSigner's payload).
+        var before = CanonicalJson.SerializeMembers([.. plan.Where(m => string.CompareOrdinal(m.Key, "plan_id") < 0)]);
+        var after = CanonicalJson.SerializeMembers([.. plan.Where(m => string.CompareOrdinal(m.Key, "plan_id") > 0)]);
+        var id = ContentHash.Of(Join(before, [], after));
+        plan["plan_id"] = id;
+        var signature = key.Sign(Join(before, System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\""), after));
+        plan[ObjectSigner.SignMember] = new JsonObject
+        {
+            ["alg"] = "ed25519",
+            ["key_id"] = key.KeyId,
+            ["sig"] = Convert.ToBase64String(signature),
+        };
+        return plan;
+    }
+
+    // {a...} + member + {b...} as one canonical object: a's members, the member (when given), b's members.
+    private static byte[] Join(byte[] a, ReadOnlySpan<byte> member, byte[] b)
+    {
+        var result = new byte[a.Length + member.Length + b.Length + 2];
+        var at = 0;
+        result[at++] = (byte)'{';
+        Append(result, ref at, a.AsSpan(1, a.Length - 2));
+        Append(result, ref at, member);
+        Append(result, ref at, b.AsSpan(1, b.Length - 2));
+        result[at++] = (byte)'}';
+        return result[..at];
+
+        static void Append(byte[] result, ref int at, ReadOnlySpan<byte> part)
+        {
+            if (part.IsEmpty)
+            {
+                return;
+            }
+
+            if (at > 1)
+            {
+                result[at++] = (byte)',';
+            }
+
+            part.CopyTo(result.AsSpan(at));
+            at += part.Length;
+        }
     }
 
     public static string PlanId(JsonObject plan)
@@ -156,6 +198,11 @@ public static class Planner
 
     private static void RejectForbiddenCycles(List<Candidate> candidates, List<Rejection> rejected)
     {
+        if (!candidates.Exists(c => c.From.Acyclic || c.To.Acyclic))
+        {
+            return; // only a cycle through an x-acyclic symbol is forbidden: without one there is nothing to find
+        }
+
         var forbidden = Cycles.Find(candidates.Select(c => (c.Route.From, c.Route.To)))
             .Where(scc => candidates.Any(c => scc.Contains(c.Route.From) && scc.Contains(c.Route.To) && (c.From.Acyclic || c.To.Acyclic)))
             .ToList();
