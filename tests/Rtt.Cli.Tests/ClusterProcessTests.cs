@@ -14,7 +14,7 @@ namespace Rtt.Cli.Tests;
 /// serves the decided plan's lanes.
 /// </summary>
 [Collection(ProcessCollection.Name)]
-public sealed class ClusterProcessTests(PostgresServerFixture pg) : IClassFixture<PostgresServerFixture>
+public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : IClassFixture<PostgresServerFixture>
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
 

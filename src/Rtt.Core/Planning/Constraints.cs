@@ -16,6 +16,7 @@ public static class Constraint
     public const string Placement = "placement";
     public const string Cycle = "cycle";
     public const string Admission = "admission";
+    public const string NodeDown = "node-down";
 }
 
 /// <summary>The static checks (1-4 of the seed): each returns null when it passes, or the values that explain the failure.</summary>

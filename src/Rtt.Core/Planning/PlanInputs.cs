@@ -77,6 +77,15 @@ public sealed class PlanInputs
 
     public required IReadOnlyDictionary<string, string> Pins { get; init; }
 
+    /// <summary>Nodes left out because their silo is dead (sorted; empty for a plan made by hand).</summary>
+    public IReadOnlyList<string> Down { get; init; } = [];
+
+    /// <summary>Symbols pinned to a node that is down, and that node: their routes are rejected as <c>node-down</c>.</summary>
+    public IReadOnlyDictionary<string, string> DownPins { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>policy.json <c>auto_replan</c>: a silo's death makes the survivors plan without its node (docs/operations.md).</summary>
+    public bool AutoReplan { get; init; }
+
     /// <summary>policy.json <c>mcp_aliases</c> (symbol → the name <c>rtt mcp serve</c> gives the tool), or null.</summary>
     public JsonObject? McpAliases { get; init; }
 
@@ -108,7 +117,9 @@ public sealed class PlanInputs
     public string? TunedIgnored { get; private set; }
 
     /// <summary>Reads a workspace: routes, policy, topology, and contracts from the registry (symbols.json + signed objects).</summary>
-    public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null)
+    /// <param name="down">Nodes of the topology that cannot take anything (their silo is dead: policy <c>auto_replan</c>,
+    /// docs/operations.md); nothing is placed on them and routes of symbols pinned to them are rejected as <c>node-down</c>.</param>
+    public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null, IReadOnlyCollection<string>? down = null)
     {
         var routesJson = ReadDocument(workspace.RoutesPath, SchemaValidator.Routes);
         var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy);
@@ -119,7 +130,7 @@ public sealed class PlanInputs
         var contracts = LoadContracts(workspace, strict, needed);
         // A tuned profile made on this machine gives measured lane p99s (one made elsewhere is not used; a bad one is refused).
         var tuned = Autotune.TunedProfile.Load(workspace, Autotune.MachineKey.Local(), out var mismatch);
-        var inputs = Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath, tuned);
+        var inputs = Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath, tuned, down);
         inputs.TunedIgnored = mismatch;
         return inputs;
     }
@@ -127,7 +138,7 @@ public sealed class PlanInputs
     /// <summary>Builds inputs from parsed documents (used by Load, tests and the benchmark).</summary>
     public static PlanInputs Build(JsonObject routesJson, JsonObject policyJson, JsonObject topologyJson, IEnumerable<SymbolContract> contracts,
         JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json",
-        Autotune.TunedProfile? tuned = null)
+        Autotune.TunedProfile? tuned = null, IReadOnlyCollection<string>? down = null)
     {
         // The shapes of routes and topology are checked by one walk over the nodes; the schema judges what that walk is not sure of.
         if (!InputShape.SurelyValidRoutes(routesJson))
@@ -183,6 +194,18 @@ public sealed class PlanInputs
         }
 
         nodes.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        var allNodes = nodes.Select(n => n.Id).ToHashSet(StringComparer.Ordinal);
+        List<string> downNodes = [.. (down ?? []).Where(allNodes.Contains).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (downNodes.Count > 0)
+        {
+            nodes.RemoveAll(n => downNodes.Contains(n.Id, StringComparer.Ordinal));
+            if (nodes.Count == 0 && routes.Count > 0)
+            {
+                throw new RttException(ErrorCodes.PlanTopologyInvalid, $"every NUMA node of the topology is down ({string.Join(", ", downNodes)})", $"{topologySource}: /hosts",
+                    "start a silo for at least one node, then plan again");
+            }
+        }
+
         var lanes = new SortedDictionary<string, double>(StringComparer.Ordinal);
         foreach (var kind in LaneKinds)
         {
@@ -199,9 +222,16 @@ public sealed class PlanInputs
         }).ToList();
         var qosRules = (policyJson["qos"] as JsonArray ?? []).Select(q => new QosRule((string)q!["match"]!, Number(q["p99_budget_us"]))).ToList();
         var pins = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var downPins = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (symbol, node) in policyJson["pins"] as JsonObject ?? [])
         {
             var id = (string)node!;
+            if (downNodes.Contains(id, StringComparer.Ordinal))
+            {
+                downPins[symbol] = id; // its routes are rejected as node-down (Planner)
+                continue;
+            }
+
             if (!nodes.Any(n => n.Id == id))
             {
                 throw new RttException(ErrorCodes.PlanPinUnknownNode, $"pin of {symbol} names node \"{id}\", which the topology does not have", $"{policySource}: /pins/{symbol}",
@@ -242,6 +272,11 @@ public sealed class PlanInputs
             canonical["tuned"] = tuned.Hash; // only with a profile, so plans without one hash as before; a re-tune shows in `inputs`
         }
 
+        if (downNodes.Count > 0)
+        {
+            canonical["down"] = new JsonArray([.. downNodes.Select(d => (JsonNode)JsonValue.Create(d))]); // only when some are, so other plans hash as before
+        }
+
         if (policyJson["mcp_aliases"] is JsonObject { Count: > 0 } aliases)
         {
             canonical["mcp_aliases"] = aliases.DeepClone(); // only when given, so plans without aliases hash as before
@@ -263,6 +298,9 @@ public sealed class PlanInputs
             Acl = acl,
             Qos = qosRules,
             Pins = pins,
+            Down = downNodes,
+            DownPins = downPins,
+            AutoReplan = policyJson["auto_replan"] is JsonValue ar && ar.GetValue<bool>(),
             Base = basePlan,
             McpAliases = policyJson["mcp_aliases"] is JsonObject { Count: > 0 } a ? (JsonObject)a.DeepClone() : null,
             Unsandboxed = unsandboxed,

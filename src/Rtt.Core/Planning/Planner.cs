@@ -41,6 +41,13 @@ public static class Planner
                 continue;
             }
 
+            if (inputs.DownPins.Count > 0 && (inputs.DownPins.TryGetValue(route.From, out var downNode) || inputs.DownPins.TryGetValue(route.To, out downNode)))
+            {
+                var pinned = inputs.DownPins.ContainsKey(route.From) ? route.From : route.To;
+                rejected.Add(new Rejection(route, Constraint.NodeDown, new JsonObject { ["symbol"] = pinned, ["node"] = downNode }));
+                continue;
+            }
+
             var (rejection, candidate) = Check(route, inputs);
             if (rejection is not null)
             {

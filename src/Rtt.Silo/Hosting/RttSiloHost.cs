@@ -254,6 +254,10 @@ public static class RttSiloHost
         builder.Services.AddRttLanes(configuration);
         builder.Services.AddSingleton<NodeRegistrationService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeRegistrationService>());
+        if (clusterConnection is not null)
+        {
+            builder.Services.AddHostedService<AutoReplanService>(); // policy auto_replan: the survivors plan without a dead silo's node
+        }
 
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("rtt-silo", serviceInstanceId: silo.NodeId))

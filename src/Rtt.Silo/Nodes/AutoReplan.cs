@@ -1,0 +1,163 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+using Rtt.Core.Planning;
+using Rtt.Core.Workspace;
+using Rtt.Grains.Nodes;
+using Rtt.Grains.Reconciling;
+
+namespace Rtt.Silo.Nodes;
+
+/// <summary>A cluster member as the down-node tracker sees it.</summary>
+public sealed record MemberView(string Silo, bool Active, bool Dead, string? Node);
+
+/// <summary>
+/// Which nodes are down: a node is down once a silo that served it (seen active, with that <c>node</c> metadata) is
+/// declared dead and no active silo serves it; it is up again as soon as an active silo serves it. Only silos this
+/// process saw active count, so dead entries left in the membership table by earlier runs change nothing.
+/// Plain and deterministic: the service below feeds it membership snapshots.
+/// </summary>
+public sealed class DownNodeTracker
+{
+    private readonly Dictionary<string, string> _nodeOf = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _down = new(StringComparer.Ordinal);
+
+    /// <summary>The nodes down now, in ordinal order.</summary>
+    public IReadOnlyList<string> Down => [.. _down];
+
+    /// <summary>Takes a snapshot in; true when the set of down nodes changed.</summary>
+    public bool Observe(IEnumerable<MemberView> members)
+    {
+        var list = members.ToList();
+        var before = string.Join('\n', _down);
+        foreach (var m in list.Where(m => m.Active && !string.IsNullOrEmpty(m.Node)))
+        {
+            _nodeOf[m.Silo] = m.Node!;
+        }
+
+        var live = list.Where(m => m.Active && _nodeOf.ContainsKey(m.Silo)).Select(m => _nodeOf[m.Silo]).ToHashSet(StringComparer.Ordinal);
+        foreach (var m in list.Where(m => m.Dead))
+        {
+            if (_nodeOf.TryGetValue(m.Silo, out var node) && !live.Contains(node))
+            {
+                _down.Add(node);
+            }
+        }
+
+        _down.RemoveWhere(live.Contains);
+        return before != string.Join('\n', _down);
+    }
+
+    /// <summary>The one silo that re-plans: the active member whose address sorts first (every silo computes the same).</summary>
+    public static bool Leads(string self, IEnumerable<MemberView> members) =>
+        members.Where(m => m.Active).Select(m => m.Silo).Order(StringComparer.Ordinal).FirstOrDefault() == self;
+}
+
+/// <summary>
+/// policy.json <c>auto_replan</c> (docs/operations.md, "Losing a silo"): watches cluster membership; when a silo is
+/// declared dead (or comes back), the leading survivor computes a plan without the down nodes (their pinned symbols'
+/// routes rejected as <c>node-down</c>, the rest placed on the nodes left), signs it with the workspace key and applies
+/// it through the reconciler's 2PC like <c>rtt apply</c>. Runs beside the silo, never on a grain turn; a failure is
+/// logged and the next membership change tries again.
+/// </summary>
+public sealed class AutoReplanService(
+    IClusterMembershipService membership,
+    ILocalSiloDetails local,
+    IGrainFactory grains,
+    RttWorkspace workspace,
+    IServiceProvider services,
+    ILogger<AutoReplanService> logger) : BackgroundService
+{
+    private const int MaxAttempts = 10;
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(2);
+    private readonly DownNodeTracker _tracker = new();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var metadata = services.GetService(typeof(ISiloMetadataCache)) as ISiloMetadataCache;
+        var self = local.SiloAddress.ToParsableString();
+        try
+        {
+            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(stoppingToken))
+            {
+                var members = snapshot.Members.Values.Select(m => new MemberView(m.SiloAddress.ToParsableString(), m.Status == SiloStatus.Active,
+                    m.Status == SiloStatus.Dead, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NodeKey) is { Length: > 0 } n ? n : null)).ToList();
+                if (!_tracker.Observe(members) || !DownNodeTracker.Leads(self, members))
+                {
+                    continue;
+                }
+
+                // Right after a silo is declared dead, calls may still be routed to its activations until the grain
+                // directory forgets them: a failed attempt is retried (a few seconds apart) while the down set stays the same.
+                var down = _tracker.Down;
+                for (var attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        var outcome = await ReplanAsync(down);
+                        if (outcome != Core.Reconciling.ApplyOutcome.Aborted || attempt == MaxAttempts)
+                        {
+                            break;
+                        }
+
+                        // Aborted in prepare: typically a node whose silo just came back and whose grain has not moved home yet.
+                        logger.LogWarning("auto_replan: attempt {Attempt} without [{Down}] aborted; trying again in {Delay} s", attempt, string.Join(", ", down), RetryDelay.TotalSeconds);
+                        await Task.Delay(RetryDelay, stoppingToken);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        var error = ex is Core.Errors.RttException rtt ? $"{rtt.Code}: {rtt.Message}" : ex.Message;
+                        if (ex is Core.Errors.RttException || attempt == MaxAttempts)
+                        {
+                            logger.LogError("auto_replan: planning without [{Down}] failed after {Attempts} attempt(s): {Error}; the next membership change tries again",
+                                string.Join(", ", down), attempt, error);
+                            break;
+                        }
+
+                        logger.LogWarning("auto_replan: attempt {Attempt} without [{Down}] failed ({Error}); trying again in {Delay} s", attempt, string.Join(", ", down), error, RetryDelay.TotalSeconds);
+                        await Task.Delay(RetryDelay, stoppingToken);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <returns>The apply's outcome (applied, aborted, rolled-back), or null when nothing was applied.</returns>
+    private async Task<string?> ReplanAsync(IReadOnlyList<string> down)
+    {
+        if (RttWorkspace.ReadObject(workspace.PolicyPath)["auto_replan"] is not System.Text.Json.Nodes.JsonValue on || !on.GetValue<bool>())
+        {
+            logger.LogInformation("auto_replan is off (policy.json): nodes down [{Down}] are reported, no plan is made", string.Join(", ", down));
+            return null;
+        }
+
+        var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+        var history = await reconciler.History();
+        var store = new PlanStore(workspace);
+        var basePlan = history.AppliedPlanId is { } id ? store.Find(id) ?? store.Applied() : store.Applied();
+        var inputs = PlanInputs.Load(workspace, basePlan, down);
+        var outcome = Planner.Compute(inputs);
+        System.Text.Json.Nodes.JsonObject signed;
+        using (var key = workspace.LoadSigningKey())
+        {
+            signed = Planner.Seal(outcome.Body, key);
+        }
+
+        var planId = (string)signed["plan_id"]!;
+        if (planId == history.AppliedPlanId)
+        {
+            return null;
+        }
+
+        store.Save(signed);
+        logger.LogWarning("auto_replan: nodes down [{Down}]: applying {PlanId} ({Admitted} route(s) placed, {Rejected} rejected)",
+            string.Join(", ", down), planId, outcome.Admitted, outcome.Rejected.Count);
+        Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Apply);
+        var report = await reconciler.Apply(signed.ToJsonString());
+        logger.LogWarning("auto_replan: {PlanId} {Outcome}{Reason}", planId, report.Outcome, report.Reason.Length > 0 ? $": {report.Reason}" : "");
+        return report.Outcome;
+    }
+}
