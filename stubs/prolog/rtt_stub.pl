@@ -129,8 +129,16 @@ serve(Handler, Status) :-
     ;   format(user_error, "RTT-LANE-001: cannot attach on ~w~n", [Path]), Status = 1
     ).
 
+%   read_chunk: the bytes already buffered (the attach reply may arrive with the first requests), else the
+%   next bytes from the socket (blocking); [] at end of file.
+read_chunk(In, Chunk) :-
+    read_pending_codes(In, Pending, []),
+    (   Pending \== [] -> Chunk = Pending
+    ;   fill_buffer(In), read_pending_codes(In, Chunk, [])
+    ).
+
 loop(In, Out, H, Buf, N) :-
-    catch(( fill_buffer(In), read_pending_codes(In, Chunk, []) ), _, Chunk = []),
+    catch(read_chunk(In, Chunk), _, Chunk = []),
     (   Chunk == []
     ->  true                                                      % end of file: the host closed the lane
     ;   append(Buf, Chunk, All), length(Chunk, K), N1 is N + K,
