@@ -73,7 +73,7 @@ public static class McpCommand
             using var store = RegistryStore.Open(ws);
             var report = McpCatalog.Ingest(ws, store, serverName, listing.ServerName, listing.ServerVersion,
                 file is not null ? ["--from", file] : address is not null ? ["--url", address] : argv,
-                listing.ToolsList, file ?? address ?? string.Join(' ', argv), parse.GetValue(acceptDrift), serve);
+                listing.ToolsList, file ?? address ?? string.Join(' ', argv), parse.GetValue(acceptDrift), serve, listing.Others);
             // The new symbols are usable at once: symbols.json is brought up to date from the manifest just written.
             var scan = new Scanner(ws, store).Run([report.ManifestPath]);
             foreach (var note in report.Notes.Concat(scan.Errors.Select(e => e.Error.Headline)))

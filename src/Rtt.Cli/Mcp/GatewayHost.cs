@@ -85,12 +85,8 @@ public static class GatewayHost
     /// </summary>
     public static IMcpServerBuilder AddHttpServer(IServiceCollection services)
     {
-        var builder = services.AddMcpServer(o =>
-        {
-            o.ServerInfo = ServerInfo;
-            o.Capabilities = new ServerCapabilities { Tools = new ToolsCapability { ListChanged = true } };
-        });
-        services.AddOptions<ModelContextProtocol.Server.McpServerOptions>().Configure<McpGateway>((o, gateway) => o.ToolCollection = gateway.Collection);
+        var builder = services.AddMcpServer(o => o.ServerInfo = ServerInfo);
+        services.AddOptions<ModelContextProtocol.Server.McpServerOptions>().Configure<McpGateway>(Serve);
         return builder
             .WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
             .WithRequestFilters(filters =>
@@ -102,6 +98,40 @@ public static class GatewayHost
                     {
                         var gateway = request.Services!.GetRequiredService<McpGateway>();
                         result.Tools = [.. result.Tools.Where(t => gateway.Tools.FirstOrDefault(g => g.Name == t.Name) is { } tool && access.Allows(tool.Route.To))];
+                    }
+
+                    return result;
+                });
+                // A capability token sees only the prompts, resources and templates whose symbols it allows (their requests are refused likewise).
+                filters.AddListPromptsFilter(next => async (request, cancellationToken) =>
+                {
+                    var result = await next(request, cancellationToken);
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
+                    {
+                        var gateway = request.Services!.GetRequiredService<McpGateway>();
+                        result.Prompts = [.. result.Prompts.Where(p => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Core.Registry.McpPrimitive.Prompt && o.Name == p.Name) is { } prompt && access.Allows(prompt.Route.To))];
+                    }
+
+                    return result;
+                });
+                filters.AddListResourcesFilter(next => async (request, cancellationToken) =>
+                {
+                    var result = await next(request, cancellationToken);
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
+                    {
+                        var gateway = request.Services!.GetRequiredService<McpGateway>();
+                        result.Resources = [.. result.Resources.Where(r => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Core.Registry.McpPrimitive.Resource && o.Name == r.Uri) is { } resource && access.Allows(resource.Route.To))];
+                    }
+
+                    return result;
+                });
+                filters.AddListResourceTemplatesFilter(next => async (request, cancellationToken) =>
+                {
+                    var result = await next(request, cancellationToken);
+                    if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
+                    {
+                        var gateway = request.Services!.GetRequiredService<McpGateway>();
+                        result.ResourceTemplates = [.. result.ResourceTemplates.Where(r => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Core.Registry.McpPrimitive.Template && o.Name == r.UriTemplate) is { } template && access.Allows(template.Route.To))];
                     }
 
                     return result;
@@ -239,7 +269,37 @@ public static class GatewayHost
         services.AddMcpServer(o =>
         {
             o.ServerInfo = ServerInfo;
-            o.Capabilities = new ServerCapabilities { Tools = new ToolsCapability { ListChanged = true } };
-            o.ToolCollection = gateway.Collection;
+            Serve(o, gateway);
         });
+
+    /// <summary>
+    /// What the gateway's MCP server offers (both transports): the tools, prompts and resources (and templates) of the
+    /// gateway's collections, each with list_changed; completion/complete sent on the route of the prompt or template it
+    /// completes; resources/subscribe and unsubscribe sent on the resource's route (docs/gateway.md, "Prompts and resources").
+    /// </summary>
+    private static void Serve(ModelContextProtocol.Server.McpServerOptions o, McpGateway gateway)
+    {
+        o.Capabilities = new ServerCapabilities
+        {
+            Tools = new ToolsCapability { ListChanged = true },
+            Prompts = new PromptsCapability { ListChanged = true },
+            Resources = new ResourcesCapability { ListChanged = true, Subscribe = true },
+            Completions = new CompletionsCapability(),
+        };
+        o.ToolCollection = gateway.Collection;
+        o.PromptCollection = gateway.Prompts;
+        o.ResourceCollection = gateway.Resources;
+        o.Handlers.CompleteHandler = (request, cancellationToken) =>
+            gateway.CompletionTarget(request.Params?.Ref) is { } target
+                ? gateway.RequestAsync<CompleteResult>(target, RequestMethods.CompletionComplete,
+                    System.Text.Json.JsonSerializer.SerializeToNode(request.Params, ModelContextProtocol.McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(CompleteRequestParams))), request.User, cancellationToken)
+                : throw new ModelContextProtocol.McpProtocolException("completion/complete: the reference names no prompt or resource template served here", ModelContextProtocol.McpErrorCode.InvalidParams);
+        o.Handlers.SubscribeToResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesSubscribe, request.Params?.Uri, request.User, cancellationToken);
+        o.Handlers.UnsubscribeFromResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesUnsubscribe, request.Params?.Uri, request.User, cancellationToken);
+    }
+
+    private static ValueTask<EmptyResult> Subscription(McpGateway gateway, string method, string? uri, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken) =>
+        gateway.ResourceOf(uri) is { } resource
+            ? gateway.RequestAsync<EmptyResult>(resource, method, new System.Text.Json.Nodes.JsonObject { ["uri"] = uri }, user, cancellationToken)
+            : throw new ModelContextProtocol.McpProtocolException($"{method}: no resource {uri} is served here", ModelContextProtocol.McpErrorCode.InvalidParams);
 }

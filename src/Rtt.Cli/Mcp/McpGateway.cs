@@ -9,6 +9,7 @@ using Rtt.Client.Calls;
 using Rtt.Client.Lanes;
 using Rtt.Core.Errors;
 using Rtt.Core.Planning;
+using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
 
 namespace Rtt.Cli.Mcp;
@@ -28,7 +29,7 @@ public sealed class McpGateway : IAsyncDisposable
     private readonly LaneCaller _caller;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private Table _table = new(null, [], "");
+    private Table _table = new(null, [], [], "");
     private DateTime _appliedWritten = DateTime.MinValue;
     private bool _read;
     private Task? _watch;
@@ -68,6 +69,17 @@ public sealed class McpGateway : IAsyncDisposable
     /// <summary>What every session lists and calls: the plan's tools minus the drifted ones.</summary>
     public McpServerPrimitiveCollection<McpServerTool> Collection { get; } = new();
 
+    /// <summary>The prompts, resources and resource templates the applied plan routes from the caller (drifted ones included).</summary>
+    public IReadOnlyList<GatewayPrimitive> Others => _table.Others;
+
+    /// <summary>The prompts every session lists and gets (the drifted ones left out).</summary>
+    public McpServerPrimitiveCollection<McpServerPrompt> Prompts { get; } = new();
+
+    /// <summary>The resources and resource templates every session lists and reads (the drifted ones left out).</summary>
+    public McpServerResourceCollection Resources { get; } = new();
+
+    private IReadOnlyList<GatewayPrimitive> _servedOthers = [];
+
     /// <summary>Re-reads the plan and probes the tools every <paramref name="every"/>.</summary>
     public void StartWatching(TimeSpan every)
     {
@@ -102,18 +114,19 @@ public sealed class McpGateway : IAsyncDisposable
             if (!_read || written != _appliedWritten)
             {
                 var plan = File.Exists(_appliedPath) ? RttWorkspace.ReadObject(_appliedPath) : null;
-                var (planId, tools) = GatewayCatalog.Build(_workspace, plan, Caller);
+                var (planId, tools) = GatewayCatalog.Build(_workspace, plan, Caller, out var others);
                 _appliedWritten = written;
                 _read = true;
-                _table = new Table(planId, tools, "");
+                _table = new Table(planId, tools, others, "");
             }
 
             var table = _table;
-            var drifted = await Task.WhenAll(table.Tools.Select(async t =>
+            var routes = table.Tools.Select(t => t.Route).Concat(table.Others.Select(o => o.Route)).ToList();
+            var drifted = await Task.WhenAll(routes.Select(async route =>
             {
                 try
                 {
-                    await _caller.ProbeAsync(t.Route, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                    await _caller.ProbeAsync(route, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
                     return false;
                 }
                 catch (RttException ex)
@@ -122,19 +135,55 @@ public sealed class McpGateway : IAsyncDisposable
                 }
             })).ConfigureAwait(false);
             var served = table.Tools.Where((_, i) => !drifted[i]).ToList();
-            var signature = string.Join("\n", served.Select(t => t.DefinitionJson + " " + t.Route.RouteId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            var servedOthers = table.Others.Where((_, i) => !drifted[table.Tools.Count + i]).ToList();
+            static string Of(IEnumerable<(string Json, long Route)> items) =>
+                string.Join("\n", items.Select(t => t.Json + " " + t.Route.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            var toolSignature = Of(served.Select(t => (t.DefinitionJson, (long)t.Route.RouteId)));
+            var promptSignature = Of(servedOthers.Where(o => o.Primitive == McpPrimitive.Prompt).Select(o => (o.DefinitionJson, (long)o.Route.RouteId)));
+            var resourceSignature = Of(servedOthers.Where(o => o.Primitive != McpPrimitive.Prompt).Select(o => (o.Primitive.Kind + o.DefinitionJson, (long)o.Route.RouteId)));
+            var signature = toolSignature + "\u0001" + promptSignature + "\u0001" + resourceSignature;
             if (signature == table.Signature)
             {
                 return false;
             }
 
+            var was = table.Signature.Split('\u0001');
             _table = table with { Signature = signature };
-            using (Collection.DeferChangedEvents())
+            _servedOthers = servedOthers;
+            if (was.Length != 3 || was[0] != toolSignature)
             {
-                Collection.Clear();
-                foreach (var tool in served)
+                using (Collection.DeferChangedEvents())
                 {
-                    Collection.Add(new Served(this, tool));
+                    Collection.Clear();
+                    foreach (var tool in served)
+                    {
+                        Collection.Add(new Served(this, tool));
+                    }
+                }
+            }
+
+            // Each collection that changes makes the SDK send its own list_changed (prompts, resources) to every session.
+            if (was.Length != 3 || was[1] != promptSignature)
+            {
+                using (Prompts.DeferChangedEvents())
+                {
+                    Prompts.Clear();
+                    foreach (var prompt in servedOthers.Where(o => o.Primitive == McpPrimitive.Prompt))
+                    {
+                        Prompts.Add(new ServedPrompt(this, prompt));
+                    }
+                }
+            }
+
+            if (was.Length != 3 || was[2] != resourceSignature)
+            {
+                using (Resources.DeferChangedEvents())
+                {
+                    Resources.Clear();
+                    foreach (var resource in servedOthers.Where(o => o.Primitive != McpPrimitive.Prompt))
+                    {
+                        Resources.Add(new ServedResource(this, resource));
+                    }
                 }
             }
 
@@ -286,7 +335,116 @@ public sealed class McpGateway : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private sealed record Table(string? PlanId, IReadOnlyList<GatewayTool> Tools, string Signature);
+    private sealed record Table(string? PlanId, IReadOnlyList<GatewayTool> Tools, IReadOnlyList<GatewayPrimitive> Others, string Signature);
+
+    /// <summary>
+    /// A request to a routed prompt, resource or template through the fabric (lane → the silo's MCP endpoint → the server's
+    /// shared session): <c>{"method", "params"}</c> on the route's lane, the server's result back as it came. A capability
+    /// token that does not allow the route's symbol is refused (as for tools); a failure is a JSON-RPC error with its RTT code.
+    /// </summary>
+    public async ValueTask<T> RequestAsync<T>(GatewayPrimitive primitive, string method, JsonNode? parameters, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken)
+    {
+        if (GatewayAccess.FromPrincipal(user) is { Rights: not null } access && !access.Allows(primitive.Route.To))
+        {
+            throw new McpProtocolException($"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {primitive.Route.To}", McpErrorCode.InvalidParams);
+        }
+
+        var request = new JsonObject { ["method"] = method, ["params"] = parameters?.DeepClone() ?? new JsonObject() };
+        byte[] answer;
+        try
+        {
+            answer = await _caller.CallAsync(primitive.Route, Encoding.UTF8.GetBytes(request.ToJsonString()), CallTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RttException ex)
+        {
+            var code = ex.Code == ErrorCodes.CallArgsInvalid ? McpErrorCode.InvalidParams : McpErrorCode.InternalError;
+            throw new McpProtocolException($"{ex.Code}: {ex.Message}", code);
+        }
+
+        try
+        {
+            return (T)(JsonSerializer.Deserialize(answer, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(T))) ?? throw new JsonException("null"));
+        }
+        catch (JsonException ex)
+        {
+            throw new McpProtocolException($"{ErrorCodes.CallProtocolError}: the endpoint of {primitive.Route.To} answered {method} with something that is not a {typeof(T).Name}: {ex.Message}", McpErrorCode.InternalError);
+        }
+    }
+
+    /// <summary>The served prompt or resource template a completion's reference names (null: none is routed).</summary>
+    public GatewayPrimitive? CompletionTarget(Reference? reference) => reference switch
+    {
+        PromptReference p => _servedOthers.FirstOrDefault(o => o.Primitive == McpPrimitive.Prompt && o.Name == p.Name),
+        ResourceTemplateReference r => _servedOthers.FirstOrDefault(o => o.Primitive == McpPrimitive.Template && o.Name == r.Uri),
+        _ => null,
+    };
+
+    /// <summary>The served resource with this URI (subscriptions; null: none is routed).</summary>
+    public GatewayPrimitive? ResourceOf(string? uri) => _servedOthers.FirstOrDefault(o => o.Primitive == McpPrimitive.Resource && o.Name == uri);
+
+    /// <summary>One served prompt: its pinned definition under its served name; prompts/get goes through the fabric.</summary>
+    private sealed class ServedPrompt : McpServerPrompt
+    {
+        private readonly McpGateway _gateway;
+        private readonly GatewayPrimitive _prompt;
+
+        public ServedPrompt(McpGateway gateway, GatewayPrimitive prompt)
+        {
+            _gateway = gateway;
+            _prompt = prompt;
+            ProtocolPrompt = JsonSerializer.Deserialize(prompt.DefinitionJson, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(Prompt))) as Prompt
+                ?? throw new RttException(ErrorCodes.McpToolInvalid, "the pinned prompt object does not make an MCP prompt", prompt.Route.To, "re-run `rtt mcp ingest`");
+        }
+
+        public override Prompt ProtocolPrompt { get; }
+
+        public override IReadOnlyList<object> Metadata => [];
+
+        public override ValueTask<GetPromptResult> GetAsync(RequestContext<GetPromptRequestParams> request, CancellationToken cancellationToken = default) =>
+            _gateway.RequestAsync<GetPromptResult>(_prompt, RequestMethods.PromptsGet,
+                JsonSerializer.SerializeToNode(request.Params, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(GetPromptRequestParams))), request.User, cancellationToken);
+    }
+
+    /// <summary>One served resource or resource template: its pinned definition under its server's URI; resources/read goes through the fabric.</summary>
+    private sealed class ServedResource : McpServerResource
+    {
+        private readonly McpGateway _gateway;
+        private readonly GatewayPrimitive _resource;
+
+        public ServedResource(McpGateway gateway, GatewayPrimitive resource)
+        {
+            _gateway = gateway;
+            _resource = resource;
+            if (resource.Primitive == McpPrimitive.Resource)
+            {
+                ProtocolResource = JsonSerializer.Deserialize(resource.DefinitionJson, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(Resource))) as Resource
+                    ?? throw new RttException(ErrorCodes.McpToolInvalid, "the pinned resource object does not make an MCP resource", resource.Route.To, "re-run `rtt mcp ingest`");
+                ProtocolResourceTemplate = new ResourceTemplate
+                {
+                    UriTemplate = ProtocolResource.Uri, Name = ProtocolResource.Name, Title = ProtocolResource.Title, Description = ProtocolResource.Description,
+                    MimeType = ProtocolResource.MimeType, Annotations = ProtocolResource.Annotations,
+                };
+            }
+            else
+            {
+                ProtocolResourceTemplate = JsonSerializer.Deserialize(resource.DefinitionJson, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(ResourceTemplate))) as ResourceTemplate
+                    ?? throw new RttException(ErrorCodes.McpToolInvalid, "the pinned resource template object does not make an MCP resource template", resource.Route.To, "re-run `rtt mcp ingest`");
+            }
+        }
+
+        public override ResourceTemplate ProtocolResourceTemplate { get; }
+
+        public override Resource? ProtocolResource { get; }
+
+        public override IReadOnlyList<object> Metadata => [];
+
+        public override bool IsMatch(string uri) =>
+            _resource.Primitive == McpPrimitive.Resource ? uri == _resource.Name : McpPrimitive.TemplateMatches(_resource.Name, uri);
+
+        public override ValueTask<ReadResourceResult> ReadAsync(RequestContext<ReadResourceRequestParams> request, CancellationToken cancellationToken = default) =>
+            _gateway.RequestAsync<ReadResourceResult>(_resource, RequestMethods.ResourcesRead,
+                JsonSerializer.SerializeToNode(request.Params, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(ReadResourceRequestParams))), request.User, cancellationToken);
+    }
 
     /// <summary>One served tool: its pinned definition under its served name; a call goes through the fabric.</summary>
     private sealed class Served(McpGateway gateway, GatewayTool tool) : McpServerTool

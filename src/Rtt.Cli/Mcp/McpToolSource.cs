@@ -9,7 +9,12 @@ using Rtt.Core.Json;
 namespace Rtt.Cli.Mcp;
 
 /// <summary>What an MCP server says about itself and its tools.</summary>
-public sealed record McpListing(string ServerName, string ServerVersion, JsonObject ToolsList);
+public sealed record McpListing(string ServerName, string ServerVersion, JsonObject ToolsList)
+{
+    /// <summary>The server's prompts, resources and resource templates (<c>{"prompts": […], "resources": […], "resourceTemplates": […]}</c>,
+    /// each present when the server declares the capability), pinned with the tools (docs/gateway.md).</summary>
+    public JsonObject? Others { get; init; }
+}
 
 /// <summary>Gets a tools/list result from a real MCP server over stdio (ModelContextProtocol SDK), or from a saved file.</summary>
 public static class McpToolSource
@@ -77,7 +82,10 @@ public static class McpToolSource
                 list.Add(kept);
             }
 
-            return new McpListing(client.ServerInfo?.Name ?? name, client.ServerInfo?.Version ?? "0.0.0", new JsonObject { ["tools"] = list });
+            return new McpListing(client.ServerInfo?.Name ?? name, client.ServerInfo?.Version ?? "0.0.0", new JsonObject { ["tools"] = list })
+            {
+                Others = await OthersAsync(client, cts.Token),
+            };
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -93,6 +101,27 @@ public static class McpToolSource
                 transport is HttpClientTransport ? "check that the URL serves MCP over Streamable HTTP (and the headers it needs)"
                     : "check that the command starts an MCP server on stdio (try running it by hand)", ex);
         }
+    }
+
+    /// <summary>prompts/list, resources/list and resources/templates/list (every page) as their protocol JSON, for what the server declares.</summary>
+    public static async Task<JsonObject> OthersAsync(McpClient client, CancellationToken cancellationToken)
+    {
+        static JsonArray Json<T>(IEnumerable<T> items) =>
+            [.. items.Select(i => JsonSerializer.SerializeToNode(i, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(T))))];
+        var others = new JsonObject();
+        var capabilities = client.ServerCapabilities;
+        if (capabilities?.Prompts is not null)
+        {
+            others["prompts"] = Json((await client.ListPromptsAsync(cancellationToken: cancellationToken)).Select(p => p.ProtocolPrompt));
+        }
+
+        if (capabilities?.Resources is not null)
+        {
+            others["resources"] = Json((await client.ListResourcesAsync(cancellationToken: cancellationToken)).Select(r => r.ProtocolResource));
+            others["resourceTemplates"] = Json((await client.ListResourceTemplatesAsync(cancellationToken: cancellationToken)).Select(r => r.ProtocolResourceTemplate));
+        }
+
+        return others;
     }
 
     /// <summary>

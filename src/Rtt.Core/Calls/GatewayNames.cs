@@ -31,27 +31,58 @@ public static class GatewayNames
         aliases?[symbol] is JsonValue v && v.TryGetValue<string>(out var alias) ? alias : Default(symbol);
 
     /// <summary>
+    /// The served name of a routed MCP symbol of a known primitive (null: a tool): a prompt is <c>&lt;server&gt;__&lt;prompt&gt;</c>
+    /// or its alias (prompts have their own namespace); a resource is served under its URI, a template under its URI template.
+    /// </summary>
+    public static string? Of(string symbol, Registry.McpPrimitive? primitive, JsonObject? aliases)
+    {
+        if (primitive is null)
+        {
+            return Of(symbol, aliases);
+        }
+
+        if (primitive.Parse(symbol) is not { } parsed)
+        {
+            return null;
+        }
+
+        return primitive != Registry.McpPrimitive.Prompt ? parsed.Key
+            : aliases?[symbol] is JsonValue v && v.TryGetValue<string>(out var alias) ? alias
+            : parsed.Server + "__" + parsed.Key;
+    }
+
+    /// <summary>
     /// Checks that the MCP tool symbols of a plan get distinct names. Throws <c>RTT-PLAN-008</c> naming both symbols
     /// and the name at the first collision (in ordinal order of the symbols, so the message is deterministic).
     /// </summary>
-    public static void Check(IEnumerable<string> toolSymbols, JsonObject? aliases, string source)
+    public static void Check(IEnumerable<string> toolSymbols, JsonObject? aliases, string source) =>
+        Check(toolSymbols.Select(s => (s, (Registry.McpPrimitive?)null)), aliases, source);
+
+    /// <summary>
+    /// As above for tools, prompts, resources and templates (each its own namespace, as in MCP): two prompts with one
+    /// name, or two routed servers offering one resource URI (or template), are <c>RTT-PLAN-008</c> naming both symbols.
+    /// </summary>
+    public static void Check(IEnumerable<(string Symbol, Registry.McpPrimitive? Primitive)> symbols, JsonObject? aliases, string source)
     {
-        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var symbol in toolSymbols.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+        var seen = new Dictionary<(string, string), string>();
+        foreach (var (symbol, primitive) in symbols.DistinctBy(s => s.Symbol, StringComparer.Ordinal).OrderBy(s => s.Symbol, StringComparer.Ordinal))
         {
-            if (Of(symbol, aliases) is not { } name)
+            if (Of(symbol, primitive, aliases) is not { } name)
             {
                 continue;
             }
 
-            if (seen.TryGetValue(name, out var other))
+            var kind = primitive?.Kind ?? "tool";
+            if (seen.TryGetValue((kind, name), out var other))
             {
+                var what = kind switch { "tool" => "tools", "prompt" => "prompts", "resource" => "resources", _ => "resource templates" };
                 throw new RttException(ErrorCodes.PlanToolNameCollision,
-                    $"MCP tools {other} and {symbol} would both be served as \"{name}\"", $"{source}: /mcp_aliases",
-                    "give one of them another alias in mcp_aliases (names already served keep theirs)");
+                    $"MCP {what} {other} and {symbol} would both be served as \"{name}\"", $"{source}: /mcp_aliases",
+                    kind is "tool" or "prompt" ? "give one of them another alias in mcp_aliases (names already served keep theirs)"
+                        : "two servers offer the same URI: route only one of them from this caller");
             }
 
-            seen[name] = symbol;
+            seen[(kind, name)] = symbol;
         }
     }
 }

@@ -347,7 +347,7 @@ public sealed class PlanInputs
                 {
                     // Agents and MCP tools: types and version from discovery; they run where their driver is and need no capacity.
                     // An MCP tool whose server manifest says how to reach it (mcp.serve) is served by its own endpoint.
-                    var serve = kind == "mcp-tool" && (string?)v["object"] is { } tool ? McpCatalog.ServeOfTool(workspace, store, tool, mcpServers) : null;
+                    var serve = McpPrimitive.IsMcpKind(kind) && (string?)v["object"] is { } tool ? McpCatalog.ServeOfTool(workspace, store, tool, mcpServers) : null;
                     contracts.Add(new SymbolContract(address, NuGetVersion.Parse((string)v["version"]!), kind, v["input"]?.DeepClone(), v["output"]?.DeepClone(),
                         [], ["shm", "tcp", "uds"], 0, 0, 0, false, serve));
                 }

@@ -316,7 +316,8 @@ public static class Planner
         // The names rtt mcp serve gives the routed MCP tools must be distinct (docs/gateway.md); the aliases travel
         // in the signed plan so the gateway serves what was planned.
         var toolSymbols = endpoints.Values.Select(e => (string?)e["tool"]?["symbol"]).OfType<string>().ToList();
-        Calls.GatewayNames.Check(toolSymbols, inputs.McpAliases, inputs.PolicySource);
+        Calls.GatewayNames.Check(endpoints.Values.Where(e => e["tool"]?["symbol"] is not null)
+            .Select(e => ((string)e["tool"]!["symbol"]!, Registry.McpPrimitive.Of((string?)e["tool"]!["primitive"]))), inputs.McpAliases, inputs.PolicySource);
         if (inputs.McpAliases is { } aliases && toolSymbols.Where(t => aliases.ContainsKey(t)).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } aliased)
         {
             body["mcp_aliases"] = new JsonObject([.. aliased.Select(t => KeyValuePair.Create(t, (JsonNode?)aliases[t]!.DeepClone()))]);

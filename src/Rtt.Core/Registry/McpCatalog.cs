@@ -114,7 +114,7 @@ public static class McpCatalog
     /// unless <paramref name="acceptDrift"/>, and RTT-MCP-002 for an invalid tool list (nothing is written then).
     /// </summary>
     public static McpIngestReport Ingest(RttWorkspace workspace, RegistryStore store, string name, string serverName, string serverVersion,
-        IReadOnlyList<string> command, JsonObject toolsList, string source, bool acceptDrift, JsonObject? serve = null)
+        IReadOnlyList<string> command, JsonObject toolsList, string source, bool acceptDrift, JsonObject? serve = null, JsonObject? others = null)
     {
         ValidateName(name);
         serve = serve is null ? null : ServeOfServer(serve, source);
@@ -183,6 +183,56 @@ public static class McpCatalog
         if (hadManifest && oldServerVersion is not null && oldServerVersion != serverVersion)
         {
             drift.Add($"server version {oldServerVersion} -> {serverVersion}");
+        }
+
+        // Prompts, resources and resource templates: pinned the same way, drift the same way (docs/gateway.md).
+        var primitives = McpPrimitive.All.Select(p => (Primitive: p, Items: Items(p, others, source))).ToList();
+        foreach (var (p, items) in primitives)
+        {
+            foreach (var (itemKey, _) in items)
+            {
+                if (tools.FirstOrDefault(t => $"rtt://mcp/{name}/{(string)t["name"]!}" == p.Symbol(name, itemKey)) is { } clash)
+                {
+                    throw new RttException(ErrorCodes.McpToolInvalid, $"tool \"{clash["name"]}\" and {p.Kind} \"{itemKey}\" would share the symbol {p.Symbol(name, itemKey)}", source,
+                        "rename the tool or the " + p.Kind + " on the server");
+                }
+            }
+        }
+
+        var oldPrimitives = new Dictionary<(string, string), (string Pin, string Version)>();
+        if (hadManifest)
+        {
+            var old = RttWorkspace.ReadObject(manifestPath);
+            foreach (var p in McpPrimitive.All)
+            {
+                foreach (var e in old[ManifestMember(p)]?.AsArray() ?? [])
+                {
+                    oldPrimitives[(p.Kind, (string)e!["name"]!)] = ((string)e["pin"]!, (string)e["version"]!);
+                }
+            }
+        }
+
+        foreach (var (p, items) in primitives)
+        {
+            foreach (var (itemKey, json) in items)
+            {
+                if (oldPrimitives.TryGetValue((p.Kind, itemKey), out var was))
+                {
+                    if (was.Pin != p.Pin(json))
+                    {
+                        drift.Add($"{p.Kind} {itemKey} changed ({was.Pin} -> {p.Pin(json)})");
+                    }
+                }
+                else if (hadManifest)
+                {
+                    drift.Add($"{p.Kind} {itemKey} added");
+                }
+            }
+
+            foreach (var gone in oldPrimitives.Keys.Where(k => k.Item1 == p.Kind && items.All(i => i.Key != k.Item2)).Select(k => k.Item2).Order(StringComparer.Ordinal))
+            {
+                drift.Add($"{p.Kind} {gone} removed");
+            }
         }
 
         if (drift.Count > 0 && !acceptDrift)
@@ -256,6 +306,38 @@ public static class McpCatalog
             },
             ["tools"] = entries,
         };
+        foreach (var (p, items) in primitives.Where(x => x.Items.Count > 0))
+        {
+            var list = new JsonArray();
+            foreach (var (itemKey, json) in items)
+            {
+                var pin = p.Pin(json);
+                var symbol = p.Symbol(name, itemKey);
+                var itemVersion = !oldPrimitives.TryGetValue((p.Kind, itemKey), out var was) ? version
+                    : was.Pin == pin ? was.Version
+                    : WithBuild(version, $"pin.{pin[7..19]}");
+                var obj = new JsonObject
+                {
+                    ["kind"] = p.ObjectKind,
+                    ["symbol"] = symbol,
+                    ["server"] = name,
+                    ["version"] = itemVersion,
+                    ["name"] = itemKey, // the key on the server: a prompt's name, a resource's URI, a template's URI template
+                    ["definition"] = p.Definition(json),
+                    ["pin"] = pin,
+                };
+                var result = store.Ingest(obj, symbol, itemVersion, $"{source} ({p.Kind} {itemKey})", signIfUnsigned: true);
+                if (result.Added)
+                {
+                    added.Add($"{p.Kind} {itemKey}");
+                }
+
+                list.Add(new JsonObject { ["name"] = itemKey, ["symbol"] = symbol, ["version"] = itemVersion, ["pin"] = pin, ["object"] = result.Hash });
+            }
+
+            manifest[ManifestMember(p)] = list;
+        }
+
         if (serve is not null)
         {
             manifest["mcp"]!["serve"] = serve; // how the silo reaches the server when a route ends at one of its tools
@@ -276,6 +358,32 @@ public static class McpCatalog
         return new McpIngestReport(name, manifestPath, tools.Count, added, drift) { Notes = versionNote is null ? [] : [versionNote] };
     }
 
+    /// <summary>The manifest's member for a primitive's entries (absent when the server has none).</summary>
+    public static string ManifestMember(McpPrimitive primitive) => primitive == McpPrimitive.Template ? "resource_templates" : primitive.ListMember;
+
+    /// <summary>A primitive's items of a listing (<c>{"prompts": […], "resources": […], "resourceTemplates": […]}</c>) by key, ordinal.</summary>
+    private static List<(string Key, JsonObject Json)> Items(McpPrimitive primitive, JsonObject? others, string source)
+    {
+        var items = new List<(string Key, JsonObject Json)>();
+        foreach (var item in others?[primitive.ListMember]?.AsArray() ?? [])
+        {
+            if (item is not JsonObject o || o[primitive.KeyMember] is not JsonValue k || !k.TryGetValue<string>(out var key) || key.Length == 0)
+            {
+                throw new RttException(ErrorCodes.McpToolInvalid, $"a {primitive.Kind} without a {primitive.KeyMember}", source, $"the server must list each {primitive.Kind} with its {primitive.KeyMember}");
+            }
+
+            if (items.Any(i => i.Key == key))
+            {
+                throw new RttException(ErrorCodes.McpToolInvalid, $"{primitive.Kind} \"{key}\" is listed twice", source, $"{primitive.KeyMember}s must be unique");
+            }
+
+            items.Add((key, o));
+        }
+
+        items.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+        return items;
+    }
+
     /// <summary>Symbols of an MCP manifest, for discovery (types from the tool objects).</summary>
     public static SourceObject FromManifest(JsonObject manifest, RegistryStore store, string source)
     {
@@ -287,6 +395,14 @@ public static class McpCatalog
         {
             var tool = store.ReadObject((string)t!["object"]!, $"{source} (tool {t["name"]})");
             symbols.Add(new SymbolEntry((string)t["symbol"]!, (string)t["version"]!, "mcp-tool", tool["input_schema"], tool["output_schema"]));
+        }
+
+        foreach (var p in McpPrimitive.All)
+        {
+            foreach (var e in manifest[ManifestMember(p)]?.AsArray() ?? [])
+            {
+                symbols.Add(new SymbolEntry((string)e!["symbol"]!, (string)e["version"]!, p.ObjectKind, null, null));
+            }
         }
 
         // Versioned by content (the manifest changes when drift is accepted), so its ID@version never changes meaning.
@@ -357,6 +473,11 @@ public static class McpCatalog
             ["pin_format"] = pinFormat, // how the silo recomputes the live pin to compare
             ["symbol"] = tool["symbol"]?.DeepClone(),
         };
+        if (McpPrimitive.Of((string?)tool["kind"]) is { } primitive)
+        {
+            withTool["tool"]!["primitive"] = primitive.Kind; // a prompt, resource or template: the endpoint serves its methods (docs/gateway.md)
+        }
+
         return Calls.ServeSpec.Normalize(withTool, ManifestPath(workspace, server), "/mcp/serve");
     }
 

@@ -207,7 +207,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         {
             owners[parsed.Id] = rel;
         }
-        var symbols = parsed.Symbols.Select(s => (s, Hash: s.Kind == "mcp-tool" ? ToolObject(s) : result.Hash)).ToList();
+        var symbols = parsed.Symbols.Select(s => (s, Hash: McpPrimitive.IsMcpKind(s.Kind) ? ToolObject(s) : result.Hash)).ToList();
         return new CacheEntry(file.Length, file.LastWriteTimeUtc.Ticks, [new CachedObject(result.Key, result.Hash)],
             [.. symbols.Select(x => (x.s.Symbol, x.s.ToJson(x.Hash, rel).ToJsonString()))]);
     }

@@ -37,6 +37,21 @@ public static class McpEndpoints
                 "route to an rtt://mcp/<server>/<tool> symbol, or give serve.tool.name in the manifest");
         var name = (string?)tool["name"] ?? throw new RttException(ErrorCodes.ServeInvalid, "serve.tool has no name", $"{context.Hash}: /tool/name", "give the tool's name on its server");
         var pin = (string?)tool["pin"];
+        if ((string?)tool["primitive"] is { } kind)
+        {
+            // A prompt, resource or resource template (docs/gateway.md): its driver on the same shared session.
+            var primitive = McpPrimitive.Of(kind) ?? throw new RttException(ErrorCodes.ServeInvalid, $"serve.tool.primitive \"{kind}\" is not prompt, resource or resource-template", $"{context.Hash}: /tool/primitive",
+                "re-plan: the planner writes it from the registry object");
+            var held = await AcquireAsync(serve, context.Workspace, context.Logger, cancellationToken).ConfigureAwait(false);
+            var served = new McpPrimitiveDriver(held, primitive, name, pin, (string?)tool["symbol"] ?? $"mcp:{name}");
+            if (served.NotReady is { } refused)
+            {
+                context.Logger.LogWarning("MCP endpoint {Endpoint} ({Kind} {Name}) is refused: {Why}", context.Short, kind, name, refused);
+            }
+
+            return served;
+        }
+
         var schema = (string?)tool["object"] is { } objectHash ? PinnedSchema(context, objectHash, name, pin) : null;
         var symbol = (string?)tool["symbol"] ?? $"mcp:{name}";
 

@@ -32,6 +32,7 @@ public sealed class McpServerSession : IAsyncDisposable
     private volatile string? _down = "starting";
     private volatile IReadOnlyDictionary<string, string[]> _pins = new Dictionary<string, string[]>(StringComparer.Ordinal); // by pin format - 1
     private volatile bool _listStale;
+    private volatile IReadOnlyDictionary<string, string> _otherPins = new Dictionary<string, string>(StringComparer.Ordinal); // "kind key" -> pin
     private int _refreshing;
     private long _listChanges;
     private Task _supervisor = Task.CompletedTask;
@@ -65,6 +66,9 @@ public sealed class McpServerSession : IAsyncDisposable
     /// <summary>The live pin of a tool (null: the server does not list it now).</summary>
     public string? LivePin(string tool, int pinFormat = McpCatalog.PinFormat) =>
         _pins.TryGetValue(tool, out var pins) && pinFormat >= 1 && pinFormat <= pins.Length ? pins[pinFormat - 1] : null;
+
+    /// <summary>The live pin of a prompt, resource or resource template (null: the server does not list it now).</summary>
+    public string? LivePin(McpPrimitive primitive, string key) => _otherPins.TryGetValue(primitive.Kind + " " + key, out var pin) ? pin : null;
 
     /// <summary>The calls in progress whose callers take interim messages (progress, log messages, sampling, elicitation).</summary>
     internal McpRelays Relays { get; } = new();
@@ -128,6 +132,8 @@ public sealed class McpServerSession : IAsyncDisposable
                         _ = Task.Run(RefreshToolsAsync);
                         return ValueTask.CompletedTask;
                     }),
+                    new(NotificationMethods.PromptListChangedNotification, (_, _) => RefreshOthers()),
+                    new(NotificationMethods.ResourceListChangedNotification, (_, _) => RefreshOthers()),
                     // Progress and log messages are relayed by the transport (RelayingClientTransport), in the server's order.
                 ],
 #pragma warning disable MCP9005 // sampling and elicitation are deprecated as of 2026-07-28 but what 2025-11-25 servers use; relayed as they come
@@ -156,6 +162,7 @@ public sealed class McpServerSession : IAsyncDisposable
         try
         {
             _pins = await ListPinsAsync(client, cts.Token).ConfigureAwait(false);
+            _otherPins = await ListOtherPinsAsync(client, cts.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -232,6 +239,65 @@ public sealed class McpServerSession : IAsyncDisposable
         }
 
         return pins;
+    }
+
+    /// <summary>prompts/list, resources/list, resources/templates/list (what the server declares) as "kind key" → pin, as at ingest.</summary>
+    private static async Task<IReadOnlyDictionary<string, string>> ListOtherPinsAsync(McpClient client, CancellationToken cancellationToken)
+    {
+        var pins = new Dictionary<string, string>(StringComparer.Ordinal);
+        void Add<T>(McpPrimitive primitive, T item)
+        {
+            var json = JsonSerializer.SerializeToNode(item, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(T)))!.AsObject();
+            pins[primitive.Kind + " " + (string)json[primitive.KeyMember]!] = primitive.Pin(json);
+        }
+
+        if (client.ServerCapabilities?.Prompts is not null)
+        {
+            foreach (var p in await client.ListPromptsAsync(cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                Add(McpPrimitive.Prompt, p.ProtocolPrompt);
+            }
+        }
+
+        if (client.ServerCapabilities?.Resources is not null)
+        {
+            foreach (var r in await client.ListResourcesAsync(cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                Add(McpPrimitive.Resource, r.ProtocolResource);
+            }
+
+            foreach (var t in await client.ListResourceTemplatesAsync(cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                Add(McpPrimitive.Template, t.ProtocolResourceTemplate);
+            }
+        }
+
+        return pins;
+    }
+
+    /// <summary>The server changed its prompts or resources: their pins are read again (in the background; calls meanwhile use the last list).</summary>
+    private ValueTask RefreshOthers()
+    {
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                if (_client is { } client)
+                {
+                    using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    cts.CancelAfter(InitTimeout);
+                    _otherPins = await ListOtherPinsAsync(client, cts.Token).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (!_stop.IsCancellationRequested)
+            {
+                _logger.LogWarning("MCP server {Server}: prompts/resources list after list_changed failed: {Error}", Label, Describe(ex));
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+        return ValueTask.CompletedTask;
     }
 
     private async Task RefreshToolsAsync()
