@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
+using Rtt.Core.Errors;
 using Xunit.Abstractions;
 
 namespace Rtt.Cli.Tests;
@@ -312,6 +313,88 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
         var elicited = await client.CallToolAsync("test_elicitation", new Dictionary<string, object?> { ["message"] = "who are you?" });
         Assert.Equal("""User response: action=accept, content={"username":"ada","email":"ada@example.com"}""", ((TextContentBlock)elicited.Content[0]).Text);
         Assert.Equal(["sampling: what is rtt?", "elicitation: who are you?"], asked);
+    }
+
+    [Fact]
+    public async Task Prompts_resources_templates_and_completion_reach_an_sdk_client_through_the_fabric_and_a_plan_change_is_announced()
+    {
+        await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = cw.Url,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + cw.Token },
+        }), new McpClientOptions { ProtocolVersion = "2025-11-25" });
+
+        // Listed from the pinned registry objects, prompts under their aliases, resources under the server's own URIs.
+        Assert.Equal(ConformanceWorkspace.PromptNames.Order(StringComparer.Ordinal), (await client.ListPromptsAsync()).Select(p => p.Name).Order(StringComparer.Ordinal));
+        var withArgs = (await client.ListPromptsAsync()).Single(p => p.Name == "test_prompt_with_arguments").ProtocolPrompt;
+        Assert.Equal(["arg1", "arg2"], withArgs.Arguments!.Select(a => a.Name));
+        Assert.Equal(ConformanceWorkspace.ResourceUris.Order(StringComparer.Ordinal), (await client.ListResourcesAsync()).Select(r => r.Uri).Order(StringComparer.Ordinal));
+        Assert.Equal(["test://template/{id}/data"], (await client.ListResourceTemplatesAsync()).Select(t => t.UriTemplate));
+
+        // prompts/get, resources/read (a resource and a template's URI) and completion/complete travel on their routes.
+        var prompt = await client.GetPromptAsync("test_prompt_with_arguments", new Dictionary<string, object?> { ["arg1"] = "x", ["arg2"] = "y" });
+        Assert.Equal("Prompt with arguments: arg1='x', arg2='y'", ((TextContentBlock)prompt.Messages[0].Content).Text);
+        var text = await client.ReadResourceAsync("test://static-text");
+        Assert.Equal("This is the content of the static text resource.", ((TextResourceContents)text.Contents[0]).Text);
+        var templated = await client.ReadResourceAsync("test://template/42/data");
+        Assert.Contains("Data for ID: 42", ((TextResourceContents)templated.Contents[0]).Text, StringComparison.Ordinal);
+        var completed = await client.CompleteAsync(new PromptReference { Name = "test_prompt_with_arguments" }, "arg1", "pa");
+        Assert.Equal(["paris", "park", "party"], completed.Completion.Values);
+        await Assert.ThrowsAsync<McpProtocolException>(() => client.ReadResourceAsync("test://not-routed").AsTask());
+        await Assert.ThrowsAsync<McpProtocolException>(() => client.GetPromptAsync("no_such_prompt").AsTask());
+
+        // A capability token reaches only the prompts and resources whose symbols it allows (as for tools).
+        var simpleOnly = McpGatewayTests.Ok(cw.Workspace, "token", "issue", "--saddr", Rtt.Core.Registry.McpPrimitive.Prompt.Symbol("conf", "test_simple_prompt"), "--verb", "open,rx,tx", "--ttl", "10m").Trim();
+        await using (var narrow = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = cw.Url,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + simpleOnly },
+        })))
+        {
+            Assert.Equal(["test_simple_prompt"], (await narrow.ListPromptsAsync()).Select(p => p.Name));
+            Assert.Empty(await narrow.ListResourcesAsync());
+            Assert.Empty(await narrow.ListResourceTemplatesAsync());
+            Assert.Equal("This is a simple prompt for testing.", ((TextContentBlock)(await narrow.GetPromptAsync("test_simple_prompt")).Messages[0].Content).Text);
+            var denied = await Assert.ThrowsAsync<McpProtocolException>(() => narrow.ReadResourceAsync("test://static-text").AsTask());
+            Assert.Contains(ErrorCodes.TokenRouteDenied, denied.Message, StringComparison.Ordinal);
+        }
+
+        // A plan without the image prompt and the binary resource: both list_changed notifications, and they are gone; then back.
+        var prompts = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var resources = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var onPrompts = client.RegisterNotificationHandler(NotificationMethods.PromptListChangedNotification, (_, _) => { prompts.TrySetResult(); return ValueTask.CompletedTask; });
+        await using var onResources = client.RegisterNotificationHandler(NotificationMethods.ResourceListChangedNotification, (_, _) => { resources.TrySetResult(); return ValueTask.CompletedTask; });
+        var routesPath = Path.Combine(cw.Workspace, ".rtt", "routes.json");
+        var original = File.ReadAllText(routesPath);
+        var routes = JsonNode.Parse(original)!;
+        var dropped = new[] { Rtt.Core.Registry.McpPrimitive.Prompt.Symbol("conf", "test_prompt_with_image"), Rtt.Core.Registry.McpPrimitive.Resource.Symbol("conf", "test://static-binary") };
+        var kept = new JsonArray([.. routes["routes"]!.AsArray().Where(r => !dropped.Contains((string?)r!["to"])).Select(r => r!.DeepClone())]);
+        routes["routes"] = kept;
+        try
+        {
+            File.WriteAllText(routesPath, routes.ToJsonString());
+            McpGatewayTests.Ok(cw.Workspace, "plan");
+            McpGatewayTests.Ok(cw.Workspace, "apply");
+            await prompts.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            await resources.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.DoesNotContain("test_prompt_with_image", (await client.ListPromptsAsync()).Select(p => p.Name));
+            Assert.DoesNotContain("test://static-binary", (await client.ListResourcesAsync()).Select(r => r.Uri));
+        }
+        finally
+        {
+            File.WriteAllText(routesPath, original);
+            McpGatewayTests.Ok(cw.Workspace, "plan");
+            McpGatewayTests.Ok(cw.Workspace, "apply");
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!(await client.ListPromptsAsync()).Any(p => p.Name == "test_prompt_with_image"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the restored plan's prompt never came back");
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>Reports on the caller's thread (Progress&lt;T&gt; posts to the pool, which could reorder).</summary>

@@ -110,15 +110,28 @@ public static class McpToolSource
             [.. items.Select(i => JsonSerializer.SerializeToNode(i, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(T))))];
         var others = new JsonObject();
         var capabilities = client.ServerCapabilities;
+        // A server that declares a capability but fails its list still has its tools pinned: that kind is left out (a warning).
+        async Task Try(string member, Func<Task<JsonArray>> list)
+        {
+            try
+            {
+                others[member] = await list();
+            }
+            catch (McpException ex)
+            {
+                Console.Error.WriteLine($"warning: the server's {member} could not be listed, none are pinned: {ex.Message}");
+            }
+        }
+
         if (capabilities?.Prompts is not null)
         {
-            others["prompts"] = Json((await client.ListPromptsAsync(cancellationToken: cancellationToken)).Select(p => p.ProtocolPrompt));
+            await Try("prompts", async () => Json((await client.ListPromptsAsync(cancellationToken: cancellationToken)).Select(p => p.ProtocolPrompt)));
         }
 
         if (capabilities?.Resources is not null)
         {
-            others["resources"] = Json((await client.ListResourcesAsync(cancellationToken: cancellationToken)).Select(r => r.ProtocolResource));
-            others["resourceTemplates"] = Json((await client.ListResourceTemplatesAsync(cancellationToken: cancellationToken)).Select(r => r.ProtocolResourceTemplate));
+            await Try("resources", async () => Json((await client.ListResourcesAsync(cancellationToken: cancellationToken)).Select(r => r.ProtocolResource)));
+            await Try("resourceTemplates", async () => Json((await client.ListResourceTemplatesAsync(cancellationToken: cancellationToken)).Select(r => r.ProtocolResourceTemplate)));
         }
 
         return others;

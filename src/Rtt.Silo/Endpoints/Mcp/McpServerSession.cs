@@ -162,7 +162,16 @@ public sealed class McpServerSession : IAsyncDisposable
         try
         {
             _pins = await ListPinsAsync(client, cts.Token).ConfigureAwait(false);
-            _otherPins = await ListOtherPinsAsync(client, cts.Token).ConfigureAwait(false);
+            try
+            {
+                _otherPins = await ListOtherPinsAsync(client, cts.Token).ConfigureAwait(false);
+            }
+            catch (McpException ex)
+            {
+                // The tools still serve; prompts and resources are refused (not listed) until a list_changed or reconnect reads them.
+                _otherPins = new Dictionary<string, string>(StringComparer.Ordinal);
+                _logger.LogWarning("MCP server {Server}: prompts/resources could not be listed: {Error}", Label, Describe(ex));
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
