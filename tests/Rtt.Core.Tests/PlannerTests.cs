@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
+using Rtt.Core.Json;
 using Rtt.Core.Planning;
 using Rtt.Core.Signing;
 
@@ -203,6 +204,31 @@ public sealed class PlannerTests
         Assert.Equal(["rtt://a/x/a", "rtt://b/x/b"], moved.Body["moves"]!.AsArray().Select(m => (string)m!["symbol"]!));
         Assert.All(moved.Body["moves"]!.AsArray(), m => Assert.Equal("admission", (string?)m!["reason"]));
         Assert.Equal("cp-sat", plan.Solver);
+    }
+
+    [Fact]
+    public void Ilp_answers_a_contested_set_it_solved_before_from_its_cache_with_the_same_plan()
+    {
+        // The same contested set is served from the cache; another priority or demand is another model.
+        var contracts = new List<SymbolContract> { Contract("rtt://c/x/c", cpu: 0), Contract("rtt://p/x/p1", cpu: 400), Contract("rtt://p/x/p2", cpu: 400), Contract("rtt://p/x/p3", cpu: 400) };
+        var topology = Topology(("h1", "n0", 1000, 1000));
+        JsonObject Contested(int priority) => Routes(
+            Route("rtt://c/x/c", "rtt://p/x/p1", priority: 0),
+            Route("rtt://c/x/c", "rtt://p/x/p2", priority: 0),
+            Route("rtt://c/x/c", "rtt://p/x/p3", priority: priority));
+
+        var first = Plan(Contested(5), contracts, topology);
+        Assert.Equal("cp-sat", first.Solver);
+        var again = Plan(Contested(5), contracts, topology);
+        Assert.True(Ilp.LastFromCache);
+        Assert.Equal(CanonicalJson.ToCanonicalString(first.Body), CanonicalJson.ToCanonicalString(again.Body));
+
+        var other = Plan(Contested(4), contracts, topology); // another model: solved, not served
+        Assert.False(Ilp.LastFromCache);
+        Assert.Equal(CanonicalJson.ToCanonicalString(first.Body["lanes"]), CanonicalJson.ToCanonicalString(other.Body["lanes"]));
+        var heavier = Plan(Contested(5), [.. contracts.Select(c => c.Address == "rtt://p/x/p1" ? c with { CpuMillis = 450 } : c)], topology);
+        Assert.False(Ilp.LastFromCache);
+        Assert.Equal("cp-sat", heavier.Solver);
     }
 
     [Fact]

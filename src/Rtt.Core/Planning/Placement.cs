@@ -271,7 +271,139 @@ internal static class Ilp
 {
     private const string Parameters = "num_workers:1 random_seed:17 max_deterministic_time:5 log_search_progress:false";
 
+    /// <summary>True when the last solve on this thread was answered from the cache (for tests).</summary>
+    [ThreadStatic]
+    internal static bool LastFromCache;
+
+    // Answers of models already solved, by the hash of everything a model is built from (IlpKey): the solver is
+    // deterministic, so a contested set that did not change gets the same answer without solving it again (a planner
+    // grain re-planning, a plan recomputed to verify it). A model without an answer in its budget is kept too (null).
+    private const int CacheEntries = 64;
+    private static readonly Dictionary<string, IlpAnswer?> Cache = new(StringComparer.Ordinal);
+    private static readonly Queue<string> CacheOrder = new();
+
+    /// <summary>Which lane each candidate (in order) was admitted on (null: left out), and the nodes of the admitted routes' symbols.</summary>
+    private sealed record IlpAnswer(string?[] Lanes, Dictionary<string, string> Nodes);
+
     public static PlacementResult? Solve(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy, IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
+    {
+        var key = Key(inputs, candidates, greedy, used);
+        IlpAnswer? answer;
+        bool cached;
+        lock (Cache)
+        {
+            cached = Cache.TryGetValue(key, out answer);
+        }
+
+        LastFromCache = cached;
+        if (!cached)
+        {
+            answer = SolveModel(inputs, candidates, greedy, used);
+            lock (Cache)
+            {
+                if (Cache.TryAdd(key, answer))
+                {
+                    CacheOrder.Enqueue(key);
+                    if (CacheOrder.Count > CacheEntries)
+                    {
+                        Cache.Remove(CacheOrder.Dequeue()); // oldest out first
+                    }
+                }
+            }
+        }
+
+        if (answer is null)
+        {
+            return null;
+        }
+
+        var demand = Placement.Demands(candidates);
+        var previous = Planner.BasePlacement(inputs.Base);
+        var placed = new SortedDictionary<string, string>(answer.Nodes, StringComparer.Ordinal);
+        var admitted = new List<(Candidate, string)>();
+        var rejected = new List<Rejection>();
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            if (answer.Lanes[i] is { } lane)
+            {
+                admitted.Add((candidates[i], lane));
+            }
+        }
+
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            if (answer.Lanes[i] is null)
+            {
+                rejected.Add(Diagnose(inputs, candidates[i], placed, demand, used));
+            }
+        }
+
+        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (s, node) in placed)
+        {
+            if (previous.TryGetValue(s, out var prev) && prev != node)
+            {
+                reasons[s] = inputs.Pins.TryGetValue(s, out var pin) && pin == node ? "pin"
+                    : inputs.Nodes.All(n => n.Id != prev) ? "node-removed"
+                    : "admission"; // moved so that more (or higher-priority) routes fit
+            }
+        }
+
+        return new PlacementResult(placed, admitted, rejected, reasons, "cp-sat");
+    }
+
+    /// <summary>
+    /// sha256 over everything SolveModel reads: the nodes, the capacity used outside the model, each candidate in order
+    /// (index, priority, ends with their demand, allowed lanes), the pins and base placements of its symbols, the greedy
+    /// hint, and the solver's parameters. Numbers in round-trip form, texts length-prefixed, invariant culture.
+    /// </summary>
+    private static string Key(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy, IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
+    {
+        var text = new System.Text.StringBuilder();
+        void Add(string? value) => text.Append(value?.Length ?? -1).Append(':').Append(value).Append(';');
+        void Num(double value) => Add(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+        Add(Parameters);
+        foreach (var n in inputs.Nodes)
+        {
+            Add(n.Id);
+            Add(n.Host);
+            Num(n.CpuMillis);
+            Num(n.MemoryMb);
+            Num(used[n.Id].Cpu);
+            Num(used[n.Id].Memory);
+        }
+
+        var greedyLanes = greedy.Admitted.ToDictionary(g => g.Candidate.Route.Index, g => g.Lane);
+        var previous = Planner.BasePlacement(inputs.Base);
+        var symbols = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var c in candidates)
+        {
+            Num(c.Route.Index);
+            Num(c.Route.Priority);
+            foreach (var end in (SymbolContract[])[c.From, c.To])
+            {
+                Add(end.Address);
+                Num(end.CpuMillis);
+                Num(end.MemoryMb);
+                symbols.Add(end.Address);
+            }
+
+            Add(string.Join(',', c.Lanes));
+            Add(greedyLanes.GetValueOrDefault(c.Route.Index));
+        }
+
+        foreach (var s in symbols)
+        {
+            Add(s);
+            Add(inputs.Pins.GetValueOrDefault(s));
+            Add(previous.GetValueOrDefault(s));
+            Add(greedy.Nodes.GetValueOrDefault(s));
+        }
+
+        return Hashing.ContentHash.Of(System.Text.Encoding.UTF8.GetBytes(text.ToString()));
+    }
+
+    private static IlpAnswer? SolveModel(PlanInputs inputs, List<Candidate> candidates, PlacementResult greedy, IReadOnlyDictionary<string, (double Cpu, double Memory)> used)
     {
         var demand = Placement.Demands(candidates);
         var symbols = demand.Keys.Order(StringComparer.Ordinal).ToList(); // variables in ordinal order: the model is the same on every run
@@ -428,9 +560,8 @@ internal static class Ilp
             return null;
         }
 
-        var placed = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        var admitted = new List<(Candidate, string)>();
-        var rejected = new List<Rejection>();
+        var nodesOf = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lanes = new string?[candidates.Count];
         for (var i = 0; i < candidates.Count; i++)
         {
             var c = candidates[i];
@@ -441,29 +572,13 @@ internal static class Ilp
 
             foreach (var s in new[] { c.From.Address, c.To.Address })
             {
-                placed[s] = nodes.First(n => solver.BooleanValue(x[(s, n.Id)])).Id;
+                nodesOf[s] = nodes.First(n => solver.BooleanValue(x[(s, n.Id)])).Id;
             }
 
-            admitted.Add((c, laneVars[i].First(kv => solver.BooleanValue(kv.Value)).Key));
+            lanes[i] = laneVars[i].First(kv => solver.BooleanValue(kv.Value)).Key;
         }
 
-        foreach (var (c, i) in candidates.Select((c, i) => (c, i)).Where(p => !solver.BooleanValue(admit[p.i])))
-        {
-            rejected.Add(Diagnose(inputs, c, placed, demand, used));
-        }
-
-        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (s, node) in placed)
-        {
-            if (previous.TryGetValue(s, out var prev) && prev != node)
-            {
-                reasons[s] = inputs.Pins.TryGetValue(s, out var pin) && pin == node ? "pin"
-                    : inputs.Nodes.All(n => n.Id != prev) ? "node-removed"
-                    : "admission"; // moved so that more (or higher-priority) routes fit
-            }
-        }
-
-        return new PlacementResult(placed, admitted, rejected, reasons, "cp-sat");
+        return new IlpAnswer(lanes, nodesOf);
     }
 
     /// <summary>Why a route the model left out could not join the solution: the binding constraint with its values.</summary>
