@@ -167,14 +167,15 @@ if (args.Contains("--no-hard"))
     {
         ["hosts"] = new JsonArray(new JsonObject { ["name"] = "h0", ["numa_nodes"] = new JsonArray(Node("n0", 4000), Node("n1", 4000), Node("n2", 4000), Node("n3", 4000)) }),
     };
+    var hardRoutes = new JsonObject { ["routes"] = routes };
     var sw = Stopwatch.StartNew();
-    var outcome = Planner.Compute(PlanInputs.Build(new JsonObject { ["routes"] = routes }, policy, tight, small, null));
+    var outcome = Planner.Compute(PlanInputs.Build(hardRoutes, policy, tight, small, null));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"hard case (100 routes, capacity for ~53 symbols): {sw.Elapsed.TotalMilliseconds:0} ms with {outcome.Solver}; {outcome.Admitted} admitted, {outcome.Rejected.Count} rejected"));
 
     // The same contested set again: the solver's answer comes from the planner's cache (docs/planner.md), same plan.
     sw.Restart();
-    var again = Planner.Compute(PlanInputs.Build(new JsonObject { ["routes"] = routes }, policy, tight, small, null));
+    var again = Planner.Compute(PlanInputs.Build(hardRoutes, policy, tight, small, null));
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"hard case again: {sw.Elapsed.TotalMilliseconds:0} ms; same plan: {Planner.PlanId(again.Body) == Planner.PlanId(outcome.Body)}"));
 }
