@@ -1,8 +1,10 @@
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
 using Rtt.Core.Errors;
 using Rtt.Core.Planning;
 using Rtt.Core.Reconciling;
+using Rtt.Core.Resilience;
 using Rtt.Core.Signing;
 using Rtt.Core.Wal;
 
@@ -39,13 +41,13 @@ public sealed class CoordinatorTests : IDisposable
         return p;
     }
 
-    private Coordinator New(TimeSpan? timeout = null, IFaultPoints? faults = null) =>
+    private Coordinator New(TimeSpan? timeout = null, IFaultPoints? faults = null, ILogger? logger = null) =>
         new(new Log(_wal, _key), name => P(name), new ReconcilerOptions
         {
             ParticipantTimeout = timeout ?? TimeSpan.FromSeconds(10),
-            CommitAttempts = 3,
+            CommitRetry = new RetryOptions { Attempts = 3, Delay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
             VerifySignature = plan => _trust.Verify(plan),
-        }, TimeProvider.System, faults);
+        }, TimeProvider.System, faults, logger);
 
     private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes) => Planner.Manual(_key, baseId, lanes);
 
@@ -233,6 +235,35 @@ public sealed class CoordinatorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_commit_is_resent_until_acknowledged_and_giving_up_is_logged_and_left_to_recovery()
+    {
+        var log = new ListLogger();
+        var c = New(logger: log);
+        P("node:n0").CommitFailures = 2; // two lost acknowledgements: the third try goes through
+        Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(Plan(null, ("a", "b", "n0")))).Outcome);
+        Assert.Equal(["prepare 0", "commit 0", "commit 0", "commit 0"], P("node:n0").Calls);
+        Assert.DoesNotContain(log.Entries, e => e.Level >= LogLevel.Warning);
+
+        // A participant that never acknowledges: after Retry:Commit's 3 attempts the coordinator gives up, says so in
+        // the log, and the apply fails; the decision is durable, so recovery sends the commit again later.
+        var p1 = (string)c.Applied!["plan_id"]!;
+        var p2 = Plan(p1, ("a", "b", "n0"), ("c", "d", "n1"));
+        P("node:n1").CommitFailures = int.MaxValue;
+        var failure = await Assert.ThrowsAsync<IOException>(() => c.ApplyAsync(p2));
+        Assert.Equal("commit 4 lost", failure.Message);
+        Assert.Equal(3, P("node:n1").Calls.Count(call => call == "commit 4"));
+        var gaveUp = Assert.Single(log.Entries, e => e.Level == LogLevel.Warning);
+        Assert.Equal("Gave up on the commit of transaction 4 to node:n1 after 3 attempt(s) (Retry:Commit): commit 4 lost", gaveUp.Message);
+        Assert.IsType<IOException>(gaveUp.Exception);
+
+        P("node:n1").CommitFailures = 0;
+        var recovered = New();
+        Assert.NotNull(await recovered.RecoverAsync(_wal.Read(0, _wal.Size)));
+        Assert.Equal((string)p2["plan_id"]!, recovered.AppliedPlanId);
+        Assert.Equal(4, P("node:n1").Calls.Count(call => call == "commit 4"));
+    }
+
+    [Fact]
     public void Targets_give_each_changed_participant_its_part_with_stable_route_ids()
     {
         var p1 = Plan(null, ("a", "b", "n0"));
@@ -281,6 +312,9 @@ public sealed class CoordinatorTests : IDisposable
         public List<string> Calls { get; } = [];
         public Vote Vote { get; set; } = new(true, "reserved");
         public (long Tx, Check Check)? Failing { get; set; }
+
+        /// <summary>How many commits from now on fail (a lost acknowledgement).</summary>
+        public int CommitFailures { get; set; }
         public TaskCompletionSource? Hang { get; set; }
 
         public async Task<Vote> PrepareAsync(long tx, string planId, string? target)
@@ -297,6 +331,12 @@ public sealed class CoordinatorTests : IDisposable
         public Task CommitAsync(long tx, string planId, string? target)
         {
             Calls.Add($"commit {tx}");
+            if (CommitFailures > 0)
+            {
+                CommitFailures--;
+                throw new IOException($"commit {tx} lost");
+            }
+
             return Task.CompletedTask;
         }
 

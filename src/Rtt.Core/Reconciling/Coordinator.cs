@@ -2,8 +2,11 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Rtt.Core.Errors;
 using Rtt.Core.Planning;
+using Rtt.Core.Resilience;
 using Rtt.Core.Wal;
 
 namespace Rtt.Core.Reconciling;
@@ -49,8 +52,8 @@ public sealed record ReconcilerOptions
     /// <summary>How long a participant may take to answer prepare, commit, abort or verify.</summary>
     public TimeSpan ParticipantTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How many times a decided commit is re-sent to a participant that did not acknowledge it.</summary>
-    public int CommitAttempts { get; init; } = 20;
+    /// <summary>How a decided commit is re-sent to a participant that did not acknowledge it (configuration <c>Retry:Commit</c>).</summary>
+    public RetryOptions CommitRetry { get; init; } = new RttRetryOptions().Commit;
 
     /// <summary>Refuse unsigned plans (policy.json "strict").</summary>
     public bool Strict { get; init; } = true;
@@ -97,7 +100,7 @@ public sealed class TxRecord
 /// acts. One transaction at a time. Its state is nothing but the WAL: <see cref="RecoverAsync"/> rebuilds it and
 /// finishes or aborts an in-doubt transaction.
 /// </summary>
-public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> participants, ReconcilerOptions options, TimeProvider time, IFaultPoints? faults = null)
+public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> participants, ReconcilerOptions options, TimeProvider time, IFaultPoints? faults = null, ILogger? logger = null)
 {
     public const string TransitionApply = "apply";
     public const string TransitionRollback = "rollback";
@@ -106,6 +109,9 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
 
     /// <summary>Where a crash test stops a transaction; nothing in production.</summary>
     private IFaultPoints Faults { get; } = faults ?? NoFaultPoints.Instance;
+
+    /// <summary>Any failure of a commit is tried again (participants are idempotent); giving up is logged.</summary>
+    private readonly RetryPolicy _commitRetry = new("Retry:Commit", options.CommitRetry, _ => true, logger ?? NullLogger.Instance);
     private readonly SemaphoreSlim _one = new(1, 1);
     private string? _busyPlan;
 
@@ -535,21 +541,8 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     /// <summary>Sends the decided commit until every participant acknowledges it (they are idempotent).</summary>
     private async Task CommitAll(TxRecord tx, IReadOnlyDictionary<string, string?> targets)
     {
-        await Task.WhenAll(tx.Participants.Select(async name =>
-        {
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    await participants(name).CommitAsync(tx.Tx, tx.PlanId ?? "none", targets.GetValueOrDefault(name)).WaitAsync(options.ParticipantTimeout);
-                    return;
-                }
-                catch (Exception ex) when (attempt < options.CommitAttempts && ex is not OutOfMemoryException)
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)));
-                }
-            }
-        }));
+        await Task.WhenAll(tx.Participants.Select(name => _commitRetry.ExecuteAsync($"the commit of transaction {tx.Tx} to {name}",
+            _ => participants(name).CommitAsync(tx.Tx, tx.PlanId ?? "none", targets.GetValueOrDefault(name)).WaitAsync(options.ParticipantTimeout))));
     }
 
     private async Task AbortAll(TxRecord tx)

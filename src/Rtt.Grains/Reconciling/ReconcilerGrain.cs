@@ -7,6 +7,7 @@ using Rtt.Core.Errors;
 using Rtt.Core.Json;
 using Rtt.Core.Planning;
 using Rtt.Core.Reconciling;
+using Rtt.Core.Resilience;
 using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
@@ -19,7 +20,7 @@ namespace Rtt.Grains.Reconciling;
 /// "plan X is being applied" answer instead of waiting in the queue. Recovery runs on activation.
 /// </summary>
 [Reentrant]
-public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, IFaultPoints faults, ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain
+public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, IFaultPoints faults, RttRetryOptions retry, ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain
 {
     private Coordinator? _coordinator;
     private string? _recovery;
@@ -35,8 +36,10 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         {
             Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
             VerifySignature = plan => workspace.LoadTrustStore().Verify(plan, (string?)plan["plan_id"]),
+            CommitRetry = retry.Commit,
         };
-        _coordinator = new Coordinator(new WalAdapter(wal), Participant, options, time, faults);
+        var walRetry = new RetryPolicy("Retry:Wal", retry.Wal, ex => ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException, logger);
+        _coordinator = new Coordinator(new WalAdapter(wal, walRetry), Participant, options, time, faults, logger);
 
         var size = (await wal.Root()).Size;
         var entries = new List<(long, byte[])>((int)Math.Min(size, 1 << 20));
@@ -151,42 +154,28 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// grain comes back on a live silo, replays the durable log, and recognises a repeated append (same bytes as its
     /// last entry) and a repeated head (same size), so a retry never writes an entry twice.
     /// </summary>
-    private sealed class WalAdapter(IWalGrain wal) : ICoordinatorLog
+    private sealed class WalAdapter(IWalGrain wal, RetryPolicy retry) : ICoordinatorLog
     {
         public Task<long> AppendAsync(JsonObject entry)
         {
             var json = entry.ToJsonString();
-            return Retry(() => wal.Append(json));
+            return retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(json)));
         }
 
         public async Task<SignedTreeHead> SignHeadAsync()
         {
-            var head = await Retry(wal.SignHead);
+            var head = await retry.ExecuteAsync("signing a WAL tree head", _ => new ValueTask<WalHeadView>(wal.SignHead()));
             return new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? "");
         }
 
         public async Task<(long Size, string Root)> RootAsync()
         {
-            var head = await Retry(wal.Root);
+            var head = await retry.ExecuteAsync("reading the WAL root", _ => new ValueTask<WalHeadView>(wal.Root()));
             return (head.Size, head.Root);
         }
 
-        public async Task<JsonObject> ReadAsync(long index) => (JsonObject)JsonNode.Parse((await Retry(() => wal.Read(index, index + 1)))[0])!;
-
-        private static async Task<T> Retry<T>(Func<Task<T>> call)
-        {
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    return await call();
-                }
-                catch (Exception ex) when (attempt < 20 && ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
-                {
-                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 100 * attempt)));
-                }
-            }
-        }
+        public async Task<JsonObject> ReadAsync(long index) =>
+            (JsonObject)JsonNode.Parse((await retry.ExecuteAsync($"reading WAL entry {index}", _ => new ValueTask<ImmutableArray<string>>(wal.Read(index, index + 1))))[0])!;
     }
 
     /// <summary>Whether transaction <paramref name="tx"/> is a rollback (its verify skips the SLO gates: going back must not wait on the traffic that failed).</summary>

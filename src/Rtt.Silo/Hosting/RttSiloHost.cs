@@ -58,6 +58,12 @@ public static class RttSiloHost
         var wal = Bind<RttWalOptions>(configuration, "Wal");
         var cluster = Bind<RttClusterOptions>(configuration, "Cluster");
         var security = Bind<Security.RttSecurityOptions>(configuration, "Security");
+        var retry = Bind<Core.Resilience.RttRetryOptions>(configuration, "Retry");
+        if (retry.Problem() is { } retryProblem)
+        {
+            throw new HostingException(ErrorCodes.ConfigInvalid, $"retry settings are not usable: {retryProblem}", "Retry",
+                "fix the value in appsettings.json, the RTT_ environment variable or the command-line option (Attempts >= 1, 0 <= Delay <= MaxDelay)");
+        }
         silo.Validate();
         cluster.Validate();
         security.Validate();
@@ -76,7 +82,7 @@ public static class RttSiloHost
         var siloLock = SiloLock.Acquire(workspace); // before anything is touched: a second silo on this workspace stops here
         try
         {
-            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, siloLock, logging, clock, webOptions, modules);
+            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, retry, siloLock, logging, clock, webOptions, modules);
         }
         catch
         {
@@ -86,7 +92,7 @@ public static class RttSiloHost
     }
 
     private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
-        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock,
+        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, Core.Resilience.RttRetryOptions retry, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock,
         Web.RttWebOptions webOptions, IReadOnlyList<Web.IRttWebModule> modules)
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
@@ -189,6 +195,7 @@ public static class RttSiloHost
         builder.Services.AddSingleton(siloLock); // released when the host is disposed (or by the kernel when the process ends)
         builder.Services.AddSingleton(silo);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(retry);
         if (FaultKillSwitch.FromConfiguration(configuration) is { } killSwitch)
         {
             builder.Services.AddSingleton<Core.Reconciling.IFaultPoints>(killSwitch); // crash tests only; AddRttGrains then adds no other

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Rtt.Core.Nodes;
 using Rtt.Core.Reconciling;
+using Rtt.Core.Resilience;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
@@ -22,6 +23,7 @@ public sealed class NodeRegistrationService(
     ILocalSiloDetails silo,
     TimeProvider time,
     IParticipantLedgerStore ledgers,
+    RttRetryOptions retry,
     IServiceProvider services,
     ILogger<NodeRegistrationService> logger) : IHostedService
 {
@@ -44,15 +46,17 @@ public sealed class NodeRegistrationService(
         Record = await node.Register(facts);
         // In a cluster the node's grain may still be active on another silo (it was placed there while this one was
         // down): it deactivates when asked and the next call places it here. That can take a few seconds.
+        // Asked again as Retry:ServeLanes says (about 10 s); giving up is logged.
         var serving = Stopwatch.StartNew();
-        Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
-        var served = await node.ServeLanes();
-        while (!served && serving.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(100, cancellationToken);
-            Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
-            served = await node.ServeLanes();
-        }
+        var served = await new RetryPolicy("Retry:ServeLanes", retry.ServeLanes, _ => false, logger).ExecuteAsync(
+            $"node {options.NodeId} serving its applied lanes (its grain is still on another silo)",
+            async _ =>
+            {
+                Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
+                return await node.ServeLanes();
+            },
+            again: done => !done,
+            cancellationToken);
 
         if (!served && lanes is { Running: true } && await ledgers.ReadAsync(PlanTargets.NodePrefix + options.NodeId) is { } ledger)
         {
