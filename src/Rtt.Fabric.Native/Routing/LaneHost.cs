@@ -11,22 +11,6 @@ using Rtt.Fabric.Telemetry;
 
 namespace Rtt.Fabric.Routing;
 
-/// <summary>What grains (the node grain, later the reconciler) use to drive a node's lanes. Never called per frame.</summary>
-public interface ILaneHost
-{
-    /// <summary>The current table (immutable).</summary>
-    RouteTable Routes { get; }
-
-    /// <summary>
-    /// Publishes <paramref name="next"/> with one ordered write. Completes when every lane endpoint the old
-    /// table had and the new one does not has answered all its in-flight requests (nothing lost or duplicated).
-    /// </summary>
-    Task SwapAsync(RouteTable next);
-
-    /// <summary>Client lanes attached now, with their counters.</summary>
-    IReadOnlyList<IFrameLane> Inbound { get; }
-}
-
 /// <summary>
 /// Owns a node's lanes on one dedicated worker thread (an agent on an <see cref="AgentRunner"/>): it polls every
 /// client lane, routes each request by route_id through the current <see cref="RouteTable"/> to a driver (answered
@@ -34,7 +18,7 @@ public interface ILaneHost
 /// replaced endpoints. Set-up changes arrive as commands applied on the worker thread between batches, so the
 /// per-frame path takes no lock and allocates nothing.
 /// </summary>
-public sealed class LaneHost : IAgent, ILaneHost, IDisposable
+public sealed class LaneHost : IAgent, IDisposable
 {
     private readonly ConcurrentQueue<Action> _commands = new();
     private readonly ConcurrentQueue<(DriverCall Call, byte[]? Interim)> _completions = new(); // answers (Interim null) and interim messages of calls beside the worker, written out by it in order

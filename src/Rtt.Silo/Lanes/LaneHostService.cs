@@ -43,10 +43,10 @@ public sealed class RttLaneOptions
 /// <summary>
 /// The silo's lane host: one per node, owning all its lanes. Starts a <see cref="LaneHost"/> worker thread
 /// (outside any grain turn), serves the workspace's routes, and accepts client attachments on the control
-/// socket. Grains drive it through <see cref="ILaneHost"/>; no frame ever enters the actor scheduler.
+/// socket. Grains drive it through <see cref="INodeLaneHost"/>; no frame ever enters the actor scheduler.
 /// </summary>
 public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions options, ILogger<LaneHostService> logger, string nodeId = "node0", LaneAdmission? admission = null)
-    : IHostedService, ILaneHost, INodeLaneHost, IDisposable, IAsyncDisposable
+    : IHostedService, INodeLaneHost, IDisposable, IAsyncDisposable
 {
     private static readonly DriverEndpoint Echo = new(new EchoDriver());
 
@@ -519,7 +519,6 @@ public static class LaneHostingExtensions
             sp.GetRequiredService<RttWorkspace>(), options, sp.GetRequiredService<ILogger<LaneHostService>>(), sp.GetRequiredService<Hosting.RttSiloOptions>().NodeId,
             sp.GetService<Core.Tokens.TokenVerifier>() is { } verifier
                 ? new LaneAdmission(verifier, sp.GetService<Security.RttSecurityOptions>()?.Strict ?? false) : null));
-        services.AddSingleton<ILaneHost>(sp => sp.GetRequiredService<LaneHostService>());
         services.AddSingleton<INodeLaneHost>(sp => sp.GetRequiredService<LaneHostService>());
         services.AddHostedService(sp => sp.GetRequiredService<LaneHostService>());
         return services;
