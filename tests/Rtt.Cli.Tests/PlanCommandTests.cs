@@ -29,6 +29,12 @@ public sealed class PlanCommandTests
         var tampered = RttProcess.Run(ws, "plan", "verify", dir["tampered.json"]);
         Assert.Equal(1, tampered.ExitCode);
         Assert.Contains(ErrorCodes.PlanMismatch, tampered.Stderr);
+
+        json.AsObject().Remove("plan_id");
+        File.WriteAllText(dir["anonymous.json"], json.ToJsonString());
+        var anonymous = RttProcess.Run(ws, "plan", "verify", dir["anonymous.json"]);
+        Assert.Equal(1, anonymous.ExitCode);
+        Assert.Contains($"{ErrorCodes.PlanIdMissing}: the plan has no plan_id", anonymous.Stderr); // its own code, not a mismatch
     }
 
     [Fact]

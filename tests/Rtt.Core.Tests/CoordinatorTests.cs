@@ -146,6 +146,10 @@ public sealed class CoordinatorTests : IDisposable
         var tampered = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("e", "f", "n0"));
         tampered["placement"]!["f"] = "n9";
         Assert.Equal(ErrorCodes.PlanMismatch, (await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(tampered))).Code);
+        var anonymous = Plan((string)p1["plan_id"]!, ("a", "b", "n0"));
+        anonymous.Remove("plan_id");
+        var missing = await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(anonymous));
+        Assert.Equal((ErrorCodes.PlanIdMissing, "the plan has no plan_id"), (missing.Code, missing.Message)); // its own code, not a mismatch
         var unsigned = Plan((string)p1["plan_id"]!, ("a", "b", "n0"));
         unsigned.Remove("sign");
         Assert.Equal(ErrorCodes.Unsigned, (await Assert.ThrowsAsync<RttException>(() => c.ApplyAsync(unsigned))).Code);

@@ -85,11 +85,12 @@ public static class PlanCommand
     public static IReadOnlyList<string> Verify(RttWorkspace ws, JsonObject plan, string source, string? expect)
     {
         var lines = new List<string>();
-        var declared = (string?)plan["plan_id"];
+        var declared = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", source,
+            "verify a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
         var actual = Planner.PlanId(plan);
         if (declared != actual)
         {
-            throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {declared ?? "(missing)"} but the content hashes to {actual}", source, "the plan was changed after it was made: recompute it with `rtt plan`");
+            throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {declared} but the content hashes to {actual}", source, "the plan was changed after it was made: recompute it with `rtt plan`");
         }
 
         lines.Add($"hash ok: {actual}");

@@ -41,7 +41,6 @@ public static class ErrorCodes
     public const string Immutable = "RTT-REG-003";
     public const string SchemaViolation = "RTT-REG-004";
     public const string BadSemver = "RTT-REG-005";
-    public const string BadSymbol = "RTT-REG-006";
     public const string PackCorrupt = "RTT-REG-007";
     public const string IndexCorrupt = "RTT-REG-008";
     public const string NotFound = "RTT-REG-009";
@@ -64,6 +63,8 @@ public static class ErrorCodes
     public const string PlanMismatch = "RTT-PLAN-006";
     public const string PlanStatusInvalid = "RTT-PLAN-007";
     public const string PlanToolNameCollision = "RTT-PLAN-008";
+    public const string PlanIdMissing = "RTT-PLAN-009";
+    public const string PlanLaneIdCollision = "RTT-PLAN-010";
 
     // Silo, storage, client
     public const string PortInUse = "RTT-SILO-001";

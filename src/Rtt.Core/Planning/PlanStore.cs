@@ -25,7 +25,7 @@ public sealed class PlanStore(RttWorkspace workspace)
     /// <param name="durable">False for copies that can be rebuilt (the reconciler's, from the WAL): written atomically, not flushed to disk.</param>
     public string Save(JsonObject plan, bool durable = true)
     {
-        var id = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanMismatch, "plan has no plan_id", null, "compute it with `rtt plan`");
+        var id = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "plan has no plan_id", null, "compute it with `rtt plan`");
         var path = PathOf(id);
         AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(plan), durable: durable);
         return path;

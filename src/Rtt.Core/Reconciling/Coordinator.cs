@@ -276,11 +276,12 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     /// <summary>Applies a signed plan through prepare, commit and verify; rolls back when verify fails.</summary>
     public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default)
     {
-        var planId = (string?)plan["plan_id"];
+        var planId = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", null,
+            "apply a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
         var actual = Planner.PlanId(plan);
         if (planId != actual)
         {
-            throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {planId ?? "(missing)"} but the content hashes to {actual}", planId,
+            throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {planId} but the content hashes to {actual}", planId,
                 "the plan was changed after it was made: recompute it with `rtt plan`");
         }
 

@@ -67,7 +67,7 @@ public static class PlanTargets
             var id = RouteId(from, to);
             if (ids.TryGetValue(id, out var other) && other != key)
             {
-                throw new RttException(ErrorCodes.PlanMismatch, $"routes {other} and {key} hash to the same lane id {id}", (string?)plan["plan_id"],
+                throw new RttException(ErrorCodes.PlanLaneIdCollision, $"routes {other} and {key} hash to the same lane id {id}", (string?)plan["plan_id"],
                     "rename one of the symbols; lane ids are derived from the route's endpoints");
             }
 
