@@ -66,19 +66,30 @@ public sealed partial class ClusterProcessTests
             var verify = RttProcess.RunWith(ws[1], ClusterEnv(database), "wal", "verify");
             Assert.True(verify.ExitCode == 0, verify.ToString());
 
-            foreach (var silo in silos)
-            {
-                silo!.Terminate();
-            }
-
-            Assert.All(silos, s => Assert.True(s!.WaitForExit(TimeSpan.FromSeconds(30)), s.Stderr));
+            StopAll(silos);
         }
         finally
         {
-            foreach (var silo in silos)
-            {
-                silo?.Dispose();
-            }
+            DisposeAll(silos);
+        }
+    }
+
+    /// <summary>SIGTERM to every silo, and each must stop within 30 s.</summary>
+    private static void StopAll(RttProcess?[] silos)
+    {
+        foreach (var silo in silos)
+        {
+            silo!.Terminate();
+        }
+
+        Assert.All(silos, s => Assert.True(s!.WaitForExit(TimeSpan.FromSeconds(30)), s.Stderr));
+    }
+
+    private static void DisposeAll(RttProcess?[] silos)
+    {
+        foreach (var silo in silos)
+        {
+            silo?.Dispose();
         }
     }
 

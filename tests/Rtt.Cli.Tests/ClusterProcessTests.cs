@@ -219,19 +219,11 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
                 Assert.True(stillCrossed.ExitCode == 0, stillCrossed.ToString());
             }
 
-            foreach (var silo in silos)
-            {
-                silo!.Terminate();
-            }
-
-            Assert.All(silos, s => Assert.True(s!.WaitForExit(TimeSpan.FromSeconds(30)), s.Stderr));
+            StopAll(silos);
         }
         finally
         {
-            foreach (var silo in silos)
-            {
-                silo?.Dispose();
-            }
+            DisposeAll(silos);
         }
     }
 

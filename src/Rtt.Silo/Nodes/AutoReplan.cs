@@ -78,8 +78,12 @@ public sealed class AutoReplanService(
         var self = local.SiloAddress.ToParsableString();
         try
         {
-            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(stoppingToken))
+            // Polled once a second rather than on each membership update: a silo's metadata (its node) can reach the
+            // metadata cache after the update that made it active, and no further update would come to look again.
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+            while (await timer.WaitForNextTickAsync(stoppingToken))
             {
+                var snapshot = membership.CurrentSnapshot;
                 var members = snapshot.Members.Values.Select(m => new MemberView(m.SiloAddress.ToParsableString(), m.Status == SiloStatus.Active,
                     m.Status == SiloStatus.Dead, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NodeKey) is { Length: > 0 } n ? n : null)).ToList();
                 if (!_tracker.Observe(members) || !DownNodeTracker.Leads(self, members))
