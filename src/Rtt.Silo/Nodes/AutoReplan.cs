@@ -9,7 +9,8 @@ using Rtt.Grains.Reconciling;
 namespace Rtt.Silo.Nodes;
 
 /// <summary>A cluster member as the down-node tracker sees it.</summary>
-public sealed record MemberView(string Silo, bool Active, bool Dead, string? Node);
+/// <param name="Generation">The silo's generation (from its start time): a restarted silo has a newer one.</param>
+public sealed record MemberView(string Silo, bool Active, bool Dead, string? Node, int Generation = 0);
 
 /// <summary>
 /// Which nodes are down: a node is down once a silo that served it (seen active, with that <c>node</c> metadata) is
@@ -48,9 +49,12 @@ public sealed class DownNodeTracker
         return before != string.Join('\n', _down);
     }
 
-    /// <summary>The one silo that re-plans: the active member whose address sorts first (every silo computes the same).</summary>
+    /// <summary>
+    /// The one silo that re-plans: the oldest active member (lowest generation, then address; every silo computes the
+    /// same). Never a silo that just (re)joined while older ones run: it has not seen the nodes go down.
+    /// </summary>
     public static bool Leads(string self, IEnumerable<MemberView> members) =>
-        members.Where(m => m.Active).Select(m => m.Silo).Order(StringComparer.Ordinal).FirstOrDefault() == self;
+        members.Where(m => m.Active).OrderBy(m => m.Generation).ThenBy(m => m.Silo, StringComparer.Ordinal).Select(m => m.Silo).FirstOrDefault() == self;
 }
 
 /// <summary>
@@ -85,7 +89,7 @@ public sealed class AutoReplanService(
             {
                 var snapshot = membership.CurrentSnapshot;
                 var members = snapshot.Members.Values.Select(m => new MemberView(m.SiloAddress.ToParsableString(), m.Status == SiloStatus.Active,
-                    m.Status == SiloStatus.Dead, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NodeKey) is { Length: > 0 } n ? n : null)).ToList();
+                    m.Status == SiloStatus.Dead, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NodeKey) is { Length: > 0 } n ? n : null, m.SiloAddress.Generation)).ToList();
                 if (!_tracker.Observe(members) || !DownNodeTracker.Leads(self, members))
                 {
                     continue;

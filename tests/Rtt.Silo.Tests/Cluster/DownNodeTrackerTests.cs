@@ -46,5 +46,11 @@ public sealed class DownNodeTrackerTests
         Assert.True(DownNodeTracker.Leads("S127.0.0.1:11112@2", members));
         Assert.False(DownNodeTracker.Leads("S127.0.0.1:11113@3", members));
         Assert.False(DownNodeTracker.Leads("S127.0.0.1:11111@1", members)); // dead: never leads
+
+        // A silo that restarts gets a newer generation: it never takes the lead from the older ones, even with an
+        // address that sorts first (it did not see the node go down, so it would never plan it back).
+        MemberView[] restarted = [new("S127.0.0.1:11112@2", true, false, "n1", 2), new("S127.0.0.1:11113@3", true, false, "n2", 3), new("S127.0.0.1:10001@9", true, false, "n0", 9)];
+        Assert.True(DownNodeTracker.Leads("S127.0.0.1:11112@2", restarted));
+        Assert.False(DownNodeTracker.Leads("S127.0.0.1:10001@9", restarted));
     }
 }
