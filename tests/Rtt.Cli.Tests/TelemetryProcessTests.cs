@@ -127,7 +127,18 @@ public sealed class TelemetryProcessTests
 
             // Prometheus: the per-route series of the Rtt meter.
             using var http = new HttpClient();
+            // Scraped until the series are there (the exporter serves a cached scrape for a moment, and the observable
+            // instruments are read at collection time), at most 15 s.
+            var scrapeDeadline = DateTime.UtcNow.AddSeconds(15);
             var scrape = await http.GetStringAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
+            while (DateTime.UtcNow < scrapeDeadline && !(Series(scrape, "rtt_route_requests_total", 25, $"route=\"{Upper}\"")
+                && Series(scrape, "rtt_route_errors_total", 5, $"route=\"{Reverse}\"", $"code=\"{ErrorCodes.DriverFault}\"")
+                && Series(scrape, "rtt_route_breaker_state", 1, $"route=\"{Reverse}\"")))
+            {
+                await Task.Delay(250);
+                scrape = await http.GetStringAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
+            }
+
             Assert.True(Series(scrape, "rtt_route_requests_total", 25, $"route=\"{Upper}\""), scrape);
             Assert.True(Series(scrape, "rtt_route_errors_total", 5, $"route=\"{Reverse}\"", $"code=\"{ErrorCodes.DriverFault}\""), scrape);
             Assert.True(Series(scrape, "rtt_route_breaker_state", 1, $"route=\"{Reverse}\""), scrape);
