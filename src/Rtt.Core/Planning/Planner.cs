@@ -41,10 +41,9 @@ public static class Planner
                 continue;
             }
 
-            if (inputs.DownPins.Count > 0 && (inputs.DownPins.TryGetValue(route.From, out var downNode) || inputs.DownPins.TryGetValue(route.To, out downNode)))
+            if (inputs.DownPins.Count > 0 && (inputs.DownPins.ContainsKey(route.From) ? route.From : inputs.DownPins.ContainsKey(route.To) ? route.To : null) is { } pinned)
             {
-                var pinned = inputs.DownPins.ContainsKey(route.From) ? route.From : route.To;
-                rejected.Add(new Rejection(route, Constraint.NodeDown, new JsonObject { ["symbol"] = pinned, ["node"] = downNode }));
+                rejected.Add(new Rejection(route, Constraint.NodeDown, new JsonObject { ["symbol"] = pinned, ["node"] = inputs.DownPins[pinned] }));
                 continue;
             }
 

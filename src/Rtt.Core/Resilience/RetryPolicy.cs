@@ -42,9 +42,15 @@ public sealed record RttRetryOptions
     /// <summary>A starting silo asks its node grain to serve the applied lanes until the grain has moved to it (about 10 s).</summary>
     public RetryOptions ServeLanes { get; init; } = new() { Attempts = 100, Delay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromMilliseconds(100), Backoff = RetryBackoff.Constant };
 
+    /// <summary>
+    /// A cluster's auto_replan (docs/operations.md): planning and applying without the down nodes while calls still reach a
+    /// dead silo's activations, or while a returning node's grain has not moved home (the apply aborts in prepare).
+    /// </summary>
+    public RetryOptions AutoReplan { get; init; } = new() { Attempts = 10, Delay = TimeSpan.FromSeconds(2), MaxDelay = TimeSpan.FromSeconds(2), Backoff = RetryBackoff.Constant };
+
     /// <summary>The first setting that cannot be used, as "Retry:Name: why", or null.</summary>
     public string? Problem() =>
-        new[] { ("Commit", Commit), ("Wal", Wal), ("ServeLanes", ServeLanes) }
+        new[] { ("Commit", Commit), ("Wal", Wal), ("ServeLanes", ServeLanes), ("AutoReplan", AutoReplan) }
             .Select(s => RetryPolicy.Problem(s.Item2) is { } why ? $"Retry:{s.Item1}: {why}" : null)
             .FirstOrDefault(p => p is not null);
 }

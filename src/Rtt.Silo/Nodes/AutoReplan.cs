@@ -30,7 +30,7 @@ public sealed class DownNodeTracker
     public bool Observe(IEnumerable<MemberView> members)
     {
         var list = members.ToList();
-        var before = string.Join('\n', _down);
+        string[] before = [.. _down];
         foreach (var m in list.Where(m => m.Active && !string.IsNullOrEmpty(m.Node)))
         {
             _nodeOf[m.Silo] = m.Node!;
@@ -46,7 +46,7 @@ public sealed class DownNodeTracker
         }
 
         _down.RemoveWhere(live.Contains);
-        return before != string.Join('\n', _down);
+        return !_down.SetEquals(before);
     }
 
     /// <summary>
@@ -70,11 +70,11 @@ public sealed class AutoReplanService(
     IGrainFactory grains,
     RttWorkspace workspace,
     IServiceProvider services,
+    Core.Resilience.RttRetryOptions retryOptions,
     ILogger<AutoReplanService> logger) : BackgroundService
 {
-    private const int MaxAttempts = 10;
-    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(2);
     private readonly DownNodeTracker _tracker = new();
+    private readonly Core.Resilience.RetryPolicy retry = new("Retry:AutoReplan", retryOptions.AutoReplan, ex => ex is not Core.Errors.RttException, logger);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -96,35 +96,18 @@ public sealed class AutoReplanService(
                 }
 
                 // Right after a silo is declared dead, calls may still be routed to its activations until the grain
-                // directory forgets them: a failed attempt is retried (a few seconds apart) while the down set stays the same.
+                // directory forgets them, and a returning node's grain may not be home yet (the apply aborts in prepare):
+                // both are tried again (Retry:AutoReplan). A planning error (RttException) is not: it needs the operator.
                 var down = _tracker.Down;
-                for (var attempt = 1; ; attempt++)
+                try
                 {
-                    try
-                    {
-                        var outcome = await ReplanAsync(down);
-                        if (outcome != Core.Reconciling.ApplyOutcome.Aborted || attempt == MaxAttempts)
-                        {
-                            break;
-                        }
-
-                        // Aborted in prepare: typically a node whose silo just came back and whose grain has not moved home yet.
-                        logger.LogWarning("auto_replan: attempt {Attempt} without [{Down}] aborted; trying again in {Delay} s", attempt, string.Join(", ", down), RetryDelay.TotalSeconds);
-                        await Task.Delay(RetryDelay, stoppingToken);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException)
-                    {
-                        var error = ex is Core.Errors.RttException rtt ? $"{rtt.Code}: {rtt.Message}" : ex.Message;
-                        if (ex is Core.Errors.RttException || attempt == MaxAttempts)
-                        {
-                            logger.LogError("auto_replan: planning without [{Down}] failed after {Attempts} attempt(s): {Error}; the next membership change tries again",
-                                string.Join(", ", down), attempt, error);
-                            break;
-                        }
-
-                        logger.LogWarning("auto_replan: attempt {Attempt} without [{Down}] failed ({Error}); trying again in {Delay} s", attempt, string.Join(", ", down), error, RetryDelay.TotalSeconds);
-                        await Task.Delay(RetryDelay, stoppingToken);
-                    }
+                    await retry.ExecuteAsync($"auto_replan without [{string.Join(", ", down)}]", _ => new ValueTask<string?>(ReplanAsync(down)),
+                        again: outcome => outcome == Core.Reconciling.ApplyOutcome.Aborted, cancellationToken: stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    logger.LogError("auto_replan: planning without [{Down}] failed: {Error}; the next membership change tries again",
+                        string.Join(", ", down), ex is Core.Errors.RttException rtt ? $"{rtt.Code}: {rtt.Message}" : ex.Message);
                 }
             }
         }
@@ -136,17 +119,17 @@ public sealed class AutoReplanService(
     /// <returns>The apply's outcome (applied, aborted, rolled-back), or null when nothing was applied.</returns>
     private async Task<string?> ReplanAsync(IReadOnlyList<string> down)
     {
-        if (RttWorkspace.ReadObject(workspace.PolicyPath)["auto_replan"] is not System.Text.Json.Nodes.JsonValue on || !on.GetValue<bool>())
-        {
-            logger.LogInformation("auto_replan is off (policy.json): nodes down [{Down}] are reported, no plan is made", string.Join(", ", down));
-            return null;
-        }
-
         var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
         var history = await reconciler.History();
         var store = new PlanStore(workspace);
         var basePlan = history.AppliedPlanId is { } id ? store.Find(id) ?? store.Applied() : store.Applied();
         var inputs = PlanInputs.Load(workspace, basePlan, down);
+        if (!inputs.AutoReplan)
+        {
+            logger.LogInformation("auto_replan is off (policy.json): nodes down [{Down}] are reported, no plan is made", string.Join(", ", down));
+            return null;
+        }
+
         var outcome = Planner.Compute(inputs);
         System.Text.Json.Nodes.JsonObject signed;
         using (var key = workspace.LoadSigningKey())
