@@ -228,6 +228,107 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
     }
 
     /// <summary>
+    /// Lanes across hosts (issue 19, item 3): the topology puts node0 and node1 on two hosts, so the planner gives the
+    /// route from a caller pinned to node0 to a provider pinned to node1 a <c>tcp</c> lane. node0's lane host forwards it
+    /// over TCP to node1's lane host (its <c>Lanes:TcpPort</c>, published at registration), with a lane token; a client
+    /// of node0's silo calls the symbol served on node1. node1 killed: the forwarded lane answers with an error naming
+    /// the node; node1 back on the same port: the lane attaches again and the calls go through.
+    /// </summary>
+    [Fact]
+    public async Task A_route_across_hosts_is_forwarded_over_tcp_to_the_other_silos_lane_host_and_reattaches_after_a_restart()
+    {
+        using var dir = new TempDir();
+        var database = pg.NewDatabase();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "db", "init", database).ExitCode);
+        var first = dir["node0"];
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init", "--example", "quickstart", first).ExitCode);
+        var rtt = Path.Combine(first, ".rtt");
+        const string caller = "rtt://ui/chat/console";
+        const string far = "rtt://core/api/far";
+        File.WriteAllText(Path.Combine(rtt, "manifests", "core.api.far.json"), new JsonObject
+        {
+            ["address"] = far,
+            ["version"] = "1.0.0",
+            ["input"] = "rtt.types/Text",
+            ["output"] = "rtt.types/Text",
+            ["lanes"] = new JsonArray("shm", "uds", "tcp"),
+            ["latency_us"] = 50,
+            ["demand"] = new JsonObject { ["cpu_millis"] = 100, ["memory_mb"] = 16 },
+        }.ToJsonString());
+        var policy = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "policy.json")))!;
+        policy["pins"] = new JsonObject { [caller] = "node0", [far] = "node1" };
+        File.WriteAllText(Path.Combine(rtt, "policy.json"), policy.ToJsonString());
+        var topology = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "topology.json")))!;
+        topology["hosts"] = new JsonArray(
+            new JsonObject { ["name"] = "host-a", ["numa_nodes"] = new JsonArray(new JsonObject { ["id"] = "node0", ["cpu_millis"] = 1000, ["memory_mb"] = 1024 }) },
+            new JsonObject { ["name"] = "host-b", ["numa_nodes"] = new JsonArray(new JsonObject { ["id"] = "node1", ["cpu_millis"] = 1000, ["memory_mb"] = 1024 }) });
+        File.WriteAllText(Path.Combine(rtt, "topology.json"), topology.ToJsonString());
+        File.WriteAllText(Path.Combine(rtt, "routes.json"), new JsonObject
+        {
+            ["routes"] = new JsonArray(new JsonObject { ["from"] = caller, ["to"] = far }),
+        }.ToJsonString());
+        Ok(first, "scan");
+        var plan = dir["plan.json"];
+        Ok(first, "plan", "--out", plan);
+        var lane = JsonNode.Parse(File.ReadAllText(plan))!["routes_add"]!.AsArray().Single()!;
+        Assert.True((string?)lane["lane"] == "tcp", lane.ToJsonString()); // two hosts: the planner's lane across them
+        var second = dir["node1"];
+        CopyTree(first, second);
+        var ws = new[] { first, second };
+
+        var ports = ws.Select(_ => (Silo: RttProcess.FreePort(), Gateway: RttProcess.FreePort(), Tcp: RttProcess.FreePort())).ToArray();
+        Dictionary<string, string> Env(int i) => new(Membership) { ["RTT_Lanes__TcpPort"] = Port(ports[i].Tcp) };
+        var silos = new RttProcess?[2];
+        try
+        {
+            silos[0] = Start(ws[0], 0, (ports[0].Silo, ports[0].Gateway), database, Env(0));
+            silos[1] = Start(ws[1], 1, (ports[1].Silo, ports[1].Gateway), database, Env(1));
+            var applied = JsonNode.Parse(Ok(ws[0], "apply", plan, "--json"))!;
+            Assert.True((string?)applied["outcome"] == "applied", applied.ToJsonString());
+
+            var crossed = Route(ws[0], far);
+            Assert.True(crossed.ExitCode == 0, $"{crossed}\n--- node0\n{silos[0]!.Stderr}\n--- node1\n{silos[1]!.Stderr}");
+            var status = JsonNode.Parse(Ok(ws[0], "status", "--json"))!;
+            var node0 = status["placements"]!.AsArray().Single(p => (string?)p!["node_id"] == "node0")!;
+            Assert.Contains($"{far} tcp -> node1", node0["lanes"]!.AsArray().Select(l => (string?)l));
+            Assert.Contains($"127.0.0.1:{Port(ports[1].Tcp)}", silos[0]!.Stdout + silos[0]!.Stderr, StringComparison.Ordinal); // "attached (tcp://…)" in its log
+
+            // node1 gone: the forwarded lane answers at once, naming the node (no hang, no silent echo).
+            silos[1]!.Kill();
+            silos[1]!.WaitForExit(TimeSpan.FromSeconds(30));
+            RttResult down;
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            do
+            {
+                down = Route(ws[0], far, count: 1);
+            }
+            while (down.ExitCode == 0 && DateTime.UtcNow < deadline);
+            Assert.NotEqual(0, down.ExitCode);
+            // RTT-LANE-005 "the service behind endpoint forward:node1 went away" (or RTT-CALL-003 once the lane is replaced).
+            Assert.Matches("RTT-LANE-005|RTT-CALL-003", down.Stdout + down.Stderr);
+            Assert.Contains("node1", down.Stdout + down.Stderr, StringComparison.Ordinal);
+
+            // node1 back on the same TCP port: it restores its lanes, node0's forward attaches again.
+            silos[1]!.Dispose();
+            silos[1] = Start(ws[1], 1, (ports[1].Silo, ports[1].Gateway), database, Env(1));
+            RttResult back;
+            deadline = DateTime.UtcNow.AddSeconds(60);
+            do
+            {
+                await Task.Delay(500);
+                back = Route(ws[0], far);
+            }
+            while (back.ExitCode != 0 && DateTime.UtcNow < deadline);
+            Assert.True(back.ExitCode == 0, $"{back}\n--- node0\n{silos[0]!.Stderr}\n--- node1\n{silos[1]!.Stderr}");
+            StopAll(silos);
+        }
+        finally
+        {
+            DisposeAll(silos);
+        }
+    }
+
+    /// <summary>
     /// The quickstart with three echo routes, one per node (pinned), scanned once and copied for the other two silos;
     /// plan 1 (all three routes) and plan 2 (node2's route removed, plan 1 as base) computed up front.
     /// </summary>

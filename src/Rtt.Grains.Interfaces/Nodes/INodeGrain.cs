@@ -89,7 +89,8 @@ public sealed record ClusterView(
 
 /// <summary>
 /// What a silo reports about its node when it registers; <see cref="LaneSocket"/> is its lane host's control socket
-/// (absolute path), where the lane hosts of other nodes on the same host forward the routes placed across nodes.
+/// (absolute path), where the lane hosts of other nodes on the same host forward the routes placed across nodes;
+/// <see cref="LaneTcp"/> (<c>host:port</c>, when the lane host listens on TCP) is where lane hosts on other hosts do.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("rtt.NodeFacts")]
 public sealed record NodeFacts(
@@ -100,7 +101,8 @@ public sealed record NodeFacts(
     [property: Id(4)] long MemoryBytes,
     [property: Id(5)] ImmutableArray<NumaNodeFacts> NumaNodes,
     [property: Id(6)] string SiloAddress,
-    [property: Id(7)] string? LaneSocket = null);
+    [property: Id(7)] string? LaneSocket = null,
+    [property: Id(8)] string? LaneTcp = null);
 
 /// <summary>One NUMA node: its CPU list (Linux syntax, e.g. <c>0-3</c>) and memory.</summary>
 [GenerateSerializer, Immutable, Alias("rtt.NumaNodeFacts")]

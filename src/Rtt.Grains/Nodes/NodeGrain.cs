@@ -107,9 +107,11 @@ public sealed class NodeGrain(
     }
 
     /// <summary>
-    /// Fills in where each forwarded lane goes (<see cref="LaneTarget.ForwardTo"/>): the lane control socket the target
-    /// node registered, when that node runs on this host. A node on another host, or one that never registered, is left
-    /// unresolved: the lane host then answers that route's calls and probes with the reason.
+    /// Fills in where each forwarded lane goes (<see cref="LaneTarget.ForwardTo"/>), from what the target node registered:
+    /// its lane control socket when it runs on this host and the plan gave the route a <c>uds</c> lane; its TCP lane address
+    /// (<c>tcp://host:port</c>) for a <c>tcp</c> lane (the planner's lane across hosts) or a node on another host. A node
+    /// that never registered, or has neither, is left unresolved: the lane host then answers that route's calls and
+    /// probes with the reason.
     /// </summary>
     private async Task<IReadOnlyList<LaneTarget>> Resolve(IReadOnlyList<LaneTarget> lanes)
     {
@@ -129,13 +131,18 @@ public sealed class NodeGrain(
             }
 
             var facts = (await GrainFactory.GetGrain<INodeGrain>(node).Get())?.Facts;
-            resolved.Add(lane with
-            {
-                ForwardTo = facts is { LaneSocket: { Length: > 0 } socket } && string.Equals(facts.HostName, here, StringComparison.Ordinal) ? socket : null,
-            });
+            resolved.Add(lane with { ForwardTo = ForwardAddress(lane.Kind, facts, here) });
         }
 
         return resolved;
+    }
+
+    /// <summary>Where a forwarded lane of this kind reaches the target node (see <see cref="Resolve"/>); null when nowhere.</summary>
+    public static string? ForwardAddress(string kind, NodeFacts? facts, string? here)
+    {
+        var local = facts is { LaneSocket: { Length: > 0 } } && string.Equals(facts.HostName, here, StringComparison.Ordinal);
+        var tcp = facts is { LaneTcp: { Length: > 0 } address } ? $"tcp://{address}" : null;
+        return kind == "tcp" ? tcp ?? (local ? facts!.LaneSocket : null) : local ? facts!.LaneSocket : tcp;
     }
 
     public Task<NodePlacement> Placement()

@@ -23,8 +23,20 @@ public sealed class RttLaneOptions
     /// <summary>The Unix control socket clients attach on; default <c>.rtt/state/lanes.sock</c>.</summary>
     public string? ControlSocket { get; set; }
 
-    /// <summary>Also accept TCP lanes on 127.0.0.1:PORT (0: no TCP listener).</summary>
+    /// <summary>Also accept TCP lanes on <see cref="TcpAddress"/>:PORT (0: no TCP listener).</summary>
     public int TcpPort { get; set; }
+
+    /// <summary>
+    /// The address the TCP listener binds (default 127.0.0.1: this host only). In a cluster that spans hosts, the
+    /// address the other hosts reach this one on (or 0.0.0.0), so their lane hosts can forward routes to this node.
+    /// </summary>
+    public string TcpAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// What this node publishes as its TCP lane address (<c>host:port</c>) for other hosts' lane hosts; default the bound
+    /// address and port (the machine's host name when bound to 0.0.0.0 or ::).
+    /// </summary>
+    public string? TcpAdvertise { get; set; }
 
     public int RingCapacity { get; set; } = 1 << 20;
 
@@ -67,6 +79,17 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     private const int MaxSocketPath = 100; // sun_path holds 108 bytes with the terminator; keep a margin
 
     public IPEndPoint? TcpEndPoint => _listener?.TcpEndPoint;
+
+    /// <summary>The TCP lane address other hosts' lane hosts forward to (<c>host:port</c>); null without a TCP listener.</summary>
+    public string? TcpAdvertised => TcpEndPoint is not { } bound ? null
+        : options.TcpAdvertise is { Length: > 0 } advertised ? advertised
+        : bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? $"{System.Net.Dns.GetHostName()}:{bound.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)}"
+        : bound.ToString();
+
+    private static IPAddress TcpBindAddress(string text) =>
+        IPAddress.TryParse(text, out var address) ? address
+        : throw new RttException(ErrorCodes.LaneConfigInvalid, $"Lanes:TcpAddress \"{text}\" is not an IP address", "Lanes:TcpAddress",
+            "give the address to bind, e.g. 127.0.0.1 (this host only), 0.0.0.0 (every interface) or this host's address on the cluster network");
 
     public RouteTable Routes => _host?.Routes ?? RouteTable.Empty;
 
@@ -432,7 +455,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         var telemetry = options.Telemetry ? Telemetry.LaneTelemetrySetup.Create(workspace, nodeId, options.FlightRecords, logger) : null;
         _host = new LaneHost(cpus: cpus, telemetry: telemetry, idleSpins: spins, idleYields: yields, idlePark: park) { Report = message => logger.LogWarning("Lane host: {Message}", message) };
         // Starts empty: the node grain makes it serve the last committed plan's lanes when the node registers.
-        _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(IPAddress.Loopback, options.TcpPort) : null, admission: admission);
+        _listener = new LaneHostListener(_host, laneOptions, ControlSocket, options.TcpPort != 0 ? new IPEndPoint(TcpBindAddress(options.TcpAddress), options.TcpPort) : null, admission: admission);
         logger.LogInformation("Lane host up: {Routes} route(s), control socket {Socket}, {Mode} mode", _host.Routes.Routes.Count, ControlSocket,
             admission is null ? "open" : admission.Strict ? "strict token" : "dev token");
         if (Rtt.Silo.Endpoints.Sandbox.Unavailable() is { } why)

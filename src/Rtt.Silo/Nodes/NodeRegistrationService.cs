@@ -39,7 +39,11 @@ public sealed class NodeRegistrationService(
     {
         var lanes = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost;
         var facts = ToFacts(options.NodeId, MachineTopology.ReadLocal(), silo.SiloAddress.ToString())
-            with { LaneSocket = lanes is Lanes.LaneHostService { Running: true } host ? Path.GetFullPath(host.ControlSocket) : null };
+            with
+            {
+                LaneSocket = lanes is Lanes.LaneHostService { Running: true } host ? Path.GetFullPath(host.ControlSocket) : null,
+                LaneTcp = lanes is Lanes.LaneHostService { Running: true } tcpHost ? tcpHost.TcpAdvertised : null,
+            };
         var node = grains.GetGrain<INodeGrain>(options.NodeId);
         // Each state-changing call presents its own token (the management filter spends one per call; docs/security.md).
         Rtt.Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Admin);
