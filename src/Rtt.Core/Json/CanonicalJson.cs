@@ -146,7 +146,7 @@ public static class CanonicalJson
     /// Writes a node tree canonically without a text round trip; false (with partial output) when a value is one it
     /// cannot write exactly as the round trip would, so the caller falls back to it.
     /// </summary>
-    private static bool TryWriteNode(ArrayBufferWriter<byte> output, JsonNode? node, int depth)
+    internal static bool TryWriteNode(ArrayBufferWriter<byte> output, JsonNode? node, int depth)
     {
         if (depth >= MaxDepth - 1)
         {
@@ -305,7 +305,7 @@ public static class CanonicalJson
         return false; // another CLR type: the round trip knows how System.Text.Json writes it
     }
 
-    private static void WriteInteger(ArrayBufferWriter<byte> output, long integer)
+    internal static void WriteInteger(ArrayBufferWriter<byte> output, long integer)
     {
         var room = output.GetSpan(20);
         integer.TryFormat(room, out var written, default, CultureInfo.InvariantCulture);
@@ -314,7 +314,7 @@ public static class CanonicalJson
 
     // A finite double: the round trip writes its shortest round-tripping digits and reads the same double back, which
     // is written as its integer digits (below 2^53) or in ECMAScript form, both what FormatNumber gives.
-    private static bool TryWriteDouble(ArrayBufferWriter<byte> output, double number)
+    internal static bool TryWriteDouble(ArrayBufferWriter<byte> output, double number)
     {
         if (number == Math.Floor(number) && Math.Abs(number) < MaxSafeInteger)
         {
@@ -327,7 +327,7 @@ public static class CanonicalJson
     }
 
     // A string with only what RFC 8785 escapes; false for one holding a lone surrogate (the round trip's error).
-    private static bool TryWriteString(ArrayBufferWriter<byte> output, string value)
+    internal static bool TryWriteString(ArrayBufferWriter<byte> output, string value)
     {
         var plain = true;
         foreach (var c in value)

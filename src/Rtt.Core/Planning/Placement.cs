@@ -143,7 +143,7 @@ internal static class Placement
         var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis, StringComparer.Ordinal);
         var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb, StringComparer.Ordinal);
         var demand = Demands(candidates);
-        var previous = Planner.BasePlacement(inputs.Base);
+        var previous = inputs.BasePlacement;
         var placed = new Dictionary<string, string>(StringComparer.Ordinal); // sorted once at the end
         var admitted = new List<(Candidate, string)>();
         var rejected = new List<Rejection>();
@@ -318,7 +318,7 @@ internal static class Ilp
         }
 
         var demand = Placement.Demands(candidates);
-        var previous = Planner.BasePlacement(inputs.Base);
+        var previous = inputs.BasePlacement;
         var placed = new SortedDictionary<string, string>(answer.Nodes, StringComparer.Ordinal);
         var admitted = new List<(Candidate, string)>();
         var rejected = new List<Rejection>();
@@ -374,7 +374,7 @@ internal static class Ilp
         }
 
         var greedyLanes = greedy.Admitted.ToDictionary(g => g.Candidate.Route.Index, g => g.Lane);
-        var previous = Planner.BasePlacement(inputs.Base);
+        var previous = inputs.BasePlacement;
         var symbols = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var c in candidates)
         {
@@ -409,7 +409,7 @@ internal static class Ilp
         var symbols = demand.Keys.Order(StringComparer.Ordinal).ToList(); // variables in ordinal order: the model is the same on every run
         var nodes = inputs.Nodes;
         var hosts = nodes.Select(n => n.Host).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        var previous = Planner.BasePlacement(inputs.Base);
+        var previous = inputs.BasePlacement;
         var model = new CpModel();
 
         var x = new Dictionary<(string, string), BoolVar>();

@@ -101,6 +101,11 @@ public sealed class PlanInputs
     /// <summary>The applied plan this one is computed against, or null.</summary>
     public JsonObject? Base { get; init; }
 
+    /// <summary>The base plan's placement (symbol → node), read once.</summary>
+    internal IReadOnlyDictionary<string, string> BasePlacement => _basePlacement ??= Planner.BasePlacement(Base);
+
+    private Dictionary<string, string>? _basePlacement;
+
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
     public required string Hash { get; init; }
 
@@ -141,7 +146,8 @@ public sealed class PlanInputs
         Autotune.TunedProfile? tuned = null, IReadOnlyCollection<string>? down = null)
     {
         // The shapes of routes and topology are checked by one walk over the nodes; the schema judges what that walk is not sure of.
-        if (!InputShape.SurelyValidRoutes(routesJson))
+        var surelyValidRoutes = InputShape.SurelyValidRoutes(routesJson);
+        if (!surelyValidRoutes)
         {
             Validate(SchemaValidator.Routes, routesJson, routesSource);
         }
@@ -152,12 +158,14 @@ public sealed class PlanInputs
             Validate(SchemaValidator.Topology, topologyJson, topologySource);
         }
 
-        var routes = new List<RouteSpec>();
         var list = routesJson["routes"]!.AsArray();
+        var routes = new List<RouteSpec>(list.Count);
+        var routeBytes = surelyValidRoutes ? new List<byte[]>(list.Count) : null; // each route's canonical bytes, for the hash
         var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
         for (var i = 0; i < list.Count; i++)
         {
             var r = list[i]!.AsObject();
+            routeBytes?.Add(PlanCanonical.Route(r));
             var rangeText = (string?)r["version"] ?? "*";
             var qos = r["qos"] as JsonObject;
             if (!ranges.TryGetValue(rangeText, out var range))
@@ -244,11 +252,28 @@ public sealed class PlanInputs
         // Only the symbols that routes and pins name can change the plan: only they are kept and hashed,
         // so a catalogue of 100,000 symbols costs nothing for a plan of 100 routes.
         var relevant = routes.SelectMany(r => new[] { r.From, r.To }).Concat(pins.Keys).ToHashSet(StringComparer.Ordinal);
-        var byAddress = contracts
-            .Where(c => relevant.Contains(c.Address))
-            .GroupBy(c => c.Address, StringComparer.Ordinal)
-            .OrderBy(g => g.Key, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => (IReadOnlyList<SymbolContract>)[.. g.OrderBy(c => c.Version)], StringComparer.Ordinal);
+        var found = new Dictionary<string, List<SymbolContract>>(StringComparer.Ordinal);
+        foreach (var c in contracts)
+        {
+            if (relevant.Contains(c.Address))
+            {
+                (found.TryGetValue(c.Address, out var versions) ? versions : found[c.Address] = []).Add(c);
+            }
+        }
+
+        var addresses = found.Keys.ToArray();
+        Array.Sort(addresses, StringComparer.Ordinal);
+        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(addresses.Length, StringComparer.Ordinal);
+        var contractBytes = new List<byte[]>();
+        foreach (var address in addresses)
+        {
+            List<SymbolContract> versions = [.. found[address].OrderBy(c => c.Version)]; // stable: equal versions keep their order
+            byAddress[address] = versions;
+            foreach (var c in versions)
+            {
+                contractBytes.Add(PlanCanonical.Contract(c));
+            }
+        }
 
         // The hash covers meaning, not layout: nodes, ACL rules and contracts in a fixed order (their order in the
         // files means nothing); routes and QoS rules as given (order breaks priority ties / picks the first match).
@@ -264,7 +289,6 @@ public sealed class PlanInputs
             },
             ["nodes"] = new JsonArray([.. nodes.Select(n => (JsonNode)new JsonObject { ["id"] = n.Id, ["host"] = n.Host, ["cpu_millis"] = n.CpuMillis, ["memory_mb"] = n.MemoryMb })]),
             ["lanes"] = new JsonObject([.. lanes.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value)))]),
-            ["contracts"] = new JsonArray([.. byAddress.Values.SelectMany(v => v).Select(c => (JsonNode)c.ToJson())]),
             ["base"] = (string?)basePlan?["plan_id"],
         };
         if (tuned is not null)
@@ -307,7 +331,12 @@ public sealed class PlanInputs
             PolicySource = policySource,
             TunedProfile = tuned?.Hash,
             TunedSettings = tuned?.Settings,
-            Hash = ContentHash.Of(CanonicalJson.SerializeMembers([.. canonical, KeyValuePair.Create("routes", (JsonNode?)routesJson)])),
+            // The members written once each and joined (PlanCanonical): the same bytes as one object holding them all.
+            Hash = ContentHash.Of(PlanCanonical.Object([
+                .. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value))),
+                KeyValuePair.Create("contracts", PlanCanonical.Array(contractBytes)),
+                KeyValuePair.Create("routes", routeBytes is null ? PlanCanonical.Value(routesJson) : PlanCanonical.Object([KeyValuePair.Create("routes", PlanCanonical.Array(routeBytes))])),
+            ])),
         };
     }
 

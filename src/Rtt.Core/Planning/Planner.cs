@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json.Nodes;
 using Rtt.Core.Hashing;
 using Rtt.Core.Json;
@@ -65,8 +66,14 @@ public static class Planner
         return Assemble(inputs, placement, rejected);
     }
 
+    /// <summary>
+    /// Forgets what the planner keeps between plans in this process (the canonical bytes of routes and contracts it has
+    /// hashed; not the CP-SAT answers): for benchmarks that measure a process's first plan. Plans do not change.
+    /// </summary>
+    public static void ForgetCanonicalBytes() => PlanCanonical.Clear();
+
     /// <summary>Computes, hashes and signs a plan.</summary>
-    public static JsonObject ComputeSigned(PlanInputs inputs, SigningKey key) => Seal(Compute(inputs).Body, key);
+    public static JsonObject ComputeSigned(PlanInputs inputs, SigningKey key) => Seal(Compute(inputs), key);
 
     /// <summary>
     /// A signed plan in the planner's shape for lanes given by hand (shm, ring 256, both ends placed on the lane's
@@ -107,6 +114,32 @@ public static class Planner
         // bytes plan_id hashes; with "plan_id" between them, the bytes the signature covers (same as ObjectSigner's payload).
         var before = CanonicalJson.SerializeMembers([.. plan.Where(m => string.CompareOrdinal(m.Key, "plan_id") < 0)]);
         var after = CanonicalJson.SerializeMembers([.. plan.Where(m => string.CompareOrdinal(m.Key, "plan_id") > 0)]);
+        return SealWith(plan, before, after, key);
+    }
+
+    /// <summary>
+    /// Seals a computed plan without copying it or writing it again: the canonical bytes of its members were written
+    /// when it was assembled (from the planner's values, the same bytes as writing the body). The outcome's body becomes
+    /// the sealed plan (it is given <c>plan_id</c> and <c>sign</c> in place) and is returned; a body changed after
+    /// <see cref="Compute"/> must be sealed with <see cref="Seal(JsonObject, SigningKey)"/>.
+    /// </summary>
+    public static JsonObject Seal(PlanOutcome outcome, SigningKey key)
+    {
+        if (outcome.CanonicalMembers is not { } members)
+        {
+            return Seal(outcome.Body, key);
+        }
+
+        var plan = outcome.Body;
+        plan.Remove("plan_id");
+        plan.Remove(ObjectSigner.SignMember);
+        var before = PlanCanonical.Object(members.Where(m => string.CompareOrdinal(m.Key, "plan_id") < 0));
+        var after = PlanCanonical.Object(members.Where(m => string.CompareOrdinal(m.Key, "plan_id") > 0));
+        return SealWith(plan, before, after, key);
+    }
+
+    private static JsonObject SealWith(JsonObject plan, byte[] before, byte[] after, SigningKey key)
+    {
         var id = ContentHash.Of(Join(before, [], after));
         plan["plan_id"] = id;
         var signature = key.Sign(Join(before, System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\""), after));
@@ -225,8 +258,15 @@ public static class Planner
 
     private static PlanOutcome Assemble(PlanInputs inputs, PlacementResult placement, List<Rejection> rejected)
     {
-        var basePlacement = BasePlacement(inputs.Base);
+        var basePlacement = inputs.BasePlacement;
         var baseRoutes = BaseRoutes(inputs.Base);
+
+        // Beside the node tree, the canonical bytes of its large members, written from these values (Seal(PlanOutcome)).
+        var lanesBytes = new ArrayBufferWriter<byte>(1 << 16);
+        var addBytes = new ArrayBufferWriter<byte>(1 << 12);
+        var direct = true;
+        lanesBytes.Write("["u8);
+        addBytes.Write("["u8);
 
         var placementJson = new JsonObject();
         foreach (var (symbol, node) in placement.Nodes)
@@ -244,7 +284,14 @@ public static class Planner
             admittedKeys.Add(route.Key);
             if (!baseRoutes.Contains(route.Key))
             {
-                routesAdd.Add(new JsonObject { ["from"] = route.From, ["to"] = route.To, ["version"] = candidate.To.Version.ToFullString(), ["lane"] = lane });
+                var version = candidate.To.Version.ToFullString();
+                routesAdd.Add(new JsonObject { ["from"] = route.From, ["to"] = route.To, ["version"] = version, ["lane"] = lane });
+                if (routesAdd.Count > 1)
+                {
+                    addBytes.Write(","u8);
+                }
+
+                direct &= PlanCanonical.TryRouteAdd(addBytes, route.From, lane, route.To, version);
             }
 
             var laneJson = new JsonObject
@@ -267,7 +314,16 @@ public static class Planner
             }
 
             lanes.Add(laneJson);
+            if (lanes.Count > 1)
+            {
+                lanesBytes.Write(","u8);
+            }
+
+            direct &= PlanCanonical.TryLane(lanesBytes, route.From, route.To, lane, (int)laneJson["ring_size"]!, (string?)laneJson["endpoint"], laneJson["unsandboxed"] is not null);
         }
+
+        lanesBytes.Write("]"u8);
+        addBytes.Write("]"u8);
 
         var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
         {
@@ -322,7 +378,16 @@ public static class Planner
             body["mcp_aliases"] = new JsonObject([.. aliased.Select(t => KeyValuePair.Create(t, (JsonNode?)aliases[t]!.DeepClone()))]);
         }
 
-        return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver);
+        List<KeyValuePair<string, byte[]>>? canonical = null;
+        if (direct)
+        {
+            canonical = [.. body.Where(m => m.Key is not ("lanes" or "placement" or "routes_add")).Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
+            canonical.Add(KeyValuePair.Create("lanes", lanesBytes.WrittenSpan.ToArray()));
+            canonical.Add(KeyValuePair.Create("routes_add", addBytes.WrittenSpan.ToArray()));
+            canonical.Add(KeyValuePair.Create("placement", PlanCanonical.Placement(placement.Nodes, placementJson)));
+        }
+
+        return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver) { CanonicalMembers = canonical };
     }
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
@@ -354,7 +419,11 @@ public static class Planner
 }
 
 /// <summary>The plan body and what it decided.</summary>
-public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejected, int Admitted, string Solver);
+public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejected, int Admitted, string Solver)
+{
+    /// <summary>The canonical bytes of the body's members as assembled (null: seal by writing the body), for <see cref="Planner.Seal(PlanOutcome, SigningKey)"/>.</summary>
+    internal IReadOnlyList<KeyValuePair<string, byte[]>>? CanonicalMembers { get; init; }
+}
 
 /// <summary>Strongly connected components of the route graph (Tarjan), deterministic: vertices in ordinal order.</summary>
 internal static class Cycles

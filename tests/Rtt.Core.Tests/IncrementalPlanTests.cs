@@ -1,0 +1,188 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using CsCheck;
+using Rtt.Core.Json;
+using Rtt.Core.Planning;
+using Rtt.Core.Signing;
+
+namespace Rtt.Core.Tests;
+
+/// <summary>
+/// Planning again after a change (docs/planner.md, "Planning again"): the bytes the planner keeps and reuses between plans
+/// in a process, and the plan's members written from its own values, give exactly the plan made with nothing kept.
+/// </summary>
+[Collection(nameof(PlannerCachesCollection))]
+public sealed class IncrementalPlanTests
+{
+    private static readonly string[] Symbols = [.. Enumerable.Range(0, 40).Select(i => $"rtt://inc/svc/s{i:00}")];
+
+    private static List<SymbolContract> Catalogue(int seed)
+    {
+        var rnd = new Random(seed);
+        return [.. Symbols.SelectMany(s => Enumerable.Range(0, rnd.Next(1, 3)).Select(v =>
+            PlannerTests.Contract(s, $"1.{v}.0", "T", "T", rnd.Next(0, 40), rnd.Next(0, 4) * 100, rnd.Next(0, 3) * 64,
+                [.. new[] { "shm", "uds", "tcp" }.Where(_ => rnd.Next(5) > 0).DefaultIfEmpty("tcp")])))];
+    }
+
+    private static JsonObject RandomRoute(Random rnd) => PlannerTests.Route(Symbols[rnd.Next(Symbols.Length)], Symbols[rnd.Next(Symbols.Length)],
+        rnd.Next(3) switch { 0 => "^1.0.0", 1 => "[1.1.0,2.0.0)", _ => null }, rnd.Next(3) == 0 ? null : rnd.Next(10, 900), rnd.Next(3) == 0 ? null : rnd.Next(3),
+        rnd.Next(2) == 0 ? null : rnd.Next(0, 100_000) / 7.0);
+
+    private static JsonObject Topology(bool tight) => tight
+        ? PlannerTests.Topology(("h0", "n0", 600, 512), ("h0", "n1", 500, 512), ("h1", "n2", 400, 256))
+        : PlannerTests.Topology(("h0", "n0", 100_000, 100_000), ("h0", "n1", 100_000, 100_000), ("h1", "n2", 100_000, 100_000));
+
+    private static JsonObject Plan(JsonObject routes, JsonObject topology, List<SymbolContract> contracts, JsonObject? basePlan, SigningKey key) =>
+        Planner.Seal(Planner.Compute(PlanInputs.Build(routes, PlannerTests.OpenPolicy(), topology, contracts, basePlan)), key);
+
+    [Fact]
+    public void Canonical_pieces_are_the_bytes_of_the_reference_writer()
+    {
+        Gen.Int.Sample(seed =>
+        {
+            var rnd = new Random(seed);
+            var routes = PlannerTests.Routes([.. Enumerable.Range(0, rnd.Next(0, 12)).Select(_ => RandomRoute(rnd))]);
+            // The same routes as parsed text: values of other CLR kinds (JsonElement), same meaning, same bytes.
+            var parsed = CanonicalJson.ParseNode(Encoding.UTF8.GetBytes(routes.ToJsonString()))!.AsObject();
+            foreach (var doc in new[] { routes, parsed })
+            {
+                Assert.True(InputShape.SurelyValidRoutes(doc));
+                var pieces = PlanCanonical.Object([KeyValuePair.Create("routes", PlanCanonical.Array([.. doc["routes"]!.AsArray().Select(r => PlanCanonical.Route(r!.AsObject()))]))]);
+                Assert.Equal(CanonicalJson.Serialize(doc), pieces);
+            }
+
+            var contracts = Catalogue(seed);
+            Assert.Equal(CanonicalJson.Serialize(new JsonArray([.. contracts.Select(c => (JsonNode)c.ToJson())])), PlanCanonical.Array([.. contracts.Select(PlanCanonical.Contract)]));
+        }, iter: 100);
+    }
+
+    [Fact]
+    public void A_sealed_outcome_has_the_bytes_of_the_sealed_body()
+    {
+        using var key = SigningKey.Generate();
+        Gen.Int.Sample(seed =>
+        {
+            var rnd = new Random(seed);
+            var contracts = Catalogue(seed);
+            var routes = PlannerTests.Routes([.. Enumerable.Range(0, rnd.Next(0, 25)).Select(_ => RandomRoute(rnd))]);
+            var basePlan = rnd.Next(2) == 0 ? null : Plan(PlannerTests.Routes([.. Enumerable.Range(0, 10).Select(_ => RandomRoute(rnd))]), Topology(true), contracts, null, key);
+            var outcome = Planner.Compute(PlanInputs.Build(routes, PlannerTests.OpenPolicy(), Topology(rnd.Next(2) == 0), contracts, basePlan));
+            var reference = Planner.Seal(outcome.Body, key); // writes the body: the reference
+            var direct = Planner.Seal(outcome, key);
+            Assert.Equal(CanonicalJson.Serialize(reference), CanonicalJson.Serialize(direct));
+            Assert.True(key.PublicKey.Verify(ObjectSigner.SigningPayload(direct), ObjectSigner.ReadSignBlock(direct).Signature));
+        }, iter: 100);
+    }
+
+    [Fact]
+    public void A_change_planned_after_its_base_is_the_plan_made_with_nothing_kept()
+    {
+        using var key = SigningKey.Generate();
+        Gen.Int.Sample(seed =>
+        {
+            var rnd = new Random(seed);
+            var contracts = Catalogue(seed);
+            var topology = Topology(rnd.Next(2) == 0);
+            var routes = PlannerTests.Routes([.. Enumerable.Range(0, rnd.Next(1, 30)).Select(_ => RandomRoute(rnd))]);
+            var basePlan = Plan(routes, topology, contracts, null, key);
+            var changed = (JsonObject)routes.DeepClone();
+            var list = changed["routes"]!.AsArray();
+            switch (rnd.Next(3))
+            {
+                case 0:
+                    list[rnd.Next(list.Count)] = RandomRoute(rnd);
+                    break;
+                case 1:
+                    list.RemoveAt(rnd.Next(list.Count));
+                    break;
+                default:
+                    list.Insert(rnd.Next(list.Count + 1), RandomRoute(rnd));
+                    break;
+            }
+
+            var warm = Plan(changed, topology, contracts, basePlan, key); // the base's routes and contracts were just written
+            Planner.ForgetCanonicalBytes();
+            var cold = Plan(changed, topology, contracts, basePlan, key);
+            Assert.Equal(CanonicalJson.Serialize(cold), CanonicalJson.Serialize(warm));
+        }, iter: 100);
+    }
+
+    [Fact]
+    public void A_change_that_frees_capacity_admits_what_the_base_rejected_and_one_that_takes_it_rejects()
+    {
+        using var key = SigningKey.Generate();
+        List<SymbolContract> contracts =
+        [
+            PlannerTests.Contract("rtt://inc/svc/a", cpu: 400, mem: 64), PlannerTests.Contract("rtt://inc/svc/b", cpu: 400, mem: 64),
+            PlannerTests.Contract("rtt://inc/svc/c", cpu: 400, mem: 64), PlannerTests.Contract("rtt://inc/svc/d", cpu: 400, mem: 64),
+            PlannerTests.Contract("rtt://inc/svc/small", cpu: 10, mem: 1),
+        ];
+        var topology = PlannerTests.Topology(("h0", "n0", 1300, 1000));
+        var routes = PlannerTests.Routes(PlannerTests.Route("rtt://inc/svc/a", "rtt://inc/svc/b", priority: 2), PlannerTests.Route("rtt://inc/svc/c", "rtt://inc/svc/d"));
+        var basePlan = Plan(routes, topology, contracts, null, key);
+        Assert.Single(basePlan["lanes"]!.AsArray());
+        Assert.Equal("rtt://inc/svc/d", (string)basePlan["rejected"]![0]!["route"]!["to"]!); // capacity went to a -> b (CP-SAT: admission)
+
+        // a -> b now goes to a small provider: b's capacity is freed, and c -> d fits.
+        var freed = (JsonObject)routes.DeepClone();
+        freed["routes"]![0]!["to"] = "rtt://inc/svc/small";
+        var afterFree = Plan(freed, topology, contracts, basePlan, key);
+        Assert.Equal(2, afterFree["lanes"]!.AsArray().Count);
+        Assert.Empty(afterFree["rejected"]!.AsArray());
+        Assert.Equal(["rtt://inc/svc/a -> rtt://inc/svc/small", "rtt://inc/svc/c -> rtt://inc/svc/d"],
+            afterFree["routes_add"]!.AsArray().Select(r => $"{r!["from"]} -> {r["to"]}").Order(StringComparer.Ordinal));
+        Assert.Equal("rtt://inc/svc/b", (string)afterFree["routes_remove"]![0]!["to"]!);
+
+        // Back to b, now as the less important route: c -> d keeps its place (priority 0 each, file order) and a -> b is rejected.
+        var contested = (JsonObject)freed.DeepClone();
+        contested["routes"]![0]!["to"] = "rtt://inc/svc/b";
+        contested["routes"]![0]!["qos"]!["priority"] = 0;
+        contested["routes"] = new JsonArray(contested["routes"]![1]!.DeepClone(), contested["routes"]![0]!.DeepClone());
+        var afterContest = Plan(contested, topology, contracts, afterFree, key);
+        Assert.Equal("rtt://inc/svc/d", (string)afterContest["lanes"]!.AsArray().Single()!["route"]!["to"]!);
+        Assert.Equal("rtt://inc/svc/b", (string)afterContest["rejected"]![0]!["route"]!["to"]!);
+
+        Planner.ForgetCanonicalBytes();
+        Assert.Equal((string)afterContest["plan_id"]!, (string)Plan(contested, topology, contracts, afterFree, key)["plan_id"]!);
+    }
+
+    [Fact]
+    public void A_change_gives_one_plan_id_in_any_order_and_locale()
+    {
+        using var key = SigningKey.Generate();
+        var rnd = new Random(20);
+        var contracts = Catalogue(20);
+        var routes = PlannerTests.Routes([.. Enumerable.Range(0, 40).Select(_ => RandomRoute(rnd))]);
+        var basePlan = Plan(routes, Topology(true), contracts, null, key);
+        var changed = (JsonObject)routes.DeepClone();
+        changed["routes"]![7] = RandomRoute(rnd);
+        var ids = new HashSet<string>();
+        var culture = CultureInfo.CurrentCulture;
+        try
+        {
+            foreach (var name in new[] { "en-US", "de-DE", "tr-TR", "ar-SA", "fa-IR" })
+            {
+                CultureInfo.CurrentCulture = CultureInfo.CurrentUICulture = new CultureInfo(name);
+                var shuffle = new Random(name.GetHashCode(StringComparison.Ordinal));
+                List<SymbolContract> order = [.. contracts.OrderBy(_ => shuffle.Next())];
+                var topology = Topology(true);
+                topology["hosts"] = new JsonArray([.. topology["hosts"]!.AsArray().Select(h => h!.DeepClone()).OrderBy(_ => shuffle.Next())]);
+                Plan(routes, topology, order, null, key); // the base again, in this order: what is kept comes from it
+                ids.Add((string)Plan(changed, topology, order, basePlan, key)["plan_id"]!);
+                Planner.ForgetCanonicalBytes();
+                ids.Add((string)Plan(changed, topology, order, basePlan, key)["plan_id"]!);
+            }
+        }
+        finally
+        {
+            CultureInfo.CurrentCulture = CultureInfo.CurrentUICulture = culture;
+        }
+
+        Assert.Single(ids);
+    }
+}
+
+/// <summary>Tests that clear the planner's process-wide caches run one at a time.</summary>
+[CollectionDefinition(nameof(PlannerCachesCollection), DisableParallelization = true)]
+public sealed class PlannerCachesCollection;
