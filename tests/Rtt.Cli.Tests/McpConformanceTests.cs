@@ -201,12 +201,7 @@ public sealed class ConformanceWorkspace : IDisposable
 public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelper output) : IClassFixture<ConformanceWorkspace>
 {
     /// <summary>Scenarios that pass directly and fail through RTT today, and why (docs/gateway.md, "Conformance").</summary>
-    public static readonly string[] KnownGaps =
-    [
-        // The silo's upstream session speaks 2026-07-28, where resources/subscribe and unsubscribe are replaced by
-        // subscriptions/listen: the server refuses them (-32601); relaying subscriptions is future work (docs/gateway.md).
-        "resources-subscribe", "resources-unsubscribe",
-    ];
+    public static readonly string[] KnownGaps = [];
 
     [Fact]
     public void The_suite_passes_as_many_scenarios_through_rtt_as_directly_except_the_known_gaps()
@@ -393,6 +388,29 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
         while (!(await client.ListPromptsAsync()).Any(p => p.Name == "test_prompt_with_image"))
         {
             Assert.True(DateTime.UtcNow < deadline, "the restored plan's prompt never came back");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task A_subscription_through_rtt_is_held_upstream_with_subscriptions_listen_on_a_2026_07_28_session_and_cancelled_by_the_last_unsubscribe()
+    {
+        // The silo's session to the conformance server speaks 2026-07-28, which has no resources/subscribe: the endpoint
+        // holds a subscriptions/listen request for the URI while a client is subscribed (docs/gateway.md, "Subscriptions").
+        await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = cw.Url,
+            TransportMode = HttpTransportMode.StreamableHttp,
+            AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + cw.Token },
+        }), new McpClientOptions { ProtocolVersion = "2025-11-25" });
+        await client.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = "test://watched-resource" });
+        string Log() => cw.Silo.Stdout + cw.Silo.Stderr;
+        Assert.Contains("subscribing to test://watched-resource (subscriptions/listen, protocol 2026-07-28)", Log(), StringComparison.Ordinal);
+        await client.UnsubscribeFromResourceAsync(new UnsubscribeRequestParams { Uri = "test://watched-resource" });
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!Log().Contains("the last subscriber of test://watched-resource left; unsubscribing (subscriptions/listen cancelled)", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the upstream listen request was never cancelled");
             await Task.Delay(100);
         }
     }

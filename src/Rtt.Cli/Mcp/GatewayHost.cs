@@ -88,7 +88,25 @@ public static class GatewayHost
         var builder = services.AddMcpServer(o => o.ServerInfo = ServerInfo);
         services.AddOptions<ModelContextProtocol.Server.McpServerOptions>().Configure<McpGateway>(Serve);
         return builder
-            .WithHttpTransport(http => http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients)
+            .WithHttpTransport(http =>
+            {
+                http.SessionMode = ModelContextProtocol.AspNetCore.HttpServerSessionMode.StatefulForInitializeClients;
+#pragma warning disable MCPEXP002 // the session's own server (for subscription updates after the subscribe request) and its end (to withdraw them)
+                http.RunSessionHandler = async (context, server, cancellationToken) =>
+                {
+                    var gateway = context.RequestServices.GetRequiredService<McpGateway>();
+                    gateway.SessionStarted(server);
+                    try
+                    {
+                        await server.RunAsync(cancellationToken);
+                    }
+                    finally
+                    {
+                        gateway.SessionEnded(server.SessionId);
+                    }
+                };
+#pragma warning restore MCPEXP002
+            })
             .WithRequestFilters(filters =>
             {
                 filters.AddListToolsFilter(next => async (request, cancellationToken) =>
@@ -294,12 +312,14 @@ public static class GatewayHost
                 ? gateway.RequestAsync<CompleteResult>(target, RequestMethods.CompletionComplete,
                     System.Text.Json.JsonSerializer.SerializeToNode(request.Params, ModelContextProtocol.McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(CompleteRequestParams))), request.User, cancellationToken)
                 : throw new ModelContextProtocol.McpProtocolException("completion/complete: the reference names no prompt or resource template served here", ModelContextProtocol.McpErrorCode.InvalidParams);
-        o.Handlers.SubscribeToResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesSubscribe, request.Params?.Uri, request.User, cancellationToken);
-        o.Handlers.UnsubscribeFromResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesUnsubscribe, request.Params?.Uri, request.User, cancellationToken);
+        o.Handlers.SubscribeToResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesSubscribe, request.Params?.Uri, request.Server, request.User, cancellationToken);
+        o.Handlers.UnsubscribeFromResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesUnsubscribe, request.Params?.Uri, request.Server, request.User, cancellationToken);
     }
 
-    private static ValueTask<EmptyResult> Subscription(McpGateway gateway, string method, string? uri, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken) =>
-        gateway.ResourceOf(uri) is { } resource
-            ? gateway.RequestAsync<EmptyResult>(resource, method, new System.Text.Json.Nodes.JsonObject { ["uri"] = uri }, user, cancellationToken)
-            : throw new ModelContextProtocol.McpProtocolException($"{method}: no resource {uri} is served here", ModelContextProtocol.McpErrorCode.InvalidParams);
+    private static ValueTask<EmptyResult> Subscription(McpGateway gateway, string method, string? uri, ModelContextProtocol.Server.McpServer server, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken) =>
+        gateway.ResourceOf(uri) is not { } resource
+            ? throw new ModelContextProtocol.McpProtocolException($"{method}: no resource {uri} is served here", ModelContextProtocol.McpErrorCode.InvalidParams)
+            : method == RequestMethods.ResourcesSubscribe
+                ? gateway.SubscribeAsync(resource, uri!, server, user, cancellationToken)
+                : gateway.UnsubscribeAsync(resource, uri!, server, user);
 }

@@ -320,6 +320,14 @@ public sealed class McpGateway : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
+        foreach (var key in _subscriptions.Keys)
+        {
+            if (_subscriptions.TryRemove(key, out var withdraw))
+            {
+                withdraw.Cancel(); // a Cancel frame each: the endpoint ends the upstream subscriptions
+            }
+        }
+
         if (_watch is not null)
         {
             try
@@ -344,11 +352,7 @@ public sealed class McpGateway : IAsyncDisposable
     /// </summary>
     public async ValueTask<T> RequestAsync<T>(GatewayPrimitive primitive, string method, JsonNode? parameters, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken)
     {
-        if (GatewayAccess.FromPrincipal(user) is { Rights: not null } access && !access.Allows(primitive.Route.To))
-        {
-            throw new McpProtocolException($"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {primitive.Route.To}", McpErrorCode.InvalidParams);
-        }
-
+        Allow(primitive, user);
         var request = new JsonObject { ["method"] = method, ["params"] = parameters?.DeepClone() ?? new JsonObject() };
         byte[] answer;
         try
@@ -368,6 +372,133 @@ public sealed class McpGateway : IAsyncDisposable
         catch (JsonException ex)
         {
             throw new McpProtocolException($"{ErrorCodes.CallProtocolError}: the endpoint of {primitive.Route.To} answered {method} with something that is not a {typeof(T).Name}: {ex.Message}", McpErrorCode.InternalError);
+        }
+    }
+
+    private readonly ConcurrentDictionary<(string Session, string Uri), CancellationTokenSource> _subscriptions = new();
+    private readonly ConcurrentDictionary<string, McpServer> _sessions = new(StringComparer.Ordinal);
+
+    /// <summary>A Streamable HTTP session began (its server outlives the requests: subscription updates are sent on it).</summary>
+    public void SessionStarted(McpServer server)
+    {
+        if (server.SessionId is { } id)
+        {
+            _sessions[id] = server;
+        }
+    }
+
+    /// <summary>A session ended: its subscriptions are withdrawn (each ends upstream when it was the resource's last).</summary>
+    public void SessionEnded(string? sessionId)
+    {
+        if (sessionId is not null)
+        {
+            _sessions.TryRemove(sessionId, out _);
+        }
+
+        foreach (var key in _subscriptions.Keys.Where(k => k.Session == (sessionId ?? "")))
+        {
+            if (_subscriptions.TryRemove(key, out var subscription))
+            {
+                subscription.Cancel();
+            }
+        }
+    }
+
+    /// <summary>
+    /// resources/subscribe (docs/gateway.md, "Subscriptions"): a long-lived call on the resource's route that takes interim
+    /// frames; the endpoint holds the subscription upstream, acknowledges it, then relays each
+    /// <c>notifications/resources/updated</c> of the resource, which goes to the subscribing session. Answered once the
+    /// endpoint acknowledged (or with its error); a second subscribe of the same URI by the same session is a no-op.
+    /// </summary>
+    public async ValueTask<EmptyResult> SubscribeAsync(GatewayPrimitive resource, string uri, McpServer server, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken)
+    {
+        Allow(resource, user);
+        var key = (server.SessionId ?? "", uri);
+        var withdraw = new CancellationTokenSource();
+        if (!_subscriptions.TryAdd(key, withdraw))
+        {
+            withdraw.Dispose();
+            return new EmptyResult();
+        }
+
+        // The session's own server (HTTP: not the one bound to this request's response stream, which ends with it).
+        var target = server.SessionId is { } id && _sessions.TryGetValue(id, out var session) ? session : server;
+        var messages = System.Threading.Channels.Channel.CreateUnbounded<byte[]>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var request = new JsonObject { ["method"] = RequestMethods.ResourcesSubscribe, ["params"] = new JsonObject { ["uri"] = uri } };
+        var call = _caller.CallAsync(resource.Route, Encoding.UTF8.GetBytes(request.ToJsonString()), Timeout.InfiniteTimeSpan,
+            (message, _) => messages.Writer.TryWrite(message), withdraw.Token);
+        _ = Task.Run(async () =>
+        {
+            await foreach (var bytes in messages.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                try
+                {
+                    if (JsonNode.Parse(bytes) is not JsonObject message || (string?)message["method"] is not { } method)
+                    {
+                        continue;
+                    }
+
+                    if (method == NotificationMethods.SubscriptionsAcknowledgedNotification)
+                    {
+                        acknowledged.TrySetResult();
+                    }
+                    else if (method == NotificationMethods.ResourceUpdatedNotification)
+                    {
+                        await target.SendNotificationAsync(method, message["params"]?.DeepClone(), McpJsonUtilities.DefaultOptions, CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex) when (ex is JsonException or OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
+                {
+                    // The client went away or the message was not JSON: the next update is tried all the same.
+                }
+            }
+        }, CancellationToken.None);
+        _ = call.ContinueWith(t =>
+        {
+            // The call ended: withdrawn (unsubscribe, session over), refused, or the silo went away. Either way it is over.
+            messages.Writer.TryComplete();
+            acknowledged.TrySetException(t.Exception?.GetBaseException() ?? new RttException(ErrorCodes.CallProtocolError, $"the endpoint of {resource.Route.To} ended the subscription to {uri} at once"));
+            ((ICollection<KeyValuePair<(string, string), CancellationTokenSource>>)_subscriptions).Remove(new(key, withdraw));
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        try
+        {
+            await acknowledged.Task.WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
+            return new EmptyResult();
+        }
+        catch (Exception ex)
+        {
+            if (((ICollection<KeyValuePair<(string, string), CancellationTokenSource>>)_subscriptions).Remove(new(key, withdraw)))
+            {
+                await withdraw.CancelAsync().ConfigureAwait(false);
+            }
+
+            throw ex switch
+            {
+                RttException rtt => new McpProtocolException($"{rtt.Code}: {rtt.Message}", rtt.Code == ErrorCodes.CallArgsInvalid ? McpErrorCode.InvalidParams : McpErrorCode.InternalError),
+                TimeoutException => new McpProtocolException($"{ErrorCodes.CallTimeout}: the endpoint of {resource.Route.To} did not take the subscription to {uri} within {CallTimeout.TotalSeconds:0.###} s", McpErrorCode.InternalError),
+                _ => ex,
+            };
+        }
+    }
+
+    /// <summary>resources/unsubscribe: the session's subscription call is withdrawn (a no-op when it holds none).</summary>
+    public ValueTask<EmptyResult> UnsubscribeAsync(GatewayPrimitive resource, string uri, McpServer server, System.Security.Claims.ClaimsPrincipal? user)
+    {
+        Allow(resource, user);
+        if (_subscriptions.TryRemove((server.SessionId ?? "", uri), out var withdraw))
+        {
+            withdraw.Cancel();
+        }
+
+        return ValueTask.FromResult(new EmptyResult());
+    }
+
+    private static void Allow(GatewayPrimitive primitive, System.Security.Claims.ClaimsPrincipal? user)
+    {
+        if (GatewayAccess.FromPrincipal(user) is { Rights: not null } access && !access.Allows(primitive.Route.To))
+        {
+            throw new McpProtocolException($"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {primitive.Route.To}", McpErrorCode.InvalidParams);
         }
     }
 

@@ -42,6 +42,12 @@ public interface ICallChannel
 
     /// <summary>Called beside the worker (thread pool) with each reply the caller sends for this call.</summary>
     Action<ReadOnlyMemory<byte>>? OnReply { get; set; }
+
+    /// <summary>
+    /// Cancelled when the caller withdraws the request (a Cancel frame) or its lane goes away, but never by the endpoint's
+    /// call timeout: a long-lived call (an MCP resource subscription) waits on this alone, and ends when the caller withdraws it.
+    /// </summary>
+    CancellationToken Withdrawal { get; }
 }
 
 /// <summary>An <see cref="IAsyncLaneDriver"/> that talks to its caller while a call runs.</summary>
@@ -107,6 +113,8 @@ internal sealed class DriverCall : IThreadPoolWorkItem, ICallChannel
     public bool Open => AcceptsInterim && !_over;
 
     public Action<ReadOnlyMemory<byte>>? OnReply { get; set; }
+
+    public CancellationToken Withdrawal => Withdrawn.Token;
 
     public bool Send(ReadOnlySpan<byte> message)
     {

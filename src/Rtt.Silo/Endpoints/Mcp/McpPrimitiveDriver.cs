@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ModelContextProtocol;
@@ -18,7 +19,7 @@ namespace Rtt.Silo.Endpoints.Mcp;
 /// RTT-CALL-008 with its code and message; a primitive whose live definition no longer has the pinned hash is refused
 /// with RTT-MCP-003 (and the verify probe fails).
 /// </summary>
-public sealed class McpPrimitiveDriver : IAsyncLaneDriver
+public sealed class McpPrimitiveDriver : IInterimLaneDriver
 {
     private readonly McpSessionLease _lease;
 
@@ -57,7 +58,18 @@ public sealed class McpPrimitiveDriver : IAsyncLaneDriver
             : $"{ErrorCodes.McpDrift} {Primitive.Kind} \"{Key}\" of MCP server \"{Session.Label}\" drifted from its pin ({Pin} -> {live}); review it, run `rtt mcp ingest --accept-drift` and re-plan";
     }
 
-    public async ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken)
+    public ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, CancellationToken cancellationToken) => CallAsync(request, null, cancellationToken);
+
+    ValueTask<ReadOnlyMemory<byte>> IInterimLaneDriver.CallAsync(ReadOnlyMemory<byte> request, ICallChannel channel, CancellationToken cancellationToken) =>
+        CallAsync(request, channel, cancellationToken);
+
+    /// <summary>
+    /// One request; <c>resources/subscribe</c> from a caller that takes interim frames (<paramref name="channel"/> open:
+    /// rtt mcp serve) is a long-lived call instead (docs/gateway.md, "Subscriptions"): once the server holds the
+    /// subscription the caller gets <c>notifications/subscriptions/acknowledged</c>, then every
+    /// <c>notifications/resources/updated</c> of the resource, until it withdraws the call (its unsubscribe); the answer is {}.
+    /// </summary>
+    public async ValueTask<ReadOnlyMemory<byte>> CallAsync(ReadOnlyMemory<byte> request, ICallChannel? channel, CancellationToken cancellationToken)
     {
         var (method, parameters) = Parse(request);
         if (Drift() is { } drift)
@@ -66,6 +78,11 @@ public sealed class McpPrimitiveDriver : IAsyncLaneDriver
         }
 
         var client = Session.Client ?? throw new RttException(ErrorCodes.EndpointUnavailable, Session.Down ?? $"MCP server \"{Session.Label}\" is not connected");
+        if (channel is { Open: true } && method == RequestMethods.ResourcesSubscribe)
+        {
+            return await SubscribeAsync(client, channel, cancellationToken).ConfigureAwait(false);
+        }
+
         JsonRpcResponse response;
         try
         {
@@ -81,6 +98,39 @@ public sealed class McpPrimitiveDriver : IAsyncLaneDriver
         }
 
         return JsonSerializer.SerializeToUtf8Bytes(response.Result ?? new JsonObject(), McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(JsonNode)));
+    }
+
+    private async Task<ReadOnlyMemory<byte>> SubscribeAsync(ModelContextProtocol.Client.McpClient client, ICallChannel channel, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Session.Subscriptions.AddAsync(client, Key, channel, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!channel.Withdrawal.IsCancellationRequested && cancellationToken.IsCancellationRequested)
+        {
+            throw new RttException(ErrorCodes.CallTimeout, $"MCP server \"{Session.Label}\" did not take the subscription to {Key} in time");
+        }
+
+        try
+        {
+            channel.Send(Encoding.UTF8.GetBytes(new JsonObject
+            {
+                ["jsonrpc"] = "2.0",
+                ["method"] = NotificationMethods.SubscriptionsAcknowledgedNotification,
+                ["params"] = new JsonObject { ["notifications"] = new JsonObject { ["resourceSubscriptions"] = new JsonArray(Key) } },
+            }.ToJsonString()));
+            // Held until the caller withdraws it (its unsubscribe, or its lane gone); the endpoint's call timeout does not end it.
+            await Task.Delay(Timeout.Infinite, channel.Withdrawal).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            await Session.Subscriptions.RemoveAsync(Session.Client, Key, channel).ConfigureAwait(false);
+        }
+
+        return "{}"u8.ToArray();
     }
 
     /// <summary>The method and its params, bound to this primitive; RTT-CALL-007 for anything else.</summary>

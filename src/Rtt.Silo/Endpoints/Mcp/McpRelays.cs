@@ -168,25 +168,27 @@ internal sealed class RelayedCall
 /// call's response was handled (a relayed 100/100 arriving after the result). Everything is passed on unchanged,
 /// including the inner transport's end (with its completion details: the exit code of an mcp-stdio server).
 /// </summary>
-internal sealed class RelayingClientTransport(IClientTransport inner, McpRelays relays) : IClientTransport
+internal sealed class RelayingClientTransport(IClientTransport inner, McpRelays relays, McpSubscriptions subscriptions) : IClientTransport
 {
     public string Name => inner.Name;
 
     public async Task<ITransport> ConnectAsync(CancellationToken cancellationToken) =>
-        new RelayingTransport(await inner.ConnectAsync(cancellationToken).ConfigureAwait(false), relays);
+        new RelayingTransport(await inner.ConnectAsync(cancellationToken).ConfigureAwait(false), relays, subscriptions);
 
     private sealed class RelayingTransport : ITransport
     {
         private readonly ITransport _inner;
         private readonly McpRelays _relays;
+        private readonly McpSubscriptions _subscriptions;
         private readonly System.Threading.Channels.Channel<JsonRpcMessage> _messages = System.Threading.Channels.Channel.CreateUnbounded<JsonRpcMessage>(
             new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         private readonly Task _pump;
 
-        public RelayingTransport(ITransport inner, McpRelays relays)
+        public RelayingTransport(ITransport inner, McpRelays relays, McpSubscriptions subscriptions)
         {
             _inner = inner;
             _relays = relays;
+            _subscriptions = subscriptions;
             _pump = Task.Run(PumpAsync);
         }
 
@@ -213,6 +215,14 @@ internal sealed class RelayingClientTransport(IClientTransport inner, McpRelays 
 #pragma warning restore MCP9005
                         {
                             _relays.Notify(notification.Method, notification.Params);
+                        }
+                        else if (notification.Method == NotificationMethods.ResourceUpdatedNotification)
+                        {
+                            _subscriptions.Updated(notification.Params);
+                        }
+                        else if (notification.Method == NotificationMethods.SubscriptionsAcknowledgedNotification)
+                        {
+                            _subscriptions.Acknowledged(notification.Params);
                         }
                     }
 

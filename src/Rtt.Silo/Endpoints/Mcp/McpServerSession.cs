@@ -46,6 +46,7 @@ public sealed class McpServerSession : IAsyncDisposable
         Label = (string)serve["kind"]! == ServeSpec.McpHttp
             ? (string)serve["url"]!
             : string.Join(' ', new[] { (string)serve["command"]! }.Concat((serve["args"] as JsonArray ?? []).Select(a => (string)a!)));
+        Subscriptions = new McpSubscriptions(() => Label, logger);
     }
 
     /// <summary>The serve block without <c>tool</c>, canonical: sessions are shared by this key.</summary>
@@ -72,6 +73,9 @@ public sealed class McpServerSession : IAsyncDisposable
 
     /// <summary>The calls in progress whose callers take interim messages (progress, log messages, sampling, elicitation).</summary>
     internal McpRelays Relays { get; } = new();
+
+    /// <summary>The resource subscriptions held on this session for long-lived lane calls (docs/gateway.md, "Subscriptions").</summary>
+    internal McpSubscriptions Subscriptions { get; }
 
     private static T Read<T>(JsonNode? result) =>
         result.Deserialize<T>(McpJsonUtilities.DefaultOptions) ?? throw new McpProtocolException("the caller answered with an empty result", McpErrorCode.InternalError);
@@ -116,7 +120,7 @@ public sealed class McpServerSession : IAsyncDisposable
             _stderr.Clear();
         }
 
-        var transport = new RelayingClientTransport(Transport(), Relays);
+        var transport = new RelayingClientTransport(Transport(), Relays, Subscriptions);
         var options = new McpClientOptions
         {
             ClientInfo = new Implementation { Name = "rtt-silo", Version = typeof(McpServerSession).Assembly.GetName().Version?.ToString(3) ?? "0.0.0" },
@@ -183,6 +187,7 @@ public sealed class McpServerSession : IAsyncDisposable
         _listStale = false;
         _down = null;
         Connects++;
+        Subscriptions.Resubscribe(client); // a reconnected session holds none of the subscriptions its callers still have
         _logger.LogInformation("MCP server {Server} connected ({Tools} tools, protocol {Protocol})", Label, _pins.Count, client.NegotiatedProtocolVersion);
     }
 

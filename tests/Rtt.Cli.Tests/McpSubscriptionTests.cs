@@ -1,0 +1,129 @@
+using System.Text.Json.Nodes;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
+
+namespace Rtt.Cli.Tests;
+
+/// <summary>
+/// resources/subscribe and unsubscribe through <c>rtt mcp serve --http</c> to a real upstream that sends updates: the npm
+/// <c>server-everything</c> (a 2025-11-25 server: the silo's session subscribes with resources/subscribe), ingested,
+/// routed (a resource and its <c>toggle-subscriber-updates</c> tool) and started by the silo. Two SDK clients subscribe to
+/// the same resource; the server's <c>notifications/resources/updated</c> reach both; after one unsubscribes the other
+/// still gets them (one upstream subscription for both, ended by the last). The 2026-07-28 upstream form
+/// (subscriptions/listen) is covered by the conformance suite through RTT (McpConformanceTests).
+/// </summary>
+[Collection(ProcessCollection.Name)]
+public sealed class McpSubscriptionTests(EverythingServer everything) : IClassFixture<EverythingServer>
+{
+    private const string Caller = "rtt://agents/subscriber/client";
+    private const string Uri = "demo://resource/static/document/features.md";
+
+    [Fact]
+    public async Task Resource_updates_of_server_everything_reach_each_subscribed_session_through_rtt_until_it_unsubscribes()
+    {
+        using var dir = TempDir.Quickstart(out var ws);
+        McpGatewayTests.Ok(ws, "mcp", "ingest", "--name", "ev", "--", "node", everything.Entry, "stdio");
+        File.WriteAllText(Path.Combine(ws, ".rtt", "manifests", "agents.subscriber.client.json"), new JsonObject
+        {
+            ["address"] = Caller,
+            ["version"] = "1.0.0",
+            ["input"] = "rtt.types/Void",
+            ["output"] = JsonNode.Parse("""{"type":"object"}"""),
+            ["lanes"] = new JsonArray("shm", "uds", "tcp"),
+            ["latency_us"] = 50,
+            ["demand"] = new JsonObject { ["cpu_millis"] = 50, ["memory_mb"] = 16 },
+        }.ToJsonString());
+        var routesPath = Path.Combine(ws, ".rtt", "routes.json");
+        var routes = JsonNode.Parse(File.ReadAllText(routesPath))!;
+        foreach (var to in new[] { "rtt://mcp/ev/toggle-subscriber-updates", Rtt.Core.Registry.McpPrimitive.Resource.Symbol("ev", Uri) })
+        {
+            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = to });
+        }
+
+        File.WriteAllText(routesPath, routes.ToJsonString());
+        var policyPath = Path.Combine(ws, ".rtt", "policy.json");
+        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!;
+        policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = Caller, ["to"] = "rtt://mcp/**" } });
+        File.WriteAllText(policyPath, policy.ToJsonString());
+        McpGatewayTests.Ok(ws, "scan");
+        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
+        McpGatewayTests.Ok(ws, "plan");
+        Assert.Equal("applied", (string?)JsonNode.Parse(McpGatewayTests.Ok(ws, "apply", "--json"))!["outcome"]);
+        using var gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
+        {
+            Assert.False(gateway.HasExited || DateTime.UtcNow > deadline, $"rtt mcp serve did not start: {gateway.Stderr}");
+            Thread.Sleep(50);
+        }
+
+        var at = gateway.Stdout.IndexOf("http://", StringComparison.Ordinal);
+        var url = new System.Uri(gateway.Stdout[at..gateway.Stdout.IndexOf(' ', at)]);
+        var token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
+        try
+        {
+            Task<McpClient> Connect() => McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+            {
+                Endpoint = url,
+                TransportMode = HttpTransportMode.StreamableHttp,
+                AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+            }), new McpClientOptions { ProtocolVersion = "2025-11-25" });
+            await using var first = await Connect();
+            await using var second = await Connect();
+            Assert.Contains(Uri, (await first.ListResourcesAsync()).Select(r => r.Uri));
+
+            var firstUpdates = 0;
+            var secondUpdates = 0;
+            var firstGot = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var secondGot = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var firstSubscription = await first.SubscribeToResourceAsync(Uri, (update, _) =>
+            {
+                Assert.Equal(Uri, update.Uri);
+                Interlocked.Increment(ref firstUpdates);
+                firstGot.TrySetResult();
+                return ValueTask.CompletedTask;
+            });
+            await using var secondSubscription = await second.SubscribeToResourceAsync(Uri, (update, _) =>
+            {
+                Assert.Equal(Uri, update.Uri);
+                Interlocked.Increment(ref secondUpdates);
+                secondGot.TrySetResult();
+                return ValueTask.CompletedTask;
+            });
+
+            // The server sends an update at once and then every 5 s for what its (one, shared) session subscribed to.
+            var toggled = await first.CallToolAsync("ev__toggle-subscriber-updates", new Dictionary<string, object?>());
+            Assert.NotEqual(true, toggled.IsError);
+            await firstGot.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            await secondGot.Task.WaitAsync(TimeSpan.FromSeconds(20));
+
+            // The first unsubscribes: it hears no more; the second, still subscribed, goes on hearing them.
+            await firstSubscription.DisposeAsync();
+            var firstAfter = Volatile.Read(ref firstUpdates);
+            var secondAfter = Volatile.Read(ref secondUpdates);
+            deadline = DateTime.UtcNow.AddSeconds(20);
+            while (Volatile.Read(ref secondUpdates) == secondAfter)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the second session heard no update after the first unsubscribed");
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(firstAfter, Volatile.Read(ref firstUpdates));
+
+            // Subscribing the same URI twice in one session is one subscription (one update per server update).
+            await first.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = Uri });
+            await first.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = Uri });
+            await first.UnsubscribeFromResourceAsync(new UnsubscribeRequestParams { Uri = Uri });
+
+            // A URI the plan does not route is refused.
+            await Assert.ThrowsAsync<ModelContextProtocol.McpProtocolException>(() => first.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = "demo://resource/static/document/architecture.md" }));
+        }
+        finally
+        {
+            gateway.Terminate();
+            gateway.WaitForExit(TimeSpan.FromSeconds(20));
+            silo.Terminate();
+            silo.WaitForExit(TimeSpan.FromSeconds(30));
+        }
+    }
+}
