@@ -397,18 +397,19 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
     {
         // The silo's session to the conformance server speaks 2026-07-28, which has no resources/subscribe: the endpoint
         // holds a subscriptions/listen request for the URI while a client is subscribed (docs/gateway.md, "Subscriptions").
+        // (A resource the suite never subscribes: its sessions, never deleted, keep their subscription until they idle out.)
         await using var client = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
         {
             Endpoint = cw.Url,
             TransportMode = HttpTransportMode.StreamableHttp,
             AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + cw.Token },
         }), new McpClientOptions { ProtocolVersion = "2025-11-25" });
-        await client.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = "test://watched-resource" });
+        await client.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = "test://static-text" });
         string Log() => cw.Silo.Stdout + cw.Silo.Stderr;
-        Assert.Contains("subscribing to test://watched-resource (subscriptions/listen, protocol 2026-07-28)", Log(), StringComparison.Ordinal);
-        await client.UnsubscribeFromResourceAsync(new UnsubscribeRequestParams { Uri = "test://watched-resource" });
+        Assert.Contains("subscribing to test://static-text (subscriptions/listen, protocol 2026-07-28)", Log(), StringComparison.Ordinal);
+        await client.UnsubscribeFromResourceAsync(new UnsubscribeRequestParams { Uri = "test://static-text" });
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!Log().Contains("the last subscriber of test://watched-resource left; unsubscribing (subscriptions/listen cancelled)", StringComparison.Ordinal))
+        while (!Log().Contains("the last subscriber of test://static-text left; unsubscribing (subscriptions/listen cancelled)", StringComparison.Ordinal))
         {
             Assert.True(DateTime.UtcNow < deadline, "the upstream listen request was never cancelled");
             await Task.Delay(100);
