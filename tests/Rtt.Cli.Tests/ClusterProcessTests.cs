@@ -256,7 +256,9 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
             ["demand"] = new JsonObject { ["cpu_millis"] = 100, ["memory_mb"] = 16 },
         }.ToJsonString());
         var policy = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "policy.json")))!;
-        policy["pins"] = new JsonObject { [caller] = "node0", [far] = "node1" };
+        const string tools = "rtt://ui/chat/tools";
+        const string upper = "rtt://mcp/sample/upper"; // an MCP tool: its lane host needs the pinned tool object from the registry
+        policy["pins"] = new JsonObject { [caller] = "node0", [far] = "node1", [tools] = "node1", [upper] = "node1" };
         File.WriteAllText(Path.Combine(rtt, "policy.json"), policy.ToJsonString());
         var topology = JsonNode.Parse(File.ReadAllText(Path.Combine(rtt, "topology.json")))!;
         topology["hosts"] = new JsonArray(
@@ -265,15 +267,22 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
         File.WriteAllText(Path.Combine(rtt, "topology.json"), topology.ToJsonString());
         File.WriteAllText(Path.Combine(rtt, "routes.json"), new JsonObject
         {
-            ["routes"] = new JsonArray(new JsonObject { ["from"] = caller, ["to"] = far }),
+            ["routes"] = new JsonArray(new JsonObject { ["from"] = caller, ["to"] = far }, new JsonObject { ["from"] = tools, ["to"] = upper }),
         }.ToJsonString());
         Ok(first, "scan");
         var plan = dir["plan.json"];
         Ok(first, "plan", "--out", plan);
-        var lane = JsonNode.Parse(File.ReadAllText(plan))!["routes_add"]!.AsArray().Single()!;
+        var lane = JsonNode.Parse(File.ReadAllText(plan))!["routes_add"]!.AsArray().Single(r => (string?)r!["to"] == far)!;
         Assert.True((string?)lane["lane"] == "tcp", lane.ToJsonString()); // two hosts: the planner's lane across them
         var second = dir["node1"];
         CopyTree(first, second);
+        // The registry everywhere: node1's workspace has no registry objects; its silo reads what it serves from the
+        // cluster database, where node0's silo published its workspace's objects at start.
+        Directory.Delete(Path.Combine(second, ".rtt", "registry", "cas"), recursive: true);
+        if (Directory.Exists(Path.Combine(second, ".rtt", "registry", "pack")))
+        {
+            Directory.Delete(Path.Combine(second, ".rtt", "registry", "pack"), recursive: true);
+        }
         var ws = new[] { first, second };
 
         var ports = ws.Select(_ => (Silo: RttProcess.FreePort(), Gateway: RttProcess.FreePort(), Tcp: RttProcess.FreePort())).ToArray();
@@ -288,6 +297,11 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
 
             var crossed = Route(ws[0], far);
             Assert.True(crossed.ExitCode == 0, $"{crossed}\n--- node0\n{silos[0]!.Stderr}\n--- node1\n{silos[1]!.Stderr}");
+            var called = RttProcess.Run(ws[1], "call", upper, "--from", tools, "--args", "{\"text\":\"from the database\"}");
+            Assert.True(called.ExitCode == 0 && called.Stdout.Contains("FROM THE DATABASE", StringComparison.Ordinal), $"{called}\n--- node1\n{silos[1]!.Stderr}");
+            Assert.Contains("Published", silos[0]!.Stdout + silos[0]!.Stderr, StringComparison.Ordinal);
+            Assert.True(PostgresServerFixture.Scalar<long>(database, "SELECT count(*) FROM rtt_objects;") > 0);
+            Assert.NotEmpty(Directory.GetFiles(Path.Combine(second, ".rtt", "registry", "cas"), "*.json", SearchOption.AllDirectories)); // fetched, checked, kept
             var status = JsonNode.Parse(Ok(ws[0], "status", "--json"))!;
             var node0 = status["placements"]!.AsArray().Single(p => (string?)p!["node_id"] == "node0")!;
             Assert.Contains($"{far} tcp -> node1", node0["lanes"]!.AsArray().Select(l => (string?)l));

@@ -45,6 +45,61 @@ public sealed class RegistryStoreTests : IDisposable
         Assert.True(store.Ingest(Obj("a", "1.1.0", "changed"), "a", "1.1.0", "a.json", true).Added); // a new version is fine
     }
 
+    /// <summary>Answers only for the hashes it holds (other tests may miss objects while it is installed).</summary>
+    private sealed class Remote(Dictionary<string, byte[]> objects) : IRemoteObjects
+    {
+        public int Fetches;
+
+        public byte[]? Fetch(string hash)
+        {
+            if (!objects.TryGetValue(hash, out var bytes))
+            {
+                return null;
+            }
+
+            Interlocked.Increment(ref Fetches);
+            return bytes;
+        }
+    }
+
+    [Fact]
+    public void An_object_missing_here_is_read_from_the_remote_source_checked_against_its_hash_and_kept()
+    {
+        string hash;
+        byte[] bytes;
+        using (var there = RegistryStore.Open(_ws.Workspace))
+        {
+            hash = there.Ingest(Obj("remote", "1.0.0", "from another silo"), "remote", "1.0.0", "r.json", signIfUnsigned: true).Hash;
+            there.Save();
+            bytes = there.ReadBytes(hash);
+            File.Delete(there.Cas.PathOf(hash)); // as on a silo whose workspace never ingested it
+        }
+
+        var tampered = CanonicalJson.Canonicalize(Encoding.UTF8.GetBytes("{\"id\":\"remote\",\"text\":\"changed on the way\"}"));
+        var tamperedName = ContentHash.Of(Encoding.UTF8.GetBytes("{\"id\":\"something else\"}"));
+        var remote = new Remote(new() { [hash] = bytes, [tamperedName] = tampered });
+        RegistryStore.Remote = remote;
+        try
+        {
+            using var store = RegistryStore.Open(_ws.Workspace);
+            Assert.False(store.Cas.Contains(hash));
+            Assert.Equal("from another silo", (string?)store.ReadObject(hash)["text"]); // fetched, hash and signature checked
+            Assert.True(store.Cas.Contains(hash)); // kept: the next read is local
+            store.ReadObject(hash);
+            Assert.Equal(1, remote.Fetches);
+
+            var bad = Assert.Throws<RttException>(() => store.ReadBytes(tamperedName)); // bytes that are not what the name says
+            Assert.Equal(ErrorCodes.CasHashMismatch, bad.Code);
+            Assert.False(store.Cas.Contains(tamperedName));
+            var missing = Assert.Throws<RttException>(() => store.ReadBytes(ContentHash.Of("nowhere"u8)));
+            Assert.Equal(ErrorCodes.CasMissing, missing.Code);
+        }
+        finally
+        {
+            RegistryStore.Remote = null;
+        }
+    }
+
     [Fact]
     public void Index_json_is_in_ordinal_order_whatever_the_ingest_order()
     {

@@ -57,7 +57,18 @@ public static class CallCommand
 
             var store = new PlanStore(ws);
             var plan = File.Exists(store.AppliedPath) ? RttWorkspace.ReadObject(store.AppliedPath) : null;
-            var route = CallRoutes.Resolve(CallRoutes.Of(plan), parse.GetValue(symbol)!, parse.GetValue(from), (string?)plan?["plan_id"]);
+            var routes = CallRoutes.Of(plan);
+            var planId = (string?)plan?["plan_id"];
+            if (plan is null && File.Exists(ws.SiloInfoPath))
+            {
+                // In a cluster the plan may have been applied from another silo's workspace: ask the reconciler.
+                await using var client = await ApplyCommands.Connect(ws, cancellationToken);
+                var applied = await client.Cluster.GetGrain<Rtt.Grains.Reconciling.IReconcilerGrain>(Rtt.Grains.Reconciling.IReconcilerGrain.ClusterKey).AppliedRoutes();
+                routes = [.. applied.Routes.Select(r => new CallRoute(r.From, r.To, r.RouteId, r.Node, r.Lane, r.Endpoint, r.EndpointKind, r.Tool))];
+                planId = applied.PlanId;
+            }
+
+            var route = CallRoutes.Resolve(routes, parse.GetValue(symbol)!, parse.GetValue(from), planId);
             var input = ReadInput(parse.GetValue(args), parse.GetValue(argsFile), parse.GetValue(stdin));
             if (route.IsMcp)
             {

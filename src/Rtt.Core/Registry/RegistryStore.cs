@@ -235,9 +235,24 @@ public sealed class RegistryStore : IDisposable
             return packed.ToArray();
         }
 
+        if (Remote is { } remote && ContentHash.IsValid(hash) && remote.Fetch(hash) is { } fetched)
+        {
+            // The registry everywhere (operations.md, "The registry in a cluster"): an object another silo ingested, from
+            // the cluster database, checked against its name before it is kept; its signature is checked by ReadObject.
+            CasStore.Check(hash, fetched, $"the cluster's object table ({hash})");
+            Cas.Put(fetched);
+            return fetched;
+        }
+
         throw new RttException(ErrorCodes.CasMissing, $"object {hash} is not in the registry", where ?? Cas.PathOf(hash),
             "run `rtt scan` to ingest its source, or restore the registry");
     }
+
+    /// <summary>
+    /// Where objects missing here are looked for (the cluster database in cluster mode, set once by the silo at start;
+    /// null: this workspace only). Fetched objects are hash-checked and kept in the loose store.
+    /// </summary>
+    public static IRemoteObjects? Remote { get; set; }
 
     /// <summary>Reads an object and verifies its signature (strict: a trusted, unrevoked signer is required).</summary>
     public JsonObject ReadObject(string hash, string? where = null)

@@ -264,6 +264,11 @@ public static class RttSiloHost
         if (clusterConnection is not null)
         {
             builder.Services.AddHostedService<AutoReplanService>(); // policy auto_replan: the survivors plan without a dead silo's node
+            // The registry everywhere: this workspace's objects published to the database, objects it lacks read from there.
+            var objects = new PostgresObjectStore(clusterConnection);
+            Core.Registry.RegistryStore.Remote = objects;
+            builder.Services.AddSingleton(objects);
+            builder.Services.AddHostedService<ClusterObjectSync>();
         }
 
         builder.Services.AddOpenTelemetry()

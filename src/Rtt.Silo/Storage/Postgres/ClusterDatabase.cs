@@ -18,7 +18,7 @@ public static class ClusterDatabase
 
     /// <summary>Tables and views the schema creates (the WAL store adds rtt_wal and rtt_wal_heads).</summary>
     public static readonly IReadOnlyList<string> Tables =
-        ["orleansquery", "rtt_membership_version", "rtt_membership", "rtt_grain_state", "rtt_route_ledger", "rtt_wal", "rtt_wal_heads"];
+        ["orleansquery", "rtt_membership_version", "rtt_membership", "rtt_grain_state", "rtt_route_ledger", "rtt_objects", "rtt_wal", "rtt_wal_heads"];
 
     public static readonly IReadOnlyList<string> Functions = ["rtt_membership_insert", "rtt_membership_update"];
 

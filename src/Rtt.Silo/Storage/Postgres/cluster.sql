@@ -140,6 +140,14 @@ CREATE TABLE IF NOT EXISTS rtt_route_ledger
     ledger text NOT NULL
 );
 
+-- Registry objects by content hash (sha256:<hex> of the canonical bytes): every silo publishes its workspace's
+-- objects here and reads the ones it lacks from here, checking bytes against the hash (operations.md).
+CREATE TABLE IF NOT EXISTS rtt_objects
+(
+    hash  text PRIMARY KEY,
+    bytes bytea NOT NULL
+);
+
 INSERT INTO OrleansQuery (QueryKey, QueryText) VALUES
 ('InsertMembershipVersionKey', '
     WITH added AS (
