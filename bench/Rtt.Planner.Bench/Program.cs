@@ -119,6 +119,7 @@ if (largest.Routes is { } baseRoutes)
     var cold = new List<double>();
     string? id = null;
     JsonObject? changedPlan = null;
+    long changeAllocated = 0;
     for (var run = 0; run < runs; run++)
     {
         Planner.ForgetCanonicalBytes();
@@ -128,12 +129,14 @@ if (largest.Routes is { } baseRoutes)
 
         Planner.ForgetCanonicalBytes();
         Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, contracts, null)), key); // the base, planned in this process
+        var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         var cpuBefore = ThreadCpu.Now();
         sw.Restart();
         var outcome = Planner.Compute(PlanInputs.Build(changed, policy, topology, contracts, basePlan));
         changedPlan = Planner.Seal(outcome, key);
         times.Add(sw.Elapsed.TotalMilliseconds);
         cpu.Add((ThreadCpu.Now() - cpuBefore) / 1e6);
+        changeAllocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         if ((id is not null && id != (string)changedPlan["plan_id"]!) || coldId != (string)changedPlan["plan_id"]!)
         {
             throw new InvalidOperationException("changed plan differs between runs, or from the plan made from nothing kept");
@@ -146,11 +149,12 @@ if (largest.Routes is { } baseRoutes)
     cpu.Sort();
     cold.Sort();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"one-route change to a {largest.Count}-route base: p50 {times[runs / 2]:0.0} ms (min {times[0]:0.0}, max {times[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms); baseline: the same change as a first plan p50 {cold[runs / 2]:0.0} ms, same plan_id; {changedPlan!["routes_add"]!.AsArray().Count} added, {changedPlan["routes_remove"]!.AsArray().Count} removed, {changedPlan["moves"]!.AsArray().Count} moved; {id}"));
+        $"one-route change to a {largest.Count}-route base: p50 {times[runs / 2]:0.0} ms (min {times[0]:0.0}, max {times[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms); baseline: the same change as a first plan p50 {cold[runs / 2]:0.0} ms, same plan_id; {changeAllocated / (1 << 20)} MiB allocated; {changedPlan!["routes_add"]!.AsArray().Count} added, {changedPlan["routes_remove"]!.AsArray().Count} removed, {changedPlan["moves"]!.AsArray().Count} moved; {id}"));
 
     // What one sealed plan of this size keeps alive (its node tree), measured as the heap it adds after full collections.
     changedPlan = null;
     basePlan = null;
+    Planner.ForgetCanonicalBytes();
     GC.Collect();
     GC.WaitForPendingFinalizers();
     GC.Collect();

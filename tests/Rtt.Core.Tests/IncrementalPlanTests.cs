@@ -48,12 +48,12 @@ public sealed class IncrementalPlanTests
             foreach (var doc in new[] { routes, parsed })
             {
                 Assert.True(InputShape.SurelyValidRoutes(doc));
-                var pieces = PlanCanonical.Object([KeyValuePair.Create("routes", PlanCanonical.Array([.. doc["routes"]!.AsArray().Select(r => PlanCanonical.Route(r!.AsObject()))]))]);
+                var pieces = PlanCanonical.Object([KeyValuePair.Create("routes", PlanCanonical.Array(PlanCanonical.Routes(doc["routes"]!.AsArray())))]);
                 Assert.Equal(CanonicalJson.Serialize(doc), pieces);
             }
 
             var contracts = Catalogue(seed);
-            Assert.Equal(CanonicalJson.Serialize(new JsonArray([.. contracts.Select(c => (JsonNode)c.ToJson())])), PlanCanonical.Array([.. contracts.Select(PlanCanonical.Contract)]));
+            Assert.Equal(CanonicalJson.Serialize(new JsonArray([.. contracts.Select(c => (JsonNode)c.ToJson())])), PlanCanonical.Array(PlanCanonical.Contracts(contracts)));
         }, iter: 100);
     }
 

@@ -5,7 +5,7 @@ namespace Rtt.Core.Planning;
 
 /// <summary>Where every symbol of the admitted routes runs, which routes are admitted, and on which lane kind.</summary>
 internal sealed record PlacementResult(
-    SortedDictionary<string, string> Nodes,
+    IReadOnlyDictionary<string, string> Nodes,
     List<(Candidate Candidate, string Lane)> Admitted,
     List<Rejection> Rejected,
     Dictionary<string, string> MoveReasons,
@@ -38,9 +38,9 @@ internal static class Placement
         var outside = greedy.Admitted.Where(a => !affected.Contains(component[a.Candidate.From.Address])).ToList();
         var demand = Demands(candidates);
         var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
-        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])))
+        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])).OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            used[node] = (used[node].Cpu + demand[symbol].Cpu, used[node].Memory + demand[symbol].Memory);
+            used[node] = (used[node].Cpu + demand[symbol].Cpu, used[node].Memory + demand[symbol].Memory); // summed in symbol order
         }
 
         var ilp = Ilp.Solve(inputs, inScope, greedy, used);
@@ -139,90 +139,135 @@ internal static class Placement
 
     private static PlacementResult Greedy(PlanInputs inputs, List<Candidate> candidates)
     {
-        var nodes = inputs.Nodes.ToDictionary(n => n.Id, StringComparer.Ordinal);
-        var freeCpu = inputs.Nodes.ToDictionary(n => n.Id, n => n.CpuMillis, StringComparer.Ordinal);
-        var freeMem = inputs.Nodes.ToDictionary(n => n.Id, n => n.MemoryMb, StringComparer.Ordinal);
-        var demand = Demands(candidates);
-        var previous = inputs.BasePlacement;
-        var placed = new Dictionary<string, string>(StringComparer.Ordinal); // sorted once at the end
+        // Symbols and nodes by number, so the pass over 10,000 routes does array reads, not string lookups. Decisions are
+        // those of the rules in docs/planner.md, in the same order, with the same arithmetic (sums in the same order).
+        var nodeList = inputs.Nodes;
+        var nodeCount = nodeList.Count;
+        var nodeIndex = new Dictionary<string, int>(nodeCount, StringComparer.Ordinal);
+        for (var n = 0; n < nodeCount; n++)
+        {
+            nodeIndex[nodeList[n].Id] = n;
+        }
+
+        var byId = Enumerable.Range(0, nodeCount).ToArray(); // node numbers in ordinal id order: ties go to the smaller id
+        Array.Sort(byId, (a, b) => string.CompareOrdinal(nodeList[a].Id, nodeList[b].Id));
+        var freeCpu = new double[nodeCount];
+        var freeMem = new double[nodeCount];
+        for (var n = 0; n < nodeCount; n++)
+        {
+            freeCpu[n] = nodeList[n].CpuMillis;
+            freeMem[n] = nodeList[n].MemoryMb;
+        }
+
+        var symbols = new Symbols(inputs, candidates, nodeIndex);
+        var count = symbols.Count;
+        var placed = new int[count];
+        Array.Fill(placed, -1);
         var admitted = new List<(Candidate, string)>();
         var rejected = new List<Rejection>();
-        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
 
-        bool Fits(string node, string symbol) => freeCpu[node] >= demand[symbol].Cpu && freeMem[node] >= demand[symbol].Memory;
+        bool Fits(int node, int s) => freeCpu[node] >= symbols.Cpu[s] && freeMem[node] >= symbols.Memory[s];
 
-        string? Choose(string symbol, string? partnerNode)
+        int Choose(int s, int partnerNode)
         {
-            if (inputs.Pins.TryGetValue(symbol, out var pin))
+            if (symbols.Pin[s] >= 0)
             {
-                return Fits(pin, symbol) ? pin : null;
+                return Fits(symbols.Pin[s], s) ? symbols.Pin[s] : -1;
             }
 
-            if (previous.TryGetValue(symbol, out var prev) && nodes.ContainsKey(prev) && Fits(prev, symbol))
+            if (symbols.Previous[s] >= 0 && Fits(symbols.Previous[s], s))
             {
-                return prev; // churn: keep what still fits
+                return symbols.Previous[s]; // churn: keep what still fits
             }
 
-            if (partnerNode is not null && Fits(partnerNode, symbol))
+            if (partnerNode >= 0 && Fits(partnerNode, s))
             {
                 return partnerNode; // co-locate for an shm lane
             }
 
-            var pool = inputs.Nodes.Where(n => Fits(n.Id, symbol));
-            if (partnerNode is not null && pool.Any(n => n.Host == nodes[partnerNode].Host))
+            var host = partnerNode >= 0 ? nodeList[partnerNode].Host : null;
+            var sameHost = false;
+            if (host is not null)
             {
-                pool = pool.Where(n => n.Host == nodes[partnerNode].Host); // same host: a uds lane
+                foreach (var n in byId)
+                {
+                    if (Fits(n, s) && nodeList[n].Host == host)
+                    {
+                        sameHost = true; // same host: a uds lane
+                        break;
+                    }
+                }
             }
 
             // Most free CPU first; node id breaks ties so the choice is the same everywhere.
-            return pool.OrderByDescending(n => freeCpu[n.Id]).ThenBy(n => n.Id, StringComparer.Ordinal).Select(n => n.Id).FirstOrDefault();
+            var best = -1;
+            foreach (var n in byId)
+            {
+                if (Fits(n, s) && (!sameHost || nodeList[n].Host == host) && (best < 0 || freeCpu[n] > freeCpu[best]))
+                {
+                    best = n;
+                }
+            }
+
+            return best;
         }
 
-        var ordered = candidates.OrderByDescending(c => c.Route.Priority).ThenBy(c => c.Route.Index).ToList();
-        var components = new ComponentPlacer(inputs, ordered, demand, previous, freeCpu, freeMem, placed);
-        foreach (var c in ordered)
+        var ordered = candidates.ToArray();
+        Array.Sort(ordered, static (a, b) => a.Route.Priority != b.Route.Priority ? b.Route.Priority.CompareTo(a.Route.Priority) : a.Route.Index.CompareTo(b.Route.Index));
+        var ends = new (int From, int To)[ordered.Length]; // each route's symbols by number, looked up once
+        for (var i = 0; i < ordered.Length; i++)
         {
-            components.Place(c);
-            var fresh = new List<string>();
+            ends[i] = (symbols.Of(ordered[i].From.Address), symbols.Of(ordered[i].To.Address));
+        }
+
+        var components = new ComponentPlacer(nodeList, byId, ends, symbols, freeCpu, freeMem, placed);
+        var fresh = new List<int>(2);
+        var admittedAt = new bool[ordered.Length];
+        for (var i = 0; i < ordered.Length; i++)
+        {
+            var c = ordered[i];
+            var (from, to) = ends[i];
+            components.Place(from);
+            fresh.Clear();
             Rejection? failure = null;
-            foreach (var (symbol, partner) in new[] { (c.To.Address, c.From.Address), (c.From.Address, c.To.Address) })
+            foreach (var (s, partner) in ((int, int)[])[(to, from), (from, to)])
             {
-                if (placed.ContainsKey(symbol))
+                if (placed[s] >= 0)
                 {
                     continue;
                 }
 
-                var node = Choose(symbol, placed.GetValueOrDefault(partner));
-                if (node is null)
+                var node = Choose(s, placed[partner]);
+                if (node < 0)
                 {
-                    failure = CapacityRejection(c, symbol, demand[symbol], freeCpu, freeMem, inputs.Pins.GetValueOrDefault(symbol));
+                    failure = CapacityRejection(c, symbols.Names[s], (symbols.Cpu[s], symbols.Memory[s]), Free(freeCpu), Free(freeMem), inputs.Pins.GetValueOrDefault(symbols.Names[s]));
                     break;
                 }
 
-                placed[symbol] = node;
-                freeCpu[node] -= demand[symbol].Cpu;
-                freeMem[node] -= demand[symbol].Memory;
-                fresh.Add(symbol);
+                placed[s] = node;
+                freeCpu[node] -= symbols.Cpu[s];
+                freeMem[node] -= symbols.Memory[s];
+                fresh.Add(s);
             }
 
-            var lane = failure is null ? Lane(c, nodes[placed[c.From.Address]], nodes[placed[c.To.Address]]) : null;
+            var lane = failure is null ? Lane(c, nodeList[placed[from]], nodeList[placed[to]]) : null;
             if (failure is null && lane is null)
             {
                 failure = new Rejection(c.Route, Constraint.Placement, new JsonObject
                 {
-                    ["from_node"] = placed[c.From.Address],
-                    ["to_node"] = placed[c.To.Address],
+                    ["from_node"] = nodeList[placed[from]].Id,
+                    ["to_node"] = nodeList[placed[to]].Id,
                     ["allowed_lanes"] = new JsonArray([.. c.Lanes.Select(l => (JsonNode)JsonValue.Create(l))]),
                 });
             }
 
             if (failure is not null)
             {
-                foreach (var symbol in fresh)
+                foreach (var s in fresh)
                 {
-                    freeCpu[placed[symbol]] += demand[symbol].Cpu;
-                    freeMem[placed[symbol]] += demand[symbol].Memory;
-                    placed.Remove(symbol);
+                    freeCpu[placed[s]] += symbols.Cpu[s];
+                    freeMem[placed[s]] += symbols.Memory[s];
+                    placed[s] = -1;
                 }
 
                 rejected.Add(failure);
@@ -230,28 +275,53 @@ internal static class Placement
             }
 
             admitted.Add((c, lane!));
+            admittedAt[i] = true;
         }
 
         // A symbol placed with its component whose routes were all rejected (for another reason) is not placed.
-        var used = admitted.SelectMany(a => new[] { a.Item1.From.Address, a.Item1.To.Address }).ToHashSet(StringComparer.Ordinal);
-        foreach (var symbol in components.Placed.Where(s => !used.Contains(s)))
+        var used = new bool[count];
+        for (var i = 0; i < ordered.Length; i++)
         {
-            freeCpu[placed[symbol]] += demand[symbol].Cpu;
-            freeMem[placed[symbol]] += demand[symbol].Memory;
-            placed.Remove(symbol);
+            if (admittedAt[i])
+            {
+                used[ends[i].From] = true;
+                used[ends[i].To] = true;
+            }
         }
 
-        foreach (var (symbol, node) in placed)
+        foreach (var s in components.Placed)
         {
-            if (previous.TryGetValue(symbol, out var prev) && prev != node)
+            if (!used[s])
+            {
+                freeCpu[placed[s]] += symbols.Cpu[s];
+                freeMem[placed[s]] += symbols.Memory[s];
+                placed[s] = -1;
+            }
+        }
+
+        var nodes = new Dictionary<string, string>(count, StringComparer.Ordinal);
+        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var s = 0; s < count; s++)
+        {
+            if (placed[s] < 0)
+            {
+                continue;
+            }
+
+            var node = nodeList[placed[s]].Id;
+            var symbol = symbols.Names[s];
+            nodes[symbol] = node;
+            if (symbols.PreviousName[s] is { } prev && prev != node)
             {
                 reasons[symbol] = inputs.Pins.TryGetValue(symbol, out var pin) && pin == node ? "pin"
-                    : !nodes.ContainsKey(prev) ? "node-removed"
+                    : !nodeIndex.ContainsKey(prev) ? "node-removed"
                     : "capacity";
             }
         }
 
-        return new PlacementResult(new SortedDictionary<string, string>(placed, StringComparer.Ordinal), admitted, rejected, reasons, "greedy");
+        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy");
+
+        Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
     }
 
     internal static Rejection CapacityRejection(Candidate c, string symbol, (double Cpu, double Memory) need, IReadOnlyDictionary<string, double> freeCpu,
@@ -626,6 +696,65 @@ internal static class Ilp
     }
 }
 
+/// <summary>The greedy pass's symbols by number: demand (the largest over the versions in use), pin, base placement.</summary>
+internal sealed class Symbols
+{
+    private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
+
+    public Symbols(PlanInputs inputs, List<Candidate> candidates, Dictionary<string, int> nodeIndex)
+    {
+        foreach (var c in candidates)
+        {
+            Add(c.From);
+            Add(c.To);
+        }
+
+        Count = Names.Count;
+        Pin = new int[Count];
+        Previous = new int[Count];
+        PreviousName = new string?[Count];
+        for (var s = 0; s < Count; s++)
+        {
+            Pin[s] = inputs.Pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
+            var prev = inputs.BasePlacement.GetValueOrDefault(Names[s]);
+            PreviousName[s] = prev;
+            Previous[s] = prev is not null && nodeIndex.TryGetValue(prev, out var p) ? p : -1;
+        }
+
+        void Add(SymbolContract contract)
+        {
+            if (!_index.TryGetValue(contract.Address, out var s))
+            {
+                _index[contract.Address] = s = Names.Count;
+                Names.Add(contract.Address);
+                Cpu.Add(0);
+                Memory.Add(0);
+            }
+
+            Cpu[s] = Math.Max(Cpu[s], contract.CpuMillis);
+            Memory[s] = Math.Max(Memory[s], contract.MemoryMb);
+        }
+    }
+
+    public int Count { get; }
+
+    public List<string> Names { get; } = [];
+
+    public List<double> Cpu { get; } = [];
+
+    public List<double> Memory { get; } = [];
+
+    /// <summary>The node a symbol is pinned to, or -1.</summary>
+    public int[] Pin { get; }
+
+    /// <summary>The node the base plan put a symbol on, or -1 (none, or a node that is gone).</summary>
+    public int[] Previous { get; }
+
+    public string?[] PreviousName { get; }
+
+    public int Of(string symbol) => _index[symbol];
+}
+
 /// <summary>
 /// Places a connected component of new symbols (none pinned, none placed by the base plan) whole on one NUMA node when
 /// the greedy pass reaches its most important route (priority, then file order), so every route inside it gets the best
@@ -634,84 +763,107 @@ internal static class Ilp
 /// </summary>
 internal sealed class ComponentPlacer
 {
-    private readonly PlanInputs _inputs;
-    private readonly Dictionary<string, (double Cpu, double Memory)> _demand;
-    private readonly Dictionary<string, double> _freeCpu;
-    private readonly Dictionary<string, double> _freeMem;
-    private readonly Dictionary<string, string> _placed;
-    private readonly Dictionary<string, string> _component = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<string>> _members = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _tried = new(StringComparer.Ordinal);
+    private readonly IReadOnlyList<NumaNodeSpec> _nodes;
+    private readonly int[] _byId;
+    private readonly Symbols _symbols;
+    private readonly double[] _freeCpu;
+    private readonly double[] _freeMem;
+    private readonly int[] _placed;
+    private readonly int[] _root;
+    private readonly List<int>?[] _members;
+    private readonly bool[] _tried;
 
-    public ComponentPlacer(PlanInputs inputs, List<Candidate> ordered, Dictionary<string, (double Cpu, double Memory)> demand,
-        IReadOnlyDictionary<string, string> previous, Dictionary<string, double> freeCpu, Dictionary<string, double> freeMem, Dictionary<string, string> placed)
+    public ComponentPlacer(IReadOnlyList<NumaNodeSpec> nodes, int[] byId, (int From, int To)[] ends, Symbols symbols, double[] freeCpu, double[] freeMem, int[] placed)
     {
-        (_inputs, _demand, _freeCpu, _freeMem, _placed) = (inputs, demand, freeCpu, freeMem, placed);
-        var roots = Placement.Components(ordered);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var c in ordered)
+        (_nodes, _byId, _symbols, _freeCpu, _freeMem, _placed) = (nodes, byId, symbols, freeCpu, freeMem, placed);
+        var parent = Enumerable.Range(0, symbols.Count).ToArray();
+        int Find(int s)
         {
-            foreach (var symbol in (string[])[c.To.Address, c.From.Address])
+            while (parent[s] != s)
             {
-                var root = roots[symbol];
-                _component[symbol] = root;
-                if (!_members.TryGetValue(root, out var list))
-                {
-                    _members[root] = list = [];
-                }
+                parent[s] = parent[parent[s]];
+                s = parent[s];
+            }
 
-                if (seen.Add(symbol))
-                {
-                    list.Add(symbol);
-                }
+            return s;
+        }
 
-                if (inputs.Pins.ContainsKey(symbol) || previous.ContainsKey(symbol))
-                {
-                    _tried.Add(root); // not new: route by route
-                }
+        foreach (var (from, to) in ends)
+        {
+            var a = Find(from);
+            var b = Find(to);
+            if (a != b)
+            {
+                parent[Math.Max(a, b)] = Math.Min(a, b);
+            }
+        }
+
+        _root = new int[symbols.Count];
+        _members = new List<int>?[symbols.Count];
+        _tried = new bool[symbols.Count];
+        var seen = new bool[symbols.Count];
+        foreach (var (from, to) in ends)
+        {
+            Member(to);
+            Member(from);
+        }
+
+        void Member(int s)
+        {
+            var root = _root[s] = Find(s);
+            var list = _members[root] ??= [];
+            if (!seen[s])
+            {
+                seen[s] = true;
+                list.Add(s);
+            }
+
+            if (symbols.Pin[s] >= 0 || symbols.PreviousName[s] is not null)
+            {
+                _tried[root] = true; // not new: route by route
             }
         }
     }
 
     /// <summary>The symbols placed with their component.</summary>
-    public List<string> Placed { get; } = [];
+    public List<int> Placed { get; } = [];
 
-    /// <summary>Places the component of <paramref name="c"/> whole, the first time one of its routes comes up.</summary>
-    public void Place(Candidate c)
+    /// <summary>Places the component of a route (given by its caller's symbol) whole, the first time one of its routes comes up.</summary>
+    public void Place(int from)
     {
-        var root = _component[c.From.Address];
-        if (!_tried.Add(root))
+        var root = _root[from];
+        if (_tried[root])
         {
             return;
         }
 
-        var symbols = _members[root];
+        _tried[root] = true;
+        var members = _members[root]!;
         double cpu = 0, memory = 0;
-        foreach (var symbol in symbols)
+        foreach (var s in members)
         {
-            cpu += _demand[symbol].Cpu;
-            memory += _demand[symbol].Memory;
+            cpu += _symbols.Cpu[s];
+            memory += _symbols.Memory[s];
         }
 
-        string? best = null;
-        foreach (var node in _inputs.Nodes)
+        var best = -1;
+        foreach (var node in _byId)
         {
-            if (_freeCpu[node.Id] >= cpu && _freeMem[node.Id] >= memory
-                && (best is null || _freeCpu[node.Id] > _freeCpu[best] || (_freeCpu[node.Id] == _freeCpu[best] && string.CompareOrdinal(node.Id, best) < 0)))
+            if (_freeCpu[node] >= cpu && _freeMem[node] >= memory && (best < 0 || _freeCpu[node] > _freeCpu[best]))
             {
-                best = node.Id;
+                best = node;
             }
         }
 
-        if (best is null)
+        if (best < 0)
         {
             return;
         }
 
-        foreach (var symbol in symbols)
+        foreach (var s in members)
         {
-            _placed[symbol] = best;
-            Placed.Add(symbol);
+            _placed[s] = best;
+            Placed.Add(s);
         }
 
         _freeCpu[best] -= cpu;

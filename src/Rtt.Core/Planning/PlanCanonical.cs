@@ -8,7 +8,7 @@ namespace Rtt.Core.Planning;
 /// The planner's canonical bytes (RFC 8785, the same bytes <see cref="CanonicalJson.Serialize(JsonNode?)"/> gives) written
 /// from pieces instead of one node tree: the inputs as members whose values are written once and reused (a route's bytes
 /// by its content, a contract's by the instance), and the plan's large members (lanes, placement, routes_add) straight from
-/// the planner's own values. What a piece cannot write exactly goes through the reference writer. PlanCanonicalTests
+/// the planner's own values. What a piece cannot write exactly goes through the reference writer. IncrementalPlanTests
 /// compare every piece with the reference on random documents.
 /// </summary>
 internal static class PlanCanonical
@@ -16,84 +16,127 @@ internal static class PlanCanonical
     // A route's canonical bytes by everything that decides them (the route passed InputShape, so these are all its members):
     // planning again after a change to a few routes writes only the changed ones. Bounded; cleared when full.
     private const int RouteEntries = 200_000;
-    private static readonly Dictionary<RouteKey, byte[]> Routes = [];
+    private static readonly Dictionary<RouteKey, byte[]> RouteCache = [];
 
     // A contract's canonical bytes by the instance: contracts are immutable records (their JSON parts are never changed
     // after they are made), so a process that plans again with the same catalogue writes each contract once. By reference
     // (a record's own equality would compare every member); bounded, cleared when full.
     private const int ContractEntries = 100_000;
-    private static readonly Dictionary<SymbolContract, byte[]> Contracts = new(ReferenceEqualityComparer.Instance);
+    private static readonly Dictionary<SymbolContract, byte[]> ContractCache = new(ReferenceEqualityComparer.Instance);
 
     private readonly record struct RouteKey(string From, string To, string? Version, bool HasQos, double? Budget, double? Rate, double? Priority);
 
-    /// <summary>Canonical bytes of a route that <see cref="InputShape.SurelyValidRoutes"/> accepted (its members and their kinds are known).</summary>
-    public static byte[] Route(JsonObject route)
+    /// <summary>
+    /// Canonical bytes of each route of a routes array that <see cref="InputShape.SurelyValidRoutes"/> accepted (so its
+    /// members and their kinds are known): written once per content and kept.
+    /// </summary>
+    public static byte[][] Routes(JsonArray routes)
     {
-        var qos = route["qos"] as JsonObject;
-        var key = new RouteKey((string)route["from"]!, (string)route["to"]!, (string?)route["version"], qos is not null,
-            qos?["p99_budget_us"] is JsonValue b ? PlanInputs.Number(b) : null,
-            qos?["rate_hz"] is JsonValue r ? PlanInputs.Number(r) : null,
-            qos?["priority"] is JsonValue p ? PlanInputs.Number(p) : null);
-        lock (Routes)
+        var keys = new RouteKey[routes.Count];
+        var result = new byte[routes.Count][];
+        for (var i = 0; i < keys.Length; i++)
         {
-            if (Routes.TryGetValue(key, out var cached))
+            var route = routes[i]!.AsObject();
+            var qos = route["qos"] as JsonObject;
+            keys[i] = new RouteKey((string)route["from"]!, (string)route["to"]!, (string?)route["version"], qos is not null,
+                qos?["p99_budget_us"] is JsonValue b ? PlanInputs.Number(b) : null,
+                qos?["rate_hz"] is JsonValue r ? PlanInputs.Number(r) : null,
+                qos?["priority"] is JsonValue p ? PlanInputs.Number(p) : null);
+        }
+
+        var missing = new List<int>();
+        lock (RouteCache)
+        {
+            for (var i = 0; i < keys.Length; i++)
             {
-                return cached;
+                if (!RouteCache.TryGetValue(keys[i], out result[i]!))
+                {
+                    missing.Add(i);
+                }
             }
+        }
+
+        if (missing.Count == 0)
+        {
+            return result;
         }
 
         // Numbers are written by their value (integer digits or ECMAScript form), strings by their text: equal keys, equal bytes.
-        var bytes = CanonicalJson.Serialize(route);
-        lock (Routes)
+        foreach (var i in missing)
         {
-            if (Routes.Count >= RouteEntries)
-            {
-                Routes.Clear();
-            }
-
-            Routes[key] = bytes;
+            result[i] = CanonicalJson.Serialize(routes[i]);
         }
 
-        return bytes;
+        lock (RouteCache)
+        {
+            if (RouteCache.Count + missing.Count > RouteEntries)
+            {
+                RouteCache.Clear();
+            }
+
+            foreach (var i in missing)
+            {
+                RouteCache[keys[i]] = result[i];
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Canonical bytes of each contract's JSON (<see cref="SymbolContract.ToJson"/>), once per instance.</summary>
+    public static byte[][] Contracts(IReadOnlyList<SymbolContract> contracts)
+    {
+        var result = new byte[contracts.Count][];
+        var missing = new List<int>();
+        lock (ContractCache)
+        {
+            for (var i = 0; i < contracts.Count; i++)
+            {
+                if (!ContractCache.TryGetValue(contracts[i], out result[i]!))
+                {
+                    missing.Add(i);
+                }
+            }
+        }
+
+        if (missing.Count == 0)
+        {
+            return result;
+        }
+
+        foreach (var i in missing)
+        {
+            result[i] = CanonicalJson.Serialize(contracts[i].ToJson());
+        }
+
+        lock (ContractCache)
+        {
+            if (ContractCache.Count + missing.Count > ContractEntries)
+            {
+                ContractCache.Clear();
+            }
+
+            foreach (var i in missing)
+            {
+                ContractCache[contracts[i]] = result[i];
+            }
+        }
+
+        return result;
     }
 
     /// <summary>Forgets the canonical bytes written so far (benchmarks measuring a first plan in a process).</summary>
     public static void Clear()
     {
-        lock (Routes)
+        lock (RouteCache)
         {
-            Routes.Clear();
+            RouteCache.Clear();
         }
 
-        lock (Contracts)
+        lock (ContractCache)
         {
-            Contracts.Clear();
+            ContractCache.Clear();
         }
-    }
-
-    /// <summary>Canonical bytes of a contract's JSON (<see cref="SymbolContract.ToJson"/>), once per instance.</summary>
-    public static byte[] Contract(SymbolContract contract)
-    {
-        lock (Contracts)
-        {
-            if (Contracts.TryGetValue(contract, out var cached))
-            {
-                return cached;
-            }
-        }
-
-        var bytes = CanonicalJson.Serialize(contract.ToJson());
-        lock (Contracts)
-        {
-            if (Contracts.Count >= ContractEntries)
-            {
-                Contracts.Clear();
-            }
-
-            Contracts[contract] = bytes;
-        }
-
-        return bytes;
     }
 
     /// <summary><c>[a,b,…]</c> of canonical values.</summary>

@@ -106,6 +106,11 @@ public sealed class PlanInputs
 
     private Dictionary<string, string>? _basePlacement;
 
+    /// <summary>The base plan's routes (<c>from -> to</c> of its lanes), read once.</summary>
+    internal IReadOnlySet<string> BaseRoutes => _baseRoutes ??= Planner.BaseRoutes(Base);
+
+    private HashSet<string>? _baseRoutes;
+
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
     public required string Hash { get; init; }
 
@@ -160,12 +165,12 @@ public sealed class PlanInputs
 
         var list = routesJson["routes"]!.AsArray();
         var routes = new List<RouteSpec>(list.Count);
-        var routeBytes = surelyValidRoutes ? new List<byte[]>(list.Count) : null; // each route's canonical bytes, for the hash
+        // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical).
+        var routeBytes = surelyValidRoutes ? PlanCanonical.Routes(list) : null;
         var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
         for (var i = 0; i < list.Count; i++)
         {
             var r = list[i]!.AsObject();
-            routeBytes?.Add(PlanCanonical.Route(r));
             var rangeText = (string?)r["version"] ?? "*";
             var qos = r["qos"] as JsonObject;
             if (!ranges.TryGetValue(rangeText, out var range))
@@ -264,14 +269,14 @@ public sealed class PlanInputs
         var addresses = found.Keys.ToArray();
         Array.Sort(addresses, StringComparer.Ordinal);
         var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(addresses.Length, StringComparer.Ordinal);
-        var contractBytes = new List<byte[]>();
+        var inOrder = new List<SymbolContract>();
         foreach (var address in addresses)
         {
             List<SymbolContract> versions = [.. found[address].OrderBy(c => c.Version)]; // stable: equal versions keep their order
             byAddress[address] = versions;
             foreach (var c in versions)
             {
-                contractBytes.Add(PlanCanonical.Contract(c));
+                inOrder.Add(c);
             }
         }
 
@@ -334,7 +339,7 @@ public sealed class PlanInputs
             // The members written once each and joined (PlanCanonical): the same bytes as one object holding them all.
             Hash = ContentHash.Of(PlanCanonical.Object([
                 .. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value))),
-                KeyValuePair.Create("contracts", PlanCanonical.Array(contractBytes)),
+                KeyValuePair.Create("contracts", PlanCanonical.Array(PlanCanonical.Contracts(inOrder))),
                 KeyValuePair.Create("routes", routeBytes is null ? PlanCanonical.Value(routesJson) : PlanCanonical.Object([KeyValuePair.Create("routes", PlanCanonical.Array(routeBytes))])),
             ])),
         };

@@ -259,7 +259,7 @@ public static class Planner
     private static PlanOutcome Assemble(PlanInputs inputs, PlacementResult placement, List<Rejection> rejected)
     {
         var basePlacement = inputs.BasePlacement;
-        var baseRoutes = BaseRoutes(inputs.Base);
+        var baseRoutes = inputs.BaseRoutes;
 
         // Beside the node tree, the canonical bytes of its large members, written from these values (Seal(PlanOutcome)).
         var lanesBytes = new ArrayBufferWriter<byte>(1 << 16);
@@ -268,10 +268,12 @@ public static class Planner
         lanesBytes.Write("["u8);
         addBytes.Write("["u8);
 
+        var symbols = placement.Nodes.Keys.ToArray();
+        Array.Sort(symbols, StringComparer.Ordinal);
         var placementJson = new JsonObject();
-        foreach (var (symbol, node) in placement.Nodes)
+        foreach (var symbol in symbols)
         {
-            placementJson[symbol] = node;
+            placementJson[symbol] = placement.Nodes[symbol];
         }
 
         var routesAdd = new JsonArray();
@@ -332,8 +334,9 @@ public static class Planner
         })]);
 
         var moves = new JsonArray();
-        foreach (var (symbol, node) in placement.Nodes)
+        foreach (var symbol in symbols)
         {
+            var node = placement.Nodes[symbol];
             if (basePlacement.TryGetValue(symbol, out var previous) && previous != node)
             {
                 moves.Add(new JsonObject { ["symbol"] = symbol, ["from"] = previous, ["to"] = node, ["reason"] = placement.MoveReasons.GetValueOrDefault(symbol, "admission") });
@@ -384,7 +387,7 @@ public static class Planner
             canonical = [.. body.Where(m => m.Key is not ("lanes" or "placement" or "routes_add")).Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
             canonical.Add(KeyValuePair.Create("lanes", lanesBytes.WrittenSpan.ToArray()));
             canonical.Add(KeyValuePair.Create("routes_add", addBytes.WrittenSpan.ToArray()));
-            canonical.Add(KeyValuePair.Create("placement", PlanCanonical.Placement(placement.Nodes, placementJson)));
+            canonical.Add(KeyValuePair.Create("placement", PlanCanonical.Placement(symbols.Select(s => KeyValuePair.Create(s, placement.Nodes[s])), placementJson)));
         }
 
         return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver) { CanonicalMembers = canonical };
@@ -414,7 +417,7 @@ public static class Planner
         return result;
     }
 
-    private static HashSet<string> BaseRoutes(JsonObject? basePlan) =>
+    internal static HashSet<string> BaseRoutes(JsonObject? basePlan) =>
         (basePlan?["lanes"] as JsonArray ?? []).Select(l => $"{l!["route"]!["from"]} -> {l["route"]!["to"]}").ToHashSet(StringComparer.Ordinal);
 }
 
