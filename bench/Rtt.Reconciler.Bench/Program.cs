@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Rtt.Core.Json;
 using Rtt.Core.Planning;
 using Rtt.Core.Signing;
 using Rtt.Core.Wal;
@@ -62,6 +63,7 @@ try
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
     var (single, lastReport, _) = await Changes(reconciler, key, big, routes, "r", changes);
+    Breakdown(workspace, key, big, routes);
     Print("single-route change on 10 applied routes", smallTimes, smallLast);
     Print($"single-route change on {routes} applied routes", single, lastReport);
 
@@ -120,6 +122,47 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current)> Ch
 
     times.Sort();
     return (times, last!, current);
+}
+
+// Where a single-route change's time goes outside the phases: the whole-document steps the silo runs per apply,
+// timed one by one on a plan of `count` + 1 routes (median of 7 runs each).
+static void Breakdown(RttWorkspace workspace, SigningKey key, JsonObject current, int count)
+{
+    var next = Plan(key, Id(current), count + 1, "r");
+    var json = next.ToJsonString();
+    var trust = workspace.LoadTrustStore();
+    var targets = Rtt.Core.Reconciling.PlanTargets.Of(current);
+    var store = new PlanStore(workspace);
+    var steps = new (string Name, Action Run)[]
+    {
+        ("serialize (client)", () => next.ToJsonString()),
+        ("parse", () => System.Text.Json.Nodes.JsonNode.Parse(json)),
+        ("plan_id hash", () => Planner.PlanId(next)),
+        ("load trust store", () => workspace.LoadTrustStore()),
+        ("verify signature", () => trust.Verify(next, Id(next))),
+        ("targets of plan", () => Rtt.Core.Reconciling.PlanTargets.Of(next)),
+        ("changes", () => Rtt.Core.Reconciling.PlanTargets.Changes(targets, Rtt.Core.Reconciling.PlanTargets.Of(next))),
+        ("deep clone", () => next.DeepClone()),
+        ("prepare entry leaf", () => WalLog.LeafOf(new JsonObject { ["kind"] = "prepare", ["plan"] = next.DeepClone() })),
+        ("save plan file", () => store.Save(next, durable: false)),
+        ("write applied.json", () => AtomicFile.WriteAllBytes(store.AppliedPath + ".bench", Rtt.Core.Json.PrettyJson.ToUtf8(next), durable: false)),
+    };
+    var parts = new List<string>();
+    foreach (var (name, run) in steps)
+    {
+        var t = new List<double>();
+        for (var i = 0; i < 7; i++)
+        {
+            var c = Stopwatch.StartNew();
+            run();
+            t.Add(c.Elapsed.TotalMilliseconds);
+        }
+
+        t.Sort();
+        parts.Add($"{name} {t[3]:0.00} ms");
+    }
+
+    Console.WriteLine($"whole-document steps on a {count + 1}-route plan ({json.Length / 1024} KiB): {string.Join(", ", parts)}");
 }
 
 static void Print(string what, List<double> times, ApplyReport last)

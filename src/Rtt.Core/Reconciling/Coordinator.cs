@@ -45,6 +45,23 @@ public interface ICoordinatorLog
 
     /// <summary>The entry at <paramref name="index"/>.</summary>
     Task<JsonObject> ReadAsync(long index);
+
+    /// <summary>
+    /// Appends entries and signs a head over the log they end, as one durable write where the log can (the WAL
+    /// grain: one SQLite transaction); returns the first entry's index and the head. By default: the appends, then the head.
+    /// </summary>
+    async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries)
+    {
+        long first = -1;
+        foreach (var e in entries)
+        {
+            var i = await AppendAsync(e);
+            first = first < 0 ? i : first;
+        }
+
+        var head = await SignHeadAsync();
+        return (first < 0 ? head.Size : first, head);
+    }
 }
 
 public sealed record ReconcilerOptions
@@ -212,7 +229,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         if (last.Decision == "commit" && last.AppliedIndex is null)
         {
             await CommitAll(last, PlanTargets.Changes(await BaseOf(last), Applied));
-            last.AppliedIndex = await log.AppendAsync(Entry("applied", last.Tx));
+            last.AppliedIndex = await Append(Entry("applied", last.Tx));
         }
 
         if (last.Decision == "commit" && last.VerifiedIndex is null && last.VerifyFailedIndex is null)
@@ -408,7 +425,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             prepare["reason"] = reason;
         }
 
-        var txIndex = await log.AppendAsync(prepare);
+        var txIndex = await Append(prepare);
         var tx = new TxRecord
         {
             Tx = txIndex,
@@ -455,14 +472,13 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         await Faults.HitAsync(FaultPoints.AfterCommitDecision, planId ?? "none");
         await CommitAll(tx, changes);
 
-        // The "applied" entry is written while verify runs (recovery re-commits and re-verifies a committed
-        // transaction without it, idempotently; verify writes nothing but probe frames); verify's own entry waits
-        // for it, so the log keeps the order.
-        var applied = log.AppendAsync(Entry("applied", tx.Tx));
+        // The "applied" entry rides with verify's own (one durable write with the head that ends the transaction):
+        // recovery re-commits and re-verifies a committed transaction without it, idempotently, and verify writes
+        // nothing but probe frames.
         phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
 
         // Verify: post-conditions; a failure rolls back to the plan this one replaced.
-        if (!await VerifyPhase(tx, phases, applied))
+        if (!await VerifyPhase(tx, phases))
         {
             if (transition == TransitionRollback)
             {
@@ -484,7 +500,8 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         return await Outcome(ApplyOutcome.Applied, tx, transition == TransitionRollback ? reason ?? "" : "", phases);
     }
 
-    private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases, Task<long>? applied = null)
+    /// <summary>Runs verify and logs its outcome, after the transaction's "applied" entry when it has none yet, with a signed head: one durable write.</summary>
+    private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases)
     {
         var clock = Stopwatch.StartNew();
         await Faults.HitAsync(FaultPoints.DuringVerify, tx.PlanId ?? "none");
@@ -500,22 +517,30 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
                 return (Name: n, Check: new Check(false, Why(ex)));
             }
         }));
-        if (applied is not null)
-        {
-            tx.AppliedIndex = await applied;
-        }
-
         var failed = checks.Where(c => !c.Check.Ok).ToList();
         var detail = checks.Length == 0 ? "no node changed" : string.Join("; ", checks.Select(c => $"{c.Name}: {c.Check.Detail}"));
+        var entries = new List<JsonObject>(2);
+        var writeApplied = tx.AppliedIndex is null;
+        if (writeApplied)
+        {
+            entries.Add(Entry("applied", tx.Tx));
+        }
+
         if (failed.Count == 0)
         {
-            tx.VerifiedIndex = await log.AppendAsync(Entry("verified", tx.Tx, ("checks", detail)));
+            entries.Add(Entry("verified", tx.Tx, ("checks", detail)));
+            var first = await AppendAndSign(entries);
+            tx.AppliedIndex = writeApplied ? first : tx.AppliedIndex;
+            tx.VerifiedIndex = first + entries.Count - 1;
             phases.Add(new PhaseReport("verify", Lap(clock), detail));
             return true;
         }
 
         tx.Reason = string.Join("; ", failed.Select(c => $"{c.Name}: {c.Check.Detail}"));
-        tx.VerifyFailedIndex = await log.AppendAsync(Entry("verify-failed", tx.Tx, ("reason", tx.Reason)));
+        entries.Add(Entry("verify-failed", tx.Tx, ("reason", tx.Reason)));
+        var at = await AppendAndSign(entries);
+        tx.AppliedIndex = writeApplied ? at : tx.AppliedIndex;
+        tx.VerifyFailedIndex = at + entries.Count - 1;
         phases.Add(new PhaseReport("verify", Lap(clock), $"failed: {tx.Reason}"));
         return false;
     }
@@ -533,10 +558,10 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             entry["reason"] = reason;
         }
 
-        tx.DecisionIndex = await log.AppendAsync(entry);
+        // The decision and a signed tree head over it in one durable write (one fsync).
+        tx.DecisionIndex = await AppendAndSign([entry]);
         tx.Decision = commit ? "commit" : "abort";
         tx.Reason = reason ?? tx.Reason;
-        await log.SignHeadAsync(); // a signed tree head at every decision
     }
 
     /// <summary>Sends the decided commit until every participant acknowledges it (they are idempotent).</summary>
@@ -565,8 +590,25 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     {
         // Every transaction ends under a signed head (and so the anchor): entries after the decision (applied,
         // verified) cannot be rewritten later without it showing.
-        var head = await log.SignHeadAsync();
+        var head = _signed ?? await log.SignHeadAsync(); // the head written with the last entries, when nothing came after them
         return new ApplyOutcome(outcome, tx.PlanId, tx.Tx, reason, phases, head.Size, head.Root);
+    }
+
+    /// <summary>The head written with the log's last entries; null once an entry is appended without one.</summary>
+    private SignedTreeHead? _signed;
+
+    private async Task<long> Append(JsonObject entry)
+    {
+        _signed = null;
+        return await log.AppendAsync(entry);
+    }
+
+    private async Task<long> AppendAndSign(IReadOnlyList<JsonObject> entries)
+    {
+        _signed = null;
+        var (first, head) = await log.AppendAndSignAsync(entries);
+        _signed = head;
+        return first;
     }
 
     private JsonObject Entry(string kind, long tx, params (string Key, string Value)[] extra)

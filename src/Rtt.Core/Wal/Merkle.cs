@@ -267,6 +267,14 @@ public sealed class MerkleFrontier
         Size++;
     }
 
+    /// <summary>A copy to compute a root ahead of a write (the copy grows, this one does not).</summary>
+    public MerkleFrontier Clone()
+    {
+        var copy = new MerkleFrontier { Size = Size };
+        copy._peaks.AddRange(_peaks);
+        return copy;
+    }
+
     public byte[] Root()
     {
         if (_peaks.Count == 0)

@@ -130,11 +130,21 @@ public sealed class SqliteWalStore : IWalStore
         }
     }
 
-    public void Append(IReadOnlyList<WalRecord> records)
+    public void Append(IReadOnlyList<WalRecord> records) => Append(records, null);
+
+    /// <summary>The entries and the head in one transaction: one fsync.</summary>
+    public void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson) => Append(records, (headSize, headJson));
+
+    private void Append(IReadOnlyList<WalRecord> records, (long Size, string Json)? head)
     {
         Writable();
         if (records.Count == 0)
         {
+            if (head is { } only)
+            {
+                AddHead(only.Size, only.Json);
+            }
+
             return;
         }
 
@@ -166,6 +176,16 @@ public sealed class SqliteWalStore : IWalStore
                 l.Value = r.Leaf;
                 h.Value = r.LeafHash;
                 insert.ExecuteNonQuery();
+            }
+
+            if (head is { } h2)
+            {
+                using var addHead = _connection.CreateCommand();
+                addHead.Transaction = tx;
+                addHead.CommandText = "INSERT OR IGNORE INTO rtt_wal_heads (size, head) VALUES ($s, $h);";
+                addHead.Parameters.AddWithValue("$s", h2.Size);
+                addHead.Parameters.AddWithValue("$h", h2.Json);
+                addHead.ExecuteNonQuery();
             }
 
             tx.Commit(); // synchronous=FULL: the WAL file is fsynced before this returns

@@ -352,6 +352,54 @@ public sealed class WalLog : IDisposable
         }
     }
 
+    /// <summary>
+    /// Appends entries and a signed head over the log they end, as one durable transaction of the store (one fsync
+    /// where the store can: SQLite; two otherwise). Waits for nothing queued by <see cref="AppendAsync"/>: its
+    /// indices are assigned under the same lock, so the log's order is the order of the writes.
+    /// </summary>
+    public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<JsonObject> entries, SigningKey key, DateTimeOffset now) =>
+        AppendAndSign([.. entries.Select(LeafOf)], key, now);
+
+    /// <summary>The same for leaves already in canonical form.</summary>
+    public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<byte[]> leaves, SigningKey key, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            long first = _leafHashes.Count;
+            var records = new WalRecord[leaves.Count];
+            var frontier = _frontier.Clone();
+            for (var i = 0; i < leaves.Count; i++)
+            {
+                records[i] = new WalRecord(first + i, leaves[i], Merkle.LeafHash(leaves[i]));
+                frontier.Add(records[i].LeafHash);
+            }
+
+            var size = first + leaves.Count;
+            if (_heads.Count > 0 && _heads[^1].Size == size)
+            {
+                return (first, _heads[^1]); // nothing to append and a head at this size already
+            }
+
+            var root = Convert.ToHexStringLower(frontier.Root());
+            var timestamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+            var signed = ObjectSigner.Sign(new JsonObject { ["root"] = root, ["size"] = size, ["timestamp"] = timestamp }, key);
+            var json = System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(signed));
+
+            _store.AppendWithHead(records, size, json); // the store refuses a batch that does not continue the log
+            foreach (var r in records)
+            {
+                _leafHashes.Add(r.LeafHash);
+                _frontier.Add(r.LeafHash);
+            }
+
+            Batches++;
+            var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
+            _heads.Add(head);
+            _anchor?.Write(head); // after the database holds it: the anchor never runs ahead of the log
+            return (first, head);
+        }
+    }
+
     /// <summary>Signs and stores a head for the log as it is now (idempotent per size).</summary>
     public SignedTreeHead SignHead(SigningKey key, DateTimeOffset now)
     {

@@ -30,6 +30,16 @@ public interface IWalStore : IDisposable
     /// <summary>Stores a signed tree head (durably).</summary>
     void AddHead(long size, string json);
 
+    /// <summary>
+    /// Stores entries and the signed head over the log they end as one durable transaction where the store can
+    /// (a coordinator's decision and its head: one fsync instead of two); otherwise as two, entries first.
+    /// </summary>
+    void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson)
+    {
+        Append(records);
+        AddHead(headSize, headJson);
+    }
+
     /// <summary>Every signed tree head, by size.</summary>
     IReadOnlyList<WalHeadRecord> Heads();
 }

@@ -59,6 +59,13 @@ public interface IWalGrain : IGrainWithStringKey
     [Alias("SignHead")]
     Task<WalHeadView> SignHead();
 
+    /// <summary>
+    /// Appends entries and a signed head over the log they end as one durable transaction (a decision and its head:
+    /// one fsync). A retry of a batch whose last entry is already the log's last is not appended again.
+    /// </summary>
+    [Alias("AppendAndSign")]
+    Task<WalHeadView> AppendAndSign(ImmutableArray<string> entriesJson);
+
     [Alias("Root")]
     Task<WalHeadView> Root();
 

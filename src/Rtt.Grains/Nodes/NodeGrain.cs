@@ -252,7 +252,7 @@ public sealed class NodeGrain(
         }
     }
 
-    /// <summary>Every lane of the applied target is in the host's table and answers a probe frame end to end; the host serves nothing else.</summary>
+    /// <summary>Every lane of the applied target is in the host's table, the host serves nothing else, and every lane the transaction changed answers a probe frame end to end.</summary>
     public async Task<Reconciling.TxCheck> Verify(long tx)
     {
         var ledger = _ledger;
@@ -280,21 +280,25 @@ public sealed class NodeGrain(
             return new Reconciling.TxCheck(false, $"the lane host's table differs from the plan: missing [{string.Join(", ", missing)}], extra route ids [{string.Join(", ", extra)}]");
         }
 
+        // Probes and SLO gates judge what this transaction changed (new lanes and lanes whose spec changed): the
+        // others answered the probe of the transaction that brought them in, and the table check above covers them
+        // all. A single-route change on a node with 1,000 lanes probes one lane, not 1,000.
+        var changed = LaneTarget.Changed(lanes, ledger.PreviousTarget);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var failures = (await host.ProbeAsync(lanes, ProbeBudget)).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();
+        var failures = (await host.ProbeAsync(changed, ProbeBudget)).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();
         if (failures.Count > 0)
         {
             return new Reconciling.TxCheck(false, string.Join("; ", failures));
         }
 
-        var probed = $"{lanes.Count} lane(s) answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)";
+        var probed = $"{changed.Count} changed lane(s) of {lanes.Count} answered a probe frame ({clock.Elapsed.TotalMilliseconds:0.0} ms)";
         if (RequestContext.Get(SkipSloGates) is true)
         {
             return new Reconciling.TxCheck(true, $"{probed}; SLO gates skipped (a rollback)");
         }
 
         // SLO gates (observability.md): after the probes, under live traffic, on the lanes this transaction changed.
-        var (breaches, note) = await host.GateAsync(LaneTarget.Changed(lanes, ledger.PreviousTarget));
+        var (breaches, note) = await host.GateAsync(changed);
         return breaches.Count == 0
             ? new Reconciling.TxCheck(true, note.Length == 0 ? probed : $"{probed}; {note}")
             : new Reconciling.TxCheck(false, $"SLO breached: {string.Join("; ", breaches)}");

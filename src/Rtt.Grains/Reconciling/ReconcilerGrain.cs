@@ -73,12 +73,16 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     {
         var plan = JsonNode.Parse(planJson) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
         var outcome = await Coordinator.ApplyAsync(plan);
+        byte[]? bytes = null;
         if (outcome.Outcome == ApplyOutcome.Applied)
         {
-            new PlanStore(workspace).Save(plan, durable: false); // the WAL's prepare entry holds the plan
+            // The plan's own file and applied.json hold the same bytes: formatted once, written twice (not flushed:
+            // the WAL holds the plan, and activation rewrites both when they are missing, old or torn).
+            bytes = PrettyJson.ToUtf8(plan);
+            AtomicFile.WriteAllBytes(new PlanStore(workspace).PathOf(outcome.PlanId!), bytes, durable: false);
         }
 
-        WriteApplied();
+        WriteApplied(bytes);
         return ToReport(outcome);
     }
 
@@ -112,7 +116,8 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// own file are copies of what the WAL holds, so they are written atomically but not flushed: after a crash the
     /// activation finds them missing, old or torn, and writes them again.
     /// </summary>
-    private void WriteApplied()
+    /// <param name="appliedBytes">The applied plan's pretty bytes when the caller has them already.</param>
+    private void WriteApplied(byte[]? appliedBytes = null)
     {
         var store = new PlanStore(workspace);
         var id = Coordinator.AppliedPlanId;
@@ -140,7 +145,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
         if (!checking || PlanStore.IdIn(store.AppliedPath) != id)
         {
-            AtomicFile.WriteAllBytes(store.AppliedPath, PrettyJson.ToUtf8(Coordinator.Applied!), durable: false);
+            AtomicFile.WriteAllBytes(store.AppliedPath, appliedBytes ?? PrettyJson.ToUtf8(Coordinator.Applied!), durable: false);
         }
 
         _appliedOnDisk = id;
@@ -166,6 +171,13 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         {
             var head = await retry.ExecuteAsync("signing a WAL tree head", _ => new ValueTask<WalHeadView>(wal.SignHead()));
             return new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? "");
+        }
+
+        public async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries)
+        {
+            var json = entries.Select(e => e.ToJsonString()).ToImmutableArray();
+            var head = await retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(json)));
+            return (head.Size - json.Length, new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? ""));
         }
 
         public async Task<(long Size, string Root)> RootAsync()

@@ -72,6 +72,28 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
         return new WalHeadView(head.Size, head.Root, head.Json);
     }
 
+    public async Task<WalHeadView> AppendAndSign(ImmutableArray<string> entriesJson)
+    {
+        var leaves = entriesJson.Select(j => WalLog.LeafOf(JsonNode.Parse(j) as JsonObject ?? throw new ArgumentException("a WAL entry must be a JSON object", nameof(entriesJson)))).ToList();
+        var size = Log.Size;
+        if (leaves.Count > 0 && size > 0 && _last is { } last && last.Index == size - 1 && last.Leaf.AsSpan().SequenceEqual(leaves[^1]))
+        {
+            leaves = []; // a retry of a batch already stored: only the head is signed (idempotent per size)
+        }
+
+        var head = await Task.Run(() =>
+        {
+            using var key = workspace.LoadSigningKey();
+            return Log.AppendAndSign(leaves, key, time.GetUtcNow()).Head;
+        });
+        if (leaves.Count > 0)
+        {
+            _last = (head.Size - 1, leaves[^1]);
+        }
+
+        return new WalHeadView(head.Size, head.Root, head.Json);
+    }
+
     public Task<WalHeadView> Root()
     {
         var (size, root) = Log.Current();
