@@ -123,6 +123,7 @@ public static class BadInputs
         yield return new BadInput(Cls, "head beyond the log", ws => Sql(ws, "INSERT INTO rtt_wal_heads (size, head) VALUES (99, '{}');"), verify, "RTT-WAL-002", "head at size 99");
         yield return new BadInput(Cls, "signer revoked", ws => Revoke(ws), verify, "RTT-WAL-002", "revoked", MayWrite: false);
         yield return new BadInput(Cls, "proof index out of range", _ => { }, ["wal", "proof", "inclusion", "99"], "RTT-WAL-004", "99");
+        yield return new BadInput(Cls, "plan the log does not hold", _ => { }, ["wal", "plan", "sha256:0000000000000000000000000000000000000000000000000000000000000000"], "RTT-WAL-005", "sha256:0000");
         yield return new BadInput(Cls, "root of a workspace without a database", ws => File.Delete(Path.Combine(ws, ".rtt/state/rtt.db")), ["wal", "root"], "RTT-WAL-001", "rtt.db");
     }
 

@@ -147,6 +147,17 @@ public sealed class ReconcilerProcessTests
         Assert.Equal(p1, (string?)history["applied"]);
         Assert.Equal(["apply", "apply", "rollback"], history["transactions"]!.AsArray().Select(t => (string)t!["transition"]!));
 
+        // Plan 2 and the rollback to plan 1 were logged as deltas; the WAL alone rebuilds both, and `rtt plan verify` checks them.
+        var entries = Ok(ws, "wal", "export").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!["entry"]!).Where(e => (string?)e["kind"] == "prepare").ToList();
+        Assert.NotNull(entries[1]["delta"]);
+        Assert.Null(entries[1]["plan"]);
+        foreach (var id in new[] { p1, p2 })
+        {
+            var file = Path.Combine(dir.Path, $"rebuilt-{id[7..15]}.json");
+            Ok(ws, "wal", "plan", id, "--out", file);
+            Assert.Contains(id, Ok(ws, "plan", "verify", file), StringComparison.Ordinal);
+        }
+
         var root = JsonNode.Parse(Ok(ws, "wal", "root", "--json"))!;
         Assert.Equal((long)history["wal"]!["size"]!, (long)root["size"]!);
         Assert.Matches("^[0-9a-f]{64}$", (string)root["root"]!);

@@ -293,6 +293,67 @@ public sealed class CoordinatorTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
+    [Fact]
+    public async Task A_plan_over_another_is_logged_as_a_delta_and_the_wal_alone_rebuilds_it()
+    {
+        var c = New();
+        var lanes = Enumerable.Range(0, 50).Select(i => ($"s{i}", $"t{i}", "n0")).ToList();
+        var plans = new List<JsonObject> { Plan(null, [.. lanes]) };
+        Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(plans[0])).Outcome);
+
+        // Single-route changes (add one, remove it, change another's node), more than a delta chain holds.
+        for (var i = 1; i <= Coordinator.MaxDeltaChain + 3; i++)
+        {
+            var now = i % 3 == 1 ? [.. lanes, ($"x{i}", $"y{i}", "n1")] : i % 3 == 2 ? lanes : lanes.Select((l, j) => j == i ? (l.Item1, l.Item2, "n1") : l).ToList();
+            lanes = i % 3 == 0 ? now : lanes;
+            plans.Add(Plan((string)plans[^1]["plan_id"]!, [.. now]));
+            Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(plans[^1])).Outcome);
+        }
+
+        var prepares = _wal.Read(0, _wal.Size).Select(e => (JsonObject)JsonNode.Parse(e.Leaf)!).Where(e => (string?)e["kind"] == "prepare").ToList();
+        Assert.Equal(plans.Count, prepares.Count);
+        Assert.NotNull(prepares[0]["plan"]); // nothing applied before: the whole plan
+        Assert.Null(prepares[1]["plan"]);
+        var delta = Assert.IsType<JsonObject>(prepares[1]["delta"]);
+        Assert.Equal((string?)plans[0]["plan_id"], (string?)delta["base"]);
+        Assert.True(delta.ToJsonString().Length * 5 < plans[1].ToJsonString().Length, $"a one-route delta is a fraction of the plan: {delta.ToJsonString()} of {plans[1].ToJsonString().Length}");
+        Assert.NotNull(prepares[Coordinator.MaxDeltaChain + 1]["plan"]); // the chain is cut: a whole plan again
+        Assert.NotNull(prepares[Coordinator.MaxDeltaChain + 2]["delta"]);
+
+        // Recovery rebuilds the applied plan from the WAL alone, and so does `rtt wal plan` (PlanDelta.FromLog).
+        var again = New();
+        Assert.Null(await again.RecoverAsync(_wal.Read(0, _wal.Size)));
+        Assert.Equal(plans[^1]["plan_id"]!.ToString(), again.AppliedPlanId);
+        Assert.Equal(CanonicalBytes(plans[^1]), CanonicalBytes(again.Applied!));
+        foreach (var plan in plans)
+        {
+            var rebuilt = PlanDelta.FromLog(_wal.Read(0, _wal.Size), (string)plan["plan_id"]!);
+            Assert.Equal(CanonicalBytes(plan), CanonicalBytes(rebuilt!));
+            Assert.Equal((string?)plan["plan_id"], Planner.PlanId(rebuilt!));
+        }
+
+        // A rollback reads its target back through the deltas too.
+        Assert.Equal(ApplyOutcome.RolledBack, (await again.RollbackAsync("test")).Outcome);
+        Assert.Equal((string?)plans[^2]["plan_id"], again.AppliedPlanId);
+        Assert.Equal(CanonicalBytes(plans[^2]), CanonicalBytes(again.Applied!));
+    }
+
+    [Fact]
+    public void A_delta_on_another_base_or_that_does_not_hash_to_its_plan_is_refused()
+    {
+        var p1 = Plan(null, ("a", "b", "n0"), ("c", "d", "n0"));
+        var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"), ("e", "f", "n0"));
+        var delta = PlanDelta.Diff(p1, p2);
+        Assert.Equal(CanonicalBytes(p2), CanonicalBytes(PlanDelta.Rebuild(p1, delta, (string)p2["plan_id"]!)));
+        var other = Plan(null, ("a", "b", "n0"));
+        Assert.Equal(ErrorCodes.WalTampered, Assert.Throws<RttException>(() => PlanDelta.Apply(other, delta)).Code);
+        Assert.Equal(ErrorCodes.WalTampered, Assert.Throws<RttException>(() => PlanDelta.Rebuild(p1, delta, (string)p1["plan_id"]!)).Code);
+        delta["arrays"]!["lanes"]!["delete"] = 99;
+        Assert.Equal(ErrorCodes.WalTampered, Assert.Throws<RttException>(() => PlanDelta.Apply(p1, delta)).Code);
+    }
+
+    private static byte[] CanonicalBytes(JsonObject plan) => Rtt.Core.Json.CanonicalJson.Serialize(plan);
+
     private sealed class CrashException : Exception;
 
     private sealed class TestFaults(Func<string, string, Task> hit) : IFaultPoints
@@ -309,6 +370,10 @@ public sealed class CoordinatorTests : IDisposable
         public Task<(long Size, string Root)> RootAsync() => Task.FromResult(wal.Current());
 
         public Task<JsonObject> ReadAsync(long index) => Task.FromResult((JsonObject)JsonNode.Parse(wal.Read(index, index + 1).Single().Leaf)!);
+
+        /// <summary>The entries and their head in one SQLite transaction, as the WAL grain does.</summary>
+        public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries) =>
+            Task.FromResult(wal.AppendAndSign(entries, key, DateTimeOffset.UnixEpoch));
     }
 
     private sealed class TestParticipant : IParticipant

@@ -52,6 +52,28 @@ public static class WalCommand
             return Task.FromResult(RttCommands.Ok);
         }));
 
+        var planIdArg = new Argument<string>("PLAN_ID") { Description = "The plan's id (sha256:…), as `rtt history` lists it" };
+        var planOut = new Option<string?>("--out") { Description = "Write the plan to this file instead of standard output" };
+        var plan = new Command("plan", "Rebuild a plan from the log alone (prepare entries carry whole plans or deltas on the applied one) and print it; `rtt plan verify` checks the result") { planIdArg, planOut };
+        plan.SetAction(RttCommands.Guard((parse, _) =>
+        {
+            using var log = Open(parse);
+            var id = parse.GetValue(planIdArg)!;
+            var found = Rtt.Core.Reconciling.PlanDelta.FromLog(log.Read(0, log.Size), id) ?? throw new RttException(ErrorCodes.WalPlanMissing,
+                $"no prepare entry of the WAL holds plan {id}", id, "list the plans the log holds with `rtt history`");
+            var text = PrettyJson.ToText(found);
+            if (parse.GetValue(planOut) is { } path)
+            {
+                AtomicFile.WriteAllBytes(path, System.Text.Encoding.UTF8.GetBytes(text));
+            }
+            else
+            {
+                Console.Out.Write(text);
+            }
+
+            return Task.FromResult(RttCommands.Ok);
+        }));
+
         var index = new Argument<long>("INDEX") { Description = "The entry (0-based)" };
         var size = new Option<long?>("--size") { Description = "The tree size the proof is for (default: the whole log)" };
         var inclusion = new Command("inclusion", "Print the audit path of an entry (RFC 6962 §2.1.1) as JSON") { index, size };
@@ -124,6 +146,7 @@ public static class WalCommand
 
         wal.Subcommands.Add(root);
         wal.Subcommands.Add(export);
+        wal.Subcommands.Add(plan);
         wal.Subcommands.Add(proof);
         wal.Subcommands.Add(verify);
         return wal;

@@ -132,6 +132,7 @@ public static class ErrorCodes
     public const string WalTampered = "RTT-WAL-002";
     public const string WalConflict = "RTT-WAL-003";
     public const string WalProofRange = "RTT-WAL-004";
+    public const string WalPlanMissing = "RTT-WAL-005";
 
     // Reconciler: applying plans
     public const string ApplyStale = "RTT-APPLY-001";

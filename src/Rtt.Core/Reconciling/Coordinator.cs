@@ -109,6 +109,9 @@ public sealed class TxRecord
     public long? VerifiedIndex { get; set; }
     public long? VerifyFailedIndex { get; set; }
     public string At { get; init; } = "";
+
+    /// <summary>How many plan deltas lead back from this transaction's prepare entry to one with the whole plan (0: it has it, or no plan).</summary>
+    public int Depth { get; init; }
 }
 
 /// <summary>
@@ -121,6 +124,12 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
 {
     public const string TransitionApply = "apply";
     public const string TransitionRollback = "rollback";
+
+    /// <summary>
+    /// A prepare entry carries its plan as a delta on the applied plan (<see cref="PlanDelta"/>), except every
+    /// (this + 1)-th in a row, which carries the whole plan: rebuilding a plan reads at most this many deltas.
+    /// </summary>
+    public const int MaxDeltaChain = 16;
 
     private readonly List<TxRecord> _history = [];
 
@@ -164,6 +173,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             {
                 _history.Add(new TxRecord
                 {
+                    Depth = e.TryGetProperty("delta", out var d) && d.ValueKind == JsonValueKind.Object ? (lastCommitted?.Depth ?? 0) + 1 : 0,
                     Tx = index,
                     Transition = Str(e, "transition") ?? TransitionApply,
                     PlanId = Str(e, "plan_id"),
@@ -268,7 +278,34 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         return null;
     }
 
-    private async Task<JsonObject?> PlanOf(TxRecord tx) => (await log.ReadAsync(tx.Tx))["plan"] as JsonObject is { } plan ? (JsonObject)plan.DeepClone() : null;
+    /// <summary>
+    /// The plan of <paramref name="tx"/>, read back from the WAL: the whole plan its prepare entry carries, or the one
+    /// its delta makes of the plan committed before it (rebuilt from the WAL in turn; the result's hash is checked).
+    /// </summary>
+    private async Task<JsonObject?> PlanOf(TxRecord tx)
+    {
+        var entry = await log.ReadAsync(tx.Tx);
+        if (entry["plan"] is JsonObject plan)
+        {
+            return (JsonObject)plan.DeepClone();
+        }
+
+        if (entry["delta"] is not JsonObject delta)
+        {
+            return null;
+        }
+
+        TxRecord? baseTx = null;
+        for (var i = _history.Count - 1; i >= 0 && baseTx is null; i--)
+        {
+            baseTx = _history[i].Tx < tx.Tx && _history[i].Decision == "commit" ? _history[i] : null;
+        }
+
+        var basePlan = (baseTx is null ? null : await PlanOf(baseTx)) ?? throw new RttException(ErrorCodes.WalTampered,
+            $"transaction {tx.Tx} carries its plan as a delta on {(string?)delta["base"]}, but no plan was applied before it", tx.PlanId,
+            "the log is inconsistent: check it with `rtt wal verify`");
+        return PlanDelta.Rebuild(basePlan, delta, tx.PlanId);
+    }
 
     /// <summary>The plan that was in force before <paramref name="tx"/> (its base), read back from the WAL.</summary>
     private async Task<JsonObject?> BaseOf(TxRecord tx)
@@ -410,16 +447,35 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
         var changes = PlanTargets.Changes(_appliedTargets, PlanTargets.Of(target));
+
+        // The plan goes into the log as a delta on the applied plan (its cost follows the change), checked to
+        // rebuild it exactly; the whole plan when there is no applied plan, or after MaxDeltaChain deltas in a row.
+        var baseTx = _history.LastOrDefault(t => t.Decision == "commit");
+        JsonObject? delta = null;
+        if (target is not null && Applied is { } applied && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain)
+        {
+            var d = PlanDelta.Diff(applied, target);
+            delta = JsonNode.DeepEquals(PlanDelta.Apply(applied, d), target) ? d : null;
+        }
+
         var prepare = new JsonObject
         {
             ["at"] = Now(),
             ["base"] = AppliedPlanId,
             ["kind"] = "prepare",
             ["participants"] = new JsonArray([.. changes.Keys.Select(k => (JsonNode)k)]),
-            ["plan"] = target?.DeepClone(),
-            ["plan_id"] = planId,
-            ["transition"] = transition,
         };
+        if (delta is not null)
+        {
+            prepare["delta"] = delta;
+        }
+        else
+        {
+            prepare["plan"] = target?.DeepClone();
+        }
+
+        prepare["plan_id"] = planId;
+        prepare["transition"] = transition;
         if (reason is not null)
         {
             prepare["reason"] = reason;
@@ -435,6 +491,7 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
             Reason = reason,
             At = (string)prepare["at"]!,
             Participants = [.. changes.Keys],
+            Depth = delta is null ? 0 : baseTx!.Depth + 1,
         };
         _history.Add(tx);
         await Faults.HitAsync(FaultPoints.AfterPrepareLogged, planId ?? "none");
