@@ -446,7 +446,8 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
     {
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
-        var changes = PlanTargets.Changes(_appliedTargets, PlanTargets.Of(target));
+        var targets = PlanTargets.Of(target);
+        var changes = PlanTargets.Changes(_appliedTargets, targets);
 
         // The plan goes into the log as a delta on the applied plan (its cost follows the change), checked to
         // rebuild it exactly; the whole plan when there is no applied plan, or after MaxDeltaChain deltas in a row.
@@ -525,7 +526,8 @@ public sealed class Coordinator(ICoordinatorLog log, Func<string, IParticipant> 
         // commit: they write their state to the same SQLite file, and two writers there make one wait in SQLite's
         // busy handler: 100-200 ms stalls, measured.)
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
-        Applied = target is null ? null : (JsonObject)target.DeepClone();
+        _applied = target is null ? null : (JsonObject)target.DeepClone();
+        _appliedTargets = targets; // computed above: not a second time for the same plan
         await Faults.HitAsync(FaultPoints.AfterCommitDecision, planId ?? "none");
         await CommitAll(tx, changes);
 
