@@ -141,6 +141,25 @@ try
     }
 
     Console.WriteLine($"rtt/direct p50 {Us(histograms["rtt"], 50) / Us(direct, 50):0.00}x (goal <= 1.5)");
+
+    // The split of the rtt case: the lane host's own latency for the route (request read by its worker -> answer written:
+    // the silo's MCP endpoint, its SDK session and the server over stdio), from `rtt metrics --json` (all calls of the run,
+    // the warm-up included); the rest of the rtt p50 is HTTP, the gateway's SDK server, the gateway and the lane both ways.
+    var metrics = Start(rtt, ws, "metrics", "--json");
+    metrics.WaitForExit(30_000);
+    Thread.Sleep(100);
+    var text = string.Join("\n", Output[metrics]);
+    if (JsonNode.Parse(text[text.IndexOf('{', StringComparison.Ordinal)..])?["routes"] is JsonArray routes
+        && routes.Where(r => ((string?)r?["route"] ?? "").Contains("upper", StringComparison.Ordinal)).MaxBy(r => (long?)r?["requests"] ?? 0) is { } route)
+    {
+        var hostP50 = (double)route["latency_ns"]!["p50"]! / 1000;
+        Console.WriteLine($"split of rtt p50: silo lane host (endpoint, SDK session, server over stdio) p50 {hostP50:0.0} us over {(long)route["requests"]!} requests; the rest (HTTP, gateway, lane) {Us(histograms["rtt"], 50) - hostP50:0.0} us");
+        report["silo_host_p50_us"] = Math.Round(hostP50, 1);
+    }
+    else
+    {
+        Console.WriteLine($"split of rtt p50: the route's metrics were not found in `rtt metrics --json`: {text}");
+    }
     if (args.Contains("--json"))
     {
         Console.WriteLine(report.ToJsonString());

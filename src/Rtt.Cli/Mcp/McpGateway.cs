@@ -201,18 +201,26 @@ public sealed class McpGateway : IAsyncDisposable
     /// </summary>
     public async ValueTask<CallToolResult> CallAsync(GatewayTool tool, RequestContext<CallToolRequestParams> request, CancellationToken cancellationToken)
     {
-        var arguments = new JsonObject();
-        foreach (var (key, value) in request.Params?.Arguments ?? new Dictionary<string, JsonElement>())
+        // The arguments object written straight from the client's JSON elements (no JsonNode tree, no string in between).
+        var arguments = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(arguments))
         {
-            arguments[key] = JsonNode.Parse(value.GetRawText());
+            writer.WriteStartObject();
+            foreach (var (key, value) in request.Params?.Arguments ?? new Dictionary<string, JsonElement>())
+            {
+                writer.WritePropertyName(key);
+                value.WriteTo(writer);
+            }
+
+            writer.WriteEndObject();
         }
 
         byte[] answer;
         // The endpoint's interim messages (progress, log messages, sampling/elicitation requests) arrive on the lane's
         // receive thread: queued, and relayed to this session's client in order by one pump, all before the result.
-        var interims = System.Threading.Channels.Channel.CreateUnbounded<(byte[] Message, Func<ReadOnlyMemory<byte>, bool> Reply)>(
-            new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
-        var pump = RelayAsync(interims.Reader, request, cancellationToken);
+        // Made on the first interim message only: a call without any (the usual tool call) has no pump to wait for, and so
+        // no thread-pool hop between its answer and its result.
+        var interims = new LazyRelay(request, cancellationToken);
         if (request.Params?.Meta?["traceparent"] is System.Text.Json.Nodes.JsonValue tp && tp.TryGetValue<string>(out var traceText)
             && Rtt.Fabric.Frames.TraceParent.TryParse(traceText, out var parent))
         {
@@ -221,8 +229,8 @@ public sealed class McpGateway : IAsyncDisposable
 
         try
         {
-            answer = await _caller.CallAsync(tool.Route, Encoding.UTF8.GetBytes(arguments.ToJsonString()), CallTimeout,
-                (message, reply) => interims.Writer.TryWrite((message, reply)), cancellationToken).ConfigureAwait(false);
+            answer = await _caller.CallAsync(tool.Route, arguments.WrittenMemory, CallTimeout,
+                interims.Post, cancellationToken).ConfigureAwait(false);
         }
         catch (RttException ex)
         {
@@ -231,8 +239,7 @@ public sealed class McpGateway : IAsyncDisposable
         }
         finally
         {
-            interims.Writer.TryComplete();
-            await pump.ConfigureAwait(false);
+            await interims.CompleteAsync().ConfigureAwait(false);
         }
 
         try
@@ -242,6 +249,45 @@ public sealed class McpGateway : IAsyncDisposable
         catch (JsonException ex)
         {
             throw new McpProtocolException($"{ErrorCodes.CallProtocolError}: the endpoint of {tool.Route.To} answered with something that is not a CallToolResult: {ex.Message}", McpErrorCode.InternalError);
+        }
+    }
+
+    /// <summary>A call's relay of interim messages, started by the first one (on the lane's receive thread); completed after the answer.</summary>
+    private sealed class LazyRelay(RequestContext<CallToolRequestParams> request, CancellationToken cancellationToken)
+    {
+        private readonly Lock _gate = new();
+        private System.Threading.Channels.Channel<(byte[] Message, Func<ReadOnlyMemory<byte>, bool> Reply)>? _messages;
+        private Task? _pump;
+        private bool _done;
+
+        public void Post(byte[] message, Func<ReadOnlyMemory<byte>, bool> reply)
+        {
+            lock (_gate)
+            {
+                if (_done)
+                {
+                    return;
+                }
+
+                if (_messages is null)
+                {
+                    _messages = System.Threading.Channels.Channel.CreateUnbounded<(byte[] Message, Func<ReadOnlyMemory<byte>, bool> Reply)>(
+                        new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+                    _pump = RelayAsync(_messages.Reader, request, cancellationToken); // runs to its first wait, then on the pool
+                }
+
+                _messages.Writer.TryWrite((message, reply));
+            }
+        }
+
+        public Task CompleteAsync()
+        {
+            lock (_gate)
+            {
+                _done = true;
+                _messages?.Writer.TryComplete();
+                return _pump ?? Task.CompletedTask;
+            }
         }
     }
 

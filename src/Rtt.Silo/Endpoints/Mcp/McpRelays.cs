@@ -180,67 +180,72 @@ internal sealed class RelayingClientTransport(IClientTransport inner, McpRelays 
         private readonly ITransport _inner;
         private readonly McpRelays _relays;
         private readonly McpSubscriptions _subscriptions;
-        private readonly System.Threading.Channels.Channel<JsonRpcMessage> _messages = System.Threading.Channels.Channel.CreateUnbounded<JsonRpcMessage>(
-            new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        private readonly Task _pump;
 
         public RelayingTransport(ITransport inner, McpRelays relays, McpSubscriptions subscriptions)
         {
             _inner = inner;
             _relays = relays;
             _subscriptions = subscriptions;
-            _pump = Task.Run(PumpAsync);
+            MessageReader = new RelayingReader(inner.MessageReader, Seen);
         }
 
         public string? SessionId => _inner.SessionId;
 
-        public System.Threading.Channels.ChannelReader<JsonRpcMessage> MessageReader => _messages.Reader;
+        /// <summary>
+        /// The inner transport's reader, looked through as the SDK reads it (no pump of our own: a tool call's answer takes
+        /// no extra thread hop on its way to the SDK). Its end, with the inner transport's exception, is passed on as is.
+        /// </summary>
+        public System.Threading.Channels.ChannelReader<JsonRpcMessage> MessageReader { get; }
 
         public Task SendMessageAsync(JsonRpcMessage message, CancellationToken cancellationToken = default) => _inner.SendMessageAsync(message, cancellationToken);
 
-        private async Task PumpAsync()
+        /// <summary>Each message as the SDK takes it, in the server's order: the relayed notifications go to their callers first.</summary>
+        private void Seen(JsonRpcMessage message)
         {
-            try
+            if (message is not JsonRpcNotification notification)
             {
-                await foreach (var message in _inner.MessageReader.ReadAllAsync().ConfigureAwait(false))
-                {
-                    if (message is JsonRpcNotification notification)
-                    {
-                        if (notification.Method == NotificationMethods.ProgressNotification)
-                        {
-                            _relays.Progress(notification.Params);
-                        }
+                return;
+            }
+
+            if (notification.Method == NotificationMethods.ProgressNotification)
+            {
+                _relays.Progress(notification.Params);
+            }
 #pragma warning disable MCP9005 // log messages are deprecated as of 2026-07-28; 2025-11-25 servers send them
-                        else if (notification.Method == NotificationMethods.LoggingMessageNotification)
+            else if (notification.Method == NotificationMethods.LoggingMessageNotification)
 #pragma warning restore MCP9005
-                        {
-                            _relays.Notify(notification.Method, notification.Params);
-                        }
-                        else if (notification.Method == NotificationMethods.ResourceUpdatedNotification)
-                        {
-                            _subscriptions.Updated(notification.Params);
-                        }
-                        else if (notification.Method == NotificationMethods.SubscriptionsAcknowledgedNotification)
-                        {
-                            _subscriptions.Acknowledged(notification.Params);
-                        }
-                    }
-
-                    await _messages.Writer.WriteAsync(message).ConfigureAwait(false);
-                }
-
-                _messages.Writer.TryComplete();
-            }
-            catch (Exception ex)
             {
-                _messages.Writer.TryComplete(ex); // the same exception: the SDK reads the server's end from it
+                _relays.Notify(notification.Method, notification.Params);
+            }
+            else if (notification.Method == NotificationMethods.ResourceUpdatedNotification)
+            {
+                _subscriptions.Updated(notification.Params);
+            }
+            else if (notification.Method == NotificationMethods.SubscriptionsAcknowledgedNotification)
+            {
+                _subscriptions.Acknowledged(notification.Params);
             }
         }
 
-        public async ValueTask DisposeAsync()
+        public ValueTask DisposeAsync() => _inner.DisposeAsync();
+    }
+
+    /// <summary>A reader over another that shows each message it hands out to <paramref name="seen"/> first (on the reading thread).</summary>
+    private sealed class RelayingReader(System.Threading.Channels.ChannelReader<JsonRpcMessage> inner, Action<JsonRpcMessage> seen) : System.Threading.Channels.ChannelReader<JsonRpcMessage>
+    {
+        public override Task Completion => inner.Completion;
+
+        public override bool TryRead([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out JsonRpcMessage item)
         {
-            await _inner.DisposeAsync().ConfigureAwait(false);
-            await _pump.ConfigureAwait(false);
+            if (!inner.TryRead(out item))
+            {
+                return false;
+            }
+
+            seen(item);
+            return true;
         }
+
+        public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => inner.WaitToReadAsync(cancellationToken);
     }
 }
