@@ -337,11 +337,22 @@ public sealed class PlanInputs
             TunedProfile = tuned?.Hash,
             TunedSettings = tuned?.Settings,
             // The members written once each and joined (PlanCanonical): the same bytes as one object holding them all.
-            Hash = ContentHash.Of(PlanCanonical.Object([
-                .. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value))),
-                KeyValuePair.Create("contracts", PlanCanonical.Array(PlanCanonical.Contracts(inOrder))),
-                KeyValuePair.Create("routes", routeBytes is null ? PlanCanonical.Value(routesJson) : PlanCanonical.Object([KeyValuePair.Create("routes", PlanCanonical.Array(routeBytes))])),
-            ])),
+            Hash = PlanCanonical.Hash([
+                .. canonical.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(PlanCanonical.Value(m.Value)))),
+                KeyValuePair.Create<string, Action<HashSink>>("contracts", sink => PlanCanonical.Items(sink, PlanCanonical.Contracts(inOrder))),
+                KeyValuePair.Create<string, Action<HashSink>>("routes", sink =>
+                {
+                    if (routeBytes is null)
+                    {
+                        sink.Write(PlanCanonical.Value(routesJson));
+                        return;
+                    }
+
+                    sink.Write("{\"routes\":"u8); // InputShape: "routes" is its one member
+                    PlanCanonical.Items(sink, routeBytes);
+                    sink.Write("}"u8);
+                }),
+            ]),
         };
     }
 

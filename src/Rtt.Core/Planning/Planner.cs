@@ -133,16 +133,72 @@ public static class Planner
         var plan = outcome.Body;
         plan.Remove("plan_id");
         plan.Remove(ObjectSigner.SignMember);
-        var before = PlanCanonical.Object(members.Where(m => string.CompareOrdinal(m.Key, "plan_id") < 0));
-        var after = PlanCanonical.Object(members.Where(m => string.CompareOrdinal(m.Key, "plan_id") > 0));
-        return SealWith(plan, before, after, key);
+
+        // The members in canonical order, each as its name and value: hashed in pieces for plan_id, then written once, with
+        // "plan_id" in its place, as the bytes the signature covers (the same bytes as Seal(JsonObject) writes).
+        var sorted = members.ToArray();
+        Array.Sort(sorted, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+        var names = sorted.Select(m => System.Text.Encoding.UTF8.GetBytes($"\"{m.Key}\":")).ToArray(); // the planner's own names: plain ASCII
+        using var sink = new HashSink();
+        sink.Write("{"u8);
+        for (var i = 0; i < sorted.Length; i++)
+        {
+            if (i > 0)
+            {
+                sink.Write(","u8);
+            }
+
+            sink.Write(names[i]);
+            sink.Write(sorted[i].Value.Span);
+        }
+
+        sink.Write("}"u8);
+        var id = sink.Finish();
+        var idMember = System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\"");
+        var payload = new byte[2 + idMember.Length + sorted.Sum(m => m.Value.Length + 1) + names.Sum(n => n.Length)];
+        var at = 0;
+        payload[at++] = (byte)'{';
+        var idWritten = false;
+        for (var i = 0; i <= sorted.Length; i++)
+        {
+            if (!idWritten && (i == sorted.Length || string.CompareOrdinal(sorted[i].Key, "plan_id") > 0))
+            {
+                idWritten = true;
+                Put(idMember);
+            }
+
+            if (i < sorted.Length)
+            {
+                Put(names[i], sorted[i].Value.Span);
+            }
+        }
+
+        payload[at++] = (byte)'}';
+        return Signed(plan, id, key.Sign(payload.AsSpan(0, at)), key);
+
+        void Put(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value = default)
+        {
+            if (at > 1)
+            {
+                payload[at++] = (byte)',';
+            }
+
+            name.CopyTo(payload.AsSpan(at));
+            at += name.Length;
+            value.CopyTo(payload.AsSpan(at));
+            at += value.Length;
+        }
     }
 
     private static JsonObject SealWith(JsonObject plan, byte[] before, byte[] after, SigningKey key)
     {
         var id = ContentHash.Of(Join(before, [], after));
+        return Signed(plan, id, key.Sign(Join(before, System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\""), after)), key);
+    }
+
+    private static JsonObject Signed(JsonObject plan, string id, byte[] signature, SigningKey key)
+    {
         plan["plan_id"] = id;
-        var signature = key.Sign(Join(before, System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\""), after));
         plan[ObjectSigner.SignMember] = new JsonObject
         {
             ["alg"] = "ed25519",
@@ -262,7 +318,7 @@ public static class Planner
         var baseRoutes = inputs.BaseRoutes;
 
         // Beside the node tree, the canonical bytes of its large members, written from these values (Seal(PlanOutcome)).
-        var lanesBytes = new ArrayBufferWriter<byte>(1 << 16);
+        var lanesBytes = new ArrayBufferWriter<byte>(Math.Max(256, placement.Admitted.Count * 128)); // about a lane's size each
         var addBytes = new ArrayBufferWriter<byte>(1 << 12);
         var direct = true;
         lanesBytes.Write("["u8);
@@ -381,13 +437,13 @@ public static class Planner
             body["mcp_aliases"] = new JsonObject([.. aliased.Select(t => KeyValuePair.Create(t, (JsonNode?)aliases[t]!.DeepClone()))]);
         }
 
-        List<KeyValuePair<string, byte[]>>? canonical = null;
+        List<KeyValuePair<string, ReadOnlyMemory<byte>>>? canonical = null;
         if (direct)
         {
-            canonical = [.. body.Where(m => m.Key is not ("lanes" or "placement" or "routes_add")).Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
-            canonical.Add(KeyValuePair.Create("lanes", lanesBytes.WrittenSpan.ToArray()));
-            canonical.Add(KeyValuePair.Create("routes_add", addBytes.WrittenSpan.ToArray()));
-            canonical.Add(KeyValuePair.Create("placement", PlanCanonical.Placement(symbols.Select(s => KeyValuePair.Create(s, placement.Nodes[s])), placementJson)));
+            canonical = [.. body.Where(m => m.Key is not ("lanes" or "placement" or "routes_add")).Select(m => KeyValuePair.Create(m.Key, (ReadOnlyMemory<byte>)PlanCanonical.Value(m.Value)))];
+            canonical.Add(KeyValuePair.Create("lanes", lanesBytes.WrittenMemory));
+            canonical.Add(KeyValuePair.Create("routes_add", addBytes.WrittenMemory));
+            canonical.Add(KeyValuePair.Create("placement", (ReadOnlyMemory<byte>)PlanCanonical.Placement(symbols.Select(s => KeyValuePair.Create(s, placement.Nodes[s])), placementJson)));
         }
 
         return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver) { CanonicalMembers = canonical };
@@ -425,7 +481,7 @@ public static class Planner
 public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejected, int Admitted, string Solver)
 {
     /// <summary>The canonical bytes of the body's members as assembled (null: seal by writing the body), for <see cref="Planner.Seal(PlanOutcome, SigningKey)"/>.</summary>
-    internal IReadOnlyList<KeyValuePair<string, byte[]>>? CanonicalMembers { get; init; }
+    internal IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>>? CanonicalMembers { get; init; }
 }
 
 /// <summary>Strongly connected components of the route graph (Tarjan), deterministic: vertices in ordinal order.</summary>
