@@ -76,6 +76,28 @@ public sealed class IncrementalPlanTests
     }
 
     [Fact]
+    public void A_sealed_outcome_with_endpoints_and_unsandboxed_lanes_has_the_bytes_of_the_sealed_body()
+    {
+        using var key = SigningKey.Generate();
+        SymbolContract Served(string address, JsonObject? serve) =>
+            new(address, NuGet.Versioning.NuGetVersion.Parse("1.0.0"), "service", JsonValue.Create("T"), JsonValue.Create("T"), [], ["shm", "tcp", "uds"], 10, 100, 64, false, serve);
+        SymbolContract[] contracts =
+        [
+            Served("rtt://ui/x/caller", null),
+            Served("rtt://core/api/plain", new JsonObject { ["kind"] = "process", ["command"] = "/bin/svc" }),
+            Served("rtt://core/api/boxed", new JsonObject { ["kind"] = "process", ["command"] = "/bin/svc", ["sandbox"] = new JsonObject { ["network"] = false } }),
+            Served("rtt://core/api/quoted", new JsonObject { ["kind"] = "process", ["command"] = "/bin/\"q\"" }),
+        ];
+        var routes = PlannerTests.Routes([.. contracts.Skip(1).Select(c => PlannerTests.Route("rtt://ui/x/caller", c.Address, rate: 5000))]);
+        var policy = new JsonObject { ["strict"] = false, ["unsandboxed"] = new JsonArray("rtt://core/api/plain") };
+        var outcome = Planner.Compute(PlanInputs.Build(routes, policy, Topology(false), [.. contracts], null));
+        Assert.Contains("\"unsandboxed\":true", CanonicalJson.ToCanonicalString(outcome.Body), StringComparison.Ordinal);
+        Assert.NotNull(outcome.Body["endpoints"]);
+        var reference = Planner.Seal(outcome.Body, key);
+        Assert.Equal(CanonicalJson.Serialize(reference), CanonicalJson.Serialize(Planner.Seal(outcome, key)));
+    }
+
+    [Fact]
     public void A_change_planned_after_its_base_is_the_plan_made_with_nothing_kept()
     {
         using var key = SigningKey.Generate();

@@ -62,7 +62,7 @@ public static class PlanCommand
         var inputs = PlanInputs.Load(ws, basePlan);
         var outcome = Planner.Compute(inputs);
         using var key = ws.LoadSigningKey();
-        var signed = Planner.Seal(outcome.Body, key);
+        var signed = Planner.Seal(outcome, key); // the outcome's body, sealed in place
         store.Save(signed);
         var path = Path.GetFullPath(output ?? Path.Combine(store.Directory, "proposed.json"));
         AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(signed));

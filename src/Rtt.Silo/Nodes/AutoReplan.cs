@@ -134,7 +134,7 @@ public sealed class AutoReplanService(
         System.Text.Json.Nodes.JsonObject signed;
         using (var key = workspace.LoadSigningKey())
         {
-            signed = Planner.Seal(outcome.Body, key);
+            signed = Planner.Seal(outcome, key); // the outcome's body, sealed in place
         }
 
         var planId = (string)signed["plan_id"]!;
