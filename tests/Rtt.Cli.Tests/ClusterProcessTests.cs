@@ -357,6 +357,8 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
         Assert.True((string?)lane["lane"] == "tcp", lane.ToJsonString()); // two hosts: the planner's lane across them
         var second = dir["node1"];
         CopyTree(first, second);
+        var third = dir["dup"]; // for a silo that claims node1 too
+        CopyTree(first, third);
         // The registry everywhere: node1's workspace has no registry objects; its silo reads what it serves from the
         // cluster database, where node0's silo published its workspace's objects at start.
         Directory.Delete(Path.Combine(second, ".rtt", "registry", "cas"), recursive: true);
@@ -383,6 +385,14 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
             Assert.Contains("Published", silos[0]!.Stdout + silos[0]!.Stderr, StringComparison.Ordinal);
             Assert.True(PostgresServerFixture.Scalar<long>(database, "SELECT count(*) FROM rtt_objects;") > 0);
             Assert.NotEmpty(Directory.GetFiles(Path.Combine(second, ".rtt", "registry", "cas"), "*.json", SearchOption.AllDirectories)); // fetched, checked, kept
+
+            // A second silo claiming node1 while node1's silo is active is refused at start; node1 keeps serving.
+            var duplicate = RttProcess.RunWith(third, Membership, "up", "--cluster", database, "--node-id", "node1",
+                "--silo-port", Port(RttProcess.FreePort()), "--gateway-port", Port(RttProcess.FreePort()));
+            Assert.NotEqual(0, duplicate.ExitCode);
+            Assert.Contains("RTT-CLUSTER-003", duplicate.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", duplicate.Stderr, StringComparison.Ordinal);
+            Assert.True(Route(ws[0], far).ExitCode == 0);
             var status = JsonNode.Parse(Ok(ws[0], "status", "--json"))!;
             var node0 = status["placements"]!.AsArray().Single(p => (string?)p!["node_id"] == "node0")!;
             Assert.Contains($"{far} tcp -> node1", node0["lanes"]!.AsArray().Select(l => (string?)l));

@@ -78,6 +78,7 @@ public static class ErrorCodes
     // Cluster (PostgreSQL)
     public const string ClusterSchemaMissing = "RTT-CLUSTER-001";
     public const string ClusterUnavailable = "RTT-CLUSTER-002";
+    public const string ClusterNodeTaken = "RTT-CLUSTER-003";
 
     // Fabric lanes
     public const string LaneSetupFailed = "RTT-LANE-001";

@@ -164,12 +164,37 @@ public sealed class NodeGrain(
             throw new ArgumentException($"facts for node \"{facts.NodeId}\" sent to node grain \"{key}\"", nameof(facts));
         }
 
+        if (state.State.Record is { } old && TakenBy(old.Facts.SiloAddress, facts.SiloAddress) is { } active)
+        {
+            throw new Rtt.Core.Errors.RttException(Rtt.Core.Errors.ErrorCodes.ClusterNodeTaken,
+                $"node {key} is already registered by silo {active}, which is active: two silos cannot serve one node", key,
+                "give this silo another --node-id (one silo per node), or stop the other silo first");
+        }
+
         state.State.Record = NodeRegistration.Apply(state.State.Record, facts, time.GetUtcNow());
         await state.WriteStateAsync();
         await GrainFactory.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Add(key);
         RttMetrics.NodeRegistrations.Add(1);
         return state.State.Record; // the silo then calls ServeLanes, which restores the applied lanes
     }
+
+    /// <summary>
+    /// The registered silo's address when it is another silo (another endpoint; a restart at the same endpoint is the same
+    /// silo, whatever its generation) that membership still lists as active; null when the registration may proceed.
+    /// </summary>
+    private string? TakenBy(string registered, string registering)
+    {
+        if (string.Equals(Endpoint(registered), Endpoint(registering), StringComparison.Ordinal)
+            || services.GetService(typeof(IClusterMembershipService)) is not IClusterMembershipService membership)
+        {
+            return null;
+        }
+
+        return membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && m.SiloAddress.ToString() == registered) ? registered : null;
+    }
+
+    /// <summary>"S127.0.0.1:11111:123456" (address, port, generation) to "S127.0.0.1:11111".</summary>
+    internal static string Endpoint(string siloAddress) => siloAddress.LastIndexOf(':') is var at and > 0 ? siloAddress[..at] : siloAddress;
 
     public async Task<bool> ServeLanes()
     {

@@ -458,6 +458,12 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
                 throw;
             }
 
+            if (Chain(ex).OfType<Grains.RttGrainException>().FirstOrDefault() is { Code.Length: > 0 } refused)
+            {
+                // A grain refused the start (e.g. RTT-CLUSTER-003, the node taken by another silo): its own code and remedy.
+                throw new HostingException(refused.Code, refused.Message, refused.Location ?? Workspace.Root, refused.Remedy ?? "see the message", ex);
+            }
+
             throw new HostingException(ErrorCodes.SiloStartFailed, $"the silo did not start: {Innermost(ex).Message}", Workspace.Root,
                 console is null ? "see the message; run again with Logging__LogLevel__Default=Information for detail"
                     : $"see the message; the start's log is in {log} (Logging__LogLevel__Default=Information for more)", ex);
@@ -536,6 +542,14 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // left for the next start, which takes a file whose process is gone for stale
+        }
+    }
+
+    private static IEnumerable<Exception> Chain(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            yield return ex;
         }
     }
 
