@@ -11,6 +11,56 @@ public static class AtomicFile
     /// <see cref="SyncFileSystem"/> once before they publish (one barrier instead of one fsync per file).</param>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null, bool durable = true)
     {
+        var (stream, temp) = Begin(path, ref mode);
+        try
+        {
+            using (stream)
+            {
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: durable);
+            }
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw Failed(path, temp, ex);
+        }
+
+        Commit(path, temp, mode);
+    }
+
+    /// <summary>
+    /// The same, with the content written by <paramref name="write"/> into the temp file as it goes, so a large file
+    /// (index.json or symbols.json of 100,000 agents) is never held in memory whole.
+    /// </summary>
+    public static void Write(string path, Action<Stream> write, UnixFileMode? mode = null, bool durable = true)
+    {
+        var (stream, temp) = Begin(path, ref mode);
+        try
+        {
+            using (stream)
+            {
+                var buffered = new BufferedStream(stream, 1 << 16); // not disposed: that would close the file before its flush
+                write(buffered);
+                buffered.Flush();
+
+                stream.Flush(flushToDisk: durable);
+            }
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw Failed(path, temp, ex);
+        }
+        catch
+        {
+            TryDelete(temp); // the writer's own error (a bad document): nothing half-written stays behind
+            throw;
+        }
+
+        Commit(path, temp, mode);
+    }
+
+    private static (FileStream Stream, string Temp) Begin(string path, ref UnixFileMode? mode)
+    {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         // Inside .rtt/ every file is 0600 and every folder RTT makes 0700, whatever the umask (docs/security.md).
@@ -33,12 +83,18 @@ public static class AtomicFile
                 options.UnixCreateMode = m; // set at creation, so the secret is never readable by others
             }
 
-            using (var stream = new FileStream(temp, options))
-            {
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: durable);
-            }
+            return (new FileStream(temp, options), temp);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw Failed(path, temp, ex);
+        }
+    }
 
+    private static void Commit(string path, string temp, UnixFileMode? mode)
+    {
+        try
+        {
             if (mode is { } exact && !OperatingSystem.IsWindows())
             {
                 File.SetUnixFileMode(temp, exact); // the creation mode is cut by the umask; this is the mode asked for
@@ -46,18 +102,20 @@ public static class AtomicFile
 
             File.Move(temp, path, overwrite: true);
         }
-        catch (UnauthorizedAccessException ex)
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
         {
-            TryDelete(temp);
-            throw new WorkspaceException(ErrorCodes.WorkspaceUnwritable, "cannot write file: permission denied", path,
-                "make the folder writable or choose another workspace", ex);
+            throw Failed(path, temp, ex);
         }
-        catch (IOException ex)
-        {
-            TryDelete(temp);
-            throw new WorkspaceException(ErrorCodes.WorkspaceUnwritable, $"cannot write file: {ex.Message}", path,
+    }
+
+    private static WorkspaceException Failed(string path, string temp, Exception ex)
+    {
+        TryDelete(temp);
+        return ex is UnauthorizedAccessException
+            ? new WorkspaceException(ErrorCodes.WorkspaceUnwritable, "cannot write file: permission denied", path,
+                "make the folder writable or choose another workspace", ex)
+            : new WorkspaceException(ErrorCodes.WorkspaceUnwritable, $"cannot write file: {ex.Message}", path,
                 "check free space and permissions", ex);
-        }
     }
 
     /// <summary>

@@ -32,5 +32,19 @@ public static class PrettyJson
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// A writer of the same form for documents written piece by piece (a large index): the caller writes members in
+    /// canonical order (ordinal by UTF-16 code units) and values in canonical form; <see cref="End"/> adds the final newline.
+    /// Gives the bytes <see cref="ToUtf8"/> gives for the same document.
+    /// </summary>
+    public static Utf8JsonWriter Writer(Stream stream) => new(stream, Options);
+
+    /// <summary>Flushes a <see cref="Writer"/> and writes the final newline.</summary>
+    public static void End(Utf8JsonWriter writer, Stream stream)
+    {
+        writer.Flush();
+        stream.WriteByte((byte)'\n');
+    }
+
     public static string ToText(JsonNode node) => Encoding.UTF8.GetString(ToUtf8(node));
 }

@@ -77,15 +77,17 @@ public sealed class RegistryIndex
         _entries[newKey] = hash;
     }
 
-    /// <summary>Writes the index (atomically, members in ordinal order).</summary>
-    public void Save()
+    /// <summary>Writes the index (atomically, members in ordinal order), streamed: no copy of it is built in memory.</summary>
+    public void Save() => AtomicFile.Write(Path, stream =>
     {
-        var json = new JsonObject();
+        using var writer = PrettyJson.Writer(stream);
+        writer.WriteStartObject();
         foreach (var (key, hash) in _entries)
         {
-            json[key] = hash;
+            writer.WriteString(key, hash); // keys are ordinal-sorted (the canonical order), values plain hashes
         }
 
-        AtomicFile.WriteAllBytes(Path, PrettyJson.ToUtf8(json));
-    }
+        writer.WriteEndObject();
+        PrettyJson.End(writer, stream);
+    });
 }

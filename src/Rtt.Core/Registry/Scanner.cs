@@ -40,7 +40,8 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         }
 
         var cache = LoadCache();
-        var found = new SortedDictionary<string, FileInfo>(StringComparer.Ordinal);
+        // Per file only what the scan needs (path, size, mtime), not a FileInfo: 100,000 of those were tens of MB.
+        var found = new SortedDictionary<string, Found>(StringComparer.Ordinal);
         foreach (var root in roots)
         {
             if (File.Exists(root) && !IsSource(Relative(root)))
@@ -49,9 +50,9 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
                     "scan *.agent.json files, Claude Code subagents under .claude/agents/ (subfolders too), .rtt/manifests/*.json or mcp/<name>.tools.json");
             }
 
-            foreach (var file in Enumerate(root))
+            foreach (var (rel, file) in Enumerate(root))
             {
-                found[Relative(file.FullName)] = file;
+                found[rel] = file;
             }
         }
 
@@ -82,13 +83,14 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         foreach (var (rel, file) in found.Where(f => !IsSubagent(f.Key)).Concat(found.Where(f => IsSubagent(f.Key))))
         {
             progress?.Report((done++, found.Count));
-            if (Directory.Exists(file.FullName))
+            var fullPath = Path.Join(workspace.Root, rel);
+            if (file.IsDirectory)
             {
-                report.Errors.Add(new ScanError(rel, WorkspaceFiles.NotAFile(file.FullName)));
+                report.Errors.Add(new ScanError(rel, WorkspaceFiles.NotAFile(fullPath)));
                 continue; // its last good objects stay in the symbol table, as for any source that fails to read
             }
 
-            if (cache.TryGetValue(rel, out var cached) && cached.Size == file.Length && cached.MtimeTicks == file.LastWriteTimeUtc.Ticks
+            if (cache.TryGetValue(rel, out var cached) && cached.Size == file.Length && cached.MtimeTicks == file.MtimeTicks
                 && cached.Objects.All(o => store.Index.TryGet(o.Key, out var h) && h == o.Hash))
             {
                 report.Unchanged.Add(rel);
@@ -97,7 +99,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
             try
             {
-                var entry = Ingest(rel, file, owners, report.Warnings);
+                var entry = Ingest(rel, fullPath, file, owners, report.Warnings);
                 var isNew = !cache.TryGetValue(rel, out var before);
                 var changed = !isNew && !before!.Objects.Select(o => o.Hash).SequenceEqual(entry.Objects.Select(o => o.Hash));
                 cache[rel] = entry;
@@ -133,6 +135,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         {
             // Nothing changed: the symbol table on disk is still right; only refreshed mtimes are saved.
             report.Symbols = cache.Values.SelectMany(e => e.Symbols.Select(x => x.Symbol)).Distinct(StringComparer.Ordinal).Count();
+            found.Clear();
             if (cacheDirty)
             {
                 SaveCache(cache);
@@ -141,11 +144,12 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             return report;
         }
 
+        found.Clear();
         var symbols = BuildSymbols(cache, report);
-        report.Symbols = symbols.Count;
+        report.Symbols = symbols.Count(s => s.First);
 
         store.Save();                                   // 1. objects synced, then the index
-        AtomicFile.WriteAllBytes(SymbolsPath, PrettyJson.ToUtf8(symbols)); // 2. symbols
+        WriteSymbols(symbols);                          // 2. symbols
         SaveCache(cache);                               // 3. cache last: a crash before it only costs a re-read
         return report;
     }
@@ -154,9 +158,9 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
     private static string IdOf(string key) => key[..key.LastIndexOf('@')];
 
-    private CacheEntry Ingest(string rel, FileInfo file, Dictionary<string, string> owners, List<string> warnings)
+    private CacheEntry Ingest(string rel, string fullPath, Found file, Dictionary<string, string> owners, List<string> warnings)
     {
-        var bytes = WorkspaceFiles.ReadBytes(file.FullName); // a regular file within the size limit, or an RTT error
+        var bytes = WorkspaceFiles.ReadBytes(fullPath); // a regular file within the size limit, or an RTT error
         var source = rel;
         SourceObject parsed;
         if (rel.EndsWith(".md", StringComparison.Ordinal))
@@ -208,58 +212,147 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             owners[parsed.Id] = rel;
         }
         var symbols = parsed.Symbols.Select(s => (s, Hash: McpPrimitive.IsMcpKind(s.Kind) ? ToolObject(s) : result.Hash)).ToList();
-        return new CacheEntry(file.Length, file.LastWriteTimeUtc.Ticks, [new CachedObject(result.Key, result.Hash)],
-            [.. symbols.Select(x => (x.s.Symbol, x.s.ToJson(x.Hash, rel).ToJsonString()))]);
+        return new CacheEntry(file.Length, file.MtimeTicks, [new CachedObject(result.Key, result.Hash)],
+            [.. symbols.Select(x => new CachedSymbol(x.s.Symbol, CanonicalJson.Serialize(x.s.ToJson(x.Hash, rel))))]);
     }
 
     private string ToolObject(SymbolEntry symbol) =>
         store.Index.TryGet(RegistryIndex.Key(symbol.Symbol, symbol.Version), out var hash) ? hash
             : throw new RttException(ErrorCodes.CasMissing, $"MCP tool object {symbol.Symbol}@{symbol.Version} is not in the registry", symbol.Symbol, "run `rtt mcp ingest` again");
 
-    private static JsonObject BuildSymbols(SortedDictionary<string, CacheEntry> cache, ScanReport report)
+    /// <summary>
+    /// The symbol table's rows in file order: symbol (ordinal), then version (SemVer order, then ordinal), one row per
+    /// symbol@version (the last file in path order whose entry has the object of the first; another object is an
+    /// error). A flat array of references to the cached entries: nothing of the table is built as a JSON tree.
+    /// </summary>
+    private static List<SymbolRow> BuildSymbols(SortedDictionary<string, CacheEntry> cache, ScanReport report)
     {
-        var bySymbol = new SortedDictionary<string, SortedDictionary<string, JsonObject>>(StringComparer.Ordinal);
+        var rows = new List<SymbolRow>();
+        var versions = new Dictionary<string, (string Text, NuGet.Versioning.SemanticVersion Parsed)>(StringComparer.Ordinal); // few distinct ones
+        var sequence = 0;
         foreach (var (rel, entry) in cache)
         {
-            foreach (var (symbol, text) in entry.Symbols)
+            foreach (var symbol in entry.Symbols)
             {
-                var json = JsonNode.Parse(text)!.AsObject();
-                var versions = bySymbol.TryGetValue(symbol, out var v) ? v : bySymbol[symbol] = new(StringComparer.Ordinal);
-                var version = (string)json["version"]!;
-                if (versions.TryGetValue(version, out var other) && (string?)other["object"] != (string?)json["object"])
+                var text = ReadMember(symbol.Entry, "version"u8) ?? "";
+                if (!versions.TryGetValue(text, out var version))
                 {
-                    report.Errors.Add(new ScanError(rel, new RttException(ErrorCodes.Immutable,
-                        $"{symbol}@{version} is also exported by {other["source"]} with other content", rel, "give one of them another version or address")));
+                    versions[text] = version = (text, NuGet.Versioning.SemanticVersion.Parse(text));
+                }
+
+                rows.Add(new SymbolRow(symbol.Symbol, version.Text, version.Parsed, rel, symbol.Entry, sequence++, First: false));
+            }
+        }
+
+        rows.Sort(static (a, b) =>
+        {
+            var bySymbol = string.CompareOrdinal(a.Symbol, b.Symbol);
+            if (bySymbol != 0)
+            {
+                return bySymbol;
+            }
+
+            var bySemver = a.SemVer.CompareTo(b.SemVer);
+            if (bySemver != 0)
+            {
+                return bySemver;
+            }
+
+            var byVersion = string.CompareOrdinal(a.Version, b.Version);
+            return byVersion != 0 ? byVersion : a.Sequence.CompareTo(b.Sequence);
+        });
+
+        // One row per symbol@version; errors in the order files (then their symbols) were read.
+        var kept = new List<SymbolRow>(rows.Count);
+        var errors = new List<(int Sequence, ScanError Error)>();
+        for (var i = 0; i < rows.Count;)
+        {
+            var first = rows[i];
+            var firstObject = ReadMember(first.Entry, "object"u8);
+            var winner = first;
+            var j = i + 1;
+            for (; j < rows.Count && rows[j].Symbol == first.Symbol && rows[j].Version == first.Version; j++)
+            {
+                if (ReadMember(rows[j].Entry, "object"u8) != firstObject)
+                {
+                    errors.Add((rows[j].Sequence, new ScanError(rows[j].Source, new RttException(ErrorCodes.Immutable,
+                        $"{first.Symbol}@{first.Version} is also exported by {ReadMember(winner.Entry, "source"u8)} with other content", rows[j].Source,
+                        "give one of them another version or address"))));
                     continue;
                 }
 
-                versions[version] = json;
-            }
-        }
-
-        var result = new JsonObject();
-        foreach (var (symbol, versions) in bySymbol)
-        {
-            var list = new JsonArray();
-            foreach (var json in versions.Values.OrderBy(j => NuGet.Versioning.SemanticVersion.Parse((string)j["version"]!)))
-            {
-                list.Add(json);
+                winner = rows[j];
             }
 
-            result[symbol] = list;
+            kept.Add(winner with { First = kept.Count == 0 || kept[^1].Symbol != first.Symbol });
+            i = j;
         }
 
-        return result;
+        errors.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        report.Errors.AddRange(errors.Select(e => e.Error));
+        return kept;
     }
 
-    private IEnumerable<FileInfo> Enumerate(string root)
+    /// <summary>A string member of a canonical entry (version, object, source), read without building a tree.</summary>
+    private static string? ReadMember(byte[] entry, ReadOnlySpan<byte> name)
+    {
+        var reader = new System.Text.Json.Utf8JsonReader(entry);
+        reader.Read(); // the object
+        while (reader.Read() && reader.TokenType == System.Text.Json.JsonTokenType.PropertyName)
+        {
+            var match = reader.ValueTextEquals(name);
+            reader.Read();
+            if (match)
+            {
+                return reader.TokenType == System.Text.Json.JsonTokenType.String ? reader.GetString() : null;
+            }
+
+            reader.Skip();
+        }
+
+        return null;
+    }
+
+    /// <summary>symbols.json, streamed from the rows: the bytes PrettyJson gives for the same table as one tree.</summary>
+    private void WriteSymbols(List<SymbolRow> rows) => AtomicFile.Write(SymbolsPath, stream =>
+    {
+        using var writer = PrettyJson.Writer(stream);
+        writer.WriteStartObject();
+        for (var i = 0; i < rows.Count; i++)
+        {
+            if (rows[i].First)
+            {
+                if (i > 0)
+                {
+                    writer.WriteEndArray();
+                }
+
+                writer.WritePropertyName(rows[i].Symbol);
+                writer.WriteStartArray();
+            }
+
+            using var entry = System.Text.Json.JsonDocument.Parse(rows[i].Entry);
+            entry.RootElement.WriteTo(writer);
+        }
+
+        if (rows.Count > 0)
+        {
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndObject();
+        PrettyJson.End(writer, stream);
+    });
+
+    private IEnumerable<(string Rel, Found File)> Enumerate(string root)
     {
         if (File.Exists(root))
         {
             var single = new FileInfo(root);
-            if (IsSource(Relative(single.FullName)))
+            var rel = Relative(single.FullName);
+            if (IsSource(rel))
             {
-                yield return single;
+                yield return (rel, new Found(single.Length, single.LastWriteTimeUtc.Ticks, IsDirectory: false));
             }
 
             yield break;
@@ -268,12 +361,15 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         // Folders too: a folder named like a source (x.agent.json) is reported as an error, never skipped as if the
         // source were gone (which would drop its symbols).
         var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
-        foreach (var entry in new DirectoryInfo(root).EnumerateFileSystemInfos("*", options))
+        var entries = new System.IO.Enumeration.FileSystemEnumerable<(string Full, Found File)>(root,
+            (ref System.IO.Enumeration.FileSystemEntry e) => (e.ToFullPath(),
+                new Found(e.IsDirectory ? 0 : e.Length, e.LastWriteTimeUtc.UtcDateTime.Ticks, e.IsDirectory)), options);
+        foreach (var (full, file) in entries)
         {
-            var rel = Relative(entry.FullName);
+            var rel = Relative(full);
             if (IsSource(rel))
             {
-                yield return new FileInfo(entry.FullName);
+                yield return (rel, file);
             }
         }
     }
@@ -338,7 +434,8 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
                     e.GetProperty("size").GetInt64(),
                     long.Parse(e.GetProperty("mtime").GetString()!, CultureInfo.InvariantCulture),
                     [.. e.GetProperty("objects").EnumerateArray().Select(o => new CachedObject(o.GetProperty("key").GetString()!, o.GetProperty("hash").GetString()!))],
-                    [.. e.GetProperty("symbols").EnumerateArray().Select(x => (x.GetProperty("symbol").GetString()!, x.GetProperty("entry").GetRawText()))]);
+                    [.. e.GetProperty("symbols").EnumerateArray().Select(x => new CachedSymbol(x.GetProperty("symbol").GetString()!,
+                        System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(x.GetProperty("entry")).ToArray()))]);
             }
         }
         catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or FormatException or KeyNotFoundException or IOException)
@@ -349,27 +446,50 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         return cache;
     }
 
-    private void SaveCache(SortedDictionary<string, CacheEntry> cache)
+    /// <summary>
+    /// Writes the cache streamed, file by file, in the canonical form of the whole document (the same bytes as one
+    /// tree serialized canonically): {"files":{rel:{"mtime","objects","size","symbols"}},"format"}.
+    /// </summary>
+    private void SaveCache(SortedDictionary<string, CacheEntry> cache) => AtomicFile.Write(CachePath, stream =>
     {
-        var files = new JsonObject();
+        // The cache is machine-local state (mtimes), so compact canonical bytes are enough.
+        stream.Write("{\"files\":{"u8);
+        var comma = false;
         foreach (var (rel, e) in cache)
         {
-            files[rel] = new JsonObject
+            if (comma)
+            {
+                stream.Write(","u8);
+            }
+
+            comma = true;
+            stream.Write(CanonicalJson.Serialize(JsonValue.Create(rel)));
+            stream.Write(":"u8);
+            stream.Write(CanonicalJson.Serialize(new JsonObject
             {
                 ["size"] = e.Size,
                 ["mtime"] = e.MtimeTicks.ToString(CultureInfo.InvariantCulture), // ticks exceed 2^53: a JSON number would round
                 ["objects"] = new JsonArray([.. e.Objects.Select(o => (JsonNode)new JsonObject { ["key"] = o.Key, ["hash"] = o.Hash })]),
-                ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = JsonNode.Parse(s.EntryJson) })]),
-            };
+                ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = JsonNode.Parse(s.Entry) })]),
+            }));
         }
 
-        // The cache is machine-local state (mtimes), so compact canonical bytes are enough.
-        AtomicFile.WriteAllBytes(CachePath, CanonicalJson.Serialize(new JsonObject { ["format"] = CacheFormat, ["files"] = files }));
-    }
+        stream.Write("},\"format\":"u8);
+        stream.Write(CanonicalJson.Serialize(JsonValue.Create(CacheFormat)));
+        stream.Write("}"u8);
+    });
+
+    /// <summary>What enumeration learnt of a source: all a scan keeps per file besides its cache entry.</summary>
+    private readonly record struct Found(long Length, long MtimeTicks, bool IsDirectory);
+
+    /// <summary>An exported symbol's symbols.json entry as canonical UTF-8 (a third of the string it was).</summary>
+    private sealed record CachedSymbol(string Symbol, byte[] Entry);
+
+    private readonly record struct SymbolRow(string Symbol, string Version, NuGet.Versioning.SemanticVersion SemVer, string Source, byte[] Entry, int Sequence, bool First);
 
     private sealed record CachedObject(string Key, string Hash);
 
-    private sealed record CacheEntry(long Size, long MtimeTicks, IReadOnlyList<CachedObject> Objects, IReadOnlyList<(string Symbol, string EntryJson)> Symbols);
+    private sealed record CacheEntry(long Size, long MtimeTicks, IReadOnlyList<CachedObject> Objects, IReadOnlyList<CachedSymbol> Symbols);
 }
 
 /// <summary>What a scan did, per workspace-relative path.</summary>
