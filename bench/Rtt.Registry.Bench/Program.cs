@@ -46,6 +46,7 @@ Directory.Delete(copyDir, recursive: true);
 
 GC.Collect();
 var heapBefore = GC.GetTotalMemory(true);
+var workingSetBefore = Process.GetCurrentProcess().WorkingSet64; // generation and baseline done: what the ingest starts from
 sw.Restart();
 ScanReport first;
 using (var store = RegistryStore.Open(ws))
@@ -58,7 +59,7 @@ var peakWorkingSet = Process.GetCurrentProcess().PeakWorkingSet64;
 var gcInfo = GC.GetGCMemoryInfo();
 Console.WriteLine($"ingest: {first.Summary}");
 Console.WriteLine($"ingest {count} agents: {ingestSeconds:0.00} s ({count / ingestSeconds:0} /s); baseline read+copy {copySeconds:0.00} s; ratio {ingestSeconds / copySeconds:0.0}x");
-Console.WriteLine($"  peak working set {peakWorkingSet / (1 << 20)} MiB, heap before {heapBefore / (1 << 20)} MiB, GC heap at last GC {gcInfo.HeapSizeBytes / (1 << 20)} MiB");
+Console.WriteLine($"  peak working set {peakWorkingSet / (1 << 20)} MiB (working set before the ingest {workingSetBefore / (1 << 20)} MiB), heap before {heapBefore / (1 << 20)} MiB, GC heap at last GC {gcInfo.HeapSizeBytes / (1 << 20)} MiB, committed {gcInfo.TotalCommittedBytes / (1 << 20)} MiB, {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} gen0/1/2 GCs");
 
 // Unchanged re-scan against its floor: enumerating the same tree with stat data.
 sw.Restart();
