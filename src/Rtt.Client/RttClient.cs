@@ -109,16 +109,15 @@ public sealed class RttClient : IAsyncDisposable
     /// <summary>The same through any grain factory (the silo's own: the panel's /api/status).</summary>
     public static async Task<ClusterStatus> GetStatusAsync(IGrainFactory grains)
     {
-        // Membership and node records are asked together: two calls in flight, not 2 + one per node in a row.
-        var hostsCall = grains.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
-        var viewCall = grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).View();
-        var hosts = await hostsCall;
-        var view = await viewCall;
+        // One call: the node directory asks the node grains inside the cluster and keeps the membership entries while the
+        // membership version is unchanged (at most 1 s), so a status call is no longer a membership table read each time.
+        var status = await grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Status();
+        var view = status.View;
         var silos = view.Silos.ToDictionary(s => s.Address, StringComparer.Ordinal);
-        var members = hosts
-            .Select(h => silos.TryGetValue(h.SiloAddress.ToString(), out var s)
-                ? new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), s.Host.Length > 0 ? s.Host : h.HostName, h.StartTime, h.ProxyPort, s.Numa, s.Node)
-                : new ClusterMember(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))
+        var members = status.Hosts
+            .Select(h => silos.TryGetValue(h.Address, out var s)
+                ? new ClusterMember(h.Name, h.Address, h.Status, s.Host.Length > 0 ? s.Host : h.HostName, h.Started, h.ProxyPort, s.Numa, s.Node)
+                : new ClusterMember(h.Name, h.Address, h.Status, h.HostName, h.Started, h.ProxyPort))
             .OrderBy(m => m.Name, StringComparer.Ordinal)
             .ThenBy(m => m.Address, StringComparer.Ordinal)
             .ToImmutableArray();

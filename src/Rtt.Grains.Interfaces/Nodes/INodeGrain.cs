@@ -27,7 +27,17 @@ public interface INodeGrain : IGrainWithStringKey, Rtt.Grains.Reconciling.ITxPar
     /// <summary>Where the node's grain runs (its silo and that silo's node), the applied plan's lanes and how many its lane host serves.</summary>
     [Alias("Placement")]
     Task<NodePlacement> Placement();
+
+    /// <summary>The record and the placement in one call (the directory's status fan-out asks each node once, not twice).</summary>
+    [Alias("Snapshot")]
+    Task<NodeSnapshot> Snapshot();
 }
+
+/// <summary>What <see cref="INodeGrain.Snapshot"/> returns: the record (null when the node never registered) and the placement.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.NodeSnapshot")]
+public sealed record NodeSnapshot(
+    [property: Id(0)] NodeRecord? Record,
+    [property: Id(1)] NodePlacement Placement);
 
 /// <summary>The cluster's list of registered nodes (a single grain, key <see cref="ClusterKey"/>).</summary>
 [Alias("rtt.INodeDirectoryGrain")]
@@ -52,7 +62,32 @@ public interface INodeDirectoryGrain : IGrainWithStringKey
     /// </summary>
     [Alias("View")]
     Task<ClusterView> View();
+
+    /// <summary>
+    /// <see cref="View"/> and the active silos' membership entries (name, host, start time, gateway port), in one client
+    /// call: what <c>RttClient.GetStatusAsync</c> shows. The entries come from the management grain's table read, kept
+    /// while this silo's membership version is unchanged and at most <c>HostsTtl</c> (1 s), so a status call does not
+    /// read the membership table each time; a change this silo has seen (a silo joining, dying, leaving) is shown at once.
+    /// </summary>
+    [Alias("Status")]
+    Task<ClusterStatusView> Status();
 }
+
+/// <summary>An active silo's membership entry, as the management grain reports it.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.HostView")]
+public sealed record HostView(
+    [property: Id(0)] string Name,
+    [property: Id(1)] string Address,
+    [property: Id(2)] string Status,
+    [property: Id(3)] string HostName,
+    [property: Id(4)] DateTime Started,
+    [property: Id(5)] int ProxyPort);
+
+/// <summary>What <see cref="INodeDirectoryGrain.Status"/> returns.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.ClusterStatusView")]
+public sealed record ClusterStatusView(
+    [property: Id(0)] ClusterView View,
+    [property: Id(1)] ImmutableArray<HostView> Hosts);
 
 /// <summary>
 /// Where a node's grain runs: <see cref="Silo"/> is the silo's address and <see cref="SiloNode"/> the node that silo

@@ -145,13 +145,25 @@ public sealed class NodeGrain(
         return kind == "tcp" ? tcp ?? (local ? facts!.LaneSocket : null) : local ? facts!.LaneSocket : tcp;
     }
 
-    public Task<NodePlacement> Placement()
+    public Task<NodePlacement> Placement() => Task.FromResult(CurrentPlacement());
+
+    public Task<NodeSnapshot> Snapshot() => Task.FromResult(new NodeSnapshot(state.State.Record, CurrentPlacement()));
+
+    // The lane list of the applied target, kept until the target changes: status asks for it on every call.
+    private (string? Target, ImmutableArray<string> Lanes) _laneView;
+
+    private NodePlacement CurrentPlacement()
     {
         var local = LocalSilo;
         var siloNode = local is null ? "" : NodeSilos.NodeOf(local, Lanes?.NodeId, SiloMetadata);
-        var lanes = Parsed(_ledger.AppliedTarget).OrderBy(l => l.RouteId).Select(l => l.Forward is { } to ? $"{l.To} {l.Kind} -> {to}" : $"{l.To} {l.Kind}").ToImmutableArray();
-        return Task.FromResult(new NodePlacement(this.GetPrimaryKeyString(), local?.ToString() ?? "", siloNode, OnOwnSilo, _ledger.AppliedPlan, lanes,
-            OnOwnSilo && Lanes is { Running: true } host ? host.RouteIds.Count : -1));
+        var target = _ledger.AppliedTarget;
+        if (_laneView.Lanes.IsDefault || !string.Equals(_laneView.Target, target, StringComparison.Ordinal))
+        {
+            _laneView = (target, Parsed(target).OrderBy(l => l.RouteId).Select(l => l.Forward is { } to ? $"{l.To} {l.Kind} -> {to}" : $"{l.To} {l.Kind}").ToImmutableArray());
+        }
+
+        return new NodePlacement(this.GetPrimaryKeyString(), local?.ToString() ?? "", siloNode, OnOwnSilo, _ledger.AppliedPlan, _laneView.Lanes,
+            OnOwnSilo && Lanes is { Running: true } host ? host.RouteIds.Count : -1);
     }
 
     /// <summary>
@@ -403,12 +415,42 @@ public sealed class NodeDirectoryGrain(
 
     public Task<ImmutableArray<string>> List() => Task.FromResult(state.State.NodeIds.ToImmutableArray());
 
+    /// <summary>How long the membership entries of <see cref="Status"/> are kept at most while this silo's membership version stays the same.</summary>
+    internal static readonly TimeSpan HostsTtl = TimeSpan.FromSeconds(1);
+
+    private (MembershipVersion Version, long At, ImmutableArray<HostView> Hosts)? _hosts;
+
+    private IClusterMembershipService? Membership => services.GetService(typeof(IClusterMembershipService)) as IClusterMembershipService;
+
+    public async Task<ClusterStatusView> Status()
+    {
+        var hosts = Hosts();
+        var view = await View();
+        return new ClusterStatusView(view, await hosts);
+    }
+
+    private async Task<ImmutableArray<HostView>> Hosts()
+    {
+        var version = Membership?.CurrentSnapshot.Version;
+        if (_hosts is { } cached && version is { } v && cached.Version == v && System.Diagnostics.Stopwatch.GetElapsedTime(cached.At) < HostsTtl)
+        {
+            return cached.Hosts;
+        }
+
+        var at = System.Diagnostics.Stopwatch.GetTimestamp();
+        var entries = await GrainFactory.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
+        ImmutableArray<HostView> hosts = [.. entries.Select(h => new HostView(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))];
+        _hosts = version is { } seen ? (seen, at, hosts) : null;
+        return hosts;
+    }
+
     public async Task<ClusterView> View()
     {
-        var placements = Task.WhenAll(state.State.NodeIds.Select(id => GrainFactory.GetGrain<INodeGrain>(id).Placement()));
-        var records = await Records();
+        // One call per node for both its record and its placement, all in flight together.
+        var snapshots = await Task.WhenAll(state.State.NodeIds.Select(id => GrainFactory.GetGrain<INodeGrain>(id).Snapshot()));
+        ImmutableArray<NodeRecord> records = [.. snapshots.Select(s => s.Record).OfType<NodeRecord>()];
         var silos = ImmutableArray<SiloView>.Empty;
-        if (services.GetService(typeof(IClusterMembershipService)) is IClusterMembershipService membership)
+        if (Membership is { } membership)
         {
             var metadata = services.GetService(typeof(Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache)) as Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache;
             silos = [.. membership.CurrentSnapshot.Members.Values
@@ -418,7 +460,7 @@ public sealed class NodeDirectoryGrain(
                 .OrderBy(s => s.Address, StringComparer.Ordinal)];
         }
 
-        return new ClusterView(silos, records, [.. (await placements).OrderBy(p => p.NodeId, StringComparer.Ordinal)]);
+        return new ClusterView(silos, records, [.. snapshots.Select(s => s.Placement).OrderBy(p => p.NodeId, StringComparer.Ordinal)]);
     }
 
     public async Task<ImmutableArray<NodeRecord>> Records()
