@@ -4,8 +4,8 @@ using System.Text.Json.Nodes;
 using NuGet.Versioning;
 using Rtt.Core.Hashing;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Signing;
+using Rtt.Planning;
 
 // Planner benchmark: plan generation including signing for 100, 1,000 and 10,000 routes over 100,000 symbols
 // on 4 NUMA nodes (2 hosts), median of several runs, against a baseline in the same run: canonicalising,

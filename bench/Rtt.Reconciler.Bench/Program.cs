@@ -5,12 +5,13 @@ using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Rtt.Core.Calls;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Signing;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Reconciling;
+using Rtt.Planning;
+using Rtt.Reconciling.Wal;
 using Rtt.Silo.Hosting;
 using Rtt.Silo.Lanes;
 
@@ -69,7 +70,7 @@ try
 
     // Baseline 1: the same table swap and probes straight on the lane host (no 2PC, no grains, no WAL).
     var targets = Enumerable.Range(0, routes).Select(i => new Rtt.Grains.Nodes.LaneTarget(
-        Rtt.Core.Reconciling.PlanTargets.RouteId($"rtt://bench/src/b{i}", $"rtt://bench/dst/b{i}"), $"rtt://bench/dst/b{i}", $"rtt://bench/src/b{i}", $"rtt://bench/dst/b{i}", "shm")).ToList();
+        RouteIds.Of($"rtt://bench/src/b{i}", $"rtt://bench/dst/b{i}"), $"rtt://bench/dst/b{i}", $"rtt://bench/src/b{i}", $"rtt://bench/dst/b{i}", "shm")).ToList();
     clock.Restart();
     await lanes.ServeAsync(targets);
     var failures = await lanes.ProbeAsync(targets, TimeSpan.FromSeconds(10));
@@ -131,7 +132,7 @@ static void Breakdown(RttWorkspace workspace, SigningKey key, JsonObject current
     var next = Plan(key, Id(current), count + 1, "r");
     var json = next.ToJsonString();
     var trust = workspace.LoadTrustStore();
-    var targets = Rtt.Core.Reconciling.PlanTargets.Of(current);
+    var targets = Rtt.Reconciling.PlanTargets.Of(current);
     var store = new PlanStore(workspace);
     var steps = new (string Name, Action Run)[]
     {
@@ -140,8 +141,8 @@ static void Breakdown(RttWorkspace workspace, SigningKey key, JsonObject current
         ("plan_id hash", () => Planner.PlanId(next)),
         ("load trust store", () => workspace.LoadTrustStore()),
         ("verify signature", () => trust.Verify(next, Id(next))),
-        ("targets of plan", () => Rtt.Core.Reconciling.PlanTargets.Of(next)),
-        ("changes", () => Rtt.Core.Reconciling.PlanTargets.Changes(targets, Rtt.Core.Reconciling.PlanTargets.Of(next))),
+        ("targets of plan", () => Rtt.Reconciling.PlanTargets.Of(next)),
+        ("changes", () => Rtt.Reconciling.PlanTargets.Changes(targets, Rtt.Reconciling.PlanTargets.Of(next))),
         ("deep clone", () => next.DeepClone()),
         ("prepare entry leaf", () => WalLog.LeafOf(new JsonObject { ["kind"] = "prepare", ["plan"] = next.DeepClone() })),
         ("save plan file", () => store.Save(next, durable: false)),

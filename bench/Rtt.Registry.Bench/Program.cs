@@ -4,8 +4,8 @@ using System.Text.Json.Nodes;
 using HdrHistogram;
 using Rtt.Core.Hashing;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 
 // Registry benchmark harness: ingest N generated agents (rtt scan), re-scan the unchanged tree, pack,
 // and look objects up in the pack; each against a baseline measured in the same run.

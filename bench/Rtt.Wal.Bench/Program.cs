@@ -7,7 +7,7 @@ using System.Text.Json.Nodes;
 using HdrHistogram;
 using Npgsql;
 using Rtt.Core.Signing;
-using Rtt.Core.Wal;
+using Rtt.Reconciling.Wal;
 
 // Merkle WAL benchmark: durable append throughput with group commit (N concurrent WalLog.AppendAsync callers)
 // against a baseline in the same run (one transaction, so one fsync, per entry through WalLog.Append), on SQLite

@@ -24,12 +24,12 @@ public static class RttGrainsSiloExtensions
 {
     /// <summary>
     /// Registers what every silo hosting RTT grains needs beyond storage: the error filter, the node placement, the
-    /// default retry settings, and no fault points (a crash test registers its own <see cref="Core.Reconciling.IFaultPoints"/>, before or after this).
+    /// default retry settings, and no fault points (a crash test registers its own <see cref="Rtt.Reconciling.IFaultPoints"/>, before or after this).
     /// </summary>
     public static ISiloBuilder AddRttGrains(this ISiloBuilder silo)
     {
-        silo.Services.TryAddSingleton<Core.Reconciling.IFaultPoints>(Core.Reconciling.NoFaultPoints.Instance);
-        silo.Services.TryAddSingleton(new Core.Resilience.RttRetryOptions()); // the silo host registers the configured ones
+        silo.Services.TryAddSingleton<Rtt.Reconciling.IFaultPoints>(Rtt.Reconciling.NoFaultPoints.Instance);
+        silo.Services.TryAddSingleton(new Rtt.Reconciling.Resilience.RttRetryOptions()); // the silo host registers the configured ones
         silo.Services.AddSingleton<IIncomingGrainCallFilter, RttErrorFilter>();
         silo.Services.AddPlacementDirector<Nodes.NodeSiloPlacement, Nodes.NodeSiloPlacementDirector>();
         return silo;

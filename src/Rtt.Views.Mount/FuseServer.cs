@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Text;
 using Rtt.Core.Errors;
-using Rtt.Core.Views;
+using Rtt.Views;
 using static Rtt.Views.Mount.FuseProtocol;
 
 namespace Rtt.Views.Mount;

@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
-using Rtt.Core.Views;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
+using Rtt.Views;
 
 namespace Rtt.Views.Mount;
 

@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Cli.Tests;
 

@@ -329,7 +329,7 @@ public static class BadInputs
     private static void Rewrite(string ws, int index, string leaf)
     {
         var bytes = Encoding.UTF8.GetBytes(leaf);
-        Sql(ws, $"UPDATE rtt_wal SET leaf = x'{Convert.ToHexString(bytes)}', leaf_hash = x'{Convert.ToHexString(Rtt.Core.Wal.Merkle.LeafHash(bytes))}' WHERE idx = {index};");
+        Sql(ws, $"UPDATE rtt_wal SET leaf = x'{Convert.ToHexString(bytes)}', leaf_hash = x'{Convert.ToHexString(Rtt.Reconciling.Wal.Merkle.LeafHash(bytes))}' WHERE idx = {index};");
     }
 
     /// <summary>Tamper cases through SQL may see the database written back: `rtt wal verify` re-creates the append-only triggers.</summary>

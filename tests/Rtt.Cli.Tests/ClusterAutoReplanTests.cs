@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Rtt.Core.Planning;
+using Rtt.Planning;
 
 namespace Rtt.Cli.Tests;
 

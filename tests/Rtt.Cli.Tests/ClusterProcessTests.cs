@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Rtt.Core.Reconciling;
 using Rtt.Core.Tests;
+using Rtt.Reconciling;
 
 namespace Rtt.Cli.Tests;
 

@@ -73,17 +73,17 @@ public sealed class ConformanceWorkspace : IDisposable
         // Prompts (under their own names), resources and the template: routed and served like the tools (docs/gateway.md).
         foreach (var prompt in PromptNames)
         {
-            var symbol = Rtt.Core.Registry.McpPrimitive.Prompt.Symbol("conf", prompt);
+            var symbol = Rtt.Registry.McpPrimitive.Prompt.Symbol("conf", prompt);
             routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = symbol });
             aliases[symbol] = prompt;
         }
 
         foreach (var uri in ResourceUris)
         {
-            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = Rtt.Core.Registry.McpPrimitive.Resource.Symbol("conf", uri) });
+            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = Rtt.Registry.McpPrimitive.Resource.Symbol("conf", uri) });
         }
 
-        routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = Rtt.Core.Registry.McpPrimitive.Template.Symbol("conf", "test://template/{id}/data") });
+        routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = Rtt.Registry.McpPrimitive.Template.Symbol("conf", "test://template/{id}/data") });
         policy["mcp_aliases"] = aliases;
         File.WriteAllText(routesPath, routes.ToJsonString());
         File.WriteAllText(policyPath, policy.ToJsonString());
@@ -340,7 +340,7 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
         await Assert.ThrowsAsync<McpProtocolException>(() => client.GetPromptAsync("no_such_prompt").AsTask());
 
         // A capability token reaches only the prompts and resources whose symbols it allows (as for tools).
-        var simpleOnly = McpGatewayTests.Ok(cw.Workspace, "token", "issue", "--saddr", Rtt.Core.Registry.McpPrimitive.Prompt.Symbol("conf", "test_simple_prompt"), "--verb", "open,rx,tx", "--ttl", "10m").Trim();
+        var simpleOnly = McpGatewayTests.Ok(cw.Workspace, "token", "issue", "--saddr", Rtt.Registry.McpPrimitive.Prompt.Symbol("conf", "test_simple_prompt"), "--verb", "open,rx,tx", "--ttl", "10m").Trim();
         await using (var narrow = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
         {
             Endpoint = cw.Url,
@@ -364,7 +364,7 @@ public sealed class McpConformanceTests(ConformanceWorkspace cw, ITestOutputHelp
         var routesPath = Path.Combine(cw.Workspace, ".rtt", "routes.json");
         var original = File.ReadAllText(routesPath);
         var routes = JsonNode.Parse(original)!;
-        var dropped = new[] { Rtt.Core.Registry.McpPrimitive.Prompt.Symbol("conf", "test_prompt_with_image"), Rtt.Core.Registry.McpPrimitive.Resource.Symbol("conf", "test://static-binary") };
+        var dropped = new[] { Rtt.Registry.McpPrimitive.Prompt.Symbol("conf", "test_prompt_with_image"), Rtt.Registry.McpPrimitive.Resource.Symbol("conf", "test://static-binary") };
         var kept = new JsonArray([.. routes["routes"]!.AsArray().Where(r => !dropped.Contains((string?)r!["to"])).Select(r => r!.DeepClone())]);
         routes["routes"] = kept;
         try

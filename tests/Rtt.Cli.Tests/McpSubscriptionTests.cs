@@ -35,7 +35,7 @@ public sealed class McpSubscriptionTests(EverythingServer everything) : IClassFi
         }.ToJsonString());
         var routesPath = Path.Combine(ws, ".rtt", "routes.json");
         var routes = JsonNode.Parse(File.ReadAllText(routesPath))!;
-        foreach (var to in new[] { "rtt://mcp/ev/toggle-subscriber-updates", Rtt.Core.Registry.McpPrimitive.Resource.Symbol("ev", Uri) })
+        foreach (var to in new[] { "rtt://mcp/ev/toggle-subscriber-updates", Rtt.Registry.McpPrimitive.Resource.Symbol("ev", Uri) })
         {
             routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = to });
         }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Rtt.Core.Reconciling;
+using Rtt.Reconciling;
 
 namespace Rtt.Cli.Tests;
 

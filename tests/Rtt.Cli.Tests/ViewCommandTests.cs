@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
+using Rtt.Registry;
 
 namespace Rtt.Cli.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using Rtt.Core.Views;
+using Rtt.Views;
 
 namespace Rtt.Core.Tests;
 

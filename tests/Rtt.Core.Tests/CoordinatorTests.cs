@@ -1,12 +1,13 @@
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
+using Rtt.Core.Calls;
 using Rtt.Core.Errors;
-using Rtt.Core.Planning;
-using Rtt.Core.Reconciling;
-using Rtt.Core.Resilience;
 using Rtt.Core.Signing;
-using Rtt.Core.Wal;
+using Rtt.Planning;
+using Rtt.Reconciling;
+using Rtt.Reconciling.Resilience;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Core.Tests;
 
@@ -275,10 +276,10 @@ public sealed class CoordinatorTests : IDisposable
         var changes = PlanTargets.Changes(p1, p2);
         Assert.Equal(["node:n1", "route:c -> d"], changes.Keys);
         var route = JsonNode.Parse(changes["route:c -> d"]!)!;
-        Assert.Equal(PlanTargets.RouteId("c", "d"), (uint)route["route_id"]!);
+        Assert.Equal(RouteIds.Of("c", "d"), (uint)route["route_id"]!);
         Assert.Equal("n1", (string)route["node"]!);
-        Assert.Equal(PlanTargets.RouteId("c", "d"), (uint)JsonNode.Parse(changes["node:n1"]!)!["lanes"]![0]!["route_id"]!);
-        Assert.NotEqual(PlanTargets.RouteId("a", "b"), PlanTargets.RouteId("b", "a"));
+        Assert.Equal(RouteIds.Of("c", "d"), (uint)JsonNode.Parse(changes["node:n1"]!)!["lanes"]![0]!["route_id"]!);
+        Assert.NotEqual(RouteIds.Of("a", "b"), RouteIds.Of("b", "a"));
 
         var removed = PlanTargets.Changes(p2, null);
         Assert.All(removed.Values, Assert.Null);

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
-using Rtt.Core.Planning;
+using Rtt.Planning;
 
 namespace Rtt.Core.Tests;
 

@@ -3,8 +3,8 @@ using System.Text;
 using System.Text.Json.Nodes;
 using CsCheck;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Signing;
+using Rtt.Planning;
 
 namespace Rtt.Core.Tests;
 

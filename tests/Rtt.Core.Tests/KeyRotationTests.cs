@@ -1,9 +1,10 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Core.Signing;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
+using Rtt.Reconciling;
+using Rtt.Reconciling.Wal;
+using Rtt.Registry;
 
 namespace Rtt.Core.Tests;
 

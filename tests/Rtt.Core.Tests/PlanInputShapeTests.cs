@@ -2,8 +2,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CsCheck;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
-using Rtt.Core.Registry;
+using Rtt.Planning;
+using Rtt.Registry;
 
 namespace Rtt.Core.Tests;
 

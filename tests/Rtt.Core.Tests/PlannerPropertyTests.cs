@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using CsCheck;
 using NuGet.Versioning;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
+using Rtt.Planning;
 
 namespace Rtt.Core.Tests;
 

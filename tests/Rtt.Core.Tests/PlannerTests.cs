@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Signing;
+using Rtt.Planning;
 
 namespace Rtt.Core.Tests;
 

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
+using Rtt.Registry;
 
 namespace Rtt.Core.Tests;
 

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Rtt.Core.Resilience;
+using Rtt.Reconciling.Resilience;
 
 namespace Rtt.Core.Tests;
 

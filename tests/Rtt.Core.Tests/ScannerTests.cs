@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 
 namespace Rtt.Core.Tests;
 

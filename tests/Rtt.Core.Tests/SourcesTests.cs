@@ -1,6 +1,6 @@
 using System.Text;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
+using Rtt.Registry;
 
 namespace Rtt.Core.Tests;
 

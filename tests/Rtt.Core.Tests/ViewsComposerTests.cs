@@ -3,8 +3,8 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
-using Rtt.Core.Views;
+using Rtt.Registry;
+using Rtt.Views;
 
 namespace Rtt.Core.Tests;
 

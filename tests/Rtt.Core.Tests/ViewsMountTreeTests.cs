@@ -1,7 +1,7 @@
 using Rtt.Core.Errors;
 using Rtt.Core.Hashing;
-using Rtt.Core.Registry;
-using Rtt.Core.Views;
+using Rtt.Registry;
+using Rtt.Views;
 
 namespace Rtt.Core.Tests;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using Rtt.Core.Views;
+using Rtt.Views;
 
 namespace Rtt.Core.Tests;
 

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Rtt.Core.Errors;
 using Rtt.Core.Signing;
-using Rtt.Core.Wal;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Core.Tests;
 

@@ -1,8 +1,8 @@
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Lanes;
-using Rtt.Fabric.Peers;
 using Rtt.Fabric.Routing;
+using Rtt.Lanes.Bench;
 using Xunit.Abstractions;
 
 namespace Rtt.Fabric.Tests;

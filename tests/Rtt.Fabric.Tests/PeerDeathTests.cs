@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Lanes;
-using Rtt.Fabric.Peers;
 using Rtt.Fabric.Shm;
+using Rtt.Lanes.Bench;
 using Xunit.Abstractions;
 
 namespace Rtt.Fabric.Tests;

@@ -1,12 +1,13 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Rtt.Client.Lanes;
+using Rtt.Core.Calls;
 using Rtt.Core.Errors;
 using Rtt.Core.Workspace;
-using Rtt.Core.Reconciling;
 using Rtt.Fabric.Lanes;
 using Rtt.Fabric.Routing;
 using Rtt.Grains.Nodes;
+using Rtt.Reconciling;
 using Rtt.Silo.Lanes;
 
 namespace Rtt.Fabric.Tests;
@@ -28,7 +29,7 @@ public sealed class SiloLaneHostTests : IDisposable
         using var service = new LaneHostService(workspace, new RttLaneOptions(), NullLogger<LaneHostService>.Instance);
         await service.StartAsync(CancellationToken.None);
         Assert.Empty(service.Routes.Routes); // a silo serves nothing until its node grain restores or commits a plan's lanes
-        var lane = new LaneTarget(PlanTargets.RouteId("rtt://ui/hook/refresh", "rtt://core/api/metrics"), "rtt://core/api/metrics", "rtt://ui/hook/refresh", "rtt://core/api/metrics", kind == LaneKind.Shm ? "shm" : "uds", RingSize: 1024);
+        var lane = new LaneTarget(RouteIds.Of("rtt://ui/hook/refresh", "rtt://core/api/metrics"), "rtt://core/api/metrics", "rtt://ui/hook/refresh", "rtt://core/api/metrics", kind == LaneKind.Shm ? "shm" : "uds", RingSize: 1024);
         await service.ServeAsync([lane]);
         Assert.Empty(await service.ProbeAsync([lane], TimeSpan.FromSeconds(10))); // the probe the reconciler's verify phase sends
         var unknown = lane with { RouteId = lane.RouteId + 1 };

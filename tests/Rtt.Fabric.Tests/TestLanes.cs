@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using Rtt.Fabric.Lanes;
-using Rtt.Fabric.Peers;
 using Rtt.Fabric.Shm;
 using Rtt.Fabric.Streams;
+using Rtt.Lanes.Bench;
 
 namespace Rtt.Fabric.Tests;
 

@@ -6,9 +6,9 @@ using Rtt.Core.Errors;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Frames;
 using Rtt.Fabric.Lanes;
-using Rtt.Fabric.Peers;
 using Rtt.Fabric.Routing;
 using Rtt.Fabric.Telemetry;
+using Rtt.Lanes.Bench;
 
 namespace Rtt.Fabric.Tests;
 

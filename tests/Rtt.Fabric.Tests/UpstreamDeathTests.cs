@@ -2,8 +2,8 @@ using Rtt.Client.Lanes;
 using Rtt.Core.Errors;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Lanes;
-using Rtt.Fabric.Peers;
 using Rtt.Fabric.Routing;
+using Rtt.Lanes.Bench;
 using Xunit.Abstractions;
 
 namespace Rtt.Fabric.Tests;

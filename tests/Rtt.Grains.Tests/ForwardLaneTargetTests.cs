@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using Rtt.Core.Planning;
-using Rtt.Core.Reconciling;
 using Rtt.Grains.Nodes;
+using Rtt.Planning;
+using Rtt.Reconciling;
 
 namespace Rtt.Grains.Tests;
 

@@ -5,12 +5,13 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Orleans.TestingHost;
-using Rtt.Core.Planning;
-using Rtt.Core.Reconciling;
-using Rtt.Core.Wal;
+using Rtt.Core.Calls;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
+using Rtt.Planning;
+using Rtt.Reconciling;
+using Rtt.Reconciling.Wal;
 using Rtt.Silo.Lanes;
 using Rtt.Silo.Storage;
 
@@ -79,8 +80,8 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         var p1 = Plan(null, ("a", "b", Node(0)), ("c", "d", Node(1)));
         var applied = await reconciler.Apply(p1.ToJsonString());
         Assert.True(applied.Outcome == "applied", applied.Reason);
-        Assert.Equal([PlanTargets.RouteId("a", "b")], Lanes(0).RouteIds); // each silo serves its own node's lanes
-        Assert.Equal([PlanTargets.RouteId("c", "d")], Lanes(1).RouteIds);
+        Assert.Equal([RouteIds.Of("a", "b")], Lanes(0).RouteIds); // each silo serves its own node's lanes
+        Assert.Equal([RouteIds.Of("c", "d")], Lanes(1).RouteIds);
 
         // Plan 2 moves node 1 from c->d to e->f. Node 1's silo stops while its node grain commits.
         var p2 = Plan((string)p1["plan_id"]!, ("a", "b", Node(0)), ("e", "f", Node(1)));
@@ -133,7 +134,7 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         }
 
         Assert.Equal("abort", history.Transactions[^1].Decision); // the rollback attempt
-        Assert.Equal([PlanTargets.RouteId("a", "b")], Lanes(0).RouteIds); // node 0 untouched
+        Assert.Equal([RouteIds.Of("a", "b")], Lanes(0).RouteIds); // node 0 untouched
 
         using var store = SqliteWalStore.Open(_workspace.StateDatabasePath);
         var report = WalVerifier.Verify(store, _workspace.LoadTrustStore());

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
-using Rtt.Core.Registry;
 using Rtt.Core.Signing;
 using Rtt.Grains.Registry;
+using Rtt.Registry;
 
 namespace Rtt.Grains.Tests;
 

@@ -5,7 +5,7 @@ using Rtt.Core.Autotune;
 using Trace = Rtt.Core.Autotune.Trace;
 using Rtt.Core.Errors;
 using Rtt.Fabric.Autotune;
-using Rtt.Fabric.Bench;
+using Rtt.Lanes.Bench;
 using Rtt.Fabric.Lanes;
 
 namespace Rtt.Cli.Autotune;

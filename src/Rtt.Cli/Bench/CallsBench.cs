@@ -19,8 +19,6 @@ using Rtt.Cli.Mcp;
 using Rtt.Client.Lanes;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
-using Rtt.Core.Reconciling;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Agents;
 using Rtt.Fabric.Drivers;
@@ -30,6 +28,8 @@ using Rtt.Fabric.Routing;
 using Rtt.Fabric.Services;
 using Rtt.Fabric.Streams;
 using Rtt.Grains.Nodes;
+using Rtt.Reconciling;
+using Rtt.Registry;
 using Rtt.Silo.Lanes;
 
 namespace Rtt.Cli.Bench;
@@ -221,7 +221,7 @@ public static class CallsBench
             }
 
             var symbol = $"rtt://mcp/bench/{options.McpTool}";
-            var lane = new LaneTarget(PlanTargets.RouteId("rtt://bench/caller", symbol), symbol, "rtt://bench/caller", symbol, "shm", ServeSpec.Hash(serve), serve.ToJsonString());
+            var lane = new LaneTarget(RouteIds.Of("rtt://bench/caller", symbol), symbol, "rtt://bench/caller", symbol, "shm", ServeSpec.Hash(serve), serve.ToJsonString());
             using var host = new LaneHostService(workspace, new RttLaneOptions(), NullLogger<LaneHostService>.Instance);
             await host.StartAsync(CancellationToken.None);
             try

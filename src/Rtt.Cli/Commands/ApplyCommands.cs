@@ -4,9 +4,9 @@ using System.Text.Json.Nodes;
 using Rtt.Client;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Reconciling;
+using Rtt.Planning;
 using Spectre.Console;
 
 namespace Rtt.Cli.Commands;

@@ -92,7 +92,7 @@ public static class AutotuneCommand
     private static async Task<int> LiveAsync(RttWorkspace ws, bool json, CancellationToken cancellationToken)
     {
         var profile = LiveChecks(ws, requireProfile: true)!;
-        var applied = new Core.Planning.PlanStore(ws).Applied();
+        var applied = new Rtt.Planning.PlanStore(ws).Applied();
         if (applied is null)
         {
             throw new RttException(ErrorCodes.TuneLiveRefused, "no plan is applied: there are no production lanes to tune", ws.Root, "apply a plan first (`rtt plan`, `rtt apply`)");

@@ -4,8 +4,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Fabric.Bench;
-using Rtt.Fabric.Peers;
+using Rtt.Lanes.Bench;
 
 namespace Rtt.Cli.Commands;
 

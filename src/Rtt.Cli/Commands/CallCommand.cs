@@ -7,10 +7,10 @@ using Rtt.Client.Calls;
 using Rtt.Client.Lanes;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
-using Rtt.Fabric.Frames;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
+using Rtt.Fabric.Frames;
+using Rtt.Planning;
 
 namespace Rtt.Cli.Commands;
 
@@ -214,7 +214,7 @@ public static class CallCommand
             return args;
         }
 
-        using var store = Core.Registry.RegistryStore.Open(ws);
+        using var store = Rtt.Registry.RegistryStore.Open(ws);
         var tool = store.ReadObject(objectHash, route.To);
         var schema = tool["input_schema"] as JsonObject;
         foreach (var name in (schema?["required"] as JsonArray ?? []).Select(n => (string?)n).OfType<string>())

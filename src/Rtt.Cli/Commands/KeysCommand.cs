@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Rtt.Core.Json;
 using Rtt.Core.Signing;
 using Rtt.Core.Workspace;
+using Rtt.Reconciling;
 using Spectre.Console;
 
 namespace Rtt.Cli.Commands;

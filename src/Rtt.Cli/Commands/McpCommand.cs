@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using Rtt.Cli.Mcp;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
+using Rtt.Registry;
 
 namespace Rtt.Cli.Commands;
 

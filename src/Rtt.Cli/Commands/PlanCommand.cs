@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
+using Rtt.Planning;
 
 namespace Rtt.Cli.Commands;
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
+using Rtt.Registry;
 using Spectre.Console;
 
 namespace Rtt.Cli.Commands;

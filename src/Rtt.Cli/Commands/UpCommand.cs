@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 using Rtt.Silo.Hosting;
 
 namespace Rtt.Cli.Commands;

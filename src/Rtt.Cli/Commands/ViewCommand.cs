@@ -2,9 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
-using Rtt.Core.Registry;
-using Rtt.Core.Views;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
+using Rtt.Views;
 
 namespace Rtt.Cli.Commands;
 

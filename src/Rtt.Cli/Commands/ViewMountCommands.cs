@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Rtt.Core.Views;
 using Rtt.Core.Workspace;
+using Rtt.Views;
 using Rtt.Views.Mount;
 
 namespace Rtt.Cli.Commands;

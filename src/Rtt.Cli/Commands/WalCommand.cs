@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Cli.Commands;
 
@@ -59,7 +59,7 @@ public static class WalCommand
         {
             using var log = Open(parse);
             var id = parse.GetValue(planIdArg)!;
-            var found = Rtt.Core.Reconciling.PlanDelta.FromLog(log.Read(0, log.Size), id) ?? throw new RttException(ErrorCodes.WalPlanMissing,
+            var found = Rtt.Reconciling.PlanDelta.FromLog(log.Read(0, log.Size), id) ?? throw new RttException(ErrorCodes.WalPlanMissing,
                 $"no prepare entry of the WAL holds plan {id}", id, "list the plans the log holds with `rtt history`");
             var text = PrettyJson.ToText(found);
             if (parse.GetValue(planOut) is { } path)

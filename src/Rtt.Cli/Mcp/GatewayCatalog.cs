@@ -4,8 +4,8 @@ using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 
 namespace Rtt.Cli.Mcp;
 

@@ -127,7 +127,7 @@ public static class GatewayHost
                     if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
                     {
                         var gateway = request.Services!.GetRequiredService<McpGateway>();
-                        result.Prompts = [.. result.Prompts.Where(p => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Core.Registry.McpPrimitive.Prompt && o.Name == p.Name) is { } prompt && access.Allows(prompt.Route.To))];
+                        result.Prompts = [.. result.Prompts.Where(p => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Registry.McpPrimitive.Prompt && o.Name == p.Name) is { } prompt && access.Allows(prompt.Route.To))];
                     }
 
                     return result;
@@ -138,7 +138,7 @@ public static class GatewayHost
                     if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
                     {
                         var gateway = request.Services!.GetRequiredService<McpGateway>();
-                        result.Resources = [.. result.Resources.Where(r => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Core.Registry.McpPrimitive.Resource && o.Name == r.Uri) is { } resource && access.Allows(resource.Route.To))];
+                        result.Resources = [.. result.Resources.Where(r => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Registry.McpPrimitive.Resource && o.Name == r.Uri) is { } resource && access.Allows(resource.Route.To))];
                     }
 
                     return result;
@@ -149,7 +149,7 @@ public static class GatewayHost
                     if (GatewayAccess.FromPrincipal(request.User) is { Rights: not null } access)
                     {
                         var gateway = request.Services!.GetRequiredService<McpGateway>();
-                        result.ResourceTemplates = [.. result.ResourceTemplates.Where(r => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Core.Registry.McpPrimitive.Template && o.Name == r.UriTemplate) is { } template && access.Allows(template.Route.To))];
+                        result.ResourceTemplates = [.. result.ResourceTemplates.Where(r => gateway.Others.FirstOrDefault(o => o.Primitive == Rtt.Registry.McpPrimitive.Template && o.Name == r.UriTemplate) is { } template && access.Allows(template.Route.To))];
                     }
 
                     return result;

@@ -8,9 +8,9 @@ using ModelContextProtocol.Server;
 using Rtt.Client.Calls;
 using Rtt.Client.Lanes;
 using Rtt.Core.Errors;
-using Rtt.Core.Planning;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Planning;
+using Rtt.Registry;
 
 namespace Rtt.Cli.Mcp;
 

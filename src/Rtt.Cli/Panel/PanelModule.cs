@@ -9,12 +9,12 @@ using Rtt.Client;
 using Rtt.Client.Lanes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
 using Rtt.Core.Tokens;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Telemetry;
 using Rtt.Grains;
 using Rtt.Grains.Reconciling;
+using Rtt.Planning;
 using Rtt.Silo.Endpoints.Mcp;
 using Rtt.Silo.Hosting;
 using Rtt.Silo.Lanes;
@@ -194,9 +194,9 @@ public sealed class PanelModule : IRttWebModule
     /// </param>
     public static JsonObject Registry(RttWorkspace ws, IReadOnlyList<McpToolState>? live = null)
     {
-        var verify = Rtt.Core.Registry.RegistryVerifier.Run(ws).ToJson();
+        var verify = Rtt.Registry.RegistryVerifier.Run(ws).ToJson();
         var entries = new JsonArray();
-        using (var store = Rtt.Core.Registry.RegistryStore.Open(ws))
+        using (var store = Rtt.Registry.RegistryStore.Open(ws))
         {
             foreach (var (key, hash) in store.Index.Entries.OrderBy(e => e.Key, StringComparer.Ordinal))
             {

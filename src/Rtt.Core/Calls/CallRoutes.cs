@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
-using Rtt.Core.Reconciling;
 
 namespace Rtt.Core.Calls;
 
@@ -32,7 +31,7 @@ public static class CallRoutes
             var to = (string?)lane["route"]?["to"] ?? "";
             var endpoint = (string?)lane["endpoint"];
             var serve = endpoint is null ? null : endpoints[endpoint] as JsonObject;
-            routes.Add(new CallRoute(from, to, PlanTargets.RouteId(from, to), (string?)placement[to] ?? (string?)placement[from] ?? "",
+            routes.Add(new CallRoute(from, to, RouteIds.Of(from, to), (string?)placement[to] ?? (string?)placement[from] ?? "",
                 (string?)lane["kind"] ?? "shm", endpoint, (string?)serve?["kind"] ?? ServeSpec.Echo, (string?)serve?["tool"]?["name"]));
         }
 

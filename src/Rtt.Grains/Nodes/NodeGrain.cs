@@ -37,7 +37,7 @@ public sealed class NodeGrain(
     [PersistentState("node", RttStorage.Name)] IPersistentState<NodeState> state,
     TimeProvider time,
     Reconciling.IParticipantLedgerStore ledgers,
-    Rtt.Core.Reconciling.IFaultPoints faults,
+    Rtt.Reconciling.IFaultPoints faults,
     IServiceProvider services) : Grain, INodeGrain
 {
     /// <summary>
@@ -53,7 +53,7 @@ public sealed class NodeGrain(
 
     private INodeLaneHost? Lanes { get; } = services.GetService(typeof(INodeLaneHost)) as INodeLaneHost; // resolved once per activation
 
-    private string LedgerKey => Rtt.Core.Reconciling.PlanTargets.NodePrefix + this.GetPrimaryKeyString();
+    private string LedgerKey => Rtt.Reconciling.PlanTargets.NodePrefix + this.GetPrimaryKeyString();
 
     /// <summary>How often an activation off its node's silo looks whether that silo is up again (and then moves there).</summary>
     internal static readonly TimeSpan PlacementCheckPeriod = TimeSpan.FromSeconds(2);
@@ -305,7 +305,7 @@ public sealed class NodeGrain(
             await PersistLedger();
         }
 
-        await faults.HitAsync(Rtt.Core.Reconciling.FaultPoints.MidApply, this.GetPrimaryKeyString());
+        await faults.HitAsync(Rtt.Reconciling.FaultPoints.MidApply, this.GetPrimaryKeyString());
         if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
         {
             await lanes.ServeAsync(await Resolve(Parsed(_ledger.AppliedTarget))); // idempotent: a repeated commit swaps to the same table

@@ -5,12 +5,12 @@ using Orleans.Concurrency;
 using Orleans.Runtime;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Planning;
-using Rtt.Core.Reconciling;
-using Rtt.Core.Resilience;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
+using Rtt.Planning;
+using Rtt.Reconciling;
+using Rtt.Reconciling.Resilience;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Grains.Reconciling;
 

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Rtt.Core.Reconciling;
+using Rtt.Reconciling;
 
 namespace Rtt.Grains.Reconciling;
 

@@ -4,8 +4,8 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Rtt.Core.Signing;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Grains.Reconciling;
 

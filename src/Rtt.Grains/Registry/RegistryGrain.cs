@@ -3,9 +3,9 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
-using Rtt.Core.Registry;
 using Rtt.Core.Signing;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 
 namespace Rtt.Grains.Registry;
 

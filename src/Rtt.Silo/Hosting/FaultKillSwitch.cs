@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Configuration;
-using Rtt.Core.Reconciling;
+using Rtt.Reconciling;
 
 namespace Rtt.Silo.Hosting;
 

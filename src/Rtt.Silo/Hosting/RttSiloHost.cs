@@ -12,11 +12,11 @@ using Orleans.Configuration;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 using Rtt.Core.Errors;
 using Rtt.Core.Telemetry;
-using Rtt.Core.Wal;
 using Rtt.Core.Workspace;
 using Rtt.Grains;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
+using Rtt.Reconciling.Wal;
 using Rtt.Silo.Lanes;
 using Rtt.Silo.Nodes;
 using Rtt.Silo.Storage;
@@ -58,7 +58,7 @@ public static class RttSiloHost
         var wal = Bind<RttWalOptions>(configuration, "Wal");
         var cluster = Bind<RttClusterOptions>(configuration, "Cluster");
         var security = Bind<Security.RttSecurityOptions>(configuration, "Security");
-        var retry = Bind<Core.Resilience.RttRetryOptions>(configuration, "Retry");
+        var retry = Bind<Rtt.Reconciling.Resilience.RttRetryOptions>(configuration, "Retry");
         if (retry.Problem() is { } retryProblem)
         {
             throw new HostingException(ErrorCodes.ConfigInvalid, $"retry settings are not usable: {retryProblem}", "Retry",
@@ -92,7 +92,7 @@ public static class RttSiloHost
     }
 
     private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
-        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, Core.Resilience.RttRetryOptions retry, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock,
+        RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, Rtt.Reconciling.Resilience.RttRetryOptions retry, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock,
         Web.RttWebOptions webOptions, IReadOnlyList<Web.IRttWebModule> modules)
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
@@ -198,7 +198,7 @@ public static class RttSiloHost
         builder.Services.AddSingleton(retry);
         if (FaultKillSwitch.FromConfiguration(configuration) is { } killSwitch)
         {
-            builder.Services.AddSingleton<Core.Reconciling.IFaultPoints>(killSwitch); // crash tests only; AddRttGrains then adds no other
+            builder.Services.AddSingleton<Rtt.Reconciling.IFaultPoints>(killSwitch); // crash tests only; AddRttGrains then adds no other
         }
 
         // Capability tokens (docs/tokens.md): one verifier (trust store, revocations, replay cache) for lane attaches and
@@ -266,7 +266,7 @@ public static class RttSiloHost
             builder.Services.AddHostedService<AutoReplanService>(); // policy auto_replan: the survivors plan without a dead silo's node
             // The registry everywhere: this workspace's objects published to the database, objects it lacks read from there.
             var objects = new PostgresObjectStore(clusterConnection);
-            Core.Registry.RegistryStore.Remote = objects;
+            Rtt.Registry.RegistryStore.Remote = objects;
             builder.Services.AddSingleton(objects);
             builder.Services.AddHostedService<ClusterObjectSync>();
         }

@@ -1,10 +1,10 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime.MembershipService.SiloMetadata;
-using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
+using Rtt.Planning;
 
 namespace Rtt.Silo.Nodes;
 
@@ -70,11 +70,11 @@ public sealed class AutoReplanService(
     IGrainFactory grains,
     RttWorkspace workspace,
     IServiceProvider services,
-    Core.Resilience.RttRetryOptions retryOptions,
+    Rtt.Reconciling.Resilience.RttRetryOptions retryOptions,
     ILogger<AutoReplanService> logger) : BackgroundService
 {
     private readonly DownNodeTracker _tracker = new();
-    private readonly Core.Resilience.RetryPolicy retry = new("Retry:AutoReplan", retryOptions.AutoReplan, ex => ex is not Core.Errors.RttException, logger);
+    private readonly Rtt.Reconciling.Resilience.RetryPolicy retry = new("Retry:AutoReplan", retryOptions.AutoReplan, ex => ex is not Core.Errors.RttException, logger);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -102,7 +102,7 @@ public sealed class AutoReplanService(
                 try
                 {
                     await retry.ExecuteAsync($"auto_replan without [{string.Join(", ", down)}]", _ => new ValueTask<string?>(ReplanAsync(down)),
-                        again: outcome => outcome == Core.Reconciling.ApplyOutcome.Aborted, cancellationToken: stoppingToken);
+                        again: outcome => outcome == Rtt.Reconciling.ApplyOutcome.Aborted, cancellationToken: stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

@@ -3,11 +3,11 @@ using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Rtt.Core.Nodes;
-using Rtt.Core.Reconciling;
-using Rtt.Core.Resilience;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
+using Rtt.Reconciling;
+using Rtt.Reconciling.Resilience;
 using Rtt.Silo.Hosting;
 
 namespace Rtt.Silo.Nodes;

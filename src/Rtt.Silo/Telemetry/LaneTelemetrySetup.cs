@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Routing;
 using Rtt.Fabric.Telemetry;
+using Rtt.Planning;
 
 namespace Rtt.Silo.Telemetry;
 

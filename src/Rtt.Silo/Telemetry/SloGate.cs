@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Rtt.Core.Planning;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Telemetry;
+using Rtt.Planning;
 
 namespace Rtt.Silo.Telemetry;
 

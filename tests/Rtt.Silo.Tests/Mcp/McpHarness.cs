@@ -6,11 +6,11 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Rtt.Cli.Mcp;
 using Rtt.Client.Lanes;
 using Rtt.Core.Errors;
-using Rtt.Core.Planning;
-using Rtt.Core.Reconciling;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
+using Rtt.Planning;
+using Rtt.Reconciling;
+using Rtt.Registry;
 using Rtt.Silo.Lanes;
 
 namespace Rtt.Silo.Tests.Mcp;

@@ -3,8 +3,8 @@ using System.Text.Json.Nodes;
 using Json.Schema;
 using Microsoft.Extensions.Logging;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Fabric.Drivers;
+using Rtt.Registry;
 
 namespace Rtt.Silo.Endpoints.Mcp;
 

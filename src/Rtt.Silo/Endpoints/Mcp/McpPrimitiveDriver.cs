@@ -4,8 +4,8 @@ using System.Text.Json.Nodes;
 using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Fabric.Drivers;
+using Rtt.Registry;
 
 namespace Rtt.Silo.Endpoints.Mcp;
 

@@ -6,8 +6,8 @@ using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 
 namespace Rtt.Silo.Endpoints.Mcp;
 

@@ -4,8 +4,8 @@ using Json.Schema;
 using ModelContextProtocol;
 using ModelContextProtocol.Protocol;
 using Rtt.Core.Errors;
-using Rtt.Core.Registry;
 using Rtt.Fabric.Drivers;
+using Rtt.Registry;
 
 namespace Rtt.Silo.Endpoints.Mcp;
 

@@ -1,6 +1,6 @@
 using Npgsql;
 using Rtt.Core.Errors;
-using Rtt.Core.Wal;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Silo.Storage.Postgres;
 

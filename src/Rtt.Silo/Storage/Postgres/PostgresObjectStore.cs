@@ -2,8 +2,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
-using Rtt.Core.Registry;
 using Rtt.Core.Workspace;
+using Rtt.Registry;
 
 namespace Rtt.Silo.Storage.Postgres;
 

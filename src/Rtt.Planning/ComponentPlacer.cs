@@ -1,0 +1,176 @@
+namespace Rtt.Planning;
+
+/// <summary>The greedy pass's symbols by number: demand (the largest over the versions in use), pin, base placement.</summary>
+internal sealed class Symbols
+{
+    private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
+
+    public Symbols(PlanInputs inputs, List<Candidate> candidates, Dictionary<string, int> nodeIndex)
+    {
+        foreach (var c in candidates)
+        {
+            Add(c.From);
+            Add(c.To);
+        }
+
+        Count = Names.Count;
+        Pin = new int[Count];
+        Previous = new int[Count];
+        PreviousName = new string?[Count];
+        for (var s = 0; s < Count; s++)
+        {
+            Pin[s] = inputs.Pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
+            var prev = inputs.BasePlacement.GetValueOrDefault(Names[s]);
+            PreviousName[s] = prev;
+            Previous[s] = prev is not null && nodeIndex.TryGetValue(prev, out var p) ? p : -1;
+        }
+
+        void Add(SymbolContract contract)
+        {
+            if (!_index.TryGetValue(contract.Address, out var s))
+            {
+                _index[contract.Address] = s = Names.Count;
+                Names.Add(contract.Address);
+                Cpu.Add(0);
+                Memory.Add(0);
+            }
+
+            Cpu[s] = Math.Max(Cpu[s], contract.CpuMillis);
+            Memory[s] = Math.Max(Memory[s], contract.MemoryMb);
+        }
+    }
+
+    public int Count { get; }
+
+    public List<string> Names { get; } = [];
+
+    public List<double> Cpu { get; } = [];
+
+    public List<double> Memory { get; } = [];
+
+    /// <summary>The node a symbol is pinned to, or -1.</summary>
+    public int[] Pin { get; }
+
+    /// <summary>The node the base plan put a symbol on, or -1 (none, or a node that is gone).</summary>
+    public int[] Previous { get; }
+
+    public string?[] PreviousName { get; }
+
+    public int Of(string symbol) => _index[symbol];
+}
+
+/// <summary>
+/// Places a connected component of new symbols (none pinned, none placed by the base plan) whole on one NUMA node when
+/// the greedy pass reaches its most important route (priority, then file order), so every route inside it gets the best
+/// lane: on the node with most free CPU that holds all of it (node id breaks ties). A component that fits on no single
+/// node, or holds a pinned or already placed symbol, is left to the route-by-route pass.
+/// </summary>
+internal sealed class ComponentPlacer
+{
+    private readonly IReadOnlyList<NumaNodeSpec> _nodes;
+    private readonly int[] _byId;
+    private readonly Symbols _symbols;
+    private readonly double[] _freeCpu;
+    private readonly double[] _freeMem;
+    private readonly int[] _placed;
+    private readonly int[] _root;
+    private readonly List<int>?[] _members;
+    private readonly bool[] _tried;
+
+    public ComponentPlacer(IReadOnlyList<NumaNodeSpec> nodes, int[] byId, (int From, int To)[] ends, Symbols symbols, double[] freeCpu, double[] freeMem, int[] placed)
+    {
+        (_nodes, _byId, _symbols, _freeCpu, _freeMem, _placed) = (nodes, byId, symbols, freeCpu, freeMem, placed);
+        var parent = Enumerable.Range(0, symbols.Count).ToArray();
+        int Find(int s)
+        {
+            while (parent[s] != s)
+            {
+                parent[s] = parent[parent[s]];
+                s = parent[s];
+            }
+
+            return s;
+        }
+
+        foreach (var (from, to) in ends)
+        {
+            var a = Find(from);
+            var b = Find(to);
+            if (a != b)
+            {
+                parent[Math.Max(a, b)] = Math.Min(a, b);
+            }
+        }
+
+        _root = new int[symbols.Count];
+        _members = new List<int>?[symbols.Count];
+        _tried = new bool[symbols.Count];
+        var seen = new bool[symbols.Count];
+        foreach (var (from, to) in ends)
+        {
+            Member(to);
+            Member(from);
+        }
+
+        void Member(int s)
+        {
+            var root = _root[s] = Find(s);
+            var list = _members[root] ??= [];
+            if (!seen[s])
+            {
+                seen[s] = true;
+                list.Add(s);
+            }
+
+            if (symbols.Pin[s] >= 0 || symbols.PreviousName[s] is not null)
+            {
+                _tried[root] = true; // not new: route by route
+            }
+        }
+    }
+
+    /// <summary>The symbols placed with their component.</summary>
+    public List<int> Placed { get; } = [];
+
+    /// <summary>Places the component of a route (given by its caller's symbol) whole, the first time one of its routes comes up.</summary>
+    public void Place(int from)
+    {
+        var root = _root[from];
+        if (_tried[root])
+        {
+            return;
+        }
+
+        _tried[root] = true;
+        var members = _members[root]!;
+        double cpu = 0, memory = 0;
+        foreach (var s in members)
+        {
+            cpu += _symbols.Cpu[s];
+            memory += _symbols.Memory[s];
+        }
+
+        var best = -1;
+        foreach (var node in _byId)
+        {
+            if (_freeCpu[node] >= cpu && _freeMem[node] >= memory && (best < 0 || _freeCpu[node] > _freeCpu[best]))
+            {
+                best = node;
+            }
+        }
+
+        if (best < 0)
+        {
+            return;
+        }
+
+        foreach (var s in members)
+        {
+            _placed[s] = best;
+            Placed.Add(s);
+        }
+
+        _freeCpu[best] -= cpu;
+        _freeMem[best] -= memory;
+    }
+}

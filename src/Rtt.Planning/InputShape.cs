@@ -1,0 +1,255 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Rtt.Planning;
+
+/// <summary>
+/// A fast check that routes.json and topology.json surely match their schemas, walking the nodes once (no canonical
+/// text, no schema evaluation: 10,000 routes through JsonSchema.Net cost hundreds of milliseconds). It only ever
+/// answers "surely valid" or "not sure": anything it does not recognise exactly (a missing or unknown member, a
+/// number of another kind, a non-ASCII address) goes to the schema, which stays the judge and names the fault.
+/// </summary>
+internal static class InputShape
+{
+    public static bool SurelyValidRoutes(JsonObject doc)
+    {
+        if (doc.Count != 1 || doc["routes"] is not JsonArray routes)
+        {
+            return false;
+        }
+
+        foreach (var item in routes)
+        {
+            if (item is not JsonObject route)
+            {
+                return false;
+            }
+
+            var required = 0;
+            foreach (var (name, value) in route)
+            {
+                switch (name)
+                {
+                    case "from" or "to":
+                        if (!Address(value))
+                        {
+                            return false;
+                        }
+
+                        required++;
+                        break;
+                    case "version":
+                        if (Text(value) is not { Length: > 0 } version || HasSurrogate(version))
+                        {
+                            return false;
+                        }
+
+                        break;
+                    case "qos":
+                        if (!Qos(value))
+                        {
+                            return false;
+                        }
+
+                        break;
+                    default:
+                        return false;
+                }
+            }
+
+            if (required != 2)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public static bool SurelyValidTopology(JsonObject doc)
+    {
+        var hosts = false;
+        foreach (var (name, value) in doc)
+        {
+            if (name == "hosts" && value is JsonArray list)
+            {
+                hosts = true;
+                foreach (var item in list)
+                {
+                    if (!Host(item))
+                    {
+                        return false;
+                    }
+                }
+            }
+            else
+            {
+                return false; // lanes (rarely set) and anything else: the schema
+            }
+        }
+
+        return hosts;
+    }
+
+    private static bool Host(JsonNode? node)
+    {
+        if (node is not JsonObject host || host.Count != 2 || Text(host["name"]) is not { Length: > 0 } name || HasSurrogate(name)
+            || host["numa_nodes"] is not JsonArray { Count: > 0 } nodes)
+        {
+            return false;
+        }
+
+        foreach (var item in nodes)
+        {
+            if (item is not JsonObject n || n.Count != 3 || !NodeId(Text(n["id"])) || !(Number(n["cpu_millis"]) > 0) || !(Number(n["memory_mb"]) > 0))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool Qos(JsonNode? node)
+    {
+        if (node is not JsonObject qos)
+        {
+            return false;
+        }
+
+        foreach (var (name, value) in qos)
+        {
+            var ok = name switch
+            {
+                "p99_budget_us" => Number(value) > 0,
+                "rate_hz" => Number(value) >= 0,
+                "priority" => Integer(value) is >= 0 and <= 9,
+                _ => false,
+            };
+            if (!ok)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static string? Text(JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.String && v.TryGetValue<string>(out var s) ? s : null;
+
+    // A finite number as a double, or NaN (which fails every comparison) when it is not a plain int, long or double.
+    private static double Number(JsonNode? node)
+    {
+        if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
+        {
+            return double.NaN;
+        }
+
+        if (v.TryGetValue<JsonElement>(out var e))
+        {
+            return e.TryGetDouble(out var parsed) && double.IsFinite(parsed) ? parsed : double.NaN;
+        }
+
+        return v.TryGetValue<int>(out var i) ? i
+            : v.TryGetValue<long>(out var l) ? l
+            : v.TryGetValue<double>(out var d) && double.IsFinite(d) ? d
+            : double.NaN;
+    }
+
+    // An integer given as an integer (1, not 1.0, which the schema judges), or null.
+    private static long? Integer(JsonNode? node)
+    {
+        if (node is not JsonValue v || v.GetValueKind() != JsonValueKind.Number)
+        {
+            return null;
+        }
+
+        if (v.TryGetValue<JsonElement>(out var e))
+        {
+            return e.TryGetInt64(out var parsed) ? parsed : null;
+        }
+
+        return v.TryGetValue<int>(out var i) ? i : v.TryGetValue<long>(out var l) ? l : null;
+    }
+
+    private static bool HasSurrogate(string s)
+    {
+        foreach (var c in s)
+        {
+            if (char.IsSurrogate(c))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$
+    private static bool NodeId(string? id)
+    {
+        if (id is not { Length: >= 1 and <= 64 } || !char.IsAsciiLetterOrDigit(id[0]))
+        {
+            return false;
+        }
+
+        foreach (var c in id)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    // ^rtt://[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._-]*$
+    private static bool Address(JsonNode? node)
+    {
+        if (Text(node) is not { } s || !s.StartsWith("rtt://", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var i = 6;
+        for (var segment = 0; segment < 2; segment++)
+        {
+            if (i >= s.Length || !IsLowerOrDigit(s[i]))
+            {
+                return false;
+            }
+
+            i++;
+            while (i < s.Length && (IsLowerOrDigit(s[i]) || s[i] == '-'))
+            {
+                i++;
+            }
+
+            if (i >= s.Length || s[i] != '/')
+            {
+                return false;
+            }
+
+            i++;
+        }
+
+        if (i >= s.Length || !char.IsAsciiLetterOrDigit(s[i]))
+        {
+            return false;
+        }
+
+        for (i++; i < s.Length; i++)
+        {
+            if (!(char.IsAsciiLetterOrDigit(s[i]) || s[i] is '.' or '_' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsLowerOrDigit(char c) => c is (>= 'a' and <= 'z') or (>= '0' and <= '9');
+}

@@ -1,0 +1,336 @@
+using System.Text.Json.Nodes;
+
+namespace Rtt.Planning;
+
+/// <summary>Where every symbol of the admitted routes runs, which routes are admitted, and on which lane kind.</summary>
+internal sealed record PlacementResult(
+    IReadOnlyDictionary<string, string> Nodes,
+    List<(Candidate Candidate, string Lane)> Admitted,
+    List<Rejection> Rejected,
+    Dictionary<string, string> MoveReasons,
+    string Solver);
+
+/// <summary>
+/// Constraints 5 and 6: capacity per NUMA node, NUMA-aware placement (same node: shm; same host: uds; else tcp),
+/// pins, and churn (a placement from the applied plan is kept while it stays feasible). A greedy pass decides the
+/// easy cases (new components whole on one node first, then route by route); when it cannot admit every route, CP-SAT decides admission by priority, then lane quality and churn.
+/// </summary>
+internal static class Placement
+{
+    public static PlacementResult Solve(PlanInputs inputs, List<Candidate> candidates)
+    {
+        var greedy = Greedy(inputs, candidates);
+        if (greedy.Rejected.Count == 0 || candidates.Count == 0)
+        {
+            return greedy;
+        }
+
+        // The ILP decides the routes connected (through shared symbols) to a route the greedy pass could not
+        // admit; every other component keeps the greedy answer and its capacity use, which the model subtracts.
+        // Capacity couples every route, so a capacity failure puts the whole problem in scope.
+        var component = Components(candidates);
+        var failed = greedy.Rejected.Select(r => r.Route.Index).ToHashSet();
+        var affected = greedy.Rejected.Any(r => r.Constraint == Constraint.Capacity)
+            ? component.Values.ToHashSet(StringComparer.Ordinal)
+            : candidates.Where(c => failed.Contains(c.Route.Index)).Select(c => component[c.From.Address]).ToHashSet(StringComparer.Ordinal);
+        var inScope = candidates.Where(c => affected.Contains(component[c.From.Address])).ToList();
+        var outside = greedy.Admitted.Where(a => !affected.Contains(component[a.Candidate.From.Address])).ToList();
+        var demand = Demands(candidates);
+        var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
+        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])).OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            used[node] = (used[node].Cpu + demand[symbol].Cpu, used[node].Memory + demand[symbol].Memory); // summed in symbol order
+        }
+
+        var ilp = Ilp.Solve(inputs, inScope, greedy, used);
+        if (ilp is null)
+        {
+            return greedy;
+        }
+
+        var nodes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])))
+        {
+            nodes[symbol] = node;
+        }
+
+        foreach (var (symbol, node) in ilp.Nodes)
+        {
+            nodes[symbol] = node;
+        }
+
+        var reasons = greedy.MoveReasons.Where(r => !affected.Contains(component[r.Key])).Concat(ilp.MoveReasons).ToDictionary(StringComparer.Ordinal);
+        return new PlacementResult(nodes, [.. outside, .. ilp.Admitted], ilp.Rejected, reasons, ilp.Solver);
+    }
+
+    /// <summary>Connected components of the route graph: symbol -> the smallest symbol of its component.</summary>
+    internal static Dictionary<string, string> Components(List<Candidate> candidates)
+    {
+        var parent = new Dictionary<string, string>(StringComparer.Ordinal);
+        string Find(string s)
+        {
+            while (parent[s] != s)
+            {
+                parent[s] = parent[parent[s]];
+                s = parent[s];
+            }
+
+            return s;
+        }
+
+        foreach (var c in candidates)
+        {
+            parent.TryAdd(c.From.Address, c.From.Address);
+            parent.TryAdd(c.To.Address, c.To.Address);
+            var a = Find(c.From.Address);
+            var b = Find(c.To.Address);
+            if (a != b)
+            {
+                // The ordinally smaller root wins, so components are named the same way on every run.
+                if (string.CompareOrdinal(a, b) < 0)
+                {
+                    parent[b] = a;
+                }
+                else
+                {
+                    parent[a] = b;
+                }
+            }
+        }
+
+        return parent.Keys.ToDictionary(k => k, Find, StringComparer.Ordinal);
+    }
+
+    /// <summary>Demand of each symbol: the largest over the versions its routes use.</summary>
+    internal static Dictionary<string, (double Cpu, double Memory)> Demands(IEnumerable<Candidate> candidates)
+    {
+        var demand = new Dictionary<string, (double Cpu, double Memory)>(StringComparer.Ordinal);
+        foreach (var c in candidates)
+        {
+            Add(c.From);
+            Add(c.To);
+        }
+
+        return demand;
+
+        void Add(SymbolContract contract)
+        {
+            var current = demand.GetValueOrDefault(contract.Address);
+            demand[contract.Address] = (Math.Max(current.Cpu, contract.CpuMillis), Math.Max(current.Memory, contract.MemoryMb));
+        }
+    }
+
+    /// <summary>The best lane kind two placements allow for a route, or null.</summary>
+    internal static string? Lane(Candidate c, NumaNodeSpec from, NumaNodeSpec to)
+    {
+        if (from.Id == to.Id && c.Lanes.Contains("shm"))
+        {
+            return "shm";
+        }
+
+        if (from.Host == to.Host && c.Lanes.Contains("uds"))
+        {
+            return "uds";
+        }
+
+        return c.Lanes.Contains("tcp") ? "tcp" : null;
+    }
+
+    private static PlacementResult Greedy(PlanInputs inputs, List<Candidate> candidates)
+    {
+        // Symbols and nodes by number, so the pass over 10,000 routes does array reads, not string lookups. Decisions are
+        // those of the rules in docs/planner.md, in the same order, with the same arithmetic (sums in the same order).
+        var nodeList = inputs.Nodes;
+        var nodeCount = nodeList.Count;
+        var nodeIndex = new Dictionary<string, int>(nodeCount, StringComparer.Ordinal);
+        for (var n = 0; n < nodeCount; n++)
+        {
+            nodeIndex[nodeList[n].Id] = n;
+        }
+
+        var byId = Enumerable.Range(0, nodeCount).ToArray(); // node numbers in ordinal id order: ties go to the smaller id
+        Array.Sort(byId, (a, b) => string.CompareOrdinal(nodeList[a].Id, nodeList[b].Id));
+        var freeCpu = new double[nodeCount];
+        var freeMem = new double[nodeCount];
+        for (var n = 0; n < nodeCount; n++)
+        {
+            freeCpu[n] = nodeList[n].CpuMillis;
+            freeMem[n] = nodeList[n].MemoryMb;
+        }
+
+        var symbols = new Symbols(inputs, candidates, nodeIndex);
+        var count = symbols.Count;
+        var placed = new int[count];
+        Array.Fill(placed, -1);
+        var admitted = new List<(Candidate, string)>();
+        var rejected = new List<Rejection>();
+
+        bool Fits(int node, int s) => freeCpu[node] >= symbols.Cpu[s] && freeMem[node] >= symbols.Memory[s];
+
+        int Choose(int s, int partnerNode)
+        {
+            if (symbols.Pin[s] >= 0)
+            {
+                return Fits(symbols.Pin[s], s) ? symbols.Pin[s] : -1;
+            }
+
+            if (symbols.Previous[s] >= 0 && Fits(symbols.Previous[s], s))
+            {
+                return symbols.Previous[s]; // churn: keep what still fits
+            }
+
+            if (partnerNode >= 0 && Fits(partnerNode, s))
+            {
+                return partnerNode; // co-locate for an shm lane
+            }
+
+            var host = partnerNode >= 0 ? nodeList[partnerNode].Host : null;
+            var sameHost = false;
+            if (host is not null)
+            {
+                foreach (var n in byId)
+                {
+                    if (Fits(n, s) && nodeList[n].Host == host)
+                    {
+                        sameHost = true; // same host: a uds lane
+                        break;
+                    }
+                }
+            }
+
+            // Most free CPU first; node id breaks ties so the choice is the same everywhere.
+            var best = -1;
+            foreach (var n in byId)
+            {
+                if (Fits(n, s) && (!sameHost || nodeList[n].Host == host) && (best < 0 || freeCpu[n] > freeCpu[best]))
+                {
+                    best = n;
+                }
+            }
+
+            return best;
+        }
+
+        var ordered = candidates.ToArray();
+        Array.Sort(ordered, static (a, b) => a.Route.Priority != b.Route.Priority ? b.Route.Priority.CompareTo(a.Route.Priority) : a.Route.Index.CompareTo(b.Route.Index));
+        var ends = new (int From, int To)[ordered.Length]; // each route's symbols by number, looked up once
+        for (var i = 0; i < ordered.Length; i++)
+        {
+            ends[i] = (symbols.Of(ordered[i].From.Address), symbols.Of(ordered[i].To.Address));
+        }
+
+        var components = new ComponentPlacer(nodeList, byId, ends, symbols, freeCpu, freeMem, placed);
+        var fresh = new List<int>(2);
+        var admittedAt = new bool[ordered.Length];
+        for (var i = 0; i < ordered.Length; i++)
+        {
+            var c = ordered[i];
+            var (from, to) = ends[i];
+            components.Place(from);
+            fresh.Clear();
+            Rejection? failure = null;
+            foreach (var (s, partner) in ((int, int)[])[(to, from), (from, to)])
+            {
+                if (placed[s] >= 0)
+                {
+                    continue;
+                }
+
+                var node = Choose(s, placed[partner]);
+                if (node < 0)
+                {
+                    failure = CapacityRejection(c, symbols.Names[s], (symbols.Cpu[s], symbols.Memory[s]), Free(freeCpu), Free(freeMem), inputs.Pins.GetValueOrDefault(symbols.Names[s]));
+                    break;
+                }
+
+                placed[s] = node;
+                freeCpu[node] -= symbols.Cpu[s];
+                freeMem[node] -= symbols.Memory[s];
+                fresh.Add(s);
+            }
+
+            var lane = failure is null ? Lane(c, nodeList[placed[from]], nodeList[placed[to]]) : null;
+            if (failure is null && lane is null)
+            {
+                failure = new Rejection(c.Route, Constraint.Placement, new JsonObject
+                {
+                    ["from_node"] = nodeList[placed[from]].Id,
+                    ["to_node"] = nodeList[placed[to]].Id,
+                    ["allowed_lanes"] = new JsonArray([.. c.Lanes.Select(l => (JsonNode)JsonValue.Create(l))]),
+                });
+            }
+
+            if (failure is not null)
+            {
+                foreach (var s in fresh)
+                {
+                    freeCpu[placed[s]] += symbols.Cpu[s];
+                    freeMem[placed[s]] += symbols.Memory[s];
+                    placed[s] = -1;
+                }
+
+                rejected.Add(failure);
+                continue;
+            }
+
+            admitted.Add((c, lane!));
+            admittedAt[i] = true;
+        }
+
+        // A symbol placed with its component whose routes were all rejected (for another reason) is not placed.
+        var used = new bool[count];
+        for (var i = 0; i < ordered.Length; i++)
+        {
+            if (admittedAt[i])
+            {
+                used[ends[i].From] = true;
+                used[ends[i].To] = true;
+            }
+        }
+
+        foreach (var s in components.Placed)
+        {
+            if (!used[s])
+            {
+                freeCpu[placed[s]] += symbols.Cpu[s];
+                freeMem[placed[s]] += symbols.Memory[s];
+                placed[s] = -1;
+            }
+        }
+
+        var nodes = new Dictionary<string, string>(count, StringComparer.Ordinal);
+        var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var s = 0; s < count; s++)
+        {
+            if (placed[s] < 0)
+            {
+                continue;
+            }
+
+            var node = nodeList[placed[s]].Id;
+            var symbol = symbols.Names[s];
+            nodes[symbol] = node;
+            if (symbols.PreviousName[s] is { } prev && prev != node)
+            {
+                reasons[symbol] = inputs.Pins.TryGetValue(symbol, out var pin) && pin == node ? "pin"
+                    : !nodeIndex.ContainsKey(prev) ? "node-removed"
+                    : "capacity";
+            }
+        }
+
+        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy");
+
+        Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
+    }
+
+    internal static Rejection CapacityRejection(Candidate c, string symbol, (double Cpu, double Memory) need, IReadOnlyDictionary<string, double> freeCpu,
+        IReadOnlyDictionary<string, double> freeMem, string? pin) => new(c.Route, Constraint.Capacity, new JsonObject
+        {
+            ["symbol"] = symbol,
+            ["cpu_millis"] = need.Cpu,
+            ["memory_mb"] = need.Memory,
+            ["node"] = pin,
+            ["free_cpu_millis"] = pin is null ? freeCpu.Values.Max() : freeCpu[pin],
+            ["free_memory_mb"] = pin is null ? freeMem.Values.Max() : freeMem[pin],
+        });
+}

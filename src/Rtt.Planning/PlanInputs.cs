@@ -1,0 +1,501 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NuGet.Versioning;
+using Rtt.Core.Errors;
+using Rtt.Core.Hashing;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+using Rtt.Core.Workspace;
+using Rtt.Registry;
+
+namespace Rtt.Planning;
+
+/// <summary>A desired route, as routes.json states it (index = its position, for error locations).</summary>
+public sealed record RouteSpec(int Index, string From, string To, string RangeText, VersionRange Range, double? BudgetUs, double RateHz, int Priority)
+{
+    public string Key => $"{From} -> {To}";
+}
+
+/// <summary>What the planner knows of one version of a symbol.</summary>
+public sealed record SymbolContract(
+    string Address, NuGetVersion Version, string Kind, JsonNode? Input, JsonNode? Output, IReadOnlyList<string> CompatibleWith,
+    IReadOnlyList<string> Lanes, double LatencyUs, double CpuMillis, double MemoryMb, bool Acyclic, JsonObject? Serve = null)
+{
+    public JsonObject ToJson()
+    {
+        var json = Fields();
+        if (Serve is not null)
+        {
+            json["serve"] = Serve.DeepClone(); // only when declared, so inputs without serve blocks hash as before
+        }
+
+        return json;
+    }
+
+    private JsonObject Fields() => new()
+    {
+        ["address"] = Address,
+        ["version"] = Version.ToFullString(),
+        ["kind"] = Kind,
+        ["input"] = Input?.DeepClone(),
+        ["output"] = Output?.DeepClone(),
+        ["compatible_with"] = new JsonArray([.. CompatibleWith.Select(c => (JsonNode)JsonValue.Create(c))]),
+        ["lanes"] = new JsonArray([.. Lanes.Select(c => (JsonNode)JsonValue.Create(c))]),
+        ["latency_us"] = LatencyUs,
+        ["cpu_millis"] = CpuMillis,
+        ["memory_mb"] = MemoryMb,
+        ["acyclic"] = Acyclic,
+    };
+}
+
+public sealed record NumaNodeSpec(string Id, string Host, double CpuMillis, double MemoryMb);
+
+public sealed record AclRule(bool Allow, string From, string To);
+
+public sealed record QosRule(string Match, double BudgetUs);
+
+/// <summary>Everything a plan is computed from, validated, in canonical order.</summary>
+public sealed class PlanInputs
+{
+    public static readonly string[] LaneKinds = ["shm", "uds", "tcp"];
+
+    public required IReadOnlyList<RouteSpec> Routes { get; init; }
+
+    /// <summary>Contracts by address, versions ascending.</summary>
+    public required IReadOnlyDictionary<string, IReadOnlyList<SymbolContract>> Contracts { get; init; }
+
+    public required IReadOnlyList<NumaNodeSpec> Nodes { get; init; }
+
+    public required IReadOnlyDictionary<string, double> LaneP99Us { get; init; }
+
+    public required bool Strict { get; init; }
+
+    public required IReadOnlyList<AclRule> Acl { get; init; }
+
+    public required IReadOnlyList<QosRule> Qos { get; init; }
+
+    public required IReadOnlyDictionary<string, string> Pins { get; init; }
+
+    /// <summary>Nodes left out because their silo is dead (sorted; empty for a plan made by hand).</summary>
+    public IReadOnlyList<string> Down { get; init; } = [];
+
+    /// <summary>Symbols pinned to a node that is down, and that node: their routes are rejected as <c>node-down</c>.</summary>
+    public IReadOnlyDictionary<string, string> DownPins { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>policy.json <c>auto_replan</c>: a silo's death makes the survivors plan without its node (docs/operations.md).</summary>
+    public bool AutoReplan { get; init; }
+
+    /// <summary>policy.json <c>mcp_aliases</c> (symbol → the name <c>rtt mcp serve</c> gives the tool), or null.</summary>
+    public JsonObject? McpAliases { get; init; }
+
+    /// <summary>
+    /// policy.json <c>unsandboxed</c>: symbol patterns (exact, or a prefix ending in <c>*</c>) whose <c>process</c> and
+    /// <c>mcp-stdio</c> drivers a strict-mode silo may run without a sandbox (docs/security.md). Sorted, distinct.
+    /// </summary>
+    public IReadOnlyList<string> Unsandboxed { get; init; } = [];
+
+    /// <summary>Where the policy was read from (named by planning errors).</summary>
+    public string PolicySource { get; init; } = "policy.json";
+
+    /// <summary>The applied plan this one is computed against, or null.</summary>
+    public JsonObject? Base { get; init; }
+
+    /// <summary>The base plan's placement (symbol → node), read once.</summary>
+    internal IReadOnlyDictionary<string, string> BasePlacement => _basePlacement ??= Planner.BasePlacement(Base);
+
+    private Dictionary<string, string>? _basePlacement;
+
+    /// <summary>The base plan's routes (<c>from -> to</c> of its lanes), read once.</summary>
+    internal IReadOnlySet<string> BaseRoutes => _baseRoutes ??= Planner.BaseRoutes(Base);
+
+    private HashSet<string>? _baseRoutes;
+
+    /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
+    public required string Hash { get; init; }
+
+    /// <summary><c>sha256:</c> of the tuned profile whose lane p99s were used, or null (docs/autotune.md).</summary>
+    public string? TunedProfile { get; init; }
+
+    /// <summary>
+    /// The tuned profile's lane settings when one is used: the planner gives SHM lanes at least its ring size and puts its
+    /// idle spins and yields in the plan's <c>tuning</c>, so a re-tune reaches the lanes through a signed plan (autotune.md).
+    /// </summary>
+    public Rtt.Core.Autotune.TuneSettings? TunedSettings { get; init; }
+
+    /// <summary>Why the workspace's tuned profile was not used (made on another machine), or null.</summary>
+    public string? TunedIgnored { get; private set; }
+
+    /// <summary>Reads a workspace: routes, policy, topology, and contracts from the registry (symbols.json + signed objects).</summary>
+    /// <param name="down">Nodes of the topology that cannot take anything (their silo is dead: policy <c>auto_replan</c>,
+    /// docs/operations.md); nothing is placed on them and routes of symbols pinned to them are rejected as <c>node-down</c>.</param>
+    public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null, IReadOnlyCollection<string>? down = null)
+    {
+        var routesJson = ReadDocument(workspace.RoutesPath, SchemaValidator.Routes);
+        var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy);
+        var topologyJson = ReadDocument(workspace.TopologyPath, SchemaValidator.Topology);
+        var strict = policyJson["strict"] is not JsonValue sv || sv.GetValue<bool>();
+        var needed = (routesJson["routes"] as JsonArray ?? []).SelectMany(r => new[] { (string?)r?["from"], (string?)r?["to"] })
+            .Concat((policyJson["pins"] as JsonObject ?? []).Select(p => p.Key)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var contracts = LoadContracts(workspace, strict, needed);
+        // A tuned profile made on this machine gives measured lane p99s (one made elsewhere is not used; a bad one is refused).
+        var tuned = Rtt.Core.Autotune.TunedProfile.Load(workspace, Rtt.Core.Autotune.MachineKey.Local(), out var mismatch);
+        var inputs = Build(routesJson, policyJson, topologyJson, contracts, basePlan, workspace.RoutesPath, workspace.PolicyPath, workspace.TopologyPath, tuned, down);
+        inputs.TunedIgnored = mismatch;
+        return inputs;
+    }
+
+    /// <summary>Builds inputs from parsed documents (used by Load, tests and the benchmark).</summary>
+    public static PlanInputs Build(JsonObject routesJson, JsonObject policyJson, JsonObject topologyJson, IEnumerable<SymbolContract> contracts,
+        JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json",
+        Rtt.Core.Autotune.TunedProfile? tuned = null, IReadOnlyCollection<string>? down = null)
+    {
+        // The shapes of routes and topology are checked by one walk over the nodes; the schema judges what that walk is not sure of.
+        var surelyValidRoutes = InputShape.SurelyValidRoutes(routesJson);
+        if (!surelyValidRoutes)
+        {
+            Validate(SchemaValidator.Routes, routesJson, routesSource);
+        }
+
+        Validate(SchemaValidator.Policy, policyJson, policySource);
+        if (!InputShape.SurelyValidTopology(topologyJson))
+        {
+            Validate(SchemaValidator.Topology, topologyJson, topologySource);
+        }
+
+        var list = routesJson["routes"]!.AsArray();
+        var routes = new List<RouteSpec>(list.Count);
+        // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical).
+        var routeBytes = surelyValidRoutes ? PlanCanonical.Routes(list) : null;
+        var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
+        for (var i = 0; i < list.Count; i++)
+        {
+            var r = list[i]!.AsObject();
+            var rangeText = (string?)r["version"] ?? "*";
+            var qos = r["qos"] as JsonObject;
+            if (!ranges.TryGetValue(rangeText, out var range))
+            {
+                ranges[rangeText] = range = ParseRange(rangeText, $"{routesSource}: /routes/{i}/version");
+            }
+
+            routes.Add(new RouteSpec(i, (string)r["from"]!, (string)r["to"]!, rangeText, range,
+                qos?["p99_budget_us"] is JsonValue b ? Number(b) : null,
+                qos?["rate_hz"] is JsonValue h ? Number(h) : 0,
+                qos?["priority"] is JsonValue p ? (int)Number(p) : 0));
+        }
+
+        var nodes = new List<NumaNodeSpec>();
+        foreach (var host in topologyJson["hosts"]!.AsArray())
+        {
+            foreach (var n in host!["numa_nodes"]!.AsArray())
+            {
+                nodes.Add(new NumaNodeSpec((string)n!["id"]!, (string)host["name"]!, Number(n["cpu_millis"]), Number(n["memory_mb"])));
+            }
+        }
+
+        if (nodes.Count == 0 && routes.Count > 0)
+        {
+            throw new RttException(ErrorCodes.PlanTopologyInvalid, "the topology has no NUMA node to place symbols on", $"{topologySource}: /hosts",
+                "declare at least one host with one NUMA node");
+        }
+
+        var duplicate = nodes.GroupBy(n => n.Id, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new RttException(ErrorCodes.PlanTopologyInvalid, $"node id \"{duplicate.Key}\" appears more than once", $"{topologySource}: /hosts",
+                "node ids must be unique across hosts");
+        }
+
+        nodes.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        var allNodes = nodes.Select(n => n.Id).ToHashSet(StringComparer.Ordinal);
+        List<string> downNodes = [.. (down ?? []).Where(allNodes.Contains).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (downNodes.Count > 0)
+        {
+            nodes.RemoveAll(n => downNodes.Contains(n.Id, StringComparer.Ordinal));
+            if (nodes.Count == 0 && routes.Count > 0)
+            {
+                throw new RttException(ErrorCodes.PlanTopologyInvalid, $"every NUMA node of the topology is down ({string.Join(", ", downNodes)})", $"{topologySource}: /hosts",
+                    "start a silo for at least one node, then plan again");
+            }
+        }
+
+        var lanes = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var kind in LaneKinds)
+        {
+            lanes[kind] = topologyJson["lanes"]?[kind]?["p99_us"] is JsonValue v ? Number(v) // set by hand: wins
+                : tuned is not null && tuned.LaneP99Us.TryGetValue(kind, out var measured) ? measured // measured by rtt autotune
+                : kind switch { "shm" => 50, "uds" => 300, _ => 10_000 }; // the seed's targets when nothing is measured
+        }
+
+        var acl = (policyJson["acl"] as JsonArray ?? []).Select(e =>
+        {
+            var allow = e!["allow"] is JsonObject;
+            var rule = (e["allow"] ?? e["deny"])!;
+            return new AclRule(allow, (string)rule["from"]!, (string)rule["to"]!);
+        }).ToList();
+        var qosRules = (policyJson["qos"] as JsonArray ?? []).Select(q => new QosRule((string)q!["match"]!, Number(q["p99_budget_us"]))).ToList();
+        var pins = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var downPins = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (symbol, node) in policyJson["pins"] as JsonObject ?? [])
+        {
+            var id = (string)node!;
+            if (downNodes.Contains(id, StringComparer.Ordinal))
+            {
+                downPins[symbol] = id; // its routes are rejected as node-down (Planner)
+                continue;
+            }
+
+            if (!nodes.Any(n => n.Id == id))
+            {
+                throw new RttException(ErrorCodes.PlanPinUnknownNode, $"pin of {symbol} names node \"{id}\", which the topology does not have", $"{policySource}: /pins/{symbol}",
+                    $"use one of: {string.Join(", ", nodes.Select(n => n.Id))}");
+            }
+
+            pins[symbol] = id;
+        }
+
+        // Only the symbols that routes and pins name can change the plan: only they are kept and hashed,
+        // so a catalogue of 100,000 symbols costs nothing for a plan of 100 routes.
+        var relevant = routes.SelectMany(r => new[] { r.From, r.To }).Concat(pins.Keys).ToHashSet(StringComparer.Ordinal);
+        var found = new Dictionary<string, List<SymbolContract>>(StringComparer.Ordinal);
+        foreach (var c in contracts)
+        {
+            if (relevant.Contains(c.Address))
+            {
+                (found.TryGetValue(c.Address, out var versions) ? versions : found[c.Address] = []).Add(c);
+            }
+        }
+
+        var addresses = found.Keys.ToArray();
+        Array.Sort(addresses, StringComparer.Ordinal);
+        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(addresses.Length, StringComparer.Ordinal);
+        var inOrder = new List<SymbolContract>();
+        foreach (var address in addresses)
+        {
+            List<SymbolContract> versions = [.. found[address].OrderBy(c => c.Version)]; // stable: equal versions keep their order
+            byAddress[address] = versions;
+            foreach (var c in versions)
+            {
+                inOrder.Add(c);
+            }
+        }
+
+        // The hash covers meaning, not layout: nodes, ACL rules and contracts in a fixed order (their order in the
+        // files means nothing); routes and QoS rules as given (order breaks priority ties / picks the first match).
+        // Built as members so that routes.json is written where it is, not copied (Hash below; same bytes as one object).
+        var canonical = new JsonObject
+        {
+            ["policy"] = new JsonObject
+            {
+                ["strict"] = policyJson["strict"] is not JsonValue st || st.GetValue<bool>(),
+                ["acl"] = new JsonArray([.. acl.Select(a => $"{(a.Allow ? "allow" : "deny")} {a.From} {a.To}").Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(a => (JsonNode)JsonValue.Create(a))]),
+                ["qos"] = new JsonArray([.. qosRules.Select(q => (JsonNode)new JsonObject { ["match"] = q.Match, ["p99_budget_us"] = q.BudgetUs })]),
+                ["pins"] = policyJson["pins"]?.DeepClone(),
+            },
+            ["nodes"] = new JsonArray([.. nodes.Select(n => (JsonNode)new JsonObject { ["id"] = n.Id, ["host"] = n.Host, ["cpu_millis"] = n.CpuMillis, ["memory_mb"] = n.MemoryMb })]),
+            ["lanes"] = new JsonObject([.. lanes.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value)))]),
+            ["base"] = (string?)basePlan?["plan_id"],
+        };
+        if (tuned is not null)
+        {
+            canonical["tuned"] = tuned.Hash; // only with a profile, so plans without one hash as before; a re-tune shows in `inputs`
+        }
+
+        if (downNodes.Count > 0)
+        {
+            canonical["down"] = new JsonArray([.. downNodes.Select(d => (JsonNode)JsonValue.Create(d))]); // only when some are, so other plans hash as before
+        }
+
+        if (policyJson["mcp_aliases"] is JsonObject { Count: > 0 } aliases)
+        {
+            canonical["mcp_aliases"] = aliases.DeepClone(); // only when given, so plans without aliases hash as before
+        }
+
+        List<string> unsandboxed = [.. (policyJson["unsandboxed"] as JsonArray ?? []).Select(u => (string)u!).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (unsandboxed.Count > 0)
+        {
+            canonical["unsandboxed"] = new JsonArray([.. unsandboxed.Select(u => (JsonNode)JsonValue.Create(u))]); // only when given, as above
+        }
+
+        return new PlanInputs
+        {
+            Routes = routes,
+            Contracts = byAddress,
+            Nodes = nodes,
+            LaneP99Us = lanes,
+            Strict = policyJson["strict"] is not JsonValue s || s.GetValue<bool>(),
+            Acl = acl,
+            Qos = qosRules,
+            Pins = pins,
+            Down = downNodes,
+            DownPins = downPins,
+            AutoReplan = policyJson["auto_replan"] is JsonValue ar && ar.GetValue<bool>(),
+            Base = basePlan,
+            McpAliases = policyJson["mcp_aliases"] is JsonObject { Count: > 0 } a ? (JsonObject)a.DeepClone() : null,
+            Unsandboxed = unsandboxed,
+            PolicySource = policySource,
+            TunedProfile = tuned?.Hash,
+            TunedSettings = tuned?.Settings,
+            // The members written once each and joined (PlanCanonical): the same bytes as one object holding them all.
+            Hash = PlanCanonical.Hash([
+                .. canonical.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(PlanCanonical.Value(m.Value)))),
+                KeyValuePair.Create<string, Action<HashSink>>("contracts", sink => PlanCanonical.Items(sink, PlanCanonical.Contracts(inOrder))),
+                KeyValuePair.Create<string, Action<HashSink>>("routes", sink =>
+                {
+                    if (routeBytes is null)
+                    {
+                        sink.Write(PlanCanonical.Value(routesJson));
+                        return;
+                    }
+
+                    sink.Write("{\"routes\":"u8); // InputShape: "routes" is its one member
+                    PlanCanonical.Items(sink, routeBytes);
+                    sink.Write("}"u8);
+                }),
+            ]),
+        };
+    }
+
+    /// <summary>A contract from a service manifest object (the manifest schema's fields).</summary>
+    public static SymbolContract FromManifest(JsonObject m) => new(
+        (string)m["address"]!, NuGetVersion.Parse((string)m["version"]!), "service", m["input"]?.DeepClone(), m["output"]?.DeepClone(),
+        [.. (m["compatible_with"] as JsonArray ?? []).Select(c => (string)c!).Order(StringComparer.Ordinal)],
+        [.. (m["lanes"] as JsonArray ?? new JsonArray("shm", "uds", "tcp")).Select(c => (string)c!).Order(StringComparer.Ordinal)],
+        m["latency_us"] is JsonValue l ? Number(l) : 0,
+        m["demand"]?["cpu_millis"] is JsonValue c ? Number(c) : 0,
+        m["demand"]?["memory_mb"] is JsonValue mem ? Number(mem) : 0,
+        m["x-acyclic"] is JsonValue a && a.GetValue<bool>(),
+        m["serve"] is { } serve ? Rtt.Core.Calls.ServeSpec.Normalize(serve, (string)m["address"]!) : null);
+
+    private static IEnumerable<SymbolContract> LoadContracts(RttWorkspace workspace, bool strict, IReadOnlySet<string> needed)
+    {
+        var contracts = new List<SymbolContract>();
+        using var store = RegistryStore.Open(workspace);
+        var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
+        var symbols = WorkspaceFiles.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
+        var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
+        foreach (var (address, versions) in symbols)
+        {
+            if (!needed.Contains(address))
+            {
+                continue; // only what routes and pins name is read (and signature-checked)
+            }
+
+            foreach (var v in versions!.AsArray())
+            {
+                var kind = (string)v!["kind"]!;
+                if (kind == "service")
+                {
+                    contracts.Add(FromManifest(store.ReadObject((string)v["object"]!, address)));
+                }
+                else
+                {
+                    // Agents and MCP tools: types and version from discovery; they run where their driver is and need no capacity.
+                    // An MCP tool whose server manifest says how to reach it (mcp.serve) is served by its own endpoint.
+                    var serve = McpPrimitive.IsMcpKind(kind) && (string?)v["object"] is { } tool ? McpCatalog.ServeOfTool(workspace, store, tool, mcpServers) : null;
+                    contracts.Add(new SymbolContract(address, NuGetVersion.Parse((string)v["version"]!), kind, v["input"]?.DeepClone(), v["output"]?.DeepClone(),
+                        [], ["shm", "tcp", "uds"], 0, 0, 0, false, serve));
+                }
+            }
+        }
+
+        // Every manifest file must be what the registry signed (strict), or is read as it is (not strict).
+        if (Directory.Exists(workspace.Manifests))
+        {
+            foreach (var file in WorkspaceFiles.Entries(workspace.Manifests, "*.json"))
+            {
+                if (Path.GetFileName(file).StartsWith("mcp.", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var manifest = Sources.Manifest(WorkspaceFiles.ReadBytes(file), file);
+                var key = RegistryIndex.Key(manifest.Id, manifest.Version);
+                var signed = store.Index.TryGet(key, out var hash) && SameContent(store.ReadObject(hash, key), manifest.Object);
+                if (signed)
+                {
+                    continue;
+                }
+
+                if (strict)
+                {
+                    throw new RttException(ErrorCodes.PlanManifestUnsigned, $"manifest {key} is not in the registry as a signed object (new or changed since the last scan)", file,
+                        "run `rtt scan` to ingest and sign it, or set \"strict\": false in .rtt/policy.json");
+                }
+
+                contracts.RemoveAll(c => c.Address == manifest.Id && c.Version.ToFullString() == manifest.Version);
+                contracts.Add(FromManifest(manifest.Object));
+            }
+        }
+
+        return contracts;
+    }
+
+    private static bool SameContent(JsonObject stored, JsonObject file)
+    {
+        var a = (JsonObject)stored.DeepClone();
+        a.Remove(ObjectSigner.SignMember);
+        var b = (JsonObject)file.DeepClone();
+        b.Remove(ObjectSigner.SignMember);
+        return CanonicalJson.Serialize(a).AsSpan().SequenceEqual(CanonicalJson.Serialize(b));
+    }
+
+    private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema)
+    {
+        var yaml = Path.ChangeExtension(path, ".yaml");
+        var json = WorkspaceFiles.Exists(path);
+        var doc = !json && WorkspaceFiles.Exists(yaml) ? YamlDocuments.ReadObject(yaml) : RttWorkspace.ReadObject(path);
+        Validate(schema, doc, json ? path : yaml);
+        return doc;
+    }
+
+    private static void Validate(Lazy<global::Json.Schema.JsonSchema> schema, JsonObject doc, string source)
+    {
+        using var parsed = JsonDocument.Parse(CanonicalJson.Serialize(doc));
+        try
+        {
+            SchemaValidator.Validate(schema, parsed.RootElement, source);
+        }
+        catch (RttException ex) when (ex.Code == ErrorCodes.SchemaViolation)
+        {
+            throw new RttException(ErrorCodes.PlanInputInvalid, ex.Message, ex.Location, ex.Remedy);
+        }
+    }
+
+    /// <summary>NuGet.Versioning ranges, plus the npm-style ^ and ~ that people write in routes.</summary>
+    public static VersionRange ParseRange(string text, string location)
+    {
+        var t = text.Trim();
+        if (t is "*" or "")
+        {
+            return VersionRange.All;
+        }
+
+        if ((t.StartsWith('^') || t.StartsWith('~')) && NuGetVersion.TryParse(t[1..], out var v))
+        {
+            var upper = t[0] == '^'
+                ? (v.Major > 0 ? new NuGetVersion(v.Major + 1, 0, 0) : v.Minor > 0 ? new NuGetVersion(0, v.Minor + 1, 0) : new NuGetVersion(0, 0, v.Patch + 1))
+                : new NuGetVersion(v.Major, v.Minor + 1, 0);
+            return new VersionRange(v, includeMinVersion: true, upper, includeMaxVersion: false);
+        }
+
+        if (VersionRange.TryParse(t, out var range))
+        {
+            // A bare version in NuGet means "at least"; in a route it means exactly that version.
+            return NuGetVersion.TryParse(t, out var exact) ? new VersionRange(exact, true, exact, true) : range;
+        }
+
+        throw new RttException(ErrorCodes.PlanRangeInvalid, $"\"{text}\" is not a version range", location,
+            "use 1.2.0, ^1.0.0, ~1.2.0, [1.0.0,2.0.0) or *");
+    }
+
+    /// <summary>A JSON number as a double, whatever CLR type the node was built from.</summary>
+    public static double Number(JsonNode? node) => node is JsonValue v
+        ? v.TryGetValue<double>(out var d) ? d
+        : v.TryGetValue<long>(out var l) ? l
+        : v.TryGetValue<int>(out var i) ? i
+        : double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture)
+        : throw new InvalidOperationException("not a number");
+
+    internal static string Format(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,557 @@
+using System.Buffers;
+using System.Text.Json.Nodes;
+using Rtt.Core.Hashing;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+using Rtt.Registry;
+
+namespace Rtt.Planning;
+
+/// <summary>A route that passed the static checks, with what placement must still satisfy.</summary>
+internal sealed record Candidate(RouteSpec Route, SymbolContract From, SymbolContract To, IReadOnlyList<string> Lanes, double? Budget);
+
+/// <summary>A rejected route: the constraint that binds and the values that show why.</summary>
+public sealed record Rejection(RouteSpec Route, string Constraint, JsonObject Values)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["route"] = new JsonObject { ["from"] = Route.From, ["to"] = Route.To, ["index"] = Route.Index },
+        ["constraint"] = Constraint,
+        ["values"] = Values.DeepClone(),
+    };
+}
+
+/// <summary>
+/// The constraint planner: static checks (type, version, ACL, QoS), then placement and admission (capacity,
+/// NUMA placement, pins, churn) by a greedy pass, or by CP-SAT when the greedy pass cannot admit every route.
+/// Deterministic: inputs are iterated in canonical order and the solver runs single-threaded with a fixed seed
+/// and a deterministic time limit.
+/// </summary>
+public static class Planner
+{
+    /// <summary>Computes the plan body (everything but <c>plan_id</c> and <c>sign</c>).</summary>
+    public static PlanOutcome Compute(PlanInputs inputs)
+    {
+        var rejected = new List<Rejection>();
+        var candidates = new List<Candidate>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var route in inputs.Routes)
+        {
+            if (!seen.Add(route.Key))
+            {
+                rejected.Add(new Rejection(route, Constraint.Duplicate, new JsonObject { ["first"] = inputs.Routes.First(r => r.Key == route.Key).Index }));
+                continue;
+            }
+
+            if (inputs.DownPins.Count > 0 && (inputs.DownPins.ContainsKey(route.From) ? route.From : inputs.DownPins.ContainsKey(route.To) ? route.To : null) is { } pinned)
+            {
+                rejected.Add(new Rejection(route, Constraint.NodeDown, new JsonObject { ["symbol"] = pinned, ["node"] = inputs.DownPins[pinned] }));
+                continue;
+            }
+
+            var (rejection, candidate) = Check(route, inputs);
+            if (rejection is not null)
+            {
+                rejected.Add(rejection);
+                continue;
+            }
+
+            candidates.Add(candidate!);
+        }
+
+        RejectForbiddenCycles(candidates, rejected);
+
+        var placement = Placement.Solve(inputs, candidates);
+        rejected.AddRange(placement.Rejected);
+        rejected.Sort((a, b) => a.Route.Index.CompareTo(b.Route.Index));
+        return Assemble(inputs, placement, rejected);
+    }
+
+    /// <summary>
+    /// Forgets what the planner keeps between plans in this process (the canonical bytes of routes and contracts it has
+    /// hashed; not the CP-SAT answers): for benchmarks that measure a process's first plan. Plans do not change.
+    /// </summary>
+    public static void ForgetCanonicalBytes() => PlanCanonical.Clear();
+
+    /// <summary>Computes, hashes and signs a plan.</summary>
+    public static JsonObject ComputeSigned(PlanInputs inputs, SigningKey key) => Seal(Compute(inputs), key);
+
+    /// <summary>
+    /// A signed plan in the planner's shape for lanes given by hand (shm, ring 256, both ends placed on the lane's
+    /// node), without solving anything: for operators' hand-made plans, benchmarks and tests of the apply path.
+    /// </summary>
+    public static JsonObject Manual(SigningKey key, string? baseId, IEnumerable<(string From, string To, string Node)> lanes)
+    {
+        var placement = new JsonObject();
+        var laneArray = new JsonArray();
+        foreach (var (from, to, node) in lanes)
+        {
+            placement[from] = node;
+            placement[to] = node;
+            laneArray.Add(new JsonObject { ["kind"] = "shm", ["ring_size"] = 256, ["route"] = new JsonObject { ["from"] = from, ["to"] = to } });
+        }
+
+        return Seal(new JsonObject
+        {
+            ["base"] = baseId,
+            ["inputs"] = "sha256:" + new string('0', 64),
+            ["lanes"] = laneArray,
+            ["moves"] = new JsonArray(),
+            ["placement"] = placement,
+            ["rejected"] = new JsonArray(),
+            ["routes_add"] = new JsonArray(),
+            ["routes_remove"] = new JsonArray(),
+        }, key);
+    }
+
+    /// <summary><c>plan_id</c> = sha256 of the canonical plan without <c>plan_id</c> and <c>sign</c>; then the signature over the rest.</summary>
+    public static JsonObject Seal(JsonObject body, SigningKey key)
+    {
+        var plan = (JsonObject)body.DeepClone(); // the one copy: hashed, then given its id and signed in place
+        plan.Remove("plan_id");
+        plan.Remove(ObjectSigner.SignMember);
+
+        // The plan is written canonically once, as the members before "plan_id" and those after it: joined they are the
+        // bytes plan_id hashes; with "plan_id" between them, the bytes the signature covers (same as ObjectSigner's payload).
+        var before = CanonicalJson.SerializeMembers([.. plan.Where(m => string.CompareOrdinal(m.Key, "plan_id") < 0)]);
+        var after = CanonicalJson.SerializeMembers([.. plan.Where(m => string.CompareOrdinal(m.Key, "plan_id") > 0)]);
+        return SealWith(plan, before, after, key);
+    }
+
+    /// <summary>
+    /// Seals a computed plan without copying it or writing it again: the canonical bytes of its members were written
+    /// when it was assembled (from the planner's values, the same bytes as writing the body). The outcome's body becomes
+    /// the sealed plan (it is given <c>plan_id</c> and <c>sign</c> in place) and is returned; a body changed after
+    /// <see cref="Compute"/> must be sealed with <see cref="Seal(JsonObject, SigningKey)"/>.
+    /// </summary>
+    public static JsonObject Seal(PlanOutcome outcome, SigningKey key)
+    {
+        if (outcome.CanonicalMembers is not { } members)
+        {
+            return Seal(outcome.Body, key);
+        }
+
+        var plan = outcome.Body;
+        plan.Remove("plan_id");
+        plan.Remove(ObjectSigner.SignMember);
+
+        // The members in canonical order, each as its name and value: hashed in pieces for plan_id, then written once, with
+        // "plan_id" in its place, as the bytes the signature covers (the same bytes as Seal(JsonObject) writes).
+        var sorted = members.ToArray();
+        Array.Sort(sorted, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+        var names = sorted.Select(m => System.Text.Encoding.UTF8.GetBytes($"\"{m.Key}\":")).ToArray(); // the planner's own names: plain ASCII
+        using var sink = new HashSink();
+        sink.Write("{"u8);
+        for (var i = 0; i < sorted.Length; i++)
+        {
+            if (i > 0)
+            {
+                sink.Write(","u8);
+            }
+
+            sink.Write(names[i]);
+            sink.Write(sorted[i].Value.Span);
+        }
+
+        sink.Write("}"u8);
+        var id = sink.Finish();
+        var idMember = System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\"");
+        var payload = new byte[2 + idMember.Length + sorted.Sum(m => m.Value.Length + 1) + names.Sum(n => n.Length)];
+        var at = 0;
+        payload[at++] = (byte)'{';
+        var idWritten = false;
+        for (var i = 0; i <= sorted.Length; i++)
+        {
+            if (!idWritten && (i == sorted.Length || string.CompareOrdinal(sorted[i].Key, "plan_id") > 0))
+            {
+                idWritten = true;
+                Put(idMember);
+            }
+
+            if (i < sorted.Length)
+            {
+                Put(names[i], sorted[i].Value.Span);
+            }
+        }
+
+        payload[at++] = (byte)'}';
+        return Signed(plan, id, key.Sign(payload.AsSpan(0, at)), key);
+
+        void Put(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value = default)
+        {
+            if (at > 1)
+            {
+                payload[at++] = (byte)',';
+            }
+
+            name.CopyTo(payload.AsSpan(at));
+            at += name.Length;
+            value.CopyTo(payload.AsSpan(at));
+            at += value.Length;
+        }
+    }
+
+    private static JsonObject SealWith(JsonObject plan, byte[] before, byte[] after, SigningKey key)
+    {
+        var id = ContentHash.Of(Join(before, [], after));
+        return Signed(plan, id, key.Sign(Join(before, System.Text.Encoding.UTF8.GetBytes($"\"plan_id\":\"{id}\""), after)), key);
+    }
+
+    private static JsonObject Signed(JsonObject plan, string id, byte[] signature, SigningKey key)
+    {
+        plan["plan_id"] = id;
+        plan[ObjectSigner.SignMember] = new JsonObject
+        {
+            ["alg"] = "ed25519",
+            ["key_id"] = key.KeyId,
+            ["sig"] = Convert.ToBase64String(signature),
+        };
+        return plan;
+    }
+
+    // {a...} + member + {b...} as one canonical object: a's members, the member (when given), b's members.
+    private static byte[] Join(byte[] a, ReadOnlySpan<byte> member, byte[] b)
+    {
+        var result = new byte[a.Length + member.Length + b.Length + 2];
+        var at = 0;
+        result[at++] = (byte)'{';
+        Append(result, ref at, a.AsSpan(1, a.Length - 2));
+        Append(result, ref at, member);
+        Append(result, ref at, b.AsSpan(1, b.Length - 2));
+        result[at++] = (byte)'}';
+        return result[..at];
+
+        static void Append(byte[] result, ref int at, ReadOnlySpan<byte> part)
+        {
+            if (part.IsEmpty)
+            {
+                return;
+            }
+
+            if (at > 1)
+            {
+                result[at++] = (byte)',';
+            }
+
+            part.CopyTo(result.AsSpan(at));
+            at += part.Length;
+        }
+    }
+
+    public static string PlanId(JsonObject plan)
+    {
+        var body = (JsonObject)plan.DeepClone();
+        body.Remove("plan_id");
+        body.Remove(ObjectSigner.SignMember);
+        return ContentHash.OfCanonical(body);
+    }
+
+    /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>
+    private static (Rejection? Rejection, Candidate? Candidate) Check(RouteSpec route, PlanInputs inputs)
+    {
+        if (!inputs.Contracts.TryGetValue(route.From, out var fromVersions) || !inputs.Contracts.TryGetValue(route.To, out var toVersions))
+        {
+            var missing = inputs.Contracts.ContainsKey(route.From) ? route.To : route.From;
+            return (new Rejection(route, Constraint.UnknownSymbol, new JsonObject { ["symbol"] = missing }), null);
+        }
+
+        var to = toVersions.LastOrDefault(c => route.Range.Satisfies(c.Version)); // highest satisfying version wins
+        if (to is null)
+        {
+            return (new Rejection(route, Constraint.Version, new JsonObject
+            {
+                ["range"] = route.RangeText,
+                ["available"] = new JsonArray([.. toVersions.Select(v => (JsonNode)JsonValue.Create(v.Version.ToFullString()))]),
+            }), null);
+        }
+
+        var from = fromVersions[^1];
+        if (Checks.Type(from, to) is { } type)
+        {
+            return (new Rejection(route, Constraint.Type, type), null);
+        }
+
+        if (Checks.Acl(route, inputs) is { } acl)
+        {
+            return (new Rejection(route, Constraint.Acl, acl), null);
+        }
+
+        var budget = Checks.Budget(route, inputs);
+        var lanes = Checks.AllowedLanes(from, to, budget, inputs);
+        if (lanes.Count == 0)
+        {
+            var fastest = PlanInputs.LaneKinds.Where(k => to.Lanes.Contains(k) && from.Lanes.Contains(k)).Select(k => inputs.LaneP99Us[k]).DefaultIfEmpty(double.NaN).Min();
+            return (new Rejection(route, Constraint.Qos, new JsonObject
+            {
+                ["p99_budget_us"] = budget,
+                ["best_lane_p99_us"] = double.IsNaN(fastest) ? null : fastest,
+                ["provider_latency_us"] = to.LatencyUs,
+            }), null);
+        }
+
+        return (null, new Candidate(route, from, to, lanes, budget));
+    }
+
+    private static void RejectForbiddenCycles(List<Candidate> candidates, List<Rejection> rejected)
+    {
+        if (!candidates.Exists(c => c.From.Acyclic || c.To.Acyclic))
+        {
+            return; // only a cycle through an x-acyclic symbol is forbidden: without one there is nothing to find
+        }
+
+        var forbidden = Cycles.Find(candidates.Select(c => (c.Route.From, c.Route.To)))
+            .Where(scc => candidates.Any(c => scc.Contains(c.Route.From) && scc.Contains(c.Route.To) && (c.From.Acyclic || c.To.Acyclic)))
+            .ToList();
+        foreach (var scc in forbidden)
+        {
+            var members = new JsonArray([.. scc.Order(StringComparer.Ordinal).Select(s => (JsonNode)JsonValue.Create(s))]);
+            foreach (var c in candidates.Where(c => scc.Contains(c.Route.From) && scc.Contains(c.Route.To)).ToList())
+            {
+                rejected.Add(new Rejection(c.Route, Constraint.Cycle, new JsonObject { ["cycle"] = members.DeepClone() }));
+                candidates.Remove(c);
+            }
+        }
+    }
+
+    private static PlanOutcome Assemble(PlanInputs inputs, PlacementResult placement, List<Rejection> rejected)
+    {
+        var basePlacement = inputs.BasePlacement;
+        var baseRoutes = inputs.BaseRoutes;
+
+        // Beside the node tree, the canonical bytes of its large members, written from these values (Seal(PlanOutcome)).
+        var lanesBytes = new ArrayBufferWriter<byte>(Math.Max(256, placement.Admitted.Count * 128)); // about a lane's size each
+        var addBytes = new ArrayBufferWriter<byte>(1 << 12);
+        var direct = true;
+        lanesBytes.Write("["u8);
+        addBytes.Write("["u8);
+
+        var symbols = placement.Nodes.Keys.ToArray();
+        Array.Sort(symbols, StringComparer.Ordinal);
+        var placementJson = new JsonObject();
+        foreach (var symbol in symbols)
+        {
+            placementJson[symbol] = placement.Nodes[symbol];
+        }
+
+        var routesAdd = new JsonArray();
+        var lanes = new JsonArray();
+        var admittedKeys = new HashSet<string>(StringComparer.Ordinal);
+        var endpoints = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
+        foreach (var (candidate, lane) in placement.Admitted.OrderBy(a => a.Candidate.Route.Index))
+        {
+            var route = candidate.Route;
+            admittedKeys.Add(route.Key);
+            if (!baseRoutes.Contains(route.Key))
+            {
+                var version = candidate.To.Version.ToFullString();
+                routesAdd.Add(new JsonObject { ["from"] = route.From, ["to"] = route.To, ["version"] = version, ["lane"] = lane });
+                if (routesAdd.Count > 1)
+                {
+                    addBytes.Write(","u8);
+                }
+
+                direct &= PlanCanonical.TryRouteAdd(addBytes, route.From, lane, route.To, version);
+            }
+
+            var laneJson = new JsonObject
+            {
+                ["route"] = new JsonObject { ["from"] = route.From, ["to"] = route.To },
+                ["kind"] = lane,
+                // A tuned profile's ring size is a floor for SHM lanes (its settings were measured on this machine).
+                ["ring_size"] = lane == "shm" && inputs.TunedSettings is { } tuned ? Math.Max(RingSize(route.RateHz), tuned.RingSize) : RingSize(route.RateHz),
+            };
+            if (candidate.To.Serve is { } serve)
+            {
+                // The endpoint the lane ends at, by hash; the block itself is in "endpoints", once per endpoint.
+                var hash = Rtt.Core.Calls.ServeSpec.Hash(serve);
+                endpoints[hash] = serve;
+                laneJson["endpoint"] = hash;
+                if (Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(serve) && inputs.Unsandboxed.Any(u => Rtt.Core.Tokens.CapabilityToken.Matches(u, route.To)))
+                {
+                    laneJson["unsandboxed"] = true; // policy allows this driver without a sandbox on a strict-mode silo
+                }
+            }
+
+            lanes.Add(laneJson);
+            if (lanes.Count > 1)
+            {
+                lanesBytes.Write(","u8);
+            }
+
+            direct &= PlanCanonical.TryLane(lanesBytes, route.From, route.To, lane, (int)laneJson["ring_size"]!, (string?)laneJson["endpoint"], laneJson["unsandboxed"] is not null);
+        }
+
+        lanesBytes.Write("]"u8);
+        addBytes.Write("]"u8);
+
+        var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
+        {
+            var parts = k.Split(" -> ");
+            return (JsonNode)new JsonObject { ["from"] = parts[0], ["to"] = parts[1] };
+        })]);
+
+        var moves = new JsonArray();
+        foreach (var symbol in symbols)
+        {
+            var node = placement.Nodes[symbol];
+            if (basePlacement.TryGetValue(symbol, out var previous) && previous != node)
+            {
+                moves.Add(new JsonObject { ["symbol"] = symbol, ["from"] = previous, ["to"] = node, ["reason"] = placement.MoveReasons.GetValueOrDefault(symbol, "admission") });
+            }
+        }
+
+        var body = new JsonObject
+        {
+            ["base"] = (string?)inputs.Base?["plan_id"],
+            ["inputs"] = inputs.Hash,
+            ["lanes"] = lanes,
+            ["moves"] = moves,
+            ["placement"] = placementJson,
+            ["rejected"] = new JsonArray([.. rejected.Select(r => (JsonNode)r.ToJson())]),
+            ["routes_add"] = routesAdd,
+            ["routes_remove"] = routesRemove,
+        };
+        if (inputs.TunedSettings is { } settings)
+        {
+            // The lane hosts' idle spins and yields from the profile, carried to every lane of the plan (PlanTargets), so a
+            // re-tune is applied, verified (SLO gates judge every lane it changed) and rolled back like any plan.
+            // "park" only when false (never sleep on the doorbell), so plans of profiles that sleep keep their bytes.
+            body["tuning"] = new JsonObject { ["profile"] = inputs.TunedProfile, ["spins"] = settings.Spins, ["yields"] = settings.Yields };
+            if (!settings.Park)
+            {
+                body["tuning"]!["park"] = false;
+            }
+        }
+
+        if (endpoints.Count > 0)
+        {
+            body["endpoints"] = new JsonObject([.. endpoints.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value.DeepClone()))]);
+        }
+
+        // The names rtt mcp serve gives the routed MCP tools must be distinct (docs/gateway.md); the aliases travel
+        // in the signed plan so the gateway serves what was planned.
+        var toolSymbols = endpoints.Values.Select(e => (string?)e["tool"]?["symbol"]).OfType<string>().ToList();
+        GatewayNames.Check(endpoints.Values.Where(e => e["tool"]?["symbol"] is not null)
+            .Select(e => ((string)e["tool"]!["symbol"]!, Registry.McpPrimitive.Of((string?)e["tool"]!["primitive"]))), inputs.McpAliases, inputs.PolicySource);
+        if (inputs.McpAliases is { } aliases && toolSymbols.Where(t => aliases.ContainsKey(t)).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } aliased)
+        {
+            body["mcp_aliases"] = new JsonObject([.. aliased.Select(t => KeyValuePair.Create(t, (JsonNode?)aliases[t]!.DeepClone()))]);
+        }
+
+        List<KeyValuePair<string, ReadOnlyMemory<byte>>>? canonical = null;
+        if (direct)
+        {
+            canonical = [.. body.Where(m => m.Key is not ("lanes" or "placement" or "routes_add")).Select(m => KeyValuePair.Create(m.Key, (ReadOnlyMemory<byte>)PlanCanonical.Value(m.Value)))];
+            canonical.Add(KeyValuePair.Create("lanes", lanesBytes.WrittenMemory));
+            canonical.Add(KeyValuePair.Create("routes_add", addBytes.WrittenMemory));
+            canonical.Add(KeyValuePair.Create("placement", (ReadOnlyMemory<byte>)PlanCanonical.Placement(symbols.Select(s => KeyValuePair.Create(s, placement.Nodes[s])), placementJson)));
+        }
+
+        return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver) { CanonicalMembers = canonical };
+    }
+
+    /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
+    public static int RingSize(double rateHz)
+    {
+        var frames = (long)Math.Ceiling(rateHz * 0.010);
+        var size = 256L;
+        while (size < frames && size < 65_536)
+        {
+            size <<= 1;
+        }
+
+        return (int)size;
+    }
+
+    internal static Dictionary<string, string> BasePlacement(JsonObject? basePlan)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (symbol, node) in basePlan?["placement"] as JsonObject ?? [])
+        {
+            result[symbol] = (string)node!;
+        }
+
+        return result;
+    }
+
+    internal static HashSet<string> BaseRoutes(JsonObject? basePlan) =>
+        (basePlan?["lanes"] as JsonArray ?? []).Select(l => $"{l!["route"]!["from"]} -> {l["route"]!["to"]}").ToHashSet(StringComparer.Ordinal);
+}
+
+/// <summary>The plan body and what it decided.</summary>
+public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejected, int Admitted, string Solver)
+{
+    /// <summary>The canonical bytes of the body's members as assembled (null: seal by writing the body), for <see cref="Planner.Seal(PlanOutcome, SigningKey)"/>.</summary>
+    internal IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>>? CanonicalMembers { get; init; }
+}
+
+/// <summary>Strongly connected components of the route graph (Tarjan), deterministic: vertices in ordinal order.</summary>
+internal static class Cycles
+{
+    public static List<HashSet<string>> Find(IEnumerable<(string From, string To)> edges)
+    {
+        var graph = new SortedDictionary<string, SortedSet<string>>(StringComparer.Ordinal);
+        foreach (var (from, to) in edges)
+        {
+            (graph.TryGetValue(from, out var set) ? set : graph[from] = new SortedSet<string>(StringComparer.Ordinal)).Add(to);
+            if (!graph.ContainsKey(to))
+            {
+                graph[to] = new SortedSet<string>(StringComparer.Ordinal);
+            }
+        }
+
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        var low = new Dictionary<string, int>(StringComparer.Ordinal);
+        var stack = new Stack<string>();
+        var onStack = new HashSet<string>(StringComparer.Ordinal);
+        var result = new List<HashSet<string>>();
+        var counter = 0;
+
+        void Visit(string v)
+        {
+            index[v] = low[v] = counter++;
+            stack.Push(v);
+            onStack.Add(v);
+            foreach (var w in graph[v])
+            {
+                if (!index.ContainsKey(w))
+                {
+                    Visit(w);
+                    low[v] = Math.Min(low[v], low[w]);
+                }
+                else if (onStack.Contains(w))
+                {
+                    low[v] = Math.Min(low[v], index[w]);
+                }
+            }
+
+            if (low[v] == index[v])
+            {
+                var component = new HashSet<string>(StringComparer.Ordinal);
+                string w;
+                do
+                {
+                    w = stack.Pop();
+                    onStack.Remove(w);
+                    component.Add(w);
+                }
+                while (w != v);
+
+                if (component.Count > 1 || graph[v].Contains(v))
+                {
+                    result.Add(component);
+                }
+            }
+        }
+
+        foreach (var v in graph.Keys)
+        {
+            if (!index.ContainsKey(v))
+            {
+                Visit(v);
+            }
+        }
+
+        return result;
+    }
+}

@@ -1,0 +1,395 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Rtt.Core.Errors;
+using Rtt.Planning;
+using Rtt.Reconciling.Resilience;
+using Rtt.Reconciling.Wal;
+
+namespace Rtt.Reconciling;
+
+/// <summary>
+/// The two-phase-commit coordinator behind the reconciler grain: prepare → decision (logged and signed before any
+/// participant hears it) → commit → verify → rollback on failure, every step written to the Merkle WAL before it
+/// acts. One transaction at a time. Its state is nothing but the WAL: <see cref="RecoverAsync"/> rebuilds it and
+/// finishes or aborts an in-doubt transaction.
+/// </summary>
+public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParticipant> participants, ReconcilerOptions options, TimeProvider time, IFaultPoints? faults = null, ILogger? logger = null)
+{
+    public const string TransitionApply = "apply";
+    public const string TransitionRollback = "rollback";
+
+    /// <summary>
+    /// A prepare entry carries its plan as a delta on the applied plan (<see cref="PlanDelta"/>), except every
+    /// (this + 1)-th in a row, which carries the whole plan: rebuilding a plan reads at most this many deltas.
+    /// </summary>
+    public const int MaxDeltaChain = 16;
+
+    private readonly List<TxRecord> _history = [];
+
+    /// <summary>Where a crash test stops a transaction; nothing in production.</summary>
+    private IFaultPoints Faults { get; } = faults ?? NoFaultPoints.Instance;
+
+    /// <summary>Any failure of a commit is tried again (participants are idempotent); giving up is logged.</summary>
+    private readonly RetryPolicy _commitRetry = new("Retry:Commit", options.CommitRetry, _ => true, logger ?? NullLogger.Instance);
+    private readonly SemaphoreSlim _one = new(1, 1);
+    private string? _busyPlan;
+
+    private SortedDictionary<string, string> _appliedTargets = new(StringComparer.Ordinal);
+    private JsonObject? _applied;
+
+    /// <summary>The plan in force (the latest committed transaction's plan), or null.</summary>
+    public JsonObject? Applied
+    {
+        get => _applied;
+        private set
+        {
+            _applied = value;
+            _appliedTargets = PlanTargets.Of(value); // computed once per plan, not once per transaction
+        }
+    }
+
+    public string? AppliedPlanId => (string?)Applied?["plan_id"];
+
+    /// <summary>Every transaction, oldest first.</summary>
+    public IReadOnlyList<TxRecord> History => _history;
+
+    /// <summary>Applies a signed plan through prepare, commit and verify; rolls back when verify fails.</summary>
+    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default)
+    {
+        var planId = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", null,
+            "apply a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
+        var actual = Planner.PlanId(plan);
+        if (planId != actual)
+        {
+            throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {planId} but the content hashes to {actual}", planId,
+                "the plan was changed after it was made: recompute it with `rtt plan`");
+        }
+
+        if (plan["sign"] is not null || options.Strict)
+        {
+            if (plan["sign"] is null)
+            {
+                throw new RttException(ErrorCodes.Unsigned, $"plan {planId} is not signed and the policy is strict", planId,
+                    "sign it with `rtt plan` (plans from the planner are signed), or set \"strict\": false in .rtt/policy.json");
+            }
+
+            options.VerifySignature?.Invoke(plan);
+        }
+
+        return await Exclusive(planId!, async () =>
+        {
+            if (planId == AppliedPlanId)
+            {
+                var (size, root) = await log.RootAsync();
+                return new ApplyOutcome(ApplyOutcome.Unchanged, planId, _history.LastOrDefault(t => t.Decision == "commit")?.Tx ?? -1, "this plan is already applied", [], size, root);
+            }
+
+            if (RolledBackIn(planId!) is { } rollbackTx)
+            {
+                // docs/planner.md: rolled-back is final. A plan that was rolled back is not applied again by accident
+                // (a stale proposed.json); going forward again means a new plan.
+                throw new RttException(ErrorCodes.PlanStatusInvalid, $"plan {planId} was rolled back (transaction {rollbackTx}); a rolled-back plan cannot be applied again", planId,
+                    "change what made it wrong (routes, policy, topology, manifests), compute a new plan with `rtt plan`, and apply that; `rtt history` lists what ran");
+            }
+
+            var baseId = (string?)plan["base"];
+            if (baseId != AppliedPlanId)
+            {
+                throw new RttException(ErrorCodes.ApplyStale,
+                    $"plan {planId} was computed against {baseId ?? "no plan"}, but the applied plan is {AppliedPlanId ?? "none"}", planId,
+                    "compute a new plan against the applied one with `rtt plan`, then apply that");
+            }
+
+            return await RunTransaction(plan, TransitionApply, null, []);
+        });
+    }
+
+    /// <summary>The rollback transaction that moved away from <paramref name="planId"/>, or null when it was never rolled back.</summary>
+    private long? RolledBackIn(string planId)
+    {
+        string? current = null;
+        foreach (var t in _history)
+        {
+            if (t.Decision != "commit")
+            {
+                continue;
+            }
+
+            if (t.Transition == TransitionRollback && current == planId)
+            {
+                return t.Tx;
+            }
+
+            current = t.PlanId;
+        }
+
+        return null;
+    }
+
+    /// <summary>Restores the plan the applied one replaced (its base), as a logged transaction of its own.</summary>
+    public async Task<ApplyOutcome> RollbackAsync(string reason)
+    {
+        return await Exclusive("rollback", async () =>
+        {
+            var current = _history.LastOrDefault(t => t.Decision == "commit");
+            if (current is null || current.PlanId is null)
+            {
+                throw new RttException(ErrorCodes.ApplyNothingToRollBack, "no plan is applied, so there is nothing to roll back", null,
+                    "apply a plan first with `rtt apply`");
+            }
+
+            // The plan in force goes back to what it replaced when it was applied: after a rollback that is the base of
+            // the apply that first brought it in, never the plan just rolled back (rolled-back is final).
+            var origin = current.Transition == TransitionApply ? current
+                : _history.LastOrDefault(t => t.Decision == "commit" && t.Transition == TransitionApply && t.PlanId == current.PlanId) ?? current;
+            var target = await BaseOf(origin);
+            var outcome = await RunTransaction(target, TransitionRollback, reason, []);
+            return outcome.Outcome == ApplyOutcome.Applied ? outcome with { Outcome = ApplyOutcome.RolledBack } : outcome;
+        });
+    }
+
+    private async Task<ApplyOutcome> Exclusive(string what, Func<Task<ApplyOutcome>> run)
+    {
+        if (!await _one.WaitAsync(0))
+        {
+            throw new RttException(ErrorCodes.ApplyBusy, $"plan {_busyPlan} is being applied; one plan at a time", what,
+                "wait for it to finish (see `rtt history`), then try again");
+        }
+
+        _busyPlan = what;
+        try
+        {
+            return await run();
+        }
+        finally
+        {
+            _busyPlan = null;
+            _one.Release();
+        }
+    }
+
+    private async Task<ApplyOutcome> RunTransaction(JsonObject? target, string transition, string? reason, List<PhaseReport> phases)
+    {
+        var planId = (string?)target?["plan_id"];
+        var clock = Stopwatch.StartNew();
+        var targets = PlanTargets.Of(target);
+        var changes = PlanTargets.Changes(_appliedTargets, targets);
+
+        // The plan goes into the log as a delta on the applied plan (its cost follows the change), checked to
+        // rebuild it exactly; the whole plan when there is no applied plan, or after MaxDeltaChain deltas in a row.
+        var baseTx = _history.LastOrDefault(t => t.Decision == "commit");
+        JsonObject? delta = null;
+        if (target is not null && Applied is { } applied && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain)
+        {
+            var d = PlanDelta.Diff(applied, target);
+            delta = JsonNode.DeepEquals(PlanDelta.Apply(applied, d), target) ? d : null;
+        }
+
+        var prepare = new JsonObject
+        {
+            ["at"] = Now(),
+            ["base"] = AppliedPlanId,
+            ["kind"] = "prepare",
+            ["participants"] = new JsonArray([.. changes.Keys.Select(k => (JsonNode)k)]),
+        };
+        if (delta is not null)
+        {
+            prepare["delta"] = delta;
+        }
+        else
+        {
+            prepare["plan"] = target?.DeepClone();
+        }
+
+        prepare["plan_id"] = planId;
+        prepare["transition"] = transition;
+        if (reason is not null)
+        {
+            prepare["reason"] = reason;
+        }
+
+        var txIndex = await Append(prepare);
+        var tx = new TxRecord
+        {
+            Tx = txIndex,
+            Transition = transition,
+            PlanId = planId,
+            Base = AppliedPlanId,
+            Reason = reason,
+            At = (string)prepare["at"]!,
+            Participants = [.. changes.Keys],
+            Depth = delta is null ? 0 : baseTx!.Depth + 1,
+        };
+        _history.Add(tx);
+        await Faults.HitAsync(FaultPoints.AfterPrepareLogged, planId ?? "none");
+
+        // Prepare: every participant validates and reserves, in parallel; silence counts as no.
+        var votes = await Task.WhenAll(changes.Select(async c =>
+        {
+            try
+            {
+                return (Name: c.Key, Vote: await participants(c.Key).PrepareAsync(txIndex, planId ?? "none", c.Value).WaitAsync(options.ParticipantTimeout));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                return (Name: c.Key, Vote: new Vote(false, Why(ex)));
+            }
+        }));
+        await Faults.HitAsync(FaultPoints.AfterVotes, planId ?? "none");
+        var no = votes.Where(v => !v.Vote.Yes).ToList();
+        phases.Add(new PhaseReport("prepare", Lap(clock), $"{votes.Length} participant(s), {votes.Length - no.Count} yes, {no.Count} no"));
+
+        if (no.Count > 0)
+        {
+            var why = string.Join("; ", no.Select(v => $"{v.Name}: {v.Vote.Reason}"));
+            await Decide(tx, commit: false, why, votes.Select(v => (v.Name, v.Vote)).ToList());
+            await AbortAll(tx);
+            phases.Add(new PhaseReport("abort", Lap(clock), why));
+            return await Outcome(ApplyOutcome.Aborted, tx, $"aborted in prepare: {why}", phases);
+        }
+
+        // Commit: the decision is durable (and signed) before any participant hears it. (Not the head while they
+        // commit: they write their state to the same SQLite file, and two writers there make one wait in SQLite's
+        // busy handler: 100-200 ms stalls, measured.)
+        await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
+        _applied = target is null ? null : (JsonObject)target.DeepClone();
+        _appliedTargets = targets; // computed above: not a second time for the same plan
+        await Faults.HitAsync(FaultPoints.AfterCommitDecision, planId ?? "none");
+        await CommitAll(tx, changes);
+
+        // The "applied" entry rides with verify's own (one durable write with the head that ends the transaction):
+        // recovery re-commits and re-verifies a committed transaction without it, idempotently, and verify writes
+        // nothing but probe frames.
+        phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
+
+        // Verify: post-conditions; a failure rolls back to the plan this one replaced.
+        if (!await VerifyPhase(tx, phases))
+        {
+            if (transition == TransitionRollback)
+            {
+                return await Outcome(ApplyOutcome.RolledBack, tx, $"the rollback itself failed verification: {tx.Reason}", phases);
+            }
+
+            var failure = tx.Reason!;
+            var back = await RunTransaction(await BaseOf(tx), TransitionRollback, $"plan {planId} failed verification: {failure}", phases);
+            return back.Outcome == ApplyOutcome.Applied
+                ? back with { Outcome = ApplyOutcome.RolledBack, PlanId = planId, Reason = $"verification failed ({failure}); rolled back to {back.PlanId ?? "no plan"}" }
+                : back with
+                {
+                    Outcome = ApplyOutcome.VerifyFailed,
+                    PlanId = planId,
+                    Reason = $"verification failed ({failure}) and the rollback could not run ({back.Reason}); plan {planId} stays applied: fix the cause, then apply again or run `rtt rollback`",
+                };
+        }
+
+        return await Outcome(ApplyOutcome.Applied, tx, transition == TransitionRollback ? reason ?? "" : "", phases);
+    }
+
+    /// <summary>Runs verify and logs its outcome, after the transaction's "applied" entry when it has none yet, with a signed head: one durable write.</summary>
+    private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases)
+    {
+        var clock = Stopwatch.StartNew();
+        await Faults.HitAsync(FaultPoints.DuringVerify, tx.PlanId ?? "none");
+        var nodes = tx.Participants.Where(p => p.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)).ToList();
+        var checks = await Task.WhenAll(nodes.Select(async n =>
+        {
+            try
+            {
+                return (Name: n, Check: await participants(n).VerifyAsync(tx.Tx).WaitAsync(options.ParticipantTimeout));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                return (Name: n, Check: new Check(false, Why(ex)));
+            }
+        }));
+        var failed = checks.Where(c => !c.Check.Ok).ToList();
+        var detail = checks.Length == 0 ? "no node changed" : string.Join("; ", checks.Select(c => $"{c.Name}: {c.Check.Detail}"));
+        var entries = new List<JsonObject>(2);
+        var writeApplied = tx.AppliedIndex is null;
+        if (writeApplied)
+        {
+            entries.Add(Entry("applied", tx.Tx));
+        }
+
+        if (failed.Count == 0)
+        {
+            entries.Add(Entry("verified", tx.Tx, ("checks", detail)));
+            var first = await AppendAndSign(entries);
+            tx.AppliedIndex = writeApplied ? first : tx.AppliedIndex;
+            tx.VerifiedIndex = first + entries.Count - 1;
+            phases.Add(new PhaseReport("verify", Lap(clock), detail));
+            return true;
+        }
+
+        tx.Reason = string.Join("; ", failed.Select(c => $"{c.Name}: {c.Check.Detail}"));
+        entries.Add(Entry("verify-failed", tx.Tx, ("reason", tx.Reason)));
+        var at = await AppendAndSign(entries);
+        tx.AppliedIndex = writeApplied ? at : tx.AppliedIndex;
+        tx.VerifyFailedIndex = at + entries.Count - 1;
+        phases.Add(new PhaseReport("verify", Lap(clock), $"failed: {tx.Reason}"));
+        return false;
+    }
+
+    /// <summary>Why a participant's answer is missing: silence past the timeout, or its error.</summary>
+    private string Why(Exception ex) => ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message;
+
+    private async Task Decide(TxRecord tx, bool commit, string? reason, IReadOnlyList<(string Name, Vote Vote)> votes)
+    {
+        var entry = Entry(commit ? "commit" : "abort", tx.Tx);
+        entry["plan_id"] = tx.PlanId;
+        entry["votes"] = new JsonArray([.. votes.Select(v => (JsonNode)new JsonObject { ["participant"] = v.Name, ["reason"] = v.Vote.Reason, ["yes"] = v.Vote.Yes })]);
+        if (reason is not null)
+        {
+            entry["reason"] = reason;
+        }
+
+        // The decision and a signed tree head over it in one durable write (one fsync).
+        tx.DecisionIndex = await AppendAndSign([entry]);
+        tx.Decision = commit ? "commit" : "abort";
+        tx.Reason = reason ?? tx.Reason;
+    }
+
+    /// <summary>Sends the decided commit until every participant acknowledges it (they are idempotent).</summary>
+    private async Task CommitAll(TxRecord tx, IReadOnlyDictionary<string, string?> targets)
+    {
+        await Task.WhenAll(tx.Participants.Select(name => _commitRetry.ExecuteAsync($"the commit of transaction {tx.Tx} to {name}",
+            _ => participants(name).CommitAsync(tx.Tx, tx.PlanId ?? "none", targets.GetValueOrDefault(name)).WaitAsync(options.ParticipantTimeout))));
+    }
+
+    private async Task AbortAll(TxRecord tx)
+    {
+        await Task.WhenAll(tx.Participants.Select(async name =>
+        {
+            try
+            {
+                await participants(name).AbortAsync(tx.Tx).WaitAsync(options.ParticipantTimeout);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A participant that misses the abort drops the reservation when the next transaction prepares it.
+            }
+        }));
+    }
+
+    private async Task<ApplyOutcome> Outcome(string outcome, TxRecord tx, string reason, List<PhaseReport> phases)
+    {
+        // Every transaction ends under a signed head (and so the anchor): entries after the decision (applied,
+        // verified) cannot be rewritten later without it showing.
+        var head = _signed ?? await log.SignHeadAsync(); // the head written with the last entries, when nothing came after them
+        return new ApplyOutcome(outcome, tx.PlanId, tx.Tx, reason, phases, head.Size, head.Root);
+    }
+
+    /// <summary>The head written with the log's last entries; null once an entry is appended without one.</summary>
+    private SignedTreeHead? _signed;
+
+    private static double Lap(Stopwatch clock)
+    {
+        var ms = clock.Elapsed.TotalMilliseconds;
+        clock.Restart();
+        return Math.Round(ms, 2);
+    }
+}

@@ -1,0 +1,246 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Planning;
+
+namespace Rtt.Reconciling;
+
+/// <summary>
+/// A plan as the changes from the plan it replaces (its base), as the WAL's <c>prepare</c> entry carries it when a
+/// plan is applied over another one: its cost follows the change, not the plan's size. Format (docs/reconciler.md,
+/// "WAL format"):
+/// <code>
+/// {"base": "&lt;the base's plan_id&gt;",
+///  "set": {member: value},                      top-level members new or replaced whole
+///  "remove": [member],                          top-level members the plan no longer has
+///  "objects": {member: {"set": {…}, "remove": […]}},   member-level changes of an object member in both
+///  "arrays": {member: {"at": i, "delete": k, "insert": […]}}}  one splice of an array member in both
+/// </code>
+/// Applying it to the plan whose plan_id is <c>base</c> gives the plan back; <see cref="Apply"/> refuses another base,
+/// and the reader checks the result's hash against the entry's <c>plan_id</c>.
+/// </summary>
+public static class PlanDelta
+{
+    /// <summary>The delta from <paramref name="basePlan"/> to <paramref name="target"/>; checked: applying it gives <paramref name="target"/>.</summary>
+    public static JsonObject Diff(JsonObject basePlan, JsonObject target)
+    {
+        var set = new JsonObject();
+        var remove = new JsonArray();
+        var objects = new JsonObject();
+        var arrays = new JsonObject();
+        foreach (var (name, value) in target)
+        {
+            var old = basePlan[name];
+            if (basePlan.ContainsKey(name) && JsonNode.DeepEquals(old, value))
+            {
+                continue;
+            }
+
+            if (old is JsonObject a && value is JsonObject b)
+            {
+                objects[name] = ObjectDiff(a, b);
+            }
+            else if (old is JsonArray x && value is JsonArray y)
+            {
+                arrays[name] = Splice(x, y);
+            }
+            else
+            {
+                set[name] = value?.DeepClone();
+            }
+        }
+
+        foreach (var (name, _) in basePlan)
+        {
+            if (!target.ContainsKey(name))
+            {
+                remove.Add(name);
+            }
+        }
+
+        var delta = new JsonObject { ["base"] = (string?)basePlan["plan_id"] };
+        if (set.Count > 0)
+        {
+            delta["set"] = set;
+        }
+
+        if (remove.Count > 0)
+        {
+            delta["remove"] = remove;
+        }
+
+        if (objects.Count > 0)
+        {
+            delta["objects"] = objects;
+        }
+
+        if (arrays.Count > 0)
+        {
+            delta["arrays"] = arrays;
+        }
+
+        return delta;
+    }
+
+    /// <summary>The plan <paramref name="delta"/> makes of <paramref name="basePlan"/> (a new object; the base is not changed).</summary>
+    public static JsonObject Apply(JsonObject basePlan, JsonObject delta)
+    {
+        var baseId = (string?)basePlan["plan_id"];
+        if ((string?)delta["base"] != baseId)
+        {
+            throw new RttException(ErrorCodes.WalTampered, $"a plan delta is based on {(string?)delta["base"] ?? "no plan"}, not on {baseId ?? "no plan"}", baseId,
+                "the log is inconsistent: check it with `rtt wal verify`");
+        }
+
+        var plan = (JsonObject)basePlan.DeepClone();
+        foreach (var name in delta["remove"] as JsonArray ?? [])
+        {
+            plan.Remove((string)name!);
+        }
+
+        foreach (var (name, value) in delta["set"] as JsonObject ?? [])
+        {
+            plan[name] = value?.DeepClone();
+        }
+
+        foreach (var (name, change) in delta["objects"] as JsonObject ?? [])
+        {
+            var o = plan[name] as JsonObject ?? throw Malformed(baseId, $"\"{name}\" is not an object in the base");
+            foreach (var member in change?["remove"] as JsonArray ?? [])
+            {
+                o.Remove((string)member!);
+            }
+
+            foreach (var (member, value) in change?["set"] as JsonObject ?? [])
+            {
+                o[member] = value?.DeepClone();
+            }
+        }
+
+        foreach (var (name, change) in delta["arrays"] as JsonObject ?? [])
+        {
+            var a = plan[name] as JsonArray ?? throw Malformed(baseId, $"\"{name}\" is not an array in the base");
+            var at = (int?)change?["at"] ?? -1;
+            var delete = (int?)change?["delete"] ?? -1;
+            if (at < 0 || delete < 0 || at + delete > a.Count)
+            {
+                throw Malformed(baseId, $"the splice of \"{name}\" is outside its {a.Count} element(s)");
+            }
+
+            for (var i = 0; i < delete; i++)
+            {
+                a.RemoveAt(at);
+            }
+
+            var insert = change?["insert"] as JsonArray ?? [];
+            for (var i = 0; i < insert.Count; i++)
+            {
+                a.Insert(at + i, insert[i]?.DeepClone());
+            }
+        }
+
+        return plan;
+    }
+
+    /// <summary>
+    /// Applies <paramref name="delta"/> and checks the result against <paramref name="planId"/> (its content hash):
+    /// the full plan, as the WAL holds it, or RTT-WAL-002.
+    /// </summary>
+    public static JsonObject Rebuild(JsonObject basePlan, JsonObject delta, string? planId)
+    {
+        var plan = Apply(basePlan, delta);
+        var actual = Planner.PlanId(plan);
+        if (actual != planId || (string?)plan["plan_id"] != planId)
+        {
+            throw new RttException(ErrorCodes.WalTampered, $"the plan rebuilt from a delta on {(string?)basePlan["plan_id"]} hashes to {actual}, not {planId ?? "no plan"}", planId,
+                "the log is inconsistent: check it with `rtt wal verify`");
+        }
+
+        return plan;
+    }
+
+    /// <summary>
+    /// The plan with id <paramref name="planId"/> as the log's prepare entries carry it (the last one that does),
+    /// rebuilt from the WAL alone: entries are read in order, keeping the applied plan, which every delta is based on.
+    /// Null when no prepare entry names it.
+    /// </summary>
+    public static JsonObject? FromLog(IEnumerable<(long Index, byte[] Leaf)> entries, string planId)
+    {
+        JsonObject? applied = null;
+        (long Tx, JsonObject? Plan)? prepared = null;
+        JsonObject? found = null;
+        foreach (var (index, leaf) in entries)
+        {
+            if (JsonNode.Parse(leaf) is not JsonObject e)
+            {
+                continue;
+            }
+
+            switch ((string?)e["kind"])
+            {
+                case "prepare":
+                    var id = (string?)e["plan_id"];
+                    var plan = e["plan"] as JsonObject ?? (e["delta"] is JsonObject delta
+                        ? Rebuild(applied ?? throw Malformed(null, $"entry {index} carries a delta but no plan was applied before it"), delta, id)
+                        : null);
+                    prepared = (index, plan);
+                    found = id == planId && plan is not null ? plan : found;
+                    break;
+                case "commit" when prepared is { } p && (long?)e["tx"] == p.Tx:
+                    applied = p.Plan;
+                    break;
+            }
+        }
+
+        return found;
+    }
+
+    private static JsonObject ObjectDiff(JsonObject a, JsonObject b)
+    {
+        var set = new JsonObject();
+        var remove = new JsonArray();
+        foreach (var (name, value) in b)
+        {
+            if (!a.ContainsKey(name) || !JsonNode.DeepEquals(a[name], value))
+            {
+                set[name] = value?.DeepClone();
+            }
+        }
+
+        foreach (var (name, _) in a)
+        {
+            if (!b.ContainsKey(name))
+            {
+                remove.Add(name);
+            }
+        }
+
+        return new JsonObject { ["remove"] = remove, ["set"] = set };
+    }
+
+    /// <summary>The one splice that turns <paramref name="a"/> into <paramref name="b"/>: common prefix and suffix kept.</summary>
+    private static JsonObject Splice(JsonArray a, JsonArray b)
+    {
+        var prefix = 0;
+        while (prefix < a.Count && prefix < b.Count && JsonNode.DeepEquals(a[prefix], b[prefix]))
+        {
+            prefix++;
+        }
+
+        var suffix = 0;
+        while (suffix < a.Count - prefix && suffix < b.Count - prefix && JsonNode.DeepEquals(a[a.Count - 1 - suffix], b[b.Count - 1 - suffix]))
+        {
+            suffix++;
+        }
+
+        var insert = new JsonArray();
+        for (var i = prefix; i < b.Count - suffix; i++)
+        {
+            insert.Add(b[i]?.DeepClone());
+        }
+
+        return new JsonObject { ["at"] = prefix, ["delete"] = a.Count - suffix - prefix, ["insert"] = insert };
+    }
+
+    private static RttException Malformed(string? baseId, string what) =>
+        new(ErrorCodes.WalTampered, $"a plan delta on {baseId ?? "no plan"} does not fit it: {what}", baseId, "the log is inconsistent: check it with `rtt wal verify`");
+}

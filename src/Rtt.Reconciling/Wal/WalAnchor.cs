@@ -1,0 +1,75 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+
+namespace Rtt.Reconciling.Wal;
+
+/// <summary>
+/// The log's anchor outside its database: the latest signed tree head, also kept as a file beside the state
+/// database (<c>.rtt/state/wal-anchor.json</c>). Whoever can write the database can delete entries and heads
+/// together; they cannot make the log shorter than its anchor, or change an entry the anchor covers, without it
+/// showing. The anchor is a lower bound: it is written after the head is stored, so it never runs ahead of the log.
+/// </summary>
+public sealed class WalAnchor(string path)
+{
+    public const string FileName = "wal-anchor.json";
+
+    public string Path { get; } = path;
+
+    /// <summary>A workspace's anchor: <c>.rtt/state/wal-anchor.json</c>, beside the state database.</summary>
+    public static WalAnchor Of(Rtt.Core.Workspace.RttWorkspace workspace) => new(System.IO.Path.Combine(workspace.State, FileName));
+
+    /// <summary>The anchored head, or null when there is none yet. An unreadable anchor is RTT-WAL-002.</summary>
+    public SignedTreeHead? Read()
+    {
+        if (!WorkspaceFiles.Exists(Path))
+        {
+            return null; // a folder or FIFO in its place is not "no anchor": ReadBytes refuses it below
+        }
+
+        try
+        {
+            var bytes = WorkspaceFiles.ReadBytes(Path, WorkspaceFiles.SmallLimit);
+            var obj = CanonicalJson.ParseNode(bytes, Path) as JsonObject ?? throw new JsonException("not a JSON object");
+            var size = obj["size"] is JsonValue s && s.TryGetValue<long>(out var n) && n >= 0 ? n : throw new JsonException("no size");
+            var root = obj["root"] is JsonValue r && r.TryGetValue<string>(out var t) ? t : throw new JsonException("no root");
+            return new SignedTreeHead(size, root, (string?)obj["timestamp"] ?? "", (string?)obj["sign"]?["key_id"] ?? "", Encoding.UTF8.GetString(bytes));
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or RttException)
+        {
+            throw new RttException(ErrorCodes.WalTampered, $"the WAL anchor is not readable: {(ex is RttException rtt ? rtt.Headline : ex.Message)}", Path,
+                "if the machine lost power while it was written, check the log with `rtt wal verify`, then delete the anchor (the next signed head writes it again)");
+        }
+    }
+
+    /// <summary>Writes a head as the anchor (atomic rename; a copy of what the database holds durably).</summary>
+    public void Write(SignedTreeHead head)
+    {
+        try
+        {
+            AtomicFile.WriteAllBytes(Path, Encoding.UTF8.GetBytes(head.Json), durable: false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new HostingException(ErrorCodes.StateUnwritable, $"cannot write the WAL anchor: {ex.Message}", Path, "make the state folder writable");
+        }
+    }
+
+    /// <summary>
+    /// Null when the log (of <paramref name="size"/> entries, roots from <paramref name="rootAt"/>) holds the anchored head;
+    /// otherwise what is wrong.
+    /// </summary>
+    public static string? Check(SignedTreeHead anchor, long size, Func<long, byte[]> rootAt)
+    {
+        if (anchor.Size > size)
+        {
+            return $"the log has {size} entries, but its anchor was signed over {anchor.Size}: entries were removed";
+        }
+
+        var root = Convert.ToHexStringLower(rootAt(anchor.Size));
+        return string.Equals(root, anchor.Root, StringComparison.Ordinal) ? null
+            : $"the anchor's signed root at size {anchor.Size} is {anchor.Root}, but the entries give {root}: entries were changed";
+    }
+}

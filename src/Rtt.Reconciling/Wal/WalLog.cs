@@ -1,0 +1,430 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
+
+namespace Rtt.Reconciling.Wal;
+
+/// <summary>A signed tree head: the log's size and root at a point, signed by the workspace key.</summary>
+public sealed record SignedTreeHead(long Size, string Root, string Timestamp, string KeyId, string Json);
+
+/// <summary>
+/// A Merkle write-ahead log over an <see cref="IWalStore"/>: entries are canonical JSON objects, each stored as
+/// the exact leaf bytes that are hashed. The leaf hashes stay in memory (32 bytes per entry) and the tree's right
+/// edge is kept as a <see cref="MerkleFrontier"/>, so an append costs one small transaction and O(log n) hashes.
+/// Concurrent <see cref="AppendAsync"/> calls are group-committed: whatever queued while the previous batch was
+/// being fsynced goes out in the next single transaction.
+/// </summary>
+public sealed class WalLog : IDisposable
+{
+    private readonly IWalStore _store;
+    private readonly List<byte[]> _leafHashes;
+    private readonly MerkleFrontier _frontier;
+    private readonly List<SignedTreeHead> _heads;
+    private readonly Lock _gate = new();
+    private readonly GroupCommit<byte[], long> _group;
+
+    private readonly WalAnchor? _anchor;
+
+    private WalLog(IWalStore store, List<byte[]> leafHashes, MerkleFrontier frontier, List<SignedTreeHead> heads, WalAnchor? anchor)
+    {
+        _anchor = anchor;
+        _store = store;
+        _leafHashes = leafHashes;
+        _frontier = frontier;
+        _heads = heads;
+        _group = new GroupCommit<byte[], long>(leaves =>
+        {
+            var first = Write(leaves);
+            return [.. Enumerable.Range(0, leaves.Count).Select(i => first + i)];
+        });
+    }
+
+    public IWalStore Store => _store;
+
+    public long Size
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leafHashes.Count;
+            }
+        }
+    }
+
+    /// <summary>Batches written so far (each one transaction); with <see cref="Size"/> it shows how well group commit works.</summary>
+    public long Batches { get; private set; }
+
+    public IReadOnlyList<SignedTreeHead> Heads
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _heads];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Replays the stored log: every leaf is re-hashed and compared with its stored hash, the tree is rebuilt,
+    /// and every signed head's root is compared with the recomputed root at its size; the latest head's signature
+    /// is checked against <paramref name="trust"/> when given. The first fault throws RTT-WAL-002 naming it.
+    /// Every entry must be canonical JSON (as `rtt wal verify` checks). With an <paramref name="anchor"/>, the log must
+    /// hold the anchored head (not shorter, same root at its size); an anchor missing while the log has heads is written
+    /// from the latest one. (`rtt wal verify` checks every head's signature too.)
+    /// </summary>
+    public static WalLog Open(IWalStore store, TrustStore? trust = null, WalAnchor? anchor = null)
+    {
+        var log = Replay(store, trust);
+        if (anchor is null)
+        {
+            return log;
+        }
+
+        var anchored = anchor.Read();
+        if (anchored is null)
+        {
+            if (log._heads.Count > 0)
+            {
+                anchor.Write(log._heads[^1]);
+            }
+        }
+        else
+        {
+            if (WalAnchor.Check(anchored, log._leafHashes.Count, size => size <= log._leafHashes.Count ? Merkle.Root(log._leafHashes, 0, size) : []) is { } fault)
+            {
+                log.Dispose();
+                throw new RttException(ErrorCodes.WalTampered, fault, $"{store.Location} (anchor {anchor.Path})",
+                    "the log was changed outside RTT: restore the state database from a backup (docs/operations.md, recovering from a damaged workspace); `rtt wal verify` lists every fault");
+            }
+
+            if (trust is not null)
+            {
+                try
+                {
+                    VerifySignature(anchored, trust, store);
+                }
+                catch
+                {
+                    log.Dispose();
+                    throw;
+                }
+            }
+        }
+
+        return new WalLog(log._store, log._leafHashes, log._frontier, log._heads, anchor);
+    }
+
+    private static WalLog Replay(IWalStore store, TrustStore? trust)
+    {
+        var count = store.Count();
+        var leafHashes = new List<byte[]>((int)Math.Min(count + 1024, int.MaxValue));
+        var frontier = new MerkleFrontier();
+        var storedHeads = store.Heads();
+        var heads = new List<SignedTreeHead>(storedHeads.Count);
+        var nextHead = 0;
+        foreach (var record in store.Read(0, count))
+        {
+            if (record.Index != leafHashes.Count)
+            {
+                throw Tampered($"entry {leafHashes.Count} is missing (the next stored entry is {record.Index})", store);
+            }
+
+            var hash = Merkle.LeafHash(record.Leaf);
+            if (!hash.AsSpan().SequenceEqual(record.LeafHash))
+            {
+                throw Tampered($"entry {record.Index}: its bytes do not match its stored leaf hash", store);
+            }
+
+            if (CanonicalFault(record.Leaf) is { } notCanonical)
+            {
+                throw Tampered($"entry {record.Index}: {notCanonical}", store);
+            }
+
+            leafHashes.Add(hash);
+            frontier.Add(hash);
+            while (nextHead < storedHeads.Count && storedHeads[nextHead].Size == frontier.Size)
+            {
+                heads.Add(CheckHead(storedHeads[nextHead], frontier.Root(), store));
+                nextHead++;
+            }
+        }
+
+        while (nextHead < storedHeads.Count && storedHeads[nextHead].Size == 0)
+        {
+            heads.Add(CheckHead(storedHeads[nextHead], frontier.Root(), store));
+            nextHead++;
+        }
+
+        if (nextHead < storedHeads.Count)
+        {
+            throw Tampered($"a signed tree head covers {storedHeads[nextHead].Size} entries but the log has {count}: entries were removed", store);
+        }
+
+        if (trust is not null && heads.Count > 0)
+        {
+            VerifySignature(heads[^1], trust, store);
+        }
+
+        return new WalLog(store, leafHashes, frontier, heads, null);
+    }
+
+    /// <summary>Null when a leaf is a canonical JSON object (RFC 8785); otherwise what it is instead.</summary>
+    public static string? CanonicalFault(byte[] leaf)
+    {
+        try
+        {
+            if (leaf.Length == 0 || leaf[0] != (byte)'{')
+            {
+                return "not a JSON object";
+            }
+
+            return CanonicalJson.Canonicalize(leaf).AsSpan().SequenceEqual(leaf) ? null : "not in canonical JSON form (RFC 8785)";
+        }
+        catch (RttException ex)
+        {
+            return $"not valid JSON: {ex.Message}";
+        }
+    }
+
+    internal static SignedTreeHead CheckHead(WalHeadRecord stored, byte[] recomputedRoot, IWalStore store)
+    {
+        var head = ParseHead(stored, store);
+        if (!string.Equals(head.Root, Convert.ToHexStringLower(recomputedRoot), StringComparison.Ordinal))
+        {
+            throw Tampered($"the signed tree head at size {stored.Size} has root {head.Root}, but the entries give {Convert.ToHexStringLower(recomputedRoot)}", store);
+        }
+
+        return head;
+    }
+
+    internal static SignedTreeHead ParseHead(WalHeadRecord stored, IWalStore store)
+    {
+        try
+        {
+            var obj = JsonNode.Parse(stored.Json) as JsonObject ?? throw new JsonException("not an object");
+            var size = (long?)obj["size"] ?? throw new JsonException("no size");
+            if (size != stored.Size)
+            {
+                throw new JsonException($"its size member says {size}");
+            }
+
+            return new SignedTreeHead(size, (string?)obj["root"] ?? throw new JsonException("no root"), (string?)obj["timestamp"] ?? "",
+                (string?)obj["sign"]?["key_id"] ?? "", stored.Json);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            throw Tampered($"the signed tree head at size {stored.Size} is not readable: {ex.Message}", store);
+        }
+    }
+
+    internal static void VerifySignature(SignedTreeHead head, TrustStore trust, IWalStore store)
+    {
+        try
+        {
+            trust.Verify((JsonObject)JsonNode.Parse(head.Json)!, $"signed tree head at size {head.Size} in {store.Location}", SignedAt(head));
+        }
+        catch (RttException ex)
+        {
+            throw new RttException(ErrorCodes.WalTampered, $"the signed tree head at size {head.Size} does not verify: {ex.Message}", store.Location,
+                ex.Code == ErrorCodes.SignerRevoked
+                    ? "its key was revoked: after a key rotation, `rtt keys rotate` countersigns the log with the new key (docs/operations.md, key rotation)"
+                    : "the log or its heads were changed outside RTT, or the signing key is no longer trusted", ex);
+        }
+    }
+
+    /// <summary>A head's own timestamp (a retired key's heads stay valid up to its retirement); null when unreadable.</summary>
+    public static DateTimeOffset? SignedAt(SignedTreeHead head) =>
+        DateTimeOffset.TryParse(head.Timestamp, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : DateTimeOffset.MaxValue;
+
+    private static RttException Tampered(string what, IWalStore store) =>
+        new(ErrorCodes.WalTampered, what, store.Location, "the log was changed outside RTT: restore the state database from a backup; `rtt wal verify` lists every fault");
+
+    /// <summary>The canonical leaf bytes of an entry.</summary>
+    public static byte[] LeafOf(JsonObject entry) => CanonicalJson.Serialize(entry);
+
+    /// <summary>Appends one entry durably and returns its index (group-committed with concurrent appends).</summary>
+    public Task<long> AppendAsync(JsonObject entry) => _group.Enqueue(LeafOf(entry));
+
+    /// <summary>Appends one entry durably on the calling thread (no batching).</summary>
+    public long Append(JsonObject entry)
+    {
+        return Write([LeafOf(entry)]);
+    }
+
+    /// <summary>Stores leaves as one durable transaction and adds them to the tree; returns the first index.</summary>
+    private long Write(IReadOnlyList<byte[]> leaves)
+    {
+        lock (_gate)
+        {
+            long first = _leafHashes.Count;
+            var records = new WalRecord[leaves.Count];
+            for (var i = 0; i < leaves.Count; i++)
+            {
+                records[i] = new WalRecord(first + i, leaves[i], Merkle.LeafHash(leaves[i]));
+            }
+
+            _store.Append(records); // one transaction, one fsync for the whole batch
+            foreach (var r in records)
+            {
+                _leafHashes.Add(r.LeafHash);
+                _frontier.Add(r.LeafHash);
+            }
+
+            Batches++;
+            return first;
+        }
+    }
+
+    /// <summary>The current root (hex) and size.</summary>
+    public (long Size, string Root) Current()
+    {
+        lock (_gate)
+        {
+            return (_leafHashes.Count, Convert.ToHexStringLower(_frontier.Root()));
+        }
+    }
+
+    /// <summary>The root of the first <paramref name="size"/> entries.</summary>
+    public byte[] RootAt(long size)
+    {
+        lock (_gate)
+        {
+            CheckSize(size);
+            return size == _leafHashes.Count ? _frontier.Root() : Merkle.Root(_leafHashes, 0, size);
+        }
+    }
+
+    public byte[] LeafHashAt(long index)
+    {
+        lock (_gate)
+        {
+            if (index < 0 || index >= _leafHashes.Count)
+            {
+                throw new RttException(ErrorCodes.WalProofRange, $"entry {index} is not in the log ({_leafHashes.Count} entries)", _store.Location,
+                    $"give an index from 0 to {_leafHashes.Count - 1}");
+            }
+
+            return _leafHashes[(int)index];
+        }
+    }
+
+    public List<byte[]> InclusionProof(long index, long size)
+    {
+        lock (_gate)
+        {
+            CheckSize(size);
+            if (index < 0 || index >= size)
+            {
+                throw new RttException(ErrorCodes.WalProofRange, $"entry {index} is not in a tree of {size} entries", _store.Location,
+                    size == 0 ? "the tree is empty" : $"give an index from 0 to {size - 1}");
+            }
+
+            return Merkle.InclusionProof(_leafHashes, index, size);
+        }
+    }
+
+    public List<byte[]> ConsistencyProof(long first, long second)
+    {
+        lock (_gate)
+        {
+            CheckSize(second);
+            if (first < 0 || first > second)
+            {
+                throw new RttException(ErrorCodes.WalProofRange, $"no consistency proof from size {first} to size {second}", _store.Location,
+                    "the first size must be between 0 and the second");
+            }
+
+            return Merkle.ConsistencyProof(_leafHashes, first, second);
+        }
+    }
+
+    private void CheckSize(long size)
+    {
+        if (size < 0 || size > _leafHashes.Count)
+        {
+            throw new RttException(ErrorCodes.WalProofRange, $"the log has {_leafHashes.Count} entries, not {size}", _store.Location,
+                $"give a size from 0 to {_leafHashes.Count}");
+        }
+    }
+
+    /// <summary>
+    /// Appends entries and a signed head over the log they end, as one durable transaction of the store (one fsync
+    /// where the store can: SQLite; two otherwise). Waits for nothing queued by <see cref="AppendAsync"/>: its
+    /// indices are assigned under the same lock, so the log's order is the order of the writes.
+    /// </summary>
+    public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<JsonObject> entries, SigningKey key, DateTimeOffset now) =>
+        AppendAndSign([.. entries.Select(LeafOf)], key, now);
+
+    /// <summary>The same for leaves already in canonical form.</summary>
+    public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<byte[]> leaves, SigningKey key, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            long first = _leafHashes.Count;
+            var records = new WalRecord[leaves.Count];
+            var frontier = _frontier.Clone();
+            for (var i = 0; i < leaves.Count; i++)
+            {
+                records[i] = new WalRecord(first + i, leaves[i], Merkle.LeafHash(leaves[i]));
+                frontier.Add(records[i].LeafHash);
+            }
+
+            var size = first + leaves.Count;
+            if (_heads.Count > 0 && _heads[^1].Size == size)
+            {
+                return (first, _heads[^1]); // nothing to append and a head at this size already
+            }
+
+            var root = Convert.ToHexStringLower(frontier.Root());
+            var timestamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+            var signed = ObjectSigner.Sign(new JsonObject { ["root"] = root, ["size"] = size, ["timestamp"] = timestamp }, key);
+            var json = System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(signed));
+
+            _store.AppendWithHead(records, size, json); // the store refuses a batch that does not continue the log
+            foreach (var r in records)
+            {
+                _leafHashes.Add(r.LeafHash);
+                _frontier.Add(r.LeafHash);
+            }
+
+            Batches++;
+            var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
+            _heads.Add(head);
+            _anchor?.Write(head); // after the database holds it: the anchor never runs ahead of the log
+            return (first, head);
+        }
+    }
+
+    /// <summary>Signs and stores a head for the log as it is now (idempotent per size).</summary>
+    public SignedTreeHead SignHead(SigningKey key, DateTimeOffset now)
+    {
+        lock (_gate)
+        {
+            var size = (long)_leafHashes.Count;
+            if (_heads.Count > 0 && _heads[^1].Size == size)
+            {
+                return _heads[^1];
+            }
+
+            var root = Convert.ToHexStringLower(_frontier.Root());
+            var timestamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+            var signed = ObjectSigner.Sign(new JsonObject { ["root"] = root, ["size"] = size, ["timestamp"] = timestamp }, key);
+            var json = System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(signed));
+            _store.AddHead(size, json);
+            var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
+            _heads.Add(head);
+            _anchor?.Write(head); // after the database holds it: the anchor never runs ahead of the log
+            return head;
+        }
+    }
+
+    /// <summary>Stored entries with index in [from, to), decoded.</summary>
+    public IEnumerable<(long Index, byte[] Leaf)> Read(long from, long to) => _store.Read(from, to).Select(r => (r.Index, r.Leaf));
+
+    public void Dispose() => _store.Dispose();
+}

@@ -1,0 +1,48 @@
+namespace Rtt.Reconciling.Wal;
+
+/// <summary>One stored entry: its index, the exact leaf bytes that were hashed, and the leaf hash stored beside them.</summary>
+public readonly record struct WalRecord(long Index, byte[] Leaf, byte[] LeafHash);
+
+/// <summary>A stored signed tree head: the tree size it covers and the signed JSON object as written.</summary>
+public readonly record struct WalHeadRecord(long Size, string Json);
+
+/// <summary>
+/// Where a Merkle WAL keeps its entries: an append-only table (SQLite embedded, PostgreSQL in a cluster).
+/// Appends cost O(batch) I/O and are durable when <see cref="Append"/> returns; nothing is ever rewritten.
+/// </summary>
+public interface IWalStore : IDisposable
+{
+    /// <summary>Where the log lives, for messages (a file path or a server/database name).</summary>
+    string Location { get; }
+
+    /// <summary>Number of entries stored.</summary>
+    long Count();
+
+    /// <summary>
+    /// Appends a batch in one durable transaction. <paramref name="records"/> must continue the log exactly
+    /// (first index == <see cref="Count"/>); a store that finds otherwise refuses the whole batch.
+    /// </summary>
+    void Append(IReadOnlyList<WalRecord> records);
+
+    /// <summary>Entries with index in [from, to), in order.</summary>
+    IEnumerable<WalRecord> Read(long from, long to);
+
+    /// <summary>Stores a signed tree head (durably).</summary>
+    void AddHead(long size, string json);
+
+    /// <summary>
+    /// Stores entries and the signed head over the log they end as one durable transaction where the store can
+    /// (a coordinator's decision and its head: one fsync instead of two); otherwise as two, entries first.
+    /// </summary>
+    void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson)
+    {
+        Append(records);
+        AddHead(headSize, headJson);
+    }
+
+    /// <summary>Every signed tree head, by size.</summary>
+    IReadOnlyList<WalHeadRecord> Heads();
+}
+
+/// <summary>Opens the silo's WAL store (registered by the silo: SQLite embedded, PostgreSQL in a cluster).</summary>
+public delegate IWalStore WalStoreFactory();
