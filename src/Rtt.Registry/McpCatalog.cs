@@ -362,10 +362,36 @@ public static class McpCatalog
     /// <summary>The manifest's member for a primitive's entries (absent when the server has none).</summary>
     public static string ManifestMember(McpPrimitive primitive) => primitive == McpPrimitive.Template ? "resource_templates" : primitive.ListMember;
 
+    /// <summary>
+    /// The prompts, resources and resource templates of a saved listing (<c>mcp/&lt;name&gt;.tools.json</c> or
+    /// <c>rtt mcp ingest --from</c>): its <c>prompts</c>, <c>resources</c> and <c>resourceTemplates</c> members as
+    /// prompts/list, resources/list and resources/templates/list return them; null when it has none of them.
+    /// </summary>
+    public static JsonObject? OthersOf(JsonObject listing)
+    {
+        JsonObject? others = null;
+        foreach (var primitive in McpPrimitive.All)
+        {
+            if (listing[primitive.ListMember] is { } items)
+            {
+                others ??= new JsonObject();
+                others[primitive.ListMember] = items.DeepClone();
+            }
+        }
+
+        return others;
+    }
+
     /// <summary>A primitive's items of a listing (<c>{"prompts": […], "resources": […], "resourceTemplates": […]}</c>) by key, ordinal.</summary>
     private static List<(string Key, JsonObject Json)> Items(McpPrimitive primitive, JsonObject? others, string source)
     {
         var items = new List<(string Key, JsonObject Json)>();
+        if (others?[primitive.ListMember] is { } listed && listed is not JsonArray)
+        {
+            throw new RttException(ErrorCodes.McpToolInvalid, $"\"{primitive.ListMember}\" is not an array", $"{source}: /{primitive.ListMember}",
+                $"give the {primitive.ListMember} as the server lists them: an array of objects, each with its {primitive.KeyMember}");
+        }
+
         foreach (var item in others?[primitive.ListMember]?.AsArray() ?? [])
         {
             if (item is not JsonObject o || o[primitive.KeyMember] is not JsonValue k || !k.TryGetValue<string>(out var key) || key.Length == 0)

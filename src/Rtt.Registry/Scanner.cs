@@ -179,7 +179,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             var info = listing["serverInfo"] as JsonObject;
             var mcp = McpCatalog.Ingest(workspace, store, name, (string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0",
                 ["--from", rel], new JsonObject { ["tools"] = listing["tools"]?.DeepClone() }, source, acceptDrift: false,
-                serve: listing["serve"] is { } serve ? McpCatalog.ServeOfServer(serve, source) : null);
+                serve: listing["serve"] is { } serve ? McpCatalog.ServeOfServer(serve, source) : null, others: McpCatalog.OthersOf(listing));
             warnings.AddRange(mcp.Notes.Select(n => $"{rel}: {n}"));
             parsed = McpCatalog.FromManifest(RttWorkspace.ReadObject(mcp.ManifestPath), store, source);
         }

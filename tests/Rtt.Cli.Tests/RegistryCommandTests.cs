@@ -183,4 +183,46 @@ public sealed class McpCommandTests(EverythingServer server) : IClassFixture<Eve
         Assert.Contains(ErrorCodes.McpToolInvalid, invalid.Stderr);
         Assert.Contains("/tools/0/inputSchema", invalid.Stderr);
     }
+
+    [Fact]
+    public void A_saved_listing_with_prompts_and_resources_pins_them_from_ingest_from_and_from_a_scanned_tools_file()
+    {
+        using var dir = new TempDir();
+        Assert.Equal(0, RttProcess.Run(dir.Path, "init").ExitCode);
+        const string Listing = """
+            {"serverInfo":{"name":"notes-server","version":"1.2.0"},
+             "tools":[{"name":"echo","inputSchema":{"type":"object"}}],
+             "prompts":[{"name":"greet","description":"Greets","arguments":[{"name":"who","required":true}]}],
+             "resources":[{"uri":"file:///notes/a.txt","name":"a","mimeType":"text/plain"}],
+             "resourceTemplates":[{"uriTemplate":"file:///notes/{name}","name":"note"}]}
+            """;
+        File.WriteAllText(dir["saved.json"], Listing);
+        var ingest = RttProcess.Run(dir.Path, "mcp", "ingest", "--name", "notes", "--from", dir["saved.json"]);
+        Assert.True(ingest.ExitCode == 0, ingest.ToString());
+        var manifest = JsonNode.Parse(File.ReadAllText(dir[".rtt/manifests/mcp.notes.json"]))!;
+        Assert.Equal("rtt://mcp/notes/prompt.greet", (string?)manifest["prompts"]![0]!["symbol"]);
+        Assert.Single(manifest["resources"]!.AsArray());
+        Assert.Single(manifest["resource_templates"]!.AsArray());
+        var symbols = File.ReadAllText(dir[".rtt/registry/symbols.json"]);
+        Assert.Contains("rtt://mcp/notes/prompt.greet", symbols);
+        Assert.Contains("mcp-resource-template", symbols);
+
+        // The same listing as a workspace file is ingested by rtt scan, prompts and resources with it.
+        Directory.CreateDirectory(dir["mcp"]);
+        File.WriteAllText(dir["mcp/files.tools.json"], Listing);
+        var scan = RttProcess.Run(dir.Path, "scan");
+        Assert.True(scan.ExitCode == 0, scan.ToString());
+        var scanned = JsonNode.Parse(File.ReadAllText(dir[".rtt/manifests/mcp.files.json"]))!;
+        Assert.Equal("rtt://mcp/files/prompt.greet", (string?)scanned["prompts"]![0]!["symbol"]);
+        Assert.Contains("rtt://mcp/files/prompt.greet", File.ReadAllText(dir[".rtt/registry/symbols.json"]));
+
+        // Prompts that are not an array: a clear error naming the member, no stack trace, no manifest written.
+        File.WriteAllText(dir["bad.json"], """{"tools":[{"name":"echo","inputSchema":{"type":"object"}}],"prompts":5}""");
+        var bad = RttProcess.Run(dir.Path, "mcp", "ingest", "--name", "bad", "--from", dir["bad.json"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains(ErrorCodes.McpToolInvalid, bad.Stderr);
+        Assert.Contains("/prompts", bad.Stderr);
+        Assert.DoesNotContain("   at ", bad.Stderr);
+        Assert.False(File.Exists(dir[".rtt/manifests/mcp.bad.json"]));
+    }
 }

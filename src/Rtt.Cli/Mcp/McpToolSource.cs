@@ -5,6 +5,7 @@ using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
+using Rtt.Registry;
 
 namespace Rtt.Cli.Mcp;
 
@@ -159,7 +160,10 @@ public static class McpToolSource
     };
 #pragma warning restore MCP9005
 
-    /// <summary>A saved tools/list result: <c>{"tools": [...]}</c>, optionally with <c>serverInfo</c> {name, version}.</summary>
+    /// <summary>
+    /// A saved tools/list result: <c>{"tools": [...]}</c>, optionally with <c>serverInfo</c> {name, version} and the
+    /// server's <c>prompts</c>, <c>resources</c> and <c>resourceTemplates</c> (as their list methods return them).
+    /// </summary>
     public static McpListing FromFile(string path, string name)
     {
         if (!File.Exists(path))
@@ -171,6 +175,6 @@ public static class McpToolSource
             ?? throw new RttException(ErrorCodes.McpToolInvalid, "expected {\"tools\": [...]}", path, "save the result object of tools/list");
         var info = root["serverInfo"] as JsonObject;
         var tools = new JsonObject { ["tools"] = root["tools"]?.DeepClone() };
-        return new McpListing((string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0", tools);
+        return new McpListing((string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0", tools) { Others = McpCatalog.OthersOf(root) };
     }
 }
