@@ -9,8 +9,9 @@ namespace Rtt.Cli.Tests;
 /// <c>server-everything</c> (a 2025-11-25 server: the silo's session subscribes with resources/subscribe), ingested,
 /// routed (a resource and its <c>toggle-subscriber-updates</c> tool) and started by the silo. Two SDK clients subscribe to
 /// the same resource; the server's <c>notifications/resources/updated</c> reach both; after one unsubscribes the other
-/// still gets them (one upstream subscription for both, ended by the last). The 2026-07-28 upstream form
-/// (subscriptions/listen) is covered by the conformance suite through RTT (McpConformanceTests).
+/// still gets them (one upstream subscription for both, ended by the last). A 2026-07-28 client listens
+/// (subscriptions/listen) through the gateway and gets the same updates on its listen stream. The 2026-07-28 upstream form
+/// (subscriptions/listen to the server) is covered by the conformance suite through RTT (McpConformanceTests).
 /// </summary>
 [Collection(ProcessCollection.Name)]
 public sealed class McpSubscriptionTests(EverythingServer everything) : IClassFixture<EverythingServer>
@@ -117,6 +118,68 @@ public sealed class McpSubscriptionTests(EverythingServer everything) : IClassFi
 
             // A URI the plan does not route is refused.
             await Assert.ThrowsAsync<ModelContextProtocol.McpProtocolException>(() => first.SubscribeToResourceAsync(new SubscribeRequestParams { Uri = "demo://resource/static/document/architecture.md" }));
+
+            // A 2026-07-28 client has no resources/subscribe: it listens (subscriptions/listen) for the resource, for one the
+            // plan does not route, and for tools list_changed. The acknowledgement names only what is honored; the
+            // resource's updates (the upstream subscription the second session still holds) arrive on the listen stream,
+            // tagged with the listen request's id; after the client cancels the request none arrive.
+            await using var modern = await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
+            {
+                Endpoint = url,
+                TransportMode = HttpTransportMode.StreamableHttp,
+                AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
+            }), new McpClientOptions { ProtocolVersion = "2026-07-28" });
+            var acked = new TaskCompletionSource<JsonNode?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var modernUpdates = 0;
+            var modernGot = new TaskCompletionSource<JsonNode?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using var onAck = modern.RegisterNotificationHandler(NotificationMethods.SubscriptionsAcknowledgedNotification, (n, _) =>
+            {
+                acked.TrySetResult(n.Params);
+                return ValueTask.CompletedTask;
+            });
+            await using var onUpdate = modern.RegisterNotificationHandler(NotificationMethods.ResourceUpdatedNotification, (n, _) =>
+            {
+                if ((string?)n.Params?["uri"] == Uri)
+                {
+                    Interlocked.Increment(ref modernUpdates);
+                    modernGot.TrySetResult(n.Params);
+                }
+
+                return ValueTask.CompletedTask;
+            });
+            using var stopListening = new CancellationTokenSource();
+            var listen = modern.SendRequestAsync(new JsonRpcRequest
+            {
+                Method = RequestMethods.SubscriptionsListen,
+                Params = new JsonObject
+                {
+                    ["notifications"] = new JsonObject
+                    {
+                        ["toolsListChanged"] = true,
+                        ["resourceSubscriptions"] = new JsonArray(Uri, "demo://resource/static/document/architecture.md"),
+                    },
+                },
+            }, stopListening.Token);
+            var ack = await acked.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal([Uri], ack!["notifications"]!["resourceSubscriptions"]!.AsArray().Select(u => (string?)u));
+            Assert.True((bool?)ack["notifications"]!["toolsListChanged"]);
+            var listenId = ack["_meta"]?[MetaKeys.SubscriptionId];
+            Assert.NotNull(listenId);
+            var modernUpdate = await modernGot.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal(listenId!.ToJsonString(), modernUpdate!["_meta"]?[MetaKeys.SubscriptionId]?.ToJsonString());
+            await stopListening.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => listen);
+            await Task.Delay(1000); // an update already on its way may still land
+            var modernAfter = Volatile.Read(ref modernUpdates);
+            secondAfter = Volatile.Read(ref secondUpdates);
+            deadline = DateTime.UtcNow.AddSeconds(20);
+            while (Volatile.Read(ref secondUpdates) <= secondAfter + 1)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the second session heard no more updates");
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(modernAfter, Volatile.Read(ref modernUpdates));
         }
         finally
         {

@@ -314,6 +314,7 @@ public static class GatewayHost
                 : throw new ModelContextProtocol.McpProtocolException("completion/complete: the reference names no prompt or resource template served here", ModelContextProtocol.McpErrorCode.InvalidParams);
         o.Handlers.SubscribeToResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesSubscribe, request.Params?.Uri, request.Server, request.User, cancellationToken);
         o.Handlers.UnsubscribeFromResourcesHandler = (request, cancellationToken) => Subscription(gateway, RequestMethods.ResourcesUnsubscribe, request.Params?.Uri, request.Server, request.User, cancellationToken);
+        o.Handlers.SubscriptionsListenHandler = (request, cancellationToken) => gateway.ListenAsync(request.Params, request.JsonRpcRequest.Id, request.Server, request.User, cancellationToken);
     }
 
     private static ValueTask<EmptyResult> Subscription(McpGateway gateway, string method, string? uri, ModelContextProtocol.Server.McpServer server, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken) =>

@@ -528,6 +528,125 @@ public sealed class McpGateway : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// subscriptions/listen of a 2026-07-28 client (docs/gateway.md, "Subscriptions"): the held-open request's stream
+    /// carries, tagged with the request's id under <c>_meta</c>, first one <c>notifications/subscriptions/acknowledged</c>
+    /// naming what is honored, then the <c>list_changed</c> notifications asked for when the plan changes a set, and the
+    /// <c>notifications/resources/updated</c> of each asked resource the plan routes (each a long-lived lane call on the
+    /// resource's route, as for resources/subscribe; a resource not routed, not allowed by the caller's token or whose
+    /// endpoint refuses it is left out of the acknowledgement). Everything ends when the client cancels the request.
+    /// </summary>
+    public async ValueTask<EmptyResult> ListenAsync(SubscriptionsListenRequestParams? request, RequestId id, McpServer server, System.Security.Claims.ClaimsPrincipal? user, CancellationToken cancellationToken)
+    {
+        var asked = request?.Notifications ?? new SubscriptionsListenNotifications();
+        var tag = JsonSerializer.SerializeToNode(id, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(RequestId)));
+        var outbox = System.Threading.Channels.Channel.CreateUnbounded<(string Method, JsonObject Params)>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        var withdraw = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var honored = new List<string>();
+        void ToolsChanged(object? sender, EventArgs e) => outbox.Writer.TryWrite((NotificationMethods.ToolListChangedNotification, new JsonObject()));
+        void PromptsChanged(object? sender, EventArgs e) => outbox.Writer.TryWrite((NotificationMethods.PromptListChangedNotification, new JsonObject()));
+        void ResourcesChanged(object? sender, EventArgs e) => outbox.Writer.TryWrite((NotificationMethods.ResourceListChangedNotification, new JsonObject()));
+        try
+        {
+            foreach (var uri in (asked.ResourceSubscriptions ?? []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            {
+                if (ResourceOf(uri) is not { } resource || (GatewayAccess.FromPrincipal(user) is { Rights: not null } access && !access.Allows(resource.Route.To)))
+                {
+                    continue;
+                }
+
+                var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var subscribe = new JsonObject { ["method"] = RequestMethods.ResourcesSubscribe, ["params"] = new JsonObject { ["uri"] = uri } };
+                var call = _caller.CallAsync(resource.Route, Encoding.UTF8.GetBytes(subscribe.ToJsonString()), Timeout.InfiniteTimeSpan, (message, _) =>
+                {
+                    try
+                    {
+                        if (JsonNode.Parse(message) is JsonObject m && (string?)m["method"] is { } method)
+                        {
+                            if (method == NotificationMethods.SubscriptionsAcknowledgedNotification)
+                            {
+                                acknowledged.TrySetResult();
+                            }
+                            else if (method == NotificationMethods.ResourceUpdatedNotification && m["params"] is JsonObject updated)
+                            {
+                                var copy = (JsonObject)updated.DeepClone();
+                                copy.Remove("_meta");
+                                outbox.Writer.TryWrite((method, copy));
+                            }
+                        }
+                    }
+                    catch (JsonException)
+                    {
+                        // Not JSON: nothing to relay.
+                    }
+                }, withdraw.Token);
+                _ = call.ContinueWith(t => acknowledged.TrySetException(t.Exception?.GetBaseException() ?? new RttException(ErrorCodes.CallProtocolError, $"the endpoint of {resource.Route.To} ended the subscription to {uri} at once")),
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                try
+                {
+                    await acknowledged.Task.WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
+                    honored.Add(uri);
+                }
+                catch (Exception) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // Refused, failed or not taken in time: left out of the acknowledgement (its call is withdrawn at the end).
+                }
+            }
+
+            var granted = new SubscriptionsListenNotifications
+            {
+                ToolsListChanged = asked.ToolsListChanged,
+                PromptsListChanged = asked.PromptsListChanged,
+                ResourcesListChanged = asked.ResourcesListChanged,
+                ResourceSubscriptions = honored.Count > 0 ? honored : null,
+            };
+            var ack = new JsonObject
+            {
+                ["notifications"] = JsonSerializer.SerializeToNode(granted, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(SubscriptionsListenNotifications))),
+            };
+            await Send(NotificationMethods.SubscriptionsAcknowledgedNotification, ack).ConfigureAwait(false);
+            if (asked.ToolsListChanged == true)
+            {
+                Collection.Changed += ToolsChanged;
+            }
+
+            if (asked.PromptsListChanged == true)
+            {
+                Prompts.Changed += PromptsChanged;
+            }
+
+            if (asked.ResourcesListChanged == true)
+            {
+                Resources.Changed += ResourcesChanged;
+            }
+
+            await foreach (var (method, parameters) in outbox.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await Send(method, parameters).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client cancelled the listen request (or went away): the stream is over.
+        }
+        finally
+        {
+            Collection.Changed -= ToolsChanged;
+            Prompts.Changed -= PromptsChanged;
+            Resources.Changed -= ResourcesChanged;
+            await withdraw.CancelAsync().ConfigureAwait(false);
+            withdraw.Dispose();
+        }
+
+        return new EmptyResult();
+
+        Task Send(string method, JsonObject parameters)
+        {
+            parameters["_meta"] = new JsonObject { [MetaKeys.SubscriptionId] = tag?.DeepClone() };
+            return server.SendNotificationAsync(method, parameters, McpJsonUtilities.DefaultOptions, cancellationToken);
+        }
+    }
+
     /// <summary>resources/unsubscribe: the session's subscription call is withdrawn (a no-op when it holds none).</summary>
     public ValueTask<EmptyResult> UnsubscribeAsync(GatewayPrimitive resource, string uri, McpServer server, System.Security.Claims.ClaimsPrincipal? user)
     {
