@@ -1,18 +1,17 @@
-using System.Globalization;
-using System.Text.Json.Nodes;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Reconciling;
 
-/// <summary>The WAL entries the coordinator writes (docs/reconciler.md lists their kinds and members).</summary>
+/// <summary>Writing the WAL: the entries are the typed schema of <see cref="WalEntry"/> (docs/reconciler.md lists their kinds and members).</summary>
 public sealed partial class Coordinator
 {
-    private async Task<long> Append(JsonObject entry)
+    private async Task<long> Append(WalEntry entry)
     {
         _signed = null;
         return await log.AppendAsync(entry);
     }
 
-    private async Task<long> AppendAndSign(IReadOnlyList<JsonObject> entries)
+    private async Task<long> AppendAndSign(IReadOnlyList<WalEntry> entries)
     {
         _signed = null;
         var (first, head) = await log.AppendAndSignAsync(entries);
@@ -20,16 +19,5 @@ public sealed partial class Coordinator
         return first;
     }
 
-    private JsonObject Entry(string kind, long tx, params (string Key, string Value)[] extra)
-    {
-        var o = new JsonObject { ["at"] = Now(), ["kind"] = kind, ["tx"] = tx };
-        foreach (var (key, value) in extra)
-        {
-            o[key] = value;
-        }
-
-        return o;
-    }
-
-    private string Now() => time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    private string Now() => WalEntry.Timestamp(time.GetUtcNow());
 }

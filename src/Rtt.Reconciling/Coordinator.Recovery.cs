@@ -1,6 +1,6 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Reconciling;
 
@@ -13,57 +13,43 @@ public sealed partial class Coordinator
         TxRecord? lastCommitted = null;
         foreach (var (index, leaf) in entries)
         {
-            using var doc = JsonDocument.Parse(leaf);
-            var e = doc.RootElement;
-            var kind = e.TryGetProperty("kind", out var k) ? k.GetString() : null;
-            if (kind == "prepare")
+            switch (WalEntry.Parse(leaf, plans: false))
             {
-                _history.Add(new TxRecord
-                {
-                    Depth = e.TryGetProperty("delta", out var d) && d.ValueKind == JsonValueKind.Object ? (lastCommitted?.Depth ?? 0) + 1 : 0,
-                    Tx = index,
-                    Transition = Str(e, "transition") ?? TransitionApply,
-                    PlanId = Str(e, "plan_id"),
-                    Base = Str(e, "base"),
-                    Reason = Str(e, "reason"),
-                    At = Str(e, "at") ?? "",
-                    Participants = e.TryGetProperty("participants", out var p) ? [.. p.EnumerateArray().Select(x => x.GetString()!)] : [],
-                });
-                continue;
-            }
-
-            if (!e.TryGetProperty("tx", out var txe))
-            {
-                continue;
-            }
-
-            var tx = Find(txe.GetInt64());
-            if (tx is null)
-            {
-                continue;
-            }
-
-            switch (kind)
-            {
-                case "commit":
-                    tx.Decision = "commit";
-                    tx.DecisionIndex = index;
-                    lastCommitted = tx;
+                case PrepareEntry prepare:
+                    _history.Add(new TxRecord
+                    {
+                        Depth = prepare.IsDelta ? (lastCommitted?.Depth ?? 0) + 1 : 0,
+                        Tx = index,
+                        Transition = prepare.Transition,
+                        PlanId = prepare.PlanId,
+                        Base = prepare.Base,
+                        Reason = prepare.Reason,
+                        At = prepare.At,
+                        Participants = prepare.Participants,
+                    });
                     break;
-                case "abort":
-                    tx.Decision = "abort";
+                case DecisionEntry decision when Find(decision.Tx) is { } tx:
+                    tx.Decision = decision.Kind;
                     tx.DecisionIndex = index;
-                    tx.Reason = Str(e, "reason");
+                    if (decision.Commit)
+                    {
+                        lastCommitted = tx;
+                    }
+                    else
+                    {
+                        tx.Reason = decision.Reason;
+                    }
+
                     break;
-                case "applied":
+                case AppliedEntry applied when Find(applied.Tx) is { } tx:
                     tx.AppliedIndex = index;
                     break;
-                case "verified":
+                case VerifiedEntry verified when Find(verified.Tx) is { } tx:
                     tx.VerifiedIndex = index;
                     break;
-                case "verify-failed":
+                case VerifyFailedEntry failed when Find(failed.Tx) is { } tx:
                     tx.VerifyFailedIndex = index;
-                    tx.Reason = Str(e, "reason");
+                    tx.Reason = failed.Reason;
                     break;
             }
         }
@@ -83,13 +69,13 @@ public sealed partial class Coordinator
             return $"aborted in-doubt transaction {last.Tx} (plan {last.PlanId ?? "none"})";
         }
 
-        if (last.Decision == "commit" && last.AppliedIndex is null)
+        if (last.Decision == WalEntryKind.Commit && last.AppliedIndex is null)
         {
             await CommitAll(last, PlanTargets.Changes(await BaseOf(last), Applied));
-            last.AppliedIndex = await Append(Entry("applied", last.Tx));
+            last.AppliedIndex = await Append(new AppliedEntry(Now(), last.Tx));
         }
 
-        if (last.Decision == "commit" && last.VerifiedIndex is null && last.VerifyFailedIndex is null)
+        if (last.Decision == WalEntryKind.Commit && last.VerifiedIndex is null && last.VerifyFailedIndex is null)
         {
             var phases = new List<PhaseReport>();
             if (!await VerifyPhase(last, phases) && last.Transition == TransitionApply)
@@ -101,16 +87,13 @@ public sealed partial class Coordinator
             return $"finished committed transaction {last.Tx} (plan {last.PlanId ?? "none"})";
         }
 
-        if (last.Decision == "abort")
+        if (last.Decision == WalEntryKind.Abort)
         {
             await AbortAll(last); // participants may not have heard the abort before the crash
         }
 
         return null;
     }
-
-    private static string? Str(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
     private TxRecord? Find(long tx)
     {
@@ -131,13 +114,17 @@ public sealed partial class Coordinator
     /// </summary>
     private async Task<JsonObject?> PlanOf(TxRecord tx)
     {
-        var entry = await log.ReadAsync(tx.Tx);
-        if (entry["plan"] is JsonObject plan)
+        if (await log.ReadAsync(tx.Tx) is not PrepareEntry entry)
+        {
+            return null;
+        }
+
+        if (entry.Plan is { } plan)
         {
             return (JsonObject)plan.DeepClone();
         }
 
-        if (entry["delta"] is not JsonObject delta)
+        if (entry.Delta is not { } delta)
         {
             return null;
         }
@@ -145,7 +132,7 @@ public sealed partial class Coordinator
         TxRecord? baseTx = null;
         for (var i = _history.Count - 1; i >= 0 && baseTx is null; i--)
         {
-            baseTx = _history[i].Tx < tx.Tx && _history[i].Decision == "commit" ? _history[i] : null;
+            baseTx = _history[i].Tx < tx.Tx && _history[i].Decision == WalEntryKind.Commit ? _history[i] : null;
         }
 
         var basePlan = (baseTx is null ? null : await PlanOf(baseTx)) ?? throw new RttException(ErrorCodes.WalTampered,
@@ -164,7 +151,7 @@ public sealed partial class Coordinator
 
         for (var i = _history.Count - 1; i >= 0; i--)
         {
-            if (_history[i].PlanId == tx.Base && _history[i].Decision == "commit")
+            if (_history[i].PlanId == tx.Base && _history[i].Decision == WalEntryKind.Commit)
             {
                 return await PlanOf(_history[i]);
             }

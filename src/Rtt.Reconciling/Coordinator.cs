@@ -85,7 +85,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             if (planId == AppliedPlanId)
             {
                 var (size, root) = await log.RootAsync();
-                return new ApplyOutcome(ApplyOutcome.Unchanged, planId, _history.LastOrDefault(t => t.Decision == "commit")?.Tx ?? -1, "this plan is already applied", [], size, root);
+                return new ApplyOutcome(ApplyOutcome.Unchanged, planId, _history.LastOrDefault(t => t.Decision == WalEntryKind.Commit)?.Tx ?? -1, "this plan is already applied", [], size, root);
             }
 
             if (RolledBackIn(planId!) is { } rollbackTx)
@@ -114,7 +114,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         string? current = null;
         foreach (var t in _history)
         {
-            if (t.Decision != "commit")
+            if (t.Decision != WalEntryKind.Commit)
             {
                 continue;
             }
@@ -135,7 +135,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     {
         return await Exclusive("rollback", async () =>
         {
-            var current = _history.LastOrDefault(t => t.Decision == "commit");
+            var current = _history.LastOrDefault(t => t.Decision == WalEntryKind.Commit);
             if (current is null || current.PlanId is null)
             {
                 throw new RttException(ErrorCodes.ApplyNothingToRollBack, "no plan is applied, so there is nothing to roll back", null,
@@ -145,7 +145,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             // The plan in force goes back to what it replaced when it was applied: after a rollback that is the base of
             // the apply that first brought it in, never the plan just rolled back (rolled-back is final).
             var origin = current.Transition == TransitionApply ? current
-                : _history.LastOrDefault(t => t.Decision == "commit" && t.Transition == TransitionApply && t.PlanId == current.PlanId) ?? current;
+                : _history.LastOrDefault(t => t.Decision == WalEntryKind.Commit && t.Transition == TransitionApply && t.PlanId == current.PlanId) ?? current;
             var target = await BaseOf(origin);
             var outcome = await RunTransaction(target, TransitionRollback, reason, []);
             return outcome.Outcome == ApplyOutcome.Applied ? outcome with { Outcome = ApplyOutcome.RolledBack } : outcome;
@@ -181,7 +181,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
 
         // The plan goes into the log as a delta on the applied plan (its cost follows the change), checked to
         // rebuild it exactly; the whole plan when there is no applied plan, or after MaxDeltaChain deltas in a row.
-        var baseTx = _history.LastOrDefault(t => t.Decision == "commit");
+        var baseTx = _history.LastOrDefault(t => t.Decision == WalEntryKind.Commit);
         JsonObject? delta = null;
         if (target is not null && Applied is { } applied && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain)
         {
@@ -189,29 +189,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             delta = JsonNode.DeepEquals(PlanDelta.Apply(applied, d), target) ? d : null;
         }
 
-        var prepare = new JsonObject
-        {
-            ["at"] = Now(),
-            ["base"] = AppliedPlanId,
-            ["kind"] = "prepare",
-            ["participants"] = new JsonArray([.. changes.Keys.Select(k => (JsonNode)k)]),
-        };
-        if (delta is not null)
-        {
-            prepare["delta"] = delta;
-        }
-        else
-        {
-            prepare["plan"] = target?.DeepClone();
-        }
-
-        prepare["plan_id"] = planId;
-        prepare["transition"] = transition;
-        if (reason is not null)
-        {
-            prepare["reason"] = reason;
-        }
-
+        var prepare = new PrepareEntry(Now(), AppliedPlanId, [.. changes.Keys], delta is null ? target : null, delta, planId, transition, reason);
         var txIndex = await Append(prepare);
         var tx = new TxRecord
         {
@@ -220,7 +198,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             PlanId = planId,
             Base = AppliedPlanId,
             Reason = reason,
-            At = (string)prepare["at"]!,
+            At = prepare.At,
             Participants = [.. changes.Keys],
             Depth = delta is null ? 0 : baseTx!.Depth + 1,
         };
@@ -308,16 +286,16 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         }));
         var failed = checks.Where(c => !c.Check.Ok).ToList();
         var detail = checks.Length == 0 ? "no node changed" : string.Join("; ", checks.Select(c => $"{c.Name}: {c.Check.Detail}"));
-        var entries = new List<JsonObject>(2);
+        var entries = new List<WalEntry>(2);
         var writeApplied = tx.AppliedIndex is null;
         if (writeApplied)
         {
-            entries.Add(Entry("applied", tx.Tx));
+            entries.Add(new AppliedEntry(Now(), tx.Tx));
         }
 
         if (failed.Count == 0)
         {
-            entries.Add(Entry("verified", tx.Tx, ("checks", detail)));
+            entries.Add(new VerifiedEntry(Now(), tx.Tx, detail));
             var first = await AppendAndSign(entries);
             tx.AppliedIndex = writeApplied ? first : tx.AppliedIndex;
             tx.VerifiedIndex = first + entries.Count - 1;
@@ -326,7 +304,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         }
 
         tx.Reason = string.Join("; ", failed.Select(c => $"{c.Name}: {c.Check.Detail}"));
-        entries.Add(Entry("verify-failed", tx.Tx, ("reason", tx.Reason)));
+        entries.Add(new VerifyFailedEntry(Now(), tx.Tx, tx.Reason));
         var at = await AppendAndSign(entries);
         tx.AppliedIndex = writeApplied ? at : tx.AppliedIndex;
         tx.VerifyFailedIndex = at + entries.Count - 1;
@@ -339,17 +317,11 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
 
     private async Task Decide(TxRecord tx, bool commit, string? reason, IReadOnlyList<(string Name, Vote Vote)> votes)
     {
-        var entry = Entry(commit ? "commit" : "abort", tx.Tx);
-        entry["plan_id"] = tx.PlanId;
-        entry["votes"] = new JsonArray([.. votes.Select(v => (JsonNode)new JsonObject { ["participant"] = v.Name, ["reason"] = v.Vote.Reason, ["yes"] = v.Vote.Yes })]);
-        if (reason is not null)
-        {
-            entry["reason"] = reason;
-        }
+        var entry = new DecisionEntry(Now(), tx.Tx, commit, tx.PlanId, [.. votes.Select(v => new WalVote(v.Name, v.Vote.Reason, v.Vote.Yes))], reason);
 
         // The decision and a signed tree head over it in one durable write (one fsync).
         tx.DecisionIndex = await AppendAndSign([entry]);
-        tx.Decision = commit ? "commit" : "abort";
+        tx.Decision = entry.Kind;
         tx.Reason = reason ?? tx.Reason;
     }
 

@@ -27,24 +27,24 @@ public interface IParticipant
     Task<Check> VerifyAsync(long tx);
 }
 
-/// <summary>What the coordinator needs of the WAL.</summary>
+/// <summary>What the coordinator needs of the WAL: typed entries in, typed entries out (<see cref="WalEntry"/>).</summary>
 public interface ICoordinatorLog
 {
-    Task<long> AppendAsync(JsonObject entry);
+    Task<long> AppendAsync(WalEntry entry);
 
     /// <summary>Signs a tree head over the log as it is now.</summary>
     Task<SignedTreeHead> SignHeadAsync();
 
     Task<(long Size, string Root)> RootAsync();
 
-    /// <summary>The entry at <paramref name="index"/>.</summary>
-    Task<JsonObject> ReadAsync(long index);
+    /// <summary>The entry at <paramref name="index"/> (<see cref="WalEntry.Parse(ReadOnlySpan{byte}, bool)"/>; null for a kind the coordinator does not write).</summary>
+    Task<WalEntry?> ReadAsync(long index);
 
     /// <summary>
     /// Appends entries and signs a head over the log they end, as one durable write where the log can (the WAL
     /// grain: one SQLite transaction); returns the first entry's index and the head. By default: the appends, then the head.
     /// </summary>
-    async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries)
+    async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries)
     {
         long first = -1;
         foreach (var e in entries)

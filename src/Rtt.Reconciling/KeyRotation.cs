@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
@@ -56,14 +55,7 @@ public static class KeyRotation
         if (silo is null && File.Exists(workspace.StateDatabasePath))
         {
             using var log = WalLog.Open(SqliteWalStore.Open(workspace.StateDatabasePath, create: false), null, WalAnchor.Of(workspace));
-            log.Append(new JsonObject
-            {
-                ["at"] = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture),
-                ["from"] = oldKeyId,
-                ["kind"] = "key-rotation",
-                ["revocation"] = kind,
-                ["to"] = key.KeyId,
-            });
+            log.Append(new KeyRotationEntry(WalEntry.Timestamp(now), oldKeyId, kind, key.KeyId).ToJson());
             walSize = log.SignHead(key, now).Size;
         }
         else if (silo is not null)

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Planning;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Reconciling;
 
@@ -170,22 +171,16 @@ public static class PlanDelta
         JsonObject? found = null;
         foreach (var (index, leaf) in entries)
         {
-            if (JsonNode.Parse(leaf) is not JsonObject e)
+            switch (WalEntry.Parse(leaf))
             {
-                continue;
-            }
-
-            switch ((string?)e["kind"])
-            {
-                case "prepare":
-                    var id = (string?)e["plan_id"];
-                    var plan = e["plan"] as JsonObject ?? (e["delta"] is JsonObject delta
-                        ? Rebuild(applied ?? throw Malformed(null, $"entry {index} carries a delta but no plan was applied before it"), delta, id)
+                case PrepareEntry e:
+                    var plan = e.Plan ?? (e.Delta is { } delta
+                        ? Rebuild(applied ?? throw Malformed(null, $"entry {index} carries a delta but no plan was applied before it"), delta, e.PlanId)
                         : null);
                     prepared = (index, plan);
-                    found = id == planId && plan is not null ? plan : found;
+                    found = e.PlanId == planId && plan is not null ? plan : found;
                     break;
-                case "commit" when prepared is { } p && (long?)e["tx"] == p.Tx:
+                case DecisionEntry { Commit: true } e when prepared is { } p && e.Tx == p.Tx:
                     applied = p.Plan;
                     break;
             }

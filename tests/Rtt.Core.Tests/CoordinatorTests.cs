@@ -364,17 +364,17 @@ public sealed class CoordinatorTests : IDisposable
 
     private sealed class Log(WalLog wal, SigningKey key) : ICoordinatorLog
     {
-        public Task<long> AppendAsync(JsonObject entry) => wal.AppendAsync(entry);
+        public Task<long> AppendAsync(WalEntry entry) => wal.AppendAsync(entry.ToJson());
 
         public Task<SignedTreeHead> SignHeadAsync() => Task.FromResult(wal.SignHead(key, DateTimeOffset.UnixEpoch));
 
         public Task<(long Size, string Root)> RootAsync() => Task.FromResult(wal.Current());
 
-        public Task<JsonObject> ReadAsync(long index) => Task.FromResult((JsonObject)JsonNode.Parse(wal.Read(index, index + 1).Single().Leaf)!);
+        public Task<WalEntry?> ReadAsync(long index) => Task.FromResult(WalEntry.Parse(wal.Read(index, index + 1).Single().Leaf));
 
         /// <summary>The entries and their head in one SQLite transaction, as the WAL grain does.</summary>
-        public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries) =>
-            Task.FromResult(wal.AppendAndSign(entries, key, DateTimeOffset.UnixEpoch));
+        public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries) =>
+            Task.FromResult(wal.AppendAndSign([.. entries.Select(e => e.ToLeaf())], key, DateTimeOffset.UnixEpoch));
     }
 
     private sealed class TestParticipant : IParticipant

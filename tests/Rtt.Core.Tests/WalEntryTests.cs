@@ -116,6 +116,64 @@ public sealed class WalEntryTests : IDisposable
         Assert.Equal(["abort", "applied", "commit", "prepare", "verified", "verify-failed"], kinds);
     }
 
+    [Fact]
+    public void Every_stored_entry_reads_back_into_its_record_and_writes_the_same_bytes_again()
+    {
+        var golden = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Golden", "wal-entries.ndjson")).Where(l => l.Length > 0).ToList();
+        var types = new HashSet<Type>();
+        foreach (var line in golden)
+        {
+            var entry = WalEntry.Parse(Encoding.UTF8.GetBytes(line));
+            Assert.NotNull(entry);
+            types.Add(entry.GetType());
+            Assert.Equal(line, Encoding.UTF8.GetString(entry.ToLeaf()));
+            Assert.Equal((string?)JsonNode.Parse(line)!["kind"], entry.Kind);
+        }
+
+        Assert.Equal(5, types.Count); // prepare, decision, applied, verified, verify-failed
+    }
+
+    [Fact]
+    public void Each_record_writes_the_members_the_old_writers_wrote()
+    {
+        const string At = "2026-11-26T05:36:21.519Z";
+        Assert.Equal(At, WalEntry.Timestamp(Clock));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","kind":"applied","tx":7}""", Text(new AppliedEntry(At, 7)));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","checks":"node:n0: ok","kind":"verified","tx":7}""", Text(new VerifiedEntry(At, 7, "node:n0: ok")));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","kind":"verify-failed","reason":null,"tx":7}""", Text(new VerifyFailedEntry(At, 7, null)));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","kind":"commit","plan_id":null,"tx":7,"votes":[]}""", Text(new DecisionEntry(At, 7, true, null, [], null)));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","kind":"abort","plan_id":"p","reason":"r","tx":7,"votes":[{"participant":"node:n0","reason":null,"yes":false}]}""",
+            Text(new DecisionEntry(At, 7, false, "p", [new WalVote("node:n0", null, false)], "r")));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","base":null,"kind":"prepare","participants":[],"plan":null,"plan_id":null,"transition":"rollback"}""",
+            Text(new PrepareEntry(At, null, [], null, null, null, Coordinator.TransitionRollback, null)));
+        Assert.Equal("""{"at":"2026-11-26T05:36:21.519Z","base":"b","delta":{"base":"b"},"kind":"prepare","participants":["node:n0"],"plan_id":"p","reason":"why","transition":"apply"}""",
+            Text(new PrepareEntry(At, "b", ["node:n0"], new JsonObject { ["x"] = 1 }, new JsonObject { ["base"] = "b" }, "p", Coordinator.TransitionApply, "why")));
+
+        // The key-rotation entry as KeyRotation.Rotate wrote it before it was typed.
+        var old = new JsonObject { ["at"] = At, ["from"] = "k1", ["kind"] = "key-rotation", ["revocation"] = "retired", ["to"] = "k2" };
+        var rotation = new KeyRotationEntry(At, "k1", "retired", "k2");
+        Assert.Equal(WalLog.LeafOf(old), rotation.ToLeaf());
+        Assert.Equal(rotation, WalEntry.Parse(rotation.ToLeaf()));
+    }
+
+    [Fact]
+    public void Old_entries_without_the_later_members_read_with_the_defaults_recovery_gave_them()
+    {
+        // Before plan deltas and rollbacks: no transition, no delta; a tool's own entry kind is not the coordinator's.
+        var prepare = Assert.IsType<PrepareEntry>(WalEntry.Parse("""{"at":"t","base":null,"kind":"prepare","plan":{"a":1},"plan_id":"p"}"""u8));
+        Assert.Equal((Coordinator.TransitionApply, false, 0), (prepare.Transition, prepare.IsDelta, prepare.Participants.Count));
+        Assert.Equal(1, (int)prepare.Plan!["a"]!);
+        var lean = Assert.IsType<PrepareEntry>(WalEntry.Parse("""{"delta":{"base":"b"},"kind":"prepare"}"""u8, plans: false));
+        Assert.True(lean.IsDelta);
+        Assert.Null(lean.Delta);
+        Assert.Equal("", lean.At);
+        Assert.Throws<InvalidOperationException>(() => lean.ToJson()); // read without its plan: never written back
+        Assert.Null(WalEntry.Parse("""{"kind":"test","n":1}"""u8));
+        Assert.Null(WalEntry.Parse("""{"at":"t","kind":"commit"}"""u8)); // a decision without its transaction
+    }
+
+    private static string Text(WalEntry entry) => Encoding.UTF8.GetString(entry.ToLeaf());
+
     private sealed class CrashException : Exception;
 
     private sealed class Faults(Func<string, string, Task> hit) : IFaultPoints
@@ -130,16 +188,16 @@ public sealed class WalEntryTests : IDisposable
 
     private sealed class Log(WalLog wal, SigningKey key) : ICoordinatorLog
     {
-        public Task<long> AppendAsync(JsonObject entry) => wal.AppendAsync(entry);
+        public Task<long> AppendAsync(WalEntry entry) => wal.AppendAsync(entry.ToJson());
 
         public Task<SignedTreeHead> SignHeadAsync() => Task.FromResult(wal.SignHead(key, DateTimeOffset.UnixEpoch));
 
         public Task<(long Size, string Root)> RootAsync() => Task.FromResult(wal.Current());
 
-        public Task<JsonObject> ReadAsync(long index) => Task.FromResult((JsonObject)JsonNode.Parse(wal.Read(index, index + 1).Single().Leaf)!);
+        public Task<WalEntry?> ReadAsync(long index) => Task.FromResult(WalEntry.Parse(wal.Read(index, index + 1).Single().Leaf));
 
-        public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries) =>
-            Task.FromResult(wal.AppendAndSign(entries, key, DateTimeOffset.UnixEpoch));
+        public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries) =>
+            Task.FromResult(wal.AppendAndSign([.. entries.Select(e => e.ToLeaf())], key, DateTimeOffset.UnixEpoch));
     }
 
     private sealed class Participant : IParticipant

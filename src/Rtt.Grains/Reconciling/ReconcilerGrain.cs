@@ -161,9 +161,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// </summary>
     private sealed class WalAdapter(IWalGrain wal, RetryPolicy retry) : ICoordinatorLog
     {
-        public Task<long> AppendAsync(JsonObject entry)
+        public Task<long> AppendAsync(WalEntry entry)
         {
-            var json = entry.ToJsonString();
+            var json = entry.ToJson().ToJsonString();
             return retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(json)));
         }
 
@@ -173,9 +173,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             return new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? "");
         }
 
-        public async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<JsonObject> entries)
+        public async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries)
         {
-            var json = entries.Select(e => e.ToJsonString()).ToImmutableArray();
+            var json = entries.Select(e => e.ToJson().ToJsonString()).ToImmutableArray();
             var head = await retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(json)));
             return (head.Size - json.Length, new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? ""));
         }
@@ -186,8 +186,8 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             return (head.Size, head.Root);
         }
 
-        public async Task<JsonObject> ReadAsync(long index) =>
-            (JsonObject)JsonNode.Parse((await retry.ExecuteAsync($"reading WAL entry {index}", _ => new ValueTask<ImmutableArray<string>>(wal.Read(index, index + 1))))[0])!;
+        public async Task<WalEntry?> ReadAsync(long index) =>
+            WalEntry.Parse(System.Text.Encoding.UTF8.GetBytes((await retry.ExecuteAsync($"reading WAL entry {index}", _ => new ValueTask<ImmutableArray<string>>(wal.Read(index, index + 1))))[0]));
     }
 
     /// <summary>Whether transaction <paramref name="tx"/> is a rollback (its verify skips the SLO gates: going back must not wait on the traffic that failed).</summary>
