@@ -101,7 +101,7 @@ public static class CallsBench
         var control = Path.Combine(dir, "lanes.sock");
         var serviceSocket = Path.Combine(dir, "svc.sock");
         var grpcSocket = Path.Combine(dir, "grpc.sock");
-        var lanes = new LaneOptions { RingCapacity = 1 << 20, MaxPayload = 64 * 1024 };
+        var lanes = new LaneOptions { RingCapacity = Rtt.Core.Lanes.LaneDefaults.RingCapacity, MaxPayload = Rtt.Core.Lanes.LaneDefaults.MaxPayload };
         using var host = new LaneHost();
         using var serviceListener = LaneSockets.ListenUnix(serviceSocket);
         options.Progress?.Invoke("starting the service process (RTT service and gRPC server)");
@@ -392,7 +392,7 @@ public static class CallsBench
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
         await app.StartAsync();
-        var lane = ServiceHost.Attach(serviceSocket, LaneKind.Shm, new LaneOptions { RingCapacity = 1 << 20, MaxPayload = 64 * 1024 });
+        var lane = ServiceHost.Attach(serviceSocket, LaneKind.Shm, new LaneOptions { RingCapacity = Rtt.Core.Lanes.LaneDefaults.RingCapacity, MaxPayload = Rtt.Core.Lanes.LaneDefaults.MaxPayload });
         var thread = new Thread(() => ServiceHost.Serve(lane, (request, response) =>
         {
             request.CopyTo(response);

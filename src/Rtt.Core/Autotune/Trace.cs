@@ -17,7 +17,7 @@ public readonly record struct TraceFrame(long AtNs, uint RouteId, string Route, 
 public sealed class Trace
 {
     /// <summary>Largest payload a replayed frame may carry (a lane's default maximum payload).</summary>
-    public const int MaxPayload = 64 * 1024;
+    public const int MaxPayload = Lanes.LaneDefaults.MaxPayload;
 
     public Trace(IReadOnlyList<TraceFrame> frames, string source)
     {

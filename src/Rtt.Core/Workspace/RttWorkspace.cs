@@ -50,19 +50,19 @@ public sealed class RttWorkspace
 
     /// <summary>
     /// The lane host's Unix control socket when <c>Lanes:ControlSocket</c> is not set: <c>.rtt/state/lanes.sock</c>, or
-    /// (a workspace path too long for a Unix socket, about 100 bytes) a short path in the temp folder derived from
+    /// (a workspace path too long for a Unix socket, over <see cref="Rtt.Core.Lanes.LaneDefaults.MaxSocketPath"/> characters) a short path in the temp folder derived from
     /// the workspace, so each workspace has its own. The silo and its clients both use this rule.
     /// </summary>
     public string LaneControlSocket => StateSocket("lanes.sock", "rtt-lanes");
 
     /// <summary>
-    /// A Unix socket of this workspace: <c>.rtt/state/FILE</c>, or (a path too long for a Unix socket, about 100 bytes)
+    /// A Unix socket of this workspace: <c>.rtt/state/FILE</c>, or (a path too long for a Unix socket, over <see cref="Rtt.Core.Lanes.LaneDefaults.MaxSocketPath"/> characters)
     /// <c>TEMPPREFIX-&lt;12 hex of the workspace root&gt;.sock</c> in the temp folder, so each workspace has its own.
     /// </summary>
     public string StateSocket(string fileName, string tempPrefix)
     {
         var inState = Path.Combine(State, fileName);
-        if (Path.GetFullPath(inState).Length <= 100)
+        if (Rtt.Core.Lanes.LaneDefaults.SocketPathFits(inState))
         {
             return inState;
         }

@@ -116,7 +116,7 @@ public static class TraceReplayer
     private const int FullSpeedWindow = 256;
 
     /// <param name="ringCapacity">The SHM ring the host creates (its settings): answers in flight are kept within half of it.</param>
-    public static ReplayRun Run(Trace trace, string socketPath, IPEndPoint? tcp, LaneKind kind, bool fullSpeed, TimeSpan? stallLimit = null, int ringCapacity = 1 << 20)
+    public static ReplayRun Run(Trace trace, string socketPath, IPEndPoint? tcp, LaneKind kind, bool fullSpeed, TimeSpan? stallLimit = null, int ringCapacity = Rtt.Core.Lanes.LaneDefaults.RingCapacity)
     {
         var routes = trace.Routes;
         var routeIndex = routes.Select((r, i) => (r, i)).ToDictionary(x => x.r, x => (uint)(x.i + 1), StringComparer.Ordinal);

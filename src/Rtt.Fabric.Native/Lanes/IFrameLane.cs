@@ -30,10 +30,10 @@ public enum BackpressurePolicy
 public sealed record LaneOptions
 {
     /// <summary>Largest payload a frame may carry; longer frames are dropped as too long.</summary>
-    public int MaxPayload { get; init; } = 64 * 1024;
+    public int MaxPayload { get; init; } = Rtt.Core.Lanes.LaneDefaults.MaxPayload;
 
     /// <summary>Bytes per SHM ring (power of two, at least twice the largest record).</summary>
-    public int RingCapacity { get; init; } = 1 << 20;
+    public int RingCapacity { get; init; } = Rtt.Core.Lanes.LaneDefaults.RingCapacity;
 
     public BackpressurePolicy Backpressure { get; init; } = BackpressurePolicy.Block;
 

@@ -23,7 +23,7 @@ public static class ServiceHost
     public const string AttachName = "rtt-service";
 
     /// <summary>Attaches on the socket the silo gave (environment) and serves until the silo closes the lane. Returns an exit code.</summary>
-    public static int Run(ServiceHandler handler, int maxResponse = 64 * 1024, TextWriter? log = null)
+    public static int Run(ServiceHandler handler, int maxResponse = Rtt.Core.Lanes.LaneDefaults.MaxPayload, TextWriter? log = null)
     {
         log ??= Console.Error;
         var socket = Environment.GetEnvironmentVariable(SocketVariable);
@@ -56,7 +56,7 @@ public static class ServiceHost
     /// response written straight into the lane (zero copy), nothing allocated per frame. A handler that throws
     /// answers that request with an RTT-CALL-004 error frame and the loop goes on.
     /// </summary>
-    public static void Serve(IFrameLane lane, ServiceHandler handler, int maxResponse = 64 * 1024, IIdleStrategy? idle = null)
+    public static void Serve(IFrameLane lane, ServiceHandler handler, int maxResponse = Rtt.Core.Lanes.LaneDefaults.MaxPayload, IIdleStrategy? idle = null)
     {
         FrameHandler onFrame = (in FrameHeader header, ReadOnlySpan<byte> payload) =>
         {

@@ -39,7 +39,7 @@ public static class LaneSockets
         catch (SocketException ex)
         {
             socket.Dispose();
-            throw new RttException(ErrorCodes.LaneSetupFailed, $"cannot listen on {path}: {ex.Message}", path, "check the folder exists and is writable, and the path is under 108 bytes");
+            throw new RttException(ErrorCodes.LaneSetupFailed, $"cannot listen on {path}: {ex.Message}", path, $"check the folder exists and is writable, and the path is at most {Rtt.Core.Lanes.LaneDefaults.MaxSocketPath} characters");
         }
     }
 

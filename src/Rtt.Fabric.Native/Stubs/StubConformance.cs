@@ -40,7 +40,7 @@ public sealed record StubCheckOptions
 /// </summary>
 public static class StubConformance
 {
-    public const int MaxPayload = 64 * 1024;
+    public const int MaxPayload = Rtt.Core.Lanes.LaneDefaults.MaxPayload;
 
     /// <summary>
     /// How long the kit waits for a service to exit after its lane closed. The protocol says 2 s (the silo's SIGKILL);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Rtt.Core.Errors;
+using Rtt.Core.Lanes;
 using Rtt.Core.Workspace;
 using Rtt.Fabric.Drivers;
 using Rtt.Fabric.Lanes;
@@ -38,9 +39,9 @@ public sealed class RttLaneOptions
     /// </summary>
     public string? TcpAdvertise { get; set; }
 
-    public int RingCapacity { get; set; } = 1 << 20;
+    public int RingCapacity { get; set; } = LaneDefaults.RingCapacity;
 
-    public int MaxPayload { get; set; } = 64 * 1024;
+    public int MaxPayload { get; set; } = LaneDefaults.MaxPayload;
 
     /// <summary>CPUs the lane worker thread is pinned to (empty: not pinned).</summary>
     public List<int> Cpus { get; set; } = [];
@@ -64,7 +65,6 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     private LaneHost? _host;
     private int _ringCapacity = options.RingCapacity;
-    private const int DefaultRingCapacity = 1 << 20;
 
     /// <summary>The tuned profile the host started with (its hash), or null (docs/autotune.md).</summary>
     public string? TunedProfileHash { get; private set; }
@@ -76,7 +76,6 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
     /// </summary>
     public string ControlSocket => options.ControlSocket ?? workspace.LaneControlSocket;
 
-    private const int MaxSocketPath = 100; // sun_path holds 108 bytes with the terminator; keep a margin
 
     public IPEndPoint? TcpEndPoint => _listener?.TcpEndPoint;
 
@@ -422,9 +421,9 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
             return;
         }
 
-        if (Path.GetFullPath(ControlSocket).Length > MaxSocketPath)
+        if (!LaneDefaults.SocketPathFits(ControlSocket))
         {
-            throw new HostingException(ErrorCodes.LaneConfigInvalid, "the lane control socket path is longer than a Unix socket allows (about 100 bytes)", "Lanes:ControlSocket",
+            throw new HostingException(ErrorCodes.LaneConfigInvalid, $"the lane control socket path is longer than a Unix socket allows ({LaneDefaults.MaxSocketPath} characters)", "Lanes:ControlSocket",
                 "set Lanes:ControlSocket (or RTT_Lanes__ControlSocket) to a shorter path");
         }
 
@@ -442,7 +441,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         else if (profile is not null)
         {
             var tuned = profile.Settings;
-            _ringCapacity = options.RingCapacity == DefaultRingCapacity ? Math.Max(options.RingCapacity, tuned.RingCapacity) : options.RingCapacity;
+            _ringCapacity = options.RingCapacity == LaneDefaults.RingCapacity ? Math.Max(options.RingCapacity, tuned.RingCapacity) : options.RingCapacity;
             cpus = cpus.Count == 0 ? [.. tuned.Cpus] : cpus;
             (spins, yields, park) = (tuned.Spins, tuned.Yields, tuned.Park);
             logger.LogInformation("Lane host: tuned profile {Hash} applied: ring {Ring} bytes, spins {Spins}, yields {Yields}, park {Park}, worker CPUs {Cpus}",
