@@ -145,8 +145,9 @@ public static class RttSiloHost
         }
 
         // Cluster mode: membership, grain state, ledgers and the WAL all live in the cluster's PostgreSQL database, whose
-        // schema `rtt db init` applies; the silo only checks it (RTT-CLUSTER-001 names what is missing).
-        var clusterConnection = cluster.IsPostgres ? cluster.ConnectionString! : null;
+        // schema `rtt db init` applies; the silo only checks it (RTT-CLUSTER-001 names what is missing). One pool of at
+        // most ClusterDatabase.DefaultMaxPoolSize connections serves all of them (unless the string sets its own).
+        var clusterConnection = cluster.IsPostgres ? ClusterDatabase.ForSilo(cluster.ConnectionString!) : null;
         if (clusterConnection is not null)
         {
             ClusterDatabase.Check(clusterConnection);

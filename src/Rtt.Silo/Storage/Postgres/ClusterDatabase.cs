@@ -30,6 +30,31 @@ public static class ClusterDatabase
         "ReadFromStorageKey", "WriteToStorageKey", "ClearStorageKey", "DeleteStorageKey",
     ];
 
+    /// <summary>
+    /// A silo's connection pool cap when the connection string sets none. Npgsql's own default (100 per process) lets
+    /// one silo alone take all of a default PostgreSQL server's max_connections (100) when an apply activates a thousand
+    /// route grains at once, and three silos fail with 53300 "too many clients already". With this cap a silo waits for
+    /// a pooled connection (up to the string's Timeout) instead; the server needs silos × cap plus a few for the CLI.
+    /// </summary>
+    public const int DefaultMaxPoolSize = 20;
+
+    /// <summary>
+    /// The connection string a silo uses: <paramref name="connectionString"/> with <c>Maximum Pool Size</c> set to
+    /// <see cref="DefaultMaxPoolSize"/> unless it sets one (under any of Npgsql's spellings) itself.
+    /// </summary>
+    public static string ForSilo(string connectionString)
+    {
+        var parsed = Parse(connectionString); // an invalid string: RTT-SILO-005 naming Cluster:ConnectionString
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.Keys.Cast<string>().Any(k => k.Replace(" ", "", StringComparison.Ordinal).ToUpperInvariant() is "MAXIMUMPOOLSIZE" or "MAXPOOLSIZE"))
+        {
+            return connectionString;
+        }
+
+        parsed.MaxPoolSize = DefaultMaxPoolSize;
+        return parsed.ConnectionString;
+    }
+
     /// <summary>Creates or updates every table, function and query (safe to run again, and by several at once).</summary>
     public static void Initialize(string connectionString)
     {
