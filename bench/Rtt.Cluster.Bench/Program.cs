@@ -13,6 +13,7 @@ using Rtt.Grains.Diagnostics;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
 using Rtt.Planning;
+using Rtt.Tests.Shared;
 
 // Cluster benchmark (issue 19): three `rtt up --cluster` silo processes (node0..node2, one workspace copy each) on a
 // private PostgreSQL server started here exactly as the cluster tests start theirs, then
@@ -454,27 +455,10 @@ static string[] Workspaces(string dir, out string p1)
     var all = new[] { first, Path.Combine(dir, "node1"), Path.Combine(dir, "node2") };
     foreach (var copy in all.Skip(1))
     {
-        CopyTree(first, copy);
+        WorkspaceCopy.CopyTree(first, copy);
     }
 
     return all;
-}
-
-// A workspace copy that keeps the modes: .rtt/ folders 0700 and private keys 0600 (the silo refuses more open ones).
-static void CopyTree(string from, string to)
-{
-    foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories).Prepend(from))
-    {
-        var target = Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d))).FullName;
-        File.SetUnixFileMode(target, File.GetUnixFileMode(d));
-    }
-
-    foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-    {
-        var target = Path.Combine(to, Path.GetRelativePath(from, f));
-        File.Copy(f, target);
-        File.SetUnixFileMode(target, File.GetUnixFileMode(f));
-    }
 }
 
 string Arg(string name, string fallback)

@@ -356,9 +356,9 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
         var lane = JsonNode.Parse(File.ReadAllText(plan))!["routes_add"]!.AsArray().Single(r => (string?)r!["to"] == far)!;
         Assert.True((string?)lane["lane"] == "tcp", lane.ToJsonString()); // two hosts: the planner's lane across them
         var second = dir["node1"];
-        CopyTree(first, second);
+        WorkspaceCopy.CopyTree(first, second);
         var third = dir["dup"]; // for a silo that claims node1 too
-        CopyTree(first, third);
+        WorkspaceCopy.CopyTree(first, third);
         // The registry everywhere: node1's workspace has no registry objects; its silo reads what it serves from the
         // cluster database, where node0's silo published its workspace's objects at start.
         Directory.Delete(Path.Combine(second, ".rtt", "registry", "cas"), recursive: true);
@@ -490,7 +490,7 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
         var all = new[] { first, dir["node1"], dir["node2"] };
         foreach (var copy in all.Skip(1))
         {
-            CopyTree(first, copy);
+            WorkspaceCopy.CopyTree(first, copy);
         }
 
         return (all, p1, p2);
@@ -501,29 +501,6 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
         {
             ["routes"] = new JsonArray([.. nodes.Select(i => Routes[i]).Append(Cross).Select(r => (JsonNode)new JsonObject { ["from"] = r.From, ["to"] = r.To })]),
         }.ToJsonString());
-
-    private static void CopyTree(string from, string to)
-    {
-        foreach (var d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, d))).FullName;
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(target, File.GetUnixFileMode(d)); // .rtt/ folders stay 0700: the silo refuses more open ones (RTT-SEC-001)
-            }
-        }
-
-        foreach (var f in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(f, target);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(target, File.GetUnixFileMode(f)); // private keys stay 0600
-            }
-        }
-    }
 
     private static RttProcess Start(string ws, int node, (int Silo, int Gateway) ports, string database, IReadOnlyDictionary<string, string> env) =>
         RttProcess.StartSilo(ws, ports.Silo, ports.Gateway, env, StartTimeout, "--cluster", database, "--node-id", Nodes[node]);
