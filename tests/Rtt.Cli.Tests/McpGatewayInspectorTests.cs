@@ -37,33 +37,8 @@ public sealed class McpGatewayInspectorTests(EverythingServer everything) : ICla
             ["latency_us"] = 50,
             ["demand"] = new JsonObject { ["cpu_millis"] = 50, ["memory_mb"] = 16 },
         }.ToJsonString());
-        var routesPath = Path.Combine(ws, ".rtt", "routes.json");
-        var routes = JsonNode.Parse(File.ReadAllText(routesPath))!;
-        foreach (var to in new[] { "ev/echo", "mem/create_entities", "mem/search_nodes", "mem/read_graph" })
-        {
-            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = $"rtt://mcp/{to}" });
-        }
-
-        File.WriteAllText(routesPath, routes.ToJsonString());
-        var policyPath = Path.Combine(ws, ".rtt", "policy.json");
-        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!;
-        policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = Caller, ["to"] = "rtt://mcp/**" } });
-        File.WriteAllText(policyPath, policy.ToJsonString());
-        McpGatewayTests.Ok(ws, "scan");
-        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
-        McpGatewayTests.Ok(ws, "plan");
-        Assert.Equal("applied", (string?)JsonNode.Parse(McpGatewayTests.Ok(ws, "apply", "--json"))!["outcome"]);
-        using var gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
-        {
-            Assert.False(gateway.HasExited || DateTime.UtcNow > deadline, $"rtt mcp serve did not start: {gateway.Stderr}");
-            Thread.Sleep(50);
-        }
-
-        var at = gateway.Stdout.IndexOf("http://", StringComparison.Ordinal);
-        var url = gateway.Stdout[at..gateway.Stdout.IndexOf(' ', at)];
-        var token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
+        using var silo = McpGatewayTests.RouteAndApply(ws, Caller, new[] { "ev/echo", "mem/create_entities", "mem/search_nodes", "mem/read_graph" }.Select(to => $"rtt://mcp/{to}"));
+        using var gateway = McpGatewayTests.StartHttpGateway(ws, Caller, out var url, out var token);
         try
         {
             var list = Inspector(inspector, url, token, "--method", "tools/list");

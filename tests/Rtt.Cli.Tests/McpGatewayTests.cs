@@ -361,6 +361,48 @@ public sealed partial class McpGatewayTests(GatewayWorkspace gw) : IClassFixture
         AdditionalHeaders = new Dictionary<string, string> { ["Authorization"] = "Bearer " + token },
     }));
 
+    /// <summary>
+    /// Routes <paramref name="caller"/> to each of <paramref name="targets"/> (its ACL: <c>rtt://mcp/**</c>), scans, starts
+    /// the silo, plans and applies; the caller's manifest must be written already. Returns the silo.
+    /// </summary>
+    internal static RttProcess RouteAndApply(string ws, string caller, IEnumerable<string> targets)
+    {
+        var routesPath = Path.Combine(ws, ".rtt", "routes.json");
+        var routes = JsonNode.Parse(File.ReadAllText(routesPath))!;
+        foreach (var to in targets)
+        {
+            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = caller, ["to"] = to });
+        }
+
+        File.WriteAllText(routesPath, routes.ToJsonString());
+        var policyPath = Path.Combine(ws, ".rtt", "policy.json");
+        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!;
+        policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = caller, ["to"] = "rtt://mcp/**" } });
+        File.WriteAllText(policyPath, policy.ToJsonString());
+        Ok(ws, "scan");
+        var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
+        Ok(ws, "plan");
+        Assert.Equal("applied", (string?)JsonNode.Parse(Ok(ws, "apply", "--json"))!["outcome"]);
+        return silo;
+    }
+
+    /// <summary><c>rtt mcp serve --as CALLER --http --port 0</c>, once it listens, with its URL and the workspace's bearer token.</summary>
+    internal static RttProcess StartHttpGateway(string ws, string caller, out string url, out string token)
+    {
+        var gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", caller, "--http", "--port", "0");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
+        {
+            Assert.False(gateway.HasExited || DateTime.UtcNow > deadline, $"rtt mcp serve did not start: {gateway.Stderr}");
+            Thread.Sleep(50);
+        }
+
+        var at = gateway.Stdout.IndexOf("http://", StringComparison.Ordinal);
+        url = gateway.Stdout[at..gateway.Stdout.IndexOf(' ', at)];
+        token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
+        return gateway;
+    }
+
     internal static string Ok(string ws, params string[] args)
     {
         var r = RttProcess.Run(ws, args);

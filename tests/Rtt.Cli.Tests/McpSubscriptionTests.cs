@@ -34,33 +34,9 @@ public sealed class McpSubscriptionTests(EverythingServer everything) : IClassFi
             ["latency_us"] = 50,
             ["demand"] = new JsonObject { ["cpu_millis"] = 50, ["memory_mb"] = 16 },
         }.ToJsonString());
-        var routesPath = Path.Combine(ws, ".rtt", "routes.json");
-        var routes = JsonNode.Parse(File.ReadAllText(routesPath))!;
-        foreach (var to in new[] { "rtt://mcp/ev/toggle-subscriber-updates", Rtt.Registry.McpPrimitive.Resource.Symbol("ev", Uri) })
-        {
-            routes["routes"]!.AsArray().Add(new JsonObject { ["from"] = Caller, ["to"] = to });
-        }
-
-        File.WriteAllText(routesPath, routes.ToJsonString());
-        var policyPath = Path.Combine(ws, ".rtt", "policy.json");
-        var policy = JsonNode.Parse(File.ReadAllText(policyPath))!;
-        policy["acl"]!.AsArray().Add(new JsonObject { ["allow"] = new JsonObject { ["from"] = Caller, ["to"] = "rtt://mcp/**" } });
-        File.WriteAllText(policyPath, policy.ToJsonString());
-        McpGatewayTests.Ok(ws, "scan");
-        using var silo = RttProcess.StartSilo(ws, RttProcess.FreePort(), RttProcess.FreePort(), null, TimeSpan.FromSeconds(60));
-        McpGatewayTests.Ok(ws, "plan");
-        Assert.Equal("applied", (string?)JsonNode.Parse(McpGatewayTests.Ok(ws, "apply", "--json"))!["outcome"]);
-        using var gateway = RttProcess.Start(ws, null, "mcp", "serve", "--as", Caller, "--http", "--port", "0");
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!gateway.Stdout.Contains("/mcp", StringComparison.Ordinal))
-        {
-            Assert.False(gateway.HasExited || DateTime.UtcNow > deadline, $"rtt mcp serve did not start: {gateway.Stderr}");
-            Thread.Sleep(50);
-        }
-
-        var at = gateway.Stdout.IndexOf("http://", StringComparison.Ordinal);
-        var url = new System.Uri(gateway.Stdout[at..gateway.Stdout.IndexOf(' ', at)]);
-        var token = File.ReadAllText(Path.Combine(ws, ".rtt", "keys", "mcp-gateway.token")).Trim();
+        using var silo = McpGatewayTests.RouteAndApply(ws, Caller, ["rtt://mcp/ev/toggle-subscriber-updates", Rtt.Registry.McpPrimitive.Resource.Symbol("ev", Uri)]);
+        using var gateway = McpGatewayTests.StartHttpGateway(ws, Caller, out var address, out var token);
+        var url = new System.Uri(address);
         try
         {
             Task<McpClient> Connect() => McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
@@ -102,7 +78,7 @@ public sealed class McpSubscriptionTests(EverythingServer everything) : IClassFi
             await firstSubscription.DisposeAsync();
             var firstAfter = Volatile.Read(ref firstUpdates);
             var secondAfter = Volatile.Read(ref secondUpdates);
-            deadline = DateTime.UtcNow.AddSeconds(20);
+            var deadline = DateTime.UtcNow.AddSeconds(20);
             while (Volatile.Read(ref secondUpdates) == secondAfter)
             {
                 Assert.True(DateTime.UtcNow < deadline, "the second session heard no update after the first unsubscribed");
