@@ -32,6 +32,7 @@ public static class RttGrainsSiloExtensions
         silo.Services.TryAddSingleton(new Rtt.Reconciling.Resilience.RttRetryOptions()); // the silo host registers the configured ones
         silo.Services.AddSingleton<IIncomingGrainCallFilter, RttErrorFilter>();
         silo.Services.AddPlacementDirector<Nodes.NodeSiloPlacement, Nodes.NodeSiloPlacementDirector>();
+        RttExceptions.Add(silo.Services);
         return silo;
     }
 }

@@ -164,4 +164,19 @@ public sealed class WireRoundTripTests
     }
 
     private static bool IsPositional(PropertyInfo p) => p.DeclaringType!.GetConstructors().Any(c => c.GetParameters().Any(a => a.Name == p.Name));
+
+    [Fact]
+    public void A_database_error_crosses_a_grain_call_with_its_message()
+    {
+        var error = new Npgsql.PostgresException("sorry, too many clients already", "FATAL", "FATAL", "53300");
+
+        // Without RTT's exception namespaces Orleans refuses to serialize it: a caller on another silo got only that.
+        var plain = new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
+        Assert.Throws<CodecNotFoundException>(() => plain.SerializeToArray<Exception>(error));
+
+        var configured = RttExceptions.Add(new ServiceCollection().AddSerializer()).BuildServiceProvider().GetRequiredService<Serializer>();
+        var back = configured.Deserialize<Exception>(configured.SerializeToArray<Exception>(error))!;
+        Assert.Contains("53300", back.Message, StringComparison.Ordinal);
+        Assert.Contains("too many clients", back.Message, StringComparison.Ordinal);
+    }
 }
