@@ -554,5 +554,13 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
         }
     }
 
-    private static Exception Innermost(Exception ex) => Chain(ex).Last();
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is not null)
+        {
+            ex = ex.InnerException;
+        }
+
+        return ex;
+    }
 }
