@@ -363,11 +363,22 @@ public static class McpCatalog
     public static string ManifestMember(McpPrimitive primitive) => primitive == McpPrimitive.Template ? "resource_templates" : primitive.ListMember;
 
     /// <summary>
+    /// A saved listing (<c>mcp/&lt;name&gt;.tools.json</c> or <c>rtt mcp ingest --from</c>) as <see cref="Ingest"/> takes it:
+    /// the server's name and version from <c>serverInfo</c> (else <paramref name="name"/> and 0.0.0), the tools list, and
+    /// its prompts, resources and resource templates (null when it has none).
+    /// </summary>
+    public static (string ServerName, string ServerVersion, JsonObject ToolsList, JsonObject? Others) SavedListing(JsonObject root, string name)
+    {
+        var info = root["serverInfo"] as JsonObject;
+        return ((string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0", new JsonObject { ["tools"] = root["tools"]?.DeepClone() }, OthersOf(root));
+    }
+
+    /// <summary>
     /// The prompts, resources and resource templates of a saved listing (<c>mcp/&lt;name&gt;.tools.json</c> or
     /// <c>rtt mcp ingest --from</c>): its <c>prompts</c>, <c>resources</c> and <c>resourceTemplates</c> members as
     /// prompts/list, resources/list and resources/templates/list return them; null when it has none of them.
     /// </summary>
-    public static JsonObject? OthersOf(JsonObject listing)
+    private static JsonObject? OthersOf(JsonObject listing)
     {
         JsonObject? others = null;
         foreach (var primitive in McpPrimitive.All)

@@ -176,10 +176,9 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             var listing = CanonicalJson.ParseNode(bytes, source) as JsonObject
                 ?? throw new RttException(ErrorCodes.McpToolInvalid, "expected {\"tools\": [...]}", source, "save the result object of tools/list");
             var name = ToolListName(rel);
-            var info = listing["serverInfo"] as JsonObject;
-            var mcp = McpCatalog.Ingest(workspace, store, name, (string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0",
-                ["--from", rel], new JsonObject { ["tools"] = listing["tools"]?.DeepClone() }, source, acceptDrift: false,
-                serve: listing["serve"] is { } serve ? McpCatalog.ServeOfServer(serve, source) : null, others: McpCatalog.OthersOf(listing));
+            var saved = McpCatalog.SavedListing(listing, name);
+            var mcp = McpCatalog.Ingest(workspace, store, name, saved.ServerName, saved.ServerVersion, ["--from", rel], saved.ToolsList, source, acceptDrift: false,
+                serve: listing["serve"] is { } serve ? McpCatalog.ServeOfServer(serve, source) : null, others: saved.Others);
             warnings.AddRange(mcp.Notes.Select(n => $"{rel}: {n}"));
             parsed = McpCatalog.FromManifest(RttWorkspace.ReadObject(mcp.ManifestPath), store, source);
         }

@@ -469,47 +469,13 @@ public sealed class McpGateway : IAsyncDisposable
 
         // The session's own server (HTTP: not the one bound to this request's response stream, which ends with it).
         var target = server.SessionId is { } id && _sessions.TryGetValue(id, out var session) ? session : server;
-        var messages = System.Threading.Channels.Channel.CreateUnbounded<byte[]>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
-        var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var request = new JsonObject { ["method"] = RequestMethods.ResourcesSubscribe, ["params"] = new JsonObject { ["uri"] = uri } };
-        var call = _caller.CallAsync(resource.Route, Encoding.UTF8.GetBytes(request.ToJsonString()), Timeout.InfiniteTimeSpan,
-            (message, _) => messages.Writer.TryWrite(message), withdraw.Token);
-        _ = Task.Run(async () =>
-        {
-            await foreach (var bytes in messages.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                try
-                {
-                    if (JsonNode.Parse(bytes) is not JsonObject message || (string?)message["method"] is not { } method)
-                    {
-                        continue;
-                    }
-
-                    if (method == NotificationMethods.SubscriptionsAcknowledgedNotification)
-                    {
-                        acknowledged.TrySetResult();
-                    }
-                    else if (method == NotificationMethods.ResourceUpdatedNotification)
-                    {
-                        await target.SendNotificationAsync(method, message["params"]?.DeepClone(), McpJsonUtilities.DefaultOptions, CancellationToken.None).ConfigureAwait(false);
-                    }
-                }
-                catch (Exception ex) when (ex is JsonException or OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
-                {
-                    // The client went away or the message was not JSON: the next update is tried all the same.
-                }
-            }
-        }, CancellationToken.None);
-        _ = call.ContinueWith(t =>
-        {
-            // The call ended: withdrawn (unsubscribe, session over), refused, or the silo went away. Either way it is over.
-            messages.Writer.TryComplete();
-            acknowledged.TrySetException(t.Exception?.GetBaseException() ?? new RttException(ErrorCodes.CallProtocolError, $"the endpoint of {resource.Route.To} ended the subscription to {uri} at once"));
-            ((ICollection<KeyValuePair<(string, string), CancellationTokenSource>>)_subscriptions).Remove(new(key, withdraw));
-        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        var (acknowledged, call) = SubscriptionCall(resource, uri,
+            update => target.SendNotificationAsync(NotificationMethods.ResourceUpdatedNotification, update, McpJsonUtilities.DefaultOptions, CancellationToken.None), withdraw.Token);
+        _ = call.ContinueWith(_ => ((ICollection<KeyValuePair<(string, string), CancellationTokenSource>>)_subscriptions).Remove(new(key, withdraw)),
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
-            await acknowledged.Task.WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
+            await acknowledged.WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
             return new EmptyResult();
         }
         catch (Exception ex)
@@ -550,41 +516,20 @@ public sealed class McpGateway : IAsyncDisposable
         {
             foreach (var uri in (asked.ResourceSubscriptions ?? []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
             {
-                if (ResourceOf(uri) is not { } resource || (GatewayAccess.FromPrincipal(user) is { Rights: not null } access && !access.Allows(resource.Route.To)))
+                if (ResourceOf(uri) is not { } resource || !Allowed(resource, user))
                 {
                     continue;
                 }
 
-                var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                var subscribe = new JsonObject { ["method"] = RequestMethods.ResourcesSubscribe, ["params"] = new JsonObject { ["uri"] = uri } };
-                var call = _caller.CallAsync(resource.Route, Encoding.UTF8.GetBytes(subscribe.ToJsonString()), Timeout.InfiniteTimeSpan, (message, _) =>
+                var (acknowledged, _) = SubscriptionCall(resource, uri, update =>
                 {
-                    try
-                    {
-                        if (JsonNode.Parse(message) is JsonObject m && (string?)m["method"] is { } method)
-                        {
-                            if (method == NotificationMethods.SubscriptionsAcknowledgedNotification)
-                            {
-                                acknowledged.TrySetResult();
-                            }
-                            else if (method == NotificationMethods.ResourceUpdatedNotification && m["params"] is JsonObject updated)
-                            {
-                                var copy = (JsonObject)updated.DeepClone();
-                                copy.Remove("_meta");
-                                outbox.Writer.TryWrite((method, copy));
-                            }
-                        }
-                    }
-                    catch (JsonException)
-                    {
-                        // Not JSON: nothing to relay.
-                    }
+                    update.Remove("_meta");
+                    outbox.Writer.TryWrite((NotificationMethods.ResourceUpdatedNotification, update));
+                    return Task.CompletedTask;
                 }, withdraw.Token);
-                _ = call.ContinueWith(t => acknowledged.TrySetException(t.Exception?.GetBaseException() ?? new RttException(ErrorCodes.CallProtocolError, $"the endpoint of {resource.Route.To} ended the subscription to {uri} at once")),
-                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 try
                 {
-                    await acknowledged.Task.WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
+                    await acknowledged.WaitAsync(CallTimeout, cancellationToken).ConfigureAwait(false);
                     honored.Add(uri);
                 }
                 catch (Exception) when (!cancellationToken.IsCancellationRequested)
@@ -647,6 +592,55 @@ public sealed class McpGateway : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The long-lived lane call that holds a subscription to <paramref name="uri"/> on the resource's route (a
+    /// resources/subscribe request taking interim frames, no deadline, until <paramref name="withdraw"/>). Its interim
+    /// messages are read off the lane client's thread, in order: the endpoint's acknowledgement completes
+    /// <c>Acknowledged</c> (which fails when the call ends first), and each <c>notifications/resources/updated</c> goes to
+    /// <paramref name="onUpdate"/> with its params (a copy). <c>Call</c> ends when the subscription does.
+    /// </summary>
+    private (Task Acknowledged, Task Call) SubscriptionCall(GatewayPrimitive resource, string uri, Func<JsonObject, Task> onUpdate, CancellationToken withdraw)
+    {
+        var messages = System.Threading.Channels.Channel.CreateUnbounded<byte[]>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        var acknowledged = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var request = new JsonObject { ["method"] = RequestMethods.ResourcesSubscribe, ["params"] = new JsonObject { ["uri"] = uri } };
+        var call = _caller.CallAsync(resource.Route, Encoding.UTF8.GetBytes(request.ToJsonString()), Timeout.InfiniteTimeSpan,
+            (message, _) => messages.Writer.TryWrite(message), withdraw);
+        _ = Task.Run(async () =>
+        {
+            await foreach (var bytes in messages.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                try
+                {
+                    if (JsonNode.Parse(bytes) is not JsonObject message || (string?)message["method"] is not { } method)
+                    {
+                        continue;
+                    }
+
+                    if (method == NotificationMethods.SubscriptionsAcknowledgedNotification)
+                    {
+                        acknowledged.TrySetResult();
+                    }
+                    else if (method == NotificationMethods.ResourceUpdatedNotification && message["params"] is JsonObject updated)
+                    {
+                        await onUpdate((JsonObject)updated.DeepClone()).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex) when (ex is JsonException or OperationCanceledException or IOException or InvalidOperationException or ObjectDisposedException)
+                {
+                    // The subscriber went away or the message was not JSON: the next update is tried all the same.
+                }
+            }
+        }, CancellationToken.None);
+        var ended = call.ContinueWith(t =>
+        {
+            // The call ended: withdrawn (unsubscribe, session or listen over), refused, or the silo went away.
+            messages.Writer.TryComplete();
+            acknowledged.TrySetException(t.Exception?.GetBaseException() ?? new RttException(ErrorCodes.CallProtocolError, $"the endpoint of {resource.Route.To} ended the subscription to {uri} at once"));
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return (acknowledged.Task, ended);
+    }
+
     /// <summary>resources/unsubscribe: the session's subscription call is withdrawn (a no-op when it holds none).</summary>
     public ValueTask<EmptyResult> UnsubscribeAsync(GatewayPrimitive resource, string uri, McpServer server, System.Security.Claims.ClaimsPrincipal? user)
     {
@@ -659,9 +653,13 @@ public sealed class McpGateway : IAsyncDisposable
         return ValueTask.FromResult(new EmptyResult());
     }
 
+    /// <summary>Whether the caller's credential reaches the primitive's route (a capability token narrows; the workspace token reaches all).</summary>
+    private static bool Allowed(GatewayPrimitive primitive, System.Security.Claims.ClaimsPrincipal? user) =>
+        GatewayAccess.FromPrincipal(user) is not { Rights: not null } access || access.Allows(primitive.Route.To);
+
     private static void Allow(GatewayPrimitive primitive, System.Security.Claims.ClaimsPrincipal? user)
     {
-        if (GatewayAccess.FromPrincipal(user) is { Rights: not null } access && !access.Allows(primitive.Route.To))
+        if (!Allowed(primitive, user))
         {
             throw new McpProtocolException($"{ErrorCodes.TokenRouteDenied}: the capability token does not allow open,rx,tx on {primitive.Route.To}", McpErrorCode.InvalidParams);
         }

@@ -173,8 +173,7 @@ public static class McpToolSource
 
         var root = CanonicalJson.ParseNode(WorkspaceFiles.ReadBytes(path), path) as JsonObject
             ?? throw new RttException(ErrorCodes.McpToolInvalid, "expected {\"tools\": [...]}", path, "save the result object of tools/list");
-        var info = root["serverInfo"] as JsonObject;
-        var tools = new JsonObject { ["tools"] = root["tools"]?.DeepClone() };
-        return new McpListing((string?)info?["name"] ?? name, (string?)info?["version"] ?? "0.0.0", tools) { Others = McpCatalog.OthersOf(root) };
+        var saved = McpCatalog.SavedListing(root, name);
+        return new McpListing(saved.ServerName, saved.ServerVersion, saved.ToolsList) { Others = saved.Others };
     }
 }

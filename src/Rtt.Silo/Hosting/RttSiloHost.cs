@@ -554,13 +554,5 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
         }
     }
 
-    private static Exception Innermost(Exception ex)
-    {
-        while (ex.InnerException is not null)
-        {
-            ex = ex.InnerException;
-        }
-
-        return ex;
-    }
+    private static Exception Innermost(Exception ex) => Chain(ex).Last();
 }
