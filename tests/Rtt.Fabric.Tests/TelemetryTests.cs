@@ -185,7 +185,8 @@ public sealed class TelemetryTests : IDisposable
                 Assert.Equal(16, (await client.RequestAsync(new byte[8]).WaitAsync(Guard)).Length);
             }
 
-            Assert.Equal(BreakerState.Closed, stats.Breaker.State);
+            // As above: the second trial's answer can reach the client a moment before the worker counts it.
+            Assert.True(SpinWait.SpinUntil(() => stats.Breaker.State == BreakerState.Closed, Guard), $"breaker {stats.Breaker.State}");
             Assert.Equal(1, stats.Breaker.Trips);
             Assert.Equal(3, stats.Breaker.Changes); // closed -> open -> half-open -> closed
             telemetry.DrainEvents();
