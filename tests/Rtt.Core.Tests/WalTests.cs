@@ -219,6 +219,65 @@ public sealed class WalLogTests : IDisposable
     }
 
     [Fact]
+    public void A_reader_opening_the_log_while_the_silo_appends_and_signs_sees_a_consistent_prefix()
+    {
+        // `rtt wal verify`, `rtt wal export` and the panel open the log read-only while the silo writes it. The silo
+        // appends, signs a head and moves the anchor between two of the reader's reads: the reader must see a
+        // consistent prefix (the entries, the heads over them, an anchor not beyond them), never "entries were removed".
+        FillAnchored(4, 2);
+        var trust = Trust();
+        using var silo = WalLog.Open(SqliteWalStore.Open(Db), trust, Anchor);
+        var n = 0;
+        void SiloWrites()
+        {
+            silo.Append(Entry(100 + n++));
+            silo.SignHead(_key, DateTimeOffset.UnixEpoch);
+        }
+
+        using (var reader = WalLog.Open(new Interleaved(SqliteWalStore.OpenReadOnly(Db), SiloWrites), trust, Anchor))
+        {
+            Assert.InRange(reader.Size, 4, 5);
+            Assert.Equal(1, n);
+        }
+
+        using var verified = new Interleaved(SqliteWalStore.OpenReadOnly(Db), SiloWrites);
+        var report = WalVerifier.Verify(verified, trust, Anchor);
+        Assert.True(report.Ok, string.Join("; ", report.Faults.Select(f => $"{f.Where}: {f.What}")));
+        Assert.Equal(2, n);
+    }
+
+    /// <summary>A store whose first read of the count or the heads lets a writer go first before the next read.</summary>
+    private sealed class Interleaved(IWalStore inner, Action writer) : IWalStore
+    {
+        private bool _done;
+
+        public string Location => inner.Location;
+
+        public long Count() => Then(inner.Count());
+
+        public IReadOnlyList<WalHeadRecord> Heads() => Then(inner.Heads());
+
+        public void Append(IReadOnlyList<WalRecord> records) => inner.Append(records);
+
+        public IEnumerable<WalRecord> Read(long from, long to) => inner.Read(from, to);
+
+        public void AddHead(long size, string json) => inner.AddHead(size, json);
+
+        public void Dispose() => inner.Dispose();
+
+        private T Then<T>(T value)
+        {
+            if (!_done)
+            {
+                _done = true;
+                writer();
+            }
+
+            return value;
+        }
+    }
+
+    [Fact]
     public void Deleting_every_entry_after_the_first_and_every_head_is_caught_by_the_anchor()
     {
         FillAnchored(4, headEvery: 2);

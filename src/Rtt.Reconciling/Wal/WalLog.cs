@@ -79,13 +79,15 @@ public sealed class WalLog : IDisposable
     /// </summary>
     public static WalLog Open(IWalStore store, TrustStore? trust = null, WalAnchor? anchor = null)
     {
+        // The anchor first: a silo writes it after the database holds the head it names, so an anchor read before the
+        // replay never covers more than the replay sees, even while the silo goes on appending (a reader of a live log).
+        var anchored = anchor?.Read();
         var log = Replay(store, trust);
         if (anchor is null)
         {
             return log;
         }
 
-        var anchored = anchor.Read();
         if (anchored is null)
         {
             if (log._heads.Count > 0)
@@ -121,10 +123,12 @@ public sealed class WalLog : IDisposable
 
     private static WalLog Replay(IWalStore store, TrustStore? trust)
     {
+        // Heads before the count: a head is stored with or after the entries it covers, so every head read here covers
+        // no more than the count read next, however many entries a writer adds meanwhile (one consistent prefix).
+        var storedHeads = store.Heads();
         var count = store.Count();
         var leafHashes = new List<byte[]>((int)Math.Min(count + 1024, int.MaxValue));
         var frontier = new MerkleFrontier();
-        var storedHeads = store.Heads();
         var heads = new List<SignedTreeHead>(storedHeads.Count);
         var nextHead = 0;
         foreach (var record in store.Read(0, count))

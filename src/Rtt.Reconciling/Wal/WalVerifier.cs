@@ -66,9 +66,9 @@ public static class WalVerifier
     private static WalVerifyReport VerifyEntries(IWalStore store, TrustStore trust)
     {
         var faults = new List<WalFault>();
+        var heads = store.Heads(); // before the count, as the replay reads them: a log that grows meanwhile is not "entries removed"
         var count = store.Count();
         var frontier = new MerkleFrontier();
-        var heads = store.Heads();
         var nextHead = 0;
         var checkedHeads = 0;
         var lastGoodHead = -1L;

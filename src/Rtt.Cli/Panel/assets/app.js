@@ -180,12 +180,22 @@
         seen = x.index + 1;
       }
     }
-    const poll = (async () => { while (!done) { await drain(); await sleep(100); } })();
-    const response = await api(`/api/${kind}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
-    const body = await response.json();
+    async function follow() {
+      // The live list is progress only: a failed read is shown and retried, and never keeps the outcome from showing.
+      try { await drain(); } catch (e) { live.append(el("li", { class: "bad", "data-kind": "read-error" }, `reading the WAL failed: ${e.message}; retrying`)); }
+    }
+    const poll = (async () => { while (!done) { await follow(); await sleep(100); } })();
+    let response, body;
+    try {
+      response = await api(`/api/${kind}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+      body = await response.json();
+    } catch (e) {
+      response = { ok: false };
+      body = { error: `no answer from the silo (${e.message})` };
+    }
     done = true;
     await poll;
-    await drain();
+    await follow();
     if (!response.ok) {
       outcome.textContent = `refused: ${body.error}`;
       outcome.className = "bad";
