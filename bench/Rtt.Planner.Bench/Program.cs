@@ -132,9 +132,17 @@ if (largest.Routes is { } baseRoutes)
         var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         var cpuBefore = ThreadCpu.Now();
         sw.Restart();
-        var outcome = Planner.Compute(PlanInputs.Build(changed, policy, topology, contracts, basePlan));
+        var changedInputs = PlanInputs.Build(changed, policy, topology, contracts, basePlan);
+        var tBuild = sw.Elapsed.TotalMilliseconds;
+        var outcome = Planner.Compute(changedInputs);
+        var tCompute = sw.Elapsed.TotalMilliseconds;
         changedPlan = Planner.Seal(outcome, key);
         times.Add(sw.Elapsed.TotalMilliseconds);
+        if (Environment.GetEnvironmentVariable("RTT_BENCH_PHASES") == "1")
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    change: inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {sw.Elapsed.TotalMilliseconds - tCompute:0.0} ms"));
+        }
+
         cpu.Add((ThreadCpu.Now() - cpuBefore) / 1e6);
         changeAllocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         if ((id is not null && id != (string)changedPlan["plan_id"]!) || coldId != (string)changedPlan["plan_id"]!)
