@@ -25,29 +25,25 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
 {
     private readonly RttWorkspace _workspace = WorkspaceInitializer.Create(Directory.CreateTempSubdirectory("rtt-recon-").FullName).Workspace;
     private InProcessTestCluster _cluster = null!;
+    private Rtt.Reconciling.State.SqliteStateDatabase _database = null!;
 
     /// <summary>What the silos' fault points do (both silos share it); null: nothing.</summary>
     private Func<string, string, Task>? _fault;
 
     public async Task InitializeAsync()
     {
-        var connection = SqliteStateStore.ConnectionString(_workspace.StateDatabasePath);
-        SqliteStateStore.Prepare(connection, _workspace.StateDatabasePath);
+        _database = SqliteStateStore.Open(_workspace.StateDatabasePath); // one owner of the file, shared by both silos
         var builder = new InProcessTestClusterBuilder(initialSilosCount: 2);
         builder.ConfigureSilo((options, silo) =>
         {
             var node = options.SiloName;
-            silo.AddAdoNetGrainStorage(RttStorage.Name, o =>
-            {
-                o.Invariant = SqliteStateStore.Invariant;
-                o.ConnectionString = connection;
-            });
+            silo.Services.AddRttSqliteGrainStorage(_database);
             silo.AddRttGrains();
             silo.Services.AddSingleton<IFaultPoints>(new TestFaults(() => _fault));
             silo.Services.AddSingleton(_workspace);
             silo.Services.AddSingleton(TimeProvider.System);
-            silo.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.Open(_workspace.StateDatabasePath));
-            silo.Services.AddSingleton<IParticipantLedgerStore>(_ => new SqliteLedgerStore(_workspace.StateDatabasePath));
+            silo.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.On(_database));
+            silo.Services.AddSingleton<IParticipantLedgerStore>(_ => new SqliteLedgerStore(_database));
             var socket = Path.Combine(Path.GetTempPath(), $"rtt-recon-{Guid.NewGuid().ToString("N")[..8]}.sock");
             silo.Services.AddSingleton(sp => new LaneHostService(_workspace, new RttLaneOptions { ControlSocket = socket }, NullLogger<LaneHostService>.Instance, node));
             silo.Services.AddSingleton<INodeLaneHost>(sp => sp.GetRequiredService<LaneHostService>());
@@ -145,6 +141,7 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _cluster.DisposeAsync();
+        _database.Dispose();
         SqliteConnection.ClearAllPools();
         Directory.Delete(_workspace.Root, recursive: true);
     }

@@ -3,7 +3,7 @@ namespace Rtt.Core.Json;
 /// <summary>
 /// Group commit for a durable store: callers enqueue items and get a task; one pool thread at a time (started by
 /// whoever finds none running) writes everything queued so far as one batch, and whatever arrives during that
-/// write goes out in the next batch. The WAL and the route ledger store use it, so a burst of writes costs a few
+/// write goes out in the next batch. The state database's writer (WAL appends, ledgers, grain state), the WAL log and the PostgreSQL ledger store use it, so a burst of writes costs a few
 /// transactions (and fsyncs) instead of one each. Enqueuing never waits for a write in progress.
 /// </summary>
 /// <param name="writeBatch">Writes a batch in one transaction and returns one result per item, in order; an exception fails every item of the batch.</param>
@@ -12,6 +12,18 @@ public sealed class GroupCommit<TItem, TResult>(Func<IReadOnlyList<TItem>, IRead
     private readonly Lock _gate = new(); // never held across a write
     private List<(TItem Item, TaskCompletionSource<TResult> Done)> _queue = [];
     private bool _flushing;
+
+    /// <summary>Items queued for the next batch (not counting the batch being written).</summary>
+    public int Pending
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _queue.Count;
+            }
+        }
+    }
 
     /// <summary>Adds an item to the next batch; the task completes when its batch is written.</summary>
     public Task<TResult> Enqueue(TItem item)

@@ -1,12 +1,14 @@
 using Microsoft.Data.Sqlite;
 using Rtt.Core.Errors;
+using Rtt.Reconciling.State;
 
 namespace Rtt.Reconciling.Wal;
 
 /// <summary>
-/// The embedded WAL store: two tables in the silo's SQLite database (<c>.rtt/state/rtt.db</c>), journal in WAL
-/// mode with <c>synchronous=FULL</c>, so a returned <see cref="Append"/> has been fsynced. Triggers refuse any
-/// UPDATE or DELETE: the log is append-only at the database level too.
+/// The embedded WAL store: two tables in the silo's SQLite database (<c>.rtt/state/rtt.db</c>). Appends go through the
+/// database's one writer (<see cref="SqliteStateDatabase"/>, group-committed with the ledgers and grain state) as
+/// durable writes: their transaction commits with <c>synchronous=FULL</c>, so a returned <see cref="Append"/> has been
+/// fsynced. Triggers refuse any UPDATE or DELETE: the log is append-only at the database level too.
 /// </summary>
 public sealed class SqliteWalStore : IWalStore
 {
@@ -26,36 +28,54 @@ public sealed class SqliteWalStore : IWalStore
         CREATE TRIGGER IF NOT EXISTS rtt_wal_heads_no_delete BEFORE DELETE ON rtt_wal_heads BEGIN SELECT RAISE(ABORT, 'rtt_wal_heads is append-only'); END;
         """;
 
-    private readonly SqliteConnection _connection;
-    private readonly Lock _gate = new();
-    private bool _readOnly;
+    private readonly SqliteStateDatabase _database;
+    private readonly bool _ownsDatabase;
     private bool _empty;
 
-    private SqliteWalStore(SqliteConnection connection, string path)
+    private SqliteWalStore(SqliteStateDatabase database, bool ownsDatabase)
     {
-        _connection = connection;
-        Location = path;
+        _database = database;
+        _ownsDatabase = ownsDatabase;
     }
 
-    public string Location { get; }
+    public string Location => _database.Path;
 
-    /// <summary>Opens (and creates when asked) the WAL tables in the SQLite file at <paramref name="path"/>.</summary>
+    /// <summary>
+    /// Opens (and creates when asked) the WAL tables in the SQLite file at <paramref name="path"/>, with a writer of its
+    /// own: for tools that run without a silo (`rtt keys rotate`, benchmarks, tests). A silo uses <see cref="On"/>.
+    /// </summary>
     public static SqliteWalStore Open(string path, bool create = true)
     {
-        var connection = Connection(path, create ? SqliteOpenMode.ReadWriteCreate : SqliteOpenMode.ReadWrite);
+        Exists(path, create);
+        SqliteStateDatabase? database = null;
         try
         {
-            connection.Open();
-            Execute(connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-            Execute(connection, Schema);
-            return new SqliteWalStore(connection, path);
+            database = SqliteStateDatabase.Open(path, create);
+            var store = new SqliteWalStore(database, ownsDatabase: true);
+            store.CreateSchema();
+            return store;
         }
         catch (SqliteException ex)
         {
-            connection.Dispose();
-            throw new RttException(ErrorCodes.WalUnavailable, $"cannot open the WAL in the state database: {ex.Message}", path,
-                "check that the file is a readable, writable SQLite database (see `rtt wal verify`)", ex);
+            database?.Dispose();
+            throw Unavailable(ex, path);
         }
+    }
+
+    /// <summary>The WAL tables in a state database opened by its owner (the silo): appends go through its writer; disposing this store leaves the database open.</summary>
+    public static SqliteWalStore On(SqliteStateDatabase database)
+    {
+        var store = new SqliteWalStore(database, ownsDatabase: false);
+        try
+        {
+            store.CreateSchema();
+        }
+        catch (SqliteException ex)
+        {
+            throw Unavailable(ex, database.Path);
+        }
+
+        return store;
     }
 
     /// <summary>
@@ -65,54 +85,56 @@ public sealed class SqliteWalStore : IWalStore
     /// </summary>
     public static SqliteWalStore OpenReadOnly(string path)
     {
-        var connection = Connection(path, SqliteOpenMode.ReadOnly);
+        Exists(path, create: false);
+        SqliteStateDatabase? database = null;
         try
         {
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('rtt_wal', 'rtt_wal_heads');";
-            var tables = (long)command.ExecuteScalar()!;
-            return new SqliteWalStore(connection, path) { _readOnly = true, _empty = tables < 2 };
+            database = SqliteStateDatabase.OpenReadOnly(path);
+            var tables = database.Read(c =>
+            {
+                using var command = c.CreateCommand();
+                command.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('rtt_wal', 'rtt_wal_heads');";
+                return (long)command.ExecuteScalar()!;
+            });
+            return new SqliteWalStore(database, ownsDatabase: true) { _empty = tables < 2 };
         }
         catch (SqliteException ex)
         {
-            connection.Dispose();
+            database?.Dispose();
             throw new RttException(ErrorCodes.WalUnavailable, $"cannot read the WAL in the state database: {ex.Message}", path,
                 "check that the file is a readable SQLite database", ex);
         }
     }
 
-    /// <summary>An unopened connection to the state database; only <see cref="SqliteOpenMode.ReadWriteCreate"/> may make the file.</summary>
-    private static SqliteConnection Connection(string path, SqliteOpenMode mode)
+    /// <summary>Only a store that may create the database may find no file.</summary>
+    private static void Exists(string path, bool create)
     {
-        if (mode != SqliteOpenMode.ReadWriteCreate && !File.Exists(path))
+        if (!create && !File.Exists(path))
         {
             throw new RttException(ErrorCodes.WalUnavailable, "there is no state database, so no WAL yet", path,
                 "run `rtt up` (or `rtt apply`) on this workspace first");
         }
-
-        return new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = path,
-            Pooling = false,
-            DefaultTimeout = 30,
-            Mode = mode,
-        }.ToString());
     }
+
+    private static RttException Unavailable(SqliteException ex, string path) =>
+        new(ErrorCodes.WalUnavailable, $"cannot open the WAL in the state database: {ex.Message}", path,
+            "check that the file is a readable, writable SQLite database (see `rtt wal verify`)", ex);
+
+    private void CreateSchema() => _database.Write((c, tx) =>
+    {
+        using var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = Schema;
+        command.ExecuteNonQuery();
+        return true;
+    }, durable: true);
 
     private void Writable()
     {
-        if (_readOnly)
+        if (!_database.Writable)
         {
             throw new InvalidOperationException("this WAL store was opened read-only");
         }
-    }
-
-    private static void Execute(SqliteConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
     }
 
     public long Count()
@@ -122,12 +144,12 @@ public sealed class SqliteWalStore : IWalStore
             return 0;
         }
 
-        lock (_gate)
+        return _database.Read(c =>
         {
-            using var command = _connection.CreateCommand();
+            using var command = c.CreateCommand();
             command.CommandText = "SELECT COUNT(*) FROM rtt_wal;";
             return (long)command.ExecuteScalar()!;
-        }
+        });
     }
 
     public void Append(IReadOnlyList<WalRecord> records) => Append(records, null);
@@ -148,10 +170,11 @@ public sealed class SqliteWalStore : IWalStore
             return;
         }
 
-        lock (_gate)
+        // One durable write of the state database: checked, inserted and committed (synchronous=FULL, fsynced) together,
+        // possibly with ledger and grain state writes queued at the same time.
+        _database.Write((c, tx) =>
         {
-            using var tx = _connection.BeginTransaction(deferred: false);
-            using (var check = _connection.CreateCommand())
+            using (var check = c.CreateCommand())
             {
                 check.Transaction = tx;
                 check.CommandText = "SELECT COALESCE(MAX(idx) + 1, 0) FROM rtt_wal;";
@@ -163,7 +186,7 @@ public sealed class SqliteWalStore : IWalStore
                 }
             }
 
-            using var insert = _connection.CreateCommand();
+            using var insert = c.CreateCommand();
             insert.Transaction = tx;
             insert.CommandText = "INSERT INTO rtt_wal (idx, leaf, leaf_hash) VALUES ($i, $l, $h);";
             var i = insert.Parameters.Add("$i", SqliteType.Integer);
@@ -180,16 +203,11 @@ public sealed class SqliteWalStore : IWalStore
 
             if (head is { } h2)
             {
-                using var addHead = _connection.CreateCommand();
-                addHead.Transaction = tx;
-                addHead.CommandText = "INSERT OR IGNORE INTO rtt_wal_heads (size, head) VALUES ($s, $h);";
-                addHead.Parameters.AddWithValue("$s", h2.Size);
-                addHead.Parameters.AddWithValue("$h", h2.Json);
-                addHead.ExecuteNonQuery();
+                InsertHead(c, tx, h2.Size, h2.Json);
             }
 
-            tx.Commit(); // synchronous=FULL: the WAL file is fsynced before this returns
-        }
+            return true;
+        }, durable: true);
     }
 
     public IEnumerable<WalRecord> Read(long from, long to)
@@ -200,9 +218,9 @@ public sealed class SqliteWalStore : IWalStore
             return result;
         }
 
-        lock (_gate)
+        return _database.Read(c =>
         {
-            using var command = _connection.CreateCommand();
+            using var command = c.CreateCommand();
             command.CommandText = "SELECT idx, leaf, leaf_hash FROM rtt_wal WHERE idx >= $from AND idx < $to ORDER BY idx;";
             command.Parameters.AddWithValue("$from", from);
             command.Parameters.AddWithValue("$to", to);
@@ -211,22 +229,29 @@ public sealed class SqliteWalStore : IWalStore
             {
                 result.Add(new WalRecord(reader.GetInt64(0), (byte[])reader.GetValue(1), (byte[])reader.GetValue(2)));
             }
-        }
 
-        return result;
+            return result;
+        });
     }
 
     public void AddHead(long size, string json)
     {
         Writable();
-        lock (_gate)
+        _database.Write((c, tx) =>
         {
-            using var command = _connection.CreateCommand();
-            command.CommandText = "INSERT OR IGNORE INTO rtt_wal_heads (size, head) VALUES ($s, $h);";
-            command.Parameters.AddWithValue("$s", size);
-            command.Parameters.AddWithValue("$h", json);
-            command.ExecuteNonQuery();
-        }
+            InsertHead(c, tx, size, json);
+            return true;
+        }, durable: true);
+    }
+
+    private static void InsertHead(SqliteConnection c, SqliteTransaction tx, long size, string json)
+    {
+        using var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = "INSERT OR IGNORE INTO rtt_wal_heads (size, head) VALUES ($s, $h);";
+        command.Parameters.AddWithValue("$s", size);
+        command.Parameters.AddWithValue("$h", json);
+        command.ExecuteNonQuery();
     }
 
     public IReadOnlyList<WalHeadRecord> Heads()
@@ -237,19 +262,25 @@ public sealed class SqliteWalStore : IWalStore
             return result;
         }
 
-        lock (_gate)
+        return _database.Read(c =>
         {
-            using var command = _connection.CreateCommand();
+            using var command = c.CreateCommand();
             command.CommandText = "SELECT size, head FROM rtt_wal_heads ORDER BY size;";
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
                 result.Add(new WalHeadRecord(reader.GetInt64(0), reader.GetString(1)));
             }
-        }
 
-        return result;
+            return result;
+        });
     }
 
-    public void Dispose() => _connection.Dispose();
+    public void Dispose()
+    {
+        if (_ownsDatabase)
+        {
+            _database.Dispose();
+        }
+    }
 }

@@ -16,6 +16,7 @@ using Rtt.Core.Workspace;
 using Rtt.Grains;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
+using Rtt.Reconciling.State;
 using Rtt.Reconciling.Wal;
 using Rtt.Silo.Lanes;
 using Rtt.Silo.Nodes;
@@ -80,12 +81,18 @@ public static class RttSiloHost
         WorkspaceModes.Check(workspace); // another local user must not be able to change what this silo trusts (RTT-SEC-001)
         EnsureWritable(workspace.State);
         var siloLock = SiloLock.Acquire(workspace); // before anything is touched: a second silo on this workspace stops here
+        var opened = new List<SqliteStateDatabase>();
         try
         {
-            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, retry, siloLock, logging, clock, webOptions, modules);
+            return Build(workspace, configuration, silo, storage, metrics, wal, cluster, security, retry, siloLock, logging, clock, webOptions, modules, opened);
         }
         catch
         {
+            foreach (var database in opened)
+            {
+                database.Dispose();
+            }
+
             siloLock.Dispose();
             throw;
         }
@@ -93,7 +100,7 @@ public static class RttSiloHost
 
     private static RttSilo Build(RttWorkspace workspace, IConfigurationRoot configuration, RttSiloOptions silo, RttStorageOptions storage, RttMetricsOptions metrics,
         RttWalOptions wal, RttClusterOptions cluster, Security.RttSecurityOptions security, Rtt.Reconciling.Resilience.RttRetryOptions retry, SiloLock siloLock, Action<ILoggingBuilder>? logging, Stopwatch clock,
-        Web.RttWebOptions webOptions, IReadOnlyList<Web.IRttWebModule> modules)
+        Web.RttWebOptions webOptions, IReadOnlyList<Web.IRttWebModule> modules, List<SqliteStateDatabase> opened)
     {
         EnsurePortFree(silo.SiloPort, "Silo:SiloPort", "--silo-port");
         EnsurePortFree(silo.GatewayPort, "Silo:GatewayPort", "--gateway-port");
@@ -163,10 +170,21 @@ public static class RttSiloHost
             File.SetUnixFileMode(workspace.StateDatabasePath, WorkspaceModes.File);
         }
 
-        var connectionString = clusterConnection ?? storage.ConnectionString ?? SqliteStateStore.ConnectionString(workspace.StateDatabasePath);
+        // Embedded mode: the state database has one owner, opened (checked, schema applied, old grain state carried over)
+        // before the silo starts. Its one writer group-commits the WAL's appends, the ledgers and grain state. Grain
+        // state goes to another SQLite file only when Storage:ConnectionString names one (then that file has its own).
+        SqliteStateDatabase? stateDatabase = null;
+        SqliteStateDatabase? grainDatabase = null;
         if (clusterConnection is null)
         {
-            SqliteStateStore.Prepare(connectionString, workspace.StateDatabasePath);
+            stateDatabase = SqliteStateStore.Open(workspace.StateDatabasePath);
+            opened.Add(stateDatabase);
+            grainDatabase = stateDatabase;
+            if (storage.ConnectionString is { } other && Path.GetFullPath(SqliteStateStore.PathOf(other)) != Path.GetFullPath(workspace.StateDatabasePath))
+            {
+                grainDatabase = SqliteStateStore.Open(SqliteStateStore.PathOf(other));
+                opened.Add(grainDatabase);
+            }
         }
 
         // With a web feature enabled the silo runs on a web application builder (Kestrel in the same process and the same
@@ -238,23 +256,35 @@ public static class RttSiloHost
             }
 
             orleans.Services.AddSingleton<IIncomingGrainCallFilter, Security.ManagementTokenFilter>();
-            orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
+            if (grainDatabase is not null)
             {
-                o.Invariant = clusterConnection is null ? SqliteStateStore.Invariant : ClusterDatabase.Invariant;
-                o.ConnectionString = connectionString;
-            });
+                orleans.Services.AddRttSqliteGrainStorage(grainDatabase);
+            }
+            else
+            {
+                // The cluster's database is shared by every silo: Orleans' ADO.NET storage over PostgreSQL (cluster.sql).
+                orleans.AddAdoNetGrainStorage(RttStorage.Name, o =>
+                {
+                    o.Invariant = ClusterDatabase.Invariant;
+                    o.ConnectionString = clusterConnection;
+                });
+            }
         });
 
         // Grain state is read without honouring $type names (StorageJson); after UseOrleans so it runs after Orleans' own set-up.
         builder.Services.PostConfigure<Orleans.Serialization.OrleansJsonSerializerOptions>(o => StorageJson.Harden(o.JsonSerializerSettings));
 
-        // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads).
-        var walStores = clusterConnection is null ? WalStores(wal, workspace) : () => PostgresWalStore.Open(clusterConnection, create: false);
+        // The Merkle WAL lives in the same SQLite file as grain state (tables rtt_wal, rtt_wal_heads), written through its one writer.
+        var walStores = stateDatabase is null ? () => PostgresWalStore.Open(clusterConnection!, create: false) : WalStores(wal, stateDatabase);
         CheckWal(walStores, workspace);
         builder.Services.AddSingleton(walStores);
-        builder.Services.AddSingleton<IParticipantLedgerStore>(_ => clusterConnection is null
-            ? new SqliteLedgerStore(workspace.StateDatabasePath)
-            : new PostgresLedgerStore(clusterConnection));
+        builder.Services.AddSingleton<IParticipantLedgerStore>(_ => stateDatabase is null
+            ? new PostgresLedgerStore(clusterConnection!)
+            : new SqliteLedgerStore(stateDatabase));
+        foreach (var database in opened)
+        {
+            builder.Services.AddSingleton(database); // an instance registration: RttSilo disposes it after the host
+        }
 
         // Added after UseOrleans, so they start once the silo is up and stop before it goes down: first the lane host
         // (lane workers on their own threads, outside grain turns), then the node registration, which makes the node
@@ -354,11 +384,11 @@ public static class RttSiloHost
     }
 
     /// <summary>The WAL store the silo's WAL grain opens: SQLite beside grain state, or a PostgreSQL database.</summary>
-    private static WalStoreFactory WalStores(RttWalOptions wal, RttWorkspace workspace)
+    private static WalStoreFactory WalStores(RttWalOptions wal, SqliteStateDatabase stateDatabase)
     {
         if (string.Equals(wal.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
         {
-            return () => SqliteWalStore.Open(workspace.StateDatabasePath);
+            return () => SqliteWalStore.On(stateDatabase);
         }
 
         if (string.Equals(wal.Provider, "postgres", StringComparison.OrdinalIgnoreCase))
@@ -497,6 +527,7 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
     public async ValueTask DisposeAsync()
     {
         var siloLock = Host.Services.GetService<SiloLock>(); // an instance registration: the container does not dispose it
+        var databases = Host.Services.GetServices<SqliteStateDatabase>().ToList(); // the same
         try
         {
             if (_started && !_stopped)
@@ -526,6 +557,11 @@ public sealed class RttSilo(IHost host, RttSiloOptions options, RttWorkspace wor
         }
         finally
         {
+            foreach (var database in databases)
+            {
+                database.Dispose(); // after the host: every grain, WAL and ledger write has been made or has failed
+            }
+
             siloLock?.Dispose(); // last: the workspace is free only once everything of this silo is gone
         }
     }

@@ -1,94 +1,113 @@
 using System.Text.Json;
-using Microsoft.Data.Sqlite;
-using Rtt.Core.Json;
 using Rtt.Grains.Reconciling;
+using Rtt.Reconciling.State;
 
 namespace Rtt.Silo.Storage;
 
 /// <summary>
 /// Participants' ledgers in the silo's SQLite database (table <c>rtt_route_ledger</c>, one row per route, and per node under <c>node:&lt;id&gt;</c>,
-/// JSON text). Writes that arrive while a transaction is being committed go out together in the next one (group
-/// commit), with <c>synchronous=NORMAL</c> like grain state: a commit survives the process being killed, and the
+/// JSON text). Writes go through the database's one writer (<see cref="SqliteStateDatabase"/>): those that arrive while
+/// a transaction is being committed go out together in the next one (group commit, with the WAL's appends and grain
+/// state), with <c>synchronous=NORMAL</c> like grain state: a commit survives the process being killed, and the
 /// reconciler's decisions, which the participants follow, are in the fsynced Merkle WAL.
 /// </summary>
 public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
 {
     private static readonly JsonSerializerOptions Json = new() { IncludeFields = false };
-    private readonly SqliteConnection _connection;
-    private readonly Lock _io = new();
-    private readonly GroupCommit<(string Key, string Json), bool> _group;
+    private readonly SqliteStateDatabase _database;
+    private readonly bool _ownsDatabase;
+    private long _lastTransaction = -1;
 
-    /// <summary>The table, as the schema script (persistence.sql) also creates it.</summary>
+    /// <summary>The table.</summary>
     public const string Schema = "CREATE TABLE IF NOT EXISTS rtt_route_ledger (route TEXT PRIMARY KEY, ledger TEXT NOT NULL);";
 
+    /// <summary>A store with a writer of its own on the file (tests, tools); a silo shares its state database's.</summary>
     public SqliteLedgerStore(string databasePath)
+        : this(SqliteStateDatabase.Open(databasePath), ownsDatabase: true)
     {
-        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = databasePath, Pooling = false, DefaultTimeout = 30 }.ToString());
-        _connection.Open();
-        _group = new GroupCommit<(string Key, string Json), bool>(Write);
-        using var command = _connection.CreateCommand();
-        command.CommandText = "PRAGMA synchronous = NORMAL; SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rtt_route_ledger';";
-        if ((long)command.ExecuteScalar()! == 0)
+    }
+
+    /// <summary>The ledgers in a state database opened by its owner (the silo); disposing the store leaves it open.</summary>
+    public SqliteLedgerStore(SqliteStateDatabase database)
+        : this(database, ownsDatabase: false)
+    {
+    }
+
+    private SqliteLedgerStore(SqliteStateDatabase database, bool ownsDatabase)
+    {
+        _database = database;
+        _ownsDatabase = ownsDatabase;
+        try
         {
-            // The silo's schema script creates the table before start; this covers a database used on its own. Only
-            // then is a write needed here, so silos opening the store together never contend for the lock.
-            command.CommandText = Schema;
-            command.ExecuteNonQuery();
+            var exists = database.Read(c =>
+            {
+                using var command = c.CreateCommand();
+                command.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rtt_route_ledger';";
+                return (long)command.ExecuteScalar()! > 0;
+            });
+            if (!exists)
+            {
+                database.Write((c, tx) =>
+                {
+                    using var command = c.CreateCommand();
+                    command.Transaction = tx;
+                    command.CommandText = Schema;
+                    command.ExecuteNonQuery();
+                    return true;
+                }, durable: false);
+            }
+        }
+        catch
+        {
+            if (ownsDatabase)
+            {
+                database.Dispose();
+            }
+
+            throw;
         }
     }
 
-    /// <summary>Transactions written so far.</summary>
+    /// <summary>Transactions of the state database that held ledger writes so far.</summary>
     public long Batches { get; private set; }
 
-    public Task<LedgerState?> ReadAsync(string key) => Task.Run(() =>
+    public Task<LedgerState?> ReadAsync(string key) => Task.Run(() => _database.Read(c =>
     {
-        lock (_io)
-        {
-            using var command = _connection.CreateCommand();
-            command.CommandText = "SELECT ledger FROM rtt_route_ledger WHERE route = $k;";
-            command.Parameters.AddWithValue("$k", key);
-            return command.ExecuteScalar() is string json ? JsonSerializer.Deserialize<LedgerState>(json, Json) : null;
-        }
-    });
+        using var command = c.CreateCommand();
+        command.CommandText = "SELECT ledger FROM rtt_route_ledger WHERE route = $k;";
+        command.Parameters.AddWithValue("$k", key);
+        return command.ExecuteScalar() is string json ? JsonSerializer.Deserialize<LedgerState>(json, Json) : null;
+    }));
 
-    public Task WriteAsync(string key, LedgerState state) => _group.Enqueue((key, JsonSerializer.Serialize(state, Json)));
-
-    /// <summary>One transaction for a batch; of several states of one route in it, the last is the one kept.</summary>
-    private bool[] Write(IReadOnlyList<(string Key, string Json)> batch)
+    /// <summary>One upsert in the database's next transaction; of several states of one route in it, the last is the one kept.</summary>
+    public Task WriteAsync(string key, LedgerState state)
     {
-        var latest = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, json) in batch)
+        var json = JsonSerializer.Serialize(state, Json);
+        return _database.WriteAsync((c, tx) =>
         {
-            latest[key] = json;
-        }
-
-        lock (_io)
-        {
-            using var tx = _connection.BeginTransaction();
-            using var command = _connection.CreateCommand();
-            command.Transaction = tx;
-            command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
-            var k = command.Parameters.Add("$k", SqliteType.Text);
-            var v = command.Parameters.Add("$v", SqliteType.Text);
-            foreach (var (key, json) in latest)
+            // Runs on the database's writer thread, one write at a time: counting here needs no lock.
+            var transaction = _database.Batch;
+            if (transaction != _lastTransaction)
             {
-                k.Value = key;
-                v.Value = json;
-                command.ExecuteNonQuery();
+                _lastTransaction = transaction;
+                Batches++;
             }
 
-            tx.Commit();
-            Batches++;
-        }
-
-        return new bool[batch.Count];
+            using var command = c.CreateCommand();
+            command.Transaction = tx;
+            command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
+            command.Parameters.AddWithValue("$k", key);
+            command.Parameters.AddWithValue("$v", json);
+            command.ExecuteNonQuery();
+            return true;
+        }, durable: false);
     }
 
     public void Dispose()
     {
-        lock (_io)
+        if (_ownsDatabase)
         {
-            _connection.Dispose();
+            _database.Dispose();
         }
     }
 }

@@ -1,64 +1,75 @@
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Serialization.Serializers;
+using Orleans.Storage;
 using Rtt.Core.Errors;
+using Rtt.Grains.Nodes;
+using Rtt.Reconciling.State;
 
 namespace Rtt.Silo.Storage;
 
 /// <summary>
-/// The embedded silo's SQLite database: checked, then given RTT's schema (idempotent) before the silo
-/// starts, because the Orleans ADO.NET provider reads its queries from the database while starting.
+/// The embedded silo's SQLite database (<c>.rtt/state/rtt.db</c>): checked and opened once, before the silo starts,
+/// as the one <see cref="SqliteStateDatabase"/> that the WAL store, the ledger store and grain state
+/// (<see cref="SqliteGrainStorage"/>) write through.
 /// </summary>
 public static class SqliteStateStore
 {
-    public const string Invariant = "System.Data.SQLite"; // Orleans maps this name to Microsoft.Data.Sqlite
-
-    public static string ConnectionString(string databasePath) =>
-        new SqliteConnectionStringBuilder { DataSource = databasePath, Pooling = true, DefaultTimeout = 30 }.ToString();
-
-    /// <summary>Checks the database file and applies the schema script. Throws <see cref="HostingException"/> with a clear cause.</summary>
-    public static void Prepare(string connectionString, string databasePathForMessages)
+    /// <summary>
+    /// Checks the file (integrity), opens it with its one writer and gives it the ledger and grain state tables
+    /// (idempotent; state written by Orleans' ADO.NET provider before is carried over). The WAL store adds its own
+    /// tables when it opens. Throws <see cref="HostingException"/> with a clear cause.
+    /// </summary>
+    public static SqliteStateDatabase Open(string databasePath)
     {
+        SqliteStateDatabase? database = null;
         try
         {
-            using var connection = new SqliteConnection(connectionString);
-            connection.Open();
-            using (var check = connection.CreateCommand())
+            database = SqliteStateDatabase.Open(databasePath);
+            var check = database.Read(c =>
             {
-                check.CommandText = "PRAGMA quick_check;";
-                var result = check.ExecuteScalar() as string;
-                if (!string.Equals(result, "ok", StringComparison.Ordinal))
-                {
-                    throw Corrupt(databasePathForMessages, $"integrity check failed: {result}", null);
-                }
+                using var command = c.CreateCommand();
+                command.CommandText = "PRAGMA quick_check;";
+                return command.ExecuteScalar() as string;
+            });
+            if (!string.Equals(check, "ok", StringComparison.Ordinal))
+            {
+                throw Corrupt(databasePath, $"integrity check failed: {check}", null);
             }
 
-            using var apply = connection.CreateCommand();
-            apply.CommandText = Script.Value;
-            apply.ExecuteNonQuery();
+            new SqliteLedgerStore(database).Dispose(); // its table; the store the silo uses shares the database
+            SqliteGrainStorage.Prepare(database);
+            return database;
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26) // SQLITE_CORRUPT, SQLITE_NOTADB
         {
-            throw Corrupt(databasePathForMessages, ex.Message, ex);
+            database?.Dispose();
+            throw Corrupt(databasePath, ex.Message, ex);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 8 or 14) // SQLITE_READONLY, SQLITE_CANTOPEN
         {
-            throw new HostingException(ErrorCodes.StateUnwritable, $"cannot open the state database for writing: {ex.Message}", databasePathForMessages,
+            database?.Dispose();
+            throw new HostingException(ErrorCodes.StateUnwritable, $"cannot open the state database for writing: {ex.Message}", databasePath,
                 "make .rtt/state writable, or point Storage:ConnectionString elsewhere", ex);
         }
-        finally
+        catch
         {
-            SqliteConnection.ClearAllPools(); // release the file so nothing holds it between preparation and start
+            database?.Dispose();
+            throw;
         }
     }
+
+    /// <summary>The database file a <c>Storage:ConnectionString</c> (a Microsoft.Data.Sqlite connection string) names.</summary>
+    public static string PathOf(string connectionString) => new SqliteConnectionStringBuilder(connectionString).DataSource;
+
+    /// <summary>Registers <see cref="SqliteGrainStorage"/> over <paramref name="database"/> as the grain storage named <see cref="RttStorage.Name"/>.</summary>
+    public static IServiceCollection AddRttSqliteGrainStorage(this IServiceCollection services, SqliteStateDatabase database) =>
+        services.AddKeyedSingleton<IGrainStorage>(RttStorage.Name, (sp, _) => new SqliteGrainStorage(database, sp.GetKeyedService<IGrainStorageSerializer>(RttStorage.Name) ?? sp.GetRequiredService<IGrainStorageSerializer>(),
+            sp.GetRequiredService<IActivatorProvider>(), sp.GetRequiredService<IOptions<ClusterOptions>>().Value.ServiceId));
 
     private static HostingException Corrupt(string path, string detail, Exception? inner) =>
         new(ErrorCodes.StateCorrupt, $"the state database is damaged or not a SQLite file ({detail})", path,
             "move the file aside (the silo starts with empty state) or restore it from a backup", inner);
-
-    private static readonly Lazy<string> Script = new(() =>
-    {
-        using var stream = typeof(SqliteStateStore).Assembly.GetManifestResourceStream("Rtt.Silo.Storage.Sqlite.persistence.sql")
-            ?? throw new InvalidOperationException("the SQLite schema script is not embedded in Rtt.Silo");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    });
 }
