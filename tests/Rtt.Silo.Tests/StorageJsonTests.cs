@@ -42,6 +42,13 @@ public sealed class StorageJsonTests : IAsyncLifetime
         Assert.Equal(["node0"], read!.NodeIds);
     }
 
+    [Fact]
+    public void The_embedded_silo_keeps_grain_state_through_its_state_database_with_this_serializer()
+    {
+        var storage = Assert.IsType<Rtt.Silo.Storage.SqliteGrainStorage>(_silo!.Host.Services.GetRequiredKeyedService<IGrainStorage>(RttStorage.Name));
+        Assert.Same(Serializer, storage.Serializer);
+    }
+
     public async Task DisposeAsync()
     {
         if (_silo is not null)

@@ -33,6 +33,9 @@ public sealed class SqliteGrainStorage(SqliteStateDatabase database, IGrainStora
         CREATE UNIQUE INDEX IF NOT EXISTS ux_rtt_state_key ON rtt_state (state_name, key_n0, key_n1, ifnull(key_ext, 0), service_id);
         """;
 
+    /// <summary>What the payloads are written and read with.</summary>
+    public IGrainStorageSerializer Serializer => serializer;
+
     private const string Where = "state_name = $n AND key_n0 = $n0 AND key_n1 = $n1 AND ifnull(key_ext, 0) = ifnull($e, 0) AND service_id = $s";
 
     /// <summary>
