@@ -187,7 +187,9 @@ public sealed class StateDatabaseTests : IDisposable
             Assert.Equal(2, node.State!.Record!.Registrations);
         }
 
-        Assert.Equal(0L, Scalar(Db, "SELECT count(*) FROM sqlite_master WHERE name IN ('rtt_grain_state', 'OrleansQuery', 'rtt_grain_state_text')"));
+        Assert.Equal(0L, Scalar(Db, "SELECT count(*) FROM sqlite_master WHERE name IN ('rtt_grain_state', 'OrleansQuery')"));
+        Assert.Contains("\"Registrations\":2", (string)Scalar(Db, "SELECT payload_text FROM rtt_grain_state_text WHERE state_name = 'node' AND grain_key_ext = 'node0'")!, StringComparison.Ordinal);
+        Assert.Equal("2026-12-03 11:51:59", Scalar(Db, "SELECT created_utc FROM rtt_state WHERE state_name = 'node'")); // carried over as it was
         Assert.Equal(2L, Scalar(Db, "SELECT count(*) FROM rtt_state"));
         using var verify = SqliteWalStore.OpenReadOnly(Db); // `rtt wal verify` reads the log as before
         Assert.Equal(4, verify.Count());

@@ -28,9 +28,18 @@ public sealed class SqliteGrainStorage(SqliteStateDatabase database, IGrainStora
             key_ext TEXT NULL,
             version INTEGER NOT NULL CHECK (version BETWEEN 1 AND 2147483647),
             payload BLOB NULL,
+            created_utc TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
             modified_utc TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
         );
         CREATE UNIQUE INDEX IF NOT EXISTS ux_rtt_state_key ON rtt_state (state_name, key_n0, key_n1, ifnull(key_ext, 0), service_id);
+        """;
+
+    /// <summary>For people: the payloads as JSON text, under the view's name and columns of earlier versions.</summary>
+    public const string View = """
+        CREATE VIEW IF NOT EXISTS rtt_grain_state_text AS
+            SELECT rowid AS id, service_id, state_name, key_n0 AS grain_key_n0, key_n1 AS grain_key_n1, key_ext AS grain_key_ext,
+                   version, CAST(payload AS TEXT) AS payload_text, created_utc, modified_utc
+            FROM rtt_state;
         """;
 
     /// <summary>What the payloads are written and read with.</summary>
@@ -40,8 +49,8 @@ public sealed class SqliteGrainStorage(SqliteStateDatabase database, IGrainStora
 
     /// <summary>
     /// Creates the table and moves the state Orleans' ADO.NET provider wrote (table <c>rtt_grain_state</c>, with its
-    /// query table and view) into it, in one transaction: rows already in <c>rtt_state</c> are kept, the old table is
-    /// dropped. Idempotent; run before the silo starts.
+    /// query table) into it, in one transaction: rows already in <c>rtt_state</c> are kept, the old table is dropped,
+    /// and the view <c>rtt_grain_state_text</c> now reads <c>rtt_state</c>. Idempotent; run before the silo starts.
     /// </summary>
     public static void Prepare(SqliteStateDatabase database) => database.Write((c, tx) =>
     {
@@ -49,14 +58,15 @@ public sealed class SqliteGrainStorage(SqliteStateDatabase database, IGrainStora
         if (Scalar(c, tx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rtt_grain_state';") is long n && n > 0)
         {
             Execute(c, tx, """
-                INSERT OR IGNORE INTO rtt_state (service_id, state_name, key_n0, key_n1, key_ext, version, payload, modified_utc)
-                    SELECT service_id, state_name, grain_key_n0, grain_key_n1, grain_key_ext, version, payload, modified_utc FROM rtt_grain_state;
+                INSERT OR IGNORE INTO rtt_state (service_id, state_name, key_n0, key_n1, key_ext, version, payload, created_utc, modified_utc)
+                    SELECT service_id, state_name, grain_key_n0, grain_key_n1, grain_key_ext, version, payload, created_utc, modified_utc FROM rtt_grain_state;
                 DROP VIEW IF EXISTS rtt_grain_state_text;
                 DROP TABLE rtt_grain_state;
                 DROP TABLE IF EXISTS OrleansQuery;
                 """);
         }
 
+        Execute(c, tx, View);
         return true;
     }, durable: false);
 
