@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Rtt.Grains.Reconciling;
 using Rtt.Core.Errors;
 using Rtt.Planning;
 using Rtt.Reconciling.Resilience;
@@ -38,7 +39,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     private readonly SemaphoreSlim _one = new(1, 1);
     private string? _busyPlan;
 
-    private SortedDictionary<string, string> _appliedTargets = new(StringComparer.Ordinal);
+    private SortedDictionary<string, ParticipantTarget> _appliedTargets = new(StringComparer.Ordinal);
     private JsonObject? _applied;
 
     /// <summary>The plan in force (the latest committed transaction's plan), or null.</summary>
@@ -326,7 +327,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     }
 
     /// <summary>Sends the decided commit until every participant acknowledges it (they are idempotent).</summary>
-    private async Task CommitAll(TxRecord tx, IReadOnlyDictionary<string, string?> targets)
+    private async Task CommitAll(TxRecord tx, IReadOnlyDictionary<string, ParticipantTarget?> targets)
     {
         await Task.WhenAll(tx.Participants.Select(name => _commitRetry.ExecuteAsync($"the commit of transaction {tx.Tx} to {name}",
             _ => participants(name).CommitAsync(tx.Tx, tx.PlanId ?? "none", targets.GetValueOrDefault(name)).WaitAsync(options.ParticipantTimeout))));

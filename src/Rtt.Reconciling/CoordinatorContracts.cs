@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Rtt.Grains.Reconciling;
 using Rtt.Planning;
 using Rtt.Reconciling.Resilience;
 using Rtt.Reconciling.Wal;
@@ -15,10 +16,10 @@ public sealed record Check(bool Ok, string Detail);
 public interface IParticipant
 {
     /// <summary>Validates and reserves <paramref name="target"/> (null: release what it holds); persists vote and reservation before answering.</summary>
-    Task<Vote> PrepareAsync(long tx, string planId, string? target);
+    Task<Vote> PrepareAsync(long tx, string planId, ParticipantTarget? target);
 
     /// <summary>Applies the reservation of <paramref name="tx"/> (or, when it has none, the target the decision carries); idempotent.</summary>
-    Task CommitAsync(long tx, string planId, string? target);
+    Task CommitAsync(long tx, string planId, ParticipantTarget? target);
 
     /// <summary>Drops the reservation of <paramref name="tx"/>; idempotent.</summary>
     Task AbortAsync(long tx);

@@ -1,17 +1,16 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
+using Rtt.Grains.Reconciling;
 
 namespace Rtt.Reconciling;
 
 /// <summary>
-/// What a plan asks of each participant of a transaction, as canonical JSON payloads keyed by participant name:
-/// <c>route:&lt;from&gt; -&gt; &lt;to&gt;</c> (the route's lane) and <c>node:&lt;id&gt;</c> (the symbols placed on the node and the
-/// lanes it serves: a lane is served by the node its target symbol is placed on, and forwarded there by the node of
-/// its caller when that is another one). No plan (null) asks for nothing.
+/// What a plan asks of each participant of a transaction, as typed targets keyed by participant name:
+/// <c>node:&lt;id&gt;</c> (<see cref="NodeTarget"/>: the symbols placed on the node, the lanes it serves and their serve
+/// blocks: a lane is served by the node its target symbol is placed on, and forwarded there by the node of its caller
+/// when that is another one) and <c>route:&lt;from&gt; -&gt; &lt;to&gt;</c> (<see cref="RouteTarget"/>: a reference to the
+/// lane, whose spec is stored once, in the serving node's target). No plan (null) asks for nothing.
 /// </summary>
 public static class PlanTargets
 {
@@ -20,10 +19,10 @@ public static class PlanTargets
 
     public static string RouteKey(string from, string to) => $"{from} -> {to}";
 
-    /// <summary>Participant name → canonical JSON payload (ordinal order).</summary>
-    public static SortedDictionary<string, string> Of(JsonObject? plan)
+    /// <summary>Participant name → target (ordinal order).</summary>
+    public static SortedDictionary<string, ParticipantTarget> Of(JsonObject? plan)
     {
-        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var result = new SortedDictionary<string, ParticipantTarget>(StringComparer.Ordinal);
         if (plan is null)
         {
             return result;
@@ -31,12 +30,12 @@ public static class PlanTargets
 
         var placement = plan["placement"] as JsonObject ?? [];
         var endpoints = plan["endpoints"] as JsonObject ?? [];
-        var nodes = new SortedDictionary<string, (SortedSet<string> Symbols, List<JsonObject> Lanes, SortedDictionary<string, JsonNode> Endpoints)>(StringComparer.Ordinal);
-        (SortedSet<string> Symbols, List<JsonObject> Lanes, SortedDictionary<string, JsonNode> Endpoints) NodeOf(string id)
+        var nodes = new SortedDictionary<string, (SortedSet<string> Symbols, List<LaneSpec> Lanes, SortedDictionary<string, string> Endpoints)>(StringComparer.Ordinal);
+        (SortedSet<string> Symbols, List<LaneSpec> Lanes, SortedDictionary<string, string> Endpoints) NodeOf(string id)
         {
             if (!nodes.TryGetValue(id, out var n))
             {
-                n = (new SortedSet<string>(StringComparer.Ordinal), [], new SortedDictionary<string, JsonNode>(StringComparer.Ordinal));
+                n = (new SortedSet<string>(StringComparer.Ordinal), [], new SortedDictionary<string, string>(StringComparer.Ordinal));
                 nodes[id] = n;
             }
 
@@ -48,6 +47,13 @@ public static class PlanTargets
             NodeOf((string?)node ?? "").Symbols.Add(symbol);
         }
 
+        // The host-wide idle settings of a tuned plan, on every lane: a re-tune changes every lane's target (verify judges them all).
+        var idle = plan["tuning"] is JsonObject tuning
+            ? new LaneIdle(
+                tuning["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
+                tuning["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null,
+                tuning["park"] is JsonValue p && p.TryGetValue<bool>(out var park) ? park : null) // only a tuning that never parks has it
+            : null;
         var ids = new Dictionary<uint, string>();
         foreach (var lane in (plan["lanes"] as JsonArray ?? []).OfType<JsonObject>())
         {
@@ -64,56 +70,25 @@ public static class PlanTargets
             ids[id] = key;
             var node = (string?)placement[to] ?? (string?)placement[from] ?? "";
             var endpoint = (string?)lane["endpoint"];
-            var target = new JsonObject();
-            if (endpoint is not null)
-            {
-                // Members stay in sorted order (payloads are compared as strings).
-                target["endpoint"] = endpoint;
-            }
+            var spec = new LaneSpec(id, from, to, (string?)lane["kind"] ?? "shm", node,
+                lane["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
+                endpoint, idle,
+                lane["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed);
 
-            target["from"] = from;
-            if (plan["tuning"] is JsonObject tuning)
-            {
-                // The host-wide idle settings of a tuned plan, on every lane: a re-tune changes every lane's target (verify judges them all).
-                target["idle"] = new JsonObject { ["spins"] = tuning["spins"]?.DeepClone(), ["yields"] = tuning["yields"]?.DeepClone() };
-                if (tuning["park"] is JsonValue park)
-                {
-                    target["idle"]!["park"] = park.DeepClone(); // only a tuning that never parks has it
-                }
-            }
-
-            target["kind"] = (string?)lane["kind"] ?? "shm";
-            target["node"] = node;
-            target["ring_size"] = lane["ring_size"]?.DeepClone();
-            target["route_id"] = id;
-            target["to"] = to;
-            if (lane["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed)
-            {
-                target["unsandboxed"] = true; // only when set, so other targets keep their bytes
-            }
-
-            result[RoutePrefix + key] = Payload(target);
+            // The lane spec is stored once, in the serving node's target; the route's target refers to it by hash.
+            result[RoutePrefix + key] = RouteTarget.Of(spec);
             var n = NodeOf(node);
-            n.Lanes.Add(target);
-            if ((string?)placement[from] is { Length: > 0 } callerNode && callerNode != node && target["kind"]!.GetValue<string>() is "uds" or "tcp")
+            n.Lanes.Add(spec);
+            if ((string?)placement[from] is { Length: > 0 } callerNode && callerNode != node && spec.Kind is "uds" or "tcp")
             {
                 // A route the planner placed across nodes: the caller's node serves it too, forwarding each call to the
                 // lane host of the target's node (fabric.md, "Lanes across silos"), so a client of the caller's silo reaches it.
-                var forward = new JsonObject { ["forward"] = node, ["from"] = from };
-                if (target["idle"] is { } idle)
-                {
-                    forward["idle"] = idle.DeepClone(); // a tuned plan's host-wide idle settings, as on every lane
-                }
-
-                forward["kind"] = target["kind"]!.DeepClone();
-                forward["node"] = callerNode;
-                forward["route_id"] = id;
-                forward["to"] = to;
-                NodeOf(callerNode).Lanes.Add(forward);
+                NodeOf(callerNode).Lanes.Add(new LaneSpec(id, from, to, spec.Kind, callerNode, Idle: idle, Forward: node));
             }
+
             if (endpoint is not null)
             {
-                n.Endpoints[endpoint] = endpoints[endpoint]?.DeepClone()
+                n.Endpoints[endpoint] = endpoints[endpoint]?.ToJsonString()
                     ?? throw new RttException(ErrorCodes.PlanMismatch, $"route {key} names endpoint {endpoint}, which the plan's \"endpoints\" does not hold", (string?)plan["plan_id"],
                         "recompute the plan with `rtt plan`");
             }
@@ -121,33 +96,25 @@ public static class PlanTargets
 
         foreach (var (id, (symbols, lanes, nodeEndpoints)) in nodes)
         {
-            var target = new JsonObject();
-            if (nodeEndpoints.Count > 0)
-            {
-                target["endpoints"] = new JsonObject([.. nodeEndpoints.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]);
-            }
-
-            target["lanes"] = new JsonArray([.. lanes.OrderBy(l => (uint)l["route_id"]!).Select(l => l.DeepClone())]);
-            target["node"] = id;
-            target["symbols"] = new JsonArray([.. symbols.Select(s => (JsonNode)s)]);
-            result[NodePrefix + id] = Payload(target);
+            result[NodePrefix + id] = new NodeTarget(id, [.. symbols], [.. lanes.OrderBy(l => l.RouteId)],
+                [.. nodeEndpoints.Select(e => new LaneEndpoint(e.Key, e.Value))]);
         }
 
         return result;
     }
 
-    /// <summary>The participants whose payload differs between two plans, with the payload the new plan asks (null: release).</summary>
-    public static SortedDictionary<string, string?> Changes(JsonObject? from, JsonObject? to) => Changes(Of(from), Of(to));
+    /// <summary>The participants whose target differs between two plans, with the target the new plan asks (null: release).</summary>
+    public static SortedDictionary<string, ParticipantTarget?> Changes(JsonObject? from, JsonObject? to) => Changes(Of(from), Of(to));
 
-    /// <summary>The same, from targets already computed.</summary>
-    public static SortedDictionary<string, string?> Changes(IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
+    /// <summary>The same, from targets already computed (compared by value).</summary>
+    public static SortedDictionary<string, ParticipantTarget?> Changes(IReadOnlyDictionary<string, ParticipantTarget> before, IReadOnlyDictionary<string, ParticipantTarget> after)
     {
-        var changes = new SortedDictionary<string, string?>(StringComparer.Ordinal);
+        var changes = new SortedDictionary<string, ParticipantTarget?>(StringComparer.Ordinal);
         foreach (var name in before.Keys.Union(after.Keys))
         {
             before.TryGetValue(name, out var b);
             after.TryGetValue(name, out var a);
-            if (!string.Equals(a, b, StringComparison.Ordinal))
+            if (!Equals(a, b))
             {
                 changes[name] = a;
             }
@@ -155,8 +122,4 @@ public static class PlanTargets
 
         return changes;
     }
-
-    // Payloads are messages between the coordinator and its participants, compared as strings: they need to be
-    // deterministic, not RFC 8785 (members are added in sorted order above and values are strings and integers).
-    private static string Payload(JsonObject o) => o.ToJsonString();
 }

@@ -266,7 +266,7 @@ public sealed class AutotuneTests : IDisposable
         Assert.Equal(("shm", 1024), ((string)lane["kind"]!, (int)lane["ring_size"]!));
         var signed = admitted.Body.DeepClone().AsObject();
         signed["plan_id"] = "sha256:test";
-        var target = JsonNode.Parse(Rtt.Reconciling.PlanTargets.Of(signed).Single(t => t.Key.StartsWith(Rtt.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value)!;
+        var target = JsonNode.Parse(Rtt.Reconciling.PlanTargets.Of(signed).Single(t => t.Key.StartsWith(Rtt.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value.ToJson())!;
         var laneTarget = Assert.Single((JsonArray)target["lanes"]!)!;
         Assert.Equal((1024, 10_000, 200), ((int)laneTarget["ring_size"]!, (int)laneTarget["idle"]!["spins"]!, (int)laneTarget["idle"]!["yields"]!));
         // A profile that parks (the default) adds no "park", so plans of profiles written before it keep their bytes.
@@ -278,7 +278,7 @@ public sealed class AutotuneTests : IDisposable
         {
             var copy = body.DeepClone().AsObject();
             copy["plan_id"] = "sha256:test";
-            return JsonNode.Parse(Rtt.Reconciling.PlanTargets.Of(copy).Single(t => t.Key.StartsWith(Rtt.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value)!;
+            return JsonNode.Parse(Rtt.Reconciling.PlanTargets.Of(copy).Single(t => t.Key.StartsWith(Rtt.Reconciling.PlanTargets.NodePrefix, StringComparison.Ordinal)).Value.ToJson())!;
         }
 
         using (var key = ws.LoadSigningKey())

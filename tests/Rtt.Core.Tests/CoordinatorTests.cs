@@ -275,10 +275,10 @@ public sealed class CoordinatorTests : IDisposable
         var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
         var changes = PlanTargets.Changes(p1, p2);
         Assert.Equal(["node:n1", "route:c -> d"], changes.Keys);
-        var route = JsonNode.Parse(changes["route:c -> d"]!)!;
+        var route = JsonNode.Parse(changes["route:c -> d"]!.ToJson())!;
         Assert.Equal(RouteIds.Of("c", "d"), (uint)route["route_id"]!);
         Assert.Equal("n1", (string)route["node"]!);
-        Assert.Equal(RouteIds.Of("c", "d"), (uint)JsonNode.Parse(changes["node:n1"]!)!["lanes"]![0]!["route_id"]!);
+        Assert.Equal(RouteIds.Of("c", "d"), (uint)JsonNode.Parse(changes["node:n1"]!.ToJson())!["lanes"]![0]!["route_id"]!);
         Assert.NotEqual(RouteIds.Of("a", "b"), RouteIds.Of("b", "a"));
 
         var removed = PlanTargets.Changes(p2, null);
@@ -387,7 +387,7 @@ public sealed class CoordinatorTests : IDisposable
         public int CommitFailures { get; set; }
         public TaskCompletionSource? Hang { get; set; }
 
-        public async Task<Vote> PrepareAsync(long tx, string planId, string? target)
+        public async Task<Vote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target)
         {
             Calls.Add($"prepare {tx}");
             if (Hang is { } hang)
@@ -398,7 +398,7 @@ public sealed class CoordinatorTests : IDisposable
             return Vote;
         }
 
-        public Task CommitAsync(long tx, string planId, string? target)
+        public Task CommitAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target)
         {
             Calls.Add($"commit {tx}");
             if (CommitFailures > 0)

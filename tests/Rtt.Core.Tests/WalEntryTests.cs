@@ -206,9 +206,9 @@ public sealed class WalEntryTests : IDisposable
 
         public (long Tx, Check Check)? Failing { get; set; }
 
-        public Task<Vote> PrepareAsync(long tx, string planId, string? target) => Task.FromResult(Vote);
+        public Task<Vote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target) => Task.FromResult(Vote);
 
-        public Task CommitAsync(long tx, string planId, string? target) => Task.CompletedTask;
+        public Task CommitAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target) => Task.CompletedTask;
 
         public Task AbortAsync(long tx) => Task.CompletedTask;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Rtt.Grains.Nodes;
+using Rtt.Grains.Reconciling;
 using Rtt.Planning;
 using Rtt.Reconciling;
 
@@ -29,7 +30,7 @@ public sealed class ForwardLaneTargetTests
         body["plan_id"] = "sha256:test";
         var targets = PlanTargets.Of(body);
 
-        var n0 = LaneTarget.Of(targets["node:n0"]);
+        var n0 = LaneTarget.Of((NodeTarget)targets["node:n0"]);
         Assert.Equal(3, n0.Count);
         Assert.Null(n0.Single(l => l.To == near).Forward); // same node: shm, served here
         var toOther = n0.Single(l => l.To == other);
@@ -37,9 +38,9 @@ public sealed class ForwardLaneTargetTests
         var toFar = n0.Single(l => l.To == far);
         Assert.Equal(("tcp", "n2"), (toFar.Kind, toFar.Forward)); // another host: a tcp lane (the lane host answers that it is not forwarded yet)
 
-        var served = LaneTarget.Of(targets["node:n1"]).Single();
+        var served = LaneTarget.Of((NodeTarget)targets["node:n1"]).Single();
         Assert.Equal((other, (string?)null, toOther.RouteId), (served.To, served.Forward, served.RouteId)); // the target's node serves it, same id
-        Assert.Null(LaneTarget.Of(targets["node:n2"]).Single().Forward);
+        Assert.Null(LaneTarget.Of((NodeTarget)targets["node:n2"]).Single().Forward);
         Assert.Equal(targets, PlanTargets.Of(body)); // deterministic
     }
 }

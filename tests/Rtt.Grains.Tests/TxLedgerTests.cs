@@ -127,9 +127,9 @@ public sealed class TxLedgerTests
     {
         var s = Applied(1, "p1", T1);
         string? seen = "unset";
-        Assert.True(TxLedger.Prepare(s, 2, "p2", null, t => { seen = t; return null; }).Vote.Yes);
+        Assert.True(TxLedger.Prepare(s, 2, "p2", (string?)null, t => { seen = t; return null; }).Vote.Yes);
         Assert.Null(seen); // the validator is asked about the release too
-        Assert.True(TxLedger.Commit(s, 2, "p2", null));
+        Assert.True(TxLedger.Commit(s, 2, "p2", (string?)null));
         Assert.Equal(2, s.AppliedTx);
         Assert.Equal("p2", s.AppliedPlan);
         Assert.Null(s.AppliedTarget);

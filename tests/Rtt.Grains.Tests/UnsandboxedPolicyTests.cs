@@ -37,7 +37,7 @@ public sealed class UnsandboxedPolicyTests
         outcome = Planner.Compute(inputs);
         var body = outcome.Body;
         body["plan_id"] = "sha256:test";
-        return LaneTarget.Of(PlanTargets.Of(body)["node:n0"]);
+        return LaneTarget.Of((Rtt.Grains.Reconciling.NodeTarget)PlanTargets.Of(body)["node:n0"]);
     }
 
     [Fact]

@@ -29,6 +29,11 @@ public sealed class WireRoundTripTests
 
     private static readonly ClusterView Cluster = new([new SiloView("10.0.0.1:11111@1", "silo-a", "host-a", "0", "n0")], [Record], [Placement]);
 
+    private static readonly LaneSpec Lane = new(42u, "rtt://a/b/c", "rtt://d/e/f", "uds", "n0", 4096, "sha256:e1", new LaneIdle(10_000, 200, true), true, "n1");
+
+    private static readonly NodeTarget Node = new("n0", ["rtt://a/b/c", "rtt://d/e/f"], [Lane, Lane with { RouteId = 43u, Forward = null }],
+        [new LaneEndpoint("sha256:e1", "{\"kind\":\"process\",\"command\":\"/bin/svc\"}")]);
+
     private static readonly ParticipantLedgerView LedgerView = new(4, "sha256:p1", "{\"lanes\":[]}", 8, "sha256:p2");
 
     /// <summary>One sample per serialized type.</summary>
@@ -46,6 +51,11 @@ public sealed class WireRoundTripTests
         new HostView("silo-a", "10.0.0.1:11111@1", "Active", "host-a", new DateTime(2026, 12, 3, 8, 0, 0, DateTimeKind.Utc), 30000),
         new ClusterStatusView(Cluster, [new HostView("silo-a", "10.0.0.1:11111@1", "Active", "host-a", new DateTime(2026, 12, 3, 8, 0, 0, DateTimeKind.Utc), 30000)]),
         new TxVote(true, "reserved"),
+        Lane.Idle!,
+        Lane,
+        Node.Endpoints[0],
+        Node,
+        new RouteTarget("rtt://a/b/c", "rtt://d/e/f", 42u, "n0", "uds", "sha256:lane"),
         new TxCheck(true, "lane a -> b answered its probe"),
         LedgerView,
         new WalHeadView(12, "sha256:root", "{\"size\":12}"),
@@ -92,7 +102,7 @@ public sealed class WireRoundTripTests
     public void Every_serialized_type_has_a_sample()
     {
         var serialized = Assemblies.SelectMany(a => a.GetTypes())
-            .Where(t => t.GetCustomAttribute<GenerateSerializerAttribute>() is not null)
+            .Where(t => t.GetCustomAttribute<GenerateSerializerAttribute>() is not null && !t.IsAbstract) // ParticipantTarget: its records have samples
             .Select(t => t.FullName!).Order(StringComparer.Ordinal).ToList();
         var sampled = Samples.Select(s => s.GetType().FullName!).Distinct().Order(StringComparer.Ordinal).ToList();
         Assert.True(serialized.Count >= 29, $"found only {serialized.Count} [GenerateSerializer] types: is the reflection looking in the right place?");
@@ -120,6 +130,20 @@ public sealed class WireRoundTripTests
         }
 
         Assert.Equal(Json(sample), Json(copy)); // member by member, collections element by element
+    }
+
+    [Fact]
+    public void A_participant_target_crosses_as_its_base_type_and_comes_back_equal()
+    {
+        // ITxParticipant.Prepare and Commit declare ParticipantTarget: the record's own type travels with it.
+        ParticipantTarget[] targets = [Node, new RouteTarget("rtt://a/b/c", "rtt://d/e/f", 42u, "n0", "uds", Lane.Hash())];
+        foreach (var target in targets)
+        {
+            var copy = Serializer.Deserialize<ParticipantTarget>(Serializer.SerializeToArray(target));
+            Assert.IsType(target.GetType(), copy);
+            Assert.Equal(target, copy); // value equality, element by element for a node target
+            Assert.Equal(target.ToJson(), copy.ToJson());
+        }
     }
 
     [Fact]

@@ -6,13 +6,13 @@ namespace Rtt.Grains.Reconciling;
 [Alias("rtt.ITxParticipant")]
 public interface ITxParticipant : IGrainWithStringKey
 {
-    /// <summary>Validates and reserves the target (canonical JSON, null: release); the vote and reservation are persisted before the answer.</summary>
+    /// <summary>Validates and reserves the target (a <see cref="NodeTarget"/> or <see cref="RouteTarget"/>; null: release); the vote and reservation are persisted before the answer.</summary>
     [Alias("Prepare")]
-    Task<TxVote> Prepare(long tx, string planId, string? target);
+    Task<TxVote> Prepare(long tx, string planId, ParticipantTarget? target);
 
     /// <summary>Applies the reservation of <paramref name="tx"/>; carries the target again so a participant that lost its reservation (power cut) still applies the decided state.</summary>
     [Alias("Commit")]
-    Task Commit(long tx, string planId, string? target);
+    Task Commit(long tx, string planId, ParticipantTarget? target);
 
     [Alias("Abort")]
     Task Abort(long tx);
@@ -21,7 +21,7 @@ public interface ITxParticipant : IGrainWithStringKey
     [Alias("Verify")]
     Task<TxCheck> Verify(long tx);
 
-    /// <summary>What the participant holds: applied target and any reservation.</summary>
+    /// <summary>What the participant holds: applied target (its ledger JSON, <see cref="ParticipantTarget.ToJson"/>) and any reservation.</summary>
     [Alias("Ledger")]
     Task<ParticipantLedgerView> Ledger();
 }

@@ -197,6 +197,25 @@ public sealed class NodeGrain(
 
     private readonly List<(string Text, IReadOnlyList<LaneTarget> Lanes)> _parsed = new(4);
 
+    /// <summary>
+    /// Puts the lanes of a target this grain received (typed, over the wire) in the cache under its ledger text, so that
+    /// what the ledger now holds is not parsed again. The text is the target's own: a prepare reserves the target it
+    /// carries, and a commit of transaction t applies t's reservation, made from the same decided target it carries.
+    /// </summary>
+    private void Remember(Reconciling.NodeTarget? target, string? text)
+    {
+        if (target is null || text is null || _parsed.Exists(p => string.Equals(p.Text, text, StringComparison.Ordinal)))
+        {
+            return;
+        }
+
+        _parsed.Insert(0, (text, LaneTarget.Of(target)));
+        if (_parsed.Count > 3)
+        {
+            _parsed.RemoveAt(3);
+        }
+    }
+
     private Task PersistLedger() => ledgers.WriteAsync(LedgerKey, _ledger);
 
     public async Task<NodeRecord> Register(NodeFacts facts)
@@ -263,11 +282,12 @@ public sealed class NodeGrain(
 
     public Task<NodeRecord?> Get() => Task.FromResult(state.State.Record);
 
-    public async Task<Reconciling.TxVote> Prepare(long tx, string planId, string? target)
+    public async Task<Reconciling.TxVote> Prepare(long tx, string planId, Reconciling.ParticipantTarget? target)
     {
         var (vote, changed) = Reconciling.TxLedger.Prepare(_ledger, tx, planId, target, CanServe);
         if (changed)
         {
+            Remember(target as Reconciling.NodeTarget, _ledger.ReservedTarget);
             await PersistLedger();
         }
 
@@ -275,12 +295,28 @@ public sealed class NodeGrain(
     }
 
     /// <summary>A node can take lanes when it is registered and this activation runs on its silo, next to a running lane host.</summary>
-    private string? CanServe(string? target)
+    private string? CanServe(Reconciling.ParticipantTarget? target)
     {
         var key = this.GetPrimaryKeyString();
-        if (target is null || Parsed(target).Count == 0)
+        if (target is null)
         {
-            return null; // releasing, or nothing to serve
+            return null; // releasing
+        }
+
+        if (target is not Reconciling.NodeTarget node)
+        {
+            return $"a node takes a node target, not a {target.GetType().Name}";
+        }
+
+        if (node.Node != key)
+        {
+            return $"the target is for node {node.Node}";
+        }
+
+        var lanes = LaneTarget.Of(node);
+        if (lanes.Count == 0)
+        {
+            return null; // nothing to serve
         }
 
         if (state.State.Record is null)
@@ -293,15 +329,16 @@ public sealed class NodeGrain(
             null => $"the silo hosting node {key}'s grain has no lane host",
             { Running: false } => $"the lane host of node {key} is not running (Lanes:Enabled is false)",
             var l when l.NodeId != key => $"node {key}'s silo is not up (its grain runs on the silo of {l.NodeId})",
-            { Strict: true } => LaneTarget.SandboxRefusal(Parsed(target)) is { } why ? $"{Rtt.Core.Errors.ErrorCodes.SandboxRequired}: {why}" : null,
+            { Strict: true } => LaneTarget.SandboxRefusal(lanes) is { } why ? $"{Rtt.Core.Errors.ErrorCodes.SandboxRequired}: {why}" : null,
             _ => null,
         };
     }
 
-    public async Task Commit(long tx, string planId, string? target)
+    public async Task Commit(long tx, string planId, Reconciling.ParticipantTarget? target)
     {
         if (Reconciling.TxLedger.Commit(_ledger, tx, planId, target))
         {
+            Remember(target as Reconciling.NodeTarget, _ledger.AppliedTarget);
             await PersistLedger();
         }
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Rtt.Grains.Reconciling;
 using Orleans.Placement;
 using Orleans.Runtime;
 using Orleans.Runtime.MembershipService.SiloMetadata;
@@ -33,28 +34,13 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
             : $"the {(string?)serve["kind"]} endpoint of {From} -> {To} would run without a sandbox, " +
               "and this silo runs in strict mode: give its serve block a sandbox, or allow it in policy.json \"unsandboxed\"";
 
-    /// <summary>The lanes of a node target (canonical JSON from <c>PlanTargets</c>); none for null.</summary>
-    public static IReadOnlyList<LaneTarget> Of(string? nodeTarget)
-    {
-        if (nodeTarget is null)
-        {
-            return [];
-        }
+    /// <summary>The lanes of a node target as its ledger holds it (<see cref="NodeTarget.ToJson"/>); none for null.</summary>
+    public static IReadOnlyList<LaneTarget> Of(string? nodeTarget) => nodeTarget is null ? [] : Of(NodeTarget.Parse(nodeTarget));
 
-        var target = JsonNode.Parse(nodeTarget);
-        var endpoints = target?["endpoints"] as JsonObject;
-        return [.. (target?["lanes"] as JsonArray ?? []).OfType<JsonObject>().Select(l =>
-        {
-            var endpoint = (string?)l["endpoint"];
-            var serve = endpoint is null ? null : endpoints?[endpoint]?.ToJsonString();
-            return new LaneTarget((uint)l["route_id"]!, (string)l["to"]!, (string)l["from"]!, (string)l["to"]!, (string?)l["kind"] ?? "shm", endpoint, serve,
-                l["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
-                l["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed,
-                l["idle"]?["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
-                l["idle"]?["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null, (string?)l["forward"],
-                IdlePark: l["idle"]?["park"] is JsonValue p && p.TryGetValue<bool>(out var park) ? park : null);
-        })];
-    }
+    /// <summary>The lanes of a node target, each with its serve block.</summary>
+    public static IReadOnlyList<LaneTarget> Of(NodeTarget? target) =>
+        target is null ? [] : [.. target.Lanes.Select(l => new LaneTarget(l.RouteId, l.To, l.From, l.To, l.Kind, l.Endpoint, target.ServeOf(l.Endpoint), l.RingSize,
+            l.Unsandboxed, l.Idle?.Spins, l.Idle?.Yields, l.Forward, IdlePark: l.Idle?.Park))];
 
     /// <summary>
     /// The lanes of <paramref name="now"/> that the previous target did not have as they are (new routes, and routes

@@ -32,7 +32,15 @@ public sealed class LedgerState
 /// </summary>
 public static class TxLedger
 {
-    public static (TxVote Vote, bool Changed) Prepare(LedgerState s, long tx, string planId, string? target, Func<string?, string?> validate)
+    /// <summary>Prepare with a target as its ledger JSON (what the ledger stores).</summary>
+    public static (TxVote Vote, bool Changed) Prepare(LedgerState s, long tx, string planId, string? target, Func<string?, string?> validate) =>
+        Prepare(s, tx, planId, () => target, () => validate(target));
+
+    /// <summary>Prepare with a typed target: validated as it is, written as its JSON (<see cref="ParticipantTarget.ToJson"/>) only when reserved.</summary>
+    public static (TxVote Vote, bool Changed) Prepare(LedgerState s, long tx, string planId, ParticipantTarget? target, Func<ParticipantTarget?, string?> validate) =>
+        Prepare(s, tx, planId, () => target?.ToJson(), () => validate(target));
+
+    private static (TxVote Vote, bool Changed) Prepare(LedgerState s, long tx, string planId, Func<string?> target, Func<string?> validate)
     {
         if (tx <= s.AppliedTx)
         {
@@ -60,7 +68,7 @@ public static class TxLedger
             Release(s);
         }
 
-        var problem = validate(target);
+        var problem = validate();
         s.VoteTx = tx;
         s.VoteYes = problem is null;
         s.VoteReason = problem ?? "reserved";
@@ -68,7 +76,7 @@ public static class TxLedger
         {
             s.ReservedTx = tx;
             s.ReservedPlan = planId;
-            s.ReservedTarget = target;
+            s.ReservedTarget = target();
         }
 
         return (new TxVote(s.VoteYes, s.VoteReason), true);
@@ -79,7 +87,12 @@ public static class TxLedger
     /// transaction (its state was written with synchronous=NORMAL and a power cut took it) applies the target the
     /// decision carries: the decision is durable in the WAL, so the participant must follow it.
     /// </summary>
-    public static bool Commit(LedgerState s, long tx, string planId, string? target)
+    public static bool Commit(LedgerState s, long tx, string planId, string? target) => Commit(s, tx, planId, () => target);
+
+    /// <summary>Commit with a typed target, written as its JSON only when there is no reservation to apply.</summary>
+    public static bool Commit(LedgerState s, long tx, string planId, ParticipantTarget? target) => Commit(s, tx, planId, () => target?.ToJson());
+
+    private static bool Commit(LedgerState s, long tx, string planId, Func<string?> target)
     {
         if (s.AppliedTx >= tx)
         {
@@ -90,7 +103,7 @@ public static class TxLedger
         s.PreviousTarget = s.AppliedTarget;
         s.AppliedTx = tx;
         s.AppliedPlan = reserved ? s.ReservedPlan : planId;
-        s.AppliedTarget = reserved ? s.ReservedTarget : target;
+        s.AppliedTarget = reserved ? s.ReservedTarget : target();
         Release(s);
         return true;
     }

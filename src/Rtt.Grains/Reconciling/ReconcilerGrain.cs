@@ -197,13 +197,13 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     {
         public ITxParticipant Grain => grain;
 
-        public async Task<Vote> PrepareAsync(long tx, string planId, string? target)
+        public async Task<Vote> PrepareAsync(long tx, string planId, ParticipantTarget? target)
         {
             var v = await grain.Prepare(tx, planId, target);
             return new Vote(v.Yes, v.Reason);
         }
 
-        public Task CommitAsync(long tx, string planId, string? target) => grain.Commit(tx, planId, target);
+        public Task CommitAsync(long tx, string planId, ParticipantTarget? target) => grain.Commit(tx, planId, target);
 
         public Task AbortAsync(long tx) => grain.Abort(tx);
 

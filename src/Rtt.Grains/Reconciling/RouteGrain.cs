@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Rtt.Reconciling;
 
 namespace Rtt.Grains.Reconciling;
@@ -16,7 +15,7 @@ public sealed class RouteGrain(IParticipantLedgerStore store) : Grain, IRouteGra
 
     private Task Persist() => store.WriteAsync(this.GetPrimaryKeyString(), _ledger);
 
-    public async Task<TxVote> Prepare(long tx, string planId, string? target)
+    public async Task<TxVote> Prepare(long tx, string planId, ParticipantTarget? target)
     {
         var (vote, changed) = TxLedger.Prepare(_ledger, tx, planId, target, Validate);
         if (changed)
@@ -27,25 +26,28 @@ public sealed class RouteGrain(IParticipantLedgerStore store) : Grain, IRouteGra
         return vote;
     }
 
-    /// <summary>A route's target must name this route and a known lane kind.</summary>
-    private string? Validate(string? target)
+    /// <summary>A route's target must be a route target naming this route and a known lane kind.</summary>
+    private string? Validate(ParticipantTarget? target)
     {
-        if (target is null)
+        switch (target)
         {
-            return null;
+            case null:
+                return null;
+            case not RouteTarget:
+                return $"a route takes a route target, not a {target.GetType().Name}";
         }
 
-        var spec = JsonNode.Parse(target) as JsonObject;
-        var key = PlanTargets.RouteKey((string?)spec?["from"] ?? "", (string?)spec?["to"] ?? "");
+        var route = (RouteTarget)target;
+        var key = PlanTargets.RouteKey(route.From, route.To);
         if (key != this.GetPrimaryKeyString())
         {
             return $"the target is for route {key}";
         }
 
-        return (string?)spec!["kind"] is "shm" or "uds" or "tcp" ? null : $"unknown lane kind \"{spec["kind"]}\"";
+        return route.Kind is "shm" or "uds" or "tcp" ? null : $"unknown lane kind \"{route.Kind}\"";
     }
 
-    public async Task Commit(long tx, string planId, string? target)
+    public async Task Commit(long tx, string planId, ParticipantTarget? target)
     {
         if (TxLedger.Commit(_ledger, tx, planId, target))
         {

@@ -145,7 +145,7 @@ public sealed class McpHarness : IAsyncDisposable
         var outcome = Planner.Compute(PlanInputs.Load(Workspace));
         Assert.True(outcome.Rejected.Count == 0, outcome.Body.ToJsonString());
         Plan = outcome.Body;
-        Lanes = [.. PlanTargets.Of(Plan).Where(t => t.Key.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)).SelectMany(t => LaneTarget.Of(t.Value))
+        Lanes = [.. PlanTargets.Of(Plan).Where(t => t.Key.StartsWith(PlanTargets.NodePrefix, StringComparison.Ordinal)).SelectMany(t => LaneTarget.Of((Rtt.Grains.Reconciling.NodeTarget)t.Value))
             .Where(l => l.Endpoint is null || l.To.StartsWith("rtt://mcp/", StringComparison.Ordinal))]; // the quickstart's own services are other tests' business
         await Host.ServeAsync(Lanes);
     }
