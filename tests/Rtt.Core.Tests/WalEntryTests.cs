@@ -161,7 +161,7 @@ public sealed class WalEntryTests : IDisposable
     {
         // Before plan deltas and rollbacks: no transition, no delta; a tool's own entry kind is not the coordinator's.
         var prepare = Assert.IsType<PrepareEntry>(WalEntry.Parse("""{"at":"t","base":null,"kind":"prepare","plan":{"a":1},"plan_id":"p"}"""u8));
-        Assert.Equal((Coordinator.TransitionApply, false, 0), (prepare.Transition, prepare.IsDelta, prepare.Participants.Count));
+        Assert.Equal((Coordinator.TransitionApply, false, 0), (prepare.Transition, prepare.IsDelta, prepare.Participants.Length));
         Assert.Equal(1, (int)prepare.Plan!["a"]!);
         var lean = Assert.IsType<PrepareEntry>(WalEntry.Parse("""{"delta":{"base":"b"},"kind":"prepare"}"""u8, plans: false));
         Assert.True(lean.IsDelta);

@@ -2,11 +2,13 @@ using System.Collections;
 using System.Collections.Immutable;
 using System.Reflection;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
 using Rtt.Grains.Registry;
+using Rtt.Reconciling.Wal;
 
 namespace Rtt.Grains.Tests;
 
@@ -34,6 +36,17 @@ public sealed class WireRoundTripTests
     private static readonly NodeTarget Node = new("n0", ["rtt://a/b/c", "rtt://d/e/f"], [Lane, Lane with { RouteId = 43u, Forward = null }],
         [new LaneEndpoint("sha256:e1", "{\"kind\":\"process\",\"command\":\"/bin/svc\"}")]);
 
+    private static readonly WalEntry[] WalEntries =
+    [
+        new PrepareEntry("2026-12-03T09:00:00.123Z", "sha256:p1", ["node:n0", "route:a -> b"], new JsonObject { ["plan_id"] = "sha256:p2", ["lanes"] = new JsonArray(1, "x") },
+            new JsonObject { ["base"] = "sha256:p1", ["set"] = new JsonObject { ["a"] = 1.5 } }, "sha256:p2", "rollback", "why") { IsDelta = true, PlansRead = true },
+        new DecisionEntry("2026-12-03T09:00:00.124Z", 4, true, "sha256:p2", [new WalVote("node:n0", "reserved", true)], "why"),
+        new AppliedEntry("2026-12-03T09:00:00.125Z", 4),
+        new VerifiedEntry("2026-12-03T09:00:00.126Z", 4, "node:n0: 1 changed lane(s) answered"),
+        new VerifyFailedEntry("2026-12-03T09:00:00.127Z", 4, "node:n0: no answer"),
+        new KeyRotationEntry("2026-12-03T09:00:00.128Z", "key-1", "revoked", "key-2"),
+    ];
+
     private static readonly ParticipantLedgerView LedgerView = new(4, "sha256:p1", "{\"lanes\":[]}", 8, "sha256:p2");
 
     /// <summary>One sample per serialized type.</summary>
@@ -51,6 +64,9 @@ public sealed class WireRoundTripTests
         new HostView("silo-a", "10.0.0.1:11111@1", "Active", "host-a", new DateTime(2026, 12, 3, 8, 0, 0, DateTimeKind.Utc), 30000),
         new ClusterStatusView(Cluster, [new HostView("silo-a", "10.0.0.1:11111@1", "Active", "host-a", new DateTime(2026, 12, 3, 8, 0, 0, DateTimeKind.Utc), 30000)]),
         new TxVote(true, "reserved"),
+        .. WalEntries,
+        new WalVote("node:n0", "reserved", true),
+        new JsonObjectSurrogate { Json = "{\"a\":1}" },
         Lane.Idle!,
         Lane,
         Node.Endpoints[0],
@@ -144,6 +160,22 @@ public sealed class WireRoundTripTests
             Assert.Equal(target, copy); // value equality, element by element for a node target
             Assert.Equal(target.ToJson(), copy.ToJson());
         }
+    }
+
+    [Fact]
+    public void A_wal_entry_crosses_as_its_base_type_and_its_stored_bytes_do_not_change()
+    {
+        // IWalGrain.Append and AppendAndSign declare WalEntry: the grain stores ToLeaf() of what arrives, which must be
+        // the caller's bytes exactly (the WAL is hashed and signed).
+        foreach (var entry in WalEntries)
+        {
+            var copy = Serializer.Deserialize<WalEntry>(Serializer.SerializeToArray(entry));
+            Assert.IsType(entry.GetType(), copy);
+            Assert.Equal(entry.ToLeaf(), copy.ToLeaf());
+        }
+
+        var batch = Serializer.Deserialize<ImmutableArray<WalEntry>>(Serializer.SerializeToArray(WalEntries.ToImmutableArray()));
+        Assert.Equal(WalEntries.Select(e => Convert.ToHexString(e.ToLeaf())), batch.Select(e => Convert.ToHexString(e.ToLeaf())));
     }
 
     [Fact]

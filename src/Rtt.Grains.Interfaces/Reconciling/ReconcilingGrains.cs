@@ -52,9 +52,9 @@ public interface IWalGrain : IGrainWithStringKey
 {
     public const string ClusterKey = "cluster";
 
-    /// <summary>Appends one entry (a JSON object; stored in canonical form), durably; concurrent appends are group-committed.</summary>
+    /// <summary>Appends one entry (stored as its canonical JSON, <see cref="Rtt.Reconciling.Wal.WalEntry.ToLeaf"/>), durably; concurrent appends are group-committed.</summary>
     [Alias("Append")]
-    Task<long> Append(string entryJson);
+    Task<long> Append(Rtt.Reconciling.Wal.WalEntry entry);
 
     [Alias("SignHead")]
     Task<WalHeadView> SignHead();
@@ -64,7 +64,7 @@ public interface IWalGrain : IGrainWithStringKey
     /// one fsync). A retry of a batch whose last entry is already the log's last is not appended again.
     /// </summary>
     [Alias("AppendAndSign")]
-    Task<WalHeadView> AppendAndSign(ImmutableArray<string> entriesJson);
+    Task<WalHeadView> AppendAndSign(ImmutableArray<Rtt.Reconciling.Wal.WalEntry> entries);
 
     [Alias("Root")]
     Task<WalHeadView> Root();

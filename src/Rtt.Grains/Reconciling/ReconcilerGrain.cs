@@ -161,11 +161,8 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// </summary>
     private sealed class WalAdapter(IWalGrain wal, RetryPolicy retry) : ICoordinatorLog
     {
-        public Task<long> AppendAsync(WalEntry entry)
-        {
-            var json = entry.ToJson().ToJsonString();
-            return retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(json)));
-        }
+        public Task<long> AppendAsync(WalEntry entry) =>
+            retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(entry)));
 
         public async Task<SignedTreeHead> SignHeadAsync()
         {
@@ -175,9 +172,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
         public async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries)
         {
-            var json = entries.Select(e => e.ToJson().ToJsonString()).ToImmutableArray();
-            var head = await retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(json)));
-            return (head.Size - json.Length, new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? ""));
+            var batch = entries.ToImmutableArray();
+            var head = await retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(batch)));
+            return (head.Size - batch.Length, new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? ""));
         }
 
         public async Task<(long Size, string Root)> RootAsync()

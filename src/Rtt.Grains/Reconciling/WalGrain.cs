@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using System.Text;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Rtt.Core.Signing;
@@ -40,17 +39,16 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
     /// same bytes again: an entry identical to the last one stored is not appended twice; its index is returned.
     /// Entries carry a millisecond timestamp, so two distinct entries of the reconciler are never identical.
     /// </summary>
-    public async Task<long> Append(string entryJson)
+    public async Task<long> Append(WalEntry entry)
     {
-        var entry = JsonNode.Parse(entryJson) as JsonObject ?? throw new ArgumentException("a WAL entry must be a JSON object", nameof(entryJson));
-        var leaf = WalLog.LeafOf(entry);
+        var leaf = entry.ToLeaf();
         var size = Log.Size;
         if (size > 0 && _last is { } last && last.Index == size - 1 && last.Leaf.AsSpan().SequenceEqual(leaf))
         {
             return last.Index;
         }
 
-        var index = await Log.AppendAsync(entry);
+        var index = await Log.AppendLeafAsync(leaf);
         if (index == Log.Size - 1)
         {
             _last = (index, leaf);
@@ -72,9 +70,9 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
         return new WalHeadView(head.Size, head.Root, head.Json);
     }
 
-    public async Task<WalHeadView> AppendAndSign(ImmutableArray<string> entriesJson)
+    public async Task<WalHeadView> AppendAndSign(ImmutableArray<WalEntry> entries)
     {
-        var leaves = entriesJson.Select(j => WalLog.LeafOf(JsonNode.Parse(j) as JsonObject ?? throw new ArgumentException("a WAL entry must be a JSON object", nameof(entriesJson)))).ToList();
+        var leaves = entries.Select(e => e.ToLeaf()).ToList();
         var size = Log.Size;
         if (leaves.Count > 0 && size > 0 && _last is { } last && last.Index == size - 1 && last.Leaf.AsSpan().SequenceEqual(leaves[^1]))
         {

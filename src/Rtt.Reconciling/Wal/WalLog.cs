@@ -254,6 +254,9 @@ public sealed class WalLog : IDisposable
     /// <summary>Appends one entry durably and returns its index (group-committed with concurrent appends).</summary>
     public Task<long> AppendAsync(JsonObject entry) => _group.Enqueue(LeafOf(entry));
 
+    /// <summary>The same, for an entry's leaf bytes already made (<see cref="WalEntry.ToLeaf"/>).</summary>
+    public Task<long> AppendLeafAsync(byte[] leaf) => _group.Enqueue(leaf);
+
     /// <summary>Appends one entry durably on the calling thread (no batching).</summary>
     public long Append(JsonObject entry)
     {

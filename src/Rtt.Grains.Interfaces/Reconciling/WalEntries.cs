@@ -1,7 +1,11 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Rtt.Core.Json;
 
+// The WAL's entries live here, beside the grain interfaces, so the WAL grain takes them typed (IWalGrain.Append); their
+// namespace is the WAL's (Rtt.Reconciling.Wal), where the log, its stores and its readers are.
 namespace Rtt.Reconciling.Wal;
 
 /// <summary>The <c>kind</c> of each WAL entry (docs/reconciler.md, "WAL format").</summary>
@@ -22,17 +26,22 @@ public static class WalEntryKind
 /// <see cref="Parse(ReadOnlySpan{byte}, bool)"/> the one parser. The bytes are a persisted, hashed format: a member
 /// written as null stays written as null, an absent one stays absent (WalEntryTests pins them against entries
 /// captured before the entries were typed). The parser reads old entries as before: members missing from them take
-/// the defaults recovery always gave them.
+/// the defaults recovery always gave them. The records cross the grain boundary to the WAL grain as Orleans-serialized
+/// records (a plan or delta as its JSON text, <see cref="JsonObjectSurrogate"/>); the grain stores <see cref="ToLeaf"/>.
 /// </summary>
-public abstract record WalEntry(string At)
+[GenerateSerializer, Immutable, Alias("rtt.wal.WalEntry")]
+public abstract record WalEntry([property: Id(0)] string At)
 {
+    /// <summary>The transition of a prepare entry that names none (entries written before rollbacks were logged): an apply.</summary>
+    public const string DefaultTransition = "apply";
+
     public abstract string Kind { get; }
 
     /// <summary>The entry as a JSON object, members in the order they were always written.</summary>
     public abstract JsonObject ToJson();
 
     /// <summary>The bytes stored and hashed: the canonical form of <see cref="ToJson"/>.</summary>
-    public byte[] ToLeaf() => WalLog.LeafOf(ToJson());
+    public byte[] ToLeaf() => CanonicalJson.Serialize(ToJson());
 
     /// <summary>The form of <c>at</c>: UTC with milliseconds (<c>2026-11-26T05:36:21.519Z</c>).</summary>
     public static string Timestamp(DateTimeOffset time) =>
@@ -71,7 +80,7 @@ public abstract record WalEntry(string At)
                 plans && plan is { } whole ? Node(whole) : null,
                 plans && delta is { } changes ? Node(changes) : null,
                 Str(e, "plan_id"),
-                Str(e, "transition") ?? Coordinator.TransitionApply,
+                Str(e, "transition") ?? DefaultTransition,
                 Str(e, "reason"))
             {
                 IsDelta = delta is not null,
@@ -114,17 +123,28 @@ public abstract record WalEntry(string At)
 
 /// <summary>
 /// <c>prepare</c>: opens transaction (its index is the transaction id). The plan goes as a delta on the applied plan
-/// (<see cref="Delta"/>, <see cref="PlanDelta"/>) or whole (<see cref="Plan"/>; null: no plan, written as <c>"plan": null</c>).
+/// (<see cref="Delta"/>, <c>PlanDelta</c>) or whole (<see cref="Plan"/>; null: no plan, written as <c>"plan": null</c>).
 /// </summary>
-public sealed record PrepareEntry(string At, string? Base, IReadOnlyList<string> Participants, JsonObject? Plan, JsonObject? Delta, string? PlanId, string Transition, string? Reason)
+[GenerateSerializer, Immutable, Alias("rtt.wal.PrepareEntry")]
+public sealed record PrepareEntry(
+    string At,
+    [property: Id(0)] string? Base,
+    [property: Id(1)] ImmutableArray<string> Participants,
+    [property: Id(2)] JsonObject? Plan,
+    [property: Id(3)] JsonObject? Delta,
+    [property: Id(4)] string? PlanId,
+    [property: Id(5)] string Transition,
+    [property: Id(6)] string? Reason)
     : WalEntry(At)
 {
     public override string Kind => WalEntryKind.Prepare;
 
     /// <summary>Whether the entry carries a delta (set by the parser even when the plans were not read).</summary>
+    [Id(7)]
     public bool IsDelta { get; init; }
 
     /// <summary>False when parsed without the plan and delta: such an entry cannot be written again.</summary>
+    [Id(8)]
     public bool PlansRead { get; init; } = true;
 
     public override JsonObject ToJson()
@@ -162,10 +182,12 @@ public sealed record PrepareEntry(string At, string? Base, IReadOnlyList<string>
 }
 
 /// <summary>A participant's vote as a decision entry records it.</summary>
-public sealed record WalVote(string Participant, string? Reason, bool Yes);
+[GenerateSerializer, Immutable, Alias("rtt.wal.WalVote")]
+public sealed record WalVote([property: Id(0)] string Participant, [property: Id(1)] string? Reason, [property: Id(2)] bool Yes);
 
 /// <summary><c>commit</c> / <c>abort</c>: the decision, with every vote and (abort) the reason.</summary>
-public sealed record DecisionEntry(string At, long Tx, bool Commit, string? PlanId, IReadOnlyList<WalVote> Votes, string? Reason) : WalEntry(At)
+[GenerateSerializer, Immutable, Alias("rtt.wal.DecisionEntry")]
+public sealed record DecisionEntry(string At, [property: Id(0)] long Tx, [property: Id(1)] bool Commit, [property: Id(2)] string? PlanId, [property: Id(3)] ImmutableArray<WalVote> Votes, [property: Id(4)] string? Reason) : WalEntry(At)
 {
     public override string Kind => Commit ? WalEntryKind.Commit : WalEntryKind.Abort;
 
@@ -184,7 +206,8 @@ public sealed record DecisionEntry(string At, long Tx, bool Commit, string? Plan
 }
 
 /// <summary><c>applied</c>: every participant acknowledged the commit.</summary>
-public sealed record AppliedEntry(string At, long Tx) : WalEntry(At)
+[GenerateSerializer, Immutable, Alias("rtt.wal.AppliedEntry")]
+public sealed record AppliedEntry(string At, [property: Id(0)] long Tx) : WalEntry(At)
 {
     public override string Kind => WalEntryKind.Applied;
 
@@ -192,7 +215,8 @@ public sealed record AppliedEntry(string At, long Tx) : WalEntry(At)
 }
 
 /// <summary><c>verified</c>: the post-conditions held; <c>checks</c> says what each node answered.</summary>
-public sealed record VerifiedEntry(string At, long Tx, string Checks) : WalEntry(At)
+[GenerateSerializer, Immutable, Alias("rtt.wal.VerifiedEntry")]
+public sealed record VerifiedEntry(string At, [property: Id(0)] long Tx, [property: Id(1)] string Checks) : WalEntry(At)
 {
     public override string Kind => WalEntryKind.Verified;
 
@@ -205,7 +229,8 @@ public sealed record VerifiedEntry(string At, long Tx, string Checks) : WalEntry
 }
 
 /// <summary><c>verify-failed</c>: a post-condition failed, and why.</summary>
-public sealed record VerifyFailedEntry(string At, long Tx, string? Reason) : WalEntry(At)
+[GenerateSerializer, Immutable, Alias("rtt.wal.VerifyFailedEntry")]
+public sealed record VerifyFailedEntry(string At, [property: Id(0)] long Tx, [property: Id(1)] string? Reason) : WalEntry(At)
 {
     public override string Kind => WalEntryKind.VerifyFailed;
 
@@ -217,8 +242,9 @@ public sealed record VerifyFailedEntry(string At, long Tx, string? Reason) : Wal
     }
 }
 
-/// <summary><c>key-rotation</c>: `rtt keys rotate` with the silo stopped (<see cref="KeyRotation"/>); no transaction.</summary>
-public sealed record KeyRotationEntry(string At, string From, string Revocation, string To) : WalEntry(At)
+/// <summary><c>key-rotation</c>: `rtt keys rotate` with the silo stopped (<c>KeyRotation</c>); no transaction.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.wal.KeyRotationEntry")]
+public sealed record KeyRotationEntry(string At, [property: Id(0)] string From, [property: Id(1)] string Revocation, [property: Id(2)] string To) : WalEntry(At)
 {
     public override string Kind => WalEntryKind.KeyRotation;
 
@@ -230,4 +256,25 @@ public sealed record KeyRotationEntry(string At, string From, string Revocation,
         ["revocation"] = Revocation,
         ["to"] = To,
     };
+}
+
+/// <summary>
+/// A plan or delta (<see cref="JsonObject"/>, which Orleans has no codec for) on the wire: its JSON text. The WAL grain
+/// stores the entry's canonical bytes, which do not depend on how the text was written.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rtt.wal.JsonObject")]
+public struct JsonObjectSurrogate
+{
+    [Id(0)]
+    public string Json;
+}
+
+/// <summary>Converts a <see cref="JsonObject"/> to and from <see cref="JsonObjectSurrogate"/>.</summary>
+[RegisterConverter]
+public sealed class JsonObjectSurrogateConverter : IConverter<JsonObject, JsonObjectSurrogate>
+{
+    public JsonObject ConvertFromSurrogate(in JsonObjectSurrogate surrogate) =>
+        JsonNode.Parse(surrogate.Json) as JsonObject ?? throw new FormatException("a serialized JSON object is not an object");
+
+    public JsonObjectSurrogate ConvertToSurrogate(in JsonObject value) => new() { Json = value.ToJsonString() };
 }
