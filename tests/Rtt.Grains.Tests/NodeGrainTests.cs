@@ -35,6 +35,29 @@ public sealed class NodeGrainTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task A_participant_votes_no_on_a_target_that_is_not_its_own_and_keeps_the_one_it_commits()
+    {
+        var id = $"node-{Guid.NewGuid():N}";
+        var (from, to) = ($"rtt://t/{id}/caller", $"rtt://t/{id}/service");
+        var route = new Reconciling.RouteTarget(from, to, 42u, id, "shm", "sha256:lane");
+        var node = fixture.Cluster.Client.GetGrain<INodeGrain>(id);
+        var vote = await node.Prepare(1, "p1", route);
+        Assert.Equal((false, "a node takes a node target, not a RouteTarget"), (vote.Yes, vote.Reason));
+        vote = await node.Prepare(2, "p2", new Reconciling.NodeTarget("elsewhere", [], [], []));
+        Assert.Equal((false, "the target is for node elsewhere"), (vote.Yes, vote.Reason));
+
+        var grain = fixture.Cluster.Client.GetGrain<Reconciling.IRouteGrain>($"{from} -> {to}");
+        Assert.False((await grain.Prepare(1, "p1", new Reconciling.NodeTarget(id, [], [], []))).Yes);
+        vote = await grain.Prepare(2, "p2", route with { To = "rtt://t/x/other" });
+        Assert.Equal((false, $"the target is for route {from} -> rtt://t/x/other"), (vote.Yes, vote.Reason));
+        Assert.True((await grain.Prepare(3, "p3", route)).Yes);
+        await grain.Commit(3, "p3", route);
+        var ledger = await grain.Ledger();
+        Assert.Equal((3L, route.ToJson()), (ledger.AppliedTx, ledger.AppliedTarget)); // the ledger keeps the target's JSON
+        Assert.Equal(route, Reconciling.RouteTarget.Parse(ledger.AppliedTarget!));
+    }
+
+    [Fact]
     public async Task Registered_nodes_appear_in_the_directory_in_ordinal_order()
     {
         var prefix = Guid.NewGuid().ToString("N");
