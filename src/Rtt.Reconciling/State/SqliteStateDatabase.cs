@@ -140,6 +140,16 @@ public sealed class SqliteStateDatabase : IDisposable
     /// <summary>The same, waiting on the calling thread (for synchronous callers such as <c>IWalStore</c>).</summary>
     public T Write<T>(Func<SqliteConnection, SqliteTransaction, T> write, bool durable) => WriteAsync(write, durable).GetAwaiter().GetResult();
 
+    /// <summary>Runs SQL without parameters (a schema script) as one write, waiting for its transaction.</summary>
+    public void Execute(string sql, bool durable) => Write((c, tx) =>
+    {
+        using var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+        return true;
+    }, durable);
+
     /// <summary>Runs <paramref name="read"/> on a read connection (one per concurrent reader, kept for reuse).</summary>
     public T Read<T>(Func<SqliteConnection, T> read)
     {

@@ -120,14 +120,7 @@ public sealed class SqliteWalStore : IWalStore
         new(ErrorCodes.WalUnavailable, $"cannot open the WAL in the state database: {ex.Message}", path,
             "check that the file is a readable, writable SQLite database (see `rtt wal verify`)", ex);
 
-    private void CreateSchema() => _database.Write((c, tx) =>
-    {
-        using var command = c.CreateCommand();
-        command.Transaction = tx;
-        command.CommandText = Schema;
-        command.ExecuteNonQuery();
-        return true;
-    }, durable: true);
+    private void CreateSchema() => _database.Execute(Schema, durable: true);
 
     private void Writable()
     {

@@ -47,14 +47,7 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
             });
             if (!exists)
             {
-                database.Write((c, tx) =>
-                {
-                    using var command = c.CreateCommand();
-                    command.Transaction = tx;
-                    command.CommandText = Schema;
-                    command.ExecuteNonQuery();
-                    return true;
-                }, durable: false);
+                database.Execute(Schema, durable: false);
             }
         }
         catch
