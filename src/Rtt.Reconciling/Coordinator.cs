@@ -215,7 +215,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                return (Name: c.Key, Vote: new Vote(false, Why(ex)));
+                return (Name: c.Key, Vote: new TxVote(false, Why(ex)));
             }
         }));
         await Faults.HitAsync(FaultPoints.AfterVotes, planId ?? "none");
@@ -282,7 +282,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                return (Name: n, Check: new Check(false, Why(ex)));
+                return (Name: n, Check: new TxCheck(false, Why(ex)));
             }
         }));
         var failed = checks.Where(c => !c.Check.Ok).ToList();
@@ -316,7 +316,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     /// <summary>Why a participant's answer is missing: silence past the timeout, or its error.</summary>
     private string Why(Exception ex) => ex is TimeoutException ? $"no answer within {options.ParticipantTimeout.TotalSeconds:0.#} s" : ex.Message;
 
-    private async Task Decide(TxRecord tx, bool commit, string? reason, IReadOnlyList<(string Name, Vote Vote)> votes)
+    private async Task Decide(TxRecord tx, bool commit, string? reason, IReadOnlyList<(string Name, TxVote Vote)> votes)
     {
         var entry = new DecisionEntry(Now(), tx.Tx, commit, tx.PlanId, [.. votes.Select(v => new WalVote(v.Name, v.Vote.Reason, v.Vote.Yes))], reason);
 

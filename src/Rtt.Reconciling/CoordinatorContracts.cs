@@ -6,17 +6,11 @@ using Rtt.Reconciling.Wal;
 
 namespace Rtt.Reconciling;
 
-/// <summary>A participant's answer to prepare.</summary>
-public sealed record Vote(bool Yes, string Reason);
-
-/// <summary>A participant's post-condition check after commit.</summary>
-public sealed record Check(bool Ok, string Detail);
-
-/// <summary>One participant of a transaction, as the coordinator sees it (route and node grains in the silo).</summary>
+/// <summary>One participant of a transaction, as the coordinator sees it (route and node grains in the silo); its vote and check are the grains' own wire records (<see cref="TxVote"/>, <see cref="TxCheck"/>).</summary>
 public interface IParticipant
 {
     /// <summary>Validates and reserves <paramref name="target"/> (null: release what it holds); persists vote and reservation before answering.</summary>
-    Task<Vote> PrepareAsync(long tx, string planId, ParticipantTarget? target);
+    Task<TxVote> PrepareAsync(long tx, string planId, ParticipantTarget? target);
 
     /// <summary>Applies the reservation of <paramref name="tx"/> (or, when it has none, the target the decision carries); idempotent.</summary>
     Task CommitAsync(long tx, string planId, ParticipantTarget? target);
@@ -25,7 +19,7 @@ public interface IParticipant
     Task AbortAsync(long tx);
 
     /// <summary>Checks the applied state (node participants probe their lanes).</summary>
-    Task<Check> VerifyAsync(long tx);
+    Task<TxCheck> VerifyAsync(long tx);
 }
 
 /// <summary>What the coordinator needs of the WAL: typed entries in, typed entries out (<see cref="WalEntry"/>).</summary>

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Rtt.Core.Calls;
 using Rtt.Core.Errors;
 using Rtt.Core.Signing;
+using Rtt.Grains.Reconciling;
 using Rtt.Planning;
 using Rtt.Reconciling;
 using Rtt.Reconciling.Resilience;
@@ -88,7 +89,7 @@ public sealed class CoordinatorTests : IDisposable
     public async Task A_no_vote_or_a_silent_participant_aborts_and_every_participant_hears_the_abort()
     {
         var c = New(TimeSpan.FromMilliseconds(300));
-        P("node:n0").Vote = new Vote(false, "not enough memory");
+        P("node:n0").Vote = new TxVote(false, "not enough memory");
         var outcome = await c.ApplyAsync(Plan(null, ("a", "b", "n0")));
         Assert.Equal(ApplyOutcome.Aborted, outcome.Outcome);
         Assert.Contains("node:n0: not enough memory", outcome.Reason, StringComparison.Ordinal);
@@ -96,7 +97,7 @@ public sealed class CoordinatorTests : IDisposable
         Assert.Equal(["prepare 0", "abort 0"], P("route:a -> b").Calls);
         Assert.Equal(["prepare", "abort"], Kinds());
 
-        P("node:n0").Vote = new Vote(true, "ok");
+        P("node:n0").Vote = new TxVote(true, "ok");
         P("node:n0").Hang = new TaskCompletionSource();
         outcome = await c.ApplyAsync(Plan(null, ("a", "b", "n0"), ("x", "y", "n0")));
         Assert.Equal(ApplyOutcome.Aborted, outcome.Outcome);
@@ -110,7 +111,7 @@ public sealed class CoordinatorTests : IDisposable
         var c = New();
         var p1 = Plan(null, ("a", "b", "n0"));
         await c.ApplyAsync(p1);
-        P("node:n1").Failing = (4, new Check(false, "lane c -> d did not answer its probe")); // only the new plan's lanes fail
+        P("node:n1").Failing = (4, new TxCheck(false, "lane c -> d did not answer its probe")); // only the new plan's lanes fail
         var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
 
         var outcome = await c.ApplyAsync(p2);
@@ -380,14 +381,14 @@ public sealed class CoordinatorTests : IDisposable
     private sealed class TestParticipant : IParticipant
     {
         public List<string> Calls { get; } = [];
-        public Vote Vote { get; set; } = new(true, "reserved");
-        public (long Tx, Check Check)? Failing { get; set; }
+        public TxVote Vote { get; set; } = new(true, "reserved");
+        public (long Tx, TxCheck Check)? Failing { get; set; }
 
         /// <summary>How many commits from now on fail (a lost acknowledgement).</summary>
         public int CommitFailures { get; set; }
         public TaskCompletionSource? Hang { get; set; }
 
-        public async Task<Vote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target)
+        public async Task<TxVote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target)
         {
             Calls.Add($"prepare {tx}");
             if (Hang is { } hang)
@@ -416,6 +417,6 @@ public sealed class CoordinatorTests : IDisposable
             return Task.CompletedTask;
         }
 
-        public Task<Check> VerifyAsync(long tx) => Task.FromResult(Failing is { } f && f.Tx == tx ? f.Check : new Check(true, "ok"));
+        public Task<TxCheck> VerifyAsync(long tx) => Task.FromResult(Failing is { } f && f.Tx == tx ? f.Check : new TxCheck(true, "ok"));
     }
 }

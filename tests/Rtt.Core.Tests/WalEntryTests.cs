@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Data.Sqlite;
 using Rtt.Core.Signing;
+using Rtt.Grains.Reconciling;
 using Rtt.Planning;
 using Rtt.Reconciling;
 using Rtt.Reconciling.Wal;
@@ -67,15 +68,15 @@ public sealed class WalEntryTests : IDisposable
         Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(p1)).Outcome);
 
         // prepare (delta), commit, applied, verify-failed; then the rollback: prepare (transition, reason, delta), commit, applied, verified
-        P("node:n1").Failing = (4, new Check(false, "lane c -> d did not answer its probe"));
+        P("node:n1").Failing = (4, new TxCheck(false, "lane c -> d did not answer its probe"));
         var p2 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n1"));
         Assert.Equal(ApplyOutcome.RolledBack, (await c.ApplyAsync(p2)).Outcome);
 
         // prepare, abort (reason, votes with a no)
-        P("node:n0").Vote = new Vote(false, "not enough memory \"quoted\" é");
+        P("node:n0").Vote = new TxVote(false, "not enough memory \"quoted\" é");
         var p3 = Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("e", "f", "n0"));
         Assert.Equal(ApplyOutcome.Aborted, (await c.ApplyAsync(p3)).Outcome);
-        P("node:n0").Vote = new Vote(true, "reserved");
+        P("node:n0").Vote = new TxVote(true, "reserved");
 
         // a rollback to no plan: prepare with "plan": null and "plan_id": null
         Assert.Equal(ApplyOutcome.RolledBack, (await c.RollbackAsync("operator asked")).Outcome);
@@ -202,16 +203,16 @@ public sealed class WalEntryTests : IDisposable
 
     private sealed class Participant : IParticipant
     {
-        public Vote Vote { get; set; } = new(true, "reserved");
+        public TxVote Vote { get; set; } = new(true, "reserved");
 
-        public (long Tx, Check Check)? Failing { get; set; }
+        public (long Tx, TxCheck Check)? Failing { get; set; }
 
-        public Task<Vote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target) => Task.FromResult(Vote);
+        public Task<TxVote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target) => Task.FromResult(Vote);
 
         public Task CommitAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target) => Task.CompletedTask;
 
         public Task AbortAsync(long tx) => Task.CompletedTask;
 
-        public Task<Check> VerifyAsync(long tx) => Task.FromResult(Failing is { } f && f.Tx == tx ? f.Check : new Check(true, "ok"));
+        public Task<TxCheck> VerifyAsync(long tx) => Task.FromResult(Failing is { } f && f.Tx == tx ? f.Check : new TxCheck(true, "ok"));
     }
 }

@@ -194,25 +194,20 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     {
         public ITxParticipant Grain => grain;
 
-        public async Task<Vote> PrepareAsync(long tx, string planId, ParticipantTarget? target)
-        {
-            var v = await grain.Prepare(tx, planId, target);
-            return new Vote(v.Yes, v.Reason);
-        }
+        public Task<TxVote> PrepareAsync(long tx, string planId, ParticipantTarget? target) => grain.Prepare(tx, planId, target);
 
         public Task CommitAsync(long tx, string planId, ParticipantTarget? target) => grain.Commit(tx, planId, target);
 
         public Task AbortAsync(long tx) => grain.Abort(tx);
 
-        public async Task<Check> VerifyAsync(long tx)
+        public Task<TxCheck> VerifyAsync(long tx)
         {
             if (isRollback(tx))
             {
                 RequestContext.Set(NodeGrain.SkipSloGates, true); // flows to this call only (async-local)
             }
 
-            var c = await grain.Verify(tx);
-            return new Check(c.Ok, c.Detail);
+            return grain.Verify(tx);
         }
     }
 }
