@@ -45,6 +45,30 @@ public sealed class GroupCommit<TItem, TResult>(Func<IReadOnlyList<TItem>, IRead
         return done.Task;
     }
 
+    /// <summary>
+    /// <see cref="Enqueue"/> for a synchronous caller: when no batch is being written, the caller writes it on its own
+    /// thread (with whatever else is queued) instead of handing it to a pool thread and blocking until that one is done;
+    /// otherwise it waits for the batch its item goes out in.
+    /// </summary>
+    public TResult EnqueueAndWait(TItem item)
+    {
+        var done = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool lead;
+        lock (_gate)
+        {
+            _queue.Add((item, done));
+            lead = !_flushing;
+            _flushing = true;
+        }
+
+        if (lead)
+        {
+            Flush(); // never throws: every item completes with its result or its batch's exception
+        }
+
+        return done.Task.GetAwaiter().GetResult();
+    }
+
     private void Flush()
     {
         while (true)

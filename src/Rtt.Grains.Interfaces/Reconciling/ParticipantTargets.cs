@@ -21,18 +21,21 @@ public abstract record ParticipantTarget
     public string ToJson() => Encoding.UTF8.GetString(ToUtf8());
 
     /// <summary><see cref="ToJson"/> as UTF-8.</summary>
-    public byte[] ToUtf8()
+    public byte[] ToUtf8() => Utf8(Write);
+
+    internal abstract void Write(Utf8JsonWriter writer);
+
+    /// <summary>What <paramref name="write"/> writes, as UTF-8 (targets and their lanes).</summary>
+    internal static byte[] Utf8(Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            Write(writer);
+            write(writer);
         }
 
         return buffer.WrittenSpan.ToArray();
     }
-
-    internal abstract void Write(Utf8JsonWriter writer);
 
     /// <summary>Reads a ledger's target JSON for participant <paramref name="participant"/> (<c>node:…</c> or <c>route:…</c>); null for null.</summary>
     public static ParticipantTarget? Parse(string participant, string? json) =>
@@ -67,19 +70,10 @@ public sealed record LaneSpec(
     [property: Id(9)] string? Forward = null)
 {
     /// <summary>The lane's JSON, as its node target holds it.</summary>
-    public string ToJson()
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            Write(writer);
-        }
-
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public string ToJson() => Encoding.UTF8.GetString(ParticipantTarget.Utf8(Write));
 
     /// <summary>The hash of the lane's JSON: what a route's target names, so a changed lane changes its route's target.</summary>
-    public string Hash() => ContentHash.Of(Encoding.UTF8.GetBytes(ToJson()));
+    public string Hash() => ContentHash.Of(ParticipantTarget.Utf8(Write));
 
     internal void Write(Utf8JsonWriter w)
     {

@@ -124,11 +124,22 @@ public sealed class SqliteStateDatabase : IDisposable
     /// transaction (its commands must set <see cref="SqliteCommand.Transaction"/>); its result or exception is the task's.
     /// With <paramref name="durable"/>, the transaction is fsynced (<c>synchronous=FULL</c>) before the task completes.
     /// </summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> write, bool durable)
+    public async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> write, bool durable) =>
+        Result<T>(await Group().Enqueue(new Op((c, t) => write(c, t), durable)).ConfigureAwait(false));
+
+    /// <summary>The same for synchronous callers such as <c>IWalStore</c>: the calling thread writes the batch itself when none is in progress.</summary>
+    public T Write<T>(Func<SqliteConnection, SqliteTransaction, T> write, bool durable) =>
+        Result<T>(Group().EnqueueAndWait(new Op((c, t) => write(c, t), durable)));
+
+    private GroupCommit<Op, object?> Group()
     {
         var group = _group ?? throw new InvalidOperationException($"the state database {Path} was opened read-only");
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var result = await group.Enqueue(new Op((c, t) => write(c, t), durable)).ConfigureAwait(false);
+        return group;
+    }
+
+    private static T Result<T>(object? result)
+    {
         if (result is Failure failure)
         {
             failure.Error.Throw();
@@ -136,9 +147,6 @@ public sealed class SqliteStateDatabase : IDisposable
 
         return (T)result!;
     }
-
-    /// <summary>The same, waiting on the calling thread (for synchronous callers such as <c>IWalStore</c>).</summary>
-    public T Write<T>(Func<SqliteConnection, SqliteTransaction, T> write, bool durable) => WriteAsync(write, durable).GetAwaiter().GetResult();
 
     /// <summary>Runs SQL without parameters (a schema script) as one write, waiting for its transaction.</summary>
     public void Execute(string sql, bool durable) => Write((c, tx) =>
