@@ -38,6 +38,118 @@ public static class CanonicalJson
         return Serialize(doc.RootElement);
     }
 
+    /// <summary>
+    /// True when <paramref name="utf8Json"/> is certainly canonical (RFC 8785), shown by one pass of the reader that
+    /// allocates nothing: no whitespace, strings and member names of printable ASCII without escapes, names in strictly
+    /// increasing order (no duplicates), numbers that are integer literals of at most 15 digits (not <c>-0</c>). False
+    /// means only "not shown": a text with other strings or numbers may still be canonical, and the caller compares it
+    /// with <see cref="Canonicalize(ReadOnlySpan{byte}, string?)"/> (the WAL's replay and verifier do, for every entry
+    /// this pass cannot show). CanonicalJsonTests check on random texts that true is never wrong.
+    /// </summary>
+    public static bool IsPlainCanonical(ReadOnlySpan<byte> utf8Json)
+    {
+        if (utf8Json.IsEmpty)
+        {
+            return false;
+        }
+
+        // Per open container (by depth): whether an item was seen, and where the last member name is in the text.
+        Span<bool> seen = stackalloc bool[MaxDepth + 2];
+        Span<int> nameStart = stackalloc int[MaxDepth + 2];
+        Span<int> nameLength = stackalloc int[MaxDepth + 2];
+        var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { MaxDepth = MaxDepth });
+        long expected = 0; // the length the text has when nothing but its tokens, ',' and ':' is in it
+        var afterName = false;
+        try
+        {
+            while (reader.Read())
+            {
+                var depth = reader.CurrentDepth;
+                var token = reader.TokenType;
+                if (token is JsonTokenType.EndObject or JsonTokenType.EndArray)
+                {
+                    expected++;
+                    continue;
+                }
+
+                if (token == JsonTokenType.PropertyName || !afterName)
+                {
+                    if (depth > 0 && seen[depth])
+                    {
+                        expected++; // the comma before this item
+                    }
+
+                    seen[depth] = true;
+                }
+
+                afterName = false;
+                switch (token)
+                {
+                    case JsonTokenType.StartObject:
+                    case JsonTokenType.StartArray:
+                        seen[depth + 1] = false;
+                        nameLength[depth + 1] = -1;
+                        expected++;
+                        break;
+                    case JsonTokenType.PropertyName:
+                        var name = reader.ValueSpan;
+                        if (reader.ValueIsEscaped || !PlainAscii(name))
+                        {
+                            return false;
+                        }
+
+                        var start = (int)reader.TokenStartIndex + 1;
+                        if (nameLength[depth] >= 0 && name.SequenceCompareTo(utf8Json.Slice(nameStart[depth], nameLength[depth])) <= 0)
+                        {
+                            return false; // out of order or a duplicate
+                        }
+
+                        nameStart[depth] = start;
+                        nameLength[depth] = name.Length;
+                        expected += name.Length + 3;
+                        afterName = true;
+                        break;
+                    case JsonTokenType.String:
+                        if (reader.ValueIsEscaped || !PlainAscii(reader.ValueSpan))
+                        {
+                            return false;
+                        }
+
+                        expected += reader.ValueSpan.Length + 2;
+                        break;
+                    case JsonTokenType.Number:
+                        var number = reader.ValueSpan;
+                        var digits = number[0] == (byte)'-' ? number[1..] : number;
+                        if (digits.Length is 0 or > 15 || digits.ContainsAnyExceptInRange((byte)'0', (byte)'9') || (digits.Length > 1 && digits[0] == (byte)'0') ||
+                            (number[0] == (byte)'-' && digits is [(byte)'0']))
+                        {
+                            return false;
+                        }
+
+                        expected += number.Length;
+                        break;
+                    case JsonTokenType.True or JsonTokenType.Null:
+                        expected += 4;
+                        break;
+                    case JsonTokenType.False:
+                        expected += 5;
+                        break;
+                    default:
+                        return false;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+
+        return expected == utf8Json.Length && reader.BytesConsumed == utf8Json.Length;
+    }
+
+    // Printable ASCII: written as itself by the canonical writer (no escape, one byte per UTF-16 unit, so byte order is name order).
+    private static bool PlainAscii(ReadOnlySpan<byte> text) => !text.ContainsAnyExceptInRange((byte)0x20, (byte)0x7E) && !text.Contains((byte)'\\');
+
     /// <summary>Canonical bytes of a JSON text given as a string.</summary>
     public static byte[] Canonicalize(string json, string? source = null) => Canonicalize(Encoding.UTF8.GetBytes(json), source);
 

@@ -131,24 +131,36 @@ public sealed class WalLog : IDisposable
         var frontier = new MerkleFrontier();
         var heads = new List<SignedTreeHead>(storedHeads.Count);
         var nextHead = 0;
-        foreach (var record in store.Read(0, count))
+        var records = store.Read(0, count) as IReadOnlyList<WalRecord> ?? [.. store.Read(0, count)];
+
+        // Each entry's leaf hash and canonical form are checked on their own, spread over the cores (replay of 100,000
+        // entries at a silo's start); the tree and the heads are then built in order, and the first fault by index is
+        // the one reported, as a sequential replay would.
+        var hashes = new byte[records.Count][];
+        var entryFaults = new string?[records.Count];
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = records.Count < 4096 ? 1 : -1 }; // a short log: not worth the threads
+        Parallel.For(0, records.Count, parallel, i =>
         {
+            var leaf = records[i].Leaf;
+            hashes[i] = Merkle.LeafHash(leaf);
+            entryFaults[i] = !hashes[i].AsSpan().SequenceEqual(records[i].LeafHash) ? "its bytes do not match its stored leaf hash"
+                : CanonicalFault(leaf) is { } notCanonical ? notCanonical : null;
+        });
+
+        for (var i = 0; i < records.Count; i++)
+        {
+            var record = records[i];
             if (record.Index != leafHashes.Count)
             {
                 throw Tampered($"entry {leafHashes.Count} is missing (the next stored entry is {record.Index})", store);
             }
 
-            var hash = Merkle.LeafHash(record.Leaf);
-            if (!hash.AsSpan().SequenceEqual(record.LeafHash))
+            if (entryFaults[i] is { } fault)
             {
-                throw Tampered($"entry {record.Index}: its bytes do not match its stored leaf hash", store);
+                throw Tampered($"entry {record.Index}: {fault}", store);
             }
 
-            if (CanonicalFault(record.Leaf) is { } notCanonical)
-            {
-                throw Tampered($"entry {record.Index}: {notCanonical}", store);
-            }
-
+            var hash = hashes[i];
             leafHashes.Add(hash);
             frontier.Add(hash);
             while (nextHead < storedHeads.Count && storedHeads[nextHead].Size == frontier.Size)
@@ -185,6 +197,11 @@ public sealed class WalLog : IDisposable
             if (leaf.Length == 0 || leaf[0] != (byte)'{')
             {
                 return "not a JSON object";
+            }
+
+            if (CanonicalJson.IsPlainCanonical(leaf))
+            {
+                return null; // what the silo writes, shown without parsing and re-writing it (replay: 100,000 entries)
             }
 
             return CanonicalJson.Canonicalize(leaf).AsSpan().SequenceEqual(leaf) ? null : "not in canonical JSON form (RFC 8785)";

@@ -1,0 +1,163 @@
+using System.Text;
+using Rtt.Core.Errors;
+using Rtt.Core.Json;
+
+namespace Rtt.Core.Tests;
+
+/// <summary>
+/// <see cref="CanonicalJson.IsPlainCanonical"/>: the WAL's replay trusts its "true" without canonicalising the entry,
+/// so a true for a text that is not canonical would let a changed entry through. Checked against the reference
+/// (<see cref="CanonicalJson.Canonicalize(ReadOnlySpan{byte}, string?)"/>) on fixed and random texts.
+/// </summary>
+public sealed class PlainCanonicalTests
+{
+    [Theory]
+    [InlineData("""{"a":1,"b":[true,false,null],"c":{"d":"x y","e":-42}}""")]
+    [InlineData("""{}""")]
+    [InlineData("""{"a":[],"b":{},"c":[[],{}]}""")]
+    [InlineData("""{"A":0,"_":1,"a":2}""")]
+    [InlineData("""{"m":-123456789012345,"n":123456789012345}""")]
+    [InlineData("""{"kind":"decision","outcome":"commit","participants":["node:n0","route:a->b"],"tx":"t-1"}""")]
+    public void Shows_plain_canonical_texts(string text)
+    {
+        Assert.Equal(text, Encoding.UTF8.GetString(CanonicalJson.Canonicalize(text)));
+        Assert.True(CanonicalJson.IsPlainCanonical(Encoding.UTF8.GetBytes(text)));
+    }
+
+    [Theory]
+    [InlineData("""{"a":1 }""")] // white space
+    [InlineData(""" {"a":1}""")]
+    [InlineData("""{"a":1}""" + "\n")]
+    [InlineData("""{"a": 1}""")]
+    [InlineData("""{"b":1,"a":2}""")] // order
+    [InlineData("""{"a":1,"a":2}""")] // duplicate
+    [InlineData("""{"a":{"y":1,"x":2}}""")] // order one level down
+    [InlineData("""{"a":-0}""")] // numbers not in ECMAScript form
+    [InlineData("""{"a":1.0}""")]
+    [InlineData("""{"a":1e2}""")]
+    [InlineData("""{"a":1E2}""")]
+    [InlineData("""{"a":1234567890123456789}""")]
+    [InlineData("""{"a":"\u0041"}""")] // escapes the canonical writer would not write
+    [InlineData("""{"a":"\/"}""")]
+    [InlineData("""{"\u0061":1}""")]
+    [InlineData("""{"a":1}{"b":2}""")] // not one value
+    [InlineData("""{"a":1""")] // not JSON
+    [InlineData("""{"a":tru}""")]
+    [InlineData("""{"a":1,}""")]
+    [InlineData("")]
+    public void Does_not_show_texts_that_are_not_canonical(string text)
+    {
+        Assert.False(CanonicalJson.IsPlainCanonical(Encoding.UTF8.GetBytes(text)));
+    }
+
+    [Theory]
+    [InlineData("""{"a":"é"}""")] // canonical, but not plain: the caller must compare with the reference
+    [InlineData("""{"a":0.5}""")]
+    [InlineData("""{"a":"line\nbreak"}""")]
+    [InlineData("""{"a":1e+30}""")]
+    public void Leaves_canonical_texts_it_cannot_show_to_the_reference(string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        Assert.Equal(bytes, CanonicalJson.Canonicalize(bytes));
+        Assert.False(CanonicalJson.IsPlainCanonical(bytes));
+    }
+
+    [Fact]
+    public void Never_shows_a_random_text_the_reference_would_write_differently()
+    {
+        var random = new Random(8785);
+        int shown = 0, canonical = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var sb = new StringBuilder();
+            Value(sb, random, 0, objectOnly: true);
+            var text = Mutate(sb.ToString(), random);
+            var bytes = Encoding.UTF8.GetBytes(text);
+            byte[]? reference;
+            try
+            {
+                reference = CanonicalJson.Canonicalize(bytes);
+            }
+            catch (RttException)
+            {
+                reference = null;
+            }
+
+            var isCanonical = reference is not null && reference.AsSpan().SequenceEqual(bytes);
+            canonical += isCanonical ? 1 : 0;
+            if (CanonicalJson.IsPlainCanonical(bytes))
+            {
+                shown++;
+                Assert.True(isCanonical, $"shown as canonical but the reference writes it differently: {text}");
+            }
+        }
+
+        // The pass must be useful, not only safe: most canonical texts of this generator are plain.
+        Assert.True(canonical > 2_000, $"{canonical} canonical texts");
+        Assert.True(shown > canonical / 2, $"{shown} of {canonical} canonical texts shown");
+    }
+
+    private static readonly string[] Names = ["a", "b", "B", "ab", "a b", "_", "z9", "é", "a\"", "a\\b", "kind", "tx"];
+    private static readonly string[] Numbers = ["0", "1", "-1", "42", "-0", "1.0", "0.5", "1e2", "123456789012345", "1234567890123456", "9007199254740993", "1E-7"];
+    private static readonly string[] Strings = ["", "x", "x y", "é", "\\n", "\\u0041", "\\/", "\\\"", "~", "tab\\t", "\\u001f"];
+
+    private static void Value(StringBuilder sb, Random random, int depth, bool objectOnly = false)
+    {
+        var pick = objectOnly ? 0 : random.Next(depth > 3 ? 2 : 7);
+        switch (pick)
+        {
+            case 0 when objectOnly || depth <= 3:
+                sb.Append('{');
+                var names = Names.OrderBy(_ => random.Next()).Take(random.Next(4)).ToList();
+                if (random.Next(3) > 0)
+                {
+                    names.Sort(StringComparer.Ordinal); // mostly in order, so many texts are canonical
+                }
+
+                for (var i = 0; i < names.Count; i++)
+                {
+                    sb.Append(i > 0 ? "," : "").Append('"').Append(names[i].Replace("\\", "\\\\").Replace("\"", "\\\"")).Append("\":");
+                    Value(sb, random, depth + 1);
+                }
+
+                sb.Append('}');
+                break;
+            case 1:
+                sb.Append('"').Append(Strings[random.Next(Strings.Length)]).Append('"');
+                break;
+            case 2:
+            case 3:
+                sb.Append(Numbers[random.Next(Numbers.Length)]);
+                break;
+            case 4:
+                sb.Append(random.Next(3) switch { 0 => "true", 1 => "false", _ => "null" });
+                break;
+            default:
+                sb.Append('[');
+                var n = random.Next(4);
+                for (var i = 0; i < n; i++)
+                {
+                    sb.Append(i > 0 ? "," : "");
+                    Value(sb, random, depth + 1);
+                }
+
+                sb.Append(']');
+                break;
+        }
+    }
+
+    // Sometimes one byte-level change: white space, a duplicated member, a trailing comma or a cut.
+    private static string Mutate(string text, Random random)
+    {
+        var at = random.Next(text.Length + 1);
+        return random.Next(8) switch
+        {
+            0 => text.Insert(at, " "),
+            1 => text.Insert(at, "\n"),
+            2 when text.Length > 2 => text[..at],
+            3 => text.Replace("{\"", "{\"a\":1,\""),
+            4 => text.Insert(at, ","),
+            _ => text,
+        };
+    }
+}
