@@ -11,6 +11,17 @@ public sealed partial class Coordinator
         return await log.AppendAsync(entry);
     }
 
+    /// <summary>
+    /// An entry that need not be durable on its own (the prepare): what depends on it (the participants' votes, the
+    /// decision) is written after it to the same ordered store, and the decision's fsync makes it durable before any
+    /// participant commits. A crash of the process loses nothing; a power loss loses it only with everything after it.
+    /// </summary>
+    private async Task<long> AppendUnflushed(WalEntry entry)
+    {
+        _signed = null;
+        return await log.AppendUnflushedAsync(entry);
+    }
+
     private async Task<long> AppendAndSign(IReadOnlyList<WalEntry> entries)
     {
         _signed = null;

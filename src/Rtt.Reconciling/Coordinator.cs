@@ -191,7 +191,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         }
 
         var prepare = new PrepareEntry(Now(), AppliedPlanId, [.. changes.Keys], delta is null ? target : null, delta, planId, transition, reason);
-        var txIndex = await Append(prepare);
+        var txIndex = await AppendUnflushed(prepare); // durable with the decision (one fsync fewer per transaction)
         var tx = new TxRecord
         {
             Tx = txIndex,

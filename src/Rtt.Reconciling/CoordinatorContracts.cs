@@ -27,6 +27,9 @@ public interface ICoordinatorLog
 {
     Task<long> AppendAsync(WalEntry entry);
 
+    /// <summary>Appends an entry in order without flushing it on its own; durable with the next durable append (by default: durable now).</summary>
+    Task<long> AppendUnflushedAsync(WalEntry entry) => AppendAsync(entry);
+
     /// <summary>Signs a tree head over the log as it is now.</summary>
     Task<SignedTreeHead> SignHeadAsync();
 

@@ -86,6 +86,39 @@ public sealed class CoordinatorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_transaction_costs_two_fsyncs_its_prepare_entry_is_made_durable_by_the_decision()
+    {
+        var database = ((SqliteWalStore)_wal.Store).Database;
+        var c = New();
+        var p1 = Plan(null, ("a", "b", "n0"));
+        var durableBefore = database.DurableTransactions;
+        var prepareSeen = false;
+        P("node:n0").OnPrepare = () =>
+        {
+            // When a participant hears prepare, the entry is committed (another connection reads it) but not fsynced.
+            Assert.False(database.LastCommitDurable);
+            Assert.Equal(durableBefore, database.DurableTransactions);
+            using var reader = SqliteWalStore.OpenReadOnly(database.Path);
+            Assert.Equal("prepare", (string)JsonNode.Parse(reader.Read(0, 1).Single().Leaf)!["kind"]!);
+            prepareSeen = true;
+        };
+
+        Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(p1)).Outcome);
+        Assert.True(prepareSeen);
+        // The decision with its head, then applied + verified with theirs: two fsyncs, the first covering the prepare.
+        Assert.Equal(durableBefore + 2, database.DurableTransactions);
+        Assert.Equal(["prepare", "commit", "applied", "verified"], Kinds());
+
+        // An abort is durable too: its decision is fsynced with the prepare before it.
+        P("node:n0").Vote = new TxVote(false, "no room");
+        P("node:n0").OnPrepare = null;
+        var aborted = await c.ApplyAsync(Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n0")));
+        Assert.Equal(ApplyOutcome.Aborted, aborted.Outcome);
+        Assert.Equal(durableBefore + 3, database.DurableTransactions);
+        Assert.True(database.LastCommitDurable);
+    }
+
+    [Fact]
     public async Task A_no_vote_or_a_silent_participant_aborts_and_every_participant_hears_the_abort()
     {
         var c = New(TimeSpan.FromMilliseconds(300));
@@ -367,6 +400,8 @@ public sealed class CoordinatorTests : IDisposable
     {
         public Task<long> AppendAsync(WalEntry entry) => wal.AppendAsync(entry.ToJson());
 
+        public Task<long> AppendUnflushedAsync(WalEntry entry) => wal.AppendLeafUnflushedAsync(entry.ToLeaf());
+
         public Task<SignedTreeHead> SignHeadAsync() => Task.FromResult(wal.SignHead(key, DateTimeOffset.UnixEpoch));
 
         public Task<(long Size, string Root)> RootAsync() => Task.FromResult(wal.Current());
@@ -388,9 +423,13 @@ public sealed class CoordinatorTests : IDisposable
         public int CommitFailures { get; set; }
         public TaskCompletionSource? Hang { get; set; }
 
+        /// <summary>Runs when prepare arrives (a check of what the coordinator logged before asking).</summary>
+        public Action? OnPrepare { get; set; }
+
         public async Task<TxVote> PrepareAsync(long tx, string planId, Rtt.Grains.Reconciling.ParticipantTarget? target)
         {
             Calls.Add($"prepare {tx}");
+            OnPrepare?.Invoke();
             if (Hang is { } hang)
             {
                 await hang.Task;

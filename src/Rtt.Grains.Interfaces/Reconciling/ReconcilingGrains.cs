@@ -56,6 +56,13 @@ public interface IWalGrain : IGrainWithStringKey
     [Alias("Append")]
     Task<long> Append(Rtt.Reconciling.Wal.WalEntry entry);
 
+    /// <summary>
+    /// Appends one entry committed in order but not flushed on its own: it is durable with the next durable write
+    /// (the coordinator's prepare entry, made durable by its decision's fsync). A process crash loses nothing.
+    /// </summary>
+    [Alias("AppendUnflushed")]
+    Task<long> AppendUnflushed(Rtt.Reconciling.Wal.WalEntry entry);
+
     [Alias("SignHead")]
     Task<WalHeadView> SignHead();
 

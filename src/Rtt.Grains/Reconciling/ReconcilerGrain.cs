@@ -164,6 +164,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         public Task<long> AppendAsync(WalEntry entry) =>
             retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(entry)));
 
+        public Task<long> AppendUnflushedAsync(WalEntry entry) =>
+            retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.AppendUnflushed(entry)));
+
         public async Task<SignedTreeHead> SignHeadAsync()
         {
             var head = await retry.ExecuteAsync("signing a WAL tree head", _ => new ValueTask<WalHeadView>(wal.SignHead()));

@@ -39,7 +39,11 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
     /// same bytes again: an entry identical to the last one stored is not appended twice; its index is returned.
     /// Entries carry a millisecond timestamp, so two distinct entries of the reconciler are never identical.
     /// </summary>
-    public async Task<long> Append(WalEntry entry)
+    public Task<long> Append(WalEntry entry) => Append(entry, durable: true);
+
+    public Task<long> AppendUnflushed(WalEntry entry) => Append(entry, durable: false);
+
+    private async Task<long> Append(WalEntry entry, bool durable)
     {
         var leaf = entry.ToLeaf();
         var size = Log.Size;
@@ -48,7 +52,7 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
             return last.Index;
         }
 
-        var index = await Log.AppendLeafAsync(leaf);
+        var index = await (durable ? Log.AppendLeafAsync(leaf) : Log.AppendLeafUnflushedAsync(leaf));
         if (index == Log.Size - 1)
         {
             _last = (index, leaf);

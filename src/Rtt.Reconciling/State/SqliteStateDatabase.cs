@@ -62,6 +62,9 @@ public sealed class SqliteStateDatabase : IDisposable
     /// <summary>Whether the last committed transaction held a durable write (and so committed with <c>synchronous=FULL</c>).</summary>
     public bool LastCommitDurable { get; private set; }
 
+    /// <summary>Transactions committed with <c>synchronous=FULL</c> so far: the fsyncs the writes cost.</summary>
+    public long DurableTransactions { get; private set; }
+
     /// <summary>Writes queued for the next transaction (not counting those of the transaction being written).</summary>
     public int Queued => _group?.Pending ?? 0;
 
@@ -241,6 +244,7 @@ public sealed class SqliteStateDatabase : IDisposable
 
                 tx.Commit();
                 LastCommitDurable = full;
+                DurableTransactions += full ? 1 : 0;
                 Transactions++;
                 Writes += results.Count(r => r is not Failure);
             }

@@ -40,6 +40,9 @@ public sealed class SqliteWalStore : IWalStore
 
     public string Location => _database.Path;
 
+    /// <summary>The state database the tables are in (its writer and counters).</summary>
+    public SqliteStateDatabase Database => _database;
+
     /// <summary>
     /// Opens (and creates when asked) the WAL tables in the SQLite file at <paramref name="path"/>, with a writer of its
     /// own: for tools that run without a silo (`rtt keys rotate`, benchmarks, tests). A silo uses <see cref="On"/>.
@@ -145,12 +148,15 @@ public sealed class SqliteWalStore : IWalStore
         });
     }
 
-    public void Append(IReadOnlyList<WalRecord> records) => Append(records, null);
+    public void Append(IReadOnlyList<WalRecord> records) => Append(records, null, durable: true);
+
+    /// <summary>Without <paramref name="durable"/>: committed with <c>synchronous=NORMAL</c>, made durable by the next durable write.</summary>
+    public void Append(IReadOnlyList<WalRecord> records, bool durable) => Append(records, null, durable);
 
     /// <summary>The entries and the head in one transaction: one fsync.</summary>
-    public void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson) => Append(records, (headSize, headJson));
+    public void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson) => Append(records, (headSize, headJson), durable: true);
 
-    private void Append(IReadOnlyList<WalRecord> records, (long Size, string Json)? head)
+    private void Append(IReadOnlyList<WalRecord> records, (long Size, string Json)? head, bool durable)
     {
         Writable();
         if (records.Count == 0)
@@ -200,7 +206,7 @@ public sealed class SqliteWalStore : IWalStore
             }
 
             return true;
-        }, durable: true);
+        }, durable);
     }
 
     public IEnumerable<WalRecord> Read(long from, long to)

@@ -24,7 +24,7 @@ public sealed class WalLog : IDisposable
     private readonly MerkleFrontier _frontier;
     private readonly List<SignedTreeHead> _heads;
     private readonly Lock _gate = new();
-    private readonly GroupCommit<byte[], long> _group;
+    private readonly GroupCommit<(byte[] Leaf, bool Durable), long> _group;
 
     private readonly WalAnchor? _anchor;
 
@@ -35,10 +35,11 @@ public sealed class WalLog : IDisposable
         _leafHashes = leafHashes;
         _frontier = frontier;
         _heads = heads;
-        _group = new GroupCommit<byte[], long>(leaves =>
+        _group = new GroupCommit<(byte[] Leaf, bool Durable), long>(batch =>
         {
-            var first = Write(leaves);
-            return [.. Enumerable.Range(0, leaves.Count).Select(i => first + i)];
+            // A batch is durable when any of its appends asked to be (one fsync covers them all).
+            var first = Write([.. batch.Select(b => b.Leaf)], batch.Any(b => b.Durable));
+            return [.. Enumerable.Range(0, batch.Count).Select(i => first + i)];
         });
     }
 
@@ -269,19 +270,26 @@ public sealed class WalLog : IDisposable
     public static byte[] LeafOf(JsonObject entry) => CanonicalJson.Serialize(entry);
 
     /// <summary>Appends one entry durably and returns its index (group-committed with concurrent appends).</summary>
-    public Task<long> AppendAsync(JsonObject entry) => _group.Enqueue(LeafOf(entry));
+    public Task<long> AppendAsync(JsonObject entry) => _group.Enqueue((LeafOf(entry), true));
 
     /// <summary>The same, for an entry's leaf bytes already made (<see cref="WalEntry.ToLeaf"/>).</summary>
-    public Task<long> AppendLeafAsync(byte[] leaf) => _group.Enqueue(leaf);
+    public Task<long> AppendLeafAsync(byte[] leaf) => _group.Enqueue((leaf, true));
+
+    /// <summary>
+    /// The same, committed in order but not flushed on its own (<see cref="IWalStore.Append(IReadOnlyList{WalRecord}, bool)"/>):
+    /// durable with the next durable write. For an entry nothing outside the store depends on until a later durable
+    /// entry (the coordinator's prepare: its decision is fsynced before any participant acts on it).
+    /// </summary>
+    public Task<long> AppendLeafUnflushedAsync(byte[] leaf) => _group.Enqueue((leaf, false));
 
     /// <summary>Appends one entry durably on the calling thread (no batching).</summary>
     public long Append(JsonObject entry)
     {
-        return Write([LeafOf(entry)]);
+        return Write([LeafOf(entry)], durable: true);
     }
 
     /// <summary>Stores leaves as one durable transaction and adds them to the tree; returns the first index.</summary>
-    private long Write(IReadOnlyList<byte[]> leaves)
+    private long Write(IReadOnlyList<byte[]> leaves, bool durable)
     {
         lock (_gate)
         {
@@ -292,7 +300,7 @@ public sealed class WalLog : IDisposable
                 records[i] = new WalRecord(first + i, leaves[i], Merkle.LeafHash(leaves[i]));
             }
 
-            _store.Append(records); // one transaction, one fsync for the whole batch
+            _store.Append(records, durable); // one transaction, one fsync for the whole batch (when durable)
             foreach (var r in records)
             {
                 _leafHashes.Add(r.LeafHash);

@@ -24,6 +24,13 @@ public interface IWalStore : IDisposable
     /// </summary>
     void Append(IReadOnlyList<WalRecord> records);
 
+    /// <summary>
+    /// The same, <paramref name="durable"/> or not: a store may commit a write that is not durable without flushing it,
+    /// when its writes become durable in order (SQLite: one write-ahead file, a later fsynced commit covers every commit
+    /// before it; a power loss keeps a prefix). A process crash loses nothing either way. By default every append is durable.
+    /// </summary>
+    void Append(IReadOnlyList<WalRecord> records, bool durable) => Append(records);
+
     /// <summary>Entries with index in [from, to), in order.</summary>
     IEnumerable<WalRecord> Read(long from, long to);
 
