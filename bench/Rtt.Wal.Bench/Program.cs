@@ -62,7 +62,8 @@ try
         result["replay"] = replay;
         foreach (var size in new[] { replayEntries, 1_000 }.Distinct())
         {
-            replay.Add(await ReplayCase(size, size >= 100_000 ? 1_000 : 100));
+            // Goals: 100,000 entries in 0.3 s (issue 20 raised it from 1 s), 1,000 in 0.1 s.
+            replay.Add(await ReplayCase(size, size >= 100_000 ? 300 : 100));
         }
     });
 
