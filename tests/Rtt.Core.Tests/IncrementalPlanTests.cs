@@ -203,6 +203,108 @@ public sealed class IncrementalPlanTests
 
         Assert.Single(ids);
     }
+
+    [Fact]
+    public void Chains_of_random_changes_to_a_few_hundred_routes_are_the_plans_made_from_scratch()
+    {
+        // Each step changes one kind of input: a route added, removed, given another provider; a contract changed; the
+        // policy changed; the topology changed or a node down. The steps are planned one after another in this process
+        // (each with the one before as its base, as a silo re-planning does), then each again with nothing kept.
+        using var key = SigningKey.Generate();
+        string[] symbols = [.. Enumerable.Range(0, 160).Select(i => $"rtt://big/svc/s{i:000}")];
+        var kinds = new HashSet<int>();
+        for (var seed = 0; seed < 8; seed++)
+        {
+            var rnd = new Random(1000 + seed);
+            JsonObject Route() => PlannerTests.Route(symbols[rnd.Next(symbols.Length)], symbols[rnd.Next(symbols.Length)],
+                rnd.Next(4) switch { 0 => "^1.0.0", 1 => "[1.1.0,2.0.0)", _ => null }, rnd.Next(4) == 0 ? rnd.Next(10, 900) : null, rnd.Next(3), rnd.Next(0, 50_000) / 3.0);
+            List<SymbolContract> contracts = [.. symbols.SelectMany(s => Enumerable.Range(0, rnd.Next(1, 3)).Select(v =>
+                PlannerTests.Contract(s, $"1.{v}.0", "T", rnd.Next(12) == 0 ? "U" : "T", rnd.Next(0, 40), rnd.Next(0, 4) * 10, rnd.Next(0, 3) * 8,
+                    [.. new[] { "shm", "uds", "tcp" }.Where(_ => rnd.Next(6) > 0).DefaultIfEmpty("tcp")])))];
+            contracts.RemoveAt(rnd.Next(contracts.Count)); // an unknown symbol or a missing version
+            var routes = PlannerTests.Routes([.. Enumerable.Range(0, 300).Select(_ => Route())]);
+            var policy = PlannerTests.OpenPolicy();
+            var topology = PlannerTests.Topology(("h0", "n0", 100_000, 100_000), ("h0", "n1", 100_000, 100_000), ("h1", "n2", 100_000, 100_000));
+            IReadOnlyCollection<string>? down = null;
+
+            var steps = new List<(JsonObject Routes, JsonObject Policy, JsonObject Topology, List<SymbolContract> Contracts, IReadOnlyCollection<string>? Down, JsonObject? Base, byte[] Warm)>();
+            JsonObject? previous = null;
+            for (var step = 0; step < 5; step++)
+            {
+                if (step > 0)
+                {
+                    (routes, policy, topology, contracts) = ((JsonObject)routes.DeepClone(), (JsonObject)policy.DeepClone(), (JsonObject)topology.DeepClone(), [.. contracts]);
+                    var list = routes["routes"]!.AsArray();
+                    var kind = rnd.Next(6);
+                    kinds.Add(kind);
+                    switch (kind)
+                    {
+                        case 0:
+                            list.Insert(rnd.Next(list.Count + 1), Route());
+                            break;
+                        case 1:
+                            list.RemoveAt(rnd.Next(list.Count));
+                            break;
+                        case 2:
+                            list[rnd.Next(list.Count)]!["to"] = symbols[rnd.Next(symbols.Length)];
+                            break;
+                        case 3:
+                            var at = rnd.Next(contracts.Count);
+                            contracts[at] = contracts[at] with
+                            {
+                                LatencyUs = rnd.Next(0, 2_000), CpuMillis = rnd.Next(0, 4) * 10,
+                                Output = JsonValue.Create(rnd.Next(2) == 0 ? "T" : "U"), Lanes = rnd.Next(2) == 0 ? ["tcp"] : ["shm", "tcp", "uds"],
+                            };
+                            break;
+                        case 4:
+                            switch (rnd.Next(3))
+                            {
+                                case 0:
+                                    policy["qos"] = new JsonArray(new JsonObject { ["match"] = "rtt://big/svc/s0*", ["p99_budget_us"] = rnd.Next(20, 400) });
+                                    break;
+                                case 1:
+                                    policy["acl"] = new JsonArray(new JsonObject { ["deny"] = new JsonObject { ["from"] = "rtt://big/svc/s1*", ["to"] = "rtt://big/**" } });
+                                    break;
+                                default:
+                                    policy["strict"] = true;
+                                    policy["acl"] = new JsonArray(new JsonObject { ["allow"] = new JsonObject { ["from"] = "rtt://big/svc/*", ["to"] = $"rtt://big/svc/s{rnd.Next(2)}*" } });
+                                    break;
+                            }
+
+                            break;
+                        default:
+                            if (rnd.Next(2) == 0)
+                            {
+                                down = ["n1"];
+                            }
+                            else
+                            {
+                                topology["lanes"]!["uds"]!["p99_us"] = rnd.Next(20, 200);
+                                topology["hosts"]![0]!["numa_nodes"]![0]!["cpu_millis"] = rnd.Next(200, 2_000); // tight: capacity decides
+                            }
+
+                            break;
+                    }
+                }
+
+                var warm = Plan(routes, policy, topology, contracts, down, previous, key);
+                steps.Add((routes, policy, topology, contracts, down, previous, CanonicalJson.Serialize(warm)));
+                previous = warm;
+            }
+
+            foreach (var s in steps)
+            {
+                Planner.ForgetCanonicalBytes();
+                var cold = Plan(s.Routes, s.Policy, s.Topology, s.Contracts, s.Down, s.Base, key);
+                Assert.Equal(Encoding.UTF8.GetString(CanonicalJson.Serialize(cold)), Encoding.UTF8.GetString(s.Warm));
+            }
+        }
+
+        Assert.Equal(6, kinds.Count); // every kind of change was tried
+
+        static JsonObject Plan(JsonObject routes, JsonObject policy, JsonObject topology, List<SymbolContract> contracts, IReadOnlyCollection<string>? down, JsonObject? basePlan, SigningKey key) =>
+            Planner.Seal(Planner.Compute(PlanInputs.Build(routes, policy, topology, contracts, basePlan, down: down)), key);
+    }
 }
 
 /// <summary>Tests that clear the planner's process-wide caches run one at a time.</summary>
