@@ -13,16 +13,27 @@ namespace Rtt.Registry;
 /// workspace-relative path, so the outcome never depends on directory order. Unchanged files (same size and
 /// mtime as in the cache, objects still indexed) are not read again.
 /// </summary>
-public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
+public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
 {
-    private const string CacheFormat = "rtt.scan-cache/4";
     private static readonly string[] SkippedFolders = ["node_modules", ".git", "providers", "overlays", "bin", "obj"];
 
     public string CachePath => Path.Combine(workspace.State, "scan-cache.json");
 
+    /// <summary>
+    /// How many bytes of symbol rows are sorted in memory before a run is spilled to disk (tests make it small): about
+    /// 2,000 rows of an agent each, 50 runs merged for 100,000 agents.
+    /// </summary>
+    internal long SymbolRunBytes { get; init; } = 1L << 20;
+
     public string SymbolsPath => Path.Combine(workspace.Registry, "symbols.json");
 
     /// <summary>Scans <paramref name="paths"/> (default: the whole workspace).</summary>
+    /// <remarks>
+    /// Streamed: the tree is walked in ordinal path order (each folder's entries sorted, one folder at a time) and
+    /// joined with the previous cache, which is read line by line in the same order; each file's new cache line goes
+    /// to a temp file as soon as the file is done, and the symbol table's rows are sorted in bounded runs on disk. What
+    /// stays in memory besides the index: the subagents (read last, see below) and the report's path lists.
+    /// </remarks>
     public ScanReport Run(IReadOnlyList<string>? paths = null, IProgress<(int Done, int Total)>? progress = null)
     {
         var roots = (paths is { Count: > 0 } ? paths : [workspace.Root]).Select(p => Path.GetFullPath(p, workspace.Root)).ToList();
@@ -37,128 +48,389 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             {
                 throw new WorkspaceException(ErrorCodes.WorkspaceFileMissing, "path to scan is outside the workspace", root, "give a folder or file inside the workspace");
             }
-        }
 
-        var cache = LoadCache();
-        // Per file only what the scan needs (path, size, mtime), not a FileInfo: 100,000 of those were tens of MB.
-        var found = new SortedDictionary<string, Found>(StringComparer.Ordinal);
-        foreach (var root in roots)
-        {
             if (File.Exists(root) && !IsSource(Relative(root)))
             {
                 throw new WorkspaceException(ErrorCodes.WorkspaceFileMissing, "this file is not one discovery reads", root,
                     "scan *.agent.json files, Claude Code subagents under .claude/agents/ (subfolders too), .rtt/manifests/*.json or mcp/<name>.tools.json");
             }
-
-            foreach (var (rel, file) in Enumerate(root))
-            {
-                found[rel] = file;
-            }
         }
 
-        // A tool list (mcp/<name>.tools.json) is the source of its MCP manifest: read the source, not both.
-        foreach (var rel in found.Keys.Where(IsToolList).ToList())
-        {
-            found.Remove($".rtt/manifests/mcp.{ToolListName(rel)}.json");
-        }
+        // A tool list (mcp/<name>.tools.json) is the source of its MCP manifest: read the source, not both. Tool lists
+        // live only in mcp/ at the workspace root, so only that folder is walked to find them.
+        var toolLists = new HashSet<string>(Walk(roots, only: "mcp").Select(f => f.Rel).Where(IsToolList), StringComparer.Ordinal);
+        bool Shadowed(string rel) => rel.StartsWith(".rtt/manifests/mcp.", StringComparison.Ordinal)
+            && toolLists.Contains($"mcp/{rel[".rtt/manifests/mcp.".Length..^".json".Length]}.tools.json");
+        var total = progress is null ? 0 : Walk(roots).Count(f => !Shadowed(f.Rel));
 
         var report = new ScanReport();
         var done = 0;
         var cacheDirty = false;
-
-        // Which subagent file defines each agent ID: two may not define one agent (the first in ordinal order keeps it).
-        var owners = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (rel, entry) in cache)
+        var oldCache = CacheFile.Open(CachePath);
+        var passOne = Path.Combine(workspace.State, $".scan-{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(workspace.State);
+        try
         {
-            if (IsSubagent(rel) && (found.ContainsKey(rel) || !roots.Any(r => IsUnder(Path.Combine(workspace.Root, rel), r))))
+            // Which subagent file defines each agent ID: two may not define one agent (the first in ordinal order keeps it).
+            var owners = new Dictionary<string, string>(StringComparer.Ordinal);
+            // Subagents come last: their versions follow edits, so they yield a version an *.agent.json names itself.
+            var subagents = new List<(string Rel, Found File, CacheLine? Old)>();
+
+            // Pass one: every file but the subagents, joined with the old cache in path order; the lines of the new cache
+            // (without the subagents') go to a temp file in that order.
+            using (var lines = new FileStream(passOne, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                foreach (var o in entry.Objects)
+                using var old = oldCache?.Lines().GetEnumerator();
+                var oldNext = old is not null && old.MoveNext() ? old.Current : null;
+                foreach (var (rel, file) in Walk(roots).Where(f => !Shadowed(f.Rel)))
                 {
-                    owners.TryAdd(IdOf(o.Key), rel);
+                    // Old lines before this path: files gone from the scanned roots leave the symbol table (their objects
+                    // stay: the CAS is append-only); a line outside the scanned roots is kept as it is.
+                    CacheLine? cached = null;
+                    while (oldNext is not null && string.CompareOrdinal(oldNext.Rel, rel) <= 0)
+                    {
+                        if (oldNext.Rel == rel)
+                        {
+                            cached = oldNext;
+                        }
+                        else
+                        {
+                            KeepOrRemove(oldNext, roots, owners, lines, report);
+                        }
+
+                        oldNext = old!.MoveNext() ? old.Current : null;
+                    }
+
+                    if (IsSubagent(rel))
+                    {
+                        if (cached is not null)
+                        {
+                            foreach (var o in cached.Objects)
+                            {
+                                owners.TryAdd(IdOf(o.Key), rel);
+                            }
+                        }
+
+                        subagents.Add((rel, file, cached));
+                        continue;
+                    }
+
+                    progress?.Report((done++, total));
+                    cacheDirty |= Process(rel, file, cached, owners, report, line => CacheFile.WriteLine(lines, line));
+                }
+
+                for (; oldNext is not null; oldNext = old!.MoveNext() ? old.Current : null)
+                {
+                    KeepOrRemove(oldNext, roots, owners, lines, report);
+                }
+            }
+
+            // Pass two: the subagents, in path order; their lines are kept in memory (few) and merged in when the cache is written.
+            var subagentLines = new List<CacheLine>();
+            foreach (var (rel, file, cached) in subagents)
+            {
+                progress?.Report((done++, total));
+                cacheDirty |= Process(rel, file, cached, owners, report, subagentLines.Add);
+            }
+
+            progress?.Report((total, total));
+            foreach (var list in (List<string>[])[report.Added, report.Changed, report.Unchanged])
+            {
+                list.Sort(StringComparer.Ordinal); // subagents were read last; the report is in path order all the same
+            }
+
+            report.Errors.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+            report.Removed.Sort(StringComparer.Ordinal);
+            subagentLines.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+            IEnumerable<CacheLine> NewCache() => CacheFile.Merge(CacheFile.ReadLines(passOne), subagentLines);
+
+            report.Objects = store.Index.Count;
+            if (report.Added.Count + report.Changed.Count + report.Removed.Count == 0 && report.Errors.Count == 0 && File.Exists(SymbolsPath))
+            {
+                // Nothing changed: the symbol table on disk is still right; only refreshed mtimes are saved.
+                report.Symbols = oldCache?.Symbols ?? 0;
+                if (cacheDirty)
+                {
+                    CacheFile.Write(CachePath, report.Symbols, NewCache());
+                }
+
+                return report;
+            }
+
+            using var sorter = new SymbolSorter(workspace.State, SymbolRunBytes);
+            foreach (var line in NewCache())
+            {
+                foreach (var symbol in line.Symbols)
+                {
+                    sorter.Add(symbol.Symbol, line.Rel, symbol.Entry);
+                }
+            }
+
+            store.Save();                                                   // 1. objects synced, then the index
+            report.Symbols = WriteSymbols(sorter.Sorted(), report);         // 2. symbols
+            CacheFile.Write(CachePath, report.Symbols, NewCache());        // 3. cache last: a crash before it only costs a re-read
+            return report;
+        }
+        finally
+        {
+            File.Delete(passOne);
+        }
+    }
+
+    /// <summary>An old cache line whose file was not found: removed when under a scanned root, otherwise kept.</summary>
+    private void KeepOrRemove(CacheLine line, List<string> roots, Dictionary<string, string> owners, Stream lines, ScanReport report)
+    {
+        if (roots.Any(r => IsUnder(Path.Combine(workspace.Root, line.Rel), r)))
+        {
+            report.Removed.Add(line.Rel);
+            return;
+        }
+
+        if (IsSubagent(line.Rel))
+        {
+            foreach (var o in line.Objects)
+            {
+                owners.TryAdd(IdOf(o.Key), line.Rel);
+            }
+        }
+
+        CacheFile.WriteLine(lines, line);
+    }
+
+    /// <summary>One found file: unchanged (its old line kept), ingested (a new line) or an error (the old line kept, if any).</summary>
+    private bool Process(string rel, Found file, CacheLine? cached, Dictionary<string, string> owners, ScanReport report, Action<CacheLine> keep)
+    {
+        var fullPath = Path.Join(workspace.Root, rel);
+        if (file.IsDirectory)
+        {
+            report.Errors.Add(new ScanError(rel, WorkspaceFiles.NotAFile(fullPath)));
+            if (cached is not null)
+            {
+                keep(cached); // its last good objects stay in the symbol table, as for any source that fails to read
+            }
+
+            return false;
+        }
+
+        if (cached is not null && cached.Size == file.Length && cached.MtimeTicks == file.MtimeTicks
+            && cached.Objects.All(o => store.Index.TryGet(o.Key, out var h) && h == o.Hash))
+        {
+            report.Unchanged.Add(rel);
+            keep(cached);
+            return false;
+        }
+
+        try
+        {
+            var entry = Ingest(rel, fullPath, file, owners, report.Warnings);
+            var changed = cached is not null && !cached.Objects.Select(o => o.Hash).SequenceEqual(entry.Objects.Select(o => o.Hash));
+            keep(entry);
+            (cached is null ? report.Added : changed ? report.Changed : report.Unchanged).Add(rel);
+            return true; // an mtime-only change (touch) is remembered, so the next scan does not read the file again
+        }
+        catch (RttException ex)
+        {
+            report.Errors.Add(new ScanError(rel, ex));
+            if (cached is not null)
+            {
+                keep(cached);
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// symbols.json, streamed from the sorted rows (symbol ordinal, then SemVer, then version text, then file order): one
+    /// row per symbol@version (the last file in path order whose entry has the object of the first; another object is an
+    /// error, reported in file order after the others), the bytes PrettyJson gives for the same table as one tree.
+    /// Returns the number of symbols.
+    /// </summary>
+    private int WriteSymbols(IEnumerable<SymbolRow> sorted, ScanReport report)
+    {
+        var errors = new List<(int Sequence, ScanError Error)>();
+        var symbols = 0;
+        AtomicFile.Write(SymbolsPath, stream =>
+        {
+            using var writer = PrettyJson.Writer(stream);
+            writer.WriteStartObject();
+            string? lastSymbol = null;
+            SymbolRow? first = null;
+            string? firstObject = null;
+            var winner = default(SymbolRow);
+
+            void Emit(SymbolRow row)
+            {
+                if (row.Symbol != lastSymbol)
+                {
+                    if (lastSymbol is not null)
+                    {
+                        writer.WriteEndArray();
+                    }
+
+                    writer.WritePropertyName(row.Symbol);
+                    writer.WriteStartArray();
+                    lastSymbol = row.Symbol;
+                    symbols++;
+                }
+
+                using var entry = System.Text.Json.JsonDocument.Parse(row.Entry);
+                entry.RootElement.WriteTo(writer);
+            }
+
+            foreach (var row in sorted)
+            {
+                if (first is { } f && row.Symbol == f.Symbol && row.Version == f.Version)
+                {
+                    if (ReadMember(row.Entry, "object"u8) != firstObject)
+                    {
+                        errors.Add((row.Sequence, new ScanError(row.Source, new RttException(ErrorCodes.Immutable,
+                            $"{f.Symbol}@{f.Version} is also exported by {ReadMember(winner.Entry, "source"u8)} with other content", row.Source,
+                            "give one of them another version or address"))));
+                        continue;
+                    }
+
+                    winner = row;
+                    continue;
+                }
+
+                if (first is not null)
+                {
+                    Emit(winner);
+                }
+
+                first = row;
+                firstObject = ReadMember(row.Entry, "object"u8);
+                winner = row;
+            }
+
+            if (first is not null)
+            {
+                Emit(winner);
+            }
+
+            if (lastSymbol is not null)
+            {
+                writer.WriteEndArray();
+            }
+
+            writer.WriteEndObject();
+            PrettyJson.End(writer, stream);
+        });
+
+        errors.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        report.Errors.AddRange(errors.Select(e => e.Error));
+        return symbols;
+    }
+
+    /// <summary>
+    /// The sources under <paramref name="roots"/> in ordinal order of their workspace-relative path, each path once
+    /// (roots may overlap): a merge of one sorted walk per root. <paramref name="only"/>: walk only that top folder.
+    /// </summary>
+    private IEnumerable<(string Rel, Found File)> Walk(List<string> roots, string? only = null)
+    {
+        var walks = roots.Select(r => Walk(r, only).GetEnumerator()).ToList();
+        try
+        {
+            var live = walks.Where(w => w.MoveNext()).ToList();
+            while (live.Count > 0)
+            {
+                var next = live.MinBy(w => w.Current.Rel, StringComparer.Ordinal)!;
+                var current = next.Current;
+                yield return current;
+                for (var i = live.Count - 1; i >= 0; i--)
+                {
+                    if (live[i].Current.Rel == current.Rel && !live[i].MoveNext())
+                    {
+                        live.RemoveAt(i);
+                    }
                 }
             }
         }
-
-        // Subagents come last: their versions follow edits, so they yield a version an *.agent.json names itself.
-        foreach (var (rel, file) in found.Where(f => !IsSubagent(f.Key)).Concat(found.Where(f => IsSubagent(f.Key))))
+        finally
         {
-            progress?.Report((done++, found.Count));
-            var fullPath = Path.Join(workspace.Root, rel);
-            if (file.IsDirectory)
+            walks.ForEach(w => w.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// One root's sources in ordinal path order: each folder's entries are read and sorted alone (a folder's content is
+    /// ordered as "name/…"; a folder named like a source is reported at "name", as a file would be). Reparse points are
+    /// skipped, unreadable folders ignored. Folders are reported too: one named like a source is an error, never skipped
+    /// as if the source were gone (which would drop its symbols).
+    /// </summary>
+    private IEnumerable<(string Rel, Found File)> Walk(string root, string? only)
+    {
+        if (File.Exists(root))
+        {
+            var single = new FileInfo(root);
+            var rel = Relative(single.FullName);
+            if (IsSource(rel) && (only is null || rel.StartsWith(only + "/", StringComparison.Ordinal)))
             {
-                report.Errors.Add(new ScanError(rel, WorkspaceFiles.NotAFile(fullPath)));
-                continue; // its last good objects stay in the symbol table, as for any source that fails to read
+                yield return (rel, new Found(single.Length, single.LastWriteTimeUtc.Ticks, IsDirectory: false));
             }
 
-            if (cache.TryGetValue(rel, out var cached) && cached.Size == file.Length && cached.MtimeTicks == file.MtimeTicks
-                && cached.Objects.All(o => store.Index.TryGet(o.Key, out var h) && h == o.Hash))
-            {
-                report.Unchanged.Add(rel);
-                continue;
-            }
+            yield break;
+        }
 
-            try
+        var rootRel = Relative(root).TrimEnd('/');
+        var stack = new Stack<(string Key, string Rel, string Full, Found File, bool Children)>();
+        var options = new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
+        var prefix = rootRel == "." ? "" : rootRel + "/";
+        Push(root, prefix);
+        while (stack.Count > 0)
+        {
+            var item = stack.Pop();
+            if (item.Children)
             {
-                var entry = Ingest(rel, fullPath, file, owners, report.Warnings);
-                var isNew = !cache.TryGetValue(rel, out var before);
-                var changed = !isNew && !before!.Objects.Select(o => o.Hash).SequenceEqual(entry.Objects.Select(o => o.Hash));
-                cache[rel] = entry;
-                cacheDirty = true; // an mtime-only change (touch) is remembered, so the next scan does not read the file again
-                (isNew ? report.Added : changed ? report.Changed : report.Unchanged).Add(rel);
+                Push(item.Full, item.Rel + "/");
             }
-            catch (RttException ex)
+            else if (IsSource(item.Rel))
             {
-                report.Errors.Add(new ScanError(rel, ex));
+                yield return (item.Rel, item.File);
             }
         }
 
-        progress?.Report((found.Count, found.Count));
-        foreach (var list in (List<string>[])[report.Added, report.Changed, report.Unchanged])
+        void Push(string folder, string relPrefix)
         {
-            list.Sort(StringComparer.Ordinal); // subagents were read last; the report is in path order all the same
-        }
-
-        report.Errors.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
-
-        // Files gone from the scanned roots leave the symbol table (their objects stay: the CAS is append-only).
-        foreach (var rel in cache.Keys.ToList())
-        {
-            if (!found.ContainsKey(rel) && roots.Any(r => IsUnder(Path.Combine(workspace.Root, rel), r)))
+            if (only is not null && !(relPrefix.StartsWith(only + "/", StringComparison.Ordinal) || (only + "/").StartsWith(relPrefix, StringComparison.Ordinal)))
             {
-                cache.Remove(rel);
-                report.Removed.Add(rel);
-            }
-        }
-
-        report.Objects = store.Index.Count;
-        if (report.Added.Count + report.Changed.Count + report.Removed.Count == 0 && report.Errors.Count == 0 && File.Exists(SymbolsPath))
-        {
-            // Nothing changed: the symbol table on disk is still right; only refreshed mtimes are saved.
-            report.Symbols = cache.Values.SelectMany(e => e.Symbols.Select(x => x.Symbol)).Distinct(StringComparer.Ordinal).Count();
-            found.Clear();
-            if (cacheDirty)
-            {
-                SaveCache(cache);
+                return;
             }
 
-            return report;
+            var entries = new System.IO.Enumeration.FileSystemEnumerable<(string Name, Found File)>(folder,
+                (ref System.IO.Enumeration.FileSystemEntry e) => (e.FileName.ToString(),
+                    new Found(e.IsDirectory ? 0 : e.Length, e.LastWriteTimeUtc.UtcDateTime.Ticks, e.IsDirectory)), options);
+            var items = new List<(string Key, string Rel, string Full, Found File, bool Children)>();
+            foreach (var (name, file) in entries)
+            {
+                var rel = relPrefix + name;
+                if (only is not null && !(rel == only || rel.StartsWith(only + "/", StringComparison.Ordinal)))
+                {
+                    continue;
+                }
+
+                items.Add((rel, rel, Path.Join(folder, name), file, false));
+                if (file.IsDirectory)
+                {
+                    items.Add((rel + "/", rel, Path.Join(folder, name), file, true));
+                }
+            }
+
+            // Descending onto the stack, so the smallest key pops first.
+            items.Sort((a, b) => string.CompareOrdinal(b.Key, a.Key));
+            foreach (var item in items)
+            {
+                stack.Push(item);
+            }
         }
-
-        found.Clear();
-        var symbols = BuildSymbols(cache, report);
-        report.Symbols = symbols.Count(s => s.First);
-
-        store.Save();                                   // 1. objects synced, then the index
-        WriteSymbols(symbols);                          // 2. symbols
-        SaveCache(cache);                               // 3. cache last: a crash before it only costs a re-read
-        return report;
     }
 
     private static bool IsSubagent(string rel) => rel.EndsWith(".md", StringComparison.Ordinal);
 
     private static string IdOf(string key) => key[..key.LastIndexOf('@')];
 
-    private CacheEntry Ingest(string rel, string fullPath, Found file, Dictionary<string, string> owners, List<string> warnings)
+    private CacheLine Ingest(string rel, string fullPath, Found file, Dictionary<string, string> owners, List<string> warnings)
     {
         var bytes = WorkspaceFiles.ReadBytes(fullPath); // a regular file within the size limit, or an RTT error
         var source = rel;
@@ -211,7 +483,7 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
             owners[parsed.Id] = rel;
         }
         var symbols = parsed.Symbols.Select(s => (s, Hash: McpPrimitive.IsMcpKind(s.Kind) ? ToolObject(s) : result.Hash)).ToList();
-        return new CacheEntry(file.Length, file.MtimeTicks, [new CachedObject(result.Key, result.Hash)],
+        return CacheLine.Create(rel, file.Length, file.MtimeTicks, [new CachedObject(result.Key, result.Hash)],
             [.. symbols.Select(x => new CachedSymbol(x.s.Symbol, CanonicalJson.Serialize(x.s.ToJson(x.Hash, rel))))]);
     }
 
@@ -219,78 +491,6 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         store.Index.TryGet(RegistryIndex.Key(symbol.Symbol, symbol.Version), out var hash) ? hash
             : throw new RttException(ErrorCodes.CasMissing, $"MCP tool object {symbol.Symbol}@{symbol.Version} is not in the registry", symbol.Symbol, "run `rtt mcp ingest` again");
 
-    /// <summary>
-    /// The symbol table's rows in file order: symbol (ordinal), then version (SemVer order, then ordinal), one row per
-    /// symbol@version (the last file in path order whose entry has the object of the first; another object is an
-    /// error). A flat array of references to the cached entries: nothing of the table is built as a JSON tree.
-    /// </summary>
-    private static List<SymbolRow> BuildSymbols(SortedDictionary<string, CacheEntry> cache, ScanReport report)
-    {
-        var rows = new List<SymbolRow>();
-        var versions = new Dictionary<string, (string Text, NuGet.Versioning.SemanticVersion Parsed)>(StringComparer.Ordinal); // few distinct ones
-        var sequence = 0;
-        foreach (var (rel, entry) in cache)
-        {
-            foreach (var symbol in entry.Symbols)
-            {
-                var text = ReadMember(symbol.Entry, "version"u8) ?? "";
-                if (!versions.TryGetValue(text, out var version))
-                {
-                    versions[text] = version = (text, NuGet.Versioning.SemanticVersion.Parse(text));
-                }
-
-                rows.Add(new SymbolRow(symbol.Symbol, version.Text, version.Parsed, rel, symbol.Entry, sequence++, First: false));
-            }
-        }
-
-        rows.Sort(static (a, b) =>
-        {
-            var bySymbol = string.CompareOrdinal(a.Symbol, b.Symbol);
-            if (bySymbol != 0)
-            {
-                return bySymbol;
-            }
-
-            var bySemver = a.SemVer.CompareTo(b.SemVer);
-            if (bySemver != 0)
-            {
-                return bySemver;
-            }
-
-            var byVersion = string.CompareOrdinal(a.Version, b.Version);
-            return byVersion != 0 ? byVersion : a.Sequence.CompareTo(b.Sequence);
-        });
-
-        // One row per symbol@version; errors in the order files (then their symbols) were read.
-        var kept = new List<SymbolRow>(rows.Count);
-        var errors = new List<(int Sequence, ScanError Error)>();
-        for (var i = 0; i < rows.Count;)
-        {
-            var first = rows[i];
-            var firstObject = ReadMember(first.Entry, "object"u8);
-            var winner = first;
-            var j = i + 1;
-            for (; j < rows.Count && rows[j].Symbol == first.Symbol && rows[j].Version == first.Version; j++)
-            {
-                if (ReadMember(rows[j].Entry, "object"u8) != firstObject)
-                {
-                    errors.Add((rows[j].Sequence, new ScanError(rows[j].Source, new RttException(ErrorCodes.Immutable,
-                        $"{first.Symbol}@{first.Version} is also exported by {ReadMember(winner.Entry, "source"u8)} with other content", rows[j].Source,
-                        "give one of them another version or address"))));
-                    continue;
-                }
-
-                winner = rows[j];
-            }
-
-            kept.Add(winner with { First = kept.Count == 0 || kept[^1].Symbol != first.Symbol });
-            i = j;
-        }
-
-        errors.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
-        report.Errors.AddRange(errors.Select(e => e.Error));
-        return kept;
-    }
 
     /// <summary>A string member of a canonical entry (version, object, source), read without building a tree.</summary>
     private static string? ReadMember(byte[] entry, ReadOnlySpan<byte> name)
@@ -310,67 +510,6 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
         }
 
         return null;
-    }
-
-    /// <summary>symbols.json, streamed from the rows: the bytes PrettyJson gives for the same table as one tree.</summary>
-    private void WriteSymbols(List<SymbolRow> rows) => AtomicFile.Write(SymbolsPath, stream =>
-    {
-        using var writer = PrettyJson.Writer(stream);
-        writer.WriteStartObject();
-        for (var i = 0; i < rows.Count; i++)
-        {
-            if (rows[i].First)
-            {
-                if (i > 0)
-                {
-                    writer.WriteEndArray();
-                }
-
-                writer.WritePropertyName(rows[i].Symbol);
-                writer.WriteStartArray();
-            }
-
-            using var entry = System.Text.Json.JsonDocument.Parse(rows[i].Entry);
-            entry.RootElement.WriteTo(writer);
-        }
-
-        if (rows.Count > 0)
-        {
-            writer.WriteEndArray();
-        }
-
-        writer.WriteEndObject();
-        PrettyJson.End(writer, stream);
-    });
-
-    private IEnumerable<(string Rel, Found File)> Enumerate(string root)
-    {
-        if (File.Exists(root))
-        {
-            var single = new FileInfo(root);
-            var rel = Relative(single.FullName);
-            if (IsSource(rel))
-            {
-                yield return (rel, new Found(single.Length, single.LastWriteTimeUtc.Ticks, IsDirectory: false));
-            }
-
-            yield break;
-        }
-
-        // Folders too: a folder named like a source (x.agent.json) is reported as an error, never skipped as if the
-        // source were gone (which would drop its symbols).
-        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
-        var entries = new System.IO.Enumeration.FileSystemEnumerable<(string Full, Found File)>(root,
-            (ref System.IO.Enumeration.FileSystemEntry e) => (e.ToFullPath(),
-                new Found(e.IsDirectory ? 0 : e.Length, e.LastWriteTimeUtc.UtcDateTime.Ticks, e.IsDirectory)), options);
-        foreach (var (full, file) in entries)
-        {
-            var rel = Relative(full);
-            if (IsSource(rel))
-            {
-                yield return (rel, file);
-            }
-        }
     }
 
     /// <summary>Which workspace-relative paths discovery reads.</summary>
@@ -407,88 +546,6 @@ public sealed class Scanner(RttWorkspace workspace, RegistryStore store)
 
     private static bool IsUnder(string path, string root) =>
         string.Equals(path, root, StringComparison.Ordinal) || path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal);
-
-    private SortedDictionary<string, CacheEntry> LoadCache()
-    {
-        var cache = new SortedDictionary<string, CacheEntry>(StringComparer.Ordinal);
-        try
-        {
-            if (!File.Exists(CachePath))
-            {
-                return cache;
-            }
-
-            // JsonDocument, not JsonNode: the cache of a large tree is read on every scan and must be cheap.
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(CachePath));
-            var root = doc.RootElement;
-            if (!root.TryGetProperty("format", out var format) || format.GetString() != CacheFormat || !root.TryGetProperty("files", out var files))
-            {
-                return cache;
-            }
-
-            foreach (var file in files.EnumerateObject())
-            {
-                var e = file.Value;
-                cache[file.Name] = new CacheEntry(
-                    e.GetProperty("size").GetInt64(),
-                    long.Parse(e.GetProperty("mtime").GetString()!, CultureInfo.InvariantCulture),
-                    [.. e.GetProperty("objects").EnumerateArray().Select(o => new CachedObject(o.GetProperty("key").GetString()!, o.GetProperty("hash").GetString()!))],
-                    [.. e.GetProperty("symbols").EnumerateArray().Select(x => new CachedSymbol(x.GetProperty("symbol").GetString()!,
-                        System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(x.GetProperty("entry")).ToArray()))]);
-            }
-        }
-        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or FormatException or KeyNotFoundException or IOException)
-        {
-            cache.Clear(); // a damaged cache only costs a full re-read
-        }
-
-        return cache;
-    }
-
-    /// <summary>
-    /// Writes the cache streamed, file by file, in the canonical form of the whole document (the same bytes as one
-    /// tree serialized canonically): {"files":{rel:{"mtime","objects","size","symbols"}},"format"}.
-    /// </summary>
-    private void SaveCache(SortedDictionary<string, CacheEntry> cache) => AtomicFile.Write(CachePath, stream =>
-    {
-        // The cache is machine-local state (mtimes), so compact canonical bytes are enough.
-        stream.Write("{\"files\":{"u8);
-        var comma = false;
-        foreach (var (rel, e) in cache)
-        {
-            if (comma)
-            {
-                stream.Write(","u8);
-            }
-
-            comma = true;
-            stream.Write(CanonicalJson.Serialize(JsonValue.Create(rel)));
-            stream.Write(":"u8);
-            stream.Write(CanonicalJson.Serialize(new JsonObject
-            {
-                ["size"] = e.Size,
-                ["mtime"] = e.MtimeTicks.ToString(CultureInfo.InvariantCulture), // ticks exceed 2^53: a JSON number would round
-                ["objects"] = new JsonArray([.. e.Objects.Select(o => (JsonNode)new JsonObject { ["key"] = o.Key, ["hash"] = o.Hash })]),
-                ["symbols"] = new JsonArray([.. e.Symbols.Select(s => (JsonNode)new JsonObject { ["symbol"] = s.Symbol, ["entry"] = JsonNode.Parse(s.Entry) })]),
-            }));
-        }
-
-        stream.Write("},\"format\":"u8);
-        stream.Write(CanonicalJson.Serialize(JsonValue.Create(CacheFormat)));
-        stream.Write("}"u8);
-    });
-
-    /// <summary>What enumeration learnt of a source: all a scan keeps per file besides its cache entry.</summary>
-    private readonly record struct Found(long Length, long MtimeTicks, bool IsDirectory);
-
-    /// <summary>An exported symbol's symbols.json entry as canonical UTF-8 (a third of the string it was).</summary>
-    private sealed record CachedSymbol(string Symbol, byte[] Entry);
-
-    private readonly record struct SymbolRow(string Symbol, string Version, NuGet.Versioning.SemanticVersion SemVer, string Source, byte[] Entry, int Sequence, bool First);
-
-    private sealed record CachedObject(string Key, string Hash);
-
-    private sealed record CacheEntry(long Size, long MtimeTicks, IReadOnlyList<CachedObject> Objects, IReadOnlyList<CachedSymbol> Symbols);
 }
 
 /// <summary>What a scan did, per workspace-relative path.</summary>

@@ -113,6 +113,58 @@ public sealed class ScannerTests : IDisposable
     }
 
     [Fact]
+    public void Symbols_sorted_in_runs_on_disk_match_one_sort_in_memory_and_a_rescan_joins_the_cache_in_path_order()
+    {
+        // Folder listings sort "a" before "a-b" and "a.agent.json"; path order puts "a-b/…" < "a.agent.json" < "a/…" < "a0/…".
+        string[] folders = ["a-b", "a", "a/b", "a0"];
+        string[] versions = ["1.0.0", "1.10.0", "1.9.0", "1.2.0-beta", "1.2.0", "0.1.0"];
+        var paths = new List<string> { "agents/a.agent.json" };
+        _ws.Write("agents/a.agent.json", TestWorkspace.Agent("top"));
+        for (var i = 0; i < 48; i++)
+        {
+            var rel = $"agents/{folders[i % 4]}/x{i}.agent.json";
+            paths.Add(rel);
+            // Files i and i + 18 export one shared symbol at one version with other content: an error, in file order.
+            _ws.Write(rel, new JsonObject
+            {
+                ["id"] = $"agent{i}",
+                ["version"] = versions[i % 6],
+                ["description"] = $"agent {i}",
+                ["instructions"] = "x",
+                ["exports"] = new JsonArray(
+                    new JsonObject { ["symbol"] = $"rtt://agents/agent/a{i}", ["input"] = "rtt.types/Text", ["output"] = "rtt.types/Text" },
+                    new JsonObject { ["symbol"] = $"rtt://agents/shared/s{i % 3}", ["input"] = "rtt.types/Text", ["output"] = "rtt.types/Text" }),
+            }.ToJsonString());
+        }
+
+        var symbolsPath = Path.Combine(_ws.Workspace.Registry, "symbols.json");
+        var inMemory = Scan();
+        var expected = File.ReadAllBytes(symbolsPath);
+        Assert.Equal(paths.Order(StringComparer.Ordinal), inMemory.Added);
+        Assert.Contains(inMemory.Errors, e => e.Error.Code == ErrorCodes.Immutable);
+
+        File.Delete(symbolsPath);
+        File.Delete(Path.Combine(_ws.Workspace.State, "scan-cache.json"));
+        ScanReport spilled;
+        using (var store = RegistryStore.Open(_ws.Workspace))
+        {
+            spilled = new Scanner(_ws.Workspace, store) { SymbolRunBytes = 512 }.Run(); // a run of one or two rows
+        }
+
+        Assert.Equal(expected, File.ReadAllBytes(symbolsPath));
+        Assert.Equal(inMemory.Errors.Select(e => (e.Path, e.Error.Message)), spilled.Errors.Select(e => (e.Path, e.Error.Message)));
+        Assert.Equal(inMemory.Symbols, spilled.Symbols);
+        Assert.Empty(Directory.GetFiles(_ws.Workspace.State, ".scan-*")); // the runs and the pass's temp file are gone
+
+        // The walk and the cache agree on path order: every file is found unchanged, none added or removed.
+        var again = Scan("agents");
+        Assert.Empty(again.Added);
+        Assert.Empty(again.Removed);
+        Assert.Equal(paths.Order(StringComparer.Ordinal), again.Unchanged);
+        Assert.Equal(expected, File.ReadAllBytes(symbolsPath));
+    }
+
+    [Fact]
     public void Bad_files_are_reported_with_their_location_and_the_rest_is_ingested()
     {
         _ws.Write("agents/good.agent.json", TestWorkspace.Agent("good"));
