@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
+using System.Numerics;
 using System.Security.Cryptography;
 using Rtt.Core.Errors;
 using Rtt.Core.Hashing;
@@ -135,7 +136,7 @@ public static class Packfile
 
 /// <summary>
 /// Reads a pack through a memory mapping. <see cref="TryGet(ReadOnlySpan{byte}, out ReadOnlySpan{byte})"/> is a
-/// fanout + binary search over the mapped index and returns a span over the mapped pack: no copy, no allocation.
+/// table of buckets by the hash's first bits (built at open) over the mapped index and returns a span over the mapped pack: no copy, no allocation.
 /// </summary>
 public sealed unsafe class PackReader : IDisposable
 {
@@ -148,6 +149,8 @@ public sealed unsafe class PackReader : IDisposable
     private readonly byte* _index;
     private readonly long _indexLength;
     private readonly MappedMemory _packMemory;
+    private readonly int _bucketBits;
+    private readonly int[] _buckets = [];
     private bool _disposed;
 
     private PackReader(string packPath, string indexPath)
@@ -210,6 +213,10 @@ public sealed unsafe class PackReader : IDisposable
             {
                 throw Corrupt(ErrorCodes.IndexCorrupt, indexPath, "fanout table does not end at the object count");
             }
+
+            // About one object per bucket (at least the fanout's 256, at most 2^22 buckets: 16 MiB for 4 M objects and up).
+            _bucketBits = Math.Clamp(64 - BitOperations.LeadingZeroCount((ulong)Math.Max(Count - 1, 1)), 8, 22);
+            _buckets = BuildBuckets(_bucketBits);
         }
         catch
         {
@@ -261,6 +268,13 @@ public sealed unsafe class PackReader : IDisposable
         return false;
     }
 
+    /// <remarks>
+    /// Hashes are uniform, so the first bits of a hash say where it sits: <see cref="_buckets"/> (built once at open)
+    /// holds, for each value of the first <see cref="_bucketBits"/> bits (about one bucket per object), the index of the
+    /// first entry in it. A lookup reads one pair of that table and scans its bucket (about one entry) in the mapped
+    /// index: two cache lines, where a binary search over 100,000 objects reads about 9 after the fanout, each on
+    /// another page.
+    /// </remarks>
     private bool TryLocate(ReadOnlySpan<byte> hash, out long offset, out int length)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -271,35 +285,64 @@ public sealed unsafe class PackReader : IDisposable
             return false;
         }
 
-        var fanout = _index + Packfile.IndexHeader;
-        var first = hash[0];
-        var lo = first == 0 ? 0 : (int)BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(fanout + ((first - 1) * 4), 4));
-        var hi = (int)BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(fanout + (first * 4), 4)) - 1;
+        var key = BinaryPrimitives.ReadUInt64BigEndian(hash);
+        var bucket = (int)(key >> (64 - _bucketBits));
+        var buckets = _buckets;
+        var end = buckets[bucket + 1];
         var entries = _index + Packfile.IndexHeader + Packfile.Fanout;
-        while (lo <= hi)
+        for (var at = buckets[bucket]; at < end; at++)
         {
-            var mid = (int)((uint)(lo + hi) >> 1);
-            var entry = entries + ((long)mid * Packfile.EntrySize);
-            var cmp = new ReadOnlySpan<byte>(entry, Packfile.HashSize).SequenceCompareTo(hash);
+            var entry = entries + ((long)at * Packfile.EntrySize);
+            var cmp = Compare(entry, key, hash);
             if (cmp == 0)
             {
-                offset = (long)BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(entry + Packfile.HashSize, 8));
-                length = (int)BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(entry + Packfile.HashSize + 8, 4));
-                // Bounds come from the file: check them so a damaged index cannot point outside the mapping.
-                return offset >= Packfile.PackHeader && length >= 0 && offset + length <= _packLength - Packfile.HashSize;
+                return Found(entry, out offset, out length);
             }
 
-            if (cmp < 0)
+            if (cmp > 0)
             {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid - 1;
+                break;
             }
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// The bucket table: entry b is the number of objects whose first <paramref name="bits"/> bits are below b (a
+    /// counting pass, so a damaged order cannot make a bucket point outside the index; it only misses).
+    /// </summary>
+    private int[] BuildBuckets(int bits)
+    {
+        var table = new int[(1 << bits) + 1];
+        var entries = _index + Packfile.IndexHeader + Packfile.Fanout;
+        for (var i = 0; i < Count; i++)
+        {
+            var prefix = BinaryPrimitives.ReadUInt64BigEndian(new ReadOnlySpan<byte>(entries + ((long)i * Packfile.EntrySize), 8));
+            table[(int)(prefix >> (64 - bits)) + 1]++;
+        }
+
+        for (var b = 1; b < table.Length; b++)
+        {
+            table[b] += table[b - 1];
+        }
+
+        return table;
+    }
+
+    /// <summary>An index entry's hash against the one looked up: the first 8 bytes as one big-endian number, then the rest.</summary>
+    private static int Compare(byte* entry, ulong key, ReadOnlySpan<byte> hash)
+    {
+        var prefix = BinaryPrimitives.ReadUInt64BigEndian(new ReadOnlySpan<byte>(entry, 8));
+        return prefix != key ? (prefix < key ? -1 : 1) : new ReadOnlySpan<byte>(entry + 8, Packfile.HashSize - 8).SequenceCompareTo(hash[8..]);
+    }
+
+    private bool Found(byte* entry, out long offset, out int length)
+    {
+        offset = (long)BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(entry + Packfile.HashSize, 8));
+        length = (int)BinaryPrimitives.ReadUInt32LittleEndian(new ReadOnlySpan<byte>(entry + Packfile.HashSize + 8, 4));
+        // Bounds come from the file: check them so a damaged index cannot point outside the mapping.
+        return offset >= Packfile.PackHeader && length >= 0 && offset + length <= _packLength - Packfile.HashSize;
     }
 
     /// <summary>Every hash in the index, in order.</summary>

@@ -43,6 +43,21 @@ public sealed class PackfileTests : IDisposable
         }
 
         Assert.False(pack.TryGet(Raw(ContentHash.Of("absent"u8)), out ReadOnlySpan<byte> _));
+        // Absent hashes in an object's bucket: the same first 8 bytes (the bucket and the fast compare) or the same first
+        // 31, then the table's ends.
+        foreach (var hash in hashes)
+        {
+            foreach (var at in (int[])[8, 31])
+            {
+                var near = Raw(hash);
+                near[at] ^= 0x01;
+                Assert.False(pack.TryGet(near, out ReadOnlySpan<byte> _));
+            }
+        }
+
+        Assert.False(pack.TryGet(new byte[32], out ReadOnlySpan<byte> _));
+        Assert.False(pack.TryGet(Enumerable.Repeat((byte)0xFF, 32).ToArray(), out ReadOnlySpan<byte> _));
+        Assert.False(pack.TryGet(new byte[31], out ReadOnlySpan<byte> _));
         Assert.Empty(pack.Verify());
         Assert.Equal(hashes.Order(StringComparer.Ordinal), pack.Hashes());
     }
