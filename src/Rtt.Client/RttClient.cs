@@ -110,20 +110,16 @@ public sealed class RttClient : IAsyncDisposable
     /// <summary>The same through any grain factory (the silo's own: the panel's /api/status).</summary>
     public static async Task<ClusterStatus> GetStatusAsync(IGrainFactory grains)
     {
-        // One call: the node directory asks the node grains inside the cluster and keeps the membership entries while the
-        // membership version is unchanged (at most 1 s), so a status call is no longer a membership table read each time.
+        // One call, answered from what the node directory keeps (the node grains push their snapshots to it; the membership
+        // entries are read again when the membership version changes, at most 1 s apart), already merged and sorted.
         var status = await grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Status();
-        var view = status.View;
-        var silos = view.Silos.ToDictionary(s => s.Address, StringComparer.Ordinal);
-        var members = status.Hosts
-            .Select(h => silos.TryGetValue(h.Address, out var s)
-                ? new ClusterMember(h.Name, h.Address, h.Status, s.Host.Length > 0 ? s.Host : h.HostName, h.Started, h.ProxyPort, s.Numa, s.Node)
-                : new ClusterMember(h.Name, h.Address, h.Status, h.HostName, h.Started, h.ProxyPort))
-            .OrderBy(m => m.Name, StringComparer.Ordinal)
-            .ThenBy(m => m.Address, StringComparer.Ordinal)
-            .ToImmutableArray();
+        var members = ImmutableArray.CreateBuilder<ClusterMember>(status.Members.Length);
+        foreach (var m in status.Members)
+        {
+            members.Add(new ClusterMember(m.Name, m.Address, m.Status, m.HostName, m.Started, m.ProxyPort, m.Numa, m.Node));
+        }
 
-        return new ClusterStatus(members, view.Records, view.Placements);
+        return new ClusterStatus(members.MoveToImmutable(), status.Records, status.Placements);
     }
 
     /// <summary>Every version of a symbol, through the registry grain (lowest version first; empty when unknown).</summary>

@@ -73,6 +73,33 @@ public sealed class NodeGrainTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Status_shows_a_registration_and_a_commit_on_the_next_call()
+    {
+        var id = $"node-{Guid.NewGuid():N}";
+        var directory = fixture.Cluster.Client.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey);
+        var grain = fixture.Cluster.Client.GetGrain<INodeGrain>(id);
+        Assert.DoesNotContain((await directory.Status()).Records, r => r.Facts.NodeId == id);
+
+        await grain.Register(Facts(id));
+        var status = await directory.Status();
+        Assert.Equal(1, status.Records.Single(r => r.Facts.NodeId == id).Registrations);
+        Assert.Null(status.Placements.Single(p => p.NodeId == id).AppliedPlan);
+        Assert.Equal(status.Records.Select(r => r.Facts.NodeId).Order(StringComparer.Ordinal), status.Records.Select(r => r.Facts.NodeId)); // node id order
+        Assert.NotEmpty(status.Members); // the silo, from the membership table
+
+        await grain.Register(Facts(id, "S127.0.0.1:11112:2")); // pushed to the directory, which answers from memory
+        status = await directory.Status();
+        Assert.Equal((2L, "S127.0.0.1:11112:2"), status.Records.Single(r => r.Facts.NodeId == id) is var r ? (r.Registrations, r.Facts.SiloAddress) : default);
+
+        var target = new Reconciling.NodeTarget(id, [], [], []); // no lanes: any silo may take it
+        Assert.True((await grain.Prepare(7, "p7", target)).Yes);
+        Assert.Null((await directory.Status()).Placements.Single(p => p.NodeId == id).AppliedPlan); // a reservation is not shown
+        await grain.Commit(7, "p7", target);
+        Assert.Equal("p7", (await directory.Status()).Placements.Single(p => p.NodeId == id).AppliedPlan);
+        Assert.Equal(await grain.Placement(), (await directory.Status()).Placements.Single(p => p.NodeId == id) with { Lanes = (await grain.Placement()).Lanes });
+    }
+
+    [Fact]
     public async Task Facts_for_another_node_are_refused()
     {
         var grain = fixture.Cluster.Client.GetGrain<INodeGrain>("node-x");

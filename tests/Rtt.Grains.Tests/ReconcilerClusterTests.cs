@@ -64,6 +64,58 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task History_and_status_show_each_decision_on_the_next_call()
+    {
+        var grains = _cluster.Client;
+        foreach (var i in new[] { 0, 1 })
+        {
+            await grains.GetGrain<INodeGrain>(Node(i)).Register(new NodeFacts(Node(i), "host", "cpu", 2, 1L << 30, [], "silo"));
+        }
+
+        var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+        var directory = grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey);
+        var before = await reconciler.History();
+        Assert.Empty(before.Transactions);
+        Assert.All((await directory.Status()).Placements, p => Assert.Null(p.AppliedPlan));
+
+        string? baseId = null;
+        foreach (var (lanes, serving0, serving1) in new[]
+        {
+            (new[] { ("a", "b", Node(0)), ("c", "d", Node(1)) }, 1, 1),
+            (new[] { ("a", "b", Node(0)), ("e", "f", Node(0)) }, 2, 0),
+        })
+        {
+            var plan = Plan(baseId, lanes);
+            var planId = (string)plan["plan_id"]!;
+            var applied = await reconciler.Apply(plan.ToJsonString());
+            Assert.True(applied.Outcome == "applied", applied.Reason);
+
+            var history = await reconciler.History(); // the next call shows the decision, its WAL entries and the ledgers
+            Assert.Equal(planId, history.AppliedPlanId);
+            Assert.Equal(("commit", planId), (history.Transactions[^1].Decision, history.Transactions[^1].PlanId));
+            Assert.NotNull(history.Transactions[^1].VerifiedIndex);
+            Assert.Equal(applied.WalSize, history.WalSize);
+            Assert.Equal(applied.WalRoot, history.WalRoot);
+            Assert.All(history.Transactions[^1].Participants, name =>
+            {
+                var ledger = history.Participants.Single(p => p.Name == name).Ledger;
+                Assert.Equal((planId, -1L, (string?)null), (ledger.AppliedPlan, ledger.ReservedTx, ledger.AppliedTarget)); // compact: no target JSON
+            });
+
+            var status = await directory.Status(); // and status shows where the lanes are now
+            var placements = status.Placements.ToDictionary(p => p.NodeId);
+            Assert.Equal((planId, planId), (placements[Node(0)].AppliedPlan, placements[Node(1)].AppliedPlan));
+            Assert.Equal((serving0, serving1), (placements[Node(0)].Serving, placements[Node(1)].Serving));
+            Assert.Equal(serving0, placements[Node(0)].Lanes.Length);
+            baseId = planId;
+        }
+
+        Assert.Equal(2, (await reconciler.History()).Transactions.Length);
+        await grains.GetGrain<INodeGrain>(Node(1)).Register(new NodeFacts(Node(1), "host-2", "cpu", 2, 1L << 30, [], "silo"));
+        Assert.Equal("host-2", (await directory.Status()).Records.Single(r => r.Facts.NodeId == Node(1)).Facts.HostName); // a node registering again
+    }
+
+    [Fact]
     public async Task Plans_drive_each_nodes_lane_host_and_a_node_silo_stopped_mid_commit_leaves_the_new_plan_whole()
     {
         var grains = _cluster.Client;

@@ -18,7 +18,8 @@ namespace Rtt.Cli.Bench;
 /// as its own process on a quickstart workspace (scanned, its plan applied); an <see cref="RttClient"/> in this process
 /// makes sequential grain calls, each case in alternating slices so all see the same machine: a bare ping grain (the
 /// same-run baseline: what Orleans itself costs here), symbol resolution, a node grain read, the reconciler's history,
-/// and <see cref="RttClient.GetStatusAsync"/> (membership plus every node record). Percentiles from HdrHistogram.
+/// and <see cref="RttClient.GetStatusAsync"/> (membership plus every node record). Percentiles from HdrHistogram, and what
+/// the client process allocates per call of each case.
 /// </summary>
 public static class ControlBench
 {
@@ -83,13 +84,19 @@ public static class ControlBench
             }
 
             progress?.Invoke($"calls: {seconds:0.#} s per case, alternating 100 ms slices");
-            var cases = await CallsBench.Alternate([
+            (string, Func<Task>)[] calls = [
                 ("ping", async () => await ping.Ping(1)),
                 ("resolve", async () => await client.ResolveSymbolAsync("rtt://core/api/upper")),
                 ("node", async () => await node.Get()),
                 ("history", async () => await reconciler.History()),
                 ("status", async () => await client.GetStatusAsync()),
-            ], seconds, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(500));
+            ];
+            var cases = await CallsBench.Alternate(calls, seconds, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(500));
+            for (var i = 0; i < calls.Length; i++)
+            {
+                cases[i]["allocated_bytes_per_call"] = await Allocated(calls[i].Item2);
+            }
+
             var baseline = (double)cases[0]["p99_us"]!;
             foreach (var c in cases.Skip(1))
             {
@@ -119,6 +126,19 @@ public static class ControlBench
             {
             }
         }
+    }
+
+    /// <summary>What the client process allocates per call (every thread: the call's own and Orleans' networking), over 1,000 calls.</summary>
+    private static async Task<long> Allocated(Func<Task> call)
+    {
+        const int Calls = 1000;
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        for (var i = 0; i < Calls; i++)
+        {
+            await call();
+        }
+
+        return (GC.GetTotalAllocatedBytes(precise: true) - before) / Calls;
     }
 
     private static async Task<RttClient> Connect(RttWorkspace workspace, Process silo)
@@ -197,7 +217,7 @@ public static class ControlBench
         {
             var ratio = c!["p99_vs_ping"] is { } v ? string.Create(CultureInfo.InvariantCulture, $"  p99 {(double)v:0.00}x ping") : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {c["case"],-8} calls {(long)c["calls"]!,7}  p50 {(double)c["p50_us"]!,8:0.0} µs  p99 {(double)c["p99_us"]!,8:0.0} µs  p99.9 {(double)c["p999_us"]!,8:0.0} µs{ratio}"));
+                $"  {c["case"],-8} calls {(long)c["calls"]!,7}  p50 {(double)c["p50_us"]!,8:0.0} µs  p99 {(double)c["p99_us"]!,8:0.0} µs  p99.9 {(double)c["p999_us"]!,8:0.0} µs  {(long)c["allocated_bytes_per_call"]!,6} B/call{ratio}"));
         }
     }
 }

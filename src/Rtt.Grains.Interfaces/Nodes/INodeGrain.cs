@@ -68,26 +68,50 @@ public interface INodeDirectoryGrain : IGrainWithStringKey
     /// call: what <c>RttClient.GetStatusAsync</c> shows. The entries come from the management grain's table read, kept
     /// while this silo's membership version is unchanged and at most <c>HostsTtl</c> (1 s), so a status call does not
     /// read the membership table each time; a change this silo has seen (a silo joining, dying, leaving) is shown at once.
+    /// The nodes' records and placements are the snapshots the node grains push (<see cref="Changed"/>), read from
+    /// every node again with the entries; a call between changes is answered from memory, without a grain call.
     /// </summary>
     [Alias("Status")]
     Task<ClusterStatusView> Status();
+
+    /// <summary>
+    /// A node grain's snapshot after it changed (registration, activation, commit, lanes served): <see cref="Status"/>
+    /// answers from the snapshots it holds instead of asking every node per call. Interleaves, so a node pushing while
+    /// the directory waits on that node's answer never deadlocks.
+    /// </summary>
+    [Alias("Changed"), Orleans.Concurrency.AlwaysInterleave]
+    Task Changed(NodeSnapshot snapshot);
+
+    /// <summary>A node grain deactivates: the directory drops its snapshot and asks the node again on the next status call.</summary>
+    [Alias("Gone"), Orleans.Concurrency.AlwaysInterleave]
+    Task Gone(string nodeId);
 }
 
-/// <summary>An active silo's membership entry, as the management grain reports it.</summary>
-[GenerateSerializer, Immutable, Alias("rtt.HostView")]
-public sealed record HostView(
+/// <summary>
+/// An active silo as <c>rtt status</c> shows it: its membership entry (name, address, status, host, start time, gateway
+/// port) with the host, NUMA node and node its metadata names (the metadata's host wins over the entry's when it has one;
+/// empty strings when it published none).
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rtt.MemberView")]
+public sealed record MemberView(
     [property: Id(0)] string Name,
     [property: Id(1)] string Address,
     [property: Id(2)] string Status,
     [property: Id(3)] string HostName,
     [property: Id(4)] DateTime Started,
-    [property: Id(5)] int ProxyPort);
+    [property: Id(5)] int ProxyPort,
+    [property: Id(6)] string Numa,
+    [property: Id(7)] string Node);
 
-/// <summary>What <see cref="INodeDirectoryGrain.Status"/> returns.</summary>
+/// <summary>
+/// What <see cref="INodeDirectoryGrain.Status"/> returns, ready to show: the members sorted by name then address, the
+/// registered nodes' records and their placements in node id order.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("rtt.ClusterStatusView")]
 public sealed record ClusterStatusView(
-    [property: Id(0)] ClusterView View,
-    [property: Id(1)] ImmutableArray<HostView> Hosts);
+    [property: Id(0)] ImmutableArray<MemberView> Members,
+    [property: Id(1)] ImmutableArray<NodeRecord> Records,
+    [property: Id(2)] ImmutableArray<NodePlacement> Placements);
 
 /// <summary>
 /// Where a node's grain runs: <see cref="Silo"/> is the silo's address and <see cref="SiloNode"/> the node that silo

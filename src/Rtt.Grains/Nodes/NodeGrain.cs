@@ -75,7 +75,13 @@ public sealed class NodeGrain(
         {
             await host.ServeAsync(await Resolve(Parsed(_ledger.AppliedTarget))); // moved back to its silo: the applied lanes (idempotent)
         }
-        else if (Lanes is not null && !OnOwnSilo)
+
+        if (state.State.Record is not null)
+        {
+            await Pushed(); // where it runs now (a registered node: the directory lists only those)
+        }
+
+        if (Lanes is not null && !OnOwnSilo)
         {
             // Placed here while the node's silo was down (or not yet known here): move to it as soon as it is up, so plans
             // that change this node do not abort for want of its lane host. A timer that does not keep the grain alive.
@@ -144,6 +150,37 @@ public sealed class NodeGrain(
         var tcp = facts is { LaneTcp: { Length: > 0 } address } ? $"tcp://{address}" : null;
         return kind == "tcp" ? tcp ?? (local ? facts!.LaneSocket : null) : local ? facts!.LaneSocket : tcp;
     }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (state.State.Record is not null)
+        {
+            // The directory drops this node's snapshot, so the next status call asks the node (activating it where it is placed now).
+            await Tell(d => d.Gone(this.GetPrimaryKeyString()));
+        }
+    }
+
+    /// <summary>Pushes this node's snapshot to the directory (what status shows), after anything that changes it.</summary>
+    private Task Pushed() => Tell(d => d.Changed(new NodeSnapshot(state.State.Record, CurrentPlacement())));
+
+    /// <summary>
+    /// A call to the directory that cannot fail the caller's operation: when it does not get through (the directory's silo
+    /// is going away), the directory reads every node again on its next status call anyway (membership changed, or its
+    /// snapshots are older than <see cref="NodeDirectoryGrain.HostsTtl"/>).
+    /// </summary>
+    private async Task Tell(Func<INodeDirectoryGrain, Task> call)
+    {
+        try
+        {
+            await call(GrainFactory.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey)).WaitAsync(DirectoryBudget);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OrleansException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>How long a node grain waits for the directory to take its snapshot.</summary>
+    internal static readonly TimeSpan DirectoryBudget = TimeSpan.FromSeconds(2);
 
     public Task<NodePlacement> Placement() => Task.FromResult(CurrentPlacement());
 
@@ -236,6 +273,7 @@ public sealed class NodeGrain(
         state.State.Record = NodeRegistration.Apply(state.State.Record, facts, time.GetUtcNow());
         await state.WriteStateAsync();
         await GrainFactory.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Add(key);
+        await Pushed();
         RttMetrics.NodeRegistrations.Add(1);
         return state.State.Record; // the silo then calls ServeLanes, which restores the applied lanes
     }
@@ -275,6 +313,7 @@ public sealed class NodeGrain(
         if (lanes.Running)
         {
             await lanes.ServeAsync(await Resolve(Parsed(_ledger.AppliedTarget)));
+            await Pushed(); // how many lanes it serves
         }
 
         return true;
@@ -336,16 +375,24 @@ public sealed class NodeGrain(
 
     public async Task Commit(long tx, string planId, Reconciling.ParticipantTarget? target)
     {
-        if (Reconciling.TxLedger.Commit(_ledger, tx, planId, target))
+        var changed = Reconciling.TxLedger.Commit(_ledger, tx, planId, target);
+        if (changed)
         {
             Remember(target as Reconciling.NodeTarget, _ledger.AppliedTarget);
             await PersistLedger();
         }
 
         await faults.HitAsync(Rtt.Reconciling.FaultPoints.MidApply, this.GetPrimaryKeyString());
+        var serving = false;
         if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
         {
             await lanes.ServeAsync(await Resolve(Parsed(_ledger.AppliedTarget))); // idempotent: a repeated commit swaps to the same table
+            serving = true;
+        }
+
+        if ((changed || serving) && state.State.Record is not null)
+        {
+            await Pushed(); // the applied plan and its lanes, as status shows them
         }
     }
 
@@ -447,36 +494,127 @@ public sealed class NodeDirectoryGrain(
         }
 
         state.State.NodeIds.Insert(~index, nodeId); // kept sorted so listings are deterministic
+        _status = null;
         await state.WriteStateAsync();
     }
 
     public Task<ImmutableArray<string>> List() => Task.FromResult(state.State.NodeIds.ToImmutableArray());
 
-    /// <summary>How long the membership entries of <see cref="Status"/> are kept at most while this silo's membership version stays the same.</summary>
+    /// <summary>
+    /// How long what <see cref="Status"/> shows is kept at most while this silo's membership version stays the same: the
+    /// membership entries, and the node snapshots (which the node grains also push here when they change).
+    /// </summary>
     internal static readonly TimeSpan HostsTtl = TimeSpan.FromSeconds(1);
 
-    private (MembershipVersion Version, long At, ImmutableArray<HostView> Hosts)? _hosts;
+    private IClusterMembershipService? Membership { get; } = services.GetService(typeof(IClusterMembershipService)) as IClusterMembershipService;
 
-    private IClusterMembershipService? Membership => services.GetService(typeof(IClusterMembershipService)) as IClusterMembershipService;
+    private Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache? SiloMetadata { get; } =
+        services.GetService(typeof(Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache)) as Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache;
 
-    public async Task<ClusterStatusView> Status()
-    {
-        var hosts = Hosts();
-        var view = await View();
-        return new ClusterStatusView(view, await hosts);
-    }
+    // What Status shows, kept between calls: the membership entries and every node's snapshot, read together at most every
+    // HostsTtl and again whenever this silo's membership version changes; in between, a node grain pushes its snapshot here
+    // when it changes (registration, activation, commit, serving its lanes) and says when it deactivates, so a status call
+    // is answered from memory with what a fan-out would have returned. The silos' metadata is read on every call (it may
+    // arrive after the membership change that brought a silo).
+    private (MembershipVersion Version, long At, ImmutableArray<MembershipEntry> Entries)? _hosts;
+    private readonly Dictionary<string, NodeSnapshot> _snapshots = new(StringComparer.Ordinal);
+    private long _pushes; // snapshots pushed or dropped: a fan-out that raced one of them is not kept
+    private (ImmutableArray<SiloView> Silos, ClusterStatusView Status)? _status; // the answer built from the above, until any of it changes
 
-    private async Task<ImmutableArray<HostView>> Hosts()
+    /// <summary>A membership entry as the management grain reports it.</summary>
+    private sealed record MembershipEntry(string Name, string Address, string Status, string HostName, DateTime Started, int ProxyPort);
+
+    public Task<ClusterStatusView> Status()
     {
         var version = Membership?.CurrentSnapshot.Version;
-        if (_hosts is { } cached && version is { } v && cached.Version == v && System.Diagnostics.Stopwatch.GetElapsedTime(cached.At) < HostsTtl)
+        if (_status is not { } kept || _hosts is not { } hosts || version is not { } v || hosts.Version != v || System.Diagnostics.Stopwatch.GetElapsedTime(hosts.At) >= HostsTtl
+            || !state.State.NodeIds.TrueForAll(_snapshots.ContainsKey))
         {
-            return cached.Hosts;
+            return BuildStatus(version);
+        }
+
+        var silos = Silos();
+        if (!silos.SequenceEqual(kept.Silos))
+        {
+            kept = (silos, kept.Status with { Members = Members(hosts.Entries, silos) });
+            _status = kept;
+        }
+
+        return Task.FromResult(kept.Status);
+    }
+
+    private async Task<ClusterStatusView> BuildStatus(MembershipVersion? version)
+    {
+        var fresh = _hosts is not { } cached || version is not { } v || cached.Version != v || System.Diagnostics.Stopwatch.GetElapsedTime(cached.At) >= HostsTtl;
+        if (fresh)
+        {
+            _snapshots.Clear(); // membership changed or the entries are old: ask every node again, not only those not heard of
+            _pushes++;
+        }
+
+        var hosts = Hosts(version, fresh);
+        var missing = state.State.NodeIds.Where(id => !_snapshots.ContainsKey(id)).ToList();
+        var pushes = _pushes;
+        var asked = await Task.WhenAll(missing.Select(id => GrainFactory.GetGrain<INodeGrain>(id).Snapshot()));
+        var all = new Dictionary<string, NodeSnapshot>(_snapshots, StringComparer.Ordinal);
+        for (var i = 0; i < missing.Count; i++)
+        {
+            all[missing[i]] = asked[i];
+        }
+
+        var snapshots = state.State.NodeIds.Where(all.ContainsKey).Select(id => all[id]).ToList(); // node id order
+        var entries = await hosts;
+        var silos = Silos();
+        var status = new ClusterStatusView(Members(entries, silos), [.. snapshots.Select(s => s.Record).OfType<NodeRecord>()], [.. snapshots.Select(s => s.Placement)]);
+        if (pushes == _pushes && version is not null)
+        {
+            // Nothing was pushed while the nodes answered: what they said is current.
+            for (var i = 0; i < missing.Count; i++)
+            {
+                _snapshots[missing[i]] = asked[i];
+            }
+
+            _status = (silos, status);
+        }
+
+        return status;
+    }
+
+    /// <summary>The membership entries with the silos' metadata, by name then address (what <c>rtt status</c> lists).</summary>
+    private static ImmutableArray<MemberView> Members(ImmutableArray<MembershipEntry> entries, ImmutableArray<SiloView> silos) =>
+        [.. entries
+            .Select(h => silos.FirstOrDefault(s => string.Equals(s.Address, h.Address, StringComparison.Ordinal)) is { } s
+                ? new MemberView(h.Name, h.Address, h.Status, s.Host.Length > 0 ? s.Host : h.HostName, h.Started, h.ProxyPort, s.Numa, s.Node)
+                : new MemberView(h.Name, h.Address, h.Status, h.HostName, h.Started, h.ProxyPort, "", ""))
+            .OrderBy(m => m.Name, StringComparer.Ordinal)
+            .ThenBy(m => m.Address, StringComparer.Ordinal)];
+
+    public Task Changed(NodeSnapshot snapshot)
+    {
+        _snapshots[snapshot.Placement.NodeId] = snapshot;
+        _pushes++;
+        _status = null;
+        return Task.CompletedTask;
+    }
+
+    public Task Gone(string nodeId)
+    {
+        _snapshots.Remove(nodeId);
+        _pushes++;
+        _status = null;
+        return Task.CompletedTask;
+    }
+
+    private async Task<ImmutableArray<MembershipEntry>> Hosts(MembershipVersion? version, bool fresh)
+    {
+        if (!fresh && _hosts is { } cached)
+        {
+            return cached.Entries;
         }
 
         var at = System.Diagnostics.Stopwatch.GetTimestamp();
         var entries = await GrainFactory.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
-        ImmutableArray<HostView> hosts = [.. entries.Select(h => new HostView(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))];
+        ImmutableArray<MembershipEntry> hosts = [.. entries.Select(h => new MembershipEntry(h.SiloName, h.SiloAddress.ToString(), h.Status.ToString(), h.HostName, h.StartTime, h.ProxyPort))];
         _hosts = version is { } seen ? (seen, at, hosts) : null;
         return hosts;
     }
@@ -485,19 +623,30 @@ public sealed class NodeDirectoryGrain(
     {
         // One call per node for both its record and its placement, all in flight together.
         var snapshots = await Task.WhenAll(state.State.NodeIds.Select(id => GrainFactory.GetGrain<INodeGrain>(id).Snapshot()));
+        return ViewOf(snapshots);
+    }
+
+    /// <summary>The active silos with their metadata, and the nodes' records and placements, from snapshots in node id order.</summary>
+    private ClusterView ViewOf(IReadOnlyList<NodeSnapshot> snapshots)
+    {
         ImmutableArray<NodeRecord> records = [.. snapshots.Select(s => s.Record).OfType<NodeRecord>()];
-        var silos = ImmutableArray<SiloView>.Empty;
-        if (Membership is { } membership)
+        return new ClusterView(Silos(), records, [.. snapshots.Select(s => s.Placement).OrderBy(p => p.NodeId, StringComparer.Ordinal)]);
+    }
+
+    /// <summary>The active silos this silo knows of, with their metadata, by address.</summary>
+    private ImmutableArray<SiloView> Silos()
+    {
+        if (Membership is not { } membership)
         {
-            var metadata = services.GetService(typeof(Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache)) as Orleans.Runtime.MembershipService.SiloMetadata.ISiloMetadataCache;
-            silos = [.. membership.CurrentSnapshot.Members.Values
-                .Where(m => m.Status == SiloStatus.Active)
-                .Select(m => new SiloView(m.SiloAddress.ToString(), m.Name, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.HostKey),
-                    NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NumaKey), NodeSilos.NodeOf(m.SiloAddress, m.Name, metadata)))
-                .OrderBy(s => s.Address, StringComparer.Ordinal)];
+            return [];
         }
 
-        return new ClusterView(silos, records, [.. snapshots.Select(s => s.Placement).OrderBy(p => p.NodeId, StringComparer.Ordinal)]);
+        var metadata = SiloMetadata;
+        return [.. membership.CurrentSnapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active)
+            .Select(m => new SiloView(m.SiloAddress.ToString(), m.Name, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.HostKey),
+                NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NumaKey), NodeSilos.NodeOf(m.SiloAddress, m.Name, metadata)))
+            .OrderBy(s => s.Address, StringComparer.Ordinal)];
     }
 
     public async Task<ImmutableArray<NodeRecord>> Records()

@@ -20,7 +20,7 @@ namespace Rtt.Grains.Reconciling;
 /// "plan X is being applied" answer instead of waiting in the queue. Recovery runs on activation.
 /// </summary>
 [Reentrant]
-public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, IFaultPoints faults, RttRetryOptions retry, ILogger<ReconcilerGrain> logger) : Grain, IReconcilerGrain
+public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, IFaultPoints faults, RttRetryOptions retry, ILogger<ReconcilerGrain> logger, IServiceProvider services) : Grain, IReconcilerGrain
 {
     private Coordinator? _coordinator;
     private string? _recovery;
@@ -71,6 +71,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     public async Task<ApplyReport> Apply(string planJson)
     {
+        using var changing = Changing();
         var plan = JsonNode.Parse(planJson) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
         var outcome = await Coordinator.ApplyAsync(plan);
         byte[]? bytes = null;
@@ -88,6 +89,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     public async Task<ApplyReport> Rollback(string reason)
     {
+        using var changing = Changing();
         var outcome = await Coordinator.RollbackAsync(reason);
         WriteApplied();
         return ToReport(outcome);
@@ -96,19 +98,65 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     public Task<AppliedRoutes> AppliedRoutes() => Task.FromResult(new AppliedRoutes(Coordinator.AppliedPlanId,
         [.. Rtt.Core.Calls.CallRoutes.Of(Coordinator.Applied).Select(r => new AppliedRouteView(r.From, r.To, r.RouteId, r.Node, r.Lane, r.Endpoint, r.EndpointKind, r.Tool))]));
 
-    public async Task<ReconcilerHistory> History()
+    // History kept between calls. Only this grain changes what it shows: the transactions are the coordinator's, the WAL
+    // has no other writer, and a participant's ledger changes only on this grain's prepare, commit and abort. So the
+    // view built after the last operation stays exact until the next one starts (or membership changes: a participant
+    // reactivated on another silo reads its ledger from the store again). While an operation runs, every call builds it anew.
+    private ReconcilerHistory? _history;
+    private long _historyChanges = -1;
+    private MembershipVersion? _historyMembership;
+    private long _changes; // bumped when an apply or rollback starts and when it ends
+    private int _operations; // applies and rollbacks in flight (the grain is reentrant)
+
+    private IClusterMembershipService? Membership { get; } = services.GetService(typeof(IClusterMembershipService)) as IClusterMembershipService;
+
+    private MembershipVersion? MembershipSeen => Membership?.CurrentSnapshot.Version;
+
+    /// <summary>Marks an operation that may change the history (transactions, WAL, ledgers), for its whole duration.</summary>
+    private Operation Changing()
     {
+        _changes++;
+        _operations++;
+        return new Operation(this);
+    }
+
+    private readonly struct Operation(ReconcilerGrain grain) : IDisposable
+    {
+        public void Dispose()
+        {
+            grain._changes++;
+            grain._operations--;
+        }
+    }
+
+    public Task<ReconcilerHistory> History() =>
+        _operations == 0 && _history is { } kept && _historyChanges == _changes && Equals(_historyMembership, MembershipSeen)
+            ? Task.FromResult(kept)
+            : BuildHistory();
+
+    private async Task<ReconcilerHistory> BuildHistory()
+    {
+        var changes = _changes;
+        var membership = MembershipSeen;
         var c = Coordinator;
         var names = c.History.SelectMany(t => t.Participants).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        var ledgers = await Task.WhenAll(names.Select(async n => new ParticipantView(n, await ((GrainParticipant)Participant(n)).Grain.Ledger())));
+        // Each participant's ledger without its applied target (a node's is the JSON of all its lanes): the history shows
+        // what each participant applied and reserved; the target itself is the participant's Ledger().
+        var ledgers = await Task.WhenAll(names.Select(async n => new ParticipantView(n, await ((GrainParticipant)Participant(n)).Grain.Ledger() with { AppliedTarget = null })));
         var root = await GrainFactory.GetGrain<IWalGrain>(IWalGrain.ClusterKey).Root();
-        return new ReconcilerHistory(
+        var history = new ReconcilerHistory(
             c.AppliedPlanId,
             [.. c.History.Select(t => new TxView(t.Tx, t.Transition, t.PlanId, t.Base, t.Decision, t.DecisionIndex, t.AppliedIndex, t.VerifiedIndex, t.VerifyFailedIndex, t.Reason, t.At, [.. t.Participants]))],
             [.. ledgers],
             root.Size,
             root.Root,
             _recovery);
+        if (_operations == 0 && changes == _changes)
+        {
+            (_history, _historyChanges, _historyMembership) = (history, changes, membership);
+        }
+
+        return history;
     }
 
     /// <summary>
