@@ -105,14 +105,20 @@ public sealed class RttClient : IAsyncDisposable
     }
 
     /// <summary>Cluster members (active silos) and the registered nodes, each sorted by name.</summary>
-    public Task<ClusterStatus> GetStatusAsync() => GetStatusAsync(Cluster);
+    public Task<ClusterStatus> GetStatusAsync() => GetStatusAsync(_directory ??= Cluster.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey));
+
+    // The grain references this client calls most, made once (a reference from a string key is a few allocations per call).
+    private INodeDirectoryGrain? _directory;
+    private IRegistryGrain? _registry;
 
     /// <summary>The same through any grain factory (the silo's own: the panel's /api/status).</summary>
-    public static async Task<ClusterStatus> GetStatusAsync(IGrainFactory grains)
+    public static Task<ClusterStatus> GetStatusAsync(IGrainFactory grains) => GetStatusAsync(grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey));
+
+    private static async Task<ClusterStatus> GetStatusAsync(INodeDirectoryGrain directory)
     {
         // One call, answered from what the node directory keeps (the node grains push their snapshots to it; the membership
         // entries are read again when the membership version changes, at most 1 s apart), already merged and sorted.
-        var status = await grains.GetGrain<INodeDirectoryGrain>(INodeDirectoryGrain.ClusterKey).Status();
+        var status = await directory.Status();
         var members = ImmutableArray.CreateBuilder<ClusterMember>(status.Members.Length);
         foreach (var m in status.Members)
         {
@@ -124,7 +130,7 @@ public sealed class RttClient : IAsyncDisposable
 
     /// <summary>Every version of a symbol, through the registry grain (lowest version first; empty when unknown).</summary>
     public Task<ImmutableArray<SymbolVersion>> ResolveSymbolAsync(string symbol) =>
-        Cluster.GetGrain<IRegistryGrain>(IRegistryGrain.WorkspaceKey).ResolveSymbol(symbol);
+        (_registry ??= Cluster.GetGrain<IRegistryGrain>(IRegistryGrain.WorkspaceKey)).ResolveSymbol(symbol);
 
     private readonly Lock _callerGate = new();
     private Calls.LaneCaller? _caller;

@@ -125,6 +125,7 @@ public sealed class BenchCommandTests
         {
             Assert.True((long)c!["calls"]! > 10, c.ToJsonString());
             Assert.True((double)c["p50_us"]! > 0 && (double)c["p99_us"]! >= (double)c["p50_us"]!, c.ToJsonString());
+            Assert.True((long)c["allocated_bytes_per_call"]! > 0, c.ToJsonString()); // a grain call allocates its message at least
         });
         Assert.All(cases.Skip(1), c => Assert.True((double)c!["p99_vs_ping"]! > 0));
         Assert.Equal(1, RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0").ExitCode);
