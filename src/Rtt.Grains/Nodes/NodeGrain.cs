@@ -376,23 +376,28 @@ public sealed class NodeGrain(
     public async Task Commit(long tx, string planId, Reconciling.ParticipantTarget? target)
     {
         var changed = Reconciling.TxLedger.Commit(_ledger, tx, planId, target);
-        if (changed)
-        {
-            Remember(target as Reconciling.NodeTarget, _ledger.AppliedTarget);
-            await PersistLedger();
-        }
-
-        await faults.HitAsync(Rtt.Reconciling.FaultPoints.MidApply, this.GetPrimaryKeyString());
         var serving = false;
-        if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
+        try
         {
-            await lanes.ServeAsync(await Resolve(Parsed(_ledger.AppliedTarget))); // idempotent: a repeated commit swaps to the same table
-            serving = true;
-        }
+            if (changed)
+            {
+                Remember(target as Reconciling.NodeTarget, _ledger.AppliedTarget);
+                await PersistLedger();
+            }
 
-        if ((changed || serving) && state.State.Record is not null)
+            await faults.HitAsync(Rtt.Reconciling.FaultPoints.MidApply, this.GetPrimaryKeyString());
+            if (Lanes is { Running: true } lanes && lanes.NodeId == this.GetPrimaryKeyString())
+            {
+                serving = true;
+                await lanes.ServeAsync(await Resolve(Parsed(_ledger.AppliedTarget))); // idempotent: a repeated commit swaps to the same table
+            }
+        }
+        finally
         {
-            await Pushed(); // the applied plan and its lanes, as status shows them
+            if ((changed || serving) && state.State.Record is not null)
+            {
+                await Pushed(); // the applied plan and its lanes, as status shows them (also when the commit failed half-way)
+            }
         }
     }
 
