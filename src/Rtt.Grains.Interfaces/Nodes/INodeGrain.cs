@@ -28,8 +28,12 @@ public interface INodeGrain : IGrainWithStringKey, Rtt.Grains.Reconciling.ITxPar
     [Alias("Placement")]
     Task<NodePlacement> Placement();
 
-    /// <summary>The record and the placement in one call (the directory's status fan-out asks each node once, not twice).</summary>
-    [Alias("Snapshot")]
+    /// <summary>
+    /// The record and the placement in one call (the directory's re-read asks each node once, not twice). Interleaves (a
+    /// synchronous read): a node awaiting the directory (registering, pushing) while the directory re-reads it would
+    /// otherwise wait on each other until the call timed out.
+    /// </summary>
+    [Alias("Snapshot"), Orleans.Concurrency.AlwaysInterleave]
     Task<NodeSnapshot> Snapshot();
 }
 
