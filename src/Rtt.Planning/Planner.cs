@@ -240,10 +240,8 @@ public static class Planner
 
     public static string PlanId(JsonObject plan)
     {
-        var body = (JsonObject)plan.DeepClone();
-        body.Remove("plan_id");
-        body.Remove(ObjectSigner.SignMember);
-        return ContentHash.OfCanonical(body);
+        // The plan's members but plan_id and sign, as they are: the same bytes as a copy without them, without copying the plan.
+        return ContentHash.Of(CanonicalJson.SerializeMembers([.. plan.Where(m => m.Key is not "plan_id" and not ObjectSigner.SignMember)]));
     }
 
     /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>

@@ -20,9 +20,8 @@ public static class ObjectSigner
             return CanonicalJson.Serialize(obj); // nothing to leave out: no copy (a 10,000-route plan is tens of MB of nodes)
         }
 
-        var copy = (JsonObject)obj.DeepClone();
-        copy.Remove(SignMember);
-        return CanonicalJson.Serialize(copy);
+        // The other members as they are (no deep copy of the object to drop one member): the same bytes.
+        return CanonicalJson.SerializeMembers([.. obj.Where(m => m.Key != SignMember)]);
     }
 
     /// <summary>Returns a copy of <paramref name="obj"/> with a fresh <c>sign</c> block (any old one replaced).</summary>
