@@ -167,15 +167,52 @@ public sealed partial class Scanner
         private static ReadOnlySpan<byte> HeadEnd => ",\"files\":{"u8;
         private static ReadOnlySpan<byte> Tail => "}}"u8;
 
-        private CacheFile(string path, int symbols)
+        private readonly IReadOnlyList<CacheLine>? _upgraded;
+
+        private CacheFile(string path, int symbols, IReadOnlyList<CacheLine>? upgraded = null)
         {
             Path = path;
             Symbols = symbols;
+            _upgraded = upgraded;
         }
 
         public string Path { get; }
 
+        /// <summary>The symbol count the cache was written with; -1 when unknown (a cache upgraded from /4: the table is rebuilt).</summary>
         public int Symbols { get; }
+
+        /// <summary>
+        /// A cache written by RTT before the streamed scan (<c>rtt.scan-cache/4</c>: one object, the same per-file values)
+        /// read whole once, so the first scan after an upgrade still finds its files unchanged instead of re-reading and
+        /// reporting every one as added. Null when the file is not such a cache.
+        /// </summary>
+        private static CacheFile? Upgrade(string path)
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("format", out var format) || format.ValueKind != JsonValueKind.String
+                || format.GetString() != "rtt.scan-cache/4" || !root.TryGetProperty("files", out var files) || files.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            var lines = new List<CacheLine>();
+            foreach (var file in files.EnumerateObject())
+            {
+                lines.Add(CacheLine.Parse([.. CanonicalJson.Serialize(JsonValue.Create(file.Name)), (byte)':', .. CanonicalJson.Serialize(file.Value)]));
+            }
+
+            lines.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
+            for (var i = 1; i < lines.Count; i++)
+            {
+                if (lines[i - 1].Rel == lines[i].Rel)
+                {
+                    return null;
+                }
+            }
+
+            return new CacheFile(path, -1, lines);
+        }
 
         /// <summary>
         /// The cache, checked whole first (every line parses, paths strictly ordered, the end present), streamed: a
@@ -190,7 +227,16 @@ public sealed partial class Scanner
                     return null;
                 }
 
-                var cache = new CacheFile(path, 0);
+                using (var head = File.OpenRead(path))
+                {
+                    Span<byte> start = stackalloc byte[HeadStart.Length];
+                    if (head.ReadAtLeast(start, start.Length, throwOnEndOfStream: false) < start.Length || !start.SequenceEqual(HeadStart))
+                    {
+                        head.Dispose();
+                        return Upgrade(path);
+                    }
+                }
+
                 var symbols = -1;
                 string? previous = null;
                 var ended = false;
@@ -225,6 +271,16 @@ public sealed partial class Scanner
         /// <summary>The lines, in path order.</summary>
         public IEnumerable<CacheLine> Lines()
         {
+            if (_upgraded is not null)
+            {
+                foreach (var line in _upgraded)
+                {
+                    yield return line;
+                }
+
+                yield break;
+            }
+
             foreach (var (line, _, _) in Read(Path))
             {
                 if (line is not null)

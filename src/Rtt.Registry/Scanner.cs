@@ -145,7 +145,8 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
             IEnumerable<CacheLine> NewCache() => CacheFile.Merge(CacheFile.ReadLines(passOne), subagentLines);
 
             report.Objects = store.Index.Count;
-            if (report.Added.Count + report.Changed.Count + report.Removed.Count == 0 && report.Errors.Count == 0 && File.Exists(SymbolsPath))
+            if (report.Added.Count + report.Changed.Count + report.Removed.Count == 0 && report.Errors.Count == 0 && File.Exists(SymbolsPath)
+                && oldCache is not { Symbols: < 0 }) // an upgraded cache knows no symbol count: the table is written again (same bytes)
             {
                 // Nothing changed: the symbol table on disk is still right; only refreshed mtimes are saved.
                 report.Symbols = oldCache?.Symbols ?? 0;

@@ -18,6 +18,44 @@ public sealed class ScannerTests : IDisposable
         return new Scanner(_ws.Workspace, store).Run(paths);
     }
 
+    [Fact]
+    public void A_cache_written_before_the_streamed_scan_finds_every_file_unchanged_after_the_upgrade()
+    {
+        _ws.Write("agents/common/a.agent.json", TestWorkspace.Agent("alpha"));
+        _ws.Write("agents/b.agent.json", TestWorkspace.Agent("beta"));
+        _ws.Write(".claude/agents/reviewer.md", Subagent);
+        var first = Scan();
+        var symbolsPath = Path.Combine(_ws.Workspace.Registry, "symbols.json");
+        var symbols = File.ReadAllBytes(symbolsPath);
+
+        // The same cache as the scanner before the streamed scan wrote it: {"files":{path:{…}},"format":"rtt.scan-cache/4"}.
+        var cachePath = Path.Combine(_ws.Workspace.State, "scan-cache.json");
+        var files = new JsonObject();
+        foreach (var line in File.ReadAllLines(cachePath).Skip(1).SkipLast(1))
+        {
+            var member = JsonNode.Parse("{" + line.TrimEnd(',') + "}")!.AsObject().Single();
+            files[member.Key] = member.Value!.DeepClone();
+        }
+
+        Assert.Equal(3, files.Count);
+        File.WriteAllText(cachePath, new JsonObject { ["files"] = files, ["format"] = "rtt.scan-cache/4" }.ToJsonString());
+
+        var upgraded = Scan();
+        Assert.Empty(upgraded.Added);
+        Assert.Empty(upgraded.Changed);
+        Assert.Equal(first.Added, upgraded.Unchanged);
+        Assert.Equal(first.Symbols, upgraded.Symbols);
+        Assert.Equal(symbols, File.ReadAllBytes(symbolsPath));
+        Assert.StartsWith("{\"format\":\"rtt.scan-cache/5\"", File.ReadAllText(cachePath), StringComparison.Ordinal); // written in the new format
+
+        // A cache in neither format costs a full re-read, nothing more.
+        File.WriteAllText(cachePath, "{\"format\":\"rtt.scan-cache/3\",\"files\":{}}");
+        var reread = Scan();
+        Assert.Equal(first.Added, reread.Added);
+        Assert.Empty(reread.Errors);
+        Assert.Equal(symbols, File.ReadAllBytes(symbolsPath));
+    }
+
     private const string Manifest = """
         {"address":"rtt://core/api/metrics","version":"1.2.0","input":"rtt.types/Q","output":"rtt.types/R","lanes":["shm"],"latency_us":200,"demand":{"cpu_millis":500,"memory_mb":128}}
         """;
