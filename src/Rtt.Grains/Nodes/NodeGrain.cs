@@ -153,7 +153,9 @@ public sealed class NodeGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
-        if (state.State.Record is not null)
+        // Not when the silo stops: the directory goes with it when it is on this silo, and one on another silo reads every
+        // node again when the membership changes. (Telling it then only logged placement retries for a grain that is gone.)
+        if (state.State.Record is not null && reason.ReasonCode != DeactivationReasonCode.ShuttingDown)
         {
             // The directory drops this node's snapshot, so the next status call asks the node (activating it where it is placed now).
             await Tell(d => d.Gone(this.GetPrimaryKeyString()));
