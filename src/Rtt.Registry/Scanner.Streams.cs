@@ -227,14 +227,9 @@ public sealed partial class Scanner
                     return null;
                 }
 
-                using (var head = File.OpenRead(path))
+                if (!StartsWithHead(path))
                 {
-                    Span<byte> start = stackalloc byte[HeadStart.Length];
-                    if (head.ReadAtLeast(start, start.Length, throwOnEndOfStream: false) < start.Length || !start.SequenceEqual(HeadStart))
-                    {
-                        head.Dispose();
-                        return Upgrade(path);
-                    }
+                    return Upgrade(path);
                 }
 
                 var symbols = -1;
@@ -266,6 +261,13 @@ public sealed partial class Scanner
             {
                 return null;
             }
+        }
+
+        private static bool StartsWithHead(string path)
+        {
+            using var file = File.OpenRead(path);
+            Span<byte> start = stackalloc byte[HeadStart.Length];
+            return file.ReadAtLeast(start, start.Length, throwOnEndOfStream: false) == start.Length && start.SequenceEqual(HeadStart);
         }
 
         /// <summary>The lines, in path order.</summary>

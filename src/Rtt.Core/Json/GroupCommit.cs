@@ -28,21 +28,26 @@ public sealed class GroupCommit<TItem, TResult>(Func<IReadOnlyList<TItem>, IRead
     /// <summary>Adds an item to the next batch; the task completes when its batch is written.</summary>
     public Task<TResult> Enqueue(TItem item)
     {
-        var done = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        bool lead;
-        lock (_gate)
-        {
-            _queue.Add((item, done));
-            lead = !_flushing;
-            _flushing = true;
-        }
-
+        var (done, lead) = Add(item);
         if (lead)
         {
             _ = Task.Run(Flush);
         }
 
-        return done.Task;
+        return done;
+    }
+
+    /// <summary>Queues an item; <c>Lead</c> when no batch is being written, so the caller must start one.</summary>
+    private (Task<TResult> Done, bool Lead) Add(TItem item)
+    {
+        var done = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_gate)
+        {
+            _queue.Add((item, done));
+            var lead = !_flushing;
+            _flushing = true;
+            return (done.Task, lead);
+        }
     }
 
     /// <summary>
@@ -52,21 +57,13 @@ public sealed class GroupCommit<TItem, TResult>(Func<IReadOnlyList<TItem>, IRead
     /// </summary>
     public TResult EnqueueAndWait(TItem item)
     {
-        var done = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        bool lead;
-        lock (_gate)
-        {
-            _queue.Add((item, done));
-            lead = !_flushing;
-            _flushing = true;
-        }
-
+        var (done, lead) = Add(item);
         if (lead)
         {
             Flush(); // never throws: every item completes with its result or its batch's exception
         }
 
-        return done.Task.GetAwaiter().GetResult();
+        return done.GetAwaiter().GetResult();
     }
 
     private void Flush()

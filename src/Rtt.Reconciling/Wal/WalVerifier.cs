@@ -117,22 +117,9 @@ public static class WalVerifier
         CheckHeadsAt(0);
         var records = store.Read(0, long.MaxValue).ToList();
 
-        // Per-entry work (leaf hash, canonical form) is independent: spread it over the cores; the tree and the
-        // heads are then checked in order. Faults are reported in index order either way.
-        var hashes = new byte[records.Count][];
-        var entryFaults = new string?[records.Count];
-        Parallel.For(0, records.Count, i =>
-        {
-            var record = records[i];
-            hashes[i] = Merkle.LeafHash(record.Leaf);
-            if (!hashes[i].AsSpan().SequenceEqual(record.LeafHash))
-            {
-                entryFaults[i] = "its bytes do not match its stored leaf hash";
-                return;
-            }
-
-            entryFaults[i] = WalLog.CanonicalFault(record.Leaf);
-        });
+        // Per-entry work (leaf hash, canonical form) first, spread over the cores; the tree and the heads are then
+        // checked in order. Faults are reported in index order either way.
+        var (hashes, entryFaults) = WalLog.CheckEntries(records);
 
         long expected = 0;
         for (var i = 0; i < records.Count; i++)
