@@ -270,6 +270,7 @@ public sealed partial class ClusterProcessTests(PostgresServerFixture pg) : ICla
                 silos[i]!.Terminate();
                 Assert.True(silos[i]!.WaitForExit(TimeSpan.FromSeconds(30)), $"{Nodes[i]} did not stop on SIGTERM\n{silos[i]!.Stderr}");
                 silos[i]!.Dispose();
+                silos[i] = null;
                 silos[i] = Start(ws[i], i, ports[i], database, Membership);
                 var placed = WaitForPlacements(ws[survivor], TimeSpan.FromSeconds(30));
                 Assert.Contains(placed["members"]!.AsArray(), m => (string?)m!["node"] == Nodes[i] && (string?)m["status"] == "Active");

@@ -14,6 +14,7 @@ public sealed partial class RttProcess : IDisposable
     private readonly Process _process;
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
+    private bool _disposed;
 
     private RttProcess(Process process)
     {
@@ -177,8 +178,15 @@ public sealed partial class RttProcess : IDisposable
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
 
+    /// <summary>Kills the process if it still runs; a second call does nothing (a test's finally may dispose what it already did).</summary>
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         if (!_process.HasExited)
         {
             Kill();
