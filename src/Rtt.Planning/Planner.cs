@@ -244,6 +244,26 @@ public static class Planner
         return ContentHash.Of(CanonicalJson.SerializeMembers([.. plan.Where(m => m.Key is not "plan_id" and not ObjectSigner.SignMember)]));
     }
 
+    /// <summary>
+    /// What checking a plan needs, from one canonical serialization instead of two: the hash of its content
+    /// (<see cref="PlanId"/>) and the bytes its signature covers (<see cref="ObjectSigner.SigningPayload"/>: the plan
+    /// without <c>sign</c>, which differs from the hashed content only by the <c>plan_id</c> member).
+    /// </summary>
+    public static PlanContent Content(JsonObject plan)
+    {
+        var signed = CanonicalJson.SerializeMembers([.. plan.Where(m => m.Key != ObjectSigner.SignMember)], "plan_id", out var marked);
+        if (marked is not { } member)
+        {
+            return new PlanContent(plan.ContainsKey("plan_id") ? PlanId(plan) : ContentHash.Of(signed), signed);
+        }
+
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var (offset, length) = member.GetOffsetAndLength(signed.Length);
+        sha.AppendData(signed, 0, offset);
+        sha.AppendData(signed, offset + length, signed.Length - offset - length);
+        return new PlanContent(ContentHash.Format(sha.GetHashAndReset()), signed);
+    }
+
     /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>
     private static (Rejection? Rejection, Candidate? Candidate) Check(RouteSpec route, PlanInputs inputs)
     {
@@ -553,3 +573,6 @@ internal static class Cycles
         return result;
     }
 }
+
+/// <summary>A plan's content hash (its correct <c>plan_id</c>) and the canonical bytes its signature covers.</summary>
+public sealed record PlanContent(string PlanId, byte[] SigningPayload);

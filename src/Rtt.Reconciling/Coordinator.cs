@@ -40,6 +40,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     private string? _busyPlan;
 
     private SortedDictionary<string, ParticipantTarget> _appliedTargets = new(StringComparer.Ordinal);
+    private readonly PlanTargets.RouteTargetMemo _routeTargets = new();
     private JsonObject? _applied;
 
     /// <summary>The plan in force (the latest committed transaction's plan), or null.</summary>
@@ -49,7 +50,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         private set
         {
             _applied = value;
-            _appliedTargets = PlanTargets.Of(value); // computed once per plan, not once per transaction
+            _appliedTargets = PlanTargets.Of(value, _routeTargets); // computed once per plan, not once per transaction
         }
     }
 
@@ -63,7 +64,8 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     {
         var planId = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", null,
             "apply a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
-        var actual = Planner.PlanId(plan);
+        var content = Planner.Content(plan); // plan_id and the signed bytes from one serialization
+        var actual = content.PlanId;
         if (planId != actual)
         {
             throw new RttException(ErrorCodes.PlanMismatch, $"plan_id is {planId} but the content hashes to {actual}", planId,
@@ -78,7 +80,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
                     "sign it with `rtt plan` (plans from the planner are signed), or set \"strict\": false in .rtt/policy.json");
             }
 
-            options.VerifySignature?.Invoke(plan);
+            options.VerifySignature?.Invoke(plan, content.SigningPayload);
         }
 
         return await Exclusive(planId!, async () =>
@@ -177,7 +179,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     {
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
-        var targets = PlanTargets.Of(target);
+        var targets = PlanTargets.Of(target, _routeTargets); // the route targets of unchanged lanes are the applied plan's
         var changes = PlanTargets.Changes(_appliedTargets, targets);
 
         // The plan goes into the log as a delta on the applied plan (its cost follows the change), checked to

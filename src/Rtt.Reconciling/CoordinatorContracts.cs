@@ -67,8 +67,11 @@ public sealed record ReconcilerOptions
     /// <summary>Refuse unsigned plans (policy.json "strict").</summary>
     public bool Strict { get; init; } = true;
 
-    /// <summary>Checks a plan's signature and returns the signer's key id; throws when it does not verify.</summary>
-    public Func<JsonObject, string>? VerifySignature { get; init; }
+    /// <summary>
+    /// Checks a plan's signature and returns the signer's key id; throws when it does not verify. Its second argument is
+    /// the bytes the signature covers (<see cref="Rtt.Planning.PlanContent.SigningPayload"/>), already made for the plan_id check.
+    /// </summary>
+    public Func<JsonObject, byte[], string>? VerifySignature { get; init; }
 }
 
 /// <summary>A phase of a transaction as it ran.</summary>

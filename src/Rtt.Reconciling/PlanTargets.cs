@@ -19,8 +19,57 @@ public static class PlanTargets
 
     public static string RouteKey(string from, string to) => $"{from} -> {to}";
 
+    /// <summary>
+    /// Route targets already made, by lane spec: a route target is a pure function of its lane's spec (a hash of it), so
+    /// the targets of a plan that differs from the last one in a few lanes are made for those lanes only. Holds the
+    /// lanes of the last two plans it was used for.
+    /// </summary>
+    public sealed class RouteTargetMemo
+    {
+        private Dictionary<LaneSpec, RouteTarget> _current = [];
+        private Dictionary<LaneSpec, RouteTarget> _previous = [];
+
+        internal RouteTarget Of(LaneSpec spec)
+        {
+            if (_current.TryGetValue(spec, out var target))
+            {
+                return target;
+            }
+
+            if (!_previous.Remove(spec, out target))
+            {
+                target = RouteTarget.Of(spec);
+            }
+
+            _current[spec] = target;
+            return target;
+        }
+
+        /// <summary>Ends a plan: what it used is kept, what the plan before it used and it did not is let go.</summary>
+        internal void EndPlan()
+        {
+            _previous = _current;
+            _current = new Dictionary<LaneSpec, RouteTarget>(_previous.Count);
+        }
+    }
+
     /// <summary>Participant name → target (ordinal order).</summary>
-    public static SortedDictionary<string, ParticipantTarget> Of(JsonObject? plan)
+    public static SortedDictionary<string, ParticipantTarget> Of(JsonObject? plan) => Of(plan, null);
+
+    /// <summary>As above, taking route targets from (and leaving them in) <paramref name="memo"/>: the same result.</summary>
+    public static SortedDictionary<string, ParticipantTarget> Of(JsonObject? plan, RouteTargetMemo? memo)
+    {
+        try
+        {
+            return Compute(plan, memo);
+        }
+        finally
+        {
+            memo?.EndPlan();
+        }
+    }
+
+    private static SortedDictionary<string, ParticipantTarget> Compute(JsonObject? plan, RouteTargetMemo? memo)
     {
         var result = new SortedDictionary<string, ParticipantTarget>(StringComparer.Ordinal);
         if (plan is null)
@@ -76,7 +125,7 @@ public static class PlanTargets
                 lane["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed);
 
             // The lane spec is stored once, in the serving node's target; the route's target refers to it by hash.
-            result[RoutePrefix + key] = RouteTarget.Of(spec);
+            result[RoutePrefix + key] = memo is null ? RouteTarget.Of(spec) : memo.Of(spec);
             var n = NodeOf(node);
             n.Lanes.Add(spec);
             if ((string?)placement[from] is { Length: > 0 } callerNode && callerNode != node && spec.Kind is "uds" or "tcp")

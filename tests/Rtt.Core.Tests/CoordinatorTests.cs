@@ -48,7 +48,7 @@ public sealed class CoordinatorTests : IDisposable
         {
             ParticipantTimeout = timeout ?? TimeSpan.FromSeconds(10),
             CommitRetry = new RetryOptions { Attempts = 3, Delay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50) },
-            VerifySignature = plan => _trust.Verify(plan),
+            VerifySignature = (plan, payload) => _trust.Verify(plan, payload),
         }, TimeProvider.System, faults, logger);
 
     private JsonObject Plan(string? baseId, params (string From, string To, string Node)[] lanes) => Planner.Manual(_key, baseId, lanes);

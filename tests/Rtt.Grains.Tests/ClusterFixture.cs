@@ -49,11 +49,11 @@ public sealed class MemoryLedgerStore : IParticipantLedgerStore
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _ledgers = new(StringComparer.Ordinal);
 
     public Task<LedgerState?> ReadAsync(string key) =>
-        Task.FromResult(_ledgers.TryGetValue(key, out var json) ? System.Text.Json.JsonSerializer.Deserialize<LedgerState>(json) : null);
+        Task.FromResult(_ledgers.TryGetValue(key, out var json) ? LedgerJson.Read(json) : null);
 
     public Task WriteAsync(string key, LedgerState state)
     {
-        _ledgers[key] = System.Text.Json.JsonSerializer.Serialize(state); // a copy: the grain keeps changing its own
+        _ledgers[key] = LedgerJson.Write(state); // a copy: the grain keeps changing its own
         return Task.CompletedTask;
     }
 }

@@ -142,11 +142,61 @@ public sealed class PlanTargetsTests
     }
 
     [Fact]
+    public void A_ledger_stores_its_targets_in_place_and_reads_them_back_byte_for_byte()
+    {
+        var targets = PlanTargets.Of(Plan());
+        var node = targets["node:n0"];
+        var route = targets[RouteName(Tool)];
+        var state = new LedgerState { AppliedTx = 7, AppliedPlan = "sha256:a", AppliedTarget = node.ToJson(), PreviousTarget = targets["node:n1"].ToJson(), VoteTx = 7, VoteYes = true, VoteReason = "reserved é" };
+        Assert.True(TxLedger.Prepare(state, 8, "sha256:b", route, _ => null).Vote.Yes);
+        var text = LedgerJson.Write(state);
+
+        // The targets are JSON values in the row, not strings holding escaped JSON.
+        Assert.Contains("\"AppliedTarget\":{", text, StringComparison.Ordinal);
+        Assert.Contains("\"ReservedTarget\":{", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("\\u0022", text, StringComparison.Ordinal);
+        var back = LedgerJson.Read(text);
+        Assert.Equal(JsonSerializer.Serialize(state), JsonSerializer.Serialize(back)); // every member, targets byte for byte
+        Assert.Equal(node, ParticipantTarget.Parse("node:n0", back.AppliedTarget));
+
+        // Targets that are not one JSON object (a test's or an old tool's text) stay strings; null stays null.
+        foreach (var odd in new[] { "plain", "{\"a\":1} ", "{\"a\":", "[1]", "{}{}", "" })
+        {
+            var s = new LedgerState { AppliedTx = 1, AppliedTarget = odd, ReservedTarget = "{\"x\":\"ü\\u0041\"}" };
+            var read = LedgerJson.Read(LedgerJson.Write(s));
+            Assert.Equal((odd, s.ReservedTarget, (string?)null), (read.AppliedTarget, read.ReservedTarget, read.PreviousTarget));
+        }
+    }
+
+    [Fact]
+    public void Route_targets_taken_from_the_memo_are_those_made_anew()
+    {
+        var memo = new PlanTargets.RouteTargetMemo();
+        var plans = new[]
+        {
+            Plan(),
+            Plan(p => p["lanes"]!.AsArray()[0]!["ring_size"] = 8192),
+            Plan(p => p["lanes"]!.AsArray().RemoveAt(1)),
+            Plan(),
+            Plan(p => p["tuning"] = new JsonObject { ["spins"] = 1, ["yields"] = 2 }),
+            Plan(),
+        };
+        foreach (var plan in plans)
+        {
+            var fresh = PlanTargets.Of(plan);
+            var memoised = PlanTargets.Of(plan, memo);
+            Assert.Equal(fresh.Keys, memoised.Keys);
+            Assert.All(fresh, t => Assert.Equal(t.Value, memoised[t.Key]));
+        }
+    }
+
+    [Fact]
     public void Ledgers_written_before_targets_were_typed_still_read()
     {
-        var options = new JsonSerializerOptions { IncludeFields = false }; // as the ledger stores read them
-        var node = JsonSerializer.Deserialize<LedgerState>(OldNodeLedger, options)!;
-        var route = JsonSerializer.Deserialize<LedgerState>(OldRouteLedger, options)!;
+        var node = LedgerJson.Read(OldNodeLedger); // as the ledger stores read them (targets stored as strings)
+        var route = LedgerJson.Read(OldRouteLedger);
+        var options = new JsonSerializerOptions { IncludeFields = false }; // how they were read when these rows were written
+        Assert.Equal(JsonSerializer.Serialize(JsonSerializer.Deserialize<LedgerState>(OldNodeLedger, options)), JsonSerializer.Serialize(node));
         var targets = PlanTargets.Of(Plan());
 
         // A node's applied and previous targets give the lanes the typed targets give.

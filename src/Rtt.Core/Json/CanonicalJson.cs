@@ -209,8 +209,16 @@ public static class CanonicalJson
     /// Canonical bytes of an object given as its members, whose values may belong to other trees: nothing is copied
     /// (a 10,000-route routes.json hashed as one member of the planner's inputs). Same bytes as an object holding them.
     /// </summary>
-    public static byte[] SerializeMembers(IReadOnlyList<KeyValuePair<string, JsonNode?>> members)
+    public static byte[] SerializeMembers(IReadOnlyList<KeyValuePair<string, JsonNode?>> members) => SerializeMembers(members, null, out _);
+
+    /// <summary>
+    /// As above, and where member <paramref name="mark"/> sits in the result: <paramref name="marked"/> covers the member
+    /// with one of its separating commas, so the bytes without that range are the canonical object without the member
+    /// (null when the object has no such member, or when the bytes came from the reference path).
+    /// </summary>
+    public static byte[] SerializeMembers(IReadOnlyList<KeyValuePair<string, JsonNode?>> members, string? mark, out Range? marked)
     {
+        marked = null;
         var sorted = members.ToArray();
         Array.Sort(sorted, static (a, b) => string.CompareOrdinal(a.Key, b.Key));
         var buffer = new ArrayBufferWriter<byte>(4096);
@@ -224,9 +232,15 @@ public static class CanonicalJson
                 buffer.Write(","u8);
             }
 
+            var start = buffer.WrittenCount;
             ok = ok && TryWriteString(buffer, sorted[i].Key);
             buffer.Write(":"u8);
             ok = ok && TryWriteNode(buffer, sorted[i].Value, 1);
+            if (mark is not null && string.Equals(sorted[i].Key, mark, StringComparison.Ordinal))
+            {
+                // With the comma before it, or after it when it is the first member (none when it is the only one).
+                marked = i > 0 ? new Range(start - 1, buffer.WrittenCount) : sorted.Length > 1 ? new Range(start, buffer.WrittenCount + 1) : new Range(start, buffer.WrittenCount);
+            }
         }
 
         buffer.Write("}"u8);
@@ -234,6 +248,8 @@ public static class CanonicalJson
         {
             return buffer.WrittenSpan.ToArray();
         }
+
+        marked = null;
 
         var copy = new JsonObject();
         foreach (var (name, value) in members)

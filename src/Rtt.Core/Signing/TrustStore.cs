@@ -94,7 +94,14 @@ public sealed class TrustStore
     /// <param name="signedAt">When the signature was made, if the object says (a WAL head's timestamp). A retired key's
     /// signatures stay valid up to its retirement: with no time, a stored object signed by it passes; a time after the
     /// retirement does not. A compromised key's signatures are refused whatever the time.</param>
-    public string Verify(JsonObject signedObject, string? location = null, DateTimeOffset? signedAt = null)
+    public string Verify(JsonObject signedObject, string? location = null, DateTimeOffset? signedAt = null) =>
+        Verify(signedObject, ObjectSigner.SigningPayload(signedObject), location, signedAt);
+
+    /// <summary>
+    /// As above, with the bytes the signature covers already made by the caller: they must be
+    /// <see cref="ObjectSigner.SigningPayload"/> of <paramref name="signedObject"/> (a plan's are made once with its plan_id check).
+    /// </summary>
+    public string Verify(JsonObject signedObject, byte[] payload, string? location = null, DateTimeOffset? signedAt = null)
     {
         var block = ObjectSigner.ReadSignBlock(signedObject, location);
         if (_revoked.TryGetValue(block.KeyId, out var revocation) && revocation.Kind == Revocation.Retired && _keys.ContainsKey(block.KeyId)
@@ -119,7 +126,7 @@ public sealed class TrustStore
                 "trust the signer's public key with `rtt keys trust FILE.pub`, or re-sign with a trusted key");
         }
 
-        if (!entry!.Key.Verify(ObjectSigner.SigningPayload(signedObject), block.Signature))
+        if (!entry!.Key.Verify(payload, block.Signature))
         {
             throw new SigningException(ErrorCodes.SignatureInvalid, $"signature by {block.KeyId} does not match the content", location,
                 "the object was changed after signing: restore it or re-sign it");

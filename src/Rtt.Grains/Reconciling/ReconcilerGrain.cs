@@ -35,7 +35,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         var options = new ReconcilerOptions
         {
             Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
-            VerifySignature = plan => workspace.LoadTrustStore().Verify(plan, (string?)plan["plan_id"]),
+            VerifySignature = (plan, payload) => workspace.LoadTrustStore().Verify(plan, payload, (string?)plan["plan_id"]),
             CommitRetry = retry.Commit,
         };
         var walRetry = new RetryPolicy("Retry:Wal", retry.Wal, ex => ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException, logger);

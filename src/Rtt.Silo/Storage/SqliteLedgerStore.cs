@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Rtt.Grains.Reconciling;
 using Rtt.Reconciling.State;
 
@@ -13,7 +12,6 @@ namespace Rtt.Silo.Storage;
 /// </summary>
 public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
 {
-    private static readonly JsonSerializerOptions Json = new() { IncludeFields = false };
     private readonly SqliteStateDatabase _database;
     private readonly bool _ownsDatabase;
     private long _lastTransaction = -1;
@@ -69,13 +67,13 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
         using var command = c.CreateCommand();
         command.CommandText = "SELECT ledger FROM rtt_route_ledger WHERE route = $k;";
         command.Parameters.AddWithValue("$k", key);
-        return command.ExecuteScalar() is string json ? JsonSerializer.Deserialize<LedgerState>(json, Json) : null;
+        return command.ExecuteScalar() is string json ? LedgerJson.Read(json) : null;
     }));
 
     /// <summary>One upsert in the database's next transaction; of several states of one route in it, the last is the one kept.</summary>
     public Task WriteAsync(string key, LedgerState state)
     {
-        var json = JsonSerializer.Serialize(state, Json);
+        var json = LedgerJson.Write(state);
         return _database.WriteAsync((c, tx) =>
         {
             // Runs on the database's writer thread, one write at a time: counting here needs no lock.

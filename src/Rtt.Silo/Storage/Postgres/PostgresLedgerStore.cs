@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using Rtt.Core.Json;
@@ -14,7 +13,6 @@ namespace Rtt.Silo.Storage.Postgres;
 /// </summary>
 public sealed class PostgresLedgerStore : IParticipantLedgerStore, IDisposable
 {
-    private static readonly JsonSerializerOptions Json = new() { IncludeFields = false };
     private readonly NpgsqlDataSource _source;
     private readonly GroupCommit<(string Key, string Json), bool> _group;
 
@@ -34,10 +32,10 @@ public sealed class PostgresLedgerStore : IParticipantLedgerStore, IDisposable
         await using var connection = await _source.OpenConnectionAsync();
         await using var command = new NpgsqlCommand("SELECT ledger FROM rtt_route_ledger WHERE route = @k;", connection);
         command.Parameters.AddWithValue("k", key);
-        return await command.ExecuteScalarAsync() is string json ? JsonSerializer.Deserialize<LedgerState>(json, Json) : null;
+        return await command.ExecuteScalarAsync() is string json ? LedgerJson.Read(json) : null;
     }
 
-    public Task WriteAsync(string key, LedgerState state) => _group.Enqueue((key, JsonSerializer.Serialize(state, Json)));
+    public Task WriteAsync(string key, LedgerState state) => _group.Enqueue((key, LedgerJson.Write(state)));
 
     /// <summary>One statement for a batch; of several states of one key in it, the last is kept.</summary>
     private bool[] Write(IReadOnlyList<(string Key, string Json)> batch)

@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using Rtt.Core.Errors;
+using Rtt.Core.Signing;
+using Rtt.Planning;
+
+namespace Rtt.Core.Tests;
+
+/// <summary>
+/// <see cref="Planner.Content"/> makes a plan's plan_id and its signed bytes from one serialization: both must be
+/// exactly what <see cref="Planner.PlanId"/> and <see cref="ObjectSigner.SigningPayload"/> make on their own, wherever
+/// plan_id sorts among the members, with or without a sign block, and on objects the direct writer leaves to the
+/// reference path.
+/// </summary>
+public sealed class PlanContentTests
+{
+    [Fact]
+    public void A_signed_plan_from_the_planner_gives_the_same_id_and_payload_and_its_signature_verifies()
+    {
+        using var key = SigningKey.Generate();
+        var plan = Planner.Manual(key, null, [("rtt://a/x", "rtt://b/y", "node0"), ("rtt://c/z", "rtt://d/w", "node1")]);
+        var content = Planner.Content(plan);
+        Assert.Equal((string?)plan["plan_id"], content.PlanId);
+        Assert.Equal(ObjectSigner.SigningPayload(plan), content.SigningPayload);
+        var dir = Directory.CreateTempSubdirectory("rtt-plan-content-").FullName;
+        try
+        {
+            TrustStore.WriteTrustedKey(dir, "k", key.PublicKey);
+            var trust = TrustStore.Load(dir);
+            Assert.Equal(key.KeyId, trust.Verify(plan, content.SigningPayload));
+
+            // A payload that is not the plan's does not verify.
+            plan["lanes"]!.AsArray().RemoveAt(0);
+            Assert.Throws<SigningException>(() => trust.Verify(plan, Planner.Content(plan).SigningPayload));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"plan_id\":\"x\"}")]
+    [InlineData("{\"plan_id\":\"x\",\"sign\":{\"sig\":\"s\"}}")]
+    [InlineData("{\"a\":1,\"plan_id\":\"x\"}")]
+    [InlineData("{\"plan_id\":\"x\",\"z\":[1,2]}")]
+    [InlineData("{\"a\":{\"plan_id\":\"inner\"},\"plan_id\":\"x\",\"plan_idx\":true,\"plan\":null}")]
+    [InlineData("{\"a\":1}")]
+    [InlineData("{}")]
+    [InlineData("{\"sign\":{\"sig\":\"s\"},\"b\":\"é\\u0001\",\"plan_id\":\"x\"}")]
+    [InlineData("{\"f\":1.5,\"plan_id\":\"x\",\"e\":1e3}")]
+    public void Id_and_payload_are_those_made_separately(string json)
+    {
+        var plan = (JsonObject)JsonNode.Parse(json)!;
+        var content = Planner.Content(plan);
+        Assert.Equal(Planner.PlanId(plan), content.PlanId);
+        Assert.Equal(ObjectSigner.SigningPayload(plan), content.SigningPayload);
+    }
+
+    [Fact]
+    public void Random_objects_give_the_same_id_and_payload()
+    {
+        var random = new Random(20261203);
+        string[] names = ["a", "base", "lanes", "plan", "plan_id", "plan_idz", "placement", "sign", "z", "Ä", "p"];
+        for (var n = 0; n < 2000; n++)
+        {
+            var plan = new JsonObject();
+            foreach (var name in names.OrderBy(_ => random.Next()).Take(random.Next(names.Length + 1)))
+            {
+                plan[name] = Value(random, 0);
+            }
+
+            var content = Planner.Content(plan);
+            Assert.Equal(Planner.PlanId(plan), content.PlanId);
+            Assert.Equal(ObjectSigner.SigningPayload(plan), content.SigningPayload);
+        }
+    }
+
+    private static JsonNode? Value(Random random, int depth) => random.Next(depth > 2 ? 4 : 6) switch
+    {
+        0 => null,
+        1 => JsonValue.Create(random.Next(-1000, 1000)),
+        2 => JsonValue.Create(random.Next(3) == 0 ? "x\"y,\"plan_id\":" : $"s{random.Next(100)}"),
+        3 => JsonValue.Create(random.Next(2) == 0),
+        4 => new JsonArray([.. Enumerable.Range(0, random.Next(3)).Select(_ => Value(random, depth + 1))]),
+        _ => new JsonObject(Enumerable.Range(0, random.Next(4)).Select(i => KeyValuePair.Create(i == 0 ? "plan_id" : $"k{i}", Value(random, depth + 1)))),
+    };
+}
