@@ -236,6 +236,9 @@ public sealed class NodeGrain(
 
     private readonly List<(string Text, IReadOnlyList<LaneTarget> Lanes)> _parsed = new(4);
 
+    /// <summary>The node target <see cref="CanServe"/> checked last, and its lanes.</summary>
+    private (Reconciling.NodeTarget? Target, IReadOnlyList<LaneTarget>? Lanes) _checked;
+
     /// <summary>
     /// Puts the lanes of a target this grain received (typed, over the wire) in the cache under its ledger text, so that
     /// what the ledger now holds is not parsed again. The text is the target's own: a prepare reserves the target it
@@ -248,7 +251,7 @@ public sealed class NodeGrain(
             return;
         }
 
-        _parsed.Insert(0, (text, LaneTarget.Of(target)));
+        _parsed.Insert(0, (text, ReferenceEquals(_checked.Target, target) ? _checked.Lanes! : LaneTarget.Of(target)));
         if (_parsed.Count > 3)
         {
             _parsed.RemoveAt(3);
@@ -355,6 +358,7 @@ public sealed class NodeGrain(
         }
 
         var lanes = LaneTarget.Of(node);
+        _checked = (node, lanes); // what prepare then reserves: its lanes are not made twice
         if (lanes.Count == 0)
         {
             return null; // nothing to serve

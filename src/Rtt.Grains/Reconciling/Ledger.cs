@@ -143,6 +143,13 @@ public static class LedgerJson
 {
     private static readonly System.Text.Json.JsonSerializerOptions Legacy = new() { IncludeFields = false };
 
+    /// <summary>
+    /// Target texts already checked to be one JSON object, by instance: a ledger writes the same target strings again and
+    /// again (the applied target on every prepare and commit, the reserved one again as applied, then as previous), so
+    /// each is read through once, not on every write.
+    /// </summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<string, object> Checked = new();
+
     public static string Write(LedgerState s)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256 + 3 * ((s.AppliedTarget?.Length ?? 0) + 16));
@@ -221,8 +228,14 @@ public static class LedgerJson
         }
 
         var bytes = System.Text.Encoding.UTF8.GetBytes(text);
-        if (IsObject(bytes))
+        var known = Checked.TryGetValue(text, out _);
+        if (known || IsObject(bytes))
         {
+            if (!known)
+            {
+                Checked.AddOrUpdate(text, Checked);
+            }
+
             w.WritePropertyName(name);
             w.WriteRawValue(bytes, skipInputValidation: true); // checked just now
         }
