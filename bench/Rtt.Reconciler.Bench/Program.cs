@@ -21,9 +21,10 @@ using Rtt.Silo.Lanes;
 //   2. single-route changes (add one route, then remove it again, alternately), median and p90 of several;
 // against baselines in the same run: the same lane-table swap and probe done directly on the lane host, and the
 // WAL's own durable appends for one transaction (4 entries + a signed head) without any participant.
-//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21]
+//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0]
 var routes = Arg("--routes", 1000);
 var changes = Arg("--changes", 21);
+var warmup = Arg("--warmup", 0) / 2 * 2; // (even: each series starts from the same state) untimed single-route changes before each timed series: 0 measures the code as a silo runs it at first (tier-0 JIT), 40+ once it is optimised
 var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
 try
 {
@@ -38,7 +39,7 @@ try
     var reconciler = silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
     var lanes = silo.Host.Services.GetRequiredService<LaneHostService>();
     using var key = workspace.LoadSigningKey();
-    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes, {Environment.ProcessorCount} cores, workspace {root}");
+    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {warmup} untimed, {Environment.ProcessorCount} cores, workspace {root}");
 
     // Warm-up (JIT, grain activations of the reconciler, WAL, node): a one-route plan applied and removed.
     var warm = Plan(key, null, 1, "warm");
@@ -52,7 +53,8 @@ try
     var small = Plan(key, Id(empty), 10, "s");
     Token(key);
     await Apply(reconciler, small);
-    var (smallTimes, smallLast, afterSmall) = await Changes(reconciler, key, small, 10, "s", changes);
+    var (_, _, smallWarm) = await Changes(reconciler, key, small, 10, "s", warmup);
+    var (smallTimes, smallLast, afterSmall) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
     var none = Plan(key, Id(afterSmall), 0, "s");
     Token(key);
     await Apply(reconciler, none);
@@ -63,7 +65,8 @@ try
     var report = await Apply(reconciler, big);
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
-    var (single, lastReport, _) = await Changes(reconciler, key, big, routes, "r", changes);
+    var (_, _, bigWarm) = await Changes(reconciler, key, big, routes, "r", warmup);
+    var (single, lastReport, _) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
     Breakdown(workspace, key, big, routes);
     Print("single-route change on 10 applied routes", smallTimes, smallLast);
     Print($"single-route change on {routes} applied routes", single, lastReport);
