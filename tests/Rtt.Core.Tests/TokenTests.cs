@@ -92,6 +92,42 @@ public sealed class TokenTests : IDisposable
     }
 
     [Fact]
+    public void A_token_issued_sealed_is_the_token_sealed_after_issue()
+    {
+        var direct = CapabilityToken.IssueSealed(_key, "rtt://core/api/*", ["open", "rx", "tx"], ["metrics.read", "x"], TimeSpan.FromMinutes(5), Now);
+        var twoSteps = CapabilityToken.Seal(Issue());
+        var (a, b) = (Verifier().Verify(direct), Verifier().Verify(twoSteps));
+        Assert.True(a.Sealed);
+        Assert.Equal((b.Rights.Saddr, string.Join(",", b.Rights.Verbs), string.Join(",", b.Rights.Scopes), b.Rights.Expires, b.IssuerKeyId),
+            (a.Rights.Saddr, string.Join(",", a.Rights.Verbs), string.Join(",", a.Rights.Scopes), a.Rights.Expires, a.IssuerKeyId));
+
+        // The same envelope, member for member, but for the random parts (token id, nonce, next key, signatures).
+        static JsonNode Shape(string text)
+        {
+            var node = JsonNode.Parse(CapabilityToken.FromBase64Url(text.AsSpan(5))!)!;
+            var body = node["blocks"]![0]!["body"]!;
+            foreach (var random in new[] { "token_id", "nonce", "next_key" })
+            {
+                body[random] = "*";
+            }
+
+            node["blocks"]![0]!["sig"] = "*";
+            node["proof"]!["seal"] = "*";
+            return node;
+        }
+
+        Assert.Equal(Shape(twoSteps).ToJsonString(), Shape(direct).ToJsonString());
+        Assert.Equal(ErrorCodes.TokenSealed, Assert.Throws<TokenException>(() => CapabilityToken.Seal(direct)).Code);
+        Assert.NotNull(Verifier().Admit(direct, "rtt://core/api/upper", ["open"]));
+
+        // A seal that is not the next key's signature is refused.
+        var forged = JsonNode.Parse(CapabilityToken.FromBase64Url(direct.AsSpan(5))!)!;
+        forged["proof"]!["seal"] = Convert.ToBase64String(new byte[64]);
+        var forgedText = "rtt1." + Convert.ToBase64String(CanonicalJson.Serialize(forged)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        Assert.Equal(ErrorCodes.TokenProofInvalid, Assert.Throws<TokenException>(() => Verifier().Verify(forgedText)).Code);
+    }
+
+    [Fact]
     public void Time_window_revocation_and_replay_each_have_their_code()
     {
         var text = Issue();

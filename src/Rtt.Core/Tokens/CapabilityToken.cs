@@ -76,7 +76,24 @@ public sealed class CapabilityToken
     public byte[] AuthoritySignature => Blocks[0].Sig;
 
     /// <summary>Issues a token signed by <paramref name="issuer"/> (a key the verifying workspace trusts).</summary>
-    public static string Issue(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
+    public static string Issue(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now) =>
+        Chain([], Authority(issuer, saddr, verbs, scopes, ttl, now), issuer);
+
+    /// <summary>
+    /// <see cref="Seal"/> of <see cref="Issue"/> in one step, as every one-use token is made (an apply, a call's lane):
+    /// the block's next key seals it at once, so the token is not encoded, decoded and its secret imported again.
+    /// </summary>
+    public static string IssueSealed(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
+    {
+        var body = Authority(issuer, saddr, verbs, scopes, ttl, now);
+        using var next = SigningKey.Generate();
+        body["next_key"] = Convert.ToBase64String(next.PublicKey.RawPublicKey);
+        var sig = issuer.Sign(CanonicalJson.Serialize(body));
+        var seal = next.Sign(SealPayload(sig));
+        return Encode([(body, sig)], new JsonObject { ["seal"] = Convert.ToBase64String(seal) });
+    }
+
+    private static JsonObject Authority(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
     {
         if (ttl <= TimeSpan.Zero || ttl > MaxTtl)
         {
@@ -102,7 +119,7 @@ public sealed class CapabilityToken
             ["exp"] = Time(exp),
             ["nonce"] = Base64Url(RandomNumberGenerator.GetBytes(32)),
         };
-        return Chain([], body, issuer);
+        return body;
     }
 
     /// <summary>Adds a block that narrows the token (offline: only the token's own proof secret is needed).</summary>

@@ -19,9 +19,9 @@ public static class ManagementTokens
 
     /// <summary>A short-lived, sealed token for one management call, issued by <paramref name="key"/>.</summary>
     public static string Mint(SigningKey key, string operation, TimeProvider? time = null) =>
-        CapabilityToken.Seal(CapabilityToken.Issue(key, Symbol(operation), Verbs, [], TimeSpan.FromMinutes(2), (time ?? TimeProvider.System).GetUtcNow()));
+        CapabilityToken.IssueSealed(key, Symbol(operation), Verbs, [], TimeSpan.FromMinutes(2), (time ?? TimeProvider.System).GetUtcNow());
 
     /// <summary>A short-lived, sealed lane token for one attach to <paramref name="saddr"/> (what rtt call and probes present).</summary>
     public static string MintLane(SigningKey key, string saddr, TimeSpan ttl, TimeProvider? time = null) =>
-        CapabilityToken.Seal(CapabilityToken.Issue(key, saddr, ["open", "rx", "tx"], [], ttl, (time ?? TimeProvider.System).GetUtcNow()));
+        CapabilityToken.IssueSealed(key, saddr, ["open", "rx", "tx"], [], ttl, (time ?? TimeProvider.System).GetUtcNow());
 }
