@@ -90,7 +90,7 @@ using (var store = RegistryStore.Open(ws))
 }
 
 var rescanSeconds = sw.Elapsed.TotalSeconds;
-Console.WriteLine($"re-scan unchanged ({second.Unchanged.Count} files): {rescanSeconds:0.00} s; baseline enumerate+stat {enumerateSeconds:0.00} s; ratio {rescanSeconds / enumerateSeconds:0.0}x");
+Console.WriteLine($"re-scan unchanged ({second.Unchanged} files): {rescanSeconds:0.00} s; baseline enumerate+stat {enumerateSeconds:0.00} s; ratio {rescanSeconds / enumerateSeconds:0.0}x");
 
 // Pack and look up.
 sw.Restart();

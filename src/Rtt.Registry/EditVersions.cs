@@ -29,9 +29,9 @@ public static class EditVersions
     {
         var prefix = id + "@";
         var published = new List<(SemanticVersion Version, string Hash)>();
-        foreach (var (key, hash) in store.Index.Entries)
+        foreach (var (key, hash) in store.Index.StartingWith(prefix))
         {
-            if (key.StartsWith(prefix, StringComparison.Ordinal) && SemanticVersion.TryParse(key[prefix.Length..], out var v))
+            if (SemanticVersion.TryParse(key[prefix.Length..], out var v))
             {
                 published.Add((v, hash));
             }

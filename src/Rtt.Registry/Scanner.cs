@@ -134,13 +134,10 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
             }
 
             progress?.Report((total, total));
-            foreach (var list in (List<string>[])[report.Added, report.Changed, report.Unchanged])
-            {
-                list.Sort(StringComparer.Ordinal); // subagents were read last; the report is in path order all the same
-            }
-
+            report.Added.Sort(); // subagents were read last; the report is in path order all the same
+            report.Changed.Sort();
             report.Errors.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
-            report.Removed.Sort(StringComparer.Ordinal);
+            report.Removed.Sort();
             subagentLines.Sort((a, b) => string.CompareOrdinal(a.Rel, b.Rel));
             IEnumerable<CacheLine> NewCache() => CacheFile.Merge(CacheFile.ReadLines(passOne), subagentLines);
 
@@ -214,9 +211,9 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
         }
 
         if (cached is not null && cached.Size == file.Length && cached.MtimeTicks == file.MtimeTicks
-            && cached.Objects.All(o => store.Index.TryGet(o.Key, out var h) && h == o.Hash))
+            && cached.Objects.All(o => store.Index.Has(o.Key, o.Hash)))
         {
-            report.Unchanged.Add(rel);
+            report.Unchanged++;
             keep(cached);
             return false;
         }
@@ -226,7 +223,15 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
             var entry = Ingest(rel, fullPath, file, owners, report.Warnings);
             var changed = cached is not null && !cached.Objects.Select(o => o.Hash).SequenceEqual(entry.Objects.Select(o => o.Hash));
             keep(entry);
-            (cached is null ? report.Added : changed ? report.Changed : report.Unchanged).Add(rel);
+            if (cached is null || changed)
+            {
+                (cached is null ? report.Added : report.Changed).Add(rel);
+            }
+            else
+            {
+                report.Unchanged++;
+            }
+
             return true; // an mtime-only change (touch) is remembered, so the next scan does not read the file again
         }
         catch (RttException ex)
@@ -549,13 +554,17 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
         string.Equals(path, root, StringComparison.Ordinal) || path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal);
 }
 
-/// <summary>What a scan did, per workspace-relative path.</summary>
+/// <summary>
+/// What a scan did, per workspace-relative path: the paths added, changed and removed (the ones <c>rtt scan</c> prints,
+/// kept compact), and how many files were unchanged (a count only: nothing prints their paths, and a re-scan of a large
+/// tree would hold every one).
+/// </summary>
 public sealed class ScanReport
 {
-    public List<string> Added { get; } = [];
-    public List<string> Changed { get; } = [];
-    public List<string> Unchanged { get; } = [];
-    public List<string> Removed { get; } = [];
+    public PathList Added { get; } = new();
+    public PathList Changed { get; } = new();
+    public int Unchanged { get; set; }
+    public PathList Removed { get; } = new();
     public List<ScanError> Errors { get; } = [];
 
     /// <summary>Files accepted with a remark (a front-matter line read leniently), each naming its file and line.</summary>
@@ -570,7 +579,7 @@ public sealed class ScanReport
         {
             ["added"] = List(Added),
             ["changed"] = List(Changed),
-            ["unchanged"] = Unchanged.Count,
+            ["unchanged"] = Unchanged,
             ["removed"] = List(Removed),
             ["errors"] = new JsonArray([.. Errors.Select(e => (JsonNode)new JsonObject
             {
@@ -586,7 +595,7 @@ public sealed class ScanReport
     }
 
     public string Summary => string.Create(CultureInfo.InvariantCulture,
-        $"{Added.Count} added, {Changed.Count} changed, {Unchanged.Count} unchanged, {Removed.Count} removed, {Errors.Count} error(s); {Symbols} symbol(s), {Objects} object(s) indexed");
+        $"{Added.Count} added, {Changed.Count} changed, {Unchanged} unchanged, {Removed.Count} removed, {Errors.Count} error(s); {Symbols} symbol(s), {Objects} object(s) indexed");
 }
 
 public sealed record ScanError(string Path, RttException Error);

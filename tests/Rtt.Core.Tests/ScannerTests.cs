@@ -43,7 +43,8 @@ public sealed class ScannerTests : IDisposable
         var upgraded = Scan();
         Assert.Empty(upgraded.Added);
         Assert.Empty(upgraded.Changed);
-        Assert.Equal(first.Added, upgraded.Unchanged);
+        Assert.Empty(upgraded.Removed);
+        Assert.Equal(first.Added.Count, upgraded.Unchanged);
         Assert.Equal(first.Symbols, upgraded.Symbols);
         Assert.Equal(symbols, File.ReadAllBytes(symbolsPath));
         Assert.StartsWith("{\"format\":\"rtt.scan-cache/5\"", File.ReadAllText(cachePath), StringComparison.Ordinal); // written in the new format
@@ -86,7 +87,7 @@ public sealed class ScannerTests : IDisposable
 
         var second = Scan();
         Assert.Empty(second.Added);
-        Assert.Equal(4, second.Unchanged.Count);
+        Assert.Equal(4, second.Unchanged);
 
         _ws.Write("agents/b.agent.json", TestWorkspace.Agent("beta", "1.1.0"));
         File.Delete(Path.Combine(_ws.Root, "agents/common/a.agent.json"));
@@ -114,7 +115,9 @@ public sealed class ScannerTests : IDisposable
         File.SetLastWriteTimeUtc(path, mtime);
         var report = Scan();
         Assert.Empty(report.Errors);
-        Assert.Equal(["agents/a.agent.json"], report.Unchanged);
+        Assert.Empty(report.Added);
+        Assert.Empty(report.Changed);
+        Assert.Equal(1, report.Unchanged);
     }
 
     [Fact]
@@ -198,7 +201,8 @@ public sealed class ScannerTests : IDisposable
         var again = Scan("agents");
         Assert.Empty(again.Added);
         Assert.Empty(again.Removed);
-        Assert.Equal(paths.Order(StringComparer.Ordinal), again.Unchanged);
+        Assert.Empty(again.Changed);
+        Assert.Equal(paths.Count, again.Unchanged);
         Assert.Equal(expected, File.ReadAllBytes(symbolsPath));
     }
 
