@@ -477,7 +477,7 @@ public sealed class RegistryIndex
         }
     }
 
-    /// <summary>Writes the index (atomically, members in ordinal order), streamed: no copy of it is built in memory.</summary>
+    /// <summary>Writes the index (atomically, members in ordinal order), streamed: no copy of it is built in memory (nor held by the writer).</summary>
     public void Save() => AtomicFile.Write(Path, stream =>
     {
         using var writer = PrettyJson.Writer(stream);
@@ -485,6 +485,7 @@ public sealed class RegistryIndex
         foreach (var (key, hash) in Enumerate())
         {
             writer.WriteString(key, hash); // keys are ordinal-sorted (the canonical order), values plain hashes
+            PrettyJson.Spill(writer);
         }
 
         writer.WriteEndObject();

@@ -282,6 +282,7 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
 
                 using var entry = System.Text.Json.JsonDocument.Parse(row.Entry);
                 entry.RootElement.WriteTo(writer);
+                PrettyJson.Spill(writer);
             }
 
             foreach (var row in sorted)
