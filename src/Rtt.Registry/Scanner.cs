@@ -280,8 +280,7 @@ public sealed partial class Scanner(RttWorkspace workspace, RegistryStore store)
                     symbols++;
                 }
 
-                using var entry = System.Text.Json.JsonDocument.Parse(row.Entry);
-                entry.RootElement.WriteTo(writer);
+                JsonCopy.Write(row.Entry, writer); // no document per row
                 PrettyJson.Spill(writer);
             }
 
