@@ -386,16 +386,23 @@ public sealed class RegistryIndex
         }
     }
 
+    /// <summary>The base index of <paramref name="key"/>, or -1. Reads no shared buffer: lookups may run side by side, as on the dictionary before.</summary>
     private int FindBase(string key)
     {
-        if (_baseCount == 0 || !Utf8Ordinal.TryEncode(key, ref _scratch, out var length))
+        if (_baseCount == 0)
         {
             return -1;
         }
 
-        var utf8 = _scratch.AsSpan(0, length);
-        var at = LowerBound(utf8);
-        return at < _baseCount && KeyAt(at).SequenceEqual(utf8) ? at : -1;
+        var max = key.Length * 3;
+        Span<byte> utf8 = max <= 512 ? stackalloc byte[512] : new byte[max];
+        if (System.Text.Unicode.Utf8.FromUtf16(key, utf8, out _, out var length, replaceInvalidSequences: false) != System.Buffers.OperationStatus.Done)
+        {
+            return -1; // a lone surrogate: no UTF-8 form, so not in the base
+        }
+
+        var at = LowerBound(utf8[..length]);
+        return at < _baseCount && KeyAt(at).SequenceEqual(utf8[..length]) ? at : -1;
     }
 
     /// <summary>The first base index whose key is not below <paramref name="utf8"/>.</summary>
