@@ -251,7 +251,7 @@ public sealed class RegistryIndex
     /// <summary>Folds the changes into a new base.</summary>
     private void Merge()
     {
-        var table = new Table(_count, _starts[_baseCount] + _delta.Keys.Sum(k => k.Length * 3));
+        var table = new Table(_count, _starts[_baseCount] + _delta.Keys.Sum(k => System.Text.Encoding.UTF8.GetByteCount(k))); // exact when only added to (a scan): no trimming copy
         using IEnumerator<KeyValuePair<string, string?>> delta = _delta.GetEnumerator();
         var more = delta.MoveNext();
         var utf8 = more ? Encode(delta.Current.Key) : default;
