@@ -24,7 +24,9 @@ using Rtt.Silo.Lanes;
 //   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0]
 var routes = Arg("--routes", 1000);
 var changes = Arg("--changes", 21);
-var warmup = Arg("--warmup", 0) / 2 * 2; // (even: each series starts from the same state) untimed single-route changes before each timed series: 0 measures the code as a silo runs it at first (tier-0 JIT), 40+ once it is optimised
+// Untimed single-route changes before each timed series (even, so each series starts from the same state): 0 measures
+// the code as a silo first runs it (not yet optimised by the JIT), 40 or more once it is.
+var warmup = Arg("--warmup", 0) / 2 * 2;
 var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
 try
 {

@@ -21,8 +21,8 @@ public static class PlanTargets
 
     /// <summary>
     /// Route targets already made, by lane spec: a route target is a pure function of its lane's spec (a hash of it), so
-    /// the targets of a plan that differs from the last one in a few lanes are made for those lanes only. Holds the
-    /// lanes of the last two plans it was used for.
+    /// the targets of a plan that differs from the last one in a few lanes are made for those lanes only. Between plans it
+    /// holds the lanes of the last plan it was used for.
     /// </summary>
     public sealed class RouteTargetMemo
     {

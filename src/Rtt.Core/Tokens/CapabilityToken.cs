@@ -86,9 +86,8 @@ public sealed class CapabilityToken
     public static string IssueSealed(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
     {
         var body = Authority(issuer, saddr, verbs, scopes, ttl, now);
-        using var next = SigningKey.Generate();
-        body["next_key"] = Convert.ToBase64String(next.PublicKey.RawPublicKey);
-        var sig = issuer.Sign(CanonicalJson.Serialize(body));
+        var (sig, next) = Link(body, issuer);
+        using var _ = next;
         var seal = next.Sign(SealPayload(sig));
         return Encode([(body, sig)], new JsonObject { ["seal"] = Convert.ToBase64String(seal) });
     }
@@ -197,11 +196,26 @@ public sealed class CapabilityToken
 
     private static string Chain(IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, JsonObject body, SigningKey signer)
     {
-        using var next = SigningKey.Generate();
-        body["next_key"] = Convert.ToBase64String(next.PublicKey.RawPublicKey);
-        var sig = signer.Sign(CanonicalJson.Serialize(body));
+        var (sig, next) = Link(body, signer);
+        using var _ = next;
         var secret = (string)next.ToPrivateKeyJson()["private_key"]!;
         return Encode([.. blocks, (body, sig)], new JsonObject { ["secret"] = secret });
+    }
+
+    /// <summary>Names a fresh next key in <paramref name="body"/> and signs it: the block's signature and that key (the caller disposes it).</summary>
+    private static (byte[] Sig, SigningKey Next) Link(JsonObject body, SigningKey signer)
+    {
+        var next = SigningKey.Generate();
+        try
+        {
+            body["next_key"] = Convert.ToBase64String(next.PublicKey.RawPublicKey);
+            return (signer.Sign(CanonicalJson.Serialize(body)), next);
+        }
+        catch
+        {
+            next.Dispose();
+            throw;
+        }
     }
 
     private static string Encode(IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, JsonObject proof)

@@ -236,22 +236,19 @@ public sealed class NodeGrain(
 
     private readonly List<(string Text, IReadOnlyList<LaneTarget> Lanes)> _parsed = new(4);
 
-    /// <summary>The node target <see cref="CanServe"/> checked last, and its lanes.</summary>
-    private (Reconciling.NodeTarget? Target, IReadOnlyList<LaneTarget>? Lanes) _checked;
-
     /// <summary>
     /// Puts the lanes of a target this grain received (typed, over the wire) in the cache under its ledger text, so that
     /// what the ledger now holds is not parsed again. The text is the target's own: a prepare reserves the target it
     /// carries, and a commit of transaction t applies t's reservation, made from the same decided target it carries.
     /// </summary>
-    private void Remember(Reconciling.NodeTarget? target, string? text)
+    private void Remember(Reconciling.NodeTarget? target, string? text, IReadOnlyList<LaneTarget>? lanes = null)
     {
         if (target is null || text is null || _parsed.Exists(p => string.Equals(p.Text, text, StringComparison.Ordinal)))
         {
             return;
         }
 
-        _parsed.Insert(0, (text, ReferenceEquals(_checked.Target, target) ? _checked.Lanes! : LaneTarget.Of(target)));
+        _parsed.Insert(0, (text, lanes ?? LaneTarget.Of(target)));
         if (_parsed.Count > 3)
         {
             _parsed.RemoveAt(3);
@@ -328,10 +325,11 @@ public sealed class NodeGrain(
 
     public async Task<Reconciling.TxVote> Prepare(long tx, string planId, Reconciling.ParticipantTarget? target)
     {
-        var (vote, changed) = Reconciling.TxLedger.Prepare(_ledger, tx, planId, target, CanServe);
+        IReadOnlyList<LaneTarget>? lanes = null; // made by the check, kept for the cache: not made twice
+        var (vote, changed) = Reconciling.TxLedger.Prepare(_ledger, tx, planId, target, t => CanServe(t, out lanes));
         if (changed)
         {
-            Remember(target as Reconciling.NodeTarget, _ledger.ReservedTarget);
+            Remember(target as Reconciling.NodeTarget, _ledger.ReservedTarget, lanes);
             await PersistLedger();
         }
 
@@ -339,8 +337,9 @@ public sealed class NodeGrain(
     }
 
     /// <summary>A node can take lanes when it is registered and this activation runs on its silo, next to a running lane host.</summary>
-    private string? CanServe(Reconciling.ParticipantTarget? target)
+    private string? CanServe(Reconciling.ParticipantTarget? target, out IReadOnlyList<LaneTarget>? lanes)
     {
+        lanes = null;
         var key = this.GetPrimaryKeyString();
         if (target is null)
         {
@@ -357,8 +356,7 @@ public sealed class NodeGrain(
             return $"the target is for node {node.Node}";
         }
 
-        var lanes = LaneTarget.Of(node);
-        _checked = (node, lanes); // what prepare then reserves: its lanes are not made twice
+        lanes = LaneTarget.Of(node);
         if (lanes.Count == 0)
         {
             return null; // nothing to serve

@@ -1,3 +1,8 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+
 namespace Rtt.Grains.Reconciling;
 
 /// <summary>
@@ -141,19 +146,17 @@ public static class TxLedger
 /// </summary>
 public static class LedgerJson
 {
-    private static readonly System.Text.Json.JsonSerializerOptions Legacy = new() { IncludeFields = false };
-
     /// <summary>
     /// Target texts already checked to be one JSON object, by instance: a ledger writes the same target strings again and
     /// again (the applied target on every prepare and commit, the reserved one again as applied, then as previous), so
     /// each is read through once, not on every write.
     /// </summary>
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<string, object> Checked = new();
+    private static readonly ConditionalWeakTable<string, object> Checked = new();
 
     public static string Write(LedgerState s)
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256 + 3 * ((s.AppliedTarget?.Length ?? 0) + 16));
-        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        var buffer = new ArrayBufferWriter<byte>(256 + 3 * ((s.AppliedTarget?.Length ?? 0) + 16));
+        using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
             Number(w, "AppliedTx", s.AppliedTx);
@@ -170,21 +173,17 @@ public static class LedgerJson
             w.WriteEndObject();
         }
 
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
+    /// <summary>Reads a row of either form; a member of the wrong kind is refused (<see cref="JsonException"/>), as the serializer refused it.</summary>
     public static LedgerState Read(string text)
     {
-        using var doc = System.Text.Json.JsonDocument.Parse(text);
+        using var doc = JsonDocument.Parse(text);
         var root = doc.RootElement;
-        if (root.ValueKind != System.Text.Json.JsonValueKind.Object)
+        if (root.ValueKind != JsonValueKind.Object)
         {
-            throw new System.Text.Json.JsonException("a participant ledger is a JSON object");
-        }
-
-        if (!HasTargetInPlace(root))
-        {
-            return System.Text.Json.JsonSerializer.Deserialize<LedgerState>(text, Legacy)!; // a row written before: targets as strings
+            throw new JsonException("a participant ledger is a JSON object");
         }
 
         return new LedgerState
@@ -197,16 +196,13 @@ public static class LedgerJson
             ReservedTarget = TargetText(root, "ReservedTarget"),
             LastAbortedTx = Long(root, "LastAbortedTx"),
             VoteTx = Long(root, "VoteTx"),
-            VoteYes = root.TryGetProperty("VoteYes", out var yes) && yes.ValueKind == System.Text.Json.JsonValueKind.True,
+            VoteYes = Member(root, "VoteYes", JsonValueKind.True, JsonValueKind.False) is { } yes && yes.GetBoolean(),
             VoteReason = Str(root, "VoteReason"),
             PreviousTarget = TargetText(root, "PreviousTarget"),
         };
     }
 
-    private static bool HasTargetInPlace(System.Text.Json.JsonElement root) =>
-        root.EnumerateObject().Any(p => p.Name.EndsWith("Target", StringComparison.Ordinal) && p.Value.ValueKind is System.Text.Json.JsonValueKind.Object or System.Text.Json.JsonValueKind.Array);
-
-    private static void Number(System.Text.Json.Utf8JsonWriter w, string name, long? value)
+    private static void Number(Utf8JsonWriter w, string name, long? value)
     {
         if (value is { } v)
         {
@@ -219,23 +215,20 @@ public static class LedgerJson
     }
 
     /// <summary>A target written as the JSON value it is (its own text, unchanged); one that is not a JSON object stays a string.</summary>
-    private static void Target(System.Text.Json.Utf8JsonWriter w, string name, string? text)
+    private static void Target(Utf8JsonWriter w, string name, string? text)
     {
         if (text is null)
         {
             w.WriteNull(name);
-            return;
         }
-
-        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
-        var known = Checked.TryGetValue(text, out _);
-        if (known || IsObject(bytes))
+        else if (Checked.TryGetValue(text, out _))
         {
-            if (!known)
-            {
-                Checked.AddOrUpdate(text, Checked);
-            }
-
+            w.WritePropertyName(name);
+            w.WriteRawValue(text, skipInputValidation: true); // checked when first written
+        }
+        else if (Encoding.UTF8.GetBytes(text) is var bytes && IsObject(bytes))
+        {
+            Checked.AddOrUpdate(text, Checked);
             w.WritePropertyName(name);
             w.WriteRawValue(bytes, skipInputValidation: true); // checked just now
         }
@@ -255,27 +248,32 @@ public static class LedgerJson
 
         try
         {
-            var reader = new System.Text.Json.Utf8JsonReader(bytes);
+            var reader = new Utf8JsonReader(bytes);
             return reader.Read() && reader.TrySkip() && reader.BytesConsumed == bytes.Length && !reader.Read();
         }
-        catch (System.Text.Json.JsonException)
+        catch (JsonException)
         {
             return false;
         }
     }
 
-    private static long? Long(System.Text.Json.JsonElement root, string name) =>
-        root.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.Number ? v.GetInt64() : null;
+    /// <summary>The member when present and not null; one of another kind than <paramref name="kinds"/> is refused.</summary>
+    private static JsonElement? Member(JsonElement root, string name, params JsonValueKind[] kinds)
+    {
+        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
 
-    private static string? Str(System.Text.Json.JsonElement root, string name) =>
-        root.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
+        return Array.IndexOf(kinds, v.ValueKind) >= 0 ? v : throw new JsonException($"ledger member {name} is {v.ValueKind}, not {string.Join(" or ", kinds)}");
+    }
 
-    private static string? TargetText(System.Text.Json.JsonElement root, string name) =>
-        !root.TryGetProperty(name, out var v) ? null
-            : v.ValueKind switch
-            {
-                System.Text.Json.JsonValueKind.String => v.GetString(),
-                System.Text.Json.JsonValueKind.Object => v.GetRawText(),
-                _ => null,
-            };
+    private static long? Long(JsonElement root, string name) => Member(root, name, JsonValueKind.Number)?.GetInt64();
+
+    private static string? Str(JsonElement root, string name) => Member(root, name, JsonValueKind.String)?.GetString();
+
+    /// <summary>A target in place (its text as written) or as a string (rows written before).</summary>
+    private static string? TargetText(JsonElement root, string name) =>
+        Member(root, name, JsonValueKind.String, JsonValueKind.Object) is not { } v ? null
+            : v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText();
 }
