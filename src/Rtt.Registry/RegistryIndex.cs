@@ -127,59 +127,10 @@ public sealed class RegistryIndex
     public IEnumerable<KeyValuePair<string, string>> StartingWith(string prefix)
     {
         // Keys with a prefix are contiguous in ordinal order; a UTF-16 prefix is a UTF-8 prefix of the same strings.
-        var version = _version;
-        var keys = _keys;
-        var starts = _starts;
-        var hashes = _hashes;
-        var baseCount = _baseCount;
-        int from;
-        byte[] utf8;
-        if (Utf8Ordinal.TryEncode(prefix, out utf8))
-        {
-            from = LowerBound(utf8);
-        }
-        else
-        {
-            from = baseCount; // no UTF-8 form: no base key starts with it
-        }
-
-        var delta = _delta.Where(d => d.Key.StartsWith(prefix, StringComparison.Ordinal)).ToList();
-        var j = 0;
-        for (var i = from; i < baseCount && keys.AsSpan(starts[i], starts[i + 1] - starts[i]).StartsWith(utf8); i++)
-        {
-            var key = Utf8Ordinal.Decode(keys.AsSpan(starts[i], starts[i + 1] - starts[i]));
-            for (; j < delta.Count && string.CompareOrdinal(delta[j].Key, key) < 0; j++)
-            {
-                if (delta[j].Value is { } added)
-                {
-                    yield return new(delta[j].Key, added);
-                }
-            }
-
-            if (j < delta.Count && delta[j].Key == key)
-            {
-                if (delta[j].Value is { } moved)
-                {
-                    yield return new(key, moved);
-                }
-
-                j++;
-            }
-            else
-            {
-                yield return new(key, HashAt(hashes, i));
-            }
-
-            Check(version);
-        }
-
-        for (; j < delta.Count; j++)
-        {
-            if (delta[j].Value is { } added)
-            {
-                yield return new(delta[j].Key, added);
-            }
-        }
+        var delta = _delta.Where(d => d.Key.StartsWith(prefix, StringComparison.Ordinal));
+        return Utf8Ordinal.TryEncode(prefix, out var utf8)
+            ? Merged(LowerBound(utf8), utf8, delta)
+            : Merged(_baseCount, null, delta); // no UTF-8 form: no base key starts with it
     }
 
     /// <summary>Adds an entry; the same key with another hash is refused.</summary>
@@ -438,34 +389,40 @@ public sealed class RegistryIndex
     }
 
     /// <summary>All entries in ordinal key order: the base and the changes merged as they are read.</summary>
-    private IEnumerable<KeyValuePair<string, string>> Enumerate()
+    private IEnumerable<KeyValuePair<string, string>> Enumerate() => Merged(0, null, _delta);
+
+    /// <summary>
+    /// The base from index <paramref name="from"/> on (while its keys start with <paramref name="prefix"/>, when given)
+    /// merged with <paramref name="delta"/> (ordinal-sorted changes: a hash, or null for a base entry removed).
+    /// </summary>
+    private IEnumerable<KeyValuePair<string, string>> Merged(int from, byte[]? prefix, IEnumerable<KeyValuePair<string, string?>> delta)
     {
         var version = _version;
         var keys = _keys;
         var starts = _starts;
         var hashes = _hashes;
         var baseCount = _baseCount;
-        using var delta = _delta.GetEnumerator();
-        var more = delta.MoveNext();
-        for (var i = 0; i < baseCount; i++)
+        using var changes = delta.GetEnumerator();
+        var more = changes.MoveNext();
+        for (var i = from; i < baseCount && (prefix is null || keys.AsSpan(starts[i], starts[i + 1] - starts[i]).StartsWith(prefix)); i++)
         {
             var key = Utf8Ordinal.Decode(keys.AsSpan(starts[i], starts[i + 1] - starts[i]));
-            for (; more && string.CompareOrdinal(delta.Current.Key, key) < 0; more = delta.MoveNext())
+            for (; more && string.CompareOrdinal(changes.Current.Key, key) < 0; more = changes.MoveNext())
             {
-                if (delta.Current.Value is { } added)
+                if (changes.Current.Value is { } added)
                 {
-                    yield return new(delta.Current.Key, added);
+                    yield return new(changes.Current.Key, added);
                 }
             }
 
-            if (more && delta.Current.Key == key)
+            if (more && changes.Current.Key == key)
             {
-                if (delta.Current.Value is { } moved)
+                if (changes.Current.Value is { } moved)
                 {
                     yield return new(key, moved);
                 }
 
-                more = delta.MoveNext();
+                more = changes.MoveNext();
             }
             else
             {
@@ -475,11 +432,11 @@ public sealed class RegistryIndex
             Check(version);
         }
 
-        for (; more; more = delta.MoveNext())
+        for (; more; more = changes.MoveNext())
         {
-            if (delta.Current.Value is { } added)
+            if (changes.Current.Value is { } added)
             {
-                yield return new(delta.Current.Key, added);
+                yield return new(changes.Current.Key, added);
             }
         }
     }
