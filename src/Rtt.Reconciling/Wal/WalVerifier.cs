@@ -115,29 +115,27 @@ public static class WalVerifier
         }
 
         CheckHeadsAt(0);
-        var records = store.Read(0, long.MaxValue).ToList();
-
-        // Per-entry work (leaf hash, canonical form) first, spread over the cores; the tree and the heads are then
-        // checked in order. Faults are reported in index order either way.
-        var (hashes, entryFaults) = WalLog.CheckEntries(records);
+        // Per-entry work (leaf hash, canonical form) beside the read, on the other cores; the tree and the heads are
+        // then checked in order. Faults are reported in index order either way.
+        var entries = WalLog.ScanEntries(store, 0, long.MaxValue);
 
         long expected = 0;
-        for (var i = 0; i < records.Count; i++)
+        for (var i = 0; i < entries.Count; i++)
         {
-            var record = records[i];
-            while (expected < record.Index)
+            var index = entries.Indexes[i];
+            while (expected < index)
             {
                 faults.Add(new WalFault($"entry {expected}", "missing"));
                 expected++;
             }
 
-            expected = record.Index + 1;
-            if (entryFaults[i] is { } fault)
+            expected = index + 1;
+            if (entries.Faults[i] is { } fault)
             {
-                faults.Add(new WalFault($"entry {record.Index}", fault));
+                faults.Add(new WalFault($"entry {index}", fault));
             }
 
-            frontier.Add(hashes[i]);
+            frontier.Add(entries.Hashes[i]);
             CheckHeadsAt(frontier.Size);
         }
 
