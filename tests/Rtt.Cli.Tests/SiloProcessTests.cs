@@ -105,6 +105,17 @@ public sealed class SiloProcessTests
     }
 
     [Fact]
+    public void The_rtt_host_runs_the_garbage_collector_it_is_measured_with()
+    {
+        // The silo's latency figures (docs/reconciler.md, "Memory") are measured with these settings; the reconciler
+        // bench copies them. A build that loses one of them changes what a silo does between applies.
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(RttProcess.CliDirectory, "rtt.runtimeconfig.json")))!["runtimeOptions"]!["configProperties"]!;
+        Assert.False((bool)config["System.GC.Server"]!);
+        Assert.False((bool)config["System.GC.Concurrent"]!);
+        Assert.Equal(2 * 1024 * 1024, (int)config["System.GC.LOHThreshold"]!);
+    }
+
+    [Fact]
     public void Sigterm_shuts_down_cleanly()
     {
         using var dir = new TempDir();
