@@ -575,4 +575,48 @@ internal static class Cycles
 }
 
 /// <summary>A plan's content hash (its correct <c>plan_id</c>) and the canonical bytes its signature covers.</summary>
-public sealed record PlanContent(string PlanId, byte[] SigningPayload);
+public sealed record PlanContent(string PlanId, byte[] SigningPayload)
+{
+    /// <summary>
+    /// The plan's file form (<see cref="PrettyJson.ToUtf8"/>, byte for byte) from the canonical bytes already made instead
+    /// of a second canonical serialization of the whole plan: the payload's members in their order, with the plan's
+    /// <c>sign</c> member (the only one the payload lacks) put back in its canonical place.
+    /// </summary>
+    public byte[] Pretty(JsonObject plan)
+    {
+        using var payload = System.Text.Json.JsonDocument.Parse(SigningPayload);
+        var signed = plan.TryGetPropertyValue(ObjectSigner.SignMember, out var sign);
+        using var stream = new MemoryStream((SigningPayload.Length * 2) + 1024);
+        using (var writer = PrettyJson.Writer(stream))
+        {
+            writer.WriteStartObject();
+            foreach (var member in payload.RootElement.EnumerateObject())
+            {
+                if (signed && string.CompareOrdinal(member.Name, ObjectSigner.SignMember) > 0)
+                {
+                    WriteSign(writer, sign);
+                    signed = false;
+                }
+
+                member.WriteTo(writer);
+            }
+
+            if (signed)
+            {
+                WriteSign(writer, sign);
+            }
+
+            writer.WriteEndObject();
+        }
+
+        stream.WriteByte((byte)'\n');
+        return stream.ToArray();
+    }
+
+    private static void WriteSign(System.Text.Json.Utf8JsonWriter writer, JsonNode? sign)
+    {
+        writer.WritePropertyName(ObjectSigner.SignMember);
+        using var value = System.Text.Json.JsonDocument.Parse(CanonicalJson.Serialize(sign));
+        value.RootElement.WriteTo(writer);
+    }
+}

@@ -60,11 +60,14 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     public IReadOnlyList<TxRecord> History => _history;
 
     /// <summary>Applies a signed plan through prepare, commit and verify; rolls back when verify fails.</summary>
-    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default)
+    public Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default) => ApplyAsync(plan, null, cancellationToken);
+
+    /// <summary>The same, with the plan's <see cref="Planner.Content"/> when the caller made it already (it writes the plan's files from it).</summary>
+    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, CancellationToken cancellationToken = default)
     {
         var planId = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", null,
             "apply a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
-        var content = Planner.Content(plan); // plan_id and the signed bytes from one serialization
+        content ??= Planner.Content(plan); // plan_id and the signed bytes from one serialization
         var actual = content.PlanId;
         if (planId != actual)
         {

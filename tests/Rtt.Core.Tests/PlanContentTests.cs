@@ -9,7 +9,8 @@ namespace Rtt.Core.Tests;
 /// <see cref="Planner.Content"/> makes a plan's plan_id and its signed bytes from one serialization: both must be
 /// exactly what <see cref="Planner.PlanId"/> and <see cref="ObjectSigner.SigningPayload"/> make on their own, wherever
 /// plan_id sorts among the members, with or without a sign block, and on objects the direct writer leaves to the
-/// reference path.
+/// reference path. The plan's file form made from those bytes (<see cref="PlanContent.Pretty"/>) is the one
+/// <see cref="Rtt.Core.Json.PrettyJson.ToUtf8"/> makes.
 /// </summary>
 public sealed class PlanContentTests
 {
@@ -21,6 +22,7 @@ public sealed class PlanContentTests
         var content = Planner.Content(plan);
         Assert.Equal((string?)plan["plan_id"], content.PlanId);
         Assert.Equal(ObjectSigner.SigningPayload(plan), content.SigningPayload);
+        Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(plan), content.Pretty(plan));
         var dir = Directory.CreateTempSubdirectory("rtt-plan-content-").FullName;
         try
         {
@@ -48,12 +50,15 @@ public sealed class PlanContentTests
     [InlineData("{}")]
     [InlineData("{\"sign\":{\"sig\":\"s\"},\"b\":\"é\\u0001\",\"plan_id\":\"x\"}")]
     [InlineData("{\"f\":1.5,\"plan_id\":\"x\",\"e\":1e3}")]
+    [InlineData("{\"sign\":null,\"t\":1,\"plan_id\":\"x\"}")]
+    [InlineData("{\"sign\":{\"b\":[1,{\"a\":\"\\u00e9\"}]},\"si\":0,\"signs\":0}")]
     public void Id_and_payload_are_those_made_separately(string json)
     {
         var plan = (JsonObject)JsonNode.Parse(json)!;
         var content = Planner.Content(plan);
         Assert.Equal(Planner.PlanId(plan), content.PlanId);
         Assert.Equal(ObjectSigner.SigningPayload(plan), content.SigningPayload);
+        Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(plan), content.Pretty(plan));
     }
 
     [Fact]
@@ -72,6 +77,7 @@ public sealed class PlanContentTests
             var content = Planner.Content(plan);
             Assert.Equal(Planner.PlanId(plan), content.PlanId);
             Assert.Equal(ObjectSigner.SigningPayload(plan), content.SigningPayload);
+            Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(plan), content.Pretty(plan)); // the plan's file form, sign put back in place
         }
     }
 

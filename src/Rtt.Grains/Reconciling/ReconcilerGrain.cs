@@ -73,13 +73,15 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     {
         using var changing = Changing();
         var plan = JsonNode.Parse(planJson) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
-        var outcome = await Coordinator.ApplyAsync(plan);
+        var content = plan["plan_id"] is null ? null : Planner.Content(plan);
+        var outcome = await Coordinator.ApplyAsync(plan, content);
         byte[]? bytes = null;
         if (outcome.Outcome == ApplyOutcome.Applied)
         {
-            // The plan's own file and applied.json hold the same bytes: formatted once, written twice (not flushed:
-            // the WAL holds the plan, and activation rewrites both when they are missing, old or torn).
-            bytes = PrettyJson.ToUtf8(plan);
+            // The plan's own file and applied.json hold the same bytes: formatted once (from the canonical bytes the
+            // plan_id check made), written twice (not flushed: the WAL holds the plan, and activation rewrites both when
+            // they are missing, old or torn).
+            bytes = content!.Pretty(plan);
             AtomicFile.WriteAllBytes(new PlanStore(workspace).PathOf(outcome.PlanId!), bytes, durable: false);
         }
 
