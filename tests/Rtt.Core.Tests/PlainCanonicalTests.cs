@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
 
@@ -95,6 +96,152 @@ public sealed class PlainCanonicalTests
         // The pass must be useful, not only safe: most canonical texts of this generator are plain.
         Assert.True(canonical > 2_000, $"{canonical} canonical texts");
         Assert.True(shown > canonical / 2, $"{shown} of {canonical} canonical texts shown");
+    }
+
+    [Fact]
+    public void Shows_exactly_what_the_reader_based_pass_it_replaced_showed()
+    {
+        // The pass was a walk of Utf8JsonReader's tokens (ReaderPass below); the grammar walk must neither lose a text
+        // it showed (the replay would canonicalise it again: slower) nor show one it did not (not shown as safe).
+        var random = new Random(20);
+        var shown = 0;
+        for (var i = 0; i < 30_000; i++)
+        {
+            var sb = new StringBuilder();
+            Value(sb, random, 0, objectOnly: i % 4 != 0);
+            var bytes = Encoding.UTF8.GetBytes(Mutate(sb.ToString(), random));
+            if (random.Next(4) == 0 && bytes.Length > 0)
+            {
+                bytes[random.Next(bytes.Length)] = (byte)random.Next(256); // any byte anywhere
+            }
+
+            var expected = ReaderPass(bytes);
+            shown += expected ? 1 : 0;
+            Assert.True(expected == CanonicalJson.IsPlainCanonical(bytes), $"reader pass {expected} for {Encoding.UTF8.GetString(bytes)}");
+        }
+
+        Assert.True(shown > 5_000, $"{shown} texts shown");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(63)]
+    [InlineData(CanonicalJson.MaxDepth)]
+    [InlineData(CanonicalJson.MaxDepth + 1)]
+    public void Shows_nesting_up_to_the_readers_depth_limit_and_no_deeper(int depth)
+    {
+        foreach (var (open, close, inner) in new[] { ("[", "]", ""), ("{\"a\":", "}", "1"), ("[", "]", "{}") })
+        {
+            var text = string.Concat(Enumerable.Repeat(open, depth)) + inner + string.Concat(Enumerable.Repeat(close, depth));
+            var bytes = Encoding.UTF8.GetBytes(text);
+            Assert.Equal(ReaderPass(bytes), CanonicalJson.IsPlainCanonical(bytes));
+        }
+
+        Assert.Equal(depth + 1 <= CanonicalJson.MaxDepth, CanonicalJson.IsPlainCanonical(Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("[", depth)) + "{}" + string.Concat(Enumerable.Repeat("]", depth)))));
+    }
+
+    /// <summary>The pass as it was (Utf8JsonReader's tokens, with the reader's own depth limit), the reference for the one that replaced it.</summary>
+    private static bool ReaderPass(ReadOnlySpan<byte> utf8Json)
+    {
+        if (utf8Json.IsEmpty)
+        {
+            return false;
+        }
+
+        var depthLimit = CanonicalJson.MaxDepth;
+        Span<bool> seen = stackalloc bool[depthLimit + 2];
+        Span<int> nameStart = stackalloc int[depthLimit + 2];
+        Span<int> nameLength = stackalloc int[depthLimit + 2];
+        var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { MaxDepth = depthLimit });
+        long expected = 0;
+        var afterName = false;
+        try
+        {
+            while (reader.Read())
+            {
+                var depth = reader.CurrentDepth;
+                var token = reader.TokenType;
+                if (token is JsonTokenType.EndObject or JsonTokenType.EndArray)
+                {
+                    expected++;
+                    continue;
+                }
+
+                if (token == JsonTokenType.PropertyName || !afterName)
+                {
+                    if (depth > 0 && seen[depth])
+                    {
+                        expected++;
+                    }
+
+                    seen[depth] = true;
+                }
+
+                afterName = false;
+                switch (token)
+                {
+                    case JsonTokenType.StartObject:
+                    case JsonTokenType.StartArray:
+                        seen[depth + 1] = false;
+                        nameLength[depth + 1] = -1;
+                        expected++;
+                        break;
+                    case JsonTokenType.PropertyName:
+                        var name = reader.ValueSpan;
+                        if (reader.ValueIsEscaped || !PlainAscii(name))
+                        {
+                            return false;
+                        }
+
+                        var start = (int)reader.TokenStartIndex + 1;
+                        if (nameLength[depth] >= 0 && name.SequenceCompareTo(utf8Json.Slice(nameStart[depth], nameLength[depth])) <= 0)
+                        {
+                            return false;
+                        }
+
+                        nameStart[depth] = start;
+                        nameLength[depth] = name.Length;
+                        expected += name.Length + 3;
+                        afterName = true;
+                        break;
+                    case JsonTokenType.String:
+                        if (reader.ValueIsEscaped || !PlainAscii(reader.ValueSpan))
+                        {
+                            return false;
+                        }
+
+                        expected += reader.ValueSpan.Length + 2;
+                        break;
+                    case JsonTokenType.Number:
+                        var number = reader.ValueSpan;
+                        var digits = number[0] == (byte)'-' ? number[1..] : number;
+                        if (digits.Length is 0 or > 15 || digits.ContainsAnyExceptInRange((byte)'0', (byte)'9') || (digits.Length > 1 && digits[0] == (byte)'0') ||
+                            (number[0] == (byte)'-' && digits is [(byte)'0']))
+                        {
+                            return false;
+                        }
+
+                        expected += number.Length;
+                        break;
+                    case JsonTokenType.True or JsonTokenType.Null:
+                        expected += 4;
+                        break;
+                    case JsonTokenType.False:
+                        expected += 5;
+                        break;
+                    default:
+                        return false;
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+
+        return expected == utf8Json.Length && reader.BytesConsumed == utf8Json.Length;
+
+        static bool PlainAscii(ReadOnlySpan<byte> text) => !text.ContainsAnyExceptInRange((byte)0x20, (byte)0x7E) && !text.Contains((byte)'\\');
     }
 
     private static readonly string[] Names = ["a", "b", "B", "ab", "a b", "_", "z9", "é", "a\"", "a\\b", "kind", "tx"];
