@@ -182,18 +182,21 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     {
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
-        var targets = PlanTargets.Of(target, _routeTargets); // the route targets of unchanged lanes are the applied plan's
-        var changes = PlanTargets.Changes(_appliedTargets, targets);
-
-        // The plan goes into the log as a delta on the applied plan (its cost follows the change), checked to
-        // rebuild it exactly; the whole plan when there is no applied plan, or after MaxDeltaChain deltas in a row.
+        // The change from the applied plan, checked to rebuild the target exactly: what the participants' changes are
+        // found from when it is small (PlanTargets.ChangesFromDelta), and how the plan goes into the log (its cost
+        // follows the change), unless there is no applied plan or MaxDeltaChain deltas came in a row.
         var baseTx = _history.LastOrDefault(t => t.Decision == WalEntryKind.Commit);
-        JsonObject? delta = null;
-        if (target is not null && Applied is { } applied && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain)
+        JsonObject? change = null;
+        if (target is not null && Applied is { } applied)
         {
             var d = PlanDelta.Diff(applied, target);
-            delta = JsonNode.DeepEquals(PlanDelta.Apply(applied, d), target) ? d : null;
+            change = JsonNode.DeepEquals(PlanDelta.Apply(applied, d), target) ? d : null;
         }
+
+        var delta = change is not null && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain ? change : null;
+        SortedDictionary<string, ParticipantTarget>? targets = null; // the target's whole targets, when computed
+        var changes = (change is not null ? PlanTargets.ChangesFromDelta(Applied!, _appliedTargets, target!, change) : null)
+            ?? PlanTargets.Changes(_appliedTargets, targets = PlanTargets.Of(target, _routeTargets)); // the route targets of unchanged lanes are the applied plan's
 
         var prepare = new PrepareEntry(Now(), AppliedPlanId, [.. changes.Keys], delta is null ? target : null, delta, planId, transition, reason);
         var txIndex = await AppendUnflushed(prepare); // durable with the decision (one fsync fewer per transaction)
@@ -241,7 +244,14 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         // busy handler: 100-200 ms stalls, measured.)
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
         _applied = target is null ? null : (JsonObject)target.DeepClone();
-        _appliedTargets = targets; // computed above: not a second time for the same plan
+        if (targets is not null)
+        {
+            _appliedTargets = targets; // computed above: not a second time for the same plan
+        }
+        else
+        {
+            PlanTargets.Apply(_appliedTargets, changes); // the applied plan's, brought to the target by the changes found from the delta
+        }
         await Faults.HitAsync(FaultPoints.AfterCommitDecision, planId ?? "none");
         await CommitAll(tx, changes);
 

@@ -12,7 +12,7 @@ namespace Rtt.Reconciling;
 /// when that is another one) and <c>route:&lt;from&gt; -&gt; &lt;to&gt;</c> (<see cref="RouteTarget"/>: a reference to the
 /// lane, whose spec is stored once, in the serving node's target). No plan (null) asks for nothing.
 /// </summary>
-public static class PlanTargets
+public static partial class PlanTargets
 {
     public const string RoutePrefix = "route:";
     public const string NodePrefix = "node:";
@@ -96,20 +96,12 @@ public static class PlanTargets
             NodeOf((string?)node ?? "").Symbols.Add(symbol);
         }
 
-        // The host-wide idle settings of a tuned plan, on every lane: a re-tune changes every lane's target (verify judges them all).
-        var idle = plan["tuning"] is JsonObject tuning
-            ? new LaneIdle(
-                tuning["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
-                tuning["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null,
-                tuning["park"] is JsonValue p && p.TryGetValue<bool>(out var park) ? park : null) // only a tuning that never parks has it
-            : null;
+        var idle = IdleOf(plan);
         var ids = new Dictionary<uint, string>();
         foreach (var lane in (plan["lanes"] as JsonArray ?? []).OfType<JsonObject>())
         {
-            var from = (string?)lane["route"]?["from"] ?? "";
-            var to = (string?)lane["route"]?["to"] ?? "";
-            var key = RouteKey(from, to);
-            var id = RouteIds.Of(from, to);
+            var (key, spec, forward) = LaneOf(lane, placement, idle);
+            var id = spec.RouteId;
             if (ids.TryGetValue(id, out var other) && other != key)
             {
                 throw new RttException(ErrorCodes.PlanLaneIdCollision, $"routes {other} and {key} hash to the same lane id {id}", (string?)plan["plan_id"],
@@ -117,24 +109,17 @@ public static class PlanTargets
             }
 
             ids[id] = key;
-            var node = (string?)placement[to] ?? (string?)placement[from] ?? "";
-            var endpoint = (string?)lane["endpoint"];
-            var spec = new LaneSpec(id, from, to, (string?)lane["kind"] ?? "shm", node,
-                lane["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
-                endpoint, idle,
-                lane["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed);
 
             // The lane spec is stored once, in the serving node's target; the route's target refers to it by hash.
             result[RoutePrefix + key] = memo is null ? RouteTarget.Of(spec) : memo.Of(spec);
-            var n = NodeOf(node);
+            var n = NodeOf(spec.Node);
             n.Lanes.Add(spec);
-            if ((string?)placement[from] is { Length: > 0 } callerNode && callerNode != node && spec.Kind is "uds" or "tcp")
+            if (forward is not null)
             {
-                // A route the planner placed across nodes: the caller's node serves it too, forwarding each call to the
-                // lane host of the target's node (fabric.md, "Lanes across silos"), so a client of the caller's silo reaches it.
-                NodeOf(callerNode).Lanes.Add(new LaneSpec(id, from, to, spec.Kind, callerNode, Idle: idle, Forward: node));
+                NodeOf(forward.Node).Lanes.Add(forward);
             }
 
+            var endpoint = spec.Endpoint;
             if (endpoint is not null)
             {
                 n.Endpoints[endpoint] = endpoints[endpoint]?.ToJsonString()
@@ -150,6 +135,36 @@ public static class PlanTargets
         }
 
         return result;
+    }
+
+    /// <summary>The host-wide idle settings of a tuned plan, on every lane: a re-tune changes every lane's target (verify judges them all).</summary>
+    private static LaneIdle? IdleOf(JsonObject plan) =>
+        plan["tuning"] is JsonObject tuning
+            ? new LaneIdle(
+                tuning["spins"] is JsonValue s && s.TryGetValue<int>(out var spins) ? spins : null,
+                tuning["yields"] is JsonValue y && y.TryGetValue<int>(out var yields) ? yields : null,
+                tuning["park"] is JsonValue p && p.TryGetValue<bool>(out var park) ? park : null) // only a tuning that never parks has it
+            : null;
+
+    /// <summary>
+    /// One lane of a plan as its serving node holds it, and as the caller's node forwards it when the planner placed the
+    /// route across nodes (uds or tcp: the caller's node serves it too, passing each call on to the lane host of the
+    /// target's node, fabric.md "Lanes across silos", so a client of the caller's silo reaches it); null when not.
+    /// </summary>
+    private static (string Key, LaneSpec Spec, LaneSpec? Forward) LaneOf(JsonObject lane, JsonObject placement, LaneIdle? idle)
+    {
+        var from = (string?)lane["route"]?["from"] ?? "";
+        var to = (string?)lane["route"]?["to"] ?? "";
+        var id = RouteIds.Of(from, to);
+        var node = (string?)placement[to] ?? (string?)placement[from] ?? "";
+        var spec = new LaneSpec(id, from, to, (string?)lane["kind"] ?? "shm", node,
+            lane["ring_size"] is JsonValue r && r.TryGetValue<int>(out var ring) ? ring : null,
+            (string?)lane["endpoint"], idle,
+            lane["unsandboxed"] is JsonValue u && u.TryGetValue<bool>(out var unsandboxed) && unsandboxed);
+        var forward = (string?)placement[from] is { Length: > 0 } callerNode && callerNode != node && spec.Kind is "uds" or "tcp"
+            ? new LaneSpec(id, from, to, spec.Kind, callerNode, Idle: idle, Forward: node)
+            : null;
+        return (RouteKey(from, to), spec, forward);
     }
 
     /// <summary>The participants whose target differs between two plans, with the target the new plan asks (null: release).</summary>
