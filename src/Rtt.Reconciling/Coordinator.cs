@@ -187,10 +187,12 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         // follows the change), unless there is no applied plan or MaxDeltaChain deltas came in a row.
         var baseTx = _history.LastOrDefault(t => t.Decision == WalEntryKind.Commit);
         JsonObject? change = null;
+        JsonObject? rebuilt = null; // the target as the delta rebuilds it: a copy of its own, kept as the applied plan at commit
         if (target is not null && Applied is { } applied)
         {
             var d = PlanDelta.Diff(applied, target);
-            change = JsonNode.DeepEquals(PlanDelta.Apply(applied, d), target) ? d : null;
+            rebuilt = PlanDelta.Apply(applied, d);
+            (change, rebuilt) = JsonNode.DeepEquals(rebuilt, target) ? (d, rebuilt) : (null, null);
         }
 
         var delta = change is not null && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain ? change : null;
@@ -243,7 +245,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         // commit: they write their state to the same SQLite file, and two writers there make one wait in SQLite's
         // busy handler: 100-200 ms stalls, measured.)
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
-        _applied = target is null ? null : (JsonObject)target.DeepClone();
+        _applied = target is null ? null : rebuilt ?? (JsonObject)target.DeepClone();
         if (targets is not null)
         {
             _appliedTargets = targets; // computed above: not a second time for the same plan
