@@ -584,8 +584,13 @@ public sealed record PlanContent(string PlanId, byte[] SigningPayload)
     /// </summary>
     public byte[] Pretty(JsonObject plan)
     {
-        using var payload = System.Text.Json.JsonDocument.Parse(SigningPayload);
         var signed = plan.TryGetPropertyValue(ObjectSigner.SignMember, out var sign);
+        if (PrettyJson.TryFromCanonical(SigningPayload, signed ? ObjectSigner.SignMember : null, signed ? CanonicalJson.Serialize(sign) : default, out var plain))
+        {
+            return plain; // printable ASCII throughout (a planner's plan is): re-indented without a document
+        }
+
+        using var payload = System.Text.Json.JsonDocument.Parse(SigningPayload);
         using var stream = new MemoryStream((SigningPayload.Length * 2) + 1024);
         using (var writer = PrettyJson.Writer(stream))
         {

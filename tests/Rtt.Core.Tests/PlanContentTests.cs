@@ -81,10 +81,64 @@ public sealed class PlanContentTests
         }
     }
 
+    [Fact]
+    public void Plain_canonical_texts_are_indented_byte_by_byte_as_the_document_writer_indents_them()
+    {
+        // PrettyJson.TryFromCanonical (no document) against PrettyJson.ToUtf8 (a document written indented), on random
+        // printable-ASCII values, and with a member put in its place among an object's members (as a plan's sign).
+        var random = new Random(20261204);
+        string[] names = ["", "a", "base", "lanes", "plan_id", "placement", "sign", "signs", "si", "z", "A", "_", "a b", "~"];
+        var shown = 0;
+        for (var n = 0; n < 3000; n++)
+        {
+            var value = n % 3 == 0 ? Value(random, 0) : Object(random, names);
+            if (value is null)
+            {
+                continue; // the file form is of a node
+            }
+
+            var canonical = Rtt.Core.Json.CanonicalJson.Serialize(value);
+            var expected = Rtt.Core.Json.PrettyJson.ToUtf8(value.DeepClone());
+            Assert.True(Rtt.Core.Json.PrettyJson.TryFromCanonical(canonical, null, default, out var pretty) || canonical.Contains((byte)'\\'));
+            if (pretty is not null)
+            {
+                shown++;
+                Assert.Equal(System.Text.Encoding.UTF8.GetString(expected), System.Text.Encoding.UTF8.GetString(pretty));
+            }
+
+            if (value is JsonObject obj && !obj.ContainsKey("sign"))
+            {
+                var sign = Value(random, 1);
+                var withSign = (JsonObject)obj.DeepClone();
+                withSign["sign"] = sign?.DeepClone();
+                if (Rtt.Core.Json.PrettyJson.TryFromCanonical(canonical, "sign", Rtt.Core.Json.CanonicalJson.Serialize(sign), out var signed))
+                {
+                    Assert.Equal(System.Text.Encoding.UTF8.GetString(Rtt.Core.Json.PrettyJson.ToUtf8(withSign)), System.Text.Encoding.UTF8.GetString(signed));
+                }
+            }
+        }
+
+        Assert.True(shown > 1200, $"{shown} texts indented without a document");
+        Assert.False(Rtt.Core.Json.PrettyJson.TryFromCanonical("{\"a\":\"\u00e9\"}"u8, null, default, out _)); // not ASCII
+        Assert.False(Rtt.Core.Json.PrettyJson.TryFromCanonical("{\"a\":\"x\\\"y\"}"u8, null, default, out _)); // an escape
+        Assert.False(Rtt.Core.Json.PrettyJson.TryFromCanonical("[1]"u8, "sign", "1"u8, out _)); // a member for a non-object
+    }
+
+    private static JsonObject Object(Random random, string[] names)
+    {
+        var obj = new JsonObject();
+        foreach (var name in names.OrderBy(_ => random.Next()).Take(random.Next(names.Length + 1)))
+        {
+            obj[name] = Value(random, 0);
+        }
+
+        return obj;
+    }
+
     private static JsonNode? Value(Random random, int depth) => random.Next(depth > 2 ? 4 : 6) switch
     {
         0 => null,
-        1 => JsonValue.Create(random.Next(-1000, 1000)),
+        1 => random.Next(4) == 0 ? JsonValue.Create(random.Next(-1000, 1000) / 8.0) : JsonValue.Create(random.Next(-1000, 1000)),
         2 => JsonValue.Create(random.Next(3) == 0 ? "x\"y,\"plan_id\":" : $"s{random.Next(100)}"),
         3 => JsonValue.Create(random.Next(2) == 0),
         4 => new JsonArray([.. Enumerable.Range(0, random.Next(3)).Select(_ => Value(random, depth + 1))]),
