@@ -104,10 +104,24 @@ public sealed class TelemetryProcessTests
             Assert.Contains(Upper, top, StringComparison.Ordinal);
             Assert.Contains("open", top, StringComparison.Ordinal);
 
-            var tap = Ok(ws, "tap", "--flight", "60s").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+            // Each second's counts: the telemetry thread samples every route once a second, so the first sample after
+            // the table went in may come up to a second after it; the calls and commands above can take less than that.
+            List<JsonNode> tap;
+            var sampled = DateTime.UtcNow.AddSeconds(10);
+            while (true)
+            {
+                tap = Ok(ws, "tap", "--flight", "60s").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+                if (tap.Any(l => (string)l["type"]! == "metrics" && (string?)l["route"] == Upper) || DateTime.UtcNow > sampled)
+                {
+                    break;
+                }
+
+                Thread.Sleep(200);
+            }
+
             Assert.Equal("window", (string)tap[0]["type"]!);
             var frames = tap.Where(l => (string)l["type"]! == "frame").ToList();
-            Assert.Contains(tap, l => (string)l["type"]! == "metrics" && (string)l["route"]! == Upper); // each second's counts
+            Assert.Contains(tap, l => (string)l["type"]! == "metrics" && (string?)l["route"] == Upper);
             Assert.Equal(31, frames.Count);
             Assert.Equal(25, frames.Count(f => (string)f["route"]! == Upper && (string)f["outcome"]! == "ok"));
             Assert.Equal(5, frames.Count(f => (string)f["route"]! == Reverse && (string)f["code"]! == ErrorCodes.DriverFault));
