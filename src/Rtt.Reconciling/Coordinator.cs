@@ -192,7 +192,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         {
             var d = PlanDelta.Diff(applied, target);
             rebuilt = PlanDelta.Apply(applied, d);
-            (change, rebuilt) = JsonNode.DeepEquals(rebuilt, target) ? (d, rebuilt) : (null, null);
+            (change, rebuilt) = PlanDelta.Same(rebuilt, target) ? (d, rebuilt) : (null, null);
         }
 
         var delta = change is not null && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain ? change : null;

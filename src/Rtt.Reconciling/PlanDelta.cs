@@ -31,7 +31,7 @@ public static class PlanDelta
         foreach (var (name, value) in target)
         {
             var old = basePlan[name];
-            if (basePlan.ContainsKey(name) && JsonNode.DeepEquals(old, value))
+            if (basePlan.ContainsKey(name) && Same(old, value))
             {
                 continue;
             }
@@ -195,7 +195,7 @@ public static class PlanDelta
         var remove = new JsonArray();
         foreach (var (name, value) in b)
         {
-            if (!a.ContainsKey(name) || !JsonNode.DeepEquals(a[name], value))
+            if (!a.TryGetPropertyValue(name, out var before) || !Same(before, value))
             {
                 set[name] = value?.DeepClone();
             }
@@ -216,13 +216,13 @@ public static class PlanDelta
     private static JsonObject Splice(JsonArray a, JsonArray b)
     {
         var prefix = 0;
-        while (prefix < a.Count && prefix < b.Count && JsonNode.DeepEquals(a[prefix], b[prefix]))
+        while (prefix < a.Count && prefix < b.Count && Same(a[prefix], b[prefix]))
         {
             prefix++;
         }
 
         var suffix = 0;
-        while (suffix < a.Count - prefix && suffix < b.Count - prefix && JsonNode.DeepEquals(a[a.Count - 1 - suffix], b[b.Count - 1 - suffix]))
+        while (suffix < a.Count - prefix && suffix < b.Count - prefix && Same(a[a.Count - 1 - suffix], b[b.Count - 1 - suffix]))
         {
             suffix++;
         }
@@ -234,6 +234,56 @@ public static class PlanDelta
         }
 
         return new JsonObject { ["at"] = prefix, ["delete"] = a.Count - suffix - prefix, ["insert"] = insert };
+    }
+
+    /// <summary>
+    /// <see cref="JsonNode.DeepEquals"/>, with a shortcut for values read from JSON text: two values whose texts are the
+    /// same bytes are equal without decoding either (a plan received as text and the applied plan parsed from the log
+    /// share most of their values byte for byte); values whose texts differ are compared by <see cref="JsonNode.DeepEquals"/>.
+    /// </summary>
+    public static bool Same(JsonNode? a, JsonNode? b)
+    {
+        switch (a, b)
+        {
+            case (null, null):
+                return true;
+            case (JsonObject x, JsonObject y):
+                if (x.Count != y.Count)
+                {
+                    return false;
+                }
+
+                foreach (var (name, value) in x)
+                {
+                    if (!y.TryGetPropertyValue(name, out var other) || !Same(value, other))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            case (JsonArray x, JsonArray y):
+                if (x.Count != y.Count)
+                {
+                    return false;
+                }
+
+                for (var i = 0; i < x.Count; i++)
+                {
+                    if (!Same(x[i], y[i]))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            case (JsonValue x, JsonValue y):
+                return (x.TryGetValue<System.Text.Json.JsonElement>(out var ex) && y.TryGetValue<System.Text.Json.JsonElement>(out var ey)
+                        && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(ex).SequenceEqual(System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(ey)))
+                    || JsonNode.DeepEquals(x, y);
+            default:
+                return JsonNode.DeepEquals(a, b);
+        }
     }
 
     private static RttException Malformed(string? baseId, string what) =>
