@@ -107,29 +107,14 @@ public static class CanonicalJson
 
                     i = end;
                     break;
-                case (byte)'t':
-                    if (!utf8Json[i..].StartsWith("true"u8))
+                case (byte)'t' or (byte)'f' or (byte)'n':
+                    var literal = utf8Json[i] == (byte)'t' ? "true"u8 : utf8Json[i] == (byte)'f' ? "false"u8 : "null"u8;
+                    if (!utf8Json[i..].StartsWith(literal))
                     {
                         return false;
                     }
 
-                    i += 4;
-                    break;
-                case (byte)'f':
-                    if (!utf8Json[i..].StartsWith("false"u8))
-                    {
-                        return false;
-                    }
-
-                    i += 5;
-                    break;
-                case (byte)'n':
-                    if (!utf8Json[i..].StartsWith("null"u8))
-                    {
-                        return false;
-                    }
-
-                    i += 4;
+                    i += literal.Length;
                     break;
                 default:
                     var negative = utf8Json[i] == (byte)'-';
