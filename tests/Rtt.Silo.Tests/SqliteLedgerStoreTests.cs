@@ -32,6 +32,73 @@ public sealed class SqliteLedgerStoreTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Large_targets_are_stored_once_apart_and_only_those_the_ledger_refers_to_are_kept()
+    {
+        // A node's ledger through prepare, commit and abort, as TxLedger drives it, with targets over the size that is
+        // stored apart: each reads back as it was, and the table holds the ledger row and exactly its targets' rows.
+        string Target(int n) => "{\"lanes\":[" + string.Join(",", Enumerable.Range(0, 200).Select(i => $"{{\"route_id\":{n * 1000 + i},\"to\":\"rtt://s/x/sym{i}\"}}")) + "]}";
+        const string key = "node:n0";
+        var state = new LedgerState();
+        using (var store = new SqliteLedgerStore(Db))
+        {
+            for (var tx = 1; tx <= 6; tx++)
+            {
+                TxLedger.Prepare(state, tx, $"p{tx}", Target(tx), _ => null);
+                await Check(store, state, 3 - (tx == 1 ? 2 : tx == 2 ? 1 : 0)); // reserved, applied, previous (fewer at first)
+                if (tx == 4)
+                {
+                    TxLedger.Abort(state, tx);
+                    await Check(store, state, 2);
+                    continue;
+                }
+
+                TxLedger.Commit(state, tx, $"p{tx}", Target(tx));
+                await Check(store, state, tx == 1 ? 1 : 2);
+            }
+        }
+
+        using var again = new SqliteLedgerStore(Db);
+        Assert.Equal(Target(6), (await again.ReadAsync(key))!.AppliedTarget);
+        Assert.Equal(Target(5), (await again.ReadAsync(key))!.PreviousTarget);
+
+        // A row written before targets were stored apart (targets in place) still reads, and is replaced whole.
+        var old = new LedgerState { AppliedTx = 9, AppliedPlan = "p9", AppliedTarget = Target(9), PreviousTarget = Target(8) };
+        using (var c = new SqliteConnection($"Data Source={Db}"))
+        {
+            c.Open();
+            using var command = c.CreateCommand();
+            command.CommandText = "UPDATE rtt_route_ledger SET ledger = $v WHERE route = $k; DELETE FROM rtt_route_ledger WHERE route LIKE char(1) || '%';";
+            command.Parameters.AddWithValue("$k", key);
+            command.Parameters.AddWithValue("$v", LedgerJson.Write(old));
+            command.ExecuteNonQuery();
+        }
+
+        Assert.Equal(Target(9), (await again.ReadAsync(key))!.AppliedTarget);
+        TxLedger.Prepare(old, 10, "p10", Target(10), _ => null);
+        await Check(again, old, 3);
+
+        async Task Check(SqliteLedgerStore s, LedgerState expected, int targetRows)
+        {
+            await s.WriteAsync(key, expected);
+            var read = (await s.ReadAsync(key))!;
+            Assert.Equal(LedgerJson.Write(expected), LedgerJson.Write(read));
+            using var c = new SqliteConnection($"Data Source={Db}");
+            c.Open();
+            using var command = c.CreateCommand();
+            command.CommandText = "SELECT route, ledger FROM rtt_route_ledger WHERE route LIKE char(1) || '%';";
+            using var reader = command.ExecuteReader();
+            var rows = new List<string>();
+            while (reader.Read())
+            {
+                rows.Add(reader.GetString(1));
+            }
+
+            Assert.Equal(targetRows, rows.Count);
+            Assert.Equal(new[] { expected.AppliedTarget, expected.ReservedTarget, expected.PreviousTarget }.OfType<string>().Distinct().Order(), rows.Order());
+        }
+    }
+
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();

@@ -153,23 +153,76 @@ public static class LedgerJson
     /// </summary>
     private static readonly ConditionalWeakTable<string, object> Checked = new();
 
-    public static string Write(LedgerState s)
+    /// <summary>Targets of at least this many characters are stored in rows of their own by <see cref="Rows"/> (a node's: its lanes).</summary>
+    public const int SeparateTargetChars = 4096;
+
+    /// <summary>The member a ledger row holds in place of a target stored in a row of its own: <c>{"$target": "sha256:…"}</c>.</summary>
+    public const string TargetReference = "$target";
+
+    /// <summary>The hashes of target texts already computed, by instance (the same strings come back as reserved, applied, previous).</summary>
+    private static readonly ConditionalWeakTable<string, string> Hashes = new();
+
+    public static string Write(LedgerState s) => Write(s, null, null);
+
+    /// <summary>
+    /// A ledger as rows: its own, where each target of <see cref="SeparateTargetChars"/> or more is a reference
+    /// (<see cref="TargetReference"/>, the hash of its text), and one row per such target under <see cref="TargetKey"/>.
+    /// A target is then written once, when it is reserved, and not again as it becomes applied and previous: a
+    /// single-route change to a node serving 1,000 lanes wrote about 450 KB of targets at prepare and 300 KB at commit.
+    /// The store keeps exactly the target rows the ledger row refers to (<see cref="References"/> of the row it replaces
+    /// says which to drop).
+    /// </summary>
+    public static LedgerRows Rows(string key, LedgerState s)
     {
-        var buffer = new ArrayBufferWriter<byte>(256 + 3 * ((s.AppliedTarget?.Length ?? 0) + 16));
+        var targets = new List<(string Key, string Text)>(3);
+        return new LedgerRows(Write(s, key, targets), targets);
+    }
+
+    /// <summary>The row key of a target stored apart: the participant's key cannot start with U+0001, so no ledger row has it.</summary>
+    public static string TargetKey(string key, string hash) => $"\u0001{hash}\u0001{key}";
+
+    /// <summary>The target row keys a stored ledger row refers to (none for a row written before targets were stored apart).</summary>
+    public static IReadOnlyList<string> References(string key, string? text)
+    {
+        var keys = new List<string>(3);
+        if (text is null)
+        {
+            return keys;
+        }
+
+        using var doc = JsonDocument.Parse(text);
+        if (doc.RootElement.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var name in (ReadOnlySpan<string>)["AppliedTarget", "ReservedTarget", "PreviousTarget"])
+            {
+                if (doc.RootElement.TryGetProperty(name, out var v) && Reference(v) is { } hash && !keys.Contains(TargetKey(key, hash)))
+                {
+                    keys.Add(TargetKey(key, hash));
+                }
+            }
+        }
+
+        return keys;
+    }
+
+    private static string Write(LedgerState s, string? key, List<(string Key, string Text)>? separate)
+    {
+        var inPlace = separate is null ? s.AppliedTarget?.Length ?? 0 : Math.Min(s.AppliedTarget?.Length ?? 0, SeparateTargetChars);
+        var buffer = new ArrayBufferWriter<byte>(256 + 3 * (inPlace + 16));
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
             Number(w, "AppliedTx", s.AppliedTx);
             w.WriteString("AppliedPlan", s.AppliedPlan);
-            Target(w, "AppliedTarget", s.AppliedTarget);
+            Target(w, "AppliedTarget", s.AppliedTarget, key, separate);
             Number(w, "ReservedTx", s.ReservedTx);
             w.WriteString("ReservedPlan", s.ReservedPlan);
-            Target(w, "ReservedTarget", s.ReservedTarget);
+            Target(w, "ReservedTarget", s.ReservedTarget, key, separate);
             Number(w, "LastAbortedTx", s.LastAbortedTx);
             Number(w, "VoteTx", s.VoteTx);
             w.WriteBoolean("VoteYes", s.VoteYes);
             w.WriteString("VoteReason", s.VoteReason);
-            Target(w, "PreviousTarget", s.PreviousTarget);
+            Target(w, "PreviousTarget", s.PreviousTarget, key, separate);
             w.WriteEndObject();
         }
 
@@ -177,7 +230,13 @@ public static class LedgerJson
     }
 
     /// <summary>Reads a row of either form; a member of the wrong kind is refused (<see cref="JsonException"/>), as the serializer refused it.</summary>
-    public static LedgerState Read(string text)
+    public static LedgerState Read(string text) => Read(text, "", _ => null);
+
+    /// <summary>
+    /// Reads a row written by <see cref="Rows"/> (or of an older form), its targets stored apart taken from
+    /// <paramref name="targets"/> (target row key → text); a reference to a target that is not there is refused.
+    /// </summary>
+    public static LedgerState Read(string text, string key, Func<string, string?> targets)
     {
         using var doc = JsonDocument.Parse(text);
         var root = doc.RootElement;
@@ -186,20 +245,33 @@ public static class LedgerJson
             throw new JsonException("a participant ledger is a JSON object");
         }
 
+        string? TargetOf(string name) => TargetText(root, name, key, targets);
         return new LedgerState
         {
             AppliedTx = Long(root, "AppliedTx"),
             AppliedPlan = Str(root, "AppliedPlan"),
-            AppliedTarget = TargetText(root, "AppliedTarget"),
+            AppliedTarget = TargetOf("AppliedTarget"),
             ReservedTx = Long(root, "ReservedTx"),
             ReservedPlan = Str(root, "ReservedPlan"),
-            ReservedTarget = TargetText(root, "ReservedTarget"),
+            ReservedTarget = TargetOf("ReservedTarget"),
             LastAbortedTx = Long(root, "LastAbortedTx"),
             VoteTx = Long(root, "VoteTx"),
             VoteYes = Member(root, "VoteYes", JsonValueKind.True, JsonValueKind.False) is { } yes && yes.GetBoolean(),
             VoteReason = Str(root, "VoteReason"),
-            PreviousTarget = TargetText(root, "PreviousTarget"),
+            PreviousTarget = TargetOf("PreviousTarget"),
         };
+    }
+
+    /// <summary>The hash a target reference names, or null when the value is not one.</summary>
+    private static string? Reference(JsonElement v)
+    {
+        if (v.ValueKind != JsonValueKind.Object || !v.TryGetProperty(TargetReference, out var hash) || hash.ValueKind != JsonValueKind.String)
+        {
+            return null;
+        }
+
+        using var members = v.EnumerateObject();
+        return members.Count() == 1 ? hash.GetString() : null;
     }
 
     private static void Number(Utf8JsonWriter w, string name, long? value)
@@ -214,12 +286,27 @@ public static class LedgerJson
         }
     }
 
-    /// <summary>A target written as the JSON value it is (its own text, unchanged); one that is not a JSON object stays a string.</summary>
-    private static void Target(Utf8JsonWriter w, string name, string? text)
+    /// <summary>
+    /// A target written as the JSON value it is (its own text, unchanged); one that is not a JSON object stays a string;
+    /// with <paramref name="separate"/>, a long one becomes a reference to a row of its own (added to it).
+    /// </summary>
+    private static void Target(Utf8JsonWriter w, string name, string? text, string? key, List<(string Key, string Text)>? separate)
     {
         if (text is null)
         {
             w.WriteNull(name);
+        }
+        else if (separate is not null && key is not null && text.Length >= SeparateTargetChars)
+        {
+            var hash = Hashes.GetValue(text, static t => Rtt.Core.Hashing.ContentHash.Of(Encoding.UTF8.GetBytes(t)));
+            w.WriteStartObject(name);
+            w.WriteString(TargetReference, hash);
+            w.WriteEndObject();
+            var row = TargetKey(key, hash);
+            if (!separate.Exists(t => t.Key == row))
+            {
+                separate.Add((row, text));
+            }
         }
         else if (Checked.TryGetValue(text, out _))
         {
@@ -272,8 +359,29 @@ public static class LedgerJson
 
     private static string? Str(JsonElement root, string name) => Member(root, name, JsonValueKind.String)?.GetString();
 
-    /// <summary>A target in place (its text as written) or as a string (rows written before).</summary>
-    private static string? TargetText(JsonElement root, string name) =>
-        Member(root, name, JsonValueKind.String, JsonValueKind.Object) is not { } v ? null
-            : v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText();
+    /// <summary>A target in place (its text as written), as a string (rows written before), or stored apart (a reference).</summary>
+    private static string? TargetText(JsonElement root, string name, string key, Func<string, string?> targets)
+    {
+        if (Member(root, name, JsonValueKind.String, JsonValueKind.Object) is not { } v)
+        {
+            return null;
+        }
+
+        if (v.ValueKind == JsonValueKind.String)
+        {
+            return v.GetString();
+        }
+
+        if (Reference(v) is { } hash)
+        {
+            var text = targets(TargetKey(key, hash)) ?? throw new JsonException($"ledger member {name} refers to target {hash}, which is not stored");
+            Hashes.AddOrUpdate(text, hash); // written back as the same reference, not hashed again
+            return text;
+        }
+
+        return v.GetRawText();
+    }
 }
+
+/// <summary>A ledger as stored rows: its own text and the targets stored apart (row key, text).</summary>
+public sealed record LedgerRows(string Ledger, IReadOnlyList<(string Key, string Text)> Targets);

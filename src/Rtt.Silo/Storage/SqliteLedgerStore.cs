@@ -1,3 +1,4 @@
+using Microsoft.Data.Sqlite;
 using Rtt.Grains.Reconciling;
 using Rtt.Reconciling.State;
 
@@ -5,7 +6,7 @@ namespace Rtt.Silo.Storage;
 
 /// <summary>
 /// Participants' ledgers in the silo's SQLite database (table <c>rtt_route_ledger</c>, one row per route, and per node under <c>node:&lt;id&gt;</c>,
-/// JSON text). Writes go through the database's one writer (<see cref="SqliteStateDatabase"/>): those that arrive while
+/// JSON text; a large target, as a node's, in a row of its own that the ledger row refers to: <see cref="LedgerJson.Rows"/>). Writes go through the database's one writer (<see cref="SqliteStateDatabase"/>): those that arrive while
 /// a transaction is being committed go out together in the next one (group commit, with the WAL's appends and grain
 /// state), with <c>synchronous=NORMAL</c> like grain state: a commit survives the process being killed, and the
 /// reconciler's decisions, which the participants follow, are in the fsynced Merkle WAL.
@@ -64,16 +65,18 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
 
     public Task<LedgerState?> ReadAsync(string key) => Task.Run(() => _database.Read(c =>
     {
-        using var command = c.CreateCommand();
-        command.CommandText = "SELECT ledger FROM rtt_route_ledger WHERE route = $k;";
-        command.Parameters.AddWithValue("$k", key);
-        return command.ExecuteScalar() is string json ? LedgerJson.Read(json) : null;
+        var json = Text(c, null, key);
+        return json is null ? null : LedgerJson.Read(json, key, target => Text(c, null, target));
     }));
 
-    /// <summary>One upsert in the database's next transaction; of several states of one route in it, the last is the one kept.</summary>
+    /// <summary>
+    /// The ledger's row and the rows of its large targets (<see cref="LedgerJson.Rows"/>) in the database's next
+    /// transaction: a target row is written only when missing, and those the replaced row referred to and this one does
+    /// not are deleted. Of several states of one route in a transaction, the last is the one kept.
+    /// </summary>
     public Task WriteAsync(string key, LedgerState state)
     {
-        var json = LedgerJson.Write(state);
+        var rows = LedgerJson.Rows(key, state);
         return _database.WriteAsync((c, tx) =>
         {
             // Runs on the database's writer thread, one write at a time: counting here needs no lock.
@@ -84,14 +87,58 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
                 Batches++;
             }
 
-            using var command = c.CreateCommand();
-            command.Transaction = tx;
-            command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
-            command.Parameters.AddWithValue("$k", key);
-            command.Parameters.AddWithValue("$v", json);
-            command.ExecuteNonQuery();
+            var replaced = LedgerJson.References(key, Text(c, tx, key));
+            foreach (var (target, text) in rows.Targets)
+            {
+                if (!replaced.Contains(target) && !Exists(c, tx, target))
+                {
+                    Put(c, tx, target, text);
+                }
+            }
+
+            Put(c, tx, key, rows.Ledger);
+            foreach (var gone in replaced)
+            {
+                if (!rows.Targets.Any(t => t.Key == gone))
+                {
+                    using var delete = c.CreateCommand();
+                    delete.Transaction = tx;
+                    delete.CommandText = "DELETE FROM rtt_route_ledger WHERE route = $k;";
+                    delete.Parameters.AddWithValue("$k", gone);
+                    delete.ExecuteNonQuery();
+                }
+            }
+
             return true;
         }, durable: false);
+    }
+
+    private static string? Text(SqliteConnection c, SqliteTransaction? tx, string key)
+    {
+        using var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = "SELECT ledger FROM rtt_route_ledger WHERE route = $k;";
+        command.Parameters.AddWithValue("$k", key);
+        return command.ExecuteScalar() as string;
+    }
+
+    private static bool Exists(SqliteConnection c, SqliteTransaction tx, string key)
+    {
+        using var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = "SELECT 1 FROM rtt_route_ledger WHERE route = $k;";
+        command.Parameters.AddWithValue("$k", key);
+        return command.ExecuteScalar() is not null;
+    }
+
+    private static void Put(SqliteConnection c, SqliteTransaction tx, string key, string text)
+    {
+        using var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
+        command.Parameters.AddWithValue("$k", key);
+        command.Parameters.AddWithValue("$v", text);
+        command.ExecuteNonQuery();
     }
 
     public void Dispose()

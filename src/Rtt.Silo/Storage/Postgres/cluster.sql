@@ -133,7 +133,9 @@ CREATE OR REPLACE VIEW rtt_grain_state_text AS
            convert_from(payload, 'UTF8') AS payload_text, created_utc, modified_utc
     FROM rtt_grain_state;
 
--- Participants' ledgers (route grains under their route key, node grains under node:<id>), JSON text.
+-- Participants' ledgers (route grains under their route key, node grains under node:<id>), JSON text. A target of
+-- 4,096 characters or more (a node's lanes) is a row of its own under U+0001 <sha256 of its text> U+0001 <participant>,
+-- which the ledger row refers to as {"$target": "sha256:..."}; a target is written once, not at every prepare and commit.
 CREATE TABLE IF NOT EXISTS rtt_route_ledger
 (
     route  text PRIMARY KEY,
