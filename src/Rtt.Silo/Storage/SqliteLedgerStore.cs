@@ -101,10 +101,7 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
             {
                 if (!rows.Targets.Any(t => t.Key == gone))
                 {
-                    using var delete = c.CreateCommand();
-                    delete.Transaction = tx;
-                    delete.CommandText = "DELETE FROM rtt_route_ledger WHERE route = $k;";
-                    delete.Parameters.AddWithValue("$k", gone);
+                    using var delete = Command(c, tx, "DELETE FROM rtt_route_ledger WHERE route = $k;", gone);
                     delete.ExecuteNonQuery();
                 }
             }
@@ -115,30 +112,35 @@ public sealed class SqliteLedgerStore : IParticipantLedgerStore, IDisposable
 
     private static string? Text(SqliteConnection c, SqliteTransaction? tx, string key)
     {
-        using var command = c.CreateCommand();
-        command.Transaction = tx;
-        command.CommandText = "SELECT ledger FROM rtt_route_ledger WHERE route = $k;";
-        command.Parameters.AddWithValue("$k", key);
+        using var command = Command(c, tx, "SELECT ledger FROM rtt_route_ledger WHERE route = $k;", key);
         return command.ExecuteScalar() as string;
     }
 
     private static bool Exists(SqliteConnection c, SqliteTransaction tx, string key)
     {
-        using var command = c.CreateCommand();
-        command.Transaction = tx;
-        command.CommandText = "SELECT 1 FROM rtt_route_ledger WHERE route = $k;";
-        command.Parameters.AddWithValue("$k", key);
+        using var command = Command(c, tx, "SELECT 1 FROM rtt_route_ledger WHERE route = $k;", key);
         return command.ExecuteScalar() is not null;
     }
 
     private static void Put(SqliteConnection c, SqliteTransaction tx, string key, string text)
     {
-        using var command = c.CreateCommand();
-        command.Transaction = tx;
-        command.CommandText = "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;";
-        command.Parameters.AddWithValue("$k", key);
-        command.Parameters.AddWithValue("$v", text);
+        using var command = Command(c, tx, "INSERT INTO rtt_route_ledger (route, ledger) VALUES ($k, $v) ON CONFLICT (route) DO UPDATE SET ledger = excluded.ledger;", key, text);
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>A statement on the table with the row key as <c>$k</c> (and a text as <c>$v</c>).</summary>
+    private static SqliteCommand Command(SqliteConnection c, SqliteTransaction? tx, string sql, string key, string? text = null)
+    {
+        var command = c.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = sql;
+        command.Parameters.AddWithValue("$k", key);
+        if (text is not null)
+        {
+            command.Parameters.AddWithValue("$v", text);
+        }
+
+        return command;
     }
 
     public void Dispose()
