@@ -55,8 +55,8 @@ try
     var small = Plan(key, Id(empty), 10, "s");
     Token(key);
     await Apply(reconciler, small);
-    var (_, _, smallWarm) = await Changes(reconciler, key, small, 10, "s", warmup);
-    var (smallTimes, smallLast, afterSmall) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
+    var (_, _, smallWarm, _) = await Changes(reconciler, key, small, 10, "s", warmup);
+    var (smallTimes, smallLast, afterSmall, _) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
     var none = Plan(key, Id(afterSmall), 0, "s");
     Token(key);
     await Apply(reconciler, none);
@@ -67,10 +67,10 @@ try
     var report = await Apply(reconciler, big);
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
-    var (_, _, bigWarm) = await Changes(reconciler, key, big, routes, "r", warmup);
-    var (single, lastReport, _) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
+    var (_, _, bigWarm, _) = await Changes(reconciler, key, big, routes, "r", warmup);
+    var (single, lastReport, _, cpuPerChange) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
     Breakdown(workspace, key, big, routes);
-    Console.WriteLine($"processor time per single-route change on {routes} applied routes (every thread of the process, during the apply call): {LastCpuPerChange:0.00} ms");
+    Console.WriteLine($"processor time per single-route change on {routes} applied routes (every thread of the process, during the apply call): {cpuPerChange:0.00} ms");
     Print("single-route change on 10 applied routes", smallTimes, smallLast);
     Print($"single-route change on {routes} applied routes", single, lastReport);
 
@@ -112,7 +112,8 @@ finally
 }
 
 // Alternately adds route number `count` and removes it again; returns the sorted times and the last report.
-static async Task<(List<double> Times, ApplyReport Last, JsonObject Current)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes)
+// CpuPerChange: the process's processor time per change (every thread; the silo runs in it), during the apply calls.
+static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, double CpuPerChange)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes)
 {
     var times = new List<double>();
     ApplyReport? last = null;
@@ -131,8 +132,7 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current)> Ch
     }
 
     times.Sort();
-    LastCpuPerChange = changes > 0 ? cpu.TotalMilliseconds / changes : 0;
-    return (times, last!, current);
+    return (times, last!, current, changes > 0 ? cpu.TotalMilliseconds / changes : 0);
 }
 
 // Where a single-route change's time goes outside the phases: the whole-document steps the silo runs per apply,
@@ -213,10 +213,4 @@ int Arg(string name, int fallback)
 {
     var i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-}
-
-/// <summary>What the last <c>Changes</c> run cost the process in processor time per change (the silo runs in it).</summary>
-static partial class Program
-{
-    public static double LastCpuPerChange;
 }

@@ -66,9 +66,8 @@ public static partial class PlanTargets
         var newPlacement = target["placement"] as JsonObject ?? [];
         var moved = MemberNames(objects?["placement"]);
         var changedServe = MemberNames(objects?["endpoints"]);
-        var idle = IdleOf(target); // the tuning did not change
+        var idle = IdleOf(target); // the tuning did not change: the applied plan's lanes have the same
 
-        var oldIdle = IdleOf(applied);
         var gone = new List<(string Key, LaneSpec Spec, LaneSpec? Forward)>(deleteCount);
         var goneRoutes = new HashSet<(string, string)>();
         for (var i = at; i < at + deleteCount; i++)
@@ -78,7 +77,7 @@ public static partial class PlanTargets
                 return null;
             }
 
-            var g = LaneOf(lane, oldPlacement, oldIdle);
+            var g = LaneOf(lane, oldPlacement, idle);
             gone.Add(g);
             goneRoutes.Add((g.Spec.From, g.Spec.To));
         }

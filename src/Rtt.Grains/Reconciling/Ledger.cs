@@ -185,9 +185,9 @@ public static class LedgerJson
     public static IReadOnlyList<string> References(string key, string? text)
     {
         var keys = new List<string>(3);
-        if (text is null)
+        if (text is null || !text.Contains($"\"{TargetReference}\"", StringComparison.Ordinal))
         {
-            return keys;
+            return keys; // no reference (a route's row, or one written before): nothing to parse
         }
 
         using var doc = JsonDocument.Parse(text);
