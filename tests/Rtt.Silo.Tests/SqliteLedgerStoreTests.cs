@@ -99,6 +99,19 @@ public sealed class SqliteLedgerStoreTests : IDisposable
         }
     }
 
+    [Fact]
+    public void A_row_whose_target_row_is_gone_is_refused_not_read_with_the_target_missing()
+    {
+        var target = "{\"lanes\":[" + string.Join(",", Enumerable.Range(0, 400).Select(i => $"{{\"route_id\":{i}}}")) + "]}";
+        var rows = LedgerJson.Rows("node:n0", new LedgerState { AppliedTx = 1, AppliedPlan = "p1", AppliedTarget = target });
+        var (targetKey, text) = Assert.Single(rows.Targets);
+        Assert.Equal(target, text);
+        Assert.Equal(target, LedgerJson.Read(rows.Ledger, "node:n0", k => k == targetKey ? text : null).AppliedTarget);
+        var refused = Assert.Throws<System.Text.Json.JsonException>(() => LedgerJson.Read(rows.Ledger, "node:n0", _ => null));
+        Assert.Contains("AppliedTarget", refused.Message, StringComparison.Ordinal);
+        Assert.Equal([targetKey], LedgerJson.References("node:n0", rows.Ledger));
+    }
+
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();
