@@ -123,9 +123,10 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, dou
     {
         var next = Plan(key, Id(current), i % 2 == 0 ? count + 1 : count, prefix);
         Token(key); // minted before the clock: the client's cost, not the apply's (the silo's check is timed)
+        var text = IReconcilerGrain.PlanText(next); // the client's too
         var cpuBefore = Environment.CpuUsage.TotalTime;
         clock.Restart();
-        last = await Apply(reconciler, next);
+        last = await ApplyText(reconciler, text);
         times.Add(clock.Elapsed.TotalMilliseconds);
         cpu += Environment.CpuUsage.TotalTime - cpuBefore;
         current = next;
@@ -140,15 +141,18 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, dou
 static void Breakdown(RttWorkspace workspace, SigningKey key, JsonObject current, int count)
 {
     var next = Plan(key, Id(current), count + 1, "r");
-    var json = next.ToJsonString();
+    var json = IReconcilerGrain.PlanText(next);
+    var text = System.Text.Encoding.UTF8.GetBytes(json);
+    var parsed = (JsonObject)System.Text.Json.Nodes.JsonNode.Parse(text)!;
     var trust = workspace.LoadTrustStore();
     var targets = Rtt.Reconciling.PlanTargets.Of(current);
     var store = new PlanStore(workspace);
     var steps = new (string Name, Action Run)[]
     {
-        ("serialize (client)", () => next.ToJsonString()),
-        ("parse", () => System.Text.Json.Nodes.JsonNode.Parse(json)),
-        ("plan_id hash", () => Planner.PlanId(next)),
+        ("canonical text (client)", () => IReconcilerGrain.PlanText(next)),
+        ("parse", () => System.Text.Json.Nodes.JsonNode.Parse(text)),
+        ("plan_id and payload from the text", () => Planner.Content(parsed, text)),
+        ("the same from the parsed tree", () => Planner.Content(parsed)),
         ("load trust store", () => workspace.LoadTrustStore()),
         ("verify signature", () => trust.Verify(next, Id(next))),
         ("targets of plan", () => Rtt.Reconciling.PlanTargets.Of(next)),
@@ -182,9 +186,12 @@ static void Print(string what, List<double> times, ApplyReport last)
     Console.WriteLine($"  last one: {string.Join(", ", last.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))}");
 }
 
-static async Task<ApplyReport> Apply(IReconcilerGrain reconciler, JsonObject plan)
+static async Task<ApplyReport> Apply(IReconcilerGrain reconciler, JsonObject plan) => await ApplyText(reconciler, IReconcilerGrain.PlanText(plan));
+
+// The plan as `rtt apply` sends it (its canonical text, made by the client before the clock in Changes).
+static async Task<ApplyReport> ApplyText(IReconcilerGrain reconciler, string plan)
 {
-    var report = await reconciler.Apply(plan.ToJsonString());
+    var report = await reconciler.Apply(plan);
     if (report.Outcome != "applied")
     {
         throw new InvalidOperationException($"{report.Outcome}: {report.Reason}");

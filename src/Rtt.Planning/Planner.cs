@@ -264,6 +264,45 @@ public static class Planner
         return new PlanContent(ContentHash.Format(sha.GetHashAndReset()), signed);
     }
 
+    /// <summary>
+    /// The same, given also the UTF-8 text <paramref name="plan"/> was parsed from: when that text is already the plan's
+    /// canonical form (<see cref="CanonicalJson.IsPlainCanonical"/>, as a plan written compactly in its canonical order
+    /// with plain strings is), the signed bytes are the text without its <c>sign</c> member and the id its hash without
+    /// <c>plan_id</c>, cut out of the text instead of serializing the parsed tree again; any other text goes through
+    /// <see cref="Content(JsonObject)"/>.
+    /// </summary>
+    public static PlanContent Content(JsonObject plan, ReadOnlySpan<byte> text)
+    {
+        if (text.Length < 2 || text[0] != (byte)'{' || !CanonicalJson.IsPlainCanonical(text))
+        {
+            return Content(plan);
+        }
+
+        byte[] signed;
+        if (CanonicalJson.PlainMember(text, "sign"u8) is { } sign)
+        {
+            var (offset, length) = sign.GetOffsetAndLength(text.Length);
+            signed = new byte[text.Length - length];
+            text[..offset].CopyTo(signed);
+            text[(offset + length)..].CopyTo(signed.AsSpan(offset));
+        }
+        else
+        {
+            signed = text.ToArray();
+        }
+
+        if (CanonicalJson.PlainMember(signed, "plan_id"u8) is not { } id)
+        {
+            return new PlanContent(ContentHash.Of(signed), signed);
+        }
+
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var (at, count) = id.GetOffsetAndLength(signed.Length);
+        sha.AppendData(signed, 0, at);
+        sha.AppendData(signed, at + count, signed.Length - at - count);
+        return new PlanContent(ContentHash.Format(sha.GetHashAndReset()), signed);
+    }
+
     /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>
     private static (Rejection? Rejection, Candidate? Candidate) Check(RouteSpec route, PlanInputs inputs)
     {

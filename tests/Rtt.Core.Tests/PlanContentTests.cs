@@ -124,6 +124,50 @@ public sealed class PlanContentTests
         Assert.False(Rtt.Core.Json.PrettyJson.TryFromCanonical("[1]"u8, "sign", "1"u8, out _)); // a member for a non-object
     }
 
+    [Fact]
+    public void A_canonical_text_gives_the_id_and_payload_of_its_parsed_plan_and_any_other_text_the_same_through_the_tree()
+    {
+        // Planner.Content(plan, text) cuts sign and plan_id out of a plain canonical text (the silo's apply): the same
+        // id and bytes as serializing the parsed plan, with sign and plan_id anywhere, nested members of those names,
+        // and structural characters inside strings; a text that is not canonical goes through the tree.
+        var random = new Random(20261205);
+        string[] names = ["a", "base", "lanes", "plan", "plan_id", "plan_idz", "placement", "sig", "sign", "signs", "z", "~"];
+        var shown = 0;
+        for (var n = 0; n < 3000; n++)
+        {
+            var plan = new JsonObject();
+            foreach (var name in names.OrderBy(_ => random.Next()).Take(random.Next(names.Length + 1)))
+            {
+                plan[name] = Plain(random, 0, names);
+            }
+
+            var canonical = Rtt.Core.Json.CanonicalJson.Serialize(plan);
+            var parsed = (JsonObject)JsonNode.Parse(canonical)!;
+            var expected = Planner.Content(parsed);
+            shown += Rtt.Core.Json.CanonicalJson.IsPlainCanonical(canonical) ? 1 : 0;
+            foreach (var text in new[] { canonical, System.Text.Encoding.UTF8.GetBytes(parsed.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = n % 2 == 0 })) })
+            {
+                var content = Planner.Content(parsed, text);
+                Assert.Equal(expected.PlanId, content.PlanId);
+                Assert.Equal(expected.SigningPayload, content.SigningPayload);
+            }
+        }
+
+        Assert.True(shown > 2500, $"{shown} plain texts");
+    }
+
+    // Values whose canonical text is plain (printable ASCII strings without escapes, integers), with the structural
+    // characters a member scan must not take for structure inside strings.
+    private static JsonNode? Plain(Random random, int depth, string[] names) => random.Next(depth > 2 ? 4 : 6) switch
+    {
+        0 => null,
+        1 => JsonValue.Create(random.Next(-100000, 100000)),
+        2 => JsonValue.Create(random.Next(4) switch { 0 => "", 1 => "x}],{[:y", 2 => "sign", _ => $"rtt://a/s{random.Next(100)}" }),
+        3 => JsonValue.Create(random.Next(2) == 0),
+        4 => new JsonArray([.. Enumerable.Range(0, random.Next(4)).Select(_ => Plain(random, depth + 1, names))]),
+        _ => new JsonObject(names.OrderBy(_ => random.Next()).Take(random.Next(4)).Select(name => KeyValuePair.Create(name, Plain(random, depth + 1, names)))),
+    };
+
     private static JsonObject Object(Random random, string[] names)
     {
         var obj = new JsonObject();

@@ -85,7 +85,7 @@ public static class ControlBench
 
             // Apply's own grain call with the plan that is applied: parsed, its plan_id recomputed, its signature checked, the
             // WAL's root read, and "unchanged" answered (the front of every apply, without a transaction).
-            var applied = await File.ReadAllTextAsync(new Rtt.Planning.PlanStore(workspace).AppliedPath);
+            var applied = IReconcilerGrain.PlanText(RttWorkspace.ReadObject(new Rtt.Planning.PlanStore(workspace).AppliedPath)); // as `rtt apply` sends it
             using var key = workspace.LoadSigningKey();
             async Task<ApplyReport> ApplyAgain()
             {

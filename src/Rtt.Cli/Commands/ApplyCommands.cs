@@ -38,7 +38,7 @@ public static class ApplyCommands
                 () =>
                 {
                     Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply); // the silo checks a token on every apply (docs/security.md)
-                    return client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString());
+                    return client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(IReconcilerGrain.PlanText(plan));
                 });
             return Print(report, parse.GetValue(applyJson), rollback: false);
         }));
@@ -211,7 +211,7 @@ public static class ApplyStep
     {
         var plan = RttWorkspace.ReadObject(Path.Combine(new PlanStore(silo.Workspace).Directory, "proposed.json"));
         Rtt.Grains.ManagementCalls.Present(silo.Workspace, Rtt.Core.Tokens.ManagementTokens.Apply);
-        var report = await silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(plan.ToJsonString());
+        var report = await silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(IReconcilerGrain.PlanText(plan));
         var phases = string.Join(", ", report.Phases.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {p.Milliseconds:0.0} ms")));
         return new JsonObject
         {

@@ -228,6 +228,83 @@ public static class CanonicalJson
     /// <summary>Canonical bytes of a JSON text given as a string.</summary>
     public static byte[] Canonicalize(string json, string? source = null) => Canonicalize(Encoding.UTF8.GetBytes(json), source);
 
+    private static readonly SearchValues<byte> Structural = SearchValues.Create("\"{}[]"u8);
+
+    /// <summary>
+    /// Where the top-level member <paramref name="name"/> sits in an object text that <see cref="IsPlainCanonical"/>
+    /// showed (so it is the object's canonical form): the member with one of its separating commas, as
+    /// <see cref="SerializeMembers(IReadOnlyList{KeyValuePair{string, JsonNode?}}, string?, out Range?)"/> marks it, so the
+    /// text without that range is the canonical object without the member; null when the object has no such member.
+    /// Undefined for any other text: callers check first.
+    /// </summary>
+    public static Range? PlainMember(ReadOnlySpan<byte> plainObject, ReadOnlySpan<byte> name)
+    {
+        var i = 1; // after '{'
+        var first = true;
+        while (plainObject[i] != (byte)'}')
+        {
+            if (!first)
+            {
+                i++; // the comma
+            }
+
+            var start = i;
+            var nameEnd = i + 1 + plainObject[(i + 1)..].IndexOf((byte)'"'); // plain names have no escapes
+            var found = plainObject[(i + 1)..nameEnd].SequenceEqual(name);
+            var end = SkipPlainValue(plainObject, nameEnd + 2); // after the ':'
+            if (found)
+            {
+                // With the comma before it, or after it when it is the first member (none when it is the only one).
+                return !first ? new Range(start - 1, end) : plainObject[end] == (byte)',' ? new Range(start, end + 1) : new Range(start, end);
+            }
+
+            i = end;
+            first = false;
+        }
+
+        return null;
+    }
+
+    /// <summary>Where the plain canonical value starting at <paramref name="at"/> ends (strings have no escapes).</summary>
+    private static int SkipPlainValue(ReadOnlySpan<byte> text, int at)
+    {
+        switch (text[at])
+        {
+            case (byte)'"':
+                return at + 2 + text[(at + 1)..].IndexOf((byte)'"');
+            case (byte)'{':
+            case (byte)'[':
+                var depth = 0;
+                var j = at;
+                while (true)
+                {
+                    j += text[j..].IndexOfAny(Structural);
+                    switch (text[j])
+                    {
+                        case (byte)'"':
+                            j += 2 + text[(j + 1)..].IndexOf((byte)'"');
+                            continue;
+                        case (byte)'{':
+                        case (byte)'[':
+                            depth++;
+                            break;
+                        default:
+                            if (--depth == 0)
+                            {
+                                return j + 1;
+                            }
+
+                            break;
+                    }
+
+                    j++;
+                }
+
+            default:
+                return at + text[at..].IndexOfAny((byte)',', (byte)'}', (byte)']'); // a number, true, false or null
+        }
+    }
+
     /// <summary>Canonical bytes of a parsed element.</summary>
     public static byte[] Serialize(JsonElement element)
     {

@@ -90,8 +90,15 @@ public interface IReconcilerGrain : IGrainWithStringKey
 {
     public const string ClusterKey = "cluster";
 
+    /// <summary>
+    /// Applies the signed plan <paramref name="planJson"/>. Any JSON text of the plan is taken; its canonical form
+    /// (<see cref="PlanText"/>) is checked without serializing the plan again (docs/reconciler.md), so clients send that.
+    /// </summary>
     [Alias("Apply")]
     Task<ApplyReport> Apply(string planJson);
+
+    /// <summary>The text to send a plan as: its canonical form (RFC 8785), whose bytes the silo hashes and checks as they are.</summary>
+    public static string PlanText(System.Text.Json.Nodes.JsonObject plan) => Rtt.Core.Json.CanonicalJson.ToCanonicalString(plan);
 
     [Alias("Rollback")]
     Task<ApplyReport> Rollback(string reason);

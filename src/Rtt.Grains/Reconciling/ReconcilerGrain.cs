@@ -69,11 +69,23 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
                 ? new GrainParticipant(GrainFactory.GetGrain<INodeGrain>(name[PlanTargets.NodePrefix.Length..]), IsRollback)
                 : throw new ArgumentException($"unknown participant \"{name}\"", nameof(name));
 
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     public async Task<ApplyReport> Apply(string planJson)
     {
         using var changing = Changing();
-        var plan = JsonNode.Parse(planJson) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
-        var content = plan["plan_id"] is null ? null : Planner.Content(plan);
+        byte[] text;
+        try
+        {
+            text = StrictUtf8.GetBytes(planJson);
+        }
+        catch (System.Text.EncoderFallbackException ex)
+        {
+            throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
+        }
+
+        var plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
+        var content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
         var outcome = await Coordinator.ApplyAsync(plan, content);
         byte[]? bytes = null;
         if (outcome.Outcome == ApplyOutcome.Applied)
