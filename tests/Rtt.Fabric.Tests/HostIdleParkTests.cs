@@ -1,3 +1,7 @@
+using Rtt.Fabric.Drivers;
+using Rtt.Fabric.Frames;
+using Rtt.Fabric.Lanes;
+using Rtt.Lanes.Bench;
 using Rtt.Fabric.Routing;
 
 namespace Rtt.Fabric.Tests;
@@ -45,5 +49,38 @@ public sealed class HostIdleParkTests
         // The default: it sleeps on the doorbell once its spins and yields are done.
         using var sleepy = new LaneHost(idleSpins: 10, idleYields: 10);
         await WaitUntil(() => sleepy.DoorbellWaits > 0);
+    }
+
+    [Fact]
+    public async Task A_table_swap_does_not_send_a_sleeping_worker_back_to_spinning_and_a_frame_does()
+    {
+        // A swap is a command, not traffic: the worker applies it and goes on with its backoff (it would otherwise spin a
+        // whole core for its idle spins while the reconciler that asked for the swap needs one). A frame restarts it.
+        var lanes = new TestLanes();
+        using var host = new LaneHost(idleSpins: 10, idleYields: 10);
+        await WaitUntil(() => host.DoorbellWaits > 0);
+        var restarts = host.BackoffRestarts;
+        for (var i = 0; i < 5; i++)
+        {
+            await host.SwapAsync(new RouteTable([new RouteEntry(9, "echo", new DriverEndpoint(new EchoDriver()))]));
+        }
+
+        var waits = host.DoorbellWaits;
+        await WaitUntil(() => host.DoorbellWaits > waits); // asleep again
+        Assert.Equal(restarts, host.BackoffRestarts);
+
+        var (client, hostSide) = lanes.OpenPair(LaneKind.Shm, new LaneOptions());
+        using (client)
+        {
+            await host.AttachAsync(hostSide);
+            Assert.Equal(restarts, host.BackoffRestarts); // attaching is a command too
+            Assert.True(client.Send(9, 1, [1, 2, 3]));
+            client.Flush();
+            var answered = 0;
+            await WaitUntil(() => (answered += client.Poll((in FrameHeader _, ReadOnlySpan<byte> _) => { })) > 0);
+            Assert.True(host.BackoffRestarts > restarts);
+        }
+
+        lanes.Dispose();
     }
 }

@@ -159,11 +159,19 @@ public sealed partial class LaneHost
         private const int PeerYields = 200;
         private int _rounds;
 
+        /// <summary>Times work sent the worker back to the start of its backoff (to spinning), after it had idled.</summary>
+        public long Restarts;
+
         public void Idle(int workCount)
         {
             if (workCount > 0)
             {
-                _rounds = 0;
+                if (_rounds != 0)
+                {
+                    Restarts++;
+                    _rounds = 0;
+                }
+
                 return;
             }
 

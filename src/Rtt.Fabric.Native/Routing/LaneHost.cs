@@ -119,6 +119,9 @@ public sealed partial class LaneHost : IAgent, IDisposable
         return true;
     }
 
+    /// <summary>Times frames (work) sent the idle worker back to spinning; commands such as a swap do not (tests).</summary>
+    internal long BackoffRestarts => _idle is HostIdle idle ? Volatile.Read(ref idle.Restarts) : 0;
+
     /// <summary>Idle rounds spun before yielding: about 1 ms on the build machine.</summary>
     public const int DefaultIdleSpins = 50_000;
 
@@ -421,8 +424,8 @@ public sealed partial class LaneHost : IAgent, IDisposable
         var work = 0;
         while (_commands.TryDequeue(out var command))
         {
-            command();
-            work++;
+            command(); // not counted as work: a command (a swap, an attach) says nothing about frames to come, so the worker
+                       // does not start its idle backoff again for it (spinning a core the control plane then lacks)
         }
 
         if (!_completions.IsEmpty)
@@ -533,6 +536,7 @@ public sealed partial class LaneHost : IAgent, IDisposable
         if (_swaps.Count > 0)
         {
             CompleteDrainedSwaps();
+            work += _swaps.Count; // a swap still draining keeps the worker polling until it completes
         }
 
         return work;

@@ -444,12 +444,7 @@ public sealed class NodeGrain(
         // Probes and SLO gates judge what this transaction changed (new lanes and lanes whose spec changed): the
         // others answered the probe of the transaction that brought them in, and the table check above covers them
         // all. A single-route change on a node with 1,000 lanes probes one lane, not 1,000.
-        IReadOnlyList<LaneTarget> changed = lanes; // as LaneTarget.Changed, on the parsed targets
-        if (ledger.PreviousTarget is not null)
-        {
-            var before = Parsed(ledger.PreviousTarget).ToHashSet();
-            changed = [.. lanes.Where(l => !before.Contains(l))];
-        }
+        var changed = ledger.PreviousTarget is null ? lanes : LaneTarget.Changed(lanes, Parsed(ledger.PreviousTarget)); // as LaneTarget.Changed, on the parsed targets
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var failures = (await host.ProbeAsync(changed, ProbeBudget)).Select(f => $"{f.Lane.Name} ({f.Lane.Kind}): {f.Why}").ToList();

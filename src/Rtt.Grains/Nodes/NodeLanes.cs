@@ -54,8 +54,28 @@ public sealed record LaneTarget(uint RouteId, string Name, string From, string T
             return now;
         }
 
-        var before = Of(previousTarget).ToHashSet();
-        return [.. now.Where(l => !before.Contains(l))];
+        return Changed(now, Of(previousTarget));
+    }
+
+    /// <summary>The same, given the previous target's lanes: matched by route id (each lane's own), then compared whole.</summary>
+    public static IReadOnlyList<LaneTarget> Changed(IReadOnlyList<LaneTarget> now, IReadOnlyList<LaneTarget> before)
+    {
+        var byId = new Dictionary<uint, LaneTarget>(before.Count);
+        foreach (var lane in before)
+        {
+            byId[lane.RouteId] = lane;
+        }
+
+        var changed = new List<LaneTarget>();
+        foreach (var lane in now)
+        {
+            if (!byId.TryGetValue(lane.RouteId, out var was) || !lane.Equals(was))
+            {
+                changed.Add(lane);
+            }
+        }
+
+        return changed;
     }
 }
 
@@ -74,7 +94,7 @@ public interface INodeLaneHost
     bool Strict => false;
 
     /// <summary>Route ids served now.</summary>
-    IReadOnlyCollection<uint> RouteIds { get; }
+    IReadOnlySet<uint> RouteIds { get; }
 
     /// <summary>Makes the host serve exactly these lanes (one atomic table swap; in-flight frames of removed endpoints drain).</summary>
     Task ServeAsync(IReadOnlyList<LaneTarget> lanes);

@@ -100,7 +100,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     public string NodeId => nodeId;
 
-    public IReadOnlyCollection<uint> RouteIds => [.. Routes.Routes.Select(r => r.RouteId)];
+    public IReadOnlySet<uint> RouteIds => Routes.Routes.Select(r => r.RouteId).ToHashSet();
 
     private readonly SemaphoreSlim _serveGate = new(1, 1);
     private readonly Dictionary<string, IServedEndpoint> _endpoints = new(StringComparer.Ordinal); // by endpoint hash
