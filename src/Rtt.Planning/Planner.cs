@@ -293,14 +293,14 @@ public static class Planner
 
         if (CanonicalJson.PlainMember(signed, "plan_id"u8) is not { } id)
         {
-            return new PlanContent(ContentHash.Of(signed), signed);
+            return new PlanContent(ContentHash.Of(signed), signed) { Plain = true };
         }
 
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         var (at, count) = id.GetOffsetAndLength(signed.Length);
         sha.AppendData(signed, 0, at);
         sha.AppendData(signed, at + count, signed.Length - at - count);
-        return new PlanContent(ContentHash.Format(sha.GetHashAndReset()), signed);
+        return new PlanContent(ContentHash.Format(sha.GetHashAndReset()), signed) { Plain = true };
     }
 
     /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>
@@ -616,6 +616,12 @@ internal static class Cycles
 /// <summary>A plan's content hash (its correct <c>plan_id</c>) and the canonical bytes its signature covers.</summary>
 public sealed record PlanContent(string PlanId, byte[] SigningPayload)
 {
+    /// <summary>
+    /// The payload is plain canonical JSON (<see cref="CanonicalJson.IsPlainCanonical"/>: cut from a plan's text that
+    /// was), so its values can be compared by their bytes (<see cref="Planner.Content(JsonObject, ReadOnlySpan{byte})"/>).
+    /// </summary>
+    public bool Plain { get; init; }
+
     /// <summary>
     /// The plan's file form (<see cref="PrettyJson.ToUtf8"/>, byte for byte) from the canonical bytes already made instead
     /// of a second canonical serialization of the whole plan: the payload's members in their order, with the plan's

@@ -43,6 +43,9 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     private readonly PlanTargets.RouteTargetMemo _routeTargets = new();
     private JsonObject? _applied;
 
+    /// <summary>The applied plan's canonical text without <c>sign</c> when it came as plain canonical text (the next change is found from the texts), or null.</summary>
+    private System.Text.Json.JsonElement? _appliedPayload;
+
     /// <summary>The plan in force (the latest committed transaction's plan), or null.</summary>
     public JsonObject? Applied
     {
@@ -50,6 +53,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         private set
         {
             _applied = value;
+            _appliedPayload = null;
             _appliedTargets = PlanTargets.Of(value, _routeTargets); // computed once per plan, not once per transaction
         }
     }
@@ -110,7 +114,9 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
                     "compute a new plan against the applied one with `rtt plan`, then apply that");
             }
 
-            return await RunTransaction(plan, TransitionApply, null, []);
+            // A plan that came as its canonical text is compared with the applied one by its bytes (PlanDelta.Diff on texts).
+            var payload = content.Plain ? System.Text.Json.JsonDocument.Parse(content.SigningPayload.AsMemory()).RootElement : (System.Text.Json.JsonElement?)null;
+            return await RunTransaction(plan, TransitionApply, null, [], payload);
         });
     }
 
@@ -178,7 +184,8 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         }
     }
 
-    private async Task<ApplyOutcome> RunTransaction(JsonObject? target, string transition, string? reason, List<PhaseReport> phases)
+    /// <param name="payload">The target's canonical text without <c>sign</c> (plain), when known: the delta is then found from the texts.</param>
+    private async Task<ApplyOutcome> RunTransaction(JsonObject? target, string transition, string? reason, List<PhaseReport> phases, System.Text.Json.JsonElement? payload = null)
     {
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
@@ -190,14 +197,16 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         JsonObject? rebuilt = null; // the target as the delta rebuilds it: a copy of its own, kept as the applied plan at commit
         if (target is not null && Applied is { } applied)
         {
-            var d = PlanDelta.Diff(applied, target);
+            // From the texts when both are known (nothing unchanged is decoded; the target's tree is never walked), else from the trees.
+            var texts = payload is not null && _appliedPayload is not null;
+            var d = texts ? PlanDelta.Diff(applied, _appliedPayload!.Value, target, payload!.Value) : PlanDelta.Diff(applied, target);
             rebuilt = PlanDelta.Apply(applied, d);
-            (change, rebuilt) = PlanDelta.Same(rebuilt, target) ? (d, rebuilt) : (null, null);
+            (change, rebuilt) = (texts ? PlanDelta.SameAs(rebuilt, target, payload!.Value) : PlanDelta.Same(rebuilt, target)) ? (d, rebuilt) : (null, null);
         }
 
         var delta = change is not null && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain ? change : null;
         SortedDictionary<string, ParticipantTarget>? targets = null; // the target's whole targets, when computed
-        var changes = (change is not null ? PlanTargets.ChangesFromDelta(Applied!, _appliedTargets, target!, change) : null)
+        var changes = (change is not null ? PlanTargets.ChangesFromDelta(Applied!, _appliedTargets, rebuilt!, change) : null) // the rebuilt plan is the target (checked), already in nodes
             ?? PlanTargets.Changes(_appliedTargets, targets = PlanTargets.Of(target, _routeTargets)); // the route targets of unchanged lanes are the applied plan's
 
         var prepare = new PrepareEntry(Now(), AppliedPlanId, [.. changes.Keys], delta is null ? target : null, delta, planId, transition, reason);
@@ -246,6 +255,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         // busy handler: 100-200 ms stalls, measured.)
         await Decide(tx, commit: true, null, votes.Select(v => (v.Name, v.Vote)).ToList());
         _applied = target is null ? null : rebuilt ?? (JsonObject)target.DeepClone();
+        _appliedPayload = target is null ? null : payload;
         if (targets is not null)
         {
             _appliedTargets = targets; // computed above: not a second time for the same plan

@@ -1,5 +1,9 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
+using Rtt.Core.Json;
+using Rtt.Core.Signing;
 using Rtt.Planning;
 using Rtt.Reconciling.Wal;
 
@@ -58,7 +62,12 @@ public static class PlanDelta
             }
         }
 
-        var delta = new JsonObject { ["base"] = (string?)basePlan["plan_id"] };
+        return Delta((string?)basePlan["plan_id"], set, remove, objects, arrays);
+    }
+
+    private static JsonObject Delta(string? baseId, JsonObject set, JsonArray remove, JsonObject objects, JsonObject arrays)
+    {
+        var delta = new JsonObject { ["base"] = baseId };
         if (set.Count > 0)
         {
             delta["set"] = set;
@@ -81,6 +90,237 @@ public static class PlanDelta
 
         return delta;
     }
+
+    /// <summary>
+    /// The same delta from the two plans' canonical texts without their <c>sign</c> members (<see cref="PlanContent.SigningPayload"/>
+    /// of a plan whose text was plain canonical, <see cref="PlanContent.Plain"/>): members are matched by walking both
+    /// texts' sorted names together and values compared by their bytes (canonical texts: equal bytes, equal values), so
+    /// nothing unchanged is decoded into nodes; only changed values are. The <c>sign</c> members come from the trees.
+    /// Members come out in canonical order, which is the order <see cref="Diff(JsonObject, JsonObject)"/> gives on plans
+    /// held in that order (as plans parsed from canonical text are).
+    /// </summary>
+    public static JsonObject Diff(JsonObject basePlan, JsonElement basePayload, JsonObject target, JsonElement targetPayload)
+    {
+        var set = new JsonObject();
+        var remove = new JsonArray();
+        var objects = new JsonObject();
+        var arrays = new JsonObject();
+        Merge(basePayload, targetPayload, (name, old, value) =>
+        {
+            if (old is not { } a)
+            {
+                set[name] = Node(value!.Value);
+            }
+            else if (value is not { } b)
+            {
+                remove.Add(name);
+            }
+            else if (a.ValueKind == JsonValueKind.Object && b.ValueKind == JsonValueKind.Object)
+            {
+                objects[name] = ObjectDiff(a, b);
+            }
+            else if (a.ValueKind == JsonValueKind.Array && b.ValueKind == JsonValueKind.Array)
+            {
+                arrays[name] = Splice(a, b);
+            }
+            else
+            {
+                set[name] = Node(b);
+            }
+        });
+
+        var baseSigned = basePlan.TryGetPropertyValue(ObjectSigner.SignMember, out var baseSign);
+        if (target.TryGetPropertyValue(ObjectSigner.SignMember, out var sign))
+        {
+            if (baseSigned && baseSign is JsonObject a && sign is JsonObject b)
+            {
+                if (!Same(a, b))
+                {
+                    objects[ObjectSigner.SignMember] = ObjectDiff(a, b); // as the tree walk does
+                }
+            }
+            else if (baseSigned && baseSign is JsonArray x && sign is JsonArray y)
+            {
+                if (!Same(x, y))
+                {
+                    arrays[ObjectSigner.SignMember] = Splice(x, y);
+                }
+            }
+            else if (!baseSigned || !Same(baseSign, sign))
+            {
+                set[ObjectSigner.SignMember] = sign?.DeepClone();
+            }
+        }
+        else if (baseSigned)
+        {
+            // In its place among the names (sorted, as the base's members are), as the tree walk lists it.
+            var at = 0;
+            while (at < remove.Count && string.CompareOrdinal((string)remove[at]!, ObjectSigner.SignMember) < 0)
+            {
+                at++;
+            }
+
+            remove.Insert(at, ObjectSigner.SignMember);
+        }
+
+        return Delta((string?)basePlan["plan_id"], set, remove, objects, arrays);
+    }
+
+    /// <summary>
+    /// True when <paramref name="plan"/> (a rebuilt plan) is the plan whose canonical text without <c>sign</c> is
+    /// <paramref name="payload"/> and whose <c>sign</c> member is <paramref name="target"/>'s: compared value by value
+    /// against the text (bytes where the node was read from text), without decoding the text into nodes.
+    /// </summary>
+    public static bool SameAs(JsonObject plan, JsonObject target, JsonElement payload)
+    {
+        var signed = plan.TryGetPropertyValue(ObjectSigner.SignMember, out var sign);
+        if (signed != target.TryGetPropertyValue(ObjectSigner.SignMember, out var targetSign) || (signed && !Same(sign, targetSign)))
+        {
+            return false;
+        }
+
+        var count = 0;
+        foreach (var member in payload.EnumerateObject())
+        {
+            count++;
+            if (member.NameEquals(ObjectSigner.SignMember) || !plan.TryGetPropertyValue(member.Name, out var value) || !SameAs(value, member.Value))
+            {
+                return false;
+            }
+        }
+
+        return plan.Count == count + (signed ? 1 : 0);
+    }
+
+    private static bool SameAs(JsonNode? node, JsonElement element)
+    {
+        switch (node)
+        {
+            case null:
+                return element.ValueKind == JsonValueKind.Null;
+            case JsonObject o:
+                if (element.ValueKind != JsonValueKind.Object)
+                {
+                    return false;
+                }
+
+                var count = 0;
+                foreach (var member in element.EnumerateObject())
+                {
+                    count++;
+                    if (!o.TryGetPropertyValue(member.Name, out var value) || !SameAs(value, member.Value))
+                    {
+                        return false;
+                    }
+                }
+
+                return o.Count == count;
+            case JsonArray a:
+                if (element.ValueKind != JsonValueKind.Array || element.GetArrayLength() != a.Count)
+                {
+                    return false;
+                }
+
+                var i = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (!SameAs(a[i++], item))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            default:
+                // The element's text is canonical: a value read from the same bytes is equal; any other is compared by its
+                // canonical bytes.
+                var raw = JsonMarshal.GetRawUtf8Value(element);
+                return (node is JsonValue v && v.TryGetValue<JsonElement>(out var e) && JsonMarshal.GetRawUtf8Value(e).SequenceEqual(raw))
+                    || CanonicalJson.Serialize(node).AsSpan().SequenceEqual(raw);
+        }
+    }
+
+    /// <summary>Walks the members of two canonical objects together by name (both sorted): each name with its value in either.</summary>
+    private static void Merge(JsonElement a, JsonElement b, Action<string, JsonElement?, JsonElement?> each)
+    {
+        using var x = a.EnumerateObject();
+        using var y = b.EnumerateObject();
+        var hasX = x.MoveNext();
+        var hasY = y.MoveNext();
+        while (hasX || hasY)
+        {
+            var order = !hasX ? 1 : !hasY ? -1 : JsonMarshal.GetRawUtf8PropertyName(x.Current).SequenceCompareTo(JsonMarshal.GetRawUtf8PropertyName(y.Current));
+            if (order < 0)
+            {
+                each(x.Current.Name, x.Current.Value, null);
+                hasX = x.MoveNext();
+            }
+            else if (order > 0)
+            {
+                each(y.Current.Name, null, y.Current.Value);
+                hasY = y.MoveNext();
+            }
+            else
+            {
+                if (!JsonMarshal.GetRawUtf8Value(x.Current.Value).SequenceEqual(JsonMarshal.GetRawUtf8Value(y.Current.Value)))
+                {
+                    each(x.Current.Name, x.Current.Value, y.Current.Value);
+                }
+
+                hasX = x.MoveNext();
+                hasY = y.MoveNext();
+            }
+        }
+    }
+
+    private static JsonObject ObjectDiff(JsonElement a, JsonElement b)
+    {
+        var set = new JsonObject();
+        var remove = new JsonArray();
+        Merge(a, b, (name, _, value) =>
+        {
+            if (value is { } v)
+            {
+                set[name] = Node(v);
+            }
+            else
+            {
+                remove.Add(name);
+            }
+        });
+        return new JsonObject { ["remove"] = remove, ["set"] = set };
+    }
+
+    private static JsonObject Splice(JsonElement a, JsonElement b)
+    {
+        var x = a.EnumerateArray().ToArray();
+        var y = b.EnumerateArray().ToArray();
+        var prefix = 0;
+        while (prefix < x.Length && prefix < y.Length && Bytes(x[prefix]).SequenceEqual(Bytes(y[prefix])))
+        {
+            prefix++;
+        }
+
+        var suffix = 0;
+        while (suffix < x.Length - prefix && suffix < y.Length - prefix && Bytes(x[^(1 + suffix)]).SequenceEqual(Bytes(y[^(1 + suffix)])))
+        {
+            suffix++;
+        }
+
+        var insert = new JsonArray();
+        for (var i = prefix; i < y.Length - suffix; i++)
+        {
+            insert.Add(Node(y[i]));
+        }
+
+        return new JsonObject { ["at"] = prefix, ["delete"] = x.Length - suffix - prefix, ["insert"] = insert };
+    }
+
+    private static ReadOnlySpan<byte> Bytes(JsonElement element) => JsonMarshal.GetRawUtf8Value(element);
+
+    /// <summary>A node of its own for a value of a text (not tied to the text's document).</summary>
+    private static JsonNode? Node(JsonElement element) => JsonNode.Parse(JsonMarshal.GetRawUtf8Value(element));
+
 
     /// <summary>The plan <paramref name="delta"/> makes of <paramref name="basePlan"/> (a new object; the base is not changed).</summary>
     public static JsonObject Apply(JsonObject basePlan, JsonObject delta)

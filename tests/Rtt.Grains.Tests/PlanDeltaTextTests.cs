@@ -1,0 +1,128 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Rtt.Core.Json;
+using Rtt.Planning;
+using Rtt.Reconciling;
+
+namespace Rtt.Grains.Tests;
+
+/// <summary>
+/// <see cref="PlanDelta.Diff(JsonObject, JsonElement, JsonObject, JsonElement)"/> (from the plans' canonical texts, the
+/// silo's path for a plan sent as its canonical text) must give the delta the tree walk gives, byte for byte in the log's
+/// canonical form, and <see cref="PlanDelta.SameAs"/> must accept exactly the rebuilt plans equal to the target.
+/// </summary>
+public sealed class PlanDeltaTextTests
+{
+    [Fact]
+    public void The_delta_from_texts_is_the_delta_from_trees_and_rebuilds_the_target()
+    {
+        var random = new Random(20261206);
+        var changed = 0;
+        for (var n = 0; n < 1500; n++)
+        {
+            var basePlan = Plan(random);
+            var target = Mutate((JsonObject)basePlan.DeepClone(), random);
+            var (baseTree, basePayload) = FromText(basePlan);
+            var (targetTree, targetPayload) = FromText(target);
+
+            var fromTrees = PlanDelta.Diff(baseTree, targetTree);
+            var fromTexts = PlanDelta.Diff(baseTree, basePayload, targetTree, targetPayload);
+            Assert.Equal(CanonicalJson.ToCanonicalString(fromTrees), CanonicalJson.ToCanonicalString(fromTexts));
+            changed += fromTexts.Count > 1 ? 1 : 0;
+
+            var rebuilt = PlanDelta.Apply(baseTree, fromTexts);
+            Assert.True(PlanDelta.SameAs(rebuilt, targetTree, targetPayload));
+            Assert.True(PlanDelta.Same(rebuilt, targetTree));
+
+            // Any other plan is refused: the check compares every value (against a third plan, by DeepEquals).
+            var other = Mutate((JsonObject)target.DeepClone(), random);
+            var (otherTree, otherPayload) = FromText(other);
+            Assert.Equal(JsonNode.DeepEquals(rebuilt, otherTree), PlanDelta.SameAs(rebuilt, otherTree, otherPayload));
+        }
+
+        Assert.True(changed > 1200, $"{changed} pairs differed");
+    }
+
+    // The plan as the silo sees it: parsed from its canonical text, with that text's payload (no sign) read as a document.
+    private static (JsonObject Tree, JsonElement Payload) FromText(JsonObject plan)
+    {
+        var text = CanonicalJson.Serialize(plan);
+        var tree = (JsonObject)JsonNode.Parse(text)!;
+        var content = Planner.Content(tree, text);
+        Assert.True(content.Plain);
+        return (tree, JsonDocument.Parse(content.SigningPayload).RootElement);
+    }
+
+    private static JsonObject Plan(Random random)
+    {
+        var plan = new JsonObject
+        {
+            ["base"] = random.Next(3) == 0 ? null : $"sha256:{random.Next(1000)}",
+            ["lanes"] = new JsonArray([.. Enumerable.Range(0, random.Next(8)).Select(i => (JsonNode)Lane(random, i))]),
+            ["placement"] = new JsonObject(Enumerable.Range(0, random.Next(10)).Select(i => KeyValuePair.Create<string, JsonNode?>($"rtt://s/{i}", $"node{random.Next(3)}"))),
+            ["plan_id"] = $"sha256:{random.Next(1000)}",
+            ["routes_add"] = new JsonArray(),
+        };
+        if (random.Next(4) > 0)
+        {
+            plan["sign"] = new JsonObject { ["alg"] = "ed25519", ["sig"] = $"s{random.Next(1000)}" };
+        }
+
+        if (random.Next(3) == 0)
+        {
+            plan["tuning"] = new JsonObject { ["spins"] = random.Next(100) };
+        }
+
+        return plan;
+    }
+
+    private static JsonObject Lane(Random random, int i) => new()
+    {
+        ["kind"] = random.Next(2) == 0 ? "shm" : "uds",
+        ["route"] = new JsonObject { ["from"] = $"rtt://a/{i}", ["to"] = $"rtt://b/{random.Next(20)}" },
+        ["ring_size"] = 256 * (1 + random.Next(3)),
+    };
+
+    // Random changes of the kinds plans go through: lanes in and out, placement moved/added/removed, members added,
+    // removed or replaced (sign too), a scalar turned into an object.
+    private static JsonObject Mutate(JsonObject plan, Random random)
+    {
+        for (var k = random.Next(4); k >= 0; k--)
+        {
+            var lanes = (JsonArray)plan["lanes"]!;
+            var placement = (JsonObject)plan["placement"]!;
+            switch (random.Next(9))
+            {
+                case 0:
+                    lanes.Insert(random.Next(lanes.Count + 1), Lane(random, 100 + random.Next(100)));
+                    break;
+                case 1 when lanes.Count > 0:
+                    lanes.RemoveAt(random.Next(lanes.Count));
+                    break;
+                case 2:
+                    placement[$"rtt://s/{random.Next(12)}"] = $"node{random.Next(3)}";
+                    break;
+                case 3 when placement.Count > 0:
+                    placement.Remove(placement.GetAt(random.Next(placement.Count)).Key);
+                    break;
+                case 4:
+                    plan["sign"] = new JsonObject { ["alg"] = "ed25519", ["sig"] = $"s{random.Next(1000)}" };
+                    break;
+                case 5:
+                    plan.Remove("sign");
+                    break;
+                case 6:
+                    plan["plan_id"] = $"sha256:{random.Next(1000)}";
+                    break;
+                case 7:
+                    plan[random.Next(2) == 0 ? "tuning" : "zeta"] = random.Next(2) == 0 ? random.Next(9) : new JsonObject { ["x"] = random.Next(9) };
+                    break;
+                default:
+                    plan.Remove(random.Next(2) == 0 ? "tuning" : "base");
+                    break;
+            }
+        }
+
+        return plan;
+    }
+}
