@@ -197,11 +197,13 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         JsonObject? rebuilt = null; // the target as the delta rebuilds it: a copy of its own, kept as the applied plan at commit
         if (target is not null && Applied is { } applied)
         {
-            // From the texts when both are known (nothing unchanged is decoded; the target's tree is never walked), else from the trees.
+            // From the texts when both are known (nothing unchanged is decoded; the target's tree is never walked), else from
+            // the trees. The rebuilt plan is checked against the target where the delta changed it: the rest is the applied
+            // plan's, equal to its text (_applied is always a plan checked against _appliedPayload, or the payload's own tree).
             var texts = payload is not null && _appliedPayload is not null;
             var d = texts ? PlanDelta.Diff(applied, _appliedPayload!.Value, target, payload!.Value) : PlanDelta.Diff(applied, target);
             rebuilt = PlanDelta.Apply(applied, d);
-            (change, rebuilt) = (texts ? PlanDelta.SameAs(rebuilt, target, payload!.Value) : PlanDelta.Same(rebuilt, target)) ? (d, rebuilt) : (null, null);
+            (change, rebuilt) = (texts ? PlanDelta.SameWhereChanged(rebuilt, target, payload!.Value, d) : PlanDelta.Same(rebuilt, target)) ? (d, rebuilt) : (null, null);
         }
 
         var delta = change is not null && baseTx is not null && baseTx.PlanId == AppliedPlanId && baseTx.Depth < MaxDeltaChain ? change : null;

@@ -192,6 +192,101 @@ public static class PlanDelta
         return plan.Count == count + (signed ? 1 : 0);
     }
 
+    /// <summary>
+    /// <see cref="SameAs(JsonObject, JsonObject, JsonElement)"/> for a plan rebuilt by <paramref name="delta"/> from
+    /// texts (<see cref="Diff(JsonObject, JsonElement, JsonObject, JsonElement)"/>), checked where the delta changed it:
+    /// the members, object members and array elements it sets or inserts against the target's text, the ones it removes
+    /// gone, and every count. What it left alone is a copy of the base's, whose bytes the diff found equal to the
+    /// target's: equal to the target's as long as the base plan equals the base text, which the caller keeps (its
+    /// applied plan is a rebuilt plan it checked against its own text, or one it checked whole).
+    /// </summary>
+    public static bool SameWhereChanged(JsonObject plan, JsonObject target, JsonElement payload, JsonObject delta)
+    {
+        var signed = plan.TryGetPropertyValue(ObjectSigner.SignMember, out var sign);
+        if (signed != target.TryGetPropertyValue(ObjectSigner.SignMember, out var targetSign) || (signed && !Same(sign, targetSign))
+            || plan.Count != payload.GetPropertyCount() + (signed ? 1 : 0))
+        {
+            return false;
+        }
+
+        foreach (var name in delta["remove"] as JsonArray ?? [])
+        {
+            if (plan.ContainsKey((string)name!))
+            {
+                return false;
+            }
+        }
+
+        foreach (var (name, _) in delta["set"] as JsonObject ?? [])
+        {
+            if (name != ObjectSigner.SignMember && (!payload.TryGetProperty(name, out var value) || !SameAs(plan[name], value)))
+            {
+                return false;
+            }
+        }
+
+        foreach (var (name, change) in delta["objects"] as JsonObject ?? [])
+        {
+            if (name == ObjectSigner.SignMember)
+            {
+                continue; // compared whole above
+            }
+
+            if (plan[name] is not JsonObject o || !payload.TryGetProperty(name, out var value) || value.ValueKind != JsonValueKind.Object || o.Count != value.GetPropertyCount())
+            {
+                return false;
+            }
+
+            foreach (var member in change?["remove"] as JsonArray ?? [])
+            {
+                if (o.ContainsKey((string)member!))
+                {
+                    return false;
+                }
+            }
+
+            foreach (var (member, _) in change?["set"] as JsonObject ?? [])
+            {
+                if (!value.TryGetProperty(member, out var v) || !o.TryGetPropertyValue(member, out var node) || !SameAs(node, v))
+                {
+                    return false;
+                }
+            }
+        }
+
+        foreach (var (name, change) in delta["arrays"] as JsonObject ?? [])
+        {
+            if (name == ObjectSigner.SignMember)
+            {
+                continue;
+            }
+
+            var at = (int?)change?["at"] ?? -1;
+            var inserted = (change?["insert"] as JsonArray)?.Count ?? 0;
+            if (plan[name] is not JsonArray a || !payload.TryGetProperty(name, out var value) || value.ValueKind != JsonValueKind.Array
+                || a.Count != value.GetArrayLength() || at < 0 || at + inserted > a.Count)
+            {
+                return false;
+            }
+
+            var i = 0;
+            foreach (var item in value.EnumerateArray())
+            {
+                if (i >= at && i < at + inserted && !SameAs(a[i], item))
+                {
+                    return false;
+                }
+
+                if (++i >= at + inserted)
+                {
+                    break;
+                }
+            }
+        }
+
+        return true;
+    }
+
     private static bool SameAs(JsonNode? node, JsonElement element)
     {
         switch (node)

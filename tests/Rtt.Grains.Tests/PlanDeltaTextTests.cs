@@ -18,6 +18,7 @@ public sealed class PlanDeltaTextTests
     {
         var random = new Random(20261206);
         var changed = 0;
+        var refused = 0;
         for (var n = 0; n < 1500; n++)
         {
             var basePlan = Plan(random);
@@ -33,6 +34,29 @@ public sealed class PlanDeltaTextTests
             var rebuilt = PlanDelta.Apply(baseTree, fromTexts);
             Assert.True(PlanDelta.SameAs(rebuilt, targetTree, targetPayload));
             Assert.True(PlanDelta.Same(rebuilt, targetTree));
+            Assert.True(PlanDelta.SameWhereChanged(rebuilt, targetTree, targetPayload, fromTexts));
+
+            // Where the delta changed the plan, a rebuilt plan that is not the target is refused: an inserted lane
+            // altered, a placement it set altered, a member too many.
+            if (fromTexts["arrays"]?["lanes"] is JsonObject splice && splice["insert"]!.AsArray().Count > 0)
+            {
+                var wrong = (JsonObject)rebuilt.DeepClone();
+                wrong["lanes"]![(int)splice["at"]!]!["ring_size"] = 7;
+                Assert.False(PlanDelta.SameWhereChanged(wrong, targetTree, targetPayload, fromTexts));
+                refused++;
+            }
+
+            if (fromTexts["objects"]?["placement"]?["set"] is JsonObject placed && placed.Count > 0)
+            {
+                var wrong = (JsonObject)rebuilt.DeepClone();
+                wrong["placement"]![placed.First().Key] = "elsewhere";
+                Assert.False(PlanDelta.SameWhereChanged(wrong, targetTree, targetPayload, fromTexts));
+                refused++;
+            }
+
+            var extra = (JsonObject)rebuilt.DeepClone();
+            extra["extra"] = 1;
+            Assert.False(PlanDelta.SameWhereChanged(extra, targetTree, targetPayload, fromTexts));
 
             // Any other plan is refused: the check compares every value (against a third plan, by DeepEquals).
             var other = Mutate((JsonObject)target.DeepClone(), random);
@@ -41,6 +65,7 @@ public sealed class PlanDeltaTextTests
         }
 
         Assert.True(changed > 1200, $"{changed} pairs differed");
+        Assert.True(refused > 500, $"{refused} wrong rebuilt plans refused");
     }
 
     // The plan as the silo sees it: parsed from its canonical text, with that text's payload (no sign) read as a document.
