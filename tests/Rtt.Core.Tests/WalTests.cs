@@ -205,6 +205,33 @@ public sealed class WalLogTests : IDisposable
 
     private WalAnchor Anchor => new(Path.Combine(_dir, WalAnchor.FileName));
 
+    [Fact]
+    public void Anchor_writes_beside_the_caller_end_at_the_newest_head_and_a_failed_one_is_told_at_the_next_call()
+    {
+        static SignedTreeHead Head(long size) => new(size, $"r{size}", "t", "k", $"{{\"root\":\"r{size}\",\"size\":{size}}}");
+        var anchor = new WalAnchor(Path.Combine(_dir, "anchor-later.json"));
+        for (var i = 1; i <= 300; i++)
+        {
+            anchor.WriteLater(Head(i));
+            if (i % 50 == 0)
+            {
+                Assert.True(new WalAnchor(anchor.Path).Read() is null or { Size: > 0 and <= 300 }); // never ahead, never torn
+            }
+        }
+
+        anchor.Flush();
+        Assert.Equal(300, anchor.Read()!.Size);
+        Assert.Equal("r300", anchor.Read()!.Root);
+
+        // A folder where the anchor goes: the write fails beside the caller, and the caller hears it at its next call.
+        var blocked = new WalAnchor(Path.Combine(_dir, "anchor-blocked"));
+        Directory.CreateDirectory(Path.Combine(blocked.Path, "inside"));
+        blocked.WriteLater(Head(1));
+        var failed = Assert.ThrowsAny<RttException>(blocked.Flush);
+        Assert.Contains("anchor-blocked", failed.Message, StringComparison.Ordinal);
+        blocked.Flush(); // told once
+    }
+
     private void FillAnchored(int count, int headEvery)
     {
         using var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor);

@@ -529,7 +529,7 @@ public sealed class WalLog : IDisposable
             Batches++;
             var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
             _heads.Add(head);
-            _anchor?.Write(head); // after the database holds it: the anchor never runs ahead of the log
+            _anchor?.WriteLater(head); // after the database holds it: the anchor never runs ahead of the log
             return (first, head);
         }
     }
@@ -552,7 +552,7 @@ public sealed class WalLog : IDisposable
             _store.AddHead(size, json);
             var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
             _heads.Add(head);
-            _anchor?.Write(head); // after the database holds it: the anchor never runs ahead of the log
+            _anchor?.WriteLater(head); // after the database holds it: the anchor never runs ahead of the log
             return head;
         }
     }
@@ -560,5 +560,19 @@ public sealed class WalLog : IDisposable
     /// <summary>Stored entries with index in [from, to), decoded.</summary>
     public IEnumerable<(long Index, byte[] Leaf)> Read(long from, long to) => _store.Read(from, to).Select(r => (r.Index, r.Leaf));
 
-    public void Dispose() => _store.Dispose();
+    public void Dispose()
+    {
+        try
+        {
+            _anchor?.Flush(); // the last heads' anchor written before the log closes
+        }
+        catch (RttException)
+        {
+            // Not written (the state folder became unwritable): the anchor stays a lower bound, the log itself is whole.
+        }
+        finally
+        {
+            _store.Dispose();
+        }
+    }
 }
