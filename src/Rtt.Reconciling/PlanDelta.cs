@@ -34,24 +34,7 @@ public static class PlanDelta
         var arrays = new JsonObject();
         foreach (var (name, value) in target)
         {
-            var old = basePlan[name];
-            if (basePlan.ContainsKey(name) && Same(old, value))
-            {
-                continue;
-            }
-
-            if (old is JsonObject a && value is JsonObject b)
-            {
-                objects[name] = ObjectDiff(a, b);
-            }
-            else if (old is JsonArray x && value is JsonArray y)
-            {
-                arrays[name] = Splice(x, y);
-            }
-            else
-            {
-                set[name] = value?.DeepClone();
-            }
+            Member(name, basePlan.TryGetPropertyValue(name, out var old), old, value, set, objects, arrays);
         }
 
         foreach (var (name, _) in basePlan)
@@ -63,6 +46,28 @@ public static class PlanDelta
         }
 
         return Delta((string?)basePlan["plan_id"], set, remove, objects, arrays);
+    }
+
+    /// <summary>One member of the target against the base's (<paramref name="inBase"/>: the base has it): nothing when equal, else an object's member changes, an array's splice, or the value set whole.</summary>
+    private static void Member(string name, bool inBase, JsonNode? old, JsonNode? value, JsonObject set, JsonObject objects, JsonObject arrays)
+    {
+        if (inBase && Same(old, value))
+        {
+            return;
+        }
+
+        if (old is JsonObject a && value is JsonObject b)
+        {
+            objects[name] = ObjectDiff(a, b);
+        }
+        else if (old is JsonArray x && value is JsonArray y)
+        {
+            arrays[name] = Splice(x, y);
+        }
+        else
+        {
+            set[name] = value?.DeepClone();
+        }
     }
 
     private static JsonObject Delta(string? baseId, JsonObject set, JsonArray remove, JsonObject objects, JsonObject arrays)
@@ -132,24 +137,7 @@ public static class PlanDelta
         var baseSigned = basePlan.TryGetPropertyValue(ObjectSigner.SignMember, out var baseSign);
         if (target.TryGetPropertyValue(ObjectSigner.SignMember, out var sign))
         {
-            if (baseSigned && baseSign is JsonObject a && sign is JsonObject b)
-            {
-                if (!Same(a, b))
-                {
-                    objects[ObjectSigner.SignMember] = ObjectDiff(a, b); // as the tree walk does
-                }
-            }
-            else if (baseSigned && baseSign is JsonArray x && sign is JsonArray y)
-            {
-                if (!Same(x, y))
-                {
-                    arrays[ObjectSigner.SignMember] = Splice(x, y);
-                }
-            }
-            else if (!baseSigned || !Same(baseSign, sign))
-            {
-                set[ObjectSigner.SignMember] = sign?.DeepClone();
-            }
+            Member(ObjectSigner.SignMember, baseSigned, baseSign, sign, set, objects, arrays); // as the tree walk does
         }
         else if (baseSigned)
         {
