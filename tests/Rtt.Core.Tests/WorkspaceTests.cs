@@ -112,6 +112,50 @@ public sealed class WorkspaceTests : IDisposable
     }
 
     [Fact]
+    public void The_kept_signing_key_follows_rotation_key_file_and_revocation()
+    {
+        var ws = WorkspaceInitializer.Create(_dir).Workspace;
+        var signer = ws.Signer;
+        var first = signer.Current();
+        using (var loaded = ws.LoadSigningKey())
+        {
+            Assert.Equal(loaded.KeyId, first.KeyId);
+        }
+
+        Assert.Same(first, signer.Current()); // unchanged files: the same key, not loaded again
+        Assert.Same(signer, ws.Signer);
+
+        // A rotation (workspace.json names another key) takes effect at the next call.
+        var keys = new WorkspaceKeys(ws);
+        var ops = keys.New("ops", use: true);
+        var rotated = signer.Current();
+        Assert.Equal(ops.KeyId, rotated.KeyId);
+        Assert.Same(rotated, signer.Current());
+
+        // The key file replaced under the same name: the new key, even at the same size.
+        var keyPath = ws.PrivateKeyPath("ops");
+        var before = File.ReadAllBytes(keyPath);
+        using (var other = SigningKey.Generate())
+        {
+            File.WriteAllBytes(keyPath, Rtt.Core.Json.PrettyJson.ToUtf8(other.ToPrivateKeyJson()));
+            Assert.Equal(before.Length, new FileInfo(keyPath).Length);
+            Assert.Equal(other.KeyId, signer.Current().KeyId);
+        }
+
+        // A revoked signing key is refused at once, every time.
+        File.WriteAllBytes(keyPath, before);
+        Assert.Equal(ops.KeyId, signer.Current().KeyId);
+        keys.Revoke("ops", "compromised", DateTimeOffset.UnixEpoch);
+        Assert.Equal(ErrorCodes.SignerRevoked, Assert.Throws<SigningException>(() => signer.Current()).Code);
+        Assert.Equal(ErrorCodes.SignerRevoked, Assert.Throws<SigningException>(() => signer.Current()).Code);
+
+        // A missing key file is the loader's error, not a kept key.
+        keys.New("next", use: true);
+        File.Delete(ws.PrivateKeyPath("next"));
+        Assert.Equal(ErrorCodes.KeyFileMissing, Assert.Throws<SigningException>(() => signer.Current()).Code);
+    }
+
+    [Fact]
     public void Keys_new_trust_revoke_and_list()
     {
         var ws = WorkspaceInitializer.Create(_dir).Workspace;

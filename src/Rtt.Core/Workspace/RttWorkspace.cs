@@ -129,8 +129,12 @@ public sealed class RttWorkspace
         return Path.Combine(Keys, name + ".key");
     }
 
-    /// <summary>Loads the key named in workspace.json's signing_key.</summary>
-    /// <summary>The signing key; a revoked (retired or compromised) one is refused, so nothing new is signed with it.</summary>
+    /// <summary>The signing key kept for a process that signs often (<see cref="WorkspaceSigner"/>); one per workspace instance.</summary>
+    public WorkspaceSigner Signer => LazyInitializer.EnsureInitialized(ref _signer, () => new WorkspaceSigner(this));
+
+    private WorkspaceSigner? _signer;
+
+    /// <summary>The signing key named in workspace.json's signing_key; a revoked (retired or compromised) one is refused, so nothing new is signed with it.</summary>
     public SigningKey LoadSigningKey()
     {
         var name = LoadSettings().SigningKey;

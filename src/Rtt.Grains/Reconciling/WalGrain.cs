@@ -67,9 +67,8 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
     {
         var head = await Task.Run(() =>
         {
-            // The key is read at each head, so a rotation or a revocation takes effect at once in a running silo.
-            using var key = workspace.LoadSigningKey();
-            return Log.SignHead(key, time.GetUtcNow());
+            // The key is checked at each head (WorkspaceSigner), so a rotation or a revocation takes effect at once in a running silo.
+            return Log.SignHead(workspace.Signer.Current(), time.GetUtcNow());
         });
         return new WalHeadView(head.Size, head.Root, head.Json);
     }
@@ -85,8 +84,7 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
 
         var head = await Task.Run(() =>
         {
-            using var key = workspace.LoadSigningKey();
-            return Log.AppendAndSign(leaves, key, time.GetUtcNow()).Head;
+            return Log.AppendAndSign(leaves, workspace.Signer.Current(), time.GetUtcNow()).Head;
         });
         if (leaves.Count > 0)
         {

@@ -100,11 +100,8 @@ public sealed class ForwardEndpoint : IServedEndpoint
     }
 
     /// <summary>A lane token for the route's target (TCP attaches need one: docs/tokens.md), minted for each attach.</summary>
-    private static string? LaneToken(LaneTarget lane, EndpointContext context)
-    {
-        using var key = context.Workspace.LoadSigningKey();
-        return Rtt.Core.Tokens.ManagementTokens.MintLane(key, lane.To, TimeSpan.FromHours(1));
-    }
+    private static string? LaneToken(LaneTarget lane, EndpointContext context) =>
+        Rtt.Core.Tokens.ManagementTokens.MintLane(context.Workspace.Signer.Current(), lane.To, TimeSpan.FromHours(1));
 
     /// <summary>Attaches again whenever the upstream lane is gone (the other silo restarted, or it did not serve the route yet).</summary>
     private async Task KeepAttachedAsync(string socket)

@@ -366,11 +366,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
         }
     }
 
-    private string ProbeToken()
-    {
-        using var key = workspace.LoadSigningKey();
-        return Core.Tokens.ManagementTokens.MintLane(key, "rtt://*", TimeSpan.FromHours(1));
-    }
+    private string ProbeToken() => Core.Tokens.ManagementTokens.MintLane(workspace.Signer.Current(), "rtt://*", TimeSpan.FromHours(1));
 
     /// <summary>The SLO gates of verify (policy.json <c>slo</c>, see observability.md); none without telemetry or rules.</summary>
     public Task<(IReadOnlyList<string> Breaches, string Note)> GateAsync(IReadOnlyList<LaneTarget> lanes) =>
