@@ -210,6 +210,7 @@ public sealed class WalLogTests : IDisposable
     {
         static SignedTreeHead Head(long size) => new(size, $"r{size}", "t", "k", $"{{\"root\":\"r{size}\",\"size\":{size}}}");
         var anchor = new WalAnchor(Path.Combine(_dir, "anchor-later.json"));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         for (var i = 1; i <= 300; i++)
         {
             anchor.WriteLater(Head(i));
@@ -222,6 +223,20 @@ public sealed class WalLogTests : IDisposable
         anchor.Flush();
         Assert.Equal(300, anchor.Read()!.Size);
         Assert.Equal("r300", anchor.Read()!.Root);
+
+        // At most one file per MinInterval, plus the one Flush hurries: not one per head.
+        Assert.InRange(anchor.Writes, 1, 2 + (long)(clock.Elapsed / WalAnchor.MinInterval));
+
+        // After a quiet spell a head is written at once, without a Flush.
+        Thread.Sleep(WalAnchor.MinInterval * 2);
+        anchor.WriteLater(Head(301));
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (anchor.Read()!.Size != 301 && waited.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(1);
+        }
+
+        Assert.Equal(301, anchor.Read()!.Size);
 
         // A folder where the anchor goes: the write fails beside the caller, and the caller hears it at its next call.
         var blocked = new WalAnchor(Path.Combine(_dir, "anchor-blocked"));

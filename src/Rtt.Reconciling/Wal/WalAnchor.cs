@@ -57,18 +57,28 @@ public sealed class WalAnchor(string path)
         }
     }
 
+    /// <summary>The least time between two writes of <see cref="WriteLater"/>: heads given meanwhile are written newest only, after it.</summary>
+    public static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(100);
+
     private readonly Lock _gate = new();
     private SignedTreeHead? _pending; // the newest head given to WriteLater and not yet written
     private bool _writing; // a writer task runs (it writes until nothing is pending)
     private Task _writer = Task.CompletedTask;
     private Exception? _failure; // a later write's error, told at the next WriteLater or Flush
+    private long _lastWrite = long.MinValue; // Stopwatch timestamp of the last write of WriteLater's writer
+    private TaskCompletionSource _hurry = new(TaskCreationOptions.RunContinuationsAsynchronously); // set by Flush: no more waiting
+
+    /// <summary>Files written by <see cref="WriteLater"/>'s writer so far.</summary>
+    public long Writes { get; private set; }
 
     /// <summary>
-    /// Writes <paramref name="head"/> as the anchor beside the caller (a silo's append does not wait for the file: a
-    /// rename on this machine costs 0.2-0.6 ms, two per transaction). Heads given meanwhile are written newest only, never
-    /// an older one after a newer, and each after the database holds it (the caller stored it), so the anchor is still a
-    /// lower bound that never runs ahead of the log; a crash may leave it a head or two behind, as the unflushed file
-    /// already could. A write that failed is thrown at the next call (or <see cref="Flush"/>).
+    /// Writes <paramref name="head"/> as the anchor beside the caller (a silo's append does not wait for the file), at most
+    /// once per <see cref="MinInterval"/>: a transaction signs two heads and a busy silo runs a hundred transactions a
+    /// second, and each write makes and deletes a file (0.2-0.6 ms here; more on a file system without a journal, where
+    /// making a file skips every recently deleted inode). Heads given meanwhile are written newest only, never an older one
+    /// after a newer, and each after the database holds it (the caller stored it), so the anchor is still a lower bound that
+    /// never runs ahead of the log; a crash may leave it up to <see cref="MinInterval"/> of heads behind, as the unflushed
+    /// file already could. A write that failed is thrown at the next call (or <see cref="Flush"/>).
     /// </summary>
     public void WriteLater(SignedTreeHead head)
     {
@@ -84,15 +94,27 @@ public sealed class WalAnchor(string path)
             if (!_writing)
             {
                 _writing = true;
-                _writer = Task.Run(WritePending);
+                _writer = Task.Run(WritePendingAsync);
             }
         }
     }
 
-    private void WritePending()
+    private async Task WritePendingAsync()
     {
         while (true)
         {
+            var wait = _lastWrite == long.MinValue ? TimeSpan.Zero : MinInterval - System.Diagnostics.Stopwatch.GetElapsedTime(_lastWrite);
+            if (wait > TimeSpan.Zero)
+            {
+                Task hurry;
+                lock (_gate)
+                {
+                    hurry = _hurry.Task;
+                }
+
+                await Task.WhenAny(Task.Delay(wait), hurry).ConfigureAwait(false);
+            }
+
             SignedTreeHead head;
             lock (_gate)
             {
@@ -117,19 +139,28 @@ public sealed class WalAnchor(string path)
                     _failure = ex;
                 }
             }
+
+            _lastWrite = System.Diagnostics.Stopwatch.GetTimestamp();
+            Writes++;
         }
     }
 
-    /// <summary>Waits until every head given to <see cref="WriteLater"/> is written; throws a write's error.</summary>
+    /// <summary>Writes every head given to <see cref="WriteLater"/> now (no more waiting) and returns when it is written; throws a write's error.</summary>
     public void Flush()
     {
         while (true)
         {
             Task writer;
+            TaskCompletionSource hurry;
             lock (_gate)
             {
                 if (!_writing)
                 {
+                    if (_hurry.Task.IsCompleted)
+                    {
+                        _hurry = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    }
+
                     if (_failure is { } failed)
                     {
                         _failure = null;
@@ -140,8 +171,10 @@ public sealed class WalAnchor(string path)
                 }
 
                 writer = _writer;
+                hurry = _hurry;
             }
 
+            hurry.TrySetResult();
             writer.Wait();
         }
     }
