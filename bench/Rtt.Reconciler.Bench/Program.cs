@@ -26,7 +26,8 @@ var routes = Arg("--routes", 1000);
 var changes = Arg("--changes", 21);
 // Untimed single-route changes before each timed series (even, so each series starts from the same state): 0 measures
 // the code as a silo first runs it (not yet optimised by the JIT), 40 or more once it is.
-var warmup = Arg("--warmup", 0) / 2 * 2;
+var warmupArg = Array.IndexOf(args, "--warmup") is var wi and >= 0 && wi + 1 < args.Length ? args[wi + 1] : "0";
+var warmup = warmupArg == "auto" ? -1 : int.Parse(warmupArg, CultureInfo.InvariantCulture) / 2 * 2;
 var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
 try
 {
@@ -55,7 +56,7 @@ try
     var small = Plan(key, Id(empty), 10, "s");
     Token(key);
     await Apply(reconciler, small);
-    var (_, _, smallWarm, _) = await Changes(reconciler, key, small, 10, "s", warmup);
+    var smallWarm = await WarmUp(reconciler, key, small, 10, "s", warmup);
     var (smallTimes, smallLast, afterSmall, _) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
     var none = Plan(key, Id(afterSmall), 0, "s");
     Token(key);
@@ -67,7 +68,7 @@ try
     var report = await Apply(reconciler, big);
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
-    var (_, _, bigWarm, _) = await Changes(reconciler, key, big, routes, "r", warmup);
+    var bigWarm = await WarmUp(reconciler, key, big, routes, "r", warmup);
     var (single, lastReport, _, cpuPerChange) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
     Breakdown(workspace, key, big, routes);
     Console.WriteLine($"processor time per single-route change on {routes} applied routes (every thread of the process, during the apply call): {cpuPerChange:0.00} ms");
@@ -109,6 +110,33 @@ try
 finally
 {
     Directory.Delete(root, recursive: true);
+}
+
+// Untimed changes before a timed series: `warmup` of them, or (-1, --warmup auto) batches of 20 until the JIT compiled
+// no method during a batch (at most 100 batches), so the timed changes run the code as a long-running silo runs it.
+static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int warmup)
+{
+    if (warmup >= 0)
+    {
+        return (await Changes(reconciler, key, current, count, prefix, warmup)).Current;
+    }
+
+    var start = System.Runtime.JitInfo.GetCompiledMethodCount();
+    var startTime = System.Runtime.JitInfo.GetCompilationTime();
+    for (var batch = 1; batch <= 100; batch++)
+    {
+        var before = System.Runtime.JitInfo.GetCompiledMethodCount();
+        current = (await Changes(reconciler, key, current, count, prefix, 20)).Current;
+        var compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - before;
+        Console.Error.WriteLine($"warm-up {count}: batch {batch}: {compiled} methods compiled");
+        if (compiled == 0 || batch == 100)
+        {
+            Console.WriteLine($"warm-up on {count} routes: {batch * 20} untimed changes until a batch of 20 compiled no method ({(compiled == 0 ? "reached" : "not reached")}; {System.Runtime.JitInfo.GetCompiledMethodCount() - start} methods compiled, {(System.Runtime.JitInfo.GetCompilationTime() - startTime).TotalMilliseconds:0} ms of JIT time)");
+            break;
+        }
+    }
+
+    return current;
 }
 
 // Alternately adds route number `count` and removes it again; returns the sorted times and the last report.
