@@ -21,7 +21,7 @@ using Rtt.Silo.Lanes;
 //   2. single-route changes (add one route, then remove it again, alternately), median and p90 of several;
 // against baselines in the same run: the same lane-table swap and probe done directly on the lane host, and the
 // WAL's own durable appends for one transaction (4 entries + a signed head) without any participant.
-//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0]
+//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0|N|auto]
 var routes = Arg("--routes", 1000);
 var changes = Arg("--changes", 21);
 // Untimed single-route changes before each timed series (even, so each series starts from the same state): 0 measures
@@ -42,7 +42,7 @@ try
     var reconciler = silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
     var lanes = silo.Host.Services.GetRequiredService<LaneHostService>();
     using var key = workspace.LoadSigningKey();
-    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {warmup} untimed, {Environment.ProcessorCount} cores, workspace {root}");
+    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {(warmup < 0 ? "enough" : warmup)} untimed, {Environment.ProcessorCount} cores, workspace {root}");
 
     // Warm-up (JIT, grain activations of the reconciler, WAL, node): a one-route plan applied and removed.
     var warm = Plan(key, null, 1, "warm");
@@ -112,8 +112,10 @@ finally
     Directory.Delete(root, recursive: true);
 }
 
-// Untimed changes before a timed series: `warmup` of them, or (-1, --warmup auto) batches of 20 until the JIT compiled
-// no method during a batch (at most 100 batches), so the timed changes run the code as a long-running silo runs it.
+// Untimed changes before a timed series: `warmup` of them, or (-1, --warmup auto) batches of at least 20 changes and 1 s
+// until the JIT compiled no method during a batch (at most 100 batches), so the timed changes run the code as a
+// long-running silo runs it. (A batch shorter than the runtime's tiering delay, 100 ms of no new compilation before
+// call counting starts, can be quiet while the optimised tiers are still to come: 20 changes on 10 routes were.)
 static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int warmup)
 {
     if (warmup >= 0)
@@ -123,15 +125,24 @@ static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key
 
     var start = System.Runtime.JitInfo.GetCompiledMethodCount();
     var startTime = System.Runtime.JitInfo.GetCompilationTime();
+    var total = 0;
     for (var batch = 1; batch <= 100; batch++)
     {
         var before = System.Runtime.JitInfo.GetCompiledMethodCount();
-        current = (await Changes(reconciler, key, current, count, prefix, 20)).Current;
+        var batchClock = Stopwatch.StartNew();
+        var made = 0;
+        while (made < 20 || batchClock.Elapsed < TimeSpan.FromSeconds(1))
+        {
+            current = (await Changes(reconciler, key, current, count, prefix, 2)).Current;
+            made += 2;
+        }
+
         var compiled = System.Runtime.JitInfo.GetCompiledMethodCount() - before;
-        Console.Error.WriteLine($"warm-up {count}: batch {batch}: {compiled} methods compiled");
+        total += made;
+        Console.Error.WriteLine($"warm-up {count}: batch {batch}: {made} changes, {compiled} methods compiled");
         if (compiled == 0 || batch == 100)
         {
-            Console.WriteLine($"warm-up on {count} routes: {batch * 20} untimed changes until a batch of 20 compiled no method ({(compiled == 0 ? "reached" : "not reached")}; {System.Runtime.JitInfo.GetCompiledMethodCount() - start} methods compiled, {(System.Runtime.JitInfo.GetCompilationTime() - startTime).TotalMilliseconds:0} ms of JIT time)");
+            Console.WriteLine($"warm-up on {count} routes: {total} untimed changes until a batch (20 changes and 1 s or more) compiled no method ({(compiled == 0 ? "reached" : "not reached")}; {System.Runtime.JitInfo.GetCompiledMethodCount() - start} methods compiled, {(System.Runtime.JitInfo.GetCompilationTime() - startTime).TotalMilliseconds:0} ms of JIT time)");
             break;
         }
     }
