@@ -41,6 +41,7 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
             silo.AddRttGrains();
             silo.Services.AddSingleton<IFaultPoints>(new TestFaults(() => _fault));
             silo.Services.AddSingleton(_workspace);
+            silo.Services.AddSingleton(Rtt.Core.Tokens.TokenVerifier.ForWorkspace(_workspace)); // as RttSiloHost: the reconciler reads plan signers' trust from it
             silo.Services.AddSingleton(TimeProvider.System);
             silo.Services.AddSingleton<WalStoreFactory>(_ => () => SqliteWalStore.On(_database));
             silo.Services.AddSingleton<IParticipantLedgerStore>(_ => new SqliteLedgerStore(_database));
@@ -61,6 +62,35 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
     {
         using var key = _workspace.LoadSigningKey();
         return Planner.Manual(key, baseId, lanes);
+    }
+
+    [Fact]
+    public async Task Plan_signatures_are_checked_against_the_trust_store_as_it_is_at_each_apply()
+    {
+        var grains = _cluster.Client;
+        await grains.GetGrain<INodeGrain>(Node(0)).Register(new NodeFacts(Node(0), "host", "cpu", 2, 1L << 30, [], "silo"));
+        var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+        var partner = WorkspaceInitializer.Create(Directory.CreateTempSubdirectory("rtt-partner-").FullName).Workspace;
+        using var partnerKey = partner.LoadSigningKey();
+
+        // Signed by a key the workspace does not trust: refused.
+        var first = Planner.Manual(partnerKey, null, [("rtt://p/a", "rtt://p/b", Node(0))]);
+        var unknown = await Assert.ThrowsAnyAsync<Exception>(() => reconciler.Apply(first.ToJsonString()));
+        Assert.Contains("does not trust", unknown.Message, StringComparison.Ordinal);
+
+        // Trusted while the silo runs: the next apply accepts it.
+        var keys = new WorkspaceKeys(_workspace);
+        keys.Trust(Directory.GetFiles(partner.TrustKeys).Single(), "partner");
+        var applied = await reconciler.Apply(first.ToJsonString());
+        Assert.True(applied.Outcome == "applied", applied.Reason);
+
+        // Revoked while the silo runs: the next plan it signed is refused, and the applied plan stays.
+        keys.Revoke("partner", "test", DateTimeOffset.UtcNow);
+        var second = Planner.Manual(partnerKey, (string)first["plan_id"]!, [("rtt://p/c", "rtt://p/d", Node(0))]);
+        var revoked = await Assert.ThrowsAnyAsync<Exception>(() => reconciler.Apply(second.ToJsonString()));
+        Assert.Contains("revoked", revoked.Message, StringComparison.Ordinal);
+        Assert.Equal((string)first["plan_id"]!, (await reconciler.History()).AppliedPlanId);
+        Directory.Delete(partner.Root, recursive: true);
     }
 
     [Fact]

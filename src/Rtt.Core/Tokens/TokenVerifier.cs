@@ -20,7 +20,7 @@ public sealed class TokenVerifier
     private readonly Lock _gate = new();
     private TrustStore _trust;
     private HashSet<string> _revokedTokens;
-    private (DateTime, DateTime, DateTime, long) _stamp;
+    private (DateTime, DateTime, long, DateTime, long) _stamp;
 
     public TokenVerifier(TrustStore trust, IEnumerable<string>? revokedTokenIds = null, TimeProvider? time = null, ReplayCache? replay = null)
     {
@@ -41,6 +41,9 @@ public sealed class TokenVerifier
     public static TokenVerifier ForWorkspace(RttWorkspace workspace, TimeProvider? time = null, ReplayCache? replay = null) => new(workspace, time, replay);
 
     public ReplayCache Replay { get; }
+
+    /// <summary>The trust store as of now: the workspace's, read again when its files change (as for tokens).</summary>
+    public TrustStore Trust => Current().Item1;
 
     /// <summary>
     /// Decodes and verifies a token: structure, chain, proof, issuer trusted, token not revoked, inside its time window.
@@ -147,13 +150,13 @@ public sealed class TokenVerifier
         }
     }
 
-    private static (DateTime, DateTime, DateTime, long) Stamp(string trust)
+    private static (DateTime, DateTime, long, DateTime, long) Stamp(string trust)
     {
         var keys = Path.Combine(trust, "keys");
-        var revoked = Path.Combine(trust, TrustStore.RevokedFileName);
-        var tokens = Path.Combine(trust, RevokedTokens.FileName);
-        return (Directory.Exists(keys) ? Directory.GetLastWriteTimeUtc(keys) : default, File.GetLastWriteTimeUtc(revoked), File.GetLastWriteTimeUtc(tokens),
-            File.Exists(tokens) ? new FileInfo(tokens).Length : -1);
+        var revoked = new FileInfo(Path.Combine(trust, TrustStore.RevokedFileName));
+        var tokens = new FileInfo(Path.Combine(trust, RevokedTokens.FileName));
+        return (Directory.Exists(keys) ? Directory.GetLastWriteTimeUtc(keys) : default, revoked.LastWriteTimeUtc, revoked.Exists ? revoked.Length : -1,
+            tokens.LastWriteTimeUtc, tokens.Exists ? tokens.Length : -1);
     }
 }
 

@@ -31,11 +31,13 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var wal = GrainFactory.GetGrain<IWalGrain>(IWalGrain.ClusterKey);
+        var verifier = services.GetService(typeof(Rtt.Core.Tokens.TokenVerifier)) as Rtt.Core.Tokens.TokenVerifier;
         var policy = File.Exists(workspace.PolicyPath) ? RttWorkspace.ReadObject(workspace.PolicyPath) : [];
         var options = new ReconcilerOptions
         {
             Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
-            VerifySignature = (plan, payload) => workspace.LoadTrustStore().Verify(plan, payload, (string?)plan["plan_id"]),
+            // The silo's token verifier keeps the trust store and reads it again when its files change (RttSiloHost registers it).
+            VerifySignature = (plan, payload) => (verifier?.Trust ?? workspace.LoadTrustStore()).Verify(plan, payload, (string?)plan["plan_id"]),
             CommitRetry = retry.Commit,
         };
         var walRetry = new RetryPolicy("Retry:Wal", retry.Wal, ex => ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException, logger);
