@@ -206,50 +206,5 @@ internal static class InputShape
     }
 
     // ^rtt://[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._-]*$
-    private static bool Address(JsonNode? node)
-    {
-        if (Text(node) is not { } s || !s.StartsWith("rtt://", StringComparison.Ordinal))
-        {
-            return false;
-        }
-
-        var i = 6;
-        for (var segment = 0; segment < 2; segment++)
-        {
-            if (i >= s.Length || !IsLowerOrDigit(s[i]))
-            {
-                return false;
-            }
-
-            i++;
-            while (i < s.Length && (IsLowerOrDigit(s[i]) || s[i] == '-'))
-            {
-                i++;
-            }
-
-            if (i >= s.Length || s[i] != '/')
-            {
-                return false;
-            }
-
-            i++;
-        }
-
-        if (i >= s.Length || !char.IsAsciiLetterOrDigit(s[i]))
-        {
-            return false;
-        }
-
-        for (i++; i < s.Length; i++)
-        {
-            if (!(char.IsAsciiLetterOrDigit(s[i]) || s[i] is '.' or '_' or '-'))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    private static bool IsLowerOrDigit(char c) => c is (>= 'a' and <= 'z') or (>= '0' and <= '9');
+    private static bool Address(JsonNode? node) => Text(node) is { } s && Rtt.Registry.ManifestShape.Address(s);
 }

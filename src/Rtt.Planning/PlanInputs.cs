@@ -374,6 +374,7 @@ public sealed class PlanInputs
         var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
         var symbols = WorkspaceFiles.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
         var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
+        var read = new Dictionary<string, JsonObject>(StringComparer.Ordinal); // objects read (and signature-checked) above, by hash
         foreach (var (address, versions) in symbols)
         {
             if (!needed.Contains(address))
@@ -386,7 +387,10 @@ public sealed class PlanInputs
                 var kind = (string)v!["kind"]!;
                 if (kind == "service")
                 {
-                    contracts.Add(FromManifest(store.ReadObject((string)v["object"]!, address)));
+                    var hash = (string)v["object"]!;
+                    var stored = store.ReadObject(hash, address);
+                    read[hash] = stored;
+                    contracts.Add(FromManifest(stored));
                 }
                 else
                 {
@@ -411,7 +415,7 @@ public sealed class PlanInputs
 
                 var manifest = Sources.Manifest(WorkspaceFiles.ReadBytes(file), file);
                 var key = RegistryIndex.Key(manifest.Id, manifest.Version);
-                var signed = store.Index.TryGet(key, out var hash) && SameContent(store.ReadObject(hash, key), manifest.Object);
+                var signed = store.Index.TryGet(key, out var hash) && SameContent(read.GetValueOrDefault(hash) ?? store.ReadObject(hash, key), manifest.Object);
                 if (signed)
                 {
                     continue;
@@ -431,14 +435,9 @@ public sealed class PlanInputs
         return contracts;
     }
 
-    private static bool SameContent(JsonObject stored, JsonObject file)
-    {
-        var a = (JsonObject)stored.DeepClone();
-        a.Remove(ObjectSigner.SignMember);
-        var b = (JsonObject)file.DeepClone();
-        b.Remove(ObjectSigner.SignMember);
-        return CanonicalJson.Serialize(a).AsSpan().SequenceEqual(CanonicalJson.Serialize(b));
-    }
+    private static bool SameContent(JsonObject stored, JsonObject file) =>
+        CanonicalJson.SerializeMembers([.. stored.Where(m => m.Key != ObjectSigner.SignMember)]).AsSpan()
+            .SequenceEqual(CanonicalJson.SerializeMembers([.. file.Where(m => m.Key != ObjectSigner.SignMember)]));
 
     private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema)
     {

@@ -127,3 +127,102 @@ public sealed class PlanInputShapeTests
         Assert.Contains("/routes/0/qos/priority", error.Location, StringComparison.Ordinal);
     }
 }
+
+/// <summary>
+/// The fast shape check of symbol manifests never calls valid what manifest.schema.json refuses, calls the usual
+/// manifests valid, and a bad manifest still gets the schema's error naming the member.
+/// </summary>
+public sealed class ManifestShapeTests
+{
+    private static readonly JsonNode?[] Odd =
+    [
+        null, "", "x", "rtt://a/b/c", "rtt://A/b/c", "rtt://a/b/", "rtt://a-/b/c.d_e-f", "rtt://-a/b/c", "rtt://a/b/c\n", "rtt://a/b/c/d", "rtt://é/b/c", "1.0.0",
+        0, 1, -1, 1.5, -0.5, 1e300, long.MaxValue, true, false, new JsonObject(), new JsonArray(), new JsonArray("shm"), new JsonArray("shm", "shm"),
+        new JsonArray("shm", "uds", "tcp"), new JsonArray("rdma"), new JsonArray(1), new JsonObject { ["cpu_millis"] = 1 }, new JsonObject { ["cpu"] = 1 },
+        new JsonObject { ["memory_mb"] = -1 }, new JsonObject { ["cpu_millis"] = "1" }, "rtt.types/Text",
+    ];
+
+    private static readonly string[] Members =
+        ["address", "version", "input", "output", "description", "compatible_with", "lanes", "latency_us", "demand", "serve", "sign", "x-note", "other"];
+
+    private static JsonObject Manifest(Random rnd)
+    {
+        var m = new JsonObject
+        {
+            ["address"] = "rtt://load/src-1/i1.a_b-C",
+            ["version"] = "1.0.0",
+            ["input"] = "rtt.types/Text",
+            ["output"] = rnd.Next(2) == 0 ? "rtt.types/Text" : new JsonObject { ["type"] = "object" },
+        };
+        if (rnd.Next(2) == 0) m["description"] = "load test";
+        if (rnd.Next(2) == 0) m["lanes"] = new JsonArray("shm", "uds", "tcp");
+        if (rnd.Next(2) == 0) m["latency_us"] = rnd.Next(3) == 0 ? 0.5 : 50;
+        if (rnd.Next(2) == 0) m["demand"] = new JsonObject { ["cpu_millis"] = 1, ["memory_mb"] = 16.5 };
+        if (rnd.Next(3) == 0) m["compatible_with"] = new JsonArray("^1.0.0");
+        if (rnd.Next(3) == 0) m["serve"] = new JsonObject { ["kind"] = "process", ["command"] = new JsonArray("cat") };
+        if (rnd.Next(4) == 0) m["sign"] = new JsonObject { ["key_id"] = "k" };
+        for (var i = rnd.Next(3); i > 0; i--)
+        {
+            switch (rnd.Next(3))
+            {
+                case 0: m[Members[rnd.Next(Members.Length)]] = Odd[rnd.Next(Odd.Length)]?.DeepClone(); break;
+                case 1: m.Remove(Members[rnd.Next(Members.Length)]); break;
+            }
+        }
+
+        return m;
+    }
+
+    private static bool SchemaSays(JsonElement root)
+    {
+        try
+        {
+            SchemaValidator.Validate(SchemaValidator.Manifest, root, "x");
+            return true;
+        }
+        catch (Rtt.Core.Errors.RttException)
+        {
+            return false;
+        }
+    }
+
+    [Fact]
+    public void Manifests_called_valid_are_valid_by_the_schema()
+    {
+        var (fast, refused) = (0, 0);
+        Gen.Int.Sample(seed =>
+        {
+            var m = Manifest(new Random(seed));
+            using var doc = JsonDocument.Parse(m.ToJsonString());
+            if (ManifestShape.SurelyValid(doc.RootElement))
+            {
+                fast++;
+                Assert.True(SchemaSays(doc.RootElement), m.ToJsonString());
+            }
+            else if (!SchemaSays(doc.RootElement))
+            {
+                refused++;
+            }
+        }, iter: 3000, threads: 1);
+        Assert.True(fast > 500, $"only {fast} manifests took the fast path");
+        Assert.True(refused > 300, $"only {refused} generated manifests were invalid: the mutations do not reach the schema's edges");
+    }
+
+    [Fact]
+    public void Workspace_manifests_take_the_fast_path_and_a_bad_one_keeps_its_schema_error()
+    {
+        var examples = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "examples", "quickstart", "rtt", "manifests");
+        var files = Directory.GetFiles(examples, "*.json");
+        Assert.NotEmpty(files);
+        foreach (var file in files)
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+            Assert.True(ManifestShape.SurelyValid(doc.RootElement), file);
+        }
+
+        var bad = """{"address":"rtt://a/b/c","version":"1.0.0","input":"t","output":"t","demand":{"cpu_millis":-1}}"""u8.ToArray();
+        var error = Assert.Throws<Rtt.Core.Errors.RttException>(() => Sources.Manifest(bad, "bad.json"));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.SchemaViolation, error.Code);
+        Assert.Contains("/demand/cpu_millis", error.Location, StringComparison.Ordinal);
+    }
+}
