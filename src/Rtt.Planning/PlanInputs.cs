@@ -131,9 +131,9 @@ public sealed class PlanInputs
     /// docs/operations.md); nothing is placed on them and routes of symbols pinned to them are rejected as <c>node-down</c>.</param>
     public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null, IReadOnlyCollection<string>? down = null)
     {
-        var routesJson = ReadDocument(workspace.RoutesPath, SchemaValidator.Routes);
+        var routesJson = ReadDocument(workspace.RoutesPath, SchemaValidator.Routes, InputShape.SurelyValidRoutes);
         var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy);
-        var topologyJson = ReadDocument(workspace.TopologyPath, SchemaValidator.Topology);
+        var topologyJson = ReadDocument(workspace.TopologyPath, SchemaValidator.Topology, InputShape.SurelyValidTopology);
         var strict = policyJson["strict"] is not JsonValue sv || sv.GetValue<bool>();
         var needed = (routesJson["routes"] as JsonArray ?? []).SelectMany(r => new[] { (string?)r?["from"], (string?)r?["to"] })
             .Concat((policyJson["pins"] as JsonObject ?? []).Select(p => p.Key)).OfType<string>().ToHashSet(StringComparer.Ordinal);
@@ -439,12 +439,17 @@ public sealed class PlanInputs
         CanonicalJson.SerializeMembers([.. stored.Where(m => m.Key != ObjectSigner.SignMember)]).AsSpan()
             .SequenceEqual(CanonicalJson.SerializeMembers([.. file.Where(m => m.Key != ObjectSigner.SignMember)]));
 
-    private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema)
+    /// <param name="surelyValid">A fast shape check (InputShape) whose "surely valid" spares the schema's evaluation.</param>
+    private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema, Func<JsonObject, bool>? surelyValid = null)
     {
         var yaml = Path.ChangeExtension(path, ".yaml");
         var json = WorkspaceFiles.Exists(path);
         var doc = !json && WorkspaceFiles.Exists(yaml) ? YamlDocuments.ReadObject(yaml) : RttWorkspace.ReadObject(path);
-        Validate(schema, doc, json ? path : yaml);
+        if (surelyValid is null || !surelyValid(doc))
+        {
+            Validate(schema, doc, json ? path : yaml);
+        }
+
         return doc;
     }
 
