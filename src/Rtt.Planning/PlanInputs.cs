@@ -375,6 +375,11 @@ public sealed class PlanInputs
         var symbols = WorkspaceFiles.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
         var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
         var read = new Dictionary<string, JsonObject>(StringComparer.Ordinal); // objects read (and signature-checked) above, by hash
+
+        // What routes and pins name, in symbols.json's order. The service objects among them are read and signature-checked
+        // on every core (an Ed25519 check each: the bulk of reading a large workspace); the first failure in this order is
+        // the one reported, as when they were read one by one.
+        var entries = new List<(string Address, string Kind, JsonNode Entry)>();
         foreach (var (address, versions) in symbols)
         {
             if (!needed.Contains(address))
@@ -384,22 +389,49 @@ public sealed class PlanInputs
 
             foreach (var v in versions!.AsArray())
             {
-                var kind = (string)v!["kind"]!;
-                if (kind == "service")
-                {
-                    var hash = (string)v["object"]!;
-                    var stored = store.ReadObject(hash, address);
-                    read[hash] = stored;
-                    contracts.Add(FromManifest(stored));
-                }
-                else
-                {
-                    // Agents and MCP tools: types and version from discovery; they run where their driver is and need no capacity.
-                    // An MCP tool whose server manifest says how to reach it (mcp.serve) is served by its own endpoint.
-                    var serve = McpPrimitive.IsMcpKind(kind) && (string?)v["object"] is { } tool ? McpCatalog.ServeOfTool(workspace, store, tool, mcpServers) : null;
-                    contracts.Add(new SymbolContract(address, NuGetVersion.Parse((string)v["version"]!), kind, v["input"]?.DeepClone(), v["output"]?.DeepClone(),
-                        [], ["shm", "tcp", "uds"], 0, 0, 0, false, serve));
-                }
+                entries.Add((address, (string)v!["kind"]!, v));
+            }
+        }
+
+        var hashes = entries.Select(e => e.Kind == "service" ? (string)e.Entry["object"]! : null).ToArray();
+        var objects = new JsonObject?[entries.Count];
+        var services = new SymbolContract?[entries.Count];
+        var failures = new System.Runtime.ExceptionServices.ExceptionDispatchInfo?[entries.Count];
+        _ = store.Pack; // opened once here, not by the first readers at the same time
+        Parallel.For(0, entries.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            if (hashes[i] is not { } hash)
+            {
+                return;
+            }
+
+            try
+            {
+                objects[i] = store.ReadObject(hash, entries[i].Address);
+                services[i] = FromManifest(objects[i]!);
+            }
+            catch (Exception ex)
+            {
+                failures[i] = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
+            }
+        });
+
+        for (var i = 0; i < entries.Count; i++)
+        {
+            failures[i]?.Throw();
+            var (address, kind, v) = entries[i];
+            if (services[i] is { } service)
+            {
+                read[hashes[i]!] = objects[i]!;
+                contracts.Add(service);
+            }
+            else
+            {
+                // Agents and MCP tools: types and version from discovery; they run where their driver is and need no capacity.
+                // An MCP tool whose server manifest says how to reach it (mcp.serve) is served by its own endpoint.
+                var serve = McpPrimitive.IsMcpKind(kind) && (string?)v["object"] is { } tool ? McpCatalog.ServeOfTool(workspace, store, tool, mcpServers) : null;
+                contracts.Add(new SymbolContract(address, NuGetVersion.Parse((string)v["version"]!), kind, v["input"]?.DeepClone(), v["output"]?.DeepClone(),
+                    [], ["shm", "tcp", "uds"], 0, 0, 0, false, serve));
             }
         }
 
