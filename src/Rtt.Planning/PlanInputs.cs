@@ -374,7 +374,7 @@ public sealed class PlanInputs
         var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
         var symbols = WorkspaceFiles.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
         var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
-        var read = new Dictionary<string, JsonObject>(StringComparer.Ordinal); // objects read (and signature-checked) above, by hash
+        var read = new Dictionary<string, JsonObject>(StringComparer.Ordinal); // the service objects read (and signature-checked) below, by hash, for the manifest files' check
 
         // What routes and pins name, in symbols.json's order. The service objects among them are read and signature-checked
         // on every core (an Ed25519 check each: the bulk of reading a large workspace); the first failure in this order is
