@@ -91,6 +91,42 @@ internal static class InputShape
         return hosts;
     }
 
+    /// <summary>
+    /// policy.json with only its usual members: strict, auto_replan, acl, qos and pins. Anything else (slo, breakers,
+    /// mcp_aliases, unsandboxed, an unknown member) goes to the schema, as does anything odd in these.
+    /// </summary>
+    public static bool SurelyValidPolicy(JsonObject doc)
+    {
+        foreach (var (name, value) in doc)
+        {
+            var ok = name switch
+            {
+                "strict" or "auto_replan" => value is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False,
+                "acl" => value is JsonArray acl && acl.All(AclEntry),
+                "qos" => value is JsonArray qos && qos.All(QosRule),
+                "pins" => value is JsonObject pins && pins.All(p => NonEmpty(p.Value)),
+                _ => false,
+            };
+            if (!ok)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    // {"allow"|"deny": {"from": …, "to": …}} with both patterns non-empty and nothing else.
+    private static bool AclEntry(JsonNode? node) =>
+        node is JsonObject { Count: 1 } entry && entry.First() is var (kind, rule) && kind is "allow" or "deny"
+        && rule is JsonObject { Count: 2 } r && NonEmpty(r["from"]) && NonEmpty(r["to"]);
+
+    // {"match": …, "p99_budget_us": > 0} and nothing else.
+    private static bool QosRule(JsonNode? node) =>
+        node is JsonObject { Count: 2 } rule && NonEmpty(rule["match"]) && Number(rule["p99_budget_us"]) > 0;
+
+    private static bool NonEmpty(JsonNode? node) => Text(node) is { Length: > 0 } s && !HasSurrogate(s);
+
     private static bool Host(JsonNode? node)
     {
         if (node is not JsonObject host || host.Count != 2 || Text(host["name"]) is not { Length: > 0 } name || HasSurrogate(name)

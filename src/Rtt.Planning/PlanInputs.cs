@@ -132,7 +132,7 @@ public sealed class PlanInputs
     public static PlanInputs Load(RttWorkspace workspace, JsonObject? basePlan = null, IReadOnlyCollection<string>? down = null)
     {
         var routesJson = ReadDocument(workspace.RoutesPath, SchemaValidator.Routes, InputShape.SurelyValidRoutes);
-        var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy);
+        var policyJson = ReadDocument(workspace.PolicyPath, SchemaValidator.Policy, InputShape.SurelyValidPolicy);
         var topologyJson = ReadDocument(workspace.TopologyPath, SchemaValidator.Topology, InputShape.SurelyValidTopology);
         var strict = policyJson["strict"] is not JsonValue sv || sv.GetValue<bool>();
         var needed = (routesJson["routes"] as JsonArray ?? []).SelectMany(r => new[] { (string?)r?["from"], (string?)r?["to"] })
@@ -157,7 +157,10 @@ public sealed class PlanInputs
             Validate(SchemaValidator.Routes, routesJson, routesSource);
         }
 
-        Validate(SchemaValidator.Policy, policyJson, policySource);
+        if (!InputShape.SurelyValidPolicy(policyJson))
+        {
+            Validate(SchemaValidator.Policy, policyJson, policySource);
+        }
         if (!InputShape.SurelyValidTopology(topologyJson))
         {
             Validate(SchemaValidator.Topology, topologyJson, topologySource);

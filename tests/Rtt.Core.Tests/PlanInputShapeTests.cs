@@ -116,11 +116,73 @@ public sealed class PlanInputShapeTests
         Assert.True(fast > 100, $"only {fast} documents took the fast path");
     }
 
+    private static JsonObject Policy(Random rnd)
+    {
+        var doc = new JsonObject();
+        if (rnd.Next(2) == 0) doc["strict"] = rnd.Next(2) == 0;
+        if (rnd.Next(3) == 0) doc["auto_replan"] = true;
+        var acl = new JsonArray();
+        for (var i = rnd.Next(4); i > 0; i--)
+        {
+            var rule = new JsonObject { ["from"] = "rtt://ui/**", ["to"] = "rtt://core/api/*" };
+            var entry = new JsonObject { [rnd.Next(2) == 0 ? "allow" : "deny"] = rule };
+            switch (rnd.Next(8))
+            {
+                case 0: rule[new[] { "from", "to", "other" }[rnd.Next(3)]] = Pick(rnd); break;
+                case 1: rule.Remove(rnd.Next(2) == 0 ? "from" : "to"); break;
+                case 2: entry[new[] { "allow", "deny", "other" }[rnd.Next(3)]] = new JsonObject { ["from"] = "a", ["to"] = "b" }; break;
+                case 3: entry.Clear(); break;
+            }
+
+            acl.Add(rnd.Next(20) == 0 ? Pick(rnd) : entry);
+        }
+
+        if (rnd.Next(4) != 0) doc["acl"] = acl;
+        if (rnd.Next(2) == 0)
+        {
+            var q = new JsonObject { ["match"] = "rtt://core/**", ["p99_budget_us"] = 1500 };
+            if (rnd.Next(4) == 0) q[new[] { "match", "p99_budget_us", "other" }[rnd.Next(3)]] = Pick(rnd);
+            if (rnd.Next(8) == 0) q.Remove("match");
+            doc["qos"] = new JsonArray(q);
+        }
+
+        if (rnd.Next(2) == 0) doc["pins"] = new JsonObject { ["rtt://core/api/upper"] = rnd.Next(6) == 0 ? Pick(rnd) : "node0" };
+        if (rnd.Next(8) == 0) doc[new[] { "strict", "auto_replan", "acl", "qos", "pins", "slo", "unsandboxed", "other" }[rnd.Next(8)]] = Pick(rnd);
+        return doc;
+    }
+
+    [Fact]
+    public void Policies_called_valid_are_valid_by_the_schema()
+    {
+        var (fast, refused) = (0, 0);
+        Gen.Int.Sample(seed =>
+        {
+            var doc = Policy(new Random(seed));
+            if (InputShape.SurelyValidPolicy(doc))
+            {
+                fast++;
+                Assert.True(SchemaSays(SchemaValidator.Policy, doc), doc.ToJsonString());
+            }
+            else if (!SchemaSays(SchemaValidator.Policy, doc))
+            {
+                refused++;
+            }
+        }, iter: 3000, threads: 1);
+        Assert.True(fast > 500, $"only {fast} policies took the fast path");
+        Assert.True(refused > 300, $"only {refused} generated policies were invalid");
+    }
+
     [Fact]
     public void Parsed_documents_take_the_fast_path_and_bad_ones_keep_their_schema_error()
     {
         Assert.True(InputShape.SurelyValidRoutes(JsonNode.Parse("""{"routes":[{"from":"rtt://a/b/c","to":"rtt://a/b/d","version":"^1.0.0","qos":{"p99_budget_us":1500,"rate_hz":1000,"priority":2}}]}""")!.AsObject()));
         Assert.True(InputShape.SurelyValidTopology(JsonNode.Parse("""{"hosts":[{"name":"h","numa_nodes":[{"id":"node0","cpu_millis":1000,"memory_mb":2048}]}]}""")!.AsObject()));
+        var quickstartPolicy = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "examples", "quickstart", "rtt", "policy.json");
+        Assert.True(InputShape.SurelyValidPolicy(JsonNode.Parse(File.ReadAllText(quickstartPolicy))!.AsObject()));
+        var badPolicy = JsonNode.Parse("""{"acl":[{"allow":{"from":"rtt://a/**"}}]}""")!.AsObject();
+        var policyError = Assert.Throws<Rtt.Core.Errors.RttException>(() => PlanInputs.Build(new JsonObject { ["routes"] = new JsonArray() }, badPolicy, new JsonObject { ["hosts"] = new JsonArray() }, [], null));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanInputInvalid, policyError.Code);
+        Assert.Contains("/acl/0/allow", policyError.Location, StringComparison.Ordinal);
         var bad = JsonNode.Parse("""{"routes":[{"from":"rtt://a/b/c","to":"rtt://a/b/d","qos":{"priority":12}}]}""")!.AsObject();
         var error = Assert.Throws<Rtt.Core.Errors.RttException>(() => PlanInputs.Build(bad, new JsonObject(), new JsonObject { ["hosts"] = new JsonArray() }, [], null));
         Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanInputInvalid, error.Code);
