@@ -134,51 +134,30 @@ public static class ManifestShape
         return true;
     }
 
-    private static bool Lanes(JsonElement e)
-    {
-        if (e.ValueKind != JsonValueKind.Array)
+    private static bool Lanes(JsonElement e) => e.ValueKind == JsonValueKind.Array && Once(e.EnumerateArray().Select(item =>
+        item.ValueKind != JsonValueKind.String ? 0 : item.GetString() switch
         {
-            return false;
-        }
+            "shm" => 1,
+            "uds" => 2,
+            "tcp" => 4,
+            _ => 0,
+        }));
 
-        var seen = 0;
-        foreach (var item in e.EnumerateArray())
+    private static bool Demand(JsonElement e) => e.ValueKind == JsonValueKind.Object && Once(e.EnumerateObject().Select(member =>
+        !NonNegative(member.Value) ? 0 : member.Name switch
         {
-            var bit = item.ValueKind != JsonValueKind.String ? 0 : item.GetString() switch
-            {
-                "shm" => 1,
-                "uds" => 2,
-                "tcp" => 4,
-                _ => 0,
-            };
+            "cpu_millis" => 1,
+            "memory_mb" => 2,
+            _ => 0,
+        }));
+
+    // Each a known name (bit 0: unknown, or a value not allowed) and none twice.
+    private static bool Once(IEnumerable<int> bits)
+    {
+        var seen = 0;
+        foreach (var bit in bits)
+        {
             if (bit == 0 || (seen & bit) != 0)
-            {
-                return false;
-            }
-
-            seen |= bit;
-        }
-
-        return true;
-    }
-
-    private static bool Demand(JsonElement e)
-    {
-        if (e.ValueKind != JsonValueKind.Object)
-        {
-            return false;
-        }
-
-        var seen = 0;
-        foreach (var member in e.EnumerateObject())
-        {
-            var bit = member.Name switch
-            {
-                "cpu_millis" => 1,
-                "memory_mb" => 2,
-                _ => 0,
-            };
-            if (bit == 0 || (seen & bit) != 0 || !NonNegative(member.Value))
             {
                 return false;
             }
