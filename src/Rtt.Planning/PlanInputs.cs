@@ -377,7 +377,7 @@ public sealed class PlanInputs
         var symbolsPath = Path.Combine(workspace.Registry, "symbols.json");
         var symbols = WorkspaceFiles.Exists(symbolsPath) ? RttWorkspace.ReadObject(symbolsPath) : [];
         var mcpServers = new Dictionary<string, (JsonObject? Serve, int PinFormat)>(StringComparer.Ordinal);
-        var read = new Dictionary<string, JsonObject>(StringComparer.Ordinal); // the service objects read (and signature-checked) below, by hash, for the manifest files' check
+        var read = new Dictionary<string, byte[]>(StringComparer.Ordinal); // the service objects read (and signature-checked) below: their content without sign, by hash, for the manifest files' check
 
         // What routes and pins name, in symbols.json's order. The service objects among them are read and signature-checked
         // on every core (an Ed25519 check each: the bulk of reading a large workspace); the first failure in this order is
@@ -398,6 +398,7 @@ public sealed class PlanInputs
 
         var hashes = entries.Select(e => e.Kind == "service" ? (string)e.Entry["object"]! : null).ToArray();
         var objects = new JsonObject?[entries.Count];
+        var contents = new byte[]?[entries.Count];
         var services = new SymbolContract?[entries.Count];
         var failures = new System.Runtime.ExceptionServices.ExceptionDispatchInfo?[entries.Count];
         _ = store.Pack; // opened once here, not by the first readers at the same time
@@ -410,7 +411,8 @@ public sealed class PlanInputs
 
             try
             {
-                objects[i] = store.ReadObject(hash, entries[i].Address);
+                objects[i] = store.ReadObject(hash, entries[i].Address, out var content);
+                contents[i] = content;
                 services[i] = FromManifest(objects[i]!);
             }
             catch (Exception ex)
@@ -425,7 +427,7 @@ public sealed class PlanInputs
             var (address, kind, v) = entries[i];
             if (services[i] is { } service)
             {
-                read[hashes[i]!] = objects[i]!;
+                read[hashes[i]!] = contents[i]!;
                 contracts.Add(service);
             }
             else
@@ -450,7 +452,7 @@ public sealed class PlanInputs
 
                 var manifest = Sources.Manifest(WorkspaceFiles.ReadBytes(file), file);
                 var key = RegistryIndex.Key(manifest.Id, manifest.Version);
-                var signed = store.Index.TryGet(key, out var hash) && SameContent(read.GetValueOrDefault(hash) ?? store.ReadObject(hash, key), manifest.Object);
+                var signed = store.Index.TryGet(key, out var hash) && SameContent(read.GetValueOrDefault(hash) ?? Content(store, hash, key), manifest.Object);
                 if (signed)
                 {
                     continue;
@@ -470,9 +472,16 @@ public sealed class PlanInputs
         return contracts;
     }
 
-    private static bool SameContent(JsonObject stored, JsonObject file) =>
-        CanonicalJson.SerializeMembers([.. stored.Where(m => m.Key != ObjectSigner.SignMember)]).AsSpan()
-            .SequenceEqual(CanonicalJson.SerializeMembers([.. file.Where(m => m.Key != ObjectSigner.SignMember)]));
+    // A stored object's content without sign (read and signature-checked).
+    private static byte[] Content(RegistryStore store, string hash, string key)
+    {
+        store.ReadObject(hash, key, out var content);
+        return content;
+    }
+
+    // The stored object's content (without sign) is the manifest file's, canonical bytes compared.
+    private static bool SameContent(byte[] stored, JsonObject file) =>
+        stored.AsSpan().SequenceEqual(CanonicalJson.SerializeMembers([.. file.Where(m => m.Key != ObjectSigner.SignMember)]));
 
     /// <param name="surelyValid">A fast shape check (InputShape) whose "surely valid" spares the schema's evaluation.</param>
     private static JsonObject ReadDocument(string path, Lazy<global::Json.Schema.JsonSchema> schema, Func<JsonObject, bool>? surelyValid = null)

@@ -255,11 +255,17 @@ public sealed class RegistryStore : IDisposable
     public static IRemoteObjects? Remote { get; set; }
 
     /// <summary>Reads an object and verifies its signature (strict: a trusted, unrevoked signer is required).</summary>
-    public JsonObject ReadObject(string hash, string? where = null)
+    public JsonObject ReadObject(string hash, string? where = null) => ReadObject(hash, where, out _, content: false);
+
+    /// <summary>The same, with the object's canonical bytes without its sign member (what its signature covers: made once, for the check and the caller).</summary>
+    public JsonObject ReadObject(string hash, string? where, out byte[] content) => ReadObject(hash, where, out content, content: true);
+
+    private JsonObject ReadObject(string hash, string? where, out byte[] unsigned, bool content)
     {
         var location = where ?? hash;
         var obj = CanonicalJson.ParseNode(ReadBytes(hash, where), location) as JsonObject
             ?? throw new RttException(ErrorCodes.CasHashMismatch, "stored object is not a JSON object", location, "restore the registry");
+        unsigned = content || obj[ObjectSigner.SignMember] is not null ? ObjectSigner.SigningPayload(obj) : [];
         if (obj[ObjectSigner.SignMember] is null)
         {
             if (Strict)
@@ -270,18 +276,20 @@ public sealed class RegistryStore : IDisposable
         }
         else
         {
-            VerifySignature(obj, location);
+            VerifySignature(obj, unsigned, location);
         }
 
         return obj;
     }
 
     /// <summary>Strict: trusted and unrevoked signer required. Not strict: an unknown signer passes; a revoked key or a bad signature never does.</summary>
-    public void VerifySignature(JsonObject obj, string location)
+    public void VerifySignature(JsonObject obj, string location) => VerifySignature(obj, ObjectSigner.SigningPayload(obj), location);
+
+    private void VerifySignature(JsonObject obj, byte[] payload, string location)
     {
         try
         {
-            Trust.Verify(obj, location);
+            Trust.Verify(obj, payload, location);
         }
         catch (SigningException ex) when (!Strict && ex.Code == ErrorCodes.SignerUnknown)
         {
