@@ -25,8 +25,9 @@ using Rtt.Silo.Lanes;
 var routes = Arg("--routes", 1000);
 var changes = Arg("--changes", 21);
 // Untimed single-route changes before each timed series (even, so each series starts from the same state): 0 measures
-// the code as a silo first runs it (not yet optimised by the JIT), 40 or more once it is.
-var warmupArg = Array.IndexOf(args, "--warmup") is var wi and >= 0 && wi + 1 < args.Length ? args[wi + 1] : "0";
+// the code as a silo first runs it (not yet optimised by the JIT); auto runs them until the JIT is quiet (WarmUp: hundreds
+// to thousands of changes; 60 left it compiling).
+var warmupArg = ArgText("--warmup", "0")!;
 var warmup = warmupArg == "auto" ? -1 : int.Parse(warmupArg, CultureInfo.InvariantCulture) / 2 * 2;
 var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
 try
@@ -255,8 +256,10 @@ static int FreePort()
     return ((IPEndPoint)l.LocalEndpoint).Port;
 }
 
-int Arg(string name, int fallback)
+int Arg(string name, int fallback) => ArgText(name, null) is { } text ? int.Parse(text, CultureInfo.InvariantCulture) : fallback;
+
+string? ArgText(string name, string? fallback)
 {
     var i = Array.IndexOf(args, name);
-    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 }

@@ -397,7 +397,6 @@ public sealed class PlanInputs
         }
 
         var hashes = entries.Select(e => e.Kind == "service" ? (string)e.Entry["object"]! : null).ToArray();
-        var objects = new JsonObject?[entries.Count];
         var contents = new byte[]?[entries.Count];
         var services = new SymbolContract?[entries.Count];
         var failures = new System.Runtime.ExceptionServices.ExceptionDispatchInfo?[entries.Count];
@@ -411,9 +410,8 @@ public sealed class PlanInputs
 
             try
             {
-                objects[i] = store.ReadObject(hash, entries[i].Address, out var content);
+                services[i] = FromManifest(store.ReadObject(hash, entries[i].Address, out var content));
                 contents[i] = content;
-                services[i] = FromManifest(objects[i]!);
             }
             catch (Exception ex)
             {

@@ -255,18 +255,19 @@ public sealed class RegistryStore : IDisposable
     public static IRemoteObjects? Remote { get; set; }
 
     /// <summary>Reads an object and verifies its signature (strict: a trusted, unrevoked signer is required).</summary>
-    public JsonObject ReadObject(string hash, string? where = null) => ReadObject(hash, where, out _, content: false);
+    public JsonObject ReadObject(string hash, string? where = null) => ReadObject(hash, where, out _, withContent: false);
 
     /// <summary>The same, with the object's canonical bytes without its sign member (what its signature covers: made once, for the check and the caller).</summary>
-    public JsonObject ReadObject(string hash, string? where, out byte[] content) => ReadObject(hash, where, out content, content: true);
+    public JsonObject ReadObject(string hash, string? where, out byte[] content) => ReadObject(hash, where, out content, withContent: true);
 
-    private JsonObject ReadObject(string hash, string? where, out byte[] unsigned, bool content)
+    private JsonObject ReadObject(string hash, string? where, out byte[] content, bool withContent)
     {
         var location = where ?? hash;
         var obj = CanonicalJson.ParseNode(ReadBytes(hash, where), location) as JsonObject
             ?? throw new RttException(ErrorCodes.CasHashMismatch, "stored object is not a JSON object", location, "restore the registry");
-        unsigned = content || obj[ObjectSigner.SignMember] is not null ? ObjectSigner.SigningPayload(obj) : [];
-        if (obj[ObjectSigner.SignMember] is null)
+        var signed = obj[ObjectSigner.SignMember] is not null;
+        content = withContent || signed ? ObjectSigner.SigningPayload(obj) : [];
+        if (!signed)
         {
             if (Strict)
             {
@@ -276,7 +277,7 @@ public sealed class RegistryStore : IDisposable
         }
         else
         {
-            VerifySignature(obj, unsigned, location);
+            VerifySignature(obj, content, location);
         }
 
         return obj;
