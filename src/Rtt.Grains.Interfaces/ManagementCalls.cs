@@ -9,12 +9,22 @@ namespace Rtt.Grains;
 /// </summary>
 public static class ManagementCalls
 {
-    /// <summary>A fresh token for <paramref name="operation"/> (apply, rollback, admin) issued with the workspace's signing key.</summary>
+    /// <summary>
+    /// A fresh token for <paramref name="operation"/> (apply, rollback, admin) issued with the workspace's signing key: a MAC
+    /// token when the silo running on this workspace signs with the same key (its silo.json says so), else a sealed one.
+    /// </summary>
     public static void Present(RttWorkspace workspace, string operation)
     {
         using var key = workspace.LoadSigningKey();
-        Present(ManagementTokens.Mint(key, operation));
+        Present(key, operation, SiloInfo.ReadLive(workspace.SiloInfoPath));
     }
+
+    /// <summary>
+    /// The same with a key the caller keeps (a client app making many calls): a MAC token when <paramref name="silo"/> (its
+    /// silo.json, read once) signs with <paramref name="key"/>, a sealed token otherwise (docs/tokens.md, MAC tokens).
+    /// </summary>
+    public static void Present(Rtt.Core.Signing.SigningKey key, string operation, SiloInfo? silo) =>
+        Present(silo?.SigningKeyId == key.KeyId ? ManagementTokens.MintMac(key, operation) : ManagementTokens.Mint(key, operation));
 
     /// <summary>A token the caller has (e.g. from `rtt token issue --saddr rtt://rtt/manage/apply --verb tx`).</summary>
     public static void Present(string token) => RequestContext.Set(ManagementTokens.ContextKey, token);

@@ -30,7 +30,7 @@ public static class ControlBench
     {
         var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices)", DefaultValueFactory = _ => 3 };
         var json = RttCommands.JsonOption();
-        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan) against a bare ping grain, same run") { seconds, json };
+        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a MAC and with a signed token) against a bare ping grain, same run") { seconds, json };
         command.SetAction(RttCommands.Guard(async (parse, _) =>
         {
             var s = parse.GetValue(seconds);
@@ -87,11 +87,25 @@ public static class ControlBench
             // WAL's root read, and "unchanged" answered (the front of every apply, without a transaction).
             var applied = IReconcilerGrain.PlanText(RttWorkspace.ReadObject(new Rtt.Planning.PlanStore(workspace).AppliedPath)); // as `rtt apply` sends it
             using var key = workspace.LoadSigningKey();
+            var siloInfo = SiloInfo.ReadLive(workspace.SiloInfoPath);
             async Task<ApplyReport> ApplyAgain()
             {
-                // A fresh token per call, as `rtt apply` presents one (a token's nonce is used once), in this call's context only.
+                // A fresh token per call, as `rtt apply` presents one (a token's nonce is used once), in this call's context only:
+                // a MAC token, since this client holds the key the silo signs with (docs/tokens.md).
+                Rtt.Grains.ManagementCalls.Present(key, Rtt.Core.Tokens.ManagementTokens.Apply, siloInfo);
+                return await reconciler.Apply(applied);
+            }
+
+            async Task<ApplyReport> ApplySigned()
+            {
+                // The same with a sealed, Ed25519-signed token: what a caller with another trusted key presents.
                 Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.Mint(key, Rtt.Core.Tokens.ManagementTokens.Apply));
                 return await reconciler.Apply(applied);
+            }
+
+            if (siloInfo?.SigningKeyId != key.KeyId)
+            {
+                throw new RttException(ErrorCodes.ConfigInvalid, $"the silo's silo.json names signing key {siloInfo?.SigningKeyId ?? "(none)"}, not the workspace's {key.KeyId}", root, "report this");
             }
 
             var again = await ApplyAgain();
@@ -108,6 +122,7 @@ public static class ControlBench
                 ("history", async () => await reconciler.History()),
                 ("status", async () => await client.GetStatusAsync()),
                 ("apply-unchanged", async () => await ApplyAgain()),
+                ("apply-signed", async () => await ApplySigned()),
             ];
             var cases = await CallsBench.Alternate(calls, seconds, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(500));
             for (var i = 0; i < calls.Length; i++)

@@ -168,6 +168,7 @@ public static class ErrorCodes
     public const string TokenLaneExpired = "RTT-TOKEN-019";
     public const string TokenRequestInvalid = "RTT-TOKEN-020";
     public const string TokenScopeDenied = "RTT-TOKEN-021";
+    public const string TokenMacKeyUnknown = "RTT-TOKEN-022";
 
     // Autotune: traces, replay, tuned profiles (docs/autotune.md)
     public const string TuneTraceMissing = "RTT-TUNE-001";

@@ -99,7 +99,44 @@ public sealed class SigningKey : IDisposable
     private static SigningException Invalid(string path, string why) =>
         new(ErrorCodes.KeyFileInvalid, $"invalid private key file: {why}", path, "restore the file from a backup or create a new key with `rtt keys new`");
 
-    public void Dispose() => _key.Dispose();
+    private byte[]? _macKey;
+
+    /// <summary>
+    /// The key of this key's MAC tokens (docs/tokens.md, MAC tokens): HKDF-SHA256 of the 32-byte seed, salt <c>rtt.mac/1</c>,
+    /// info the key id, 32 bytes. Derived once per instance; only a holder of the private key can make it.
+    /// </summary>
+    internal byte[] MacKey
+    {
+        get
+        {
+            if (Volatile.Read(ref _macKey) is { } kept)
+            {
+                return kept;
+            }
+
+            var seed = _key.Export(KeyBlobFormat.RawPrivateKey);
+            try
+            {
+                var derived = System.Security.Cryptography.HKDF.DeriveKey(System.Security.Cryptography.HashAlgorithmName.SHA256, seed, 32,
+                    "rtt.mac/1"u8.ToArray(), System.Text.Encoding.ASCII.GetBytes(KeyId));
+                return Interlocked.CompareExchange(ref _macKey, derived, null) ?? derived;
+            }
+            finally
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(seed);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _macKey, null) is { } mac)
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(mac);
+        }
+
+        _key.Dispose();
+    }
 }
 
 /// <summary>
@@ -130,6 +167,53 @@ public sealed class TrustedKey
     /// <summary>True when <paramref name="signature"/> is this key's signature over <paramref name="data"/>.</summary>
     public bool Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature) =>
         signature.Length == Algorithm.SignatureSize && Algorithm.Verify(_publicKey, data, signature);
+
+    // Signatures this key was found to make, by SHA-256 of the signed bytes and the signature: a plan presented again (an
+    // apply of the applied plan, a retry) is checked by one hash instead of an Ed25519 verification. Only successes are
+    // kept; a signature over given bytes verifies or not forever, so nothing here goes stale. Bounded: cleared when full.
+    private readonly Dictionary<(UInt128, UInt128, string), bool> _verified = [];
+    private readonly Lock _verifiedGate = new();
+    private const int VerifiedCapacity = 1024;
+
+    /// <summary>
+    /// <see cref="Verify"/> for signed objects that are presented more than once (plans): a signature that verified before over
+    /// the same bytes is accepted from the hash of the bytes without verifying it again.
+    /// </summary>
+    public bool VerifyRemembered(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature)
+    {
+        if (signature.Length != Algorithm.SignatureSize)
+        {
+            return false;
+        }
+
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(data, hash);
+        var entry = (System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(hash), System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(hash[16..]), Convert.ToBase64String(signature));
+        lock (_verifiedGate)
+        {
+            if (_verified.ContainsKey(entry))
+            {
+                return true;
+            }
+        }
+
+        if (!Algorithm.Verify(_publicKey, data, signature))
+        {
+            return false;
+        }
+
+        lock (_verifiedGate)
+        {
+            if (_verified.Count >= VerifiedCapacity)
+            {
+                _verified.Clear();
+            }
+
+            _verified[entry] = true;
+        }
+
+        return true;
+    }
 
     public JsonObject ToJson() => new()
     {

@@ -126,7 +126,7 @@ public sealed class TrustStore
                 "trust the signer's public key with `rtt keys trust FILE.pub`, or re-sign with a trusted key");
         }
 
-        if (!entry!.Key.Verify(payload, block.Signature))
+        if (!entry!.Key.VerifyRemembered(payload, block.Signature))
         {
             throw new SigningException(ErrorCodes.SignatureInvalid, $"signature by {block.KeyId} does not match the content", location,
                 "the object was changed after signing: restore it or re-sign it");

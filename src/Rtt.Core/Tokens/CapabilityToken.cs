@@ -30,7 +30,7 @@ public sealed record TokenNarrowing(string? Saddr = null, IReadOnlyList<string>?
 /// or a signature with it (<c>seal</c>: no further blocks). Parsing checks structure and every signature but the
 /// authority's; <see cref="TokenVerifier"/> adds trust, revocation, time and replay.
 /// </summary>
-public sealed class CapabilityToken
+public sealed partial class CapabilityToken
 {
     public const string Prefix = "rtt1.";
     public const string Format = "rtt.token/1";
@@ -238,12 +238,8 @@ public sealed class CapabilityToken
 
     private static byte[] SealPayload(byte[] lastSig) => CanonicalJson.Serialize(new JsonObject { ["sealed"] = Convert.ToBase64String(lastSig) });
 
-    /// <summary>
-    /// Decodes a token and checks everything that needs no trust store: encoding, canonical form, shape, every
-    /// attenuation block's signature and link, narrowing, and the proof. Block 0's signature is checked by
-    /// <see cref="VerifyAuthority"/> with the issuer's key.
-    /// </summary>
-    public static CapabilityToken Parse(string? text)
+    /// <summary>The envelope of a token's text: present, not too long, the prefix, strict base64url of canonical JSON (RTT-TOKEN-001/003/016).</summary>
+    private static JsonObject Decode([System.Diagnostics.CodeAnalysis.NotNull] string? text, string prefix)
     {
         if (string.IsNullOrEmpty(text))
         {
@@ -255,12 +251,12 @@ public sealed class CapabilityToken
             throw new TokenException(ErrorCodes.TokenTooLarge, $"the token is {text.Length} characters (at most {MaxChars})", "token", "use the token as `rtt token issue` printed it");
         }
 
-        if (!text.StartsWith(Prefix, StringComparison.Ordinal))
+        if (!text.StartsWith(prefix, StringComparison.Ordinal))
         {
-            throw Malformed($"a token starts with \"{Prefix}\"");
+            throw Malformed($"a token starts with \"{Prefix}\" (or \"{MacPrefix}\")");
         }
 
-        var bytes = FromBase64Url(text.AsSpan(Prefix.Length)) ?? throw Malformed("the text after \"rtt1.\" is not unpadded base64url");
+        var bytes = FromBase64Url(text.AsSpan(prefix.Length)) ?? throw Malformed($"the text after \"{prefix}\" is not unpadded base64url");
         JsonObject envelope;
         try
         {
@@ -275,6 +271,23 @@ public sealed class CapabilityToken
         {
             throw Malformed("the decoded token is not in canonical form (RFC 8785)");
         }
+
+        return envelope;
+    }
+
+    /// <summary>
+    /// Decodes a token and checks everything that needs no trust store: encoding, canonical form, shape, every
+    /// attenuation block's signature and link, narrowing, and the proof. Block 0's signature is checked by
+    /// <see cref="VerifyAuthority"/> with the issuer's key.
+    /// </summary>
+    public static CapabilityToken Parse(string? text)
+    {
+        if (text is not null && text.StartsWith(MacPrefix, StringComparison.Ordinal))
+        {
+            return ParseMac(text);
+        }
+
+        var envelope = Decode(text, Prefix);
 
         ExpectMembers(envelope, "token", "blocks", "format", "proof");
         if (Str(envelope, "format", "token") != Format)
@@ -313,32 +326,7 @@ public sealed class CapabilityToken
                     throw Shape($"{where}.body.kind", "block 0 must be the authority block");
                 }
 
-                var tokenId = Str(body, "token_id", where);
-                if (tokenId.Length != 32 || !tokenId.All(char.IsAsciiHexDigitLower))
-                {
-                    throw Shape($"{where}.body.token_id", "token_id must be 32 lowercase hex digits");
-                }
-
-                var issuer = Str(body, "issuer", where);
-                if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !issuer[7..].All(char.IsAsciiHexDigitLower))
-                {
-                    throw Shape($"{where}.body.issuer", "issuer must be a key id sha256:<64 hex>");
-                }
-
-                if (FromBase64Url(Str(body, "nonce", where)) is not { Length: 32 })
-                {
-                    throw Shape($"{where}.body.nonce", "nonce must be 32 bytes in unpadded base64url");
-                }
-
-                var nbf = ReadTime(body, "nbf", where);
-                var exp = ReadTime(body, "exp", where);
-                if (exp <= nbf || exp - nbf > MaxTtl)
-                {
-                    throw Shape($"{where}.body.exp", $"exp must be after nbf and at most {MaxTtl.TotalDays:0} days later");
-                }
-
-                rights = new TokenRights(CheckSaddr(Str(body, "saddr", where), $"{where}.body.saddr", shape: true), ReadList(body, "verbs", where, verbs: true),
-                    ReadList(body, "scopes", where, verbs: false), nbf, exp);
+                rights = AuthorityRights(body, where);
             }
             else
             {
@@ -403,6 +391,37 @@ public sealed class CapabilityToken
     /// <summary>Checks block 0's signature with the issuer's key.</summary>
     public bool VerifyAuthority(TrustedKey issuer) =>
         issuer.KeyId == IssuerKeyId && issuer.Verify(CanonicalJson.Serialize(Blocks[0].Body), Blocks[0].Sig);
+
+    /// <summary>The rights an authority body (or a MAC token's body) grants, after checking its id, issuer, nonce and window.</summary>
+    private static TokenRights AuthorityRights(JsonObject body, string where)
+    {
+        var tokenId = Str(body, "token_id", where);
+        if (tokenId.Length != 32 || !tokenId.All(char.IsAsciiHexDigitLower))
+        {
+            throw Shape($"{where}.body.token_id", "token_id must be 32 lowercase hex digits");
+        }
+
+        var issuer = Str(body, "issuer", where);
+        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !issuer[7..].All(char.IsAsciiHexDigitLower))
+        {
+            throw Shape($"{where}.body.issuer", "issuer must be a key id sha256:<64 hex>");
+        }
+
+        if (FromBase64Url(Str(body, "nonce", where)) is not { Length: 32 })
+        {
+            throw Shape($"{where}.body.nonce", "nonce must be 32 bytes in unpadded base64url");
+        }
+
+        var nbf = ReadTime(body, "nbf", where);
+        var exp = ReadTime(body, "exp", where);
+        if (exp <= nbf || exp - nbf > MaxTtl)
+        {
+            throw Shape($"{where}.body.exp", $"exp must be after nbf and at most {MaxTtl.TotalDays:0} days later");
+        }
+
+        return new TokenRights(CheckSaddr(Str(body, "saddr", where), $"{where}.body.saddr", shape: true), ReadList(body, "verbs", where, verbs: true),
+            ReadList(body, "scopes", where, verbs: false), nbf, exp);
+    }
 
     private static TokenRights Narrow(TokenRights parent, JsonObject body, string where)
     {

@@ -21,23 +21,31 @@ public sealed class TokenVerifier
     private TrustStore _trust;
     private HashSet<string> _revokedTokens;
     private (DateTime, DateTime, long, DateTime, long) _stamp;
+    private readonly Func<SigningKey>? _ownKey;
+    private readonly Dictionary<string, byte[]> _macKeys = new(StringComparer.Ordinal); // key id -> MAC key, for keys _ownKey has been
 
-    public TokenVerifier(TrustStore trust, IEnumerable<string>? revokedTokenIds = null, TimeProvider? time = null, ReplayCache? replay = null)
+    /// <param name="ownKey">The private key this verifier holds, if any (a silo's workspace signing key, as it is now): MAC
+    /// tokens (docs/tokens.md) verify only for keys it has returned. The key it returns is not disposed here.</param>
+    public TokenVerifier(TrustStore trust, IEnumerable<string>? revokedTokenIds = null, TimeProvider? time = null, ReplayCache? replay = null, Func<SigningKey>? ownKey = null)
     {
         _trust = trust;
         _revokedTokens = [.. revokedTokenIds ?? []];
         _time = time ?? TimeProvider.System;
         Replay = replay ?? new ReplayCache();
+        _ownKey = ownKey;
     }
 
     private TokenVerifier(RttWorkspace workspace, TimeProvider? time, ReplayCache? replay)
-        : this(workspace.LoadTrustStore(), RevokedTokens.Load(workspace), time, replay)
+        : this(workspace.LoadTrustStore(), RevokedTokens.Load(workspace), time, replay, workspace.Signer.Current)
     {
         _trustDirectory = workspace.Trust;
         _stamp = Stamp(workspace.Trust);
     }
 
-    /// <summary>A verifier over the workspace's trust store and token revocations, re-read when they change.</summary>
+    /// <summary>
+    /// A verifier over the workspace's trust store and token revocations, re-read when they change; it holds the workspace's
+    /// signing key (<see cref="RttWorkspace.Signer"/>), so MAC tokens made with that key verify too.
+    /// </summary>
     public static TokenVerifier ForWorkspace(RttWorkspace workspace, TimeProvider? time = null, ReplayCache? replay = null) => new(workspace, time, replay);
 
     public ReplayCache Replay { get; }
@@ -66,7 +74,15 @@ public sealed class TokenVerifier
                 "issue the token with a trusted key, or trust the issuer with `rtt keys trust FILE.pub`");
         }
 
-        if (!token.VerifyAuthority(issuer.Key))
+        if (token.IsMac)
+        {
+            if (!token.VerifyMac(MacKey(token.IssuerKeyId)))
+            {
+                throw new TokenException(ErrorCodes.TokenSignatureInvalid, "the MAC token's mac does not match its body", "token.mac",
+                    "the token was changed after it was made: use the original");
+            }
+        }
+        else if (!token.VerifyAuthority(issuer.Key))
         {
             throw new TokenException(ErrorCodes.TokenSignatureInvalid, "the authority block's signature does not verify with the issuer's key", "token.blocks[0]",
                 "the token was changed after it was issued: use the original");
@@ -148,6 +164,44 @@ public sealed class TokenVerifier
 
             return (_trust, _revokedTokens);
         }
+    }
+
+    /// <summary>The MAC key of <paramref name="keyId"/>, when this verifier holds that private key (RTT-TOKEN-022 otherwise).</summary>
+    private byte[] MacKey(string keyId)
+    {
+        lock (_gate)
+        {
+            if (_macKeys.TryGetValue(keyId, out var kept))
+            {
+                return kept;
+            }
+        }
+
+        SigningKey? own = null;
+        string? why = null;
+        try
+        {
+            own = _ownKey?.Invoke();
+        }
+        catch (RttException ex)
+        {
+            why = $" (its own key cannot be read: {ex.Code} {ex.Message})";
+        }
+
+        if (own is null || own.KeyId != keyId)
+        {
+            throw new TokenException(ErrorCodes.TokenMacKeyUnknown,
+                $"the MAC token was made with key {keyId}, whose private key this verifier does not hold{why ?? (own is null ? "" : $" (it holds {own.KeyId})")}", "token.body.issuer",
+                "a MAC token is checked only by a silo signing with the same workspace key: present a signed token (`rtt token issue`), or use the silo's workspace");
+        }
+
+        var key = own.MacKey.ToArray(); // a copy: the signing key zeroes its own when it is disposed
+        lock (_gate)
+        {
+            _macKeys[keyId] = key;
+        }
+
+        return key;
     }
 
     private static (DateTime, DateTime, long, DateTime, long) Stamp(string trust)

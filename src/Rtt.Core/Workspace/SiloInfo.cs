@@ -6,11 +6,23 @@ namespace Rtt.Core.Workspace;
 
 /// <summary>
 /// <c>.rtt/state/silo.json</c>: written by a running silo so that <c>rtt status</c> and client apps on
-/// this machine find its gateway; removed on clean shutdown. A stale file (process gone) is ignored.
+/// this machine find its gateway; removed on clean shutdown. A stale file (process gone) is ignored. <c>signing_key</c> is
+/// the key id the silo signed with when it wrote the file: a client holding that key presents MAC tokens (docs/tokens.md).
 /// </summary>
-public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int GatewayPort, string ClusterId, string ServiceId, DateTimeOffset Started)
+public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int GatewayPort, string ClusterId, string ServiceId, DateTimeOffset Started, string? SigningKeyId = null)
 {
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
+    {
+        var json = Members();
+        if (SigningKeyId is not null)
+        {
+            json["signing_key"] = SigningKeyId;
+        }
+
+        return json;
+    }
+
+    private JsonObject Members() => new()
     {
         ["pid"] = ProcessId,
         ["node_id"] = NodeId,
@@ -37,7 +49,7 @@ public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int Ga
             var info = new SiloInfo(
                 (int)json["pid"]!, (string)json["node_id"]!, (int)json["silo_port"]!, (int)json["gateway_port"]!,
                 (string)json["cluster_id"]!, (string)json["service_id"]!,
-                DateTimeOffset.Parse((string)json["started"]!, CultureInfo.InvariantCulture));
+                DateTimeOffset.Parse((string)json["started"]!, CultureInfo.InvariantCulture), (string?)json["signing_key"]);
             return IsAlive(info.ProcessId) ? info : null;
         }
         catch (Exception ex) when (ex is IOException or FormatException or InvalidOperationException or NullReferenceException or Errors.RttException)

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Rtt.Core.Errors;
 using Rtt.Core.Nodes;
 using Rtt.Core.Workspace;
 using Rtt.Grains.Nodes;
@@ -34,6 +35,20 @@ public sealed class NodeRegistrationService(
 
     /// <summary>What recovery did at start-up, if anything.</summary>
     public string? Recovery { get; private set; }
+
+    /// <summary>The key this silo signs with now, for silo.json (clients holding it present MAC tokens); null when it cannot be read.</summary>
+    private string? SigningKeyId()
+    {
+        try
+        {
+            return workspace.Signer.Current().KeyId;
+        }
+        catch (RttException ex)
+        {
+            logger.LogWarning("silo.json names no signing key ({Code}: {Message}): clients present signed tokens", ex.Code, ex.Message);
+            return null;
+        }
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -74,7 +89,7 @@ public sealed class NodeRegistrationService(
         var history = await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History(); // activation replays the WAL and recovers
         AppliedPlanId = history.AppliedPlanId;
         Recovery = history.Recovery;
-        new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow())
+        new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow(), SigningKeyId())
             .Write(workspace.SiloInfoPath);
         logger.LogInformation("Node {NodeId} registered (registration {Registrations}, first on {First:u})",
             options.NodeId, Record.Registrations, Record.FirstRegistered);
