@@ -223,13 +223,23 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// grain comes back on a live silo, replays the durable log, and recognises a repeated append (same bytes as its
     /// last entry) and a repeated head (same size), so a retry never writes an entry twice.
     /// </summary>
+    /// <summary>
+    /// The coordinator's log through the WAL grain. The WAL has no writer but this grain's coordinator (the grain's history
+    /// relies on the same), so the root after its last write is kept and answers <see cref="RootAsync"/> (an apply of the
+    /// applied plan) without a call; every write forgets or replaces it before and after it runs.
+    /// </summary>
     private sealed class WalAdapter(IWalGrain wal, RetryPolicy retry) : ICoordinatorLog
     {
-        public Task<long> AppendAsync(WalEntry entry) =>
-            retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(entry)));
+        // The grain's turns interleave only at awaits: a root read while a write is in flight, or one that a write overtook
+        // (the version moved), is not kept.
+        private (long Size, string Root)? _root;
+        private long _version;
+        private int _writing;
+
+        public Task<long> AppendAsync(WalEntry entry) => Write(() => retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.Append(entry))), _ => null);
 
         public Task<long> AppendUnflushedAsync(WalEntry entry) =>
-            retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.AppendUnflushed(entry)));
+            Write(() => retry.ExecuteAsync("a WAL append", _ => new ValueTask<long>(wal.AppendUnflushed(entry))), _ => null);
 
         public async Task<SignedTreeHead> SignHeadAsync()
         {
@@ -240,14 +250,49 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         public async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries)
         {
             var batch = entries.ToImmutableArray();
-            var head = await retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(batch)));
+            var head = await Write(() => retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(batch))),
+                h => (h.Size, h.Root));
             return (head.Size - batch.Length, new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? ""));
         }
 
         public async Task<(long Size, string Root)> RootAsync()
         {
+            if (_writing == 0 && _root is { } kept)
+            {
+                return kept;
+            }
+
+            var version = _version;
             var head = await retry.ExecuteAsync("reading the WAL root", _ => new ValueTask<WalHeadView>(wal.Root()));
+            if (_writing == 0 && version == _version)
+            {
+                _root = (head.Size, head.Root);
+            }
+
             return (head.Size, head.Root);
+        }
+
+        /// <summary>Runs a write with the kept root forgotten; afterwards the root it reports (when it does and no other write ran meanwhile) is kept.</summary>
+        private async Task<T> Write<T>(Func<Task<T>> write, Func<T, (long, string)?> rootAfter)
+        {
+            _root = null;
+            _writing++;
+            var version = ++_version;
+            try
+            {
+                var result = await write();
+                if (_writing == 1 && version == _version)
+                {
+                    _root = rootAfter(result);
+                }
+
+                return result;
+            }
+            finally
+            {
+                _writing--;
+                _version++;
+            }
         }
 
         public async Task<WalEntry?> ReadAsync(long index) =>
