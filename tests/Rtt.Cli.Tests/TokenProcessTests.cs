@@ -58,6 +58,23 @@ public sealed class TokenProcessTests
                 var denied = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("no token"));
                 Assert.Equal(ErrorCodes.TokenMissing, denied.Code);
                 Assert.NotNull(await reconciler.History()); // reads need none
+
+                // silo.json names the key the silo signs with, so `rtt` on this workspace presents MAC tokens (docs/tokens.md).
+                var workspace = RttWorkspace.Open(ws);
+                using var key = workspace.LoadSigningKey();
+                Assert.Equal(key.KeyId, SiloInfo.ReadLive(workspace.SiloInfoPath)?.SigningKeyId);
+
+                // A MAC token whose body was widened after it was made, and one from a key the silo trusts but cannot check a MAC of.
+                var mac = Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Apply);
+                var envelope = JsonNode.Parse(Rtt.Core.Tokens.CapabilityToken.FromBase64Url(mac.AsSpan(Rtt.Core.Tokens.CapabilityToken.MacPrefix.Length)))!;
+                envelope["body"]!["saddr"] = Rtt.Core.Tokens.ManagementTokens.Symbol(Rtt.Core.Tokens.ManagementTokens.Rollback);
+                ManagementCalls.Present(Rtt.Core.Tokens.CapabilityToken.MacPrefix + Rtt.Core.Tokens.CapabilityToken.Base64Url(Rtt.Core.Json.CanonicalJson.Serialize(envelope)));
+                Assert.Equal(ErrorCodes.TokenSignatureInvalid, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("widened MAC token"))).Code);
+                using var colleague = Rtt.Core.Signing.SigningKey.Generate();
+                Rtt.Core.Signing.TrustStore.WriteTrustedKey(workspace.Trust, "colleague", colleague.PublicKey);
+                ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(colleague, Rtt.Core.Tokens.ManagementTokens.Rollback));
+                Assert.Equal(ErrorCodes.TokenMacKeyUnknown, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("colleague's MAC token"))).Code);
+                File.Delete(Path.Combine(workspace.Trust, "keys", "colleague.pub"));
             }
 
             // Another user's own rtt: a workspace whose key this one does not trust, pointed at the same gateway.
