@@ -26,21 +26,45 @@ public sealed partial class CapabilityToken
     {
         var body = Authority(issuer, saddr, verbs, scopes, ttl, now);
         body["kind"] = "mac";
-        var mac = HMACSHA256.HashData(issuer.MacKey, CanonicalJson.Serialize(body));
-        var envelope = new JsonObject { ["body"] = body, ["format"] = MacFormat, ["mac"] = Convert.ToBase64String(mac) };
-        return MacPrefix + Base64Url(CanonicalJson.Serialize(envelope));
+        var bodyBytes = CanonicalJson.Serialize(body);
+        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        HMACSHA256.HashData(issuer.MacKey, bodyBytes, mac);
+
+        // The envelope's canonical bytes written as they are: its members in order, the body's own canonical bytes, and
+        // standard base64 (nothing in it is escaped in JSON).
+        var tail = MacTail(Convert.ToBase64String(mac));
+        var envelope = new byte[MacHead.Length + bodyBytes.Length + tail.Length];
+        MacHead.CopyTo(envelope, 0);
+        bodyBytes.CopyTo(envelope, MacHead.Length);
+        tail.CopyTo(envelope, MacHead.Length + bodyBytes.Length);
+        return MacPrefix + Base64Url(envelope);
     }
 
     /// <summary>
     /// True when the token's MAC is the one <paramref name="macKey"/> makes over its body (compared in fixed time).
     /// The caller must hold the issuer's private key: <paramref name="macKey"/> is that key's <see cref="SigningKey.MacKey"/>.
     /// </summary>
-    public bool VerifyMac(ReadOnlySpan<byte> macKey) =>
-        IsMac && CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(macKey, CanonicalJson.Serialize(Blocks[0].Body)), Blocks[0].Sig);
+    public bool VerifyMac(ReadOnlySpan<byte> macKey)
+    {
+        if (!IsMac || _macBody is null)
+        {
+            return false;
+        }
+
+        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        HMACSHA256.HashData(macKey, _macBody, mac);
+        return CryptographicOperations.FixedTimeEquals(mac, Blocks[0].Sig);
+    }
+
+    private static readonly byte[] MacHead = "{\"body\":"u8.ToArray();
+
+    private static byte[] MacTail(string macBase64) => System.Text.Encoding.ASCII.GetBytes($",\"format\":\"{MacFormat}\",\"mac\":\"{macBase64}\"}}");
+
+    private byte[]? _macBody; // the body's canonical bytes, as they sit in the decoded envelope
 
     private static CapabilityToken ParseMac(string text)
     {
-        var envelope = Decode(text, MacPrefix);
+        var envelope = Decode(text, MacPrefix, out var bytes);
         ExpectMembers(envelope, "token", "body", "format", "mac");
         if (Str(envelope, "format", "token") != MacFormat)
         {
@@ -56,6 +80,19 @@ public sealed partial class CapabilityToken
 
         var rights = AuthorityRights(body, "token");
         var mac = Bytes(envelope, "mac", "token", 32);
-        return new CapabilityToken(text, envelope, [(body, mac)], rights, sealedToken: true, secret: null) { IsMac = true };
+
+        // The envelope is canonical with exactly these members, so the body's canonical bytes are what lies between its head
+        // and its tail (checked, not assumed).
+        var tail = MacTail(Convert.ToBase64String(mac));
+        if (bytes.Length < MacHead.Length + tail.Length || !bytes.AsSpan().StartsWith(MacHead) || !bytes.AsSpan().EndsWith(tail))
+        {
+            throw Malformed("the decoded MAC token is not laid out as {\"body\":…,\"format\":…,\"mac\":…}");
+        }
+
+        return new CapabilityToken(text, envelope, [(body, mac)], rights, sealedToken: true, secret: null)
+        {
+            IsMac = true,
+            _macBody = bytes[MacHead.Length..^tail.Length],
+        };
     }
 }

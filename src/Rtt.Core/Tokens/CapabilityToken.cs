@@ -239,7 +239,9 @@ public sealed partial class CapabilityToken
     private static byte[] SealPayload(byte[] lastSig) => CanonicalJson.Serialize(new JsonObject { ["sealed"] = Convert.ToBase64String(lastSig) });
 
     /// <summary>The envelope of a token's text: present, not too long, the prefix, strict base64url of canonical JSON (RTT-TOKEN-001/003/016).</summary>
-    private static JsonObject Decode([System.Diagnostics.CodeAnalysis.NotNull] string? text, string prefix)
+    private static JsonObject Decode([System.Diagnostics.CodeAnalysis.NotNull] string? text, string prefix) => Decode(text, prefix, out _);
+
+    private static JsonObject Decode([System.Diagnostics.CodeAnalysis.NotNull] string? text, string prefix, out byte[] bytes)
     {
         if (string.IsNullOrEmpty(text))
         {
@@ -256,7 +258,7 @@ public sealed partial class CapabilityToken
             throw Malformed($"a token starts with \"{Prefix}\" (or \"{MacPrefix}\")");
         }
 
-        var bytes = FromBase64Url(text.AsSpan(prefix.Length)) ?? throw Malformed($"the text after \"{prefix}\" is not unpadded base64url");
+        bytes = FromBase64Url(text.AsSpan(prefix.Length)) ?? throw Malformed($"the text after \"{prefix}\" is not unpadded base64url");
         JsonObject envelope;
         try
         {
@@ -267,7 +269,7 @@ public sealed partial class CapabilityToken
             throw Malformed($"the decoded token is not valid JSON ({ex.Code})");
         }
 
-        if (!CanonicalJson.Serialize(envelope).AsSpan().SequenceEqual(bytes))
+        if (!CanonicalJson.IsPlainCanonical(bytes) && !CanonicalJson.Serialize(envelope).AsSpan().SequenceEqual(bytes))
         {
             throw Malformed("the decoded token is not in canonical form (RFC 8785)");
         }
@@ -613,7 +615,7 @@ public sealed partial class CapabilityToken
     private static TokenException Shape(string where, string why) =>
         new(ErrorCodes.TokenShape, $"the token's content is not valid: {why}", where, "pass the token exactly as rtt made it (docs/tokens.md)");
 
-    public static string Base64Url(ReadOnlySpan<byte> bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string Base64Url(ReadOnlySpan<byte> bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
 
     /// <summary>Strict unpadded base64url: null for any other alphabet, padding, or a non-canonical last character.</summary>
     public static byte[]? FromBase64Url(ReadOnlySpan<char> text)
@@ -623,36 +625,23 @@ public sealed partial class CapabilityToken
             return null;
         }
 
-        var sb = new StringBuilder(text.Length + 3);
         foreach (var c in text)
         {
-            if (char.IsAsciiLetterOrDigit(c))
+            if (!char.IsAsciiLetterOrDigit(c) && c is not '-' and not '_')
             {
-                sb.Append(c);
-            }
-            else if (c == '-')
-            {
-                sb.Append('+');
-            }
-            else if (c == '_')
-            {
-                sb.Append('/');
-            }
-            else
-            {
-                return null;
+                return null; // no padding, no whitespace (the decoder would skip it), nothing else
             }
         }
 
-        sb.Append('=', (4 - (sb.Length % 4)) % 4);
-        try
-        {
-            var bytes = Convert.FromBase64String(sb.ToString());
-            return Base64Url(bytes).AsSpan().SequenceEqual(text) ? bytes : null;
-        }
-        catch (FormatException)
+        var bytes = new byte[System.Buffers.Text.Base64Url.GetMaxDecodedLength(text.Length)];
+        if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, bytes, out var written))
         {
             return null;
         }
+
+        // The last character must be the one encoding gives (no stray bits set): re-encode and compare.
+        var decoded = written == bytes.Length ? bytes : bytes[..written];
+        Span<char> again = text.Length <= 512 ? stackalloc char[text.Length] : new char[text.Length];
+        return System.Buffers.Text.Base64Url.TryEncodeToChars(decoded, again, out var chars) && chars == text.Length && again.SequenceEqual(text) ? decoded : null;
     }
 }

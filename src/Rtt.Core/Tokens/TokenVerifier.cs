@@ -39,7 +39,9 @@ public sealed class TokenVerifier
         : this(workspace.LoadTrustStore(), RevokedTokens.Load(workspace), time, replay, workspace.Signer.Current)
     {
         _trustDirectory = workspace.Trust;
-        _stamp = Stamp(workspace.Trust);
+        _trustFiles = (new DirectoryInfo(Path.Combine(workspace.Trust, "keys")), new FileInfo(Path.Combine(workspace.Trust, TrustStore.RevokedFileName)),
+            new FileInfo(Path.Combine(workspace.Trust, RevokedTokens.FileName)));
+        _stamp = Stamp();
     }
 
     /// <summary>
@@ -153,7 +155,7 @@ public sealed class TokenVerifier
         {
             if (_trustDirectory is not null)
             {
-                var stamp = Stamp(_trustDirectory);
+                var stamp = Stamp();
                 if (stamp != _stamp)
                 {
                     _trust = TrustStore.Load(_trustDirectory);
@@ -204,12 +206,17 @@ public sealed class TokenVerifier
         return key;
     }
 
-    private static (DateTime, DateTime, long, DateTime, long) Stamp(string trust)
+    // The trust folder's files, kept so that a stamp refreshes each one (one status read) without building its path again.
+    private readonly (DirectoryInfo Keys, FileInfo Revoked, FileInfo Tokens) _trustFiles;
+
+    /// <summary>When and how large the trust files are now (called under the gate: the kept infos are refreshed in place).</summary>
+    private (DateTime, DateTime, long, DateTime, long) Stamp()
     {
-        var keys = Path.Combine(trust, "keys");
-        var revoked = new FileInfo(Path.Combine(trust, TrustStore.RevokedFileName));
-        var tokens = new FileInfo(Path.Combine(trust, RevokedTokens.FileName));
-        return (Directory.Exists(keys) ? Directory.GetLastWriteTimeUtc(keys) : default, revoked.LastWriteTimeUtc, revoked.Exists ? revoked.Length : -1,
+        var (keys, revoked, tokens) = _trustFiles;
+        keys.Refresh();
+        revoked.Refresh();
+        tokens.Refresh();
+        return (keys.Exists ? keys.LastWriteTimeUtc : default, revoked.LastWriteTimeUtc, revoked.Exists ? revoked.Length : -1,
             tokens.LastWriteTimeUtc, tokens.Exists ? tokens.Length : -1);
     }
 }
