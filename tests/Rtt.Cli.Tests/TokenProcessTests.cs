@@ -70,6 +70,10 @@ public sealed class TokenProcessTests
                 envelope["body"]!["saddr"] = Rtt.Core.Tokens.ManagementTokens.Symbol(Rtt.Core.Tokens.ManagementTokens.Rollback);
                 ManagementCalls.Present(Rtt.Core.Tokens.CapabilityToken.MacPrefix + Rtt.Core.Tokens.CapabilityToken.Base64Url(Rtt.Core.Json.CanonicalJson.Serialize(envelope)));
                 Assert.Equal(ErrorCodes.TokenSignatureInvalid, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("widened MAC token"))).Code);
+                var inspected = RttProcess.Run(ws, "token", "inspect", Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Apply), "--json");
+                Assert.True(inspected.ExitCode == 0, inspected.ToString());
+                Assert.True((bool)JsonNode.Parse(inspected.Stdout)!["mac"]!);
+                Assert.Equal("valid here", (string?)JsonNode.Parse(inspected.Stdout)!["status"]);
                 using var colleague = Rtt.Core.Signing.SigningKey.Generate();
                 Rtt.Core.Signing.TrustStore.WriteTrustedKey(workspace.Trust, "colleague", colleague.PublicKey);
                 ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(colleague, Rtt.Core.Tokens.ManagementTokens.Rollback));

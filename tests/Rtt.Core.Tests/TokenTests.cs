@@ -240,6 +240,7 @@ public sealed class TokenTests : IDisposable
         Assert.Equal(ErrorCodes.TokenShape, Assert.Throws<TokenException>(() => Verifier().Verify(EncodeMac(shortMac))).Code);
 
         var text = IssueMac();
+        Assert.Equal(ErrorCodes.TokenSealed, Assert.Throws<TokenException>(() => CapabilityToken.Attenuate(text, new TokenNarrowing(Expires: Now))).Code);
         Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => Verifier().Verify(text + "=")).Code);
         var pretty = CapabilityToken.MacPrefix + CapabilityToken.Base64Url(Encoding.UTF8.GetBytes(MacEnvelope(text).ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true })));
         Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => Verifier().Verify(pretty)).Code);

@@ -99,6 +99,7 @@ public static class TokenCommand
                 ["nbf"] = CapabilityToken.Time(r.NotBefore),
                 ["exp"] = CapabilityToken.Time(r.Expires),
                 ["sealed"] = parsed.Sealed,
+                ["mac"] = parsed.IsMac,
                 ["status"] = status,
                 ["blocks"] = blocks,
             };
@@ -110,7 +111,7 @@ public static class TokenCommand
             {
                 Console.WriteLine($"token {parsed.TokenId}  issuer {parsed.IssuerKeyId}");
                 Console.WriteLine($"  allows {r.Saddr}  verbs {string.Join(",", r.Verbs)}  scopes {(r.Scopes.Count == 0 ? "-" : string.Join(",", r.Scopes))}");
-                Console.WriteLine($"  valid {CapabilityToken.Time(r.NotBefore)} .. {CapabilityToken.Time(r.Expires)}  {parsed.Blocks.Count} block(s){(parsed.Sealed ? ", sealed" : "")}");
+                Console.WriteLine($"  valid {CapabilityToken.Time(r.NotBefore)} .. {CapabilityToken.Time(r.Expires)}  {(parsed.IsMac ? "MAC token" : $"{parsed.Blocks.Count} block(s){(parsed.Sealed ? ", sealed" : "")}")}");
                 Console.WriteLine($"  {status}");
             }
 

@@ -125,6 +125,11 @@ public sealed partial class CapabilityToken
     public static string Attenuate(string token, TokenNarrowing narrowing)
     {
         var parsed = Parse(token);
+        if (parsed.IsMac)
+        {
+            throw new TokenException(ErrorCodes.TokenSealed, "a MAC token cannot be attenuated (it has no key chain)", "token", "attenuate a signed token (`rtt token issue`)");
+        }
+
         if (parsed.Sealed || parsed._secret is null)
         {
             throw new TokenException(ErrorCodes.TokenSealed, "the token is sealed: no block can be added", "token", "attenuate the unsealed token it was made from");
