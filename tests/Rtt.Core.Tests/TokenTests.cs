@@ -295,6 +295,55 @@ public sealed class TokenTests : IDisposable
         Assert.False(stranger.PublicKey.VerifyRemembered(data, signature));
     }
 
+    [Fact]
+    public void Base64url_decoding_accepts_exactly_the_unpadded_canonical_texts()
+    {
+        // Reference: the alphabet mapped to standard base64, padded, decoded, and accepted only when encoding gives the text back.
+        static byte[]? Reference(string text)
+        {
+            if (text.Length % 4 == 1 || text.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not '-' and not '_'))
+            {
+                return null;
+            }
+
+            var standard = text.Replace('-', '+').Replace('_', '/');
+            try
+            {
+                var bytes = Convert.FromBase64String(standard + new string('=', (4 - (standard.Length % 4)) % 4));
+                return Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_') == text ? bytes : null;
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+        }
+
+        var random = new Random(20261204);
+        const string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const string Odd = " =+/.\\\né"; // not in the alphabet: each must be refused wherever it stands
+        var accepted = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var chars = new char[random.Next(0, 40)];
+            for (var j = 0; j < chars.Length; j++)
+            {
+                chars[j] = random.Next(50) == 0 ? Odd[random.Next(Odd.Length)] : alphabet[random.Next(alphabet.Length)];
+            }
+
+            var text = new string(chars);
+            var expected = Reference(text);
+            var actual = CapabilityToken.FromBase64Url(text);
+            Assert.True(expected is null ? actual is null : actual is not null && actual.AsSpan().SequenceEqual(expected), $"\"{text}\"");
+            accepted += expected is null ? 0 : 1;
+            if (expected is not null)
+            {
+                Assert.Equal(text, CapabilityToken.Base64Url(expected));
+            }
+        }
+
+        Assert.InRange(accepted, 2_000, 18_000); // both answers were exercised
+    }
+
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;

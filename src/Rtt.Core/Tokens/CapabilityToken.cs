@@ -639,9 +639,17 @@ public sealed partial class CapabilityToken
         }
 
         var bytes = new byte[System.Buffers.Text.Base64Url.GetMaxDecodedLength(text.Length)];
-        if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, bytes, out var written))
+        int written;
+        try
         {
-            return null;
+            if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, bytes, out written))
+            {
+                return null;
+            }
+        }
+        catch (FormatException)
+        {
+            return null; // "Try" is about the destination's room: a last character with stray bits throws
         }
 
         // The last character must be the one encoding gives (no stray bits set): re-encode and compare.
