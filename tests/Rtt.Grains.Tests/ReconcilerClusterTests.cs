@@ -126,6 +126,14 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
             Assert.NotNull(history.Transactions[^1].VerifiedIndex);
             Assert.Equal(applied.WalSize, history.WalSize);
             Assert.Equal(applied.WalRoot, history.WalRoot);
+
+            // The same plan again is "unchanged", with the WAL as it is now: the root the reconciler kept after its own writes
+            // is the WAL grain's (a kept root that a later write did not replace would show the previous transaction's).
+            var again = await reconciler.Apply(plan.ToJsonString());
+            var wal = await grains.GetGrain<IWalGrain>(IWalGrain.ClusterKey).Root();
+            Assert.Equal("unchanged", again.Outcome);
+            Assert.Equal((wal.Size, wal.Root), (again.WalSize, again.WalRoot));
+            Assert.Equal((history.WalSize, history.WalRoot), (again.WalSize, again.WalRoot));
             Assert.All(history.Transactions[^1].Participants, name =>
             {
                 var ledger = history.Participants.Single(p => p.Name == name).Ledger;
