@@ -73,7 +73,7 @@ public sealed partial class CapabilityToken
 
         var body = envelope["body"] as JsonObject ?? throw Shape("token.body", "body must be an object");
         ExpectMembers(body, "token.body", "exp", "issuer", "kind", "nbf", "nonce", "saddr", "scopes", "token_id", "verbs");
-        if (Str(body, "kind", "token") != "mac")
+        if (Str(body, "kind", "token.body") != "mac")
         {
             throw Shape("token.body.kind", "a MAC token's body has kind \"mac\"");
         }
