@@ -171,7 +171,7 @@ public sealed class TrustedKey
     // Signatures this key was found to make, by SHA-256 of the signed bytes and the signature: a plan presented again (an
     // apply of the applied plan, a retry) is checked by one hash instead of an Ed25519 verification. Only successes are
     // kept; a signature over given bytes verifies or not forever, so nothing here goes stale. Bounded: cleared when full.
-    private readonly Dictionary<(UInt128, UInt128, string), bool> _verified = [];
+    private readonly HashSet<(UInt128, UInt128, string)> _verified = [];
     private readonly Lock _verifiedGate = new();
     private const int VerifiedCapacity = 1024;
 
@@ -191,7 +191,7 @@ public sealed class TrustedKey
         var entry = (System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(hash), System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(hash[16..]), Convert.ToBase64String(signature));
         lock (_verifiedGate)
         {
-            if (_verified.ContainsKey(entry))
+            if (_verified.Contains(entry))
             {
                 return true;
             }
@@ -209,7 +209,7 @@ public sealed class TrustedKey
                 _verified.Clear();
             }
 
-            _verified[entry] = true;
+            _verified.Add(entry);
         }
 
         return true;

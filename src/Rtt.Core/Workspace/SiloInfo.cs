@@ -13,7 +13,16 @@ public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int Ga
 {
     public JsonObject ToJson()
     {
-        var json = Members();
+        var json = new JsonObject
+        {
+            ["pid"] = ProcessId,
+            ["node_id"] = NodeId,
+            ["silo_port"] = SiloPort,
+            ["gateway_port"] = GatewayPort,
+            ["cluster_id"] = ClusterId,
+            ["service_id"] = ServiceId,
+            ["started"] = Started.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture),
+        };
         if (SigningKeyId is not null)
         {
             json["signing_key"] = SigningKeyId;
@@ -21,17 +30,6 @@ public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int Ga
 
         return json;
     }
-
-    private JsonObject Members() => new()
-    {
-        ["pid"] = ProcessId,
-        ["node_id"] = NodeId,
-        ["silo_port"] = SiloPort,
-        ["gateway_port"] = GatewayPort,
-        ["cluster_id"] = ClusterId,
-        ["service_id"] = ServiceId,
-        ["started"] = Started.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture),
-    };
 
     public void Write(string path) => AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(ToJson()));
 

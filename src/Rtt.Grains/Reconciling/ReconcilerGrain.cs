@@ -221,12 +221,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// <summary>
     /// The WAL grain as the coordinator's log. When the WAL grain's silo goes away mid-call, the call is retried: the
     /// grain comes back on a live silo, replays the durable log, and recognises a repeated append (same bytes as its
-    /// last entry) and a repeated head (same size), so a retry never writes an entry twice.
-    /// </summary>
-    /// <summary>
-    /// The coordinator's log through the WAL grain. The WAL has no writer but this grain's coordinator (the grain's history
-    /// relies on the same), so the root after its last write is kept and answers <see cref="RootAsync"/> (an apply of the
-    /// applied plan) without a call; every write forgets or replaces it before and after it runs.
+    /// last entry) and a repeated head (same size), so a retry never writes an entry twice. The WAL has no writer but this
+    /// grain's coordinator (the grain's history relies on the same), so the root after its last write is kept and answers
+    /// <see cref="RootAsync"/> (an apply of the applied plan) without a call; every write forgets or replaces it.
     /// </summary>
     private sealed class WalAdapter(IWalGrain wal, RetryPolicy retry) : ICoordinatorLog
     {
