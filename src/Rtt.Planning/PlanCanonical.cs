@@ -238,36 +238,30 @@ internal static class PlanCanonical
     /// <summary>Canonical bytes of a value node (the reference writer).</summary>
     public static byte[] Value(JsonNode? node) => CanonicalJson.Serialize(node);
 
-    /// <summary>The plan's <c>placement</c>: symbol → node, symbols in ordinal order.</summary>
-    public static byte[] Placement(IEnumerable<KeyValuePair<string, string>> sortedPlacement, JsonObject reference)
+    /// <summary>
+    /// The plan's <c>placement</c>: symbol → node for <paramref name="sortedSymbols"/> (distinct, in ordinal order), or null
+    /// when a text needs the reference writer.
+    /// </summary>
+    public static byte[]? TryPlacement(IReadOnlyList<string> sortedSymbols, IReadOnlyDictionary<string, string> nodes)
     {
-        var output = new ArrayBufferWriter<byte>(sortedPlacement.TryGetNonEnumeratedCount(out var count) ? Math.Max(256, count * 48) : 1 << 16);
+        var output = new ArrayBufferWriter<byte>(Math.Max(256, sortedSymbols.Count * 48));
         output.Write("{"u8);
-        var first = true;
-        string? previous = null;
-        foreach (var (symbol, node) in sortedPlacement)
+        for (var i = 0; i < sortedSymbols.Count; i++)
         {
-            if (previous is not null && string.CompareOrdinal(previous, symbol) >= 0)
-            {
-                return Value(reference); // not in canonical order: the reference decides
-            }
-
-            if (!first)
+            if (i > 0)
             {
                 output.Write(","u8);
             }
 
-            first = false;
-            previous = symbol;
-            if (!CanonicalJson.TryWriteString(output, symbol))
+            if (!CanonicalJson.TryWriteString(output, sortedSymbols[i]))
             {
-                return Value(reference);
+                return null;
             }
 
             output.Write(":"u8);
-            if (!CanonicalJson.TryWriteString(output, node))
+            if (!CanonicalJson.TryWriteString(output, nodes[sortedSymbols[i]]))
             {
-                return Value(reference);
+                return null;
             }
         }
 

@@ -14,7 +14,8 @@ namespace Rtt.Planning;
 /// <summary>A desired route, as routes.json states it (index = its position, for error locations).</summary>
 public sealed record RouteSpec(int Index, string From, string To, string RangeText, VersionRange Range, double? BudgetUs, double RateHz, int Priority)
 {
-    public string Key => $"{From} -> {To}";
+    /// <summary><c>from -> to</c>: the route's identity in a plan (written once; the planner looks routes up by it several times).</summary>
+    public string Key { get; } = $"{From} -> {To}";
 }
 
 /// <summary>What the planner knows of one version of a symbol.</summary>
@@ -102,14 +103,12 @@ public sealed class PlanInputs
     public JsonObject? Base { get; init; }
 
     /// <summary>The base plan's placement (symbol → node), read once.</summary>
-    internal IReadOnlyDictionary<string, string> BasePlacement => _basePlacement ??= Planner.BasePlacement(Base);
-
-    private Dictionary<string, string>? _basePlacement;
+    internal IReadOnlyDictionary<string, string> BasePlacement => (_baseIndex ??= BaseIndex.Of(Base)).Placement;
 
     /// <summary>The base plan's routes (<c>from -> to</c> of its lanes), read once.</summary>
-    internal IReadOnlySet<string> BaseRoutes => _baseRoutes ??= Planner.BaseRoutes(Base);
+    internal IReadOnlySet<string> BaseRoutes => (_baseIndex ??= BaseIndex.Of(Base)).Routes;
 
-    private HashSet<string>? _baseRoutes;
+    private BaseIndex? _baseIndex;
 
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
     public required string Hash { get; init; }

@@ -71,7 +71,11 @@ public static class Planner
     /// Forgets what the planner keeps between plans in this process (the canonical bytes of routes and contracts it has
     /// hashed; not the CP-SAT answers): for benchmarks that measure a process's first plan. Plans do not change.
     /// </summary>
-    public static void ForgetCanonicalBytes() => PlanCanonical.Clear();
+    public static void ForgetCanonicalBytes()
+    {
+        PlanCanonical.Clear();
+        BaseIndex.Clear();
+    }
 
     /// <summary>Computes, hashes and signs a plan.</summary>
     public static JsonObject ComputeSigned(PlanInputs inputs, SigningKey key) => Seal(Compute(inputs), key);
@@ -175,6 +179,11 @@ public static class Planner
         }
 
         payload[at++] = (byte)'}';
+        if (outcome.Index is { } index)
+        {
+            BaseIndex.Remember(id, index.Placement, index.Routes); // planning again against this plan reads no member of it
+        }
+
         return Signed(plan, id, key.Sign(payload.AsSpan(0, at)), key);
 
         void Put(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value = default)
@@ -375,7 +384,10 @@ public static class Planner
         var basePlacement = inputs.BasePlacement;
         var baseRoutes = inputs.BaseRoutes;
 
-        // Beside the node tree, the canonical bytes of its large members, written from these values (Seal(PlanOutcome)).
+        // The large members (lanes, placement, routes_add) are written as canonical bytes straight from these values, and
+        // the body holds them as nodes parsed from those bytes (System.Text.Json builds a parsed node's children only when
+        // they are read): no tree of 10,000 lanes is built to be written again. The bytes are also what Seal(PlanOutcome)
+        // hashes and signs. When a text needs the reference writer (not plain), the members are built as trees instead.
         var lanesBytes = new ArrayBufferWriter<byte>(Math.Max(256, placement.Admitted.Count * 128)); // about a lane's size each
         var addBytes = new ArrayBufferWriter<byte>(1 << 12);
         var direct = true;
@@ -384,62 +396,72 @@ public static class Planner
 
         var symbols = placement.Nodes.Keys.ToArray();
         Array.Sort(symbols, StringComparer.Ordinal);
-        var placementJson = new JsonObject();
-        foreach (var symbol in symbols)
-        {
-            placementJson[symbol] = placement.Nodes[symbol];
-        }
 
-        var routesAdd = new JsonArray();
-        var lanes = new JsonArray();
-        var admittedKeys = new HashSet<string>(StringComparer.Ordinal);
+        var admitted = placement.Admitted.ToArray();
+        Array.Sort(admitted, static (a, b) => a.Candidate.Route.Index.CompareTo(b.Candidate.Route.Index)); // indexes are distinct
+        var laneRows = new LaneRow[admitted.Length];
+        var admittedKeys = new HashSet<string>(admitted.Length, StringComparer.Ordinal);
         var endpoints = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
-        foreach (var (candidate, lane) in placement.Admitted.OrderBy(a => a.Candidate.Route.Index))
+        var added = 0;
+        for (var i = 0; i < admitted.Length; i++)
         {
+            var (candidate, lane) = admitted[i];
             var route = candidate.Route;
             admittedKeys.Add(route.Key);
-            if (!baseRoutes.Contains(route.Key))
+            // A tuned profile's ring size is a floor for SHM lanes (its settings were measured on this machine).
+            var ringSize = lane == "shm" && inputs.TunedSettings is { } tuned ? Math.Max(RingSize(route.RateHz), tuned.RingSize) : RingSize(route.RateHz);
+            string? endpoint = null;
+            var unsandboxed = false;
+            if (candidate.To.Serve is { } serve)
             {
-                var version = candidate.To.Version.ToFullString();
-                routesAdd.Add(new JsonObject { ["from"] = route.From, ["to"] = route.To, ["version"] = version, ["lane"] = lane });
-                if (routesAdd.Count > 1)
+                // The endpoint the lane ends at, by hash; the block itself is in "endpoints", once per endpoint.
+                endpoint = Rtt.Core.Calls.ServeSpec.Hash(serve);
+                endpoints[endpoint] = serve;
+                // policy allows this driver without a sandbox on a strict-mode silo
+                unsandboxed = Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(serve) && inputs.Unsandboxed.Any(u => Rtt.Core.Tokens.CapabilityToken.Matches(u, route.To));
+            }
+
+            var isNew = !baseRoutes.Contains(route.Key);
+            laneRows[i] = new LaneRow(candidate, lane, ringSize, endpoint, unsandboxed, isNew);
+            if (isNew)
+            {
+                if (added++ > 0)
                 {
                     addBytes.Write(","u8);
                 }
 
-                direct &= PlanCanonical.TryRouteAdd(addBytes, route.From, lane, route.To, version);
+                direct &= PlanCanonical.TryRouteAdd(addBytes, route.From, lane, route.To, candidate.To.Version.ToFullString());
             }
 
-            var laneJson = new JsonObject
-            {
-                ["route"] = new JsonObject { ["from"] = route.From, ["to"] = route.To },
-                ["kind"] = lane,
-                // A tuned profile's ring size is a floor for SHM lanes (its settings were measured on this machine).
-                ["ring_size"] = lane == "shm" && inputs.TunedSettings is { } tuned ? Math.Max(RingSize(route.RateHz), tuned.RingSize) : RingSize(route.RateHz),
-            };
-            if (candidate.To.Serve is { } serve)
-            {
-                // The endpoint the lane ends at, by hash; the block itself is in "endpoints", once per endpoint.
-                var hash = Rtt.Core.Calls.ServeSpec.Hash(serve);
-                endpoints[hash] = serve;
-                laneJson["endpoint"] = hash;
-                if (Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(serve) && inputs.Unsandboxed.Any(u => Rtt.Core.Tokens.CapabilityToken.Matches(u, route.To)))
-                {
-                    laneJson["unsandboxed"] = true; // policy allows this driver without a sandbox on a strict-mode silo
-                }
-            }
-
-            lanes.Add(laneJson);
-            if (lanes.Count > 1)
+            if (i > 0)
             {
                 lanesBytes.Write(","u8);
             }
 
-            direct &= PlanCanonical.TryLane(lanesBytes, route.From, route.To, lane, (int)laneJson["ring_size"]!, (string?)laneJson["endpoint"], laneJson["unsandboxed"] is not null);
+            direct &= PlanCanonical.TryLane(lanesBytes, route.From, route.To, lane, ringSize, endpoint, unsandboxed);
         }
 
         lanesBytes.Write("]"u8);
         addBytes.Write("]"u8);
+        var placementBytes = direct ? PlanCanonical.TryPlacement(symbols, placement.Nodes) : null;
+        direct &= placementBytes is not null;
+
+        JsonNode lanes, routesAdd, placementJson;
+        if (direct)
+        {
+            lanes = JsonNode.Parse(lanesBytes.WrittenSpan)!;
+            routesAdd = JsonNode.Parse(addBytes.WrittenSpan)!;
+            placementJson = JsonNode.Parse(placementBytes)!;
+        }
+        else
+        {
+            lanes = new JsonArray([.. laneRows.Select(r => (JsonNode)r.ToJson())]);
+            routesAdd = new JsonArray([.. laneRows.Where(r => r.New).Select(r => (JsonNode)new JsonObject
+            {
+                ["from"] = r.Candidate.Route.From, ["to"] = r.Candidate.Route.To, ["version"] = r.Candidate.To.Version.ToFullString(), ["lane"] = r.Lane,
+            })]);
+            placementJson = new JsonObject([.. symbols.Select(s => KeyValuePair.Create(s, (JsonNode?)JsonValue.Create(placement.Nodes[s])))]);
+        }
 
         var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
         {
@@ -501,10 +523,14 @@ public static class Planner
             canonical = [.. body.Where(m => m.Key is not ("lanes" or "placement" or "routes_add")).Select(m => KeyValuePair.Create(m.Key, (ReadOnlyMemory<byte>)PlanCanonical.Value(m.Value)))];
             canonical.Add(KeyValuePair.Create("lanes", lanesBytes.WrittenMemory));
             canonical.Add(KeyValuePair.Create("routes_add", addBytes.WrittenMemory));
-            canonical.Add(KeyValuePair.Create("placement", (ReadOnlyMemory<byte>)PlanCanonical.Placement(symbols.Select(s => KeyValuePair.Create(s, placement.Nodes[s])), placementJson)));
+            canonical.Add(KeyValuePair.Create("placement", (ReadOnlyMemory<byte>)placementBytes));
         }
 
-        return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver) { CanonicalMembers = canonical };
+        return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver)
+        {
+            CanonicalMembers = canonical,
+            Index = canonical is null ? null : new BaseIndex(placement.Nodes, admittedKeys),
+        };
     }
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
@@ -540,6 +566,35 @@ public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejec
 {
     /// <summary>The canonical bytes of the body's members as assembled (null: seal by writing the body), for <see cref="Planner.Seal(PlanOutcome, SigningKey)"/>.</summary>
     internal IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>>? CanonicalMembers { get; init; }
+
+    /// <summary>The plan's placement and lane routes as written (with <see cref="CanonicalMembers"/>), kept by plan_id when it is sealed.</summary>
+    internal BaseIndex? Index { get; init; }
+}
+
+/// <summary>One admitted route's lane as Assemble writes it.</summary>
+internal readonly record struct LaneRow(Candidate Candidate, string Lane, int RingSize, string? Endpoint, bool Unsandboxed, bool New)
+{
+    /// <summary>The lane as a node: <c>route</c>, <c>kind</c>, <c>ring_size</c>, and <c>endpoint</c> / <c>unsandboxed</c> when set.</summary>
+    public JsonObject ToJson()
+    {
+        var lane = new JsonObject
+        {
+            ["route"] = new JsonObject { ["from"] = Candidate.Route.From, ["to"] = Candidate.Route.To },
+            ["kind"] = Lane,
+            ["ring_size"] = RingSize,
+        };
+        if (Endpoint is not null)
+        {
+            lane["endpoint"] = Endpoint;
+        }
+
+        if (Unsandboxed)
+        {
+            lane["unsandboxed"] = true;
+        }
+
+        return lane;
+    }
 }
 
 /// <summary>Strongly connected components of the route graph (Tarjan), deterministic: vertices in ordinal order.</summary>
