@@ -258,25 +258,63 @@ public sealed class PlanInputs
 
         // Only the symbols that routes and pins name can change the plan: only they are kept and hashed,
         // so a catalogue of 100,000 symbols costs nothing for a plan of 100 routes.
-        var relevant = routes.SelectMany(r => new[] { r.From, r.To }).Concat(pins.Keys).ToHashSet(StringComparer.Ordinal);
-        var found = new Dictionary<string, List<SymbolContract>>(StringComparer.Ordinal);
-        foreach (var c in contracts)
+        string[] addresses;
+        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(StringComparer.Ordinal);
+        if (contracts is SymbolCatalogue catalogue)
         {
-            if (relevant.Contains(c.Address))
+            // Looked up by name, each address once (its rank marks it), ordered by rank: ordinal order without comparing texts.
+            var named = new bool[catalogue.Addresses];
+            var ranks = new List<int>();
+            var names = new List<string>();
+            void Pick(string address)
             {
-                (found.TryGetValue(c.Address, out var versions) ? versions : found[c.Address] = []).Add(c);
+                if (catalogue.TryGet(address, out var rank, out var versions) && !named[rank])
+                {
+                    named[rank] = true;
+                    ranks.Add(rank);
+                    names.Add(address);
+                    byAddress[address] = versions;
+                }
+            }
+
+            foreach (var r in routes)
+            {
+                Pick(r.From);
+                Pick(r.To);
+            }
+
+            foreach (var pinned in pins.Keys)
+            {
+                Pick(pinned);
+            }
+
+            addresses = [.. names];
+            Array.Sort([.. ranks], addresses);
+        }
+        else
+        {
+            var relevant = routes.SelectMany(r => new[] { r.From, r.To }).Concat(pins.Keys).ToHashSet(StringComparer.Ordinal);
+            var found = new Dictionary<string, List<SymbolContract>>(StringComparer.Ordinal);
+            foreach (var c in contracts)
+            {
+                if (relevant.Contains(c.Address))
+                {
+                    (found.TryGetValue(c.Address, out var versions) ? versions : found[c.Address] = []).Add(c);
+                }
+            }
+
+            addresses = [.. found.Keys];
+            Array.Sort(addresses, StringComparer.Ordinal);
+            foreach (var address in addresses)
+            {
+                byAddress[address] = [.. found[address].OrderBy(c => c.Version)]; // stable: equal versions keep their order
             }
         }
 
-        var addresses = found.Keys.ToArray();
-        Array.Sort(addresses, StringComparer.Ordinal);
-        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(addresses.Length, StringComparer.Ordinal);
         var inOrder = new List<SymbolContract>();
         foreach (var address in addresses)
         {
-            List<SymbolContract> versions = [.. found[address].OrderBy(c => c.Version)]; // stable: equal versions keep their order
-            byAddress[address] = versions;
-            foreach (var c in versions)
+            foreach (var c in byAddress[address])
             {
                 inOrder.Add(c);
             }

@@ -131,6 +131,49 @@ public sealed class IncrementalPlanTests
     }
 
     [Fact]
+    public void A_catalogue_plans_as_the_same_contracts_in_a_list()
+    {
+        using var key = SigningKey.Generate();
+        Gen.Int.Sample(seed =>
+        {
+            var rnd = new Random(seed);
+            // Contracts in any order, some addresses with two equal versions (their order decides which is read first),
+            // routes that name a symbol the catalogue lacks, and a pin.
+            var contracts = Catalogue(seed).OrderBy(_ => rnd.Next()).ToList();
+            foreach (var twin in contracts.Where(_ => rnd.Next(8) == 0).ToList())
+            {
+                contracts.Insert(rnd.Next(contracts.Count + 1), twin with { LatencyUs = twin.LatencyUs + 1 });
+            }
+
+            List<JsonObject> routeList = [.. Enumerable.Range(0, rnd.Next(1, 30)).Select(_ => RandomRoute(rnd))];
+            if (rnd.Next(3) == 0)
+            {
+                routeList.Add(PlannerTests.Route("rtt://inc/svc/unknown", Symbols[rnd.Next(Symbols.Length)]));
+            }
+
+            var routes = PlannerTests.Routes([.. routeList]);
+            var policy = PlannerTests.OpenPolicy();
+            if (rnd.Next(2) == 0)
+            {
+                policy["pins"] = new JsonObject { [Symbols[rnd.Next(Symbols.Length)]] = "n1" };
+            }
+
+            var topology = Topology(rnd.Next(2) == 0);
+            var basePlan = rnd.Next(2) == 0 ? null : Plan(PlannerTests.Routes([.. Enumerable.Range(0, 10).Select(_ => RandomRoute(rnd))]), topology, contracts, null, key);
+            var fromList = PlanInputs.Build(routes, policy, topology, contracts, basePlan);
+            var fromCatalogue = PlanInputs.Build(routes, policy, topology, new SymbolCatalogue(contracts), basePlan);
+            Assert.Equal(fromList.Hash, fromCatalogue.Hash);
+            Assert.Equal(fromList.Contracts.Keys.Order(StringComparer.Ordinal), fromCatalogue.Contracts.Keys.Order(StringComparer.Ordinal));
+            foreach (var (address, versions) in fromList.Contracts)
+            {
+                Assert.Equal(versions, fromCatalogue.Contracts[address]); // the same instances in the same order
+            }
+
+            Assert.Equal(CanonicalJson.Serialize(Planner.Seal(Planner.Compute(fromList), key)), CanonicalJson.Serialize(Planner.Seal(Planner.Compute(fromCatalogue), key)));
+        }, iter: 100);
+    }
+
+    [Fact]
     public void A_change_that_frees_capacity_admits_what_the_base_rejected_and_one_that_takes_it_rejects()
     {
         using var key = SigningKey.Generate();
