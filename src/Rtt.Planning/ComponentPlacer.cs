@@ -3,10 +3,14 @@ namespace Rtt.Planning;
 /// <summary>The greedy pass's symbols by number: demand (the largest over the versions in use), pin, base placement.</summary>
 internal sealed class Symbols
 {
-    private readonly Dictionary<string, int> _index = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _index;
 
     public Symbols(PlanInputs inputs, List<Candidate> candidates, Dictionary<string, int> nodeIndex)
     {
+        _index = new Dictionary<string, int>(candidates.Count * 2, StringComparer.Ordinal); // at most two symbols per route
+        Names = new List<string>(_index.EnsureCapacity(0));
+        Cpu = new List<double>(Names.Capacity);
+        Memory = new List<double>(Names.Capacity);
         foreach (var c in candidates)
         {
             Add(c.From);
@@ -19,7 +23,7 @@ internal sealed class Symbols
         PreviousName = new string?[Count];
         for (var s = 0; s < Count; s++)
         {
-            Pin[s] = inputs.Pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
+            Pin[s] = inputs.Pins.Count > 0 && inputs.Pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
             var prev = inputs.BasePlacement.GetValueOrDefault(Names[s]);
             PreviousName[s] = prev;
             Previous[s] = prev is not null && nodeIndex.TryGetValue(prev, out var p) ? p : -1;
@@ -42,11 +46,11 @@ internal sealed class Symbols
 
     public int Count { get; }
 
-    public List<string> Names { get; } = [];
+    public List<string> Names { get; }
 
-    public List<double> Cpu { get; } = [];
+    public List<double> Cpu { get; }
 
-    public List<double> Memory { get; } = [];
+    public List<double> Memory { get; }
 
     /// <summary>The node a symbol is pinned to, or -1.</summary>
     public int[] Pin { get; }

@@ -104,8 +104,25 @@ public static class Checks
         route.BudgetUs ?? inputs.Qos.FirstOrDefault(q => AddressPattern.Matches(q.Match, route.To))?.BudgetUs;
 
     /// <summary>3. QoS: the lane kinds whose latency plus the provider's stays within the budget (and both ends can serve).</summary>
-    public static IReadOnlyList<string> AllowedLanes(SymbolContract from, SymbolContract to, double? budget, PlanInputs inputs) =>
-        [.. PlanInputs.LaneKinds.Where(k => to.Lanes.Contains(k) && from.Lanes.Contains(k) && (budget is null || inputs.LaneP99Us[k] + to.LatencyUs <= budget.Value))];
+    public static IReadOnlyList<string> AllowedLanes(SymbolContract from, SymbolContract to, double? budget, PlanInputs inputs)
+    {
+        var kinds = PlanInputs.LaneKinds;
+        var p99 = inputs.LaneP99ByKind;
+        var mask = 0;
+        for (var k = 0; k < kinds.Length; k++)
+        {
+            if (to.Lanes.Contains(kinds[k]) && from.Lanes.Contains(kinds[k]) && (budget is null || p99[k] + to.LatencyUs <= budget.Value))
+            {
+                mask |= 1 << k;
+            }
+        }
+
+        return LaneSets[mask];
+    }
+
+    // Every subset of PlanInputs.LaneKinds, in its order, by bit mask (bit k: LaneKinds[k]): one shared read-only list each.
+    private static readonly IReadOnlyList<string>[] LaneSets = [.. Enumerable.Range(0, 1 << PlanInputs.LaneKinds.Length)
+        .Select(mask => (IReadOnlyList<string>)Array.AsReadOnly(PlanInputs.LaneKinds.Where((_, k) => (mask & (1 << k)) != 0).ToArray()))];
 }
 
 /// <summary>Address patterns: <c>*</c> matches within one segment, <c>**</c> across segments.</summary>

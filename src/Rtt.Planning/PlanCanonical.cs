@@ -239,14 +239,14 @@ internal static class PlanCanonical
     public static byte[] Value(JsonNode? node) => CanonicalJson.Serialize(node);
 
     /// <summary>
-    /// The plan's <c>placement</c>: symbol → node for <paramref name="sortedSymbols"/> (distinct, in ordinal order), or null
-    /// when a text needs the reference writer.
+    /// The plan's <c>placement</c>: <paramref name="sortedSymbols"/> (distinct, in ordinal order), each with the node at
+    /// the same index of <paramref name="nodes"/>; null when a text needs the reference writer.
     /// </summary>
-    public static byte[]? TryPlacement(IReadOnlyList<string> sortedSymbols, IReadOnlyDictionary<string, string> nodes)
+    public static byte[]? TryPlacement(string[] sortedSymbols, string[] nodes)
     {
-        var output = new ArrayBufferWriter<byte>(Math.Max(256, sortedSymbols.Count * 48));
+        var output = new ArrayBufferWriter<byte>(Math.Max(256, sortedSymbols.Length * 48));
         output.Write("{"u8);
-        for (var i = 0; i < sortedSymbols.Count; i++)
+        for (var i = 0; i < sortedSymbols.Length; i++)
         {
             if (i > 0)
             {
@@ -259,7 +259,7 @@ internal static class PlanCanonical
             }
 
             output.Write(":"u8);
-            if (!CanonicalJson.TryWriteString(output, nodes[sortedSymbols[i]]))
+            if (!CanonicalJson.TryWriteString(output, nodes[i]))
             {
                 return null;
             }

@@ -70,6 +70,11 @@ public sealed class PlanInputs
 
     public required IReadOnlyDictionary<string, double> LaneP99Us { get; init; }
 
+    /// <summary><see cref="LaneP99Us"/> in <see cref="LaneKinds"/> order, read once.</summary>
+    internal double[] LaneP99ByKind => _laneP99ByKind ??= [.. LaneKinds.Select(k => LaneP99Us[k])];
+
+    private double[]? _laneP99ByKind;
+
     public required bool Strict { get; init; }
 
     public required IReadOnlyList<AclRule> Acl { get; init; }
@@ -259,13 +264,13 @@ public sealed class PlanInputs
         // Only the symbols that routes and pins name can change the plan: only they are kept and hashed,
         // so a catalogue of 100,000 symbols costs nothing for a plan of 100 routes.
         string[] addresses;
-        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(StringComparer.Ordinal);
+        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(contracts is SymbolCatalogue ? (routes.Count * 2) + pins.Count : 0, StringComparer.Ordinal);
         if (contracts is SymbolCatalogue catalogue)
         {
             // Looked up by name, each address once (its rank marks it), ordered by rank: ordinal order without comparing texts.
             var named = new bool[catalogue.Addresses];
-            var ranks = new List<int>();
-            var names = new List<string>();
+            var ranks = new List<int>(byAddress.EnsureCapacity(0));
+            var names = new List<string>(ranks.Capacity);
             void Pick(string address)
             {
                 if (catalogue.TryGet(address, out var rank, out var versions) && !named[rank])

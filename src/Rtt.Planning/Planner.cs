@@ -396,6 +396,11 @@ public static class Planner
 
         var symbols = placement.Nodes.Keys.ToArray();
         Array.Sort(symbols, StringComparer.Ordinal);
+        var nodeOf = new string[symbols.Length]; // each symbol's node, looked up once
+        for (var i = 0; i < symbols.Length; i++)
+        {
+            nodeOf[i] = placement.Nodes[symbols[i]];
+        }
 
         var admitted = placement.Admitted.ToArray();
         Array.Sort(admitted, static (a, b) => a.Candidate.Route.Index.CompareTo(b.Candidate.Route.Index)); // indexes are distinct
@@ -443,7 +448,7 @@ public static class Planner
 
         lanesBytes.Write("]"u8);
         addBytes.Write("]"u8);
-        var placementBytes = direct ? PlanCanonical.TryPlacement(symbols, placement.Nodes) : null;
+        var placementBytes = direct ? PlanCanonical.TryPlacement(symbols, nodeOf) : null;
         direct &= placementBytes is not null;
 
         JsonNode lanes, routesAdd, placementJson;
@@ -460,7 +465,7 @@ public static class Planner
             {
                 ["from"] = r.Candidate.Route.From, ["to"] = r.Candidate.Route.To, ["version"] = r.Candidate.To.Version.ToFullString(), ["lane"] = r.Lane,
             })]);
-            placementJson = new JsonObject([.. symbols.Select(s => KeyValuePair.Create(s, (JsonNode?)JsonValue.Create(placement.Nodes[s])))]);
+            placementJson = new JsonObject([.. symbols.Select((s, i) => KeyValuePair.Create(s, (JsonNode?)JsonValue.Create(nodeOf[i])))]);
         }
 
         var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
@@ -470,9 +475,9 @@ public static class Planner
         })]);
 
         var moves = new JsonArray();
-        foreach (var symbol in symbols)
+        for (var i = 0; i < symbols.Length; i++)
         {
-            var node = placement.Nodes[symbol];
+            var (symbol, node) = (symbols[i], nodeOf[i]);
             if (basePlacement.TryGetValue(symbol, out var previous) && previous != node)
             {
                 moves.Add(new JsonObject { ["symbol"] = symbol, ["from"] = previous, ["to"] = node, ["reason"] = placement.MoveReasons.GetValueOrDefault(symbol, "admission") });

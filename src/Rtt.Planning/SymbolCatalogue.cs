@@ -12,7 +12,7 @@ namespace Rtt.Planning;
 public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 {
     private readonly SymbolContract[] _all;
-    private readonly Dictionary<string, Entry> _byAddress;
+    private readonly Dictionary<string, (int Rank, SymbolContract[] Versions)> _byAddress; // values inline: one lookup, no record to follow
 
     public SymbolCatalogue(IEnumerable<SymbolContract> contracts)
     {
@@ -25,10 +25,10 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 
         var addresses = groups.Keys.ToArray();
         Array.Sort(addresses, StringComparer.Ordinal);
-        _byAddress = new Dictionary<string, Entry>(addresses.Length, StringComparer.Ordinal);
+        _byAddress = new Dictionary<string, (int, SymbolContract[])>(addresses.Length, StringComparer.Ordinal);
         for (var rank = 0; rank < addresses.Length; rank++)
         {
-            _byAddress[addresses[rank]] = new Entry(rank, [.. groups[addresses[rank]].OrderBy(c => c.Version)]); // stable, as PlanInputs orders them
+            _byAddress[addresses[rank]] = (rank, [.. groups[addresses[rank]].OrderBy(c => c.Version)]); // stable, as PlanInputs orders them
         }
     }
 
@@ -57,5 +57,4 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    private sealed record Entry(int Rank, SymbolContract[] Versions);
 }

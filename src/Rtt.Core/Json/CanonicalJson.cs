@@ -609,15 +609,8 @@ public static class CanonicalJson
     // A string with only what RFC 8785 escapes; false for one holding a lone surrogate (the round trip's error).
     internal static bool TryWriteString(ArrayBufferWriter<byte> output, string value)
     {
-        var plain = true;
-        foreach (var c in value)
-        {
-            if (c < ' ' || c == '"' || c == '\\' || char.IsSurrogate(c))
-            {
-                plain = false;
-                break;
-            }
-        }
+        // Printable ASCII without '"' or '\' (most texts: addresses, node ids) is found by two vectorised scans.
+        var plain = value.AsSpan().IndexOfAnyExceptInRange(' ', '~') < 0 ? value.AsSpan().IndexOfAny('"', '\\') < 0 : IsPlain(value);
 
         if (!plain)
         {
@@ -645,6 +638,20 @@ public static class CanonicalJson
     }
 
     private static readonly JsonPath EmptyPath = new();
+
+    // No control character, '"', '\' or surrogate: the text is written between quotes as it is.
+    private static bool IsPlain(string value)
+    {
+        foreach (var c in value)
+        {
+            if (c < ' ' || c == '"' || c == '\\' || char.IsSurrogate(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>Canonical bytes of any value System.Text.Json can serialize with the given options.</summary>
     public static byte[] SerializeValue<T>(T value, JsonSerializerOptions options) =>
