@@ -1,44 +1,46 @@
 namespace Rtt.Planning;
 
-/// <summary>The greedy pass's symbols by number: demand (the largest over the versions in use), pin, base placement.</summary>
+/// <summary>
+/// The greedy pass's symbols by number (<see cref="PlanInputs.SymbolNames"/>: ordinal order): demand (the largest over
+/// the versions the candidates use), pin, base placement; a symbol no candidate uses has no demand and no placement.
+/// </summary>
 internal sealed class Symbols
 {
-    private readonly Dictionary<string, int> _index;
-
     public Symbols(PlanInputs inputs, List<Candidate> candidates, Dictionary<string, int> nodeIndex)
     {
-        _index = new Dictionary<string, int>(candidates.Count * 2, StringComparer.Ordinal); // at most two symbols per route
-        Names = new List<string>(_index.EnsureCapacity(0));
-        Cpu = new List<double>(Names.Capacity);
-        Memory = new List<double>(Names.Capacity);
-        foreach (var c in candidates)
-        {
-            Add(c.From);
-            Add(c.To);
-        }
-
-        Count = Names.Count;
+        Names = inputs.SymbolNames;
+        Count = Names.Length;
+        Cpu = new double[Count];
+        Memory = new double[Count];
         Pin = new int[Count];
         Previous = new int[Count];
         PreviousName = new string?[Count];
+        var used = new bool[Count];
+        foreach (var c in candidates)
+        {
+            Add(c.Route.FromId, c.From);
+            Add(c.Route.ToId, c.To);
+        }
+
+        var pins = inputs.Pins;
+        var basePlacement = inputs.BasePlacement;
         for (var s = 0; s < Count; s++)
         {
-            Pin[s] = inputs.Pins.Count > 0 && inputs.Pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
-            var prev = inputs.BasePlacement.GetValueOrDefault(Names[s]);
+            if (!used[s])
+            {
+                Pin[s] = Previous[s] = -1;
+                continue;
+            }
+
+            Pin[s] = pins.Count > 0 && pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
+            var prev = basePlacement.Count > 0 ? basePlacement.GetValueOrDefault(Names[s]) : null;
             PreviousName[s] = prev;
             Previous[s] = prev is not null && nodeIndex.TryGetValue(prev, out var p) ? p : -1;
         }
 
-        void Add(SymbolContract contract)
+        void Add(int s, SymbolContract contract)
         {
-            if (!_index.TryGetValue(contract.Address, out var s))
-            {
-                _index[contract.Address] = s = Names.Count;
-                Names.Add(contract.Address);
-                Cpu.Add(0);
-                Memory.Add(0);
-            }
-
+            used[s] = true;
             Cpu[s] = Math.Max(Cpu[s], contract.CpuMillis);
             Memory[s] = Math.Max(Memory[s], contract.MemoryMb);
         }
@@ -46,11 +48,11 @@ internal sealed class Symbols
 
     public int Count { get; }
 
-    public List<string> Names { get; }
+    public string[] Names { get; }
 
-    public List<double> Cpu { get; }
+    public double[] Cpu { get; }
 
-    public List<double> Memory { get; }
+    public double[] Memory { get; }
 
     /// <summary>The node a symbol is pinned to, or -1.</summary>
     public int[] Pin { get; }
@@ -59,8 +61,6 @@ internal sealed class Symbols
     public int[] Previous { get; }
 
     public string?[] PreviousName { get; }
-
-    public int Of(string symbol) => _index[symbol];
 }
 
 /// <summary>

@@ -8,7 +8,11 @@ internal sealed record PlacementResult(
     List<(Candidate Candidate, string Lane)> Admitted,
     List<Rejection> Rejected,
     Dictionary<string, string> MoveReasons,
-    string Solver);
+    string Solver)
+{
+    /// <summary><see cref="Nodes"/> as two arrays in ordinal symbol order, when the pass that placed them had them so (null: sort the keys).</summary>
+    public (string[] Symbols, string[] Nodes)? Sorted { get; init; }
+}
 
 /// <summary>
 /// Constraints 5 and 6: capacity per NUMA node, NUMA-aware placement (same node: shm; same host: uds; else tcp),
@@ -216,7 +220,7 @@ internal static class Placement
         var ends = new (int From, int To)[ordered.Length]; // each route's symbols by number, looked up once
         for (var i = 0; i < ordered.Length; i++)
         {
-            ends[i] = (symbols.Of(ordered[i].From.Address), symbols.Of(ordered[i].To.Address));
+            ends[i] = (ordered[i].Route.FromId, ordered[i].Route.ToId);
         }
 
         var components = new ComponentPlacer(nodeList, byId, ends, symbols, freeCpu, freeMem, placed);
@@ -300,7 +304,9 @@ internal static class Placement
 
         var nodes = new Dictionary<string, string>(count, StringComparer.Ordinal);
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var s = 0; s < count; s++)
+        var sortedSymbols = new List<string>(count);
+        var sortedNodes = new List<string>(count);
+        for (var s = 0; s < count; s++) // symbol numbers are in ordinal order
         {
             if (placed[s] < 0)
             {
@@ -310,6 +316,8 @@ internal static class Placement
             var node = nodeList[placed[s]].Id;
             var symbol = symbols.Names[s];
             nodes[symbol] = node;
+            sortedSymbols.Add(symbol);
+            sortedNodes.Add(node);
             if (symbols.PreviousName[s] is { } prev && prev != node)
             {
                 reasons[symbol] = inputs.Pins.TryGetValue(symbol, out var pin) && pin == node ? "pin"
@@ -318,7 +326,7 @@ internal static class Placement
             }
         }
 
-        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy");
+        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedSymbols], [.. sortedNodes]) };
 
         Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
     }

@@ -16,6 +16,12 @@ public sealed record RouteSpec(int Index, string From, string To, string RangeTe
 {
     /// <summary><c>from -> to</c>: the route's identity in a plan (written once; the planner looks routes up by it several times).</summary>
     public string Key { get; } = $"{From} -> {To}";
+
+    /// <summary>The number <see cref="PlanInputs.SymbolNames"/> gives the caller, or -1 when no contract has its address.</summary>
+    public int FromId { get; internal set; } = -1;
+
+    /// <summary>The number <see cref="PlanInputs.SymbolNames"/> gives the provider, or -1 when no contract has its address.</summary>
+    public int ToId { get; internal set; } = -1;
 }
 
 /// <summary>What the planner knows of one version of a symbol.</summary>
@@ -63,8 +69,17 @@ public sealed class PlanInputs
 
     public required IReadOnlyList<RouteSpec> Routes { get; init; }
 
-    /// <summary>Contracts by address, versions ascending.</summary>
-    public required IReadOnlyDictionary<string, IReadOnlyList<SymbolContract>> Contracts { get; init; }
+    /// <summary>Contracts by address, versions ascending (the symbols that routes and pins name).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<SymbolContract>> Contracts =>
+        _contracts ??= SymbolNames.Select((name, id) => KeyValuePair.Create(name, VersionsOf[id])).ToDictionary(StringComparer.Ordinal);
+
+    private Dictionary<string, IReadOnlyList<SymbolContract>>? _contracts;
+
+    /// <summary>The symbols that routes and pins name and that have contracts, in ordinal order: a symbol's number is its index.</summary>
+    internal string[] SymbolNames { get; private init; } = [];
+
+    /// <summary>Each numbered symbol's contracts, versions ascending.</summary>
+    internal IReadOnlyList<SymbolContract>[] VersionsOf { get; private init; } = [];
 
     public required IReadOnlyList<NumaNodeSpec> Nodes { get; init; }
 
@@ -263,29 +278,40 @@ public sealed class PlanInputs
 
         // Only the symbols that routes and pins name can change the plan: only they are kept and hashed,
         // so a catalogue of 100,000 symbols costs nothing for a plan of 100 routes.
+        // Each such symbol gets a number: its place in ordinal order, so the planner reads its contracts, placement and
+        // demand from arrays, and walking the numbers walks the symbols in the order the plan writes them.
         string[] addresses;
-        var byAddress = new Dictionary<string, IReadOnlyList<SymbolContract>>(contracts is SymbolCatalogue ? (routes.Count * 2) + pins.Count : 0, StringComparer.Ordinal);
+        IReadOnlyList<SymbolContract>[] versionsOf;
         if (contracts is SymbolCatalogue catalogue)
         {
             // Looked up by name, each address once (its rank marks it), ordered by rank: ordinal order without comparing texts.
-            var named = new bool[catalogue.Addresses];
-            var ranks = new List<int>(byAddress.EnsureCapacity(0));
+            var slotOfRank = new Dictionary<int, int>((routes.Count * 2) + pins.Count);
+            var ranks = new List<int>(slotOfRank.EnsureCapacity(0));
             var names = new List<string>(ranks.Capacity);
-            void Pick(string address)
+            var found = new List<IReadOnlyList<SymbolContract>>(ranks.Capacity);
+            var routeSlots = new int[routes.Count * 2];
+            int Pick(string address)
             {
-                if (catalogue.TryGet(address, out var rank, out var versions) && !named[rank])
+                if (!catalogue.TryGet(address, out var rank, out var versions))
                 {
-                    named[rank] = true;
+                    return -1;
+                }
+
+                if (!slotOfRank.TryGetValue(rank, out var slot))
+                {
+                    slotOfRank[rank] = slot = ranks.Count;
                     ranks.Add(rank);
                     names.Add(address);
-                    byAddress[address] = versions;
+                    found.Add(versions);
                 }
+
+                return slot;
             }
 
-            foreach (var r in routes)
+            for (var i = 0; i < routes.Count; i++)
             {
-                Pick(r.From);
-                Pick(r.To);
+                routeSlots[2 * i] = Pick(routes[i].From);
+                routeSlots[(2 * i) + 1] = Pick(routes[i].To);
             }
 
             foreach (var pinned in pins.Keys)
@@ -293,8 +319,23 @@ public sealed class PlanInputs
                 Pick(pinned);
             }
 
-            addresses = [.. names];
-            Array.Sort([.. ranks], addresses);
+            var order = Enumerable.Range(0, ranks.Count).ToArray(); // slots in rank order
+            Array.Sort([.. ranks], order);
+            var idOfSlot = new int[order.Length];
+            addresses = new string[order.Length];
+            versionsOf = new IReadOnlyList<SymbolContract>[order.Length];
+            for (var id = 0; id < order.Length; id++)
+            {
+                idOfSlot[order[id]] = id;
+                addresses[id] = names[order[id]];
+                versionsOf[id] = found[order[id]];
+            }
+
+            for (var i = 0; i < routes.Count; i++)
+            {
+                routes[i].FromId = routeSlots[2 * i] < 0 ? -1 : idOfSlot[routeSlots[2 * i]];
+                routes[i].ToId = routeSlots[(2 * i) + 1] < 0 ? -1 : idOfSlot[routeSlots[(2 * i) + 1]];
+            }
         }
         else
         {
@@ -310,19 +351,25 @@ public sealed class PlanInputs
 
             addresses = [.. found.Keys];
             Array.Sort(addresses, StringComparer.Ordinal);
-            foreach (var address in addresses)
+            versionsOf = new IReadOnlyList<SymbolContract>[addresses.Length];
+            var idOf = new Dictionary<string, int>(addresses.Length, StringComparer.Ordinal);
+            for (var id = 0; id < addresses.Length; id++)
             {
-                byAddress[address] = [.. found[address].OrderBy(c => c.Version)]; // stable: equal versions keep their order
+                versionsOf[id] = [.. found[addresses[id]].OrderBy(c => c.Version)]; // stable: equal versions keep their order
+                idOf[addresses[id]] = id;
+            }
+
+            foreach (var r in routes)
+            {
+                r.FromId = idOf.GetValueOrDefault(r.From, -1);
+                r.ToId = idOf.GetValueOrDefault(r.To, -1);
             }
         }
 
         var inOrder = new List<SymbolContract>();
-        foreach (var address in addresses)
+        foreach (var versions in versionsOf)
         {
-            foreach (var c in byAddress[address])
-            {
-                inOrder.Add(c);
-            }
+            inOrder.AddRange(versions);
         }
 
         // The hash covers meaning, not layout: nodes, ACL rules and contracts in a fixed order (their order in the
@@ -365,7 +412,8 @@ public sealed class PlanInputs
         return new PlanInputs
         {
             Routes = routes,
-            Contracts = byAddress,
+            SymbolNames = addresses,
+            VersionsOf = versionsOf,
             Nodes = nodes,
             LaneP99Us = lanes,
             Strict = policyJson["strict"] is not JsonValue s || s.GetValue<bool>(),

@@ -315,13 +315,20 @@ public static class Planner
     /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>
     private static (Rejection? Rejection, Candidate? Candidate) Check(RouteSpec route, PlanInputs inputs)
     {
-        if (!inputs.Contracts.TryGetValue(route.From, out var fromVersions) || !inputs.Contracts.TryGetValue(route.To, out var toVersions))
+        if (route.FromId < 0 || route.ToId < 0)
         {
-            var missing = inputs.Contracts.ContainsKey(route.From) ? route.To : route.From;
+            var missing = route.FromId >= 0 ? route.To : route.From;
             return (new Rejection(route, Constraint.UnknownSymbol, new JsonObject { ["symbol"] = missing }), null);
         }
 
-        var to = toVersions.LastOrDefault(c => route.Range.Satisfies(c.Version)); // highest satisfying version wins
+        var fromVersions = inputs.VersionsOf[route.FromId];
+        var toVersions = inputs.VersionsOf[route.ToId];
+        SymbolContract? to = null;
+        for (var v = toVersions.Count - 1; v >= 0 && to is null; v--)
+        {
+            to = route.Range.Satisfies(toVersions[v].Version) ? toVersions[v] : null; // highest satisfying version wins
+        }
+
         if (to is null)
         {
             return (new Rejection(route, Constraint.Version, new JsonObject
@@ -394,13 +401,7 @@ public static class Planner
         lanesBytes.Write("["u8);
         addBytes.Write("["u8);
 
-        var symbols = placement.Nodes.Keys.ToArray();
-        Array.Sort(symbols, StringComparer.Ordinal);
-        var nodeOf = new string[symbols.Length]; // each symbol's node, looked up once
-        for (var i = 0; i < symbols.Length; i++)
-        {
-            nodeOf[i] = placement.Nodes[symbols[i]];
-        }
+        var (symbols, nodeOf) = placement.Sorted ?? SortedPlacement(placement.Nodes);
 
         var admitted = placement.Admitted.ToArray();
         Array.Sort(admitted, static (a, b) => a.Candidate.Route.Index.CompareTo(b.Candidate.Route.Index)); // indexes are distinct
@@ -536,6 +537,14 @@ public static class Planner
             CanonicalMembers = canonical,
             Index = canonical is null ? null : new BaseIndex(placement.Nodes, admittedKeys),
         };
+    }
+
+    // Symbols in ordinal order, each with its node.
+    private static (string[] Symbols, string[] Nodes) SortedPlacement(IReadOnlyDictionary<string, string> nodes)
+    {
+        var symbols = nodes.Keys.ToArray();
+        Array.Sort(symbols, StringComparer.Ordinal);
+        return (symbols, [.. symbols.Select(s => nodes[s])]);
     }
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>

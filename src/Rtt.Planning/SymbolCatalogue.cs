@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Frozen;
 
 namespace Rtt.Planning;
 
@@ -12,7 +13,7 @@ namespace Rtt.Planning;
 public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 {
     private readonly SymbolContract[] _all;
-    private readonly Dictionary<string, (int Rank, SymbolContract[] Versions)> _byAddress; // values inline: one lookup, no record to follow
+    private readonly FrozenDictionary<string, (int Rank, SymbolContract[] Versions)> _byAddress; // frozen: built once, read per route; values inline
 
     public SymbolCatalogue(IEnumerable<SymbolContract> contracts)
     {
@@ -25,11 +26,13 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 
         var addresses = groups.Keys.ToArray();
         Array.Sort(addresses, StringComparer.Ordinal);
-        _byAddress = new Dictionary<string, (int, SymbolContract[])>(addresses.Length, StringComparer.Ordinal);
+        var byAddress = new Dictionary<string, (int, SymbolContract[])>(addresses.Length, StringComparer.Ordinal);
         for (var rank = 0; rank < addresses.Length; rank++)
         {
-            _byAddress[addresses[rank]] = (rank, [.. groups[addresses[rank]].OrderBy(c => c.Version)]); // stable, as PlanInputs orders them
+            byAddress[addresses[rank]] = (rank, [.. groups[addresses[rank]].OrderBy(c => c.Version)]); // stable, as PlanInputs orders them
         }
+
+        _byAddress = byAddress.ToFrozenDictionary(StringComparer.Ordinal);
     }
 
     /// <summary>How many contracts (all versions).</summary>
