@@ -13,7 +13,9 @@ namespace Rtt.Planning;
 public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 {
     private readonly SymbolContract[] _all;
-    private readonly FrozenDictionary<string, (int Rank, SymbolContract[] Versions)> _byAddress; // frozen: built once, read per route; values inline
+    private readonly FrozenDictionary<string, int> _rank; // frozen: built once, read per route
+    private readonly string[] _addresses; // by rank
+    private readonly SymbolContract[][] _versions; // by rank
 
     public SymbolCatalogue(IEnumerable<SymbolContract> contracts)
     {
@@ -24,40 +26,38 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
             (groups.TryGetValue(c.Address, out var versions) ? versions : groups[c.Address] = []).Add(c);
         }
 
-        var addresses = groups.Keys.ToArray();
-        Array.Sort(addresses, StringComparer.Ordinal);
-        var byAddress = new Dictionary<string, (int, SymbolContract[])>(addresses.Length, StringComparer.Ordinal);
-        for (var rank = 0; rank < addresses.Length; rank++)
-        {
-            byAddress[addresses[rank]] = (rank, [.. groups[addresses[rank]].OrderBy(c => c.Version)]); // stable, as PlanInputs orders them
-        }
-
-        _byAddress = byAddress.ToFrozenDictionary(StringComparer.Ordinal);
+        _addresses = [.. groups.Keys];
+        Array.Sort(_addresses, StringComparer.Ordinal);
+        _versions = [.. _addresses.Select(a => groups[a].OrderBy(c => c.Version).ToArray())]; // stable, as PlanInputs orders them
+        _rank = _addresses.Select((a, rank) => KeyValuePair.Create(a, rank)).ToFrozenDictionary(StringComparer.Ordinal);
     }
 
     /// <summary>How many contracts (all versions).</summary>
     public int Count => _all.Length;
 
     /// <summary>How many distinct addresses.</summary>
-    public int Addresses => _byAddress.Count;
+    public int Addresses => _addresses.Length;
 
     public SymbolContract this[int index] => _all[index];
 
     /// <summary>The versions of <paramref name="address"/> ascending, and its place in ordinal address order; false when absent.</summary>
     public bool TryGet(string address, out int rank, out IReadOnlyList<SymbolContract> versions)
     {
-        if (_byAddress.TryGetValue(address, out var entry))
-        {
-            (rank, versions) = (entry.Rank, entry.Versions);
-            return true;
-        }
-
-        (rank, versions) = (-1, []);
-        return false;
+        rank = Rank(address);
+        versions = rank < 0 ? [] : _versions[rank];
+        return rank >= 0;
     }
+
+    /// <summary>The place of <paramref name="address"/> in ordinal address order, or -1 when the catalogue lacks it.</summary>
+    public int Rank(string address) => _rank.TryGetValue(address, out var rank) ? rank : -1;
+
+    /// <summary>The address at <paramref name="rank"/>.</summary>
+    public string AddressAt(int rank) => _addresses[rank];
+
+    /// <summary>The versions of the address at <paramref name="rank"/>, ascending.</summary>
+    public IReadOnlyList<SymbolContract> VersionsAt(int rank) => _versions[rank];
 
     public IEnumerator<SymbolContract> GetEnumerator() => ((IEnumerable<SymbolContract>)_all).GetEnumerator();
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
-
 }

@@ -174,6 +174,25 @@ public sealed class IncrementalPlanTests
     }
 
     [Fact]
+    public void A_catalogue_looked_up_in_parts_plans_as_the_list()
+    {
+        // Enough routes that the catalogue's lookups are split between cores (PlanInputs.Build: 2,048 routes a part at least).
+        using var key = SigningKey.Generate();
+        var rnd = new Random(20);
+        var contracts = Enumerable.Range(0, 3000).Select(i => PlannerTests.Contract($"rtt://big/svc/s{i:0000}", $"1.{i % 3}.0", "T", "T", rnd.Next(0, 40), 1, 1)).ToList();
+        var routes = PlannerTests.Routes([.. Enumerable.Range(0, 6000).Select(i => PlannerTests.Route($"rtt://big/svc/s{rnd.Next(3100):0000}", $"rtt://big/svc/s{rnd.Next(3100):0000}"))]);
+        var topology = PlannerTests.Topology(("h0", "n0", 1e9, 1e9), ("h0", "n1", 1e9, 1e9));
+        var fromList = PlanInputs.Build(routes, PlannerTests.OpenPolicy(), topology, contracts, null);
+        var fromCatalogue = PlanInputs.Build(routes, PlannerTests.OpenPolicy(), topology, new SymbolCatalogue(contracts), null);
+        Assert.Equal(fromList.Hash, fromCatalogue.Hash);
+        Assert.Equal(fromList.Routes.Select(r => (r.FromId, r.ToId)), fromCatalogue.Routes.Select(r => (r.FromId, r.ToId)));
+        Assert.Contains(fromList.Routes, r => r.FromId < 0); // some name symbols the catalogue lacks
+        var plan = Planner.Seal(Planner.Compute(fromCatalogue), key);
+        Assert.Equal(CanonicalJson.Serialize(Planner.Seal(Planner.Compute(fromList), key)), CanonicalJson.Serialize(plan));
+        Assert.True(plan["lanes"]!.AsArray().Count > 4000);
+    }
+
+    [Fact]
     public void A_change_that_frees_capacity_admits_what_the_base_rejected_and_one_that_takes_it_rejects()
     {
         using var key = SigningKey.Generate();
