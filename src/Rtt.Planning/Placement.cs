@@ -10,8 +10,11 @@ internal sealed record PlacementResult(
     Dictionary<string, string> MoveReasons,
     string Solver)
 {
-    /// <summary><see cref="Nodes"/> as two arrays in ordinal symbol order, when the pass that placed them had them so (null: sort the keys).</summary>
-    public (string[] Symbols, string[] Nodes)? Sorted { get; init; }
+    /// <summary>
+    /// <see cref="Nodes"/> as arrays in ordinal symbol order, with each symbol's node in the base plan (or null), when the
+    /// pass that placed them had them so (null: sort the keys and read the base plan).
+    /// </summary>
+    public (string[] Symbols, string[] Nodes, string?[] Previous)? Sorted { get; init; }
 }
 
 /// <summary>
@@ -306,6 +309,7 @@ internal static class Placement
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
         var sortedSymbols = new List<string>(count);
         var sortedNodes = new List<string>(count);
+        var sortedPrevious = new List<string?>(count);
         for (var s = 0; s < count; s++) // symbol numbers are in ordinal order
         {
             if (placed[s] < 0)
@@ -318,6 +322,7 @@ internal static class Placement
             nodes[symbol] = node;
             sortedSymbols.Add(symbol);
             sortedNodes.Add(node);
+            sortedPrevious.Add(symbols.PreviousName[s]);
             if (symbols.PreviousName[s] is { } prev && prev != node)
             {
                 reasons[symbol] = inputs.Pins.TryGetValue(symbol, out var pin) && pin == node ? "pin"
@@ -326,7 +331,7 @@ internal static class Placement
             }
         }
 
-        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedSymbols], [.. sortedNodes]) };
+        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedSymbols], [.. sortedNodes], [.. sortedPrevious]) };
 
         Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
     }

@@ -26,24 +26,34 @@ internal static class PlanCanonical
     private const int ContractEntries = 100_000;
     private static readonly Dictionary<SymbolContract, byte[]> ContractCache = new(ReferenceEqualityComparer.Instance);
 
-    private readonly record struct RouteKey(string From, string To, string? Version, bool HasQos, double? Budget, double? Rate, double? Priority);
+    /// <summary>Everything that decides a route's canonical bytes (and all that the planner reads of it).</summary>
+    internal readonly record struct RouteKey(string From, string To, string? Version, bool HasQos, double? Budget, double? Rate, double? Priority)
+    {
+        /// <summary>A route's members, read from its node.</summary>
+        public static RouteKey Of(JsonObject route)
+        {
+            var qos = route["qos"] as JsonObject;
+            return new RouteKey((string)route["from"]!, (string)route["to"]!, (string?)route["version"], qos is not null,
+                qos?["p99_budget_us"] is JsonValue b ? PlanInputs.Number(b) : null,
+                qos?["rate_hz"] is JsonValue r ? PlanInputs.Number(r) : null,
+                qos?["priority"] is JsonValue p ? PlanInputs.Number(p) : null);
+        }
+    }
 
     /// <summary>
     /// Canonical bytes of each route of a routes array that <see cref="InputShape.SurelyValidRoutes"/> accepted (so its
     /// members and their kinds are known): written once per content and kept.
     /// </summary>
-    public static byte[][] Routes(JsonArray routes)
+    public static byte[][] Routes(JsonArray routes) => Routes(routes, out _);
+
+    /// <summary>The same, with each route's members as read (<paramref name="keys"/>), so the routes are walked once.</summary>
+    public static byte[][] Routes(JsonArray routes, out RouteKey[] keys)
     {
-        var keys = new RouteKey[routes.Count];
+        keys = new RouteKey[routes.Count];
         var result = new byte[routes.Count][];
         for (var i = 0; i < keys.Length; i++)
         {
-            var route = routes[i]!.AsObject();
-            var qos = route["qos"] as JsonObject;
-            keys[i] = new RouteKey((string)route["from"]!, (string)route["to"]!, (string?)route["version"], qos is not null,
-                qos?["p99_budget_us"] is JsonValue b ? PlanInputs.Number(b) : null,
-                qos?["rate_hz"] is JsonValue r ? PlanInputs.Number(r) : null,
-                qos?["priority"] is JsonValue p ? PlanInputs.Number(p) : null);
+            keys[i] = RouteKey.Of(routes[i]!.AsObject());
         }
 
         var missing = new List<int>();

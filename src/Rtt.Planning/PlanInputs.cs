@@ -131,7 +131,9 @@ public sealed class PlanInputs
     private BaseIndex? _baseIndex;
 
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
-    public required string Hash { get; init; }
+    public string Hash => HashTask.GetAwaiter().GetResult();
+
+    private Task<string> HashTask { get; init; } = null!;
 
     /// <summary><c>sha256:</c> of the tuned profile whose lane p99s were used, or null (docs/autotune.md).</summary>
     public string? TunedProfile { get; init; }
@@ -188,22 +190,21 @@ public sealed class PlanInputs
         var list = routesJson["routes"]!.AsArray();
         var routes = new List<RouteSpec>(list.Count);
         // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical).
-        var routeBytes = surelyValidRoutes ? PlanCanonical.Routes(list) : null;
+        // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical), and its members
+        // as read there (a surely valid route has no others), so the routes are walked once.
+        PlanCanonical.RouteKey[]? keys = null;
+        var routeBytes = surelyValidRoutes ? PlanCanonical.Routes(list, out keys) : null;
         var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
         for (var i = 0; i < list.Count; i++)
         {
-            var r = list[i]!.AsObject();
-            var rangeText = (string?)r["version"] ?? "*";
-            var qos = r["qos"] as JsonObject;
+            var key = keys is not null ? keys[i] : PlanCanonical.RouteKey.Of(list[i]!.AsObject());
+            var rangeText = key.Version ?? "*";
             if (!ranges.TryGetValue(rangeText, out var range))
             {
                 ranges[rangeText] = range = ParseRange(rangeText, $"{routesSource}: /routes/{i}/version");
             }
 
-            routes.Add(new RouteSpec(i, (string)r["from"]!, (string)r["to"]!, rangeText, range,
-                qos?["p99_budget_us"] is JsonValue b ? Number(b) : null,
-                qos?["rate_hz"] is JsonValue h ? Number(h) : 0,
-                qos?["priority"] is JsonValue p ? (int)Number(p) : 0));
+            routes.Add(new RouteSpec(i, key.From, key.To, rangeText, range, key.Budget, key.Rate ?? 0, key.Priority is { } p ? (int)p : 0));
         }
 
         var nodes = new List<NumaNodeSpec>();
@@ -416,6 +417,30 @@ public sealed class PlanInputs
             canonical["unsandboxed"] = new JsonArray([.. unsandboxed.Select(u => (JsonNode)JsonValue.Create(u))]); // only when given, as above
         }
 
+        // The members written once each and joined (PlanCanonical): the same bytes as one object holding them all. Everything
+        // that reads the documents and contracts is written here; only hashing the bytes (megabytes for 10,000 routes) runs
+        // beside the planning that follows, which needs the hash only when it writes the plan.
+        List<KeyValuePair<string, byte[]>> members = [.. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
+        var contractBytes = PlanCanonical.Contracts(inOrder);
+        var wholeRoutes = routeBytes is null ? PlanCanonical.Value(routesJson) : null;
+        string Hash() => PlanCanonical.Hash([
+            .. members.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(m.Value))),
+            KeyValuePair.Create<string, Action<HashSink>>("contracts", sink => PlanCanonical.Items(sink, contractBytes)),
+            KeyValuePair.Create<string, Action<HashSink>>("routes", sink =>
+            {
+                if (wholeRoutes is not null)
+                {
+                    sink.Write(wholeRoutes);
+                    return;
+                }
+
+                sink.Write("{\"routes\":"u8); // InputShape: "routes" is its one member
+                PlanCanonical.Items(sink, routeBytes!);
+                sink.Write("}"u8);
+            }),
+        ]);
+        var hash = routes.Count >= 1_000 ? Task.Run(Hash) : Task.FromResult(Hash());
+
         return new PlanInputs
         {
             Routes = routes,
@@ -436,23 +461,7 @@ public sealed class PlanInputs
             PolicySource = policySource,
             TunedProfile = tuned?.Hash,
             TunedSettings = tuned?.Settings,
-            // The members written once each and joined (PlanCanonical): the same bytes as one object holding them all.
-            Hash = PlanCanonical.Hash([
-                .. canonical.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(PlanCanonical.Value(m.Value)))),
-                KeyValuePair.Create<string, Action<HashSink>>("contracts", sink => PlanCanonical.Items(sink, PlanCanonical.Contracts(inOrder))),
-                KeyValuePair.Create<string, Action<HashSink>>("routes", sink =>
-                {
-                    if (routeBytes is null)
-                    {
-                        sink.Write(PlanCanonical.Value(routesJson));
-                        return;
-                    }
-
-                    sink.Write("{\"routes\":"u8); // InputShape: "routes" is its one member
-                    PlanCanonical.Items(sink, routeBytes);
-                    sink.Write("}"u8);
-                }),
-            ]),
+            HashTask = hash,
         };
     }
 

@@ -401,7 +401,7 @@ public static class Planner
         lanesBytes.Write("["u8);
         addBytes.Write("["u8);
 
-        var (symbols, nodeOf) = placement.Sorted ?? SortedPlacement(placement.Nodes);
+        var (symbols, nodeOf, previousOf) = placement.Sorted ?? SortedPlacement(placement.Nodes, basePlacement);
 
         var admitted = placement.Admitted.ToArray();
         Array.Sort(admitted, static (a, b) => a.Candidate.Route.Index.CompareTo(b.Candidate.Route.Index)); // indexes are distinct
@@ -478,8 +478,8 @@ public static class Planner
         var moves = new JsonArray();
         for (var i = 0; i < symbols.Length; i++)
         {
-            var (symbol, node) = (symbols[i], nodeOf[i]);
-            if (basePlacement.TryGetValue(symbol, out var previous) && previous != node)
+            var (symbol, node, previous) = (symbols[i], nodeOf[i], previousOf[i]);
+            if (previous is not null && previous != node)
             {
                 moves.Add(new JsonObject { ["symbol"] = symbol, ["from"] = previous, ["to"] = node, ["reason"] = placement.MoveReasons.GetValueOrDefault(symbol, "admission") });
             }
@@ -539,12 +539,12 @@ public static class Planner
         };
     }
 
-    // Symbols in ordinal order, each with its node.
-    private static (string[] Symbols, string[] Nodes) SortedPlacement(IReadOnlyDictionary<string, string> nodes)
+    // Symbols in ordinal order, each with its node and its node in the base plan (or null).
+    private static (string[] Symbols, string[] Nodes, string?[] Previous) SortedPlacement(IReadOnlyDictionary<string, string> nodes, IReadOnlyDictionary<string, string> basePlacement)
     {
         var symbols = nodes.Keys.ToArray();
         Array.Sort(symbols, StringComparer.Ordinal);
-        return (symbols, [.. symbols.Select(s => nodes[s])]);
+        return (symbols, [.. symbols.Select(s => nodes[s])], [.. symbols.Select(s => basePlacement.GetValueOrDefault(s))]);
     }
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
