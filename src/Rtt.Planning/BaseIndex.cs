@@ -3,22 +3,81 @@ using System.Text.Json.Nodes;
 namespace Rtt.Planning;
 
 /// <summary>
-/// What the planner reads of a base plan (the applied plan a new one is computed against): its placement and the routes
-/// of its lanes. Read from the plan's members, or, for a plan this process sealed, taken from the values the planner
-/// wrote it from, kept by plan_id (the last few plans). Keeping them by plan_id is what the planner already assumes: the
+/// What the planner reads of a base plan (the applied plan a new one is computed against): its placement, as symbols in
+/// ordinal order with their nodes (walked beside the new plan's symbols, which are in the same order), and the routes of
+/// its lanes. Read from the plan's members, or, for a plan this process sealed, taken from the values the planner wrote
+/// it from, kept by plan_id (the last few plans). Keeping them by plan_id is what the planner already assumes: the
 /// inputs' hash names the base by its plan_id alone, so two bases with one plan_id must plan alike.
 /// </summary>
-internal sealed class BaseIndex(IReadOnlyDictionary<string, string> placement, IReadOnlySet<string> routes)
+internal sealed class BaseIndex
 {
     private const int Kept = 4;
     private static readonly List<(string PlanId, BaseIndex Index)> Recent = [];
-    private static readonly BaseIndex None = new(new Dictionary<string, string>(), new HashSet<string>());
+    private static readonly BaseIndex None = new([], [], new HashSet<string>());
+    private Dictionary<string, string>? _placement;
 
-    /// <summary>Symbol → node.</summary>
-    public IReadOnlyDictionary<string, string> Placement { get; } = placement;
+    /// <param name="symbols">Distinct, in ordinal order.</param>
+    /// <param name="nodes">The node of the symbol at the same index.</param>
+    public BaseIndex(string[] symbols, string[] nodes, IReadOnlySet<string> routes) => (Symbols, Nodes, Routes) = (symbols, nodes, routes);
+
+    /// <summary>The placed symbols in ordinal order.</summary>
+    public string[] Symbols { get; }
+
+    /// <summary>The node of each of <see cref="Symbols"/>.</summary>
+    public string[] Nodes { get; }
+
+    /// <summary>Symbol → node (made when first read).</summary>
+    public IReadOnlyDictionary<string, string> Placement
+    {
+        get
+        {
+            if (_placement is null)
+            {
+                var placement = new Dictionary<string, string>(Symbols.Length, StringComparer.Ordinal);
+                for (var i = 0; i < Symbols.Length; i++)
+                {
+                    placement[Symbols[i]] = Nodes[i];
+                }
+
+                _placement = placement;
+            }
+
+            return _placement;
+        }
+    }
 
     /// <summary><c>from -> to</c> of each lane.</summary>
-    public IReadOnlySet<string> Routes { get; } = routes;
+    public IReadOnlySet<string> Routes { get; }
+
+    /// <summary>
+    /// The base node of each of <paramref name="symbols"/> (in ordinal order) that <paramref name="wanted"/> marks, or null:
+    /// the two ordered lists walked together, no lookups.
+    /// </summary>
+    public string?[] NodesOf(string[] symbols, bool[] wanted)
+    {
+        var result = new string?[symbols.Length];
+        var j = 0;
+        for (var s = 0; s < symbols.Length && j < Symbols.Length; s++)
+        {
+            if (!wanted[s])
+            {
+                continue;
+            }
+
+            var order = -1;
+            while (j < Symbols.Length && (order = string.CompareOrdinal(Symbols[j], symbols[s])) < 0)
+            {
+                j++;
+            }
+
+            if (order == 0)
+            {
+                result[s] = Nodes[j];
+            }
+        }
+
+        return result;
+    }
 
     /// <summary>The index of <paramref name="basePlan"/> (empty for none): kept, or read from its members.</summary>
     public static BaseIndex Of(JsonObject? basePlan)
@@ -42,11 +101,22 @@ internal sealed class BaseIndex(IReadOnlyDictionary<string, string> placement, I
             }
         }
 
-        return new BaseIndex(Planner.BasePlacement(basePlan), Planner.BaseRoutes(basePlan));
+        var placement = basePlan["placement"] as JsonObject ?? [];
+        var symbols = new string[placement.Count];
+        var nodes = new string[placement.Count];
+        var at = 0;
+        foreach (var (symbol, node) in placement)
+        {
+            (symbols[at], nodes[at]) = (symbol, (string)node!);
+            at++;
+        }
+
+        Array.Sort(symbols, nodes, StringComparer.Ordinal); // a JSON object's names are distinct
+        return new BaseIndex(symbols, nodes, Planner.BaseRoutes(basePlan));
     }
 
-    /// <summary>Keeps what a plan sealed here was written from (the collections are not changed afterwards).</summary>
-    public static void Remember(string planId, IReadOnlyDictionary<string, string> placement, IReadOnlySet<string> routes)
+    /// <summary>Keeps what a plan sealed here was written from (the arrays and set are not changed afterwards).</summary>
+    public static void Remember(string planId, BaseIndex index)
     {
         lock (Recent)
         {
@@ -56,7 +126,7 @@ internal sealed class BaseIndex(IReadOnlyDictionary<string, string> placement, I
                 Recent.RemoveAt(0);
             }
 
-            Recent.Add((planId, new BaseIndex(placement, routes)));
+            Recent.Add((planId, index));
         }
     }
 

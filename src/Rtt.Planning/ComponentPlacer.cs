@@ -23,7 +23,7 @@ internal sealed class Symbols
         }
 
         var pins = inputs.Pins;
-        var basePlacement = inputs.BasePlacement;
+        var previous = inputs.BaseIndex.NodesOf(Names, used); // both in ordinal order
         for (var s = 0; s < Count; s++)
         {
             if (!used[s])
@@ -33,7 +33,7 @@ internal sealed class Symbols
             }
 
             Pin[s] = pins.Count > 0 && pins.TryGetValue(Names[s], out var pin) ? nodeIndex[pin] : -1;
-            var prev = basePlacement.Count > 0 ? basePlacement.GetValueOrDefault(Names[s]) : null;
+            var prev = previous[s];
             PreviousName[s] = prev;
             Previous[s] = prev is not null && nodeIndex.TryGetValue(prev, out var p) ? p : -1;
         }

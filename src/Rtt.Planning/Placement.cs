@@ -305,7 +305,6 @@ internal static class Placement
             }
         }
 
-        var nodes = new Dictionary<string, string>(count, StringComparer.Ordinal);
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
         var sortedSymbols = new List<string>(count);
         var sortedNodes = new List<string>(count);
@@ -319,7 +318,6 @@ internal static class Placement
 
             var node = nodeList[placed[s]].Id;
             var symbol = symbols.Names[s];
-            nodes[symbol] = node;
             sortedSymbols.Add(symbol);
             sortedNodes.Add(node);
             sortedPrevious.Add(symbols.PreviousName[s]);
@@ -331,7 +329,8 @@ internal static class Placement
             }
         }
 
-        return new PlacementResult(nodes, admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedSymbols], [.. sortedNodes], [.. sortedPrevious]) };
+        string[] placedSymbols = [.. sortedSymbols], placedNodes = [.. sortedNodes];
+        return new PlacementResult(new SortedPlacement(placedSymbols, placedNodes), admitted, rejected, reasons, "greedy") { Sorted = (placedSymbols, placedNodes, [.. sortedPrevious]) };
 
         Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
     }
@@ -346,4 +345,28 @@ internal static class Placement
             ["free_cpu_millis"] = pin is null ? freeCpu.Values.Max() : freeCpu[pin],
             ["free_memory_mb"] = pin is null ? freeMem.Values.Max() : freeMem[pin],
         });
+}
+
+/// <summary>Symbol → node over two arrays in ordinal symbol order; the dictionary behind it is made when first read.</summary>
+internal sealed class SortedPlacement(string[] symbols, string[] nodes) : IReadOnlyDictionary<string, string>
+{
+    private Dictionary<string, string>? _map;
+
+    private Dictionary<string, string> Map => _map ??= symbols.Select((s, i) => KeyValuePair.Create(s, nodes[i])).ToDictionary(StringComparer.Ordinal);
+
+    public int Count => symbols.Length;
+
+    public IEnumerable<string> Keys => symbols;
+
+    public IEnumerable<string> Values => nodes;
+
+    public string this[string key] => Map[key];
+
+    public bool ContainsKey(string key) => Map.ContainsKey(key);
+
+    public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value) => Map.TryGetValue(key, out value);
+
+    public IEnumerator<KeyValuePair<string, string>> GetEnumerator() => symbols.Select((s, i) => KeyValuePair.Create(s, nodes[i])).GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }

@@ -123,10 +123,13 @@ public sealed class PlanInputs
     public JsonObject? Base { get; init; }
 
     /// <summary>The base plan's placement (symbol → node), read once.</summary>
-    internal IReadOnlyDictionary<string, string> BasePlacement => (_baseIndex ??= BaseIndex.Of(Base)).Placement;
+    internal IReadOnlyDictionary<string, string> BasePlacement => BaseIndex.Placement;
+
+    /// <summary>The base plan's placement and lane routes, read once.</summary>
+    internal BaseIndex BaseIndex => _baseIndex ??= BaseIndex.Of(Base);
 
     /// <summary>The base plan's routes (<c>from -> to</c> of its lanes), read once.</summary>
-    internal IReadOnlySet<string> BaseRoutes => (_baseIndex ??= BaseIndex.Of(Base)).Routes;
+    internal IReadOnlySet<string> BaseRoutes => BaseIndex.Routes;
 
     private BaseIndex? _baseIndex;
 

@@ -181,7 +181,7 @@ public static class Planner
         payload[at++] = (byte)'}';
         if (outcome.Index is { } index)
         {
-            BaseIndex.Remember(id, index.Placement, index.Routes); // planning again against this plan reads no member of it
+            BaseIndex.Remember(id, index); // planning again against this plan reads no member of it
         }
 
         return Signed(plan, id, key.Sign(payload.AsSpan(0, at)), key);
@@ -535,7 +535,7 @@ public static class Planner
         return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver)
         {
             CanonicalMembers = canonical,
-            Index = canonical is null ? null : new BaseIndex(placement.Nodes, admittedKeys),
+            Index = canonical is null ? null : new BaseIndex(symbols, nodeOf, admittedKeys),
         };
     }
 
@@ -558,17 +558,6 @@ public static class Planner
         }
 
         return (int)size;
-    }
-
-    internal static Dictionary<string, string> BasePlacement(JsonObject? basePlan)
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (symbol, node) in basePlan?["placement"] as JsonObject ?? [])
-        {
-            result[symbol] = (string)node!;
-        }
-
-        return result;
     }
 
     internal static HashSet<string> BaseRoutes(JsonObject? basePlan) =>
