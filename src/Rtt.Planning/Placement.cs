@@ -11,10 +11,10 @@ internal sealed record PlacementResult(
     string Solver)
 {
     /// <summary>
-    /// <see cref="Nodes"/> as arrays in ordinal symbol order, with each symbol's node in the base plan (or null), when the
+    /// <see cref="Nodes"/> as arrays in ordinal symbol order (with the symbols' numbers), with each symbol's node in the base plan (or null), when the
     /// pass that placed them had them so (null: sort the keys and read the base plan).
     /// </summary>
-    public (string[] Symbols, string[] Nodes, string?[] Previous)? Sorted { get; init; }
+    public (int[] Ids, string[] Symbols, string[] Nodes, string?[] Previous)? Sorted { get; init; }
 }
 
 /// <summary>
@@ -306,6 +306,7 @@ internal static class Placement
         }
 
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
+        var sortedIds = new List<int>(count);
         var sortedSymbols = new List<string>(count);
         var sortedNodes = new List<string>(count);
         var sortedPrevious = new List<string?>(count);
@@ -318,6 +319,7 @@ internal static class Placement
 
             var node = nodeList[placed[s]].Id;
             var symbol = symbols.Names[s];
+            sortedIds.Add(s);
             sortedSymbols.Add(symbol);
             sortedNodes.Add(node);
             sortedPrevious.Add(symbols.PreviousName[s]);
@@ -330,7 +332,7 @@ internal static class Placement
         }
 
         string[] placedSymbols = [.. sortedSymbols], placedNodes = [.. sortedNodes];
-        return new PlacementResult(new SortedPlacement(placedSymbols, placedNodes), admitted, rejected, reasons, "greedy") { Sorted = (placedSymbols, placedNodes, [.. sortedPrevious]) };
+        return new PlacementResult(new SortedPlacement(placedSymbols, placedNodes), admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedIds], placedSymbols, placedNodes, [.. sortedPrevious]) };
 
         Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
     }

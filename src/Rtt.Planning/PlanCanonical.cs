@@ -280,6 +280,39 @@ internal static class PlanCanonical
     }
 
     /// <summary>
+    /// The same for symbols given by their ranks in <paramref name="catalogue"/> (ascending: ordinal order), whose names it
+    /// holds written: copied, not written again.
+    /// </summary>
+    public static byte[]? TryPlacement(SymbolCatalogue catalogue, int[] ranks, string[] nodes)
+    {
+        var output = new ArrayBufferWriter<byte>(Math.Max(256, ranks.Length * 48));
+        output.Write("{"u8);
+        for (var i = 0; i < ranks.Length; i++)
+        {
+            if (i > 0)
+            {
+                output.Write(","u8);
+            }
+
+            var name = catalogue.NameJson(ranks[i]);
+            if (name.IsEmpty)
+            {
+                return null;
+            }
+
+            output.Write(name);
+            output.Write(":"u8);
+            if (!CanonicalJson.TryWriteString(output, nodes[i]))
+            {
+                return null;
+            }
+        }
+
+        output.Write("}"u8);
+        return output.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
     /// One lane of the plan: <c>{"endpoint"?,"kind","ring_size","route":{"from","to"},"unsandboxed"?}</c> (the members
     /// Assemble gives a lane), appended to <paramref name="output"/>; false when a text needs the reference writer.
     /// </summary>

@@ -78,6 +78,9 @@ public sealed class PlanInputs
     /// <summary>The symbols that routes and pins name and that have contracts, in ordinal order: a symbol's number is its index.</summary>
     internal string[] SymbolNames { get; private init; } = [];
 
+    /// <summary>The catalogue the contracts came from, and each numbered symbol's rank in it (null: given as a list).</summary>
+    internal (SymbolCatalogue Catalogue, int[] Ranks)? FromCatalogue { get; private init; }
+
     /// <summary>Each numbered symbol's contracts, versions ascending.</summary>
     internal IReadOnlyList<SymbolContract>[] VersionsOf { get; private init; } = [];
 
@@ -286,6 +289,7 @@ public sealed class PlanInputs
         // demand from arrays, and walking the numbers walks the symbols in the order the plan writes them.
         string[] addresses;
         IReadOnlyList<SymbolContract>[] versionsOf;
+        (SymbolCatalogue, int[])? fromCatalogue = null;
         if (contracts is SymbolCatalogue catalogue)
         {
             // Each end looked up by name (on every core: the lookups are independent reads of the frozen index, and most of
@@ -335,12 +339,16 @@ public sealed class PlanInputs
             var idOfSlot = new int[order.Length];
             addresses = new string[order.Length];
             versionsOf = new IReadOnlyList<SymbolContract>[order.Length];
+            var rankOf = new int[order.Length];
             for (var id = 0; id < order.Length; id++)
             {
                 idOfSlot[order[id]] = id;
-                addresses[id] = catalogue.AddressAt(ranks[order[id]]);
-                versionsOf[id] = catalogue.VersionsAt(ranks[order[id]]);
+                rankOf[id] = ranks[order[id]];
+                addresses[id] = catalogue.AddressAt(rankOf[id]);
+                versionsOf[id] = catalogue.VersionsAt(rankOf[id]);
             }
+
+            fromCatalogue = (catalogue, rankOf);
 
             for (var i = 0; i < routes.Count; i++)
             {
@@ -424,7 +432,7 @@ public sealed class PlanInputs
         // that reads the documents and contracts is written here; only hashing the bytes (megabytes for 10,000 routes) runs
         // beside the planning that follows, which needs the hash only when it writes the plan.
         List<KeyValuePair<string, byte[]>> members = [.. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
-        var contractBytes = PlanCanonical.Contracts(inOrder);
+        var contractBytes = fromCatalogue is var (source, rankOfId) ? [.. rankOfId.SelectMany(source.ContractBytes)] : PlanCanonical.Contracts(inOrder);
         var wholeRoutes = routeBytes is null ? PlanCanonical.Value(routesJson) : null;
         string Hash() => PlanCanonical.Hash([
             .. members.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(m.Value))),
@@ -448,6 +456,7 @@ public sealed class PlanInputs
         {
             Routes = routes,
             SymbolNames = addresses,
+            FromCatalogue = fromCatalogue,
             VersionsOf = versionsOf,
             Nodes = nodes,
             LaneP99Us = lanes,

@@ -401,7 +401,7 @@ public static class Planner
         lanesBytes.Write("["u8);
         addBytes.Write("["u8);
 
-        var (symbols, nodeOf, previousOf) = placement.Sorted ?? SortedPlacement(placement.Nodes, basePlacement);
+        var (ids, symbols, nodeOf, previousOf) = placement.Sorted ?? SortedPlacement(placement.Nodes, basePlacement);
 
         var admitted = placement.Admitted.ToArray();
         Array.Sort(admitted, static (a, b) => a.Candidate.Route.Index.CompareTo(b.Candidate.Route.Index)); // indexes are distinct
@@ -449,7 +449,9 @@ public static class Planner
 
         lanesBytes.Write("]"u8);
         addBytes.Write("]"u8);
-        var placementBytes = direct ? PlanCanonical.TryPlacement(symbols, nodeOf) : null;
+        var placementBytes = !direct ? null
+            : ids is not null && inputs.FromCatalogue is var (catalogue, ranks) ? PlanCanonical.TryPlacement(catalogue, [.. ids.Select(id => ranks[id])], nodeOf) // names written once, in the catalogue
+            : PlanCanonical.TryPlacement(symbols, nodeOf);
         direct &= placementBytes is not null;
 
         JsonNode lanes, routesAdd, placementJson;
@@ -540,11 +542,11 @@ public static class Planner
     }
 
     // Symbols in ordinal order, each with its node and its node in the base plan (or null).
-    private static (string[] Symbols, string[] Nodes, string?[] Previous) SortedPlacement(IReadOnlyDictionary<string, string> nodes, IReadOnlyDictionary<string, string> basePlacement)
+    private static (int[]? Ids, string[] Symbols, string[] Nodes, string?[] Previous) SortedPlacement(IReadOnlyDictionary<string, string> nodes, IReadOnlyDictionary<string, string> basePlacement)
     {
         var symbols = nodes.Keys.ToArray();
         Array.Sort(symbols, StringComparer.Ordinal);
-        return (symbols, [.. symbols.Select(s => nodes[s])], [.. symbols.Select(s => basePlacement.GetValueOrDefault(s))]);
+        return (null, symbols, [.. symbols.Select(s => nodes[s])], [.. symbols.Select(s => basePlacement.GetValueOrDefault(s))]);
     }
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Collections;
 using System.Collections.Frozen;
+using Rtt.Core.Json;
 
 namespace Rtt.Planning;
 
@@ -16,6 +18,9 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
     private readonly FrozenDictionary<string, int> _rank; // frozen: built once, read per route
     private readonly string[] _addresses; // by rank
     private readonly SymbolContract[][] _versions; // by rank
+    private readonly byte[] _names; // each address as a canonical JSON string, in rank order (a plan's placement is written in that order)
+    private readonly int[] _nameAt; // rank → where its name starts in _names (rank + 1: where it ends); -1: one the planner's writer cannot write
+    private readonly byte[][]?[] _contractBytes; // by rank, each version's canonical bytes: written when first asked for, kept
 
     public SymbolCatalogue(IEnumerable<SymbolContract> contracts)
     {
@@ -30,6 +35,17 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
         Array.Sort(_addresses, StringComparer.Ordinal);
         _versions = [.. _addresses.Select(a => groups[a].OrderBy(c => c.Version).ToArray())]; // stable, as PlanInputs orders them
         _rank = _addresses.Select((a, rank) => KeyValuePair.Create(a, rank)).ToFrozenDictionary(StringComparer.Ordinal);
+        var names = new ArrayBufferWriter<byte>(_addresses.Sum(a => a.Length + 2));
+        _nameAt = new int[_addresses.Length + 1];
+        for (var rank = 0; rank < _addresses.Length; rank++)
+        {
+            var start = names.WrittenCount;
+            _nameAt[rank] = CanonicalJson.TryWriteString(names, _addresses[rank]) ? start : -1;
+            _nameAt[rank + 1] = names.WrittenCount;
+        }
+
+        _names = names.WrittenSpan.ToArray();
+        _contractBytes = new byte[][]?[_addresses.Length];
     }
 
     /// <summary>How many contracts (all versions).</summary>
@@ -56,6 +72,16 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 
     /// <summary>The versions of the address at <paramref name="rank"/>, ascending.</summary>
     public IReadOnlyList<SymbolContract> VersionsAt(int rank) => _versions[rank];
+
+    /// <summary>The address at <paramref name="rank"/> as canonical JSON (with its quotes), or empty when it needs the reference writer.</summary>
+    internal ReadOnlySpan<byte> NameJson(int rank) => _nameAt[rank] < 0 ? default : _names.AsSpan(_nameAt[rank], _nameAt[rank + 1] - _nameAt[rank]);
+
+    /// <summary>
+    /// The canonical bytes of each version at <paramref name="rank"/> (<see cref="SymbolContract.ToJson"/>), in
+    /// <see cref="VersionsAt"/>'s order: written the first time they are asked for and kept (contracts do not change;
+    /// two threads asking at once write the same bytes).
+    /// </summary>
+    internal byte[][] ContractBytes(int rank) => _contractBytes[rank] ??= [.. _versions[rank].Select(c => CanonicalJson.Serialize(c.ToJson()))];
 
     public IEnumerator<SymbolContract> GetEnumerator() => ((IEnumerable<SymbolContract>)_all).GetEnumerator();
 
