@@ -78,13 +78,19 @@ internal sealed class ComponentPlacer
     private readonly double[] _freeMem;
     private readonly int[] _placed;
     private readonly int[] _root;
-    private readonly List<int>?[] _members;
+    private readonly int[] _members; // every component's members together, each component's in the order the routes name them
+    private readonly int[] _start; // by root: where its members start in _members (root + 1: where they end)
     private readonly bool[] _tried;
 
     public ComponentPlacer(IReadOnlyList<NumaNodeSpec> nodes, int[] byId, (int From, int To)[] ends, Symbols symbols, double[] freeCpu, double[] freeMem, int[] placed)
     {
         (_nodes, _byId, _symbols, _freeCpu, _freeMem, _placed) = (nodes, byId, symbols, freeCpu, freeMem, placed);
-        var parent = Enumerable.Range(0, symbols.Count).ToArray();
+        var parent = new int[symbols.Count];
+        for (var s = 0; s < parent.Length; s++)
+        {
+            parent[s] = s;
+        }
+
         int Find(int s)
         {
             while (parent[s] != s)
@@ -106,10 +112,12 @@ internal sealed class ComponentPlacer
             }
         }
 
+        // Members in the order the routes name them (provider, then caller), counted by root, then laid out root by root.
         _root = new int[symbols.Count];
-        _members = new List<int>?[symbols.Count];
         _tried = new bool[symbols.Count];
         var seen = new bool[symbols.Count];
+        var order = new List<int>(ends.Length * 2);
+        var count = new int[symbols.Count + 1];
         foreach (var (from, to) in ends)
         {
             Member(to);
@@ -119,17 +127,31 @@ internal sealed class ComponentPlacer
         void Member(int s)
         {
             var root = _root[s] = Find(s);
-            var list = _members[root] ??= [];
             if (!seen[s])
             {
                 seen[s] = true;
-                list.Add(s);
+                order.Add(s);
+                count[root + 1]++;
             }
 
             if (symbols.Pin[s] >= 0 || symbols.PreviousName[s] is not null)
             {
                 _tried[root] = true; // not new: route by route
             }
+        }
+
+        _start = count;
+        for (var r = 1; r < _start.Length; r++)
+        {
+            _start[r] += _start[r - 1];
+        }
+
+        _members = new int[order.Count];
+        var filled = new int[symbols.Count];
+        foreach (var s in order)
+        {
+            var root = _root[s];
+            _members[_start[root] + filled[root]++] = s;
         }
     }
 
@@ -146,7 +168,7 @@ internal sealed class ComponentPlacer
         }
 
         _tried[root] = true;
-        var members = _members[root]!;
+        var members = _members.AsSpan(_start[root], _start[root + 1] - _start[root]);
         double cpu = 0, memory = 0;
         foreach (var s in members)
         {

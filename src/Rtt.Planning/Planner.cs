@@ -449,6 +449,8 @@ public static class Planner
 
         lanesBytes.Write("]"u8);
         addBytes.Write("]"u8);
+        // The lanes (the largest member) are parsed beside the placement's writing and parsing when they are many.
+        var lanesParsed = direct && admitted.Length >= 1_000 ? Task.Run(() => JsonNode.Parse(lanesBytes.WrittenSpan)!) : null;
         var placementBytes = !direct ? null
             : ids is not null && inputs.FromCatalogue is var (catalogue, ranks) ? PlanCanonical.TryPlacement(catalogue, [.. ids.Select(id => ranks[id])], nodeOf) // names written once, in the catalogue
             : PlanCanonical.TryPlacement(symbols, nodeOf);
@@ -457,9 +459,9 @@ public static class Planner
         JsonNode lanes, routesAdd, placementJson;
         if (direct)
         {
-            lanes = JsonNode.Parse(lanesBytes.WrittenSpan)!;
             routesAdd = JsonNode.Parse(addBytes.WrittenSpan)!;
             placementJson = JsonNode.Parse(placementBytes)!;
+            lanes = lanesParsed?.GetAwaiter().GetResult() ?? JsonNode.Parse(lanesBytes.WrittenSpan)!;
         }
         else
         {
