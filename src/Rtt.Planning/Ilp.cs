@@ -111,8 +111,8 @@ internal static class Ilp
         }
 
         var greedyLanes = greedy.Admitted.ToDictionary(g => g.Candidate.Route.Index, g => g.Lane);
-        var previous = inputs.BasePlacement;
-        var symbols = new SortedSet<string>(StringComparer.Ordinal);
+        var names = inputs.SymbolNames;
+        var inModel = new bool[names.Length]; // the model's symbols by number: in ordinal order
         foreach (var c in candidates)
         {
             Num(c.Route.Index);
@@ -122,19 +122,42 @@ internal static class Ilp
                 Add(end.Address);
                 Num(end.CpuMillis);
                 Num(end.MemoryMb);
-                symbols.Add(end.Address);
             }
 
+            inModel[c.Route.FromId] = inModel[c.Route.ToId] = true;
             Add(string.Join(',', c.Lanes));
             Add(greedyLanes.GetValueOrDefault(c.Route.Index));
         }
 
-        foreach (var s in symbols)
+        // Their base and greedy placements, read by walking the ordered lists (symbol numbers, base symbols), not by lookups.
+        var previous = inputs.BaseIndex.NodesOf(names, inModel);
+        var greedyNode = new string?[names.Length];
+        if (greedy.Sorted is (int[] ids, _, var nodes, _))
         {
-            Add(s);
-            Add(inputs.Pins.GetValueOrDefault(s));
-            Add(previous.GetValueOrDefault(s));
-            Add(greedy.Nodes.GetValueOrDefault(s));
+            for (var i = 0; i < ids.Length; i++)
+            {
+                greedyNode[ids[i]] = nodes[i];
+            }
+        }
+        else
+        {
+            for (var s = 0; s < names.Length; s++)
+            {
+                greedyNode[s] = inModel[s] ? greedy.Nodes.GetValueOrDefault(names[s]) : null;
+            }
+        }
+
+        for (var s = 0; s < names.Length; s++)
+        {
+            if (!inModel[s])
+            {
+                continue;
+            }
+
+            Add(names[s]);
+            Add(inputs.Pins.Count > 0 ? inputs.Pins.GetValueOrDefault(names[s]) : null);
+            Add(previous[s]);
+            Add(greedyNode[s]);
         }
 
         return Rtt.Core.Hashing.ContentHash.Of(System.Text.Encoding.UTF8.GetBytes(text.ToString()));

@@ -14,7 +14,7 @@ internal sealed record PlacementResult(
     /// <see cref="Nodes"/> as arrays in ordinal symbol order (with the symbols' numbers), with each symbol's node in the base plan (or null), when the
     /// pass that placed them had them so (null: sort the keys and read the base plan).
     /// </summary>
-    public (int[] Ids, string[] Symbols, string[] Nodes, string?[] Previous)? Sorted { get; init; }
+    public (int[]? Ids, string[] Symbols, string[] Nodes, string?[] Previous)? Sorted { get; init; }
 }
 
 /// <summary>
@@ -34,19 +34,48 @@ internal static class Placement
 
         // The ILP decides the routes connected (through shared symbols) to a route the greedy pass could not
         // admit; every other component keeps the greedy answer and its capacity use, which the model subtracts.
-        // Capacity couples every route, so a capacity failure puts the whole problem in scope.
-        var component = Components(candidates);
-        var failed = greedy.Rejected.Select(r => r.Route.Index).ToHashSet();
-        var affected = greedy.Rejected.Any(r => r.Constraint == Constraint.Capacity)
-            ? component.Values.ToHashSet(StringComparer.Ordinal)
-            : candidates.Where(c => failed.Contains(c.Route.Index)).Select(c => component[c.From.Address]).ToHashSet(StringComparer.Ordinal);
-        var inScope = candidates.Where(c => affected.Contains(component[c.From.Address])).ToList();
-        var outside = greedy.Admitted.Where(a => !affected.Contains(component[a.Candidate.From.Address])).ToList();
-        var demand = Demands(candidates);
-        var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
-        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])).OrderBy(p => p.Key, StringComparer.Ordinal))
+        // Capacity couples every route, so a capacity failure puts the whole problem in scope. Components, demand and
+        // capacity are read by symbol number (ordinal order: the sums run in symbol order).
+        var count = inputs.SymbolNames.Length;
+        var root = ComponentRoots(candidates, count);
+        var affected = new bool[count]; // by component root
+        if (greedy.Rejected.Any(r => r.Constraint == Constraint.Capacity))
         {
-            used[node] = (used[node].Cpu + demand[symbol].Cpu, used[node].Memory + demand[symbol].Memory); // summed in symbol order
+            foreach (var c in candidates)
+            {
+                affected[root[c.Route.FromId]] = true;
+            }
+        }
+        else
+        {
+            var failed = greedy.Rejected.Select(r => r.Route.Index).ToHashSet();
+            foreach (var c in candidates.Where(c => failed.Contains(c.Route.Index)))
+            {
+                affected[root[c.Route.FromId]] = true;
+            }
+        }
+
+        bool Outside(int id) => !affected[root[id]];
+        var inScope = candidates.Where(c => !Outside(c.Route.FromId)).ToList();
+        var outside = greedy.Admitted.Where(a => Outside(a.Candidate.Route.FromId)).ToList();
+        var cpu = new double[count];
+        var memory = new double[count];
+        foreach (var c in candidates)
+        {
+            // Demand of each symbol: the largest over the versions its routes use (Demands).
+            (cpu[c.Route.FromId], memory[c.Route.FromId]) = (Math.Max(cpu[c.Route.FromId], c.From.CpuMillis), Math.Max(memory[c.Route.FromId], c.From.MemoryMb));
+            (cpu[c.Route.ToId], memory[c.Route.ToId]) = (Math.Max(cpu[c.Route.ToId], c.To.CpuMillis), Math.Max(memory[c.Route.ToId], c.To.MemoryMb));
+        }
+
+        var (ids, symbols, placedOn, _) = greedy.Sorted!.Value; // the greedy pass's placement, in symbol order
+        var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
+        for (var i = 0; i < symbols.Length; i++)
+        {
+            if (Outside(ids![i]))
+            {
+                var node = placedOn[i];
+                used[node] = (used[node].Cpu + cpu[ids[i]], used[node].Memory + memory[ids[i]]); // summed in symbol order
+            }
         }
 
         var ilp = Ilp.Solve(inputs, inScope, greedy, used);
@@ -55,26 +84,49 @@ internal static class Placement
             return greedy;
         }
 
-        var nodes = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (symbol, node) in greedy.Nodes.Where(p => !affected.Contains(component[p.Key])))
+        // The greedy placement outside the model and the model's own (its components': none in both), merged in symbol order.
+        var fromModel = ilp.Nodes.Keys.ToArray();
+        Array.Sort(fromModel, StringComparer.Ordinal);
+        var finalSymbols = new string[fromModel.Length + symbols.Length];
+        var finalNodes = new string[finalSymbols.Length];
+        var (at, m) = (0, 0);
+        for (var i = 0; i <= symbols.Length; i++)
         {
-            nodes[symbol] = node;
+            var outsideSymbol = i < symbols.Length && Outside(ids![i]) ? symbols[i] : null;
+            if (i < symbols.Length && outsideSymbol is null)
+            {
+                continue;
+            }
+
+            while (m < fromModel.Length && (outsideSymbol is null || string.CompareOrdinal(fromModel[m], outsideSymbol) < 0))
+            {
+                (finalSymbols[at], finalNodes[at]) = (fromModel[m], ilp.Nodes[fromModel[m]]);
+                (at, m) = (at + 1, m + 1);
+            }
+
+            if (outsideSymbol is not null)
+            {
+                (finalSymbols[at], finalNodes[at]) = (outsideSymbol, placedOn[i]);
+                at++;
+            }
         }
 
-        foreach (var (symbol, node) in ilp.Nodes)
+        Array.Resize(ref finalSymbols, at);
+        Array.Resize(ref finalNodes, at);
+        var reasons = greedy.MoveReasons.Where(r => Outside(Array.BinarySearch(inputs.SymbolNames, r.Key, StringComparer.Ordinal))).Concat(ilp.MoveReasons).ToDictionary(StringComparer.Ordinal);
+        var previous = inputs.BaseIndex.NodesOf(finalSymbols, [.. finalSymbols.Select(_ => true)]);
+        return new PlacementResult(new SortedPlacement(finalSymbols, finalNodes), [.. outside, .. ilp.Admitted], ilp.Rejected, reasons, ilp.Solver)
         {
-            nodes[symbol] = node;
-        }
-
-        var reasons = greedy.MoveReasons.Where(r => !affected.Contains(component[r.Key])).Concat(ilp.MoveReasons).ToDictionary(StringComparer.Ordinal);
-        return new PlacementResult(nodes, [.. outside, .. ilp.Admitted], ilp.Rejected, reasons, ilp.Solver);
+            Sorted = (null, finalSymbols, finalNodes, previous),
+        };
     }
 
-    /// <summary>Connected components of the route graph: symbol -> the smallest symbol of its component.</summary>
-    internal static Dictionary<string, string> Components(List<Candidate> candidates)
+    /// <summary>Connected components of the route graph by symbol number: each symbol's component is named by its smallest number (-1: in no candidate).</summary>
+    internal static int[] ComponentRoots(List<Candidate> candidates, int count)
     {
-        var parent = new Dictionary<string, string>(StringComparer.Ordinal);
-        string Find(string s)
+        var parent = new int[count];
+        Array.Fill(parent, -1);
+        int Find(int s)
         {
             while (parent[s] != s)
             {
@@ -87,25 +139,23 @@ internal static class Placement
 
         foreach (var c in candidates)
         {
-            parent.TryAdd(c.From.Address, c.From.Address);
-            parent.TryAdd(c.To.Address, c.To.Address);
-            var a = Find(c.From.Address);
-            var b = Find(c.To.Address);
+            var (from, to) = (c.Route.FromId, c.Route.ToId);
+            parent[from] = parent[from] < 0 ? from : parent[from];
+            parent[to] = parent[to] < 0 ? to : parent[to];
+            var a = Find(from);
+            var b = Find(to);
             if (a != b)
             {
-                // The ordinally smaller root wins, so components are named the same way on every run.
-                if (string.CompareOrdinal(a, b) < 0)
-                {
-                    parent[b] = a;
-                }
-                else
-                {
-                    parent[a] = b;
-                }
+                parent[Math.Max(a, b)] = Math.Min(a, b);
             }
         }
 
-        return parent.Keys.ToDictionary(k => k, Find, StringComparer.Ordinal);
+        for (var s = 0; s < count; s++)
+        {
+            parent[s] = parent[s] < 0 ? -1 : Find(s);
+        }
+
+        return parent;
     }
 
     /// <summary>Demand of each symbol: the largest over the versions its routes use.</summary>
