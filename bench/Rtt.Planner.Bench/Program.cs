@@ -165,20 +165,20 @@ if (largest.Routes is { } baseRoutes)
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"one-route change to a {largest.Count}-route base: p50 {times[runs / 2]:0.0} ms (min {times[0]:0.0}, max {times[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms); baseline: the same change as a first plan p50 {cold[runs / 2]:0.0} ms, same plan_id; {changeAllocated / (1 << 20)} MiB allocated; {changedPlan!["routes_add"]!.AsArray().Count} added, {changedPlan["routes_remove"]!.AsArray().Count} removed, {changedPlan["moves"]!.AsArray().Count} moved; {id}"));
 
-    // What one sealed plan of this size keeps alive (its node tree), measured as the heap it adds after full collections.
+    // What one sealed plan of this size keeps alive (its nodes, and the parsed text behind them), measured as the heap that
+    // full collections give back when it is let go (not the heap before and after making it: pools and caches the planning
+    // fills or empties on the way would count).
     changedPlan = null;
     basePlan = null;
-    Planner.ForgetCanonicalBytes();
-    GC.Collect();
-    GC.WaitForPendingFinalizers();
-    GC.Collect();
-    var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
-    var kept = Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, catalogue, null)), key);
+    var canonicalSize = CanonicalJson.Serialize(Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, catalogue, null)), key)).Length;
+    var kept = Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, catalogue, null)), key); // as sealed, none of it read yet
     Planner.ForgetCanonicalBytes(); // the plan alone, not the bytes kept for planning again
-    var heapAfter = GC.GetTotalMemory(forceFullCollection: true);
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"memory: a sealed {largest.Count}-route plan holds {(heapAfter - heapBefore) / (double)(1 << 20):0.0} MiB of heap ({CanonicalJson.Serialize(kept).Length / (double)(1 << 20):0.0} MiB canonical); peak working set of this process {Process.GetCurrentProcess().PeakWorkingSet64 / (double)(1 << 20):0} MiB"));
+    var heapWith = GC.GetTotalMemory(forceFullCollection: true);
     GC.KeepAlive(kept);
+    kept = null;
+    var heapWithout = GC.GetTotalMemory(forceFullCollection: true);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"memory: a sealed {largest.Count}-route plan holds {(heapWith - heapWithout) / (double)(1 << 20):0.0} MiB of heap ({canonicalSize / (double)(1 << 20):0.0} MiB canonical); peak working set of this process {Process.GetCurrentProcess().PeakWorkingSet64 / (double)(1 << 20):0} MiB"));
 }
 
 if (args.Contains("--no-hard"))
