@@ -34,12 +34,12 @@ public static class Planner
     {
         var rejected = new List<Rejection>();
         var candidates = new List<Candidate>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var first = new Dictionary<string, int>(inputs.Routes.Count, StringComparer.Ordinal); // each route's first index
         foreach (var route in inputs.Routes)
         {
-            if (!seen.Add(route.Key))
+            if (!first.TryAdd(route.Key, route.Index))
             {
-                rejected.Add(new Rejection(route, Constraint.Duplicate, new JsonObject { ["first"] = inputs.Routes.First(r => r.Key == route.Key).Index }));
+                rejected.Add(new Rejection(route, Constraint.Duplicate, new JsonObject { ["first"] = first[route.Key] }));
                 continue;
             }
 
@@ -395,16 +395,13 @@ public static class Planner
         // the body holds them as nodes parsed from those bytes (System.Text.Json builds a parsed node's children only when
         // they are read): no tree of 10,000 lanes is built to be written again. The bytes are also what Seal(PlanOutcome)
         // hashes and signs. When a text needs the reference writer (not plain), the members are built as trees instead.
-        var lanesBytes = new ArrayBufferWriter<byte>(Math.Max(256, placement.Admitted.Count * 128)); // about a lane's size each
         var addBytes = new ArrayBufferWriter<byte>(1 << 12);
         var direct = true;
-        lanesBytes.Write("["u8);
         addBytes.Write("["u8);
 
         var (ids, symbols, nodeOf, previousOf) = placement.Sorted ?? SortedPlacement(placement.Nodes, basePlacement);
 
-        var admitted = placement.Admitted.ToArray();
-        Array.Sort(admitted, static (a, b) => a.Candidate.Route.Index.CompareTo(b.Candidate.Route.Index)); // indexes are distinct
+        var admitted = InRouteOrder(placement.Admitted, inputs.Routes.Count);
         var laneRows = new LaneRow[admitted.Length];
         var admittedKeys = new HashSet<string>(admitted.Length, StringComparer.Ordinal);
         var endpoints = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
@@ -438,30 +435,25 @@ public static class Planner
 
                 direct &= PlanCanonical.TryRouteAdd(addBytes, route.From, lane, route.To, candidate.To.Version.ToFullString());
             }
-
-            if (i > 0)
-            {
-                lanesBytes.Write(","u8);
-            }
-
-            direct &= PlanCanonical.TryLane(lanesBytes, route.From, route.To, lane, ringSize, endpoint, unsandboxed);
         }
 
-        lanesBytes.Write("]"u8);
         addBytes.Write("]"u8);
-        // The lanes (the largest member) are parsed beside the placement's writing and parsing when they are many.
-        var lanesParsed = direct && admitted.Length >= 1_000 ? Task.Run(() => JsonNode.Parse(lanesBytes.WrittenSpan)!) : null;
+        // The lanes (the largest member) are written and parsed beside the placement's writing and parsing when they are many.
+        var lanesWritten = admitted.Length >= 1_000 ? Task.Run(() => WriteLanes(laneRows, parse: true)) : null;
         var placementBytes = !direct ? null
             : ids is not null && inputs.FromCatalogue is var (catalogue, ranks) ? PlanCanonical.TryPlacement(catalogue, [.. ids.Select(id => ranks[id])], nodeOf) // names written once, in the catalogue
             : PlanCanonical.TryPlacement(symbols, nodeOf);
         direct &= placementBytes is not null;
+        var placementParsed = direct ? JsonNode.Parse(placementBytes)! : null;
+        var (lanesOk, lanesBytes, lanesParsed) = lanesWritten?.GetAwaiter().GetResult() ?? WriteLanes(laneRows, parse: false);
+        direct &= lanesOk;
 
         JsonNode lanes, routesAdd, placementJson;
         if (direct)
         {
             routesAdd = JsonNode.Parse(addBytes.WrittenSpan)!;
-            placementJson = JsonNode.Parse(placementBytes)!;
-            lanes = lanesParsed?.GetAwaiter().GetResult() ?? JsonNode.Parse(lanesBytes.WrittenSpan)!;
+            placementJson = placementParsed!;
+            lanes = lanesParsed ?? JsonNode.Parse(lanesBytes.WrittenSpan)!;
         }
         else
         {
@@ -549,6 +541,51 @@ public static class Planner
         var symbols = nodes.Keys.ToArray();
         Array.Sort(symbols, StringComparer.Ordinal);
         return (null, symbols, [.. symbols.Select(s => nodes[s])], [.. symbols.Select(s => basePlacement.GetValueOrDefault(s))]);
+    }
+
+    // The plan's lanes as canonical bytes (false: a text needs the reference writer), and parsed when asked.
+    private static (bool Ok, ArrayBufferWriter<byte> Bytes, JsonNode? Parsed) WriteLanes(LaneRow[] rows, bool parse)
+    {
+        var bytes = new ArrayBufferWriter<byte>(Math.Max(256, rows.Length * 128)); // about a lane's size each
+        bytes.Write("["u8);
+        var ok = true;
+        for (var i = 0; i < rows.Length && ok; i++)
+        {
+            if (i > 0)
+            {
+                bytes.Write(","u8);
+            }
+
+            var r = rows[i];
+            ok = PlanCanonical.TryLane(bytes, r.Candidate.Route.From, r.Candidate.Route.To, r.Lane, r.RingSize, r.Endpoint, r.Unsandboxed);
+        }
+
+        bytes.Write("]"u8);
+        return (ok, bytes, ok && parse ? JsonNode.Parse(bytes.WrittenSpan) : null);
+    }
+
+    // The admitted routes by route index (distinct, below the route count): placed by index, not sorted.
+    private static (Candidate Candidate, string Lane)[] InRouteOrder(List<(Candidate Candidate, string Lane)> admitted, int routes)
+    {
+        var byIndex = new (Candidate Candidate, string Lane)[routes];
+        var taken = new bool[routes];
+        foreach (var a in admitted)
+        {
+            byIndex[a.Candidate.Route.Index] = a;
+            taken[a.Candidate.Route.Index] = true;
+        }
+
+        var result = new (Candidate Candidate, string Lane)[admitted.Count];
+        var at = 0;
+        for (var i = 0; i < routes; i++)
+        {
+            if (taken[i])
+            {
+                result[at++] = byIndex[i];
+            }
+        }
+
+        return result;
     }
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
