@@ -117,8 +117,31 @@ internal static class Placement
         var previous = inputs.BaseIndex.NodesOf(finalSymbols, [.. finalSymbols.Select(_ => true)]);
         return new PlacementResult(new SortedPlacement(finalSymbols, finalNodes), [.. outside, .. ilp.Admitted], ilp.Rejected, reasons, ilp.Solver)
         {
-            Sorted = (null, finalSymbols, finalNodes, previous),
+            Sorted = (NumbersOf(finalSymbols, inputs.SymbolNames), finalSymbols, finalNodes, previous),
         };
+    }
+
+    // The numbers of symbols in ordinal order, found by walking the numbered names beside them (null: one is not numbered).
+    private static int[]? NumbersOf(string[] sortedSymbols, string[] names)
+    {
+        var ids = new int[sortedSymbols.Length];
+        var j = 0;
+        for (var i = 0; i < sortedSymbols.Length; i++)
+        {
+            while (j < names.Length && string.CompareOrdinal(names[j], sortedSymbols[i]) < 0)
+            {
+                j++;
+            }
+
+            if (j == names.Length || !string.Equals(names[j], sortedSymbols[i], StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            ids[i] = j;
+        }
+
+        return ids;
     }
 
     /// <summary>Connected components of the route graph by symbol number: each symbol's component is named by its smallest number (-1: in no candidate).</summary>

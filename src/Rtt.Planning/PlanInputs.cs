@@ -195,7 +195,6 @@ public sealed class PlanInputs
 
         var list = routesJson["routes"]!.AsArray();
         var routes = new List<RouteSpec>(list.Count);
-        // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical).
         // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical), and its members
         // as read there (a surely valid route has no others), so the routes are walked once.
         PlanCanonical.RouteKey[]? keys = null;
@@ -385,12 +384,6 @@ public sealed class PlanInputs
             }
         }
 
-        var inOrder = new List<SymbolContract>();
-        foreach (var versions in versionsOf)
-        {
-            inOrder.AddRange(versions);
-        }
-
         // The hash covers meaning, not layout: nodes, ACL rules and contracts in a fixed order (their order in the
         // files means nothing); routes and QoS rules as given (order breaks priority ties / picks the first match).
         // Built as members so that routes.json is written where it is, not copied (Hash below; same bytes as one object).
@@ -432,7 +425,7 @@ public sealed class PlanInputs
         // that reads the documents and contracts is written here; only hashing the bytes (megabytes for 10,000 routes) runs
         // beside the planning that follows, which needs the hash only when it writes the plan.
         List<KeyValuePair<string, byte[]>> members = [.. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
-        var contractBytes = fromCatalogue is var (source, rankOfId) ? [.. rankOfId.SelectMany(source.ContractBytes)] : PlanCanonical.Contracts(inOrder);
+        var contractBytes = fromCatalogue is var (source, rankOfId) ? [.. rankOfId.SelectMany(source.ContractBytes)] : PlanCanonical.Contracts([.. versionsOf.SelectMany(v => v)]);
         var wholeRoutes = routeBytes is null ? PlanCanonical.Value(routesJson) : null;
         string Hash() => PlanCanonical.Hash([
             .. members.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(m.Value))),

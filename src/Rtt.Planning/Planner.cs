@@ -69,7 +69,8 @@ public static class Planner
 
     /// <summary>
     /// Forgets what the planner keeps between plans in this process (the canonical bytes of routes and contracts it has
-    /// hashed; not the CP-SAT answers): for benchmarks that measure a process's first plan. Plans do not change.
+    /// hashed, the placements of the plans it sealed; not the CP-SAT answers, nor what a <see cref="SymbolCatalogue"/>
+    /// holds): for benchmarks that measure a process's first plan. Plans do not change.
     /// </summary>
     public static void ForgetCanonicalBytes()
     {
