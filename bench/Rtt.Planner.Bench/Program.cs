@@ -13,7 +13,9 @@ using Rtt.Planning;
 //   dotnet run -c Release --project bench/Rtt.Planner.Bench -- [--symbols 100000] [--runs 7] [--no-hard]
 // RTT_BENCH_ROUTES=100,1000 picks the cases (the workloads, drawn from one seeded generator, then differ from the
 // full run's); RTT_BENCH_PHASES=1 prints each run's phases. After the cases: a one-route change to the largest plan
-// (that plan as the base, one route's provider changed), and the heap a sealed plan of that size keeps alive.
+// (that plan as the base, one route's provider changed), and the heap a sealed plan of that size keeps alive. The process
+// runs with the rtt host's garbage collector settings (src/RttHostGc.props: no background collections, objects up to
+// 2 MiB in generation 0), as `rtt plan` and a silo's auto-replan do.
 if (args.Contains("--help"))
 {
     Console.WriteLine("Rtt.Planner.Bench [--symbols N (100000)] [--runs N (7)] [--no-hard]; env RTT_BENCH_ROUTES=100,1000,10000, RTT_BENCH_PHASES=1");
