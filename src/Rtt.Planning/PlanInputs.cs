@@ -295,7 +295,7 @@ public sealed class PlanInputs
             // their time is waiting for memory), then numbered by rank: ordinal order without comparing texts.
             var endRank = new int[routes.Count * 2];
             var parts = Math.Min(Environment.ProcessorCount, Math.Max(1, routes.Count / 2048)); // a few thousand routes a part at least
-            Parallel.For(0, parts, part =>
+            Parallel.For(0, parts, new ParallelOptions { TaskScheduler = TaskScheduler.Default }, part => // the pool's threads, whatever scheduler the caller runs on
             {
                 for (var i = part * routes.Count / parts; i < (part + 1) * routes.Count / parts; i++)
                 {
