@@ -23,11 +23,14 @@ public sealed class PlanStore(RttWorkspace workspace)
     public JsonObject? Find(string planId) => WorkspaceFiles.Exists(PathOf(planId)) ? RttWorkspace.ReadObject(PathOf(planId)) : null;
 
     /// <param name="durable">False for copies that can be rebuilt (the reconciler's, from the WAL): written atomically, not flushed to disk.</param>
-    public string Save(JsonObject plan, bool durable = true)
+    public string Save(JsonObject plan, bool durable = true) => Save(plan, PrettyJson.ToUtf8(plan), durable);
+
+    /// <summary>Saves a plan whose file form (<see cref="PrettyJson.ToUtf8"/>'s bytes) the caller has made already.</summary>
+    public string Save(JsonObject plan, byte[] pretty, bool durable = true)
     {
         var id = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "plan has no plan_id", null, "compute it with `rtt plan`");
         var path = PathOf(id);
-        AtomicFile.WriteAllBytes(path, PrettyJson.ToUtf8(plan), durable: durable);
+        AtomicFile.WriteAllBytes(path, pretty, durable: durable);
         return path;
     }
 

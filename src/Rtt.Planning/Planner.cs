@@ -129,8 +129,16 @@ public static class Planner
     /// the sealed plan (it is given <c>plan_id</c> and <c>sign</c> in place) and is returned; a body changed after
     /// <see cref="Compute"/> must be sealed with <see cref="Seal(JsonObject, SigningKey)"/>.
     /// </summary>
-    public static JsonObject Seal(PlanOutcome outcome, SigningKey key)
+    public static JsonObject Seal(PlanOutcome outcome, SigningKey key) => Seal(outcome, key, out _);
+
+    /// <summary>
+    /// The same, giving also the bytes the signature covers (<paramref name="content"/>, null when the body was written by
+    /// the reference writer): the plan's file form is made from them (<see cref="PlanContent.Pretty"/>) without writing
+    /// the plan again.
+    /// </summary>
+    public static JsonObject Seal(PlanOutcome outcome, SigningKey key, out PlanContent? content)
     {
+        content = null;
         if (outcome.CanonicalMembers is not { } members)
         {
             return Seal(outcome.Body, key);
@@ -185,7 +193,8 @@ public static class Planner
             BaseIndex.Remember(id, index); // planning again against this plan reads no member of it
         }
 
-        return Signed(plan, id, key.Sign(payload.AsSpan(0, at)), key);
+        content = new PlanContent(id, at == payload.Length ? payload : payload[..at]);
+        return Signed(plan, id, key.Sign(content.SigningPayload), key);
 
         void Put(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value = default)
         {

@@ -69,9 +69,14 @@ public sealed class IncrementalPlanTests
             var basePlan = rnd.Next(2) == 0 ? null : Plan(PlannerTests.Routes([.. Enumerable.Range(0, 10).Select(_ => RandomRoute(rnd))]), Topology(true), contracts, null, key);
             var outcome = Planner.Compute(PlanInputs.Build(routes, PlannerTests.OpenPolicy(), Topology(rnd.Next(2) == 0), contracts, basePlan));
             var reference = Planner.Seal(outcome.Body, key); // writes the body: the reference
-            var direct = Planner.Seal(outcome, key);
+            var direct = Planner.Seal(outcome, key, out var content);
             Assert.Equal(CanonicalJson.Serialize(reference), CanonicalJson.Serialize(direct));
             Assert.True(key.PublicKey.Verify(ObjectSigner.SigningPayload(direct), ObjectSigner.ReadSignBlock(direct).Signature));
+            // The signed bytes it gives are the plan's, and make its file form byte for byte (rtt plan writes it so).
+            Assert.NotNull(content);
+            Assert.Equal(ObjectSigner.SigningPayload(direct), content.SigningPayload);
+            Assert.Equal((string)direct["plan_id"]!, content.PlanId);
+            Assert.Equal(PrettyJson.ToUtf8(direct), content.Pretty(direct));
         }, iter: 100);
     }
 
@@ -94,7 +99,9 @@ public sealed class IncrementalPlanTests
         Assert.Contains("\"unsandboxed\":true", CanonicalJson.ToCanonicalString(outcome.Body), StringComparison.Ordinal);
         Assert.NotNull(outcome.Body["endpoints"]);
         var reference = Planner.Seal(outcome.Body, key);
-        Assert.Equal(CanonicalJson.Serialize(reference), CanonicalJson.Serialize(Planner.Seal(outcome, key)));
+        var sealedPlan = Planner.Seal(outcome, key, out var content);
+        Assert.Equal(CanonicalJson.Serialize(reference), CanonicalJson.Serialize(sealedPlan));
+        Assert.Equal(PrettyJson.ToUtf8(sealedPlan), content!.Pretty(sealedPlan)); // escapes in the text: the file form through a document
     }
 
     [Fact]

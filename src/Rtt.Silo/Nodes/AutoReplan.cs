@@ -132,9 +132,10 @@ public sealed class AutoReplanService(
 
         var outcome = Planner.Compute(inputs);
         System.Text.Json.Nodes.JsonObject signed;
+        PlanContent? content;
         using (var key = workspace.LoadSigningKey())
         {
-            signed = Planner.Seal(outcome, key); // the outcome's body, sealed in place
+            signed = Planner.Seal(outcome, key, out content); // the outcome's body, sealed in place
         }
 
         var planId = (string)signed["plan_id"]!;
@@ -143,11 +144,11 @@ public sealed class AutoReplanService(
             return null;
         }
 
-        store.Save(signed);
+        store.Save(signed, content?.Pretty(signed) ?? Core.Json.PrettyJson.ToUtf8(signed));
         logger.LogWarning("auto_replan: nodes down [{Down}]: applying {PlanId} ({Admitted} route(s) placed, {Rejected} rejected)",
             string.Join(", ", down), planId, outcome.Admitted, outcome.Rejected.Count);
         Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Apply);
-        var report = await reconciler.Apply(signed.ToJsonString());
+        var report = await reconciler.Apply(IReconcilerGrain.PlanText(signed)); // canonical text, as rtt apply sends it
         logger.LogWarning("auto_replan: {PlanId} {Outcome}{Reason}", planId, report.Outcome, report.Reason.Length > 0 ? $": {report.Reason}" : "");
         return report.Outcome;
     }
