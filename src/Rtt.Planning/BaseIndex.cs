@@ -14,7 +14,7 @@ internal sealed class BaseIndex
     private const int Kept = 4;
     private static readonly List<(string PlanId, BaseIndex Index)> Recent = [];
     private static readonly BaseIndex None = new([], [], new HashSet<string>());
-    private Dictionary<string, string>? _placement;
+    private SortedPlacement? _placement;
 
     /// <param name="symbols">Distinct, in ordinal order.</param>
     /// <param name="nodes">The node of the symbol at the same index.</param>
@@ -26,25 +26,8 @@ internal sealed class BaseIndex
     /// <summary>The node of each of <see cref="Symbols"/>.</summary>
     public string[] Nodes { get; }
 
-    /// <summary>Symbol → node (made when first read).</summary>
-    public IReadOnlyDictionary<string, string> Placement
-    {
-        get
-        {
-            if (_placement is null)
-            {
-                var placement = new Dictionary<string, string>(Symbols.Length, StringComparer.Ordinal);
-                for (var i = 0; i < Symbols.Length; i++)
-                {
-                    placement[Symbols[i]] = Nodes[i];
-                }
-
-                _placement = placement;
-            }
-
-            return _placement;
-        }
-    }
+    /// <summary>Symbol → node (its dictionary made when first read).</summary>
+    public IReadOnlyDictionary<string, string> Placement => _placement ??= new SortedPlacement(Symbols, Nodes);
 
     /// <summary><c>from -> to</c> of each lane.</summary>
     public IReadOnlySet<string> Routes { get; }

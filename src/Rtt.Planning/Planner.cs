@@ -398,7 +398,6 @@ public static class Planner
 
     private static PlanOutcome Assemble(PlanInputs inputs, PlacementResult placement, List<Rejection> rejected)
     {
-        var basePlacement = inputs.BasePlacement;
         var baseRoutes = inputs.BaseRoutes;
 
         // The large members (lanes, placement, routes_add) are written as canonical bytes straight from these values, and
@@ -409,7 +408,7 @@ public static class Planner
         var direct = true;
         addBytes.Write("["u8);
 
-        var (ids, symbols, nodeOf, previousOf) = placement.Sorted ?? SortedPlacement(placement.Nodes, basePlacement);
+        var (ids, symbols, nodeOf, previousOf) = placement.Sorted ?? SortedPlacement(placement.Nodes, inputs.BasePlacement); // the base's dictionary made only here
 
         var admitted = InRouteOrder(placement.Admitted, inputs.Routes.Count);
         var laneRows = new LaneRow[admitted.Length];
