@@ -1,4 +1,8 @@
+using System.Buffers;
+using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
@@ -22,22 +26,73 @@ public sealed partial class CapabilityToken
     public bool IsMac { get; private init; }
 
     /// <summary>A MAC token allowing what an authority block would, made with <paramref name="issuer"/>'s MAC key.</summary>
+    /// <remarks>
+    /// The envelope's canonical bytes are written as they are (no node tree: every management call mints one): the body's
+    /// members in RFC 8785 order, strings that need no escape but the address (written by the canonical writer), then the
+    /// MAC's tail. TokenTests check the bytes against the canonical serializer's.
+    /// </remarks>
     public static string IssueMac(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
     {
-        var body = Authority(issuer, saddr, verbs, scopes, ttl, now);
-        body["kind"] = "mac";
-        var bodyBytes = CanonicalJson.Serialize(body);
-        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(issuer.MacKey, bodyBytes, mac);
+        var (nbf, exp) = Window(now, ttl);
+        CheckSaddr(saddr, "--saddr");
+        var verbList = CheckVerbs(verbs, "--verb");
+        var scopeList = CheckScopes(scopes, "--scope");
+        Span<byte> random = stackalloc byte[48]; // token id (16 bytes), nonce (32)
+        RandomNumberGenerator.Fill(random);
 
-        // The envelope's canonical bytes written as they are: its members in order, the body's own canonical bytes, and
-        // standard base64 (nothing in it is escaped in JSON).
-        var tail = MacTail(Convert.ToBase64String(mac));
-        var envelope = new byte[MacHead.Length + bodyBytes.Length + tail.Length];
-        MacHead.CopyTo(envelope, 0);
-        bodyBytes.CopyTo(envelope, MacHead.Length);
-        tail.CopyTo(envelope, MacHead.Length + bodyBytes.Length);
-        return MacPrefix + Base64Url(envelope);
+        var output = new ArrayBufferWriter<byte>(384 + (saddr.Length * 6) + (scopeList.Count * 67));
+        output.Write(MacHead);
+        output.Write("{\"exp\":"u8);
+        WriteTime(output, exp);
+        output.Write(",\"issuer\":\""u8);
+        WriteAscii(output, issuer.KeyId);
+        output.Write("\",\"kind\":\"mac\",\"nbf\":"u8);
+        WriteTime(output, nbf);
+        output.Write(",\"nonce\":\""u8);
+        output.Advance(System.Buffers.Text.Base64Url.EncodeToUtf8(random[16..], output.GetSpan(43)));
+        output.Write("\",\"saddr\":"u8);
+        CanonicalJson.TryWriteString(output, saddr); // printable ASCII (checked): always written
+        output.Write(",\"scopes\":"u8);
+        WriteNames(output, scopeList);
+        output.Write(",\"token_id\":\""u8);
+        WriteAscii(output, Convert.ToHexStringLower(random[..16]));
+        output.Write("\",\"verbs\":"u8);
+        WriteNames(output, verbList);
+        output.Write("}"u8);
+
+        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        HMACSHA256.HashData(issuer.MacKey, output.WrittenSpan[MacHead.Length..], mac);
+        output.Write(",\"format\":\""u8);
+        WriteAscii(output, MacFormat);
+        output.Write("\",\"mac\":\""u8);
+        output.Advance(System.Buffers.Text.Base64.EncodeToUtf8(mac, output.GetSpan(44), out _, out var written) == System.Buffers.OperationStatus.Done ? written : 0);
+        output.Write("\"}"u8);
+        return MacPrefix + Base64Url(output.WrittenSpan);
+    }
+
+    private static void WriteAscii(ArrayBufferWriter<byte> output, string ascii) => output.Advance(Encoding.ASCII.GetBytes(ascii, output.GetSpan(ascii.Length)));
+
+    private static void WriteTime(ArrayBufferWriter<byte> output, DateTimeOffset t)
+    {
+        var span = output.GetSpan(22);
+        span[0] = (byte)'"';
+        t.UtcDateTime.TryFormat(span[1..], out var written, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        span[1 + written] = (byte)'"';
+        output.Advance(written + 2);
+    }
+
+    // Verbs and scopes: checked names (lowercase letters, digits, . _ : -), written between quotes as they are.
+    private static void WriteNames(ArrayBufferWriter<byte> output, List<string> names)
+    {
+        output.Write("["u8);
+        for (var i = 0; i < names.Count; i++)
+        {
+            output.Write(i == 0 ? "\""u8 : ",\""u8);
+            WriteAscii(output, names[i]);
+            output.Write("\""u8);
+        }
+
+        output.Write("]"u8);
     }
 
     /// <summary>
@@ -46,24 +101,52 @@ public sealed partial class CapabilityToken
     /// </summary>
     public bool VerifyMac(ReadOnlySpan<byte> macKey)
     {
-        if (!IsMac || _macBody is null)
+        if (!IsMac || _mac is null)
         {
             return false;
         }
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(macKey, _macBody, mac);
-        return CryptographicOperations.FixedTimeEquals(mac, Blocks[0].Sig);
+        HMACSHA256.HashData(macKey, _macBody.Span, mac);
+        return CryptographicOperations.FixedTimeEquals(mac, _mac);
     }
 
     private static readonly byte[] MacHead = "{\"body\":"u8.ToArray();
 
     private static byte[] MacTail(string macBase64) => System.Text.Encoding.ASCII.GetBytes($",\"format\":\"{MacFormat}\",\"mac\":\"{macBase64}\"}}");
 
-    private byte[]? _macBody; // the body's canonical bytes, as they sit in the decoded envelope
+    private ReadOnlyMemory<byte> _macBody; // the body's canonical bytes, as they sit in the decoded envelope
+    private byte[]? _mac;
+    private readonly byte[]? _decoded; // a MAC token read without a node tree: its envelope's bytes (Envelope parses them when asked)
 
-    private static CapabilityToken ParseMac(string text)
+    private CapabilityToken(string text, byte[] decoded, int bodyEnd, byte[] mac, TokenRights rights, string tokenId, string issuer, string nonce)
     {
+        Text = text;
+        _decoded = decoded;
+        _macBody = decoded.AsMemory(MacHead.Length, bodyEnd - MacHead.Length);
+        _mac = mac;
+        Rights = rights;
+        Sealed = true;
+        IsMac = true;
+        TokenId = tokenId;
+        IssuerKeyId = issuer;
+        Nonce = nonce;
+    }
+
+    /// <summary>
+    /// Reads a MAC token. One whose decoded envelope is plain canonical JSON (what <see cref="IssueMac"/> makes: no escapes)
+    /// is read with a forward reader and checked member by member in the order the node path checks them; anything else (an
+    /// escaped address, a member missing, extra or of another type, text that is not canonical) takes the node path, which
+    /// gives the precise error. <paramref name="reader"/> false forces the node path (TokenTests compare the two).
+    /// </summary>
+    internal static CapabilityToken ParseMac(string text, bool reader = true)
+    {
+        if (reader && text.Length <= MaxChars && FromBase64Url(text.AsSpan(MacPrefix.Length)) is { } decoded && CanonicalJson.IsPlainCanonical(decoded)
+            && ReadMac(text, decoded) is { } read)
+        {
+            return read;
+        }
+
         var envelope = Decode(text, MacPrefix, out var bytes);
         ExpectMembers(envelope, "token", "body", "format", "mac");
         if (Str(envelope, "format", "token") != MacFormat)
@@ -92,7 +175,82 @@ public sealed partial class CapabilityToken
         return new CapabilityToken(text, envelope, [(body, mac)], rights, sealedToken: true, secret: null)
         {
             IsMac = true,
-            _macBody = bytes[MacHead.Length..^tail.Length],
+            _macBody = bytes.AsMemory(MacHead.Length, bytes.Length - MacHead.Length - tail.Length),
+            _mac = mac,
         };
+    }
+
+    /// <summary>The reader path of <see cref="ParseMac"/>: null when the envelope is not laid out exactly as a MAC token's.</summary>
+    private static CapabilityToken? ReadMac(string text, byte[] decoded)
+    {
+        var r = new Utf8JsonReader(decoded);
+        if (!r.Read() || r.TokenType != JsonTokenType.StartObject || !Name(ref r, "body"u8) || !r.Read() || r.TokenType != JsonTokenType.StartObject
+            || !String(ref r, "exp"u8, out var exp) || !String(ref r, "issuer"u8, out var issuer) || !String(ref r, "kind"u8, out var kind)
+            || !String(ref r, "nbf"u8, out var nbf) || !String(ref r, "nonce"u8, out var nonce) || !String(ref r, "saddr"u8, out var saddr)
+            || !Strings(ref r, "scopes"u8, out var scopes) || !String(ref r, "token_id"u8, out var tokenId) || !Strings(ref r, "verbs"u8, out var verbs)
+            || !r.Read() || r.TokenType != JsonTokenType.EndObject)
+        {
+            return null;
+        }
+
+        var bodyEnd = (int)r.BytesConsumed;
+        if (!String(ref r, "format"u8, out var format) || !String(ref r, "mac"u8, out var macText) || !r.Read() || r.TokenType != JsonTokenType.EndObject
+            || r.BytesConsumed != decoded.Length)
+        {
+            return null;
+        }
+
+        // The node path's checks, in its order.
+        if (format != MacFormat)
+        {
+            throw Shape("token.format", $"format must be \"{MacFormat}\"");
+        }
+
+        if (kind != "mac")
+        {
+            throw Shape("token.body.kind", "a MAC token's body has kind \"mac\"");
+        }
+
+        const string where = "token";
+        CheckTokenId(tokenId, where);
+        CheckIssuer(issuer, where);
+        CheckNonce(nonce, where);
+        var notBefore = ParseTime(nbf, "nbf", where);
+        var expires = ParseTime(exp, "exp", where);
+        CheckWindow(notBefore, expires, where);
+        var rights = new TokenRights(CheckSaddr(saddr, $"{where}.body.saddr", shape: true), CheckList(verbs, "verbs", where, verbs: true),
+            CheckList(scopes, "scopes", where, verbs: false), notBefore, expires);
+        var mac = Bytes(macText, "mac", where, 32);
+        return new CapabilityToken(text, decoded, bodyEnd, mac, rights, tokenId, issuer, nonce);
+    }
+
+    private static bool Name(ref Utf8JsonReader r, ReadOnlySpan<byte> name) => r.Read() && r.TokenType == JsonTokenType.PropertyName && r.ValueTextEquals(name);
+
+    private static bool String(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out string value)
+    {
+        value = "";
+        if (!Name(ref r, name) || !r.Read() || r.TokenType != JsonTokenType.String)
+        {
+            return false;
+        }
+
+        value = r.GetString()!;
+        return true;
+    }
+
+    private static bool Strings(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out List<string> values)
+    {
+        values = [];
+        if (!Name(ref r, name) || !r.Read() || r.TokenType != JsonTokenType.StartArray)
+        {
+            return false;
+        }
+
+        while (r.Read() && r.TokenType == JsonTokenType.String)
+        {
+            values.Add(r.GetString()!);
+        }
+
+        return r.TokenType == JsonTokenType.EndArray;
     }
 }

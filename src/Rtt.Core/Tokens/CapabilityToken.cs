@@ -44,33 +44,39 @@ public sealed partial class CapabilityToken
     private CapabilityToken(string text, JsonObject envelope, IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, TokenRights rights, bool sealedToken, byte[]? secret)
     {
         Text = text;
-        Envelope = envelope;
-        Blocks = blocks;
+        _envelope = envelope;
+        _blocks = blocks;
         Rights = rights;
         Sealed = sealedToken;
         _secret = secret;
+        TokenId = (string)blocks[0].Body["token_id"]!;
+        IssuerKeyId = (string)blocks[0].Body["issuer"]!;
+        Nonce = (string)blocks[0].Body["nonce"]!;
     }
 
     private readonly byte[]? _secret;
+    private JsonObject? _envelope;
+    private IReadOnlyList<(JsonObject Body, byte[] Sig)>? _blocks;
 
     /// <summary>The token as it travels.</summary>
     public string Text { get; }
 
-    /// <summary>The decoded envelope (canonical JSON).</summary>
-    public JsonObject Envelope { get; }
+    /// <summary>The decoded envelope (canonical JSON). A MAC token read from its bytes (<see cref="ParseMac"/>) parses it when first asked.</summary>
+    public JsonObject Envelope => _envelope ?? LazyInitializer.EnsureInitialized(ref _envelope, () => (JsonObject)JsonNode.Parse(_decoded!)!);
 
-    public IReadOnlyList<(JsonObject Body, byte[] Sig)> Blocks { get; }
+    public IReadOnlyList<(JsonObject Body, byte[] Sig)> Blocks =>
+        _blocks ?? LazyInitializer.EnsureInitialized(ref _blocks, () => [((JsonObject)Envelope["body"]!, _mac!)]);
 
     /// <summary>The rights of the last block: what the token allows.</summary>
     public TokenRights Rights { get; }
 
     public bool Sealed { get; }
 
-    public string TokenId => (string)Blocks[0].Body["token_id"]!;
+    public string TokenId { get; }
 
-    public string IssuerKeyId => (string)Blocks[0].Body["issuer"]!;
+    public string IssuerKeyId { get; }
 
-    public string Nonce => (string)Blocks[0].Body["nonce"]!;
+    public string Nonce { get; }
 
     /// <summary>The issuer's signature over block 0, checked by <see cref="VerifyAuthority"/>.</summary>
     public byte[] AuthoritySignature => Blocks[0].Sig;
@@ -94,18 +100,7 @@ public sealed partial class CapabilityToken
 
     private static JsonObject Authority(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
     {
-        if (ttl <= TimeSpan.Zero || ttl > MaxTtl)
-        {
-            throw new TokenException(ErrorCodes.TokenRequestInvalid, $"a token lives between 1 s and {MaxTtl.TotalDays:0} days, not {ttl}", "--ttl", "give e.g. --ttl 5m, 1h or 7d");
-        }
-
-        var nbf = Truncate(now);
-        var exp = Truncate(now + ttl);
-        if (exp <= nbf)
-        {
-            exp = nbf.AddSeconds(1);
-        }
-
+        var (nbf, exp) = Window(now, ttl);
         var body = new JsonObject
         {
             ["kind"] = "authority",
@@ -119,6 +114,19 @@ public sealed partial class CapabilityToken
             ["nonce"] = Base64Url(RandomNumberGenerator.GetBytes(32)),
         };
         return body;
+    }
+
+    /// <summary>A new token's nbf and exp: whole seconds, exp at least a second after nbf.</summary>
+    private static (DateTimeOffset Nbf, DateTimeOffset Exp) Window(DateTimeOffset now, TimeSpan ttl)
+    {
+        if (ttl <= TimeSpan.Zero || ttl > MaxTtl)
+        {
+            throw new TokenException(ErrorCodes.TokenRequestInvalid, $"a token lives between 1 s and {MaxTtl.TotalDays:0} days, not {ttl}", "--ttl", "give e.g. --ttl 5m, 1h or 7d");
+        }
+
+        var nbf = Truncate(now);
+        var exp = Truncate(now + ttl);
+        return (nbf, exp <= nbf ? nbf.AddSeconds(1) : exp);
     }
 
     /// <summary>Adds a block that narrows the token (offline: only the token's own proof secret is needed).</summary>
@@ -402,32 +410,50 @@ public sealed partial class CapabilityToken
     /// <summary>The rights an authority body (or a MAC token's body) grants, after checking its id, issuer, nonce and window.</summary>
     private static TokenRights AuthorityRights(JsonObject body, string where)
     {
-        var tokenId = Str(body, "token_id", where);
+        CheckTokenId(Str(body, "token_id", where), where);
+        CheckIssuer(Str(body, "issuer", where), where);
+        CheckNonce(Str(body, "nonce", where), where);
+        var nbf = ReadTime(body, "nbf", where);
+        var exp = ReadTime(body, "exp", where);
+        CheckWindow(nbf, exp, where);
+        return new TokenRights(CheckSaddr(Str(body, "saddr", where), $"{where}.body.saddr", shape: true), ReadList(body, "verbs", where, verbs: true),
+            ReadList(body, "scopes", where, verbs: false), nbf, exp);
+    }
+
+    // The checks of an authority (or MAC) body's members, in the order AuthorityRights makes them; ParseMac's reader makes
+    // them in the same order on the same values, so either path refuses a body with the same first error.
+    private static void CheckTokenId(string tokenId, string where)
+    {
         if (tokenId.Length != 32 || !tokenId.All(char.IsAsciiHexDigitLower))
         {
             throw Shape($"{where}.body.token_id", "token_id must be 32 lowercase hex digits");
         }
+    }
 
-        var issuer = Str(body, "issuer", where);
-        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !issuer[7..].All(char.IsAsciiHexDigitLower))
+    private static void CheckIssuer(string issuer, string where)
+    {
+        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || issuer.AsSpan(7).ContainsAnyExcept(HexLower))
         {
             throw Shape($"{where}.body.issuer", "issuer must be a key id sha256:<64 hex>");
         }
+    }
 
-        if (FromBase64Url(Str(body, "nonce", where)) is not { Length: 32 })
+    private static readonly System.Buffers.SearchValues<char> HexLower = System.Buffers.SearchValues.Create("0123456789abcdef");
+
+    private static void CheckNonce(string nonce, string where)
+    {
+        if (FromBase64Url(nonce) is not { Length: 32 })
         {
             throw Shape($"{where}.body.nonce", "nonce must be 32 bytes in unpadded base64url");
         }
+    }
 
-        var nbf = ReadTime(body, "nbf", where);
-        var exp = ReadTime(body, "exp", where);
+    private static void CheckWindow(DateTimeOffset nbf, DateTimeOffset exp, string where)
+    {
         if (exp <= nbf || exp - nbf > MaxTtl)
         {
             throw Shape($"{where}.body.exp", $"exp must be after nbf and at most {MaxTtl.TotalDays:0} days later");
         }
-
-        return new TokenRights(CheckSaddr(Str(body, "saddr", where), $"{where}.body.saddr", shape: true), ReadList(body, "verbs", where, verbs: true),
-            ReadList(body, "scopes", where, verbs: false), nbf, exp);
     }
 
     private static TokenRights Narrow(TokenRights parent, JsonObject body, string where)
@@ -530,7 +556,11 @@ public sealed partial class CapabilityToken
             throw Shape($"{where}.body.{name}", $"{name} must be a list of strings");
         }
 
-        var list = array.Select(e => (string)e!).ToList();
+        return CheckList([.. array.Select(e => (string)e!)], name, where, verbs);
+    }
+
+    private static List<string> CheckList(List<string> list, string name, string where, bool verbs)
+    {
         var sorted = list.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         if (!list.SequenceEqual(sorted) || (verbs ? list.Count == 0 || list.Any(v => !AllVerbs.Contains(v)) : list.Count > MaxScopes || list.Any(s => !ScopeOk(s))))
         {
@@ -577,9 +607,10 @@ public sealed partial class CapabilityToken
     private static string Str(JsonObject obj, string name, string where) =>
         obj[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw Shape($"{where}.{name}", $"{name} must be a string");
 
-    private static byte[] Bytes(JsonObject obj, string name, string where, int length)
+    private static byte[] Bytes(JsonObject obj, string name, string where, int length) => Bytes(Str(obj, name, where), name, where, length);
+
+    private static byte[] Bytes(string text, string name, string where, int length)
     {
-        var text = Str(obj, name, where);
         try
         {
             var bytes = Convert.FromBase64String(text);
@@ -595,9 +626,10 @@ public sealed partial class CapabilityToken
         throw Shape($"{where}.{name}", $"{name} must be {length} bytes in padded standard base64");
     }
 
-    private static DateTimeOffset ReadTime(JsonObject body, string name, string where)
+    private static DateTimeOffset ReadTime(JsonObject body, string name, string where) => ParseTime(Str(body, name, where), name, where);
+
+    private static DateTimeOffset ParseTime(string text, string name, string where)
     {
-        var text = Str(body, name, where);
         if (text.Length != 20 || !DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t))
         {
             throw Shape($"{where}.body.{name}", $"{name} must be a UTC time like 2026-01-02T03:04:05Z");
