@@ -385,6 +385,41 @@ public sealed class TokenTests : IDisposable
     }
 
     [Fact]
+    public async Task A_call_run_admitted_sees_the_trust_its_token_was_checked_with_and_nothing_outside_it_does()
+    {
+        var verifier = Verifier();
+        verifier.Admit(IssueMac(), ManagementTokens.Symbol(ManagementTokens.Apply), ManagementTokens.Verbs, null, out var trust);
+        Assert.True(trust.IsTrusted(_key.KeyId));
+
+        // Revoked after the admission: the call still sees the trust as of its admission; the verifier sees the revocation.
+        TrustStore.Revoke(_ws.Trust, _key.KeyId, "test", Now);
+        TrustStore? seen = null, seenLater = null;
+        await TokenVerifier.RunAdmitted(trust, async () =>
+        {
+            seen = TokenVerifier.TrustOfCall;
+            await Task.Yield();
+            seenLater = await Task.Run(() => TokenVerifier.TrustOfCall);
+        });
+        Assert.Same(trust, seen);
+        Assert.Same(trust, seenLater);
+        Assert.Null(TokenVerifier.TrustOfCall);
+        Assert.True(verifier.Trust.IsRevoked(_key.KeyId));
+        Assert.False(trust.IsRevoked(_key.KeyId));
+
+        // Two calls at once each see their own.
+        var other = TrustStore.Load(_ws.Trust);
+        var gate = new TaskCompletionSource();
+        TrustStore? first = null, second = null;
+        var a = TokenVerifier.RunAdmitted(trust, async () => { await gate.Task; first = TokenVerifier.TrustOfCall; });
+        var b = TokenVerifier.RunAdmitted(other, async () => { await gate.Task; second = TokenVerifier.TrustOfCall; });
+        gate.SetResult();
+        await Task.WhenAll(a, b);
+        Assert.Same(trust, first);
+        Assert.Same(other, second);
+        Assert.Null(TokenVerifier.TrustOfCall);
+    }
+
+    [Fact]
     public void A_remembered_signature_is_accepted_only_for_the_same_bytes_and_the_same_signature()
     {
         var data = Encoding.UTF8.GetBytes("{\"plan_id\":\"x\"}");

@@ -59,10 +59,12 @@ public sealed class TokenVerifier
     /// Decodes and verifies a token: structure, chain, proof, issuer trusted, token not revoked, inside its time window.
     /// Throws <see cref="TokenException"/> (RTT-TOKEN-…) otherwise. Does not spend the nonce.
     /// </summary>
-    public CapabilityToken Verify(string? text)
+    public CapabilityToken Verify(string? text) => Verify(text, out _);
+
+    private CapabilityToken Verify(string? text, out TrustStore trust)
     {
         var token = CapabilityToken.Parse(text);
-        var (trust, revoked) = Current();
+        (trust, var revoked) = Current();
         if (trust.IsRevoked(token.IssuerKeyId))
         {
             throw new TokenException(ErrorCodes.TokenIssuerRevoked, $"the token's issuer {token.IssuerKeyId} is a revoked key", "token.blocks[0].body.issuer",
@@ -141,12 +143,38 @@ public sealed class TokenVerifier
     public void Consume(CapabilityToken token) => Replay.Spend(token.Nonce, token.Rights.Expires, _time.GetUtcNow());
 
     /// <summary>Verify, authorize and consume in one step (what an attach does).</summary>
-    public CapabilityToken Admit(string? text, string symbol, IEnumerable<string> verbs, IEnumerable<string>? scopes = null)
+    public CapabilityToken Admit(string? text, string symbol, IEnumerable<string> verbs, IEnumerable<string>? scopes = null) =>
+        Admit(text, symbol, verbs, scopes, out _);
+
+    /// <summary>
+    /// <see cref="Admit(string?, string, IEnumerable{string}, IEnumerable{string}?)"/>, giving also the trust store the token
+    /// was checked with: a call admitted with it can check what it carries (a plan's signature) against the same trust, as of
+    /// its admission, without reading the trust folder's stamps again (see <see cref="TrustOfCall"/>).
+    /// </summary>
+    public CapabilityToken Admit(string? text, string symbol, IEnumerable<string> verbs, IEnumerable<string>? scopes, out TrustStore trust)
     {
-        var token = Verify(text);
+        var token = Verify(text, out trust);
         Authorize(token, symbol, verbs, scopes);
         Consume(token);
         return token;
+    }
+
+    private static readonly AsyncLocal<TrustStore?> CallTrust = new();
+
+    /// <summary>
+    /// The trust store the current call was admitted with, when the code that admitted it runs the call under
+    /// <see cref="RunAdmitted"/> (the silo's management filter does); null elsewhere.
+    /// </summary>
+    public static TrustStore? TrustOfCall => CallTrust.Value;
+
+    /// <summary>
+    /// Runs <paramref name="call"/> with <see cref="TrustOfCall"/> set to <paramref name="trust"/> in its async flow only
+    /// (the value is this method's own: its caller's flow does not see it).
+    /// </summary>
+    public static async Task RunAdmitted(TrustStore trust, Func<Task> call)
+    {
+        CallTrust.Value = trust;
+        await call();
     }
 
     private (TrustStore, HashSet<string>) Current()

@@ -36,8 +36,10 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         var options = new ReconcilerOptions
         {
             Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
-            // The silo's token verifier keeps the trust store and reads it again when its files change (RttSiloHost registers it).
-            VerifySignature = (plan, payload) => (verifier?.Trust ?? workspace.LoadTrustStore()).Verify(plan, payload, (string?)plan["plan_id"]),
+            // The trust the call's token was admitted with (the silo's management filter, a moment ago), else the silo's token
+            // verifier's, which keeps the trust store and reads it again when its files change (RttSiloHost registers it).
+            VerifySignature = (plan, payload) =>
+                (Rtt.Core.Tokens.TokenVerifier.TrustOfCall ?? verifier?.Trust ?? workspace.LoadTrustStore()).Verify(plan, payload, (string?)plan["plan_id"]),
             CommitRetry = retry.Commit,
         };
         var walRetry = new RetryPolicy("Retry:Wal", retry.Wal, ex => ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException, logger);
@@ -76,18 +78,35 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     public async Task<ApplyReport> Apply(string planJson)
     {
         using var changing = Changing();
-        byte[] text;
+        JsonObject plan;
+        PlanContent? content;
+        // The text's UTF-8 bytes in a pooled buffer: the parsed plan and its content keep copies of their own.
+        byte[]? pooled = null;
         try
         {
-            text = StrictUtf8.GetBytes(planJson);
+            int length;
+            try
+            {
+                pooled = System.Buffers.ArrayPool<byte>.Shared.Rent(StrictUtf8.GetByteCount(planJson));
+                length = StrictUtf8.GetBytes(planJson, pooled);
+            }
+            catch (System.Text.EncoderFallbackException ex)
+            {
+                throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
+            }
+
+            var text = pooled.AsSpan(0, length);
+            plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
+            content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
         }
-        catch (System.Text.EncoderFallbackException ex)
+        finally
         {
-            throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
+            if (pooled is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(pooled);
+            }
         }
 
-        var plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
-        var content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
         var outcome = await Coordinator.ApplyAsync(plan, content);
         byte[]? bytes = null;
         if (outcome.Outcome == ApplyOutcome.Applied)

@@ -23,19 +23,23 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
 
     public Task Invoke(IIncomingGrainCallContext context)
     {
-        if (Operation(context.SourceId, context.InterfaceMethod) is { } operation)
+        if (Operation(context.SourceId, context.InterfaceMethod) is not { } operation)
         {
-            try
-            {
-                verifier.Admit(RequestContext.Get(ManagementTokens.ContextKey) as string, ManagementTokens.Symbol(operation), ManagementTokens.Verbs);
-            }
-            catch (RttException ex)
-            {
-                throw new RttGrainException(ex.Code, $"{operation} refused: {ex.Message}", ex.Location, ex.Remedy);
-            }
+            return context.Invoke();
         }
 
-        return context.Invoke();
+        Rtt.Core.Signing.TrustStore trust;
+        try
+        {
+            verifier.Admit(RequestContext.Get(ManagementTokens.ContextKey) as string, ManagementTokens.Symbol(operation), ManagementTokens.Verbs, null, out trust);
+        }
+        catch (RttException ex)
+        {
+            throw new RttGrainException(ex.Code, $"{operation} refused: {ex.Message}", ex.Location, ex.Remedy);
+        }
+
+        // The call checks what it carries (an apply: the plan's signature) against the trust its token was admitted with.
+        return TokenVerifier.RunAdmitted(trust, context.Invoke);
     }
 
     /// <summary>The management operation a call is, or null when it needs no token.</summary>
