@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -463,6 +464,262 @@ public static class PlanDelta
         }
 
         return plan;
+    }
+
+    /// <summary>
+    /// The canonical text <paramref name="delta"/> makes of the plan whose canonical text is <paramref name="baseText"/>,
+    /// written from the text: members, object members and array elements the delta leaves alone are copied as bytes; only
+    /// what it sets or inserts is written (the canonical writer). The same bytes as the canonical form of
+    /// <see cref="Apply"/>'s result (PlanDeltaTextTests), at the cost of a copy of the text instead of a tree of the plan.
+    /// <paramref name="baseText"/> must be canonical (the caller's own applied plan: a text it checked canonical, or its own
+    /// serialization); the rebuilt text is hashed by the caller, so a base that was not would give a plan_id mismatch, never
+    /// another plan. Null when this path does not take the delta, and the caller uses <see cref="Apply"/>: a base not based
+    /// as the delta says, a delta member of another kind or unknown, a member changed in two ways (set
+    /// and spliced, removed and changed), a change to a member the base lacks or holds as another kind, a splice outside
+    /// its array.
+    /// </summary>
+    public static byte[]? ApplyToText(byte[] baseText, JsonObject delta)
+    {
+        using var document = JsonDocument.Parse(baseText);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("plan_id", out var id) || id.ValueKind != JsonValueKind.String
+            || delta["base"] is not JsonValue baseValue || !baseValue.TryGetValue<string>(out var baseId) || baseId != id.GetString())
+        {
+            return null;
+        }
+
+        JsonObject? set = null, objects = null, arrays = null;
+        JsonArray? remove = null;
+        foreach (var (name, value) in delta)
+        {
+            switch (name)
+            {
+                case "base":
+                    break;
+                case "set" when value is JsonObject o:
+                    set = o;
+                    break;
+                case "remove" when value is JsonArray a:
+                    remove = a;
+                    break;
+                case "objects" when value is JsonObject o:
+                    objects = o;
+                    break;
+                case "arrays" when value is JsonObject o:
+                    arrays = o;
+                    break;
+                default:
+                    return null;
+            }
+        }
+
+        if (Names(remove) is not { } removed)
+        {
+            return null;
+        }
+
+        // Each changed member changed one way, and an object or array change only to a member the base holds as that kind.
+        foreach (var (name, _) in objects ?? [])
+        {
+            if (set?.ContainsKey(name) == true || removed.Contains(name) || arrays?.ContainsKey(name) == true
+                || !root.TryGetProperty(name, out var old) || old.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+        }
+
+        foreach (var (name, _) in arrays ?? [])
+        {
+            if (set?.ContainsKey(name) == true || removed.Contains(name) || !root.TryGetProperty(name, out var old) || old.ValueKind != JsonValueKind.Array)
+            {
+                return null;
+            }
+        }
+
+        var output = new System.Buffers.ArrayBufferWriter<byte>(baseText.Length + 4096);
+        var ok = WriteObject(output, root, set, removed, (name, value) => objects?[name] is { } o ? WriteObjectChange(output, value, o)
+            : arrays?[name] is { } a ? WriteSplice(output, value, a) : null);
+        return ok ? output.WrittenSpan.ToArray() : null;
+    }
+
+    private static HashSet<string>? Names(JsonArray? names)
+    {
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in names ?? [])
+        {
+            if (n is not JsonValue v || !v.TryGetValue<string>(out var name))
+            {
+                return null;
+            }
+
+            set.Add(name);
+        }
+
+        return set;
+    }
+
+    /// <summary>
+    /// Writes the object <paramref name="baseObject"/> with <paramref name="removed"/> members gone and <paramref name="set"/>'s
+    /// members new or replaced, in canonical order (the base's members are in it already: its text is canonical; the set's are
+    /// merged in). <paramref name="change"/> writes a member's value itself (true, false: refused) or leaves it (null).
+    /// </summary>
+    private static bool WriteObject(System.Buffers.ArrayBufferWriter<byte> output, JsonElement baseObject, JsonObject? set, HashSet<string> removed,
+        Func<string, JsonElement, bool?>? change)
+    {
+        var added = set is null ? [] : set.Select(m => m.Key).Where(n => !baseObject.TryGetProperty(n, out _)).ToList();
+        added.Sort(string.CompareOrdinal);
+        output.Write("{"u8);
+        var first = true;
+        var next = 0;
+        bool Set(string name)
+        {
+            Comma();
+            return CanonicalJson.TryWriteString(output, name) && Colon() && CanonicalJson.TryWriteNode(output, set![name], 1);
+        }
+
+        void Comma()
+        {
+            if (!first)
+            {
+                output.Write(","u8);
+            }
+
+            first = false;
+        }
+
+        bool Colon()
+        {
+            output.Write(":"u8);
+            return true;
+        }
+
+        foreach (var member in baseObject.EnumerateObject())
+        {
+            var name = member.Name;
+            while (next < added.Count && string.CompareOrdinal(added[next], name) < 0)
+            {
+                if (!Set(added[next++]))
+                {
+                    return false;
+                }
+            }
+
+            if (set?.ContainsKey(name) == true)
+            {
+                if (!Set(name))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            if (removed.Contains(name))
+            {
+                continue;
+            }
+
+            Comma();
+            output.Write("\""u8);
+            output.Write(JsonMarshal.GetRawUtf8PropertyName(member));
+            output.Write("\":"u8);
+            switch (change?.Invoke(name, member.Value))
+            {
+                case null:
+                    output.Write(Bytes(member.Value));
+                    break;
+                case false:
+                    return false;
+            }
+        }
+
+        while (next < added.Count)
+        {
+            if (!Set(added[next++]))
+            {
+                return false;
+            }
+        }
+
+        output.Write("}"u8);
+        return true;
+    }
+
+    private static bool WriteObjectChange(System.Buffers.ArrayBufferWriter<byte> output, JsonElement value, JsonNode change)
+    {
+        if (change is not JsonObject c || c.Any(m => m.Key is not ("set" or "remove")) || (c["set"] is not (null or JsonObject)) || Names(c["remove"] as JsonArray) is not { } removed
+            || (c["remove"] is not (null or JsonArray)))
+        {
+            return false;
+        }
+
+        return WriteObject(output, value, c["set"] as JsonObject, removed, null);
+    }
+
+    private static bool WriteSplice(System.Buffers.ArrayBufferWriter<byte> output, JsonElement value, JsonNode change)
+    {
+        if (change is not JsonObject c || c.Any(m => m.Key is not ("at" or "delete" or "insert")) || c["at"] is not JsonValue atValue || !atValue.TryGetValue<int>(out var at)
+            || c["delete"] is not JsonValue deleteValue || !deleteValue.TryGetValue<int>(out var delete) || c["insert"] is not (null or JsonArray))
+        {
+            return false;
+        }
+
+        var count = value.GetArrayLength();
+        if (at < 0 || delete < 0 || at + delete > count)
+        {
+            return false;
+        }
+
+        output.Write("["u8);
+        var i = 0;
+        var first = true;
+        void Comma()
+        {
+            if (!first)
+            {
+                output.Write(","u8);
+            }
+
+            first = false;
+        }
+
+        foreach (var element in value.EnumerateArray())
+        {
+            if (i == at && !Insert())
+            {
+                return false;
+            }
+
+            if (i < at || i >= at + delete)
+            {
+                Comma();
+                output.Write(Bytes(element));
+            }
+
+            i++;
+        }
+
+        if (at == count && !Insert())
+        {
+            return false;
+        }
+
+        output.Write("]"u8);
+        return true;
+
+        bool Insert()
+        {
+            foreach (var node in c["insert"] as JsonArray ?? [])
+            {
+                Comma();
+                if (!CanonicalJson.TryWriteNode(output, node, 1))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
     }
 
     /// <summary>

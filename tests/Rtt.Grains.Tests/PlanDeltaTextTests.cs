@@ -68,6 +68,105 @@ public sealed class PlanDeltaTextTests
         Assert.True(refused > 500, $"{refused} wrong rebuilt plans refused");
     }
 
+    [Fact]
+    public void A_delta_applied_to_the_base_text_gives_the_targets_canonical_text_and_any_other_delta_goes_to_the_tree_path()
+    {
+        // PlanDelta.ApplyToText (the silo's path for a plan sent as a change, docs/reconciler.md "Plans sent as changes"):
+        // for every delta the diff makes, the bytes are the target's canonical text; for deltas changed by hand (hostile or
+        // odd), it either gives the canonical text of what Apply makes or declines (null), and declines whenever Apply throws.
+        var random = new Random(20261204);
+        var taken = 0;
+        var declined = 0;
+        for (var n = 0; n < 1500; n++)
+        {
+            var basePlan = Plan(random);
+            if (random.Next(4) == 0)
+            {
+                // Names that sort by UTF-16 code units and need escapes.
+                ((JsonObject)basePlan["placement"]!)[random.Next(2) == 0 ? "rtt://s/\u00e9" : "rtt://s/\"q\\"] = "node1";
+            }
+
+            var target = Mutate((JsonObject)basePlan.DeepClone(), random);
+            if (random.Next(4) == 0)
+            {
+                ((JsonObject)target["placement"]!)[random.Next(2) == 0 ? "rtt://s/\ud83d\ude00" : "rtt://s/\u007f\t"] = "node2";
+            }
+
+            var baseText = CanonicalJson.Serialize(basePlan);
+            var delta = PlanDelta.Diff((JsonObject)JsonNode.Parse(baseText)!, target);
+            Assert.Equal(CanonicalJson.Serialize(target), PlanDelta.ApplyToText(baseText, delta));
+
+            var odd = Odd(delta, random);
+            JsonObject? applied;
+            try
+            {
+                applied = PlanDelta.Apply((JsonObject)JsonNode.Parse(baseText)!, odd);
+            }
+            catch (Exception ex) when (ex is Rtt.Core.Errors.RttException or InvalidOperationException or FormatException or InvalidCastException)
+            {
+                applied = null;
+            }
+
+            var fromText = PlanDelta.ApplyToText(baseText, odd);
+            if (fromText is null)
+            {
+                declined++;
+            }
+            else
+            {
+                taken++;
+                Assert.NotNull(applied);
+                Assert.Equal(CanonicalJson.Serialize(applied), fromText);
+            }
+        }
+
+        Assert.True(taken > 300 && declined > 300, $"{taken} odd deltas taken, {declined} declined");
+    }
+
+    // One change of a delta's shape or values: another base, a splice moved or widened, a member set and spliced, set and
+    // removed, changed in an object the base lacks, unknown members, wrong kinds.
+    private static JsonObject Odd(JsonObject delta, Random random)
+    {
+        var d = (JsonObject)delta.DeepClone();
+        switch (random.Next(10))
+        {
+            case 0:
+                d["base"] = "sha256:other";
+                break;
+            case 1:
+                d["arrays"] = new JsonObject { ["lanes"] = new JsonObject { ["at"] = random.Next(-1, 10), ["delete"] = random.Next(-1, 4), ["insert"] = new JsonArray(Lane(random, 7)) } };
+                break;
+            case 2:
+                d["set"] = new JsonObject { ["lanes"] = new JsonArray() };
+                d["arrays"] = new JsonObject { ["lanes"] = new JsonObject { ["at"] = 0, ["delete"] = 0 } };
+                break;
+            case 3:
+                d["remove"] = new JsonArray("placement", "zeta");
+                break;
+            case 4:
+                d["objects"] = new JsonObject { ["nothing"] = new JsonObject { ["set"] = new JsonObject { ["a"] = 1 } } };
+                break;
+            case 5:
+                d["extra"] = 1;
+                break;
+            case 6:
+                d["objects"] = new JsonObject { ["placement"] = new JsonObject { ["set"] = new JsonObject { ["rtt://s/0"] = "x", ["rtt://s/99"] = new JsonArray(1, "é") }, ["remove"] = new JsonArray("rtt://s/1", "rtt://s/404") } };
+                break;
+            case 7:
+                d["set"] = new JsonObject { ["zeta"] = null, ["alpha"] = new JsonObject { ["k"] = 1.5 } };
+                d["remove"] = new JsonArray("alpha", "base");
+                break;
+            case 8:
+                d["remove"] = new JsonArray(1);
+                break;
+            default:
+                d["arrays"] = new JsonObject { ["placement"] = new JsonObject { ["at"] = 0, ["delete"] = 0 } };
+                break;
+        }
+
+        return d;
+    }
+
     // The plan as the silo sees it: parsed from its canonical text, with that text's payload (no sign) read as a document.
     private static (JsonObject Tree, JsonElement Payload) FromText(JsonObject plan)
     {
