@@ -130,7 +130,10 @@ public sealed class ReconcilerProcessTests
 
         File.WriteAllText(Path.Combine(ws, ".rtt", "routes.json"), """{ "routes": [] }""");
         var p2 = PlanId(Ok(ws, "plan", "--json", "--out", Path.Combine(dir.Path, "p2.json")));
-        Assert.Equal(0, RttProcess.Run(ws, "apply", Path.Combine(dir.Path, "p2.json")).ExitCode);
+        var second = RttProcess.Run(ws, "apply", Path.Combine(dir.Path, "p2.json"));
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Contains($"plan sent as a change to {p1}", second.Stdout, StringComparison.Ordinal); // applied.json is its base: the delta crosses, not the plan
+        Assert.Contains("sent whole", applied.Stdout, StringComparison.Ordinal); // the first had no base
         Assert.NotEqual(0, Route(ws).ExitCode); // the lane closed
 
         // Plan 1 again: its base (none) is not the applied plan any more.

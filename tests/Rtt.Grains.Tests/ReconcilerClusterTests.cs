@@ -94,6 +94,63 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_plan_sent_as_its_changes_from_the_applied_plan_is_applied_as_the_whole_plan_and_a_wrong_change_is_refused()
+    {
+        var grains = _cluster.Client;
+        await grains.GetGrain<INodeGrain>(Node(0)).Register(new NodeFacts(Node(0), "host", "cpu", 2, 1L << 30, [], "silo"));
+        var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+        var first = Plan(null, ("rtt://c/a", "rtt://c/b", Node(0)), ("rtt://c/c", "rtt://c/d", Node(0)));
+        var firstId = (string)first["plan_id"]!;
+        PlanChange Change(JsonObject from, JsonObject to) =>
+            new((string)from["plan_id"]!, (string)to["plan_id"]!, Rtt.Core.Json.CanonicalJson.ToCanonicalString(PlanDelta.Diff(from, to)));
+
+        // Nothing applied yet: no base to rebuild from.
+        var none = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyChange(new PlanChange(firstId, firstId, "{}")));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.ApplyChangeBase, none.Code);
+        Assert.True((await reconciler.Apply(IReconcilerGrain.PlanText(first))).Outcome == "applied");
+
+        // The second plan as a change: applied, and what the silo holds is the whole plan, byte for byte.
+        var second = Plan(firstId, ("rtt://c/a", "rtt://c/b", Node(0)), ("rtt://c/e", "rtt://c/f", Node(0)));
+        var secondId = (string)second["plan_id"]!;
+        var report = await reconciler.ApplyChange(Change(first, second));
+        Assert.True(report.Outcome == "applied", report.Reason);
+        Assert.Equal(secondId, (await reconciler.History()).AppliedPlanId);
+        Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(second), File.ReadAllBytes(new PlanStore(_workspace).AppliedPath));
+        Assert.Contains(("rtt://c/e", "rtt://c/f"), (await reconciler.AppliedRoutes()).Routes.Select(r => (r.From, r.To)));
+
+        // The same change again: its base is no longer the applied plan (RTT-APPLY-007, nothing changes); the whole plan
+        // again is "unchanged" (what `rtt apply` falls back to).
+        var stale = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyChange(Change(first, second)));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.ApplyChangeBase, stale.Code);
+        Assert.Contains(secondId, stale.Message, StringComparison.Ordinal);
+        Assert.Equal("unchanged", (await reconciler.Apply(IReconcilerGrain.PlanText(second))).Outcome);
+        var third = Plan(secondId, ("rtt://c/g", "rtt://c/h", Node(0)));
+
+        // A change that rebuilds another plan than it names (a lane changed by hand: its plan_id no longer holds), one that names
+        // another plan, and one that does not fit the base: refused with the plan's own codes; the applied plan stays.
+        var toThird = PlanDelta.Diff(second, third);
+        var tampered = (JsonObject)toThird.DeepClone();
+        tampered["set"] = new JsonObject { ["routes_add"] = new JsonArray() };
+        var mismatch = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyChange(new PlanChange(secondId, (string)third["plan_id"]!, tampered.ToJsonString())));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanMismatch, mismatch.Code);
+        var named = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyChange(new PlanChange(secondId, firstId, toThird.ToJsonString())));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanMismatch, named.Code);
+        foreach (var bad in new[] { "not json", "[]", """{"base":"sha256:x"}""", "{\"base\":\"" + secondId + "\",\"arrays\":{\"lanes\":{\"at\":99,\"delete\":0}}}" })
+        {
+            var refused = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyChange(new PlanChange(secondId, (string)third["plan_id"]!, bad)));
+            Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanInputInvalid, refused.Code);
+        }
+
+        Assert.Equal(secondId, (await reconciler.History()).AppliedPlanId);
+
+        // After a rollback the applied plan is the first again: a change from it applies (its text made anew from the tree).
+        Assert.Equal("rolled-back", (await reconciler.Rollback("test")).Outcome);
+        var fourth = Plan(firstId, ("rtt://c/a", "rtt://c/b", Node(0)), ("rtt://c/i", "rtt://c/j", Node(0)));
+        Assert.Equal("applied", (await reconciler.ApplyChange(Change(first, fourth))).Outcome);
+        Assert.Equal((string)fourth["plan_id"]!, (await reconciler.History()).AppliedPlanId);
+    }
+
+    [Fact]
     public async Task History_and_status_show_each_decision_on_the_next_call()
     {
         var grains = _cluster.Client;

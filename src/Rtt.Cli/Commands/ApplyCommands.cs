@@ -34,13 +34,14 @@ public static class ApplyCommands
 
             var plan = RttWorkspace.ReadObject(path);
             await using var client = await Connect(ws, cancellationToken);
+            var sent = "";
             var report = await Run(parse.GetValue(applyJson), $"applying {plan["plan_id"]}",
-                () =>
+                async () =>
                 {
-                    Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply); // the silo checks a token on every apply (docs/security.md)
-                    return client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(IReconcilerGrain.PlanText(plan));
+                    (var r, sent) = await Send(client.Cluster, ws, plan);
+                    return r;
                 });
-            return Print(report, parse.GetValue(applyJson), rollback: false);
+            return Print(report, parse.GetValue(applyJson), rollback: false, sent);
         }));
 
         var reason = new Option<string?>("--reason") { Description = "Why (recorded in the WAL)" };
@@ -96,6 +97,60 @@ public static class ApplyCommands
         return await RttClient.ConnectAsync(options, cancellationToken);
     }
 
+    /// <summary>
+    /// Sends <paramref name="plan"/> to the reconciler, each try with its own token (the silo checks one on every apply,
+    /// docs/security.md): as its changes from the applied plan when the workspace's <c>applied.json</c> is the plan's base
+    /// (docs/reconciler.md, "Plans sent as changes"; what crosses the wire follows the change), else whole. A change the
+    /// silo cannot rebuild because its applied plan is another one (RTT-APPLY-007) is sent again whole, which gives the
+    /// reconciler's own answer (a stale plan's RTT-APPLY-001). Returns the report and how the plan went: a line for people.
+    /// </summary>
+    internal static async Task<(ApplyReport Report, string Sent)> Send(IGrainFactory grains, RttWorkspace ws, JsonObject plan)
+    {
+        var reconciler = grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+        if (ChangeOf(ws, plan) is { } change)
+        {
+            try
+            {
+                Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
+                return (await reconciler.ApplyChange(change), $"sent as a change to {change.Base} ({Bytes(change.Delta)})");
+            }
+            catch (Rtt.Grains.RttGrainException ex) when (ex.Code == ErrorCodes.ApplyChangeBase)
+            {
+                // The silo applied another plan than applied.json says (a change since, or a file not yet rewritten).
+            }
+        }
+
+        var text = IReconcilerGrain.PlanText(plan);
+        Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
+        return (await reconciler.Apply(text), $"sent whole ({Bytes(text)})");
+    }
+
+    /// <summary>The plan as its changes from the workspace's applied plan, when that is its base; null otherwise.</summary>
+    internal static PlanChange? ChangeOf(RttWorkspace ws, JsonObject plan)
+    {
+        var path = new PlanStore(ws).AppliedPath;
+        if ((string?)plan["base"] is not { } baseId || (string?)plan["plan_id"] is not { } planId || planId == baseId || !File.Exists(path))
+        {
+            return null;
+        }
+
+        JsonObject applied;
+        try
+        {
+            applied = RttWorkspace.ReadObject(path);
+        }
+        catch (RttException)
+        {
+            return null; // unreadable (torn by a crash: the silo rewrites it): the whole plan goes
+        }
+
+        return (string?)applied["plan_id"] == baseId
+            ? new PlanChange(baseId, planId, CanonicalJson.ToCanonicalString(Rtt.Reconciling.PlanDelta.Diff(applied, plan)))
+            : null;
+    }
+
+    private static string Bytes(string text) => string.Create(CultureInfo.InvariantCulture, $"{System.Text.Encoding.UTF8.GetByteCount(text):N0} bytes");
+
     internal static async Task<ApplyReport> Run(bool json, string what, Func<Task<ApplyReport>> call)
     {
         try
@@ -118,15 +173,26 @@ public static class ApplyCommands
         }
     }
 
-    public static int Print(ApplyReport r, bool json, bool rollback)
+    public static int Print(ApplyReport r, bool json, bool rollback, string? sent = null)
     {
         var ok = r.Outcome is "applied" or "unchanged" || (rollback && r.Outcome == "rolled-back");
         if (json)
         {
-            Console.Out.Write(PrettyJson.ToText(ReportJson(r, rollback)));
+            var report = ReportJson(r, rollback);
+            if (!string.IsNullOrEmpty(sent))
+            {
+                report["sent"] = sent;
+            }
+
+            Console.Out.Write(PrettyJson.ToText(report));
         }
         else
         {
+            if (!string.IsNullOrEmpty(sent))
+            {
+                Console.WriteLine($"  plan {sent}");
+            }
+
             foreach (var p in r.Phases)
             {
                 Console.WriteLine($"  {p.Phase,-8} {p.Milliseconds,9:0.00} ms  {p.Detail}");
@@ -210,8 +276,7 @@ public static class ApplyStep
     public static async Task<JsonObject> RunAsync(Silo.Hosting.RttSilo silo)
     {
         var plan = RttWorkspace.ReadObject(Path.Combine(new PlanStore(silo.Workspace).Directory, "proposed.json"));
-        Rtt.Grains.ManagementCalls.Present(silo.Workspace, Rtt.Core.Tokens.ManagementTokens.Apply);
-        var report = await silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Apply(IReconcilerGrain.PlanText(plan));
+        var (report, _) = await ApplyCommands.Send(silo.Grains, silo.Workspace, plan);
         var phases = string.Join(", ", report.Phases.Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Phase} {p.Milliseconds:0.0} ms")));
         return new JsonObject
         {

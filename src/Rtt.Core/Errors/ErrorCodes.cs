@@ -142,6 +142,7 @@ public static class ErrorCodes
     public const string ApplyAborted = "RTT-APPLY-003";
     public const string ApplyRolledBack = "RTT-APPLY-004";
     public const string ApplyNothingToRollBack = "RTT-APPLY-005";
+    public const string ApplyChangeBase = "RTT-APPLY-007";
 
     // Security: file modes, capability tokens, driver sandbox (docs/security.md, docs/tokens.md)
     public const string ModesTooOpen = "RTT-SEC-001";

@@ -100,6 +100,16 @@ public interface IReconcilerGrain : IGrainWithStringKey
     /// <summary>The text to send a plan as: its canonical form (RFC 8785), whose bytes the silo hashes and checks as they are.</summary>
     public static string PlanText(System.Text.Json.Nodes.JsonObject plan) => Rtt.Core.Json.CanonicalJson.ToCanonicalString(plan);
 
+    /// <summary>
+    /// Applies the signed plan <see cref="PlanChange.PlanId"/> sent as its changes from the applied plan
+    /// (docs/reconciler.md, "Plans sent as changes"): the silo rebuilds the plan from the plan it applied and the delta, checks
+    /// that it is the plan named (plan_id, signature), and applies it as <see cref="Apply"/> does. What crosses the wire
+    /// follows the change, not the plan's size. Refused with RTT-APPLY-007 when the change is based on another plan than
+    /// the applied one: send the whole plan then (<c>rtt apply</c> does so by itself). Needs the apply token, as Apply.
+    /// </summary>
+    [Alias("ApplyChange")]
+    Task<ApplyReport> ApplyChange(PlanChange change);
+
     [Alias("Rollback")]
     Task<ApplyReport> Rollback(string reason);
 
@@ -125,6 +135,14 @@ public sealed record AppliedRouteView(
 
 [GenerateSerializer, Immutable, Alias("rtt.AppliedRoutes")]
 public sealed record AppliedRoutes([property: Id(0)] string? PlanId, [property: Id(1)] ImmutableArray<AppliedRouteView> Routes);
+
+/// <summary>
+/// A signed plan as its changes from the plan it was computed against: <paramref name="Base"/> (that plan's plan_id, the
+/// one applied), <paramref name="PlanId"/> (the plan's), <paramref name="Delta"/> (the canonical text of
+/// <c>PlanDelta.Diff(base, plan)</c>, the WAL's delta format: docs/reconciler.md, "Plan deltas").
+/// </summary>
+[GenerateSerializer, Immutable, Alias("rtt.PlanChange")]
+public sealed record PlanChange([property: Id(0)] string Base, [property: Id(1)] string PlanId, [property: Id(2)] string Delta);
 
 [GenerateSerializer, Immutable, Alias("rtt.ApplyReport")]
 public sealed record ApplyReport(

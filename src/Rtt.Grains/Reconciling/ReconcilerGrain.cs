@@ -75,38 +75,69 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public async Task<ApplyReport> Apply(string planJson)
+    public Task<ApplyReport> Apply(string planJson)
     {
-        using var changing = Changing();
-        JsonObject plan;
-        PlanContent? content;
-        // The text's UTF-8 bytes in a pooled buffer: the parsed plan and its content keep copies of their own.
-        byte[]? pooled = null;
+        byte[] text;
         try
         {
-            int length;
-            try
-            {
-                pooled = System.Buffers.ArrayPool<byte>.Shared.Rent(StrictUtf8.GetByteCount(planJson));
-                length = StrictUtf8.GetBytes(planJson, pooled);
-            }
-            catch (System.Text.EncoderFallbackException ex)
-            {
-                throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
-            }
-
-            var text = pooled.AsSpan(0, length);
-            plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
-            content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
+            text = StrictUtf8.GetBytes(planJson);
         }
-        finally
+        catch (System.Text.EncoderFallbackException ex)
         {
-            if (pooled is not null)
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(pooled);
-            }
+            throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
         }
 
+        return ApplyText(text, null);
+    }
+
+    // The applied plan's canonical text, kept for plans sent as changes: the text it came as (when that was plain canonical)
+    // or, after a start or a rollback, its serialization, made when the first change needs it.
+    private byte[]? _appliedText;
+    private string? _appliedTextId;
+
+    public Task<ApplyReport> ApplyChange(PlanChange change)
+    {
+        var c = Coordinator;
+        if (c.Applied is null || change.Base != c.AppliedPlanId)
+        {
+            throw new RttException(ErrorCodes.ApplyChangeBase, $"plan {change.PlanId} was sent as a change to {change.Base}, but the applied plan is {c.AppliedPlanId ?? "none"}",
+                change.PlanId, "send the whole plan (`rtt apply` does so by itself), or compute the change against the applied plan");
+        }
+
+        byte[] text;
+        try
+        {
+            var delta = JsonNode.Parse(change.Delta) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan's change must be a JSON object", change.PlanId, "send PlanDelta.Diff(base, plan)");
+            if (_appliedTextId != c.AppliedPlanId || _appliedText is null)
+            {
+                (_appliedText, _appliedTextId) = (CanonicalJson.Serialize(c.Applied), c.AppliedPlanId);
+            }
+
+            // From the applied plan's text, or through a tree for a delta that path does not take (PlanDelta.Apply's own checks).
+            text = PlanDelta.ApplyToText(_appliedText, delta) ?? CanonicalJson.Serialize(PlanDelta.Apply(c.Applied, delta));
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or RttException or InvalidOperationException or FormatException or InvalidCastException or ArgumentException)
+        {
+            throw new RttException(ErrorCodes.PlanInputInvalid, $"the change to {change.Base} does not apply to it: {ex.Message}", change.PlanId,
+                "send the whole plan, or the change PlanDelta.Diff(applied plan, plan) gives");
+        }
+
+        return ApplyText(text, change.PlanId);
+    }
+
+    /// <param name="text">The plan's UTF-8 text (any JSON; canonical text is checked as it is).</param>
+    /// <param name="expectedPlanId">For a plan rebuilt from a change: the plan_id the sender named, which the rebuilt plan must carry.</param>
+    private async Task<ApplyReport> ApplyText(byte[] text, string? expectedPlanId)
+    {
+        using var changing = Changing();
+        var plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
+        if (expectedPlanId is not null && (string?)plan["plan_id"] != expectedPlanId)
+        {
+            throw new RttException(ErrorCodes.PlanMismatch, $"the change rebuilds plan {(string?)plan["plan_id"] ?? "(no plan_id)"}, not {expectedPlanId}", expectedPlanId,
+                "compute the change from the applied plan to the plan named (PlanDelta.Diff), or send the whole plan");
+        }
+
+        var content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
         var outcome = await Coordinator.ApplyAsync(plan, content);
         byte[]? bytes = null;
         if (outcome.Outcome == ApplyOutcome.Applied)
@@ -116,6 +147,11 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             // they are missing, old or torn).
             bytes = content!.Pretty(plan);
             AtomicFile.WriteAllBytes(new PlanStore(workspace).PathOf(outcome.PlanId!), bytes, durable: false);
+        }
+
+        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && content is { Plain: true } && _appliedTextId != outcome.PlanId)
+        {
+            (_appliedText, _appliedTextId) = (text, outcome.PlanId); // plain canonical: the applied plan's canonical text
         }
 
         WriteApplied(bytes);
