@@ -70,7 +70,18 @@ try
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
     var bigWarm = await WarmUp(reconciler, key, big, routes, "r", warmup);
-    var (single, lastReport, _, cpuPerChange) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
+    var (single, lastReport, afterSingle, cpuPerChange) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
+
+    // The same changes sent whole and as changes, alternating by pairs in one series (same state, same moment).
+    var asChanges = new List<double>();
+    var (asWhole, _, _, _) = await Changes(reconciler, key, afterSingle, routes, "r", changes * 2, asChanges);
+    var sample = Plan(key, Id(afterSingle), routes + 1, "r");
+    var deltaBytes = System.Text.Encoding.UTF8.GetByteCount(IReconcilerGrain.PlanText(Rtt.Reconciling.PlanDelta.Diff(afterSingle, sample)));
+    var wholeBytes = System.Text.Encoding.UTF8.GetByteCount(IReconcilerGrain.PlanText(sample));
+    var diffClock = Stopwatch.StartNew();
+    Rtt.Reconciling.PlanDelta.Diff(afterSingle, sample);
+    Console.WriteLine($"single-route change on {routes} applied routes, sent whole ({wholeBytes:N0} bytes) p50 {asWhole[asWhole.Count / 2]:0.00} ms (n={asWhole.Count}), "
+        + $"sent as a change ({deltaBytes:N0} bytes; the client's diff {diffClock.Elapsed.TotalMilliseconds:0.00} ms, not timed) p50 {asChanges[asChanges.Count / 2]:0.00} ms (n={asChanges.Count}), alternated by pairs");
     Breakdown(workspace, key, big, routes);
     Console.WriteLine($"processor time per single-route change on {routes} applied routes (every thread of the process, during the apply call): {cpuPerChange:0.00} ms");
     Print("single-route change on 10 applied routes", smallTimes, smallLast);
@@ -153,7 +164,10 @@ static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key
 
 // Alternately adds route number `count` and removes it again; returns the sorted times and the last report.
 // CpuPerChange: the process's processor time per change (every thread; the silo runs in it), during the apply calls.
-static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, double CpuPerChange)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes)
+// With `sentAsChanges`, every other pair of changes is sent as a change (IReconcilerGrain.ApplyChange: the delta from the
+// applied plan, as `rtt apply` sends it when applied.json is the base) and those are timed apart (`AsChanges`).
+static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, double CpuPerChange)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes,
+    List<double>? sentAsChanges = null)
 {
     var times = new List<double>();
     ApplyReport? last = null;
@@ -163,16 +177,19 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, dou
     {
         var next = Plan(key, Id(current), i % 2 == 0 ? count + 1 : count, prefix);
         Token(key); // minted before the clock: the client's cost, not the apply's (the silo's check is timed)
-        var text = IReconcilerGrain.PlanText(next); // the client's too
+        var asChange = sentAsChanges is not null && i / 2 % 2 == 1;
+        var text = asChange ? null : IReconcilerGrain.PlanText(next); // the client's too
+        var change = asChange ? new PlanChange(Id(current), Id(next), IReconcilerGrain.PlanText(Rtt.Reconciling.PlanDelta.Diff(current, next))) : null;
         var cpuBefore = Environment.CpuUsage.TotalTime;
         clock.Restart();
-        last = await ApplyText(reconciler, text);
-        times.Add(clock.Elapsed.TotalMilliseconds);
+        last = change is null ? await ApplyText(reconciler, text!) : Applied(await reconciler.ApplyChange(change));
+        (asChange ? sentAsChanges! : times).Add(clock.Elapsed.TotalMilliseconds);
         cpu += Environment.CpuUsage.TotalTime - cpuBefore;
         current = next;
     }
 
     times.Sort();
+    sentAsChanges?.Sort();
     return (times, last!, current, changes > 0 ? cpu.TotalMilliseconds / changes : 0);
 }
 
@@ -229,9 +246,10 @@ static void Print(string what, List<double> times, ApplyReport last)
 static async Task<ApplyReport> Apply(IReconcilerGrain reconciler, JsonObject plan) => await ApplyText(reconciler, IReconcilerGrain.PlanText(plan));
 
 // The plan as `rtt apply` sends it (its canonical text, made by the client before the clock in Changes).
-static async Task<ApplyReport> ApplyText(IReconcilerGrain reconciler, string plan)
+static async Task<ApplyReport> ApplyText(IReconcilerGrain reconciler, string plan) => Applied(await reconciler.Apply(plan));
+
+static ApplyReport Applied(ApplyReport report)
 {
-    var report = await reconciler.Apply(plan);
     if (report.Outcome != "applied")
     {
         throw new InvalidOperationException($"{report.Outcome}: {report.Reason}");
