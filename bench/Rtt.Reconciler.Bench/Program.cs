@@ -72,16 +72,23 @@ try
     var bigWarm = await WarmUp(reconciler, key, big, routes, "r", warmup);
     var (single, lastReport, afterSingle, cpuPerChange) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
 
-    // The same changes sent whole and as changes, alternating by pairs in one series (same state, same moment).
-    var asChanges = new List<double>();
-    var (asWhole, _, _, _) = await Changes(reconciler, key, afterSingle, routes, "r", changes * 2, asChanges);
+    // The same changes sent whole and as changes, alternating by pairs in one series (same state, same moment): from the
+    // silo's own grain factory (no network), then from a client app connected to the silo's gateway (TCP on this machine).
     var sample = Plan(key, Id(afterSingle), routes + 1, "r");
     var deltaBytes = System.Text.Encoding.UTF8.GetByteCount(IReconcilerGrain.PlanText(Rtt.Reconciling.PlanDelta.Diff(afterSingle, sample)));
     var wholeBytes = System.Text.Encoding.UTF8.GetByteCount(IReconcilerGrain.PlanText(sample));
     var diffClock = Stopwatch.StartNew();
     Rtt.Reconciling.PlanDelta.Diff(afterSingle, sample);
-    Console.WriteLine($"single-route change on {routes} applied routes, sent whole ({wholeBytes:N0} bytes) p50 {asWhole[asWhole.Count / 2]:0.00} ms (n={asWhole.Count}), "
-        + $"sent as a change ({deltaBytes:N0} bytes; the client's diff {diffClock.Elapsed.TotalMilliseconds:0.00} ms, not timed) p50 {asChanges[asChanges.Count / 2]:0.00} ms (n={asChanges.Count}), alternated by pairs");
+    Console.WriteLine($"a single-route change on {routes} applied routes sent whole is {wholeBytes:N0} bytes, as a change {deltaBytes:N0} bytes (the client's diff {diffClock.Elapsed.TotalMilliseconds:0.00} ms, not timed)");
+    var current = afterSingle;
+    await using var client = await Rtt.Client.RttClient.ConnectAsync(Rtt.Client.RttClientOptions.FromWorkspace(workspace)!);
+    foreach (var (via, target) in new[] { ("in the silo's process", reconciler), ("through the gateway", client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey)) })
+    {
+        var asChanges = new List<double>();
+        (var asWhole, _, current, _) = await Changes(target, key, current, routes, "r", changes * 2, asChanges);
+        Console.WriteLine($"single-route change on {routes} applied routes, {via}: sent whole p50 {asWhole[asWhole.Count / 2]:0.00} ms (n={asWhole.Count}), "
+            + $"sent as a change p50 {asChanges[asChanges.Count / 2]:0.00} ms (n={asChanges.Count}), alternated by pairs");
+    }
     Breakdown(workspace, key, big, routes);
     Console.WriteLine($"processor time per single-route change on {routes} applied routes (every thread of the process, during the apply call): {cpuPerChange:0.00} ms");
     Print("single-route change on 10 applied routes", smallTimes, smallLast);

@@ -128,6 +128,7 @@ public sealed class ReconcilerProcessTests
         Assert.Contains("verify", applied.Stdout, StringComparison.Ordinal);
         Assert.Contains("answered a probe frame", applied.Stdout, StringComparison.Ordinal);
 
+        var quickstartRoutes = JsonNode.Parse(File.ReadAllText(Path.Combine(ws, ".rtt", "routes.json")))!;
         File.WriteAllText(Path.Combine(ws, ".rtt", "routes.json"), """{ "routes": [] }""");
         var p2 = PlanId(Ok(ws, "plan", "--json", "--out", Path.Combine(dir.Path, "p2.json")));
         var second = RttProcess.Run(ws, "apply", Path.Combine(dir.Path, "p2.json"));
@@ -177,6 +178,22 @@ public sealed class ReconcilerProcessTests
         var outOfRange = RttProcess.Run(ws, "wal", "proof", "inclusion", "999");
         Assert.Equal(1, outOfRange.ExitCode);
         Assert.Contains("RTT-WAL-004", outOfRange.Stderr, StringComparison.Ordinal);
+
+        // applied.json edited by hand (another plan's content under plan 1's id): the change made from it does not rebuild the
+        // plan in the silo (RTT-PLAN-006), so rtt apply sends the whole plan, which applies.
+        var fewer = quickstartRoutes.DeepClone();
+        fewer["routes"]!.AsArray().RemoveAt(fewer["routes"]!.AsArray().Count - 1);
+        File.WriteAllText(Path.Combine(ws, ".rtt", "routes.json"), fewer.ToJsonString());
+        var p3Json = Ok(ws, "plan", "--json", "--out", Path.Combine(dir.Path, "p3.json"));
+        var p3 = PlanId(p3Json);
+        var forged = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "p3.json")))!;
+        forged["plan_id"] = p1;
+        forged["base"] = null;
+        File.WriteAllText(Path.Combine(ws, ".rtt", "plans", "applied.json"), forged.ToJsonString());
+        var third = RttProcess.Run(ws, "apply", Path.Combine(dir.Path, "p3.json"));
+        Assert.True(third.ExitCode == 0, third.ToString());
+        Assert.Contains("sent whole", third.Stdout, StringComparison.Ordinal);
+        Assert.Equal(p3, (string?)JsonNode.Parse(Ok(ws, "history", "--json"))!["applied"]);
         silo.Terminate();
         Assert.True(silo.WaitForExit(TimeSpan.FromSeconds(30)));
     }

@@ -101,8 +101,9 @@ public static class ApplyCommands
     /// Sends <paramref name="plan"/> to the reconciler, each try with its own token (the silo checks one on every apply,
     /// docs/security.md): as its changes from the applied plan when the workspace's <c>applied.json</c> is the plan's base
     /// (docs/reconciler.md, "Plans sent as changes"; what crosses the wire follows the change), else whole. A change the
-    /// silo cannot rebuild because its applied plan is another one (RTT-APPLY-007) is sent again whole, which gives the
-    /// reconciler's own answer (a stale plan's RTT-APPLY-001). Returns the report and how the plan went: a line for people.
+    /// silo cannot rebuild because its applied plan is another one (RTT-APPLY-007), or that does not rebuild the plan
+    /// (RTT-PLAN-006, RTT-PLAN-001: applied.json changed by hand), is sent again whole, which gives the reconciler's own
+    /// answer (a stale plan's RTT-APPLY-001, a tampered plan's RTT-PLAN-006). Returns the report and how the plan went: a line for people.
     /// </summary>
     internal static async Task<(ApplyReport Report, string Sent)> Send(IGrainFactory grains, RttWorkspace ws, JsonObject plan)
     {
@@ -114,9 +115,10 @@ public static class ApplyCommands
                 Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
                 return (await reconciler.ApplyChange(change), $"sent as a change to {change.Base} ({Bytes(change.Delta)})");
             }
-            catch (Rtt.Grains.RttGrainException ex) when (ex.Code == ErrorCodes.ApplyChangeBase)
+            catch (Rtt.Grains.RttGrainException ex) when (ex.Code is ErrorCodes.ApplyChangeBase or ErrorCodes.PlanMismatch or ErrorCodes.PlanInputInvalid)
             {
-                // The silo applied another plan than applied.json says (a change since, or a file not yet rewritten).
+                // The silo applied another plan than applied.json says (a change since, or a file not yet rewritten), or the
+                // change did not rebuild the plan (applied.json edited by hand): the whole plan gets the reconciler's own answer.
             }
         }
 
