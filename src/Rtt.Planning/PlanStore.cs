@@ -25,6 +25,13 @@ public sealed class PlanStore(RttWorkspace workspace)
     /// <param name="durable">False for copies that can be rebuilt (the reconciler's, from the WAL): written atomically, not flushed to disk.</param>
     public string Save(JsonObject plan, bool durable = true) => Save(plan, PrettyJson.ToUtf8(plan), durable);
 
+    /// <summary>
+    /// A plan's file form (<see cref="PrettyJson.ToUtf8"/>'s bytes): from the bytes its signature covers when the planner
+    /// sealed it with them (<see cref="Planner.Seal(PlanOutcome, Rtt.Core.Signing.SigningKey, out PlanContent?)"/>), else
+    /// by the reference writer.
+    /// </summary>
+    public static byte[] FileForm(JsonObject plan, PlanContent? content) => content?.Pretty(plan) ?? PrettyJson.ToUtf8(plan);
+
     /// <summary>Saves a plan whose file form (<see cref="PrettyJson.ToUtf8"/>'s bytes) the caller has made already.</summary>
     public string Save(JsonObject plan, byte[] pretty, bool durable = true)
     {

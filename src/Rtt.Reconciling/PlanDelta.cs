@@ -566,47 +566,39 @@ public static class PlanDelta
     private static bool WriteObject(System.Buffers.ArrayBufferWriter<byte> output, JsonElement baseObject, JsonObject? set, HashSet<string> removed,
         Func<string, JsonElement, bool?>? change)
     {
-        var added = set is null ? [] : set.Select(m => m.Key).Where(n => !baseObject.TryGetProperty(n, out _)).ToList();
-        added.Sort(string.CompareOrdinal);
+        // Both name lists in canonical order, walked together: a set name before the next base name is new, one equal to it
+        // replaces it.
+        var names = set is null ? [] : set.Select(m => m.Key).ToList();
+        names.Sort(string.CompareOrdinal);
         output.Write("{"u8);
         var first = true;
         var next = 0;
         bool Set(string name)
         {
-            Comma();
-            return CanonicalJson.TryWriteString(output, name) && Colon() && CanonicalJson.TryWriteNode(output, set![name], 1);
-        }
-
-        void Comma()
-        {
-            if (!first)
+            Separator(output, ref first);
+            if (!CanonicalJson.TryWriteString(output, name))
             {
-                output.Write(","u8);
+                return false;
             }
 
-            first = false;
-        }
-
-        bool Colon()
-        {
             output.Write(":"u8);
-            return true;
+            return CanonicalJson.TryWriteNode(output, set![name], 1);
         }
 
         foreach (var member in baseObject.EnumerateObject())
         {
             var name = member.Name;
-            while (next < added.Count && string.CompareOrdinal(added[next], name) < 0)
+            while (next < names.Count && string.CompareOrdinal(names[next], name) < 0)
             {
-                if (!Set(added[next++]))
+                if (!Set(names[next++]))
                 {
                     return false;
                 }
             }
 
-            if (set?.ContainsKey(name) == true)
+            if (next < names.Count && names[next] == name)
             {
-                if (!Set(name))
+                if (!Set(names[next++]))
                 {
                     return false;
                 }
@@ -619,7 +611,7 @@ public static class PlanDelta
                 continue;
             }
 
-            Comma();
+            Separator(output, ref first);
             output.Write("\""u8);
             output.Write(JsonMarshal.GetRawUtf8PropertyName(member));
             output.Write("\":"u8);
@@ -633,9 +625,9 @@ public static class PlanDelta
             }
         }
 
-        while (next < added.Count)
+        while (next < names.Count)
         {
-            if (!Set(added[next++]))
+            if (!Set(names[next++]))
             {
                 return false;
             }
@@ -643,6 +635,17 @@ public static class PlanDelta
 
         output.Write("}"u8);
         return true;
+    }
+
+    // A comma before every element or member but the first.
+    private static void Separator(System.Buffers.ArrayBufferWriter<byte> output, ref bool first)
+    {
+        if (!first)
+        {
+            output.Write(","u8);
+        }
+
+        first = false;
     }
 
     private static bool WriteObjectChange(System.Buffers.ArrayBufferWriter<byte> output, JsonElement value, JsonNode change)
@@ -673,16 +676,6 @@ public static class PlanDelta
         output.Write("["u8);
         var i = 0;
         var first = true;
-        void Comma()
-        {
-            if (!first)
-            {
-                output.Write(","u8);
-            }
-
-            first = false;
-        }
-
         foreach (var element in value.EnumerateArray())
         {
             if (i == at && !Insert())
@@ -692,7 +685,7 @@ public static class PlanDelta
 
             if (i < at || i >= at + delete)
             {
-                Comma();
+                Separator(output, ref first);
                 output.Write(Bytes(element));
             }
 
@@ -711,7 +704,7 @@ public static class PlanDelta
         {
             foreach (var node in c["insert"] as JsonArray ?? [])
             {
-                Comma();
+                Separator(output, ref first);
                 if (!CanonicalJson.TryWriteNode(output, node, 1))
                 {
                     return false;

@@ -63,7 +63,7 @@ public static class PlanCommand
         var outcome = Planner.Compute(inputs);
         using var key = ws.LoadSigningKey();
         var signed = Planner.Seal(outcome, key, out var content); // the outcome's body, sealed in place
-        var pretty = content?.Pretty(signed) ?? PrettyJson.ToUtf8(signed); // the file form, from the signed bytes: written once for both files
+        var pretty = PlanStore.FileForm(signed, content); // the file form, from the signed bytes: written once for both files
         store.Save(signed, pretty);
         var path = Path.GetFullPath(output ?? Path.Combine(store.Directory, "proposed.json"));
         AtomicFile.WriteAllBytes(path, pretty);

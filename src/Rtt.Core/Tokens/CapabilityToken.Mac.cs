@@ -29,7 +29,7 @@ public sealed partial class CapabilityToken
     /// <remarks>
     /// The envelope's canonical bytes are written as they are (no node tree: every management call mints one): the body's
     /// members in RFC 8785 order, strings that need no escape but the address (written by the canonical writer), then the
-    /// MAC's tail. TokenTests check the bytes against the canonical serializer's.
+    /// MAC's tail (<see cref="MacTail"/>, as the reader checks it). TokenTests check the bytes against the canonical serializer's.
     /// </remarks>
     public static string IssueMac(SigningKey issuer, string saddr, IReadOnlyList<string> verbs, IReadOnlyList<string> scopes, TimeSpan ttl, DateTimeOffset now)
     {
@@ -62,11 +62,7 @@ public sealed partial class CapabilityToken
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
         HMACSHA256.HashData(issuer.MacKey, output.WrittenSpan[MacHead.Length..], mac);
-        output.Write(",\"format\":\""u8);
-        WriteAscii(output, MacFormat);
-        output.Write("\",\"mac\":\""u8);
-        output.Advance(System.Buffers.Text.Base64.EncodeToUtf8(mac, output.GetSpan(44), out _, out var written) == System.Buffers.OperationStatus.Done ? written : 0);
-        output.Write("\"}"u8);
+        output.Write(MacTail(Convert.ToBase64String(mac)));
         return MacPrefix + Base64Url(output.WrittenSpan);
     }
 

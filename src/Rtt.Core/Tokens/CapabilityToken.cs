@@ -432,13 +432,11 @@ public sealed partial class CapabilityToken
 
     private static void CheckIssuer(string issuer, string where)
     {
-        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || issuer.AsSpan(7).ContainsAnyExcept(HexLower))
+        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !issuer[7..].All(char.IsAsciiHexDigitLower))
         {
             throw Shape($"{where}.body.issuer", "issuer must be a key id sha256:<64 hex>");
         }
     }
-
-    private static readonly System.Buffers.SearchValues<char> HexLower = System.Buffers.SearchValues.Create("0123456789abcdef");
 
     private static void CheckNonce(string nonce, string where)
     {

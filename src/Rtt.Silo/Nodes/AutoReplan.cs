@@ -144,7 +144,7 @@ public sealed class AutoReplanService(
             return null;
         }
 
-        store.Save(signed, content?.Pretty(signed) ?? Core.Json.PrettyJson.ToUtf8(signed));
+        store.Save(signed, PlanStore.FileForm(signed, content));
         logger.LogWarning("auto_replan: nodes down [{Down}]: applying {PlanId} ({Admitted} route(s) placed, {Rejected} rejected)",
             string.Join(", ", down), planId, outcome.Admitted, outcome.Rejected.Count);
         Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Apply);
