@@ -15,10 +15,11 @@ namespace Rtt.Planning;
 /// </summary>
 internal static class PlanCanonical
 {
-    // A route's canonical bytes by everything that decides them (the route passed InputShape, so these are all its members):
-    // planning again after a change to a few routes writes only the changed ones. Bounded; cleared when full.
+    // A route's canonical bytes, and what planning learned of it (RouteMemo), by everything that decides them (the route
+    // passed InputShape, so these are all its members): planning again after a change to a few routes writes, looks up and
+    // checks only the changed ones. Bounded; cleared when full.
     private const int RouteEntries = 200_000;
-    private static readonly Dictionary<RouteKey, byte[]> RouteCache = [];
+    private static readonly Dictionary<RouteKey, RouteMemo> RouteCache = [];
 
     // A contract's canonical bytes by the instance: contracts are immutable records (their JSON parts are never changed
     // after they are made), so a process that plans again with the same catalogue writes each contract once. By reference
@@ -44,13 +45,16 @@ internal static class PlanCanonical
     /// Canonical bytes of each route of a routes array that <see cref="InputShape.SurelyValidRoutes"/> accepted (so its
     /// members and their kinds are known): written once per content and kept.
     /// </summary>
-    public static byte[][] Routes(JsonArray routes) => Routes(routes, out _);
+    public static byte[][] Routes(JsonArray routes) => [.. Routes(routes, out _).Select(m => m.Bytes)];
 
-    /// <summary>The same, with each route's members as read (<paramref name="keys"/>), so the routes are walked once.</summary>
-    public static byte[][] Routes(JsonArray routes, out RouteKey[] keys)
+    /// <summary>
+    /// The same as each route's memo (its bytes, and what planning learned of its content), with each route's members as
+    /// read (<paramref name="keys"/>), so the routes are walked once. Routes with the same content share one memo.
+    /// </summary>
+    public static RouteMemo[] Routes(JsonArray routes, out RouteKey[] keys)
     {
         keys = new RouteKey[routes.Count];
-        var result = new byte[routes.Count][];
+        var result = new RouteMemo[routes.Count];
         for (var i = 0; i < keys.Length; i++)
         {
             keys[i] = RouteKey.Of(routes[i]!.AsObject());
@@ -76,7 +80,7 @@ internal static class PlanCanonical
         // Numbers are written by their value (integer digits or ECMAScript form), strings by their text: equal keys, equal bytes.
         foreach (var i in missing)
         {
-            result[i] = CanonicalJson.Serialize(routes[i]);
+            result[i] = new RouteMemo(CanonicalJson.Serialize(routes[i]));
         }
 
         lock (RouteCache)
@@ -88,7 +92,7 @@ internal static class PlanCanonical
 
             foreach (var i in missing)
             {
-                RouteCache[keys[i]] = result[i];
+                result[i] = RouteCache.TryAdd(keys[i], result[i]) ? result[i] : RouteCache[keys[i]]; // a repeated route: one memo
             }
         }
 

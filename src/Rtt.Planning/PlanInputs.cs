@@ -93,6 +93,35 @@ public sealed class PlanInputs
 
     private double[]? _laneP99ByKind;
 
+    /// <summary>Each route's memo by route index (null: routes not read through <see cref="PlanCanonical.Routes(JsonArray, out PlanCanonical.RouteKey[])"/>).</summary>
+    internal RouteMemo[]? Memos { get; private init; }
+
+    /// <summary>
+    /// Everything but the route and its contracts that the static checks of a route that passes them read: strict mode, the
+    /// ACL, the QoS rules and the lanes' p99s, as one text (the same rules, the same text; the same instance as the last
+    /// inputs' when equal, so that comparing it is a reference check). A route's kept check (<see cref="RouteMemo.Checked"/>)
+    /// holds for inputs with the same text.
+    /// </summary>
+    internal string CheckRules => _checkRules ??= SameAsLast(string.Create(CultureInfo.InvariantCulture,
+        $"{Strict} {Acl.Count} {string.Concat(Acl.Select(a => $"{a.Allow} {Text(a.From)}{Text(a.To)}"))}{Qos.Count} {string.Concat(Qos.Select(q => $"{Text(q.Match)}{q.BudgetUs:R} "))}{string.Join(' ', LaneP99ByKind.Select(p => p.ToString("R", CultureInfo.InvariantCulture)))}"));
+
+    private static string Text(string s) => $"{s.Length}:{s} "; // length first: no text can pass for two
+
+    private string? _checkRules;
+    private static string? s_lastCheckRules;
+
+    private static string SameAsLast(string rules)
+    {
+        var last = Volatile.Read(ref s_lastCheckRules);
+        if (string.Equals(last, rules, StringComparison.Ordinal))
+        {
+            return last!;
+        }
+
+        Volatile.Write(ref s_lastCheckRules, rules);
+        return rules;
+    }
+
     public required bool Strict { get; init; }
 
     public required IReadOnlyList<AclRule> Acl { get; init; }
@@ -198,7 +227,8 @@ public sealed class PlanInputs
         // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical), and its members
         // as read there (a surely valid route has no others), so the routes are walked once.
         PlanCanonical.RouteKey[]? keys = null;
-        var routeBytes = surelyValidRoutes ? PlanCanonical.Routes(list, out keys) : null;
+        var memos = surelyValidRoutes ? PlanCanonical.Routes(list, out keys) : null;
+        var routeBytes = memos?.Select(m => m.Bytes).ToArray();
         var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
         for (var i = 0; i < list.Count; i++)
         {
@@ -293,14 +323,33 @@ public sealed class PlanInputs
         {
             // Each end looked up by name (on every core: the lookups are independent reads of the frozen index, and most of
             // their time is waiting for memory), then numbered by rank: ordinal order without comparing texts.
+            // A route whose content was looked up in this catalogue before (its memo) is not looked up again.
             var endRank = new int[routes.Count * 2];
-            var parts = Math.Min(Environment.ProcessorCount, Math.Max(1, routes.Count / 2048)); // a few thousand routes a part at least
+            var lookUp = new List<int>();
+            for (var i = 0; i < routes.Count; i++)
+            {
+                if (memos?[i].Ends is { } ends && ends.Catalogue == catalogue.Id)
+                {
+                    (endRank[2 * i], endRank[(2 * i) + 1]) = (ends.From, ends.To);
+                }
+                else
+                {
+                    lookUp.Add(i);
+                }
+            }
+
+            var parts = Math.Min(Environment.ProcessorCount, Math.Max(1, lookUp.Count / 2048)); // a few thousand routes a part at least
             Parallel.For(0, parts, new ParallelOptions { TaskScheduler = TaskScheduler.Default }, part => // the pool's threads, whatever scheduler the caller runs on
             {
-                for (var i = part * routes.Count / parts; i < (part + 1) * routes.Count / parts; i++)
+                for (var j = part * lookUp.Count / parts; j < (part + 1) * lookUp.Count / parts; j++)
                 {
+                    var i = lookUp[j];
                     endRank[2 * i] = catalogue.Rank(routes[i].From);
                     endRank[(2 * i) + 1] = catalogue.Rank(routes[i].To);
+                    if (memos is not null)
+                    {
+                        memos[i].Ends = new RouteEnds(catalogue.Id, endRank[2 * i], endRank[(2 * i) + 1]);
+                    }
                 }
             });
 
@@ -467,6 +516,7 @@ public sealed class PlanInputs
             TunedProfile = tuned?.Hash,
             TunedSettings = tuned?.Settings,
             HashTask = hash,
+            Memos = memos,
         };
     }
 

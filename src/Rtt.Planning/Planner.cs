@@ -49,7 +49,7 @@ public static class Planner
                 continue;
             }
 
-            var (rejection, candidate) = Check(route, inputs);
+            var (rejection, candidate) = Checked(route, inputs);
             if (rejection is not null)
             {
                 rejected.Add(rejection);
@@ -320,6 +320,32 @@ public static class Planner
         sha.AppendData(signed, 0, at);
         sha.AppendData(signed, at + count, signed.Length - at - count);
         return new PlanContent(ContentHash.Format(sha.GetHashAndReset()), signed) { Plain = true };
+    }
+
+    /// <summary>
+    /// <see cref="Check"/>, or its kept outcome: a route whose content passed the checks before in this process, against the
+    /// same catalogue under the same rules, passes them again with the same contracts, lanes and budget (RouteMemo).
+    /// </summary>
+    private static (Rejection? Rejection, Candidate? Candidate) Checked(RouteSpec route, PlanInputs inputs)
+    {
+        if (inputs.Memos is not { } memos || inputs.FromCatalogue is not var (catalogue, _))
+        {
+            return Check(route, inputs);
+        }
+
+        var memo = memos[route.Index];
+        if (memo.Checked is { } kept && kept.Catalogue == catalogue.Id && ReferenceEquals(kept.Rules, inputs.CheckRules))
+        {
+            return (null, new Candidate(route, kept.From, kept.To, kept.Lanes, kept.Budget));
+        }
+
+        var result = Check(route, inputs);
+        if (result.Candidate is { } c)
+        {
+            memo.Checked = new RouteChecked(catalogue.Id, inputs.CheckRules, c.From, c.To, c.Lanes, c.Budget);
+        }
+
+        return result;
     }
 
     /// <summary>Checks 1-4 of the seed (plus unknown symbols): a rejection, or a candidate for placement.</summary>

@@ -48,6 +48,11 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
         _contractBytes = new byte[][]?[_addresses.Length];
     }
 
+    private static long s_catalogues;
+
+    /// <summary>This catalogue's number in this process (a route's memo names the catalogue it was looked up in by it, not by a reference that would keep it alive).</summary>
+    internal long Id { get; } = Interlocked.Increment(ref s_catalogues);
+
     /// <summary>How many contracts (all versions).</summary>
     public int Count => _all.Length;
 

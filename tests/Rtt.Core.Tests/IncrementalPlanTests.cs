@@ -304,7 +304,11 @@ public sealed class IncrementalPlanTests
             var topology = PlannerTests.Topology(("h0", "n0", 100_000, 100_000), ("h0", "n1", 100_000, 100_000), ("h1", "n2", 100_000, 100_000));
             IReadOnlyCollection<string>? down = null;
 
-            var steps = new List<(JsonObject Routes, JsonObject Policy, JsonObject Topology, List<SymbolContract> Contracts, IReadOnlyCollection<string>? Down, JsonObject? Base, byte[] Warm)>();
+            // The same chain planned a second time from a catalogue, made again only when a contract changed (a planner that
+            // holds the registry in memory): routes keep what was learned of them (their ends' ranks and their checks' outcome)
+            // while the catalogue and the rules stay, and must learn again when either changes.
+            var catalogue = new SymbolCatalogue(contracts);
+            var steps = new List<(JsonObject Routes, JsonObject Policy, JsonObject Topology, List<SymbolContract> Contracts, IReadOnlyCollection<string>? Down, JsonObject? Base, byte[] Warm, byte[] FromCatalogue)>();
             JsonObject? previous = null;
             for (var step = 0; step < 5; step++)
             {
@@ -332,6 +336,13 @@ public sealed class IncrementalPlanTests
                                 LatencyUs = rnd.Next(0, 2_000), CpuMillis = rnd.Next(0, 4) * 10,
                                 Output = JsonValue.Create(rnd.Next(2) == 0 ? "T" : "U"), Lanes = rnd.Next(2) == 0 ? ["tcp"] : ["shm", "tcp", "uds"],
                             };
+                            if (rnd.Next(2) == 0)
+                            {
+                                // A new address ahead of every other in ordinal order: every symbol's rank in the catalogue moves.
+                                contracts.Add(PlannerTests.Contract($"rtt://big/svc/a{step}", "1.0.0", "T", "T", 1, 10, 8));
+                            }
+
+                            catalogue = new SymbolCatalogue(contracts);
                             break;
                         case 4:
                             switch (rnd.Next(3))
@@ -365,7 +376,8 @@ public sealed class IncrementalPlanTests
                 }
 
                 var warm = Plan(routes, policy, topology, contracts, down, previous, key);
-                steps.Add((routes, policy, topology, contracts, down, previous, CanonicalJson.Serialize(warm)));
+                var fromCatalogue = Plan(routes, policy, topology, catalogue, down, previous, key);
+                steps.Add((routes, policy, topology, contracts, down, previous, CanonicalJson.Serialize(warm), CanonicalJson.Serialize(fromCatalogue)));
                 previous = warm;
             }
 
@@ -374,12 +386,13 @@ public sealed class IncrementalPlanTests
                 Planner.ForgetCanonicalBytes();
                 var cold = Plan(s.Routes, s.Policy, s.Topology, s.Contracts, s.Down, s.Base, key);
                 Assert.Equal(Encoding.UTF8.GetString(CanonicalJson.Serialize(cold)), Encoding.UTF8.GetString(s.Warm));
+                Assert.Equal(Encoding.UTF8.GetString(s.Warm), Encoding.UTF8.GetString(s.FromCatalogue));
             }
         }
 
         Assert.Equal(6, kinds.Count); // every kind of change was tried
 
-        static JsonObject Plan(JsonObject routes, JsonObject policy, JsonObject topology, List<SymbolContract> contracts, IReadOnlyCollection<string>? down, JsonObject? basePlan, SigningKey key) =>
+        static JsonObject Plan(JsonObject routes, JsonObject policy, JsonObject topology, IEnumerable<SymbolContract> contracts, IReadOnlyCollection<string>? down, JsonObject? basePlan, SigningKey key) =>
             Planner.Seal(Planner.Compute(PlanInputs.Build(routes, policy, topology, contracts, basePlan, down: down)), key);
     }
 }
