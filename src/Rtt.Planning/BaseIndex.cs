@@ -33,13 +33,43 @@ internal sealed class BaseIndex
     public IReadOnlySet<string> Routes { get; }
 
     /// <summary>
+    /// For a plan planned from a catalogue: that catalogue's number and the rank in it of each of <see cref="Symbols"/>
+    /// (ranks are in ordinal order too), so a plan from the same catalogue walks the two by number instead of comparing texts.
+    /// </summary>
+    public (long Catalogue, int[] Ranks)? ByRank { get; init; }
+
+    /// <summary>
     /// The base node of each of <paramref name="symbols"/> (in ordinal order) that <paramref name="wanted"/> marks, or null:
     /// the two ordered lists walked together, no lookups.
     /// </summary>
-    public string?[] NodesOf(string[] symbols, bool[] wanted)
+    /// <param name="numbered">The catalogue <paramref name="symbols"/> come from and the rank of each (optional).</param>
+    public string?[] NodesOf(string[] symbols, bool[] wanted, (SymbolCatalogue Catalogue, int[] Ranks)? numbered = null)
     {
         var result = new string?[symbols.Length];
         var j = 0;
+        if (numbered is var (catalogue, ranks) && ByRank is var (kept, keptRanks) && kept == catalogue.Id)
+        {
+            for (var s = 0; s < symbols.Length && j < keptRanks.Length; s++)
+            {
+                if (!wanted[s])
+                {
+                    continue;
+                }
+
+                while (j < keptRanks.Length && keptRanks[j] < ranks[s])
+                {
+                    j++;
+                }
+
+                if (j < keptRanks.Length && keptRanks[j] == ranks[s])
+                {
+                    result[s] = Nodes[j];
+                }
+            }
+
+            return result;
+        }
+
         for (var s = 0; s < symbols.Length && j < Symbols.Length; s++)
         {
             if (!wanted[s])

@@ -23,7 +23,7 @@ internal sealed class Symbols
         }
 
         var pins = inputs.Pins;
-        var previous = inputs.BaseIndex.NodesOf(Names, used); // both in ordinal order
+        var previous = inputs.BaseIndex.NodesOf(Names, used, inputs.FromCatalogue); // both in ordinal order
         for (var s = 0; s < Count; s++)
         {
             if (!used[s])

@@ -291,8 +291,7 @@ internal static class Placement
             return best;
         }
 
-        var ordered = candidates.ToArray();
-        Array.Sort(ordered, static (a, b) => a.Route.Priority != b.Route.Priority ? b.Route.Priority.CompareTo(a.Route.Priority) : a.Route.Index.CompareTo(b.Route.Index));
+        var ordered = ByPriority(candidates);
         var ends = new (int From, int To)[ordered.Length]; // each route's symbols by number, looked up once
         for (var i = 0; i < ordered.Length; i++)
         {
@@ -408,6 +407,49 @@ internal static class Placement
         return new PlacementResult(new SortedPlacement(placedSymbols, placedNodes), admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedIds], placedSymbols, placedNodes, [.. sortedPrevious]) };
 
         Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The candidates by priority, highest first, then by route index. They come in route order (Compute checks the routes
+    /// in order), so with a few distinct priorities (routes.json's are 0-2 mostly) one stable pass per priority orders
+    /// them; otherwise they are sorted.
+    /// </summary>
+    internal static Candidate[] ByPriority(List<Candidate> candidates)
+    {
+        var ordered = new Candidate[candidates.Count];
+        var priorities = new List<int>(4);
+        var inOrder = true;
+        for (var i = 0; i < candidates.Count && inOrder; i++)
+        {
+            inOrder = i == 0 || candidates[i - 1].Route.Index < candidates[i].Route.Index;
+            if (!priorities.Contains(candidates[i].Route.Priority))
+            {
+                priorities.Add(candidates[i].Route.Priority);
+                inOrder &= priorities.Count <= 8;
+            }
+        }
+
+        if (!inOrder)
+        {
+            candidates.CopyTo(ordered);
+            Array.Sort(ordered, static (a, b) => a.Route.Priority != b.Route.Priority ? b.Route.Priority.CompareTo(a.Route.Priority) : a.Route.Index.CompareTo(b.Route.Index));
+            return ordered;
+        }
+
+        priorities.Sort(static (a, b) => b.CompareTo(a));
+        var at = 0;
+        foreach (var priority in priorities)
+        {
+            foreach (var c in candidates)
+            {
+                if (c.Route.Priority == priority)
+                {
+                    ordered[at++] = c;
+                }
+            }
+        }
+
+        return ordered;
     }
 
     internal static Rejection CapacityRejection(Candidate c, string symbol, (double Cpu, double Memory) need, IReadOnlyDictionary<string, double> freeCpu,

@@ -474,7 +474,7 @@ public sealed class PlanInputs
         // that reads the documents and contracts is written here; only hashing the bytes (megabytes for 10,000 routes) runs
         // beside the planning that follows, which needs the hash only when it writes the plan.
         List<KeyValuePair<string, byte[]>> members = [.. canonical.Select(m => KeyValuePair.Create(m.Key, PlanCanonical.Value(m.Value)))];
-        var contractBytes = fromCatalogue is var (source, rankOfId) ? [.. rankOfId.SelectMany(source.ContractBytes)] : PlanCanonical.Contracts([.. versionsOf.SelectMany(v => v)]);
+        var contractBytes = fromCatalogue is var (source, rankOfId) ? CatalogueBytes(source, rankOfId) : PlanCanonical.Contracts([.. versionsOf.SelectMany(v => v)]);
         var wholeRoutes = routeBytes is null ? PlanCanonical.Value(routesJson) : null;
         string Hash() => PlanCanonical.Hash([
             .. members.Select(m => KeyValuePair.Create<string, Action<HashSink>>(m.Key, sink => sink.Write(m.Value))),
@@ -518,6 +518,28 @@ public sealed class PlanInputs
             HashTask = hash,
             Memos = memos,
         };
+    }
+
+    // The canonical bytes of every version of the symbols at these ranks, in order.
+    private static byte[][] CatalogueBytes(SymbolCatalogue catalogue, int[] ranks)
+    {
+        var count = 0;
+        foreach (var rank in ranks)
+        {
+            count += catalogue.VersionsAt(rank).Count;
+        }
+
+        var result = new byte[count][];
+        var at = 0;
+        foreach (var rank in ranks)
+        {
+            foreach (var bytes in catalogue.ContractBytes(rank))
+            {
+                result[at++] = bytes;
+            }
+        }
+
+        return result;
     }
 
     /// <summary>A contract from a service manifest object (the manifest schema's fields).</summary>

@@ -566,7 +566,10 @@ public static class Planner
         return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver)
         {
             CanonicalMembers = canonical,
-            Index = canonical is null ? null : new BaseIndex(symbols, nodeOf, admittedKeys),
+            Index = canonical is null ? null : new BaseIndex(symbols, nodeOf, admittedKeys)
+            {
+                ByRank = ids is not null && inputs.FromCatalogue is var (numbering, rankOf) ? (numbering.Id, [.. ids.Select(id => rankOf[id])]) : null,
+            },
         };
     }
 

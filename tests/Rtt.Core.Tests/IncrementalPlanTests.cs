@@ -189,6 +189,26 @@ public sealed class IncrementalPlanTests
     }
 
     [Fact]
+    public void Candidates_by_priority_are_the_sorted_order()
+    {
+        // One pass per priority for candidates in route order with a few priorities, a sort otherwise: the same order.
+        var contract = PlannerTests.Contract("rtt://p/svc/a", "1.0.0", "T", "T", 1, 1, 1);
+        Gen.Select(Gen.Int[1, 12], Gen.Int[0, 200], Gen.Bool).Sample((distinct, count, shuffled) =>
+        {
+            var rnd = new Random(distinct * 1000 + count);
+            var candidates = Enumerable.Range(0, count).Select(i => new Candidate(
+                new RouteSpec(i * 2, "rtt://p/svc/a", "rtt://p/svc/a", "*", NuGet.Versioning.VersionRange.All, null, 0, rnd.Next(distinct) - 3), contract, contract, ["shm"], null)).ToList();
+            if (shuffled)
+            {
+                candidates = [.. candidates.OrderBy(_ => rnd.Next())];
+            }
+
+            var expected = candidates.OrderByDescending(c => c.Route.Priority).ThenBy(c => c.Route.Index).ToArray();
+            Assert.Equal(expected, Placement.ByPriority(candidates));
+        }, iter: 300);
+    }
+
+    [Fact]
     public void A_catalogue_looked_up_in_parts_plans_as_the_list()
     {
         // Enough routes that the catalogue's lookups are split between cores (PlanInputs.Build: 2,048 routes a part at least).
