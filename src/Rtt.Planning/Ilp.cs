@@ -130,7 +130,7 @@ internal static class Ilp
         }
 
         // Their base and greedy placements, read by walking the ordered lists (symbol numbers, base symbols), not by lookups.
-        var previous = inputs.BaseIndex.NodesOf(names, inModel);
+        var previous = inputs.BaseIndex.NodesOf(names, inModel, inputs.FromCatalogue);
         var greedyNode = new string?[names.Length];
         if (greedy.Sorted is (int[] ids, _, var nodes, _))
         {

@@ -89,6 +89,7 @@ internal static class Placement
         Array.Sort(fromModel, StringComparer.Ordinal);
         var finalSymbols = new string[fromModel.Length + symbols.Length];
         var finalNodes = new string[finalSymbols.Length];
+        var finalIds = new int[finalSymbols.Length]; // their numbers (the model's few found by search: the names are in ordinal order)
         var (at, m) = (0, 0);
         for (var i = 0; i <= symbols.Length; i++)
         {
@@ -100,48 +101,30 @@ internal static class Placement
 
             while (m < fromModel.Length && (outsideSymbol is null || string.CompareOrdinal(fromModel[m], outsideSymbol) < 0))
             {
-                (finalSymbols[at], finalNodes[at]) = (fromModel[m], ilp.Nodes[fromModel[m]]);
+                (finalSymbols[at], finalNodes[at], finalIds[at]) = (fromModel[m], ilp.Nodes[fromModel[m]], Array.BinarySearch(inputs.SymbolNames, fromModel[m], StringComparer.Ordinal));
                 (at, m) = (at + 1, m + 1);
             }
 
             if (outsideSymbol is not null)
             {
-                (finalSymbols[at], finalNodes[at]) = (outsideSymbol, placedOn[i]);
+                (finalSymbols[at], finalNodes[at], finalIds[at]) = (outsideSymbol, placedOn[i], ids![i]);
                 at++;
             }
         }
 
         Array.Resize(ref finalSymbols, at);
         Array.Resize(ref finalNodes, at);
+        Array.Resize(ref finalIds, at);
         var reasons = greedy.MoveReasons.Where(r => Outside(Array.BinarySearch(inputs.SymbolNames, r.Key, StringComparer.Ordinal))).Concat(ilp.MoveReasons).ToDictionary(StringComparer.Ordinal);
-        var previous = inputs.BaseIndex.NodesOf(finalSymbols, [.. finalSymbols.Select(_ => true)]);
+        var allNumbered = finalIds.All(id => id >= 0); // route ends all are (SymbolNames)
+        var numbered = inputs.FromCatalogue is var (catalogue, rankOf) && allNumbered ? (catalogue, finalIds.Select(id => rankOf[id]).ToArray()) : ((SymbolCatalogue, int[])?)null;
+        var all = new bool[at];
+        Array.Fill(all, true);
+        var previous = inputs.BaseIndex.NodesOf(finalSymbols, all, numbered);
         return new PlacementResult(new SortedPlacement(finalSymbols, finalNodes), [.. outside, .. ilp.Admitted], ilp.Rejected, reasons, ilp.Solver)
         {
-            Sorted = (NumbersOf(finalSymbols, inputs.SymbolNames), finalSymbols, finalNodes, previous),
+            Sorted = (allNumbered ? finalIds : null, finalSymbols, finalNodes, previous),
         };
-    }
-
-    // The numbers of symbols in ordinal order, found by walking the numbered names beside them (null: one is not numbered).
-    private static int[]? NumbersOf(string[] sortedSymbols, string[] names)
-    {
-        var ids = new int[sortedSymbols.Length];
-        var j = 0;
-        for (var i = 0; i < sortedSymbols.Length; i++)
-        {
-            while (j < names.Length && string.CompareOrdinal(names[j], sortedSymbols[i]) < 0)
-            {
-                j++;
-            }
-
-            if (j == names.Length || !string.Equals(names[j], sortedSymbols[i], StringComparison.Ordinal))
-            {
-                return null;
-            }
-
-            ids[i] = j;
-        }
-
-        return ids;
     }
 
     /// <summary>Connected components of the route graph by symbol number: each symbol's component is named by its smallest number (-1: in no candidate).</summary>
