@@ -15,6 +15,9 @@ internal sealed record PlacementResult(
     /// pass that placed them had them so (null: sort the keys and read the base plan).
     /// </summary>
     public (int[]? Ids, string[] Symbols, string[] Nodes, string?[] Previous)? Sorted { get; init; }
+
+    /// <summary>Each numbered symbol's demand (the largest over the versions its candidates use), as the greedy pass read it (null: not read).</summary>
+    public (double[] Cpu, double[] Memory)? Demand { get; init; }
 }
 
 /// <summary>
@@ -58,14 +61,7 @@ internal static class Placement
         bool Outside(int id) => !affected[root[id]];
         var inScope = candidates.Where(c => !Outside(c.Route.FromId)).ToList();
         var outside = greedy.Admitted.Where(a => Outside(a.Candidate.Route.FromId)).ToList();
-        var cpu = new double[count];
-        var memory = new double[count];
-        foreach (var c in candidates)
-        {
-            // Demand of each symbol: the largest over the versions its routes use (Demands).
-            (cpu[c.Route.FromId], memory[c.Route.FromId]) = (Math.Max(cpu[c.Route.FromId], c.From.CpuMillis), Math.Max(memory[c.Route.FromId], c.From.MemoryMb));
-            (cpu[c.Route.ToId], memory[c.Route.ToId]) = (Math.Max(cpu[c.Route.ToId], c.To.CpuMillis), Math.Max(memory[c.Route.ToId], c.To.MemoryMb));
-        }
+        var (cpu, memory) = greedy.Demand!.Value; // demand of each symbol: the largest over the versions its routes use (Demands)
 
         var (ids, symbols, placedOn, _) = greedy.Sorted!.Value; // the greedy pass's placement, in symbol order
         var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
@@ -225,7 +221,7 @@ internal static class Placement
         var count = symbols.Count;
         var placed = new int[count];
         Array.Fill(placed, -1);
-        var admitted = new List<(Candidate, string)>();
+        var admitted = new List<(Candidate, string)>(candidates.Count);
         var rejected = new List<Rejection>();
 
         bool Fits(int node, int s) => freeCpu[node] >= symbols.Cpu[s] && freeMem[node] >= symbols.Memory[s];
@@ -361,10 +357,17 @@ internal static class Placement
         }
 
         var reasons = new Dictionary<string, string>(StringComparer.Ordinal);
-        var sortedIds = new List<int>(count);
-        var sortedSymbols = new List<string>(count);
-        var sortedNodes = new List<string>(count);
-        var sortedPrevious = new List<string?>(count);
+        var placedCount = 0;
+        for (var s = 0; s < count; s++)
+        {
+            placedCount += placed[s] >= 0 ? 1 : 0;
+        }
+
+        var sortedIds = new int[placedCount];
+        var placedSymbols = new string[placedCount];
+        var placedNodes = new string[placedCount];
+        var sortedPrevious = new string?[placedCount];
+        var at = 0;
         for (var s = 0; s < count; s++) // symbol numbers are in ordinal order
         {
             if (placed[s] < 0)
@@ -374,10 +377,8 @@ internal static class Placement
 
             var node = nodeList[placed[s]].Id;
             var symbol = symbols.Names[s];
-            sortedIds.Add(s);
-            sortedSymbols.Add(symbol);
-            sortedNodes.Add(node);
-            sortedPrevious.Add(symbols.PreviousName[s]);
+            (sortedIds[at], placedSymbols[at], placedNodes[at], sortedPrevious[at]) = (s, symbol, node, symbols.PreviousName[s]);
+            at++;
             if (symbols.PreviousName[s] is { } prev && prev != node)
             {
                 reasons[symbol] = inputs.Pins.TryGetValue(symbol, out var pin) && pin == node ? "pin"
@@ -386,8 +387,11 @@ internal static class Placement
             }
         }
 
-        string[] placedSymbols = [.. sortedSymbols], placedNodes = [.. sortedNodes];
-        return new PlacementResult(new SortedPlacement(placedSymbols, placedNodes), admitted, rejected, reasons, "greedy") { Sorted = ([.. sortedIds], placedSymbols, placedNodes, [.. sortedPrevious]) };
+        return new PlacementResult(new SortedPlacement(placedSymbols, placedNodes), admitted, rejected, reasons, "greedy")
+        {
+            Sorted = (sortedIds, placedSymbols, placedNodes, sortedPrevious),
+            Demand = (symbols.Cpu, symbols.Memory),
+        };
 
         Dictionary<string, double> Free(double[] free) => nodeList.Select((n, i) => (n.Id, free[i])).ToDictionary(p => p.Id, p => p.Item2, StringComparer.Ordinal);
     }
