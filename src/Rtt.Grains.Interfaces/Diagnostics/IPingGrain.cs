@@ -9,4 +9,22 @@ public interface IPingGrain : IGrainWithIntegerKey
 {
     [Alias("Ping")]
     Task<int> Ping(int value);
+
+    /// <summary>
+    /// The silo process's runtime counters. The benchmark reads them around its calls: what a call allocates on the silo
+    /// (its garbage makes the gen0 collections), and whether the JIT is still compiling (a call measured before its code
+    /// reached the optimized tier is a warm-up, not the silo's steady state). A read.
+    /// </summary>
+    [Alias("Runtime")]
+    Task<SiloRuntimeView> Runtime();
 }
+
+/// <summary>The silo process's bytes allocated by every thread, collections per generation, methods the JIT compiled (every tier), and the time the collector has paused the process in all.</summary>
+[GenerateSerializer, Immutable, Alias("rtt.SiloRuntimeView")]
+public sealed record SiloRuntimeView(
+    [property: Id(0)] long AllocatedBytes,
+    [property: Id(1)] int Gen0Collections,
+    [property: Id(2)] int Gen1Collections,
+    [property: Id(3)] int Gen2Collections,
+    [property: Id(4)] long CompiledMethods,
+    [property: Id(5)] long GcPauseMicroseconds);
