@@ -40,7 +40,8 @@ public sealed partial class CapabilityToken
         Span<byte> random = stackalloc byte[48]; // token id (16 bytes), nonce (32)
         RandomNumberGenerator.Fill(random);
 
-        var output = new ArrayBufferWriter<byte>(384 + (saddr.Length * 6) + (scopeList.Count * 67));
+        var output = MintBuffer ??= new ArrayBufferWriter<byte>(1024);
+        output.ResetWrittenCount();
         output.Write(MacHead);
         output.Write("{\"exp\":"u8);
         WriteTime(output, exp);
@@ -55,16 +56,32 @@ public sealed partial class CapabilityToken
         output.Write(",\"scopes\":"u8);
         WriteNames(output, scopeList);
         output.Write(",\"token_id\":\""u8);
-        WriteAscii(output, Convert.ToHexStringLower(random[..16]));
+        Convert.TryToHexStringLower(random[..16], output.GetSpan(32), out var hex);
+        output.Advance(hex);
         output.Write("\",\"verbs\":"u8);
         WriteNames(output, verbList);
         output.Write("}"u8);
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
         HMACSHA256.HashData(issuer.MacKey, output.WrittenSpan[MacHead.Length..], mac);
-        output.Write(MacTail(Convert.ToBase64String(mac)));
-        return MacPrefix + Base64Url(output.WrittenSpan);
+        output.Write(MacTailHead);
+        output.Advance(System.Buffers.Text.Base64.EncodeToUtf8(mac, output.GetSpan(44), out _, out var macChars) == OperationStatus.Done ? macChars : throw new InvalidOperationException("base64 of a MAC"));
+        output.Write("\"}"u8);
+
+        // One string: the prefix and the envelope's base64url written into it.
+        var envelope = output.WrittenSpan;
+        return string.Create(MacPrefix.Length + System.Buffers.Text.Base64Url.GetEncodedLength(envelope.Length), output, static (chars, written) =>
+        {
+            MacPrefix.CopyTo(chars);
+            System.Buffers.Text.Base64Url.EncodeToChars(written.WrittenSpan, chars[MacPrefix.Length..]);
+        });
     }
+
+    // The envelope of the MAC token being made on this thread (the string is made from it before the method returns).
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? MintBuffer;
+
+    private static ReadOnlySpan<byte> MacTailHead => ",\"format\":\"rtt.mac/1\",\"mac\":\""u8;
 
     private static void WriteAscii(ArrayBufferWriter<byte> output, string ascii) => output.Advance(Encoding.ASCII.GetBytes(ascii, output.GetSpan(ascii.Length)));
 
@@ -179,10 +196,17 @@ public sealed partial class CapabilityToken
     /// <summary>The reader path of <see cref="ParseMac"/>: null when the envelope is not laid out exactly as a MAC token's.</summary>
     private static CapabilityToken? ReadMac(string text, byte[] decoded)
     {
+        // The members read only to be checked (times, kind, format, mac) are read into the stack, not into strings.
+        Span<char> exp = stackalloc char[ShortMember], nbf = stackalloc char[ShortMember], macText = stackalloc char[ShortMember];
         var r = new Utf8JsonReader(decoded);
         if (!r.Read() || r.TokenType != JsonTokenType.StartObject || !Name(ref r, "body"u8) || !r.Read() || r.TokenType != JsonTokenType.StartObject
-            || !String(ref r, "exp"u8, out var exp) || !String(ref r, "issuer"u8, out var issuer) || !String(ref r, "kind"u8, out var kind)
-            || !String(ref r, "nbf"u8, out var nbf) || !String(ref r, "nonce"u8, out var nonce) || !String(ref r, "saddr"u8, out var saddr)
+            || !Chars(ref r, "exp"u8, exp, out var expLength) || !String(ref r, "issuer"u8, out var issuer) || !Name(ref r, "kind"u8) || !r.Read() || r.TokenType != JsonTokenType.String)
+        {
+            return null;
+        }
+
+        var kindIsMac = r.ValueTextEquals("mac"u8);
+        if (!Chars(ref r, "nbf"u8, nbf, out var nbfLength) || !String(ref r, "nonce"u8, out var nonce) || !String(ref r, "saddr"u8, out var saddr)
             || !Strings(ref r, "scopes"u8, out var scopes) || !String(ref r, "token_id"u8, out var tokenId) || !Strings(ref r, "verbs"u8, out var verbs)
             || !r.Read() || r.TokenType != JsonTokenType.EndObject)
         {
@@ -190,19 +214,24 @@ public sealed partial class CapabilityToken
         }
 
         var bodyEnd = (int)r.BytesConsumed;
-        if (!String(ref r, "format"u8, out var format) || !String(ref r, "mac"u8, out var macText) || !r.Read() || r.TokenType != JsonTokenType.EndObject
-            || r.BytesConsumed != decoded.Length)
+        if (!Name(ref r, "format"u8) || !r.Read() || r.TokenType != JsonTokenType.String)
+        {
+            return null;
+        }
+
+        var formatIsMac = r.ValueTextEquals(MacFormatUtf8);
+        if (!Chars(ref r, "mac"u8, macText, out var macLength) || !r.Read() || r.TokenType != JsonTokenType.EndObject || r.BytesConsumed != decoded.Length)
         {
             return null;
         }
 
         // The node path's checks, in its order.
-        if (format != MacFormat)
+        if (!formatIsMac)
         {
             throw Shape("token.format", $"format must be \"{MacFormat}\"");
         }
 
-        if (kind != "mac")
+        if (!kindIsMac)
         {
             throw Shape("token.body.kind", "a MAC token's body has kind \"mac\"");
         }
@@ -211,16 +240,32 @@ public sealed partial class CapabilityToken
         CheckTokenId(tokenId, where);
         CheckIssuer(issuer, where);
         CheckNonce(nonce, where);
-        var notBefore = ParseTime(nbf, "nbf", where);
-        var expires = ParseTime(exp, "exp", where);
+        var notBefore = ParseTime(nbf[..nbfLength], "nbf", where);
+        var expires = ParseTime(exp[..expLength], "exp", where);
         CheckWindow(notBefore, expires, where);
         var rights = new TokenRights(CheckSaddr(saddr, $"{where}.body.saddr", shape: true), CheckList(verbs, "verbs", where, verbs: true),
             CheckList(scopes, "scopes", where, verbs: false), notBefore, expires);
-        var mac = Bytes(macText, "mac", where, 32);
+        var mac = Bytes(macText[..macLength], "mac", where, 32);
         return new CapabilityToken(text, decoded, bodyEnd, mac, rights, tokenId, issuer, nonce);
     }
 
     private static bool Name(ref Utf8JsonReader r, ReadOnlySpan<byte> name) => r.Read() && r.TokenType == JsonTokenType.PropertyName && r.ValueTextEquals(name);
+
+    private const int ShortMember = 64; // the longest of exp, nbf (20 characters) and mac (44) a MAC token read into the stack has
+    private static ReadOnlySpan<byte> MacFormatUtf8 => "rtt.mac/1"u8;
+
+    /// <summary>A string member into <paramref name="value"/> (<paramref name="length"/> characters); false when it is not there or longer than the span (the node path then says why).</summary>
+    private static bool Chars(ref Utf8JsonReader r, ReadOnlySpan<byte> name, scoped Span<char> value, out int length)
+    {
+        length = 0;
+        if (!Name(ref r, name) || !r.Read() || r.TokenType != JsonTokenType.String || r.HasValueSequence || r.ValueSpan.Length > value.Length)
+        {
+            return false;
+        }
+
+        length = r.CopyString(value);
+        return true;
+    }
 
     private static bool String(ref Utf8JsonReader r, ReadOnlySpan<byte> name, out string value)
     {

@@ -424,7 +424,7 @@ public sealed partial class CapabilityToken
     // them in the same order on the same values, so either path refuses a body with the same first error.
     private static void CheckTokenId(string tokenId, string where)
     {
-        if (tokenId.Length != 32 || !tokenId.All(char.IsAsciiHexDigitLower))
+        if (tokenId.Length != 32 || !LowerHex(tokenId))
         {
             throw Shape($"{where}.body.token_id", "token_id must be 32 lowercase hex digits");
         }
@@ -432,15 +432,30 @@ public sealed partial class CapabilityToken
 
     private static void CheckIssuer(string issuer, string where)
     {
-        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !issuer[7..].All(char.IsAsciiHexDigitLower))
+        if (!issuer.StartsWith("sha256:", StringComparison.Ordinal) || issuer.Length != 71 || !LowerHex(issuer.AsSpan(7)))
         {
             throw Shape($"{where}.body.issuer", "issuer must be a key id sha256:<64 hex>");
         }
     }
 
+    // Loops rather than LINQ over the characters: every management call's token goes through these checks.
+    private static bool LowerHex(ReadOnlySpan<char> text)
+    {
+        foreach (var c in text)
+        {
+            if (!char.IsAsciiHexDigitLower(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static void CheckNonce(string nonce, string where)
     {
-        if (FromBase64Url(nonce) is not { Length: 32 })
+        Span<byte> decoded = stackalloc byte[33];
+        if (nonce.Length > 44 || !TryFromBase64Url(nonce, decoded, out var length) || length != 32)
         {
             throw Shape($"{where}.body.nonce", "nonce must be 32 bytes in unpadded base64url");
         }
@@ -514,7 +529,7 @@ public sealed partial class CapabilityToken
     {
         var star = saddr.IndexOf('*', StringComparison.Ordinal);
         if (!saddr.StartsWith("rtt://", StringComparison.Ordinal) || saddr.Length > MaxSaddr || (star >= 0 && star != saddr.Length - 1)
-            || saddr.Any(c => c <= ' ' || c >= 0x7f))
+            || saddr.AsSpan().IndexOfAnyExceptInRange('!', '~') >= 0)
         {
             var why = $"saddr \"{Clip(saddr)}\" must be rtt://… (at most {MaxSaddr} printable ASCII characters), optionally ending in one *";
             throw shape ? Shape(where, why) : new TokenException(ErrorCodes.TokenRequestInvalid, why, where, "give e.g. rtt://core/api/upper or rtt://core/api/*");
@@ -523,10 +538,54 @@ public sealed partial class CapabilityToken
         return saddr;
     }
 
+    /// <summary>The names sorted (ordinal) with repeats removed: what Distinct and Order give, without their enumerators.</summary>
+    private static List<string> SortedSet(IEnumerable<string> names)
+    {
+        var list = new List<string>(names);
+        list.Sort(StringComparer.Ordinal);
+        var kept = 0;
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (kept == 0 || !string.Equals(list[kept - 1], list[i], StringComparison.Ordinal))
+            {
+                list[kept++] = list[i];
+            }
+        }
+
+        list.RemoveRange(kept, list.Count - kept);
+        return list;
+    }
+
+    private static bool AllKnownVerbs(List<string> verbs)
+    {
+        foreach (var v in verbs)
+        {
+            if (!AllVerbs.Contains(v))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool AllScopeNames(List<string> scopes)
+    {
+        foreach (var s in scopes)
+        {
+            if (!ScopeOk(s))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static List<string> CheckVerbs(IEnumerable<string> verbs, string where)
     {
-        var list = verbs.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        if (list.Count == 0 || list.Any(v => !AllVerbs.Contains(v)))
+        var list = SortedSet(verbs);
+        if (list.Count == 0 || !AllKnownVerbs(list))
         {
             throw new TokenException(ErrorCodes.TokenRequestInvalid, $"verbs must be some of {string.Join(",", AllVerbs)}", where, "give e.g. --verb open,tx,rx");
         }
@@ -536,8 +595,8 @@ public sealed partial class CapabilityToken
 
     private static List<string> CheckScopes(IEnumerable<string> scopes, string where)
     {
-        var list = scopes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        if (list.Count > MaxScopes || list.Any(s => !ScopeOk(s)))
+        var list = SortedSet(scopes);
+        if (list.Count > MaxScopes || !AllScopeNames(list))
         {
             throw new TokenException(ErrorCodes.TokenRequestInvalid, $"scopes are at most {MaxScopes} names of 1-64 characters from a-z 0-9 . _ : -", where, "give e.g. --scope metrics.read");
         }
@@ -545,7 +604,9 @@ public sealed partial class CapabilityToken
         return list;
     }
 
-    private static bool ScopeOk(string s) => s.Length is > 0 and <= 64 && s.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or ':' or '-');
+    private static readonly System.Buffers.SearchValues<char> ScopeChars = System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyz0123456789._:-");
+
+    private static bool ScopeOk(string s) => s.Length is > 0 and <= 64 && !s.AsSpan().ContainsAnyExcept(ScopeChars);
 
     private static List<string> ReadList(JsonObject body, string name, string where, bool verbs)
     {
@@ -559,8 +620,13 @@ public sealed partial class CapabilityToken
 
     private static List<string> CheckList(List<string> list, string name, string where, bool verbs)
     {
-        var sorted = list.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        if (!list.SequenceEqual(sorted) || (verbs ? list.Count == 0 || list.Any(v => !AllVerbs.Contains(v)) : list.Count > MaxScopes || list.Any(s => !ScopeOk(s))))
+        var ascending = true; // strictly ascending in ordinal order: equal to its own sorted set
+        for (var i = 1; i < list.Count && ascending; i++)
+        {
+            ascending = string.CompareOrdinal(list[i - 1], list[i]) < 0;
+        }
+
+        if (!ascending || (verbs ? list.Count == 0 || !AllKnownVerbs(list) : list.Count > MaxScopes || !AllScopeNames(list)))
         {
             throw Shape($"{where}.body.{name}", verbs ? $"verbs must be a sorted, non-empty set of {string.Join(",", AllVerbs)}" : "scopes must be a sorted set of scope names");
         }
@@ -607,18 +673,15 @@ public sealed partial class CapabilityToken
 
     private static byte[] Bytes(JsonObject obj, string name, string where, int length) => Bytes(Str(obj, name, where), name, where, length);
 
-    private static byte[] Bytes(string text, string name, string where, int length)
+    private static byte[] Bytes(ReadOnlySpan<char> text, string name, string where, int length)
     {
-        try
+        // Decoded and encoded again into the stack (the canonical text only: no whitespace, no stray bits); up to 64 bytes here.
+        Span<byte> bytes = stackalloc byte[64];
+        Span<char> again = stackalloc char[88];
+        if (length <= 64 && text.Length <= again.Length && Convert.TryFromBase64Chars(text, bytes, out var written) && written == length
+            && Convert.TryToBase64Chars(bytes[..written], again, out var chars) && again[..chars].SequenceEqual(text))
         {
-            var bytes = Convert.FromBase64String(text);
-            if (bytes.Length == length && Convert.ToBase64String(bytes) == text)
-            {
-                return bytes;
-            }
-        }
-        catch (FormatException)
-        {
+            return bytes[..written].ToArray();
         }
 
         throw Shape($"{where}.{name}", $"{name} must be {length} bytes in padded standard base64");
@@ -626,7 +689,7 @@ public sealed partial class CapabilityToken
 
     private static DateTimeOffset ReadTime(JsonObject body, string name, string where) => ParseTime(Str(body, name, where), name, where);
 
-    private static DateTimeOffset ParseTime(string text, string name, string where)
+    private static DateTimeOffset ParseTime(ReadOnlySpan<char> text, string name, string where)
     {
         if (text.Length != 20 || !DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t))
         {
@@ -658,33 +721,39 @@ public sealed partial class CapabilityToken
     /// </summary>
     public static byte[]? FromBase64Url(ReadOnlySpan<char> text)
     {
-        if (text.Length % 4 == 1)
+        var bytes = new byte[System.Buffers.Text.Base64Url.GetMaxDecodedLength(text.Length)];
+        if (!TryFromBase64Url(text, bytes, out var written))
         {
             return null;
+        }
+
+        return written == bytes.Length ? bytes : bytes[..written];
+    }
+
+    /// <summary><see cref="FromBase64Url"/> into <paramref name="bytes"/> (room for GetMaxDecodedLength of the text); false where it gives null.</summary>
+    private static bool TryFromBase64Url(ReadOnlySpan<char> text, Span<byte> bytes, out int written)
+    {
+        written = 0;
+        if (text.Length % 4 == 1)
+        {
+            return false;
         }
 
         foreach (var c in text)
         {
             if (!char.IsAsciiLetterOrDigit(c) && c is not '-' and not '_')
             {
-                return null; // no padding, no whitespace (the decoder would skip it), nothing else
+                return false; // no padding, no whitespace (the decoder would skip it), nothing else
             }
         }
 
-        var bytes = new byte[System.Buffers.Text.Base64Url.GetMaxDecodedLength(text.Length)];
-        int written;
         try
         {
-            if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, bytes, out written))
-            {
-                return null;
-            }
+            return System.Buffers.Text.Base64Url.TryDecodeFromChars(text, bytes, out written);
         }
         catch (FormatException)
         {
-            return null; // "Try" is about the destination's room: a last character with stray bits (not canonical) throws
+            return false; // "Try" is about the destination's room: a last character with stray bits (not canonical) throws
         }
-
-        return written == bytes.Length ? bytes : bytes[..written];
     }
 }

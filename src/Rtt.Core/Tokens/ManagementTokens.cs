@@ -15,7 +15,19 @@ public static class ManagementTokens
     public const string Admin = "admin";
     public static readonly string[] Verbs = ["tx"];
 
-    public static string Symbol(string operation) => $"rtt://rtt/manage/{operation}";
+    private const string SymbolPrefix = "rtt://rtt/manage/";
+    private const string ApplySymbol = SymbolPrefix + Apply;
+    private const string RollbackSymbol = SymbolPrefix + Rollback;
+    private const string AdminSymbol = SymbolPrefix + Admin;
+
+    /// <summary>The symbol a token for <paramref name="operation"/> names (the three operations' are constants: every management call asks).</summary>
+    public static string Symbol(string operation) => operation switch
+    {
+        Apply => ApplySymbol,
+        Rollback => RollbackSymbol,
+        Admin => AdminSymbol,
+        _ => SymbolPrefix + operation,
+    };
 
     /// <summary>A short-lived, sealed token for one management call, issued by <paramref name="key"/>.</summary>
     public static string Mint(SigningKey key, string operation, TimeProvider? time = null) =>
