@@ -84,8 +84,21 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         var applied = await reconciler.Apply(first.ToJsonString());
         Assert.True(applied.Outcome == "applied", applied.Reason);
 
-        // Revoked while the silo runs: the next plan it signed is refused, and the applied plan stays.
+        // The same text again is unchanged (answered from the tree kept with the text); a text that differs from it under the
+        // same plan_id (a lane's node edited) is checked as any other and refused.
+        Assert.Equal("unchanged", (await reconciler.Apply(first.ToJsonString())).Outcome);
+        Assert.Equal("unchanged", (await reconciler.Apply(first.ToJsonString())).Outcome);
+        var edited = first.ToJsonString().Replace($"\"{Node(0)}\"", "\"elsewhere\"", StringComparison.Ordinal);
+        Assert.NotEqual(first.ToJsonString(), edited);
+        var mismatch = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Apply(edited));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanMismatch, mismatch.Code);
+        Assert.Equal("unchanged", (await reconciler.Apply(first.ToJsonString())).Outcome);
+
+        // Revoked while the silo runs: the applied plan's own text is refused now (its signature is checked against the trust
+        // as it is, not remembered from before), the next plan it signed too, and the applied plan stays.
         keys.Revoke("partner", "test", DateTimeOffset.UtcNow);
+        var again = await Assert.ThrowsAnyAsync<Exception>(() => reconciler.Apply(first.ToJsonString()));
+        Assert.Contains("revoked", again.Message, StringComparison.Ordinal);
         var second = Planner.Manual(partnerKey, (string)first["plan_id"]!, [("rtt://p/c", "rtt://p/d", Node(0))]);
         var revoked = await Assert.ThrowsAnyAsync<Exception>(() => reconciler.Apply(second.ToJsonString()));
         Assert.Contains("revoked", revoked.Message, StringComparison.Ordinal);

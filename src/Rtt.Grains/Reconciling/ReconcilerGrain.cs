@@ -38,8 +38,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             Strict = policy["strict"] is not JsonValue s || s.GetValue<bool>(),
             // The trust the call's token was admitted with (the silo's management filter, a moment ago), else the silo's token
             // verifier's, which keeps the trust store and reads it again when its files change (RttSiloHost registers it).
-            VerifySignature = (plan, payload) =>
-                (Rtt.Core.Tokens.TokenVerifier.TrustOfCall ?? verifier?.Trust ?? workspace.LoadTrustStore()).Verify(plan, payload, (string?)plan["plan_id"]),
+            VerifySignature = (plan, payload) => Verify(plan, payload, Rtt.Core.Tokens.TokenVerifier.TrustOfCall ?? verifier?.Trust ?? workspace.LoadTrustStore()),
             CommitRetry = retry.Commit,
         };
         var walRetry = new RetryPolicy("Retry:Wal", retry.Wal, ex => ex is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException, logger);
@@ -75,8 +74,35 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
+    // The applied plan as it last came whole (applied, or answered unchanged): its text, the coordinator's tree of it and its
+    // content. The same text sent again (`rtt apply` with nothing to change, a reconcile loop applying what it holds) is then
+    // neither encoded, parsed nor hashed again; the tree is never changed (the coordinator and PlanDelta only read a plan).
+    private (string Text, JsonObject Plan, PlanContent Content)? _sent;
+
+    // The last plan tree whose signature verified, and the trust store it verified against. A trust store is immutable (the
+    // token verifier loads a new one when the trust folder changes), so the same tree under the same store verifies the same
+    // way; a changed trust folder (a revocation) means another store and the signature is checked again.
+    private (JsonObject Plan, Rtt.Core.Signing.TrustStore Trust, string Signer)? _verified;
+
+    private string Verify(JsonObject plan, byte[] payload, Rtt.Core.Signing.TrustStore trust)
+    {
+        if (_verified is { } v && ReferenceEquals(v.Plan, plan) && ReferenceEquals(v.Trust, trust))
+        {
+            return v.Signer;
+        }
+
+        var signer = trust.Verify(plan, payload, (string?)plan["plan_id"]);
+        _verified = (plan, trust, signer);
+        return signer;
+    }
+
     public Task<ApplyReport> Apply(string planJson)
     {
+        if (_sent is { } sent && _coordinator?.AppliedPlanId is { } applied && sent.Content.PlanId == applied && string.Equals(sent.Text, planJson, StringComparison.Ordinal))
+        {
+            return ApplyParsed(sent.Plan, sent.Content, planJson);
+        }
+
         byte[] text;
         try
         {
@@ -87,7 +113,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
         }
 
-        return ApplyText(text, null);
+        return ApplyText(text, null, planJson);
     }
 
     // The applied plan's canonical text, kept for plans sent as changes: the text it came as (when that was plain canonical)
@@ -127,9 +153,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     /// <param name="text">The plan's UTF-8 text (any JSON; canonical text is checked as it is).</param>
     /// <param name="expectedPlanId">For a plan rebuilt from a change: the plan_id the sender named, which the rebuilt plan must carry.</param>
-    private async Task<ApplyReport> ApplyText(byte[] text, string? expectedPlanId)
+    /// <param name="sent">The text as it came, when it came whole (kept with its tree when it is the applied plan).</param>
+    private Task<ApplyReport> ApplyText(byte[] text, string? expectedPlanId, string? sent = null)
     {
-        using var changing = Changing();
         var plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
         if (expectedPlanId is not null && (string?)plan["plan_id"] != expectedPlanId)
         {
@@ -138,6 +164,13 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         }
 
         var content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
+        return ApplyParsed(plan, content, sent, text);
+    }
+
+    /// <param name="text">The plan's UTF-8 text when this call made it (null for a kept plan: it is the applied one).</param>
+    private async Task<ApplyReport> ApplyParsed(JsonObject plan, PlanContent? content, string? sent, byte[]? text = null)
+    {
+        using var changing = Changing();
         var outcome = await Coordinator.ApplyAsync(plan, content);
         byte[]? bytes = null;
         if (outcome.Outcome == ApplyOutcome.Applied)
@@ -149,9 +182,17 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             AtomicFile.WriteAllBytes(new PlanStore(workspace).PathOf(outcome.PlanId!), bytes, durable: false);
         }
 
-        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && content is { Plain: true } && _appliedTextId != outcome.PlanId)
+        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && text is not null && content is { Plain: true } && _appliedTextId != outcome.PlanId)
         {
             (_appliedText, _appliedTextId) = (text, outcome.PlanId); // plain canonical: the applied plan's canonical text
+        }
+
+        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && sent is not null && content is not null && !ReferenceEquals(_sent?.Text, sent))
+        {
+            // Kept with the coordinator's own tree, so a large plan is held as a tree once: the same plan_id is the same content,
+            // and the sign block, which is outside it, must be the same too (a plan signed again by another key is not kept).
+            var applied = Coordinator.Applied;
+            _sent = applied is not null && JsonNode.DeepEquals(applied["sign"], plan["sign"]) ? (sent, applied, content) : null;
         }
 
         WriteApplied(bytes);
