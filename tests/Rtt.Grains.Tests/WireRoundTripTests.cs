@@ -62,6 +62,7 @@ public sealed class WireRoundTripTests
         new SiloView("10.0.0.1:11111@1", "silo-a", "host-a", "0", "n0"),
         Cluster,
         new MemberView("silo-a", "10.0.0.1:11111@1", "Active", "host-a", new DateTime(2026, 12, 3, 8, 0, 0, DateTimeKind.Utc), 30000, "0", "n0"),
+        new Rtt.Grains.Diagnostics.SiloRuntimeView(123_456_789_012, 41, 7, 2, 22_001, 987_654),
         new ClusterStatusView([new MemberView("silo-a", "10.0.0.1:11111@1", "Active", "host-a", new DateTime(2026, 12, 3, 8, 0, 0, DateTimeKind.Utc), 30000, "0", "n0")], Cluster.Records, Cluster.Placements),
         new TxVote(true, "reserved"),
         .. WalEntries,
