@@ -57,6 +57,8 @@ public sealed class TokenProcessTests
                 var reconciler = client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
                 var denied = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("no token"));
                 Assert.Equal(ErrorCodes.TokenMissing, denied.Code);
+                var deniedApply = await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyUtf8("{}"u8.ToArray()));
+                Assert.Equal(ErrorCodes.TokenMissing, deniedApply.Code);
                 Assert.NotNull(await reconciler.History()); // reads need none
 
                 // silo.json names the key the silo signs with, so `rtt` on this workspace presents MAC tokens (docs/tokens.md).

@@ -94,11 +94,23 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
         Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanMismatch, mismatch.Code);
         Assert.Equal("unchanged", (await reconciler.Apply(first.ToJsonString())).Outcome);
 
+        // The same as UTF-8 bytes (what rtt apply sends): the canonical bytes twice are unchanged, the edited ones refused the
+        // same way, bytes that are not UTF-8 refused as plan input; the string path still answers after.
+        var utf8 = IReconcilerGrain.PlanUtf8(first);
+        Assert.Equal("unchanged", (await reconciler.ApplyUtf8(utf8)).Outcome);
+        Assert.Equal("unchanged", (await reconciler.ApplyUtf8([.. utf8])).Outcome);
+        var editedUtf8 = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(utf8).Replace($"\"{Node(0)}\"", "\"elsewhere\"", StringComparison.Ordinal));
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanMismatch, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyUtf8(editedUtf8))).Code);
+        byte[] notUtf8 = [.. utf8[..^2], 0xC3, (byte)'}'];
+        Assert.Equal(Rtt.Core.Errors.ErrorCodes.PlanInputInvalid, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.ApplyUtf8(notUtf8))).Code);
+        Assert.Equal("unchanged", (await reconciler.Apply(first.ToJsonString())).Outcome);
+
         // Revoked while the silo runs: the applied plan's own text is refused now (its signature is checked against the trust
         // as it is, not remembered from before), the next plan it signed too, and the applied plan stays.
         keys.Revoke("partner", "test", DateTimeOffset.UtcNow);
         var again = await Assert.ThrowsAnyAsync<Exception>(() => reconciler.Apply(first.ToJsonString()));
         Assert.Contains("revoked", again.Message, StringComparison.Ordinal);
+        Assert.Contains("revoked", (await Assert.ThrowsAnyAsync<Exception>(() => reconciler.ApplyUtf8(utf8))).Message, StringComparison.Ordinal);
         var second = Planner.Manual(partnerKey, (string)first["plan_id"]!, [("rtt://p/c", "rtt://p/d", Node(0))]);
         var revoked = await Assert.ThrowsAnyAsync<Exception>(() => reconciler.Apply(second.ToJsonString()));
         Assert.Contains("revoked", revoked.Message, StringComparison.Ordinal);

@@ -85,7 +85,7 @@ public static class ControlBench
 
             // Apply's own grain call with the plan that is applied: parsed, its plan_id recomputed, its signature checked, the
             // WAL's root read, and "unchanged" answered (the front of every apply, without a transaction).
-            var applied = IReconcilerGrain.PlanText(RttWorkspace.ReadObject(new Rtt.Planning.PlanStore(workspace).AppliedPath)); // as `rtt apply` sends it
+            var applied = IReconcilerGrain.PlanUtf8(RttWorkspace.ReadObject(new Rtt.Planning.PlanStore(workspace).AppliedPath)); // as `rtt apply` sends it
             using var key = workspace.LoadSigningKey();
             var siloInfo = SiloInfo.ReadLive(workspace.SiloInfoPath);
             async Task<ApplyReport> ApplyAgain()
@@ -93,14 +93,14 @@ public static class ControlBench
                 // A fresh token per call, as `rtt apply` presents one (a token's nonce is used once), in this call's context only:
                 // a MAC token, since this client holds the key the silo signs with (docs/tokens.md).
                 Rtt.Grains.ManagementCalls.Present(key, Rtt.Core.Tokens.ManagementTokens.Apply, siloInfo);
-                return await reconciler.Apply(applied);
+                return await reconciler.ApplyUtf8(applied);
             }
 
             async Task<ApplyReport> ApplySigned()
             {
                 // The same with a sealed, Ed25519-signed token: what a caller with another trusted key presents.
                 Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.Mint(key, Rtt.Core.Tokens.ManagementTokens.Apply));
-                return await reconciler.Apply(applied);
+                return await reconciler.ApplyUtf8(applied);
             }
 
             if (siloInfo?.SigningKeyId != key.KeyId)

@@ -122,9 +122,9 @@ public static class ApplyCommands
             }
         }
 
-        var text = IReconcilerGrain.PlanText(plan);
+        var text = IReconcilerGrain.PlanUtf8(plan);
         Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-        return (await reconciler.Apply(text), $"sent whole ({Bytes(text)})");
+        return (await reconciler.ApplyUtf8(text), $"sent whole ({text.Length.ToString("N0", CultureInfo.InvariantCulture)} bytes)");
     }
 
     /// <summary>The plan as its changes from the workspace's applied plan, when that is its base; null otherwise.</summary>

@@ -124,7 +124,7 @@ public static class AutotuneCommand
         var report = await ApplyCommands.Run(json, $"applying the tuned plan {plan["plan_id"]} (SLO-gated)", () =>
         {
             Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-            return client.Cluster.GetGrain<Rtt.Grains.Reconciling.IReconcilerGrain>(Rtt.Grains.Reconciling.IReconcilerGrain.ClusterKey).Apply(Rtt.Grains.Reconciling.IReconcilerGrain.PlanText(plan));
+            return client.Cluster.GetGrain<Rtt.Grains.Reconciling.IReconcilerGrain>(Rtt.Grains.Reconciling.IReconcilerGrain.ClusterKey).ApplyUtf8(Rtt.Grains.Reconciling.IReconcilerGrain.PlanUtf8(plan));
         });
         return ApplyCommands.Print(report, json, rollback: false);
     }

@@ -176,7 +176,7 @@ public sealed class PanelModule : IRttWebModule
                 throw new RttException(ErrorCodes.PlanInputInvalid, "no proposed plan", path, "compute one with `rtt plan`");
             }
 
-            return reconciler.Apply(IReconcilerGrain.PlanText(RttWorkspace.ReadObject(path)));
+            return reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(RttWorkspace.ReadObject(path)));
         };
         Func<IReconcilerGrain, Task<ApplyReport>> rollback = reconciler => reconciler.Rollback("requested from the panel");
         app.MapPost("/api/apply", context => Manage(context, ws, ManagementTokens.Apply, apply, grains));

@@ -101,6 +101,18 @@ public interface IReconcilerGrain : IGrainWithStringKey
     public static string PlanText(System.Text.Json.Nodes.JsonObject plan) => Rtt.Core.Json.CanonicalJson.ToCanonicalString(plan);
 
     /// <summary>
+    /// <see cref="Apply"/> with the plan's UTF-8 bytes (<see cref="PlanUtf8"/>): what `rtt apply` and the silo's auto-replan
+    /// send. A signed document is bytes; as a string it crosses the wire as UTF-8 anyway and is decoded to UTF-16 in the
+    /// silo only to be encoded back (twice its size in garbage per apply). Needs the apply token, as Apply. The array is
+    /// not copied by the call (<c>[Immutable]</c>): do not change it afterwards.
+    /// </summary>
+    [Alias("ApplyUtf8")]
+    Task<ApplyReport> ApplyUtf8([Immutable] byte[] planUtf8);
+
+    /// <summary>The bytes to send a plan as: the UTF-8 of <see cref="PlanText"/>.</summary>
+    public static byte[] PlanUtf8(System.Text.Json.Nodes.JsonObject plan) => Rtt.Core.Json.CanonicalJson.Serialize(plan);
+
+    /// <summary>
     /// Applies the signed plan <see cref="PlanChange.PlanId"/> sent as its changes from the applied plan
     /// (docs/reconciler.md, "Plans sent as changes"): the silo rebuilds the plan from the plan it applied and the delta, checks
     /// that it is the plan named (plan_id, signature), and applies it as <see cref="Apply"/> does. What crosses the wire

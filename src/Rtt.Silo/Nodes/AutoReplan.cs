@@ -148,7 +148,7 @@ public sealed class AutoReplanService(
         logger.LogWarning("auto_replan: nodes down [{Down}]: applying {PlanId} ({Admitted} route(s) placed, {Rejected} rejected)",
             string.Join(", ", down), planId, outcome.Admitted, outcome.Rejected.Count);
         Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Apply);
-        var report = await reconciler.Apply(IReconcilerGrain.PlanText(signed)); // canonical text, as rtt apply sends it
+        var report = await reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(signed)); // canonical bytes, as rtt apply sends them
         logger.LogWarning("auto_replan: {PlanId} {Outcome}{Reason}", planId, report.Outcome, report.Reason.Length > 0 ? $": {report.Reason}" : "");
         return report.Outcome;
     }

@@ -68,7 +68,7 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
 
         if (iface == typeof(IReconcilerGrain))
         {
-            if (method.Name is nameof(IReconcilerGrain.Apply) or nameof(IReconcilerGrain.ApplyChange))
+            if (method.Name is nameof(IReconcilerGrain.Apply) or nameof(IReconcilerGrain.ApplyUtf8) or nameof(IReconcilerGrain.ApplyChange))
             {
                 return ManagementTokens.Apply;
             }
