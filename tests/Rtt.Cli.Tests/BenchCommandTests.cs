@@ -126,7 +126,12 @@ public sealed class BenchCommandTests
             Assert.True((long)c!["calls"]! > 10, c.ToJsonString());
             Assert.True((double)c["p50_us"]! > 0 && (double)c["p99_us"]! >= (double)c["p50_us"]!, c.ToJsonString());
             Assert.True((long)c["allocated_bytes_per_call"]! > 0, c.ToJsonString()); // a grain call allocates its message at least
+            Assert.True((long)c["silo_allocated_bytes_per_call"]! > 0, c.ToJsonString()); // read from the silo (IPingGrain.Runtime)
+            Assert.True((long)c["silo_gen0_per_1000_calls"]! >= 0 && (long)c["silo_gc_pause_us_per_1000_calls"]! >= 0, c.ToJsonString());
         });
+        var result = JsonNode.Parse(run.Stdout)!;
+        Assert.True((double)result["warm_up_seconds"]! > 0, result.ToJsonString()); // warmed up by rounds until the JIT settled (or a minute)
+        Assert.NotNull(result["jit_settled"]);
         Assert.All(cases.Skip(1), c => Assert.True((double)c!["p99_vs_ping"]! > 0));
         Assert.Equal(1, RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0").ExitCode);
     }
