@@ -78,7 +78,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     // as one), the coordinator's tree of it and its content. The same text sent again (`rtt apply` with nothing to change, a
     // reconcile loop applying what it holds) is then neither decoded, parsed nor hashed again; the tree is never changed (the
     // coordinator and PlanDelta only read a plan).
-    private (byte[] Utf8, string? Text, JsonObject Plan, PlanContent Content)? _sent;
+    private SentPlan? _sent;
+
+    private sealed record SentPlan(byte[] Utf8, string? Text, JsonObject Plan, PlanContent Content);
 
     // The last plan tree whose signature verified, and the trust store it verified against. A trust store is immutable (the
     // token verifier loads a new one when the trust folder changes), so the same tree under the same store verifies the same
@@ -98,15 +100,14 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     }
 
     /// <summary>What was kept of the applied plan's text, when it is still the applied plan's.</summary>
-    private (byte[] Utf8, string? Text, JsonObject Plan, PlanContent Content)? Sent =>
-        _sent is { } sent && _coordinator?.AppliedPlanId is { } applied && sent.Content.PlanId == applied ? sent : null;
+    private SentPlan? Sent => _sent is { } sent && _coordinator?.AppliedPlanId is { } applied && sent.Content.PlanId == applied ? sent : null;
 
     public Task<ApplyReport> ApplyUtf8(byte[] planUtf8)
     {
         ArgumentNullException.ThrowIfNull(planUtf8);
         if (Sent is { } sent && planUtf8.AsSpan().SequenceEqual(sent.Utf8))
         {
-            return ApplyParsed(sent.Plan, sent.Content, sent.Utf8, sent.Text);
+            return ApplyParsed(sent.Plan, sent.Content, sent.Utf8, whole: true, sent.Text);
         }
 
         if (System.Text.Unicode.Utf8.IsValid(planUtf8) is false)
@@ -116,14 +117,14 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
         // A copy to parse and keep: the call does not copy its array ([Immutable]), and a caller in this process could change it.
         var text = planUtf8.ToArray();
-        return ApplyText(text, null, text, null);
+        return ApplyText(text, null, whole: true);
     }
 
     public Task<ApplyReport> Apply(string planJson)
     {
         if (Sent is { Text: { } kept } sent && string.Equals(kept, planJson, StringComparison.Ordinal))
         {
-            return ApplyParsed(sent.Plan, sent.Content, sent.Utf8, kept);
+            return ApplyParsed(sent.Plan, sent.Content, sent.Utf8, whole: true, kept);
         }
 
         byte[] text;
@@ -136,7 +137,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             throw new RttException(ErrorCodes.PlanInputInvalid, $"the plan text is not valid Unicode: {ex.Message}", null, "pass a plan made by `rtt plan`");
         }
 
-        return ApplyText(text, null, text, planJson);
+        return ApplyText(text, null, whole: true, planJson);
     }
 
     // The applied plan's canonical text, kept for plans sent as changes: the text it came as (when that was plain canonical)
@@ -176,9 +177,9 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
     /// <param name="text">The plan's UTF-8 text (any JSON; canonical text is checked as it is).</param>
     /// <param name="expectedPlanId">For a plan rebuilt from a change: the plan_id the sender named, which the rebuilt plan must carry.</param>
-    /// <param name="sent">The text's bytes when the plan came whole (kept with its tree when it is the applied plan), and
-    /// <paramref name="sentText"/> the string it came as, if it came as one.</param>
-    private Task<ApplyReport> ApplyText(byte[] text, string? expectedPlanId, byte[]? sent = null, string? sentText = null)
+    /// <param name="whole">The plan came whole (not rebuilt from a change): its text is kept with its tree when it is the
+    /// applied plan, with <paramref name="sentText"/>, the string it came as, if it came as one.</param>
+    private Task<ApplyReport> ApplyText(byte[] text, string? expectedPlanId, bool whole = false, string? sentText = null)
     {
         var plan = JsonNode.Parse(text) as JsonObject ?? throw new RttException(ErrorCodes.PlanInputInvalid, "a plan must be a JSON object", null, "pass a plan made by `rtt plan`");
         if (expectedPlanId is not null && (string?)plan["plan_id"] != expectedPlanId)
@@ -188,11 +189,11 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         }
 
         var content = plan["plan_id"] is null ? null : Planner.Content(plan, text); // from the text itself when it is canonical (a compact plan is)
-        return ApplyParsed(plan, content, sent, sentText, text);
+        return ApplyParsed(plan, content, text, whole, sentText);
     }
 
-    /// <param name="text">The plan's UTF-8 text when this call parsed it (null for a kept plan: it is the applied one).</param>
-    private async Task<ApplyReport> ApplyParsed(JsonObject plan, PlanContent? content, byte[]? sent, string? sentText, byte[]? text = null)
+    /// <param name="text">The plan's UTF-8 text (for a kept plan, the kept one).</param>
+    private async Task<ApplyReport> ApplyParsed(JsonObject plan, PlanContent? content, byte[] text, bool whole, string? sentText)
     {
         using var changing = Changing();
         var outcome = await Coordinator.ApplyAsync(plan, content);
@@ -206,17 +207,17 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             AtomicFile.WriteAllBytes(new PlanStore(workspace).PathOf(outcome.PlanId!), bytes, durable: false);
         }
 
-        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && text is not null && content is { Plain: true } && _appliedTextId != outcome.PlanId)
+        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && content is { Plain: true } && _appliedTextId != outcome.PlanId)
         {
             (_appliedText, _appliedTextId) = (text, outcome.PlanId); // plain canonical: the applied plan's canonical text
         }
 
-        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && sent is not null && content is not null && !ReferenceEquals(_sent?.Utf8, sent))
+        if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && whole && content is not null && !ReferenceEquals(_sent?.Utf8, text))
         {
             // Kept with the coordinator's own tree, so a large plan is held as a tree once: the same plan_id is the same content,
             // and the sign block, which is outside it, must be the same too (a plan signed again by another key is not kept).
             var applied = Coordinator.Applied;
-            _sent = applied is not null && JsonNode.DeepEquals(applied["sign"], plan["sign"]) ? (sent, sentText, applied, content) : null;
+            _sent = applied is not null && JsonNode.DeepEquals(applied["sign"], plan["sign"]) ? new SentPlan(text, sentText, applied, content) : null;
         }
 
         WriteApplied(bytes);
