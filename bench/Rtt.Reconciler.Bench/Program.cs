@@ -58,7 +58,7 @@ try
     Token(key);
     await Apply(reconciler, small);
     var smallWarm = await WarmUp(reconciler, key, small, 10, "s", warmup);
-    var (smallTimes, smallLast, afterSmall, _) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
+    var (smallTimes, smallLast, afterSmall, smallCost) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
     var none = Plan(key, Id(afterSmall), 0, "s");
     Token(key);
     await Apply(reconciler, none);
@@ -70,7 +70,7 @@ try
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
     var bigWarm = await WarmUp(reconciler, key, big, routes, "r", warmup);
-    var (single, lastReport, afterSingle, cpuPerChange) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
+    var (single, lastReport, afterSingle, bigCost) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
 
     // The same changes sent whole and as changes, alternating by pairs in one series (same state, same moment): from the
     // silo's own grain factory (no network), then from a client app connected to the silo's gateway (TCP on this machine).
@@ -90,7 +90,7 @@ try
             + $"sent as a change p50 {asChanges[asChanges.Count / 2]:0.00} ms (n={asChanges.Count}), alternated by pairs");
     }
     Breakdown(workspace, key, big, routes);
-    Console.WriteLine($"processor time per single-route change on {routes} applied routes (every thread of the process, during the apply call): {cpuPerChange:0.00} ms");
+    Console.WriteLine($"per single-route change, every thread of the process during the apply call: on 10 applied routes {smallCost}; on {routes} {bigCost}");
     Print("single-route change on 10 applied routes", smallTimes, smallLast);
     Print($"single-route change on {routes} applied routes", single, lastReport);
 
@@ -170,16 +170,18 @@ static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key
 }
 
 // Alternately adds route number `count` and removes it again; returns the sorted times and the last report.
-// CpuPerChange: the process's processor time per change (every thread; the silo runs in it), during the apply calls.
+// Cost: the process's processor time, allocation and collections per change (every thread; the silo runs in it), during the apply calls.
 // With `sentAsChanges`, every other pair of changes is sent as a change (IReconcilerGrain.ApplyChange: the delta from the
 // applied plan, as `rtt apply` sends it when applied.json is the base) and those are timed apart (`AsChanges`).
-static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, double CpuPerChange)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes,
+static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, Cost Cost)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes,
     List<double>? sentAsChanges = null)
 {
     var times = new List<double>();
     ApplyReport? last = null;
     var clock = new Stopwatch();
     var cpu = TimeSpan.Zero;
+    long allocated = 0;
+    var (gen0, gen1, gen2) = (0, 0, 0);
     for (var i = 0; i < changes; i++)
     {
         var next = Plan(key, Id(current), i % 2 == 0 ? count + 1 : count, prefix);
@@ -188,16 +190,21 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, dou
         var text = asChange ? null : IReconcilerGrain.PlanText(next); // the client's too
         var change = asChange ? new PlanChange(Id(current), Id(next), IReconcilerGrain.PlanText(Rtt.Reconciling.PlanDelta.Diff(current, next))) : null;
         var cpuBefore = Environment.CpuUsage.TotalTime;
+        var allocatedBefore = GC.GetTotalAllocatedBytes();
+        var (gen0Before, gen1Before, gen2Before) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
         clock.Restart();
         last = change is null ? await ApplyText(reconciler, text!) : Applied(await reconciler.ApplyChange(change));
         (asChange ? sentAsChanges! : times).Add(clock.Elapsed.TotalMilliseconds);
         cpu += Environment.CpuUsage.TotalTime - cpuBefore;
+        allocated += GC.GetTotalAllocatedBytes() - allocatedBefore;
+        (gen0, gen1, gen2) = (gen0 + GC.CollectionCount(0) - gen0Before, gen1 + GC.CollectionCount(1) - gen1Before, gen2 + GC.CollectionCount(2) - gen2Before);
         current = next;
     }
 
     times.Sort();
     sentAsChanges?.Sort();
-    return (times, last!, current, changes > 0 ? cpu.TotalMilliseconds / changes : 0);
+    var n = Math.Max(changes, 1);
+    return (times, last!, current, new Cost(cpu.TotalMilliseconds / n, allocated / 1024.0 / n, gen0 * 100.0 / n, gen1 * 100.0 / n, gen2 * 100.0 / n));
 }
 
 // Where a single-route change's time goes outside the phases: the whole-document steps the silo runs per apply,
@@ -287,4 +294,11 @@ string? ArgText(string name, string? fallback)
 {
     var i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}
+
+// What one change costs the process beyond its time (collections counted per 100 changes; a gen1 or gen2 one counts in gen0 too).
+readonly record struct Cost(double CpuMs, double AllocatedKiB, double Gen0Per100, double Gen1Per100, double Gen2Per100)
+{
+    public override string ToString() => FormattableString.Invariant(
+        $"processor {CpuMs:0.00} ms, allocated {AllocatedKiB:N0} KiB, collections per 100 changes gen0 {Gen0Per100:0.#} / gen1 {Gen1Per100:0.#} / gen2 {Gen2Per100:0.#}");
 }

@@ -764,10 +764,17 @@ public sealed record PlanContent(string PlanId, byte[] SigningPayload)
     /// of a second canonical serialization of the whole plan: the payload's members in their order, with the plan's
     /// <c>sign</c> member (the only one the payload lacks) put back in its canonical place.
     /// </summary>
-    public byte[] Pretty(JsonObject plan)
+    public byte[] Pretty(JsonObject plan) =>
+        Pretty(plan.TryGetPropertyValue(ObjectSigner.SignMember, out var sign) ? CanonicalJson.Serialize(sign) : null);
+
+    /// <summary>
+    /// The same from the <c>sign</c> member's canonical bytes (null: the plan has none), without the plan's tree: safe to run
+    /// beside code that reads the tree (a JSON node's members are made on first read, which is not thread-safe).
+    /// </summary>
+    public byte[] Pretty(byte[]? signCanonical)
     {
-        var signed = plan.TryGetPropertyValue(ObjectSigner.SignMember, out var sign);
-        if (PrettyJson.TryFromCanonical(SigningPayload, signed ? ObjectSigner.SignMember : null, signed ? CanonicalJson.Serialize(sign) : default, out var plain))
+        var signed = signCanonical is not null;
+        if (PrettyJson.TryFromCanonical(SigningPayload, signed ? ObjectSigner.SignMember : null, signCanonical, out var plain))
         {
             return plain; // printable ASCII throughout (a planner's plan is): re-indented without a document
         }
@@ -781,7 +788,7 @@ public sealed record PlanContent(string PlanId, byte[] SigningPayload)
             {
                 if (signed && string.CompareOrdinal(member.Name, ObjectSigner.SignMember) > 0)
                 {
-                    WriteSign(writer, sign);
+                    WriteSign(writer, signCanonical!);
                     signed = false;
                 }
 
@@ -790,7 +797,7 @@ public sealed record PlanContent(string PlanId, byte[] SigningPayload)
 
             if (signed)
             {
-                WriteSign(writer, sign);
+                WriteSign(writer, signCanonical!);
             }
 
             writer.WriteEndObject();
@@ -800,10 +807,10 @@ public sealed record PlanContent(string PlanId, byte[] SigningPayload)
         return stream.ToArray();
     }
 
-    private static void WriteSign(System.Text.Json.Utf8JsonWriter writer, JsonNode? sign)
+    private static void WriteSign(System.Text.Json.Utf8JsonWriter writer, byte[] signCanonical)
     {
         writer.WritePropertyName(ObjectSigner.SignMember);
-        using var value = System.Text.Json.JsonDocument.Parse(CanonicalJson.Serialize(sign));
+        using var value = System.Text.Json.JsonDocument.Parse(signCanonical);
         value.RootElement.WriteTo(writer);
     }
 }

@@ -67,7 +67,15 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     public Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default) => ApplyAsync(plan, null, cancellationToken);
 
     /// <summary>The same, with the plan's <see cref="Planner.Content"/> when the caller made it already (it writes the plan's files from it).</summary>
-    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, CancellationToken cancellationToken = default)
+    public Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, CancellationToken cancellationToken = default) => ApplyAsync(plan, content, null, cancellationToken);
+
+    /// <summary>
+    /// The same, calling <paramref name="accepted"/> when the plan has passed every check and its transaction starts (its
+    /// plan_id and signature hold, it is not the applied plan, it was not rolled back, its base is the applied plan), before
+    /// anything is logged: the caller starts there what it does with an accepted plan beside the transaction (the reconciler
+    /// grain writes the plan's files). Called at most once, on the caller's turn; not called for a plan refused or unchanged.
+    /// </summary>
+    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, Action? accepted, CancellationToken cancellationToken = default)
     {
         var planId = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", null,
             "apply a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
@@ -116,6 +124,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
 
             // A plan that came as its canonical text is compared with the applied one by its bytes (PlanDelta.Diff on texts).
             var payload = content.Plain ? System.Text.Json.JsonDocument.Parse(content.SigningPayload.AsMemory()).RootElement : (System.Text.Json.JsonElement?)null;
+            accepted?.Invoke();
             return await RunTransaction(plan, TransitionApply, null, [], payload);
         });
     }

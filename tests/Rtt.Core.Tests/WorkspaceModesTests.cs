@@ -42,6 +42,32 @@ public sealed class WorkspaceModesTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(outside));
     }
 
+    [Fact]
+    public void A_file_written_beside_its_target_replaces_it_only_when_committed_and_leaves_nothing_when_discarded()
+    {
+        var ws = WorkspaceInitializer.Create(_dir).Workspace;
+        var target = Path.Combine(ws.Dir, "plans", "applied.json");
+        AtomicFile.WriteAllBytes(target, "old"u8);
+        var folder = Path.GetDirectoryName(target)!;
+
+        var kept = AtomicFile.WriteBeside(target, "new"u8, durable: false);
+        Assert.Equal("old", File.ReadAllText(target)); // written whole beside it, not in place yet
+        var temp = Assert.Single(Directory.GetFiles(folder), f => f != target);
+        Assert.Equal(WorkspaceModes.File, File.GetUnixFileMode(temp)); // the mode is set before the rename
+        kept.Commit();
+        kept.Commit(); // once
+        kept.Discard(); // after the commit: nothing to delete, the target stays
+        Assert.Equal("new", File.ReadAllText(target));
+        Assert.Equal(WorkspaceModes.File, File.GetUnixFileMode(target));
+        Assert.Equal([target], Directory.GetFiles(folder));
+
+        var dropped = AtomicFile.WriteBeside(target, "other"u8, durable: false);
+        dropped.Discard();
+        dropped.Commit(); // after the discard: nothing to rename
+        Assert.Equal("new", File.ReadAllText(target));
+        Assert.Equal([target], Directory.GetFiles(folder));
+    }
+
     public static TheoryData<string, int, string> TooOpen() => new()
     {
         { ".rtt", 0x1FF, "chmod 700" },                            // 0777

@@ -168,8 +168,21 @@ public sealed class ReconcilerClusterTests : IAsyncLifetime
 
         Assert.Equal(secondId, (await reconciler.History()).AppliedPlanId);
 
+        // A plan refused by a participant (a lane on a node that never registered): aborted in prepare. Its files were
+        // written while the transaction ran: its own file stays (a valid signed plan, as `rtt plan` writes them), applied.json
+        // is still the second plan's and nothing is left beside it.
+        var store = new PlanStore(_workspace);
+        var orphan = Plan(secondId, ("rtt://c/a", "rtt://c/b", Node(0)), ("rtt://c/k", "rtt://c/l", "nowhere"));
+        var aborted = await reconciler.Apply(IReconcilerGrain.PlanText(orphan));
+        Assert.True(aborted.Outcome == "aborted", aborted.Reason);
+        Assert.Equal(secondId, (await reconciler.History()).AppliedPlanId);
+        Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(second), File.ReadAllBytes(store.AppliedPath));
+        Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(orphan), File.ReadAllBytes(store.PathOf((string)orphan["plan_id"]!)));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(store.AppliedPath)!, "*.tmp"));
+
         // After a rollback the applied plan is the first again: a change from it applies (its text made anew from the tree).
         Assert.Equal("rolled-back", (await reconciler.Rollback("test")).Outcome);
+        Assert.Equal(Rtt.Core.Json.PrettyJson.ToUtf8(first), File.ReadAllBytes(store.AppliedPath));
         var fourth = Plan(firstId, ("rtt://c/a", "rtt://c/b", Node(0)), ("rtt://c/i", "rtt://c/j", Node(0)));
         Assert.Equal("applied", (await reconciler.ApplyChange(Change(first, fourth))).Outcome);
         Assert.Equal((string)fourth["plan_id"]!, (await reconciler.History()).AppliedPlanId);

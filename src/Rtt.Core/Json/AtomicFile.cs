@@ -9,7 +9,44 @@ public static class AtomicFile
 {
     /// <param name="durable">Flush the file to disk before the rename. Batch writers pass false and call
     /// <see cref="SyncFileSystem"/> once before they publish (one barrier instead of one fsync per file).</param>
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null, bool durable = true)
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null, bool durable = true) =>
+        WriteBeside(path, bytes, mode, durable).Commit();
+
+    /// <summary>
+    /// A file written whole beside its target but not yet in place: <see cref="Pending.Commit"/> renames it over the target,
+    /// <see cref="Pending.Discard"/> deletes it. For a file whose content is ready before it is known whether it will be
+    /// published (the reconciler's applied.json, written while the transaction runs).
+    /// </summary>
+    public sealed class Pending
+    {
+        private readonly string _path;
+        private readonly string _temp;
+        private readonly UnixFileMode? _mode;
+        private int _done;
+
+        internal Pending(string path, string temp, UnixFileMode? mode) => (_path, _temp, _mode) = (path, temp, mode);
+
+        /// <summary>Renames the written file over the target (once).</summary>
+        public void Commit()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                AtomicFile.Commit(_path, _temp, _mode);
+            }
+        }
+
+        /// <summary>Deletes the written file (once); the target is left as it is.</summary>
+        public void Discard()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                TryDelete(_temp);
+            }
+        }
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> to a temp file beside <paramref name="path"/>, as <see cref="WriteAllBytes"/> does before its rename.</summary>
+    public static Pending WriteBeside(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null, bool durable = true)
     {
         var (stream, temp) = Begin(path, ref mode);
         try
@@ -17,6 +54,11 @@ public static class AtomicFile
             using (stream)
             {
                 stream.Write(bytes);
+                if (mode is { } exact && !OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(stream.SafeFileHandle, exact); // the creation mode is cut by the umask; this is the mode asked for
+                }
+
                 stream.Flush(flushToDisk: durable);
             }
         }
@@ -25,7 +67,7 @@ public static class AtomicFile
             throw Failed(path, temp, ex);
         }
 
-        Commit(path, temp, mode);
+        return new Pending(path, temp, null); // the mode is set: the commit is the rename alone
     }
 
     /// <summary>

@@ -60,6 +60,11 @@ public sealed class WorkspaceSigner(RttWorkspace workspace)
 
     private static byte[]? ReadOptional(string path)
     {
+        if (!File.Exists(path))
+        {
+            return null; // the usual case of revoked.json: one status read instead of two exceptions per signature
+        }
+
         try
         {
             return WorkspaceFiles.ReadBytes(path, WorkspaceFiles.SmallLimit);

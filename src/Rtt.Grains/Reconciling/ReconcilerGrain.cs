@@ -196,15 +196,26 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     private async Task<ApplyReport> ApplyParsed(JsonObject plan, PlanContent? content, byte[] text, bool whole, string? sentText)
     {
         using var changing = Changing();
-        var outcome = await Coordinator.ApplyAsync(plan, content);
-        byte[]? bytes = null;
-        if (outcome.Outcome == ApplyOutcome.Applied)
+        Task<AtomicFile.Pending>? files = null;
+        ApplyOutcome outcome;
+        try
         {
-            // The plan's own file and applied.json hold the same bytes: formatted once (from the canonical bytes the
-            // plan_id check made), written twice (not flushed: the WAL holds the plan, and activation rewrites both when
-            // they are missing, old or torn).
-            bytes = content!.Pretty(plan);
-            AtomicFile.WriteAllBytes(new PlanStore(workspace).PathOf(outcome.PlanId!), bytes, durable: false);
+            outcome = await Coordinator.ApplyAsync(plan, content, () => files = WriteFiles(plan, content!));
+        }
+        catch
+        {
+            await Discard(files);
+            throw;
+        }
+
+        if (outcome.Outcome == ApplyOutcome.Applied && files is not null)
+        {
+            (await files).Commit(); // applied.json in place only now, when the plan is in force
+            _appliedOnDisk = outcome.PlanId;
+        }
+        else
+        {
+            await Discard(files);
         }
 
         if (outcome.Outcome is ApplyOutcome.Applied or ApplyOutcome.Unchanged && content is { Plain: true } && _appliedTextId != outcome.PlanId)
@@ -220,8 +231,47 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             _sent = applied is not null && JsonNode.DeepEquals(applied["sign"], plan["sign"]) ? new SentPlan(text, sentText, applied, content) : null;
         }
 
-        WriteApplied(bytes);
+        WriteApplied();
         return ToReport(outcome);
+    }
+
+    /// <summary>
+    /// The accepted plan's own file and applied.json, written while its transaction runs (on the thread pool; the fsyncs of the
+    /// transaction leave the processor free): formatted once from the canonical bytes the plan_id check made, written twice,
+    /// not flushed (the WAL holds the plan; activation rewrites both when they are missing, old or torn). The plan's file is
+    /// put in place at once (it is a valid signed plan whatever the outcome, as `rtt plan` writes them); applied.json is
+    /// left beside its target until the outcome is known.
+    /// </summary>
+    private Task<AtomicFile.Pending> WriteFiles(JsonObject plan, PlanContent content)
+    {
+        var sign = plan["sign"] is { } s ? CanonicalJson.Serialize(s) : null; // on this turn: the background reads no tree
+        var store = new PlanStore(workspace);
+        var planPath = store.PathOf(content.PlanId);
+        var appliedPath = store.AppliedPath;
+        return Task.Run(() =>
+        {
+            var bytes = content.Pretty(sign);
+            AtomicFile.WriteAllBytes(planPath, bytes, durable: false);
+            return AtomicFile.WriteBeside(appliedPath, bytes, durable: false);
+        });
+    }
+
+    /// <summary>Deletes what <see cref="WriteFiles"/> left beside applied.json for a plan that is not in force; its failure is logged, not thrown.</summary>
+    private async Task Discard(Task<AtomicFile.Pending>? files)
+    {
+        if (files is null)
+        {
+            return;
+        }
+
+        try
+        {
+            (await files).Discard();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or WorkspaceException)
+        {
+            logger.LogWarning(ex, "Writing the files of a plan that did not come into force failed");
+        }
     }
 
     public async Task<ApplyReport> Rollback(string reason)
@@ -301,8 +351,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     /// own file are copies of what the WAL holds, so they are written atomically but not flushed: after a crash the
     /// activation finds them missing, old or torn, and writes them again.
     /// </summary>
-    /// <param name="appliedBytes">The applied plan's pretty bytes when the caller has them already.</param>
-    private void WriteApplied(byte[]? appliedBytes = null)
+    private void WriteApplied()
     {
         var store = new PlanStore(workspace);
         var id = Coordinator.AppliedPlanId;
@@ -330,7 +379,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
 
         if (!checking || PlanStore.IdIn(store.AppliedPath) != id)
         {
-            AtomicFile.WriteAllBytes(store.AppliedPath, appliedBytes ?? PrettyJson.ToUtf8(Coordinator.Applied!), durable: false);
+            AtomicFile.WriteAllBytes(store.AppliedPath, PrettyJson.ToUtf8(Coordinator.Applied!), durable: false);
         }
 
         _appliedOnDisk = id;

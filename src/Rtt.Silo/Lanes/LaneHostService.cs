@@ -100,7 +100,26 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
 
     public string NodeId => nodeId;
 
-    public IReadOnlySet<uint> RouteIds => Routes.Routes.Select(r => r.RouteId).ToHashSet();
+    /// <summary>The route ids of the table in force, made once per table (a node's commit, verify and status each ask).</summary>
+    public IReadOnlySet<uint> RouteIds
+    {
+        get
+        {
+            var table = Routes;
+            if (_routeIds is { } kept && ReferenceEquals(kept.Table, table))
+            {
+                return kept.Ids;
+            }
+
+            var ids = new System.Collections.ObjectModel.ReadOnlySet<uint>(table.Routes.Select(r => r.RouteId).ToHashSet());
+            _routeIds = new RouteIdSet(table, ids);
+            return ids;
+        }
+    }
+
+    private sealed record RouteIdSet(RouteTable Table, IReadOnlySet<uint> Ids);
+
+    private volatile RouteIdSet? _routeIds;
 
     private readonly SemaphoreSlim _serveGate = new(1, 1);
     private readonly Dictionary<string, IServedEndpoint> _endpoints = new(StringComparer.Ordinal); // by endpoint hash
