@@ -129,8 +129,38 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         });
     }
 
+    // The rolled-back plans (plan id -> the first rollback transaction that moved away from it), folded from the decided
+    // transactions of the history in order: a decided transaction never changes, and only the newest can be undecided (one
+    // transaction at a time), so each is folded once instead of the whole history being walked at every apply.
+    private readonly Dictionary<string, long> _rolledBack = new(StringComparer.Ordinal);
+    private int _folded;
+    private string? _foldedCurrent;
+
     /// <summary>The rollback transaction that moved away from <paramref name="planId"/>, or null when it was never rolled back.</summary>
     private long? RolledBackIn(string planId)
+    {
+        while (_folded < _history.Count && _history[_folded].Decision is not null)
+        {
+            var t = _history[_folded++];
+            if (t.Decision != WalEntryKind.Commit)
+            {
+                continue;
+            }
+
+            if (t.Transition == TransitionRollback && _foldedCurrent is { } movedFrom)
+            {
+                _rolledBack.TryAdd(movedFrom, t.Tx);
+            }
+
+            _foldedCurrent = t.PlanId;
+        }
+
+        return _folded >= _history.Count - 1
+            ? (_rolledBack.TryGetValue(planId, out var tx) ? tx : null)
+            : RolledBackInWhole(planId); // an undecided transaction before the newest (not seen in practice): the whole history
+    }
+
+    private long? RolledBackInWhole(string planId)
     {
         string? current = null;
         foreach (var t in _history)
