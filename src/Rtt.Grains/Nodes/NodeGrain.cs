@@ -323,17 +323,17 @@ public sealed class NodeGrain(
 
     public Task<NodeRecord?> Get() => Task.FromResult(state.State.Record);
 
-    public async Task<Reconciling.TxVote> Prepare(long tx, string planId, Reconciling.ParticipantTarget? target)
+    /// <summary>The vote and the reservation are kept in memory and persisted with the commit or abort (<see cref="Reconciling.TxLedger"/>).</summary>
+    public Task<Reconciling.TxVote> Prepare(long tx, string planId, Reconciling.ParticipantTarget? target)
     {
         IReadOnlyList<LaneTarget>? lanes = null; // made by the check, kept for the cache: not made twice
         var (vote, changed) = Reconciling.TxLedger.Prepare(_ledger, tx, planId, target, t => CanServe(t, out lanes));
         if (changed)
         {
             Remember(target as Reconciling.NodeTarget, _ledger.ReservedTarget, lanes);
-            await PersistLedger();
         }
 
-        return vote;
+        return Task.FromResult(vote);
     }
 
     /// <summary>A node can take lanes when it is registered and this activation runs on its silo, next to a running lane host.</summary>

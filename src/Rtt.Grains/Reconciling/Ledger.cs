@@ -31,7 +31,10 @@ public sealed class LedgerState
 
 /// <summary>
 /// The participant side of the protocol, outside any grain so tests call it directly. Every method says whether
-/// the state changed (the grain then persists it before answering). Messages are idempotent by (tx, phase); the
+/// the state changed; the grain persists a changed commit or abort before answering, and keeps a prepare's vote and
+/// reservation in memory, to go out with the commit or abort: the decision is durable in the WAL before any participant
+/// hears it and the commit carries the target, so a participant that lost them (its silo restarted between prepare and
+/// commit) follows the decision all the same, and a prepare repeated after such a restart is checked again. Messages are idempotent by (tx, phase); the
 /// coordinator runs one transaction at a time, so a reservation older than an incoming prepare belongs to a
 /// transaction that was aborted (a decided commit always reaches every participant before the next prepare).
 /// </summary>

@@ -4,7 +4,8 @@ namespace Rtt.Grains.Reconciling;
 
 /// <summary>
 /// A route participant: validates its lane spec, reserves it, applies it on commit. Its ledger is persisted through
-/// the silo's <see cref="IParticipantLedgerStore"/> (group-committed: a plan's routes vote in a few transactions).
+/// the silo's <see cref="IParticipantLedgerStore"/> at commit and abort (group-committed: a plan's routes commit in a
+/// few transactions); a prepare is answered from memory (<see cref="TxLedger"/>).
 /// </summary>
 public sealed class RouteGrain(IParticipantLedgerStore store) : Grain, IRouteGrain
 {
@@ -15,16 +16,9 @@ public sealed class RouteGrain(IParticipantLedgerStore store) : Grain, IRouteGra
 
     private Task Persist() => store.WriteAsync(this.GetPrimaryKeyString(), _ledger);
 
-    public async Task<TxVote> Prepare(long tx, string planId, ParticipantTarget? target)
-    {
-        var (vote, changed) = TxLedger.Prepare(_ledger, tx, planId, target, Validate);
-        if (changed)
-        {
-            await Persist();
-        }
-
-        return vote;
-    }
+    /// <summary>The vote and the reservation are kept in memory and persisted with the commit or abort (<see cref="TxLedger"/>).</summary>
+    public Task<TxVote> Prepare(long tx, string planId, ParticipantTarget? target) =>
+        Task.FromResult(TxLedger.Prepare(_ledger, tx, planId, target, Validate).Vote);
 
     /// <summary>A route's target must be a route target naming this route and a known lane kind.</summary>
     private string? Validate(ParticipantTarget? target)
