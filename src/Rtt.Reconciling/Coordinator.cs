@@ -67,15 +67,17 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     public Task<ApplyOutcome> ApplyAsync(JsonObject plan, CancellationToken cancellationToken = default) => ApplyAsync(plan, null, cancellationToken);
 
     /// <summary>The same, with the plan's <see cref="Planner.Content"/> when the caller made it already (it writes the plan's files from it).</summary>
-    public Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, CancellationToken cancellationToken = default) => ApplyAsync(plan, content, null, cancellationToken);
+    public Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, CancellationToken cancellationToken = default) => ApplyAsync(plan, content, null, null, cancellationToken);
 
     /// <summary>
     /// The same, calling <paramref name="accepted"/> when the plan has passed every check and its transaction starts (its
     /// plan_id and signature hold, it is not the applied plan, it was not rolled back, its base is the applied plan), before
     /// anything is logged: the caller starts there what it does with an accepted plan beside the transaction (the reconciler
-    /// grain writes the plan's files). Called at most once, on the caller's turn; not called for a plan refused or unchanged.
+    /// grain writes the plan's files); and <paramref name="committed"/> when every participant has committed it, before
+    /// verify (the plan is in force unless verify fails and rolls it back). Each is called at most once, on the caller's
+    /// turn; neither for a plan refused or unchanged, <paramref name="committed"/> not for one aborted.
     /// </summary>
-    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, Action? accepted, CancellationToken cancellationToken = default)
+    public async Task<ApplyOutcome> ApplyAsync(JsonObject plan, PlanContent? content, Action? accepted, Action? committed, CancellationToken cancellationToken = default)
     {
         var planId = (string?)plan["plan_id"] ?? throw new RttException(ErrorCodes.PlanIdMissing, "the plan has no plan_id", null,
             "apply a plan made by `rtt plan` (it writes plan_id, the hash of the plan's content)");
@@ -125,7 +127,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
             // A plan that came as its canonical text is compared with the applied one by its bytes (PlanDelta.Diff on texts).
             var payload = content.Plain ? System.Text.Json.JsonDocument.Parse(content.SigningPayload.AsMemory()).RootElement : (System.Text.Json.JsonElement?)null;
             accepted?.Invoke();
-            return await RunTransaction(plan, TransitionApply, null, [], payload);
+            return await RunTransaction(plan, TransitionApply, null, [], payload, committed);
         });
     }
 
@@ -224,7 +226,8 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
     }
 
     /// <param name="payload">The target's canonical text without <c>sign</c> (plain), when known: the delta is then found from the texts.</param>
-    private async Task<ApplyOutcome> RunTransaction(JsonObject? target, string transition, string? reason, List<PhaseReport> phases, System.Text.Json.JsonElement? payload = null)
+    /// <param name="committed">Called when every participant has committed, before verify.</param>
+    private async Task<ApplyOutcome> RunTransaction(JsonObject? target, string transition, string? reason, List<PhaseReport> phases, System.Text.Json.JsonElement? payload = null, Action? committed = null)
     {
         var planId = (string?)target?["plan_id"];
         var clock = Stopwatch.StartNew();
@@ -312,6 +315,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         // recovery re-commits and re-verifies a committed transaction without it, idempotently, and verify writes
         // nothing but probe frames.
         phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
+        committed?.Invoke();
 
         // Verify: post-conditions; a failure rolls back to the plan this one replaced.
         if (!await VerifyPhase(tx, phases))

@@ -197,21 +197,32 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     {
         using var changing = Changing();
         Task<AtomicFile.Pending>? files = null;
+        Task? placed = null;
         ApplyOutcome outcome;
         try
         {
-            outcome = await Coordinator.ApplyAsync(plan, content, () => files = WriteFiles(plan, content!));
+            // The files are written from the moment the plan passed its checks; applied.json goes in place once every
+            // participant committed it, while verify runs (a verify that fails rolls it back: applied.json is then
+            // written again for the plan in force, below).
+            outcome = await Coordinator.ApplyAsync(plan, content, () => files = WriteFiles(plan, content!), () => placed = Place(files));
         }
         catch
         {
-            await Discard(files);
+            await Settle(placed, files);
             throw;
         }
 
-        if (outcome.Outcome == ApplyOutcome.Applied && files is not null)
+        if (placed is not null)
         {
-            (await files).Commit(); // applied.json in place only now, when the plan is in force
-            _appliedOnDisk = outcome.PlanId;
+            if (outcome.Outcome == ApplyOutcome.Applied)
+            {
+                await placed; // applied.json holds the plan in force before the answer (its failure is the caller's to see)
+                _appliedOnDisk = outcome.PlanId;
+            }
+            else
+            {
+                await Settle(placed, files); // rolled back: WriteApplied below writes the plan in force
+            }
         }
         else
         {
@@ -254,6 +265,33 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             AtomicFile.WriteAllBytes(planPath, bytes, durable: false);
             return AtomicFile.WriteBeside(appliedPath, bytes, durable: false);
         });
+    }
+
+    /// <summary>Renames the applied.json that <see cref="WriteFiles"/> wrote over the old one, on the thread pool.</summary>
+    private static Task? Place(Task<AtomicFile.Pending>? files) => files is null ? null : Task.Run(async () => (await files).Commit());
+
+    /// <summary>
+    /// After an apply that ended otherwise than applied: waits for <paramref name="placed"/> (a failure logged), deletes what
+    /// is left beside applied.json, and marks applied.json as unknown, so that <see cref="WriteApplied"/> reads it back and
+    /// writes the plan in force when it holds another.
+    /// </summary>
+    private async Task Settle(Task? placed, Task<AtomicFile.Pending>? files)
+    {
+        if (placed is not null)
+        {
+            try
+            {
+                await placed;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or WorkspaceException)
+            {
+                logger.LogWarning(ex, "Putting applied.json in place for a plan that did not stay in force failed");
+            }
+
+            _appliedOnDisk = null;
+        }
+
+        await Discard(files);
     }
 
     /// <summary>Deletes what <see cref="WriteFiles"/> left beside applied.json for a plan that is not in force; its failure is logged, not thrown.</summary>
