@@ -242,6 +242,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             _sent = applied is not null && JsonNode.DeepEquals(applied["sign"], plan["sign"]) ? new SentPlan(text, sentText, applied, content) : null;
         }
 
+        await AfterPlacing();
         WriteApplied();
         return ToReport(outcome);
     }
@@ -267,8 +268,44 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         });
     }
 
-    /// <summary>Renames the applied.json that <see cref="WriteFiles"/> wrote over the old one, on the thread pool.</summary>
-    private static Task? Place(Task<AtomicFile.Pending>? files) => files is null ? null : Task.Run(async () => (await files).Commit());
+    /// <summary>
+    /// Renames the applied.json that <see cref="WriteFiles"/> wrote over the old one, on the thread pool, after every rename
+    /// started before it: the grain is reentrant, so the next operation can start while this apply waits for its rename, and
+    /// applied.json must end with the latest.
+    /// </summary>
+    private Task? Place(Task<AtomicFile.Pending>? files)
+    {
+        if (files is null)
+        {
+            return null;
+        }
+
+        var before = _placing;
+        var placed = Task.Run(async () =>
+        {
+            await Quietly(before);
+            (await files).Commit();
+        });
+        _placing = placed;
+        return placed;
+    }
+
+    /// <summary>The last rename of applied.json started by <see cref="Place"/>.</summary>
+    private Task _placing = Task.CompletedTask;
+
+    /// <summary>Waits for every rename of applied.json started so far (their failures are their own applies' to report), before applied.json is written on this turn.</summary>
+    private Task AfterPlacing() => _placing.IsCompleted ? Task.CompletedTask : Quietly(_placing);
+
+    private static async Task Quietly(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or WorkspaceException)
+        {
+        }
+    }
 
     /// <summary>
     /// After an apply that ended otherwise than applied: waits for <paramref name="placed"/> (a failure logged), deletes what
@@ -316,6 +353,7 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
     {
         using var changing = Changing();
         var outcome = await Coordinator.RollbackAsync(reason);
+        await AfterPlacing();
         WriteApplied();
         return ToReport(outcome);
     }
