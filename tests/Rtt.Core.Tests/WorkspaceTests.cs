@@ -125,6 +125,13 @@ public sealed class WorkspaceTests : IDisposable
         Assert.Same(first, signer.Current()); // unchanged files: the same key, not loaded again
         Assert.Same(signer, ws.Signer);
 
+        // No revoked.json yet: a folder in its place is refused, not read as "no revocations" like the missing file.
+        var revoked = Path.Combine(ws.Trust, TrustStore.RevokedFileName);
+        Directory.CreateDirectory(revoked);
+        Assert.Equal(ErrorCodes.WorkspaceUnreadable, Assert.Throws<WorkspaceException>(() => signer.Current()).Code);
+        Directory.Delete(revoked);
+        Assert.Equal(first.KeyId, signer.Current().KeyId);
+
         // A rotation (workspace.json names another key) takes effect at the next call.
         var keys = new WorkspaceKeys(ws);
         var ops = keys.New("ops", use: true);

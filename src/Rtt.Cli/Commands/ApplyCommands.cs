@@ -113,7 +113,7 @@ public static class ApplyCommands
             try
             {
                 Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-                return (await reconciler.ApplyChange(change), $"sent as a change to {change.Base} ({Bytes(change.Delta)})");
+                return (await reconciler.ApplyChange(change), $"sent as a change to {change.Base} ({Bytes(System.Text.Encoding.UTF8.GetByteCount(change.Delta))})");
             }
             catch (Rtt.Grains.RttGrainException ex) when (ex.Code is ErrorCodes.ApplyChangeBase or ErrorCodes.PlanMismatch or ErrorCodes.PlanInputInvalid)
             {
@@ -124,7 +124,7 @@ public static class ApplyCommands
 
         var text = IReconcilerGrain.PlanUtf8(plan);
         Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-        return (await reconciler.ApplyUtf8(text), $"sent whole ({text.Length.ToString("N0", CultureInfo.InvariantCulture)} bytes)");
+        return (await reconciler.ApplyUtf8(text), $"sent whole ({Bytes(text.Length)})");
     }
 
     /// <summary>The plan as its changes from the workspace's applied plan, when that is its base; null otherwise.</summary>
@@ -151,7 +151,7 @@ public static class ApplyCommands
             : null;
     }
 
-    private static string Bytes(string text) => string.Create(CultureInfo.InvariantCulture, $"{System.Text.Encoding.UTF8.GetByteCount(text):N0} bytes");
+    private static string Bytes(int count) => string.Create(CultureInfo.InvariantCulture, $"{count:N0} bytes");
 
     internal static async Task<ApplyReport> Run(bool json, string what, Func<Task<ApplyReport>> call)
     {

@@ -60,9 +60,9 @@ public sealed class WorkspaceSigner(RttWorkspace workspace)
 
     private static byte[]? ReadOptional(string path)
     {
-        if (!File.Exists(path))
+        if (!WorkspaceFiles.Exists(path))
         {
-            return null; // the usual case of revoked.json: one status read instead of two exceptions per signature
+            return null; // the usual case of revoked.json: one status read instead of two exceptions per signature (a folder in its place is read, and refused)
         }
 
         try
