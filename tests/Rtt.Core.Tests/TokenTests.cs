@@ -184,6 +184,19 @@ public sealed class TokenTests : IDisposable
     private static JsonObject MacEnvelope(string text) => (JsonObject)JsonNode.Parse(CapabilityToken.FromBase64Url(text.AsSpan(CapabilityToken.MacPrefix.Length))!)!;
 
     [Fact]
+    public void Mac_tokens_made_in_a_row_never_share_a_token_id_or_nonce_across_the_random_pool_refills()
+    {
+        // The random bytes come from a per-thread pool of the system generator's output refilled every 32 tokens: 100 tokens
+        // cross three refills; each must carry bytes of its own, and the verifier must admit every one once.
+        var tokens = Enumerable.Range(0, 100).Select(_ => CapabilityToken.Parse(IssueMac())).ToList();
+        Assert.Equal(100, tokens.Select(t => t.TokenId).Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(100, tokens.Select(t => t.Nonce).Distinct(StringComparer.Ordinal).Count());
+        Assert.DoesNotContain(tokens, t => t.TokenId == new string('0', 32));
+        var verifier = Verifier();
+        Assert.All(tokens, t => verifier.Admit(t.Text, ManagementTokens.Symbol(ManagementTokens.Apply), ManagementTokens.Verbs));
+    }
+
+    [Fact]
     public void A_mac_token_from_the_workspace_key_is_admitted_once_with_the_rights_it_names()
     {
         var text = IssueMac();

@@ -38,7 +38,7 @@ public sealed partial class CapabilityToken
         var verbList = CheckVerbs(verbs, "--verb");
         var scopeList = CheckScopes(scopes, "--scope");
         Span<byte> random = stackalloc byte[48]; // token id (16 bytes), nonce (32)
-        RandomNumberGenerator.Fill(random);
+        TakeRandom(random);
 
         var output = MintBuffer ??= new ArrayBufferWriter<byte>(1024);
         output.ResetWrittenCount();
@@ -75,6 +75,32 @@ public sealed partial class CapabilityToken
             MacPrefix.CopyTo(chars);
             System.Buffers.Text.Base64Url.EncodeToChars(written.WrittenSpan, chars[MacPrefix.Length..]);
         });
+    }
+
+    // Random bytes for the MAC tokens made on this thread, drawn from the system's generator for 32 tokens at a time (its system
+    // call cost 2 µs of a 6 µs mint where measured). Each byte is handed out once and wiped as it is taken. The token id and the
+    // nonce are not secrets (they travel in the token's text); they must be unpredictable to whoever lacks the MAC key, which
+    // the generator's output is, however it is portioned.
+    [ThreadStatic]
+    private static byte[]? RandomPool;
+
+    [ThreadStatic]
+    private static int RandomTaken;
+
+    private static void TakeRandom(Span<byte> into)
+    {
+        var pool = RandomPool;
+        if (pool is null || RandomTaken + into.Length > pool.Length)
+        {
+            pool = RandomPool ??= new byte[48 * 32];
+            RandomNumberGenerator.Fill(pool);
+            RandomTaken = 0;
+        }
+
+        var taken = pool.AsSpan(RandomTaken, into.Length);
+        taken.CopyTo(into);
+        CryptographicOperations.ZeroMemory(taken);
+        RandomTaken += into.Length;
     }
 
     // The envelope of the MAC token being made on this thread (the string is made from it before the method returns).

@@ -35,20 +35,32 @@ public sealed class TokenVerifier
         _ownKey = ownKey;
     }
 
-    private TokenVerifier(RttWorkspace workspace, TimeProvider? time, ReplayCache? replay)
+    private TokenVerifier(RttWorkspace workspace, FolderWatch? watch, (DirectoryInfo, FileInfo, FileInfo) files, (DateTime, DateTime, long, DateTime, long) stamp, TimeProvider? time, ReplayCache? replay)
         : this(workspace.LoadTrustStore(), RevokedTokens.Load(workspace), time, replay, workspace.Signer.Current)
     {
         _trustDirectory = workspace.Trust;
-        _trustFiles = (new DirectoryInfo(Path.Combine(workspace.Trust, "keys")), new FileInfo(Path.Combine(workspace.Trust, TrustStore.RevokedFileName)),
-            new FileInfo(Path.Combine(workspace.Trust, RevokedTokens.FileName)));
-        _stamp = Stamp();
+        _trustFiles = files;
+        _watch = watch;
+        _stamp = stamp;
+        _nextStamp = Environment.TickCount64 + StampEveryMs;
     }
+
+    private readonly FolderWatch? _watch;
+    private long _nextStamp;
+    private const long StampEveryMs = 1000;
 
     /// <summary>
     /// A verifier over the workspace's trust store and token revocations, re-read when they change; it holds the workspace's
     /// signing key (<see cref="RttWorkspace.Signer"/>), so MAC tokens made with that key verify too.
     /// </summary>
-    public static TokenVerifier ForWorkspace(RttWorkspace workspace, TimeProvider? time = null, ReplayCache? replay = null) => new(workspace, time, replay);
+    public static TokenVerifier ForWorkspace(RttWorkspace workspace, TimeProvider? time = null, ReplayCache? replay = null)
+    {
+        // Watched and stamped before the files are read: a change while they are read is seen at the next call.
+        var watch = FolderWatch.Open(workspace.Trust, Path.Combine(workspace.Trust, "keys"));
+        (DirectoryInfo, FileInfo, FileInfo) files = (new DirectoryInfo(Path.Combine(workspace.Trust, "keys")), new FileInfo(Path.Combine(workspace.Trust, TrustStore.RevokedFileName)),
+            new FileInfo(Path.Combine(workspace.Trust, RevokedTokens.FileName)));
+        return new(workspace, watch, files, Stamp(files), time, replay);
+    }
 
     public ReplayCache Replay { get; }
 
@@ -183,12 +195,21 @@ public sealed class TokenVerifier
         {
             if (_trustDirectory is not null)
             {
-                var stamp = Stamp();
-                if (stamp != _stamp)
+                // The folder watch says at once whether the trust folder changed (a revocation counts from the call after the
+                // write); the stamps are compared too, at most once a second while it says nothing and at every call without
+                // one, for what it cannot see (a folder above the trust folder replaced).
+                var changed = _watch?.Changed();
+                var now = Environment.TickCount64;
+                if (changed is not false || now >= _nextStamp)
                 {
-                    _trust = TrustStore.Load(_trustDirectory);
-                    _revokedTokens = [.. RevokedTokens.LoadFrom(_trustDirectory)];
-                    _stamp = stamp;
+                    var stamp = Stamp(_trustFiles);
+                    _nextStamp = now + StampEveryMs;
+                    if (changed is true || stamp != _stamp)
+                    {
+                        _trust = TrustStore.Load(_trustDirectory);
+                        _revokedTokens = [.. RevokedTokens.LoadFrom(_trustDirectory)];
+                        _stamp = stamp;
+                    }
                 }
             }
 
@@ -237,10 +258,10 @@ public sealed class TokenVerifier
     // The trust folder's files, kept so that a stamp refreshes each one (one status read) without building its path again.
     private readonly (DirectoryInfo Keys, FileInfo Revoked, FileInfo Tokens) _trustFiles;
 
-    /// <summary>When and how large the trust files are now (called under the gate: the kept infos are refreshed in place).</summary>
-    private (DateTime, DateTime, long, DateTime, long) Stamp()
+    /// <summary>When and how large the trust files are now (the kept infos are refreshed in place: called under the gate, or before the verifier exists).</summary>
+    private static (DateTime, DateTime, long, DateTime, long) Stamp((DirectoryInfo Keys, FileInfo Revoked, FileInfo Tokens) files)
     {
-        var (keys, revoked, tokens) = _trustFiles;
+        var (keys, revoked, tokens) = files;
         keys.Refresh();
         revoked.Refresh();
         tokens.Refresh();
