@@ -184,6 +184,35 @@ public sealed class TokenTests : IDisposable
     private static JsonObject MacEnvelope(string text) => (JsonObject)JsonNode.Parse(CapabilityToken.FromBase64Url(text.AsSpan(CapabilityToken.MacPrefix.Length))!)!;
 
     [Fact]
+    public void A_trust_file_broken_after_the_verifier_started_refuses_every_call_until_it_reads_back_whole()
+    {
+        var verifier = Verifier();
+        var text = Issue();
+        verifier.Verify(text);
+        var revoked = Path.Combine(_ws.Trust, TrustStore.RevokedFileName);
+        var before = File.Exists(revoked) ? File.ReadAllBytes(revoked) : null;
+        File.WriteAllText(revoked, "{\"revoked\": ["); // a hand edit cut short
+
+        // The watch tells of the change once; the calls after it must still be refused, not checked against the trust read
+        // before the change.
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.ThrowsAny<RttException>(() => verifier.Verify(text));
+        }
+
+        if (before is null)
+        {
+            File.Delete(revoked);
+        }
+        else
+        {
+            File.WriteAllBytes(revoked, before);
+        }
+
+        Assert.Equal(text, verifier.Verify(text).Text);
+    }
+
+    [Fact]
     public void Mac_tokens_made_in_a_row_never_share_a_token_id_or_nonce_across_the_random_pool_refills()
     {
         // The random bytes come from a per-thread pool of the system generator's output refilled every 32 tokens: 100 tokens

@@ -47,6 +47,7 @@ public sealed class TokenVerifier
 
     private readonly FolderWatch? _watch;
     private long _nextStamp;
+    private bool _reload;
     private const long StampEveryMs = 1000;
 
     /// <summary>
@@ -198,18 +199,23 @@ public sealed class TokenVerifier
                 // The folder watch says at once whether the trust folder changed (a revocation counts from the call after the
                 // write); the stamps are compared too, at most once a second while it says nothing and at every call without
                 // one, for what it cannot see (a folder above the trust folder replaced).
+                // A read that failed (a file torn or broken by hand) is tried again at every call until it succeeds: until then
+                // calls are refused with its error, as before the watch, not admitted against the trust read before the change.
                 var changed = _watch?.Changed();
                 var now = Environment.TickCount64;
-                if (changed is not false || now >= _nextStamp)
+                if (changed is not false || _reload || now >= _nextStamp)
                 {
                     var stamp = Stamp(_trustFiles);
-                    _nextStamp = now + StampEveryMs;
-                    if (changed is true || stamp != _stamp)
+                    if (changed is true || _reload || stamp != _stamp)
                     {
+                        _reload = true;
                         _trust = TrustStore.Load(_trustDirectory);
                         _revokedTokens = [.. RevokedTokens.LoadFrom(_trustDirectory)];
                         _stamp = stamp;
+                        _reload = false;
                     }
+
+                    _nextStamp = now + StampEveryMs;
                 }
             }
 
