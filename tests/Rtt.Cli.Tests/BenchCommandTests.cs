@@ -120,7 +120,7 @@ public sealed class BenchCommandTests
         var run = RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0.3", "--json");
         Assert.True(run.ExitCode == 0, run.ToString());
         var cases = JsonNode.Parse(run.Stdout)!["cases"]!.AsArray();
-        Assert.Equal(["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-signed"], cases.Select(c => (string)c!["case"]!));
+        Assert.Equal(["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-signed", "ping+plan", "ping+token", "guarded"], cases.Select(c => (string)c!["case"]!));
         Assert.All(cases, c =>
         {
             Assert.True((long)c!["calls"]! > 10, c.ToJsonString());

@@ -30,7 +30,7 @@ public static class ControlBench
     {
         var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices)", DefaultValueFactory = _ => 3 };
         var json = RttCommands.JsonOption();
-        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a MAC and with a signed token) against a bare ping grain, same run") { seconds, json };
+        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a MAC and with a signed token, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, json };
         command.SetAction(RttCommands.Guard(async (parse, _) =>
         {
             var s = parse.GetValue(seconds);
@@ -125,6 +125,20 @@ public static class ControlBench
                 ("status", async () => await client.GetStatusAsync()),
                 ("apply-unchanged", async () => await ApplyAgain()),
                 ("apply-signed", async () => await ApplySigned()),
+
+                // Apply's excess over the ping, in parts: the plan's bytes without a token; a MAC token minted and carried but
+                // not checked (a read); a token minted, carried, checked and spent, with no work behind it.
+                ("ping+plan", async () => await ping.Echo(applied)),
+                ("ping+token", async () =>
+                {
+                    Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Admin, ttl: TimeSpan.FromSeconds(3)));
+                    await ping.Ping(1);
+                }),
+                ("guarded", async () =>
+                {
+                    Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Admin, ttl: TimeSpan.FromSeconds(3)));
+                    await ping.Guarded(1);
+                }),
             ];
             progress?.Invoke("warming up until the JIT has settled in both processes (two rounds of every case compiling at most 25 methods each)");
             var (warmUp, settled) = await WarmUp(calls, ping);

@@ -2,13 +2,26 @@ namespace Rtt.Grains.Diagnostics;
 
 /// <summary>
 /// The smallest grain call there is: the same-run baseline of the control-path benchmark (`rtt bench control`), so the
-/// cost of a real operation is read against what Orleans itself costs on this machine. A read: needs no token.
+/// cost of a real operation is read against what Orleans itself costs on this machine. Its methods are reads (no token)
+/// but <see cref="Guarded"/>; with <see cref="Echo"/> and <see cref="Guarded"/> the benchmark splits a management call's
+/// cost into what it carries and what its token costs.
 /// </summary>
 [Alias("rtt.IPingGrain")]
 public interface IPingGrain : IGrainWithIntegerKey
 {
     [Alias("Ping")]
     Task<int> Ping(int value);
+
+    /// <summary>Answers the length of <paramref name="data"/>: a ping carrying what an apply carries (the plan's bytes), no token. A read.</summary>
+    [Alias("Echo")]
+    Task<int> Echo([Immutable] byte[] data);
+
+    /// <summary>
+    /// Answers like <see cref="Ping"/>, but it is not a read: a client's call needs a management token (admin) that the
+    /// silo's filter checks and spends, as for apply; the token's cost with nothing behind it.
+    /// </summary>
+    [Alias("Guarded")]
+    Task<int> Guarded(int value);
 
     /// <summary>
     /// The silo process's runtime counters. The benchmark reads them around its calls: what a call allocates on the silo

@@ -18,7 +18,7 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
 
     private static readonly HashSet<string> Reads = new(StringComparer.Ordinal)
     {
-        "GetByHash", "GetById", "ResolveSymbol", "GetInfo", "Ledger", "Root", "Read", "History", "AppliedRoutes", "Get", "List", "Records", "View", "Placement", "Ping", "Runtime", "Status", "Snapshot",
+        "GetByHash", "GetById", "ResolveSymbol", "GetInfo", "Ledger", "Root", "Read", "History", "AppliedRoutes", "Get", "List", "Records", "View", "Placement", "Ping", "Echo", "Runtime", "Status", "Snapshot",
     };
 
     public Task Invoke(IIncomingGrainCallContext context)
