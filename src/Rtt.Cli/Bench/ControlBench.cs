@@ -18,8 +18,9 @@ namespace Rtt.Cli.Bench;
 /// as its own process on a quickstart workspace (scanned, its plan applied); an <see cref="RttClient"/> in this process
 /// makes sequential grain calls, each case in alternating slices so all see the same machine: a bare ping grain (the
 /// same-run baseline: what Orleans itself costs here), symbol resolution, a node grain read, the reconciler's history,
-/// and <see cref="RttClient.GetStatusAsync"/> (membership plus every node record). Percentiles from HdrHistogram, and what
-/// the client process allocates per call of each case.
+/// <see cref="RttClient.GetStatusAsync"/> (membership plus every node record), apply of the applied plan (with a MAC token and
+/// with a signed one), and apply's excess in parts (the plan's bytes, a token carried, a token checked; IPingGrain.Echo and
+/// Guarded). Percentiles from HdrHistogram, and what each process allocates per call of each case.
 /// </summary>
 public static class ControlBench
 {
