@@ -95,9 +95,12 @@ public static class ControlBench
                 // a MAC token, since this client holds the key the silo signs with (docs/tokens.md; checked below). It lives 3 s
                 // instead of 2 minutes (the same size and checks): the silo keeps every spent nonce until its token expires, at
                 // most 100,000, and the warm-up and the timed calls spend tens of thousands within two minutes.
-                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Apply, ttl: TimeSpan.FromSeconds(3)));
+                PresentMac(Rtt.Core.Tokens.ManagementTokens.Apply);
                 return await reconciler.ApplyUtf8(applied);
             }
+
+            void PresentMac(string operation) =>
+                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, operation, ttl: TimeSpan.FromSeconds(3)));
 
             async Task<ApplyReport> ApplySigned()
             {
@@ -132,12 +135,12 @@ public static class ControlBench
                 ("ping+plan", async () => await ping.Echo(applied)),
                 ("ping+token", async () =>
                 {
-                    Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Admin, ttl: TimeSpan.FromSeconds(3)));
+                    PresentMac(Rtt.Core.Tokens.ManagementTokens.Admin);
                     await ping.Ping(1);
                 }),
                 ("guarded", async () =>
                 {
-                    Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Admin, ttl: TimeSpan.FromSeconds(3)));
+                    PresentMac(Rtt.Core.Tokens.ManagementTokens.Admin);
                     await ping.Guarded(1);
                 }),
             ];

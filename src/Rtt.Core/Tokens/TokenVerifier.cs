@@ -57,8 +57,9 @@ public sealed class TokenVerifier
     public static TokenVerifier ForWorkspace(RttWorkspace workspace, TimeProvider? time = null, ReplayCache? replay = null)
     {
         // Watched and stamped before the files are read: a change while they are read is seen at the next call.
-        var watch = FolderWatch.Open(workspace.Trust, Path.Combine(workspace.Trust, "keys"));
-        (DirectoryInfo, FileInfo, FileInfo) files = (new DirectoryInfo(Path.Combine(workspace.Trust, "keys")), new FileInfo(Path.Combine(workspace.Trust, TrustStore.RevokedFileName)),
+        var keys = Path.Combine(workspace.Trust, "keys");
+        var watch = FolderWatch.Open(workspace.Trust, keys);
+        (DirectoryInfo, FileInfo, FileInfo) files = (new DirectoryInfo(keys), new FileInfo(Path.Combine(workspace.Trust, TrustStore.RevokedFileName)),
             new FileInfo(Path.Combine(workspace.Trust, RevokedTokens.FileName)));
         return new(workspace, watch, files, Stamp(files), time, replay);
     }
