@@ -134,6 +134,16 @@ public sealed class BenchCommandTests
         Assert.NotNull(result["jit_settled"]);
         Assert.All(cases.Skip(1), c => Assert.True((double)c!["p99_vs_ping"]! > 0));
         Assert.Equal(1, RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0").ExitCode);
+
+        // Some cases only, ping always first (the baseline); a case that does not exist is named with the ones that do.
+        var some = RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0.2", "--case", "guarded", "--case", "status", "--json");
+        Assert.True(some.ExitCode == 0, some.ToString());
+        Assert.Equal(["ping", "status", "guarded"], JsonNode.Parse(some.Stdout)!["cases"]!.AsArray().Select(c => (string)c!["case"]!));
+        var unknown = RttProcess.Run(dir.Path, "bench", "control", "--case", "apply");
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("--case apply is not a case of this bench", unknown.Stderr);
+        Assert.Contains("apply-unchanged", unknown.Stderr);
+        Assert.DoesNotContain("   at ", unknown.Stderr);
     }
 
     [Fact]

@@ -49,6 +49,14 @@ public sealed class SiloProcessTests
             Assert.NotEmpty(node["numa_nodes"]!.AsArray());
             firstRegistered = (string)node["first_registered"]!;
 
+            // The silo host started again in its own process (same id) with a 16 MiB generation-0 budget where the runtime
+            // cannot see the processor's caches (Gen0Budget), and as it was started where it can.
+            if (OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable(Rtt.Core.Hosting.Gen0Budget.Variable) is null)
+            {
+                var environ = File.ReadAllText($"/proc/{silo.Id}/environ").Split('\0');
+                Assert.Equal(!Directory.Exists(Rtt.Core.Hosting.Gen0Budget.CacheFolder), environ.Contains($"{Rtt.Core.Hosting.Gen0Budget.Variable}={Rtt.Core.Hosting.Gen0Budget.Value}"));
+            }
+
             // The node registry fills the planner's topology.
             var topology = RttProcess.Run(dir.Path, "topology", "--from-cluster");
             Assert.True(topology.ExitCode == 0, topology.ToString());

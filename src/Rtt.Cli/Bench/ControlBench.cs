@@ -30,8 +30,9 @@ public static class ControlBench
     public static Command Create()
     {
         var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices)", DefaultValueFactory = _ => 3 };
+        var only = new Option<string[]>("--case") { Description = $"Only these cases, besides ping (repeatable): {string.Join(", ", CaseNames.Skip(1))}", AllowMultipleArgumentsPerToken = false };
         var json = RttCommands.JsonOption();
-        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a MAC and with a signed token, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, json };
+        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a MAC and with a signed token, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, only, json };
         command.SetAction(RttCommands.Guard(async (parse, _) =>
         {
             var s = parse.GetValue(seconds);
@@ -40,7 +41,13 @@ public static class ControlBench
                 throw new RttException(ErrorCodes.LaneConfigInvalid, $"--seconds {s.ToString(CultureInfo.InvariantCulture)} is out of range", "--seconds", "give a time per case between 0 and 600 seconds");
             }
 
-            var result = await RunAsync(s, parse.GetValue(json) ? null : Console.Error.WriteLine);
+            var cases = parse.GetValue(only) ?? [];
+            if (cases.FirstOrDefault(c => !CaseNames.Contains(c, StringComparer.Ordinal)) is { } unknown)
+            {
+                throw new RttException(ErrorCodes.LaneConfigInvalid, $"--case {unknown} is not a case of this bench", "--case", $"name one of {string.Join(", ", CaseNames)}");
+            }
+
+            var result = await RunAsync(s, parse.GetValue(json) ? null : Console.Error.WriteLine, cases);
             if (parse.GetValue(json))
             {
                 Console.Out.Write(PrettyJson.ToText(result));
@@ -55,7 +62,11 @@ public static class ControlBench
         return command;
     }
 
-    public static async Task<JsonObject> RunAsync(double seconds, Action<string>? progress)
+    /// <summary>The cases in the order they run; ping, the baseline, first.</summary>
+    public static readonly string[] CaseNames = ["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-signed", "ping+plan", "ping+token", "guarded"];
+
+    /// <param name="only">The cases to run besides ping (empty: all).</param>
+    public static async Task<JsonObject> RunAsync(double seconds, Action<string>? progress, IReadOnlyCollection<string>? only = null)
     {
         var dir = Directory.CreateTempSubdirectory("rtt-bench-control-").FullName;
         var root = Path.Combine(dir, "ws");
@@ -144,6 +155,11 @@ public static class ControlBench
                     await ping.Guarded(1);
                 }),
             ];
+            if (only is { Count: > 0 })
+            {
+                calls = [.. calls.Where(c => c.Item1 == "ping" || only.Contains(c.Item1))];
+            }
+
             progress?.Invoke("warming up until the JIT has settled in both processes (two rounds of every case compiling at most 25 methods each)");
             var (warmUp, settled) = await WarmUp(calls, ping);
             var cases = await CallsBench.Alternate(calls, seconds, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
@@ -177,6 +193,7 @@ public static class ControlBench
             return new JsonObject
             {
                 ["load_average"] = Stubs.StubBench.Load(),
+                ["gc_gen0size"] = Environment.GetEnvironmentVariable(Rtt.Core.Hosting.Gen0Budget.Variable) ?? "runtime's own", // both processes (the silo inherits it)
                 ["warm_up_seconds"] = Math.Round(warmUp, 1),
                 ["jit_settled"] = settled,
                 ["cases"] = new JsonArray([.. cases]),
@@ -315,7 +332,7 @@ public static class ControlBench
 
     private static void Print(JsonObject r)
     {
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"control path, sequential calls from a client app (goal p99 <= {GoalP99Us} µs and <= {GoalRatio}x ping); load average {r["load_average"]}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"control path, sequential calls from a client app (goal p99 <= {GoalP99Us} µs and <= {GoalRatio}x ping); load average {r["load_average"]}; DOTNET_GCgen0size {r["gc_gen0size"]}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  warm-up {(double)r["warm_up_seconds"]!:0.0} s, {((bool)r["jit_settled"]! ? "until the JIT settled" : "the JIT still compiling after a minute: the figures include unoptimized code")}"));
         foreach (var c in r["cases"]!.AsArray())
         {

@@ -1,0 +1,92 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Rtt.Core.Hosting;
+
+/// <summary>
+/// The garbage collector's generation-0 budget for rtt's long-running processes (the silo host, the benchmarks): 16 MiB
+/// where the runtime cannot see the processor's caches. The runtime sizes generation 0 from the last-level cache it reads
+/// from <c>/sys/devices/system/cpu/cpu0/cache</c>; a virtual machine that does not expose that folder (Firecracker,
+/// some container hosts) leaves it at its fallback, about 2.5 MiB here, and a silo then collects every few hundred
+/// management calls, each collection stopping every thread for about a millisecond on two busy cores (docs/operations.md,
+/// "Control path"). The setting has no runtimeconfig.json form, only the environment variable
+/// <c>DOTNET_GCgen0size</c>, read when the runtime starts: such a process replaces itself once (execve: same process id,
+/// arguments, descriptors) with the variable set. A variable already set (to any value; 0 is the runtime's own choice)
+/// is left alone, and so is a host whose caches are visible.
+/// </summary>
+public static partial class Gen0Budget
+{
+    public const string Variable = "DOTNET_GCgen0size";
+    public const string Value = "0x1000000"; // 16 MiB: what the runtime picks for itself beside a 32 MiB last-level cache
+    public const string CacheFolder = "/sys/devices/system/cpu/cpu0/cache";
+
+    /// <summary>Whether a process in this environment should start again with <see cref="Variable"/> set.</summary>
+    public static bool Wanted(Func<string, string?> environment, bool cachesVisible, bool linux) =>
+        linux && !cachesVisible && environment(Variable) is null && environment("COMPlus_GCgen0size") is null;
+
+    /// <summary>
+    /// Starts this process again with the budget set, when <see cref="Wanted"/>; returns only when it is not wanted or the
+    /// system call failed (the process then runs with the runtime's budget, as before).
+    /// </summary>
+    public static void Apply()
+    {
+        if (!Wanted(Environment.GetEnvironmentVariable, Directory.Exists(CacheFolder), OperatingSystem.IsLinux()) || Environment.ProcessPath is not { } self)
+        {
+            return;
+        }
+
+        string[] argv;
+        try
+        {
+            // The arguments exactly as this process got them (`dotnet rtt.dll up …` or the apphost's `rtt up …`).
+            argv = File.ReadAllText("/proc/self/cmdline", Encoding.UTF8).TrimEnd('\0').Split('\0');
+        }
+        catch (IOException)
+        {
+            return;
+        }
+
+        var environment = new List<string>();
+        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+        {
+            environment.Add($"{e.Key}={e.Value}");
+        }
+
+        environment.Add($"{Variable}={Value}");
+        Console.Out.Flush();
+        Console.Error.Flush();
+        var args = Strings(argv);
+        var env = Strings([.. environment]);
+        try
+        {
+            _ = Execve(self, args, env); // returns only on failure
+        }
+        finally
+        {
+            Free(args);
+            Free(env);
+        }
+    }
+
+    private static nint[] Strings(string[] values)
+    {
+        var pointers = new nint[values.Length + 1]; // null-terminated
+        for (var i = 0; i < values.Length; i++)
+        {
+            pointers[i] = Marshal.StringToCoTaskMemUTF8(values[i]);
+        }
+
+        return pointers;
+    }
+
+    private static void Free(nint[] pointers)
+    {
+        foreach (var p in pointers)
+        {
+            Marshal.FreeCoTaskMem(p);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "execve", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Execve(string path, nint[] argv, nint[] envp);
+}
