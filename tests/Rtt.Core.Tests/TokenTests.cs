@@ -168,6 +168,63 @@ public sealed class TokenTests : IDisposable
     }
 
     [Fact]
+    public void The_replay_cache_tells_apart_nonces_that_differ_in_length_case_or_a_character_past_the_kept_ones()
+    {
+        // Kept as characters up to 47, hashed beyond or when not ASCII: every one of these is its own nonce, and each is
+        // refused the second time.
+        var long47 = new string('n', 47);
+        string[] nonces = ["a", "a\0", "A", "", long47, long47 + "n", long47 + "o", long47 + "nn", "é", "e\u0301", new string('n', 200), new string('n', 201)];
+        var cache = new ReplayCache(capacity: 100);
+        foreach (var n in nonces)
+        {
+            cache.Spend(n, Now.AddSeconds(30), Now);
+        }
+
+        Assert.Equal(nonces.Length, cache.Count);
+        Assert.All(nonces, n => Assert.Equal(ErrorCodes.TokenReplayed, Assert.Throws<TokenException>(() => cache.Spend(n, Now.AddSeconds(30), Now)).Code));
+    }
+
+    [Fact]
+    public void A_tokens_times_read_digit_by_digit_agree_with_the_exact_parser()
+    {
+        static DateTimeOffset? Exact(string t) => DateTimeOffset.TryParseExact(t, "yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal, out var v) ? v : null;
+
+        string[] fixedOnes = ["2026-12-05T11:27:31Z", "2024-02-29T23:59:59Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"];
+        foreach (var t in fixedOnes)
+        {
+            Assert.Equal(Exact(t), CapabilityToken.FixedTime(t));
+            Assert.NotNull(CapabilityToken.FixedTime(t));
+        }
+
+        string[] refused = ["2023-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z", "2026-04-31T00:00:00Z",
+            "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z", "2026-01-01t00:00:00Z", "2026-01-01T00:00:00z", "+026-01-01T00:00:00Z",
+            "2026-01-01T00:00:0\uFF15Z", "2026-1-01T00:00:00Z ", "2026-01-01T00:00:00+00:00", "2026-01-01 00:00:00Z"];
+        foreach (var t in refused)
+        {
+            Assert.Null(CapabilityToken.FixedTime(t));
+        }
+
+        // Whatever the digit reader accepts, the exact parser reads the same (it is only a faster path to the same answer).
+        var random = new Random(20261205);
+        const string alphabet = "0123456789-T:Z ";
+        for (var n = 0; n < 20_000; n++)
+        {
+            var chars = "2026-12-05T11:27:31Z".ToCharArray();
+            for (var k = random.Next(1, 4); k > 0; k--)
+            {
+                chars[random.Next(chars.Length)] = alphabet[random.Next(alphabet.Length)];
+            }
+
+            var text = new string(chars);
+            if (CapabilityToken.FixedTime(text) is { } read)
+            {
+                Assert.Equal(Exact(text), read);
+            }
+        }
+    }
+
+    [Fact]
     public void Tokens_never_carry_the_issuers_secret()
     {
         var seed = (string)_key.ToPrivateKeyJson()["private_key"]!;

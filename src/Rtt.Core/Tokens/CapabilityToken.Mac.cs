@@ -63,7 +63,7 @@ public sealed partial class CapabilityToken
         output.Write("}"u8);
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(issuer.MacKey, output.WrittenSpan[MacHead.Length..], mac);
+        Hmac(issuer.MacKey, output.WrittenSpan[MacHead.Length..], mac);
         output.Write(MacTailHead);
         output.Advance(System.Buffers.Text.Base64.EncodeToUtf8(mac, output.GetSpan(44), out _, out var macChars) == OperationStatus.Done ? macChars : throw new InvalidOperationException("base64 of a MAC"));
         output.Write("\"}"u8);
@@ -146,8 +146,39 @@ public sealed partial class CapabilityToken
         }
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(macKey, _macBody.Span, mac);
+        Hmac(macKey, _macBody.Span, mac);
         return CryptographicOperations.FixedTimeEquals(mac, _mac);
+    }
+
+    // The HMAC-SHA256 state keyed with the last MAC key used on this thread, and a copy of that key: a one-shot HMAC sets
+    // the key up at every call (half of the 1.5 µs a token's body cost where measured); a kept state is reset to the keyed
+    // state after each use. A thread that uses another key replaces it (the old copy wiped).
+    [ThreadStatic]
+    private static byte[]? HmacKey;
+
+    [ThreadStatic]
+    private static IncrementalHash? HmacState;
+
+    private static void Hmac(ReadOnlySpan<byte> key, ReadOnlySpan<byte> data, Span<byte> mac)
+    {
+        var state = HmacState;
+        if (state is null || HmacKey is not { } kept || !kept.AsSpan().SequenceEqual(key))
+        {
+            state?.Dispose();
+            if (HmacKey is { } old)
+            {
+                CryptographicOperations.ZeroMemory(old);
+            }
+
+            HmacKey = key.ToArray();
+            state = HmacState = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        }
+
+        state.AppendData(data);
+        if (state.GetHashAndReset(mac) != HMACSHA256.HashSizeInBytes)
+        {
+            throw new CryptographicException("HMAC-SHA256 gave a hash of another size");
+        }
     }
 
     private static readonly byte[] MacHead = "{\"body\":"u8.ToArray();

@@ -687,10 +687,52 @@ public sealed partial class CapabilityToken
         throw Shape($"{where}.{name}", $"{name} must be {length} bytes in padded standard base64");
     }
 
+    /// <summary>
+    /// <c>yyyy-MM-ddTHH:mm:ssZ</c> read digit by digit (a token's two times are read at every call; the culture-aware
+    /// parser costs a quarter of a MAC token's read): null for anything else, which the exact parser then reads or refuses.
+    /// </summary>
+    internal static DateTimeOffset? FixedTime(ReadOnlySpan<char> t)
+    {
+        if (t.Length != 20 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != 'Z')
+        {
+            return null;
+        }
+
+        static int Digits(ReadOnlySpan<char> t, int at, int count)
+        {
+            var value = 0;
+            for (var i = at; i < at + count; i++)
+            {
+                var d = t[i] - '0';
+                if ((uint)d > 9)
+                {
+                    return -1;
+                }
+
+                value = (value * 10) + d;
+            }
+
+            return value;
+        }
+
+        var (year, month, day, hour, minute, second) = (Digits(t, 0, 4), Digits(t, 5, 2), Digits(t, 8, 2), Digits(t, 11, 2), Digits(t, 14, 2), Digits(t, 17, 2));
+        if (year < 1 || month is < 1 or > 12 || day < 1 || day > DateTime.DaysInMonth(year, month) || hour is < 0 or > 23 || minute is < 0 or > 59 || second is < 0 or > 59)
+        {
+            return null;
+        }
+
+        return new DateTimeOffset(year, month, day, hour, minute, second, TimeSpan.Zero);
+    }
+
     private static DateTimeOffset ReadTime(JsonObject body, string name, string where) => ParseTime(Str(body, name, where), name, where);
 
     private static DateTimeOffset ParseTime(ReadOnlySpan<char> text, string name, string where)
     {
+        if (FixedTime(text) is { } quick)
+        {
+            return quick;
+        }
+
         if (text.Length != 20 || !DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t))
         {
             throw Shape($"{where}.body.{name}", $"{name} must be a UTC time like 2026-01-02T03:04:05Z");

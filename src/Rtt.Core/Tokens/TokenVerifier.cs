@@ -281,10 +281,16 @@ public sealed class TokenVerifier
 /// Spent nonces until their token's expiry, at most <see cref="Capacity"/>: expired entries go first; when all are live
 /// the new token is refused (RTT-TOKEN-018) rather than forgetting a live nonce (which would allow a replay).
 /// </summary>
+/// <remarks>
+/// The entries hold no references (a nonce of up to 47 ASCII characters is kept as its characters, any other as its
+/// SHA-256, the two kinds told apart by the last byte; expiries as ticks): tens of thousands of live nonces then cost the
+/// collector nothing, where strings kept in a long-lived table were each one more object promoted out of generation 0 and
+/// one more reference from an old table to a young object to scan at every collection.
+/// </remarks>
 public sealed class ReplayCache(int capacity = 100_000)
 {
-    private readonly Dictionary<string, DateTimeOffset> _spent = new(StringComparer.Ordinal);
-    private readonly PriorityQueue<string, DateTimeOffset> _byExpiry = new();
+    private readonly Dictionary<NonceKey, long> _spent = [];
+    private readonly PriorityQueue<NonceKey, long> _byExpiry = new();
     private readonly Lock _gate = new();
 
     public int Capacity { get; } = capacity;
@@ -302,15 +308,17 @@ public sealed class ReplayCache(int capacity = 100_000)
 
     public void Spend(string nonce, DateTimeOffset expires, DateTimeOffset now)
     {
+        var key = NonceKey.Of(nonce);
+        var (expiresTicks, nowTicks) = (expires.UtcTicks, now.UtcTicks);
         lock (_gate)
         {
-            while (_byExpiry.TryPeek(out var old, out var exp) && exp <= now)
+            while (_byExpiry.TryPeek(out var old, out var exp) && exp <= nowTicks)
             {
                 _byExpiry.Dequeue();
                 _spent.Remove(old);
             }
 
-            if (_spent.ContainsKey(nonce))
+            if (_spent.ContainsKey(key))
             {
                 throw new TokenException(ErrorCodes.TokenReplayed, "the token's nonce was used already (a token opens one lane)", "token.blocks[0].body.nonce",
                     "issue a fresh token for each attach");
@@ -322,8 +330,33 @@ public sealed class ReplayCache(int capacity = 100_000)
                     "issue tokens with shorter lifetimes (--ttl)");
             }
 
-            _spent[nonce] = expires;
-            _byExpiry.Enqueue(nonce, expires);
+            _spent[key] = expiresTicks;
+            _byExpiry.Enqueue(key, expiresTicks);
+        }
+    }
+
+    /// <summary>A nonce as 48 bytes: its ASCII characters and their count (0-47), or 0xFF and the SHA-256 of its UTF-8.</summary>
+    internal readonly record struct NonceKey(Int128 A, Int128 B, Int128 C)
+    {
+        private const int Bytes = 48;
+
+        public static NonceKey Of(string nonce)
+        {
+            Span<byte> bytes = stackalloc byte[Bytes];
+            bytes.Clear();
+            if (nonce.Length < Bytes && System.Text.Ascii.IsValid(nonce))
+            {
+                System.Text.Encoding.ASCII.GetBytes(nonce, bytes);
+                bytes[Bytes - 1] = (byte)nonce.Length;
+            }
+            else
+            {
+                System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(nonce), bytes);
+                bytes[Bytes - 1] = 0xFF;
+            }
+
+            return new(System.Runtime.InteropServices.MemoryMarshal.Read<Int128>(bytes), System.Runtime.InteropServices.MemoryMarshal.Read<Int128>(bytes[16..]),
+                System.Runtime.InteropServices.MemoryMarshal.Read<Int128>(bytes[32..]));
         }
     }
 }
