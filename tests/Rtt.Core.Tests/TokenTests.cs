@@ -225,6 +225,20 @@ public sealed class TokenTests : IDisposable
     }
 
     [Fact]
+    public void A_mac_tokens_times_are_written_as_the_formatter_writes_them()
+    {
+        DateTimeOffset[] times = [new(2001, 2, 3, 4, 5, 6, TimeSpan.Zero), new(1999, 9, 9, 9, 9, 9, TimeSpan.Zero), new(2026, 12, 31, 23, 59, 59, TimeSpan.Zero),
+            new(2026, 12, 5, 12, 30, 0, TimeSpan.FromHours(5.5)), new(987, 10, 11, 12, 13, 14, TimeSpan.Zero), new(2100, 1, 1, 0, 0, 0, TimeSpan.Zero)];
+        foreach (var now in times)
+        {
+            var text = CapabilityToken.IssueMac(_key, "rtt://a", ["tx"], [], TimeSpan.FromSeconds(61), now);
+            var body = JsonNode.Parse(CapabilityToken.FromBase64Url(text.AsSpan(CapabilityToken.MacPrefix.Length))!)!["body"]!;
+            Assert.Equal(CapabilityToken.Time(now), (string?)body["nbf"]);
+            Assert.Equal(CapabilityToken.Time(now.AddSeconds(61)), (string?)body["exp"]);
+        }
+    }
+
+    [Fact]
     public void Tokens_never_carry_the_issuers_secret()
     {
         var seed = (string)_key.ToPrivateKeyJson()["private_key"]!;

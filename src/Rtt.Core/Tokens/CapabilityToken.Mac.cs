@@ -113,11 +113,32 @@ public sealed partial class CapabilityToken
 
     private static void WriteTime(ArrayBufferWriter<byte> output, DateTimeOffset t)
     {
+        // "yyyy-MM-ddTHH:mm:ssZ" digit by digit (the culture-aware formatter was a sixth of a mint); Time() writes the same text.
+        var u = t.UtcDateTime;
         var span = output.GetSpan(22);
         span[0] = (byte)'"';
-        t.UtcDateTime.TryFormat(span[1..], out var written, "yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-        span[1 + written] = (byte)'"';
-        output.Advance(written + 2);
+        Digits(span.Slice(1, 4), u.Year);
+        span[5] = (byte)'-';
+        Digits(span.Slice(6, 2), u.Month);
+        span[8] = (byte)'-';
+        Digits(span.Slice(9, 2), u.Day);
+        span[11] = (byte)'T';
+        Digits(span.Slice(12, 2), u.Hour);
+        span[14] = (byte)':';
+        Digits(span.Slice(15, 2), u.Minute);
+        span[17] = (byte)':';
+        Digits(span.Slice(18, 2), u.Second);
+        span[20] = (byte)'Z';
+        span[21] = (byte)'"';
+        output.Advance(22);
+
+        static void Digits(Span<byte> into, int value)
+        {
+            for (var i = into.Length - 1; i >= 0; i--, value /= 10)
+            {
+                into[i] = (byte)('0' + (value % 10));
+            }
+        }
     }
 
     // Verbs and scopes: checked names (lowercase letters, digits, . _ : -), written between quotes as they are.

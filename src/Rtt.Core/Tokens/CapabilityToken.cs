@@ -560,7 +560,7 @@ public sealed partial class CapabilityToken
     {
         foreach (var v in verbs)
         {
-            if (!AllVerbs.Contains(v))
+            if (v is not ("close" or "open" or "rx" or "tx")) // AllVerbs
             {
                 return false;
             }
