@@ -35,28 +35,24 @@ public static partial class Gen0Budget
             return;
         }
 
-        string[] argv;
+        List<byte[]> argv, environment;
         try
         {
-            // The arguments exactly as this process got them (`dotnet rtt.dll up …` or the apphost's `rtt up …`).
-            argv = File.ReadAllText("/proc/self/cmdline", Encoding.UTF8).TrimEnd('\0').Split('\0');
+            // The arguments and the environment exactly as this process got them, byte for byte (`dotnet rtt.dll up …` or
+            // the apphost's `rtt up …`; an empty argument, or bytes that are not UTF-8, stay what they were).
+            argv = Entries(File.ReadAllBytes("/proc/self/cmdline"));
+            environment = Entries(File.ReadAllBytes("/proc/self/environ"));
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return;
         }
 
-        var environment = new List<string>();
-        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-        {
-            environment.Add($"{e.Key}={e.Value}");
-        }
-
-        environment.Add($"{Variable}={Value}");
+        environment.Add(Encoding.ASCII.GetBytes($"{Variable}={Value}"));
         Console.Out.Flush();
         Console.Error.Flush();
-        var args = Strings(argv);
-        var env = Strings([.. environment]);
+        var args = Pointers(argv);
+        var env = Pointers(environment);
         try
         {
             _ = Execve(self, args, env); // returns only on failure
@@ -68,12 +64,34 @@ public static partial class Gen0Budget
         }
     }
 
-    private static nint[] Strings(string[] values)
+    /// <summary>The NUL-terminated entries of a /proc list (each without its NUL).</summary>
+    internal static List<byte[]> Entries(ReadOnlySpan<byte> list)
     {
-        var pointers = new nint[values.Length + 1]; // null-terminated
-        for (var i = 0; i < values.Length; i++)
+        var entries = new List<byte[]>();
+        while (!list.IsEmpty)
         {
-            pointers[i] = Marshal.StringToCoTaskMemUTF8(values[i]);
+            var end = list.IndexOf((byte)0);
+            if (end < 0)
+            {
+                end = list.Length; // a last entry without its NUL (not written so by the kernel)
+            }
+
+            entries.Add(list[..end].ToArray());
+            list = list[Math.Min(end + 1, list.Length)..];
+        }
+
+        return entries;
+    }
+
+    private static nint[] Pointers(List<byte[]> values)
+    {
+        var pointers = new nint[values.Count + 1]; // null-terminated
+        for (var i = 0; i < values.Count; i++)
+        {
+            var p = Marshal.AllocHGlobal(values[i].Length + 1);
+            Marshal.Copy(values[i], 0, p, values[i].Length);
+            Marshal.WriteByte(p, values[i].Length, 0);
+            pointers[i] = p;
         }
 
         return pointers;
@@ -83,7 +101,7 @@ public static partial class Gen0Budget
     {
         foreach (var p in pointers)
         {
-            Marshal.FreeCoTaskMem(p);
+            Marshal.FreeHGlobal(p);
         }
     }
 

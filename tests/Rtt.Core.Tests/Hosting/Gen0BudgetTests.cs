@@ -19,4 +19,14 @@ public sealed class Gen0BudgetTests
         Assert.False(Gen0Budget.Wanted(Env(("COMPlus_GCgen0size", "0x800000")), cachesVisible: false, linux: true));
         Assert.True(Gen0Budget.Wanted(Env(("DOTNET_gcServer", "1")), cachesVisible: false, linux: true));
     }
+
+    [Fact]
+    public void The_arguments_are_read_back_as_given_empty_ones_and_raw_bytes_included()
+    {
+        var entries = Gen0Budget.Entries("rtt\0up\0--name\0\0x\0"u8);
+        Assert.Equal(["rtt", "up", "--name", "", "x"], entries.Select(e => System.Text.Encoding.UTF8.GetString(e)));
+        Assert.Equal([0xFF, 0x41], Gen0Budget.Entries([0xFF, 0x41, 0])[0]);
+        Assert.Empty(Gen0Budget.Entries([]));
+        Assert.Equal(["a", ""], Gen0Budget.Entries("a\0\0"u8).Select(e => System.Text.Encoding.UTF8.GetString(e)));
+    }
 }
