@@ -58,7 +58,8 @@ try
     Token(key);
     await Apply(reconciler, small);
     var smallWarm = await WarmUp(reconciler, key, small, 10, "s", warmup);
-    var (smallTimes, smallLast, afterSmall, smallCost) = await Changes(reconciler, key, smallWarm, 10, "s", changes);
+    var smallPhases = new Dictionary<string, List<double>>(StringComparer.Ordinal);
+    var (smallTimes, smallLast, afterSmall, smallCost) = await Changes(reconciler, key, smallWarm, 10, "s", changes, phases: smallPhases);
     var none = Plan(key, Id(afterSmall), 0, "s");
     Token(key);
     await Apply(reconciler, none);
@@ -70,7 +71,8 @@ try
     var bigMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
     var bigWarm = await WarmUp(reconciler, key, big, routes, "r", warmup);
-    var (single, lastReport, afterSingle, bigCost) = await Changes(reconciler, key, bigWarm, routes, "r", changes);
+    var bigPhases = new Dictionary<string, List<double>>(StringComparer.Ordinal);
+    var (single, lastReport, afterSingle, bigCost) = await Changes(reconciler, key, bigWarm, routes, "r", changes, phases: bigPhases);
 
     // The same changes sent whole and as changes, alternating by pairs in one series (same state, same moment): from the
     // silo's own grain factory (no network), then from a client app connected to the silo's gateway (TCP on this machine).
@@ -91,8 +93,8 @@ try
     }
     Breakdown(workspace, key, big, routes);
     Console.WriteLine($"per single-route change, every thread of the process during the apply call: on 10 applied routes {smallCost}; on {routes} {bigCost}");
-    Print("single-route change on 10 applied routes", smallTimes, smallLast);
-    Print($"single-route change on {routes} applied routes", single, lastReport);
+    Print("single-route change on 10 applied routes", smallTimes, smallLast, smallPhases);
+    Print($"single-route change on {routes} applied routes", single, lastReport, bigPhases);
 
     // Baseline 1: the same table swap and probes straight on the lane host (no 2PC, no grains, no WAL).
     var targets = Enumerable.Range(0, routes).Select(i => new Rtt.Grains.Nodes.LaneTarget(
@@ -174,7 +176,7 @@ static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key
 // With `sentAsChanges`, every other pair of changes is sent as a change (IReconcilerGrain.ApplyChange: the delta from the
 // applied plan, as `rtt apply` sends it when applied.json is the base) and those are timed apart (`AsChanges`).
 static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, Cost Cost)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes,
-    List<double>? sentAsChanges = null)
+    List<double>? sentAsChanges = null, Dictionary<string, List<double>>? phases = null)
 {
     var times = new List<double>();
     ApplyReport? last = null;
@@ -195,6 +197,15 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, Cos
         clock.Restart();
         last = change is null ? await ApplyText(reconciler, text!) : Applied(await reconciler.ApplyChange(change));
         (asChange ? sentAsChanges! : times).Add(clock.Elapsed.TotalMilliseconds);
+        foreach (var phase in phases is null || asChange ? [] : last.Phases)
+        {
+            if (!phases!.TryGetValue(phase.Phase, out var list))
+            {
+                phases[phase.Phase] = list = [];
+            }
+
+            list.Add(phase.Milliseconds);
+        }
         cpu += Environment.CpuUsage.TotalTime - cpuBefore;
         allocated += GC.GetTotalAllocatedBytes() - allocatedBefore;
         (gen0, gen1, gen2) = (gen0 + GC.CollectionCount(0) - gen0Before, gen1 + GC.CollectionCount(1) - gen1Before, gen2 + GC.CollectionCount(2) - gen2Before);
@@ -251,10 +262,11 @@ static void Breakdown(RttWorkspace workspace, SigningKey key, JsonObject current
     Console.WriteLine($"whole-document steps on a {count + 1}-route plan ({json.Length / 1024} KiB): {string.Join(", ", parts)}");
 }
 
-static void Print(string what, List<double> times, ApplyReport last)
+static void Print(string what, List<double> times, ApplyReport last, Dictionary<string, List<double>> phases)
 {
     Console.WriteLine($"{what}: p50 {times[times.Count / 2]:0.00} ms, p90 {times[(int)(times.Count * 0.9)]:0.00} ms, min {times[0]:0.00} ms (n={times.Count})");
     Console.WriteLine($"  last one: {string.Join(", ", last.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))}");
+    Console.WriteLine($"  phases, p50 of each: {string.Join(", ", phases.Select(p => $"{p.Key} {p.Value.Order().ElementAt(p.Value.Count / 2):0.00} ms"))}");
 }
 
 static async Task<ApplyReport> Apply(IReconcilerGrain reconciler, JsonObject plan) => await ApplyText(reconciler, IReconcilerGrain.PlanText(plan));
