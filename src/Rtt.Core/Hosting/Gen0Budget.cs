@@ -6,10 +6,10 @@ namespace Rtt.Core.Hosting;
 /// <summary>
 /// The garbage collector's generation-0 budget for rtt's long-running processes (the silo host, the benchmarks): 16 MiB
 /// where the runtime cannot see the processor's caches. The runtime sizes generation 0 from the last-level cache it reads
-/// from <c>/sys/devices/system/cpu/cpu0/cache</c>; a virtual machine that does not expose that folder (Firecracker,
-/// some container hosts) leaves it at its fallback, about 2.5 MiB here, and a silo then collects every few hundred
+/// from <c>/sys/devices/system/cpu/cpu0/cache</c>; a virtual machine that does not expose that folder (the Firecracker
+/// VMs measured) leaves it at its fallback, about 2.5 MiB here, and a silo then collects every few hundred
 /// management calls, each collection stopping every thread for about a millisecond on two busy cores (docs/operations.md,
-/// "Control path"). The setting has no runtimeconfig.json form, only the environment variable
+/// "Control-path latency"). The setting has no runtimeconfig.json form, only the environment variable
 /// <c>DOTNET_GCgen0size</c>, read when the runtime starts: such a process replaces itself once (execve: same process id,
 /// arguments, descriptors) with the variable set. A variable already set (to any value; 0 is the runtime's own choice)
 /// is left alone, and so is a host whose caches are visible.
@@ -17,7 +17,7 @@ namespace Rtt.Core.Hosting;
 public static partial class Gen0Budget
 {
     public const string Variable = "DOTNET_GCgen0size";
-    public const string Value = "0x1000000"; // 16 MiB: what the runtime picks for itself beside a 32 MiB last-level cache
+    public const string Value = "0x1000000"; // 16 MiB: a collection per ~2,000 management calls in a silo instead of per ~300
     public const string CacheFolder = "/sys/devices/system/cpu/cpu0/cache";
 
     /// <summary>Whether a process in this environment should start again with <see cref="Variable"/> set.</summary>
