@@ -155,6 +155,11 @@ public static class ControlBench
                     await ping.Guarded(1);
                 }),
             ];
+            if (!calls.Select(c => c.Item1).SequenceEqual(CaseNames))
+            {
+                throw new InvalidOperationException("ControlBench.CaseNames must list the bench's cases in their order"); // what --case checks against
+            }
+
             if (only is { Count: > 0 })
             {
                 calls = [.. calls.Where(c => c.Item1 == "ping" || only.Contains(c.Item1))];

@@ -41,6 +41,9 @@ public sealed partial class CapabilityToken
     public static readonly TimeSpan MaxTtl = TimeSpan.FromDays(30);
     public static readonly IReadOnlyList<string> AllVerbs = ["close", "open", "rx", "tx"];
 
+    // AllVerbs as a set: checked at every mint and read (a list behind an interface is a slow Contains there).
+    private static readonly System.Collections.Frozen.FrozenSet<string> VerbSet = System.Collections.Frozen.FrozenSet.ToFrozenSet(AllVerbs, StringComparer.Ordinal);
+
     private CapabilityToken(string text, JsonObject envelope, IReadOnlyList<(JsonObject Body, byte[] Sig)> blocks, TokenRights rights, bool sealedToken, byte[]? secret)
     {
         Text = text;
@@ -560,7 +563,7 @@ public sealed partial class CapabilityToken
     {
         foreach (var v in verbs)
         {
-            if (v is not ("close" or "open" or "rx" or "tx")) // AllVerbs
+            if (!VerbSet.Contains(v))
             {
                 return false;
             }
