@@ -21,7 +21,10 @@ using Rtt.Silo.Lanes;
 //   2. single-route changes (add one route, then remove it again, alternately), median and p90 of several;
 // against baselines in the same run: the same lane-table swap and probe done directly on the lane host, and the
 // WAL's own durable appends for one transaction (4 entries + a signed head) without any participant.
-//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0|N|auto]
+//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0|N|auto] [--sealed-tokens]
+// The silo's process as `rtt up` runs it: on a host that hides its CPU caches, started again once with a 16 MiB
+// generation-0 budget (docs/reconciler.md, "Memory"); DOTNET_GCgen0size set beforehand is kept (0: the runtime's own).
+Rtt.Core.Hosting.Gen0Budget.Apply();
 var routes = Arg("--routes", 1000);
 var changes = Arg("--changes", 21);
 // Untimed single-route changes before each timed series (even, so each series starts from the same state): 0 measures
@@ -43,7 +46,8 @@ try
     var reconciler = silo.Grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
     var lanes = silo.Host.Services.GetRequiredService<LaneHostService>();
     using var key = workspace.LoadSigningKey();
-    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {(warmup < 0 ? "enough" : warmup)} untimed, {Environment.ProcessorCount} cores, workspace {root}");
+    TokenKind.Silo = args.Contains("--sealed-tokens") ? null : SiloInfo.ReadLive(workspace.SiloInfoPath);
+    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {(warmup < 0 ? "enough" : warmup)} untimed, {Environment.ProcessorCount} cores, {(TokenKind.Silo?.SigningKeyId == key.KeyId ? "MAC" : "sealed")} tokens, DOTNET_GCgen0size={Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "(not set)"}, workspace {root}");
 
     // Warm-up (JIT, grain activations of the reconciler, WAL, node): a one-route plan applied and removed.
     var warm = Plan(key, null, 1, "warm");
@@ -284,8 +288,10 @@ static ApplyReport Applied(ApplyReport report)
     return report;
 }
 
-// Every apply needs a one-use capability token for rtt://rtt/manage/apply (docs/security.md), as `rtt apply` presents.
-static void Token(SigningKey key) => Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.Mint(key, Rtt.Core.Tokens.ManagementTokens.Apply));
+// Every apply needs a one-use capability token for rtt://rtt/manage/apply (docs/security.md): the one `rtt apply` presents
+// (ManagementCalls.Present), a MAC token since the silo signs with the workspace's key (its silo.json says so); a sealed
+// one (two Ed25519 verifications in the silo, ~0.25 ms here) with --sealed-tokens.
+static void Token(SigningKey key) => Rtt.Grains.ManagementCalls.Present(key, Rtt.Core.Tokens.ManagementTokens.Apply, TokenKind.Silo);
 
 static string Id(JsonObject plan) => (string)plan["plan_id"]!;
 
@@ -313,4 +319,10 @@ readonly record struct Cost(double CpuMs, double AllocatedKiB, double Gen0Per100
 {
     public override string ToString() => FormattableString.Invariant(
         $"processor {CpuMs:0.00} ms, allocated {AllocatedKiB:N0} KiB, collections per 100 changes gen0 {Gen0Per100:0.#} / gen1 {Gen1Per100:0.#} / gen2 {Gen2Per100:0.#}");
+}
+
+/// <summary>The silo's silo.json as read once after it started (null: sealed tokens).</summary>
+internal static class TokenKind
+{
+    public static SiloInfo? Silo;
 }

@@ -22,6 +22,7 @@ public sealed class FolderWatchTests : IDisposable
         var watch = FolderWatch.Open(_dir, keys);
         Assert.NotNull(watch); // this project runs on Linux: a null here means every verifier falls back to status reads
         Assert.False(watch.Changed()); // what was read before Open is current
+        Assert.False(watch.Complete); // keys/ is missing: not every folder is watched
 
         // Rewritten in place, same length (what a status read taken in the same second could miss).
         File.WriteAllText(file, "[]");
@@ -44,6 +45,7 @@ public sealed class FolderWatchTests : IDisposable
         // A second folder missing at first: its creation is a change of the first, and it is watched from then on.
         Directory.CreateDirectory(keys);
         Assert.True(watch.Changed());
+        Assert.True(watch.Complete);
         File.WriteAllText(Path.Combine(keys, "k.pub"), "key");
         Assert.True(watch.Changed());
         Assert.False(watch.Changed());
@@ -51,6 +53,7 @@ public sealed class FolderWatchTests : IDisposable
         // Deleted and made again: followed to the new folder.
         Directory.Delete(keys, recursive: true);
         Assert.True(watch.Changed());
+        Assert.False(watch.Complete);
         Directory.CreateDirectory(keys);
         Assert.True(watch.Changed());
         File.WriteAllText(Path.Combine(keys, "k2.pub"), "key");

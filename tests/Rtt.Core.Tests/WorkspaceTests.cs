@@ -163,6 +163,29 @@ public sealed class WorkspaceTests : IDisposable
     }
 
     [Fact]
+    public void The_kept_signing_key_sees_a_revocation_that_arrives_with_the_trust_store_moved_back_into_place()
+    {
+        // The signer asks a watch of the workspace folder, the registry, the trust store and the key folder before it reads
+        // anything; a trust store replaced as a whole (moved away, a revocation written into it, moved back) must count.
+        var ws = WorkspaceInitializer.Create(_dir).Workspace;
+        var signer = ws.Signer;
+        var name = ws.LoadSettings().SigningKey;
+        var revokedPath = Path.Combine(ws.Trust, TrustStore.RevokedFileName);
+        new WorkspaceKeys(ws).Revoke(name, "compromised", DateTimeOffset.UnixEpoch);
+        Assert.Equal(ErrorCodes.SignerRevoked, Assert.Throws<SigningException>(() => signer.Current()).Code);
+        var revocation = File.ReadAllBytes(revokedPath);
+        File.Delete(revokedPath);
+        var key = signer.Current();
+        Assert.Same(key, signer.Current()); // unchanged: kept
+
+        var aside = Path.Combine(_dir, "trust-aside");
+        Directory.Move(ws.Trust, aside);
+        File.WriteAllBytes(Path.Combine(aside, TrustStore.RevokedFileName), revocation);
+        Directory.Move(aside, ws.Trust);
+        Assert.Equal(ErrorCodes.SignerRevoked, Assert.Throws<SigningException>(() => signer.Current()).Code);
+    }
+
+    [Fact]
     public void Keys_new_trust_revoke_and_list()
     {
         var ws = WorkspaceInitializer.Create(_dir).Workspace;

@@ -52,10 +52,12 @@ public sealed class HostIdleParkTests
     }
 
     [Fact]
-    public async Task A_table_swap_does_not_send_a_sleeping_worker_back_to_spinning_and_a_frame_does()
+    public async Task A_table_swap_or_a_probe_does_not_send_a_sleeping_worker_back_to_spinning_and_a_frame_does()
     {
         // A swap is a command, not traffic: the worker applies it and goes on with its backoff (it would otherwise spin a
-        // whole core for its idle spins while the reconciler that asked for the swap needs one). A frame restarts it.
+        // whole core for its idle spins while the reconciler that asked for the swap needs one). So is a probe frame (verify
+        // sends one through every lane a transaction changed): it is answered, and the worker goes back to sleep. A frame
+        // of traffic restarts it.
         var lanes = new TestLanes();
         using var host = new LaneHost(idleSpins: 10, idleYields: 10);
         await WaitUntil(() => host.DoorbellWaits > 0);
@@ -74,6 +76,19 @@ public sealed class HostIdleParkTests
         {
             await host.AttachAsync(hostSide);
             Assert.Equal(restarts, host.BackoffRestarts); // attaching is a command too
+            for (var probe = 0u; probe < 3; probe++)
+            {
+                Assert.True(client.Send(9, 100 + probe, [7, 7], FrameFlags.Probe));
+                client.Flush();
+                var probes = new List<(uint Id, FrameFlags Flags, byte[] Payload)>();
+                await WaitUntil(() => client.Poll((in FrameHeader h, ReadOnlySpan<byte> p) => probes.Add((h.FrameId, h.Flags, p.ToArray()))) > 0);
+                Assert.Equal((100 + probe, FrameFlags.Response | FrameFlags.Probe), (probes.Single().Id, probes.Single().Flags));
+                Assert.Equal([7, 7], probes.Single().Payload); // answered by the host, the payload back
+                var sleeps = host.DoorbellWaits + host.Naps; // a lane made without the host's doorbell is napped on, not waited on
+                await WaitUntil(() => host.DoorbellWaits + host.Naps > sleeps); // asleep again
+            }
+
+            Assert.Equal(restarts, host.BackoffRestarts);
             Assert.True(client.Send(9, 1, [1, 2, 3]));
             client.Flush();
             var answered = 0;

@@ -95,6 +95,18 @@ public sealed partial class FolderWatch
         }
     }
 
+    /// <summary>Whether every folder is watched now (one that is missing is not, until a change of the first makes it be looked for again).</summary>
+    public bool Complete
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return Array.TrueForAll(_watches, w => w >= 0);
+            }
+        }
+    }
+
     /// <summary>Adds (or finds again) every folder's watch and remembers where each one's events stand. False when the first cannot be watched.</summary>
     private bool Arm()
     {

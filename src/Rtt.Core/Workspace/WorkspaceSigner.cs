@@ -10,8 +10,11 @@ namespace Rtt.Core.Workspace;
 /// derives the key from its seed each time (0.3-0.4 ms); here the loaded key is kept and used again while the bytes of
 /// workspace.json, of the key file and of the trust store's <c>revoked.json</c> are the ones it was loaded from, so a
 /// rotation (workspace.json names another key), a changed key file or a revocation takes effect at the next signature,
-/// as before. The three files are read at each call (small reads; no time stamps, whose coarse ticks could hide a
-/// change). Errors are <see cref="RttWorkspace.LoadSigningKey"/>'s (a missing or revoked key is refused every time).
+/// as before. Where the folders holding them are watched (<see cref="FolderWatch"/>: the workspace folder, the registry,
+/// the trust store and the key folder, every one of them there), a call that finds no change in any of them since the
+/// last one uses the kept key without reading a file (a silo signs a head twice per transaction); otherwise the three
+/// files are read and compared (small reads; no time stamps, whose coarse ticks could hide a change). Errors are
+/// <see cref="RttWorkspace.LoadSigningKey"/>'s (a missing or revoked key is refused every time).
 /// </summary>
 /// <remarks>
 /// The key handed out belongs to the signer: callers must not dispose it. A key replaced after a change is left to
@@ -22,6 +25,9 @@ public sealed class WorkspaceSigner(RttWorkspace workspace)
     private readonly Lock _gate = new();
     private Loaded? _loaded;
 
+    // Opened before any of the files is read: a change while they are read shows at the next call.
+    private readonly FolderWatch? _watch = FolderWatch.Open(workspace.Dir, workspace.Registry, workspace.Trust, workspace.Keys);
+
     private sealed record Loaded(SigningKey Key, string KeyPath, byte[] Settings, byte[] KeyFile, byte[]? Revoked);
 
     private string RevokedPath => Path.Combine(workspace.Trust, TrustStore.RevokedFileName);
@@ -31,6 +37,11 @@ public sealed class WorkspaceSigner(RttWorkspace workspace)
     {
         lock (_gate)
         {
+            if (_loaded is { } kept && _watch is { } watch && watch.Changed() == false && watch.Complete)
+            {
+                return kept.Key; // nothing in the four folders changed since the key was loaded or last checked
+            }
+
             if (_loaded is { } loaded
                 && Same(WorkspaceFiles.ReadBytes(workspace.SettingsPath, WorkspaceFiles.SmallLimit), loaded.Settings)
                 && Same(ReadOptional(RevokedPath), loaded.Revoked)

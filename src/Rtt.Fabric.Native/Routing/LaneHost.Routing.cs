@@ -85,6 +85,7 @@ public sealed partial class LaneHost
 
         if ((header.Flags & FrameFlags.Probe) != 0 && endpoint is not null)
         {
+            _probesAnswered++;
             AnswerProbe(lane, endpoint, in header, payload);
             return;
         }

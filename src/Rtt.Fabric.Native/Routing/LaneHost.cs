@@ -422,6 +422,7 @@ public sealed partial class LaneHost : IAgent, IDisposable
     public int DoWork()
     {
         var work = 0;
+        _probesAnswered = 0;
         while (_commands.TryDequeue(out var command))
         {
             command(); // not counted as work: a command (a swap, an attach) says nothing about frames to come, so the worker
@@ -539,8 +540,13 @@ public sealed partial class LaneHost : IAgent, IDisposable
             work += _swaps.Count; // a swap still draining keeps the worker polling until it completes
         }
 
-        return work;
+        // Probe frames (verify's, the health checks') are answered but not counted: like a command, a probe says nothing
+        // about frames to come, so it does not send the worker back to spinning (a core the control plane then lacks).
+        return work - _probesAnswered;
     }
+
+    /// <summary>Probe frames answered in this round of <see cref="DoWork"/>.</summary>
+    private int _probesAnswered;
 
     private void CompleteDrainedSwaps()
     {
