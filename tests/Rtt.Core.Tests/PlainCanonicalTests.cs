@@ -123,6 +123,65 @@ public sealed class PlainCanonicalTests
         Assert.True(shown > 5_000, $"{shown} texts shown");
     }
 
+    [Fact]
+    public void Finds_two_top_level_members_in_the_same_pass_and_says_the_same_as_without_them()
+    {
+        // The members' places (Planner.Content cuts sign and plan_id out of an applied plan's text by them) against the
+        // reader's: the top-level member of that name, from its name's quote to its value's end; never one nested deeper.
+        var random = new Random(21);
+        var found = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            var sb = new StringBuilder();
+            Value(sb, random, 0, objectOnly: true);
+            var bytes = Encoding.UTF8.GetBytes(i % 3 == 0 ? Mutate(sb.ToString(), random) : sb.ToString());
+            var (first, second) = bytes.Length > 8 && random.Next(2) == 0 ? ("a", "b") : ("b", "c");
+            var shown = CanonicalJson.IsPlainCanonical(bytes, Encoding.UTF8.GetBytes(first), Encoding.UTF8.GetBytes(second), out var firstAt, out var secondAt);
+            Assert.Equal(CanonicalJson.IsPlainCanonical(bytes), shown);
+            if (!shown)
+            {
+                continue;
+            }
+
+            Assert.Equal(TopLevel(bytes, first), firstAt is { } f ? bytes[f] : null);
+            Assert.Equal(TopLevel(bytes, second), secondAt is { } s ? bytes[s] : null);
+            found += (firstAt is null ? 0 : 1) + (secondAt is null ? 0 : 1);
+            foreach (var member in new[] { firstAt, secondAt })
+            {
+                if (member is { } m)
+                {
+                    // Without the member and its separator: still the canonical text of the object without it.
+                    var cut = CanonicalJson.WithSeparator(bytes, m);
+                    var (offset, length) = cut.GetOffsetAndLength(bytes.Length);
+                    var rest = bytes[..offset].Concat(bytes[(offset + length)..]).ToArray();
+                    Assert.True(CanonicalJson.IsPlainCanonical(rest), Encoding.UTF8.GetString(rest));
+                }
+            }
+        }
+
+        Assert.True(found > 400, $"{found} members found"); // 465 with this seed
+    }
+
+    /// <summary>The bytes of the top-level member <paramref name="name"/> of a JSON object (name's quote to value's end), by the reader.</summary>
+    private static byte[]? TopLevel(byte[] utf8Json, string name)
+    {
+        var reader = new Utf8JsonReader(utf8Json);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var start = (int)reader.TokenStartIndex;
+            var match = reader.ValueTextEquals(name);
+            reader.Read();
+            reader.Skip();
+            if (match)
+            {
+                return utf8Json[start..((int)reader.BytesConsumed)];
+            }
+        }
+
+        return null;
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(63)]

@@ -54,9 +54,38 @@ public static class CanonicalJson
     /// replay after a start half as fast again as the later ones; this loop is compiled optimised at once and only
     /// reads what the plain form allows.
     /// </remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static bool IsPlainCanonical(ReadOnlySpan<byte> utf8Json)
+    public static bool IsPlainCanonical(ReadOnlySpan<byte> utf8Json) => Scan(utf8Json, default, default, track: false, out _, out _);
+
+    /// <summary>
+    /// <see cref="IsPlainCanonical(ReadOnlySpan{byte})"/> for an object text, finding in the same pass where its top-level
+    /// members <paramref name="first"/> and <paramref name="second"/> sit (from the opening quote of the name to the end
+    /// of the value, without a separator; <see cref="WithSeparator"/> adds one; null when there is no such member). The
+    /// ranges are meaningful only when the answer is true.
+    /// </summary>
+    public static bool IsPlainCanonical(ReadOnlySpan<byte> utf8Json, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, out Range? firstMember, out Range? secondMember) =>
+        Scan(utf8Json, first, second, track: true, out firstMember, out secondMember);
+
+    /// <summary>
+    /// A member of a plain canonical object (as <see cref="IsPlainCanonical(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, out Range?, out Range?)"/>
+    /// found it) with one of its separating commas, as <see cref="SerializeMembers(IReadOnlyList{KeyValuePair{string, JsonNode?}}, string?, out Range?)"/>
+    /// marks one: the comma before it, or after it when it is the first member, none when it is the only one. The object's
+    /// text without that range is the canonical object without the member.
+    /// </summary>
+    public static Range WithSeparator(ReadOnlySpan<byte> plainObject, Range member)
     {
+        var (start, length) = member.GetOffsetAndLength(plainObject.Length);
+        var end = start + length;
+        return plainObject[start - 1] == (byte)',' ? new Range(start - 1, end) : plainObject[end] == (byte)',' ? new Range(start, end + 1) : new Range(start, end);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static bool Scan(ReadOnlySpan<byte> utf8Json, ReadOnlySpan<byte> nameA, ReadOnlySpan<byte> nameB, bool track, out Range? firstMember, out Range? secondMember)
+    {
+        firstMember = null;
+        secondMember = null;
+        var found = 0; // the top-level member whose value is being read: 1 first, 2 second, 0 neither
+        var foundAt = 0;
+
         // Per open container (by depth): object or array, and where the last member name is in the text (-1: none yet).
         Span<bool> isObject = stackalloc bool[MaxDepth];
         Span<int> nameStart = stackalloc int[MaxDepth];
@@ -92,9 +121,18 @@ public static class CanonicalJson
                     isObject[depth] = opensObject;
                     nameLength[depth] = -1;
                     depth++;
-                    if (opensObject && !Member(utf8Json, ref i, ref nameStart[depth - 1], ref nameLength[depth - 1]))
+                    if (opensObject)
                     {
-                        return false;
+                        var at = i;
+                        if (!Member(utf8Json, ref i, ref nameStart[depth - 1], ref nameLength[depth - 1]))
+                        {
+                            return false;
+                        }
+
+                        if (track && depth == 1)
+                        {
+                            (found, foundAt) = (Which(utf8Json, at, i, nameA, nameB), at);
+                        }
                     }
 
                     continue; // the first item's value
@@ -138,6 +176,21 @@ public static class CanonicalJson
             // After a value: the text's end, the next item, or the end of containers.
             while (true)
             {
+                if (found != 0 && depth == 1)
+                {
+                    // A top-level member's value ends here.
+                    if (found == 1)
+                    {
+                        firstMember = new Range(foundAt, i);
+                    }
+                    else
+                    {
+                        secondMember = new Range(foundAt, i);
+                    }
+
+                    found = 0;
+                }
+
                 if (depth == 0)
                 {
                     return i == length;
@@ -152,9 +205,18 @@ public static class CanonicalJson
                 if (c == (byte)',')
                 {
                     i++;
-                    if (isObject[depth - 1] && !Member(utf8Json, ref i, ref nameStart[depth - 1], ref nameLength[depth - 1]))
+                    if (isObject[depth - 1])
                     {
-                        return false;
+                        var at = i;
+                        if (!Member(utf8Json, ref i, ref nameStart[depth - 1], ref nameLength[depth - 1]))
+                        {
+                            return false;
+                        }
+
+                        if (track && depth == 1)
+                        {
+                            (found, foundAt) = (Which(utf8Json, at, i, nameA, nameB), at);
+                        }
                     }
 
                     break; // the next value
@@ -169,6 +231,13 @@ public static class CanonicalJson
                 depth--;
             }
         }
+    }
+
+    /// <summary>Which of two names (1, 2, or 0 for neither) the member name whose quote is at <paramref name="at"/> is, the value starting at <paramref name="value"/> (after the colon).</summary>
+    private static int Which(ReadOnlySpan<byte> text, int at, int value, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
+    {
+        var name = text[(at + 1)..(value - 2)];
+        return name.SequenceEqual(first) ? 1 : name.SequenceEqual(second) ? 2 : 0;
     }
 
     /// <summary>
@@ -227,83 +296,6 @@ public static class CanonicalJson
 
     /// <summary>Canonical bytes of a JSON text given as a string.</summary>
     public static byte[] Canonicalize(string json, string? source = null) => Canonicalize(Encoding.UTF8.GetBytes(json), source);
-
-    private static readonly SearchValues<byte> Structural = SearchValues.Create("\"{}[]"u8);
-
-    /// <summary>
-    /// Where the top-level member <paramref name="name"/> sits in an object text that <see cref="IsPlainCanonical"/>
-    /// showed (so it is the object's canonical form): the member with one of its separating commas, as
-    /// <see cref="SerializeMembers(IReadOnlyList{KeyValuePair{string, JsonNode?}}, string?, out Range?)"/> marks it, so the
-    /// text without that range is the canonical object without the member; null when the object has no such member.
-    /// Undefined for any other text: callers check first.
-    /// </summary>
-    public static Range? PlainMember(ReadOnlySpan<byte> plainObject, ReadOnlySpan<byte> name)
-    {
-        var i = 1; // after '{'
-        var first = true;
-        while (plainObject[i] != (byte)'}')
-        {
-            if (!first)
-            {
-                i++; // the comma
-            }
-
-            var start = i;
-            var nameEnd = i + 1 + plainObject[(i + 1)..].IndexOf((byte)'"'); // plain names have no escapes
-            var found = plainObject[(i + 1)..nameEnd].SequenceEqual(name);
-            var end = SkipPlainValue(plainObject, nameEnd + 2); // after the ':'
-            if (found)
-            {
-                // With the comma before it, or after it when it is the first member (none when it is the only one).
-                return !first ? new Range(start - 1, end) : plainObject[end] == (byte)',' ? new Range(start, end + 1) : new Range(start, end);
-            }
-
-            i = end;
-            first = false;
-        }
-
-        return null;
-    }
-
-    /// <summary>Where the plain canonical value starting at <paramref name="at"/> ends (strings have no escapes).</summary>
-    private static int SkipPlainValue(ReadOnlySpan<byte> text, int at)
-    {
-        switch (text[at])
-        {
-            case (byte)'"':
-                return at + 2 + text[(at + 1)..].IndexOf((byte)'"');
-            case (byte)'{':
-            case (byte)'[':
-                var depth = 0;
-                var j = at;
-                while (true)
-                {
-                    j += text[j..].IndexOfAny(Structural);
-                    switch (text[j])
-                    {
-                        case (byte)'"':
-                            j += 2 + text[(j + 1)..].IndexOf((byte)'"');
-                            continue;
-                        case (byte)'{':
-                        case (byte)'[':
-                            depth++;
-                            break;
-                        default:
-                            if (--depth == 0)
-                            {
-                                return j + 1;
-                            }
-
-                            break;
-                    }
-
-                    j++;
-                }
-
-            default:
-                return at + text[at..].IndexOfAny((byte)',', (byte)'}', (byte)']'); // a number, true, false or null
-        }
-    }
 
     /// <summary>Canonical bytes of a parsed element.</summary>
     public static byte[] Serialize(JsonElement element)
