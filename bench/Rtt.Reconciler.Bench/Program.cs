@@ -21,7 +21,7 @@ using Rtt.Silo.Lanes;
 //   2. single-route changes (add one route, then remove it again, alternately), median and p90 of several;
 // against baselines in the same run: the same lane-table swap and probe done directly on the lane host, and the
 // WAL's own durable appends for one transaction (4 entries + a signed head) without any participant.
-//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0|N|auto] [--sealed-tokens]
+//   dotnet run -c Release --project bench/Rtt.Reconciler.Bench -- [--routes 1000] [--changes 21] [--warmup 0|N|auto] [--pace MS] [--sealed-tokens]
 // The silo's process as `rtt up` runs it: on a host that hides its CPU caches, started again once with a 16 MiB
 // generation-0 budget (docs/reconciler.md, "Memory"); DOTNET_GCgen0size set beforehand is kept (0: the runtime's own).
 Rtt.Core.Hosting.Gen0Budget.Apply();
@@ -32,6 +32,9 @@ var changes = Arg("--changes", 21);
 // to thousands of changes; 60 left it compiling).
 var warmupArg = ArgText("--warmup", "0")!;
 var warmup = warmupArg == "auto" ? -1 : int.Parse(warmupArg, CultureInfo.InvariantCulture) / 2 * 2;
+// A pause before each timed single-route change (untimed, 0 by default): changes at an operator's pace rather than a burst,
+// so the JIT's background work (call counting, then the optimised tier) is done between changes instead of beside them.
+var pace = TimeSpan.FromMilliseconds(Arg("--pace", 0));
 var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
 try
 {
@@ -47,7 +50,7 @@ try
     var lanes = silo.Host.Services.GetRequiredService<LaneHostService>();
     using var key = workspace.LoadSigningKey();
     TokenKind.Silo = args.Contains("--sealed-tokens") ? null : SiloInfo.ReadLive(workspace.SiloInfoPath);
-    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {(warmup < 0 ? "enough" : warmup)} untimed, {Environment.ProcessorCount} cores, {(TokenKind.Silo?.SigningKeyId == key.KeyId ? "MAC" : "sealed")} tokens, DOTNET_GCgen0size={Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "(not set)"}, workspace {root}");
+    Console.WriteLine($"reconciler bench: {routes} routes on node0, {changes} single-route changes after {(warmup < 0 ? "enough" : warmup)} untimed{(pace > TimeSpan.Zero ? $", each after a {pace.TotalMilliseconds:0} ms pause" : "")}, {Environment.ProcessorCount} cores, {(TokenKind.Silo?.SigningKeyId == key.KeyId ? "MAC" : "sealed")} tokens, DOTNET_GCgen0size={Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "(not set)"}, workspace {root}");
 
     // Warm-up (JIT, grain activations of the reconciler, WAL, node): a one-route plan applied and removed.
     var warm = Plan(key, null, 1, "warm");
@@ -63,7 +66,7 @@ try
     await Apply(reconciler, small);
     var smallWarm = await WarmUp(reconciler, key, small, 10, "s", warmup);
     var smallPhases = new Dictionary<string, List<double>>(StringComparer.Ordinal);
-    var (smallTimes, smallLast, afterSmall, smallCost) = await Changes(reconciler, key, smallWarm, 10, "s", changes, phases: smallPhases);
+    var (smallTimes, smallLast, afterSmall, smallCost) = await Changes(reconciler, key, smallWarm, 10, "s", changes, phases: smallPhases, pace: pace);
     var none = Plan(key, Id(afterSmall), 0, "s");
     Token(key);
     await Apply(reconciler, none);
@@ -76,7 +79,7 @@ try
     Console.WriteLine($"apply {routes} routes: {bigMs:0.0} ms ({string.Join(", ", report.Phases.Select(p => $"{p.Phase} {p.Milliseconds:0.0} ms"))})");
     var bigWarm = await WarmUp(reconciler, key, big, routes, "r", warmup);
     var bigPhases = new Dictionary<string, List<double>>(StringComparer.Ordinal);
-    var (single, lastReport, afterSingle, bigCost) = await Changes(reconciler, key, bigWarm, routes, "r", changes, phases: bigPhases);
+    var (single, lastReport, afterSingle, bigCost) = await Changes(reconciler, key, bigWarm, routes, "r", changes, phases: bigPhases, pace: pace);
 
     // The same changes sent whole and as changes, alternating by pairs in one series (same state, same moment): from the
     // silo's own grain factory (no network), then from a client app connected to the silo's gateway (TCP on this machine).
@@ -180,7 +183,7 @@ static async Task<JsonObject> WarmUp(IReconcilerGrain reconciler, SigningKey key
 // With `sentAsChanges`, every other pair of changes is sent as a change (IReconcilerGrain.ApplyChange: the delta from the
 // applied plan, as `rtt apply` sends it when applied.json is the base) and those are timed apart (`AsChanges`).
 static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, Cost Cost)> Changes(IReconcilerGrain reconciler, SigningKey key, JsonObject current, int count, string prefix, int changes,
-    List<double>? sentAsChanges = null, Dictionary<string, List<double>>? phases = null)
+    List<double>? sentAsChanges = null, Dictionary<string, List<double>>? phases = null, TimeSpan pace = default)
 {
     var times = new List<double>();
     ApplyReport? last = null;
@@ -190,6 +193,11 @@ static async Task<(List<double> Times, ApplyReport Last, JsonObject Current, Cos
     var (gen0, gen1, gen2) = (0, 0, 0);
     for (var i = 0; i < changes; i++)
     {
+        if (pace > TimeSpan.Zero)
+        {
+            await Task.Delay(pace);
+        }
+
         var next = Plan(key, Id(current), i % 2 == 0 ? count + 1 : count, prefix);
         Token(key); // minted before the clock: the client's cost, not the apply's (the silo's check is timed)
         var asChange = sentAsChanges is not null && i / 2 % 2 == 1;
