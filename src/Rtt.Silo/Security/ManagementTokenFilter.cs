@@ -10,7 +10,8 @@ namespace Rtt.Silo.Security;
 /// hosted client): apply needs <c>rtt://rtt/manage/apply</c>, rollback <c>…/rollback</c>, any other write to an RTT grain
 /// or Orleans' management grain <c>…/admin</c>, each with verb <c>tx</c>; the token's nonce is spent (one token, one call).
 /// Reads (status, history, registry look-ups, WAL root) need none; grain-to-grain calls are not checked. Refusals reach
-/// the caller as RttGrainException with the RTT-TOKEN code (docs/security.md).
+/// the caller as RttGrainException with the RTT-TOKEN code (docs/security.md). A client's token goes no further than this
+/// filter: not to the grain, not to the calls the grain makes, not back with the response.
 /// </summary>
 public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGrainCallFilter
 {
@@ -23,6 +24,9 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
 
     public Task Invoke(IIncomingGrainCallContext context)
     {
+        // A client's token is taken at this door, whether the call needs one or not (a read, or a token presented for a
+        // later call); a call between grains needs none and is left as it is (its client's token was taken at the door).
+        var token = context.SourceId is not { } source || GrainTypePrefix.IsClient(source) ? Take() : null;
         if (Operation(context.SourceId, context.InterfaceMethod) is not { } operation)
         {
             return context.Invoke();
@@ -31,7 +35,7 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
         Rtt.Core.Signing.TrustStore trust;
         try
         {
-            verifier.Admit(RequestContext.Get(ManagementTokens.ContextKey) as string, ManagementTokens.Symbol(operation), ManagementTokens.Verbs, null, out trust);
+            verifier.Admit(token, ManagementTokens.Symbol(operation), ManagementTokens.Verbs, null, out trust);
         }
         catch (RttException ex)
         {
@@ -40,6 +44,33 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
 
         // The call checks what it carries (an apply: the plan's signature) against the trust its token was admitted with.
         return TokenVerifier.RunAdmitted(trust, context.Invoke);
+    }
+
+    /// <summary>
+    /// The token a client's call carries, taken out of the call's request context: neither the grain's own calls (an apply's
+    /// participants, the WAL) nor the response carry it on. Orleans sends back with a response the request context as the
+    /// call's own invocation holds it (not as a filter or the grain changed it: their changes are theirs, async-local),
+    /// so the entry is removed from the dictionary the invocation imported from this call's message (a copy made for
+    /// this call), not by <see cref="RequestContext.Remove"/>, which copies it for the filter's own flow only.
+    /// </summary>
+    private static string? Take()
+    {
+        var token = RequestContext.Get(ManagementTokens.ContextKey) as string;
+        if (token is null)
+        {
+            return null;
+        }
+
+        if (RequestContext.Entries is IDictionary<string, object> values)
+        {
+            values.Remove(ManagementTokens.ContextKey);
+        }
+        else
+        {
+            RequestContext.Remove(ManagementTokens.ContextKey);
+        }
+
+        return token;
     }
 
     /// <summary>The management operation a call is, or null when it needs no token.</summary>
