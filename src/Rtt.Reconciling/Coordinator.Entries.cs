@@ -22,10 +22,14 @@ public sealed partial class Coordinator
         return await log.AppendUnflushedAsync(entry);
     }
 
-    private async Task<long> AppendAndSign(IReadOnlyList<WalEntry> entries)
+    /// <summary>
+    /// Entries and a signed head over the log they end, in one write: durable (one fsync), or, without
+    /// <paramref name="durable"/>, committed in order and made durable by the next durable write (see the verify phase).
+    /// </summary>
+    private async Task<long> AppendAndSign(IReadOnlyList<WalEntry> entries, bool durable = true)
     {
         _signed = null;
-        var (first, head) = await log.AppendAndSignAsync(entries);
+        var (first, head) = await (durable ? log.AppendAndSignAsync(entries) : log.AppendAndSignUnflushedAsync(entries));
         _signed = head;
         return first;
     }

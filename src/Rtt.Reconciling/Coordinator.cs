@@ -311,7 +311,7 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         await Faults.HitAsync(FaultPoints.AfterCommitDecision, planId ?? "none");
         await CommitAll(tx, changes);
 
-        // The "applied" entry rides with verify's own (one durable write with the head that ends the transaction):
+        // The "applied" entry rides with verify's own (one write with the head that ends the transaction):
         // recovery re-commits and re-verifies a committed transaction without it, idempotently, and verify writes
         // nothing but probe frames.
         phases.Add(new PhaseReport("commit", Lap(clock), $"{changes.Count} participant(s) applied"));
@@ -340,7 +340,10 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
         return await Outcome(ApplyOutcome.Applied, tx, transition == TransitionRollback ? reason ?? "" : "", phases);
     }
 
-    /// <summary>Runs verify and logs its outcome, after the transaction's "applied" entry when it has none yet, with a signed head: one durable write.</summary>
+    /// <summary>
+    /// Runs verify and logs its outcome, after the transaction's "applied" entry when it has none yet, with a signed head
+    /// in one write: unflushed when verify passed (the next decision makes it durable), durable when it failed (a rollback follows).
+    /// </summary>
     private async Task<bool> VerifyPhase(TxRecord tx, List<PhaseReport> phases)
     {
         var clock = Stopwatch.StartNew();
@@ -368,8 +371,11 @@ public sealed partial class Coordinator(ICoordinatorLog log, Func<string, IParti
 
         if (failed.Count == 0)
         {
+            // Not flushed on its own: the decision is durable already, and a power loss that takes applied and verified
+            // (never anything before them) leaves a commit without applied, which recovery commits again and verifies
+            // (docs/reconciler.md, "Recovery"); the next transaction's decision flushes them. One fsync per transaction.
             entries.Add(new VerifiedEntry(Now(), tx.Tx, detail));
-            var first = await AppendAndSign(entries);
+            var first = await AppendAndSign(entries, durable: false);
             tx.AppliedIndex = writeApplied ? first : tx.AppliedIndex;
             tx.VerifiedIndex = first + entries.Count - 1;
             phases.Add(new PhaseReport("verify", Lap(clock), detail));

@@ -54,6 +54,12 @@ public interface ICoordinatorLog
         var head = await SignHeadAsync();
         return (first < 0 ? head.Size : first, head);
     }
+
+    /// <summary>
+    /// The same, committed in order but not flushed on its own where the log can: durable with the next durable write
+    /// (the transaction's applied and verified entries; the next decision flushes them). By default: durable now.
+    /// </summary>
+    Task<(long First, SignedTreeHead Head)> AppendAndSignUnflushedAsync(IReadOnlyList<WalEntry> entries) => AppendAndSignAsync(entries);
 }
 
 public sealed record ReconcilerOptions

@@ -86,7 +86,7 @@ public sealed class CoordinatorTests : IDisposable
     }
 
     [Fact]
-    public async Task A_transaction_costs_two_fsyncs_its_prepare_entry_is_made_durable_by_the_decision()
+    public async Task A_transaction_costs_one_fsync_its_prepare_is_made_durable_by_its_decision_and_its_verified_entry_by_the_next_decision()
     {
         var database = ((SqliteWalStore)_wal.Store).Database;
         var c = New();
@@ -105,16 +105,23 @@ public sealed class CoordinatorTests : IDisposable
 
         Assert.Equal(ApplyOutcome.Applied, (await c.ApplyAsync(p1)).Outcome);
         Assert.True(prepareSeen);
-        // The decision with its head, then applied + verified with theirs: two fsyncs, the first covering the prepare.
-        Assert.Equal(durableBefore + 2, database.DurableTransactions);
+        // The decision with its head (covering the prepare): one fsync. Applied + verified with theirs are committed in
+        // order (another connection reads them) but not fsynced: the next durable write makes them durable.
+        Assert.Equal(durableBefore + 1, database.DurableTransactions);
+        Assert.False(database.LastCommitDurable);
         Assert.Equal(["prepare", "commit", "applied", "verified"], Kinds());
+        using (var reader = SqliteWalStore.OpenReadOnly(database.Path))
+        {
+            Assert.Equal("verified", (string)JsonNode.Parse(reader.Read(3, 4).Single().Leaf)!["kind"]!);
+            Assert.Equal(4, reader.Heads()[^1].Size);
+        }
 
-        // An abort is durable too: its decision is fsynced with the prepare before it.
+        // An abort is durable: its decision is fsynced with the prepare and the verified entry before it.
         P("node:n0").Vote = new TxVote(false, "no room");
         P("node:n0").OnPrepare = null;
         var aborted = await c.ApplyAsync(Plan((string)p1["plan_id"]!, ("a", "b", "n0"), ("c", "d", "n0")));
         Assert.Equal(ApplyOutcome.Aborted, aborted.Outcome);
-        Assert.Equal(durableBefore + 3, database.DurableTransactions);
+        Assert.Equal(durableBefore + 2, database.DurableTransactions);
         Assert.True(database.LastCommitDurable);
     }
 
@@ -411,6 +418,9 @@ public sealed class CoordinatorTests : IDisposable
         /// <summary>The entries and their head in one SQLite transaction, as the WAL grain does.</summary>
         public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries) =>
             Task.FromResult(wal.AppendAndSign([.. entries.Select(e => e.ToLeaf())], key, DateTimeOffset.UnixEpoch));
+
+        public Task<(long First, SignedTreeHead Head)> AppendAndSignUnflushedAsync(IReadOnlyList<WalEntry> entries) =>
+            Task.FromResult(wal.AppendAndSign([.. entries.Select(e => e.ToLeaf())], key, DateTimeOffset.UnixEpoch, durable: false));
     }
 
     private sealed class TestParticipant : IParticipant

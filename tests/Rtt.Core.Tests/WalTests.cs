@@ -247,6 +247,37 @@ public sealed class WalLogTests : IDisposable
         blocked.Flush(); // told once
     }
 
+    [Fact]
+    public void A_batch_signed_without_a_flush_is_stored_in_order_but_anchored_only_once_a_durable_write_follows()
+    {
+        // The coordinator's applied + verified entries: committed (synchronous=NORMAL), durable with the next decision. The
+        // anchor must never run ahead of what a power loss keeps, so it stays at the last durable head until then.
+        var now = DateTimeOffset.UnixEpoch;
+        using (var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor))
+        {
+            var database = ((SqliteWalStore)log.Store).Database;
+            log.AppendAndSign([WalLog.LeafOf(Entry(0))], _key, now);
+            var durable = database.DurableTransactions;
+            var (first, head) = log.AppendAndSign([WalLog.LeafOf(Entry(1)), WalLog.LeafOf(Entry(2))], _key, now, durable: false);
+            Assert.Equal((1, 3), (first, head.Size));
+            Assert.Equal(durable, database.DurableTransactions);
+            Assert.False(database.LastCommitDurable);
+        }
+
+        Assert.Equal(1, Anchor.Read()!.Size); // closed (the anchor flushed): still the durable head's
+
+        // A process that stopped there (nothing lost but the fsync): the log and its heads are all there and verify.
+        using (var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor))
+        {
+            Assert.Equal(3, log.Size);
+            Assert.Equal([1L, 3L], log.Heads.Select(h => h.Size));
+            Assert.True(WalVerifier.Verify(log.Store, Trust()).Ok);
+            log.AppendAndSign([WalLog.LeafOf(Entry(3))], _key, now); // the next decision: durable, and anchored
+        }
+
+        Assert.Equal(4, Anchor.Read()!.Size);
+    }
+
     private void FillAnchored(int count, int headEvery)
     {
         using var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor);

@@ -73,6 +73,14 @@ public interface IWalGrain : IGrainWithStringKey
     [Alias("AppendAndSign")]
     Task<WalHeadView> AppendAndSign(ImmutableArray<Rtt.Reconciling.Wal.WalEntry> entries);
 
+    /// <summary>
+    /// The same, committed in order but not flushed on its own: durable with the next durable write (the coordinator's
+    /// applied and verified entries, made durable by the next transaction's decision). A process crash loses nothing; a
+    /// power loss may lose them, never anything before them, and recovery then verifies the committed plan again.
+    /// </summary>
+    [Alias("AppendAndSignUnflushed")]
+    Task<WalHeadView> AppendAndSignUnflushed(ImmutableArray<Rtt.Reconciling.Wal.WalEntry> entries);
+
     [Alias("Root")]
     Task<WalHeadView> Root();
 

@@ -490,11 +490,15 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
             return new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? "");
         }
 
-        public async Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries)
+        public Task<(long First, SignedTreeHead Head)> AppendAndSignAsync(IReadOnlyList<WalEntry> entries) => AppendAndSign(entries, durable: true);
+
+        public Task<(long First, SignedTreeHead Head)> AppendAndSignUnflushedAsync(IReadOnlyList<WalEntry> entries) => AppendAndSign(entries, durable: false);
+
+        private async Task<(long First, SignedTreeHead Head)> AppendAndSign(IReadOnlyList<WalEntry> entries, bool durable)
         {
             var batch = entries.ToImmutableArray();
-            var head = await Write(() => retry.ExecuteAsync("appending to the WAL with a signed tree head", _ => new ValueTask<WalHeadView>(wal.AppendAndSign(batch))),
-                h => (h.Size, h.Root));
+            var head = await Write(() => retry.ExecuteAsync("appending to the WAL with a signed tree head",
+                _ => new ValueTask<WalHeadView>(durable ? wal.AppendAndSign(batch) : wal.AppendAndSignUnflushed(batch))), h => (h.Size, h.Root));
             return (head.Size - batch.Length, new SignedTreeHead(head.Size, head.Root, "", "", head.SignedJson ?? ""));
         }
 

@@ -73,7 +73,11 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
         return new WalHeadView(head.Size, head.Root, head.Json);
     }
 
-    public async Task<WalHeadView> AppendAndSign(ImmutableArray<WalEntry> entries)
+    public Task<WalHeadView> AppendAndSign(ImmutableArray<WalEntry> entries) => AppendAndSign(entries, durable: true);
+
+    public Task<WalHeadView> AppendAndSignUnflushed(ImmutableArray<WalEntry> entries) => AppendAndSign(entries, durable: false);
+
+    private async Task<WalHeadView> AppendAndSign(ImmutableArray<WalEntry> entries, bool durable)
     {
         var leaves = entries.Select(e => e.ToLeaf()).ToList();
         var size = Log.Size;
@@ -84,7 +88,7 @@ public sealed class WalGrain(WalStoreFactory stores, RttWorkspace workspace, Tim
 
         var head = await Task.Run(() =>
         {
-            return Log.AppendAndSign(leaves, workspace.Signer.Current(), time.GetUtcNow()).Head;
+            return Log.AppendAndSign(leaves, workspace.Signer.Current(), time.GetUtcNow(), durable).Head;
         });
         if (leaves.Count > 0)
         {

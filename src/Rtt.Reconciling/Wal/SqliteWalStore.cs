@@ -157,6 +157,9 @@ public sealed class SqliteWalStore : IWalStore
     /// <summary>The entries and the head in one transaction: one fsync.</summary>
     public void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson) => Append(records, (headSize, headJson), durable: true);
 
+    /// <summary>The same; without <paramref name="durable"/> committed with <c>synchronous=NORMAL</c>, made durable by the next durable write.</summary>
+    public void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson, bool durable) => Append(records, (headSize, headJson), durable);
+
     private void Append(IReadOnlyList<WalRecord> records, (long Size, string Json)? head, bool durable)
     {
         Writable();
@@ -170,8 +173,9 @@ public sealed class SqliteWalStore : IWalStore
             return;
         }
 
-        // One durable write of the state database: checked, inserted and committed (synchronous=FULL, fsynced) together,
-        // possibly with ledger and grain state writes queued at the same time.
+        // One write of the state database: checked, inserted and committed together (durable: synchronous=FULL, fsynced;
+        // otherwise synchronous=NORMAL, made durable by the next durable write), possibly with ledger and grain state
+        // writes queued at the same time.
         _database.Write((c, tx) =>
         {
             using (var check = c.CreateCommand())

@@ -494,8 +494,13 @@ public sealed class WalLog : IDisposable
     public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<JsonObject> entries, SigningKey key, DateTimeOffset now) =>
         AppendAndSign([.. entries.Select(LeafOf)], key, now);
 
-    /// <summary>The same for leaves already in canonical form.</summary>
-    public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<byte[]> leaves, SigningKey key, DateTimeOffset now)
+    /// <summary>
+    /// The same for leaves already in canonical form. Without <paramref name="durable"/> the entries and the head are
+    /// committed in order but not flushed on their own (<see cref="IWalStore.AppendWithHead(IReadOnlyList{WalRecord}, long, string, bool)"/>):
+    /// durable with the next durable write, and such a head is not written to the anchor, which must never run ahead of
+    /// what a power loss keeps.
+    /// </summary>
+    public (long First, SignedTreeHead Head) AppendAndSign(IReadOnlyList<byte[]> leaves, SigningKey key, DateTimeOffset now, bool durable = true)
     {
         lock (_gate)
         {
@@ -519,7 +524,7 @@ public sealed class WalLog : IDisposable
             var signed = ObjectSigner.Sign(new JsonObject { ["root"] = root, ["size"] = size, ["timestamp"] = timestamp }, key);
             var json = System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(signed));
 
-            _store.AppendWithHead(records, size, json); // the store refuses a batch that does not continue the log
+            _store.AppendWithHead(records, size, json, durable); // the store refuses a batch that does not continue the log
             foreach (var r in records)
             {
                 _leafHashes.Add(r.LeafHash);
@@ -529,7 +534,11 @@ public sealed class WalLog : IDisposable
             Batches++;
             var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
             _heads.Add(head);
-            _anchor?.WriteLater(head); // after the database holds it: the anchor never runs ahead of the log
+            if (durable)
+            {
+                _anchor?.WriteLater(head); // after the database holds it durably: the anchor never runs ahead of the log
+            }
+
             return (first, head);
         }
     }

@@ -60,6 +60,13 @@ public interface IWalStore : IDisposable
         AddHead(headSize, headJson);
     }
 
+    /// <summary>
+    /// The same, without <paramref name="durable"/>: committed in order but not flushed on its own where the store can
+    /// (SQLite: <c>synchronous=NORMAL</c>), durable with the next durable write; a power loss keeps a prefix, a process
+    /// crash loses nothing. By default (a store that flushes every commit, PostgreSQL here): durable.
+    /// </summary>
+    void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson, bool durable) => AppendWithHead(records, headSize, headJson);
+
     /// <summary>Every signed tree head, by size.</summary>
     IReadOnlyList<WalHeadRecord> Heads();
 }
