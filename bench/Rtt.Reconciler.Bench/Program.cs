@@ -112,12 +112,18 @@ try
     var directMs = clock.Elapsed.TotalMilliseconds;
     Console.WriteLine($"baseline: swap + probe {routes} lanes directly on the lane host: {directMs:0.0} ms ({failures.Count} failed)");
 
-    // Baseline 2: one transaction's durable WAL work alone (4 appends, one signed head) on a separate log file.
+    // Baseline 2: one transaction's durable WAL work alone (4 appends, one signed head) on a separate log file, at the
+    // changes' pace (a disk's fsync after a quiet spell can cost several times one right after another).
     var walTimes = new List<double>();
     using (var log = WalLog.Open(SqliteWalStore.Open(Path.Combine(root, "baseline-wal.db"))))
     {
         for (var i = 0; i < changes; i++)
         {
+            if (pace > TimeSpan.Zero)
+            {
+                await Task.Delay(pace);
+            }
+
             clock.Restart();
             foreach (var kind in new[] { "prepare", "commit", "applied", "verified" })
             {
