@@ -32,8 +32,9 @@ var changes = Arg("--changes", 21);
 // to thousands of changes; 60 left it compiling).
 var warmupArg = ArgText("--warmup", "0")!;
 var warmup = warmupArg == "auto" ? -1 : int.Parse(warmupArg, CultureInfo.InvariantCulture) / 2 * 2;
-// A pause before each timed single-route change (untimed, 0 by default): changes at an operator's pace rather than a burst,
-// so the JIT's background work (call counting, then the optimised tier) is done between changes instead of beside them.
+// A pause before each timed single-route change and each WAL-only baseline round (untimed, 0 by default): changes at an
+// operator's pace rather than a burst (the disk's fsync after a quiet spell, and the JIT's background work between
+// changes instead of beside them; docs/reconciler.md, "Measured").
 var pace = TimeSpan.FromMilliseconds(Arg("--pace", 0));
 var root = Directory.CreateTempSubdirectory("rtt-reconciler-bench-").FullName;
 try
