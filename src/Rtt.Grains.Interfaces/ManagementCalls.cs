@@ -21,10 +21,10 @@ public static class ManagementCalls
 
     /// <summary>
     /// The same with a key the caller keeps (a client app making many calls): a MAC token when <paramref name="silo"/> (its
-    /// silo.json, read once) signs with <paramref name="key"/>, a sealed token otherwise (docs/tokens.md, MAC tokens).
+    /// silo.json, read once) signs with <paramref name="key"/> (compact when it reads those), a sealed token otherwise
+    /// (docs/tokens.md, MAC tokens).
     /// </summary>
-    public static void Present(Rtt.Core.Signing.SigningKey key, string operation, SiloInfo? silo) =>
-        Present(silo?.SigningKeyId == key.KeyId ? ManagementTokens.MintMac(key, operation) : ManagementTokens.Mint(key, operation));
+    public static void Present(Rtt.Core.Signing.SigningKey key, string operation, SiloInfo? silo) => Present(ManagementTokens.MintFor(key, operation, silo));
 
     /// <summary>A token the caller has (e.g. from `rtt token issue --saddr rtt://rtt/manage/apply --verb tx`).</summary>
     public static void Present(string token) => RequestContext.Set(ManagementTokens.ContextKey, token);

@@ -18,7 +18,7 @@ namespace Rtt.Cli.Bench;
 /// as its own process on a quickstart workspace (scanned, its plan applied); an <see cref="RttClient"/> in this process
 /// makes sequential grain calls, each case in alternating slices so all see the same machine: a bare ping grain (the
 /// same-run baseline: what Orleans itself costs here), symbol resolution, a node grain read, the reconciler's history,
-/// <see cref="RttClient.GetStatusAsync"/> (membership plus every node record), apply of the applied plan (with a MAC token and
+/// <see cref="RttClient.GetStatusAsync"/> (membership plus every node record), apply of the applied plan (with a compact MAC token, a JSON one and
 /// with a signed one), and apply's excess in parts (the plan's bytes, a token carried, a token checked; IPingGrain.Echo and
 /// Guarded). Percentiles from HdrHistogram, and what each process allocates per call of each case.
 /// </summary>
@@ -32,7 +32,7 @@ public static class ControlBench
         var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices)", DefaultValueFactory = _ => 3 };
         var only = new Option<string[]>("--case") { Description = $"Only these cases, besides ping (repeatable): {string.Join(", ", CaseNames.Skip(1))}", AllowMultipleArgumentsPerToken = false };
         var json = RttCommands.JsonOption();
-        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a MAC and with a signed token, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, only, json };
+        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a compact MAC token, a JSON one and a signed one, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, only, json };
         command.SetAction(RttCommands.Guard(async (parse, _) =>
         {
             var s = parse.GetValue(seconds);
@@ -63,7 +63,7 @@ public static class ControlBench
     }
 
     /// <summary>The cases in the order they run; ping, the baseline, first.</summary>
-    public static readonly string[] CaseNames = ["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-signed", "ping+plan", "ping+token", "guarded"];
+    public static readonly string[] CaseNames = ["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-mac1", "apply-signed", "ping+plan", "ping+token", "guarded"];
 
     /// <param name="only">The cases to run besides ping (empty: all).</param>
     public static async Task<JsonObject> RunAsync(double seconds, Action<string>? progress, IReadOnlyCollection<string>? only = null)
@@ -110,8 +110,18 @@ public static class ControlBench
                 return await reconciler.ApplyUtf8(applied);
             }
 
+            // The MAC token form the silo reads (its silo.json's mac_format; compact rttm2 from this version on, docs/tokens.md).
             void PresentMac(string operation) =>
-                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, operation, ttl: TimeSpan.FromSeconds(3)));
+                Rtt.Grains.ManagementCalls.Present(siloInfo?.MacFormat >= 2
+                    ? Rtt.Core.Tokens.ManagementTokens.MintCompactMac(key, operation, ttl: TimeSpan.FromSeconds(3))
+                    : Rtt.Core.Tokens.ManagementTokens.MintMac(key, operation, ttl: TimeSpan.FromSeconds(3)));
+
+            async Task<ApplyReport> ApplyJsonMac()
+            {
+                // The same with the JSON MAC token (rttm1) that clients before the compact form present: what the compact form saves.
+                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Apply, ttl: TimeSpan.FromSeconds(3)));
+                return await reconciler.ApplyUtf8(applied);
+            }
 
             async Task<ApplyReport> ApplySigned()
             {
@@ -139,6 +149,7 @@ public static class ControlBench
                 ("history", async () => await reconciler.History()),
                 ("status", async () => await client.GetStatusAsync()),
                 ("apply-unchanged", async () => await ApplyAgain()),
+                ("apply-mac1", async () => await ApplyJsonMac()),
                 ("apply-signed", async () => await ApplySigned()),
 
                 // Apply's excess over the ping, in parts: the plan's bytes without a token; a MAC token minted and carried but

@@ -63,7 +63,7 @@ public sealed partial class CapabilityToken
         output.Write("}"u8);
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        Hmac(issuer.MacKey, output.WrittenSpan[MacHead.Length..], mac);
+        Hmac(issuer.MacKey, default, output.WrittenSpan[MacHead.Length..], mac);
         output.Write(MacTailHead);
         output.Advance(System.Buffers.Text.Base64.EncodeToUtf8(mac, output.GetSpan(44), out _, out var macChars) == OperationStatus.Done ? macChars : throw new InvalidOperationException("base64 of a MAC"));
         output.Write("\"}"u8);
@@ -160,7 +160,7 @@ public sealed partial class CapabilityToken
         }
 
         Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        Hmac(macKey, _macBody.Span, mac);
+        Hmac(macKey, _compact ? Mac2Domain : default, _macBody.Span, mac);
         return CryptographicOperations.FixedTimeEquals(mac, _mac);
     }
 
@@ -173,7 +173,9 @@ public sealed partial class CapabilityToken
     [ThreadStatic]
     private static IncrementalHash? HmacState;
 
-    private static void Hmac(ReadOnlySpan<byte> key, ReadOnlySpan<byte> data, Span<byte> mac)
+    /// <param name="domain">What goes in before <paramref name="data"/>: nothing for <c>rtt.mac/1</c> (its data is JSON), the
+    /// format's name for <c>rtt.mac/2</c>, so no bytes are the MAC's input in both formats.</param>
+    private static void Hmac(ReadOnlySpan<byte> key, ReadOnlySpan<byte> domain, ReadOnlySpan<byte> data, Span<byte> mac)
     {
         var state = HmacState;
         if (state is null || HmacKey is not { } kept || !kept.AsSpan().SequenceEqual(key))
@@ -188,6 +190,7 @@ public sealed partial class CapabilityToken
             state = HmacState = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
         }
 
+        state.AppendData(domain);
         state.AppendData(data);
         if (state.GetHashAndReset(mac) != HMACSHA256.HashSizeInBytes)
         {

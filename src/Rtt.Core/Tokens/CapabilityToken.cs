@@ -64,8 +64,9 @@ public sealed partial class CapabilityToken
     /// <summary>The token as it travels.</summary>
     public string Text { get; }
 
-    /// <summary>The decoded envelope (canonical JSON). A MAC token read from its bytes (<see cref="ParseMac"/>) parses it when first asked.</summary>
-    public JsonObject Envelope => _envelope ?? LazyInitializer.EnsureInitialized(ref _envelope, () => (JsonObject)JsonNode.Parse(_decoded!)!);
+    /// <summary>The decoded envelope (canonical JSON). A MAC token read from its bytes (<see cref="ParseMac"/>) parses it when first
+    /// asked; a compact one (<c>rttm2</c>) shows its members in the same envelope, with format <c>rtt.mac/2</c>.</summary>
+    public JsonObject Envelope => _envelope ?? LazyInitializer.EnsureInitialized(ref _envelope, () => _compact ? CompactEnvelope() : (JsonObject)JsonNode.Parse(_decoded!)!);
 
     public IReadOnlyList<(JsonObject Body, byte[] Sig)> Blocks =>
         _blocks ?? LazyInitializer.EnsureInitialized(ref _blocks, () => [((JsonObject)Envelope["body"]!, _mac!)]);
@@ -271,7 +272,7 @@ public sealed partial class CapabilityToken
 
         if (!text.StartsWith(prefix, StringComparison.Ordinal))
         {
-            throw Malformed($"a token starts with \"{Prefix}\" (or \"{MacPrefix}\")");
+            throw Malformed($"a token starts with \"{Prefix}\" (or \"{MacPrefix}\", \"{Mac2Prefix}\")");
         }
 
         bytes = FromBase64Url(text.AsSpan(prefix.Length)) ?? throw Malformed($"the text after \"{prefix}\" is not unpadded base64url");
@@ -300,6 +301,11 @@ public sealed partial class CapabilityToken
     /// </summary>
     public static CapabilityToken Parse(string? text)
     {
+        if (text is not null && text.StartsWith(Mac2Prefix, StringComparison.Ordinal))
+        {
+            return ParseMac2(text);
+        }
+
         if (text is not null && text.StartsWith(MacPrefix, StringComparison.Ordinal))
         {
             return ParseMac(text);

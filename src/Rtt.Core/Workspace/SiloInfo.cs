@@ -7,10 +7,16 @@ namespace Rtt.Core.Workspace;
 /// <summary>
 /// <c>.rtt/state/silo.json</c>: written by a running silo so that <c>rtt status</c> and client apps on
 /// this machine find its gateway; removed on clean shutdown. A stale file (process gone) is ignored. <c>signing_key</c> is
-/// the key id the silo signed with when it wrote the file: a client holding that key presents MAC tokens (docs/tokens.md).
+/// the key id the silo signed with when it wrote the file: a client holding that key presents MAC tokens (docs/tokens.md);
+/// <c>mac_format</c> the newest MAC token format the silo reads (2: compact <c>rttm2</c> tokens; a file without it, from a
+/// silo before them, means 1).
 /// </summary>
-public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int GatewayPort, string ClusterId, string ServiceId, DateTimeOffset Started, string? SigningKeyId = null)
+public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int GatewayPort, string ClusterId, string ServiceId, DateTimeOffset Started, string? SigningKeyId = null,
+    int MacFormat = 1)
 {
+    /// <summary>The newest MAC token format this version reads, which a silo of this version writes into its silo.json.</summary>
+    public const int NewestMacFormat = 2;
+
     public JsonObject ToJson()
     {
         var json = new JsonObject
@@ -26,6 +32,7 @@ public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int Ga
         if (SigningKeyId is not null)
         {
             json["signing_key"] = SigningKeyId;
+            json["mac_format"] = MacFormat;
         }
 
         return json;
@@ -47,7 +54,8 @@ public sealed record SiloInfo(int ProcessId, string NodeId, int SiloPort, int Ga
             var info = new SiloInfo(
                 (int)json["pid"]!, (string)json["node_id"]!, (int)json["silo_port"]!, (int)json["gateway_port"]!,
                 (string)json["cluster_id"]!, (string)json["service_id"]!,
-                DateTimeOffset.Parse((string)json["started"]!, CultureInfo.InvariantCulture), (string?)json["signing_key"]);
+                DateTimeOffset.Parse((string)json["started"]!, CultureInfo.InvariantCulture), (string?)json["signing_key"],
+                json["mac_format"] is { } format ? (int)format : 1);
             return IsAlive(info.ProcessId) ? info : null;
         }
         catch (Exception ex) when (ex is IOException or FormatException or InvalidOperationException or NullReferenceException or Errors.RttException)
