@@ -538,7 +538,7 @@ public sealed class NodeDirectoryGrain(
         }
 
         var silos = Silos();
-        if (!silos.SequenceEqual(kept.Silos))
+        if (silos != kept.Silos && !silos.SequenceEqual(kept.Silos)) // the same kept list, or one made again with the same silos
         {
             kept = (silos, kept.Status with { Members = Members(hosts.Entries, silos) });
             _status = kept;
@@ -638,6 +638,11 @@ public sealed class NodeDirectoryGrain(
     }
 
     /// <summary>The active silos this silo knows of, with their metadata, by address.</summary>
+    /// <summary>
+    /// The active silos with their metadata, kept while the membership version stays the same once every one of them has
+    /// published its metadata (a silo publishes it once, when it starts, and it never changes; until it has arrived here,
+    /// the list is made again at every call, so a silo's host, NUMA node and node show from the call after it arrived).
+    /// </summary>
     private ImmutableArray<SiloView> Silos()
     {
         if (Membership is not { } membership)
@@ -645,13 +650,23 @@ public sealed class NodeDirectoryGrain(
             return [];
         }
 
+        var snapshot = membership.CurrentSnapshot;
+        if (_silos is { } kept && kept.Version == snapshot.Version)
+        {
+            return kept.Silos;
+        }
+
         var metadata = SiloMetadata;
-        return [.. membership.CurrentSnapshot.Members.Values
-            .Where(m => m.Status == SiloStatus.Active)
+        var active = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).ToList();
+        ImmutableArray<SiloView> silos = [.. active
             .Select(m => new SiloView(m.SiloAddress.ToString(), m.Name, NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.HostKey),
                 NodeSilos.Metadata(m.SiloAddress, metadata, NodeSilos.NumaKey), NodeSilos.NodeOf(m.SiloAddress, m.Name, metadata)))
             .OrderBy(s => s.Address, StringComparer.Ordinal)];
+        _silos = metadata is not null && active.TrueForAll(m => metadata.GetSiloMetadata(m.SiloAddress)?.Metadata is { Count: > 0 }) ? (snapshot.Version, silos) : null;
+        return silos;
     }
+
+    private (MembershipVersion Version, ImmutableArray<SiloView> Silos)? _silos;
 
     public async Task<ImmutableArray<NodeRecord>> Records()
     {
