@@ -59,4 +59,26 @@ public sealed class RegistryGrainTests(ClusterFixture fixture)
         Assert.Equal([$"rtt://agents/agent/{name}"], info.Exports.ToArray());
         Assert.Null(await fixture.Cluster.Client.GetGrain<IAgentGrain>("nobody@1.0.0").GetInfo());
     }
+
+    [Fact]
+    public async Task A_symbol_resolved_before_discovery_rewrote_the_registry_is_resolved_anew_at_the_very_next_call()
+    {
+        // The grain keeps its answers and reads no file status between changes: the registry folder's watch must tell it,
+        // from the first call after discovery's write returned (not a second later, when the stamps are read anyway).
+        var name = $"w{Guid.NewGuid():N}"[..12];
+        var path = Path.Combine(fixture.Workspace.Root, "agents", $"{name}.agent.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var symbol = $"rtt://agents/agent/{name}";
+        for (var minor = 0; minor < 3; minor++)
+        {
+            File.WriteAllText(path, $$$"""{"id":"{{{name}}}","version":"1.{{{minor}}}.0","description":"test agent","instructions":"i","exports":[{"symbol":"{{{symbol}}}","input":"rtt.types/Text","output":"rtt.types/Text"}]}""");
+            using (var store = RegistryStore.Open(fixture.Workspace))
+            {
+                Assert.Empty(new Scanner(fixture.Workspace, store).Run().Errors);
+            }
+
+            Assert.Contains($"1.{minor}.0", (await Registry.ResolveSymbol(symbol)).Select(v => v.Version));
+            Assert.Contains($"1.{minor}.0", (await Registry.ResolveSymbol(symbol)).Select(v => v.Version)); // the kept answer
+        }
+    }
 }

@@ -29,13 +29,19 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
     {
         get
         {
-            var path = Path.Combine(workspace.Registry, "symbols.json");
-            var stamp = File.Exists(path) ? File.GetLastWriteTimeUtc(path) : DateTime.MinValue;
-            if (_symbols is null || stamp != _symbolsStamp)
+            Look();
+            if (_symbols is null || _symbolsStale)
             {
-                _symbols = stamp == DateTime.MinValue ? [] : RttWorkspace.ReadObject(path);
-                _symbolsStamp = stamp;
-                _resolved.Clear();
+                var path = Path.Combine(workspace.Registry, "symbols.json");
+                var stamp = File.Exists(path) ? File.GetLastWriteTimeUtc(path) : DateTime.MinValue;
+                if (_symbols is null || stamp != _symbolsStamp)
+                {
+                    _symbols = stamp == DateTime.MinValue ? [] : RttWorkspace.ReadObject(path);
+                    _symbolsStamp = stamp;
+                    _resolved.Clear();
+                }
+
+                _symbolsStale = false;
             }
 
             return _symbols;
@@ -46,15 +52,49 @@ public sealed class RegistryGrain(RttWorkspace workspace) : Grain, IRegistryGrai
     {
         get
         {
-            var stamp = File.Exists(workspace.IndexPath) ? File.GetLastWriteTimeUtc(workspace.IndexPath) : DateTime.MinValue;
-            if (_store is null || stamp != _indexStamp)
+            Look();
+            if (_store is null || _storeStale)
             {
-                _store?.Dispose();
-                _store = RegistryStore.Open(workspace);
-                _indexStamp = stamp;
+                var stamp = File.Exists(workspace.IndexPath) ? File.GetLastWriteTimeUtc(workspace.IndexPath) : DateTime.MinValue;
+                if (_store is null || stamp != _indexStamp)
+                {
+                    _store?.Dispose();
+                    _store = RegistryStore.Open(workspace);
+                    _indexStamp = stamp;
+                }
+
+                _storeStale = false;
             }
 
             return _store;
+        }
+    }
+
+    // Whether symbols.json and index.json must have their stamps read again: the registry folder's watch (FolderWatch, as the
+    // token verifier's over the trust folder) says at once when anything in it changed, so a call between changes reads no
+    // file status (two system calls per file, most of a symbol resolution's cost over a bare grain call where measured);
+    // the stamps are read anyway at most a second apart, and at every call where there is no watch, for what a watch
+    // cannot see (a folder above the registry replaced).
+    private FolderWatch? _watch;
+    private long _nextOpen;
+    private bool _symbolsStale = true;
+    private bool _storeStale = true;
+    private long _nextStamp;
+    private const long StampEveryMs = 1000;
+
+    private void Look()
+    {
+        var now = Environment.TickCount64;
+        if (_watch is null && now >= _nextOpen)
+        {
+            _watch = Directory.Exists(workspace.Registry) ? FolderWatch.Open(workspace.Registry) : null; // tried again a second later when there is none
+            _nextOpen = now + StampEveryMs;
+        }
+
+        if (_watch?.Changed() is not false || now >= _nextStamp)
+        {
+            _symbolsStale = _storeStale = true;
+            _nextStamp = now + StampEveryMs;
         }
     }
 
