@@ -251,31 +251,44 @@ public sealed class WalLogTests : IDisposable
     public void A_batch_signed_without_a_flush_is_stored_in_order_but_anchored_only_once_a_durable_write_follows()
     {
         // The coordinator's applied + verified entries: committed (synchronous=NORMAL), durable with the next decision. The
-        // anchor must never run ahead of what a power loss keeps, so it stays at the last durable head until then.
+        // anchor must never run ahead of what a power loss keeps, so it stays at the last durable head until then: after a
+        // crash (the log never closed) it is a head behind; a clean close flushes the database once and anchors the last head.
         var now = DateTimeOffset.UnixEpoch;
+        var anchor = Anchor;
+        var crashed = WalLog.Open(SqliteWalStore.Open(Db), Trust(), anchor);
+        crashed.AppendAndSign([WalLog.LeafOf(Entry(0))], _key, now);
+        crashed.AppendAndSign([WalLog.LeafOf(Entry(1))], _key, now, durable: false);
+        anchor.Flush(); // the anchor's writer wrote what it was given (the durable head)
+        crashed.Store.Dispose(); // the process died here: no clean close of the log
+        Assert.Equal(1, Anchor.Read()!.Size);
+
         using (var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor))
         {
+            Assert.Equal(2, log.Size);
+            Assert.Equal(1, Anchor.Read()!.Size);
             var database = ((SqliteWalStore)log.Store).Database;
-            log.AppendAndSign([WalLog.LeafOf(Entry(0))], _key, now);
+            log.AppendAndSign([WalLog.LeafOf(Entry(2))], _key, now);
             var durable = database.DurableTransactions;
-            var (first, head) = log.AppendAndSign([WalLog.LeafOf(Entry(1)), WalLog.LeafOf(Entry(2))], _key, now, durable: false);
-            Assert.Equal((1, 3), (first, head.Size));
+            var (first, head) = log.AppendAndSign([WalLog.LeafOf(Entry(3)), WalLog.LeafOf(Entry(4))], _key, now, durable: false);
+            Assert.Equal((3, 5), (first, head.Size));
             Assert.Equal(durable, database.DurableTransactions);
             Assert.False(database.LastCommitDurable);
+            log.Dispose();
+            Assert.Equal(durable + 1, database.DurableTransactions); // the close's one flush
         }
 
-        Assert.Equal(1, Anchor.Read()!.Size); // closed (the anchor flushed): still the durable head's
+        Assert.Equal(5, Anchor.Read()!.Size); // closed cleanly: the last head, made durable by the close
 
-        // A process that stopped there (nothing lost but the fsync): the log and its heads are all there and verify.
+        // Opened again: the log and its heads are all there and verify; the next decision is durable and anchored.
         using (var log = WalLog.Open(SqliteWalStore.Open(Db), Trust(), Anchor))
         {
-            Assert.Equal(3, log.Size);
-            Assert.Equal([1L, 3L], log.Heads.Select(h => h.Size));
+            Assert.Equal(5, log.Size);
+            Assert.Equal([1L, 2L, 3L, 5L], log.Heads.Select(h => h.Size));
             Assert.True(WalVerifier.Verify(log.Store, Trust()).Ok);
-            log.AppendAndSign([WalLog.LeafOf(Entry(3))], _key, now); // the next decision: durable, and anchored
+            log.AppendAndSign([WalLog.LeafOf(Entry(5))], _key, now);
         }
 
-        Assert.Equal(4, Anchor.Read()!.Size);
+        Assert.Equal(6, Anchor.Read()!.Size);
     }
 
     private void FillAnchored(int count, int headEvery)

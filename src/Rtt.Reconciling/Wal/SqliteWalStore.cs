@@ -290,6 +290,30 @@ public sealed class SqliteWalStore : IWalStore
         });
     }
 
+    /// <summary>
+    /// A durable commit when the state database's last one was not: it rewrites the database header's user version with
+    /// the value it has (a page written, so the commit is fsynced, and nothing changed), which flushes every commit before it.
+    /// </summary>
+    public void Sync()
+    {
+        Writable();
+        if (_database.LastCommitDurable)
+        {
+            return;
+        }
+
+        _database.Write((c, tx) =>
+        {
+            using var command = c.CreateCommand();
+            command.Transaction = tx;
+            command.CommandText = "PRAGMA user_version;";
+            var version = Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+            command.CommandText = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PRAGMA user_version = {version};");
+            command.ExecuteNonQuery();
+            return true;
+        }, durable: true);
+    }
+
     public void AddHead(long size, string json)
     {
         Writable();

@@ -537,6 +537,11 @@ public sealed class WalLog : IDisposable
             if (durable)
             {
                 _anchor?.WriteLater(head); // after the database holds it durably: the anchor never runs ahead of the log
+                _unanchored = null;
+            }
+            else
+            {
+                _unanchored = head; // anchored by Dispose after a sync, unless a durable head comes first
             }
 
             return (first, head);
@@ -562,6 +567,7 @@ public sealed class WalLog : IDisposable
             var head = new SignedTreeHead(size, root, timestamp, key.KeyId, json);
             _heads.Add(head);
             _anchor?.WriteLater(head); // after the database holds it: the anchor never runs ahead of the log
+            _unanchored = null;
             return head;
         }
     }
@@ -573,15 +579,30 @@ public sealed class WalLog : IDisposable
     {
         try
         {
+            lock (_gate)
+            {
+                if (_anchor is not null && _unanchored is { } last)
+                {
+                    // A clean close: the last head was stored without a flush (a transaction's verified entry); flushed now,
+                    // it is anchored too, so after a clean stop the anchor names the whole log (a crash leaves it a head behind).
+                    _store.Sync();
+                    _anchor.WriteLater(last);
+                    _unanchored = null;
+                }
+            }
+
             _anchor?.Flush(); // the last heads' anchor written before the log closes
         }
-        catch (RttException)
+        catch (Exception ex) when (ex is RttException or Microsoft.Data.Sqlite.SqliteException or IOException or ObjectDisposedException)
         {
-            // Not written (the state folder became unwritable): the anchor stays a lower bound, the log itself is whole.
+            // Not flushed or not written (the disk failed, the state folder became unwritable, the database closed first):
+            // the anchor stays a lower bound, the log itself is whole.
         }
         finally
         {
             _store.Dispose();
         }
     }
+
+    private SignedTreeHead? _unanchored; // the newest head, when it was stored without a flush (so not anchored yet)
 }

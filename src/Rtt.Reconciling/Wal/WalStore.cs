@@ -67,6 +67,14 @@ public interface IWalStore : IDisposable
     /// </summary>
     void AppendWithHead(IReadOnlyList<WalRecord> records, long headSize, string headJson, bool durable) => AppendWithHead(records, headSize, headJson);
 
+    /// <summary>
+    /// Makes every write committed so far durable (SQLite: one <c>synchronous=FULL</c> commit, which flushes the commits
+    /// before it). A store that flushes every commit (PostgreSQL here) has nothing to do.
+    /// </summary>
+    void Sync()
+    {
+    }
+
     /// <summary>Every signed tree head, by size.</summary>
     IReadOnlyList<WalHeadRecord> Heads();
 }
