@@ -10,7 +10,7 @@ using Rtt.Core.Workspace;
 namespace Rtt.Core.Tests;
 
 /// <summary>Capability tokens (docs/tokens.md): issue, attenuate, seal, verify; the chain only narrows; MAC tokens checked only by a holder of their key.</summary>
-public sealed class TokenTests : IDisposable
+public sealed partial class TokenTests : IDisposable
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 2, 12, 0, 0, TimeSpan.Zero);
     private readonly string _dir = Directory.CreateTempSubdirectory("rtt-token-").FullName;

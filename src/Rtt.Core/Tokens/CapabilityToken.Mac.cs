@@ -206,11 +206,13 @@ public sealed partial class CapabilityToken
     private byte[]? _mac;
     private readonly byte[]? _decoded; // a MAC token read without a node tree: its envelope's bytes (Envelope parses them when asked)
 
-    private CapabilityToken(string text, byte[] decoded, int bodyEnd, byte[] mac, TokenRights rights, string tokenId, string issuer, string nonce)
+    /// <summary>A MAC token read from its bytes: <paramref name="decoded"/> is the JSON form's envelope (null for the compact form), <paramref name="macBody"/> what its MAC covers.</summary>
+    private CapabilityToken(string text, byte[]? decoded, ReadOnlyMemory<byte> macBody, byte[] mac, TokenRights rights, string tokenId, string issuer, string nonce, bool compact)
     {
         Text = text;
         _decoded = decoded;
-        _macBody = decoded.AsMemory(MacHead.Length, bodyEnd - MacHead.Length);
+        _compact = compact;
+        _macBody = macBody;
         _mac = mac;
         Rights = rights;
         Sealed = true;
@@ -320,7 +322,7 @@ public sealed partial class CapabilityToken
         var rights = new TokenRights(CheckSaddr(saddr, $"{where}.body.saddr", shape: true), CheckList(verbs, "verbs", where, verbs: true),
             CheckList(scopes, "scopes", where, verbs: false), notBefore, expires);
         var mac = Bytes(macText[..macLength], "mac", where, 32);
-        return new CapabilityToken(text, decoded, bodyEnd, mac, rights, tokenId, issuer, nonce);
+        return new CapabilityToken(text, decoded, decoded.AsMemory(MacHead.Length, bodyEnd - MacHead.Length), mac, rights, tokenId, issuer, nonce, compact: false);
     }
 
     private static bool Name(ref Utf8JsonReader r, ReadOnlySpan<byte> name) => r.Read() && r.TokenType == JsonTokenType.PropertyName && r.ValueTextEquals(name);

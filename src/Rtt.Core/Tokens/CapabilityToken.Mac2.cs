@@ -147,9 +147,9 @@ public sealed partial class CapabilityToken
         }
 
         var rights = new TokenRights(saddr, VerbLists[mask], scopes is null ? NoScopes : CheckList(scopes, "scopes", where, verbs: false), nbf, exp);
-        return new CapabilityToken(text, bytes, rights,
+        return new CapabilityToken(text, null, bytes.AsMemory(0, bytes.Length - Mac2MacBytes), bytes[^Mac2MacBytes..], rights,
             Convert.ToHexStringLower(bytes.AsSpan(Mac2Id, 16)), "sha256:" + Convert.ToHexStringLower(bytes.AsSpan(Mac2Issuer, 32)),
-            System.Buffers.Text.Base64Url.EncodeToString(bytes.AsSpan(Mac2Nonce, 32)));
+            System.Buffers.Text.Base64Url.EncodeToString(bytes.AsSpan(Mac2Nonce, 32)), compact: true);
 
         static DateTimeOffset UnixTime(long seconds, string name) =>
             seconds is >= 0 and <= 253_402_300_799 // 1970-01-01 to 9999-12-31T23:59:59Z: what the JSON form's times can say after 1970
@@ -157,19 +157,6 @@ public sealed partial class CapabilityToken
                 : throw Shape($"{where}.body.{name}", $"{name} must be a time between 1970 and 9999 in seconds since 1970-01-01T00:00:00Z");
     }
 
-    private CapabilityToken(string text, byte[] bytes, TokenRights rights, string tokenId, string issuer, string nonce)
-    {
-        Text = text;
-        _compact = true;
-        _macBody = bytes.AsMemory(0, bytes.Length - Mac2MacBytes);
-        _mac = bytes[^Mac2MacBytes..];
-        Rights = rights;
-        Sealed = true;
-        IsMac = true;
-        TokenId = tokenId;
-        IssuerKeyId = issuer;
-        Nonce = nonce;
-    }
 
     /// <summary>What <c>rtt token inspect</c> shows of a compact MAC token: the JSON form's envelope with its members (format <c>rtt.mac/2</c>).</summary>
     private JsonObject CompactEnvelope() => new()

@@ -11,35 +11,16 @@ using Xunit;
 namespace Rtt.Core.Tests;
 
 /// <summary>Compact MAC tokens (<c>rttm2</c>, docs/tokens.md): the binary layout, its MAC, and the checks of the JSON form.</summary>
-public sealed class CompactMacTokenTests : IDisposable
+public sealed partial class TokenTests
 {
-    private static readonly DateTimeOffset Now = new(2026, 12, 2, 12, 0, 0, TimeSpan.Zero);
-    private readonly string _dir = Directory.CreateTempSubdirectory("rtt-compact-mac-").FullName;
-    private readonly RttWorkspace _ws;
-    private readonly SigningKey _key;
-
-    public CompactMacTokenTests()
-    {
-        _ws = WorkspaceInitializer.Create(_dir).Workspace;
-        _key = _ws.LoadSigningKey();
-    }
-
-    public void Dispose()
-    {
-        _key.Dispose();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    private TokenVerifier Verifier(DateTimeOffset? at = null) => TokenVerifier.ForWorkspace(_ws, new FixedTime(at ?? Now.AddSeconds(10)));
-
-    private string Issue(string saddr = "rtt://rtt/manage/apply", string[]? verbs = null, string[]? scopes = null, TimeSpan? ttl = null, SigningKey? key = null) =>
+    private string IssueCompact(string saddr = "rtt://rtt/manage/apply", string[]? verbs = null, string[]? scopes = null, TimeSpan? ttl = null, SigningKey? key = null) =>
         CapabilityToken.IssueMac2(key ?? _key, saddr, verbs ?? ["tx"], scopes ?? [], ttl ?? TimeSpan.FromMinutes(2), Now);
 
-    private static byte[] Bytes(string text) => CapabilityToken.FromBase64Url(text.AsSpan(CapabilityToken.Mac2Prefix.Length))!;
+    private static byte[] CompactBytes(string text) => CapabilityToken.FromBase64Url(text.AsSpan(CapabilityToken.Mac2Prefix.Length))!;
 
-    private static string Text(byte[] bytes) => CapabilityToken.Mac2Prefix + CapabilityToken.Base64Url(bytes);
+    private static string CompactText(byte[] bytes) => CapabilityToken.Mac2Prefix + CapabilityToken.Base64Url(bytes);
 
-    private byte[] MacKey()
+    private byte[] DerivedMacKey()
     {
         var seed = Convert.FromBase64String((string)_key.ToPrivateKeyJson()["private_key"]!);
         return HKDF.DeriveKey(HashAlgorithmName.SHA256, seed, 32, Encoding.ASCII.GetBytes("rtt.mac/1"), Encoding.ASCII.GetBytes(_key.KeyId));
@@ -48,14 +29,14 @@ public sealed class CompactMacTokenTests : IDisposable
     /// <summary>The bytes with their MAC made again (as the key's holder would): a token whose content, not its MAC, is wrong.</summary>
     private byte[] Remac(byte[] body)
     {
-        var mac = HMACSHA256.HashData(MacKey(), (byte[])[.. "rtt.mac/2"u8, .. body]);
+        var mac = HMACSHA256.HashData(DerivedMacKey(), (byte[])[.. "rtt.mac/2"u8, .. body]);
         return [.. body, .. mac];
     }
 
     [Fact]
     public void A_compact_token_carries_the_rights_of_the_json_form_and_is_admitted_once()
     {
-        var text = Issue(saddr: "rtt://core/api/*", verbs: ["tx", "open", "rx"], scopes: ["metrics.read", "a:b"]);
+        var text = IssueCompact(saddr: "rtt://core/api/*", verbs: ["tx", "open", "rx"], scopes: ["metrics.read", "a:b"]);
         Assert.StartsWith("rttm2.", text, StringComparison.Ordinal);
         var token = CapabilityToken.Parse(text);
         Assert.True(token.IsMac);
@@ -76,15 +57,15 @@ public sealed class CompactMacTokenTests : IDisposable
         Assert.Equal("rtt.mac/2", (string?)envelope["format"]);
         Assert.Equal(["exp", "issuer", "kind", "nbf", "nonce", "saddr", "scopes", "token_id", "verbs"], ((JsonObject)envelope["body"]!).Select(m => m.Key));
         Assert.Equal(token.Nonce, (string?)envelope["body"]!["nonce"]);
-        Assert.Equal(Convert.ToBase64String(Bytes(text)[^32..]), (string?)envelope["mac"]);
+        Assert.Equal(Convert.ToBase64String(CompactBytes(text)[^32..]), (string?)envelope["mac"]);
 
         var verifier = Verifier();
-        var apply = Issue();
+        var apply = IssueCompact();
         Assert.Equal(212, apply.Length); // an apply's token, against 537 characters in the JSON form
         Assert.Equal(_key.KeyId, verifier.Admit(apply, ManagementTokens.Symbol(ManagementTokens.Apply), ManagementTokens.Verbs).IssuerKeyId);
         Assert.Equal(ErrorCodes.TokenReplayed, Assert.Throws<TokenException>(() => verifier.Admit(apply, ManagementTokens.Symbol(ManagementTokens.Apply), ManagementTokens.Verbs)).Code);
-        Assert.Equal(ErrorCodes.TokenRouteDenied, Assert.Throws<TokenException>(() => verifier.Admit(Issue(), ManagementTokens.Symbol(ManagementTokens.Rollback), ManagementTokens.Verbs)).Code);
-        Assert.Equal(ErrorCodes.TokenVerbDenied, Assert.Throws<TokenException>(() => verifier.Admit(Issue(), ManagementTokens.Symbol(ManagementTokens.Apply), ["open"])).Code);
+        Assert.Equal(ErrorCodes.TokenRouteDenied, Assert.Throws<TokenException>(() => verifier.Admit(IssueCompact(), ManagementTokens.Symbol(ManagementTokens.Rollback), ManagementTokens.Verbs)).Code);
+        Assert.Equal(ErrorCodes.TokenVerbDenied, Assert.Throws<TokenException>(() => verifier.Admit(IssueCompact(), ManagementTokens.Symbol(ManagementTokens.Apply), ["open"])).Code);
 
         // The JSON form is still read by the same verifier, and the two forms never share a MAC input.
         Assert.True(verifier.Admit(ManagementTokens.MintMac(_key, ManagementTokens.Apply, new FixedTime(Now)), ManagementTokens.Symbol(ManagementTokens.Apply), ManagementTokens.Verbs).IsMac);
@@ -93,7 +74,7 @@ public sealed class CompactMacTokenTests : IDisposable
     [Fact]
     public void The_layout_and_the_mac_are_as_documented_so_an_outsider_holding_the_seed_can_make_and_check_one()
     {
-        var bytes = Bytes(Issue(scopes: ["x"]));
+        var bytes = CompactBytes(IssueCompact(scopes: ["x"]));
         var saddr = "rtt://rtt/manage/apply"u8;
         Assert.Equal(99 + saddr.Length + 1 + 2 + 32, bytes.Length);
         Assert.Equal(SHA256.HashData(_key.PublicKey.RawPublicKey), bytes[..32]);
@@ -103,7 +84,7 @@ public sealed class CompactMacTokenTests : IDisposable
         Assert.Equal(saddr.Length, BinaryPrimitives.ReadUInt16BigEndian(bytes.AsSpan(97)));
         Assert.Equal(saddr.ToArray(), bytes[99..(99 + saddr.Length)]);
         Assert.Equal([1, 1, (byte)'x'], bytes[(99 + saddr.Length)..^32]);
-        Assert.Equal(HMACSHA256.HashData(MacKey(), (byte[])[.. "rtt.mac/2"u8, .. bytes[..^32]]), bytes[^32..]);
+        Assert.Equal(HMACSHA256.HashData(DerivedMacKey(), (byte[])[.. "rtt.mac/2"u8, .. bytes[..^32]]), bytes[^32..]);
 
         // Made by hand from the layout: admitted.
         var made = new List<byte>();
@@ -113,7 +94,7 @@ public sealed class CompactMacTokenTests : IDisposable
         made.AddRange(BigEndian(Now.AddSeconds(30).ToUnixTimeSeconds()));
         made.AddRange(Enumerable.Range(0, 32).Select(i => (byte)i));
         made.AddRange([2 | 8, 0, 6, .. "rtt://"u8, 0]);
-        var token = Verifier().Admit(Text(Remac([.. made])), "rtt://", ["open", "tx"]);
+        var token = Verifier().Admit(CompactText(Remac([.. made])), "rtt://", ["open", "tx"]);
         Assert.Equal(string.Concat(Enumerable.Repeat("07", 16)), token.TokenId);
         Assert.Equal("rtt://", token.Rights.Saddr);
         Assert.Equal(CapabilityToken.Base64Url(Enumerable.Range(0, 32).Select(i => (byte)i).ToArray()), token.Nonce);
@@ -129,14 +110,14 @@ public sealed class CompactMacTokenTests : IDisposable
     [Fact]
     public void Every_changed_bit_truncation_or_extra_byte_is_refused_by_the_reader_or_by_the_mac()
     {
-        var bytes = Bytes(Issue(saddr: "rtt://core/api/*", verbs: ["rx", "tx"], scopes: ["metrics.read"]));
+        var bytes = CompactBytes(IssueCompact(saddr: "rtt://core/api/*", verbs: ["rx", "tx"], scopes: ["metrics.read"]));
         var verifier = Verifier();
         var refusedByShape = 0;
         for (var bit = 0; bit < bytes.Length * 8; bit++)
         {
             var changed = (byte[])bytes.Clone();
             changed[bit / 8] ^= (byte)(1 << (bit % 8));
-            var error = Assert.Throws<TokenException>(() => verifier.Verify(Text(changed)));
+            var error = Assert.Throws<TokenException>(() => verifier.Verify(CompactText(changed)));
             Assert.Contains(error.Code, new[] { ErrorCodes.TokenMalformed, ErrorCodes.TokenShape, ErrorCodes.TokenSignatureInvalid, ErrorCodes.TokenIssuerUnknown, ErrorCodes.TokenNotYetValid, ErrorCodes.TokenExpired });
             refusedByShape += error.Code is ErrorCodes.TokenMalformed or ErrorCodes.TokenShape ? 1 : 0;
         }
@@ -145,16 +126,16 @@ public sealed class CompactMacTokenTests : IDisposable
 
         for (var length = 0; length < bytes.Length; length++)
         {
-            Assert.Contains(Assert.Throws<TokenException>(() => CapabilityToken.Parse(Text(bytes[..length]))).Code, new[] { ErrorCodes.TokenMalformed, ErrorCodes.TokenShape });
+            Assert.Contains(Assert.Throws<TokenException>(() => CapabilityToken.Parse(CompactText(bytes[..length]))).Code, new[] { ErrorCodes.TokenMalformed, ErrorCodes.TokenShape });
         }
 
-        Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(Text([.. bytes, 0]))).Code);
-        Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(Text(bytes) + "=")).Code);
-        Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(Text(bytes).Replace('-', '+').Replace('_', '/') + "+")).Code);
+        Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(CompactText([.. bytes, 0]))).Code);
+        Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(CompactText(bytes) + "=")).Code);
+        Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(CompactText(bytes).Replace('-', '+').Replace('_', '/') + "+")).Code);
         Assert.Equal(ErrorCodes.TokenTooLarge, Assert.Throws<TokenException>(() => CapabilityToken.Parse("rttm2." + new string('A', 9000))).Code);
 
         // A last character with stray bits (not canonical base64url): the text is not the one the bytes encode.
-        var text = Text(bytes);
+        var text = CompactText(bytes);
         var last = text[^1];
         var stray = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".First(c => c != last && CapabilityToken.FromBase64Url((text[..^1] + c).AsSpan(6)) is null);
         Assert.Equal(ErrorCodes.TokenMalformed, Assert.Throws<TokenException>(() => CapabilityToken.Parse(text[..^1] + stray)).Code);
@@ -163,7 +144,7 @@ public sealed class CompactMacTokenTests : IDisposable
     [Fact]
     public void A_well_made_token_with_content_the_json_form_refuses_is_refused_with_the_same_code_and_place()
     {
-        var good = Bytes(Issue(scopes: ["a", "b"]))[..^32];
+        var good = CompactBytes(IssueCompact(scopes: ["a", "b"]))[..^32];
         var saddrAt = 99;
         var scopesAt = saddrAt + "rtt://rtt/manage/apply".Length;
         (Action<byte[]> Change, string Where)[] cases =
@@ -185,12 +166,12 @@ public sealed class CompactMacTokenTests : IDisposable
         {
             var bytes = (byte[])good.Clone();
             change(bytes);
-            var error = Assert.Throws<TokenException>(() => Verifier().Verify(Text(Remac(bytes))));
+            var error = Assert.Throws<TokenException>(() => Verifier().Verify(CompactText(Remac(bytes))));
             Assert.Equal((ErrorCodes.TokenShape, where), (error.Code, error.Location));
         }
 
-        Assert.Equal(ErrorCodes.TokenShape, Assert.Throws<TokenException>(() => Verifier().Verify(Text(Remac([.. good[..scopesAt], 1, 0])))).Code); // an empty scope name
-        Assert.True(CapabilityToken.Parse(Text(Remac(good))).VerifyMac(_key.MacKey));
+        Assert.Equal(ErrorCodes.TokenShape, Assert.Throws<TokenException>(() => Verifier().Verify(CompactText(Remac([.. good[..scopesAt], 1, 0])))).Code); // an empty scope name
+        Assert.True(CapabilityToken.Parse(CompactText(Remac(good))).VerifyMac(_key.MacKey));
     }
 
     [Fact]
@@ -214,10 +195,5 @@ public sealed class CompactMacTokenTests : IDisposable
         Assert.StartsWith("rtt1.", Presented(info with { SigningKeyId = other.KeyId }), StringComparison.Ordinal);
 
         string Presented(SiloInfo? silo) => ManagementTokens.MintFor(_key, ManagementTokens.Apply, silo); // what ManagementCalls.Present presents
-    }
-
-    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }
