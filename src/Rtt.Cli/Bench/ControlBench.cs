@@ -212,6 +212,7 @@ public static class ControlBench
                 ["gc_gen0size"] = Environment.GetEnvironmentVariable(Rtt.Core.Hosting.Gen0Budget.Variable) ?? "runtime's own", // both processes (the silo inherits it)
                 ["warm_up_seconds"] = Math.Round(warmUp, 1),
                 ["jit_settled"] = settled,
+                ["mac_format"] = siloInfo?.MacFormat ?? 0, // the MAC token form apply-unchanged, ping+token and guarded presented (silo.json's)
                 ["cases"] = new JsonArray([.. cases]),
                 ["goal_p99_us"] = GoalP99Us,
                 ["goal_p99_vs_ping"] = GoalRatio,
