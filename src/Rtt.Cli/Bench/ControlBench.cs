@@ -112,9 +112,7 @@ public static class ControlBench
 
             // The MAC token form the silo reads (its silo.json's mac_format; compact rttm2 from this version on, docs/tokens.md).
             void PresentMac(string operation) =>
-                Rtt.Grains.ManagementCalls.Present(siloInfo?.MacFormat >= 2
-                    ? Rtt.Core.Tokens.ManagementTokens.MintCompactMac(key, operation, ttl: TimeSpan.FromSeconds(3))
-                    : Rtt.Core.Tokens.ManagementTokens.MintMac(key, operation, ttl: TimeSpan.FromSeconds(3)));
+                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintFor(key, operation, siloInfo, macTtl: TimeSpan.FromSeconds(3)));
 
             async Task<ApplyReport> ApplyJsonMac()
             {

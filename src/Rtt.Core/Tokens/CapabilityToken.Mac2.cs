@@ -99,7 +99,7 @@ public sealed partial class CapabilityToken
     {
         if (text.Length > MaxChars)
         {
-            throw new TokenException(Errors.ErrorCodes.TokenTooLarge, $"the token is {text.Length} characters (at most {MaxChars})", "token", "use the token as `rtt token issue` printed it");
+            throw TooLong(text);
         }
 
         var bytes = FromBase64Url(text.AsSpan(Mac2Prefix.Length)) ?? throw Malformed($"the text after \"{Mac2Prefix}\" is not unpadded base64url");

@@ -267,7 +267,7 @@ public sealed partial class CapabilityToken
 
         if (text.Length > MaxChars)
         {
-            throw new TokenException(ErrorCodes.TokenTooLarge, $"the token is {text.Length} characters (at most {MaxChars})", "token", "use the token as `rtt token issue` printed it");
+            throw TooLong(text);
         }
 
         if (!text.StartsWith(prefix, StringComparison.Ordinal))
@@ -757,6 +757,9 @@ public sealed partial class CapabilityToken
     private static JsonArray ToArray(IEnumerable<string> items) => [.. items.Select(i => (JsonNode)i)];
 
     private static string Clip(string s) => s.Length > 40 ? s[..40] + "…" : s;
+
+    private static TokenException TooLong(string text) =>
+        new(ErrorCodes.TokenTooLarge, $"the token is {text.Length} characters (at most {MaxChars})", "token", "use the token as `rtt token issue` printed it");
 
     private static TokenException Malformed(string why) =>
         new(ErrorCodes.TokenMalformed, $"not a capability token: {why}", "token", "pass the token exactly as `rtt token issue` or `rtt token attenuate` printed it");

@@ -54,10 +54,11 @@ public static class ManagementTokens
     /// (its silo.json): a MAC token when that silo signs with the same key (compact when its <c>mac_format</c> is 2 or more, the
     /// JSON form for a silo from before), a sealed token otherwise (another key the silo trusts, no silo.json).
     /// </summary>
-    public static string MintFor(SigningKey key, string operation, Workspace.SiloInfo? silo) =>
+    /// <param name="macTtl">How long a MAC token lives (2 minutes unless given; see <see cref="MintMac"/>).</param>
+    public static string MintFor(SigningKey key, string operation, Workspace.SiloInfo? silo, TimeSpan? macTtl = null) =>
         silo?.SigningKeyId != key.KeyId ? Mint(key, operation)
-        : silo.MacFormat >= 2 ? MintCompactMac(key, operation)
-        : MintMac(key, operation);
+        : silo.MacFormat >= 2 ? MintCompactMac(key, operation, ttl: macTtl)
+        : MintMac(key, operation, ttl: macTtl);
 
     /// <summary>A short-lived, sealed lane token for one attach to <paramref name="saddr"/> (what rtt call and probes present).</summary>
     public static string MintLane(SigningKey key, string saddr, TimeSpan ttl, TimeProvider? time = null) =>

@@ -134,6 +134,30 @@ public sealed class SqliteStateDatabase : IDisposable
     public T Write<T>(Func<SqliteConnection, SqliteTransaction, T> write, bool durable) =>
         Result<T>(Group().EnqueueAndWait(new Op((c, t) => write(c, t), durable)));
 
+    /// <summary>
+    /// Makes every transaction committed so far durable: nothing when the last one was (a durable commit flushes the ones
+    /// before it), else one durable commit that rewrites the header's user version with the value it has (a page written,
+    /// so the commit is fsynced; nothing changed, no table touched).
+    /// </summary>
+    public void Flush()
+    {
+        if (LastCommitDurable)
+        {
+            return;
+        }
+
+        Write((c, tx) =>
+        {
+            using var command = c.CreateCommand();
+            command.Transaction = tx;
+            command.CommandText = "PRAGMA user_version;";
+            var version = Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+            command.CommandText = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PRAGMA user_version = {version};");
+            command.ExecuteNonQuery();
+            return true;
+        }, durable: true);
+    }
+
     private GroupCommit<Op, object?> Group()
     {
         var group = _group ?? throw new InvalidOperationException($"the state database {Path} was opened read-only");

@@ -290,28 +290,11 @@ public sealed class SqliteWalStore : IWalStore
         });
     }
 
-    /// <summary>
-    /// A durable commit when the state database's last one was not: it rewrites the database header's user version with
-    /// the value it has (a page written, so the commit is fsynced, and nothing changed), which flushes every commit before it.
-    /// </summary>
+    /// <summary>The state database's flush (<see cref="SqliteStateDatabase.Flush"/>): every commit so far made durable.</summary>
     public void Sync()
     {
         Writable();
-        if (_database.LastCommitDurable)
-        {
-            return;
-        }
-
-        _database.Write((c, tx) =>
-        {
-            using var command = c.CreateCommand();
-            command.Transaction = tx;
-            command.CommandText = "PRAGMA user_version;";
-            var version = Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-            command.CommandText = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PRAGMA user_version = {version};");
-            command.ExecuteNonQuery();
-            return true;
-        }, durable: true);
+        _database.Flush();
     }
 
     public void AddHead(long size, string json)
