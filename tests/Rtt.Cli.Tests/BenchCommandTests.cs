@@ -120,7 +120,7 @@ public sealed class BenchCommandTests
         var run = RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0.3", "--json");
         Assert.True(run.ExitCode == 0, run.ToString());
         var cases = JsonNode.Parse(run.Stdout)!["cases"]!.AsArray();
-        Assert.Equal(["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-mac1", "apply-signed", "ping+plan", "ping+token", "guarded"], cases.Select(c => (string)c!["case"]!));
+        Assert.Equal(["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-context", "apply-mac1", "apply-signed", "ping+plan", "ping+token", "guarded"], cases.Select(c => (string)c!["case"]!));
         Assert.All(cases, c =>
         {
             Assert.True((long)c!["calls"]! > 10, c.ToJsonString());
@@ -133,6 +133,7 @@ public sealed class BenchCommandTests
         Assert.True((double)result["warm_up_seconds"]! > 0, result.ToJsonString()); // warmed up by rounds until the JIT settled (or a minute)
         Assert.NotNull(result["jit_settled"]);
         Assert.Equal(2, (int)result["mac_format"]!); // the silo said it reads compact MAC tokens: apply-unchanged presented those
+        Assert.True((bool)result["token_argument"]!); // and that it takes apply's token as the call's argument
         Assert.All(cases.Skip(1), c => Assert.True((double)c!["p99_vs_ping"]! > 0));
         Assert.Equal(1, RttProcess.Run(dir.Path, "bench", "control", "--seconds", "0").ExitCode);
 

@@ -61,6 +61,19 @@ public sealed class TokenProcessTests
                 Assert.Equal(ErrorCodes.TokenMissing, deniedApply.Code);
                 Assert.NotNull(await reconciler.History()); // reads need none
 
+                // The token as the call's argument (what `rtt apply` and `rtt rollback` send): none, garbage, another
+                // operation's, and one spent already are refused with their codes; the silo said it takes one (silo.json).
+                var live = SiloInfo.ReadLive(RttWorkspace.Open(ws).SiloInfoPath)!;
+                Assert.True(live.TokenArgument);
+                Assert.Equal(ErrorCodes.TokenMissing, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("no token", null!))).Code);
+                Assert.Equal(ErrorCodes.TokenMalformed, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("garbage", new ManagementToken("rttm2.!!")))).Code);
+                var applyToken = ManagementCalls.Token(RttWorkspace.Open(ws), Rtt.Core.Tokens.ManagementTokens.Apply);
+                Assert.Equal(ErrorCodes.TokenRouteDenied, (await Assert.ThrowsAsync<RttGrainException>(() => reconciler.Rollback("an apply token", applyToken))).Code);
+                var applied = await reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(RttWorkspace.ReadObject(Path.Combine(ws, ".rtt", "plans", "applied.json"))), applyToken);
+                Assert.Equal("unchanged", applied.Outcome); // the token a rollback was refused with is still unspent: the route check comes first
+                Assert.Equal(ErrorCodes.TokenReplayed, (await Assert.ThrowsAsync<RttGrainException>(() =>
+                    reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(RttWorkspace.ReadObject(Path.Combine(ws, ".rtt", "plans", "applied.json"))), applyToken))).Code);
+
                 // silo.json names the key the silo signs with, so `rtt` on this workspace presents MAC tokens (docs/tokens.md).
                 var workspace = RttWorkspace.Open(ws);
                 using var key = workspace.LoadSigningKey();

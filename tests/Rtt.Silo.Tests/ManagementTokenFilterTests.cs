@@ -2,6 +2,7 @@ using System.Reflection;
 using Orleans.Serialization.Invocation;
 using Rtt.Core.Tokens;
 using Rtt.Core.Workspace;
+using Rtt.Grains;
 using Rtt.Grains.Diagnostics;
 using Rtt.Grains.Reconciling;
 using Rtt.Silo.Security;
@@ -16,8 +17,11 @@ public sealed class ManagementTokenFilterTests
 {
     private static readonly GrainId Client = GrainId.Create(GrainTypePrefix.ClientPrefix, "bench"); // a client app, as the gateway names one
 
-    private static string? Operation(Type iface, string method, GrainId? source = null) =>
-        ManagementTokenFilter.Operation(source ?? Client, iface.GetMethod(method) ?? throw new ArgumentException(method));
+    private static string? Operation(Type iface, string method, GrainId? source = null) => ManagementTokenFilter.Operation(source ?? Client, Method(iface, method));
+
+    /// <summary>The method's form without a token argument.</summary>
+    private static MethodInfo Method(Type iface, string name) =>
+        iface.GetMethods().Single(m => m.Name == name && !m.GetParameters().Any(p => p.ParameterType == typeof(ManagementToken)));
 
     [Fact]
     public void The_ping_grain_is_read_freely_but_its_guarded_method_needs_an_admin_token_like_any_write()
@@ -45,7 +49,7 @@ public sealed class ManagementTokenFilterTests
                 // run inside an async method of it, and the response takes the request context of that flow when the call
                 // is done (MessageFactory.CreateResponseMessage exports it).
                 RequestContextExtensions.Import(new Dictionary<string, object> { [ManagementTokens.ContextKey] = token, ["other"] = 7 });
-                var call = new Call(typeof(IPingGrain).GetMethod(method)!);
+                var call = new Call(Method(typeof(IPingGrain), method));
                 await Run(filter, call);
                 Assert.True(call.Invoked, method);
                 Assert.Null(call.TokenSeenByTheGrain); // nor by the calls it makes
@@ -57,7 +61,7 @@ public sealed class ManagementTokenFilterTests
 
             // A call between grains keeps its context as it is (the token was taken at the door it came through).
             RequestContextExtensions.Import(new Dictionary<string, object> { [ManagementTokens.ContextKey] = "left as it was" });
-            var internalCall = new Call(typeof(IPingGrain).GetMethod(nameof(IPingGrain.Guarded))!, GrainId.Create("rtt-test", "0"));
+            var internalCall = new Call(Method(typeof(IPingGrain), nameof(IPingGrain.Guarded)), GrainId.Create("rtt-test", "0"));
             await Run(filter, internalCall);
             Assert.Equal("left as it was", internalCall.TokenSeenByTheGrain);
             RequestContext.Clear();
@@ -70,9 +74,74 @@ public sealed class ManagementTokenFilterTests
         static async Task Run(ManagementTokenFilter filter, Call call) => await filter.Invoke(call); // an async method of its own, as Orleans' invoker is
     }
 
-    /// <summary>An incoming call from a client to a ping grain method, which records what the grain sees of the request context.</summary>
-    private sealed class Call(MethodInfo method, GrainId? source = null) : IIncomingGrainCallContext
+    [Fact]
+    public async Task A_token_argument_is_the_one_checked_and_is_cleared_before_the_grain_runs()
     {
+        var dir = Directory.CreateTempSubdirectory("rtt-token-filter-").FullName;
+        try
+        {
+            var workspace = WorkspaceInitializer.Create(dir).Workspace;
+            using var key = workspace.LoadSigningKey();
+            var filter = new ManagementTokenFilter(TokenVerifier.ForWorkspace(workspace, TimeProvider.System, new ReplayCache(100)));
+            var guarded = typeof(IPingGrain).GetMethod(nameof(IPingGrain.Guarded), [typeof(int), typeof(ManagementToken)])!;
+            Assert.Equal(ManagementTokens.Admin, ManagementTokenFilter.Operation(Client, guarded));
+
+            // Admitted: the grain runs with the argument cleared and the request context's token (a stale one) taken too.
+            RequestContextExtensions.Import(new Dictionary<string, object> { [ManagementTokens.ContextKey] = "a stale token in the context" });
+            var token = new ManagementToken(ManagementTokens.MintFor(key, ManagementTokens.Admin, SiloInfoFor(key)));
+            var call = new Call(guarded, arguments: [7, token]);
+            await filter.Invoke(call);
+            Assert.True(call.Invoked);
+            Assert.Null(call.ArgumentsSeenByTheGrain![1]);
+            Assert.Equal(7, call.ArgumentsSeenByTheGrain[0]);
+            Assert.Null(call.TokenSeenByTheGrain);
+            Assert.Null(RequestContext.Get(ManagementTokens.ContextKey));
+            RequestContext.Clear();
+
+            // The same token again (its nonce is spent), no token, another route's token, a token in the context only.
+            var replay = new Call(guarded, arguments: [7, token]);
+            Assert.Equal(Rtt.Core.Errors.ErrorCodes.TokenReplayed, (await Assert.ThrowsAsync<Rtt.Grains.RttGrainException>(() => filter.Invoke(replay))).Code);
+            Assert.False(replay.Invoked);
+            var none = new Call(guarded, arguments: [7, null]);
+            Assert.Equal(Rtt.Core.Errors.ErrorCodes.TokenMissing, (await Assert.ThrowsAsync<Rtt.Grains.RttGrainException>(() => filter.Invoke(none))).Code);
+            var apply = new Call(guarded, arguments: [7, new ManagementToken(ManagementTokens.MintFor(key, ManagementTokens.Apply, SiloInfoFor(key)))]);
+            Assert.Equal(Rtt.Core.Errors.ErrorCodes.TokenRouteDenied, (await Assert.ThrowsAsync<Rtt.Grains.RttGrainException>(() => filter.Invoke(apply))).Code); // an apply token is no admin token
+            Assert.False(apply.Invoked);
+            RequestContextExtensions.Import(new Dictionary<string, object> { [ManagementTokens.ContextKey] = ManagementTokens.MintFor(key, ManagementTokens.Admin, SiloInfoFor(key)) });
+            var inContext = new Call(guarded, arguments: [7, null]);
+            await filter.Invoke(inContext); // a method with a token argument still takes one from the context when none is given
+            Assert.True(inContext.Invoked);
+            RequestContext.Clear();
+
+            // A read with a token argument: nothing checked, the argument cleared all the same.
+            var ping = new Call(typeof(IPingGrain).GetMethod(nameof(IPingGrain.Ping), [typeof(int), typeof(ManagementToken)])!, arguments: [1, new ManagementToken("not even a token")]);
+            await filter.Invoke(ping);
+            Assert.True(ping.Invoked);
+            Assert.Null(ping.ArgumentsSeenByTheGrain![1]);
+
+            // A call between grains: the argument is left as it was.
+            var inner = new Call(guarded, GrainId.Create("rtt-test", "0"), arguments: [7, new ManagementToken("left as it was")]);
+            await filter.Invoke(inner);
+            Assert.Equal("left as it was", ((ManagementToken)inner.ArgumentsSeenByTheGrain![1]!).Text);
+            Assert.DoesNotContain("left as it was", new ManagementToken("left as it was").ToString(), StringComparison.Ordinal); // never in a log line
+        }
+        finally
+        {
+            RequestContext.Clear();
+            Directory.Delete(dir, recursive: true);
+        }
+
+        static SiloInfo SiloInfoFor(Rtt.Core.Signing.SigningKey key) =>
+            new(Environment.ProcessId, "node0", 1, 2, "c", "s", DateTimeOffset.UnixEpoch, key.KeyId, SiloInfo.NewestMacFormat, TokenArgument: true);
+    }
+
+    /// <summary>An incoming call from a client to a ping grain method, which records what the grain sees of the request context and of its arguments.</summary>
+    private sealed class Call(MethodInfo method, GrainId? source = null, object?[]? arguments = null) : IIncomingGrainCallContext
+    {
+        private readonly Invokable _request = new(method, arguments ?? []);
+
+        public object?[]? ArgumentsSeenByTheGrain { get; private set; }
+
         public bool Invoked { get; private set; }
 
         public object? TokenSeenByTheGrain { get; private set; }
@@ -88,6 +157,7 @@ public sealed class ManagementTokenFilterTests
             Invoked = true;
             TokenSeenByTheGrain = RequestContext.Get(ManagementTokens.ContextKey);
             OtherSeenByTheGrain = RequestContext.Get("other");
+            ArgumentsSeenByTheGrain = [.. Enumerable.Range(0, _request.GetArgumentCount()).Select(_request.GetArgument)];
             return Task.CompletedTask;
         }
 
@@ -95,7 +165,7 @@ public sealed class ManagementTokenFilterTests
 
         public MethodInfo ImplementationMethod => method;
 
-        public IInvokable Request => throw new NotSupportedException();
+        public IInvokable Request => _request;
 
         public object Grain => throw new NotSupportedException();
 
@@ -110,5 +180,35 @@ public sealed class ManagementTokenFilterTests
         public object? Result { get; set; }
 
         public Response? Response { get; set; }
+    }
+
+    /// <summary>The call's request as Orleans' generated invokables hold one: its arguments by index.</summary>
+    private sealed class Invokable(MethodInfo method, object?[] arguments) : IInvokable
+    {
+        public int GetArgumentCount() => arguments.Length;
+
+        public object? GetArgument(int index) => arguments[index];
+
+        public void SetArgument(int index, object value) => arguments[index] = value;
+
+        public MethodInfo GetMethod() => method;
+
+        public string GetMethodName() => method.Name;
+
+        public string GetInterfaceName() => method.DeclaringType!.FullName!;
+
+        public string GetActivityName() => method.Name;
+
+        public Type GetInterfaceType() => method.DeclaringType!;
+
+        public object? GetTarget() => throw new NotSupportedException();
+
+        public void SetTarget(ITargetHolder holder) => throw new NotSupportedException();
+
+        public ValueTask<Response> Invoke() => throw new NotSupportedException();
+
+        public void Dispose()
+        {
+        }
     }
 }

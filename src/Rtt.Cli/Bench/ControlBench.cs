@@ -7,6 +7,7 @@ using Rtt.Client;
 using Rtt.Core.Errors;
 using Rtt.Core.Json;
 using Rtt.Core.Workspace;
+using Rtt.Grains;
 using Rtt.Grains.Diagnostics;
 using Rtt.Grains.Nodes;
 using Rtt.Grains.Reconciling;
@@ -18,9 +19,9 @@ namespace Rtt.Cli.Bench;
 /// as its own process on a quickstart workspace (scanned, its plan applied); an <see cref="RttClient"/> in this process
 /// makes sequential grain calls, each case in alternating slices so all see the same machine: a bare ping grain (the
 /// same-run baseline: what Orleans itself costs here), symbol resolution, a node grain read, the reconciler's history,
-/// <see cref="RttClient.GetStatusAsync"/> (membership plus every node record), apply of the applied plan (with a compact MAC token, a JSON one and
-/// with a signed one), and apply's excess in parts (the plan's bytes, a token carried, a token checked; IPingGrain.Echo and
-/// Guarded). Percentiles from HdrHistogram, and what each process allocates per call of each case.
+/// <see cref="RttClient.GetStatusAsync"/> (membership plus every node record), apply of the applied plan (with a compact MAC token as the
+/// call's argument, the same in the request context, a JSON MAC token and a signed one), and apply's excess in parts (the
+/// plan's bytes, a token carried, a token checked; IPingGrain.Echo, Ping and Guarded with a token argument). Percentiles from HdrHistogram, and what each process allocates per call of each case.
 /// </summary>
 public static class ControlBench
 {
@@ -32,7 +33,7 @@ public static class ControlBench
         var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices)", DefaultValueFactory = _ => 3 };
         var only = new Option<string[]>("--case") { Description = $"Only these cases, besides ping (repeatable): {string.Join(", ", CaseNames.Skip(1))}", AllowMultipleArgumentsPerToken = false };
         var json = RttCommands.JsonOption();
-        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a compact MAC token, a JSON one and a signed one, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, only, json };
+        var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a compact MAC token as its argument, the same in the request context, a JSON one and a signed one, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, only, json };
         command.SetAction(RttCommands.Guard(async (parse, _) =>
         {
             var s = parse.GetValue(seconds);
@@ -63,7 +64,7 @@ public static class ControlBench
     }
 
     /// <summary>The cases in the order they run; ping, the baseline, first.</summary>
-    public static readonly string[] CaseNames = ["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-mac1", "apply-signed", "ping+plan", "ping+token", "guarded"];
+    public static readonly string[] CaseNames = ["ping", "resolve", "node", "history", "status", "apply-unchanged", "apply-context", "apply-mac1", "apply-signed", "ping+plan", "ping+token", "guarded"];
 
     /// <param name="only">The cases to run besides ping (empty: all).</param>
     public static async Task<JsonObject> RunAsync(double seconds, Action<string>? progress, IReadOnlyCollection<string>? only = null)
@@ -102,30 +103,33 @@ public static class ControlBench
             var siloInfo = SiloInfo.ReadLive(workspace.SiloInfoPath);
             async Task<ApplyReport> ApplyAgain()
             {
-                // A fresh token per call, as `rtt apply` presents one (a token's nonce is used once), in this call's context only:
-                // a MAC token, since this client holds the key the silo signs with (docs/tokens.md; checked below). It lives 3 s
+                // A fresh token per call, as `rtt apply` sends one (a token's nonce is used once), as the call's argument: a MAC
+                // token, since this client holds the key the silo signs with (docs/tokens.md; checked below). It lives 3 s
                 // instead of 2 minutes (the same size and checks): the silo keeps every spent nonce until its token expires, at
                 // most 100,000, and the warm-up and the timed calls spend tens of thousands within two minutes.
-                PresentMac(Rtt.Core.Tokens.ManagementTokens.Apply);
-                return await reconciler.ApplyUtf8(applied);
+                return await reconciler.ApplyUtf8(applied, Mac(Rtt.Core.Tokens.ManagementTokens.Apply));
             }
 
             // The MAC token form the silo reads (its silo.json's mac_format; compact rttm2 from this version on, docs/tokens.md).
-            void PresentMac(string operation) =>
-                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintFor(key, operation, siloInfo, macTtl: TimeSpan.FromSeconds(3)));
+            ManagementToken Mac(string operation) => new(Rtt.Core.Tokens.ManagementTokens.MintFor(key, operation, siloInfo, macTtl: TimeSpan.FromSeconds(3)));
+
+            async Task<ApplyReport> ApplyInContext()
+            {
+                // The same token in the call's request context, as clients before the token argument present it: what the argument saves.
+                Rtt.Grains.ManagementCalls.Present(Mac(Rtt.Core.Tokens.ManagementTokens.Apply).Text);
+                return await reconciler.ApplyUtf8(applied);
+            }
 
             async Task<ApplyReport> ApplyJsonMac()
             {
                 // The same with the JSON MAC token (rttm1) that clients before the compact form present: what the compact form saves.
-                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Apply, ttl: TimeSpan.FromSeconds(3)));
-                return await reconciler.ApplyUtf8(applied);
+                return await reconciler.ApplyUtf8(applied, new(Rtt.Core.Tokens.ManagementTokens.MintMac(key, Rtt.Core.Tokens.ManagementTokens.Apply, ttl: TimeSpan.FromSeconds(3))));
             }
 
             async Task<ApplyReport> ApplySigned()
             {
                 // The same with a sealed, Ed25519-signed token: what a caller with another trusted key presents.
-                Rtt.Grains.ManagementCalls.Present(Rtt.Core.Tokens.ManagementTokens.Mint(key, Rtt.Core.Tokens.ManagementTokens.Apply));
-                return await reconciler.ApplyUtf8(applied);
+                return await reconciler.ApplyUtf8(applied, new(Rtt.Core.Tokens.ManagementTokens.Mint(key, Rtt.Core.Tokens.ManagementTokens.Apply)));
             }
 
             if (siloInfo?.SigningKeyId != key.KeyId)
@@ -147,22 +151,15 @@ public static class ControlBench
                 ("history", async () => await reconciler.History()),
                 ("status", async () => await client.GetStatusAsync()),
                 ("apply-unchanged", async () => await ApplyAgain()),
+                ("apply-context", async () => await ApplyInContext()),
                 ("apply-mac1", async () => await ApplyJsonMac()),
                 ("apply-signed", async () => await ApplySigned()),
 
                 // Apply's excess over the ping, in parts: the plan's bytes without a token; a MAC token minted and carried but
                 // not checked (a read); a token minted, carried, checked and spent, with no work behind it.
                 ("ping+plan", async () => await ping.Echo(applied)),
-                ("ping+token", async () =>
-                {
-                    PresentMac(Rtt.Core.Tokens.ManagementTokens.Admin);
-                    await ping.Ping(1);
-                }),
-                ("guarded", async () =>
-                {
-                    PresentMac(Rtt.Core.Tokens.ManagementTokens.Admin);
-                    await ping.Guarded(1);
-                }),
+                ("ping+token", async () => await ping.Ping(1, Mac(Rtt.Core.Tokens.ManagementTokens.Admin))),
+                ("guarded", async () => await ping.Guarded(1, Mac(Rtt.Core.Tokens.ManagementTokens.Admin))),
             ];
             if (!calls.Select(c => c.Item1).SequenceEqual(CaseNames))
             {
@@ -210,7 +207,8 @@ public static class ControlBench
                 ["gc_gen0size"] = Environment.GetEnvironmentVariable(Rtt.Core.Hosting.Gen0Budget.Variable) ?? "runtime's own", // both processes (the silo inherits it)
                 ["warm_up_seconds"] = Math.Round(warmUp, 1),
                 ["jit_settled"] = settled,
-                ["mac_format"] = siloInfo?.MacFormat ?? 0, // the MAC token form apply-unchanged, ping+token and guarded presented (silo.json's)
+                ["mac_format"] = siloInfo?.MacFormat ?? 0, // the MAC token form apply-unchanged, apply-context, ping+token and guarded presented (silo.json's)
+                ["token_argument"] = siloInfo?.TokenArgument ?? false, // the silo takes apply's token as its argument (silo.json): apply-unchanged sent it so
                 ["cases"] = new JsonArray([.. cases]),
                 ["goal_p99_us"] = GoalP99Us,
                 ["goal_p99_vs_ping"] = GoalRatio,

@@ -54,8 +54,9 @@ public static class ApplyCommands
             var report = await Run(parse.GetValue(rollbackJson), "rolling back",
                 () =>
                 {
-                    Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Rollback);
-                    return client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).Rollback(parse.GetValue(reason) ?? "requested by the operator (rtt rollback)");
+                    var reconciler = client.Cluster.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey);
+                    var why = parse.GetValue(reason) ?? "requested by the operator (rtt rollback)";
+                    return Rtt.Grains.ManagementCalls.Call(ws, Rtt.Core.Tokens.ManagementTokens.Rollback, token => reconciler.Rollback(why, token), () => reconciler.Rollback(why));
                 });
             return Print(report, parse.GetValue(rollbackJson), rollback: true);
         }));
@@ -112,8 +113,8 @@ public static class ApplyCommands
         {
             try
             {
-                Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-                return (await reconciler.ApplyChange(change), $"sent as a change to {change.Base} ({Bytes(System.Text.Encoding.UTF8.GetByteCount(change.Delta))})");
+                var report = await Rtt.Grains.ManagementCalls.Call(ws, Rtt.Core.Tokens.ManagementTokens.Apply, token => reconciler.ApplyChange(change, token), () => reconciler.ApplyChange(change));
+                return (report, $"sent as a change to {change.Base} ({Bytes(System.Text.Encoding.UTF8.GetByteCount(change.Delta))})");
             }
             catch (Rtt.Grains.RttGrainException ex) when (ex.Code is ErrorCodes.ApplyChangeBase or ErrorCodes.PlanMismatch or ErrorCodes.PlanInputInvalid)
             {
@@ -123,8 +124,7 @@ public static class ApplyCommands
         }
 
         var text = IReconcilerGrain.PlanUtf8(plan);
-        Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-        return (await reconciler.ApplyUtf8(text), $"sent whole ({Bytes(text.Length)})");
+        return (await Rtt.Grains.ManagementCalls.Call(ws, Rtt.Core.Tokens.ManagementTokens.Apply, token => reconciler.ApplyUtf8(text, token), () => reconciler.ApplyUtf8(text)), $"sent whole ({Bytes(text.Length)})");
     }
 
     /// <summary>The plan as its changes from the workspace's applied plan, when that is its base; null otherwise.</summary>

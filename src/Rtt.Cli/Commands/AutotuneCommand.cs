@@ -123,8 +123,9 @@ public static class AutotuneCommand
         await using var client = await ApplyCommands.Connect(ws, cancellationToken);
         var report = await ApplyCommands.Run(json, $"applying the tuned plan {plan["plan_id"]} (SLO-gated)", () =>
         {
-            Rtt.Grains.ManagementCalls.Present(ws, Rtt.Core.Tokens.ManagementTokens.Apply);
-            return client.Cluster.GetGrain<Rtt.Grains.Reconciling.IReconcilerGrain>(Rtt.Grains.Reconciling.IReconcilerGrain.ClusterKey).ApplyUtf8(Rtt.Grains.Reconciling.IReconcilerGrain.PlanUtf8(plan));
+            var reconciler = client.Cluster.GetGrain<Rtt.Grains.Reconciling.IReconcilerGrain>(Rtt.Grains.Reconciling.IReconcilerGrain.ClusterKey);
+            var text = Rtt.Grains.Reconciling.IReconcilerGrain.PlanUtf8(plan);
+            return Rtt.Grains.ManagementCalls.Call(ws, Rtt.Core.Tokens.ManagementTokens.Apply, token => reconciler.ApplyUtf8(text, token), () => reconciler.ApplyUtf8(text));
         });
         return ApplyCommands.Print(report, json, rollback: false);
     }

@@ -168,7 +168,7 @@ public sealed class PanelModule : IRttWebModule
             await RttWebHost.Json(context, WalCommand.InclusionJson(log, i, size));
         });
 
-        Func<IReconcilerGrain, Task<ApplyReport>> apply = reconciler =>
+        Func<IReconcilerGrain, ManagementToken, Task<ApplyReport>> apply = (reconciler, token) =>
         {
             var path = Path.Combine(new PlanStore(ws).Directory, "proposed.json");
             if (!File.Exists(path))
@@ -176,9 +176,9 @@ public sealed class PanelModule : IRttWebModule
                 throw new RttException(ErrorCodes.PlanInputInvalid, "no proposed plan", path, "compute one with `rtt plan`");
             }
 
-            return reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(RttWorkspace.ReadObject(path)));
+            return reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(RttWorkspace.ReadObject(path)), token);
         };
-        Func<IReconcilerGrain, Task<ApplyReport>> rollback = reconciler => reconciler.Rollback("requested from the panel");
+        Func<IReconcilerGrain, ManagementToken, Task<ApplyReport>> rollback = (reconciler, token) => reconciler.Rollback("requested from the panel", token);
         app.MapPost("/api/apply", context => Manage(context, ws, ManagementTokens.Apply, apply, grains));
         app.MapPost("/api/rollback", context => Manage(context, ws, ManagementTokens.Rollback, rollback, grains));
     }
@@ -266,20 +266,21 @@ public sealed class PanelModule : IRttWebModule
     }
 
     /// <summary>
-    /// Apply or rollback through the reconciler, with the credential the request came with: a bearer token is presented as
-    /// it is (the grain call filter checks and spends it, as for `rtt apply`); a browser session whose login token allowed
+    /// Apply or rollback through the reconciler, with the credential the request came with: a bearer token is the call's
+    /// token argument as it is (the grain call filter checks and spends it, as for `rtt apply`); a browser session whose login token allowed
     /// the operation gets a fresh management token from the workspace key (docs/panel.md).
     /// </summary>
-    private static async Task Manage(HttpContext context, RttWorkspace ws, string operation, Func<IReconcilerGrain, Task<ApplyReport>> call, IGrainFactory grains)
+    private static async Task Manage(HttpContext context, RttWorkspace ws, string operation, Func<IReconcilerGrain, ManagementToken, Task<ApplyReport>> call, IGrainFactory grains)
     {
         var principal = RttWebHost.Principal(context);
+        ManagementToken token;
         if (principal.Bearer is { } bearer)
         {
-            ManagementCalls.Present(bearer);
+            token = new ManagementToken(bearer);
         }
         else if (operation == ManagementTokens.Apply ? principal.CanApply : principal.CanRollback)
         {
-            ManagementCalls.Present(ws, operation);
+            token = ManagementCalls.Token(ws, operation);
         }
         else
         {
@@ -289,7 +290,7 @@ public sealed class PanelModule : IRttWebModule
 
         try
         {
-            var report = await call(grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey));
+            var report = await call(grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey), token);
             await RttWebHost.Json(context, ApplyCommands.ReportJson(report, rollback: operation == ManagementTokens.Rollback));
         }
         catch (RttException ex)
@@ -299,10 +300,6 @@ public sealed class PanelModule : IRttWebModule
         catch (RttGrainException ex)
         {
             await RttWebHost.Refuse(context, ex.Code.StartsWith("RTT-TOKEN", StringComparison.Ordinal) ? StatusCodes.Status403Forbidden : StatusCodes.Status409Conflict, $"{ex.Code}: {ex.Message}");
-        }
-        finally
-        {
-            RequestContext.Remove(ManagementTokens.ContextKey);
         }
     }
 

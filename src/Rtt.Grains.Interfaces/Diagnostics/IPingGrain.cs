@@ -23,6 +23,14 @@ public interface IPingGrain : IGrainWithIntegerKey
     [Alias("Guarded")]
     Task<int> Guarded(int value);
 
+    /// <summary><see cref="Guarded(int)"/> with its admin token as an argument, as apply's is carried: the filter checks, spends and clears it.</summary>
+    [Alias("Guarded/token")]
+    Task<int> Guarded(int value, ManagementToken token);
+
+    /// <summary>A <see cref="Ping(int)"/> carrying a token as an argument that nothing checks (a read): what carrying apply's token costs.</summary>
+    [Alias("Ping/token")]
+    Task<int> Ping(int value, ManagementToken token);
+
     /// <summary>
     /// The silo process's runtime counters. The benchmark reads them around its calls: what a call allocates on the silo
     /// (its garbage makes the gen0 collections), and whether the JIT is still compiling (a call measured before its code

@@ -117,6 +117,14 @@ public interface IReconcilerGrain : IGrainWithStringKey
     [Alias("ApplyUtf8")]
     Task<ApplyReport> ApplyUtf8([Immutable] byte[] planUtf8);
 
+    /// <summary>
+    /// <see cref="ApplyUtf8(byte[])"/> with its apply token as an argument (<see cref="ManagementCalls.Token(Rtt.Core.Workspace.RttWorkspace, string)"/>)
+    /// instead of in the request context: what `rtt apply`, the panel, autotune and the auto-replan send. The filter checks and
+    /// spends the token and clears the argument; the grain never sees it.
+    /// </summary>
+    [Alias("ApplyUtf8/token")]
+    Task<ApplyReport> ApplyUtf8([Immutable] byte[] planUtf8, ManagementToken token);
+
     /// <summary>The bytes to send a plan as: the UTF-8 of <see cref="PlanText"/>.</summary>
     public static byte[] PlanUtf8(System.Text.Json.Nodes.JsonObject plan) => Rtt.Core.Json.CanonicalJson.Serialize(plan);
 
@@ -130,8 +138,17 @@ public interface IReconcilerGrain : IGrainWithStringKey
     [Alias("ApplyChange")]
     Task<ApplyReport> ApplyChange(PlanChange change);
 
+    /// <summary><see cref="ApplyChange(PlanChange)"/> with its apply token as an argument (see <see cref="ApplyUtf8(byte[], ManagementToken)"/>).</summary>
+    [Alias("ApplyChange/token")]
+    Task<ApplyReport> ApplyChange(PlanChange change, ManagementToken token);
+
+    /// <summary>Rolls back to the plan applied before the applied one. Needs the rollback token, in the request context.</summary>
     [Alias("Rollback")]
     Task<ApplyReport> Rollback(string reason);
+
+    /// <summary><see cref="Rollback(string)"/> with its rollback token as an argument (see <see cref="ApplyUtf8(byte[], ManagementToken)"/>).</summary>
+    [Alias("Rollback/token")]
+    Task<ApplyReport> Rollback(string reason, ManagementToken token);
 
     [Alias("History")]
     Task<ReconcilerHistory> History();

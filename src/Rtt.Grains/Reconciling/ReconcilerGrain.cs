@@ -120,6 +120,13 @@ public sealed class ReconcilerGrain(RttWorkspace workspace, TimeProvider time, I
         return ApplyText(text, null, whole: true);
     }
 
+    // The token forms: the silo's filter checked and spent the token, and cleared the argument (it is null here).
+    public Task<ApplyReport> ApplyUtf8(byte[] planUtf8, ManagementToken token) => ApplyUtf8(planUtf8);
+
+    public Task<ApplyReport> ApplyChange(PlanChange change, ManagementToken token) => ApplyChange(change);
+
+    public Task<ApplyReport> Rollback(string reason, ManagementToken token) => Rollback(reason);
+
     public Task<ApplyReport> Apply(string planJson)
     {
         if (Sent is { Text: { } kept } sent && string.Equals(kept, planJson, StringComparison.Ordinal))

@@ -147,8 +147,8 @@ public sealed class AutoReplanService(
         store.Save(signed, PlanStore.FileForm(signed, content));
         logger.LogWarning("auto_replan: nodes down [{Down}]: applying {PlanId} ({Admitted} route(s) placed, {Rejected} rejected)",
             string.Join(", ", down), planId, outcome.Admitted, outcome.Rejected.Count);
-        Grains.ManagementCalls.Present(workspace, Core.Tokens.ManagementTokens.Apply);
-        var report = await reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(signed)); // canonical bytes, as rtt apply sends them
+        // Canonical bytes with the token as the argument, as rtt apply sends them (this silo takes it so: its own version).
+        var report = await reconciler.ApplyUtf8(IReconcilerGrain.PlanUtf8(signed), Grains.ManagementCalls.Token(workspace, Core.Tokens.ManagementTokens.Apply));
         logger.LogWarning("auto_replan: {PlanId} {Outcome}{Reason}", planId, report.Outcome, report.Reason.Length > 0 ? $": {report.Reason}" : "");
         return report.Outcome;
     }

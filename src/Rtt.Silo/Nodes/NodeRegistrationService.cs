@@ -89,7 +89,7 @@ public sealed class NodeRegistrationService(
         var history = await grains.GetGrain<IReconcilerGrain>(IReconcilerGrain.ClusterKey).History(); // activation replays the WAL and recovers
         AppliedPlanId = history.AppliedPlanId;
         Recovery = history.Recovery;
-        new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow(), SigningKeyId(), SiloInfo.NewestMacFormat)
+        new SiloInfo(Environment.ProcessId, options.NodeId, options.SiloPort, options.GatewayPort, options.ClusterId, options.ServiceId, time.GetUtcNow(), SigningKeyId(), SiloInfo.NewestMacFormat, TokenArgument: true)
             .Write(workspace.SiloInfoPath);
         logger.LogInformation("Node {NodeId} registered (registration {Registrations}, first on {First:u})",
             options.NodeId, Record.Registrations, Record.FirstRegistered);

@@ -10,8 +10,10 @@ namespace Rtt.Silo.Security;
 /// hosted client): apply needs <c>rtt://rtt/manage/apply</c>, rollback <c>…/rollback</c>, any other write to an RTT grain
 /// or Orleans' management grain <c>…/admin</c>, each with verb <c>tx</c>; the token's nonce is spent (one token, one call).
 /// Reads (status, history, registry look-ups, WAL root) need none; grain-to-grain calls are not checked. Refusals reach
-/// the caller as RttGrainException with the RTT-TOKEN code (docs/security.md). A client's token goes no further than this
-/// filter: not to the grain, not to the calls the grain makes, not back with the response.
+/// the caller as RttGrainException with the RTT-TOKEN code (docs/security.md). The token is the call's
+/// <see cref="ManagementToken"/> argument where the method has one (apply, apply as a change, rollback), else the one in
+/// the call's request context. A client's token goes no further than this filter: not to the grain, not to the calls the
+/// grain makes, not back with the response.
 /// </summary>
 public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGrainCallFilter
 {
@@ -22,12 +24,30 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
         "GetByHash", "GetById", "ResolveSymbol", "GetInfo", "Ledger", "Root", "Read", "History", "AppliedRoutes", "Get", "List", "Records", "View", "Placement", "Ping", "Echo", "Runtime", "Status", "Snapshot",
     };
 
+    // Per interface method: the operation a client's call of it is (null: a read) and which argument is its token (-1: none).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.MethodInfo, (string? Operation, int TokenArgument)> Guards = new();
+
     public Task Invoke(IIncomingGrainCallContext context)
     {
+        // A call between grains needs no token and is left as it is (its client's token was taken at the door).
+        if (context.SourceId is { } source && !GrainTypePrefix.IsClient(source))
+        {
+            return context.Invoke();
+        }
+
         // A client's token is taken at this door, whether the call needs one or not (a read, or a token presented for a
-        // later call); a call between grains needs none and is left as it is (its client's token was taken at the door).
-        var token = context.SourceId is not { } source || GrainTypePrefix.IsClient(source) ? Take() : null;
-        if (Operation(context.SourceId, context.InterfaceMethod) is not { } operation)
+        // later call): out of the request context, and out of the call's arguments (the argument is cleared, so the grain
+        // gets null). A token argument is the one checked; the request context's is for methods without one.
+        var token = Take();
+        var (operation, tokenArgument) = context.InterfaceMethod is { } method ? Guards.GetOrAdd(method, Guard) : (null, -1);
+        if (tokenArgument >= 0)
+        {
+            var request = context.Request;
+            token = (request.GetArgument(tokenArgument) as ManagementToken)?.Text ?? token;
+            request.SetArgument(tokenArgument, null!);
+        }
+
+        if (operation is null)
         {
             return context.Invoke();
         }
@@ -45,6 +65,9 @@ public sealed class ManagementTokenFilter(TokenVerifier verifier) : IIncomingGra
         // The call checks what it carries (an apply: the plan's signature) against the trust its token was admitted with.
         return TokenVerifier.RunAdmitted(trust, context.Invoke);
     }
+
+    private static (string?, int) Guard(System.Reflection.MethodInfo method) =>
+        (Operation(null, method), Array.FindIndex(method.GetParameters(), p => p.ParameterType == typeof(ManagementToken)));
 
     /// <summary>
     /// The token a client's call carries, taken out of the call's request context: neither the grain's own calls (an apply's
