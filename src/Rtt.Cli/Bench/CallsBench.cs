@@ -292,7 +292,10 @@ public static class CallsBench
     }
 
     /// <summary>Warms each case up, then runs them in turns of <paramref name="slice"/> until each had its time.</summary>
-    internal static async Task<JsonObject[]> Alternate((string Name, Func<Task> Call)[] cases, double seconds, TimeSpan slice, TimeSpan warmUp)
+    /// <param name="shuffled">Each round runs the cases in an order of its own (a seeded shuffle: the same orders in every run), so no
+    /// case always follows the same one: a case run right after a similar one (same grain, same bytes) starts its slice warm,
+    /// and the first milliseconds of a slice hold more of the slow calls than the rest (docs/operations.md, "Control-path latency").</param>
+    internal static async Task<JsonObject[]> Alternate((string Name, Func<Task> Call)[] cases, double seconds, TimeSpan slice, TimeSpan warmUp, bool shuffled = false)
     {
         foreach (var (_, call) in cases)
         {
@@ -305,9 +308,16 @@ public static class CallsBench
 
         var histograms = cases.Select(_ => new LongHistogram(Stopwatch.Frequency * 10, 3)).ToArray();
         var spent = new double[cases.Length];
+        var order = Enumerable.Range(0, cases.Length).ToArray();
+        var rounds = new Random(20); // fixed seed: the same sequence of orders in every run
         while (spent.Min() < seconds)
         {
-            for (var c = 0; c < cases.Length; c++)
+            if (shuffled)
+            {
+                rounds.Shuffle(order);
+            }
+
+            foreach (var c in order)
             {
                 var clock = Stopwatch.StartNew();
                 while (clock.Elapsed < slice)

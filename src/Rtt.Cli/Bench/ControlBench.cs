@@ -30,7 +30,7 @@ public static class ControlBench
 
     public static Command Create()
     {
-        var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices)", DefaultValueFactory = _ => 3 };
+        var seconds = new Option<double>("--seconds") { Description = "Measured time per case (alternating 100 ms slices, the cases in a shuffled order each round)", DefaultValueFactory = _ => 3 };
         var only = new Option<string[]>("--case") { Description = $"Only these cases, besides ping (repeatable): {string.Join(", ", CaseNames.Skip(1))}", AllowMultipleArgumentsPerToken = false };
         var json = RttCommands.JsonOption();
         var command = new Command("control", "Grain calls from a client app (symbol resolution, node read, history, status, apply of the applied plan with a compact MAC token as its argument, the same in the request context, a JSON one and a signed one, and apply's parts: the plan's bytes, a token carried, a token checked) against a bare ping grain, same run") { seconds, only, json };
@@ -173,7 +173,7 @@ public static class ControlBench
 
             progress?.Invoke("warming up until the JIT has settled in both processes (two rounds of every case compiling at most 25 methods each)");
             var (warmUp, settled) = await WarmUp(calls, ping);
-            var cases = await CallsBench.Alternate(calls, seconds, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100));
+            var cases = await CallsBench.Alternate(calls, seconds, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100), shuffled: true);
             for (var i = 0; i < calls.Length; i++)
             {
                 // 1,000 calls more, after the timed ones: what each process allocates and collects for them (the two Runtime
