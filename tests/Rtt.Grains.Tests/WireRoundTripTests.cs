@@ -81,6 +81,7 @@ public sealed class WireRoundTripTests
         new PhaseView("prepare", 1.25, "2 participant(s), 2 yes, 0 no"),
         new ApplyReport("applied", "sha256:p1", 4, "why", [new PhaseView("prepare", 1.25, "ok")], 8, "sha256:root"),
         new PlanChange("sha256:base", "sha256:p2", "{\"base\":\"sha256:base\",\"set\":{\"x\":1}}"),
+        new ManagementToken("rttm2.AAAA"),
         new TxView(4, "apply", "sha256:p2", "sha256:p1", "commit", 5, 6, 7, 8, "why", "2026-11-26T05:36:21.519Z", ["node:n0", "route:a -> b"]),
         new ParticipantView("node:n0", LedgerView),
         new ReconcilerHistory("sha256:p1", [new TxView(4, "apply", "sha256:p2", "sha256:p1", "commit", 5, 6, 7, 8, "why", "at", ["node:n0"])],
