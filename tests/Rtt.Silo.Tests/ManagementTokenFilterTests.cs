@@ -13,9 +13,22 @@ namespace Rtt.Silo.Tests;
 /// Which client calls need a management token (ManagementTokenFilter.Operation), for the diagnostics grain's methods in
 /// particular; and that the token stops at the filter: neither the grain's own calls nor the response carry it on.
 /// </summary>
-public sealed class ManagementTokenFilterTests
+public sealed class ManagementTokenFilterTests : IDisposable
 {
     private static readonly GrainId Client = GrainId.Create(GrainTypePrefix.ClientPrefix, "bench"); // a client app, as the gateway names one
+
+    private readonly RttWorkspace _workspace = WorkspaceInitializer.Create(Directory.CreateTempSubdirectory("rtt-token-filter-").FullName).Workspace;
+    private readonly Rtt.Core.Signing.SigningKey _key;
+
+    public ManagementTokenFilterTests() => _key = _workspace.LoadSigningKey();
+
+    public void Dispose()
+    {
+        _key.Dispose();
+        Directory.Delete(_workspace.Root, recursive: true);
+    }
+
+    private ManagementTokenFilter NewFilter() => new(TokenVerifier.ForWorkspace(_workspace, TimeProvider.System, new ReplayCache(100)));
 
     private static string? Operation(Type iface, string method, GrainId? source = null) => ManagementTokenFilter.Operation(source ?? Client, Method(iface, method));
 
@@ -37,12 +50,9 @@ public sealed class ManagementTokenFilterTests
     [Fact]
     public async Task A_token_is_taken_out_of_the_calls_request_context_so_neither_the_grain_nor_the_response_carries_it_on()
     {
-        var dir = Directory.CreateTempSubdirectory("rtt-token-filter-").FullName;
+        var (key, filter) = (_key, NewFilter());
         try
         {
-            var workspace = WorkspaceInitializer.Create(dir).Workspace;
-            using var key = workspace.LoadSigningKey();
-            var filter = new ManagementTokenFilter(TokenVerifier.ForWorkspace(workspace, TimeProvider.System, new ReplayCache(100)));
             foreach (var (method, token) in new[] { (nameof(IPingGrain.Guarded), ManagementTokens.Mint(key, ManagementTokens.Admin)), (nameof(IPingGrain.Ping), "a token a read does not need") })
             {
                 // As Orleans runs a call: the message's request context imported into the invocation's own flow, the filters
@@ -68,7 +78,7 @@ public sealed class ManagementTokenFilterTests
         }
         finally
         {
-            Directory.Delete(dir, recursive: true);
+            RequestContext.Clear();
         }
 
         static async Task Run(ManagementTokenFilter filter, Call call) => await filter.Invoke(call); // an async method of its own, as Orleans' invoker is
@@ -77,12 +87,9 @@ public sealed class ManagementTokenFilterTests
     [Fact]
     public async Task A_token_argument_is_the_one_checked_and_is_cleared_before_the_grain_runs()
     {
-        var dir = Directory.CreateTempSubdirectory("rtt-token-filter-").FullName;
+        var (key, filter) = (_key, NewFilter());
         try
         {
-            var workspace = WorkspaceInitializer.Create(dir).Workspace;
-            using var key = workspace.LoadSigningKey();
-            var filter = new ManagementTokenFilter(TokenVerifier.ForWorkspace(workspace, TimeProvider.System, new ReplayCache(100)));
             var guarded = typeof(IPingGrain).GetMethod(nameof(IPingGrain.Guarded), [typeof(int), typeof(ManagementToken)])!;
             Assert.Equal(ManagementTokens.Admin, ManagementTokenFilter.Operation(Client, guarded));
 
@@ -128,7 +135,6 @@ public sealed class ManagementTokenFilterTests
         finally
         {
             RequestContext.Clear();
-            Directory.Delete(dir, recursive: true);
         }
 
         static SiloInfo SiloInfoFor(Rtt.Core.Signing.SigningKey key) =>
