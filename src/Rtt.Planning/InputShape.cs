@@ -11,58 +11,84 @@ namespace Rtt.Planning;
 /// </summary>
 internal static class InputShape
 {
-    public static bool SurelyValidRoutes(JsonObject doc)
+    public static bool SurelyValidRoutes(JsonObject doc) => WalkRoutes(doc, collect: false, out _);
+
+    /// <summary>
+    /// The same, giving each route's members as this walk read them (null when the routes are not surely valid): the
+    /// planner's keys (<see cref="PlanCanonical.RouteKey"/>), so its routes are walked once, not once for the shape and
+    /// once for the members (10,000 route objects scattered over the heap: the walk is mostly waiting for memory).
+    /// </summary>
+    public static bool SurelyValidRoutes(JsonObject doc, out PlanCanonical.RouteKey[]? keys) => WalkRoutes(doc, collect: true, out keys);
+
+    private static bool WalkRoutes(JsonObject doc, bool collect, out PlanCanonical.RouteKey[]? keys)
     {
+        keys = null;
         if (doc.Count != 1 || doc["routes"] is not JsonArray routes)
         {
             return false;
         }
 
-        foreach (var item in routes)
+        var read = collect ? new PlanCanonical.RouteKey[routes.Count] : null;
+        for (var i = 0; i < routes.Count; i++)
         {
-            if (item is not JsonObject route)
+            if (routes[i] is not JsonObject route)
             {
                 return false;
             }
 
-            var required = 0;
+            string? from = null, to = null, version = null;
+            var hasQos = false;
+            double? budget = null, rate = null, priority = null;
             foreach (var (name, value) in route)
             {
                 switch (name)
                 {
-                    case "from" or "to":
-                        if (!Address(value))
+                    case "from":
+                        if ((from = AddressText(value)) is null)
                         {
                             return false;
                         }
 
-                        required++;
+                        break;
+                    case "to":
+                        if ((to = AddressText(value)) is null)
+                        {
+                            return false;
+                        }
+
                         break;
                     case "version":
-                        if (Text(value) is not { Length: > 0 } version || HasSurrogate(version))
+                        if ((version = Text(value)) is not { Length: > 0 } || HasSurrogate(version))
                         {
                             return false;
                         }
 
                         break;
                     case "qos":
-                        if (!Qos(value))
+                        if (!Qos(value, out budget, out rate, out priority))
                         {
                             return false;
                         }
 
+                        hasQos = true;
                         break;
                     default:
                         return false;
                 }
             }
 
-            if (required != 2)
+            if (from is null || to is null)
             {
                 return false;
             }
+
+            if (read is not null)
+            {
+                read[i] = new PlanCanonical.RouteKey(from, to, version, hasQos, budget, rate, priority);
+            }
         }
 
+        keys = read;
         return true;
     }
 
@@ -146,8 +172,10 @@ internal static class InputShape
         return true;
     }
 
-    private static bool Qos(JsonNode? node)
+    // A route's qos, with its members' values as the planner reads them (PlanInputs.Number's doubles: an integer's value).
+    private static bool Qos(JsonNode? node, out double? budget, out double? rate, out double? priority)
     {
+        (budget, rate, priority) = (null, null, null);
         if (node is not JsonObject qos)
         {
             return false;
@@ -155,16 +183,19 @@ internal static class InputShape
 
         foreach (var (name, value) in qos)
         {
-            var ok = name switch
+            switch (name)
             {
-                "p99_budget_us" => Number(value) > 0,
-                "rate_hz" => Number(value) >= 0,
-                "priority" => Integer(value) is >= 0 and <= 9,
-                _ => false,
-            };
-            if (!ok)
-            {
-                return false;
+                case "p99_budget_us" when Number(value) is > 0 and var b:
+                    budget = b;
+                    break;
+                case "rate_hz" when Number(value) is >= 0 and var r:
+                    rate = r;
+                    break;
+                case "priority" when Integer(value) is >= 0 and <= 9 and var p:
+                    priority = p;
+                    break;
+                default:
+                    return false;
             }
         }
 
@@ -242,5 +273,5 @@ internal static class InputShape
     }
 
     // ^rtt://[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._-]*$
-    private static bool Address(JsonNode? node) => Text(node) is { } s && Rtt.Registry.ManifestShape.Address(s);
+    private static string? AddressText(JsonNode? node) => Text(node) is { } s && Rtt.Registry.ManifestShape.Address(s) ? s : null;
 }

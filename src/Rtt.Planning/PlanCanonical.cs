@@ -54,12 +54,18 @@ internal static class PlanCanonical
     public static RouteMemo[] Routes(JsonArray routes, out RouteKey[] keys)
     {
         keys = new RouteKey[routes.Count];
-        var result = new RouteMemo[routes.Count];
         for (var i = 0; i < keys.Length; i++)
         {
             keys[i] = RouteKey.Of(routes[i]!.AsObject());
         }
 
+        return Routes(routes, keys);
+    }
+
+    /// <summary>The same with each route's members read already (<see cref="InputShape.SurelyValidRoutes(JsonObject, out RouteKey[])"/>).</summary>
+    public static RouteMemo[] Routes(JsonArray routes, RouteKey[] keys)
+    {
+        var result = new RouteMemo[routes.Count];
         var missing = new List<int>();
         lock (RouteCache)
         {

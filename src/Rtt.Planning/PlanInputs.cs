@@ -93,7 +93,7 @@ public sealed class PlanInputs
 
     private double[]? _laneP99ByKind;
 
-    /// <summary>Each route's memo by route index (null: routes not read through <see cref="PlanCanonical.Routes(JsonArray, out PlanCanonical.RouteKey[])"/>).</summary>
+    /// <summary>Each route's memo by route index (null: routes not read through <see cref="PlanCanonical.Routes(JsonArray, PlanCanonical.RouteKey[])"/>).</summary>
     internal RouteMemo[]? Memos { get; private init; }
 
     /// <summary>
@@ -207,7 +207,7 @@ public sealed class PlanInputs
         Rtt.Core.Autotune.TunedProfile? tuned = null, IReadOnlyCollection<string>? down = null)
     {
         // The shapes of routes and topology are checked by one walk over the nodes; the schema judges what that walk is not sure of.
-        var surelyValidRoutes = InputShape.SurelyValidRoutes(routesJson);
+        var surelyValidRoutes = InputShape.SurelyValidRoutes(routesJson, out var keys);
         if (!surelyValidRoutes)
         {
             Validate(SchemaValidator.Routes, routesJson, routesSource);
@@ -225,9 +225,8 @@ public sealed class PlanInputs
         var list = routesJson["routes"]!.AsArray();
         var routes = new List<RouteSpec>(list.Count);
         // Each route's canonical bytes, for the hash (written once per content and kept: PlanCanonical), and its members
-        // as read there (a surely valid route has no others), so the routes are walked once.
-        PlanCanonical.RouteKey[]? keys = null;
-        var memos = surelyValidRoutes ? PlanCanonical.Routes(list, out keys) : null;
+        // as the shape's walk read them (a surely valid route has no others), so the routes are walked once.
+        var memos = keys is not null ? PlanCanonical.Routes(list, keys) : null;
         var routeBytes = memos?.Select(m => m.Bytes).ToArray();
         var ranges = new Dictionary<string, VersionRange>(StringComparer.Ordinal); // routes repeat a few range texts: each parsed once
         for (var i = 0; i < list.Count; i++)

@@ -101,6 +101,46 @@ public sealed class PlanInputShapeTests
     }
 
     [Fact]
+    public void The_members_the_shape_walk_reads_are_the_ones_the_planner_reads_of_each_route()
+    {
+        // The planner takes each surely valid route's members from the shape's walk (one walk, not two): they must be what
+        // RouteKey.Of reads, for nodes made in code and for nodes parsed from text (numbers backed by their JSON text).
+        var fast = 0;
+        Gen.Int.Sample(seed =>
+        {
+            var rnd = new Random(seed);
+            var made = Routes(rnd);
+            foreach (var route in (made["routes"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                if (route["qos"] is JsonObject qos && rnd.Next(2) == 0)
+                {
+                    qos["p99_budget_us"] = new[] { 1500, 0.25, 1e6, 3 }[rnd.Next(4)];
+                    qos["rate_hz"] = new[] { 0, 100, 2.5 }[rnd.Next(3)];
+                }
+            }
+
+            foreach (var doc in new[] { made, JsonNode.Parse(made.ToJsonString())!.AsObject() })
+            {
+                if (InputShape.SurelyValidRoutes(doc, out var keys))
+                {
+                    fast++;
+                    var routes = doc["routes"]!.AsArray();
+                    Assert.Equal(routes.Count, keys!.Length);
+                    for (var i = 0; i < routes.Count; i++)
+                    {
+                        Assert.Equal(PlanCanonical.RouteKey.Of(routes[i]!.AsObject()), keys[i]);
+                    }
+                }
+                else
+                {
+                    Assert.Null(keys);
+                }
+            }
+        }, iter: 3000, threads: 1);
+        Assert.True(fast > 200, $"only {fast} documents took the fast path");
+    }
+
+    [Fact]
     public void Topologies_called_valid_are_valid_by_the_schema()
     {
         var fast = 0;
