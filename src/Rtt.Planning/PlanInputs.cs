@@ -201,6 +201,31 @@ public sealed class PlanInputs
         return inputs;
     }
 
+    /// <summary>
+    /// The slots in the order of their ranks: the ranks (distinct, each below <paramref name="rankCount"/>) marked in a bit
+    /// set and read back in order, a pass over the catalogue's ranks instead of a comparison sort of the slots.
+    /// </summary>
+    internal static int[] SlotsByRank(List<int> ranks, Dictionary<int, int> slotOfRank, int rankCount)
+    {
+        var marked = new ulong[(rankCount + 63) / 64];
+        foreach (var rank in ranks)
+        {
+            marked[rank >> 6] |= 1UL << (rank & 63);
+        }
+
+        var order = new int[ranks.Count];
+        var at = 0;
+        for (var w = 0; w < marked.Length; w++)
+        {
+            for (var bits = marked[w]; bits != 0; bits &= bits - 1)
+            {
+                order[at++] = slotOfRank[(w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits)];
+            }
+        }
+
+        return order;
+    }
+
     /// <summary>Builds inputs from parsed documents (used by Load, tests and the benchmark).</summary>
     public static PlanInputs Build(JsonObject routesJson, JsonObject policyJson, JsonObject topologyJson, IEnumerable<SymbolContract> contracts,
         JsonObject? basePlan, string routesSource = "routes.json", string policySource = "policy.json", string topologySource = "topology.json",
@@ -381,8 +406,7 @@ public sealed class PlanInputs
                 Slot(catalogue.Rank(pinned));
             }
 
-            var order = Enumerable.Range(0, ranks.Count).ToArray(); // slots in rank order
-            Array.Sort([.. ranks], order);
+            var order = SlotsByRank(ranks, slotOfRank, catalogue.AddressCount);
             var idOfSlot = new int[order.Length];
             addresses = new string[order.Length];
             versionsOf = new IReadOnlyList<SymbolContract>[order.Length];

@@ -72,6 +72,9 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
     /// <summary>The place of <paramref name="address"/> in ordinal address order, or -1 when the catalogue lacks it.</summary>
     public int Rank(string address) => _rank.TryGetValue(address, out var rank) ? rank : -1;
 
+    /// <summary>How many addresses there are: ranks run from 0 to one below this.</summary>
+    public int AddressCount => _addresses.Length;
+
     /// <summary>The address at <paramref name="rank"/>.</summary>
     public string AddressAt(int rank) => _addresses[rank];
 

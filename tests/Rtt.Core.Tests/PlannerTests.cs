@@ -305,4 +305,21 @@ public sealed class PlannerTests
         Assert.Equal(1024, Planner.RingSize(100_000));
         Assert.Equal(65_536, Planner.RingSize(1e9));
     }
+
+    [Theory]
+    [InlineData(0, 10)]
+    [InlineData(1, 1)]
+    [InlineData(64, 64)]
+    [InlineData(1000, 100_000)]
+    [InlineData(20_000, 20_000)]
+    public void Slots_come_out_in_the_order_of_their_ranks_as_a_sort_would_give_them(int slots, int rankCount)
+    {
+        // Distinct ranks taken in a random first-seen order, as PlanInputs gives each rank its slot.
+        var rnd = new Random(slots + rankCount);
+        var ranks = Enumerable.Range(0, rankCount).OrderBy(_ => rnd.Next()).Take(slots).ToList();
+        var slotOfRank = ranks.Select((rank, slot) => (rank, slot)).ToDictionary(p => p.rank, p => p.slot);
+        var sorted = Enumerable.Range(0, ranks.Count).ToArray();
+        Array.Sort([.. ranks], sorted);
+        Assert.Equal(sorted, PlanInputs.SlotsByRank(ranks, slotOfRank, rankCount));
+    }
 }
