@@ -28,11 +28,7 @@ public static class ManagementCalls
     /// A fresh token for <paramref name="operation"/> (apply, rollback, admin) issued with the workspace's signing key: a MAC
     /// token when the silo running on this workspace signs with the same key (its silo.json says so), else a sealed one.
     /// </summary>
-    public static ManagementToken Token(RttWorkspace workspace, string operation)
-    {
-        using var key = workspace.LoadSigningKey();
-        return Token(key, operation, SiloInfo.ReadLive(workspace.SiloInfoPath));
-    }
+    public static ManagementToken Token(RttWorkspace workspace, string operation) => Mint(workspace, operation).Token;
 
     /// <summary>
     /// The same with a key the caller keeps (a client app making many calls): a MAC token when <paramref name="silo"/> (its
@@ -49,13 +45,7 @@ public static class ManagementCalls
     /// </summary>
     public static Task<T> Call<T>(RttWorkspace workspace, string operation, Func<ManagementToken, Task<T>> withToken, Func<Task<T>> inContext)
     {
-        var silo = SiloInfo.ReadLive(workspace.SiloInfoPath);
-        ManagementToken token;
-        using (var key = workspace.LoadSigningKey())
-        {
-            token = Token(key, operation, silo);
-        }
-
+        var (token, silo) = Mint(workspace, operation);
         if (silo is null || silo.TokenArgument)
         {
             return withToken(token);
@@ -63,6 +53,14 @@ public static class ManagementCalls
 
         Present(token.Text);
         return inContext();
+    }
+
+    // A token from the workspace's key for the silo running on it, with that silo's silo.json (null: none here).
+    private static (ManagementToken Token, SiloInfo? Silo) Mint(RttWorkspace workspace, string operation)
+    {
+        var silo = SiloInfo.ReadLive(workspace.SiloInfoPath);
+        using var key = workspace.LoadSigningKey();
+        return (Token(key, operation, silo), silo);
     }
 
     /// <summary><see cref="Token(RttWorkspace, string)"/> presented with the next management call of this async flow, in its request context.</summary>

@@ -45,24 +45,13 @@ internal static class PlanCanonical
     /// Canonical bytes of each route of a routes array that <see cref="InputShape.SurelyValidRoutes"/> accepted (so its
     /// members and their kinds are known): written once per content and kept.
     /// </summary>
-    public static byte[][] Routes(JsonArray routes) => [.. Routes(routes, out _).Select(m => m.Bytes)];
+    public static byte[][] Routes(JsonArray routes) => [.. Routes(routes, [.. routes.Select(r => RouteKey.Of(r!.AsObject()))]).Select(m => m.Bytes)];
 
     /// <summary>
-    /// The same as each route's memo (its bytes, and what planning learned of its content), with each route's members as
-    /// read (<paramref name="keys"/>), so the routes are walked once. Routes with the same content share one memo.
+    /// The same as each route's memo (its bytes, and what planning learned of its content), given each route's members as
+    /// read (<paramref name="keys"/>: <see cref="InputShape.SurelyValidRoutes(JsonObject, out RouteKey[])"/> reads them as it
+    /// checks the routes, so they are walked once). Routes with the same content share one memo.
     /// </summary>
-    public static RouteMemo[] Routes(JsonArray routes, out RouteKey[] keys)
-    {
-        keys = new RouteKey[routes.Count];
-        for (var i = 0; i < keys.Length; i++)
-        {
-            keys[i] = RouteKey.Of(routes[i]!.AsObject());
-        }
-
-        return Routes(routes, keys);
-    }
-
-    /// <summary>The same with each route's members read already (<see cref="InputShape.SurelyValidRoutes(JsonObject, out RouteKey[])"/>).</summary>
     public static RouteMemo[] Routes(JsonArray routes, RouteKey[] keys)
     {
         var result = new RouteMemo[routes.Count];

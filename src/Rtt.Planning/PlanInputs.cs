@@ -232,8 +232,7 @@ public sealed class PlanInputs
         Rtt.Core.Autotune.TunedProfile? tuned = null, IReadOnlyCollection<string>? down = null)
     {
         // The shapes of routes and topology are checked by one walk over the nodes; the schema judges what that walk is not sure of.
-        var surelyValidRoutes = InputShape.SurelyValidRoutes(routesJson, out var keys);
-        if (!surelyValidRoutes)
+        if (!InputShape.SurelyValidRoutes(routesJson, out var keys))
         {
             Validate(SchemaValidator.Routes, routesJson, routesSource);
         }
