@@ -158,6 +158,7 @@ public sealed partial class LaneHost
         // 2,000 yields both measured worse).
         private const int PeerYields = 200;
         private int _rounds;
+        private IdleSpin _spin;
 
         /// <summary>Times work sent the worker back to the start of its backoff (to spinning), after it had idled.</summary>
         public long Restarts;
@@ -180,10 +181,7 @@ public sealed partial class LaneHost
             var spinLimit = waiting ? PeerSpins : Volatile.Read(ref Spins);
             if (round < spinLimit)
             {
-                if (round >= spinLimit / 2)
-                {
-                    Thread.SpinWait(1);
-                }
+                _spin.Round(round, spinLimit);
             }
             else if (round < spinLimit + (waiting ? PeerYields : Volatile.Read(ref Yields)))
             {
