@@ -166,6 +166,7 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 }
             }
 
+            var starting = new List<(string Hash, Task<IServedEndpoint> Started)>();
             foreach (var (hash, serve) in wanted)
             {
                 bool running;
@@ -185,13 +186,21 @@ public sealed class LaneHostService(RttWorkspace workspace, RttLaneOptions optio
                 else if (!running)
                 {
                     var block = (JsonObject)JsonNode.Parse(serve)!;
-                    var started = refused.TryGetValue(hash, out var why)
-                        ? EndpointFactory.Refused(ContextFor(hash), (string?)block["kind"], ErrorCodes.SandboxRequired, why)
-                        : await EndpointFactory.StartAsync(block, ContextFor(hash), CancellationToken.None);
-                    lock (_endpoints)
-                    {
-                        _endpoints[hash] = started;
-                    }
+                    starting.Add((hash, refused.TryGetValue(hash, out var why)
+                        ? Task.FromResult(EndpointFactory.Refused(ContextFor(hash), (string?)block["kind"], ErrorCodes.SandboxRequired, why))
+                        : EndpointFactory.StartAsync(block, ContextFor(hash), CancellationToken.None)));
+                }
+            }
+
+            // The new endpoints start side by side (processes spawned and attached, plugins loaded, MCP sessions opened at
+            // once), so a commit waits for the slowest of them, not for their sum. A start never throws: one that fails
+            // gives an endpoint answering with the reason (EndpointFactory).
+            await Task.WhenAll(starting.Select(s => s.Started));
+            lock (_endpoints)
+            {
+                foreach (var (hash, started) in starting)
+                {
+                    _endpoints[hash] = started.Result;
                 }
             }
 
