@@ -71,7 +71,7 @@ public sealed class PlanInputs
 
     /// <summary>Contracts by address, versions ascending (the symbols that routes and pins name).</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<SymbolContract>> Contracts =>
-        _contracts ??= SymbolNames.Select((name, id) => KeyValuePair.Create(name, VersionsOf[id])).ToDictionary(StringComparer.Ordinal);
+        _contracts ??= SymbolNames.Select((name, id) => KeyValuePair.Create(name, VersionsOf(id))).ToDictionary(StringComparer.Ordinal);
 
     private Dictionary<string, IReadOnlyList<SymbolContract>>? _contracts;
 
@@ -81,8 +81,15 @@ public sealed class PlanInputs
     /// <summary>The catalogue the contracts came from, and each numbered symbol's rank in it (null: given as a list).</summary>
     internal (SymbolCatalogue Catalogue, int[] Ranks)? FromCatalogue { get; private init; }
 
-    /// <summary>Each numbered symbol's contracts, versions ascending.</summary>
-    internal IReadOnlyList<SymbolContract>[] VersionsOf { get; private init; } = [];
+    /// <summary>
+    /// A numbered symbol's contracts, versions ascending: from the catalogue by the symbol's rank, or as given. Read only for
+    /// routes whose checks are not kept (RouteMemo): an array of every symbol's lists, filled when the inputs are built, made
+    /// each list's header be read for the store's type check, a cache miss per symbol over a 100,000-symbol catalogue (5% of
+    /// a one-route change to 10,000 routes), for lists that the checks then never read.
+    /// </summary>
+    internal IReadOnlyList<SymbolContract> VersionsOf(int id) => FromCatalogue is var (catalogue, ranks) ? catalogue.VersionsAt(ranks[id]) : _versionsOf[id];
+
+    private IReadOnlyList<SymbolContract>[] _versionsOf = [];
 
     public required IReadOnlyList<NumaNodeSpec> Nodes { get; init; }
 
@@ -340,7 +347,7 @@ public sealed class PlanInputs
         // Each such symbol gets a number: its place in ordinal order, so the planner reads its contracts, placement and
         // demand from arrays, and walking the numbers walks the symbols in the order the plan writes them.
         string[] addresses;
-        IReadOnlyList<SymbolContract>[] versionsOf;
+        IReadOnlyList<SymbolContract>[] versionsOf = []; // given as a list only; a catalogue's are read from it (VersionsOf)
         (SymbolCatalogue, int[])? fromCatalogue = null;
         if (contracts is SymbolCatalogue catalogue)
         {
@@ -408,14 +415,12 @@ public sealed class PlanInputs
             var order = SlotsByRank(ranks, slotOfRank, catalogue.AddressCount);
             var idOfSlot = new int[order.Length];
             addresses = new string[order.Length];
-            versionsOf = new IReadOnlyList<SymbolContract>[order.Length];
             var rankOf = new int[order.Length];
             for (var id = 0; id < order.Length; id++)
             {
                 idOfSlot[order[id]] = id;
                 rankOf[id] = ranks[order[id]];
                 addresses[id] = catalogue.AddressAt(rankOf[id]);
-                versionsOf[id] = catalogue.VersionsAt(rankOf[id]);
             }
 
             fromCatalogue = (catalogue, rankOf);
@@ -521,7 +526,7 @@ public sealed class PlanInputs
             Routes = routes,
             SymbolNames = addresses,
             FromCatalogue = fromCatalogue,
-            VersionsOf = versionsOf,
+            _versionsOf = versionsOf,
             Nodes = nodes,
             LaneP99Us = lanes,
             Strict = policyJson["strict"] is not JsonValue s || s.GetValue<bool>(),

@@ -360,8 +360,8 @@ public static class Planner
             return (new Rejection(route, Constraint.UnknownSymbol, new JsonObject { ["symbol"] = missing }), null);
         }
 
-        var fromVersions = inputs.VersionsOf[route.FromId];
-        var toVersions = inputs.VersionsOf[route.ToId];
+        var fromVersions = inputs.VersionsOf(route.FromId);
+        var toVersions = inputs.VersionsOf(route.ToId);
         SymbolContract? to = null;
         for (var v = toVersions.Count - 1; v >= 0 && to is null; v--)
         {
