@@ -2,9 +2,12 @@ using System.Text;
 using Rtt.Fabric.Services;
 
 // A `process` service for RTT (docs/calls.md): each request's payload is UTF-8 text; the answer is "<tag>:" and the
-// text in upper case. `--tag v2` makes a second version to hot-swap to; `--fail-at-start` exits at once (tests).
+// text in upper case. `--tag v2` makes a second version to hot-swap to; `--fail-at-start` exits at once (tests);
+// `--touch PATH` creates PATH at start and `--attach-after PATH` attaches only once PATH exists (at most 60 s), so two
+// services can each wait for the other to have started (tests of endpoints started side by side).
 var tag = "v1";
 var probes = false;
+string? attachAfter = null;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -21,7 +24,24 @@ for (var i = 0; i < args.Length; i++)
         case "--never-attach":
             Thread.Sleep(Timeout.Infinite);
             return 0;
+        case "--touch" when i + 1 < args.Length:
+            File.WriteAllText(args[++i], "started\n");
+            break;
+        case "--attach-after" when i + 1 < args.Length:
+            attachAfter = args[++i];
+            break;
     }
+}
+
+for (var waited = 0; attachAfter is not null && !File.Exists(attachAfter); waited += 20)
+{
+    if (waited >= 60_000)
+    {
+        Console.Error.WriteLine($"text-service: {attachAfter} did not appear in 60 s");
+        return 4;
+    }
+
+    Thread.Sleep(20);
 }
 
 var prefix = Encoding.UTF8.GetBytes(tag + ":");

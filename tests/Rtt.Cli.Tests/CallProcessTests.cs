@@ -201,6 +201,35 @@ public sealed class CallProcessTests
     }
 
     [Fact]
+    public void The_endpoints_a_plan_adds_start_side_by_side()
+    {
+        using var dir = TempDir.Quickstart(out var ws, scan: true);
+        using var silo = Applied(ws);
+
+        // Two services that each attach only once the other has started: started one after the other, the first would
+        // wait for a start that comes only after it gave up (its start_timeout_ms), and the plan would roll back.
+        var a = Path.Combine(ws, "a.started");
+        var b = Path.Combine(ws, "b.started");
+        WriteManifest(ws, "core.api.upper.a.json", Upper, "1.2.0", new JsonObject
+        {
+            ["kind"] = "process", ["command"] = "${RTT_HOME}/Rtt.Samples.TextService", ["args"] = new JsonArray("--tag", "a", "--touch", a, "--attach-after", b),
+            ["start_timeout_ms"] = 20_000,
+        });
+        WriteManifest(ws, "core.api.reverse.b.json", Reverse, "1.2.0", new JsonObject
+        {
+            ["kind"] = "process", ["command"] = "${RTT_HOME}/Rtt.Samples.TextService", ["args"] = new JsonArray("--tag", "b", "--touch", b, "--attach-after", a),
+            ["start_timeout_ms"] = 20_000,
+        });
+        Ok(ws, "scan");
+        Ok(ws, "plan");
+        var apply = JsonNode.Parse(Ok(ws, "apply", "--json"))!;
+        Assert.Equal("applied", (string?)apply["outcome"]);
+        Assert.Equal("a:SIDE", Ok(ws, "call", Upper, "--args", "side").Trim());
+        Assert.Equal("b:BY SIDE", Ok(ws, "call", Reverse, "--args", "by side").Trim());
+        Stop(silo);
+    }
+
+    [Fact]
     public async Task A_killed_service_fails_its_calls_with_lane_005_and_is_restarted_by_the_silo()
     {
         using var dir = TempDir.Quickstart(out var ws, scan: true);
