@@ -82,10 +82,9 @@ public sealed class PlanInputs
     internal (SymbolCatalogue Catalogue, int[] Ranks)? FromCatalogue { get; private init; }
 
     /// <summary>
-    /// A numbered symbol's contracts, versions ascending: from the catalogue by the symbol's rank, or as given. Read only for
-    /// routes whose checks are not kept (RouteMemo): an array of every symbol's lists, filled when the inputs are built, made
-    /// each list's header be read for the store's type check, a cache miss per symbol over a 100,000-symbol catalogue (3% of
-    /// a one-route change to 10,000 routes), for lists that the checks then never read.
+    /// A numbered symbol's contracts, versions ascending: from the catalogue by the symbol's rank, or as given. Read when a
+    /// route is checked, not copied out for every symbol when the inputs are built (each copy's type check touched a list
+    /// that a kept route check never reads: a cache miss per symbol).
     /// </summary>
     internal IReadOnlyList<SymbolContract> VersionsOf(int id) => FromCatalogue is var (catalogue, ranks) ? catalogue.VersionsAt(ranks[id]) : _versionsOf[id];
 
