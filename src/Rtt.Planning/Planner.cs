@@ -144,10 +144,6 @@ public static class Planner
             return Seal(outcome.Body, key);
         }
 
-        var plan = outcome.Body;
-        plan.Remove("plan_id");
-        plan.Remove(ObjectSigner.SignMember);
-
         // The members in canonical order, each as its name and value: hashed in pieces for plan_id, then written once, with
         // "plan_id" in its place, as the bytes the signature covers (the same bytes as Seal(JsonObject) writes).
         var sorted = members.ToArray();
@@ -194,7 +190,11 @@ public static class Planner
         }
 
         content = new PlanContent(id, at == payload.Length ? payload : payload[..at]);
-        return Signed(plan, id, key.Sign(content.SigningPayload), key);
+        var signature = key.Sign(content.SigningPayload);
+        var plan = outcome.Body; // read after signing: a large plan's members were parsed meanwhile
+        plan.Remove("plan_id");
+        plan.Remove(ObjectSigner.SignMember);
+        return Signed(plan, id, signature, key);
 
         void Put(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value = default)
         {
@@ -476,22 +476,31 @@ public static class Planner
         }
 
         addBytes.Write("]"u8);
-        // The lanes (the largest member) are written and parsed beside the placement's writing and parsing when they are many.
-        var lanesWritten = admitted.Length >= 1_000 ? Task.Run(() => WriteLanes(laneRows, parse: true)) : null;
+        // The lanes (the largest member) are written beside the placement when they are many.
+        var lanesWritten = admitted.Length >= 1_000 ? Task.Run(() => WriteLanes(laneRows)) : null;
         var placementBytes = !direct ? null
             : ids is not null && inputs.FromCatalogue is var (catalogue, ranks) ? PlanCanonical.TryPlacement(catalogue, [.. ids.Select(id => ranks[id])], nodeOf) // names written once, in the catalogue
             : PlanCanonical.TryPlacement(symbols, nodeOf);
         direct &= placementBytes is not null;
-        var placementParsed = direct ? JsonNode.Parse(placementBytes)! : null;
-        var (lanesOk, lanesBytes, lanesParsed) = lanesWritten?.GetAwaiter().GetResult() ?? WriteLanes(laneRows, parse: false);
+        var (lanesOk, lanesBytes) = lanesWritten?.GetAwaiter().GetResult() ?? WriteLanes(laneRows);
         direct &= lanesOk;
 
-        JsonNode lanes, routesAdd, placementJson;
+        JsonNode? lanes = null, routesAdd = null, placementJson = null;
+        ParsedMembers? parsing = null;
         if (direct)
         {
-            routesAdd = JsonNode.Parse(addBytes.WrittenSpan)!;
-            placementJson = placementParsed!;
-            lanes = lanesParsed ?? JsonNode.Parse(lanesBytes.WrittenSpan)!;
+            // Sealing needs only the bytes: a large plan's three members are parsed beside it (the body's reader waits for
+            // them, PlanOutcome.Body), a small plan's here.
+            parsing = new ParsedMembers(lanesBytes.WrittenMemory, placementBytes!, addBytes.WrittenMemory);
+            if (admitted.Length >= 1_000)
+            {
+                parsing.Start();
+            }
+            else
+            {
+                (lanes, placementJson, routesAdd) = parsing.Parse();
+                parsing = null;
+            }
         }
         else
         {
@@ -568,6 +577,7 @@ public static class Planner
 
         return new PlanOutcome(body, rejected, placement.Admitted.Count, placement.Solver)
         {
+            Parsing = parsing,
             CanonicalMembers = canonical,
             Index = canonical is null ? null : new BaseIndex(symbols, nodeOf, admittedKeys)
             {
@@ -584,8 +594,8 @@ public static class Planner
         return (null, symbols, [.. symbols.Select(s => nodes[s])], [.. symbols.Select(s => basePlacement.GetValueOrDefault(s))]);
     }
 
-    // The plan's lanes as canonical bytes (false: a text needs the reference writer), and parsed when asked.
-    private static (bool Ok, ArrayBufferWriter<byte> Bytes, JsonNode? Parsed) WriteLanes(LaneRow[] rows, bool parse)
+    // The plan's lanes as canonical bytes (false: a text needs the reference writer).
+    private static (bool Ok, ArrayBufferWriter<byte> Bytes) WriteLanes(LaneRow[] rows)
     {
         var bytes = new ArrayBufferWriter<byte>(Math.Max(256, rows.Length * 128)); // about a lane's size each
         bytes.Write("["u8);
@@ -602,7 +612,7 @@ public static class Planner
         }
 
         bytes.Write("]"u8);
-        return (ok, bytes, ok && parse ? JsonNode.Parse(bytes.WrittenSpan) : null);
+        return (ok, bytes);
     }
 
     // The admitted routes by route index (distinct, below the route count): placed by index, not sorted.
@@ -649,11 +659,65 @@ public static class Planner
 /// <summary>The plan body and what it decided.</summary>
 public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejected, int Admitted, string Solver)
 {
+    /// <summary>The plan body (everything but <c>plan_id</c> and <c>sign</c>): complete when read, once its members being parsed are in.</summary>
+    public JsonObject Body
+    {
+        get
+        {
+            Parsing?.Into(field);
+            return field;
+        }
+
+        init;
+    } = Body;
+
+    /// <summary>The members of a large plan's body parsed beside sealing (null: the body is complete).</summary>
+    internal ParsedMembers? Parsing { get; init; }
+
     /// <summary>The canonical bytes of the body's members as assembled (null: seal by writing the body), for <see cref="Planner.Seal(PlanOutcome, SigningKey)"/>.</summary>
     internal IReadOnlyList<KeyValuePair<string, ReadOnlyMemory<byte>>>? CanonicalMembers { get; init; }
 
     /// <summary>The plan's placement and lane routes as written (with <see cref="CanonicalMembers"/>), kept by plan_id when it is sealed.</summary>
     internal BaseIndex? Index { get; init; }
+}
+
+/// <summary>
+/// The body's lanes, placement and routes_add as nodes parsed from their canonical bytes (System.Text.Json builds a parsed
+/// node's children only when they are read), on a pool thread when <see cref="Start"/>ed; put into the body once, by the
+/// first reader of <see cref="PlanOutcome.Body"/> (a copy of the outcome shares this, so the body is filled once).
+/// </summary>
+internal sealed class ParsedMembers(ReadOnlyMemory<byte> lanes, byte[] placement, ReadOnlyMemory<byte> routesAdd)
+{
+    private readonly Lock _gate = new();
+    private Task<(JsonNode Lanes, JsonNode Placement, JsonNode RoutesAdd)>? _parsing;
+    private bool _done;
+
+    public void Start() => _parsing = Task.Run(Parse);
+
+    public (JsonNode Lanes, JsonNode Placement, JsonNode RoutesAdd) Parse() =>
+        (JsonNode.Parse(lanes.Span)!, JsonNode.Parse(placement)!, JsonNode.Parse(routesAdd.Span)!);
+
+    public void Into(JsonObject body)
+    {
+        if (Volatile.Read(ref _done))
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_done)
+            {
+                return;
+            }
+
+            var (l, p, r) = _parsing?.GetAwaiter().GetResult() ?? Parse();
+            body["lanes"] = l;
+            body["placement"] = p;
+            body["routes_add"] = r;
+            Volatile.Write(ref _done, true);
+        }
+    }
 }
 
 /// <summary>One admitted route's lane as Assemble writes it.</summary>

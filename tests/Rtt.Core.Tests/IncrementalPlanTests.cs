@@ -105,6 +105,41 @@ public sealed class IncrementalPlanTests
     }
 
     [Fact]
+    public void A_large_plan_sealed_while_its_members_are_parsed_is_the_plan_sealed_from_its_body()
+    {
+        // From 1,000 admitted routes the body's lanes, placement and routes_add are parsed on a pool thread while the plan is
+        // hashed and signed from their bytes; whoever reads the body first waits for them and puts them in, once.
+        using var key = SigningKey.Generate();
+        string[] symbols = [.. Enumerable.Range(0, 50).Select(i => $"rtt://big/svc/s{i:00}")];
+        List<SymbolContract> contracts = [.. symbols.Select(s => PlannerTests.Contract(s, latency: 5))];
+        var routes = PlannerTests.Routes([.. symbols.SelectMany(f => symbols.Where(t => t != f).Select(t => PlannerTests.Route(f, t, rate: 2_000))).Take(1_500)]);
+        PlanOutcome Outcome() => Planner.Compute(PlanInputs.Build(routes, PlannerTests.OpenPolicy(), Topology(false), contracts, null));
+
+        var sealedFirst = Outcome();
+        Assert.Equal(1_500, sealedFirst.Admitted);
+        var direct = Planner.Seal(sealedFirst, key, out var content);
+        var reference = Planner.Seal(Outcome().Body, key); // the body read before sealing: complete, written by the reference writer
+        Assert.Equal(CanonicalJson.Serialize(reference), CanonicalJson.Serialize(direct));
+        Assert.Equal(1_500, direct["lanes"]!.AsArray().Count);
+        Assert.Equal(1_500, direct["routes_add"]!.AsArray().Count);
+        Assert.Equal(symbols.Length, direct["placement"]!.AsObject().Count);
+        Assert.Equal(PrettyJson.ToUtf8(direct), content!.Pretty(direct));
+
+        // Readers on several threads at once, and a copy of the outcome, see the one body, filled once.
+        var outcome = Outcome();
+        var copy = outcome with { Solver = "copy" };
+        using var start = new Barrier(4);
+        var readers = Enumerable.Range(0, 4).Select(i => Task.Run(() =>
+        {
+            start.SignalAndWait();
+            return i % 2 == 0 ? outcome.Body : copy.Body;
+        })).ToArray();
+        var bodies = readers.Select(t => t.Result).ToList();
+        Assert.All(bodies, b => Assert.Same(bodies[0], b));
+        Assert.Equal(CanonicalJson.Serialize(Planner.Seal(bodies[0], key)), CanonicalJson.Serialize(reference));
+    }
+
+    [Fact]
     public void A_change_planned_after_its_base_is_the_plan_made_with_nothing_kept()
     {
         using var key = SigningKey.Generate();
