@@ -14,11 +14,18 @@ internal sealed class BaseIndex
     private const int Kept = 4;
     private static readonly List<(string PlanId, BaseIndex Index)> Recent = [];
     private static readonly BaseIndex None = new([], [], new HashSet<string>());
+    private readonly Func<IReadOnlySet<string>>? _routesOf;
     private SortedPlacement? _placement;
+    private IReadOnlySet<string>? _routes;
 
     /// <param name="symbols">Distinct, in ordinal order.</param>
     /// <param name="nodes">The node of the symbol at the same index.</param>
-    public BaseIndex(string[] symbols, string[] nodes, IReadOnlySet<string> routes) => (Symbols, Nodes, Routes) = (symbols, nodes, routes);
+    public BaseIndex(string[] symbols, string[] nodes, IReadOnlySet<string> routes) => (Symbols, Nodes, _routes) = (symbols, nodes, routes);
+
+    /// <param name="symbols">Distinct, in ordinal order.</param>
+    /// <param name="nodes">The node of the symbol at the same index.</param>
+    /// <param name="routes">Makes <see cref="Routes"/> when it is first read.</param>
+    public BaseIndex(string[] symbols, string[] nodes, Func<IReadOnlySet<string>> routes) => (Symbols, Nodes, _routesOf) = (symbols, nodes, routes);
 
     /// <summary>The placed symbols in ordinal order.</summary>
     public string[] Symbols { get; }
@@ -29,8 +36,14 @@ internal sealed class BaseIndex
     /// <summary>Symbol → node (its dictionary made when first read).</summary>
     public IReadOnlyDictionary<string, string> Placement => _placement ??= new SortedPlacement(Symbols, Nodes);
 
-    /// <summary><c>from -> to</c> of each lane.</summary>
-    public IReadOnlySet<string> Routes { get; }
+    /// <summary><c>from -> to</c> of each lane (made when first read, when given as a function: a plan from the same catalogue reads <see cref="RoutePairs"/> instead).</summary>
+    public IReadOnlySet<string> Routes => _routes ??= _routesOf!();
+
+    /// <summary>
+    /// With <see cref="ByRank"/>: each lane's route as the ranks of its two ends in that catalogue (caller in the high 32
+    /// bits), so a plan from the same catalogue tells its routes new or kept by number.
+    /// </summary>
+    public IReadOnlySet<long>? RoutePairs { get; init; }
 
     /// <summary>
     /// For a plan planned from a catalogue: that catalogue's number and the rank in it of each of <see cref="Symbols"/>

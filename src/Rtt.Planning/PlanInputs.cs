@@ -14,8 +14,11 @@ namespace Rtt.Planning;
 /// <summary>A desired route, as routes.json states it (index = its position, for error locations).</summary>
 public sealed record RouteSpec(int Index, string From, string To, string RangeText, VersionRange Range, double? BudgetUs, double RateHz, int Priority)
 {
-    /// <summary><c>from -> to</c>: the route's identity in a plan (written once; the planner looks routes up by it several times).</summary>
-    public string Key { get; } = $"{From} -> {To}";
+    /// <summary>
+    /// <c>from -> to</c>: the route's identity in a plan (written when first read: routes whose ends the planner has numbered
+    /// are told apart by their numbers, <see cref="FromId"/> and <see cref="ToId"/>, and most plans never read it).
+    /// </summary>
+    public string Key => field ??= $"{From} -> {To}";
 
     /// <summary>The number <see cref="PlanInputs.SymbolNames"/> gives the caller, or -1 when no contract has its address.</summary>
     public int FromId { get; internal set; } = -1;

@@ -34,12 +34,17 @@ public static class Planner
     {
         var rejected = new List<Rejection>();
         var candidates = new List<Candidate>();
-        var first = new Dictionary<string, int>(inputs.Routes.Count, StringComparer.Ordinal); // each route's first index
+        // Each route's first index, by the numbers of its ends (distinct addresses have distinct numbers), or by its key
+        // when an end is unknown.
+        var first = new Dictionary<long, int>(inputs.Routes.Count);
+        Dictionary<string, int>? firstUnknown = null;
         foreach (var route in inputs.Routes)
         {
-            if (!first.TryAdd(route.Key, route.Index))
+            var known = route.FromId >= 0 && route.ToId >= 0;
+            if (known ? !first.TryAdd(Pair(route.FromId, route.ToId), route.Index) : !(firstUnknown ??= new(StringComparer.Ordinal)).TryAdd(route.Key, route.Index))
             {
-                rejected.Add(new Rejection(route, Constraint.Duplicate, new JsonObject { ["first"] = first[route.Key] }));
+                var index = known ? first[Pair(route.FromId, route.ToId)] : firstUnknown![route.Key];
+                rejected.Add(new Rejection(route, Constraint.Duplicate, new JsonObject { ["first"] = index }));
                 continue;
             }
 
@@ -427,8 +432,6 @@ public static class Planner
 
     private static PlanOutcome Assemble(PlanInputs inputs, PlacementResult placement, List<Rejection> rejected)
     {
-        var baseRoutes = inputs.BaseRoutes;
-
         // The large members (lanes, placement, routes_add) are written as canonical bytes straight from these values, and
         // the body holds them as nodes parsed from those bytes (System.Text.Json builds a parsed node's children only when
         // they are read): no tree of 10,000 lanes is built to be written again. The bytes are also what Seal(PlanOutcome)
@@ -441,14 +444,23 @@ public static class Planner
 
         var admitted = InRouteOrder(placement.Admitted, inputs.Routes.Count);
         var laneRows = new LaneRow[admitted.Length];
-        var admittedKeys = new HashSet<string>(admitted.Length, StringComparer.Ordinal);
+        // The admitted routes as pairs of their ends' catalogue ranks when the plan is numbered from a catalogue (kept with
+        // the plan for planning against it again), and told new or kept against the base's pairs when the base was
+        // numbered from the same catalogue; else by their keys (from -> to).
+        var (catalogueOf, rankOf) = inputs.FromCatalogue ?? default;
+        var pairs = catalogueOf is not null ? new HashSet<long>(admitted.Length) : null;
+        var basePairs = pairs is not null && inputs.BaseIndex is { ByRank: var (baseCatalogue, _), RoutePairs: { } kept } && baseCatalogue == catalogueOf!.Id ? kept : null;
+        var admittedKeys = basePairs is null ? new HashSet<string>(admitted.Length, StringComparer.Ordinal) : null;
+        var baseRoutes = basePairs is null ? inputs.BaseRoutes : null;
         var endpoints = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
         var added = 0;
         for (var i = 0; i < admitted.Length; i++)
         {
             var (candidate, lane) = admitted[i];
             var route = candidate.Route;
-            admittedKeys.Add(route.Key);
+            var pair = pairs is not null ? Pair(rankOf[route.FromId], rankOf[route.ToId]) : 0;
+            pairs?.Add(pair);
+            admittedKeys?.Add(route.Key);
             // A tuned profile's ring size is a floor for SHM lanes (its settings were measured on this machine).
             var ringSize = lane == "shm" && inputs.TunedSettings is { } tuned ? Math.Max(RingSize(route.RateHz), tuned.RingSize) : RingSize(route.RateHz);
             string? endpoint = null;
@@ -462,7 +474,7 @@ public static class Planner
                 unsandboxed = Rtt.Core.Calls.ServeSpec.RunsUnsandboxed(serve) && inputs.Unsandboxed.Any(u => Rtt.Core.Tokens.CapabilityToken.Matches(u, route.To));
             }
 
-            var isNew = !baseRoutes.Contains(route.Key);
+            var isNew = basePairs is not null ? !basePairs.Contains(pair) : !baseRoutes!.Contains(route.Key);
             laneRows[i] = new LaneRow(candidate, lane, ringSize, endpoint, unsandboxed, isNew);
             if (isNew)
             {
@@ -512,7 +524,10 @@ public static class Planner
             placementJson = new JsonObject([.. symbols.Select((s, i) => KeyValuePair.Create(s, (JsonNode?)JsonValue.Create(nodeOf[i])))]);
         }
 
-        var routesRemove = new JsonArray([.. baseRoutes.Where(k => !admittedKeys.Contains(k)).Order(StringComparer.Ordinal).Select(k =>
+        var removed = basePairs is not null
+            ? basePairs.Where(p => !pairs!.Contains(p)).Select(p => $"{catalogueOf!.AddressAt((int)(p >> 32))} -> {catalogueOf.AddressAt((int)p)}")
+            : baseRoutes!.Where(k => !admittedKeys!.Contains(k));
+        var routesRemove = new JsonArray([.. removed.Order(StringComparer.Ordinal).Select(k =>
         {
             var parts = k.Split(" -> ");
             return (JsonNode)new JsonObject { ["from"] = parts[0], ["to"] = parts[1] };
@@ -579,9 +594,10 @@ public static class Planner
         {
             Parsing = parsing,
             CanonicalMembers = canonical,
-            Index = canonical is null ? null : new BaseIndex(symbols, nodeOf, admittedKeys)
+            Index = canonical is null ? null : new BaseIndex(symbols, nodeOf, () => (IReadOnlySet<string>?)admittedKeys ?? admitted.Select(a => a.Candidate.Route.Key).ToHashSet(StringComparer.Ordinal))
             {
-                ByRank = ids is not null && inputs.FromCatalogue is var (numbering, rankOf) ? (numbering.Id, [.. ids.Select(id => rankOf[id])]) : null,
+                ByRank = ids is not null && catalogueOf is not null ? (catalogueOf.Id, [.. ids.Select(id => rankOf[id])]) : null,
+                RoutePairs = pairs,
             },
         };
     }
@@ -638,6 +654,9 @@ public static class Planner
 
         return result;
     }
+
+    // Two numbers (symbol numbers or catalogue ranks, not negative) as one key.
+    private static long Pair(int from, int to) => ((long)from << 32) | (uint)to;
 
     /// <summary>Ring size in frames: room for 10 ms of the route's rate, a power of two from 256 to 65,536.</summary>
     public static int RingSize(double rateHz)

@@ -160,9 +160,11 @@ public sealed class PlannerTests
             Route("rtt://a/x/a", "rtt://b/x/b"),
             Route("rtt://a/x/a", "rtt://b/x/b"),
             Route("rtt://a/x/a", "rtt://z/x/z"),
-            Route("rtt://b/x/b", "rtt://a/x/a")), contracts);
+            Route("rtt://b/x/b", "rtt://a/x/a"),
+            Route("rtt://a/x/a", "rtt://z/x/z")), contracts); // a duplicate with an unknown end: told by its key, not its ends' numbers
         var constraints = plan.Body["rejected"]!.AsArray().Select(r => ((int)r!["route"]!["index"]!, (string)r["constraint"]!)).ToList();
-        Assert.Equal([(0, Constraint.Cycle), (1, Constraint.Duplicate), (2, Constraint.UnknownSymbol), (3, Constraint.Cycle)], constraints);
+        Assert.Equal([(0, Constraint.Cycle), (1, Constraint.Duplicate), (2, Constraint.UnknownSymbol), (3, Constraint.Cycle), (4, Constraint.Duplicate)], constraints);
+        Assert.Equal([0, 2], plan.Body["rejected"]!.AsArray().Where(r => (string)r!["constraint"]! == Constraint.Duplicate).Select(r => (int)r!["values"]!["first"]!));
     }
 
     [Fact]
