@@ -20,6 +20,7 @@ internal static class PlanCanonical
     // checks only the changed ones. Bounded; cleared when full.
     private const int RouteEntries = 200_000;
     private static readonly Dictionary<RouteKey, RouteMemo> RouteCache = [];
+    private static readonly ReaderWriterLockSlim RouteLock = new(); // lookups on several threads at once; adds alone
 
     // A contract's canonical bytes by the instance: contracts are immutable records (their JSON parts are never changed
     // after they are made), so a process that plans again with the same catalogue writes each contract once. By reference
@@ -55,15 +56,30 @@ internal static class PlanCanonical
     public static RouteMemo[] Routes(JsonArray routes, RouteKey[] keys)
     {
         var result = new RouteMemo[routes.Count];
-        var missing = new List<int>();
-        lock (RouteCache)
+        Parts.All(keys.Length, (start, end) =>
         {
-            for (var i = 0; i < keys.Length; i++)
+            RouteLock.EnterReadLock();
+            try
             {
-                if (!RouteCache.TryGetValue(keys[i], out result[i]!))
+                for (var i = start; i < end; i++)
                 {
-                    missing.Add(i);
+                    RouteCache.TryGetValue(keys[i], out result[i]!);
                 }
+            }
+            finally
+            {
+                RouteLock.ExitReadLock();
+            }
+
+            return true;
+        });
+
+        var missing = new List<int>();
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (result[i] is null)
+            {
+                missing.Add(i);
             }
         }
 
@@ -78,7 +94,8 @@ internal static class PlanCanonical
             result[i] = new RouteMemo(CanonicalJson.Serialize(routes[i]));
         }
 
-        lock (RouteCache)
+        RouteLock.EnterWriteLock();
+        try
         {
             if (RouteCache.Count + missing.Count > RouteEntries)
             {
@@ -89,6 +106,10 @@ internal static class PlanCanonical
             {
                 result[i] = RouteCache.TryAdd(keys[i], result[i]) ? result[i] : RouteCache[keys[i]]; // a repeated route: one memo
             }
+        }
+        finally
+        {
+            RouteLock.ExitWriteLock();
         }
 
         return result;
@@ -139,9 +160,14 @@ internal static class PlanCanonical
     /// <summary>Forgets the canonical bytes written so far (benchmarks measuring a first plan in a process).</summary>
     public static void Clear()
     {
-        lock (RouteCache)
+        RouteLock.EnterWriteLock();
+        try
         {
             RouteCache.Clear();
+        }
+        finally
+        {
+            RouteLock.ExitWriteLock();
         }
 
         lock (ContractCache)

@@ -141,6 +141,42 @@ public sealed class PlanInputShapeTests
     }
 
     [Fact]
+    public void Many_routes_walked_in_two_halves_give_each_routes_members_and_a_fault_in_either_half_is_seen()
+    {
+        // From Parts.From routes the walk runs in two halves on two threads; parsed documents too (their nodes are made
+        // when first read, here by both threads at once).
+        var count = Parts.From + 1_001;
+        var made = new JsonObject
+        {
+            ["routes"] = new JsonArray([.. Enumerable.Range(0, count).Select(i => (JsonNode)new JsonObject
+            {
+                ["from"] = $"rtt://big/svc/s{i}",
+                ["to"] = $"rtt://big/svc/s{(i * 7) % count}",
+                ["version"] = "^1.0.0",
+                ["qos"] = new JsonObject { ["p99_budget_us"] = 100 + i, ["rate_hz"] = i % 3 == 0 ? 2.5 : 1000, ["priority"] = i % 3 },
+            })]),
+        };
+        foreach (var doc in new[] { made, JsonNode.Parse(made.ToJsonString())!.AsObject() })
+        {
+            Assert.True(InputShape.SurelyValidRoutes(doc, out var keys));
+            var routes = doc["routes"]!.AsArray();
+            Assert.Equal(count, keys!.Length);
+            for (var i = 0; i < count; i++)
+            {
+                Assert.Equal(PlanCanonical.RouteKey.Of(routes[i]!.AsObject()), keys[i]);
+            }
+        }
+
+        foreach (var at in new[] { 3, count / 2, count - 1 })
+        {
+            var odd = JsonNode.Parse(made.ToJsonString())!.AsObject();
+            odd["routes"]![at]!["extra"] = 1; // not in the schema: not surely valid, wherever it is
+            Assert.False(InputShape.SurelyValidRoutes(odd, out var none));
+            Assert.Null(none);
+        }
+    }
+
+    [Fact]
     public void Topologies_called_valid_are_valid_by_the_schema()
     {
         var fast = 0;
