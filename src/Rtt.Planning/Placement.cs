@@ -287,8 +287,9 @@ internal static class Placement
             components.Place(from);
             fresh.Clear();
             Rejection? failure = null;
-            foreach (var (s, partner) in ((int, int)[])[(to, from), (from, to)])
+            for (var end = 0; end < 2; end++) // the provider, then the caller
             {
+                var (s, partner) = end == 0 ? (to, from) : (from, to);
                 if (placed[s] >= 0)
                 {
                     continue;

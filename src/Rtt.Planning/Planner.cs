@@ -64,7 +64,10 @@ public static class Planner
             candidates.Add(candidate!);
         }
 
-        RejectForbiddenCycles(candidates, rejected);
+        if (inputs.FromCatalogue is not var (catalogue, _) || catalogue.AnyAcyclic) // a catalogue knows without reading every candidate's contracts
+        {
+            RejectForbiddenCycles(candidates, rejected);
+        }
 
         var placement = Placement.Solve(inputs, candidates);
         rejected.AddRange(placement.Rejected);

@@ -46,7 +46,11 @@ public sealed class SymbolCatalogue : IReadOnlyList<SymbolContract>
 
         _names = names.WrittenSpan.ToArray();
         _contractBytes = new byte[][]?[_addresses.Length];
+        AnyAcyclic = Array.Exists(_all, c => c.Acyclic);
     }
+
+    /// <summary>Whether any contract is <c>x-acyclic</c> (without one, no cycle of routes through it can be forbidden).</summary>
+    internal bool AnyAcyclic { get; }
 
     private static long s_catalogues;
 

@@ -156,15 +156,24 @@ public sealed class PlannerTests
     public void Unknown_symbols_duplicates_and_forbidden_cycles_are_rejected_with_reasons()
     {
         var contracts = new[] { Contract("rtt://a/x/a"), Contract("rtt://b/x/b", acyclic: true) };
-        var plan = Plan(Routes(
+        var routes = Routes(
             Route("rtt://a/x/a", "rtt://b/x/b"),
             Route("rtt://a/x/a", "rtt://b/x/b"),
             Route("rtt://a/x/a", "rtt://z/x/z"),
             Route("rtt://b/x/b", "rtt://a/x/a"),
-            Route("rtt://a/x/a", "rtt://z/x/z")), contracts); // a duplicate with an unknown end: told by its key, not its ends' numbers
-        var constraints = plan.Body["rejected"]!.AsArray().Select(r => ((int)r!["route"]!["index"]!, (string)r["constraint"]!)).ToList();
-        Assert.Equal([(0, Constraint.Cycle), (1, Constraint.Duplicate), (2, Constraint.UnknownSymbol), (3, Constraint.Cycle), (4, Constraint.Duplicate)], constraints);
-        Assert.Equal([0, 2], plan.Body["rejected"]!.AsArray().Where(r => (string)r!["constraint"]! == Constraint.Duplicate).Select(r => (int)r!["values"]!["first"]!));
+            Route("rtt://a/x/a", "rtt://z/x/z")); // a duplicate with an unknown end: told by its key, not its ends' numbers
+        foreach (var given in new IEnumerable<SymbolContract>[] { contracts, new SymbolCatalogue(contracts) }) // a list, and a catalogue (which knows it has an acyclic contract)
+        {
+            var plan = Plan(routes, given);
+            var constraints = plan.Body["rejected"]!.AsArray().Select(r => ((int)r!["route"]!["index"]!, (string)r["constraint"]!)).ToList();
+            Assert.Equal([(0, Constraint.Cycle), (1, Constraint.Duplicate), (2, Constraint.UnknownSymbol), (3, Constraint.Cycle), (4, Constraint.Duplicate)], constraints);
+            Assert.Equal([0, 2], plan.Body["rejected"]!.AsArray().Where(r => (string)r!["constraint"]! == Constraint.Duplicate).Select(r => (int)r!["values"]!["first"]!));
+        }
+
+        // Without an acyclic contract the cycle is allowed, from a catalogue as from a list.
+        var plain = new[] { Contract("rtt://a/x/a"), Contract("rtt://b/x/b") };
+        Assert.DoesNotContain(Constraint.Cycle, Plan(routes, new SymbolCatalogue(plain)).Body["rejected"]!.AsArray().Select(r => (string)r!["constraint"]!));
+        Assert.DoesNotContain(Constraint.Cycle, Plan(routes, plain).Body["rejected"]!.AsArray().Select(r => (string)r!["constraint"]!));
     }
 
     [Fact]
