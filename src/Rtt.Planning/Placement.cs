@@ -64,15 +64,20 @@ internal static class Placement
         var (cpu, memory) = greedy.Demand!.Value; // demand of each symbol: the largest over the versions its routes use (Demands)
 
         var (ids, symbols, placedOn, _) = greedy.Sorted!.Value; // the greedy pass's placement, in symbol order
-        var used = inputs.Nodes.ToDictionary(n => n.Id, _ => (Cpu: 0.0, Memory: 0.0), StringComparer.Ordinal);
+        // Capacity used outside the model, by node number (the greedy pass's node names are the topology's own strings: found
+        // by reference first), summed in symbol order.
+        var nodes = inputs.Nodes;
+        var (usedCpu, usedMemory) = (new double[nodes.Count], new double[nodes.Count]);
         for (var i = 0; i < symbols.Length; i++)
         {
             if (Outside(ids![i]))
             {
-                var node = placedOn[i];
-                used[node] = (used[node].Cpu + cpu[ids[i]], used[node].Memory + memory[ids[i]]); // summed in symbol order
+                var node = NodeNumber(nodes, placedOn[i]);
+                (usedCpu[node], usedMemory[node]) = (usedCpu[node] + cpu[ids[i]], usedMemory[node] + memory[ids[i]]);
             }
         }
+
+        var used = nodes.Select((n, i) => (n.Id, i)).ToDictionary(n => n.Id, n => (Cpu: usedCpu[n.i], Memory: usedMemory[n.i]), StringComparer.Ordinal);
 
         var ilp = Ilp.Solve(inputs, inScope, greedy, used);
         if (ilp is null)
@@ -121,6 +126,28 @@ internal static class Placement
         {
             Sorted = (allNumbered ? finalIds : null, finalSymbols, finalNodes, previous),
         };
+    }
+
+    // The number of the node with this id (one of them).
+    private static int NodeNumber(IReadOnlyList<NumaNodeSpec> nodes, string id)
+    {
+        for (var n = 0; n < nodes.Count; n++)
+        {
+            if (ReferenceEquals(nodes[n].Id, id))
+            {
+                return n;
+            }
+        }
+
+        for (var n = 0; n < nodes.Count; n++)
+        {
+            if (nodes[n].Id == id)
+            {
+                return n;
+            }
+        }
+
+        throw new InvalidOperationException($"node {id} is not in the topology");
     }
 
     /// <summary>Connected components of the route graph by symbol number: each symbol's component is named by its smallest number (-1: in no candidate).</summary>
@@ -452,10 +479,14 @@ internal static class Placement
         });
 }
 
-/// <summary>Symbol → node over two arrays in ordinal symbol order; the dictionary behind it is made when first read.</summary>
+/// <summary>Symbol → node over two arrays in ordinal symbol order: looked up by binary search, then by a dictionary made once many lookups came.</summary>
 internal sealed class SortedPlacement(string[] symbols, string[] nodes) : IReadOnlyDictionary<string, string>
 {
+    // The first lookups search the sorted symbols; a reader that looks up more than these gets a dictionary (20,000
+    // symbols: milliseconds to make, for a model of a few routes that reads two).
+    private const int Searches = 64;
     private Dictionary<string, string>? _map;
+    private int _searched;
 
     private Dictionary<string, string> Map => _map ??= symbols.Select((s, i) => KeyValuePair.Create(s, nodes[i])).ToDictionary(StringComparer.Ordinal);
 
@@ -465,11 +496,21 @@ internal sealed class SortedPlacement(string[] symbols, string[] nodes) : IReadO
 
     public IEnumerable<string> Values => nodes;
 
-    public string this[string key] => Map[key];
+    public string this[string key] => TryGetValue(key, out var node) ? node : throw new KeyNotFoundException($"{key} is not placed");
 
-    public bool ContainsKey(string key) => Map.ContainsKey(key);
+    public bool ContainsKey(string key) => TryGetValue(key, out _);
 
-    public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value) => Map.TryGetValue(key, out value);
+    public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out string value)
+    {
+        if (_map is null && Interlocked.Increment(ref _searched) <= Searches)
+        {
+            var at = Array.BinarySearch(symbols, key, StringComparer.Ordinal);
+            value = at >= 0 ? nodes[at] : null;
+            return at >= 0;
+        }
+
+        return Map.TryGetValue(key, out value);
+    }
 
     public IEnumerator<KeyValuePair<string, string>> GetEnumerator() => symbols.Select((s, i) => KeyValuePair.Create(s, nodes[i])).GetEnumerator();
 

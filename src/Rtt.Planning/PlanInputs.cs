@@ -175,9 +175,9 @@ public sealed class PlanInputs
     private BaseIndex? _baseIndex;
 
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
-    public string Hash => HashTask.GetAwaiter().GetResult();
+    public string Hash => HashTask.Result();
 
-    private Task<string> HashTask { get; init; } = null!;
+    private Beside<string> HashTask { get; init; } = null!;
 
     /// <summary><c>sha256:</c> of the tuned profile whose lane p99s were used, or null (docs/autotune.md).</summary>
     public string? TunedProfile { get; init; }
@@ -521,7 +521,7 @@ public sealed class PlanInputs
                 sink.Write("}"u8);
             }),
         ]);
-        var hash = routes.Count >= 1_000 ? Task.Run(Hash) : Task.FromResult(Hash());
+        var hash = Beside.Start(Hash); // hashed beside the planning that follows, or when the hash is first read
 
         return new PlanInputs
         {

@@ -492,12 +492,12 @@ public static class Planner
 
         addBytes.Write("]"u8);
         // The lanes (the largest member) are written beside the placement when they are many.
-        var lanesWritten = admitted.Length >= 1_000 ? Task.Run(() => WriteLanes(laneRows)) : null;
+        var lanesWritten = admitted.Length >= 1_000 ? Beside.Start(() => WriteLanes(laneRows)) : null;
         var placementBytes = !direct ? null
             : ids is not null && inputs.FromCatalogue is var (catalogue, ranks) ? PlanCanonical.TryPlacement(catalogue, [.. ids.Select(id => ranks[id])], nodeOf) // names written once, in the catalogue
             : PlanCanonical.TryPlacement(symbols, nodeOf);
         direct &= placementBytes is not null;
-        var (lanesOk, lanesBytes) = lanesWritten?.GetAwaiter().GetResult() ?? WriteLanes(laneRows);
+        var (lanesOk, lanesBytes) = lanesWritten?.Result() ?? WriteLanes(laneRows);
         direct &= lanesOk;
 
         JsonNode? lanes = null, routesAdd = null, placementJson = null;
@@ -705,16 +705,17 @@ public sealed record PlanOutcome(JsonObject Body, IReadOnlyList<Rejection> Rejec
 
 /// <summary>
 /// The body's lanes, placement and routes_add as nodes parsed from their canonical bytes (System.Text.Json builds a parsed
-/// node's children only when they are read), on a pool thread when <see cref="Start"/>ed; put into the body once, by the
-/// first reader of <see cref="PlanOutcome.Body"/> (a copy of the outcome shares this, so the body is filled once).
+/// node's children only when they are read), beside the sealing when <see cref="Start"/>ed (<see cref="Beside{T}"/>); put
+/// into the body once, by the first reader of <see cref="PlanOutcome.Body"/> (a copy of the outcome shares this, so the
+/// body is filled once).
 /// </summary>
 internal sealed class ParsedMembers(ReadOnlyMemory<byte> lanes, byte[] placement, ReadOnlyMemory<byte> routesAdd)
 {
     private readonly Lock _gate = new();
-    private Task<(JsonNode Lanes, JsonNode Placement, JsonNode RoutesAdd)>? _parsing;
+    private Beside<(JsonNode Lanes, JsonNode Placement, JsonNode RoutesAdd)>? _parsing;
     private bool _done;
 
-    public void Start() => _parsing = Task.Run(Parse);
+    public void Start() => _parsing = Beside.Start(Parse);
 
     public (JsonNode Lanes, JsonNode Placement, JsonNode RoutesAdd) Parse() =>
         (JsonNode.Parse(lanes.Span)!, JsonNode.Parse(placement)!, JsonNode.Parse(routesAdd.Span)!);
@@ -733,7 +734,7 @@ internal sealed class ParsedMembers(ReadOnlyMemory<byte> lanes, byte[] placement
                 return;
             }
 
-            var (l, p, r) = _parsing?.GetAwaiter().GetResult() ?? Parse();
+            var (l, p, r) = _parsing is { } parsing ? parsing.Result() : Parse();
             body["lanes"] = l;
             body["placement"] = p;
             body["routes_add"] = r;
