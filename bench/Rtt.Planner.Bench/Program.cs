@@ -15,7 +15,9 @@ using Rtt.Planning;
 // full run's); RTT_BENCH_PHASES=1 prints each run's phases. After the cases: a one-route change to the largest plan
 // (that plan as the base, one route's provider changed), and the heap a sealed plan of that size keeps alive. The process
 // runs with the rtt host's garbage collector settings (src/RttHostGc.props: no background collections, objects up to
-// 2 MiB in generation 0), as `rtt plan` and a silo's auto-replan do.
+// 2 MiB in generation 0), as `rtt plan` and a silo's auto-replan do. Before each timed plan the heap is collected in full
+// (as BenchmarkDotNet does between iterations): the plan made just before it (the change's base) leaves megabytes of kept
+// memos and plan that the next collection promotes, a cost of that plan, not of the one timed.
 if (args.Contains("--help"))
 {
     Console.WriteLine("Rtt.Planner.Bench [--symbols N (100000)] [--runs N (7)] [--no-hard]; env RTT_BENCH_ROUTES=100,1000,10000, RTT_BENCH_PHASES=1");
@@ -74,6 +76,7 @@ foreach (var count in Environment.GetEnvironmentVariable("RTT_BENCH_ROUTES")?.Sp
     for (var run = 0; run < runs; run++)
     {
         Planner.ForgetCanonicalBytes(); // every run is a process's first plan of these inputs
+        Settle();
         var before = GC.GetAllocatedBytesForCurrentThread();
         var cpuBefore = ThreadCpu.Now();
         var sw = Stopwatch.StartNew();
@@ -137,9 +140,11 @@ if (largest.Routes is { } baseRoutes)
 
         Planner.ForgetCanonicalBytes();
         Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, catalogue, null)), key); // the base, planned in this process
+        Settle();
         var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         var cpuBefore = ThreadCpu.Now();
         sw.Restart();
+        Array.Clear(Planner.TmpT);
         var changedInputs = PlanInputs.Build(changed, policy, topology, catalogue, basePlan);
         var tBuild = sw.Elapsed.TotalMilliseconds;
         var outcome = Planner.Compute(changedInputs);
@@ -148,6 +153,7 @@ if (largest.Routes is { } baseRoutes)
         times.Add(sw.Elapsed.TotalMilliseconds);
         if (Environment.GetEnvironmentVariable("RTT_BENCH_PHASES") == "1")
         {
+            Console.WriteLine("    parts: " + string.Join(" ", Planner.TmpT.Take(16).Select((t, i) => $"{i}:{t:0.0}")));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    change: inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {sw.Elapsed.TotalMilliseconds - tCompute:0.0} ms"));
         }
 
@@ -215,6 +221,14 @@ if (args.Contains("--no-hard"))
 }
 
 static JsonObject Node(string id, double cpu = 2_000_000) => new() { ["id"] = id, ["cpu_millis"] = cpu, ["memory_mb"] = 4_000_000 };
+
+// A full, blocking collection with finalizers run: what the plans before left behind is collected or promoted now.
+static void Settle()
+{
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    GC.Collect();
+}
 
 int Arg(string name, int fallback)
 {
