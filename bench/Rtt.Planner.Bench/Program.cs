@@ -144,7 +144,6 @@ if (largest.Routes is { } baseRoutes)
         var allocatedBefore = GC.GetAllocatedBytesForCurrentThread();
         var cpuBefore = ThreadCpu.Now();
         sw.Restart();
-        Array.Clear(Planner.TmpT);
         var changedInputs = PlanInputs.Build(changed, policy, topology, catalogue, basePlan);
         var tBuild = sw.Elapsed.TotalMilliseconds;
         var outcome = Planner.Compute(changedInputs);
@@ -153,7 +152,6 @@ if (largest.Routes is { } baseRoutes)
         times.Add(sw.Elapsed.TotalMilliseconds);
         if (Environment.GetEnvironmentVariable("RTT_BENCH_PHASES") == "1")
         {
-            Console.WriteLine("    parts: " + string.Join(" ", Planner.TmpT.Take(16).Select((t, i) => $"{i}:{t:0.0}")));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    change: inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {sw.Elapsed.TotalMilliseconds - tCompute:0.0} ms"));
         }
 
