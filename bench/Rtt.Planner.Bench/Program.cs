@@ -13,19 +13,21 @@ using Rtt.Planning;
 //   dotnet run -c Release --project bench/Rtt.Planner.Bench -- [--symbols 100000] [--runs 7] [--no-hard]
 // RTT_BENCH_ROUTES=100,1000 picks the cases (the workloads, drawn from one seeded generator, then differ from the
 // full run's); RTT_BENCH_PHASES=1 prints each run's phases. After the cases: a one-route change to the largest plan
-// (that plan as the base, one route's provider changed), and the heap a sealed plan of that size keeps alive. The process
+// (that plan as the base, one route's provider changed; --warmup rounds first, timed and shown apart: the planner's
+// methods are still partly in their first, unoptimised compilation), and the heap a sealed plan of that size keeps alive. The process
 // runs with the rtt host's garbage collector settings (src/RttHostGc.props: no background collections, objects up to
 // 2 MiB in generation 0), as `rtt plan` and a silo's auto-replan do. Before each timed plan the heap is collected in full
 // (as BenchmarkDotNet does between iterations): the plan made just before it (the change's base) leaves megabytes of kept
 // memos and plan that the next collection promotes, a cost of that plan, not of the one timed.
 if (args.Contains("--help"))
 {
-    Console.WriteLine("Rtt.Planner.Bench [--symbols N (100000)] [--runs N (7)] [--no-hard]; env RTT_BENCH_ROUTES=100,1000,10000, RTT_BENCH_PHASES=1");
+    Console.WriteLine("Rtt.Planner.Bench [--symbols N (100000)] [--runs N (7)] [--warmup N (3)] [--no-hard]; env RTT_BENCH_ROUTES=100,1000,10000, RTT_BENCH_PHASES=1");
     return;
 }
 
 var symbols = Arg("--symbols", 100_000);
 var runs = Arg("--runs", 7);
+var warmup = Arg("--warmup", 3); // rounds of the change (first plan, base, change) run before the timed ones
 var rnd = new Random(2026);
 var contracts = new List<SymbolContract>(symbols);
 for (var i = 0; i < symbols; i++)
@@ -128,15 +130,16 @@ if (largest.Routes is { } baseRoutes)
     var times = new List<double>();
     var cpu = new List<double>();
     var cold = new List<double>();
+    var warming = new List<double>();
     string? id = null;
     JsonObject? changedPlan = null;
     long changeAllocated = 0;
-    for (var run = 0; run < runs; run++)
+    for (var run = 0; run < warmup + runs; run++)
     {
         Planner.ForgetCanonicalBytes();
         var sw = Stopwatch.StartNew();
         var coldId = (string)Planner.Seal(Planner.Compute(PlanInputs.Build(changed, policy, topology, catalogue, basePlan)), key)["plan_id"]!;
-        cold.Add(sw.Elapsed.TotalMilliseconds);
+        var coldTime = sw.Elapsed.TotalMilliseconds;
 
         Planner.ForgetCanonicalBytes();
         Planner.Seal(Planner.Compute(PlanInputs.Build(baseRoutes, policy, topology, catalogue, null)), key); // the base, planned in this process
@@ -149,13 +152,24 @@ if (largest.Routes is { } baseRoutes)
         var outcome = Planner.Compute(changedInputs);
         var tCompute = sw.Elapsed.TotalMilliseconds;
         changedPlan = Planner.Seal(outcome, key);
-        times.Add(sw.Elapsed.TotalMilliseconds);
+        var time = sw.Elapsed.TotalMilliseconds;
+        var cpuTime = (ThreadCpu.Now() - cpuBefore) / 1e6;
         if (Environment.GetEnvironmentVariable("RTT_BENCH_PHASES") == "1")
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    change: inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {sw.Elapsed.TotalMilliseconds - tCompute:0.0} ms"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    change{(run < warmup ? " (warm-up)" : "")}: inputs {tBuild:0.0} ms, compute {tCompute - tBuild:0.0} ms, seal {time - tCompute:0.0} ms"));
         }
 
-        cpu.Add((ThreadCpu.Now() - cpuBefore) / 1e6);
+        if (run < warmup)
+        {
+            warming.Add(time); // the planner's methods still partly in their first, unoptimised compilation
+        }
+        else
+        {
+            times.Add(time);
+            cpu.Add(cpuTime);
+            cold.Add(coldTime);
+        }
+
         changeAllocated = GC.GetAllocatedBytesForCurrentThread() - allocatedBefore;
         if ((id is not null && id != (string)changedPlan["plan_id"]!) || coldId != (string)changedPlan["plan_id"]!)
         {
@@ -169,7 +183,7 @@ if (largest.Routes is { } baseRoutes)
     cpu.Sort();
     cold.Sort();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"one-route change to a {largest.Count}-route base: p50 {times[runs / 2]:0.0} ms (min {times[0]:0.0}, max {times[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms); baseline: the same change as a first plan p50 {cold[runs / 2]:0.0} ms, same plan_id; {changeAllocated / (1 << 20)} MiB allocated; {changedPlan!["routes_add"]!.AsArray().Count} added, {changedPlan["routes_remove"]!.AsArray().Count} removed, {changedPlan["moves"]!.AsArray().Count} moved; {id}"));
+        $"one-route change to a {largest.Count}-route base: p50 {times[runs / 2]:0.0} ms (min {times[0]:0.0}, max {times[^1]:0.0}; thread CPU p50 {cpu[runs / 2]:0.0} ms; after {warmup} warm-up rounds of {string.Join(" / ", warming.Select(w => w.ToString("0.0", CultureInfo.InvariantCulture)))} ms); baseline: the same change as a first plan p50 {cold[runs / 2]:0.0} ms, same plan_id; {changeAllocated / (1 << 20)} MiB allocated; {changedPlan!["routes_add"]!.AsArray().Count} added, {changedPlan["routes_remove"]!.AsArray().Count} removed, {changedPlan["moves"]!.AsArray().Count} moved; {id}"));
 
     // What one sealed plan of this size keeps alive (its nodes, and the parsed text behind them), measured as the heap that
     // full collections give back when it is let go (not the heap before and after making it: pools and caches the planning
