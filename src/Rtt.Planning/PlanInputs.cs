@@ -25,6 +25,14 @@ public sealed record RouteSpec(int Index, string From, string To, string RangeTe
 
     /// <summary>The number <see cref="PlanInputs.SymbolNames"/> gives the provider, or -1 when no contract has its address.</summary>
     public int ToId { get; internal set; } = -1;
+
+    /// <summary>Equal routes have equal members and numbers (<see cref="Key"/>, written when first read, is not compared).</summary>
+    public bool Equals(RouteSpec? other) => ReferenceEquals(this, other) || (other is not null && Index == other.Index && From == other.From
+        && To == other.To && RangeText == other.RangeText && Equals(Range, other.Range) && BudgetUs == other.BudgetUs
+        && RateHz.Equals(other.RateHz) && Priority == other.Priority && FromId == other.FromId && ToId == other.ToId);
+
+    /// <summary>Of the members that do not change once the route is read (not its numbers).</summary>
+    public override int GetHashCode() => HashCode.Combine(Index, From, To, RangeText, BudgetUs, RateHz, Priority);
 }
 
 /// <summary>What the planner knows of one version of a symbol.</summary>

@@ -177,6 +177,19 @@ public sealed class PlannerTests
     }
 
     [Fact]
+    public void Routes_are_equal_by_their_members_whether_or_not_their_key_was_written()
+    {
+        RouteSpec Make(int priority = 1) => new(3, "rtt://a/x/a", "rtt://b/x/b", "^1.0.0", PlanInputs.ParseRange("^1.0.0", "x"), 100, 50, priority);
+        var (read, unread) = (Make(), Make());
+        Assert.Equal("rtt://a/x/a -> rtt://b/x/b", read.Key);
+        Assert.Equal(read, unread);
+        Assert.Equal(read.GetHashCode(), unread.GetHashCode());
+        Assert.NotEqual(read, Make(priority: 2));
+        unread.ToId = 7;
+        Assert.NotEqual(read, unread);
+    }
+
+    [Fact]
     public void Ilp_admits_by_priority_when_not_everything_fits()
     {
         // One node fits two of three providers; the high-priority route must win even though it comes last.
