@@ -64,8 +64,7 @@ internal static class Placement
         var (cpu, memory) = greedy.Demand!.Value; // demand of each symbol: the largest over the versions its routes use (Demands)
 
         var (ids, symbols, placedOn, _) = greedy.Sorted!.Value; // the greedy pass's placement, in symbol order
-        // Capacity used outside the model, by node number (the greedy pass's node names are the topology's own strings: found
-        // by reference first), summed in symbol order.
+        // Capacity used outside the model, by node number, summed in symbol order.
         var nodes = inputs.Nodes;
         var (usedCpu, usedMemory) = (new double[nodes.Count], new double[nodes.Count]);
         for (var i = 0; i < symbols.Length; i++)
@@ -128,17 +127,9 @@ internal static class Placement
         };
     }
 
-    // The number of the node with this id (one of them).
+    // The number of the node with this id (one of them; string equality finds the topology's own strings by reference first).
     private static int NodeNumber(IReadOnlyList<NumaNodeSpec> nodes, string id)
     {
-        for (var n = 0; n < nodes.Count; n++)
-        {
-            if (ReferenceEquals(nodes[n].Id, id))
-            {
-                return n;
-            }
-        }
-
         for (var n = 0; n < nodes.Count; n++)
         {
             if (nodes[n].Id == id)

@@ -183,9 +183,9 @@ public sealed class PlanInputs
     private BaseIndex? _baseIndex;
 
     /// <summary><c>sha256:</c> of the canonical inputs (independent of file names, order and signing keys).</summary>
-    public string Hash => HashTask.Result();
+    public string Hash => HashWork.Result();
 
-    private Beside<string> HashTask { get; init; } = null!;
+    private Beside<string> HashWork { get; init; } = null!;
 
     /// <summary><c>sha256:</c> of the tuned profile whose lane p99s were used, or null (docs/autotune.md).</summary>
     public string? TunedProfile { get; init; }
@@ -552,7 +552,7 @@ public sealed class PlanInputs
             PolicySource = policySource,
             TunedProfile = tuned?.Hash,
             TunedSettings = tuned?.Settings,
-            HashTask = hash,
+            HashWork = hash,
             Memos = memos,
         };
     }
